@@ -1,0 +1,158 @@
+package connectors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/routes/bus"
+	"github.com/shanghai-mca/mzhub/store"
+)
+
+// Message is what sources emit and sinks deliver; it is the bus message.
+type Message = bus.Message
+
+// Emit hands messages from a source to the hub. It returns nil only once the
+// messages are durably on the bus (or fully delivered); only then may the
+// source acknowledge its partner (move the file, ack the request, ...).
+type Emit func(ctx context.Context, msgs ...Message) error
+
+// Source brings data in from a partner.
+type Source interface {
+	// Run polls or listens until ctx is done, calling emit for what arrives.
+	// It acknowledges its partner only after emit returned nil, so a crash
+	// between the two leads to redelivery, never loss. Run returns nil when
+	// ctx is done and an error only for a fault it cannot recover from.
+	Run(ctx context.Context, emit Emit) error
+}
+
+// Sink delivers data out to a partner.
+type Sink interface {
+	// Send delivers msg. It must be idempotent on msg.IdempotencyKey (use the
+	// partner's idempotent key or the hub's delivery ledger): the hub may call
+	// it again for the same message after a crash or a retry. Wrap errors that
+	// retrying cannot fix with Permanent.
+	Send(ctx context.Context, msg Message) error
+}
+
+// Events receives exchange events; the monitor's writer implements it.
+// Emit never blocks or fails the caller.
+type Events interface {
+	Emit(ev monitor.Event)
+}
+
+// Deps is what the hub hands to every connector.
+type Deps struct {
+	// Logger is already scoped to the connector (logger.With("connector", name)).
+	Logger *slog.Logger
+	// Metrics is the registerer of the hub's own registry (never the global one).
+	Metrics prometheus.Registerer
+	// Store is the state database.
+	Store *store.DB
+	// Clock tells the time; tests use a fake.
+	Clock clock.Clock
+	// Events receives monitor events.
+	Events Events
+	// DataDir is a directory the connector may use for local files.
+	DataDir string
+}
+
+// Spec describes a connector kind.
+type Spec struct {
+	// Name is the kind used in config files (e.g. "bank", "sftp").
+	Name string
+	// Summary is one line for docs.
+	Summary string
+	// NewConfig returns a pointer to a config value with defaults filled in;
+	// the hub decodes the partner's YAML into it strictly.
+	NewConfig func() any
+	// NewSource builds a source from a decoded config; nil if the kind has none.
+	NewSource func(cfg any, deps Deps) (Source, error)
+	// NewSink builds a sink from a decoded config; nil if the kind has none.
+	NewSink func(cfg any, deps Deps) (Sink, error)
+}
+
+// Registry maps connector kind names to specs.
+type Registry struct {
+	mu    sync.RWMutex
+	specs map[string]Spec
+}
+
+// NewRegistry returns an empty registry. Tests build their own.
+func NewRegistry() *Registry { return &Registry{specs: map[string]Spec{}} }
+
+// Register adds a spec; a duplicate or empty name is an error.
+func (r *Registry) Register(s Spec) error {
+	if s.Name == "" {
+		return ErrNoName
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.specs[s.Name]; dup {
+		return fmt.Errorf("connectors: %q: %w", s.Name, ErrDuplicate)
+	}
+	r.specs[s.Name] = s
+	return nil
+}
+
+// Lookup returns the spec of a kind.
+func (r *Registry) Lookup(name string) (Spec, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	s, ok := r.specs[name]
+	if !ok {
+		return Spec{}, fmt.Errorf("connectors: %q: %w", name, ErrUnknown)
+	}
+	return s, nil
+}
+
+// Names lists the registered kinds, sorted.
+func (r *Registry) Names() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]string, 0, len(r.specs))
+	for n := range r.specs {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// builtin is the init-time registry of built-in connectors.
+var builtin = NewRegistry()
+
+// Register adds a built-in connector kind. It is called from init; a
+// duplicate name is a programmer error and panics at start-up.
+func Register(s Spec) {
+	if err := builtin.Register(s); err != nil {
+		panic(err)
+	}
+}
+
+// Builtin returns the registry of built-in connectors.
+func Builtin() *Registry { return builtin }
+
+// Sentinel errors of the registry and of sinks.
+var (
+	ErrDuplicate = errors.New("duplicate connector name")
+	ErrUnknown   = errors.New("unknown connector kind")
+	ErrNoName    = errors.New("connectors: spec without a name")
+	// ErrPermanent marks an error that retrying cannot fix (bad request,
+	// rejected record); routes dead-letter it without further attempts.
+	ErrPermanent = errors.New("permanent failure")
+)
+
+// Permanent wraps err so that errors.Is(err, ErrPermanent) holds.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrPermanent, err)
+}

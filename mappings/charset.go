@@ -1,0 +1,244 @@
+package mappings
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/simplifiedchinese"
+)
+
+// Charset names accepted in layouts.
+const (
+	CharsetUTF8    = "UTF-8"
+	CharsetGBK     = "GBK"
+	CharsetGB18030 = "GB18030"
+)
+
+// codec converts between a file charset and UTF-8. Appending methods reuse
+// the caller's buffers so that the hot path does not allocate.
+type codec interface {
+	// decode appends the UTF-8 form of src to dst. It fails with
+	// ErrSplitMultibyte when src ends inside a multibyte character.
+	decode(dst, src []byte) ([]byte, error)
+	// encode appends the charset form of s to dst.
+	encode(dst []byte, s string) ([]byte, error)
+	// charLen returns the byte length of the character starting at src[0]
+	// (0 if src is empty, -1 if src is cut inside the character).
+	charLen(src []byte) int
+	// name is the canonical charset name.
+	name() string
+}
+
+func codecFor(name string) (codec, error) {
+	switch strings.ToUpper(strings.ReplaceAll(name, "_", "-")) {
+	case "", "UTF-8", "UTF8":
+		return utf8Codec{}, nil
+	case "GBK", "CP936":
+		return gbkTables(false), nil
+	case "GB18030":
+		return gbkTables(true), nil
+	}
+	return nil, fmt.Errorf("%w: unknown charset %q (want GBK, GB18030 or UTF-8)", ErrSpec, name)
+}
+
+type utf8Codec struct{}
+
+func (utf8Codec) name() string { return CharsetUTF8 }
+
+func (utf8Codec) decode(dst, src []byte) ([]byte, error) {
+	for i := 0; i < len(src); {
+		b := src[i]
+		if b < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if !utf8.FullRune(src[i:]) {
+			return dst, ErrSplitMultibyte
+		}
+		r, n := utf8.DecodeRune(src[i:])
+		if r == utf8.RuneError && n == 1 {
+			return dst, fmt.Errorf("%w: invalid UTF-8 at byte %d", ErrField, i)
+		}
+		i += n
+	}
+	return append(dst, src...), nil
+}
+
+func (utf8Codec) encode(dst []byte, s string) ([]byte, error) { return append(dst, s...), nil }
+
+func (utf8Codec) charLen(src []byte) int {
+	if len(src) == 0 {
+		return 0
+	}
+	if src[0] < utf8.RuneSelf {
+		return 1
+	}
+	if !utf8.FullRune(src) {
+		return -1
+	}
+	_, n := utf8.DecodeRune(src)
+	return n
+}
+
+// gbkCodec decodes and encodes GBK or GB18030 with lookup tables built once
+// from golang.org/x/text. Two-byte sequences go through the tables; the rare
+// four-byte GB18030 sequences and single 0x80 fall back to x/text.
+type gbkCodec struct {
+	gb18030 bool
+	enc     encoding.Encoding
+	// dec2 maps (lead-0x81)*191 + (trail-0x40) to a rune (0 if invalid).
+	dec2 []rune
+	// enc2 maps a BMP rune to its two-byte code (0 if none).
+	enc2 []uint16
+}
+
+var (
+	gbkOnce, gb18030Once sync.Once
+	gbkCodecV, gb18030V  *gbkCodec
+)
+
+func gbkTables(gb18030 bool) *gbkCodec {
+	if gb18030 {
+		gb18030Once.Do(func() { gb18030V = buildGBK(true) })
+		return gb18030V
+	}
+	gbkOnce.Do(func() { gbkCodecV = buildGBK(false) })
+	return gbkCodecV
+}
+
+func buildGBK(gb18030 bool) *gbkCodec {
+	c := &gbkCodec{gb18030: gb18030, enc: simplifiedchinese.GBK}
+	if gb18030 {
+		c.enc = simplifiedchinese.GB18030
+	}
+	c.dec2 = make([]rune, 126*191)
+	c.enc2 = make([]uint16, 65536)
+	dec := c.enc.NewDecoder()
+	var src [2]byte
+	dst := make([]byte, 8)
+	for lead := 0x81; lead <= 0xFE; lead++ {
+		for trail := 0x40; trail <= 0xFE; trail++ {
+			if trail == 0x7F {
+				continue
+			}
+			src[0], src[1] = byte(lead), byte(trail)
+			dec.Reset()
+			n, _, err := dec.Transform(dst, src[:], true)
+			if err != nil {
+				continue
+			}
+			r, size := utf8.DecodeRune(dst[:n])
+			if r == utf8.RuneError || size != n {
+				continue
+			}
+			c.dec2[(lead-0x81)*191+trail-0x40] = r
+		}
+	}
+	// The encode table is taken from the x/text encoder itself, so that the
+	// fast path writes exactly what x/text would.
+	enc := c.enc.NewEncoder()
+	var rb [4]byte
+	out := make([]byte, 8)
+	for _, r := range c.dec2 {
+		if r == 0 || r > 0xFFFF || c.enc2[r] != 0 {
+			continue
+		}
+		n := utf8.EncodeRune(rb[:], r)
+		enc.Reset()
+		m, _, err := enc.Transform(out, rb[:n], true)
+		if err != nil || m != 2 {
+			continue
+		}
+		c.enc2[r] = uint16(out[0])<<8 | uint16(out[1])
+	}
+	return c
+}
+
+func (c *gbkCodec) name() string {
+	if c.gb18030 {
+		return CharsetGB18030
+	}
+	return CharsetGBK
+}
+
+func (c *gbkCodec) charLen(src []byte) int {
+	if len(src) == 0 {
+		return 0
+	}
+	b := src[0]
+	if b < 0x81 || b == 0xFF {
+		return 1
+	}
+	if len(src) < 2 {
+		return -1
+	}
+	if c.gb18030 && src[1] >= 0x30 && src[1] <= 0x39 {
+		if len(src) < 4 {
+			return -1
+		}
+		return 4
+	}
+	return 2
+}
+
+func (c *gbkCodec) decode(dst, src []byte) ([]byte, error) {
+	for i := 0; i < len(src); {
+		b := src[i]
+		if b < 0x80 {
+			dst = append(dst, b)
+			i++
+			continue
+		}
+		n := c.charLen(src[i:])
+		if n < 0 {
+			return dst, ErrSplitMultibyte
+		}
+		if n == 2 {
+			t := src[i+1]
+			if t >= 0x40 && t != 0x7F && t != 0xFF {
+				if r := c.dec2[int(b-0x81)*191+int(t-0x40)]; r != 0 {
+					dst = utf8.AppendRune(dst, r)
+					i += 2
+					continue
+				}
+			}
+		}
+		// Slow path: 0x80, four-byte GB18030, or an invalid sequence.
+		s, err := c.enc.NewDecoder().Bytes(src[i : i+n])
+		if err != nil || (len(s) == 3 && string(s) == "\uFFFD") {
+			return dst, fmt.Errorf("%w: invalid %s byte sequence at byte %d", ErrField, c.name(), i)
+		}
+		dst = append(dst, s...)
+		i += n
+	}
+	return dst, nil
+}
+
+func (c *gbkCodec) encode(dst []byte, s string) ([]byte, error) {
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			dst = append(dst, b)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r <= 0xFFFF {
+			if code := c.enc2[r]; code != 0 {
+				dst = append(dst, byte(code>>8), byte(code))
+				i += n
+				continue
+			}
+		}
+		out, err := c.enc.NewEncoder().Bytes([]byte(s[i : i+n]))
+		if err != nil || r == utf8.RuneError {
+			return dst, fmt.Errorf("%w: %q in %s", ErrEncode, r, c.name())
+		}
+		dst = append(dst, out...)
+		i += n
+	}
+	return dst, nil
+}

@@ -1,0 +1,28 @@
+package mappings
+
+import "errors"
+
+// Sentinel errors, matched with errors.Is.
+var (
+	// ErrSpec reports an invalid layout, mapping or code table file.
+	ErrSpec = errors.New("invalid mapping spec")
+	// ErrField reports a field value that cannot be decoded, encoded or
+	// does not pass a validator.
+	ErrField = errors.New("invalid field")
+	// ErrRecord reports a record that cannot be split into fields or whose
+	// kind cannot be determined.
+	ErrRecord = errors.New("invalid record")
+	// ErrSplitMultibyte reports a multibyte character cut by a field
+	// boundary (reading) or that would be cut by truncation (writing).
+	ErrSplitMultibyte = errors.New("multibyte character split at field boundary")
+	// ErrTooLong reports a value longer than its field.
+	ErrTooLong = errors.New("value longer than field")
+	// ErrEncode reports a character that the target charset cannot hold.
+	ErrEncode = errors.New("character not representable in charset")
+	// ErrTrailerMismatch reports a trailer (or summary header) whose count
+	// or total differs from the details.
+	ErrTrailerMismatch = errors.New("trailer does not match details")
+	// ErrRecordTooLarge reports a line or JSON/XML record above the
+	// reader's size limit.
+	ErrRecordTooLarge = errors.New("record too large")
+)

@@ -1,0 +1,79 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config selects the bus implementation.
+type Config struct {
+	// Kind is "local" (embedded, durable in the state database) or "pulsar".
+	Kind string `yaml:"kind"`
+	// Local tunes the embedded bus.
+	Local LocalConfig `yaml:"local"`
+	// Pulsar configures the Apache Pulsar bus (cluster profile).
+	Pulsar PulsarConfig `yaml:"pulsar"`
+}
+
+// LocalConfig tunes the embedded durable bus.
+type LocalConfig struct {
+	// CommitInterval is the longest a publish waits to share a commit with others.
+	CommitInterval time.Duration `yaml:"commit_interval"`
+	// MaxBatch caps the messages written in one commit.
+	MaxBatch int `yaml:"max_batch"`
+}
+
+// PulsarConfig configures the Pulsar bus.
+type PulsarConfig struct {
+	// URL of the broker service, e.g. pulsar://127.0.0.1:6650.
+	URL string `yaml:"url"`
+	// Tenant owning the hub's namespaces.
+	Tenant string `yaml:"tenant"`
+	// Namespace is the default namespace (one per business line is configured per route).
+	Namespace string `yaml:"namespace"`
+	// Token authenticates to the broker; set it with MZHUB_BUS_PULSAR_TOKEN.
+	Token string `yaml:"token"`
+	// OperationTimeout bounds producer and consumer operations.
+	OperationTimeout time.Duration `yaml:"operation_timeout"`
+	// MemoryLimitBytes caps the client's buffered messages.
+	MemoryLimitBytes int64 `yaml:"memory_limit_bytes"`
+}
+
+// DefaultConfig returns the embedded-profile defaults.
+func DefaultConfig() Config {
+	return Config{
+		Kind:  "local",
+		Local: LocalConfig{CommitInterval: 2 * time.Millisecond, MaxBatch: 512},
+		Pulsar: PulsarConfig{
+			Tenant:           "mzhub",
+			Namespace:        "exchange",
+			OperationTimeout: 30 * time.Second,
+			MemoryLimitBytes: 64 << 20,
+		},
+	}
+}
+
+// Validate reports every problem at once. It does no I/O.
+func (c Config) Validate() error {
+	var errs []error
+	switch c.Kind {
+	case "local":
+		if c.Local.MaxBatch < 1 {
+			errs = append(errs, fmt.Errorf("bus.local.max_batch: %d: must be at least 1", c.Local.MaxBatch))
+		}
+		if c.Local.CommitInterval < 0 {
+			errs = append(errs, errors.New("bus.local.commit_interval: must not be negative"))
+		}
+	case "pulsar":
+		if c.Pulsar.URL == "" {
+			errs = append(errs, errors.New("bus.pulsar.url: required for kind pulsar"))
+		}
+		if c.Pulsar.Tenant == "" || c.Pulsar.Namespace == "" {
+			errs = append(errs, errors.New("bus.pulsar.tenant and bus.pulsar.namespace: required for kind pulsar"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("bus.kind: %q: want local or pulsar", c.Kind))
+	}
+	return errors.Join(errs...)
+}

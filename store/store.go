@@ -1,0 +1,158 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
+)
+
+// Dialect names the SQL dialect of a DB.
+type Dialect string
+
+// The supported dialects.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// DB is the state database. It embeds *sql.DB, so callers use the standard
+// database/sql API; write portable SQL with `?` placeholders and pass it
+// through Rebind. It is safe for concurrent use.
+type DB struct {
+	*sql.DB
+	dialect Dialect
+	where   string
+}
+
+// Open opens (and for SQLite creates) the state database described by cfg and
+// checks that it answers. It does not migrate: each component calls Migrate
+// for its own schema.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	switch cfg.Driver {
+	case "sqlite":
+		return openSQLite(ctx, cfg)
+	case "postgres":
+		return openPostgres(ctx, cfg)
+	}
+	return nil, fmt.Errorf("store: open %q: %w", cfg.Driver, ErrUnknownDriver)
+}
+
+func openSQLite(ctx context.Context, cfg Config) (*DB, error) {
+	if dir := filepath.Dir(cfg.Path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("store: create directory for %s: %w", cfg.Path, err)
+		}
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(cfg.BusyTimeout.Milliseconds(), 10)+")")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + cfg.Path + "?" + q.Encode()
+	sqldb, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open sqlite %s: %w", cfg.Path, err)
+	}
+	// One writer at a time is SQLite's model; a few connections let readers
+	// proceed beside it in WAL mode.
+	sqldb.SetMaxOpenConns(4)
+	sqldb.SetMaxIdleConns(4)
+	sqldb.SetConnMaxLifetime(0)
+	db := &DB{DB: sqldb, dialect: SQLite, where: cfg.Path}
+	if err := db.PingContext(ctx); err != nil {
+		_ = sqldb.Close()
+		return nil, fmt.Errorf("store: ping sqlite %s: %w", cfg.Path, err)
+	}
+	return db, nil
+}
+
+func openPostgres(ctx context.Context, cfg Config) (*DB, error) {
+	sqldb, err := sql.Open("pgx", cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("store: open postgres: %w", err)
+	}
+	sqldb.SetMaxOpenConns(cfg.MaxOpenConns)
+	sqldb.SetMaxIdleConns(cfg.MaxOpenConns)
+	db := &DB{DB: sqldb, dialect: Postgres, where: redactDSN(cfg.DSN)}
+	if err := db.PingContext(ctx); err != nil {
+		_ = sqldb.Close()
+		return nil, fmt.Errorf("store: ping postgres %s: %w", db.where, err)
+	}
+	return db, nil
+}
+
+// redactDSN removes the password from a PostgreSQL URL for messages.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return "postgres"
+	}
+	u.User = url.User(u.User.Username())
+	return u.Redacted()
+}
+
+// Dialect tells which SQL dialect the database speaks.
+func (db *DB) Dialect() Dialect { return db.dialect }
+
+// String names the database for logs (path or DSN without password).
+func (db *DB) String() string { return string(db.dialect) + ":" + db.where }
+
+// Rebind turns `?` placeholders into the dialect's form ($1, $2, … for
+// PostgreSQL). Question marks inside single-quoted literals are left alone.
+func (db *DB) Rebind(query string) string {
+	if db.dialect != Postgres {
+		return query
+	}
+	return rebindDollar(query)
+}
+
+func rebindDollar(query string) string {
+	var b strings.Builder
+	b.Grow(len(query) + 8)
+	n := 0
+	inQuote := false
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		switch {
+		case c == '\'':
+			inQuote = !inQuote
+			b.WriteByte(c)
+		case c == '?' && !inQuote:
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// InTx runs fn in a transaction, committing when fn returns nil and rolling
+// back otherwise.
+func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
