@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/hub"
+)
+
+// TestMain lets tests re-execute this test binary as the real mzhub binary
+// (MZHUB_TEST_AS_MAIN=1), so signal handling is tested on a real process.
+func TestMain(m *testing.M) {
+	if os.Getenv("MZHUB_TEST_AS_MAIN") == "1" {
+		os.Args = append([]string{"mzhub"}, strings.Fields(os.Getenv("MZHUB_TEST_ARGS"))...)
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	env := &cliEnv{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }, Logger: hub.NewLogger(&errb, "info", "text")}
+	code := dispatch(context.Background(), env, args)
+	return code, out.String(), errb.String()
+}
+
+func TestHelpOnEveryCommand(t *testing.T) {
+	for name := range commands {
+		t.Run(name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, name, "--help")
+			if code != 0 {
+				t.Fatalf("%s --help exited %d", name, code)
+			}
+			if !strings.Contains(stderr, "Usage") && !strings.Contains(stderr, "usage") && !strings.Contains(stderr, "-") {
+				t.Fatalf("%s --help printed no usage: %q", name, stderr)
+			}
+		})
+	}
+	if code, _, _ := runCLI(t, "no-such-command"); code != 2 {
+		t.Fatalf("unknown command exited %d, want 2", code)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runCLI(t, "version")
+	if code != 0 || !strings.Contains(out, "go:") || !strings.Contains(out, "platform:") || !strings.Contains(out, "commit:") {
+		t.Fatalf("version = %d %q", code, out)
+	}
+}
+
+func TestLintShippedConfigs(t *testing.T) {
+	code, out, stderr := runCLI(t, "lint", "../../configs")
+	if code != 0 {
+		t.Fatalf("lint configs/ exited %d:\n%s%s", code, out, stderr)
+	}
+}
+
+func TestLintBrokenFileNamesFileLineAndProblem(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "hub.yaml")
+	if err := os.WriteFile(bad, []byte("profile: embedded\nhttp:\n  listen: 127.0.0.1:1\nstore:\n  drivr: sqlite\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	broken := filepath.Join(dir, "broken.yml")
+	if err := os.WriteFile(broken, []byte("a: [1, 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := runCLI(t, "lint", dir)
+	if code != 1 {
+		t.Fatalf("lint exited %d, want 1", code)
+	}
+	for _, want := range []string{bad + ":5:", "drivr", broken + ":"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("lint output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child process")
+	}
+	dir := t.TempDir()
+	addr := freePort(t)
+	cfg := filepath.Join(dir, "mzhub.yaml")
+	body := fmt.Sprintf("profile: embedded\ndata_dir: %s\nlog:\n  format: json\nhttp:\n  listen: %s\n  shutdown_timeout: 5s\nstore:\n  path: %s\nmonitor:\n  sqlite_path: %s\nsecurity:\n  key_dir: %s\npaths:\n  partners: %s\n  routes: %s\n  mappings: %s\n",
+		dir, addr, filepath.Join(dir, "state.db"), filepath.Join(dir, "monitor.db"), filepath.Join(dir, "keys"),
+		"../../configs/partners", "../../configs/routes", "../../configs/mappings")
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "MZHUB_TEST_AS_MAIN=1", "MZHUB_TEST_ARGS=serve --config "+cfg)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logs := make(chan string, 1)
+	go func() {
+		var b strings.Builder
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			b.WriteString(sc.Text() + "\n")
+		}
+		logs <- b.String()
+	}()
+	defer cmd.Process.Kill()
+	deadline := time.Now().Add(30 * time.Second)
+	var ok bool
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				ok = true
+				break
+			}
+			t.Logf("readyz %d: %s", resp.StatusCode, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !ok {
+		_ = cmd.Process.Kill()
+		t.Fatalf("serve never became ready:\n%s", <-logs)
+	}
+	for _, p := range []string{"/healthz", "/metrics"} {
+		resp, err := http.Get("http://" + addr + p)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %v %v", p, resp, err)
+		}
+		resp.Body.Close()
+	}
+	t0 := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	werr := make(chan error, 1)
+	go func() { werr <- cmd.Wait() }()
+	select {
+	case err := <-werr:
+		if err != nil {
+			t.Fatalf("serve exited with %v after SIGTERM:\n%s", err, <-logs)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop within 10s of SIGTERM")
+	}
+	out := <-logs
+	if !strings.Contains(out, `"msg":"stopped"`) {
+		t.Fatalf("no clean stop in logs:\n%s", out)
+	}
+	t.Logf("stopped %s after SIGTERM", time.Since(t0).Round(time.Millisecond))
+}

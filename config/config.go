@@ -1,0 +1,224 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/routes/bus"
+	"github.com/shanghai-mca/mzhub/security"
+	"github.com/shanghai-mca/mzhub/store"
+)
+
+// Config is the whole configuration of one mzhub process.
+type Config struct {
+	// Profile is "embedded" (SQLite state, local bus, SQLite monitor; one
+	// process) or "cluster" (PostgreSQL, Pulsar, ClickHouse; N replicas).
+	Profile string `yaml:"profile"`
+	// Node names this process in events and logs; defaults to the host name.
+	Node string `yaml:"node"`
+	// DataDir holds local files (state database, keys, spool, file staging)
+	// unless a more specific path is set. Relative paths in this file are
+	// relative to the working directory.
+	DataDir string `yaml:"data_dir"`
+	// Log configures structured logging.
+	Log LogConfig `yaml:"log"`
+	// HTTP configures the single listener (health, metrics, partner API, console).
+	HTTP HTTPConfig `yaml:"http"`
+	// Store is the state database.
+	Store store.Config `yaml:"store"`
+	// Bus carries messages between sources and sinks.
+	Bus bus.Config `yaml:"bus"`
+	// Monitor records exchange events and serves the console.
+	Monitor monitor.Config `yaml:"monitor"`
+	// Security configures keys and access control.
+	Security security.Config `yaml:"security"`
+	// Paths locates partner, route and mapping files.
+	Paths PathsConfig `yaml:"paths"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is "json" (production), "text" or "auto" (text on a terminal, JSON otherwise).
+	Format string `yaml:"format"`
+}
+
+// HTTPConfig configures the HTTP listener.
+type HTTPConfig struct {
+	// Listen is the address to listen on (host:port). Use 127.0.0.1 unless a
+	// reverse proxy or load balancer fronts the hub.
+	Listen string `yaml:"listen"`
+	// ShutdownTimeout bounds graceful shutdown: in-flight requests get this long to finish.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// ReadHeaderTimeout bounds reading request headers (slowloris protection).
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// MaxBodyBytes is the largest request body accepted by the partner API.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// TLSCertFile and TLSKeyFile enable HTTPS when both are set.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	// TLSKeyFile is the private key of TLSCertFile.
+	TLSKeyFile string `yaml:"tls_key_file"`
+}
+
+// PathsConfig locates the declarative files.
+type PathsConfig struct {
+	// Partners is the directory of partner files (configs/partners).
+	Partners string `yaml:"partners"`
+	// Routes is the directory of route files (configs/routes).
+	Routes string `yaml:"routes"`
+	// Mappings is the directory of layouts, mappings and code tables (configs/mappings).
+	Mappings string `yaml:"mappings"`
+}
+
+// Default returns the embedded-profile defaults.
+func Default() Config {
+	return Config{
+		Profile: "embedded",
+		DataDir: "data",
+		Log:     LogConfig{Level: "info", Format: "auto"},
+		HTTP: HTTPConfig{
+			Listen:            "127.0.0.1:8470",
+			ShutdownTimeout:   15 * time.Second,
+			ReadHeaderTimeout: 10 * time.Second,
+			MaxBodyBytes:      1 << 20,
+		},
+		Store:    store.DefaultConfig(),
+		Bus:      bus.DefaultConfig(),
+		Monitor:  monitor.DefaultConfig(),
+		Security: security.DefaultConfig(),
+		Paths:    PathsConfig{Partners: "configs/partners", Routes: "configs/routes", Mappings: "configs/mappings"},
+	}
+}
+
+// Validate reports every problem at once. It does no I/O.
+func (c Config) Validate() error {
+	var errs []error
+	switch c.Profile {
+	case "embedded", "cluster":
+	default:
+		errs = append(errs, fmt.Errorf("profile: %q: want embedded or cluster", c.Profile))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: %q: want debug, info, warn or error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "json", "text", "auto":
+	default:
+		errs = append(errs, fmt.Errorf("log.format: %q: want json, text or auto", c.Log.Format))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("http.listen: %q: %w", c.HTTP.Listen, err))
+	}
+	if c.HTTP.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("http.shutdown_timeout: must be positive"))
+	}
+	if c.HTTP.ReadHeaderTimeout <= 0 {
+		errs = append(errs, errors.New("http.read_header_timeout: must be positive"))
+	}
+	if c.HTTP.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("http.max_body_bytes: %d: must be at least 1024", c.HTTP.MaxBodyBytes))
+	}
+	if (c.HTTP.TLSCertFile == "") != (c.HTTP.TLSKeyFile == "") {
+		errs = append(errs, errors.New("http.tls_cert_file and http.tls_key_file: set both or neither"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir: required"))
+	}
+	if c.Profile == "cluster" {
+		if c.Store.Driver != "postgres" {
+			errs = append(errs, fmt.Errorf("store.driver: %q: the cluster profile needs postgres (replicas share state)", c.Store.Driver))
+		}
+		if c.Bus.Kind == "local" {
+			errs = append(errs, errors.New("bus.kind: local: the cluster profile needs pulsar (replicas share the bus)"))
+		}
+	}
+	for _, sub := range []error{c.Store.Validate(), c.Bus.Validate(), c.Monitor.Validate(), c.Security.Validate()} {
+		if sub != nil {
+			errs = append(errs, sub)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Load reads the file at path (the embedded default when path is empty),
+// applies environment overrides from getenv and validates the result.
+func Load(path string, getenv func(string) string) (Config, error) {
+	var data []byte
+	name := "configs/mzhub.yaml (built in)"
+	if path == "" {
+		data = DefaultFile
+	} else {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("config: %w", err)
+		}
+		data, name = b, path
+	}
+	cfg, err := Decode(name, bytes.NewReader(data))
+	if err != nil {
+		return Config{}, err
+	}
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if err := ApplyEnv(&cfg, getenv); err != nil {
+		return Config{}, fmt.Errorf("config: %s: %w", name, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("config: %s: invalid:\n%w", name, err)
+	}
+	return cfg, nil
+}
+
+// Decode strictly decodes YAML onto the defaults: unknown keys, wrong types
+// and several documents are errors that name the line. It does not validate.
+func Decode(name string, r io.Reader) (Config, error) {
+	cfg := Default()
+	dec := yaml.NewDecoder(r)
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		if errors.Is(err, io.EOF) {
+			return cfg, nil
+		}
+		return Config{}, fmt.Errorf("config: %s: %w", name, err)
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("config: %s: %w", name, ErrMultipleDocuments)
+	}
+	return cfg, nil
+}
+
+// ErrMultipleDocuments is returned for a config file with more than one YAML document.
+var ErrMultipleDocuments = errors.New("more than one YAML document")
+
+// Resolve makes relative paths absolute against base (usually the working
+// directory) so that components need not care where the process started.
+func (c *Config) Resolve(base string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	abs(&c.DataDir)
+	abs(&c.Store.Path)
+	abs(&c.Monitor.SQLitePath)
+	abs(&c.Security.KeyDir)
+	abs(&c.Paths.Partners)
+	abs(&c.Paths.Routes)
+	abs(&c.Paths.Mappings)
+	abs(&c.HTTP.TLSCertFile)
+	abs(&c.HTTP.TLSKeyFile)
+}

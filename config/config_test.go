@@ -1,0 +1,127 @@
+package config
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func noEnv(string) string { return "" }
+
+func TestLoadShippedProfiles(t *testing.T) {
+	for _, name := range []string{"../configs/mzhub.yaml", "../configs/cluster.yaml"} {
+		t.Run(filepath.Base(name), func(t *testing.T) {
+			if _, err := Load(name, noEnv); err != nil {
+				t.Fatalf("Load(%s): %v", name, err)
+			}
+		})
+	}
+	t.Run("built-in default", func(t *testing.T) {
+		cfg, err := Load("", noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Profile != "embedded" || cfg.Store.Driver != "sqlite" || cfg.Bus.Kind != "local" {
+			t.Fatalf("default profile = %s/%s/%s, want embedded/sqlite/local", cfg.Profile, cfg.Store.Driver, cfg.Bus.Kind)
+		}
+	})
+}
+
+func TestLoadBadFiles(t *testing.T) {
+	tests := []struct {
+		file string
+		want []string // substrings that must all appear in the error
+	}{
+		{"unknown_key.bad.yml", []string{"line 4", "listne", "not found"}},
+		{"wrong_type.bad.yml", []string{"line 3", "soon"}},
+		{"invalid_values.bad.yml", []string{`profile: "galaxy"`, `log.level: "loud"`, `http.listen: "nowhere"`, `store.driver: "oracle"`}},
+		{"cluster_sqlite.bad.yml", []string{"cluster profile needs postgres", "cluster profile needs pulsar"}},
+		{"two_docs.bad.yml", []string{"more than one YAML document"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			_, err := Load(filepath.Join("testdata", tt.file), noEnv)
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if !strings.Contains(err.Error(), tt.file) {
+				t.Errorf("error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+func TestDefaultsFillUnsetKeys(t *testing.T) {
+	cfg, err := Load("testdata/minimal.yml", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP.Listen != "127.0.0.1:9100" {
+		t.Errorf("listen = %q", cfg.HTTP.Listen)
+	}
+	if cfg.HTTP.ShutdownTimeout != 15*time.Second || cfg.Store.Path != "data/mzhub.db" {
+		t.Errorf("defaults not applied: %+v", cfg.HTTP)
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	env := map[string]string{
+		"MZHUB_STORE_DRIVER":                "postgres",
+		"MZHUB_STORE_DSN":                   "postgres://u:secret@db:5432/mzhub",
+		"MZHUB_HTTP_SHUTDOWN_TIMEOUT":       "3s",
+		"MZHUB_HTTP_MAX_BODY_BYTES":         "4096",
+		"MZHUB_MONITOR_CLICKHOUSE_PASSWORD": "pw",
+	}
+	cfg, err := Load("", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Store.Driver != "postgres" || cfg.Store.DSN != env["MZHUB_STORE_DSN"] || cfg.HTTP.ShutdownTimeout != 3*time.Second ||
+		cfg.HTTP.MaxBodyBytes != 4096 || cfg.Monitor.ClickHouse.Password != "pw" {
+		t.Fatalf("overrides not applied: %+v", cfg)
+	}
+	_, err = Load("", func(k string) string {
+		if k == "MZHUB_HTTP_SHUTDOWN_TIMEOUT" {
+			return "forever"
+		}
+		return ""
+	})
+	if err == nil || !strings.Contains(err.Error(), "MZHUB_HTTP_SHUTDOWN_TIMEOUT") {
+		t.Fatalf("bad override error = %v, want one naming the variable", err)
+	}
+}
+
+func TestReferenceGolden(t *testing.T) {
+	got, err := Reference("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := "../docs/config-reference.md"
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./config -update)", err)
+	}
+	if string(want) != got {
+		t.Fatalf("%s is stale: run go test ./config -update", golden)
+	}
+	for _, key := range []string{"`store.dsn`", "`MZHUB_STORE_DSN`", "`http.listen`", "`bus.pulsar.url`", "`monitor.clickhouse.addr`"} {
+		if !strings.Contains(got, key) {
+			t.Errorf("reference lacks %s", key)
+		}
+	}
+}

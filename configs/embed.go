@@ -1,0 +1,16 @@
+// Package configs embeds the shipped configuration files so the binary runs
+// its embedded default profile from any directory.
+package configs
+
+import _ "embed"
+
+// Embedded is the embedded profile (mzhub.yaml), the default when no
+// --config is given.
+//
+//go:embed mzhub.yaml
+var Embedded []byte
+
+// Cluster is the cluster profile (cluster.yaml).
+//
+//go:embed cluster.yaml
+var Cluster []byte

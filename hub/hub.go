@@ -1,0 +1,320 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/config"
+	"github.com/shanghai-mca/mzhub/store"
+)
+
+// Component is a long-running part of the hub (route engine, monitor,
+// schedulers, simulators in the demo).
+type Component interface {
+	// Run works until ctx is done and then returns; it returns early only
+	// on a fault it cannot recover from.
+	Run(ctx context.Context) error
+}
+
+// ComponentFunc adapts a function to Component.
+type ComponentFunc func(ctx context.Context) error
+
+// Run calls f(ctx).
+func (f ComponentFunc) Run(ctx context.Context) error { return f(ctx) }
+
+// Check reports whether a dependency is ready; nil means ready.
+type Check func(ctx context.Context) error
+
+type component struct {
+	name string
+	c    Component
+}
+
+// Hub is one running mzhub process.
+type Hub struct {
+	cfg      config.Config
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	db       *store.DB
+	mux      *http.ServeMux
+	clock    clock.Clock
+	node     string
+	started  time.Time
+	closers  []func(ctx context.Context) error
+	mu       sync.Mutex
+	comps    []component
+	checks   map[string]Check
+	running  map[string]bool
+	addr     string
+	addrOnce chan struct{}
+
+	buildInfo prometheus.Gauge
+	up        *prometheus.GaugeVec
+}
+
+// New opens the state store and prepares the HTTP surface. Components and
+// handlers are added before Run.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
+	node := cfg.Node
+	if node == "" {
+		node, _ = os.Hostname()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("hub: data dir: %w", err)
+	}
+	db, err := store.Open(ctx, cfg.Store)
+	if err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	h := &Hub{
+		cfg:      cfg,
+		log:      log,
+		reg:      reg,
+		db:       db,
+		mux:      http.NewServeMux(),
+		clock:    clock.Real{},
+		node:     node,
+		started:  time.Now(),
+		checks:   map[string]Check{},
+		running:  map[string]bool{},
+		addrOnce: make(chan struct{}),
+	}
+	h.up = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "mzhub_component_up",
+		Help: "1 while a hub component is running, 0 after it stopped.",
+	}, []string{"component"})
+	h.buildInfo = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "mzhub_build_info",
+		Help:        "Build information of the running binary (always 1).",
+		ConstLabels: prometheus.Labels{"version": Version, "commit": Commit, "profile": cfg.Profile},
+	})
+	h.buildInfo.Set(1)
+	reg.MustRegister(h.up, h.buildInfo)
+	h.AddCheck("store", func(ctx context.Context) error { return db.PingContext(ctx) })
+	h.mux.HandleFunc("GET /healthz", h.healthz)
+	h.mux.HandleFunc("GET /readyz", h.readyz)
+	h.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))
+	return h, nil
+}
+
+// Config returns the configuration the hub runs with.
+func (h *Hub) Config() config.Config { return h.cfg }
+
+// Logger returns the hub's logger.
+func (h *Hub) Logger() *slog.Logger { return h.log }
+
+// Registerer returns the hub's own metrics registry (never the global one).
+func (h *Hub) Registerer() prometheus.Registerer { return h.reg }
+
+// Gatherer returns the hub's metrics registry for reading.
+func (h *Hub) Gatherer() prometheus.Gatherer { return h.reg }
+
+// Store returns the state database.
+func (h *Hub) Store() *store.DB { return h.db }
+
+// Clock returns the hub's clock.
+func (h *Hub) Clock() clock.Clock { return h.clock }
+
+// Node returns the node name.
+func (h *Hub) Node() string { return h.node }
+
+// Handle mounts a handler on the listener (Go 1.22 patterns).
+func (h *Hub) Handle(pattern string, handler http.Handler) { h.mux.Handle(pattern, handler) }
+
+// AddComponent registers a component run by Run. The hub is ready only
+// once every component has started.
+func (h *Hub) AddComponent(name string, c Component) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.comps = append(h.comps, component{name: name, c: c})
+}
+
+// AddCheck registers a readiness check shown by /readyz.
+func (h *Hub) AddCheck(name string, c Check) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.checks[name] = c
+}
+
+// OnClose registers a function called (in reverse order) after components
+// stopped, before the store closes: flush writers, close clients.
+func (h *Hub) OnClose(fn func(ctx context.Context) error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closers = append(h.closers, fn)
+}
+
+// Addr returns the listening address once Run has bound it.
+func (h *Hub) Addr(ctx context.Context) (string, error) {
+	select {
+	case <-h.addrOnce:
+		return h.addr, nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+func (h *Hub) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "ok", "node": h.node, "version": Version, "uptime_s": int(time.Since(h.started).Seconds())})
+}
+
+func (h *Hub) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	h.mu.Lock()
+	checks := make(map[string]Check, len(h.checks))
+	for k, v := range h.checks {
+		checks[k] = v
+	}
+	var notRunning []string
+	for _, c := range h.comps {
+		if !h.running[c.name] {
+			notRunning = append(notRunning, c.name)
+		}
+	}
+	h.mu.Unlock()
+	result := map[string]string{}
+	ready := true
+	names := make([]string, 0, len(checks))
+	for n := range checks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := checks[n](ctx); err != nil {
+			result[n] = err.Error()
+			ready = false
+		} else {
+			result[n] = "ok"
+		}
+	}
+	for _, n := range notRunning {
+		result["component:"+n] = "not running"
+		ready = false
+	}
+	w.Header().Set("Content-Type", "application/json")
+	status := "ready"
+	if !ready {
+		status = "not ready"
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "checks": result})
+}
+
+// Run serves HTTP and runs the components until ctx is done, then shuts
+// down: the listener stops accepting and in-flight requests get
+// http.shutdown_timeout to finish, components are cancelled and awaited
+// within the same deadline, closers run, the store closes.
+func (h *Hub) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", h.cfg.HTTP.Listen)
+	if err != nil {
+		_ = h.db.Close()
+		return fmt.Errorf("hub: listen %s: %w", h.cfg.HTTP.Listen, err)
+	}
+	h.addr = ln.Addr().String()
+	close(h.addrOnce)
+	srv := &http.Server{
+		Handler:           h.mux,
+		ReadHeaderTimeout: h.cfg.HTTP.ReadHeaderTimeout,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	compCtx, cancelComps := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelComps()
+	var wg sync.WaitGroup
+	errc := make(chan error, len(h.comps)+1)
+	h.mu.Lock()
+	comps := append([]component(nil), h.comps...)
+	h.mu.Unlock()
+	for _, c := range comps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h.setRunning(c.name, true)
+			err := c.c.Run(compCtx)
+			h.setRunning(c.name, false)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				h.log.Error("component stopped", "component", c.name, "err", err)
+				errc <- fmt.Errorf("hub: component %s: %w", c.name, err)
+			}
+		}()
+	}
+	go func() {
+		var err error
+		if h.cfg.HTTP.TLSCertFile != "" {
+			err = srv.ServeTLS(ln, h.cfg.HTTP.TLSCertFile, h.cfg.HTTP.TLSKeyFile)
+		} else {
+			err = srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("hub: serve: %w", err)
+		}
+	}()
+	h.log.Info("mzhub listening", "addr", h.addr, "profile", h.cfg.Profile, "node", h.node, "store", h.db.String())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	h.log.Info("shutting down", "deadline", h.cfg.HTTP.ShutdownTimeout)
+	sdCtx, cancel := context.WithTimeout(context.Background(), h.cfg.HTTP.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sdCtx); err != nil {
+		h.log.Warn("http shutdown incomplete", "err", err)
+		_ = srv.Close()
+	}
+	cancelComps()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-sdCtx.Done():
+		h.log.Error("components did not stop within the deadline; exiting anyway (their work is resumable)")
+	}
+	h.mu.Lock()
+	closers := append([]func(context.Context) error(nil), h.closers...)
+	h.mu.Unlock()
+	for i := len(closers) - 1; i >= 0; i-- {
+		if err := closers[i](sdCtx); err != nil {
+			h.log.Warn("close", "err", err)
+		}
+	}
+	if err := h.db.Close(); err != nil {
+		h.log.Warn("close store", "err", err)
+	}
+	h.log.Info("stopped")
+	return runErr
+}
+
+func (h *Hub) setRunning(name string, v bool) {
+	h.mu.Lock()
+	h.running[name] = v
+	h.mu.Unlock()
+	if v {
+		h.up.WithLabelValues(name).Set(1)
+	} else {
+		h.up.WithLabelValues(name).Set(0)
+	}
+}
