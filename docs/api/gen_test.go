@@ -210,7 +210,7 @@ var kinds = []kind{
 }
 
 type specData struct {
-	Kinds                                       []kind
+	Kinds                                        []kind
 	InstitutionExample, InstitutionRecordExample string
 	IntermediaryExample, StaffExample            string
 	CreditExample                                string
