@@ -125,3 +125,23 @@ func TestReferenceGolden(t *testing.T) {
 		}
 	}
 }
+
+func TestSchemaGolden(t *testing.T) {
+	got, err := Schema("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := "../docs/config.schema.json"
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./config -update)", err)
+	}
+	if string(want) != string(got) {
+		t.Fatalf("%s is stale: run go test ./config -update", golden)
+	}
+}
