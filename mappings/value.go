@@ -145,13 +145,15 @@ func compileDateLayout(ft FieldType, layout string) *dateLayout {
 	return dl
 }
 
-func digits(b []byte) (int, bool) {
-	n := 0
-	for _, c := range b {
-		if c < '0' || c > '9' {
+func digits[T string | []byte](b T) (int, bool) {
+	for i := 0; i < len(b); i++ {
+		if b[i] < '0' || b[i] > '9' {
 			return 0, false
 		}
-		n = n*10 + int(c-'0')
+	}
+	n := 0
+	for i := 0; i < len(b); i++ {
+		n = n*10 + int(b[i]-'0')
 	}
 	return n, true
 }
@@ -170,7 +172,7 @@ func daysIn(y, m int) int {
 }
 
 // parse decodes b into a packed civil value.
-func (dl *dateLayout) parse(b []byte) (int64, error) {
+func parseDate[T string | []byte](dl *dateLayout, b T) (int64, error) {
 	y, mo, d, h, mi, s := 0, 1, 1, 0, 0, 0
 	if dl.parts == nil {
 		t, err := time.ParseInLocation(dl.src, string(b), Shanghai)
@@ -266,7 +268,7 @@ func (dl *dateLayout) format(dst []byte, v int64) []byte {
 }
 
 // parseInt parses an optionally signed decimal integer with leading zeros.
-func parseInt(b []byte) (int64, error) {
+func parseInt[T string | []byte](b T) (int64, error) {
 	neg := false
 	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
 		neg = b[0] == '-'
@@ -276,7 +278,8 @@ func parseInt(b []byte) (int64, error) {
 		return 0, fmt.Errorf("%w: %q is not an integer", ErrField, b)
 	}
 	var n int64
-	for _, c := range b {
+	for i := 0; i < len(b); i++ {
+		c := b[i]
 		if c < '0' || c > '9' {
 			return 0, fmt.Errorf("%w: %q is not an integer", ErrField, b)
 		}
@@ -290,20 +293,20 @@ func parseInt(b []byte) (int64, error) {
 
 // parseYuan parses yuan with up to two decimals ("12.3", "12.30", "12")
 // into fen, without floating point.
-func parseYuan(b []byte) (int64, error) {
+func parseYuan[T string | []byte](b T) (int64, error) {
 	neg := false
 	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
 		neg = b[0] == '-'
 		b = b[1:]
 	}
 	dot := -1
-	for i, c := range b {
-		if c == '.' {
+	for i := 0; i < len(b); i++ {
+		if b[i] == '.' {
 			dot = i
 			break
 		}
 	}
-	intPart, frac := b, []byte(nil)
+	intPart, frac := b, b[:0]
 	if dot >= 0 {
 		intPart, frac = b[:dot], b[dot+1:]
 		if len(frac) == 0 || len(frac) > 2 {
@@ -314,7 +317,8 @@ func parseYuan(b []byte) (int64, error) {
 		return 0, fmt.Errorf("%w: %q is not an amount", ErrField, b)
 	}
 	var n int64
-	for _, c := range intPart {
+	for i := 0; i < len(intPart); i++ {
+		c := intPart[i]
 		if c < '0' || c > '9' {
 			return 0, fmt.Errorf("%w: %q is not an amount", ErrField, b)
 		}
@@ -322,7 +326,8 @@ func parseYuan(b []byte) (int64, error) {
 	}
 	n *= 100
 	mul := int64(10)
-	for _, c := range frac {
+	for i := 0; i < len(frac); i++ {
+		c := frac[i]
 		if c < '0' || c > '9' {
 			return 0, fmt.Errorf("%w: %q is not an amount", ErrField, b)
 		}

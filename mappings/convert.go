@@ -1,0 +1,259 @@
+package mappings
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/vm"
+)
+
+// ConvertOptions tune Mapping.Convert.
+type ConvertOptions struct {
+	// Params override the mapping's parameters.
+	Params map[string]string
+	// OnReject receives every rejected source record and every warning.
+	// Raw holds the source record's bytes (only during the call).
+	OnReject func(Reject)
+	// Progress, if set, is called about every 64k records with the
+	// number of input bytes and records read.
+	Progress func(bytes, records int64)
+	// ExpectedCount and ExpectedSumFen fill a target summary header's
+	// aggregates when the input cannot be read twice.
+	ExpectedCount, ExpectedSumFen int64
+}
+
+// ConvertResult summarises a conversion.
+type ConvertResult struct {
+	// Read is the source summary (counts, amount, header, trailer).
+	Read Summary
+	// Written is the number of target details written.
+	Written int64
+	// Skipped is the number of details left out by the filter.
+	Skipped int64
+	// Rejected counts source records rejected while reading or writing.
+	Rejected int64
+	// WrittenFen is the sum of the target canonical amount written.
+	WrittenFen int64
+	// CheckErr is the source trailer check (nil if it matched). The caller
+	// decides whether to accept the file.
+	CheckErr error
+}
+
+// countingReader counts bytes read.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// Convert reads in with the source layout, maps every detail and writes
+// out with the target layout. Malformed source records are rejected and
+// counted, never fatal. If the target has a summary header whose totals
+// are not given by the header rules, in is read twice when it is an
+// io.Seeker, else ExpectedCount/ExpectedSumFen are used.
+func (m *Mapping) Convert(ctx context.Context, in io.Reader, out io.Writer, opts ConvertOptions) (ConvertResult, error) {
+	var res ConvertResult
+	params := maps.Clone(m.Params)
+	if params == nil {
+		params = map[string]string{}
+	}
+	maps.Copy(params, opts.Params)
+	needTotals := m.Target.Header != nil && len(m.Target.Header.aggs) > 0
+	if needTotals {
+		if seeker, ok := in.(io.Seeker); ok {
+			count, sum, err := m.precount(ctx, in, params)
+			if err != nil {
+				return res, err
+			}
+			if _, err := seeker.Seek(0, io.SeekStart); err != nil {
+				return res, fmt.Errorf("mappings: rewind input: %w", err)
+			}
+			opts.ExpectedCount, opts.ExpectedSumFen = count, sum
+		}
+	}
+	cr := &countingReader{r: in}
+	var lastRaw []byte
+	rd := NewReader(m.Source, cr, ReaderOptions{OnReject: opts.OnReject})
+	wr := NewWriter(m.Target, out, WriterOptions{OnWarning: opts.OnReject})
+	dst := NewRecord(m.Target.Detail)
+	var env map[string]any
+	if needsEnv(m.detail) || m.filter != nil {
+		env = map[string]any{"params": params}
+	}
+	headerDone := m.Target.Header == nil
+	writeHeader := func(srcHeader *Record) error {
+		headerDone = true
+		h := NewRecord(m.Target.Header)
+		henv := map[string]any{"params": params}
+		if srcHeader != nil {
+			fillEnv(henv, srcHeader)
+		}
+		if err := applyRules(m.header, srcHeader, h, henv); err != nil {
+			return fmt.Errorf("mappings: %s: header: %w", m.Name, err)
+		}
+		for _, ai := range h.schema.aggs {
+			if !h.Values[ai].Set {
+				SetHeaderAggregates(h, opts.ExpectedCount, opts.ExpectedSumFen)
+				break
+			}
+		}
+		return wr.Write(h)
+	}
+	for n := int64(0); ; n++ {
+		if n&0xFFFF == 0 {
+			if err := ctx.Err(); err != nil {
+				return res, err
+			}
+			if opts.Progress != nil && n > 0 {
+				opts.Progress(cr.n, n)
+			}
+		}
+		rec, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return res, fmt.Errorf("mappings: %s: read: %w", m.Name, err)
+		}
+		lastRaw = rd.lastRaw
+		switch rec.Kind {
+		case KindHeader:
+			if !headerDone {
+				if err := writeHeader(rec); err != nil {
+					return res, err
+				}
+			}
+			continue
+		case KindTrailer:
+			continue
+		}
+		if !headerDone {
+			if err := writeHeader(nil); err != nil {
+				return res, err
+			}
+		}
+		if env != nil {
+			fillEnv(env, rec)
+		}
+		if m.filter != nil {
+			ok, err := runBool(m.filter, env)
+			if err != nil {
+				return res, fmt.Errorf("mappings: %s: filter: %w", m.Name, err)
+			}
+			if !ok {
+				res.Skipped++
+				continue
+			}
+		}
+		dst.Reset()
+		if err := applyRules(m.detail, rec, dst, env); err != nil {
+			res.Rejected++
+			reportWriteReject(opts.OnReject, rec, lastRaw, err)
+			continue
+		}
+		if err := wr.Write(dst); err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				return res, fmt.Errorf("mappings: %s: write: %w", m.Name, err)
+			}
+			res.Rejected++
+			reportWriteReject(opts.OnReject, rec, lastRaw, err)
+		}
+	}
+	if !headerDone {
+		if err := writeHeader(nil); err != nil {
+			return res, err
+		}
+	}
+	cerr := wr.Close()
+	res.Read = rd.Summary()
+	res.Rejected += res.Read.Rejected
+	res.Written = wr.Count()
+	res.WrittenFen = wr.Sum()
+	res.CheckErr = rd.Check()
+	if opts.Progress != nil {
+		opts.Progress(cr.n, res.Read.Records)
+	}
+	if cerr != nil {
+		return res, fmt.Errorf("mappings: %s: %w", m.Name, cerr)
+	}
+	return res, nil
+}
+
+func reportWriteReject(on func(Reject), rec *Record, raw []byte, err error) {
+	if on == nil {
+		return
+	}
+	r := Reject{Line: rec.Line, Kind: rec.Kind, Problem: err.Error(), Raw: raw}
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		r.Field, r.Excerpt, r.Problem = fe.Field, fe.Excerpt, fe.Err.Error()
+	}
+	on(r)
+}
+
+// precount reads in once to count the details the mapping would write and
+// sum their source canonical amount.
+func (m *Mapping) precount(ctx context.Context, in io.Reader, params map[string]string) (int64, int64, error) {
+	rd := NewReader(m.Source, in, ReaderOptions{})
+	var env map[string]any
+	if m.filter != nil {
+		env = map[string]any{"params": params}
+	}
+	amt := m.Source.Detail.CanonicalIndex(CanonAmount)
+	var count, sum int64
+	for n := 0; ; n++ {
+		if n&0xFFFF == 0 {
+			if err := ctx.Err(); err != nil {
+				return 0, 0, err
+			}
+		}
+		rec, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return count, sum, nil
+		}
+		if err != nil {
+			return 0, 0, fmt.Errorf("mappings: %s: pre-count: %w", m.Name, err)
+		}
+		if rec.Kind != KindDetail {
+			continue
+		}
+		if m.filter != nil {
+			fillEnv(env, rec)
+			if ok, err := runBool(m.filter, env); err != nil || !ok {
+				continue
+			}
+		}
+		count++
+		if amt >= 0 {
+			sum += rec.Values[amt].Int
+		}
+	}
+}
+
+func needsEnv(rules []rule) bool {
+	for _, r := range rules {
+		if r.prog != nil || r.when != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func runBool(p *vm.Program, env map[string]any) (bool, error) {
+	out, err := expr.Run(p, env)
+	if err != nil {
+		return false, err
+	}
+	b, _ := out.(bool)
+	return b, nil
+}

@@ -1,0 +1,347 @@
+package mappings
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"strconv"
+
+	"golang.org/x/text/transform"
+)
+
+// utf8Input wraps in with the layout's charset decoder when needed.
+func utf8Input(l *Layout, in io.Reader) io.Reader {
+	if c, ok := l.codec.(*gbkCodec); ok {
+		return transform.NewReader(in, c.enc.NewDecoder())
+	}
+	return in
+}
+
+// boundedReader fails once the consumer has buffered more than max bytes
+// beyond the start of the current record, so that one huge record cannot
+// exhaust memory.
+type boundedReader struct {
+	r      io.Reader
+	n      int64
+	max    int64
+	offset func() int64
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if b.n-b.offset() > b.max {
+		return 0, fmt.Errorf("%w: over %d bytes", ErrRecordTooLarge, b.max)
+	}
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	return n, err
+}
+
+// fieldsFor resets rec and sets its fields from key/text pairs.
+func fillFromText(rec *Record, get func(key string) (string, bool)) *parseError {
+	sch := rec.schema
+	rec.Reset()
+	var perr *parseError
+	for i := range sch.Fields {
+		f := &sch.Fields[i]
+		s, ok := get(f.key)
+		if !ok {
+			continue
+		}
+		v, err := parseText(f, s)
+		if err != nil && perr == nil {
+			perr = &parseError{kind: sch.Kind, line: rec.Line, field: f.Name, problem: err.Error(), excerpt: Mask(f.Sensitive, maskExcerpt(s))}
+		}
+		if f.Type == TypeConstant && !v.Set {
+			continue
+		}
+		rec.Values[i] = v
+	}
+	return perr
+}
+
+type jsonSource struct {
+	l       *Layout
+	dec     *json.Decoder
+	started bool
+	n       int64
+	obj     map[string]json.RawMessage
+}
+
+func newJSONSource(l *Layout, in io.Reader, max int) *jsonSource {
+	s := &jsonSource{l: l}
+	br := &boundedReader{r: utf8Input(l, in), max: int64(max)}
+	s.dec = json.NewDecoder(br)
+	br.offset = s.dec.InputOffset
+	return s
+}
+
+func (s *jsonSource) next(rd *Reader) (*Record, []byte, *parseError, error) {
+	if !s.started {
+		s.started = true
+		if s.l.jsonArray {
+			t, err := s.dec.Token()
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("mappings: json: %w", err)
+			}
+			if d, ok := t.(json.Delim); !ok || d != '[' {
+				return nil, nil, nil, fmt.Errorf("%w: json: want a top-level array", ErrRecord)
+			}
+		}
+	}
+	if !s.dec.More() {
+		if s.l.jsonArray {
+			if _, err := s.dec.Token(); err != nil {
+				return nil, nil, nil, fmt.Errorf("mappings: json: %w", err)
+			}
+		}
+		return nil, nil, nil, io.EOF
+	}
+	s.n++
+	clear(s.obj)
+	var raw json.RawMessage
+	if err := s.dec.Decode(&raw); err != nil {
+		return nil, nil, nil, fmt.Errorf("mappings: json record %d: %w", s.n, err)
+	}
+	if err := json.Unmarshal(raw, &s.obj); err != nil {
+		return nil, raw, &parseError{line: s.n, problem: "not a JSON object"}, nil
+	}
+	get := func(key string) (string, bool) {
+		m, ok := s.obj[key]
+		if !ok || len(m) == 0 || string(m) == "null" {
+			return "", false
+		}
+		if m[0] == '"' {
+			var str string
+			if json.Unmarshal(m, &str) != nil {
+				return "", false
+			}
+			return str, true
+		}
+		if m[0] == '{' || m[0] == '[' {
+			return "", false
+		}
+		return string(m), true
+	}
+	sch := s.l.Detail
+	for _, c := range []*Schema{s.l.Header, s.l.Trailer} {
+		if c != nil && c.selField >= 0 {
+			if v, _ := get(c.Fields[c.selField].key); v == c.selValue {
+				sch = c
+			}
+		}
+	}
+	rec := rd.recs[sch.Kind]
+	rec.Line = s.n
+	perr := fillFromText(rec, get)
+	return rec, raw, perr, nil
+}
+
+type xmlSource struct {
+	l     *Layout
+	dec   *xml.Decoder
+	n     int64
+	root  bool
+	vals  map[string]string
+	depth int
+}
+
+func newXMLSource(l *Layout, in io.Reader, max int) *xmlSource {
+	s := &xmlSource{l: l, vals: map[string]string{}}
+	br := &boundedReader{r: utf8Input(l, in), max: int64(max)}
+	s.dec = xml.NewDecoder(br)
+	s.dec.CharsetReader = func(_ string, r io.Reader) (io.Reader, error) { return r, nil }
+	br.offset = s.dec.InputOffset
+	return s
+}
+
+func (s *xmlSource) schemaFor(name string) *Schema {
+	for _, c := range []*Schema{s.l.Header, s.l.Detail, s.l.Trailer} {
+		if c != nil && c.Element == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func (s *xmlSource) next(rd *Reader) (*Record, []byte, *parseError, error) {
+	for {
+		tok, err := s.dec.Token()
+		if err == io.EOF {
+			if !s.root {
+				return nil, nil, nil, fmt.Errorf("%w: xml: no root element %s", ErrRecord, s.l.root)
+			}
+			return nil, nil, nil, io.EOF
+		}
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("mappings: xml: %w", err)
+		}
+		se, ok := tok.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		if !s.root {
+			if se.Name.Local != s.l.root {
+				return nil, nil, nil, fmt.Errorf("%w: xml root is %s, want %s", ErrRecord, se.Name.Local, s.l.root)
+			}
+			s.root = true
+			continue
+		}
+		s.n++
+		sch := s.schemaFor(se.Name.Local)
+		if err := s.collect(); err != nil {
+			return nil, nil, nil, err
+		}
+		if sch == nil {
+			return nil, nil, &parseError{line: s.n, problem: "unknown record element " + strconv.Quote(se.Name.Local)}, nil
+		}
+		rec := rd.recs[sch.Kind]
+		rec.Line = s.n
+		perr := fillFromText(rec, func(k string) (string, bool) { v, ok := s.vals[k]; return v, ok })
+		return rec, nil, perr, nil
+	}
+}
+
+// collect reads the children of the current record element into vals.
+func (s *xmlSource) collect() error {
+	clear(s.vals)
+	depth := 1
+	var key string
+	var text bytes.Buffer
+	for depth > 0 {
+		tok, err := s.dec.Token()
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("mappings: xml record %d: %w", s.n, err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth == 2 {
+				key = t.Name.Local
+				text.Reset()
+			}
+		case xml.CharData:
+			if depth == 2 {
+				text.Write(t)
+			}
+		case xml.EndElement:
+			if depth == 2 {
+				s.vals[key] = text.String()
+			}
+			depth--
+		}
+	}
+	return nil
+}
+
+type jsonSink struct{ n int64 }
+
+func (j *jsonSink) begin(w *Writer) error {
+	if w.l.jsonArray {
+		return w.emitUTF8([]byte("["))
+	}
+	return nil
+}
+
+func (j *jsonSink) write(w *Writer, rec *Record) error {
+	b := w.scratch[:0]
+	if w.l.jsonArray && j.n > 0 {
+		b = append(b, ',')
+	}
+	j.n++
+	b = append(b, '{')
+	first := true
+	s := rec.schema
+	for i := range s.Fields {
+		f := &s.Fields[i]
+		v := &rec.Values[i]
+		if !v.Set {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		kb, _ := json.Marshal(f.key)
+		b = append(b, kb...)
+		b = append(b, ':')
+		switch {
+		case f.Type == TypeInteger || (f.Type == TypeAmount):
+			b = appendNumeric(b, f, v.Int)
+		case f.Type.numeric():
+			b = append(b, '"')
+			b = appendNumeric(b, f, v.Int)
+			b = append(b, '"')
+		default:
+			sb, _ := json.Marshal(v.Str)
+			b = append(b, sb...)
+		}
+	}
+	b = append(b, '}')
+	w.scratch = b
+	return w.emitUTF8(b)
+}
+
+func (j *jsonSink) end(w *Writer) error {
+	if w.l.jsonArray {
+		return w.emitUTF8([]byte("]"))
+	}
+	return nil
+}
+
+type xmlSink struct{}
+
+func (xmlSink) begin(w *Writer) error {
+	if err := w.emitUTF8([]byte(`<?xml version="1.0" encoding="` + w.l.Charset + `"?>`)); err != nil {
+		return err
+	}
+	return w.emitUTF8([]byte("<" + w.l.root + ">"))
+}
+
+func (xmlSink) write(w *Writer, rec *Record) error {
+	s := rec.schema
+	b := append(w.scratch[:0], "  <"...)
+	b = append(b, s.Element...)
+	b = append(b, '>')
+	for i := range s.Fields {
+		f := &s.Fields[i]
+		v := &rec.Values[i]
+		if !v.Set {
+			continue
+		}
+		b = append(b, '<')
+		b = append(b, f.key...)
+		b = append(b, '>')
+		if f.Type.numeric() {
+			b = appendNumeric(b, f, v.Int)
+		} else {
+			var buf bytes.Buffer
+			_ = xml.EscapeText(&buf, []byte(v.Str))
+			b = append(b, buf.Bytes()...)
+		}
+		b = append(b, "</"...)
+		b = append(b, f.key...)
+		b = append(b, '>')
+	}
+	b = append(b, "</"...)
+	b = append(b, s.Element...)
+	b = append(b, '>')
+	w.scratch = b
+	return w.emitUTF8(b)
+}
+
+func (xmlSink) end(w *Writer) error { return w.emitUTF8([]byte("</" + w.l.root + ">")) }
+
+// emitUTF8 encodes a UTF-8 line to the layout charset and writes it.
+func (w *Writer) emitUTF8(b []byte) error {
+	line, err := w.l.codec.encode(w.line[:0], string(b))
+	if err != nil {
+		return &FieldError{Field: "(record)", Err: err}
+	}
+	w.line = line
+	return w.emit(line)
+}

@@ -1,0 +1,504 @@
+package mappings
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// Reject reports a record that was not accepted (or, with Warning set, a
+// record accepted with a warning). Values are masked: Excerpt never holds
+// a whole ID, account or phone number.
+type Reject struct {
+	// Line is the 1-based line (record number for JSON and XML).
+	Line int64
+	// Kind is the record kind, if it could be told.
+	Kind RecordKind
+	// Field is the offending field, or empty for a record-level problem.
+	Field string
+	// Problem says what is wrong.
+	Problem string
+	// Excerpt is a masked excerpt of the offending value or line.
+	Excerpt string
+	// Warning marks a problem that did not reject the record.
+	Warning bool
+	// Raw is the record as it was in the file (charset bytes, no line
+	// ending). It is only valid during the OnReject call; it holds
+	// unmasked data and may only go to a reject file, never to a log.
+	Raw []byte
+}
+
+// String formats the reject for messages and logs (masked).
+func (r Reject) String() string {
+	what := "rejected"
+	if r.Warning {
+		what = "warning"
+	}
+	field := ""
+	if r.Field != "" {
+		field = " field " + r.Field
+	}
+	return fmt.Sprintf("line %d %s%s: %s: %s (%q)", r.Line, r.Kind, field, what, r.Problem, r.Excerpt)
+}
+
+// ReaderOptions tune a Reader.
+type ReaderOptions struct {
+	// OnReject is called for each rejected record and each warning. It
+	// may be nil (rejects are then only counted).
+	OnReject func(Reject)
+	// MaxRecordBytes bounds one line or JSON/XML record (default 1 MiB).
+	MaxRecordBytes int
+}
+
+// Summary counts what a Reader has seen so far.
+type Summary struct {
+	// Records is the number of records returned by Next (all kinds).
+	Records int64
+	// Details is the number of detail records returned.
+	Details int64
+	// Rejected is the number of rejected records.
+	Rejected int64
+	// Warnings is the number of warnings.
+	Warnings int64
+	// DetailLines is the number of detail records seen, rejected or not;
+	// trailer counts are checked against it.
+	DetailLines int64
+	// AmountFen is the sum of the canonical amount of accepted details.
+	AmountFen int64
+	// Header and Trailer are copies of the header and trailer read, if any.
+	Header, Trailer *Record
+}
+
+// Reader reads a file of a layout one record at a time. It is not safe for
+// concurrent use.
+type Reader struct {
+	l    *Layout
+	opts ReaderOptions
+	src  rawSource
+
+	recs    [3]*Record // reused per kind
+	sum     Summary
+	sums    []int64 // sum of detail field i over all detail lines
+	amount  int     // detail index of the canonical amount, or -1
+	err     error
+	trailer bool // a trailer has been read
+	lastRaw []byte
+}
+
+// rawSource yields records parsed but not validated. perr reports a field
+// or record problem; the record is then rejected.
+type rawSource interface {
+	next(rd *Reader) (rec *Record, raw []byte, perr *parseError, err error)
+}
+
+type parseError struct {
+	kind    RecordKind
+	line    int64
+	field   string
+	problem string
+	excerpt string
+}
+
+// NewReader returns a reader of layout l over in.
+func NewReader(l *Layout, in io.Reader, opts ReaderOptions) *Reader {
+	if opts.MaxRecordBytes <= 0 {
+		opts.MaxRecordBytes = 1 << 20
+	}
+	rd := &Reader{l: l, opts: opts, amount: l.Detail.CanonicalIndex(CanonAmount)}
+	for _, s := range []*Schema{l.Detail, l.Header, l.Trailer} {
+		if s != nil {
+			rd.recs[s.Kind] = NewRecord(s)
+		}
+	}
+	rd.sums = make([]int64, len(l.Detail.Fields))
+	switch l.Format {
+	case FormatJSON:
+		rd.src = newJSONSource(l, in, opts.MaxRecordBytes)
+	case FormatXML:
+		rd.src = newXMLSource(l, in, opts.MaxRecordBytes)
+	default:
+		rd.src = newLineSource(l, in, opts.MaxRecordBytes)
+	}
+	return rd
+}
+
+// Next returns the next accepted record, of any kind, or io.EOF at the end
+// of the input. Malformed records are reported through OnReject and
+// skipped; Next only fails on read errors. The returned record is reused
+// by the next call.
+func (rd *Reader) Next() (*Record, error) {
+	if rd.err != nil {
+		return nil, rd.err
+	}
+	for {
+		rec, raw, perr, err := rd.src.next(rd)
+		if err != nil {
+			rd.err = err
+			return nil, err
+		}
+		if rec != nil && rec.Kind == KindDetail {
+			rd.sum.DetailLines++
+			for i := range rec.Values {
+				if rec.Values[i].Set && rec.schema.Fields[i].Type.numeric() {
+					rd.sums[i] += rec.Values[i].Int
+				}
+			}
+		}
+		if perr != nil {
+			rd.reject(Reject{Line: perr.line, Kind: perr.kind, Field: perr.field, Problem: perr.problem, Excerpt: perr.excerpt, Raw: raw})
+			continue
+		}
+		if rd.validate(rec, raw) {
+			continue
+		}
+		rd.lastRaw = raw
+		rd.sum.Records++
+		switch rec.Kind {
+		case KindDetail:
+			rd.sum.Details++
+			if rd.amount >= 0 {
+				rd.sum.AmountFen += rec.Values[rd.amount].Int
+			}
+		case KindHeader:
+			rd.sum.Header = rec.Clone()
+		case KindTrailer:
+			rd.sum.Trailer = rec.Clone()
+			rd.trailer = true
+		}
+		return rec, nil
+	}
+}
+
+// validate runs the validators; it reports whether rec was rejected.
+func (rd *Reader) validate(rec *Record, raw []byte) bool {
+	s := rec.schema
+	for i := range s.Fields {
+		f := &s.Fields[i]
+		p, warn := validateField(f, &rec.Values[i])
+		if p == "" {
+			continue
+		}
+		rd.reject(Reject{Line: rec.Line, Kind: rec.Kind, Field: f.Name, Problem: p,
+			Excerpt: Mask(f.Sensitive, rec.Text(i)), Warning: warn, Raw: raw})
+		if !warn {
+			return true
+		}
+	}
+	return false
+}
+
+func (rd *Reader) reject(r Reject) {
+	if r.Warning {
+		rd.sum.Warnings++
+	} else {
+		rd.sum.Rejected++
+	}
+	if rd.opts.OnReject != nil {
+		rd.opts.OnReject(r)
+	}
+}
+
+// Raw returns the bytes of the record last returned by Next (the line
+// without its ending, or the JSON object); nil for XML. It is valid until
+// the next call to Next and holds unmasked data.
+func (rd *Reader) Raw() []byte { return rd.lastRaw }
+
+// Summary returns the counts so far.
+func (rd *Reader) Summary() Summary { return rd.sum }
+
+// Check compares the aggregate fields of the header and trailer with the
+// details read (rejected ones included). Call it after Next returned
+// io.EOF. It returns an error matching ErrTrailerMismatch listing every
+// difference, or nil.
+func (rd *Reader) Check() error {
+	var errs []error
+	if rd.l.Trailer != nil && rd.sum.Trailer == nil {
+		errs = append(errs, fmt.Errorf("%w: no valid trailer record", ErrTrailerMismatch))
+	}
+	for _, rec := range []*Record{rd.sum.Header, rd.sum.Trailer} {
+		if rec == nil {
+			continue
+		}
+		for _, ai := range rec.schema.aggs {
+			f := &rec.schema.Fields[ai]
+			got := rec.Values[ai].Int
+			want := rd.sum.DetailLines
+			if f.Aggregate == "sum" {
+				want = rd.sums[f.ofIdx]
+			}
+			if got != want {
+				errs = append(errs, fmt.Errorf("%w: %s %s is %s, details give %s", ErrTrailerMismatch,
+					rec.Kind, f.Name, aggText(f, got), aggText(f, want)))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func aggText(f *Field, v int64) string {
+	if f.Type == TypeAmount {
+		return FormatFen(v) + " yuan"
+	}
+	return strconv.FormatInt(v, 10)
+}
+
+// lineSource reads fixed-width and delimited files.
+type lineSource struct {
+	l       *Layout
+	br      *bufio.Reader
+	max     int
+	lineNo  int64
+	cur     []byte
+	ahead   []byte // look-ahead line (when the layout needs it)
+	nextNo  int64
+	hasNext bool
+	eof     bool
+	started bool // a non-blank line was seen
+	colsRow bool // the column-names row was seen
+	toks    []string
+	spans   []int
+}
+
+func newLineSource(l *Layout, in io.Reader, max int) *lineSource {
+	return &lineSource{l: l, br: bufio.NewReaderSize(in, 64<<10), max: max}
+}
+
+// readLine returns the next non-blank line into buf, its number, or io.EOF.
+func (s *lineSource) readLine(buf []byte) ([]byte, int64, error) {
+	for {
+		if s.eof {
+			return nil, 0, io.EOF
+		}
+		buf = buf[:0]
+		tooLong := false
+		for {
+			chunk, err := s.br.ReadSlice('\n')
+			if len(buf)+len(chunk) > s.max {
+				tooLong = true
+			} else {
+				buf = append(buf, chunk...)
+			}
+			if err == bufio.ErrBufferFull {
+				continue
+			}
+			if err == io.EOF {
+				s.eof = true
+				break
+			}
+			if err != nil {
+				return nil, 0, err
+			}
+			break
+		}
+		s.lineNo++
+		if tooLong {
+			return buf[:0], -s.lineNo, nil
+		}
+		buf = bytes.TrimRight(buf, "\r\n")
+		if len(buf) == 0 {
+			continue
+		}
+		return buf, s.lineNo, nil
+	}
+}
+
+func (s *lineSource) next(rd *Reader) (*Record, []byte, *parseError, error) {
+	var line []byte
+	var no int64
+	var err error
+	last := false
+	if s.l.lookahead {
+		if !s.hasNext {
+			s.ahead, s.nextNo, err = s.readLine(s.ahead)
+			if err == io.EOF {
+				return nil, nil, nil, io.EOF
+			}
+			if err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		s.cur, s.ahead = s.ahead, s.cur
+		no = s.nextNo
+		line = s.cur
+		s.ahead, s.nextNo, err = s.readLine(s.ahead)
+		switch {
+		case err == io.EOF:
+			s.hasNext, last = false, true
+		case err != nil:
+			return nil, nil, nil, err
+		default:
+			s.hasNext = true
+		}
+	} else {
+		s.cur, no, err = s.readLine(s.cur)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		line = s.cur
+	}
+	first := !s.started
+	s.started = true
+	if no < 0 {
+		return nil, nil, &parseError{line: -no, problem: fmt.Sprintf("line longer than %d bytes", s.max)}, nil
+	}
+	l := s.l
+	if l.Format == FormatDelimited {
+		return s.nextDelimited(rd, line, no, first, last)
+	}
+	sch := s.classifyFixed(line, first, last)
+	if sch == nil {
+		return nil, line, &parseError{line: no, problem: "unknown record type", excerpt: excerptOf(l, line)}, nil
+	}
+	rec := rd.recs[sch.Kind]
+	rec.Line = no
+	if len(line) != sch.Length {
+		return nil, line, &parseError{kind: sch.Kind, line: no,
+			problem: fmt.Sprintf("line is %d bytes, %s records are %d", len(line), sch.Kind, sch.Length),
+			excerpt: excerptOf(l, line)}, nil
+	}
+	perr := s.parseFixed(sch, line, rec)
+	if perr != nil {
+		perr.line = no
+		return rec, line, perr, nil
+	}
+	return rec, line, nil, nil
+}
+
+func excerptOf(l *Layout, line []byte) string {
+	if len(line) > 80 {
+		line = line[:80]
+	}
+	u, _ := l.codec.decode(nil, line)
+	return maskExcerpt(string(u))
+}
+
+// matches reports whether line is a record of sch given its position.
+func (s *lineSource) matchesFixed(sch *Schema, line []byte, first, last bool) bool {
+	switch {
+	case sch.prefix != nil:
+		return bytes.HasPrefix(line, sch.prefix)
+	case sch.selField >= 0:
+		f := &sch.Fields[sch.selField]
+		if len(line) < f.Offset+f.Width {
+			return false
+		}
+		return string(bytes.TrimSpace(line[f.Offset:f.Offset+f.Width])) == sch.selValue
+	case sch.position == "first":
+		return first
+	case sch.position == "last":
+		return last
+	}
+	return true
+}
+
+func (s *lineSource) classifyFixed(line []byte, first, last bool) *Schema {
+	l := s.l
+	if l.Header != nil && s.matchesFixed(l.Header, line, first, last) {
+		return l.Header
+	}
+	if l.Trailer != nil && s.matchesFixed(l.Trailer, line, first, last) {
+		return l.Trailer
+	}
+	if s.matchesFixed(l.Detail, line, first, last) {
+		return l.Detail
+	}
+	return nil
+}
+
+// parseFixed decodes every field of a fixed-width line. Text fields are
+// decoded into one buffer converted to a single string, so a record costs
+// one allocation whatever its number of fields.
+func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseError {
+	codec := s.l.codec
+	buf := rec.buf[:0]
+	if cap(s.spans) < 2*len(sch.Fields) {
+		s.spans = make([]int, 2*len(sch.Fields))
+	}
+	spans := s.spans[:2*len(sch.Fields)]
+	var perr *parseError
+	fail := func(f *Field, problem, excerpt string) {
+		if perr == nil {
+			perr = &parseError{kind: sch.Kind, field: f.Name, problem: problem, excerpt: excerpt}
+		}
+	}
+	for i := range sch.Fields {
+		f := &sch.Fields[i]
+		raw := line[f.Offset : f.Offset+f.Width]
+		if f.Type.numeric() {
+			spans[2*i] = -1
+			v, err := parseNumeric(f, trimSpaces(raw))
+			if err != nil {
+				fail(f, err.Error(), Mask(f.Sensitive, maskExcerpt(string(raw))))
+			}
+			rec.Values[i] = v
+			continue
+		}
+		if f.trim {
+			raw = trimPad(raw, f.pad, f.right)
+		}
+		start := len(buf)
+		var err error
+		buf, err = codec.decode(buf, raw)
+		if err != nil {
+			buf = buf[:start]
+			fail(f, err.Error(), "")
+		}
+		spans[2*i], spans[2*i+1] = start, len(buf)
+	}
+	rec.buf = buf
+	str := string(buf)
+	for i := range sch.Fields {
+		if st := spans[2*i]; st >= 0 {
+			end := spans[2*i+1]
+			rec.Values[i] = Value{Str: str[st:end], Set: end > st}
+		}
+	}
+	return perr
+}
+
+func trimSpaces(b []byte) []byte {
+	for len(b) > 0 && b[0] == ' ' {
+		b = b[1:]
+	}
+	for len(b) > 0 && b[len(b)-1] == ' ' {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func trimPad(b []byte, pad byte, right bool) []byte {
+	if right {
+		for len(b) > 0 && b[0] == pad {
+			b = b[1:]
+		}
+		return b
+	}
+	for len(b) > 0 && b[len(b)-1] == pad {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// parseNumeric parses the trimmed text of a numeric field.
+func parseNumeric[T string | []byte](f *Field, b T) (Value, error) {
+	if len(b) == 0 {
+		return Value{}, nil
+	}
+	var n int64
+	var err error
+	switch {
+	case f.date != nil:
+		n, err = parseDate(f.date, b)
+	case f.yuan:
+		n, err = parseYuan(b)
+	default:
+		n, err = parseInt(b)
+	}
+	if err != nil {
+		return Value{}, err
+	}
+	return Value{Int: n, Set: true}, nil
+}

@@ -1,0 +1,131 @@
+package mappings
+
+import (
+	"strconv"
+	"unicode/utf8"
+)
+
+// validateField checks v against f's validators. It returns the problem
+// of the first failing validator (empty if none) and whether it is only a
+// warning.
+func validateField(f *Field, v *Value) (problem string, warning bool) {
+	if !v.Set {
+		if f.required {
+			return "required field is blank", false
+		}
+		return "", false
+	}
+	if f.Type.numeric() {
+		if f.min != nil && v.Int < *f.min {
+			return "value " + strconv.FormatInt(v.Int, 10) + " below minimum " + strconv.FormatInt(*f.min, 10), false
+		}
+		if f.max != nil && v.Int > *f.max {
+			return "value " + strconv.FormatInt(v.Int, 10) + " above maximum " + strconv.FormatInt(*f.max, 10), false
+		}
+		return "", false
+	}
+	s := v.Str
+	if f.minLen > 0 || f.maxLen > 0 {
+		n := utf8.RuneCountInString(s)
+		if f.minLen > 0 && n < f.minLen {
+			return "length " + strconv.Itoa(n) + " below minimum " + strconv.Itoa(f.minLen), false
+		}
+		if f.maxLen > 0 && n > f.maxLen {
+			return "length " + strconv.Itoa(n) + " above maximum " + strconv.Itoa(f.maxLen), false
+		}
+	}
+	if f.Type == TypeEnum && f.Codes != nil {
+		if _, ok := f.Codes.Lookup(s); !ok {
+			return "code not in table " + f.Codes.Name, false
+		}
+	}
+	if f.Type == TypeConstant && s != f.constant {
+		return "constant field differs from " + strconv.Quote(f.constant), false
+	}
+	if f.pattern != nil && !f.pattern.MatchString(s) {
+		return "does not match pattern " + f.pattern.String(), false
+	}
+	switch f.check {
+	case "gb11643":
+		if p := CheckResidentID(s); p != "" {
+			return p, false
+		}
+	case "luhn":
+		if !Luhn(s) {
+			return "card number fails the Luhn check (passbook accounts may)", true
+		}
+	case "division":
+		if !ShanghaiDivision(s) {
+			return "not a Shanghai division code 310101-310151", false
+		}
+	}
+	return "", false
+}
+
+var gb11643Weights = [17]int{7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2}
+
+// CheckResidentID validates an 18-character resident ID number (GB 11643):
+// digits, a valid birth date and the ISO 7064 MOD 11-2 check character. It
+// returns the problem, or "" when the number is valid.
+func CheckResidentID(s string) string {
+	if len(s) != 18 {
+		return "resident ID must have 18 characters"
+	}
+	sum := 0
+	for i := 0; i < 17; i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return "resident ID must be 17 digits and a check character"
+		}
+		sum += int(c-'0') * gb11643Weights[i]
+	}
+	y, _ := digits(s[6:10])
+	m, _ := digits(s[10:12])
+	d, _ := digits(s[12:14])
+	if y < 1900 || m < 1 || m > 12 || d < 1 || d > daysIn(y, m) {
+		return "resident ID has an invalid birth date"
+	}
+	want := "10X98765432"[sum%11]
+	got := s[17]
+	if got == 'x' {
+		got = 'X'
+	}
+	if got != want {
+		return "resident ID check character is wrong"
+	}
+	return ""
+}
+
+// Luhn reports whether s is a digit string passing the Luhn check.
+func Luhn(s string) bool {
+	if len(s) < 2 {
+		return false
+	}
+	sum, double := 0, false
+	for i := len(s) - 1; i >= 0; i-- {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return false
+		}
+		d := int(c - '0')
+		if double {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+		double = !double
+	}
+	return sum%10 == 0
+}
+
+// ShanghaiDivision reports whether s is a Shanghai district code
+// 310101-310151.
+func ShanghaiDivision(s string) bool {
+	if len(s) != 6 || s[:4] != "3101" {
+		return false
+	}
+	n, ok := digits(s[4:])
+	return ok && n >= 1 && n <= 51
+}
