@@ -188,8 +188,12 @@ func (c *gbkCodec) decode(dst, src []byte) ([]byte, error) {
 	for i := 0; i < len(src); {
 		b := src[i]
 		if b < 0x80 {
-			dst = append(dst, b)
-			i++
+			j := i + 1
+			for j < len(src) && src[j] < 0x80 {
+				j++
+			}
+			dst = append(dst, src[i:j]...)
+			i = j
 			continue
 		}
 		n := c.charLen(src[i:])
@@ -221,11 +225,25 @@ func (c *gbkCodec) encode(dst []byte, s string) ([]byte, error) {
 	for i := 0; i < len(s); {
 		b := s[i]
 		if b < utf8.RuneSelf {
-			dst = append(dst, b)
-			i++
+			j := i + 1
+			for j < len(s) && s[j] < utf8.RuneSelf {
+				j++
+			}
+			dst = append(dst, s[i:j]...)
+			i = j
 			continue
 		}
-		r, n := utf8.DecodeRuneInString(s[i:])
+		var r rune
+		var n int
+		if b&0xF0 == 0xE0 && i+2 < len(s) {
+			// Three-byte UTF-8, where all CJK characters live.
+			r, n = rune(b&0x0F)<<12|rune(s[i+1]&0x3F)<<6|rune(s[i+2]&0x3F), 3
+			if s[i+1]&0xC0 != 0x80 || s[i+2]&0xC0 != 0x80 || r < 0x800 {
+				r, n = utf8.DecodeRuneInString(s[i:])
+			}
+		} else {
+			r, n = utf8.DecodeRuneInString(s[i:])
+		}
 		if r <= 0xFFFF {
 			if code := c.enc2[r]; code != 0 {
 				dst = append(dst, byte(code>>8), byte(code))

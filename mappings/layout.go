@@ -3,6 +3,7 @@ package mappings
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -65,6 +66,8 @@ type Layout struct {
 	root      string
 	// lookahead is set when a record is selected by position last.
 	lookahead bool
+	// sumFields are the detail fields summed by an aggregate.
+	sumFields []int
 }
 
 // Schema is a compiled record kind: its fields and how to recognise it.
@@ -123,6 +126,7 @@ type Field struct {
 	of       string
 	ofIdx    int
 	truncate bool
+	checked  bool // has at least one validator
 }
 
 // Index returns the position of the named field, or -1.
@@ -315,6 +319,10 @@ func compileLayout(spec *LayoutSpec, tables func(string) (*CodeTable, error), li
 			f.ofIdx = l.Detail.Index(f.of)
 			if f.ofIdx < 0 || !l.Detail.Fields[f.ofIdx].Type.numeric() {
 				bad(0, "%s field %s: aggregate sum of %q: no such numeric detail field", s.Kind, f.Name, f.of)
+				continue
+			}
+			if !slices.Contains(l.sumFields, f.ofIdx) {
+				l.sumFields = append(l.sumFields, f.ofIdx)
 			}
 		}
 	}
@@ -545,5 +553,7 @@ func compileField(l *Layout, kind RecordKind, fs *FieldSpec, tables func(string)
 	if (fs.Aggregate == "count" || fs.Aggregate == "sum") && kind == KindDetail {
 		bad(at("aggregate"), "count and sum belong to a header or trailer record")
 	}
+	f.checked = f.required || f.minLen > 0 || f.maxLen > 0 || f.pattern != nil || f.min != nil ||
+		f.max != nil || f.check != "" || t == TypeEnum || t == TypeConstant
 	return f, probs
 }

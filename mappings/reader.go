@@ -141,10 +141,8 @@ func (rd *Reader) Next() (*Record, error) {
 		}
 		if rec != nil && rec.Kind == KindDetail {
 			rd.sum.DetailLines++
-			for i := range rec.Values {
-				if rec.Values[i].Set && rec.schema.Fields[i].Type.numeric() {
-					rd.sums[i] += rec.Values[i].Int
-				}
+			for _, i := range rd.l.sumFields {
+				rd.sums[i] += rec.Values[i].Int
 			}
 		}
 		if perr != nil {
@@ -177,6 +175,9 @@ func (rd *Reader) validate(rec *Record, raw []byte) bool {
 	s := rec.schema
 	for i := range s.Fields {
 		f := &s.Fields[i]
+		if !f.checked {
+			continue
+		}
 		p, warn := validateField(f, &rec.Values[i])
 		if p == "" {
 			continue
@@ -266,21 +267,29 @@ func newLineSource(l *Layout, in io.Reader, max int) *lineSource {
 	return &lineSource{l: l, br: bufio.NewReaderSize(in, 64<<10), max: max}
 }
 
-// readLine returns the next non-blank line into buf, its number, or io.EOF.
-func (s *lineSource) readLine(buf []byte) ([]byte, int64, error) {
+// readLine returns the next non-blank line, its number, or io.EOF. When
+// copyLine is false the line may alias the bufio buffer (valid until the
+// next read); otherwise it is copied into buf.
+func (s *lineSource) readLine(buf []byte, copyLine bool) ([]byte, int64, error) {
 	for {
 		if s.eof {
 			return nil, 0, io.EOF
 		}
 		buf = buf[:0]
 		tooLong := false
-		for {
+		var line []byte
+		for first := true; ; first = false {
 			chunk, err := s.br.ReadSlice('\n')
+			if first && err == nil && !copyLine {
+				line = chunk
+				break
+			}
 			if len(buf)+len(chunk) > s.max {
 				tooLong = true
 			} else {
 				buf = append(buf, chunk...)
 			}
+			line = buf
 			if err == bufio.ErrBufferFull {
 				continue
 			}
@@ -297,11 +306,14 @@ func (s *lineSource) readLine(buf []byte) ([]byte, int64, error) {
 		if tooLong {
 			return buf[:0], -s.lineNo, nil
 		}
-		buf = bytes.TrimRight(buf, "\r\n")
-		if len(buf) == 0 {
+		n := len(line)
+		for n > 0 && (line[n-1] == '\n' || line[n-1] == '\r') {
+			n--
+		}
+		if n == 0 {
 			continue
 		}
-		return buf, s.lineNo, nil
+		return line[:n], s.lineNo, nil
 	}
 }
 
@@ -312,7 +324,7 @@ func (s *lineSource) next(rd *Reader) (*Record, []byte, *parseError, error) {
 	last := false
 	if s.l.lookahead {
 		if !s.hasNext {
-			s.ahead, s.nextNo, err = s.readLine(s.ahead)
+			s.ahead, s.nextNo, err = s.readLine(s.ahead, true)
 			if err == io.EOF {
 				return nil, nil, nil, io.EOF
 			}
@@ -323,7 +335,7 @@ func (s *lineSource) next(rd *Reader) (*Record, []byte, *parseError, error) {
 		s.cur, s.ahead = s.ahead, s.cur
 		no = s.nextNo
 		line = s.cur
-		s.ahead, s.nextNo, err = s.readLine(s.ahead)
+		s.ahead, s.nextNo, err = s.readLine(s.ahead, true)
 		switch {
 		case err == io.EOF:
 			s.hasNext, last = false, true
@@ -333,11 +345,10 @@ func (s *lineSource) next(rd *Reader) (*Record, []byte, *parseError, error) {
 			s.hasNext = true
 		}
 	} else {
-		s.cur, no, err = s.readLine(s.cur)
+		line, no, err = s.readLine(s.cur, false)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		line = s.cur
 	}
 	first := !s.started
 	s.started = true

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 )
 
@@ -33,6 +34,9 @@ func (e *FieldError) Unwrap() error { return e.Err }
 type WriterOptions struct {
 	// OnWarning receives warnings (a Luhn failure, a truncated value).
 	OnWarning func(Reject)
+	// SkipValidation trusts details to be valid: set it only when every
+	// record comes from a Reader of the same layout, which validated it.
+	SkipValidation bool
 }
 
 // Writer writes records of a layout. Details are validated before they
@@ -53,6 +57,7 @@ type Writer struct {
 	closed  bool
 	sink    recordSink
 	written int64
+	sumIdx  []int
 }
 
 // recordSink writes JSON and XML records.
@@ -65,6 +70,10 @@ type recordSink interface {
 // NewWriter returns a writer of layout l to out.
 func NewWriter(l *Layout, out io.Writer, opts WriterOptions) *Writer {
 	w := &Writer{l: l, opts: opts, bw: bufio.NewWriterSize(out, 64<<10), sums: make([]int64, len(l.Detail.Fields))}
+	w.sumIdx = l.sumFields
+	if i := l.Detail.CanonicalIndex(CanonAmount); i >= 0 && !slices.Contains(w.sumIdx, i) {
+		w.sumIdx = append(slices.Clip(w.sumIdx), i)
+	}
 	switch l.Format {
 	case FormatJSON:
 		w.sink = &jsonSink{}
@@ -116,7 +125,13 @@ func (w *Writer) Write(rec *Record) error {
 		}
 	}
 	for i := range s.Fields {
+		if w.opts.SkipValidation && rec.Kind == KindDetail {
+			break
+		}
 		f := &s.Fields[i]
+		if !f.checked {
+			continue
+		}
 		p, warn := validateField(f, &rec.Values[i])
 		if p == "" {
 			continue
@@ -153,10 +168,8 @@ func (w *Writer) Write(rec *Record) error {
 	w.written++
 	if rec.Kind == KindDetail {
 		w.count++
-		for i := range rec.Values {
-			if rec.Values[i].Set && s.Fields[i].Type.numeric() {
-				w.sums[i] += rec.Values[i].Int
-			}
+		for _, i := range w.sumIdx {
+			w.sums[i] += rec.Values[i].Int
 		}
 	}
 	return nil
@@ -260,6 +273,27 @@ func appendNumeric(dst []byte, f *Field, v int64) []byte {
 	return strconv.AppendInt(dst, v, 10)
 }
 
+// padRun appends n copies of c.
+func padRun(dst []byte, c byte, n int) []byte {
+	const run = "                                                                "
+	const zeros = "0000000000000000000000000000000000000000000000000000000000000000"
+	for n > 0 {
+		k := min(n, len(run))
+		switch c {
+		case ' ':
+			dst = append(dst, run[:k]...)
+		case '0':
+			dst = append(dst, zeros[:k]...)
+		default:
+			for j := 0; j < k; j++ {
+				dst = append(dst, c)
+			}
+		}
+		n -= k
+	}
+	return dst
+}
+
 func (w *Writer) encodeFixed(rec *Record) error {
 	s := rec.schema
 	codec := w.l.codec
@@ -267,66 +301,86 @@ func (w *Writer) encodeFixed(rec *Record) error {
 	for i := range s.Fields {
 		f := &s.Fields[i]
 		v := &rec.Values[i]
-		text := w.scratch[:0]
-		numeric := f.Type.numeric()
-		if v.Set {
-			if numeric {
-				text = appendNumeric(text, f, v.Int)
-			} else {
-				var err error
-				text, err = codec.encode(text, v.Str)
+		if !v.Set {
+			// A blank field is all pad (all spaces for numbers).
+			c := f.pad
+			if f.Type.numeric() {
+				c = ' '
+			}
+			line = padRun(line, c, f.Width)
+			continue
+		}
+		if !f.Type.numeric() && !f.right {
+			// Left-aligned text is encoded straight into the line.
+			start := len(line)
+			var err error
+			line, err = codec.encode(line, v.Str)
+			if err != nil {
+				return &FieldError{Kind: rec.Kind, Field: f.Name, Excerpt: Mask(f.Sensitive, v.Str), Err: err}
+			}
+			if n := len(line) - start; n > f.Width {
+				cut, err := w.truncate(rec, f, i, line[start:])
 				if err != nil {
-					return &FieldError{Kind: rec.Kind, Field: f.Name, Excerpt: Mask(f.Sensitive, v.Str), Err: err}
+					return err
 				}
+				line = line[:start+cut]
+			}
+			line = padRun(line, f.pad, f.Width-(len(line)-start))
+			continue
+		}
+		text := w.scratch[:0]
+		if f.Type.numeric() {
+			text = appendNumeric(text, f, v.Int)
+		} else {
+			var err error
+			text, err = codec.encode(text, v.Str)
+			if err != nil {
+				return &FieldError{Kind: rec.Kind, Field: f.Name, Excerpt: Mask(f.Sensitive, v.Str), Err: err}
 			}
 		}
 		w.scratch = text
 		if len(text) > f.Width {
-			if numeric || !f.truncate {
-				return &FieldError{Kind: rec.Kind, Field: f.Name, Excerpt: Mask(f.Sensitive, rec.Text(i)),
-					Err: fmt.Errorf("%w: %d bytes in %s, width %d", ErrTooLong, len(text), codec.name(), f.Width)}
-			}
-			cut := 0
-			for cut < len(text) {
-				n := codec.charLen(text[cut:])
-				if n <= 0 || cut+n > f.Width {
-					break
-				}
-				cut += n
-			}
-			if cut < f.Width {
-				w.warn(rec, f, fmt.Sprintf("%v: truncated to %d of %d bytes", ErrSplitMultibyte, cut, f.Width), v.Str)
-			} else {
-				w.warn(rec, f, fmt.Sprintf("truncated to %d bytes", cut), v.Str)
+			cut, err := w.truncate(rec, f, i, text)
+			if err != nil {
+				return err
 			}
 			text = text[:cut]
 		}
 		padN := f.Width - len(text)
-		if !v.Set && numeric {
-			// A blank number is all spaces, whatever the pad.
-			for k := 0; k < f.Width; k++ {
-				line = append(line, ' ')
-			}
-			continue
+		if f.pad == '0' && len(text) > 0 && text[0] == '-' {
+			line = append(line, '-')
+			text = text[1:]
 		}
-		if f.right {
-			if f.pad == '0' && len(text) > 0 && text[0] == '-' {
-				line = append(line, '-')
-				text = text[1:]
-			}
-			for k := 0; k < padN; k++ {
-				line = append(line, f.pad)
-			}
-			line = append(line, text...)
-		} else {
-			line = append(line, text...)
-			for k := 0; k < padN; k++ {
-				line = append(line, f.pad)
-			}
-		}
+		line = padRun(line, f.pad, padN)
+		line = append(line, text...)
 	}
 	w.line = line
 	return w.emit(line)
+}
+
+// truncate returns how many bytes of the encoded text fit field f without
+// splitting a character, or a *FieldError when f does not allow
+// truncation.
+func (w *Writer) truncate(rec *Record, f *Field, i int, text []byte) (int, error) {
+	codec := w.l.codec
+	if f.Type.numeric() || !f.truncate {
+		return 0, &FieldError{Kind: rec.Kind, Field: f.Name, Excerpt: Mask(f.Sensitive, rec.Text(i)),
+			Err: fmt.Errorf("%w: %d bytes in %s, width %d", ErrTooLong, len(text), codec.name(), f.Width)}
+	}
+	cut := 0
+	for cut < len(text) {
+		n := codec.charLen(text[cut:])
+		if n <= 0 || cut+n > f.Width {
+			break
+		}
+		cut += n
+	}
+	if cut < f.Width {
+		w.warn(rec, f, fmt.Sprintf("%v: truncated to %d of %d bytes", ErrSplitMultibyte, cut, f.Width), rec.Values[i].Str)
+	} else {
+		w.warn(rec, f, fmt.Sprintf("truncated to %d bytes", cut), rec.Values[i].Str)
+	}
+	return cut, nil
 }
 
 func (w *Writer) encodeDelimited(rec *Record) error {
