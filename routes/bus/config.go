@@ -18,9 +18,13 @@ type Config struct {
 
 // LocalConfig tunes the embedded durable bus.
 type LocalConfig struct {
-	// CommitInterval is the longest a publish waits to share a commit with others.
+	// CommitInterval is the longest an ack or nack waits before it is
+	// committed (acks are batched; a crash before the commit means one
+	// redelivery). Publishes never wait for it: each commit takes every
+	// Publish waiting when it starts (group commit).
 	CommitInterval time.Duration `yaml:"commit_interval"`
-	// MaxBatch caps the messages written in one commit.
+	// MaxBatch caps the messages written in one commit; as many acks
+	// waiting commit at once without waiting for CommitInterval.
 	MaxBatch int `yaml:"max_batch"`
 }
 

@@ -1,0 +1,399 @@
+package local
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"strings"
+	"sync"
+	"time"
+)
+
+// pubReq is one Publish call (done != nil) or one dead letter (done == nil).
+type pubReq struct {
+	topic string
+	msgs  []*stored
+	done  chan error
+}
+
+type subReq struct {
+	topic, name string
+	done        chan subReply
+}
+
+type subReply struct {
+	sub *subscription
+	err error
+}
+
+type ackKind uint8
+
+const (
+	kindAck  ackKind = iota // delete the pending row
+	kindNack                // record attempts, not_before, cause
+)
+
+type ackItem struct {
+	kind      ackKind
+	subID     int64
+	msgID     int64
+	attempts  int
+	notBefore int64
+	cause     string
+}
+
+// writer owns every write of the bus: one goroutine, group commits.
+type writer struct {
+	b       *Bus
+	pubs    chan *pubReq
+	subReqs chan *subReq
+	kick    chan struct{} // MaxBatch acks wait
+	first   chan struct{} // the first ack of a batch arrived
+
+	mu    sync.Mutex
+	acks  []ackItem
+	dead  []*pubReq // dead letters, committed with their acks
+	lastE error
+
+	nextID int64 // only the writer goroutine (and load, before it starts)
+}
+
+func newWriter(b *Bus) *writer {
+	return &writer{
+		b:       b,
+		pubs:    make(chan *pubReq, 4096),
+		subReqs: make(chan *subReq),
+		kick:    make(chan struct{}, 1),
+		first:   make(chan struct{}, 1),
+	}
+}
+
+// addAck queues an ack or nack (and, for a dead letter, its DLQ publish) for
+// the next commit.
+func (w *writer) addAck(a ackItem, dlq *pubReq) {
+	w.mu.Lock()
+	n := len(w.acks)
+	w.acks = append(w.acks, a)
+	if dlq != nil {
+		w.dead = append(w.dead, dlq)
+	}
+	full := len(w.acks) >= w.b.cfg.MaxBatch
+	w.mu.Unlock()
+	if n == 0 {
+		select {
+		case w.first <- struct{}{}:
+		default:
+		}
+	}
+	if full {
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (w *writer) err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lastE
+}
+
+func (w *writer) run() {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	armed := false
+	for {
+		var batch []*pubReq
+		n := 0
+		stopping := false
+		select {
+		case r := <-w.pubs:
+			batch = append(batch, r)
+			n += len(r.msgs)
+		case r := <-w.subReqs:
+			s, err := w.createSub(r.topic, r.name)
+			r.done <- subReply{s, err}
+			continue
+		case <-w.kick:
+		case <-w.first:
+			if !armed {
+				timer.Reset(w.b.cfg.CommitInterval)
+				armed = true
+			}
+			continue
+		case <-timer.C:
+			armed = false
+		case <-w.b.done:
+			stopping = true
+		}
+	drain:
+		for n < w.b.cfg.MaxBatch || stopping {
+			select {
+			case r := <-w.pubs:
+				batch = append(batch, r)
+				n += len(r.msgs)
+			default:
+				break drain
+			}
+		}
+		w.mu.Lock()
+		acks, dead := w.acks, w.dead
+		w.acks, w.dead = nil, nil
+		w.mu.Unlock()
+		if len(acks) > 0 && armed {
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+			armed = false
+		}
+		if len(batch) > 0 || len(acks) > 0 {
+			w.commit(batch, dead, acks)
+		}
+		if stopping {
+			return
+		}
+	}
+}
+
+// commit writes one group in one transaction and then updates the index.
+func (w *writer) commit(batch, dead []*pubReq, acks []ackItem) {
+	b := w.b
+	all := append(batch, dead...)
+	for _, r := range all {
+		for _, m := range r.msgs {
+			m.id = w.nextID
+			w.nextID++
+		}
+	}
+	b.mu.RLock()
+	topics := b.topics // only the writer replaces entries; safe to read below
+	b.mu.RUnlock()
+	ctx := context.Background()
+	err := b.db.InTx(ctx, func(tx *sql.Tx) error {
+		if len(all) > 0 {
+			if err := w.insertMessages(ctx, tx, all, topics); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, b.db.Rebind(`UPDATE bus_sequence SET next_id = ? WHERE id = 1`), w.nextID); err != nil {
+				return fmt.Errorf("update sequence: %w", err)
+			}
+		}
+		if len(acks) > 0 {
+			if err := w.applyAcks(ctx, tx, acks); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.log.Error("local bus: commit failed", "messages", len(all), "acks", len(acks), "err", err)
+		w.mu.Lock()
+		w.lastE = err
+		w.mu.Unlock()
+		for _, r := range batch {
+			r.done <- err
+		}
+		return
+	}
+	// Index after commit: a message is dispatched only once it is durable.
+	b.mu.RLock()
+	for _, r := range all {
+		subs := b.topics[r.topic]
+		for i, s := range subs {
+			s.addBatch(r.msgs, i > 0)
+		}
+	}
+	b.mu.RUnlock()
+	for _, r := range batch {
+		r.done <- nil
+	}
+}
+
+const rowsPerInsert = 200
+
+func (w *writer) insertMessages(ctx context.Context, tx *sql.Tx, reqs []*pubReq, topics map[string][]*subscription) error {
+	db := w.b.db
+	var msgs []*stored
+	for _, r := range reqs {
+		msgs = append(msgs, r.msgs...)
+	}
+	for start := 0; start < len(msgs); start += rowsPerInsert {
+		chunk := msgs[start:min(start+rowsPerInsert, len(msgs))]
+		var q strings.Builder
+		q.WriteString(`INSERT INTO bus_messages (id, topic, msg_key, idem_key, headers, body, published_at) VALUES `)
+		args := make([]any, 0, 7*len(chunk))
+		for i, m := range chunk {
+			if i > 0 {
+				q.WriteString(",")
+			}
+			q.WriteString("(?,?,?,?,?,?,?)")
+			var hdr []byte
+			if len(m.headers) > 0 {
+				var err error
+				if hdr, err = json.Marshal(m.headers); err != nil {
+					return fmt.Errorf("message headers: %w", err)
+				}
+			}
+			body := m.body
+			if body == nil {
+				body = []byte{}
+			}
+			args = append(args, m.id, m.topic, m.key, m.idem, hdr, body, m.publishedAt)
+		}
+		if _, err := tx.ExecContext(ctx, db.Rebind(q.String()), args...); err != nil {
+			return fmt.Errorf("insert messages: %w", err)
+		}
+	}
+	// Pending rows: one per message and subscription of its topic.
+	type pend struct{ msg, sub int64 }
+	var rows []pend
+	for _, r := range reqs {
+		for _, s := range topics[r.topic] {
+			for _, m := range r.msgs {
+				rows = append(rows, pend{m.id, s.id})
+			}
+		}
+	}
+	for start := 0; start < len(rows); start += 2 * rowsPerInsert {
+		chunk := rows[start:min(start+2*rowsPerInsert, len(rows))]
+		var q strings.Builder
+		q.WriteString(`INSERT INTO bus_pending (msg_id, sub_id) VALUES `)
+		args := make([]any, 0, 2*len(chunk))
+		for i, p := range chunk {
+			if i > 0 {
+				q.WriteString(",")
+			}
+			q.WriteString("(?,?)")
+			args = append(args, p.msg, p.sub)
+		}
+		if _, err := tx.ExecContext(ctx, db.Rebind(q.String()), args...); err != nil {
+			return fmt.Errorf("insert pending: %w", err)
+		}
+	}
+	return nil
+}
+
+func (w *writer) applyAcks(ctx context.Context, tx *sql.Tx, acks []ackItem) error {
+	db := w.b.db
+	bySub := map[int64][]int64{}
+	var nacks []ackItem
+	for _, a := range acks {
+		if a.kind == kindAck {
+			bySub[a.subID] = append(bySub[a.subID], a.msgID)
+		} else {
+			nacks = append(nacks, a)
+		}
+	}
+	var acked []int64
+	for sub, ids := range bySub {
+		for start := 0; start < len(ids); start += 2 * rowsPerInsert {
+			chunk := ids[start:min(start+2*rowsPerInsert, len(ids))]
+			args := make([]any, 0, len(chunk)+1)
+			args = append(args, sub)
+			for _, id := range chunk {
+				args = append(args, id)
+			}
+			q := `DELETE FROM bus_pending WHERE sub_id = ? AND msg_id IN (` + placeholders(len(chunk)) + `)`
+			if _, err := tx.ExecContext(ctx, db.Rebind(q), args...); err != nil {
+				return fmt.Errorf("delete acked: %w", err)
+			}
+		}
+		acked = append(acked, ids...)
+	}
+	// Messages no subscription holds any more are deleted.
+	for start := 0; start < len(acked); start += 2 * rowsPerInsert {
+		chunk := acked[start:min(start+2*rowsPerInsert, len(acked))]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		q := `DELETE FROM bus_messages WHERE id IN (` + placeholders(len(chunk)) +
+			`) AND NOT EXISTS (SELECT 1 FROM bus_pending p WHERE p.msg_id = bus_messages.id)`
+		if _, err := tx.ExecContext(ctx, db.Rebind(q), args...); err != nil {
+			return fmt.Errorf("delete acked messages: %w", err)
+		}
+	}
+	if len(nacks) > 0 {
+		stmt, err := tx.PrepareContext(ctx, db.Rebind(`UPDATE bus_pending SET attempts = ?, not_before = ?, cause = ? WHERE msg_id = ? AND sub_id = ?`))
+		if err != nil {
+			return fmt.Errorf("prepare nack: %w", err)
+		}
+		defer stmt.Close()
+		for _, a := range nacks {
+			if _, err := stmt.ExecContext(ctx, a.attempts, a.notBefore, a.cause, a.msgID, a.subID); err != nil {
+				return fmt.Errorf("record nack: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func placeholders(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return strings.Repeat("?,", n-1) + "?"
+}
+
+// createSub creates a durable subscription holding every message the topic
+// retains, and indexes it.
+func (w *writer) createSub(topic, name string) (*subscription, error) {
+	b := w.b
+	b.mu.RLock()
+	s := b.subs[subKey{topic, name}]
+	b.mu.RUnlock()
+	if s != nil {
+		return s, nil
+	}
+	ctx := context.Background()
+	var id int64
+	err := b.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) + 1 FROM bus_subscriptions`).Scan(&id); err != nil {
+			return fmt.Errorf("next subscription id: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, b.db.Rebind(`INSERT INTO bus_subscriptions (id, topic, name, created_at) VALUES (?, ?, ?, ?)`),
+			id, topic, name, time.Now().UnixMilli()); err != nil {
+			return fmt.Errorf("insert subscription: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, b.db.Rebind(`INSERT INTO bus_pending (msg_id, sub_id) SELECT id, ? FROM bus_messages WHERE topic = ?`), id, topic); err != nil {
+			return fmt.Errorf("retained messages: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s = newSubscription(b, id, topic, name)
+	rows, err := b.db.QueryContext(ctx, b.db.Rebind(`SELECT id, topic, msg_key, idem_key, headers, body, published_at FROM bus_messages WHERE topic = ? ORDER BY id`), topic)
+	if err != nil {
+		return nil, fmt.Errorf("load retained messages: %w", err)
+	}
+	defer rows.Close()
+	var msgs []*stored
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, fmt.Errorf("load retained messages: %w", err)
+		}
+		msgs = append(msgs, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load retained messages: %w", err)
+	}
+	s.addBatch(msgs, false)
+	b.mu.Lock()
+	// Copy-on-write so that a commit holding the old slice is unaffected.
+	subs := append(append([]*subscription(nil), b.topics[topic]...), s)
+	topics := maps.Clone(b.topics)
+	topics[topic] = subs
+	b.topics = topics
+	b.subs[subKey{topic, name}] = s
+	b.mu.Unlock()
+	return s, nil
+}
