@@ -94,7 +94,10 @@ func TestVerify(t *testing.T) {
 		{"other nonce", func(r *http.Request) { r.Header.Set(HeaderNonce, strings.Repeat("a", 32)) }, exampleTime, ErrInvalid},
 		{"other timestamp", func(r *http.Request) { r.Header.Set(HeaderTimestamp, "1764273601") }, exampleTime, ErrInvalid},
 		{"other method", func(r *http.Request) { r.Method = "PUT" }, exampleTime, ErrInvalid},
-		{"other path", func(r *http.Request) { r.RequestURI = "/partner/v1/funeral/vehicles?a=1&b=2"; r.URL.Path = "/partner/v1/funeral/vehicles" }, exampleTime, ErrInvalid},
+		{"other path", func(r *http.Request) {
+			r.RequestURI = "/partner/v1/funeral/vehicles?a=1&b=2"
+			r.URL.Path = "/partner/v1/funeral/vehicles"
+		}, exampleTime, ErrInvalid},
 		{"other query", func(r *http.Request) { r.RequestURI = "/partner/v1/funeral/halls?a=1&b=3" }, exampleTime, ErrInvalid},
 		{"reordered query", func(r *http.Request) { r.RequestURI = "/partner/v1/funeral/halls?a=1&b=2" }, exampleTime, nil},
 		{"body changed", func(r *http.Request) { r.Body = io.NopCloser(strings.NewReader(`{"hall_id":"H02","status":"free"}`)) }, exampleTime, ErrDigest},
