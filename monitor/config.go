@@ -20,6 +20,12 @@ type Config struct {
 	FlushSize int `yaml:"flush_size"`
 	// BufferSize caps events held in memory while the store is down; beyond it events are dropped and counted.
 	BufferSize int `yaml:"buffer_size"`
+	// Schedules give the expected gap between successes per partner flow (health matrix, staleness alerts).
+	Schedules []FlowSchedule `yaml:"schedules"`
+	// Thresholds set the health colour bands and the error-rate and backlog alert rules.
+	Thresholds Thresholds `yaml:"thresholds"`
+	// StuckAfter marks a batch stage as stuck when it has not finished and its newest event is older.
+	StuckAfter time.Duration `yaml:"stuck_after"`
 }
 
 // ClickHouseConfig configures the ClickHouse event store.
@@ -43,6 +49,8 @@ func DefaultConfig() Config {
 		FlushInterval: time.Second,
 		FlushSize:     10000,
 		BufferSize:    200000,
+		Thresholds:    Thresholds{ErrorRateAmber: 0.05, ErrorRateRed: 0.2, BacklogAmber: 1, BacklogRed: 100},
+		StuckAfter:    2 * time.Hour,
 	}
 }
 
@@ -69,6 +77,24 @@ func (c Config) Validate() error {
 	}
 	if c.FlushInterval <= 0 {
 		errs = append(errs, errors.New("monitor.flush_interval: must be positive"))
+	}
+	for i, s := range c.Schedules {
+		if s.Partner == "" || s.Flow == "" {
+			errs = append(errs, fmt.Errorf("monitor.schedules[%d]: partner and flow are required", i))
+		}
+		if s.Every <= 0 {
+			errs = append(errs, fmt.Errorf("monitor.schedules[%d].every: must be positive", i))
+		}
+	}
+	th := c.Thresholds
+	if th.ErrorRateAmber < 0 || th.ErrorRateAmber > 1 || th.ErrorRateRed < 0 || th.ErrorRateRed > 1 {
+		errs = append(errs, errors.New("monitor.thresholds: error rates must be between 0 and 1"))
+	}
+	if th.BacklogAmber < 0 || th.BacklogRed < 0 {
+		errs = append(errs, errors.New("monitor.thresholds: backlogs must not be negative"))
+	}
+	if c.StuckAfter < 0 {
+		errs = append(errs, errors.New("monitor.stuck_after: must not be negative"))
 	}
 	return errors.Join(errs...)
 }

@@ -1,0 +1,289 @@
+package console
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/monitor"
+)
+
+//go:embed assets
+var assets embed.FS
+
+// Deps is what the console needs. Store is required; the rest may be nil.
+type Deps struct {
+	// Store answers the queries.
+	Store monitor.Store
+	// Clock tells the time; nil is the real clock.
+	Clock clock.Clock
+	// Logger reports handler errors; nil discards.
+	Logger *slog.Logger
+	// Auth wraps every console handler (security's RequireRole middleware);
+	// nil leaves the console open, for tests and the demo only.
+	Auth func(http.Handler) http.Handler
+	// User names the logged-in user of a request (from security's session).
+	// When nil, action forms ask for the operator's name, and the audit
+	// record marks it as self-declared.
+	User func(*http.Request) string
+	// Schedules and Thresholds drive the health matrix.
+	Schedules  []monitor.FlowSchedule
+	Thresholds monitor.Thresholds
+	// StuckAfter marks a batch stage as stuck when its newest event is older
+	// and it did not finish (0: 2 hours).
+	StuckAfter time.Duration
+	// Actions retries, replays and drops dead letters; nil hides the buttons.
+	Actions monitor.DeadLetterActions
+	// Auditor records every action; nil refuses actions (they must be audited).
+	Auditor monitor.Auditor
+	// Alerts is the alert inbox; nil hides it.
+	Alerts Alerts
+	// Expectations lists expected files; nil hides the calendar.
+	Expectations Expectations
+	// Quality builds the data-quality report; nil hides it.
+	Quality Quality
+}
+
+// Console serves the pages.
+type Console struct {
+	d     Deps
+	log   *slog.Logger
+	pages map[string]*template.Template
+	mux   *http.ServeMux
+}
+
+type navItem struct{ Key, Path string }
+
+// New builds the console handler. Mount it under a prefix with
+// http.StripPrefix, e.g. mux.Handle("/console/", http.StripPrefix("/console", c)).
+func New(d Deps) (*Console, error) {
+	if d.Store == nil {
+		return nil, fmt.Errorf("console: a store is required")
+	}
+	if d.Clock == nil {
+		d.Clock = clock.Real{}
+	}
+	if d.StuckAfter <= 0 {
+		d.StuckAfter = 2 * time.Hour
+	}
+	c := &Console{d: d, log: d.Logger, pages: map[string]*template.Template{}}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	for _, p := range []string{"health", "search", "exchange", "batches", "failures", "confirm", "alerts", "calendar", "charts", "quality"} {
+		t, err := template.New(p).Funcs(funcs).ParseFS(assets, "assets/layout.tmpl", "assets/events.tmpl", "assets/"+p+".tmpl")
+		if err != nil {
+			return nil, fmt.Errorf("console: parse %s: %w", p, err)
+		}
+		c.pages[p] = t
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.HandlerFunc(c.static)))
+	mux.HandleFunc("GET /{$}", c.health)
+	mux.HandleFunc("GET /search", c.search)
+	mux.HandleFunc("GET /exchange/{id}", c.exchange)
+	mux.HandleFunc("GET /batches", c.batches)
+	mux.HandleFunc("GET /failures", c.failures)
+	mux.HandleFunc("POST /failures/{action}", c.deadLetterAction)
+	mux.HandleFunc("GET /alerts", c.alerts)
+	mux.HandleFunc("POST /alerts/{id}/{action}", c.alertAction)
+	mux.HandleFunc("GET /calendar", c.calendar)
+	mux.HandleFunc("GET /charts", c.charts)
+	mux.HandleFunc("GET /quality", c.quality)
+	mux.HandleFunc("GET /quality/report/{format}", c.qualityReport)
+	c.mux = mux
+	return c, nil
+}
+
+// ServeHTTP serves the console behind the auth middleware and the
+// cross-origin protection of net/http (no cross-site form posts).
+func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var h http.Handler = c.mux
+	h = http.NewCrossOriginProtection().Handler(h)
+	h = securityHeaders(h)
+	if c.d.Auth != nil {
+		h = c.d.Auth(h)
+	}
+	h.ServeHTTP(w, r)
+}
+
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("X-Frame-Options", "DENY")
+		w.Header().Set("Cache-Control", "no-store")
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (c *Console) static(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "console.css" {
+		http.NotFound(w, r)
+		return
+	}
+	b, _ := assets.ReadFile("assets/console.css")
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "max-age=3600")
+	_, _ = w.Write(b)
+}
+
+// page is what every template gets.
+type page struct {
+	L       int
+	Title   string
+	Base    string
+	Nav     []navItem
+	Now     time.Time
+	Flash   string
+	Data    any
+	start   time.Time
+	query   url.Values
+	console *Console
+}
+
+// T translates a message key.
+func (p *page) T(key string) string { return tr(p.L, key) }
+
+// LangQuery is the query string switching to the other language.
+func (p *page) LangQuery() string {
+	q := url.Values{}
+	for k, v := range p.query {
+		q[k] = v
+	}
+	if p.L == 1 {
+		q.Set("lang", "zh")
+	} else {
+		q.Set("lang", "en")
+	}
+	return q.Encode()
+}
+
+// Elapsed is the time spent rendering so far.
+func (p *page) Elapsed() string { return time.Since(p.start).Round(time.Millisecond).String() }
+
+func (c *Console) newPage(w http.ResponseWriter, r *http.Request, title string) *page {
+	nav := []navItem{{"nav_health", ""}}
+	if c.d.Expectations != nil {
+		nav = append(nav, navItem{"nav_calendar", "calendar"})
+	}
+	nav = append(nav, navItem{"nav_batches", "batches"}, navItem{"nav_search", "search"}, navItem{"nav_failures", "failures"})
+	if c.d.Alerts != nil {
+		nav = append(nav, navItem{"nav_alerts", "alerts"})
+	}
+	nav = append(nav, navItem{"nav_charts", "charts"})
+	if c.d.Quality != nil {
+		nav = append(nav, navItem{"nav_quality", "quality"})
+	}
+	q := r.URL.Query()
+	q.Del("lang")
+	return &page{L: lang(w, r), Title: title, Base: basePath(r), Nav: nav, Now: c.d.Clock.Now(),
+		start: time.Now(), query: q, console: c, Flash: r.URL.Query().Get("flash")}
+}
+
+// basePath is the console's mount point as the browser sees it, so links
+// work under any prefix: the part of the original path before the route.
+func basePath(r *http.Request) string {
+	full := r.URL.Path
+	if r.URL.RawPath != "" {
+		full = r.URL.RawPath
+	}
+	orig := full
+	if r.RequestURI != "" {
+		if u, err := url.ParseRequestURI(r.RequestURI); err == nil {
+			orig = u.Path
+		}
+	}
+	if strings.HasSuffix(orig, full) {
+		return strings.TrimSuffix(orig, full) + "/"
+	}
+	return "/"
+}
+
+func (c *Console) render(w http.ResponseWriter, p *page, name string) {
+	var buf bytes.Buffer
+	if err := c.pages[name].ExecuteTemplate(&buf, "layout", p); err != nil {
+		c.log.Error("console: render", "page", name, "err", err)
+		http.Error(w, "render failed", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (c *Console) fail(w http.ResponseWriter, what string, err error) {
+	c.log.Error("console: "+what, "err", err)
+	http.Error(w, what+" failed", http.StatusInternalServerError)
+}
+
+// longDigits finds digit runs long enough to be an ID, account or phone number.
+var longDigits = regexp.MustCompile(`\d{6,}[\dXx]{5,}`)
+
+// mask is defence in depth: events carry masked values already, but any run
+// of 11 or more digits that slipped through shows only its first 3 and last 4.
+func mask(s string) string {
+	return longDigits.ReplaceAllStringFunc(s, func(m string) string {
+		return m[:3] + strings.Repeat("*", len(m)-7) + m[len(m)-4:]
+	})
+}
+
+var funcs = template.FuncMap{
+	"ts": func(t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		return t.In(clock.Shanghai).Format("2006-01-02 15:04:05")
+	},
+	"day": func(t time.Time) string { return t.In(clock.Shanghai).Format("01-02 15:04") },
+	"ago": func(now, t time.Time) string {
+		d := now.Sub(t)
+		switch {
+		case d < time.Minute:
+			return strconv.Itoa(int(d.Seconds())) + "s"
+		case d < time.Hour:
+			return strconv.Itoa(int(d.Minutes())) + "m"
+		case d < 48*time.Hour:
+			return strconv.Itoa(int(d.Hours())) + "h"
+		}
+		return strconv.Itoa(int(d.Hours()/24)) + "d"
+	},
+	"dur": func(d time.Duration) string {
+		switch {
+		case d == 0:
+			return "—"
+		case d < time.Second:
+			return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+		case d < time.Hour:
+			return d.Round(100 * time.Millisecond).String()
+		}
+		return d.Round(time.Minute).String()
+	},
+	"pct": func(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + "%" },
+	"yuan": func(fen int64) string {
+		neg := fen < 0
+		if neg {
+			fen = -fen
+		}
+		s := strconv.FormatInt(fen/100, 10)
+		for i := len(s) - 3; i > 0; i -= 3 {
+			s = s[:i] + "," + s[i:]
+		}
+		s = fmt.Sprintf("%s.%02d", s, fen%100)
+		if neg {
+			s = "-" + s
+		}
+		return s
+	},
+	"mask": mask,
+	"list": func(s ...string) []string { return s },
+	"svg":  func(s string) template.HTML { return template.HTML(s) }, // only our own generated SVG
+}

@@ -1,0 +1,182 @@
+package console_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/monitor/console"
+	"github.com/shanghai-mca/mzhub/monitor/sample"
+	"github.com/shanghai-mca/mzhub/monitor/store/sqlite"
+)
+
+var now = time.Date(2026, 11, 27, 10, 0, 0, 0, clock.Shanghai)
+
+func seeded(t testing.TB) monitor.Store {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "monitor.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.Append(context.Background(), sample.Scenario(now, 1)); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+type recorder struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (r *recorder) add(s string) { r.mu.Lock(); r.calls = append(r.calls, s); r.mu.Unlock() }
+
+func (r *recorder) Retry(_ context.Context, id, user string) error {
+	r.add("retry " + id + " " + user)
+	return nil
+}
+func (r *recorder) Replay(_ context.Context, id, user string) error {
+	r.add("replay " + id + " " + user)
+	return nil
+}
+func (r *recorder) Drop(_ context.Context, id, user, reason string) error {
+	r.add("drop " + id + " " + user + " " + reason)
+	return nil
+}
+func (r *recorder) Audit(_ context.Context, actor, action, object, detail string) error {
+	r.add("audit " + actor + " " + action + " " + object)
+	return nil
+}
+
+func newServer(t *testing.T, d console.Deps) *httptest.Server {
+	t.Helper()
+	c, err := console.New(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/console/", http.StripPrefix("/console", c))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func get(t *testing.T, srv *httptest.Server, path string) (int, string) {
+	t.Helper()
+	resp, err := srv.Client().Get(srv.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestPages(t *testing.T) {
+	rec := &recorder{}
+	srv := newServer(t, console.Deps{Store: seeded(t), Clock: clock.NewFake(now), Actions: rec, Auditor: rec,
+		Schedules:  []monitor.FlowSchedule{{Partner: "datasea", Flow: "death", Every: 24 * time.Hour}, {Partner: "cardcenter", Flow: "applications", Every: time.Hour}},
+		Thresholds: monitor.DefaultConfig().Thresholds})
+	cases := []struct {
+		path string
+		want []string
+	}{
+		{"/console/", []string{"健康矩阵", "bank.ccb", "joblib", "status-push", "cardcenter", `class="cell red"`, "/console/static/console.css"}},
+		{"/console/?lang=en", []string{"Health matrix", "Last success", "p95 latency"}},
+		{"/console/search?batch=allowance-2026-11", []string{"bank.boc", "uploaded", "BOC_DISB_202611.txt"}},
+		{"/console/search?ref=YWTB0000001005", []string{"joblib/status/5", "http_503"}},
+		{"/console/search", []string{"joblib/status/0"}},
+		{"/console/exchange/allowance-2026-11%2Fbank.boc%2Fsend", []string{"allowance-2026-11/list", "allowance-2026-11/bank.boc/return", "reconciled"}},
+		{"/console/batches", []string{"allowance-2026-11", "intake", "returns", "stuck", "4400000"}},
+		{"/console/failures", []string{"trailer count", "http_400", "joblib/status/dl-1", "310***********1234", `action="/console/failures/replay"`}},
+		{"/console/charts?window=24h", []string{"<svg", "<rect", "polyline"}},
+		{"/console/charts?window=7d&partner=datasea", []string{"<svg"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.path, func(t *testing.T) {
+			code, body := get(t, srv, tc.path)
+			if code != 200 {
+				t.Fatalf("status %d: %s", code, body)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("page lacks %q", w)
+				}
+			}
+		})
+	}
+	if code, _ := get(t, srv, "/console/alerts"); code != 404 {
+		t.Errorf("alerts without inbox: %d, want 404", code)
+	}
+}
+
+func TestDeadLetterActionNeedsConfirmationAndIsAudited(t *testing.T) {
+	rec := &recorder{}
+	srv := newServer(t, console.Deps{Store: seeded(t), Clock: clock.NewFake(now), Actions: rec, Auditor: rec})
+	c := srv.Client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	post := func(path string, form url.Values) (*http.Response, string) {
+		resp, err := c.PostForm(srv.URL+path, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	// First post shows the confirmation, does nothing.
+	resp, body := post("/console/failures/drop", url.Values{"exchange": {"joblib/status/dl-1"}})
+	if resp.StatusCode != 200 || !strings.Contains(body, `name="confirm" value="yes"`) || !strings.Contains(body, `name="reason"`) {
+		t.Fatalf("confirmation page: %d %s", resp.StatusCode, body)
+	}
+	if len(rec.calls) != 0 {
+		t.Fatalf("acted before confirmation: %v", rec.calls)
+	}
+	// Confirmed without an operator: asked again.
+	post("/console/failures/drop", url.Values{"exchange": {"joblib/status/dl-1"}, "confirm": {"yes"}, "reason": {"duplicate"}})
+	if len(rec.calls) != 0 {
+		t.Fatalf("acted without operator: %v", rec.calls)
+	}
+	resp, _ = post("/console/failures/drop", url.Values{"exchange": {"joblib/status/dl-1"}, "confirm": {"yes"}, "reason": {"duplicate"}, "operator": {"wang"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	want := []string{"audit self-declared:wang monitor.dead_letter.drop joblib/status/dl-1", "drop joblib/status/dl-1 self-declared:wang duplicate"}
+	if strings.Join(rec.calls, "|") != strings.Join(want, "|") {
+		t.Errorf("calls %v, want %v", rec.calls, want)
+	}
+	// A cross-site post is refused.
+	req, _ := http.NewRequest("POST", srv.URL+"/console/failures/retry", strings.NewReader("exchange=x&confirm=yes&operator=a"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	r2, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Body.Close()
+	if r2.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-site post: %d, want 403", r2.StatusCode)
+	}
+}
+
+func TestAuthMiddlewareWrapsEverything(t *testing.T) {
+	deny := func(http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "login", http.StatusUnauthorized) })
+	}
+	srv := newServer(t, console.Deps{Store: seeded(t), Auth: deny})
+	for _, p := range []string{"/console/", "/console/search", "/console/static/console.css"} {
+		if code, _ := get(t, srv, p); code != http.StatusUnauthorized {
+			t.Errorf("%s: %d, want 401", p, code)
+		}
+	}
+}

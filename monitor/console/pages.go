@@ -1,0 +1,359 @@
+package console
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/monitor"
+)
+
+// Alerts is the alert inbox (monitor/alert implements it).
+type Alerts interface {
+	// List returns alerts in a state ("" for all), newest first.
+	List(ctx context.Context, state monitor.AlertState, limit int) ([]monitor.Alert, error)
+	// Ack and Resolve act on an alert as user (audited by the implementation).
+	Ack(ctx context.Context, id int64, user, note string) error
+	Resolve(ctx context.Context, id int64, user, note string) error
+}
+
+// Expectations lists expected exchanges (monitor/expect implements it).
+type Expectations interface {
+	// Between returns expectations due in [from, to), by due time.
+	Between(ctx context.Context, from, to time.Time) ([]monitor.Expectation, error)
+}
+
+// Quality builds the data-quality report (monitor/quality implements it).
+type Quality interface {
+	// Rows scores each partner flow over [from, to).
+	Rows(ctx context.Context, from, to time.Time) ([]QualityRow, error)
+}
+
+// QualityRow is one partner flow of the data-quality report; rates are 0..1.
+type QualityRow struct {
+	Partner, Flow string
+	Events        int64
+	Completeness  float64
+	Format        float64
+	Timeliness    float64
+	// Sampled lists exchange ids picked at random for manual review.
+	Sampled []string
+	// Score is 0..100.
+	Score float64
+}
+
+type healthRow struct {
+	Partner string
+	Cells   []*monitor.FlowHealth
+}
+
+func (c *Console) health(w http.ResponseWriter, r *http.Request) {
+	p := c.newPage(w, r, "nav_health")
+	cells, err := monitor.HealthMatrix(r.Context(), c.d.Store, p.Now, c.d.Schedules, c.d.Thresholds)
+	if err != nil {
+		c.fail(w, "health", err)
+		return
+	}
+	flowSet := map[string]bool{}
+	for _, h := range cells {
+		flowSet[h.Flow] = true
+	}
+	flows := make([]string, 0, len(flowSet))
+	for f := range flowSet {
+		flows = append(flows, f)
+	}
+	sort.Strings(flows)
+	col := map[string]int{}
+	for i, f := range flows {
+		col[f] = i
+	}
+	var rows []healthRow
+	for i := range cells {
+		h := &cells[i]
+		if len(rows) == 0 || rows[len(rows)-1].Partner != h.Partner {
+			rows = append(rows, healthRow{Partner: h.Partner, Cells: make([]*monitor.FlowHealth, len(flows))})
+		}
+		rows[len(rows)-1].Cells[col[h.Flow]] = h
+	}
+	p.Data = struct {
+		Flows []string
+		Rows  []healthRow
+	}{flows, rows}
+	c.render(w, p, "health")
+}
+
+type eventsData struct {
+	Q      url.Values
+	Events []monitor.Event
+	Root   string
+	Links  []monitor.Link
+}
+
+func (c *Console) search(w http.ResponseWriter, r *http.Request) {
+	p := c.newPage(w, r, "nav_search")
+	q := r.URL.Query()
+	f := monitor.Filter{
+		BatchID: strings.TrimSpace(q.Get("batch")), FileName: strings.TrimSpace(q.Get("file")),
+		PartnerRef: strings.TrimSpace(q.Get("ref")), BusinessKey: strings.TrimSpace(q.Get("key")),
+		Partner: strings.TrimSpace(q.Get("partner")), Flow: strings.TrimSpace(q.Get("flow")), Limit: 200,
+	}
+	if id := strings.TrimSpace(q.Get("exchange")); id != "" {
+		f.ExchangeIDs = []string{id}
+	}
+	d := eventsData{Q: q}
+	if f.BatchID != "" || f.FileName != "" || f.PartnerRef != "" || f.BusinessKey != "" || f.Partner != "" || f.Flow != "" || len(f.ExchangeIDs) > 0 {
+		evs, err := c.d.Store.Search(r.Context(), f)
+		if err != nil {
+			c.fail(w, "search", err)
+			return
+		}
+		d.Events = evs
+	} else {
+		// No criteria: the latest events, last 24 hours.
+		evs, err := c.d.Store.Search(r.Context(), monitor.Filter{From: p.Now.Add(-24 * time.Hour), Limit: 50})
+		if err != nil {
+			c.fail(w, "search", err)
+			return
+		}
+		d.Events = evs
+	}
+	p.Data = d
+	c.render(w, p, "search")
+}
+
+func (c *Console) exchange(w http.ResponseWriter, r *http.Request) {
+	p := c.newPage(w, r, "lineage")
+	id := r.PathValue("id")
+	l, err := monitor.TraceLineage(r.Context(), c.d.Store, id, 5)
+	if err != nil {
+		c.fail(w, "lineage", err)
+		return
+	}
+	p.Data = eventsData{Events: l.Events, Root: id, Links: l.Links}
+	c.render(w, p, "exchange")
+}
+
+type batchRow struct {
+	monitor.BatchStage
+	Stuck bool
+}
+
+type batchGroup struct {
+	BatchID string
+	Stages  []batchRow
+}
+
+func (c *Console) batches(w http.ResponseWriter, r *http.Request) {
+	p := c.newPage(w, r, "nav_batches")
+	q := monitor.BatchQuery{BatchID: r.URL.Query().Get("batch")}
+	if q.BatchID == "" {
+		q.From = p.Now.Add(-45 * 24 * time.Hour)
+	}
+	stages, err := c.d.Store.Batches(r.Context(), q)
+	if err != nil {
+		c.fail(w, "batches", err)
+		return
+	}
+	var groups []batchGroup
+	idx := map[string]int{}
+	for _, s := range stages {
+		i, ok := idx[s.BatchID]
+		if !ok {
+			i = len(groups)
+			idx[s.BatchID] = i
+			groups = append(groups, batchGroup{BatchID: s.BatchID})
+		}
+		finished := s.LastType == monitor.StageChanged || s.LastType == monitor.Reconciled || s.LastType == monitor.Dropped
+		stuck := !finished && p.Now.Sub(s.LastAt) > c.d.StuckAfter
+		groups[i].Stages = append(groups[i].Stages, batchRow{s, stuck})
+	}
+	for _, g := range groups {
+		sort.Slice(g.Stages, func(a, b int) bool { return g.Stages[a].FirstAt.Before(g.Stages[b].FirstAt) })
+	}
+	p.Data = groups
+	c.render(w, p, "batches")
+}
+
+type failuresData struct {
+	Groups      []monitor.FailureGroup
+	DeadLetters []monitor.Event
+	Actions     bool
+	AskUser     bool
+	Q           url.Values
+}
+
+func (c *Console) failures(w http.ResponseWriter, r *http.Request) {
+	p := c.newPage(w, r, "nav_failures")
+	q := r.URL.Query()
+	groups, err := c.d.Store.Failures(r.Context(), p.Now.Add(-24*time.Hour), p.Now.Add(time.Millisecond))
+	if err != nil {
+		c.fail(w, "failures", err)
+		return
+	}
+	dl, err := c.d.Store.DeadLetters(r.Context(), monitor.Filter{Partner: q.Get("partner"), Flow: q.Get("flow"), ErrorClass: q.Get("class"), Limit: 200})
+	if err != nil {
+		c.fail(w, "dead letters", err)
+		return
+	}
+	p.Data = failuresData{Groups: groups, DeadLetters: dl, Actions: c.d.Actions != nil && c.d.Auditor != nil, AskUser: c.d.User == nil, Q: q}
+	c.render(w, p, "failures")
+}
+
+type confirmData struct {
+	Action, Exchange, Question string
+	AskUser                    bool
+	Reason                     bool
+}
+
+// deadLetterAction confirms first (GET-like form without confirm=yes), then
+// audits and calls the route engine.
+func (c *Console) deadLetterAction(w http.ResponseWriter, r *http.Request) {
+	action := r.PathValue("action")
+	if action != "retry" && action != "replay" && action != "drop" {
+		http.NotFound(w, r)
+		return
+	}
+	if c.d.Actions == nil || c.d.Auditor == nil {
+		http.Error(w, "actions are not configured", http.StatusNotImplemented)
+		return
+	}
+	id := r.FormValue("exchange")
+	if id == "" {
+		http.Error(w, "exchange required", http.StatusBadRequest)
+		return
+	}
+	p := c.newPage(w, r, "confirm_action")
+	user, ok := c.actor(r)
+	if r.FormValue("confirm") != "yes" || !ok || (action == "drop" && strings.TrimSpace(r.FormValue("reason")) == "") {
+		if r.FormValue("confirm") == "yes" {
+			p.Flash = p.T("operator_required")
+		}
+		p.Data = confirmData{Action: action, Exchange: id, Question: "dl_confirm_" + action, AskUser: c.d.User == nil, Reason: action == "drop"}
+		c.render(w, p, "confirm")
+		return
+	}
+	reason := strings.TrimSpace(r.FormValue("reason"))
+	ctx := r.Context()
+	if err := c.d.Auditor.Audit(ctx, user, "monitor.dead_letter."+action, id, mask(reason)); err != nil {
+		c.fail(w, "audit", err)
+		return
+	}
+	var err error
+	switch action {
+	case "retry":
+		err = c.d.Actions.Retry(ctx, id, user)
+	case "replay":
+		err = c.d.Actions.Replay(ctx, id, user)
+	case "drop":
+		err = c.d.Actions.Drop(ctx, id, user, reason)
+	}
+	flash := p.T("done") + ": " + p.T(action) + " " + id
+	if err != nil {
+		c.log.Warn("console: dead-letter action", "action", action, "exchange", id, "err", err)
+		flash = p.T("action_failed") + ": " + mask(err.Error())
+	}
+	http.Redirect(w, r, p.Base+"failures?flash="+url.QueryEscape(flash), http.StatusSeeOther)
+}
+
+// actor names who acts: the session's user, or the self-declared operator
+// when no login is configured.
+func (c *Console) actor(r *http.Request) (string, bool) {
+	if c.d.User != nil {
+		u := c.d.User(r)
+		return u, u != ""
+	}
+	u := strings.TrimSpace(r.FormValue("operator"))
+	if u == "" {
+		return "", false
+	}
+	return "self-declared:" + u, true
+}
+
+func (c *Console) alerts(w http.ResponseWriter, r *http.Request) {
+	if c.d.Alerts == nil {
+		http.NotFound(w, r)
+		return
+	}
+	p := c.newPage(w, r, "nav_alerts")
+	state := monitor.AlertState(r.URL.Query().Get("state"))
+	list, err := c.d.Alerts.List(r.Context(), state, 500)
+	if err != nil {
+		c.fail(w, "alerts", err)
+		return
+	}
+	p.Data = struct {
+		Alerts  []monitor.Alert
+		State   monitor.AlertState
+		AskUser bool
+	}{list, state, c.d.User == nil}
+	c.render(w, p, "alerts")
+}
+
+func (c *Console) alertAction(w http.ResponseWriter, r *http.Request) {
+	if c.d.Alerts == nil {
+		http.NotFound(w, r)
+		return
+	}
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	action := r.PathValue("action")
+	if err != nil || (action != "ack" && action != "resolve") {
+		http.NotFound(w, r)
+		return
+	}
+	p := c.newPage(w, r, "nav_alerts")
+	user, ok := c.actor(r)
+	if !ok {
+		http.Redirect(w, r, p.Base+"alerts?flash="+url.QueryEscape(p.T("operator_required")), http.StatusSeeOther)
+		return
+	}
+	note := strings.TrimSpace(r.FormValue("note"))
+	if action == "ack" {
+		err = c.d.Alerts.Ack(r.Context(), id, user, note)
+	} else {
+		err = c.d.Alerts.Resolve(r.Context(), id, user, note)
+	}
+	flash := p.T("done")
+	if err != nil {
+		flash = p.T("action_failed") + ": " + mask(err.Error())
+	}
+	http.Redirect(w, r, p.Base+"alerts?flash="+url.QueryEscape(flash), http.StatusSeeOther)
+}
+
+type calendarDay struct {
+	Day   time.Time
+	Items []monitor.Expectation
+}
+
+func (c *Console) calendar(w http.ResponseWriter, r *http.Request) {
+	if c.d.Expectations == nil {
+		http.NotFound(w, r)
+		return
+	}
+	p := c.newPage(w, r, "nav_calendar")
+	from := startOfDay(p.Now).AddDate(0, 0, -7)
+	to := from.AddDate(0, 0, 28)
+	list, err := c.d.Expectations.Between(r.Context(), from, to)
+	if err != nil {
+		c.fail(w, "calendar", err)
+		return
+	}
+	var days []calendarDay
+	for d := from; d.Before(to); d = d.AddDate(0, 0, 1) {
+		days = append(days, calendarDay{Day: d})
+	}
+	for _, e := range list {
+		i := int(startOfDay(e.Due).Sub(from).Hours() / 24)
+		if i >= 0 && i < len(days) {
+			days[i].Items = append(days[i].Items, e)
+		}
+	}
+	p.Data = struct {
+		Days  []calendarDay
+		Today time.Time
+	}{days, startOfDay(p.Now)}
+	c.render(w, p, "calendar")
+}

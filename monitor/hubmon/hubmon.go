@@ -1,0 +1,174 @@
+// Package hubmon assembles the monitor the way the hub runs it: the event
+// store chosen by monitor.Config, the event writer, the Prometheus metrics,
+// expectations, alert rules, data-quality scoring and the console handler.
+// It lives apart from package monitor because it imports the stores and the
+// console, which import monitor.
+package hubmon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/monitor/console"
+	"github.com/shanghai-mca/mzhub/monitor/store/sqlite"
+	"github.com/shanghai-mca/mzhub/store"
+)
+
+// Deps is what the hub hands the monitor.
+type Deps struct {
+	// Logger is scoped by the caller; nil discards.
+	Logger *slog.Logger
+	// Metrics is the hub's registry; nil does not register.
+	Metrics prometheus.Registerer
+	// Clock tells the time; nil is the real clock.
+	Clock clock.Clock
+	// State is the state database (alerts and expectations live there so
+	// they can be updated, acknowledged and audited); nil disables both.
+	State *store.DB
+	// Node names this replica on events that carry none (default: host name).
+	Node string
+	// Auth is the console's auth middleware (security's RequireRole); nil
+	// leaves the console open (demo and tests only).
+	Auth func(http.Handler) http.Handler
+	// User names the logged-in console user of a request.
+	User func(*http.Request) string
+	// Actions retries, replays and drops dead letters (the route engine).
+	Actions monitor.DeadLetterActions
+	// Auditor writes the audit log (security/audit).
+	Auditor monitor.Auditor
+	// Store, when set, is used instead of opening the one cfg names (tests).
+	Store monitor.Store
+}
+
+// Monitor is the running monitor.
+type Monitor struct {
+	cfg     monitor.Config
+	log     *slog.Logger
+	store   monitor.Store
+	ownsSt  bool
+	writer  *monitor.Writer
+	metrics *monitor.Metrics
+	console *console.Console
+
+	runs []func(ctx context.Context) error
+	wg   sync.WaitGroup
+}
+
+// New validates cfg, opens the event store and builds the parts. It does not
+// start anything; call Run.
+func New(ctx context.Context, cfg monitor.Config, d Deps) (*Monitor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Clock == nil {
+		d.Clock = clock.Real{}
+	}
+	if d.Node == "" {
+		d.Node, _ = os.Hostname()
+	}
+	m := &Monitor{cfg: cfg, log: d.Logger}
+	m.store = d.Store
+	if m.store == nil {
+		st, err := OpenStore(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		m.store, m.ownsSt = st, true
+	}
+	m.metrics = monitor.NewMetrics(d.Metrics)
+	m.writer = monitor.NewWriter(m.store, monitor.WriterOptions{
+		FlushSize: cfg.FlushSize, FlushInterval: cfg.FlushInterval, BufferSize: cfg.BufferSize,
+		Node: d.Node, Clock: d.Clock, Logger: d.Logger, Metrics: m.metrics,
+	})
+	cd := console.Deps{
+		Store: m.store, Clock: d.Clock, Logger: d.Logger, Auth: d.Auth, User: d.User,
+		Schedules: cfg.Schedules, Thresholds: cfg.Thresholds, StuckAfter: cfg.StuckAfter,
+		Actions: d.Actions, Auditor: d.Auditor,
+	}
+	if err := m.provision(ctx, d, &cd); err != nil {
+		m.closeStore()
+		return nil, err
+	}
+	c, err := console.New(cd)
+	if err != nil {
+		m.closeStore()
+		return nil, err
+	}
+	m.console = c
+	return m, nil
+}
+
+// OpenStore opens the event store cfg names.
+func OpenStore(ctx context.Context, cfg monitor.Config) (monitor.Store, error) {
+	switch cfg.Store {
+	case "sqlite":
+		return sqlite.Open(ctx, cfg.SQLitePath)
+	case "clickhouse":
+		return openClickHouse(ctx, cfg)
+	}
+	return nil, fmt.Errorf("monitor: unknown store %q", cfg.Store)
+}
+
+// Emit queues an event; it never blocks or fails (connectors.Events).
+func (m *Monitor) Emit(ev monitor.Event) { m.writer.Emit(ev) }
+
+// Writer is the event writer.
+func (m *Monitor) Writer() *monitor.Writer { return m.writer }
+
+// Store is the event store.
+func (m *Monitor) Store() monitor.Store { return m.store }
+
+// Console is the console handler; mount it with
+// mux.Handle("/console/", http.StripPrefix("/console", m.Console())).
+func (m *Monitor) Console() http.Handler { return m.console }
+
+// Run runs the writer and the periodic checks until ctx is done.
+func (m *Monitor) Run(ctx context.Context) error {
+	errs := make(chan error, len(m.runs)+1)
+	run := func(f func(context.Context) error) {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			errs <- f(ctx)
+		}()
+	}
+	run(m.writer.Run)
+	for _, f := range m.runs {
+		run(f)
+	}
+	m.wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
+
+// Close flushes the writer within ctx's deadline and closes the store. Call
+// it after Run returned.
+func (m *Monitor) Close(ctx context.Context) error {
+	m.wg.Wait()
+	err := m.writer.Close(ctx)
+	return errors.Join(err, m.closeStore())
+}
+
+func (m *Monitor) closeStore() error {
+	if m.ownsSt {
+		m.ownsSt = false
+		return m.store.Close()
+	}
+	return nil
+}

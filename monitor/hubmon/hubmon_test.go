@@ -1,0 +1,77 @@
+package hubmon_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/monitor/hubmon"
+)
+
+func TestEmitRunCloseServe(t *testing.T) {
+	cfg := monitor.DefaultConfig()
+	cfg.SQLitePath = filepath.Join(t.TempDir(), "monitor.db")
+	cfg.FlushInterval = 10 * time.Millisecond
+	reg := prometheus.NewRegistry()
+	m, err := hubmon.New(context.Background(), cfg, hubmon.Deps{Metrics: reg, Node: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- m.Run(ctx) }()
+	m.Emit(monitor.Event{Partner: "bank.boc", Flow: "disbursement", Direction: monitor.Outbound, Type: monitor.Uploaded, ExchangeID: "f1", Duration: time.Second})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		evs, err := m.Store().Search(context.Background(), monitor.Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 1 {
+			if evs[0].Node != "test" {
+				t.Errorf("node %q", evs[0].Node)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("event not stored")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/console/", http.StripPrefix("/console", m.Console()))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/console/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "bank.boc") {
+		t.Errorf("console: %d %s", resp.StatusCode, b)
+	}
+	n, err := testutil.GatherAndCount(reg, "mzhub_exchanges_total", "mzhub_exchange_duration_seconds", "mzhub_exchange_last_success_timestamp_seconds")
+	if err != nil || n != 3 {
+		t.Errorf("metrics: %d series, %v", n, err)
+	}
+	m.Emit(monitor.Event{Partner: "bank.boc", Flow: "disbursement", Type: monitor.Sent, ExchangeID: "late"})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer ccancel()
+	if err := m.Close(cctx); err != nil {
+		t.Fatal(err)
+	}
+}

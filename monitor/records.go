@@ -1,0 +1,82 @@
+package monitor
+
+import "time"
+
+// Severity of an alert.
+type Severity string
+
+// Severities.
+const (
+	SevInfo     Severity = "info"
+	SevWarning  Severity = "warning"
+	SevCritical Severity = "critical"
+)
+
+// AlertState is where an alert is in its life.
+type AlertState string
+
+// Alert states.
+const (
+	AlertOpen     AlertState = "open"
+	AlertAcked    AlertState = "acked"
+	AlertResolved AlertState = "resolved"
+)
+
+// Alert is a persistent, de-duplicated alert (monitor/alert keeps them).
+type Alert struct {
+	ID int64
+	// Fingerprint de-duplicates: while an alert with the same fingerprint is
+	// not resolved, raising it again only counts.
+	Fingerprint string
+	// Rule names what raised it (error_rate, backlog, staleness,
+	// reconciliation, expectation, quality).
+	Rule     string
+	Severity Severity
+	Partner  string
+	Flow     string
+	// Summary is a masked one-line description.
+	Summary string
+	State   AlertState
+	// FirstAt and LastAt bound the raises; Count counts them.
+	FirstAt time.Time
+	LastAt  time.Time
+	Count   int64
+	// AckedBy/AckedAt and ResolvedBy/ResolvedAt name who acted and when; Note is the last note.
+	AckedBy    string
+	AckedAt    time.Time
+	ResolvedBy string
+	ResolvedAt time.Time
+	Note       string
+}
+
+// ExpectationState tells whether an expected exchange came.
+type ExpectationState string
+
+// Expectation states.
+const (
+	ExpectPending ExpectationState = "pending"
+	ExpectMet     ExpectationState = "met"
+	ExpectMissed  ExpectationState = "missed"
+)
+
+// Expectation is one expected exchange: "BOC's return file for batch
+// 2026-11 by the 5th 18:00" (monitor/expect keeps them).
+type Expectation struct {
+	ID int64
+	// Name of the rule or the one-off expectation.
+	Name    string
+	Partner string
+	Flow    string
+	// Type is the step that meets it (e.g. downloaded); empty matches any ok step.
+	Type EventType
+	// BatchID, when set, must match the event's batch.
+	BatchID string
+	// FilePattern, when set, is a path.Match pattern on the event's file name.
+	FilePattern string
+	// Due is the deadline.
+	Due   time.Time
+	State ExpectationState
+	// MetAt and MetEventID tell which event met it.
+	MetAt      time.Time
+	MetEventID string
+}

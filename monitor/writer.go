@@ -1,0 +1,285 @@
+package monitor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/clock"
+)
+
+// Appender is what the Writer stores batches into (a Store).
+type Appender interface {
+	Append(ctx context.Context, evs []Event) error
+}
+
+// Observer sees every batch the writer takes in, before it is stored (the
+// expectation tracker uses it). It runs on the writer goroutine and must be
+// quick; it must not keep evs.
+type Observer func(evs []Event)
+
+// WriterOptions tune a Writer; zero values take the defaults of DefaultConfig.
+type WriterOptions struct {
+	// FlushSize, FlushInterval and BufferSize as in Config.
+	FlushSize     int
+	FlushInterval time.Duration
+	BufferSize    int
+	// Node is stamped on events that carry none.
+	Node string
+	// Clock stamps events without a time; nil is the real clock.
+	Clock clock.Clock
+	// Logger reports store failures; nil discards.
+	Logger *slog.Logger
+	// Metrics, when non-nil, counts events and the writer's health.
+	Metrics *Metrics
+	// Observers see each batch.
+	Observers []Observer
+}
+
+// Writer batches events into a store. Emit never blocks on the store and
+// never fails: events are buffered in memory (up to BufferSize) while the
+// store is slow or down, and counted as dropped beyond that. Run owns the
+// flushing goroutine; Close flushes what is left within its deadline.
+type Writer struct {
+	store Appender
+	opt   WriterOptions
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	incoming []Event
+	oldest   time.Time // time the oldest incoming event was emitted
+	closed   bool
+
+	held    atomic.Int64 // incoming + pending
+	dropped atomic.Int64
+	kick    chan struct{}
+	done    chan struct{} // closed when Run returns
+
+	idPrefix string
+	idSeq    atomic.Uint64
+
+	// pending is owned by the Run goroutine: events taken in but not stored.
+	pending     []Event
+	pendingFrom time.Time
+	backoff     time.Duration
+	retryAt     time.Time
+	observers   []Observer
+}
+
+// NewWriter returns a writer storing into store.
+func NewWriter(store Appender, opt WriterOptions) *Writer {
+	def := DefaultConfig()
+	if opt.FlushSize <= 0 {
+		opt.FlushSize = def.FlushSize
+	}
+	if opt.FlushInterval <= 0 {
+		opt.FlushInterval = def.FlushInterval
+	}
+	if opt.BufferSize < opt.FlushSize {
+		opt.BufferSize = max(def.BufferSize, opt.FlushSize)
+	}
+	if opt.Clock == nil {
+		opt.Clock = clock.Real{}
+	}
+	log := opt.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return &Writer{
+		store:     store,
+		opt:       opt,
+		log:       log,
+		kick:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
+		idPrefix:  strconv.FormatInt(time.Now().UnixMilli(), 36) + hex.EncodeToString(b) + "-",
+		observers: opt.Observers,
+	}
+}
+
+// AddObserver adds an observer; call it before Run.
+func (w *Writer) AddObserver(o Observer) { w.observers = append(w.observers, o) }
+
+// NewID returns a fresh event id, unique across processes with high probability.
+func (w *Writer) NewID() string {
+	return w.idPrefix + strconv.FormatUint(w.idSeq.Add(1), 36)
+}
+
+// Emit queues ev. It never blocks on the store and never fails; when the
+// buffer is full the event is dropped and counted.
+func (w *Writer) Emit(ev Event) {
+	if ev.ID == "" {
+		ev.ID = w.NewID()
+	}
+	if ev.Time.IsZero() {
+		ev.Time = w.opt.Clock.Now()
+	}
+	if ev.Node == "" {
+		ev.Node = w.opt.Node
+	}
+	if ev.Status == "" {
+		ev.Status = OK
+	}
+	if w.held.Load() >= int64(w.opt.BufferSize) {
+		w.drop(1)
+		return
+	}
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		w.drop(1)
+		return
+	}
+	if len(w.incoming) == 0 {
+		w.oldest = time.Now()
+	}
+	w.incoming = append(w.incoming, ev)
+	n := len(w.incoming)
+	w.mu.Unlock()
+	w.held.Add(1)
+	if n >= w.opt.FlushSize {
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (w *Writer) drop(n int) {
+	w.dropped.Add(int64(n))
+	if w.opt.Metrics != nil {
+		w.opt.Metrics.dropped.Add(float64(n))
+	}
+}
+
+// Stats reports the writer's state.
+type Stats struct {
+	// Held counts events not stored yet.
+	Held int64
+	// Dropped counts events lost because the buffer was full or the writer closed.
+	Dropped int64
+}
+
+// Stats returns the writer's counters.
+func (w *Writer) Stats() Stats {
+	return Stats{Held: w.held.Load(), Dropped: w.dropped.Load()}
+}
+
+// Run flushes by size or time until ctx is done. Call Close afterwards to
+// flush the rest.
+func (w *Writer) Run(ctx context.Context) error {
+	defer close(w.done)
+	t := time.NewTicker(w.opt.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-w.kick:
+		}
+		w.flush(ctx)
+	}
+}
+
+// Close stops taking events and stores what is held, trying until ctx is
+// done. Events still held then are counted as dropped. Call it after Run has
+// returned (or without Run, e.g. in tests).
+func (w *Writer) Close(ctx context.Context) error {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	w.backoff, w.retryAt = 0, time.Time{}
+	for {
+		w.flush(ctx)
+		if w.held.Load() == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			lost := w.held.Load()
+			w.drop(int(lost))
+			w.held.Store(0)
+			return fmt.Errorf("monitor: close writer: %d events not stored: %w", lost, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Flush stores what is held now (for tests and Close); it returns the error
+// of the last store attempt.
+func (w *Writer) Flush(ctx context.Context) error {
+	w.backoff, w.retryAt = 0, time.Time{}
+	return w.flush(ctx)
+}
+
+func (w *Writer) flush(ctx context.Context) error {
+	w.mu.Lock()
+	in := w.incoming
+	from := w.oldest
+	w.incoming = nil
+	w.mu.Unlock()
+	if len(in) > 0 {
+		for _, o := range w.observers {
+			o(in)
+		}
+		if m := w.opt.Metrics; m != nil {
+			for i := range in {
+				m.observe(&in[i])
+			}
+		}
+		if len(w.pending) == 0 {
+			w.pendingFrom = from
+			w.pending = in
+		} else {
+			w.pending = append(w.pending, in...)
+		}
+	}
+	defer w.gauge()
+	if len(w.pending) == 0 {
+		return nil
+	}
+	if now := time.Now(); now.Before(w.retryAt) {
+		return nil
+	}
+	for len(w.pending) > 0 {
+		n := min(len(w.pending), w.opt.FlushSize)
+		start := time.Now()
+		err := w.store.Append(ctx, w.pending[:n])
+		if w.opt.Metrics != nil {
+			w.opt.Metrics.flushed(n, time.Since(start), err)
+		}
+		if err != nil {
+			w.backoff = min(max(2*w.backoff, w.opt.FlushInterval), 30*time.Second)
+			w.retryAt = time.Now().Add(w.backoff)
+			w.log.Warn("monitor: store events", "events", len(w.pending), "retry_in", w.backoff, "err", err)
+			return err
+		}
+		w.backoff = 0
+		clear(w.pending[:n])
+		w.pending = w.pending[n:]
+		w.held.Add(-int64(n))
+	}
+	w.pending = nil
+	return nil
+}
+
+func (w *Writer) gauge() {
+	m := w.opt.Metrics
+	if m == nil {
+		return
+	}
+	m.buffered.Set(float64(w.held.Load()))
+	if len(w.pending) > 0 && !w.pendingFrom.IsZero() {
+		m.lag.Set(time.Since(w.pendingFrom).Seconds())
+	} else {
+		m.lag.Set(0)
+	}
+}

@@ -1,0 +1,163 @@
+package monitor_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/shanghai-mca/mzhub/monitor"
+)
+
+// memStore records appended batches and can be switched down.
+type memStore struct {
+	mu      sync.Mutex
+	down    bool
+	batches [][]monitor.Event
+	block   chan struct{}
+}
+
+func (m *memStore) Append(ctx context.Context, evs []monitor.Event) error {
+	if m.block != nil {
+		select {
+		case <-m.block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down {
+		return errors.New("store down")
+	}
+	m.batches = append(m.batches, append([]monitor.Event(nil), evs...))
+	return nil
+}
+
+func (m *memStore) setDown(d bool) { m.mu.Lock(); m.down = d; m.mu.Unlock() }
+
+func (m *memStore) count() (events, batches int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, b := range m.batches {
+		events += len(b)
+	}
+	return events, len(m.batches)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestWriterFlushBySize(t *testing.T) {
+	st := &memStore{}
+	w := monitor.NewWriter(st, monitor.WriterOptions{FlushSize: 10, FlushInterval: time.Hour, BufferSize: 100})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	for range 25 {
+		w.Emit(monitor.Event{Partner: "bank.boc", Flow: "disbursement", Type: monitor.Sent})
+	}
+	waitFor(t, "two size-triggered flushes", func() bool { n, _ := st.count(); return n >= 20 })
+	cancel()
+	<-done
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	n, batches := st.count()
+	if n != 25 {
+		t.Errorf("stored %d events, want 25", n)
+	}
+	for _, b := range st.batches {
+		if len(b) > 10 {
+			t.Errorf("batch of %d exceeds flush size", len(b))
+		}
+		for _, e := range b {
+			if e.ID == "" || e.Time.IsZero() || e.Status != monitor.OK {
+				t.Errorf("event not stamped: %+v", e)
+			}
+		}
+	}
+	if batches < 3 {
+		t.Errorf("%d batches, want at least 3", batches)
+	}
+}
+
+func TestWriterFlushByTime(t *testing.T) {
+	st := &memStore{}
+	w := monitor.NewWriter(st, monitor.WriterOptions{FlushSize: 1000, FlushInterval: 20 * time.Millisecond, BufferSize: 1000})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = w.Run(ctx) }()
+	w.Emit(monitor.Event{Type: monitor.Received})
+	waitFor(t, "time-triggered flush", func() bool { n, _ := st.count(); return n == 1 })
+}
+
+func TestWriterBuffersWhileStoreDownAndDropsBeyond(t *testing.T) {
+	st := &memStore{down: true}
+	reg := prometheus.NewRegistry()
+	m := monitor.NewMetrics(reg)
+	w := monitor.NewWriter(st, monitor.WriterOptions{FlushSize: 5, FlushInterval: time.Millisecond, BufferSize: 20, Metrics: m})
+	for range 30 {
+		w.Emit(monitor.Event{Partner: "datasea", Flow: "death", Type: monitor.Fetched, Direction: monitor.Inbound})
+	}
+	if err := w.Flush(context.Background()); err == nil {
+		t.Fatal("flush with store down: want error")
+	}
+	if s := w.Stats(); s.Held != 20 || s.Dropped != 10 {
+		t.Errorf("stats %+v, want held 20 dropped 10", s)
+	}
+	if got := testutil.ToFloat64(m.Dropped()); got != 10 {
+		t.Errorf("dropped metric %v", got)
+	}
+	st.setDown(false)
+	if err := w.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := st.count(); n != 20 {
+		t.Errorf("stored %d after recovery, want 20", n)
+	}
+	if s := w.Stats(); s.Held != 0 {
+		t.Errorf("held %d after recovery", s.Held)
+	}
+	// Metrics saw each event once even though the batch was retried.
+	if got := testutil.ToFloat64(m.Events().WithLabelValues("death", "in", "fetched", "ok")); got != 20 {
+		t.Errorf("events metric %v, want 20", got)
+	}
+}
+
+func TestWriterEmitNeverBlocks(t *testing.T) {
+	st := &memStore{block: make(chan struct{})} // the store hangs
+	w := monitor.NewWriter(st, monitor.WriterOptions{FlushSize: 1, FlushInterval: time.Millisecond, BufferSize: 10})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	start := time.Now()
+	for range 10000 {
+		w.Emit(monitor.Event{Type: monitor.Sent})
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("10000 emits with a hung store took %v", d)
+	}
+	cancel()
+	<-done
+	c, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel2()
+	if err := w.Close(c); err == nil {
+		t.Error("close with a hung store: want deadline error")
+	}
+	if s := w.Stats(); s.Held != 0 || s.Dropped < 9990 {
+		t.Errorf("stats after close %+v", s)
+	}
+}
