@@ -1,8 +1,13 @@
 package mappings
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/expr-lang/expr"
@@ -294,4 +299,40 @@ func convertValue(src *Record, si int, dst *Record, di int) error {
 	}
 	dst.Values[di] = Value{Str: s, Set: true}
 	return nil
+}
+
+// RunTest runs the mapping's i-th declared test: it converts the input
+// and returns the output and the expected bytes. The caller compares them
+// (mzhub test, the package tests).
+func (m *Mapping) RunTest(ctx context.Context, i int) (got, want []byte, err error) {
+	if i < 0 || i >= len(m.Tests) {
+		return nil, nil, fmt.Errorf("mappings: %s: no test %d", m.Name, i)
+	}
+	t := m.Tests[i]
+	dir := path.Dir(m.File)
+	in, err := fs.ReadFile(m.loader.fsys, path.Join(dir, t.Input))
+	if err != nil {
+		return nil, nil, fmt.Errorf("mappings: %s: test input: %w", m.Name, err)
+	}
+	want, err = fs.ReadFile(m.loader.fsys, path.Join(dir, t.Expect))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("mappings: %s: test expectation: %w", m.Name, err)
+	}
+	var out bytes.Buffer
+	var rejects []string
+	res, err := m.Convert(ctx, bytes.NewReader(in), &out, ConvertOptions{Params: t.Params, OnReject: func(r Reject) {
+		if !r.Warning {
+			rejects = append(rejects, r.String())
+		}
+	}})
+	if err != nil {
+		return out.Bytes(), want, err
+	}
+	if len(rejects) > 0 {
+		return out.Bytes(), want, fmt.Errorf("mappings: %s: test %d: %d rejects: %s", m.Name, i, len(rejects), strings.Join(rejects, "; "))
+	}
+	if res.CheckErr != nil {
+		return out.Bytes(), want, fmt.Errorf("mappings: %s: test %d: %w", m.Name, i, res.CheckErr)
+	}
+	return out.Bytes(), want, nil
 }
