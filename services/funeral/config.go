@@ -1,0 +1,75 @@
+package funeral
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config tunes the funeral partner API.
+type Config struct {
+	// Environment is production or sandbox; a partner is served only in the
+	// environments its registry entry lists. The sandbox runs against its
+	// own, isolated store.
+	Environment string `yaml:"environment"`
+	// PartnersDir holds the partner registry files (*.yaml).
+	PartnersDir string `yaml:"partners_dir"`
+	// MaxBodyBytes refuses larger request bodies with 413.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// RatePerSecond is each partner's sustained request rate (0 turns the limit off).
+	RatePerSecond float64 `yaml:"rate_per_second"`
+	// RateBurst is each partner's burst.
+	RateBurst int `yaml:"rate_burst"`
+	// SignatureWindow is how far a request timestamp may be from the hub's clock.
+	SignatureWindow time.Duration `yaml:"signature_window"`
+	// CremationWarnDays is how long a body may wait (received, not cremated)
+	// before the ops view warns; partners may override it.
+	CremationWarnDays int `yaml:"cremation_warn_days"`
+	// StaleAfter is how long a hall, vehicle, supply or schedule may go
+	// without an update before the ops view calls it stale.
+	StaleAfter time.Duration `yaml:"stale_after"`
+	// RelayInterval is how often stored changes are relayed to the bus.
+	RelayInterval time.Duration `yaml:"relay_interval"`
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Environment:       EnvProduction,
+		PartnersDir:       "configs/partners/funeral",
+		MaxBodyBytes:      256 << 10,
+		RatePerSecond:     50,
+		RateBurst:         100,
+		SignatureWindow:   5 * time.Minute,
+		CremationWarnDays: 7,
+		StaleAfter:        72 * time.Hour,
+		RelayInterval:     200 * time.Millisecond,
+	}
+}
+
+// Validate reports every problem at once. It does no I/O.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Environment != EnvProduction && c.Environment != EnvSandbox {
+		errs = append(errs, fmt.Errorf("funeral.environment: %q: want production or sandbox", c.Environment))
+	}
+	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 16<<20 {
+		errs = append(errs, fmt.Errorf("funeral.max_body_bytes: %d: want 1 KiB to 16 MiB", c.MaxBodyBytes))
+	}
+	if c.RatePerSecond < 0 {
+		errs = append(errs, errors.New("funeral.rate_per_second: must not be negative"))
+	}
+	if c.RatePerSecond > 0 && c.RateBurst < 1 {
+		errs = append(errs, errors.New("funeral.rate_burst: at least 1 when a rate is set"))
+	}
+	if c.SignatureWindow <= 0 {
+		errs = append(errs, errors.New("funeral.signature_window: must be positive"))
+	}
+	if c.CremationWarnDays < 1 {
+		errs = append(errs, errors.New("funeral.cremation_warn_days: at least 1"))
+	}
+	if c.StaleAfter <= 0 {
+		errs = append(errs, errors.New("funeral.stale_after: must be positive"))
+	}
+	return errors.Join(errs...)
+}
