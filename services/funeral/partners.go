@@ -100,7 +100,9 @@ var (
 // Validate reports every problem of a partner at once.
 func (p Partner) Validate() error {
 	var errs []error
-	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf("partner %s: "+f, append([]any{p.ID}, a...)...)) }
+	bad := func(f string, a ...any) {
+		errs = append(errs, fmt.Errorf("partner %s: "+f, append([]any{p.ID}, a...)...))
+	}
 	if !partnerIDRE.MatchString(p.ID) {
 		bad("id: want funeral.|cemetery.|columbarium. and a lower-case name")
 	}
