@@ -280,7 +280,7 @@ func (s *lineSource) readLine(buf []byte, copyLine bool) ([]byte, int64, error) 
 		var line []byte
 		for first := true; ; first = false {
 			chunk, err := s.br.ReadSlice('\n')
-			if first && err == nil && !copyLine {
+			if first && err == nil && !copyLine && len(chunk) <= s.max {
 				line = chunk
 				break
 			}
