@@ -1,0 +1,514 @@
+package clickhouse
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/shanghai-mca/mzhub/monitor"
+)
+
+//go:embed schema/schema.sql
+var schemaFS embed.FS
+
+// Schema returns the DDL statements in order.
+func Schema() []string {
+	b, _ := schemaFS.ReadFile("schema/schema.sql")
+	var out []string
+	for _, part := range strings.Split(string(b), "\n;\n") {
+		var lines []string
+		for _, l := range strings.Split(part, "\n") {
+			if !strings.HasPrefix(strings.TrimSpace(l), "--") {
+				lines = append(lines, l)
+			}
+		}
+		if s := strings.TrimSpace(strings.Join(lines, "\n")); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Options configure the store.
+type Options struct {
+	// Addr is host:port of the native protocol.
+	Addr string
+	// Database holds the tables; it is created when missing.
+	Database string
+	// Username and Password authenticate.
+	Username string
+	Password string
+	// DialTimeout bounds connecting (default 5 s).
+	DialTimeout time.Duration
+}
+
+// Store is the ClickHouse event store.
+type Store struct {
+	conn driver.Conn
+	db   string
+}
+
+var _ monitor.Store = (*Store)(nil)
+
+// Open connects, creates the database and applies the schema (idempotent).
+func Open(ctx context.Context, o Options) (*Store, error) {
+	if o.Addr == "" {
+		return nil, errors.New("monitor clickhouse: addr required")
+	}
+	if o.Database == "" {
+		o.Database = "mzhub"
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 5 * time.Second
+	}
+	admin, err := dial(o, "default")
+	if err != nil {
+		return nil, err
+	}
+	err = admin.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(o.Database))
+	_ = admin.Close()
+	if err != nil {
+		return nil, fmt.Errorf("monitor clickhouse: create database %s: %w", o.Database, err)
+	}
+	conn, err := dial(o, o.Database)
+	if err != nil {
+		return nil, err
+	}
+	for _, stmt := range Schema() {
+		if err := conn.Exec(ctx, stmt); err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("monitor clickhouse: schema: %w", err)
+		}
+	}
+	return &Store{conn: conn, db: o.Database}, nil
+}
+
+func dial(o Options, db string) (driver.Conn, error) {
+	conn, err := ch.Open(&ch.Options{
+		Addr:         []string{o.Addr},
+		Auth:         ch.Auth{Database: db, Username: o.Username, Password: o.Password},
+		DialTimeout:  o.DialTimeout,
+		Compression:  &ch.Compression{Method: ch.CompressionLZ4},
+		MaxOpenConns: 8,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("monitor clickhouse: connect %s: %w", o.Addr, err)
+	}
+	return conn, nil
+}
+
+func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+// Close closes the connections.
+func (s *Store) Close() error { return s.conn.Close() }
+
+// Conn exposes the connection (tests, benchmarks).
+func (s *Store) Conn() driver.Conn { return s.conn }
+
+const columns = `event_date, ts_ms, event_id, partner, flow, direction, channel, type, status, exchange_id, parent_ids,
+	batch_id, stage, business_key, partner_ref, file_name, digest, bytes, records, records_failed,
+	amount_fen, duration_us, attempt, error_class, error_code, error_message, component, node, attr_keys, attr_values`
+
+// selectColumns are read back in this order by scanEvents.
+const selectColumns = `ts_ms, event_id, partner, flow, direction, channel, type, status, exchange_id, parent_ids,
+	batch_id, stage, business_key, partner_ref, file_name, digest, bytes, records, records_failed,
+	amount_fen, duration_us, attempt, error_class, error_code, error_message, component, node, attr_keys, attr_values`
+
+// Append sends evs as one native-protocol batch (the writer batches 10k or 1 s).
+func (s *Store) Append(ctx context.Context, evs []monitor.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO monitor_events ("+columns+")")
+	if err != nil {
+		return fmt.Errorf("monitor clickhouse: prepare batch: %w", err)
+	}
+	defer func() { _ = b.Abort() }()
+	// Columnar append: one slice per column, no per-row reflection.
+	n := len(evs)
+	var (
+		days                                                        = make([]time.Time, n)
+		ms, bytes, records, failed, fen, durUS                      = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		attempts                                                    = make([]int32, n)
+		ids, partners, flows, dirs, chans, types, statuses, xids    = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		batches, stages, keys, refs, files, digests, classes, codes = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		msgs, comps, nodes                                          = make([]string, n), make([]string, n), make([]string, n)
+		parents, attrKeys, attrVals                                 = make([][]string, n), make([][]string, n), make([][]string, n)
+	)
+	for i := range evs {
+		ev := &evs[i]
+		u := ev.Time.UTC()
+		days[i] = time.Date(u.Year(), u.Month(), u.Day(), 0, 0, 0, 0, time.UTC)
+		ms[i], bytes[i], records[i], failed[i], fen[i], durUS[i] = ev.Time.UnixMilli(), ev.Bytes, ev.Records, ev.RecordsFailed, ev.AmountFen, ev.Duration.Microseconds()
+		attempts[i] = int32(ev.Attempt)
+		ids[i], partners[i], flows[i], dirs[i], chans[i], types[i], statuses[i], xids[i] = ev.ID, ev.Partner, ev.Flow, string(ev.Direction), ev.Channel, string(ev.Type), string(ev.Status), ev.ExchangeID
+		batches[i], stages[i], keys[i], refs[i], files[i], digests[i], classes[i], codes[i] = ev.BatchID, ev.Stage, ev.BusinessKey, ev.PartnerRef, ev.FileName, ev.Digest, ev.ErrorClass, ev.ErrorCode
+		msgs[i], comps[i], nodes[i] = ev.ErrorMessage, ev.Component, ev.Node
+		parents[i] = ev.ParentIDs
+		if parents[i] == nil {
+			parents[i] = []string{}
+		}
+		ak := make([]string, 0, len(ev.Attrs))
+		av := make([]string, 0, len(ev.Attrs))
+		for k, v := range ev.Attrs {
+			ak = append(ak, k)
+			av = append(av, v)
+		}
+		attrKeys[i], attrVals[i] = ak, av
+	}
+	cols := []any{days, ms, ids, partners, flows, dirs, chans, types, statuses, xids, parents, batches, stages, keys,
+		refs, files, digests, bytes, records, failed, fen, durUS, attempts, classes, codes, msgs, comps, nodes, attrKeys, attrVals}
+	for i, col := range cols {
+		if err := b.Column(i).Append(col); err != nil {
+			return fmt.Errorf("monitor clickhouse: append column %d: %w", i, err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("monitor clickhouse: send %d events: %w", len(evs), err)
+	}
+	return nil
+}
+
+func where(f monitor.Filter) (string, []any) {
+	var conds []string
+	var args []any
+	add := func(cond string, a ...any) { conds = append(conds, cond); args = append(args, a...) }
+	if !f.From.IsZero() {
+		add("ts_ms >= ?", f.From.UnixMilli())
+	}
+	if !f.To.IsZero() {
+		add("ts_ms < ?", f.To.UnixMilli())
+	}
+	for _, c := range []struct{ col, v string }{{"partner", f.Partner}, {"flow", f.Flow}, {"type", string(f.Type)},
+		{"status", string(f.Status)}, {"batch_id", f.BatchID}, {"file_name", f.FileName}, {"partner_ref", f.PartnerRef},
+		{"business_key", f.BusinessKey}, {"error_class", f.ErrorClass}} {
+		if c.v != "" {
+			add(c.col+" = ?", c.v)
+		}
+	}
+	if len(f.ExchangeIDs) > 0 {
+		conds = append(conds, "exchange_id IN ("+placeholders(len(f.ExchangeIDs))+")")
+		for _, id := range f.ExchangeIDs {
+			args = append(args, id)
+		}
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
+
+// Search returns matching events, newest first.
+func (s *Store) Search(ctx context.Context, f monitor.Filter) ([]monitor.Event, error) {
+	w, args := where(f)
+	q := fmt.Sprintf("SELECT %s FROM monitor_events%s ORDER BY ts_ms DESC, event_id DESC LIMIT %d BY event_id LIMIT %d",
+		selectColumns, w, 1, f.Limited())
+	return s.events(ctx, q, args...)
+}
+
+func (s *Store) events(ctx context.Context, q string, args ...any) ([]monitor.Event, error) {
+	rows, err := s.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("monitor clickhouse: query events: %w", err)
+	}
+	defer rows.Close()
+	var out []monitor.Event
+	for rows.Next() {
+		var ev monitor.Event
+		var ms, durUS int64
+		var attempt int32
+		var dir, typ, status string
+		var keys, vals []string
+		if err := rows.Scan(&ms, &ev.ID, &ev.Partner, &ev.Flow, &dir, &ev.Channel, &typ, &status, &ev.ExchangeID,
+			&ev.ParentIDs, &ev.BatchID, &ev.Stage, &ev.BusinessKey, &ev.PartnerRef, &ev.FileName, &ev.Digest, &ev.Bytes,
+			&ev.Records, &ev.RecordsFailed, &ev.AmountFen, &durUS, &attempt, &ev.ErrorClass, &ev.ErrorCode,
+			&ev.ErrorMessage, &ev.Component, &ev.Node, &keys, &vals); err != nil {
+			return nil, fmt.Errorf("monitor clickhouse: scan event: %w", err)
+		}
+		ev.Time = time.UnixMilli(ms)
+		ev.Duration = time.Duration(durUS) * time.Microsecond
+		ev.Attempt = int(attempt)
+		ev.Direction, ev.Type, ev.Status = monitor.Direction(dir), monitor.EventType(typ), monitor.Status(status)
+		if len(ev.ParentIDs) == 0 {
+			ev.ParentIDs = nil
+		}
+		if len(keys) > 0 && len(keys) == len(vals) {
+			ev.Attrs = make(map[string]string, len(keys))
+			for i, k := range keys {
+				ev.Attrs[k] = vals[i]
+			}
+		}
+		out = append(out, ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("monitor clickhouse: read events: %w", err)
+	}
+	return out, nil
+}
+
+// Children returns lineage links from the given parents.
+func (s *Store) Children(ctx context.Context, ids []string, limit int) ([]monitor.Link, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if limit <= 0 {
+		limit = 1000
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := s.conn.Query(ctx, fmt.Sprintf(`SELECT parent, child FROM monitor_lineage WHERE parent IN (%s)
+		GROUP BY parent, child ORDER BY parent, child LIMIT %d`, placeholders(len(ids)), limit), args...)
+	if err != nil {
+		return nil, fmt.Errorf("monitor clickhouse: children: %w", err)
+	}
+	defer rows.Close()
+	var out []monitor.Link
+	for rows.Next() {
+		var l monitor.Link
+		if err := rows.Scan(&l.Parent, &l.Child); err != nil {
+			return nil, fmt.Errorf("monitor clickhouse: children: %w", err)
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+func dur(us float64) time.Duration {
+	if math.IsNaN(us) || math.IsInf(us, 0) {
+		return 0
+	}
+	return time.Duration(math.Round(us)) * time.Microsecond
+}
+
+// Aggregate summarises a window per partner and flow.
+func (s *Store) Aggregate(ctx context.Context, q monitor.AggQuery) ([]monitor.Agg, error) {
+	slow := int64(1 << 62)
+	if q.SlowerThan > 0 {
+		slow = q.SlowerThan.Microseconds()
+	}
+	rows, err := s.conn.Query(ctx, `SELECT partner, flow, toInt64(count()),
+		toInt64(countIf(status = 'error')), toInt64(countIf(type = 'retried')), toInt64(countIf(type = 'dead_lettered')),
+		sum(records), sum(records_failed),
+		toInt64(countIf((type IN ('validated', 'rejected') AND status = 'error') OR error_class = 'format')),
+		toInt64(countIf(duration_us > ?)), sum(bytes), sum(amount_fen),
+		toFloat64(quantileIf(0.95)(duration_us, duration_us > 0))
+		FROM monitor_events WHERE ts_ms >= ? AND ts_ms < ?
+		GROUP BY partner, flow ORDER BY partner, flow`, slow, q.From.UnixMilli(), q.To.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("monitor clickhouse: aggregate: %w", err)
+	}
+	defer rows.Close()
+	var out []monitor.Agg
+	for rows.Next() {
+		var a monitor.Agg
+		var p95 float64
+		if err := rows.Scan(&a.Partner, &a.Flow, &a.Events, &a.Errors, &a.Retries, &a.DeadLetters, &a.Records,
+			&a.RecordsFailed, &a.FormatErrors, &a.Slow, &a.Bytes, &a.AmountFen, &p95); err != nil {
+			return nil, fmt.Errorf("monitor clickhouse: aggregate: %w", err)
+		}
+		a.P95 = dur(p95)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// LastSeen reads the flow_last rollup.
+func (s *Store) LastSeen(ctx context.Context) ([]monitor.Last, error) {
+	rows, err := s.conn.Query(ctx, `SELECT partner, flow, maxMerge(last_ms), maxMerge(last_ok_ms)
+		FROM monitor_flow_last GROUP BY partner, flow ORDER BY partner, flow`)
+	if err != nil {
+		return nil, fmt.Errorf("monitor clickhouse: last seen: %w", err)
+	}
+	defer rows.Close()
+	var out []monitor.Last
+	for rows.Next() {
+		var l monitor.Last
+		var last, ok int64
+		if err := rows.Scan(&l.Partner, &l.Flow, &last, &ok); err != nil {
+			return nil, fmt.Errorf("monitor clickhouse: last seen: %w", err)
+		}
+		l.LastEvent = time.UnixMilli(last)
+		if ok > 0 {
+			l.LastOK = time.UnixMilli(ok)
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// Batches summarises batches per stage.
+func (s *Store) Batches(ctx context.Context, q monitor.BatchQuery) ([]monitor.BatchStage, error) {
+	conds := []string{"batch_id != ''"}
+	var args []any
+	if !q.From.IsZero() {
+		conds = append(conds, "ts_ms >= ?")
+		args = append(args, q.From.UnixMilli())
+	}
+	if q.BatchID != "" {
+		conds = append(conds, "batch_id = ?")
+		args = append(args, q.BatchID)
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 500
+	}
+	rows, err := s.conn.Query(ctx, fmt.Sprintf(`SELECT batch_id, stage, argMax(partner, ts_ms), argMax(flow, ts_ms),
+		min(ts_ms), max(ts_ms) AS last, argMax(type, ts_ms), argMax(status, ts_ms),
+		toInt64(count()), toInt64(countIf(status = 'error')),
+		sumIf(records, type IN ('received', 'fetched', 'downloaded', 'claimed')),
+		sumIf(records, type IN ('sent', 'uploaded', 'transformed', 'validated', 'reconciled')),
+		sum(records_failed)
+		FROM monitor_events WHERE %s
+		GROUP BY batch_id, stage ORDER BY last DESC, batch_id LIMIT %d`, strings.Join(conds, " AND "), limit), args...)
+	if err != nil {
+		return nil, fmt.Errorf("monitor clickhouse: batches: %w", err)
+	}
+	defer rows.Close()
+	var out []monitor.BatchStage
+	for rows.Next() {
+		var b monitor.BatchStage
+		var first, last int64
+		var typ, status string
+		if err := rows.Scan(&b.BatchID, &b.Stage, &b.Partner, &b.Flow, &first, &last, &typ, &status, &b.Events,
+			&b.Errors, &b.RecordsIn, &b.RecordsOut, &b.RecordsFailed); err != nil {
+			return nil, fmt.Errorf("monitor clickhouse: batches: %w", err)
+		}
+		b.FirstAt, b.LastAt = time.UnixMilli(first), time.UnixMilli(last)
+		b.LastType, b.LastStatus = monitor.EventType(typ), monitor.Status(status)
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// Failures groups failures by partner, flow and error class.
+func (s *Store) Failures(ctx context.Context, from, to time.Time) ([]monitor.FailureGroup, error) {
+	rows, err := s.conn.Query(ctx, `SELECT partner, flow, error_class, toInt64(count()) AS n,
+		toInt64(countIf(type = 'dead_lettered')), max(ts_ms), argMax(error_message, ts_ms)
+		FROM monitor_events WHERE ts_ms >= ? AND ts_ms < ? AND (status = 'error' OR type IN ('failed', 'rejected', 'dead_lettered'))
+		GROUP BY partner, flow, error_class ORDER BY n DESC, partner, flow, error_class LIMIT 500`,
+		from.UnixMilli(), to.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("monitor clickhouse: failures: %w", err)
+	}
+	defer rows.Close()
+	var out []monitor.FailureGroup
+	for rows.Next() {
+		var g monitor.FailureGroup
+		var last int64
+		if err := rows.Scan(&g.Partner, &g.Flow, &g.ErrorClass, &g.Count, &g.DeadLetters, &last, &g.Sample); err != nil {
+			return nil, fmt.Errorf("monitor clickhouse: failures: %w", err)
+		}
+		g.LastAt = time.UnixMilli(last)
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// DeadLetters returns open dead letters, newest first: dead-lettered events
+// with no replayed or dropped event of the same exchange at or after them.
+func (s *Store) DeadLetters(ctx context.Context, f monitor.Filter) ([]monitor.Event, error) {
+	f.Type = monitor.DeadLettered
+	w, args := where(f)
+	q := fmt.Sprintf(`SELECT %s FROM (SELECT %s FROM monitor_events%s)
+		ANY LEFT JOIN (SELECT exchange_id, max(ts_ms) AS settled_ms FROM monitor_events
+			WHERE type IN ('replayed', 'dropped') GROUP BY exchange_id) USING exchange_id
+		WHERE settled_ms < ts_ms
+		ORDER BY ts_ms DESC, event_id DESC LIMIT %d`, selectColumns, selectColumns, w, f.Limited())
+	return s.events(ctx, q, args...)
+}
+
+// Series counts events per bucket, from the hourly rollup when the step is
+// whole hours and the window starts on an hour, else from the raw events.
+func (s *Store) Series(ctx context.Context, q monitor.SeriesQuery) ([]monitor.Point, error) {
+	step := max(q.Step.Milliseconds(), 1000)
+	from, to := q.From.UnixMilli(), q.To.UnixMilli()
+	var conds []string
+	var args []any
+	if q.Partner != "" {
+		conds = append(conds, "partner = ?")
+		args = append(args, q.Partner)
+	}
+	if q.Flow != "" {
+		conds = append(conds, "flow = ?")
+		args = append(args, q.Flow)
+	}
+	extra := ""
+	if len(conds) > 0 {
+		extra = " AND " + strings.Join(conds, " AND ")
+	}
+	var query string
+	if step%3600000 == 0 && from%3600000 == 0 {
+		query = fmt.Sprintf(`SELECT intDiv(toInt64(toUInt32(hour)) * 1000 - %d, %d) * %d AS b,
+			toInt64(countMerge(events)), toInt64(sumMerge(errors)), sumMerge(bytes), toFloat64(quantileMerge(0.95)(duration))
+			FROM monitor_hourly WHERE hour >= toDateTime(%d) AND hour < toDateTime(%d)%s
+			GROUP BY b ORDER BY b`, from, step, step, from/1000, (to+999)/1000, extra)
+	} else {
+		query = fmt.Sprintf(`SELECT intDiv(ts_ms - %d, %d) * %d AS b,
+			toInt64(count()), toInt64(countIf(status = 'error')), sum(bytes),
+			toFloat64(quantileIf(0.95)(duration_us, duration_us > 0))
+			FROM monitor_events WHERE ts_ms >= %d AND ts_ms < %d%s
+			GROUP BY b ORDER BY b`, from, step, step, from, to, extra)
+	}
+	rows, err := s.conn.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("monitor clickhouse: series: %w", err)
+	}
+	defer rows.Close()
+	var out []monitor.Point
+	for rows.Next() {
+		var p monitor.Point
+		var b int64
+		var p95 float64
+		if err := rows.Scan(&b, &p.Events, &p.Errors, &p.Bytes, &p95); err != nil {
+			return nil, fmt.Errorf("monitor clickhouse: series: %w", err)
+		}
+		p.T = time.UnixMilli(from + b)
+		p.P95 = dur(p95)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// DropMonthsBefore drops the monthly partitions of every table older than
+// the month of t (retention).
+func (s *Store) DropMonthsBefore(ctx context.Context, t time.Time) ([]string, error) {
+	cut := uint32(t.Year()*100 + int(t.Month()))
+	rows, err := s.conn.Query(ctx, `SELECT DISTINCT table, partition FROM system.parts
+		WHERE database = ? AND active AND table IN ('monitor_events', 'monitor_lineage', 'monitor_hourly')`, s.db)
+	if err != nil {
+		return nil, fmt.Errorf("monitor clickhouse: list partitions: %w", err)
+	}
+	type part struct{ table, partition string }
+	var drop []part
+	for rows.Next() {
+		var p part
+		if err := rows.Scan(&p.table, &p.partition); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		var month uint32
+		if _, err := fmt.Sscan(p.partition, &month); err == nil && month < cut {
+			drop = append(drop, p)
+		}
+	}
+	rows.Close()
+	var dropped []string
+	for _, p := range drop {
+		if err := s.conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s DROP PARTITION %s", quoteIdent(p.table), p.partition)); err != nil {
+			return dropped, fmt.Errorf("monitor clickhouse: drop %s %s: %w", p.table, p.partition, err)
+		}
+		dropped = append(dropped, p.table+"/"+p.partition)
+	}
+	return dropped, nil
+}

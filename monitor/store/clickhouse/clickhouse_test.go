@@ -1,0 +1,130 @@
+package clickhouse_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/monitor/sample"
+	"github.com/shanghai-mca/mzhub/monitor/store/clickhouse"
+	"github.com/shanghai-mca/mzhub/monitor/store/storetest"
+)
+
+// open returns a store in a fresh database of the server named by
+// MZHUB_TEST_CLICKHOUSE, dropped after the test.
+func open(t testing.TB) *clickhouse.Store {
+	t.Helper()
+	addr := os.Getenv("MZHUB_TEST_CLICKHOUSE")
+	if addr == "" {
+		t.Skip("MZHUB_TEST_CLICKHOUSE not set: skipping ClickHouse test (deploy/clickhouse/start.sh starts a server)")
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	db := "mzhub_test_" + hex.EncodeToString(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := clickhouse.Open(ctx, clickhouse.Options{Addr: addr, Database: db, Username: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.Conn().Exec(ctx, "DROP DATABASE IF EXISTS "+db); err != nil {
+			t.Logf("drop %s: %v", db, err)
+		}
+	})
+	return s
+}
+
+func TestIntegrationClickHouseStoreSuite(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) monitor.Store { return open(t) })
+}
+
+// TestSchemaCopyInDeploy keeps deploy/clickhouse/schema.sql (for operators)
+// identical to the embedded schema the store applies.
+func TestSchemaCopyInDeploy(t *testing.T) {
+	deploy, err := os.ReadFile("../../../deploy/clickhouse/schema.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	embedded, err := os.ReadFile("schema/schema.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(deploy) != string(embedded) {
+		t.Error("deploy/clickhouse/schema.sql differs from monitor/store/clickhouse/schema/schema.sql: copy it over")
+	}
+	for _, banned := range []string{"DateTime64", "Map(", " TTL ", "CODEC", "INDEX ", "LowCardinality"} {
+		for _, stmt := range clickhouse.Schema() {
+			if strings.Contains(stmt, banned) {
+				t.Errorf("schema uses %q, which 18.16 does not run", banned)
+			}
+		}
+	}
+}
+
+func TestIntegrationClickHouseRetentionAndRollups(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	old := time.Date(2026, 8, 15, 12, 0, 0, 0, time.UTC)
+	recent := time.Date(2026, 11, 5, 12, 0, 0, 0, time.UTC)
+	evs := []monitor.Event{
+		{Time: old, ID: "o1", Partner: "bank.boc", Flow: "allowance", Type: monitor.Sent, Status: monitor.OK, ExchangeID: "o1", ParentIDs: []string{"p"}},
+		{Time: recent, ID: "r1", Partner: "bank.boc", Flow: "allowance", Type: monitor.Sent, Status: monitor.OK, ExchangeID: "r1"},
+	}
+	if err := s.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	// Appending the same batch again (a writer retry) does not show twice.
+	if err := s.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Search(ctx, monitor.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Errorf("after a retried batch: %d events, want 2", len(got))
+	}
+	dropped, err := s.DropMonthsBefore(ctx, time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dropped) != 3 {
+		t.Errorf("dropped %v, want the 202608 partition of events, lineage and hourly", dropped)
+	}
+	got, err = s.Search(ctx, monitor.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].ID != "r1" {
+		t.Errorf("after retention: %+v", got)
+	}
+}
+
+// BenchmarkIntegrationClickHouseIngest measures Append of 10k-event batches
+// (the writer's flush size); reports events/s.
+func BenchmarkIntegrationClickHouseIngest(b *testing.B) {
+	s := open(b)
+	ctx := context.Background()
+	from := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	batch := sample.Bulk(from, from.Add(time.Hour), 10000, 0, 1)
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		for j := range batch {
+			batch[j].ID = fmt.Sprintf("b%d-%d", i, j)
+		}
+		if err := s.Append(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(batch))/time.Since(start).Seconds(), "events/s")
+}

@@ -1,0 +1,99 @@
+-- mzhub monitor schema for ClickHouse. Portable between Debian's 18.16 and
+-- current ClickHouse: no DateTime64, Map, TTL, CODEC, skip indexes or
+-- LowCardinality; months are partitions, so retention drops whole months
+-- (ALTER TABLE ... DROP PARTITION 202601). Statements are separated by a
+-- line holding only ';' and run in the target database. Every aggregate
+-- state column is cast explicitly: 18.16 skips a materialized view whose
+-- SELECT types do not match the target table.
+
+CREATE TABLE IF NOT EXISTS monitor_events (
+    event_date     Date,
+    ts_ms          Int64,
+    event_id       String,
+    partner        String,
+    flow           String,
+    direction      String,
+    channel        String,
+    type           String,
+    status         String,
+    exchange_id    String,
+    parent_ids     Array(String),
+    batch_id       String,
+    stage          String,
+    business_key   String,
+    partner_ref    String,
+    file_name      String,
+    digest         String,
+    bytes          Int64,
+    records        Int64,
+    records_failed Int64,
+    amount_fen     Int64,
+    duration_us    Int64,
+    attempt        Int32,
+    error_class    String,
+    error_code     String,
+    error_message  String,
+    component      String,
+    node           String,
+    attr_keys      Array(String),
+    attr_values    Array(String)
+) ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(event_date)
+ORDER BY (partner, flow, ts_ms, event_id)
+;
+-- Lineage links, parent first, for "what came out of this file".
+CREATE TABLE IF NOT EXISTS monitor_lineage (
+    event_date Date,
+    parent     String,
+    child      String
+) ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(event_date)
+ORDER BY (parent, child)
+;
+CREATE MATERIALIZED VIEW IF NOT EXISTS monitor_lineage_mv TO monitor_lineage AS
+SELECT event_date, parent, exchange_id AS child
+FROM monitor_events
+ARRAY JOIN parent_ids AS parent
+WHERE exchange_id != ''
+;
+-- Newest event and newest ok event per partner flow (over all time).
+CREATE TABLE IF NOT EXISTS monitor_flow_last (
+    partner    String,
+    flow       String,
+    last_ms    AggregateFunction(max, Int64),
+    last_ok_ms AggregateFunction(max, Int64)
+) ENGINE = AggregatingMergeTree()
+ORDER BY (partner, flow)
+;
+CREATE MATERIALIZED VIEW IF NOT EXISTS monitor_flow_last_mv TO monitor_flow_last AS
+SELECT partner, flow,
+    maxState(toInt64(ts_ms)) AS last_ms,
+    maxState(toInt64(if(status = 'ok', ts_ms, 0))) AS last_ok_ms
+FROM monitor_events
+GROUP BY partner, flow
+;
+-- Hourly rollup per partner flow for charts and long windows.
+CREATE TABLE IF NOT EXISTS monitor_hourly (
+    hour     DateTime,
+    partner  String,
+    flow     String,
+    events   AggregateFunction(count),
+    errors   AggregateFunction(sum, UInt64),
+    bytes    AggregateFunction(sum, Int64),
+    records  AggregateFunction(sum, Int64),
+    duration AggregateFunction(quantile(0.95), Int64)
+) ENGINE = AggregatingMergeTree()
+PARTITION BY toYYYYMM(hour)
+ORDER BY (partner, flow, hour)
+;
+CREATE MATERIALIZED VIEW IF NOT EXISTS monitor_hourly_mv TO monitor_hourly AS
+SELECT
+    toStartOfHour(toDateTime(toUInt32(intDiv(ts_ms, 1000)))) AS hour,
+    partner, flow,
+    countState() AS events,
+    sumState(toUInt64(status = 'error')) AS errors,
+    sumState(toInt64(bytes)) AS bytes,
+    sumState(toInt64(records)) AS records,
+    quantileStateIf(0.95)(toInt64(duration_us), duration_us > 0) AS duration
+FROM monitor_events
+GROUP BY hour, partner, flow
