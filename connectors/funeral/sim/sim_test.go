@@ -1,0 +1,68 @@
+package sim
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/services/funeral"
+	"github.com/shanghai-mca/mzhub/store/storetest"
+)
+
+func TestSimPushesToHub(t *testing.T) {
+	reg, err := funeral.NewRegistry([]funeral.Partner{
+		{ID: "funeral.fh01", Name: "模拟殡仪馆01", Role: funeral.RoleFuneralHome, Environments: []string{"sandbox"}, AllowIPs: []string{"127.0.0.1"}, KeyIDs: []string{"fh01-k1"}},
+		{ID: "cemetery.cm01", Name: "模拟公墓01", Role: funeral.RoleCemetery, Environments: []string{"sandbox"}, AllowIPs: []string{"127.0.0.1"}, KeyIDs: []string{"cm01-k1"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := funeral.DefaultConfig()
+	cfg.Environment = "sandbox"
+	cfg.RatePerSecond = 0
+	ctx := context.Background()
+	api, err := funeral.NewAPI(ctx, cfg, funeral.Deps{Store: storetest.Open(t), Partners: reg,
+		Secret: func(_ context.Context, k string) ([]byte, error) { return []byte("s-" + k), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close(ctx)
+	hub := httptest.NewServer(api)
+	defer hub.Close()
+	home, err := Start(ctx, Config{Index: 1, HubURL: hub.URL, Push: Credentials{"fh01-k1", []byte("s-fh01-k1")}, Booking: Credentials{"hub-k1", []byte("b")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer home.Close(ctx)
+	deadline := time.Now().Add(20 * time.Second)
+	want := 1 + 6 + 5 + 18 + 3
+	for {
+		pushed, failed := home.Stats()
+		if failed > 0 {
+			t.Fatalf("%d pushes refused", failed)
+		}
+		if pushed == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pushed %d of %d", pushed, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for kind, n := range map[string]int64{"hall": 4, "vehicle": 2, "supply": 5, "schedule": 18, "deceased": 3, "institution": 1} {
+		got, err := api.Store().Count(ctx, "funeral.fh01", kind)
+		if err != nil || got != n {
+			t.Errorf("%s: %d stored, want %d (%v)", kind, got, n, err)
+		}
+	}
+	if err := home.Update(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := PushCemetery(ctx, NewPusher(hub.URL, Credentials{"cm01-k1", []byte("s-cm01-k1")}), 1, false, 4, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := api.Store().Count(ctx, "cemetery.cm01", "burial"); n != 4 {
+		t.Fatalf("%d burials", n)
+	}
+}
