@@ -83,7 +83,16 @@ func (m *Mapping) Convert(ctx context.Context, in io.Reader, out io.Writer, opts
 	cr := &countingReader{r: in}
 	var lastRaw []byte
 	rd := NewReader(m.Source, cr, ReaderOptions{OnReject: opts.OnReject})
-	wr := NewWriter(m.Target, out, WriterOptions{OnWarning: opts.OnReject})
+	var curLine int64
+	var onWarn func(Reject)
+	if opts.OnReject != nil {
+		onWarn = func(r Reject) {
+			// Report the source line, which is what an operator can find.
+			r.Line = curLine
+			opts.OnReject(r)
+		}
+	}
+	wr := NewWriter(m.Target, out, WriterOptions{OnWarning: onWarn})
 	dst := NewRecord(m.Target.Detail)
 	var env map[string]any
 	if needsEnv(m.detail) || m.filter != nil {
@@ -125,6 +134,7 @@ func (m *Mapping) Convert(ctx context.Context, in io.Reader, out io.Writer, opts
 			return res, fmt.Errorf("mappings: %s: read: %w", m.Name, err)
 		}
 		lastRaw = rd.lastRaw
+		curLine = rec.Line
 		switch rec.Kind {
 		case KindHeader:
 			if !headerDone {

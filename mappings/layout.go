@@ -557,3 +557,6 @@ func compileField(l *Layout, kind RecordKind, fs *FieldSpec, tables func(string)
 		f.max != nil || f.check != "" || t == TypeEnum || t == TypeConstant
 	return f, probs
 }
+
+// LineEnding returns the layout's line ending ("\r\n" or "\n").
+func (l *Layout) LineEnding() string { return string(l.eol) }

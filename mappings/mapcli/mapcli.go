@@ -1,0 +1,199 @@
+package mapcli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/mappings"
+)
+
+// maxShownRejects bounds the reject messages printed to stderr.
+const maxShownRejects = 20
+
+// progressMin is the input size above which a terminal gets a progress bar.
+const progressMin = 8 << 20
+
+type params map[string]string
+
+func (p params) String() string { return fmt.Sprint(map[string]string(p)) }
+
+func (p params) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want key=value, got %q", s)
+	}
+	p[k] = v
+	return nil
+}
+
+// Run executes `mzhub map` with args (after the command name) and returns
+// the exit code: 0 converted (possibly with rejected records), 1 failed or
+// the source trailer does not match its details, 2 usage error.
+func Run(ctx context.Context, stdout, stderr io.Writer, isTTY bool, args []string) int {
+	fl := flag.NewFlagSet("map", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	mapping := fl.String("mapping", "", "mapping file (kind: mapping)")
+	in := fl.String("in", "", "input file in the source layout (- for stdin)")
+	out := fl.String("out", "", "output file in the target layout (- for stdout)")
+	rejects := fl.String("rejects", "", "file receiving the rejected source records as they were")
+	prm := params{}
+	fl.Var(prm, "param", "mapping parameter key=value (repeatable), e.g. --param batch_no=MZ2026110001")
+	acceptMismatch := fl.Bool("accept-mismatch", false, "exit 0 even when the source trailer does not match its details")
+	fl.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: mzhub map --mapping FILE --in IN --out OUT [--rejects REJ] [--param k=v]...")
+		fmt.Fprintln(stderr, "Converts IN with the mapping's source layout into OUT with its target layout.")
+		fl.PrintDefaults()
+	}
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *mapping == "" || *in == "" || *out == "" || fl.NArg() > 0 {
+		fl.Usage()
+		return 2
+	}
+	m, err := mappings.LoadMappingFile(*mapping)
+	if err != nil {
+		fmt.Fprintf(stderr, "mzhub map: %v\n", err)
+		return 1
+	}
+	code, err := convert(ctx, m, *in, *out, *rejects, prm, *acceptMismatch, stdout, stderr, isTTY)
+	if err != nil {
+		fmt.Fprintf(stderr, "mzhub map: %v\n", err)
+	}
+	return code
+}
+
+func convert(ctx context.Context, m *mappings.Mapping, inPath, outPath, rejPath string, prm params,
+	acceptMismatch bool, stdout, stderr io.Writer, isTTY bool) (int, error) {
+	var src io.Reader = os.Stdin
+	var size int64
+	if inPath != "-" {
+		f, err := os.Open(inPath)
+		if err != nil {
+			return 1, err
+		}
+		defer f.Close()
+		if st, err := f.Stat(); err == nil {
+			size = st.Size()
+		}
+		src = f
+	}
+	var dst io.Writer = stdout
+	var tmp *os.File
+	if outPath != "-" {
+		var err error
+		tmp, err = os.CreateTemp(filepath.Dir(outPath), "."+filepath.Base(outPath)+".*.tmp")
+		if err != nil {
+			return 1, err
+		}
+		defer func() {
+			if tmp != nil {
+				tmp.Close()
+				os.Remove(tmp.Name())
+			}
+		}()
+		dst = tmp
+	}
+	var rej *os.File
+	if rejPath != "" {
+		var err error
+		if rej, err = os.Create(rejPath); err != nil {
+			return 1, err
+		}
+		defer rej.Close()
+	}
+	eol := []byte(m.Source.LineEnding())
+	shown, hidden := 0, 0
+	var rejErr error
+	opts := mappings.ConvertOptions{
+		Params: prm,
+		OnReject: func(r mappings.Reject) {
+			if shown < maxShownRejects {
+				fmt.Fprintf(stderr, "%s\n", r)
+				shown++
+			} else {
+				hidden++
+			}
+			if rej != nil && !r.Warning && r.Raw != nil && rejErr == nil {
+				if _, err := rej.Write(r.Raw); err == nil {
+					_, rejErr = rej.Write(eol)
+				} else {
+					rejErr = err
+				}
+			}
+		},
+	}
+	start := time.Now()
+	bar := isTTY && size >= progressMin
+	if bar {
+		opts.Progress = func(n, records int64) { drawBar(stderr, n, size, records) }
+	}
+	res, err := m.Convert(ctx, src, dst, opts)
+	if bar {
+		fmt.Fprintln(stderr)
+	}
+	if hidden > 0 {
+		fmt.Fprintf(stderr, "... and %d more rejects/warnings\n", hidden)
+	}
+	if err != nil {
+		return 1, err
+	}
+	if rejErr != nil {
+		return 1, fmt.Errorf("write rejects: %w", rejErr)
+	}
+	if tmp != nil {
+		if err := tmp.Close(); err != nil {
+			return 1, err
+		}
+		if err := os.Rename(tmp.Name(), outPath); err != nil {
+			return 1, err
+		}
+		tmp = nil
+	}
+	printSummary(stdout, outPath, m, res, time.Since(start))
+	if res.CheckErr != nil && !acceptMismatch {
+		return 1, fmt.Errorf("source file not accepted: %w", res.CheckErr)
+	}
+	return 0, nil
+}
+
+func drawBar(w io.Writer, n, size, records int64) {
+	const width = 30
+	frac := float64(n) / float64(size)
+	if frac > 1 {
+		frac = 1
+	}
+	done := int(frac * width)
+	fmt.Fprintf(w, "\r[%s%s] %3.0f%% %d records", strings.Repeat("#", done), strings.Repeat(" ", width-done), frac*100, records)
+}
+
+func printSummary(w io.Writer, outPath string, m *mappings.Mapping, res mappings.ConvertResult, d time.Duration) {
+	out := w
+	if outPath == "-" {
+		// The converted data went to stdout: the summary goes nowhere else.
+		return
+	}
+	s := res.Read
+	fmt.Fprintf(out, "mapping   %s (%s -> %s)\n", m.Name, m.Source.Name, m.Target.Name)
+	fmt.Fprintf(out, "read      %d records, %d details, %d rejected, %d warnings\n", s.Records+s.Rejected, s.Details, s.Rejected, s.Warnings)
+	fmt.Fprintf(out, "written   %d details, %d skipped, %d rejected on write\n", res.Written, res.Skipped, res.Rejected-s.Rejected)
+	fmt.Fprintf(out, "totals    read %s yuan, written %s yuan\n", mappings.FormatFen(s.AmountFen), mappings.FormatFen(res.WrittenFen))
+	if res.CheckErr != nil {
+		fmt.Fprintf(out, "trailer   MISMATCH: %v\n", res.CheckErr)
+	} else {
+		fmt.Fprintf(out, "trailer   ok\n")
+	}
+	if secs := d.Seconds(); secs > 0 {
+		fmt.Fprintf(out, "time      %.2fs (%.0f records/s)\n", secs, float64(s.Records)/secs)
+	}
+}

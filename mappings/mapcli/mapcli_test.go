@@ -1,0 +1,86 @@
+package mapcli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const banks = "../../configs/mappings/banks"
+
+func TestRun(t *testing.T) {
+	dir := t.TempDir()
+	sample, err := os.ReadFile(filepath.Join(banks, "../canonical/testdata/payments.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One broken record (bad ID check digit) among the good ones.
+	broken := bytes.Replace(sample, []byte("310115195507093214"), []byte("310115195507093215"), 1)
+	if err := os.WriteFile(filepath.Join(dir, "in.csv"), broken, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	params := []string{"--param", "batch_no=MZ20261100001", "--param", "file_date=2026-11-27", "--param", "payer_account=31001234500050001234"}
+	cases := []struct {
+		name     string
+		args     []string
+		code     int
+		stdout   string
+		stderr   string
+		noStderr string
+	}{
+		{"help", []string{"--help"}, 0, "", "Usage: mzhub map", ""},
+		{"missing flags", []string{"--mapping", "x"}, 2, "", "Usage", ""},
+		{"bad mapping", []string{"--mapping", filepath.Join(dir, "nope.yaml"), "--in", "a", "--out", "b"}, 1, "", "nope.yaml", ""},
+		{"convert with a reject", append([]string{"--mapping", filepath.Join(banks, "boc-disbursement.mapping.yaml"),
+			"--in", filepath.Join(dir, "in.csv"), "--out", filepath.Join(dir, "out.txt"), "--rejects", filepath.Join(dir, "rej.csv")}, params...),
+			0, "written   4 details", "line 3 detail field person_id: rejected", "310115195507093215"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := Run(context.Background(), &stdout, &stderr, false, tc.args)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d; stderr %s", code, tc.code, stderr.String())
+			}
+			if !strings.Contains(stdout.String(), tc.stdout) {
+				t.Errorf("stdout %q lacks %q", stdout.String(), tc.stdout)
+			}
+			if !strings.Contains(stderr.String(), tc.stderr) {
+				t.Errorf("stderr %q lacks %q", stderr.String(), tc.stderr)
+			}
+			if tc.noStderr != "" && strings.Contains(stderr.String()+stdout.String(), tc.noStderr) {
+				t.Errorf("output shows %q unmasked", tc.noStderr)
+			}
+		})
+	}
+	rej, err := os.ReadFile(filepath.Join(dir, "rej.csv"))
+	if err != nil || !bytes.Contains(rej, []byte("310115195507093215")) || bytes.Count(rej, []byte("\n")) != 1 {
+		t.Errorf("reject file %q (%v)", rej, err)
+	}
+	out, err := os.ReadFile(filepath.Join(dir, "out.txt"))
+	if err != nil || bytes.Count(out, []byte("\r\n")) != 6 || !bytes.HasPrefix(out, []byte("HFFMZ20261100001")) {
+		t.Errorf("output %q (%v)", out, err)
+	}
+}
+
+// TestRunTrailerMismatch: a source file whose trailer disagrees fails.
+func TestRunTrailerMismatch(t *testing.T) {
+	dir := t.TempDir()
+	data, err := os.ReadFile(filepath.Join(banks, "testdata/boc-disbursement-return.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = bytes.Replace(data, []byte("T0000000005"), []byte("T0000000004"), 1)
+	in := filepath.Join(dir, "ret.txt")
+	if err := os.WriteFile(in, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), &stdout, &stderr, false, []string{"--mapping", filepath.Join(banks, "boc-disbursement-return.mapping.yaml"), "--in", in, "--out", filepath.Join(dir, "out.csv")})
+	if code != 1 || !strings.Contains(stdout.String(), "MISMATCH") || !strings.Contains(stderr.String(), "not accepted") {
+		t.Errorf("exit %d stdout %s stderr %s", code, stdout.String(), stderr.String())
+	}
+}
