@@ -231,7 +231,7 @@ func (h *Home) PushAll(ctx context.Context) error {
 	add(h.put(ctx, "/partner/v1/institution", map[string]any{
 		"name": fmt.Sprintf("上海市模拟殡仪馆%02d", i), "type": "funeral_home", "credit_code": fmt.Sprintf("1231000042501%04dX", i),
 		"division_code": fmt.Sprintf("3101%02d", []int{1, 4, 5, 6, 7, 9, 10, 12, 13, 14, 15, 16, 17, 18, 20}[(i-1)%15]),
-		"address": fmt.Sprintf("上海市模拟路 %d 号", i*10), "phone": fmt.Sprintf("021-6400%04d", i), "service_hours": "每日 06:00-17:00",
+		"address":       fmt.Sprintf("上海市模拟路 %d 号", i*10), "phone": fmt.Sprintf("021-6400%04d", i), "service_hours": "每日 06:00-17:00",
 		"service_guide": map[string]any{"summary": "遗体接运、告别、火化一站式服务", "procedures": []string{"预约", "接运", "告别", "火化", "领取骨灰"},
 			"required_documents": []string{"死亡证明", "经办人身份证"}},
 	}))
