@@ -1,0 +1,35 @@
+package funeral
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/shanghai-mca/mzhub/security"
+)
+
+// AccessRules turns the registry into the security package's partner access
+// rules (security.partner_api.partners) for the partners enabled in env, so
+// the hub can guard the funeral API with security/access: key ids, the IP
+// allowlist (addresses become /32 or /128 prefixes), the allowed path
+// prefix and the disabled flag.
+func (r *Registry) AccessRules(env string) []security.PartnerAccess {
+	var out []security.PartnerAccess
+	for _, p := range r.Partners() {
+		pa := security.PartnerAccess{ID: p.ID, KeyIDs: append([]string(nil), p.KeyIDs...), AllowPaths: []string{"/partner/v1/"}, Disabled: !p.Allowed(env)}
+		for _, s := range p.AllowIPs {
+			if a, err := netip.ParseAddr(s); err == nil {
+				pa.AllowCIDRs = append(pa.AllowCIDRs, netip.PrefixFrom(a, a.BitLen()).String())
+				continue
+			}
+			pa.AllowCIDRs = append(pa.AllowCIDRs, s)
+		}
+		out = append(out, pa)
+	}
+	return out
+}
+
+// SecurityPartnerFrom adapts security.PartnerFrom to Deps.PartnerFrom.
+func SecurityPartnerFrom(ctx context.Context) (string, bool) {
+	p, ok := security.PartnerFrom(ctx)
+	return p.ID, ok && p.ID != ""
+}
