@@ -1,0 +1,199 @@
+package routes
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/routes/bus"
+	"github.com/shanghai-mca/mzhub/security/mask"
+	"github.com/shanghai-mca/mzhub/store"
+)
+
+// Dead-letter states.
+const (
+	DeadState     = "dead"     // waiting for an operator
+	ReplayState   = "replay"   // replay requested; the engine republishes it
+	ReplayedState = "replayed" // republished on the route's topic
+	DroppedState  = "dropped"  // an operator gave up on it
+)
+
+// DeadLetter is a message that exhausted its attempts or failed for good.
+type DeadLetter struct {
+	// ID identifies the dead letter.
+	ID int64
+	// Route, Sink and Step say where it failed (Sink or Step may be empty).
+	Route, Sink, Step string
+	// Endpoint is the failing endpoint (method and URL, host, topic, ...).
+	Endpoint string
+	// Error is the last error, masked.
+	Error string
+	// Attempts made.
+	Attempts int
+	// Message is the original message as it was on the bus.
+	Message bus.Message
+	// At is when it was dead-lettered.
+	At time.Time
+	// State is dead, replay, replayed or dropped.
+	State string
+	// ResolvedBy is the operator who asked for the replay or the drop.
+	ResolvedBy string
+}
+
+// Auditor records operator actions. security/audit implements it; the CLI
+// and the console pass it in.
+type Auditor interface {
+	Record(ctx context.Context, actor, action, target string, details map[string]string) error
+}
+
+// DeadLetters is the dead-letter store of the route engine (a table in the
+// state store). It is safe for concurrent use and works without a running
+// engine: a replay is a request that the engine carries out (within a
+// second when it runs, else at its next start).
+type DeadLetters struct {
+	db  *store.DB
+	now func() time.Time
+}
+
+// NewDeadLetters opens the dead-letter store of db (migrated with Migrate).
+func NewDeadLetters(db *store.DB) *DeadLetters {
+	return &DeadLetters{db: db, now: time.Now}
+}
+
+func (s *DeadLetters) add(ctx context.Context, route, sink, step, endpoint string, cause error, attempts int, msg bus.Message) error {
+	_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO routes_dead_letters (route, sink, step, endpoint, error, attempts, idem, msg, created_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		route, sink, step, endpoint, mask.Text(cause.Error()), attempts, msg.IdempotencyKey, encodeMessage(msg), s.now().UnixMilli(), DeadState)
+	return err
+}
+
+// ListFilter selects dead letters.
+type ListFilter struct {
+	// Route limits to one route ("" for all).
+	Route string
+	// State limits to one state ("" for dead only; "all" for every state).
+	State string
+	// Limit caps the answer (default 100).
+	Limit int
+}
+
+// List returns dead letters, newest first.
+func (s *DeadLetters) List(ctx context.Context, f ListFilter) ([]DeadLetter, error) {
+	q := `SELECT id, route, sink, step, endpoint, error, attempts, msg, created_at, state, COALESCE(resolved_by, '') FROM routes_dead_letters WHERE 1 = 1`
+	var args []any
+	if f.Route != "" {
+		q += ` AND route = ?`
+		args = append(args, f.Route)
+	}
+	switch f.State {
+	case "all":
+	case "":
+		q += ` AND state = ?`
+		args = append(args, DeadState)
+	default:
+		q += ` AND state = ?`
+		args = append(args, f.State)
+	}
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	q += fmt.Sprintf(` ORDER BY id DESC LIMIT %d`, f.Limit)
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("routes: dead letters: %w", err)
+	}
+	defer rows.Close()
+	var out []DeadLetter
+	for rows.Next() {
+		d, err := scanDeadLetter(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scanDeadLetter(r scanner) (DeadLetter, error) {
+	var (
+		d   DeadLetter
+		enc string
+		at  int64
+	)
+	if err := r.Scan(&d.ID, &d.Route, &d.Sink, &d.Step, &d.Endpoint, &d.Error, &d.Attempts, &enc, &at, &d.State, &d.ResolvedBy); err != nil {
+		return d, fmt.Errorf("routes: dead letters: %w", err)
+	}
+	d.At = time.UnixMilli(at)
+	m, err := decodeMessage(enc)
+	if err != nil {
+		return d, fmt.Errorf("routes: dead letter %d: %w", d.ID, err)
+	}
+	d.Message = m
+	return d, nil
+}
+
+// Get returns one dead letter.
+func (s *DeadLetters) Get(ctx context.Context, id int64) (DeadLetter, error) {
+	row := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT id, route, sink, step, endpoint, error, attempts, msg, created_at, state, COALESCE(resolved_by, '') FROM routes_dead_letters WHERE id = ?`), id)
+	d, err := scanDeadLetter(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, fmt.Errorf("dead letter %d: %w", id, ErrNotFound)
+	}
+	return d, err
+}
+
+// Replay asks for a dead letter to be sent again, on behalf of actor, and
+// audits it. A delivery that was in doubt is sent again: the operator has
+// decided the partner did not get it.
+func (s *DeadLetters) Replay(ctx context.Context, id int64, actor string, audit Auditor) error {
+	return s.resolve(ctx, id, actor, ReplayState, "routes.dlq.replay", audit)
+}
+
+// Drop gives up on a dead letter, on behalf of actor, and audits it.
+func (s *DeadLetters) Drop(ctx context.Context, id int64, actor string, audit Auditor) error {
+	return s.resolve(ctx, id, actor, DroppedState, "routes.dlq.drop", audit)
+}
+
+func (s *DeadLetters) resolve(ctx context.Context, id int64, actor, state, action string, audit Auditor) error {
+	if actor == "" {
+		return fmt.Errorf("routes: dead letter %d: an actor is required", id)
+	}
+	d, err := s.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if d.State != DeadState {
+		return fmt.Errorf("routes: dead letter %d is %s, not dead", id, d.State)
+	}
+	// Audit first: an action that cannot be audited is not taken.
+	if audit != nil {
+		if err := audit.Record(ctx, actor, action, fmt.Sprintf("routes/%s/dlq/%d", d.Route, id), map[string]string{
+			"route": d.Route, "sink": d.Sink, "endpoint": d.Endpoint, "idempotency_key": d.Message.IdempotencyKey, "attempts": fmt.Sprint(d.Attempts),
+		}); err != nil {
+			return fmt.Errorf("routes: dead letter %d: audit: %w", id, err)
+		}
+	}
+	r, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE routes_dead_letters SET state = ?, resolved_at = ?, resolved_by = ? WHERE id = ? AND state = ?`),
+		state, s.now().UnixMilli(), actor, id, DeadState)
+	if err != nil {
+		return fmt.Errorf("routes: dead letter %d: %w", id, err)
+	}
+	if n, _ := r.RowsAffected(); n != 1 {
+		return fmt.Errorf("routes: dead letter %d was resolved meanwhile", id)
+	}
+	return nil
+}
+
+// pendingReplays returns replay requests.
+func (s *DeadLetters) pendingReplays(ctx context.Context) ([]DeadLetter, error) {
+	return s.List(ctx, ListFilter{State: ReplayState, Limit: 500})
+}
+
+// markReplayed records that a requested replay was republished.
+func (s *DeadLetters) markReplayed(ctx context.Context, id int64) error {
+	_, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE routes_dead_letters SET state = ? WHERE id = ? AND state = ?`), ReplayedState, id, ReplayState)
+	return err
+}

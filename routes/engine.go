@@ -1,0 +1,762 @@
+package routes
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/routes/bus"
+	"github.com/shanghai-mca/mzhub/store"
+)
+
+// EngineConfig configures the route engine.
+type EngineConfig struct {
+	// Dir is the directory of route files (configs/routes); Load may name another.
+	Dir string `yaml:"dir"`
+	// ReloadInterval is how often the route files are checked for changes (default 2s; negative disables hot reload).
+	ReloadInterval time.Duration `yaml:"reload_interval"`
+	// Node names this process in events.
+	Node string `yaml:"node"`
+}
+
+// Deps is what the hub hands to the engine.
+type Deps struct {
+	// Bus carries messages between sources and the route consumers.
+	Bus bus.Bus
+	// Store is the state database (ledgers, aggregates, dead letters).
+	Store *store.DB
+	// Connectors builds sources and sinks (connectors.Builtin() in the hub).
+	Connectors *connectors.Registry
+	// Logger is scoped by the engine per route.
+	Logger *slog.Logger
+	// Metrics receives the engine's metrics (nil: not registered).
+	Metrics prometheus.Registerer
+	// Events receives monitor events (nil: discarded).
+	Events connectors.Events
+	// Clock tells the time (nil: the wall clock).
+	Clock clock.Clock
+	// Mapper runs map steps naming a mapping (nil: such routes fail to build).
+	Mapper Mapper
+	// DataDir is handed to connectors.
+	DataDir string
+}
+
+// Engine runs the routes of a directory.
+type Engine struct {
+	cfg     EngineConfig
+	deps    Deps
+	log     *slog.Logger
+	clock   clock.Clock
+	events  connectors.Events
+	metrics *metrics
+	dlq     *DeadLetters
+
+	mu      sync.Mutex
+	dir     string
+	loaded  []*Route          // validated, not yet started
+	files   map[string]string // file -> content digest of the running set
+	runners map[string]*runner
+	byFile  map[string][]string // file -> route ids
+	ledger  *ledger
+	ctx     context.Context
+	closed  bool
+	wg      sync.WaitGroup
+	stopRun context.CancelFunc
+}
+
+type discard struct{}
+
+func (discard) Emit(monitor.Event) {}
+
+// NewEngine checks the dependencies and returns an engine; it does no I/O.
+func NewEngine(cfg EngineConfig, deps Deps) (*Engine, error) {
+	var errs []error
+	if deps.Bus == nil {
+		errs = append(errs, errors.New("routes: Deps.Bus is required"))
+	}
+	if deps.Store == nil {
+		errs = append(errs, errors.New("routes: Deps.Store is required"))
+	}
+	if deps.Connectors == nil {
+		errs = append(errs, errors.New("routes: Deps.Connectors is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if deps.Clock == nil {
+		deps.Clock = clock.Real{}
+	}
+	if deps.Events == nil {
+		deps.Events = discard{}
+	}
+	if cfg.ReloadInterval == 0 {
+		cfg.ReloadInterval = 2 * time.Second
+	}
+	m, err := newMetrics(deps.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg:     cfg,
+		deps:    deps,
+		log:     deps.Logger.With("component", "routes"),
+		clock:   deps.Clock,
+		events:  deps.Events,
+		metrics: m,
+		dlq:     &DeadLetters{db: deps.Store, now: deps.Clock.Now},
+		dir:     cfg.Dir,
+		files:   map[string]string{},
+		runners: map[string]*runner{},
+		byFile:  map[string][]string{},
+	}
+	return e, nil
+}
+
+// DeadLetters returns the engine's dead-letter store.
+func (e *Engine) DeadLetters() *DeadLetters { return e.dlq }
+
+// checker validates endpoints against the engine's registry.
+func (e *Engine) checker() kindChecker { return registryChecker{e.deps.Connectors} }
+
+// Load reads and validates every route of dir; nothing is started. It
+// reports every problem; on error no route of dir is kept.
+func (e *Engine) Load(dir string) error {
+	routes, errs := loadDir(dir, e.checker())
+	if errs != nil {
+		return lintErrors(errs)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.dir = dir
+	e.loaded = routes
+	return nil
+}
+
+// AddRoute adds a route built in code (tests, services); it is validated
+// like a file.
+func (e *Engine) AddRoute(r *Route) error {
+	if errs := validateRoute(r, e.checker()); errs != nil {
+		return lintErrors(errs)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ctx != nil {
+		return e.startLocked(r)
+	}
+	e.loaded = append(e.loaded, r)
+	return nil
+}
+
+// lintErrors turns lint errors into one error.
+func lintErrors(errs []LintError) error {
+	var out []error
+	for _, le := range errs {
+		out = append(out, errors.New(le.String()))
+	}
+	return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(out...))
+}
+
+// Run migrates the schema, starts the loaded routes, watches the route files
+// and carries out replay requests until ctx is done; then it stops the
+// routes and returns nil.
+func (e *Engine) Run(ctx context.Context) error {
+	if err := Migrate(ctx, e.deps.Store); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return ErrClosed
+	}
+	e.ctx = ctx
+	e.stopRun = cancel
+	e.ledger = newLedger(e.deps.Store, e.clock.Now)
+	var startErrs []error
+	for _, r := range e.loaded {
+		if err := e.startLocked(r); err != nil {
+			startErrs = append(startErrs, err)
+		}
+	}
+	e.loaded = nil
+	if e.dir != "" {
+		e.files = digestDir(e.dir)
+	}
+	e.mu.Unlock()
+	for _, err := range startErrs {
+		e.log.Error("route not started", "err", err)
+	}
+	tick := time.Second
+	if e.cfg.ReloadInterval > 0 && e.cfg.ReloadInterval < tick {
+		tick = e.cfg.ReloadInterval
+	}
+	lastReload := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			e.stopAll()
+			return nil
+		case <-time.After(tick):
+		}
+		e.replayRequested(ctx)
+		if e.dir != "" && e.cfg.ReloadInterval > 0 && time.Since(lastReload) >= e.cfg.ReloadInterval {
+			lastReload = time.Now()
+			e.Reload()
+		}
+	}
+}
+
+// Close stops the routes within ctx's deadline.
+func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	e.closed = true
+	cancel := e.stopRun
+	e.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	done := make(chan struct{})
+	go func() { e.stopAll(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("routes: close: %w", ctx.Err())
+	}
+}
+
+func (e *Engine) stopAll() {
+	e.mu.Lock()
+	rs := e.runners
+	e.runners = map[string]*runner{}
+	l := e.ledger
+	e.ledger = nil
+	e.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, rn := range rs {
+		if err := rn.stop(ctx); err != nil {
+			e.log.Error("stop", "route", rn.r.ID, "err", err)
+		}
+	}
+	if l != nil {
+		l.close()
+	}
+}
+
+// Routes lists the running route ids, sorted.
+func (e *Engine) Routes() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]string, 0, len(e.runners))
+	for id := range e.runners {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// startLocked builds and starts a route, replacing a running one of the same id.
+func (e *Engine) startLocked(r *Route) error {
+	rn, err := e.build(r)
+	if err != nil {
+		return err
+	}
+	if old := e.runners[r.ID]; old != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := old.stop(ctx)
+		cancel()
+		if err != nil {
+			e.log.Error("stop old route", "route", r.ID, "err", err)
+		}
+		delete(e.runners, r.ID)
+	}
+	if err := rn.start(e.ctx); err != nil {
+		return err
+	}
+	e.runners[r.ID] = rn
+	if r.file != "" {
+		if !contains(e.byFile[r.file], r.ID) {
+			e.byFile[r.file] = append(e.byFile[r.file], r.ID)
+		}
+	}
+	e.log.Info("route started", "route", r.ID, "file", r.file)
+	return nil
+}
+
+// Reload re-reads the route directory. Files whose content changed are
+// validated; a valid file replaces its running routes, an invalid one is
+// reported (log, event, the returned error) and its old routes keep running.
+// Removed files stop their routes.
+func (e *Engine) Reload() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ctx == nil || e.dir == "" {
+		return nil
+	}
+	now := digestDir(e.dir)
+	var errs []error
+	changed := false
+	for f, sum := range now {
+		if e.files[f] == sum {
+			continue
+		}
+		changed = true
+		routes, lerrs := loadFile(f, e.checker())
+		if lerrs == nil {
+			lerrs = e.checkUniqueLocked(f, routes)
+		}
+		if lerrs != nil {
+			err := lintErrors(lerrs)
+			errs = append(errs, err)
+			e.log.Error("route file rejected; the running routes are kept", "file", f, "err", err)
+			e.events.Emit(monitor.Event{Time: e.clock.Now(), Type: monitor.Failed, Status: monitor.Error, Component: "routes", Channel: "file", FileName: f, ErrorClass: "config", ErrorMessage: err.Error(), Node: e.cfg.Node})
+			e.files[f] = sum // report once per content
+			continue
+		}
+		keep := map[string]bool{}
+		for _, r := range routes {
+			keep[r.ID] = true
+			if err := e.startLocked(r); err != nil {
+				errs = append(errs, err)
+				e.log.Error("route not started", "route", r.ID, "err", err)
+			}
+		}
+		for _, id := range e.byFile[f] {
+			if !keep[id] {
+				e.stopLocked(id)
+			}
+		}
+		ids := make([]string, 0, len(routes))
+		for _, r := range routes {
+			ids = append(ids, r.ID)
+		}
+		e.byFile[f] = ids
+		e.files[f] = sum
+	}
+	for f := range e.files {
+		if _, ok := now[f]; !ok {
+			changed = true
+			for _, id := range e.byFile[f] {
+				e.stopLocked(id)
+			}
+			delete(e.byFile, f)
+			delete(e.files, f)
+		}
+	}
+	if changed {
+		e.metrics.reloads.Inc()
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Engine) checkUniqueLocked(file string, routes []*Route) []LintError {
+	var errs []LintError
+	for _, r := range routes {
+		for f, ids := range e.byFile {
+			if f != file && contains(ids, r.ID) {
+				errs = append(errs, LintError{File: file, Line: nodeLine(r.root, "id"), Message: fmt.Sprintf("route id %q is also defined in %s", r.ID, f)})
+			}
+		}
+	}
+	return errs
+}
+
+func (e *Engine) stopLocked(id string) {
+	rn := e.runners[id]
+	if rn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := rn.stop(ctx); err != nil {
+		e.log.Error("stop", "route", id, "err", err)
+	}
+	delete(e.runners, id)
+	e.log.Info("route stopped", "route", id)
+}
+
+// digestDir maps each route file (and template) of dir to a digest of its content.
+func digestDir(dir string) map[string]string {
+	files, err := routeFiles(dir)
+	out := map[string]string{}
+	if err != nil {
+		return out
+	}
+	// A template change must reload its instance files: fold the templates'
+	// content into every instance file's digest.
+	var tmpl []byte
+	if entries, err := os.ReadDir(dir); err == nil {
+		for _, en := range entries {
+			if strings.HasSuffix(en.Name(), ".template.yaml") {
+				b, _ := os.ReadFile(dir + "/" + en.Name())
+				tmpl = append(tmpl, b...)
+			}
+		}
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		h := sha256.New()
+		h.Write(b)
+		if strings.Contains(string(b), "use:") {
+			h.Write(tmpl)
+		}
+		out[f] = fmt.Sprintf("%x", h.Sum(nil))
+	}
+	return out
+}
+
+// replayRequested republishes dead letters whose replay was requested.
+func (e *Engine) replayRequested(ctx context.Context) {
+	reqs, err := e.dlq.pendingReplays(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log.Error("replay: list", "err", err)
+		}
+		return
+	}
+	for _, d := range reqs {
+		e.mu.Lock()
+		rn := e.runners[d.Route]
+		e.mu.Unlock()
+		if rn == nil {
+			continue
+		}
+		if err := forgetPending(ctx, e.deps.Store, d.Route, d.Message.IdempotencyKey); err != nil {
+			e.log.Error("replay: ledger", "err", err)
+			continue
+		}
+		msg := d.Message
+		msg.ID, msg.PublishedAt = "", time.Time{}
+		if msg.Headers == nil {
+			msg.Headers = map[string]string{}
+		}
+		msg.Headers["mzhub-replay-of"] = fmt.Sprint(d.ID)
+		if err := e.deps.Bus.Publish(ctx, rn.topic, msg); err != nil {
+			e.log.Error("replay: publish", "err", err)
+			continue
+		}
+		if err := e.dlq.markReplayed(ctx, d.ID); err != nil {
+			e.log.Error("replay: mark", "err", err)
+		}
+		rn.event(monitor.Replayed, monitor.OK, &msg, func(ev *monitor.Event) {
+			ev.Attrs = map[string]string{"dead_letter": fmt.Sprint(d.ID), "by": d.ResolvedBy}
+		})
+	}
+}
+
+// Handler serves the HTTP sources of the routes: a request to
+// /routes/<route id>[/...] goes to that route's source. The hub mounts it
+// under /routes/.
+func (e *Engine) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rest := strings.TrimPrefix(r.URL.Path, "/routes/")
+		id, _, _ := strings.Cut(rest, "/")
+		e.mu.Lock()
+		rn := e.runners[id]
+		e.mu.Unlock()
+		if rn == nil || rn.httpIn == nil {
+			http.Error(w, "no such route", http.StatusNotFound)
+			return
+		}
+		rn.httpIn.ServeHTTP(w, r)
+	})
+}
+
+// build compiles a route into a runner (connectors constructed, expressions
+// compiled); nothing runs yet.
+func (e *Engine) build(r0 *Route) (*runner, error) {
+	r := *r0
+	r.Steps = append([]Step(nil), r0.Steps...)
+	r.To = append([]Endpoint(nil), r0.To...)
+	r.withDefaults()
+	log := e.log.With("route", r.ID)
+	cdeps := func(name string) connectors.Deps {
+		return connectors.Deps{
+			Logger:  log.With("connector", name),
+			Metrics: e.deps.Metrics,
+			Store:   e.deps.Store,
+			Clock:   e.clock,
+			Events:  e.events,
+			DataDir: e.deps.DataDir,
+		}
+	}
+	rn := &runner{
+		e:        e,
+		r:        &r,
+		log:      log,
+		topic:    r.Topic(),
+		backlog:  make(chan struct{}, r.MaxBacklog),
+		inflight: map[string]struct{}{},
+		running:  make(chan struct{}),
+	}
+	var err error
+	if r.Key != "" {
+		if rn.keyP, err = compileExpr(r.Key, "string"); err != nil {
+			return nil, err
+		}
+	}
+	if r.IdempotencyKey != "" {
+		if rn.idemP, err = compileExpr(r.IdempotencyKey, "string"); err != nil {
+			return nil, err
+		}
+	}
+	if r.RateLimit != nil {
+		b := r.RateLimit.Burst
+		if b == 0 {
+			b = max(1, int(r.RateLimit.PerSecond))
+		}
+		rn.lim = rate.NewLimiter(rate.Limit(r.RateLimit.PerSecond), b)
+	}
+	// Source.
+	switch r.From.Kind {
+	case kindBus:
+		c, _, err := decodeEndpoint(e.deps.Connectors, roleSource, &r.From)
+		if err != nil {
+			return nil, err
+		}
+		rn.topic = c.(*BusEndpointConfig).Topic
+	case kindSchedule:
+		c, _, err := decodeEndpoint(e.deps.Connectors, roleSource, &r.From)
+		if err != nil {
+			return nil, err
+		}
+		rn.sched = c.(*ScheduleConfig)
+	default:
+		cfg, _, err := decodeEndpoint(e.deps.Connectors, roleSource, &r.From)
+		if err != nil {
+			return nil, fmt.Errorf("route %s: from: %w", r.ID, err)
+		}
+		spec, _ := e.deps.Connectors.Lookup(r.From.Kind)
+		src, err := spec.NewSource(cfg, cdeps(r.From.Kind))
+		if err != nil {
+			return nil, fmt.Errorf("route %s: from %s: %w", r.ID, r.From.Kind, err)
+		}
+		rn.source = src
+		if h, ok := src.(HTTPSource); ok {
+			rn.httpIn = h
+		}
+	}
+	// Sinks.
+	for i := range r.To {
+		t := &r.To[i]
+		s, err := e.buildSink(t, cdeps(t.Kind))
+		if err != nil {
+			return nil, fmt.Errorf("route %s: to %s: %w", r.ID, t.Name, err)
+		}
+		rn.sinks = append(rn.sinks, s)
+	}
+	// Steps.
+	for i := range r.Steps {
+		st, err := e.buildStep(rn, i, &r.Steps[i], cdeps)
+		if err != nil {
+			return nil, fmt.Errorf("route %s: step %s: %w", r.ID, r.Steps[i].Name, err)
+		}
+		rn.steps = append(rn.steps, st)
+		if a, ok := st.(*aggregateStep); ok {
+			rn.aggs = append(rn.aggs, a)
+		}
+	}
+	return rn, nil
+}
+
+func (e *Engine) buildSink(t *Endpoint, deps connectors.Deps) (*sinkRT, error) {
+	s := &sinkRT{name: t.Name, kind: t.Kind, idempotent: t.Idempotent, timeout: t.Timeout, endpoint: t.Kind}
+	if t.Kind == kindBus {
+		c, _, err := decodeEndpoint(e.deps.Connectors, roleSink, t)
+		if err != nil {
+			return nil, err
+		}
+		topic := c.(*BusEndpointConfig).Topic
+		s.sink = busSink{b: e.deps.Bus, topic: topic}
+		s.endpoint = "bus:" + topic
+		// The next route's ledger protects its own sinks; a repeated publish
+		// is harmless.
+		s.idempotent = true
+		return s, nil
+	}
+	cfg, _, err := decodeEndpoint(e.deps.Connectors, roleSink, t)
+	if err != nil {
+		return nil, err
+	}
+	spec, _ := e.deps.Connectors.Lookup(t.Kind)
+	sink, err := spec.NewSink(cfg, deps)
+	if err != nil {
+		return nil, err
+	}
+	s.sink = sink
+	if c, ok := sink.(DeliveryChecker); ok {
+		s.checker = c
+	}
+	if ep, ok := sink.(Endpointer); ok {
+		s.endpoint = ep.Endpoint()
+	}
+	return s, nil
+}
+
+// busSink publishes to a topic of the hub's bus.
+type busSink struct {
+	b     bus.Bus
+	topic string
+}
+
+func (s busSink) Send(ctx context.Context, msg bus.Message) error {
+	msg.ID, msg.Topic, msg.PublishedAt = "", "", time.Time{}
+	h := make(map[string]string, len(msg.Headers))
+	for k, v := range msg.Headers {
+		if k != HeaderResumeStep {
+			h[k] = v
+		}
+	}
+	msg.Headers = h
+	return s.b.Publish(ctx, s.topic, msg)
+}
+
+func (e *Engine) buildStep(rn *runner, i int, s *Step, cdeps func(string) connectors.Deps) (step, error) {
+	r := rn.r
+	vars := r.Vars
+	now := e.clock.Now
+	must := func(src, kind string) (*program, error) {
+		if src == "" {
+			return nil, nil
+		}
+		return compileExpr(src, kind)
+	}
+	switch {
+	case s.Map != nil:
+		ms := &mapStep{n: s.Name, mapping: s.Map.Mapping, mapper: e.deps.Mapper, vars: vars}
+		if ms.mapping != "" && ms.mapper == nil {
+			return nil, fmt.Errorf("map: mapping %q needs the mapping engine, which is not wired", ms.mapping)
+		}
+		names := make([]string, 0, len(s.Map.Fields))
+		for k := range s.Map.Fields {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			p, err := must(s.Map.Fields[k], "any")
+			if err != nil {
+				return nil, err
+			}
+			ms.fields = append(ms.fields, fieldProg{k, p})
+		}
+		hn := make([]string, 0, len(s.Map.Headers))
+		for k := range s.Map.Headers {
+			hn = append(hn, k)
+		}
+		sort.Strings(hn)
+		for _, k := range hn {
+			p, err := must(s.Map.Headers[k], "string")
+			if err != nil {
+				return nil, err
+			}
+			ms.headers = append(ms.headers, fieldProg{k, p})
+		}
+		var err error
+		if ms.body, err = must(s.Map.Body, "any"); err != nil {
+			return nil, err
+		}
+		return ms, nil
+	case s.Validate != nil:
+		vs := &validateStep{n: s.Name, required: s.Validate.Required, drop: s.Validate.OnFail == "drop", vars: vars}
+		for _, rule := range s.Validate.Rules {
+			p, err := must(rule.Expr, "bool")
+			if err != nil {
+				return nil, err
+			}
+			vs.rules = append(vs.rules, p)
+			vs.messages = append(vs.messages, rule.Message)
+		}
+		return vs, nil
+	case s.Filter != nil:
+		p, err := must(s.Filter.Expr, "bool")
+		if err != nil {
+			return nil, err
+		}
+		return &filterStep{n: s.Name, p: p, vars: vars}, nil
+	case s.Split != nil:
+		p, err := must(s.Split.Items, "any")
+		if err != nil {
+			return nil, err
+		}
+		return &splitStep{n: s.Name, lines: s.Split.Lines, skip: s.Split.SkipLines, skipEmpty: s.Split.SkipEmpty, items: p, vars: vars}, nil
+	case s.Switch != nil:
+		sw := &switchStep{n: s.Name, deflt: s.Switch.Default, vars: vars}
+		for _, c := range s.Switch.Cases {
+			p, err := must(c.When, "bool")
+			if err != nil {
+				return nil, err
+			}
+			sw.when = append(sw.when, p)
+			sw.to = append(sw.to, c.To)
+		}
+		return sw, nil
+	case s.Dedupe != nil:
+		p, err := must(s.Dedupe.Key, "string")
+		if err != nil {
+			return nil, err
+		}
+		return &dedupeStep{n: s.Name, route: r.ID, key: p, ttl: s.Dedupe.TTL, db: e.deps.Store, now: now, vars: vars}, nil
+	case s.Aggregate != nil:
+		p, err := must(s.Aggregate.Key, "string")
+		if err != nil {
+			return nil, err
+		}
+		a := &aggregateStep{n: s.Name, index: i, route: r.ID, key: p, count: s.Aggregate.Count, timeout: s.Aggregate.Timeout, db: e.deps.Store, now: now, vars: vars}
+		a.publish = func(ctx context.Context, msg bus.Message) error {
+			return e.deps.Bus.Publish(ctx, rn.topic, msg)
+		}
+		return a, nil
+	case s.Enrich != nil:
+		en := s.Enrich
+		cfg, _, err := decodeEndpoint(e.deps.Connectors, roleLookup, &en.Via)
+		if err != nil {
+			return nil, err
+		}
+		spec, _ := e.deps.Connectors.Lookup(en.Via.Kind)
+		sink, err := spec.NewSink(cfg, cdeps(en.Via.Kind))
+		if err != nil {
+			return nil, err
+		}
+		req, ok := sink.(Requester)
+		if !ok {
+			return nil, fmt.Errorf("enrich: connector %q cannot answer requests", en.Via.Kind)
+		}
+		p, err := must(en.Request, "any")
+		if err != nil {
+			return nil, err
+		}
+		ttl := 5 * time.Minute
+		if en.CacheTTL != nil {
+			ttl = *en.CacheTTL
+		}
+		size := en.CacheSize
+		if size <= 0 {
+			size = 10000
+		}
+		return &enrichStep{n: s.Name, via: req, request: p, target: en.Target, ttl: ttl, size: size, vars: vars, now: now, cache: map[string]cacheEntry{}}, nil
+	}
+	return nil, fmt.Errorf("step %d: no kind", i)
+}

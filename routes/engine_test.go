@@ -1,0 +1,507 @@
+package routes_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/routes"
+	"github.com/shanghai-mca/mzhub/routes/bus"
+	"github.com/shanghai-mca/mzhub/routes/routetest"
+	"github.com/shanghai-mca/mzhub/store"
+	"github.com/shanghai-mca/mzhub/store/storetest"
+)
+
+// eventLog collects monitor events.
+type eventLog struct {
+	mu  sync.Mutex
+	evs []monitor.Event
+}
+
+func (l *eventLog) Emit(ev monitor.Event) {
+	l.mu.Lock()
+	l.evs = append(l.evs, ev)
+	l.mu.Unlock()
+}
+
+func (l *eventLog) count(t monitor.EventType) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, e := range l.evs {
+		if e.Type == t {
+			n++
+		}
+	}
+	return n
+}
+
+type harness struct {
+	t      *testing.T
+	dir    string
+	bus    *routetest.Bus
+	db     *store.DB
+	sinks  *routetest.Sinks
+	events *eventLog
+	eng    *routes.Engine
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// start writes the route files into a fresh directory and runs an engine on them.
+func start(t *testing.T, files map[string]string) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: t.TempDir(), bus: routetest.NewBus(), db: storetest.Open(t), sinks: routetest.NewSinks(), events: &eventLog{}}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(h.dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eng, err := routes.NewEngine(routes.EngineConfig{ReloadInterval: 100 * time.Millisecond}, routes.Deps{
+		Bus: h.bus, Store: h.db, Connectors: h.sinks.Registry(), Events: h.events, Metrics: prometheus.NewRegistry(),
+		Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Load(h.dir); err != nil {
+		t.Fatal(err)
+	}
+	h.eng = eng
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	h.done = make(chan error, 1)
+	go func() { h.done <- eng.Run(ctx) }()
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *harness) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	select {
+	case err := <-h.done:
+		if err != nil {
+			h.t.Errorf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		h.t.Error("Run did not return")
+	}
+	h.cancel = nil
+}
+
+func (h *harness) publish(topic string, bodies ...string) {
+	h.t.Helper()
+	for _, b := range bodies {
+		if err := h.bus.Publish(context.Background(), topic, bus.Message{Body: []byte(b), Headers: map[string]string{}}); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("ROUTES_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, nil))
+}
+
+// waitFor polls cond for up to 10s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func bodies(ms []bus.Message) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = string(m.Body)
+	}
+	return out
+}
+
+const baseRoute = `id: r1
+partner: test.partner
+flow: test
+from:
+  kind: bus
+  config: {topic: in}
+errors:
+  max_attempts: 3
+  backoff: 10ms
+  max_backoff: 50ms
+`
+
+func TestSteps(t *testing.T) {
+	cases := []struct {
+		name  string
+		route string
+		in    []string
+		want  map[string][]string // recorder -> bodies (sorted compare when order not guaranteed)
+	}{
+		{
+			name: "map fields",
+			route: baseRoute + `steps:
+  - map:
+      fields:
+        name: body.first + " " + body.last
+        fen: int(body.yuan * 100)
+to:
+  - kind: record
+    config: {name: out}
+`,
+			in:   []string{`{"first":"Li","last":"Lei","yuan":12.5}`},
+			want: map[string][]string{"out": {`{"fen":1250,"name":"Li Lei"}`}},
+		},
+		{
+			name: "filter and validate",
+			route: baseRoute + `steps:
+  - filter: {expr: 'body.kind == "burial"'}
+  - validate:
+      required: [id]
+      on_fail: drop
+to:
+  - kind: record
+    config: {name: out}
+`,
+			in:   []string{`{"kind":"burial","id":"a"}`, `{"kind":"hall","id":"b"}`, `{"kind":"burial"}`},
+			want: map[string][]string{"out": {`{"kind":"burial","id":"a"}`}},
+		},
+		{
+			name: "split lines then switch",
+			route: baseRoute + `concurrency: 1
+steps:
+  - split: {lines: true, skip_lines: 1, skip_empty: true}
+  - switch:
+      cases:
+        - when: 'raw startsWith "E"'
+          to: [errors]
+      default: [good]
+to:
+  - name: good
+    kind: record
+    config: {name: good}
+  - name: errors
+    kind: record
+    config: {name: bad}
+`,
+			in:   []string{"HEADER\nA1\nE2\n\nA3\n"},
+			want: map[string][]string{"good": {"A1", "A3"}, "bad": {"E2"}},
+		},
+		{
+			name: "split items",
+			route: baseRoute + `concurrency: 1
+steps:
+  - split: {items: body.records}
+to:
+  - kind: record
+    config: {name: out}
+`,
+			in:   []string{`{"records":[{"n":1},{"n":2}]}`},
+			want: map[string][]string{"out": {`{"n":1}`, `{"n":2}`}},
+		},
+		{
+			name: "dedupe by business key",
+			route: baseRoute + `concurrency: 1
+steps:
+  - dedupe: {key: body.id}
+to:
+  - kind: record
+    config: {name: out}
+`,
+			in:   []string{`{"id":"1","v":1}`, `{"id":"2","v":1}`, `{"id":"1","v":2}`},
+			want: map[string][]string{"out": {`{"id":"1","v":1}`, `{"id":"2","v":1}`}},
+		},
+		{
+			name: "aggregate by count",
+			route: baseRoute + `concurrency: 1
+steps:
+  - aggregate: {key: body.batch, count: 2}
+  - map: {body: 'len(body)'}
+to:
+  - kind: record
+    config: {name: out}
+`,
+			in:   []string{`{"batch":"a","n":1}`, `{"batch":"b","n":2}`, `{"batch":"a","n":3}`},
+			want: map[string][]string{"out": {`2`}},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, map[string]string{"r1.yaml": tc.route})
+			h.publish("in", tc.in...)
+			for rec, want := range tc.want {
+				r := h.sinks.Recorder(rec)
+				waitFor(t, rec+" deliveries", func() bool { return len(r.Got()) >= len(want) })
+			}
+			time.Sleep(100 * time.Millisecond) // nothing more arrives
+			for rec, want := range tc.want {
+				got := bodies(h.sinks.Recorder(rec).Got())
+				if strings.Join(got, "|") != strings.Join(want, "|") {
+					t.Errorf("%s got %q, want %q", rec, got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestAggregateTimeoutIsDurable(t *testing.T) {
+	route := baseRoute + `steps:
+  - aggregate: {key: body.batch, timeout: 200ms}
+to:
+  - kind: record
+    config: {name: out}
+`
+	h := start(t, map[string]string{"r1.yaml": route})
+	h.publish("in", `{"batch":"a","n":1}`, `{"batch":"a","n":2}`)
+	out := h.sinks.Recorder("out")
+	waitFor(t, "aggregate", func() bool { return len(out.Got()) == 1 })
+	var parts []map[string]any
+	if err := json.Unmarshal(out.Got()[0].Body, &parts); err != nil || len(parts) != 2 {
+		t.Fatalf("aggregate body %s: %v", out.Got()[0].Body, err)
+	}
+	var n int
+	if err := h.db.QueryRow(`SELECT COUNT(*) FROM routes_aggregate_parts`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("parts left: %d %v", n, err)
+	}
+}
+
+func TestRetryThenDeliver(t *testing.T) {
+	route := baseRoute + `to:
+  - kind: record
+    config: {name: out}
+`
+	h := start(t, map[string]string{"r1.yaml": route})
+	out := h.sinks.Recorder("out")
+	out.FailNext(2, errors.New("503"))
+	h.publish("in", `{"a":1}`)
+	waitFor(t, "delivery", func() bool { return len(out.Got()) == 1 })
+	if n := h.events.count(monitor.Retried); n != 2 {
+		t.Errorf("retried events = %d, want 2", n)
+	}
+	if n := h.events.count(monitor.Sent); n != 1 {
+		t.Errorf("sent events = %d, want 1", n)
+	}
+}
+
+func TestDeadLetterAndReplay(t *testing.T) {
+	route := baseRoute + `to:
+  - name: partner
+    kind: record
+    config: {name: out}
+`
+	for _, tc := range []struct {
+		name     string
+		err      error
+		attempts int
+	}{
+		{"exhausted", errors.New("connection refused"), 3},
+		{"permanent", connectors.Permanent(errors.New("400 bad request")), 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, map[string]string{"r1.yaml": route})
+			out := h.sinks.Recorder("out")
+			out.FailNext(100, tc.err)
+			h.publish("in", `{"id":"310101199001011234"}`)
+			dlq := h.eng.DeadLetters()
+			var dls []routes.DeadLetter
+			waitFor(t, "dead letter", func() bool {
+				dls, _ = dlq.List(context.Background(), routes.ListFilter{})
+				return len(dls) == 1
+			})
+			d := dls[0]
+			if d.Route != "r1" || d.Sink != "partner" || d.Attempts != tc.attempts || string(d.Message.Body) != `{"id":"310101199001011234"}` || d.Endpoint == "" {
+				t.Fatalf("dead letter %+v", d)
+			}
+			if strings.Contains(d.Error, "310101199001011234") {
+				t.Errorf("error not masked: %s", d.Error)
+			}
+			if h.events.count(monitor.DeadLettered) != 1 {
+				t.Errorf("no dead_lettered event")
+			}
+			// Replay: audited, then carried out by the running engine.
+			out.FailNext(0, nil)
+			aud := &auditLog{}
+			if err := dlq.Replay(context.Background(), d.ID, "ops.zhang", aud); err != nil {
+				t.Fatal(err)
+			}
+			if len(aud.recs) != 1 || !strings.Contains(aud.recs[0], "ops.zhang routes.dlq.replay") {
+				t.Errorf("audit = %v", aud.recs)
+			}
+			waitFor(t, "replayed delivery", func() bool { return len(out.Got()) == 1 })
+			waitFor(t, "replayed event", func() bool { return h.events.count(monitor.Replayed) == 1 })
+			if err := dlq.Drop(context.Background(), d.ID, "ops.zhang", aud); err == nil {
+				t.Error("drop of a replayed letter succeeded")
+			}
+		})
+	}
+}
+
+type auditLog struct{ recs []string }
+
+func (a *auditLog) Record(ctx context.Context, actor, action, target string, details map[string]string) error {
+	a.recs = append(a.recs, actor+" "+action+" "+target)
+	return nil
+}
+
+// TestLedgerSkipsDelivered: a redelivery of a message already delivered to
+// one sink (the other failed) does not reach the first sink again.
+func TestLedgerSkipsDelivered(t *testing.T) {
+	route := baseRoute + `to:
+  - name: a
+    kind: record
+    config: {name: a}
+  - name: b
+    kind: record
+    config: {name: b}
+`
+	h := start(t, map[string]string{"r1.yaml": route})
+	a, b := h.sinks.Recorder("a"), h.sinks.Recorder("b")
+	b.FailNext(2, errors.New("timeout"))
+	h.publish("in", `{"x":1}`)
+	waitFor(t, "b", func() bool { return len(b.Got()) == 1 })
+	time.Sleep(50 * time.Millisecond)
+	if n := len(a.Got()); n != 1 {
+		t.Fatalf("sink a got %d deliveries, want 1", n)
+	}
+	// The same business message published again (a partner resending it) is skipped too.
+	h.publish("in", `{"x":1}`)
+	time.Sleep(200 * time.Millisecond)
+	if len(a.Got()) != 1 || len(b.Got()) != 1 {
+		t.Fatalf("resend delivered again: a=%d b=%d", len(a.Got()), len(b.Got()))
+	}
+}
+
+// TestInDoubtIsNotResent: a pending ledger entry (a crash between send and
+// record) with a sink that cannot be asked is dead-lettered, not resent.
+func TestInDoubtIsNotResent(t *testing.T) {
+	route := baseRoute + `idempotency_key: body.id
+to:
+  - name: a
+    kind: record
+    config: {name: a}
+`
+	h := start(t, map[string]string{"r1.yaml": route})
+	waitFor(t, "route", func() bool { return len(h.eng.Routes()) == 1 })
+	if _, err := h.db.Exec(`INSERT INTO routes_deliveries (route, sink, idem, state, updated_at) VALUES ('r1', 'a', 'k1', 'pending', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	h.publish("in", `{"id":"k1"}`)
+	waitFor(t, "dead letter", func() bool {
+		d, _ := h.eng.DeadLetters().List(context.Background(), routes.ListFilter{})
+		return len(d) == 1 && strings.Contains(d[0].Error, "in doubt")
+	})
+	if n := len(h.sinks.Recorder("a").Got()); n != 0 {
+		t.Fatalf("in-doubt message was sent %d times", n)
+	}
+}
+
+func TestEnrichCaches(t *testing.T) {
+	route := baseRoute + `concurrency: 1
+steps:
+  - enrich:
+      via: {kind: record, config: {name: lookup}}
+      request: body.code
+      target: district
+to:
+  - kind: record
+    config: {name: out}
+`
+	h := start(t, map[string]string{"r1.yaml": route})
+	lk := h.sinks.Recorder("lookup")
+	lk.Answer = func(m bus.Message) []byte { return []byte(`{"name":"Huangpu"}`) }
+	h.publish("in", `{"code":"310101","n":1}`, `{"code":"310101","n":2}`)
+	out := h.sinks.Recorder("out")
+	waitFor(t, "out", func() bool { return len(out.Got()) == 2 })
+	if got := string(out.Got()[0].Body); got != `{"code":"310101","district":{"name":"Huangpu"},"n":1}` {
+		t.Errorf("enriched body %s", got)
+	}
+	if lk.Requests != 1 {
+		t.Errorf("lookups = %d, want 1 (cached)", lk.Requests)
+	}
+}
+
+// TestHotReload: a good change replaces the route; a bad file leaves the old
+// route running and is reported.
+func TestHotReload(t *testing.T) {
+	v1 := baseRoute + `to:
+  - kind: record
+    config: {name: v1}
+`
+	h := start(t, map[string]string{"r1.yaml": v1})
+	h.publish("in", `1`)
+	waitFor(t, "v1", func() bool { return len(h.sinks.Recorder("v1").Got()) == 1 })
+
+	bad := baseRoute + `to:
+  - kind: record
+    confg: {name: v2}
+`
+	if err := os.WriteFile(filepath.Join(h.dir, "r1.yaml"), []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "failure event", func() bool { return h.events.count(monitor.Failed) >= 1 })
+	h.publish("in", `2`)
+	waitFor(t, "v1 still running", func() bool { return len(h.sinks.Recorder("v1").Got()) == 2 })
+
+	v2 := strings.Replace(v1, "name: v1", "name: v2", 1)
+	if err := os.WriteFile(filepath.Join(h.dir, "r1.yaml"), []byte(v2), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	h.publish("in", `3`)
+	waitFor(t, "v2", func() bool { return len(h.sinks.Recorder("v2").Got()) == 1 })
+	if n := len(h.sinks.Recorder("v1").Got()); n != 2 {
+		t.Errorf("v1 got %d after reload", n)
+	}
+	if err := os.Remove(filepath.Join(h.dir, "r1.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "route stopped", func() bool { return len(h.eng.Routes()) == 0 })
+}
+
+func TestBackoff(t *testing.T) {
+	j := 0.2
+	p := routes.ErrorPolicy{Backoff: time.Second, MaxBackoff: 10 * time.Second, Jitter: &j}
+	for _, tc := range []struct {
+		attempt int
+		u       float64
+		want    time.Duration
+	}{
+		{1, 0.5, time.Second},
+		{2, 0.5, 2 * time.Second},
+		{3, 0, 3200 * time.Millisecond},
+		{4, 1, 9600 * time.Millisecond},
+		{5, 0.5, 10 * time.Second},
+		{30, 1, 10 * time.Second},
+	} {
+		if got := routes.BackoffDelay(p, tc.attempt, tc.u); got != tc.want {
+			t.Errorf("attempt %d u %v: %v, want %v", tc.attempt, tc.u, got, tc.want)
+		}
+	}
+}
+
+func ExampleEngine() {
+	fmt.Println("see docs/routes.md")
+	// Output: see docs/routes.md
+}

@@ -1,0 +1,4 @@
+package routes
+
+// BackoffDelay exposes backoffDelay to tests.
+var BackoffDelay = backoffDelay

@@ -1,0 +1,688 @@
+package routes
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/routes/bus"
+	"github.com/shanghai-mca/mzhub/security/mask"
+)
+
+// DeliveryChecker is a sink that can tell whether a message reached the
+// partner (a status query by idempotency key). The ledger asks it when a
+// delivery is in doubt after a crash instead of sending again blindly.
+type DeliveryChecker interface {
+	Delivered(ctx context.Context, msg bus.Message) (bool, error)
+}
+
+// Endpointer is a sink or source that can describe its endpoint (a URL, a
+// host and directory) for dead letters and events.
+type Endpointer interface {
+	Endpoint() string
+}
+
+// HTTPSource is a source answering inbound HTTP requests; the engine mounts
+// it under /routes/<route id>.
+type HTTPSource interface {
+	connectors.Source
+	http.Handler
+}
+
+// sinkRT is a sink of a running route.
+type sinkRT struct {
+	name       string
+	kind       string
+	endpoint   string
+	sink       connectors.Sink
+	checker    DeliveryChecker
+	idempotent bool
+	timeout    time.Duration
+}
+
+// sinkError says which sink failed.
+type sinkError struct {
+	sink, endpoint string
+	err            error
+}
+
+func (e *sinkError) Error() string {
+	return "sink " + e.sink + " (" + e.endpoint + "): " + e.err.Error()
+}
+func (e *sinkError) Unwrap() error { return e.err }
+
+// runner runs one route.
+type runner struct {
+	e      *Engine
+	r      *Route
+	log    *slog.Logger
+	topic  string
+	steps  []step
+	aggs   []*aggregateStep
+	sinks  []*sinkRT
+	source connectors.Source
+	httpIn HTTPSource
+	sched  *ScheduleConfig
+	keyP   *program
+	idemP  *program
+	lim    *rate.Limiter
+	// backlog holds one token per message published and not yet handled.
+	backlog chan struct{}
+	// inflight guards against handling one delivery twice at once.
+	inflightMu sync.Mutex
+	inflight   map[string]struct{}
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	// running is closed once the consumer is attached.
+	running chan struct{}
+	emitOK  bool
+}
+
+// emit is the Emit handed to the route's source: it computes the keys,
+// waits while the backlog is full (back pressure) and publishes durably.
+func (rn *runner) emit(ctx context.Context, msgs ...bus.Message) error {
+	for i := range msgs {
+		if err := rn.keys(&msgs[i]); err != nil {
+			return err
+		}
+	}
+	for range msgs {
+		select {
+		case rn.backlog <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := rn.e.deps.Bus.Publish(ctx, rn.topic, msgs...); err != nil {
+		for range msgs {
+			rn.release()
+		}
+		return fmt.Errorf("route %s: publish: %w", rn.r.ID, err)
+	}
+	for i := range msgs {
+		rn.e.metrics.received.WithLabelValues(rn.r.ID).Inc()
+		rn.event(monitor.Received, monitor.OK, &msgs[i], func(ev *monitor.Event) { ev.Direction = monitor.Inbound; ev.Channel = rn.r.From.Kind })
+	}
+	return nil
+}
+
+// keys sets a message's ordering and idempotency keys from the route's
+// expressions; without an idempotency key from the expression or the source,
+// the key is a digest of the body.
+func (rn *runner) keys(m *bus.Message) error {
+	if m.Headers == nil {
+		m.Headers = map[string]string{}
+	}
+	if rn.keyP != nil || rn.idemP != nil {
+		ms := &msgState{msg: *m}
+		env := newEnv(ms, rn.r.Vars)
+		if rn.keyP != nil {
+			k, err := rn.keyP.string(env)
+			if err != nil {
+				return connectors.Permanent(fmt.Errorf("route %s: key: %w", rn.r.ID, err))
+			}
+			m.Key = k
+		}
+		if rn.idemP != nil {
+			k, err := rn.idemP.string(env)
+			if err != nil {
+				return connectors.Permanent(fmt.Errorf("route %s: idempotency key: %w", rn.r.ID, err))
+			}
+			m.IdempotencyKey = k
+		}
+	}
+	if m.IdempotencyKey == "" {
+		sum := sha256.Sum256(m.Body)
+		m.IdempotencyKey = hex.EncodeToString(sum[:16])
+	}
+	return nil
+}
+
+// release frees a backlog token (never blocks: messages published before a
+// restart have no token).
+func (rn *runner) release() {
+	select {
+	case <-rn.backlog:
+	default:
+	}
+}
+
+// start attaches the consumer and starts the source.
+func (rn *runner) start(parent context.Context) error {
+	ctx, cancel := context.WithCancel(parent)
+	rn.cancel = cancel
+	rn.done = make(chan struct{})
+	dl := time.Minute
+	var total time.Duration
+	for _, s := range rn.sinks {
+		total += s.timeout
+	}
+	if 2*total > dl {
+		dl = 2 * total
+	}
+	sub, err := rn.e.deps.Bus.Subscribe(ctx, bus.SubscribeOptions{
+		Topic:              rn.topic,
+		Subscription:       "routes." + rn.r.ID,
+		MaxDeliveries:      rn.r.Errors.MaxAttempts + 2,
+		DeadLetterTopic:    rn.topic + ".dlq",
+		ProcessingDeadline: dl,
+		Prefetch:           rn.r.Concurrency * 2,
+	})
+	if err != nil {
+		cancel()
+		return fmt.Errorf("route %s: subscribe %s: %w", rn.r.ID, rn.topic, err)
+	}
+	dlq, err := rn.e.deps.Bus.Subscribe(ctx, bus.SubscribeOptions{
+		Topic: rn.topic + ".dlq", Subscription: "routes." + rn.r.ID + ".dlq", ProcessingDeadline: time.Minute, Prefetch: 4,
+	})
+	if err != nil {
+		cancel()
+		_ = sub.Close(context.Background())
+		return fmt.Errorf("route %s: subscribe %s.dlq: %w", rn.r.ID, rn.topic, err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < rn.r.Concurrency; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rn.consume(ctx, sub)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rn.consumeBusDLQ(ctx, dlq)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rn.maintain(ctx)
+	}()
+	if rn.source != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rn.runSource(ctx)
+		}()
+	}
+	if rn.sched != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rn.runSchedule(ctx)
+		}()
+	}
+	close(rn.running)
+	go func() {
+		wg.Wait()
+		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer ccancel()
+		_ = sub.Close(cctx)
+		_ = dlq.Close(cctx)
+		close(rn.done)
+	}()
+	return nil
+}
+
+// stop stops the route and waits (within ctx) for its goroutines.
+func (rn *runner) stop(ctx context.Context) error {
+	if rn.cancel == nil {
+		return nil
+	}
+	rn.cancel()
+	select {
+	case <-rn.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("route %s: stop: %w", rn.r.ID, ctx.Err())
+	}
+}
+
+// runSource runs the source, restarting it after a failure with a pause.
+func (rn *runner) runSource(ctx context.Context) {
+	for {
+		err := rn.source.Run(ctx, rn.emit)
+		if ctx.Err() != nil {
+			return
+		}
+		rn.log.Error("source stopped; restarting in 5s", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-rn.e.clock.After(5 * time.Second):
+		}
+	}
+}
+
+func (rn *runner) runSchedule(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case t := <-rn.e.clock.After(rn.sched.Every):
+			h := map[string]string{"mzhub-scheduled-at": t.UTC().Format(time.RFC3339Nano)}
+			for k, v := range rn.sched.Headers {
+				h[k] = v
+			}
+			msg := bus.Message{Headers: h, Body: []byte(rn.sched.Body), IdempotencyKey: rn.r.ID + "@" + t.UTC().Format(time.RFC3339Nano)}
+			if err := rn.emit(ctx, msg); err != nil && ctx.Err() == nil {
+				rn.log.Error("schedule: emit", "err", err)
+			}
+		}
+	}
+}
+
+// maintain completes timed-out aggregates and republishes leftovers.
+func (rn *runner) maintain(ctx context.Context) {
+	if len(rn.aggs) == 0 {
+		return
+	}
+	for {
+		for _, a := range rn.aggs {
+			if err := a.flushExpired(ctx); err != nil && ctx.Err() == nil {
+				rn.log.Error("aggregate: flush", "step", a.n, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-rn.e.clock.After(time.Second):
+		}
+	}
+}
+
+func (rn *runner) consume(ctx context.Context, sub bus.Subscription) {
+	for {
+		d, err := sub.Receive(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, bus.ErrClosed) {
+				return
+			}
+			rn.log.Error("receive", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		rn.handle(ctx, d)
+	}
+}
+
+// handle runs the steps and sinks for one delivery and settles it.
+func (rn *runner) handle(ctx context.Context, d bus.Delivery) {
+	start := time.Now()
+	msg := d.Message()
+	if rn.r.From.Kind == kindBus && msg.Headers[HeaderResumeStep] == "" {
+		// Messages of a bus source did not pass through emit.
+		if err := rn.keys(&msg); err != nil {
+			rn.deadLetter(context.WithoutCancel(ctx), msg, d.Attempt(), err)
+			rn.ack(context.WithoutCancel(ctx), d)
+			return
+		}
+	}
+	m := &msgState{msg: msg, attempt: d.Attempt()}
+	from := 0
+	if s := msg.Headers[HeaderResumeStep]; s != "" {
+		from, _ = strconv.Atoi(s)
+	}
+	err := rn.process(ctx, m, from)
+	if ctx.Err() != nil && err != nil {
+		// Shutting down: leave the delivery to be redelivered.
+		return
+	}
+	settle := context.WithoutCancel(ctx)
+	id := rn.r.ID
+	switch {
+	case err == nil || errors.Is(err, errConsumed):
+		rn.ack(settle, d)
+		rn.e.metrics.handled.WithLabelValues(id, "ok").Inc()
+	case errors.Is(err, ErrFiltered):
+		rn.ack(settle, d)
+		rn.e.metrics.handled.WithLabelValues(id, "filtered").Inc()
+		rn.event(monitor.Dropped, monitor.OK, &msg, nil)
+	case isPermanent(err) || d.Attempt() >= rn.r.Errors.MaxAttempts:
+		rn.deadLetter(settle, msg, d.Attempt(), err)
+		rn.ack(settle, d)
+		rn.e.metrics.handled.WithLabelValues(id, "dead_lettered").Inc()
+	default:
+		delay := rn.backoff(d.Attempt())
+		if nerr := d.Nack(settle, delay, err); nerr != nil {
+			rn.log.Error("nack", "err", nerr)
+		}
+		rn.e.metrics.handled.WithLabelValues(id, "retried").Inc()
+		rn.event(monitor.Retried, monitor.Warning, &msg, func(ev *monitor.Event) {
+			ev.Attempt = d.Attempt()
+			setError(ev, err)
+			ev.Attrs = map[string]string{"retry_in": delay.String()}
+		})
+	}
+	rn.e.metrics.duration.WithLabelValues(id).Observe(time.Since(start).Seconds())
+}
+
+func (rn *runner) ack(ctx context.Context, d bus.Delivery) {
+	if err := d.Ack(ctx); err != nil {
+		rn.log.Error("ack", "err", err)
+	}
+	rn.release()
+}
+
+func isPermanent(err error) bool {
+	var se *stepError
+	return errors.As(err, &se) || errors.Is(err, connectors.ErrPermanent) || errors.Is(err, ErrInDoubt)
+}
+
+// backoff is the delay before attempt+1: exponential, capped, with jitter.
+func (rn *runner) backoff(attempt int) time.Duration {
+	return backoffDelay(rn.r.Errors, attempt, rand.Float64())
+}
+
+func backoffDelay(p ErrorPolicy, attempt int, u float64) time.Duration {
+	d := p.Backoff
+	for i := 1; i < attempt && d < p.MaxBackoff; i++ {
+		d *= 2
+	}
+	if d > p.MaxBackoff {
+		d = p.MaxBackoff
+	}
+	j := 0.0
+	if p.Jitter != nil {
+		j = *p.Jitter
+	}
+	// u in [0,1): the delay moves by up to ±j of itself.
+	d = time.Duration(float64(d) * (1 + j*(2*u-1)))
+	if d > p.MaxBackoff {
+		d = p.MaxBackoff
+	}
+	if d < 0 {
+		d = 0
+	}
+	return d
+}
+
+// process runs steps from index from, then the sinks.
+func (rn *runner) process(ctx context.Context, m *msgState, from int) error {
+	return rn.stepAt(ctx, m, from)
+}
+
+func (rn *runner) stepAt(ctx context.Context, m *msgState, i int) error {
+	if i >= len(rn.steps) {
+		return rn.deliver(ctx, m)
+	}
+	s := rn.steps[i]
+	before := len(m.msg.Body)
+	err := s.process(ctx, m, func(ctx context.Context, m2 *msgState) error {
+		switch s.kind() {
+		case "map", "split", "enrich":
+			rn.event(monitor.Transformed, monitor.OK, &m2.msg, func(ev *monitor.Event) { ev.Stage = s.name(); ev.Bytes = int64(len(m2.msg.Body)) })
+		case "validate":
+			rn.event(monitor.Validated, monitor.OK, &m2.msg, func(ev *monitor.Event) { ev.Stage = s.name() })
+		}
+		return rn.stepAt(ctx, m2, i+1)
+	})
+	_ = before
+	var se *stepError
+	if errors.As(err, &se) && se.step == s.name() {
+		typ := monitor.Failed
+		if s.kind() == "validate" {
+			typ = monitor.Rejected
+		}
+		rn.event(typ, monitor.Error, &m.msg, func(ev *monitor.Event) { ev.Stage = s.name(); setError(ev, err) })
+	}
+	return err
+}
+
+// deliver sends m to its sinks, consulting the ledger so that a sink never
+// receives one idempotency key twice.
+func (rn *runner) deliver(ctx context.Context, m *msgState) error {
+	for _, s := range rn.sinks {
+		if m.targets != nil && !contains(m.targets, s.name) {
+			continue
+		}
+		if err := rn.deliverOne(ctx, s, m); err != nil {
+			return &sinkError{sink: s.name, endpoint: s.endpoint, err: err}
+		}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (rn *runner) deliverOne(ctx context.Context, s *sinkRT, m *msgState) error {
+	id, idem := rn.r.ID, m.msg.IdempotencyKey
+	// One delivery of a key at a time in this process: a second one (a
+	// redelivery racing a slow first attempt) waits for a retry.
+	fk := s.name + "\x00" + idem
+	rn.inflightMu.Lock()
+	if _, busy := rn.inflight[fk]; busy {
+		rn.inflightMu.Unlock()
+		return fmt.Errorf("delivery of this key already in flight")
+	}
+	rn.inflight[fk] = struct{}{}
+	rn.inflightMu.Unlock()
+	defer func() {
+		rn.inflightMu.Lock()
+		delete(rn.inflight, fk)
+		rn.inflightMu.Unlock()
+	}()
+
+	l := rn.e.ledger
+	op := opClaim
+	if s.idempotent {
+		op = opCheck
+	}
+	state, err := l.do(ctx, op, id, s.name, idem)
+	if err != nil {
+		return err
+	}
+	switch state {
+	case stateDone:
+		rn.e.metrics.deliveries.WithLabelValues(id, s.name, "duplicate_skipped").Inc()
+		return nil
+	case statePending:
+		if !s.idempotent {
+			if s.checker == nil {
+				return fmt.Errorf("%w: a previous delivery started and its outcome is unknown; %s cannot be asked (replay to send again)", ErrInDoubt, s.endpoint)
+			}
+			cctx, cancel := context.WithTimeout(ctx, s.timeout)
+			ok, err := s.checker.Delivered(cctx, m.msg)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("in doubt, status query: %w", err)
+			}
+			if ok {
+				if _, err := l.do(ctx, opDone, id, s.name, idem); err != nil {
+					return err
+				}
+				rn.e.metrics.deliveries.WithLabelValues(id, s.name, "duplicate_skipped").Inc()
+				return nil
+			}
+			// Not delivered: we still hold the pending claim; send.
+		}
+	}
+	if rn.lim != nil {
+		if err := rn.lim.Wait(ctx); err != nil {
+			if !s.idempotent {
+				_, _ = l.do(context.WithoutCancel(ctx), opRelease, id, s.name, idem)
+			}
+			return err
+		}
+	}
+	t0 := time.Now()
+	sctx, cancel := context.WithTimeout(ctx, s.timeout)
+	err = s.sink.Send(sctx, m.msg)
+	cancel()
+	if err != nil {
+		if !s.idempotent {
+			// A known failure is not in doubt: forget the claim. (A crash
+			// right here leaves it pending; the next attempt asks the sink.)
+			if _, rerr := l.do(context.WithoutCancel(ctx), opRelease, id, s.name, idem); rerr != nil {
+				rn.log.Error("ledger release", "err", rerr)
+			}
+		}
+		rn.e.metrics.deliveries.WithLabelValues(id, s.name, "failed").Inc()
+		rn.event(monitor.Failed, monitor.Error, &m.msg, func(ev *monitor.Event) {
+			ev.Direction = monitor.Outbound
+			ev.Channel = s.kind
+			ev.Attempt = m.attempt
+			ev.Duration = time.Since(t0)
+			ev.Attrs = map[string]string{"sink": s.name, "endpoint": s.endpoint}
+			setError(ev, err)
+		})
+		return err
+	}
+	if _, err := l.do(context.WithoutCancel(ctx), opDone, id, s.name, idem); err != nil {
+		return fmt.Errorf("delivered but not recorded: %w", err)
+	}
+	rn.e.metrics.deliveries.WithLabelValues(id, s.name, "sent").Inc()
+	rn.event(monitor.Sent, monitor.OK, &m.msg, func(ev *monitor.Event) {
+		ev.Direction = monitor.Outbound
+		ev.Channel = s.kind
+		ev.Attempt = m.attempt
+		ev.Duration = time.Since(t0)
+		ev.Bytes = int64(len(m.msg.Body))
+		ev.Attrs = map[string]string{"sink": s.name}
+	})
+	return nil
+}
+
+// deadLetter stores the original message with the error, the attempts and
+// the failing endpoint.
+func (rn *runner) deadLetter(ctx context.Context, msg bus.Message, attempts int, cause error) {
+	sink, endpoint, stepName := "", "", ""
+	var se *sinkError
+	if errors.As(cause, &se) {
+		sink, endpoint = se.sink, se.endpoint
+	}
+	var ste *stepError
+	if errors.As(cause, &ste) {
+		stepName = ste.step
+	}
+	if !*rn.r.Errors.DeadLetter {
+		rn.event(monitor.Dropped, monitor.Error, &msg, func(ev *monitor.Event) { ev.Attempt = attempts; setError(ev, cause) })
+		return
+	}
+	if err := rn.e.dlq.add(ctx, rn.r.ID, sink, stepName, endpoint, cause, attempts, msg); err != nil {
+		rn.log.Error("dead letter: store", "err", err)
+	}
+	rn.event(monitor.DeadLettered, monitor.Error, &msg, func(ev *monitor.Event) {
+		ev.Attempt = attempts
+		setError(ev, cause)
+		ev.Attrs = map[string]string{"sink": sink, "endpoint": endpoint, "step": stepName}
+	})
+}
+
+// consumeBusDLQ records messages the bus itself dead-lettered (a message
+// that kept the process from settling it, e.g. a crash while handling it).
+func (rn *runner) consumeBusDLQ(ctx context.Context, sub bus.Subscription) {
+	for {
+		d, err := sub.Receive(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, bus.ErrClosed) {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		msg := d.Message()
+		attempts, _ := strconv.Atoi(msg.Headers[bus.HeaderDeadLetterAttempts])
+		cause := errors.New(msg.Headers[bus.HeaderDeadLetterCause])
+		if msg.Headers[bus.HeaderDeadLetterCause] == "" {
+			cause = errors.New("bus: delivery attempts exhausted")
+		}
+		clean := msg
+		clean.Headers = map[string]string{}
+		for k, v := range msg.Headers {
+			switch k {
+			case bus.HeaderDeadLetterCause, bus.HeaderDeadLetterAttempts, bus.HeaderDeadLetterTopic, bus.HeaderDeadLetterAt:
+			default:
+				clean.Headers[k] = v
+			}
+		}
+		rn.deadLetter(context.WithoutCancel(ctx), clean, attempts, cause)
+		if err := d.Ack(context.WithoutCancel(ctx)); err != nil {
+			rn.log.Error("ack dead letter", "err", err)
+		}
+		rn.release()
+	}
+}
+
+// event emits a monitor event about msg.
+func (rn *runner) event(t monitor.EventType, st monitor.Status, msg *bus.Message, fill func(*monitor.Event)) {
+	ev := monitor.Event{
+		Time:        rn.e.clock.Now(),
+		Partner:     rn.r.Partner,
+		Flow:        rn.r.Flow,
+		Direction:   monitor.Internal,
+		Channel:     "bus",
+		Type:        t,
+		Status:      st,
+		ExchangeID:  msg.IdempotencyKey,
+		BusinessKey: mask.Text(msg.Key),
+		Component:   "routes/" + rn.r.ID,
+		Node:        rn.e.cfg.Node,
+	}
+	if p := msg.Headers["mzhub-parent-id"]; p != "" {
+		ev.ParentIDs = []string{p}
+	}
+	if fill != nil {
+		fill(&ev)
+	}
+	rn.e.events.Emit(ev)
+}
+
+// setError fills the error fields of an event, masked.
+func setError(ev *monitor.Event, err error) {
+	if err == nil {
+		return
+	}
+	ev.ErrorMessage = mask.Text(err.Error())
+	switch {
+	case errors.Is(err, ErrInDoubt):
+		ev.ErrorClass = "in_doubt"
+	case isPermanent(err):
+		ev.ErrorClass = "permanent"
+	case errors.Is(err, context.DeadlineExceeded):
+		ev.ErrorClass = "timeout"
+	default:
+		ev.ErrorClass = "transient"
+	}
+}
+
+// encodeMessage and decodeMessage store a bus message as JSON text.
+func encodeMessage(m bus.Message) string {
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+func decodeMessage(s string) (bus.Message, error) {
+	var m bus.Message
+	err := json.Unmarshal([]byte(s), &m)
+	return m, err
+}
