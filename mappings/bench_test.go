@@ -2,6 +2,7 @@ package mappings
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"testing"
@@ -79,6 +80,42 @@ func benchFixed(b *testing.B, skip bool) {
 			}
 			done++
 		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkConvertCanonicalToBOC maps canonical CSV payments to the BOC
+// disbursement file through the shipped mapping; one op is one record.
+func BenchmarkConvertCanonicalToBOC(b *testing.B) {
+	m, err := testLoader().Mapping("banks/boc-disbursement.mapping.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	l := m.Source
+	var buf bytes.Buffer
+	w := NewWriter(l, &buf, WriterOptions{})
+	ps := samplePayments(false)
+	r := NewRecord(l.Detail)
+	for i := 0; i < b.N; i++ {
+		r.Reset()
+		p := ps[i%len(ps)]
+		if err := p.ToRecord(r); err != nil {
+			b.Fatal(err)
+		}
+		if err := w.Write(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	params := map[string]string{"batch_no": "MZ1", "file_date": "2026-11-27", "payer_account": "31001234500050001234"}
+	b.SetBytes(int64(buf.Len() / b.N))
+	b.ReportAllocs()
+	b.ResetTimer()
+	res, err := m.Convert(context.Background(), bytes.NewReader(buf.Bytes()), io.Discard, ConvertOptions{Params: params})
+	if err != nil || res.Written != int64(b.N) {
+		b.Fatalf("%v %+v", err, res)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }

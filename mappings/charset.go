@@ -49,6 +49,9 @@ type utf8Codec struct{}
 func (utf8Codec) name() string { return CharsetUTF8 }
 
 func (utf8Codec) decode(dst, src []byte) ([]byte, error) {
+	if utf8.Valid(src) {
+		return append(dst, src...), nil
+	}
 	for i := 0; i < len(src); {
 		b := src[i]
 		if b < utf8.RuneSelf {

@@ -152,7 +152,7 @@ func (m *Mapping) Convert(ctx context.Context, in io.Reader, out io.Writer, opts
 			}
 		}
 		if env != nil {
-			fillEnv(env, rec)
+			fillEnvFields(env, rec, m.envFields)
 		}
 		if m.filter != nil {
 			ok, err := runBool(m.filter, env)

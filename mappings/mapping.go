@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"regexp"
 	"strings"
 	"time"
 
@@ -30,7 +31,10 @@ type Mapping struct {
 	Tests []MappingTestSpec
 
 	filter *vm.Program
-	header []rule
+	// envFields are the source detail fields used by expressions; only
+	// they are put in the expression environment.
+	envFields []int
+	header    []rule
 	detail []rule
 	loader *Loader
 }
@@ -69,6 +73,7 @@ func compileMapping(ld *Loader, name string, spec *MappingSpec, lines func(...an
 		params[k] = ""
 	}
 	detailEnv := envSample(m.Source.Detail, params)
+	m.envFields = usedFields(m.Source.Detail, append([]string{spec.Filter}, ruleExprs(spec.Detail)...))
 	if spec.Filter != "" {
 		p, err := expr.Compile(spec.Filter, expr.Env(detailEnv), expr.AsBool())
 		if err != nil {
@@ -184,10 +189,52 @@ func goZero(f *Field) any {
 	return ""
 }
 
-// fillEnv sets env to the values of rec.
-func fillEnv(env map[string]any, rec *Record) {
-	s := rec.schema
+var identRE = regexp.MustCompile(`[\p{L}_][\p{L}\p{N}_]*`)
+
+// usedFields returns the fields of s whose names occur as identifiers in
+// the expressions (a superset of what they read).
+func usedFields(s *Schema, exprs []string) []int {
+	names := map[string]bool{}
+	for _, e := range exprs {
+		for _, id := range identRE.FindAllString(e, -1) {
+			names[id] = true
+		}
+	}
+	out := []int{}
 	for i := range s.Fields {
+		if names[s.Fields[i].Name] {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func ruleExprs(rules []RuleSpec) []string {
+	var out []string
+	for _, r := range rules {
+		out = append(out, r.Expr, r.When)
+	}
+	return out
+}
+
+// fillEnv sets env to the values of rec (all fields).
+func fillEnv(env map[string]any, rec *Record) {
+	fillEnvFields(env, rec, nil)
+}
+
+// fillEnvFields sets env to the values of the listed fields of rec, or of
+// all fields when idx is nil.
+func fillEnvFields(env map[string]any, rec *Record, idx []int) {
+	s := rec.schema
+	n := len(s.Fields)
+	if idx != nil {
+		n = len(idx)
+	}
+	for k := 0; k < n; k++ {
+		i := k
+		if idx != nil {
+			i = idx[k]
+		}
 		f := &s.Fields[i]
 		v := rec.Values[i]
 		switch f.Type {

@@ -261,6 +261,7 @@ type lineSource struct {
 	colsRow bool // the column-names row was seen
 	toks    []string
 	spans   []int
+	dbuf    []byte // decoded delimited line
 }
 
 func newLineSource(l *Layout, in io.Reader, max int) *lineSource {
