@@ -1,0 +1,106 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/connectors/funeral/sim"
+)
+
+func runAgainst(t *testing.T, f sim.Faults, timeout time.Duration) Report {
+	t.Helper()
+	ctx := context.Background()
+	home, err := sim.Start(ctx, sim.Config{Index: 3, Booking: sim.Credentials{KeyID: "hub-fh03", Secret: []byte("booking-secret-fh03")}, Faults: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer home.Close(ctx)
+	rep, err := RunFuneralHome(ctx, FuneralHomeOptions{Target: home.URL(), KeyID: "hub-fh03", Secret: []byte("booking-secret-fh03"), Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func TestReferenceSimulatorPasses(t *testing.T) {
+	rep := runAgainst(t, sim.Faults{}, 5*time.Second)
+	var text bytes.Buffer
+	_ = rep.WriteText(&text)
+	if !rep.Passed() {
+		t.Fatalf("the reference simulator fails:\n%s", text.String())
+	}
+	if len(rep.Results) < 25 {
+		t.Fatalf("only %d checks ran", len(rep.Results))
+	}
+	ops := map[string]bool{}
+	for _, r := range rep.Results {
+		ops[r.Operation] = true
+	}
+	for _, op := range []string{"getAvailability", "createReservation", "getReservation", "cancelReservation"} {
+		if !ops[op] {
+			t.Errorf("operation %s not checked", op)
+		}
+	}
+	if !strings.Contains(text.String(), "verdict: PASSED") {
+		t.Errorf("text report: %s", text.String())
+	}
+	var x bytes.Buffer
+	if err := rep.WriteJUnit(&x); err != nil {
+		t.Fatal(err)
+	}
+	var parsed junitSuites
+	if err := xml.Unmarshal(x.Bytes(), &parsed); err != nil || parsed.Suites[0].Tests != len(rep.Results) || parsed.Suites[0].Failures != 0 {
+		t.Fatalf("junit: %v %+v", err, parsed)
+	}
+}
+
+// TestBrokenSimulatorFails runs the kit against deliberately broken
+// simulators and checks that the right findings are reported.
+func TestBrokenSimulatorFails(t *testing.T) {
+	cases := []struct {
+		name     string
+		faults   sim.Faults
+		timeout  time.Duration
+		mustFail []string
+	}{
+		{"no idempotency", sim.Faults{NoIdempotency: true}, 0, []string{"reserve/idempotent-replay", "reserve/key-reused-other-body"}},
+		{"plain-text errors", sim.Faults{PlainErrors: true}, 0, []string{"availability/unknown-type", "reserve/double-booking-refused", "get/unknown", "signature/unsigned-refused"}},
+		{"no validation", sim.Faults{AcceptBadInput: true}, 0, []string{"reserve/bad-input/end-before-start", "reserve/bad-input/bad-phone", "reserve/bad-input/time-without-offset", "availability/unknown-type"}},
+		{"no signature check", sim.Faults{SkipSignature: true}, 0, []string{"signature/unsigned-refused", "signature/wrong-secret-refused", "reserve/unsigned-refused"}},
+		{"double booking", sim.Faults{DoubleBook: true}, 0, []string{"reserve/double-booking-refused"}},
+		{"too slow", sim.Faults{Delay: 400 * time.Millisecond}, 150 * time.Millisecond, []string{"availability/hall"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			timeout := c.timeout
+			if timeout == 0 {
+				timeout = 5 * time.Second
+			}
+			rep := runAgainst(t, c.faults, timeout)
+			if rep.Passed() {
+				t.Fatal("a broken implementation passed")
+			}
+			failed := map[string]string{}
+			for _, r := range rep.Failed() {
+				failed[r.Name] = r.Message
+			}
+			for _, name := range c.mustFail {
+				if _, ok := failed[name]; !ok {
+					t.Errorf("%s should fail; failures: %v", name, failed)
+				}
+			}
+			if c.name == "too slow" && !strings.Contains(failed["availability/hall"], "no answer within") {
+				t.Errorf("timeout finding: %q", failed["availability/hall"])
+			}
+			var x bytes.Buffer
+			_ = rep.WriteJUnit(&x)
+			if !strings.Contains(x.String(), "<failure") {
+				t.Error("junit report has no failure")
+			}
+		})
+	}
+}
