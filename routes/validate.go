@@ -78,6 +78,17 @@ func decodeEndpoint(reg *connectors.Registry, role string, ep *Endpoint) (any, i
 	if err := decodeNode(&ep.Config, cfg); err != nil {
 		return nil, line, err
 	}
+	// A kind with both roles may validate each role's part on its own.
+	if v, ok := cfg.(interface{ ValidateSource() error }); ok && role == roleSource {
+		if err := v.ValidateSource(); err != nil {
+			return nil, line, err
+		}
+	}
+	if v, ok := cfg.(interface{ ValidateSink() error }); ok && role != roleSource {
+		if err := v.ValidateSink(); err != nil {
+			return nil, line, err
+		}
+	}
 	if v, ok := cfg.(interface{ Validate() error }); ok {
 		if err := v.Validate(); err != nil {
 			return nil, line, err

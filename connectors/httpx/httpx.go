@@ -1,0 +1,238 @@
+package httpx
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+
+	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/problem"
+	"github.com/shanghai-mca/mzhub/routes/bus"
+)
+
+func init() {
+	connectors.Register(Spec())
+}
+
+// Spec is the "http" connector kind.
+func Spec() connectors.Spec {
+	return connectors.Spec{
+		Name:    "http",
+		Summary: "HTTP: inbound endpoint (source) and outbound calls (sink, lookups) with deadline, circuit breaker, rate limit and retries",
+		NewConfig: func() any {
+			src := DefaultSourceConfig()
+			return &Config{SinkConfig: *DefaultSinkConfig(), Methods: src.Methods, MaxBody: src.MaxBody}
+		},
+		NewSource: func(cfg any, deps connectors.Deps) (connectors.Source, error) {
+			c := cfg.(*Config)
+			sc := c.Source()
+			if err := sc.Validate(); err != nil {
+				return nil, err
+			}
+			return NewSource(sc), nil
+		},
+		NewSink: func(cfg any, deps connectors.Deps) (connectors.Sink, error) {
+			c := cfg.(*Config)
+			if err := c.SinkConfig.Validate(); err != nil {
+				return nil, err
+			}
+			return NewSink(c.SinkConfig)
+		},
+	}
+}
+
+// Config is the YAML of an http endpoint: the source's keys and the sink's
+// keys side by side (a route uses the ones of its role).
+type Config struct {
+	SinkConfig `yaml:",inline"`
+	// Methods a source accepts (default [POST]).
+	Methods []string `yaml:"methods"`
+	// MaxBody is the largest body a source accepts, in bytes (default 10 MiB).
+	MaxBody int64 `yaml:"max_body"`
+	// KeepHeaders lists request headers a source copies into the message headers.
+	KeepHeaders []string `yaml:"keep_headers"`
+}
+
+// Source returns the source part of the configuration.
+func (c *Config) Source() SourceConfig {
+	return SourceConfig{Methods: c.Methods, MaxBody: c.MaxBody, IdempotencyHeader: c.IdempotencyHeader, KeepHeaders: c.KeepHeaders}
+}
+
+// ValidateSink checks the configuration of a sink (or lookup).
+func (c *Config) ValidateSink() error { return c.SinkConfig.Validate() }
+
+// ValidateSource checks the configuration of a source.
+func (c *Config) ValidateSource() error {
+	sc := c.Source()
+	if c.URL != "" {
+		return errors.Join(errors.New("url: a source has no url (it is served under /routes/<route id>)"), sc.Validate())
+	}
+	return sc.Validate()
+}
+
+// Sink sends messages to a URL.
+type Sink struct {
+	cfg SinkConfig
+	c   *Client
+}
+
+// NewSink returns a sink.
+func NewSink(cfg SinkConfig) (*Sink, error) {
+	c, err := NewClient(cfg.URL, cfg.ClientConfig)
+	if err != nil {
+		return nil, err
+	}
+	return &Sink{cfg: cfg, c: c}, nil
+}
+
+func (s *Sink) headers(msg bus.Message) map[string]string {
+	h := map[string]string{"Content-Type": s.cfg.ContentType}
+	if s.cfg.IdempotencyHeader != "" && msg.IdempotencyKey != "" {
+		h[s.cfg.IdempotencyHeader] = msg.IdempotencyKey
+	}
+	for _, k := range s.cfg.ForwardHeaders {
+		if v, ok := msg.Headers[k]; ok {
+			h[k] = v
+		}
+	}
+	return h
+}
+
+// Send delivers msg; 2xx is success, 404 and other 4xx are permanent.
+func (s *Sink) Send(ctx context.Context, msg bus.Message) error {
+	resp, err := s.c.Do(ctx, Request{Method: s.cfg.Method, URL: s.cfg.URL, Headers: s.headers(msg), Body: msg.Body})
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode() == 404 {
+		return connectors.Permanent(statusError(Request{Method: s.cfg.Method, URL: s.cfg.URL}, resp))
+	}
+	return nil
+}
+
+// Request sends msg and returns the answer (enrich lookups).
+func (s *Sink) Request(ctx context.Context, msg bus.Message) (bus.Message, error) {
+	resp, err := s.c.Do(ctx, Request{Method: s.cfg.Method, URL: s.cfg.URL, Headers: s.headers(msg), Body: msg.Body})
+	if err != nil {
+		return bus.Message{}, err
+	}
+	if resp.StatusCode() == 404 {
+		return bus.Message{}, connectors.Permanent(statusError(Request{Method: s.cfg.Method, URL: s.cfg.URL}, resp))
+	}
+	out := bus.Message{Headers: map[string]string{"Content-Type": resp.Header().Get("Content-Type")}, Body: resp.Body()}
+	return out, nil
+}
+
+// ErrNoStatusURL is returned by Delivered without a status URL.
+var ErrNoStatusURL = errors.New("httpx: no status_url configured")
+
+// Delivered asks the status URL whether the partner has msg.
+func (s *Sink) Delivered(ctx context.Context, msg bus.Message) (bool, error) {
+	if s.cfg.StatusURL == "" {
+		return false, ErrNoStatusURL
+	}
+	u := strings.ReplaceAll(s.cfg.StatusURL, "{key}", url.PathEscape(msg.IdempotencyKey))
+	resp, err := s.c.Do(ctx, Request{Method: http.MethodGet, URL: u})
+	if err != nil {
+		return false, err
+	}
+	return resp.StatusCode() < 300, nil
+}
+
+// Endpoint describes the sink for dead letters and events.
+func (s *Sink) Endpoint() string { return s.cfg.Method + " " + s.cfg.URL }
+
+// Source is an inbound endpoint. The route engine mounts it (ServeHTTP) and
+// runs it (Run); a request is answered 202 only after emit returned nil,
+// that is once the message is durably on the bus.
+type Source struct {
+	cfg  SourceConfig
+	emit atomic.Pointer[connectors.Emit]
+}
+
+// NewSource returns a source.
+func NewSource(cfg SourceConfig) *Source { return &Source{cfg: cfg} }
+
+// Run makes the source accept requests until ctx is done.
+func (s *Source) Run(ctx context.Context, emit connectors.Emit) error {
+	s.emit.Store(&emit)
+	<-ctx.Done()
+	s.emit.Store(nil)
+	return nil
+}
+
+// Accepted is the answer body of an accepted message.
+type Accepted struct {
+	// IdempotencyKey of the accepted message.
+	IdempotencyKey string `json:"idempotency_key"`
+}
+
+// ServeHTTP accepts one message per request.
+func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ok := false
+	for _, m := range s.cfg.Methods {
+		if r.Method == m {
+			ok = true
+		}
+	}
+	if !ok {
+		w.Header().Set("Allow", strings.Join(s.cfg.Methods, ", "))
+		problem.Write(w, r, problem.Problem{Status: http.StatusMethodNotAllowed, Title: "Method not allowed", Code: "method_not_allowed"})
+		return
+	}
+	emit := s.emit.Load()
+	if emit == nil {
+		w.Header().Set("Retry-After", "5")
+		problem.Write(w, r, problem.Problem{Status: http.StatusServiceUnavailable, Title: "Route not running", Code: "route_unavailable", RetryAfter: 5})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			problem.Write(w, r, problem.BodyTooLarge(s.cfg.MaxBody))
+			return
+		}
+		problem.Write(w, r, problem.Problem{Status: http.StatusBadRequest, Title: "Unreadable body", Code: "bad_body"})
+		return
+	}
+	h := map[string]string{"content-type": r.Header.Get("Content-Type")}
+	for _, k := range s.cfg.KeepHeaders {
+		if v := r.Header.Get(k); v != "" {
+			h[k] = v
+		}
+	}
+	msg := bus.Message{Headers: h, Body: body}
+	if s.cfg.IdempotencyHeader != "" {
+		msg.IdempotencyKey = r.Header.Get(s.cfg.IdempotencyHeader)
+	}
+	msgs := []bus.Message{msg}
+	if err := (*emit)(r.Context(), msgs...); err != nil {
+		if errors.Is(err, connectors.ErrPermanent) {
+			problem.Write(w, r, problem.Problem{Status: http.StatusUnprocessableEntity, Title: "Message refused", Code: "message_refused", Detail: err.Error()})
+			return
+		}
+		w.Header().Set("Retry-After", "1")
+		problem.Write(w, r, problem.Problem{Status: http.StatusServiceUnavailable, Title: "Message not accepted, retry", Code: "emit_failed", RetryAfter: 1})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_ = json.NewEncoder(w).Encode(Accepted{IdempotencyKey: msgs[0].IdempotencyKey})
+}
+
+// Interface guards.
+var (
+	_ connectors.Sink   = (*Sink)(nil)
+	_ connectors.Source = (*Source)(nil)
+	_ http.Handler      = (*Source)(nil)
+)
+
+// String names the sink.
+func (s *Sink) String() string { return fmt.Sprintf("http sink %s", s.cfg.URL) }

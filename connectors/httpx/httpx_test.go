@@ -1,0 +1,211 @@
+package httpx
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/routes/bus"
+)
+
+func TestSinkSend(t *testing.T) {
+	cases := []struct {
+		name      string
+		statuses  []int // answers in order, last repeats
+		retries   int
+		wantErr   bool
+		permanent bool
+		calls     int
+	}{
+		{"ok", []int{200}, 0, false, false, 1},
+		{"5xx retried within the call", []int{503, 502, 201}, 2, false, false, 3},
+		{"5xx without retries", []int{503}, 0, true, false, 1},
+		{"4xx is permanent", []int{400}, 3, true, true, 1},
+		{"429 is retried", []int{429, 200}, 1, false, false, 2},
+		{"404 is permanent", []int{404}, 2, true, true, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls atomic.Int32
+			var gotKey, gotBody string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n := int(calls.Add(1)) - 1
+				gotKey = r.Header.Get("Idempotency-Key")
+				b := make([]byte, 100)
+				k, _ := r.Body.Read(b)
+				gotBody = string(b[:k])
+				w.WriteHeader(tc.statuses[min(n, len(tc.statuses)-1)])
+			}))
+			defer srv.Close()
+			cfg := DefaultSinkConfig()
+			cfg.URL = srv.URL
+			cfg.Retries = tc.retries
+			cfg.RetryWait = time.Millisecond
+			s, err := NewSink(*cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.Send(context.Background(), bus.Message{IdempotencyKey: "k-1", Body: []byte(`{"a":1}`)})
+			if (err != nil) != tc.wantErr || errors.Is(err, connectors.ErrPermanent) != tc.permanent {
+				t.Fatalf("err = %v (permanent %v), want err %v permanent %v", err, errors.Is(err, connectors.ErrPermanent), tc.wantErr, tc.permanent)
+			}
+			if int(calls.Load()) != tc.calls {
+				t.Errorf("calls = %d, want %d", calls.Load(), tc.calls)
+			}
+			if gotKey != "k-1" || gotBody != `{"a":1}` {
+				t.Errorf("partner got key %q body %q", gotKey, gotBody)
+			}
+		})
+	}
+}
+
+func TestBreakerOpensAndDeadline(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		time.Sleep(200 * time.Millisecond)
+	}))
+	defer srv.Close()
+	cfg := DefaultSinkConfig()
+	cfg.URL = srv.URL
+	cfg.Timeout = 20 * time.Millisecond
+	cfg.BreakerFailures = 2
+	cfg.BreakerOpen = time.Hour
+	s, err := NewSink(*cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		t0 := time.Now()
+		err := s.Send(context.Background(), bus.Message{Body: []byte("x")})
+		if err == nil || time.Since(t0) > 150*time.Millisecond {
+			t.Fatalf("call %d: err %v after %v, want a deadline error", i, err, time.Since(t0))
+		}
+	}
+	err = s.Send(context.Background(), bus.Message{Body: []byte("x")})
+	if !errors.Is(err, ErrCircuitOpen) {
+		t.Fatalf("third call: %v, want circuit open", err)
+	}
+	if calls.Load() != 2 {
+		t.Errorf("partner saw %d calls, want 2", calls.Load())
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	cfg := DefaultSinkConfig()
+	cfg.URL = srv.URL
+	cfg.RatePerSecond = 20
+	cfg.RateBurst = 1
+	s, _ := NewSink(*cfg)
+	t0 := time.Now()
+	for i := 0; i < 5; i++ {
+		if err := s.Send(context.Background(), bus.Message{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(t0); d < 180*time.Millisecond {
+		t.Fatalf("5 calls at 20/s took %v", d)
+	}
+}
+
+func TestDelivered(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/status/known%2F1" || r.URL.RawPath == "/status/known%2F1" {
+			return
+		}
+		w.WriteHeader(404)
+	}))
+	defer srv.Close()
+	cfg := DefaultSinkConfig()
+	cfg.URL = srv.URL + "/in"
+	cfg.StatusURL = srv.URL + "/status/{key}"
+	s, _ := NewSink(*cfg)
+	for key, want := range map[string]bool{"known/1": true, "other": false} {
+		got, err := s.Delivered(context.Background(), bus.Message{IdempotencyKey: key})
+		if err != nil || got != want {
+			t.Errorf("Delivered(%s) = %v %v, want %v", key, got, err, want)
+		}
+	}
+}
+
+func TestSource(t *testing.T) {
+	src := NewSource(*DefaultSourceConfig())
+	var mu sync.Mutex
+	var got []bus.Message
+	fail := false
+	emit := func(ctx context.Context, msgs ...bus.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail {
+			return errors.New("bus down")
+		}
+		msgs[0].IdempotencyKey = "computed"
+		got = append(got, msgs...)
+		return nil
+	}
+	// Not running yet: 503.
+	rec := httptest.NewRecorder()
+	src.ServeHTTP(rec, httptest.NewRequest("POST", "/routes/x", strings.NewReader("{}")))
+	if rec.Code != 503 {
+		t.Fatalf("before Run: %d", rec.Code)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = src.Run(ctx, emit); close(done) }()
+	defer func() { cancel(); <-done }()
+	for src.emit.Load() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	cases := []struct {
+		name   string
+		method string
+		body   string
+		fail   bool
+		want   int
+	}{
+		{"accepted", "POST", `{"a":1}`, false, 202},
+		{"bus failure", "POST", `{"a":2}`, true, 503},
+		{"method", "GET", ``, false, 405},
+		{"too large", "POST", strings.Repeat("x", 11<<20), false, 413},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			mu.Lock()
+			fail = tc.fail
+			mu.Unlock()
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(tc.method, "/routes/x", strings.NewReader(tc.body))
+			req.Header.Set("Idempotency-Key", "given")
+			src.ServeHTTP(rec, req)
+			if rec.Code != tc.want {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.want, rec.Body)
+			}
+		})
+	}
+	if len(got) != 1 || string(got[0].Body) != `{"a":1}` {
+		t.Fatalf("emitted %v", got)
+	}
+}
+
+func TestSpecValidates(t *testing.T) {
+	c := Spec().NewConfig().(*Config)
+	if err := c.ValidateSink(); err == nil {
+		t.Error("sink without url validated")
+	}
+	if err := c.ValidateSource(); err != nil {
+		t.Errorf("default source: %v", err)
+	}
+	c.URL = "ftp://x"
+	if err := c.ValidateSink(); err == nil || !strings.Contains(err.Error(), "url") {
+		t.Errorf("bad url: %v", err)
+	}
+}
