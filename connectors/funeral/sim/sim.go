@@ -374,3 +374,55 @@ func PushCemetery(ctx context.Context, p *Pusher, index int, columbarium bool, n
 	}
 	return errors.Join(errs...)
 }
+
+// del withdraws one record.
+func (h *Home) del(ctx context.Context, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, strings.TrimSuffix(h.cfg.HubURL, "/")+path, http.NoBody)
+	if err != nil {
+		return err
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		h.count(false)
+		return fmt.Errorf("DELETE %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		h.count(false)
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
+		return fmt.Errorf("DELETE %s: %d: %s", path, resp.StatusCode, msg)
+	}
+	h.count(true)
+	return nil
+}
+
+// Exercise runs every push operation an integrator must show in the
+// sandbox: the full data twice (so every kind is updated with a higher
+// version), a reservation made and cancelled at the counter, and a supply
+// withdrawn. After it, the pusher conformance run passes.
+func (h *Home) Exercise(ctx context.Context) error {
+	if err := h.PushAll(ctx); err != nil {
+		return err
+	}
+	if err := h.PushAll(ctx); err != nil {
+		return err
+	}
+	now := h.cfg.Clock.Now().In(clock.Shanghai)
+	day := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, clock.Shanghai)
+	start := day.Add(time.Duration(dayStarts[0]) * time.Minute)
+	rv := Reservation{ReservationID: fmt.Sprintf("R-C%02d-0001", h.cfg.Index), ResourceType: "hall", ResourceID: "H-01",
+		StartAt: start.Format(time.RFC3339), EndAt: start.Add(slotMinutes * time.Minute).Format(time.RFC3339), Status: "confirmed"}
+	body := func(status string) map[string]any {
+		return map[string]any{"resource_type": rv.ResourceType, "resource_id": rv.ResourceID, "start_at": rv.StartAt, "end_at": rv.EndAt,
+			"status": status, "channel": "counter", "deceased_name": "测试某某", "reason": "家属改期"}
+	}
+	return errors.Join(
+		h.put(ctx, "/partner/v1/reservations/"+rv.ReservationID, body("confirmed")),
+		h.put(ctx, "/partner/v1/reservations/"+rv.ReservationID, body("cancelled")),
+		h.del(ctx, "/partner/v1/supplies/S-WRE-01"),
+	)
+}
+
+// SetHub points the pusher at a hub (for tools that push on demand with
+// PushAll or Exercise instead of the background loop).
+func (h *Home) SetHub(url string) { h.cfg.HubURL = url }
