@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"sync"
+	"sync/atomic"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
@@ -80,113 +82,59 @@ func (m *Mapping) Convert(ctx context.Context, in io.Reader, out io.Writer, opts
 			opts.ExpectedCount, opts.ExpectedSumFen = count, sum
 		}
 	}
-	cr := &countingReader{r: in}
-	var lastRaw []byte
-	rd := NewReader(m.Source, cr, ReaderOptions{OnReject: opts.OnReject})
-	var curLine int64
-	var onWarn func(Reject)
-	if opts.OnReject != nil {
-		onWarn = func(r Reject) {
-			// Report the source line, which is what an operator can find.
-			r.Line = curLine
+	// Two stages on two goroutines: this one reads, validates and maps
+	// into batches of target records; the writer goroutine validates,
+	// encodes and writes them. Batches are recycled, so memory stays flat.
+	var mu sync.Mutex
+	report := func(r Reject) {
+		if opts.OnReject != nil {
+			mu.Lock()
 			opts.OnReject(r)
+			mu.Unlock()
 		}
 	}
-	wr := NewWriter(m.Target, out, WriterOptions{OnWarning: onWarn})
-	dst := NewRecord(m.Target.Detail)
-	var env map[string]any
-	if needsEnv(m.detail) || m.filter != nil {
-		env = map[string]any{"params": params}
+	cr := &countingReader{r: in}
+	rd := NewReader(m.Source, cr, ReaderOptions{OnReject: report})
+	var writeLine int64 // source line of the record being written (writer goroutine)
+	wr := NewWriter(m.Target, out, WriterOptions{OnWarning: func(r Reject) {
+		r.Line = writeLine // the source line is what an operator can find
+		report(r)
+	}})
+	free := make(chan *convBatch, convBatches)
+	for range convBatches {
+		free <- newConvBatch(m.Target.Detail)
 	}
-	headerDone := m.Target.Header == nil
-	writeHeader := func(srcHeader *Record) error {
-		headerDone = true
-		h := NewRecord(m.Target.Header)
-		henv := map[string]any{"params": params}
-		if srcHeader != nil {
-			fillEnv(henv, srcHeader)
-		}
-		if err := applyRules(m.header, srcHeader, h, henv); err != nil {
-			return fmt.Errorf("mappings: %s: header: %w", m.Name, err)
-		}
-		for _, ai := range h.schema.aggs {
-			if !h.Values[ai].Set {
-				SetHeaderAggregates(h, opts.ExpectedCount, opts.ExpectedSumFen)
-				break
-			}
-		}
-		return wr.Write(h)
-	}
-	for n := int64(0); ; n++ {
-		if n&0xFFFF == 0 {
-			if err := ctx.Err(); err != nil {
-				return res, err
-			}
-			if opts.Progress != nil && n > 0 {
-				opts.Progress(cr.n, n)
-			}
-		}
-		rec, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return res, fmt.Errorf("mappings: %s: read: %w", m.Name, err)
-		}
-		lastRaw = rd.lastRaw
-		curLine = rec.Line
-		switch rec.Kind {
-		case KindHeader:
-			if !headerDone {
-				if err := writeHeader(rec); err != nil {
-					return res, err
+	full := make(chan *convBatch, convBatches)
+	var (
+		failed        atomic.Bool
+		writeErr      error
+		writeRejected int64
+		done          = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		for b := range full {
+			if !failed.Load() {
+				if err := writeBatch(wr, b, &writeLine, &writeRejected, report); err != nil {
+					writeErr = err
+					failed.Store(true)
 				}
 			}
-			continue
-		case KindTrailer:
-			continue
+			free <- b
 		}
-		if !headerDone {
-			if err := writeHeader(nil); err != nil {
-				return res, err
-			}
-		}
-		if env != nil {
-			fillEnvFields(env, rec, m.envFields)
-		}
-		if m.filter != nil {
-			ok, err := runBool(m.filter, env)
-			if err != nil {
-				return res, fmt.Errorf("mappings: %s: filter: %w", m.Name, err)
-			}
-			if !ok {
-				res.Skipped++
-				continue
-			}
-		}
-		dst.Reset()
-		if err := applyRules(m.detail, rec, dst, env); err != nil {
-			res.Rejected++
-			reportWriteReject(opts.OnReject, rec, lastRaw, err)
-			continue
-		}
-		if err := wr.Write(dst); err != nil {
-			var fe *FieldError
-			if !errors.As(err, &fe) {
-				return res, fmt.Errorf("mappings: %s: write: %w", m.Name, err)
-			}
-			res.Rejected++
-			reportWriteReject(opts.OnReject, rec, lastRaw, err)
-		}
+	}()
+	err := m.mapAll(ctx, rd, cr, params, opts, report, free, full, &failed, &res)
+	close(full)
+	<-done
+	if err == nil && writeErr != nil {
+		err = fmt.Errorf("mappings: %s: write: %w", m.Name, writeErr)
 	}
-	if !headerDone {
-		if err := writeHeader(nil); err != nil {
-			return res, err
-		}
+	if err != nil {
+		return res, err
 	}
 	cerr := wr.Close()
 	res.Read = rd.Summary()
-	res.Rejected += res.Read.Rejected
+	res.Rejected += res.Read.Rejected + writeRejected
 	res.Written = wr.Count()
 	res.WrittenFen = wr.Sum()
 	res.CheckErr = rd.Check()
@@ -197,6 +145,172 @@ func (m *Mapping) Convert(ctx context.Context, in io.Reader, out io.Writer, opts
 		return res, fmt.Errorf("mappings: %s: %w", m.Name, cerr)
 	}
 	return res, nil
+}
+
+// convBatches batches of convBatchSize records circulate between the
+// stages of Convert.
+const (
+	convBatches   = 4
+	convBatchSize = 512
+)
+
+// convBatch is a batch of mapped target records with their source lines.
+type convBatch struct {
+	header *Record
+	recs   []*Record
+	lines  []int64
+	rawEnd []int // end offsets of each record's raw bytes in slab
+	slab   []byte
+	n      int
+}
+
+func newConvBatch(s *Schema) *convBatch {
+	b := &convBatch{recs: make([]*Record, convBatchSize), lines: make([]int64, convBatchSize), rawEnd: make([]int, convBatchSize)}
+	for i := range b.recs {
+		b.recs[i] = NewRecord(s)
+	}
+	return b
+}
+
+func (b *convBatch) raw(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = b.rawEnd[i-1]
+	}
+	return b.slab[start:b.rawEnd[i]]
+}
+
+// writeBatch writes a batch; records the writer refuses are reported as
+// rejects. Only I/O errors are returned.
+func writeBatch(wr *Writer, b *convBatch, line *int64, rejected *int64, report func(Reject)) error {
+	if b.header != nil {
+		if err := wr.Write(b.header); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < b.n; i++ {
+		*line = b.lines[i]
+		if err := wr.Write(b.recs[i]); err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				return err
+			}
+			*rejected++
+			r := Reject{Line: b.lines[i], Kind: KindDetail, Field: fe.Field, Excerpt: fe.Excerpt, Problem: fe.Err.Error(), Raw: b.raw(i)}
+			report(r)
+		}
+	}
+	return nil
+}
+
+// mapAll is the reading stage of Convert.
+func (m *Mapping) mapAll(ctx context.Context, rd *Reader, cr *countingReader, params map[string]string, opts ConvertOptions, report func(Reject),
+	free <-chan *convBatch, full chan<- *convBatch, failed *atomic.Bool, res *ConvertResult) error {
+	var env map[string]any
+	if needsEnv(m.detail) || m.filter != nil {
+		env = map[string]any{"params": params}
+	}
+	b := <-free
+	b.header, b.n, b.slab = nil, 0, b.slab[:0]
+	headerDone := m.Target.Header == nil
+	header := func(src *Record) error {
+		headerDone = true
+		h, err := m.buildHeader(src, params, opts)
+		b.header = h
+		return err
+	}
+	for n := int64(0); ; n++ {
+		if n&0xFFFF == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if opts.Progress != nil && n > 0 {
+				opts.Progress(cr.n, n)
+			}
+		}
+		rec, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("mappings: %s: read: %w", m.Name, err)
+		}
+		switch rec.Kind {
+		case KindHeader:
+			if !headerDone {
+				if err := header(rec); err != nil {
+					return err
+				}
+			}
+			continue
+		case KindTrailer:
+			continue
+		}
+		if !headerDone {
+			if err := header(nil); err != nil {
+				return err
+			}
+		}
+		if env != nil {
+			fillEnvFields(env, rec, m.envFields)
+		}
+		if m.filter != nil {
+			ok, err := runBool(m.filter, env)
+			if err != nil {
+				return fmt.Errorf("mappings: %s: filter: %w", m.Name, err)
+			}
+			if !ok {
+				res.Skipped++
+				continue
+			}
+		}
+		dst := b.recs[b.n]
+		dst.Reset()
+		if err := applyRules(m.detail, rec, dst, env); err != nil {
+			res.Rejected++
+			reportWriteReject(report, rec, rd.Raw(), err)
+			continue
+		}
+		b.lines[b.n] = rec.Line
+		b.slab = append(b.slab, rd.Raw()...)
+		b.rawEnd[b.n] = len(b.slab)
+		b.n++
+		if b.n == convBatchSize {
+			full <- b
+			if failed.Load() {
+				return nil
+			}
+			b = <-free
+			b.header, b.n, b.slab = nil, 0, b.slab[:0]
+		}
+	}
+	if !headerDone {
+		if err := header(nil); err != nil {
+			return err
+		}
+	}
+	full <- b
+	return nil
+}
+
+// buildHeader fills the target header from the rules, the source header
+// and the expected totals.
+func (m *Mapping) buildHeader(src *Record, params map[string]string, opts ConvertOptions) (*Record, error) {
+	h := NewRecord(m.Target.Header)
+	henv := map[string]any{"params": params}
+	if src != nil {
+		fillEnv(henv, src)
+	}
+	if err := applyRules(m.header, src, h, henv); err != nil {
+		return nil, fmt.Errorf("mappings: %s: header: %w", m.Name, err)
+	}
+	for _, ai := range h.schema.aggs {
+		if !h.Values[ai].Set {
+			SetHeaderAggregates(h, opts.ExpectedCount, opts.ExpectedSumFen)
+			break
+		}
+	}
+	return h, nil
 }
 
 func reportWriteReject(on func(Reject), rec *Record, raw []byte, err error) {

@@ -35,8 +35,8 @@ type Mapping struct {
 	// they are put in the expression environment.
 	envFields []int
 	header    []rule
-	detail []rule
-	loader *Loader
+	detail    []rule
+	loader    *Loader
 }
 
 type rule struct {
