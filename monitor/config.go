@@ -3,6 +3,7 @@ package monitor
 import (
 	"errors"
 	"fmt"
+	"path"
 	"time"
 )
 
@@ -26,6 +27,38 @@ type Config struct {
 	Thresholds Thresholds `yaml:"thresholds"`
 	// StuckAfter marks a batch stage as stuck when it has not finished and its newest event is older.
 	StuckAfter time.Duration `yaml:"stuck_after"`
+	// Expectations are recurring expected exchanges; a missed one raises an alert and an expectation_missed event.
+	Expectations []ExpectationRule `yaml:"expectations"`
+	// CheckInterval is how often expectations and alert rules are evaluated.
+	CheckInterval time.Duration `yaml:"check_interval"`
+	// Quality holds the data-quality rules and the periodic report.
+	Quality QualityConfig `yaml:"quality"`
+	// RetentionMonths keeps this many whole months of events (the current one included); 0 keeps everything.
+	RetentionMonths int `yaml:"retention_months"`
+}
+
+// QualityConfig configures data-quality scoring and the periodic report.
+type QualityConfig struct {
+	// Rules set per partner flow thresholds; flows without a rule use the defaults of the first rule with an empty partner, or built-in ones.
+	Rules []QualityRule `yaml:"rules"`
+	// ReportDir receives the periodic report (HTML and CSV); empty disables writing it.
+	ReportDir string `yaml:"report_dir"`
+	// ReportEvery is the report period (e.g. 24h or 168h); each report covers the period before it.
+	ReportEvery time.Duration `yaml:"report_every"`
+	// SampleSize is how many answered exchanges per partner flow are picked at random for manual review.
+	SampleSize int `yaml:"sample_size"`
+}
+
+// QualityRule sets data-quality thresholds for a partner flow.
+type QualityRule struct {
+	// Partner the rule applies to; empty matches every partner.
+	Partner string `yaml:"partner"`
+	// Flow the rule applies to; empty matches every flow.
+	Flow string `yaml:"flow"`
+	// AnswerWithin is the timeliness limit: a step slower than this counts as late.
+	AnswerWithin time.Duration `yaml:"answer_within"`
+	// MinScore raises a quality alert when the partner flow's score (0..100) falls below it; 0 disables.
+	MinScore float64 `yaml:"min_score"`
 }
 
 // ClickHouseConfig configures the ClickHouse event store.
@@ -51,6 +84,8 @@ func DefaultConfig() Config {
 		BufferSize:    200000,
 		Thresholds:    Thresholds{ErrorRateAmber: 0.05, ErrorRateRed: 0.2, BacklogAmber: 1, BacklogRed: 100},
 		StuckAfter:    2 * time.Hour,
+		CheckInterval: time.Minute,
+		Quality:       QualityConfig{ReportEvery: 24 * time.Hour, SampleSize: 5},
 	}
 }
 
@@ -92,6 +127,41 @@ func (c Config) Validate() error {
 	}
 	if th.BacklogAmber < 0 || th.BacklogRed < 0 {
 		errs = append(errs, errors.New("monitor.thresholds: backlogs must not be negative"))
+	}
+	names := map[string]bool{}
+	for i, e := range c.Expectations {
+		if e.Name == "" || e.Partner == "" || e.Flow == "" {
+			errs = append(errs, fmt.Errorf("monitor.expectations[%d]: name, partner and flow are required", i))
+		}
+		if names[e.Name] {
+			errs = append(errs, fmt.Errorf("monitor.expectations[%d]: name %q used twice", i, e.Name))
+		}
+		names[e.Name] = true
+		if _, err := ParseSchedule(e.Schedule); err != nil {
+			errs = append(errs, fmt.Errorf("monitor.expectations[%d].schedule: %w", i, err))
+		}
+		if e.FilePattern != "" {
+			if _, err := path.Match(e.FilePattern, ""); err != nil {
+				errs = append(errs, fmt.Errorf("monitor.expectations[%d].file_pattern: %w", i, err))
+			}
+		}
+	}
+	if c.CheckInterval <= 0 {
+		errs = append(errs, errors.New("monitor.check_interval: must be positive"))
+	}
+	for i, r := range c.Quality.Rules {
+		if r.AnswerWithin < 0 || r.MinScore < 0 || r.MinScore > 100 {
+			errs = append(errs, fmt.Errorf("monitor.quality.rules[%d]: answer_within must not be negative and min_score must be 0..100", i))
+		}
+	}
+	if c.Quality.ReportDir != "" && c.Quality.ReportEvery <= 0 {
+		errs = append(errs, errors.New("monitor.quality.report_every: must be positive when report_dir is set"))
+	}
+	if c.Quality.SampleSize < 0 {
+		errs = append(errs, errors.New("monitor.quality.sample_size: must not be negative"))
+	}
+	if c.RetentionMonths < 0 {
+		errs = append(errs, errors.New("monitor.retention_months: must not be negative"))
 	}
 	if c.StuckAfter < 0 {
 		errs = append(errs, errors.New("monitor.stuck_after: must not be negative"))

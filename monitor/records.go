@@ -80,3 +80,23 @@ type Expectation struct {
 	MetAt      time.Time
 	MetEventID string
 }
+
+// QualityScore is one partner flow of the data-quality report; rates are 0..1.
+type QualityScore struct {
+	Partner string
+	Flow    string
+	// Events in the window.
+	Events int64
+	// Completeness is the share of records not failed (1 with no records).
+	Completeness float64
+	// Format is the share of events without a format or validation error.
+	Format float64
+	// Timeliness is the share of events within the rule's answer time.
+	Timeliness float64
+	// Score is 0..100: 40 % completeness, 30 % format, 30 % timeliness.
+	Score float64
+	// MinScore is the rule's alert threshold (0: none).
+	MinScore float64
+	// Sampled lists answered exchanges picked at random for manual review.
+	Sampled []string
+}

@@ -1,7 +1,6 @@
 package console
 
 import (
-	"encoding/csv"
 	"fmt"
 	"html"
 	"net/http"
@@ -158,13 +157,13 @@ func (c *Console) quality(w http.ResponseWriter, r *http.Request) {
 	}
 	p := c.newPage(w, r, "nav_quality")
 	from, to := c.qualityWindow(r)
-	rows, err := c.d.Quality.Rows(r.Context(), from, to)
+	rows, err := c.d.Quality.Scores(r.Context(), from, to)
 	if err != nil {
 		c.fail(w, "quality", err)
 		return
 	}
 	p.Data = struct {
-		Rows     []QualityRow
+		Rows     []monitor.QualityScore
 		From, To time.Time
 	}{rows, from, to}
 	c.render(w, p, "quality")
@@ -177,7 +176,7 @@ func (c *Console) qualityReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	from, to := c.qualityWindow(r)
-	rows, err := c.d.Quality.Rows(r.Context(), from, to)
+	rows, err := c.d.Quality.Scores(r.Context(), from, to)
 	if err != nil {
 		c.fail(w, "quality report", err)
 		return
@@ -187,31 +186,16 @@ func (c *Console) qualityReport(w http.ResponseWriter, r *http.Request) {
 	case "csv":
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", `attachment; filename="`+name+`.csv"`)
-		_ = WriteQualityCSV(w, rows)
+		_ = c.d.Quality.WriteCSV(w, rows)
 	case "html":
-		p := c.newPage(w, r, "nav_quality")
-		p.Data = struct {
-			Rows     []QualityRow
-			From, To time.Time
-		}{rows, from, to}
+		l := "zh"
+		if lang(w, r) == 1 {
+			l = "en"
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Content-Disposition", `attachment; filename="`+name+`.html"`)
-		c.render(w, p, "quality")
+		_ = c.d.Quality.WriteHTML(w, rows, from, to, l)
 	default:
 		http.NotFound(w, r)
 	}
-}
-
-// WriteQualityCSV writes the report rows as CSV (UTF-8 with a BOM so that
-// spreadsheet programs in zh-CN locales read it right).
-func WriteQualityCSV(w interface{ Write([]byte) (int, error) }, rows []QualityRow) error {
-	_, _ = w.Write([]byte("\xEF\xBB\xBF"))
-	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"partner", "flow", "events", "completeness", "format", "timeliness", "score", "sampled_exchanges"})
-	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 4, 64) }
-	for _, r := range rows {
-		_ = cw.Write([]string{r.Partner, r.Flow, strconv.FormatInt(r.Events, 10), f(r.Completeness), f(r.Format),
-			f(r.Timeliness), strconv.FormatFloat(r.Score, 'f', 1, 64), strings.Join(r.Sampled, " ")})
-	}
-	cw.Flush()
-	return cw.Error()
 }

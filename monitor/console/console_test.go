@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,9 +15,13 @@ import (
 
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/monitor/alert"
 	"github.com/shanghai-mca/mzhub/monitor/console"
+	"github.com/shanghai-mca/mzhub/monitor/expect"
+	"github.com/shanghai-mca/mzhub/monitor/quality"
 	"github.com/shanghai-mca/mzhub/monitor/sample"
 	"github.com/shanghai-mca/mzhub/monitor/store/sqlite"
+	"github.com/shanghai-mca/mzhub/store/storetest"
 )
 
 var now = time.Date(2026, 11, 27, 10, 0, 0, 0, clock.Shanghai)
@@ -82,6 +87,42 @@ func get(t *testing.T, srv *httptest.Server, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// full returns deps with every optional part, backed by real implementations.
+func full(t *testing.T, rec *recorder) console.Deps {
+	t.Helper()
+	ctx := context.Background()
+	st := seeded(t)
+	db := storetest.Open(t)
+	if err := alert.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if err := expect.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	fc := clock.NewFake(now)
+	inbox := alert.NewInbox(db, fc, rec, nil)
+	rules := &alert.Rules{Store: st, Inbox: inbox, Clock: fc, Thresholds: monitor.DefaultConfig().Thresholds,
+		Schedules: []monitor.FlowSchedule{{Partner: "cardcenter", Flow: "applications", Every: time.Hour}}}
+	if err := rules.Evaluate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := expect.New(db, st, expect.Options{Clock: fc, Alerts: inbox, Rules: []monitor.ExpectationRule{
+		{Name: "datasea-death-daily", Partner: "datasea", Flow: "death", Type: monitor.Fetched, FilePattern: "DEATH_*.txt", Schedule: "daily 06:00"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Expect(ctx, monitor.Expectation{Name: "ccb-return-allowance-2026-11", Partner: "bank.ccb", Flow: "allowance",
+		Type: monitor.Downloaded, BatchID: "allowance-2026-11", Due: now.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return console.Deps{Store: st, Clock: fc, Actions: rec, Auditor: rec, Alerts: inbox, Expectations: tr,
+		Quality:   &quality.Scorer{Store: st, Clock: fc, Config: monitor.QualityConfig{SampleSize: 2}},
+		Schedules: rules.Schedules, Thresholds: rules.Thresholds}
+}
+
 func TestPages(t *testing.T) {
 	rec := &recorder{}
 	srv := newServer(t, console.Deps{Store: seeded(t), Clock: clock.NewFake(now), Actions: rec, Auditor: rec,
@@ -117,6 +158,69 @@ func TestPages(t *testing.T) {
 	}
 	if code, _ := get(t, srv, "/console/alerts"); code != 404 {
 		t.Errorf("alerts without inbox: %d, want 404", code)
+	}
+}
+
+func TestPagesWithAlertsExpectationsQuality(t *testing.T) {
+	srv := newServer(t, full(t, &recorder{}))
+	cases := []struct {
+		path string
+		want []string
+	}{
+		{"/console/alerts", []string{"告警", "staleness", "cardcenter", "expectation", "ccb-return-allowance-2026-11", `name="operator"`}},
+		{"/console/alerts?state=open&lang=en", []string{"Alerts", "Acknowledge"}},
+		{"/console/calendar", []string{"datasea-death-daily", "ccb-return-allowance-2026-11", `data-state="missed"`, `data-state="met"`}},
+		{"/console/quality", []string{"villagebank.02", "数据质量", "report/csv"}},
+		{"/console/quality/report/csv", []string{"partner,flow,events", "villagebank.02,verification"}},
+		{"/console/quality/report/html", []string{"数据质量报告", "villagebank.02"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.path, func(t *testing.T) {
+			code, body := get(t, srv, tc.path)
+			if code != 200 {
+				t.Fatalf("status %d: %s", code, body)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("page lacks %q", w)
+				}
+			}
+		})
+	}
+}
+
+func TestAlertAckAndResolveAreAudited(t *testing.T) {
+	rec := &recorder{}
+	d := full(t, rec)
+	srv := newServer(t, d)
+	list, err := d.Alerts.List(context.Background(), monitor.AlertOpen, 10)
+	if err != nil || len(list) == 0 {
+		t.Fatalf("alerts %v %v", list, err)
+	}
+	id := list[0].ID
+	c := srv.Client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	for _, step := range []struct{ action, state string }{{"ack", "acked"}, {"resolve", "resolved"}} {
+		resp, err := c.PostForm(fmt.Sprintf("%s/console/alerts/%d/%s", srv.URL, id, step.action), url.Values{"operator": {"chen"}, "note": {"checked"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("%s: status %d", step.action, resp.StatusCode)
+		}
+		got, _ := d.Alerts.List(context.Background(), monitor.AlertState(step.state), 100)
+		found := false
+		for _, a := range got {
+			found = found || a.ID == id
+		}
+		if !found {
+			t.Errorf("after %s the alert is not %s", step.action, step.state)
+		}
+	}
+	want := fmt.Sprintf("audit self-declared:chen monitor.alert.ack alert/%d|audit self-declared:chen monitor.alert.resolve alert/%d", id, id)
+	if got := strings.Join(rec.calls, "|"); got != want {
+		t.Errorf("audit %s, want %s", got, want)
 	}
 }
 

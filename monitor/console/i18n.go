@@ -68,6 +68,7 @@ var messages = map[string][2]string{
 	"reason":            {"原因", "Reason"},
 	"operator":          {"操作人", "Operator"},
 	"done":              {"已完成", "Done"},
+	"rule":              {"规则", "Rule"},
 	"severity":          {"级别", "Severity"},
 	"summary":           {"摘要", "Summary"},
 	"state":             {"状态", "State"},

@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -29,21 +30,12 @@ type Expectations interface {
 
 // Quality builds the data-quality report (monitor/quality implements it).
 type Quality interface {
-	// Rows scores each partner flow over [from, to).
-	Rows(ctx context.Context, from, to time.Time) ([]QualityRow, error)
-}
-
-// QualityRow is one partner flow of the data-quality report; rates are 0..1.
-type QualityRow struct {
-	Partner, Flow string
-	Events        int64
-	Completeness  float64
-	Format        float64
-	Timeliness    float64
-	// Sampled lists exchange ids picked at random for manual review.
-	Sampled []string
-	// Score is 0..100.
-	Score float64
+	// Scores scores each partner flow over [from, to).
+	Scores(ctx context.Context, from, to time.Time) ([]monitor.QualityScore, error)
+	// WriteHTML writes a standalone HTML report of scores in language lang ("zh" or "en").
+	WriteHTML(w io.Writer, scores []monitor.QualityScore, from, to time.Time, lang string) error
+	// WriteCSV writes scores as CSV.
+	WriteCSV(w io.Writer, scores []monitor.QualityScore) error
 }
 
 type healthRow struct {

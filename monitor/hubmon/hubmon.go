@@ -18,7 +18,9 @@ import (
 
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/monitor/alert"
 	"github.com/shanghai-mca/mzhub/monitor/console"
+	"github.com/shanghai-mca/mzhub/monitor/expect"
 	"github.com/shanghai-mca/mzhub/monitor/store/sqlite"
 	"github.com/shanghai-mca/mzhub/store"
 )
@@ -58,6 +60,8 @@ type Monitor struct {
 	writer  *monitor.Writer
 	metrics *monitor.Metrics
 	console *console.Console
+	inbox   *alert.Inbox
+	tracker *expect.Tracker
 
 	runs []func(ctx context.Context) error
 	wg   sync.WaitGroup

@@ -453,3 +453,16 @@ func (s *Store) Series(ctx context.Context, q monitor.SeriesQuery) ([]monitor.Po
 	}
 	return out, nil
 }
+
+// DropMonthsBefore deletes events older than t (retention; the SQLite
+// counterpart of dropping ClickHouse's monthly partitions).
+func (s *Store) DropMonthsBefore(ctx context.Context, t time.Time) ([]string, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM monitor_events WHERE ts_ms < ?`, t.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("monitor sqlite: retention: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return []string{fmt.Sprintf("monitor_events: %d events before %s", n, t.Format("2006-01"))}, nil
+	}
+	return nil, nil
+}

@@ -1,0 +1,217 @@
+package alert_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/monitor/alert"
+	"github.com/shanghai-mca/mzhub/monitor/store/sqlite"
+	"github.com/shanghai-mca/mzhub/store"
+	"github.com/shanghai-mca/mzhub/store/storetest"
+)
+
+type auditLog struct {
+	mu      sync.Mutex
+	entries []string
+	fail    bool
+}
+
+func (a *auditLog) Audit(_ context.Context, actor, action, object, detail string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.fail {
+		return errors.New("audit log unavailable")
+	}
+	a.entries = append(a.entries, strings.Join([]string{actor, action, object, detail}, " "))
+	return nil
+}
+
+var t0 = time.Date(2026, 11, 27, 9, 0, 0, 0, clock.Shanghai)
+
+func TestInbox(t *testing.T) {
+	storetest.Dialects(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		if err := alert.Migrate(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+		fc := clock.NewFake(t0)
+		audit := &auditLog{}
+		in := alert.NewInbox(db, fc, audit, nil)
+		a := monitor.Alert{Rule: "error_rate", Severity: monitor.SevWarning, Partner: "bank.ccb", Flow: "returns", Summary: "8%"}
+		created, err := in.Raise(ctx, a)
+		if err != nil || !created {
+			t.Fatalf("first raise: created=%v err=%v", created, err)
+		}
+		fc.Advance(time.Minute)
+		a.Severity, a.Summary = monitor.SevCritical, "25%"
+		if created, err = in.Raise(ctx, a); err != nil || created {
+			t.Fatalf("second raise: created=%v err=%v", created, err)
+		}
+		list, err := in.List(ctx, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 1 {
+			t.Fatalf("de-duplication: %d alerts", len(list))
+		}
+		got := list[0]
+		if got.Count != 2 || got.Severity != monitor.SevCritical || got.Summary != "25%" || !got.FirstAt.Equal(t0) ||
+			!got.LastAt.Equal(t0.Add(time.Minute)) || got.State != monitor.AlertOpen || got.Fingerprint != "error_rate/bank.ccb/returns" {
+			t.Errorf("alert %+v", got)
+		}
+		if err := in.Ack(ctx, got.ID, "", "x"); !errors.Is(err, alert.ErrNoUser) {
+			t.Errorf("ack without user: %v", err)
+		}
+		audit.fail = true
+		if err := in.Ack(ctx, got.ID, "li", "looking"); err == nil {
+			t.Error("ack with the audit log down: want error")
+		}
+		audit.fail = false
+		if l, _ := in.List(ctx, monitor.AlertOpen, 10); len(l) != 1 {
+			t.Error("failed audit must leave the alert open")
+		}
+		if err := in.Ack(ctx, got.ID, "li", "looking"); err != nil {
+			t.Fatal(err)
+		}
+		if err := in.Ack(ctx, got.ID, "li", "again"); !errors.Is(err, alert.ErrNotFound) {
+			t.Errorf("second ack: %v", err)
+		}
+		// Raising while acked still de-duplicates.
+		if created, _ := in.Raise(ctx, a); created {
+			t.Error("raise while acked created a new alert")
+		}
+		fc.Advance(time.Minute)
+		if err := in.Resolve(ctx, got.ID, "zhang", "bank fixed its file"); err != nil {
+			t.Fatal(err)
+		}
+		if created, _ := in.Raise(ctx, a); !created {
+			t.Error("raise after resolve must create a new alert")
+		}
+		all, _ := in.List(ctx, "", 10)
+		if len(all) != 2 || all[0].State != monitor.AlertOpen || all[1].State != monitor.AlertResolved ||
+			all[1].AckedBy != "li" || all[1].ResolvedBy != "zhang" || !all[1].ResolvedAt.Equal(t0.Add(2*time.Minute)) {
+			t.Errorf("after resolve: %+v", all)
+		}
+		want := []string{"li monitor.alert.ack alert/1 looking", "zhang monitor.alert.resolve alert/1 bank fixed its file"}
+		if fmt.Sprint(audit.entries) != fmt.Sprint(want) {
+			t.Errorf("audit %v, want %v", audit.entries, want)
+		}
+	})
+}
+
+func TestRules(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t)
+	if err := alert.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "m.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fc := clock.NewFake(t0)
+	in := alert.NewInbox(db, fc, &auditLog{}, nil)
+	r := &alert.Rules{Store: st, Inbox: in, Clock: fc, Thresholds: monitor.DefaultConfig().Thresholds,
+		Schedules: []monitor.FlowSchedule{{Partner: "datasea", Flow: "death", Every: 24 * time.Hour}}}
+	var evs []monitor.Event
+	for i := range 20 {
+		ev := monitor.Event{ID: fmt.Sprint("c", i), Time: t0.Add(-time.Duration(i) * time.Minute), Partner: "bank.ccb", Flow: "returns", Type: monitor.Downloaded, Status: monitor.OK, ExchangeID: fmt.Sprint("c", i)}
+		if i < 5 {
+			ev.Status, ev.Type = monitor.Error, monitor.Failed
+		}
+		evs = append(evs, ev)
+	}
+	evs = append(evs,
+		monitor.Event{ID: "d1", Time: t0.Add(-2 * time.Hour), Partner: "datasea", Flow: "death", Type: monitor.Fetched, Status: monitor.OK, ExchangeID: "d1"},
+		monitor.Event{ID: "dl", Time: t0.Add(-time.Minute), Partner: "joblib", Flow: "status", Type: monitor.DeadLettered, Status: monitor.Error, ExchangeID: "dl"},
+		monitor.Event{ID: "rc", Time: t0.Add(-30 * time.Second), Partner: "bank.boc", Flow: "allowance", Type: monitor.Reconciled, Status: monitor.Error, BatchID: "2026-11", ErrorCode: "total_mismatch", ExchangeID: "rc"},
+	)
+	if err := st.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Evaluate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	byRule := func() map[string]monitor.Alert {
+		list, err := in.List(ctx, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]monitor.Alert{}
+		for _, a := range list {
+			m[a.Rule+" "+a.Partner] = a
+		}
+		return m
+	}
+	got := byRule()
+	if a, ok := got["error_rate bank.ccb"]; !ok || a.Severity != monitor.SevCritical {
+		t.Errorf("error rate alert: %+v", a)
+	}
+	if a, ok := got["backlog joblib"]; !ok || a.Severity != monitor.SevWarning {
+		t.Errorf("backlog alert: %+v", a)
+	}
+	if a, ok := got["reconciliation bank.boc"]; !ok || !strings.Contains(a.Summary, "2026-11") {
+		t.Errorf("reconciliation alert: %+v", a)
+	}
+	if _, ok := got["staleness datasea"]; ok {
+		t.Error("death file fetched 2 h ago must not be stale")
+	}
+	if len(got) != 3 {
+		t.Errorf("alerts %v", got)
+	}
+	// A day later with no new death file: stale (warning), two days: critical.
+	fc.Advance(23 * time.Hour)
+	if err := r.Evaluate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := byRule()["staleness datasea"]; !ok || a.Severity != monitor.SevWarning {
+		t.Errorf("staleness after 25 h: %+v", a)
+	}
+	fc.Advance(24 * time.Hour)
+	if err := r.Evaluate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a := byRule()["staleness datasea"]; a.Severity != monitor.SevCritical || a.Count != 2 {
+		t.Errorf("staleness after 49 h: %+v", a)
+	}
+	// The error-rate window has passed: no new raise of that alert.
+	if a := byRule()["error_rate bank.ccb"]; a.Count != 1 {
+		t.Errorf("error-rate alert re-raised outside its window: %+v", a)
+	}
+}
+
+func TestRulesRunStopsWithContext(t *testing.T) {
+	db := storetest.Open(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := alert.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "m.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fc := clock.NewFake(t0)
+	r := &alert.Rules{Store: st, Inbox: alert.NewInbox(db, fc, &auditLog{}, nil), Clock: fc, Every: time.Minute}
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+	fc.Advance(time.Minute)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
