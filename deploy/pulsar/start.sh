@@ -58,7 +58,7 @@ else
 		cd "$workdir"
 		exec nohup "$java" -Xms128m -Xmx"$heap" -XX:MaxDirectMemorySize=512m -XX:+UseG1GC \
 			-XX:ActiveProcessorCount=2 -Djava.net.preferIPv4Stack=true \
-			-Dpulsar.log.level=warn -Dlog4j2.level=warn \
+			-Dlog4j2.configurationFile="$here/log4j2.xml" \
 			-cp "$cache/lib/*" org.apache.pulsar.PulsarStandaloneStarter \
 			--config "$here/standalone.conf" --no-functions-worker --no-stream-storage \
 			--advertised-address 127.0.0.1 \

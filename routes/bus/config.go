@@ -40,8 +40,14 @@ type PulsarConfig struct {
 	Token string `yaml:"token"`
 	// OperationTimeout bounds producer and consumer operations.
 	OperationTimeout time.Duration `yaml:"operation_timeout"`
-	// MemoryLimitBytes caps the client's buffered messages.
+	// MemoryLimitBytes caps the messages each of the two clients (produce,
+	// consume) buffers.
 	MemoryLimitBytes int64 `yaml:"memory_limit_bytes"`
+	// ProducerName is the stable prefix of this replica's producer names
+	// (the topic is appended), so broker deduplication recognises a producer
+	// that reconnects or restarts; default the host name. Replicas need
+	// distinct names.
+	ProducerName string `yaml:"producer_name"`
 }
 
 // DefaultConfig returns the embedded-profile defaults.
