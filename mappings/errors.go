@@ -26,3 +26,7 @@ var (
 	// reader's size limit.
 	ErrRecordTooLarge = errors.New("record too large")
 )
+
+// ErrIncompleteReturn reports a return split over several files whose
+// parts are missing, duplicated or disagree on the number of parts.
+var ErrIncompleteReturn = errors.New("incomplete return file set")
