@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/security/mask"
 )
 
 // Appender is what the Writer stores batches into (a Store).
@@ -126,6 +127,10 @@ func (w *Writer) Emit(ev Event) {
 	}
 	if ev.Status == "" {
 		ev.Status = OK
+	}
+	if ev.ErrorMessage != "" {
+		// Emitters mask; this is the safety net before anything is stored.
+		ev.ErrorMessage = mask.Text(ev.ErrorMessage)
 	}
 	if w.held.Load() >= int64(w.opt.BufferSize) {
 		w.drop(1)

@@ -3,6 +3,7 @@ package monitor_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -159,5 +160,18 @@ func TestWriterEmitNeverBlocks(t *testing.T) {
 	}
 	if s := w.Stats(); s.Held != 0 || s.Dropped < 9990 {
 		t.Errorf("stats after close %+v", s)
+	}
+}
+
+func TestWriterMasksErrorMessages(t *testing.T) {
+	st := &memStore{}
+	w := monitor.NewWriter(st, monitor.WriterOptions{FlushSize: 10, FlushInterval: time.Hour, BufferSize: 10})
+	w.Emit(monitor.Event{Type: monitor.Failed, Status: monitor.Error, ErrorMessage: "bad id 310101199001011234 in line 7"})
+	if err := w.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	msg := st.batches[0][0].ErrorMessage
+	if strings.Contains(msg, "310101199001011234") || !strings.Contains(msg, "line 7") {
+		t.Errorf("stored message %q", msg)
 	}
 }

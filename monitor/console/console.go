@@ -8,13 +8,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/monitor"
+	idmask "github.com/shanghai-mca/mzhub/security/mask"
 )
 
 //go:embed assets
@@ -225,16 +225,9 @@ func (c *Console) fail(w http.ResponseWriter, what string, err error) {
 	http.Error(w, what+" failed", http.StatusInternalServerError)
 }
 
-// longDigits finds digit runs long enough to be an ID, account or phone number.
-var longDigits = regexp.MustCompile(`\d{6,}[\dXx]{5,}`)
-
-// mask is defence in depth: events carry masked values already, but any run
-// of 11 or more digits that slipped through shows only its first 3 and last 4.
-func mask(s string) string {
-	return longDigits.ReplaceAllStringFunc(s, func(m string) string {
-		return m[:3] + strings.Repeat("*", len(m)-7) + m[len(m)-4:]
-	})
-}
+// mask is defence in depth: events carry masked values already, but any
+// identifier that slipped through is masked by security/mask before display.
+func mask(s string) string { return idmask.Text(s) }
 
 var funcs = template.FuncMap{
 	"ts": func(t time.Time) string {
