@@ -138,6 +138,9 @@ const (
 	CodeUnauthenticated      = "unauthenticated"
 	CodeForbidden            = "forbidden"
 	CodeCSRF                 = "csrf_failed"
+	CodeAccountLocked        = "account_locked"
+	CodePasswordChange       = "password_change_required"
+	CodePasswordPolicy       = "password_policy"
 	CodeInternal             = "internal"
 	CodeUnavailable          = "unavailable"
 )
@@ -251,6 +254,29 @@ func Forbidden(detail string) Problem {
 // CSRFFailed is a state-changing console request without a valid CSRF token.
 func CSRFFailed() Problem {
 	return mk(http.StatusForbidden, CodeCSRF, "CSRF check failed", "reload the page and try again")
+}
+
+// AccountLocked is a console login to an account locked after failed
+// attempts; retryAfter is in seconds.
+func AccountLocked(retryAfter int) Problem {
+	p := mk(http.StatusForbidden, CodeAccountLocked, "Account locked", "too many failed logins; try again later or ask a security administrator")
+	p.RetryAfter = retryAfter
+	return p
+}
+
+// PasswordChangeRequired is a console request from a session whose password
+// is one-time or expired: only changing the password is allowed.
+func PasswordChangeRequired() Problem {
+	return mk(http.StatusForbidden, CodePasswordChange, "Password change required", "change your password before going on")
+}
+
+// PasswordPolicy is a new password that breaks the policy; reasons go into Errors.
+func PasswordPolicy(reasons ...string) Problem {
+	p := mk(http.StatusUnprocessableEntity, CodePasswordPolicy, "Password does not meet the policy", "")
+	for _, r := range reasons {
+		p.Errors = append(p.Errors, FieldError{Field: "new_password", Reason: r})
+	}
+	return p
 }
 
 // Unavailable is a dependency that is down; retryAfter is in seconds.
