@@ -149,7 +149,7 @@ func loadFile(path string, reg kindChecker) ([]*Route, []LintError) {
 		return nil, []LintError{{File: path, Message: err.Error()}}
 	}
 	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
+	if err := yaml.Unmarshal(placeholder.ReplaceAll(data, []byte("__param_${1}__")), &root); err != nil {
 		return nil, yamlLintErrors(path, err, 0)
 	}
 	switch fileKind(&root) {
@@ -171,8 +171,31 @@ func loadFile(path string, reg kindChecker) ([]*Route, []LintError) {
 // LintFile reports every problem of a route file (file, line, message); an
 // empty result means the file is good. mzhub lint calls it for each file
 // under configs/routes.
+//
+// Map steps naming a mapping are checked against the mappings directory
+// beside the routes directory (configs/mappings next to configs/routes)
+// when it exists.
 func LintFile(path string) []LintError {
-	_, errs := LoadFile(path)
+	rs, errs := LoadFile(path)
+	if errs != nil {
+		return errs
+	}
+	mdir := filepath.Join(filepath.Dir(path), "..", "mappings")
+	if st, err := os.Stat(mdir); err != nil || !st.IsDir() {
+		return nil
+	}
+	mp := NewMappingsMapper(mdir)
+	for _, r := range rs {
+		for i, s := range r.Steps {
+			if s.Map == nil || s.Map.Mapping == "" {
+				continue
+			}
+			if err := mp.Check(s.Map.Mapping); err != nil {
+				errs = append(errs, LintError{File: path, Line: nodeLine(r.root, "steps", i, "map", "mapping"),
+					Message: fmt.Sprintf("route %s: steps[%d].map.mapping %q: %s", r.ID, i, s.Map.Mapping, oneLine(err.Error()))})
+			}
+		}
+	}
 	return errs
 }
 
@@ -182,8 +205,11 @@ func readTemplate(path string) (*templateDoc, []byte, []LintError) {
 	if err != nil {
 		return nil, nil, []LintError{{File: path, Message: err.Error()}}
 	}
+	// Placeholders may sit where YAML would read braces ({per_second: ${rate}}):
+	// parse the structure with neutral tokens in their place.
+	neutral := placeholder.ReplaceAll(data, []byte("__param_${1}__"))
 	var t templateDoc
-	if err := strictDecode(data, &t); err != nil {
+	if err := strictDecode(neutral, &t); err != nil {
 		return nil, nil, yamlLintErrors(path, err, 0)
 	}
 	var errs []LintError

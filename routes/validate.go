@@ -78,18 +78,21 @@ func decodeEndpoint(reg *connectors.Registry, role string, ep *Endpoint) (any, i
 	if err := decodeNode(&ep.Config, cfg); err != nil {
 		return nil, line, err
 	}
-	// A kind with both roles may validate each role's part on its own.
-	if v, ok := cfg.(interface{ ValidateSource() error }); ok && role == roleSource {
-		if err := v.ValidateSource(); err != nil {
+	// A kind with both roles may validate each role's part on its own
+	// (ValidateSource, ValidateSink); otherwise Validate checks the config.
+	vsrc, hasSrc := cfg.(interface{ ValidateSource() error })
+	vsink, hasSink := cfg.(interface{ ValidateSink() error })
+	switch {
+	case hasSrc && role == roleSource:
+		if err := vsrc.ValidateSource(); err != nil {
+			return nil, line, err
+		}
+	case hasSink && role != roleSource:
+		if err := vsink.ValidateSink(); err != nil {
 			return nil, line, err
 		}
 	}
-	if v, ok := cfg.(interface{ ValidateSink() error }); ok && role != roleSource {
-		if err := v.ValidateSink(); err != nil {
-			return nil, line, err
-		}
-	}
-	if v, ok := cfg.(interface{ Validate() error }); ok {
+	if v, ok := cfg.(interface{ Validate() error }); ok && !hasSrc && !hasSink {
 		if err := v.Validate(); err != nil {
 			return nil, line, err
 		}
