@@ -42,7 +42,7 @@ type Partner struct {
 	// Role is funeral_home, cemetery or columbarium.
 	Role Role `yaml:"role"`
 	// DivisionCode is the district (310101 … 310151).
-	DivisionCode string `yaml:"division_code"`
+	DivisionCode string `yaml:"division_code,omitempty"`
 	// Environments lists where the partner may call: sandbox, production.
 	Environments []string `yaml:"environments"`
 	// AllowIPs are the source addresses or CIDR prefixes allowed to call.
@@ -51,13 +51,13 @@ type Partner struct {
 	// adds one and the old one is removed once the partner has switched.
 	KeyIDs []string `yaml:"key_ids"`
 	// Disabled refuses every call of the partner.
-	Disabled bool `yaml:"disabled"`
+	Disabled bool `yaml:"disabled,omitempty"`
 	// CremationWarnDays overrides the days a body may wait before ops are warned (0: default).
-	CremationWarnDays int `yaml:"cremation_warn_days"`
+	CremationWarnDays int `yaml:"cremation_warn_days,omitempty"`
 	// BookingURL is the base URL of the home's booking API (funeral homes only).
-	BookingURL string `yaml:"booking_url"`
+	BookingURL string `yaml:"booking_url,omitempty"`
 	// BookingKeyID names the key the hub signs booking calls with.
-	BookingKeyID string `yaml:"booking_key_id"`
+	BookingKeyID string `yaml:"booking_key_id,omitempty"`
 }
 
 // Allowed reports whether the partner may call in env.

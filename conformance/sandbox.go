@@ -1,0 +1,112 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/security/keys"
+	"github.com/shanghai-mca/mzhub/security/sign"
+	"github.com/shanghai-mca/mzhub/services/funeral"
+	"github.com/shanghai-mca/mzhub/store"
+)
+
+// SandboxServer is a throwaway sandbox of the partner API for property-based
+// tests (deploy/schemathesis): the API on one address with a generated test
+// partner, and a local proxy that signs every request it forwards with that
+// partner's key, so a generic API fuzzer can reach the real, authenticated
+// API.
+type SandboxServer struct {
+	API       *funeral.API
+	APIAddr   string
+	ProxyAddr string
+	servers   []*http.Server
+	done      chan struct{}
+}
+
+// StartSandbox starts the sandbox API on apiListen and the signing proxy on
+// proxyListen, with its store in a SQLite file at dbPath.
+func StartSandbox(ctx context.Context, apiListen, proxyListen, dbPath string, log *slog.Logger) (*SandboxServer, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg := store.DefaultConfig()
+	cfg.Path = dbPath
+	db, err := store.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	keyID := "sandbox-test-" + keys.NewKID(time.Now())
+	secret := keys.Random(32)
+	reg, err := funeral.NewRegistry([]funeral.Partner{{ID: "funeral.sandbox-test", Name: "沙箱测试殡仪馆", Role: funeral.RoleFuneralHome,
+		Environments: []string{funeral.EnvSandbox}, AllowIPs: []string{"127.0.0.0/8", "::1"}, KeyIDs: []string{keyID}}})
+	if err != nil {
+		return nil, err
+	}
+	fc := funeral.DefaultConfig()
+	fc.Environment = funeral.EnvSandbox
+	fc.RatePerSecond = 0
+	api, err := funeral.NewAPI(ctx, fc, funeral.Deps{Store: db, Partners: reg, Logger: log,
+		Secret: func(_ context.Context, k string) ([]byte, error) {
+			if k != keyID {
+				return nil, sign.ErrUnknownKey
+			}
+			return secret, nil
+		}})
+	if err != nil {
+		return nil, err
+	}
+	apiLn, err := net.Listen("tcp", apiListen)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	proxyLn, err := net.Listen("tcp", proxyListen)
+	if err != nil {
+		apiLn.Close()
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	target, _ := url.Parse("http://" + apiLn.Addr().String())
+	proxy := &httputil.ReverseProxy{
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
+		Transport: &sign.Transport{KeyID: keyID, Secret: secret},
+	}
+	s := &SandboxServer{API: api, APIAddr: apiLn.Addr().String(), ProxyAddr: proxyLn.Addr().String(), done: make(chan struct{})}
+	s.servers = []*http.Server{{Handler: api, ReadHeaderTimeout: 5 * time.Second}, {Handler: proxy, ReadHeaderTimeout: 5 * time.Second}}
+	lns := []net.Listener{apiLn, proxyLn}
+	errc := make(chan error, 2)
+	for i := range s.servers {
+		go func(i int) { errc <- s.servers[i].Serve(lns[i]) }(i)
+	}
+	go func() {
+		defer close(s.done)
+		for range 2 {
+			if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("sandbox server", "err", err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = api.Close(ctx)
+		_ = db.Close()
+	}()
+	return s, nil
+}
+
+// Close stops both servers and the store within ctx's deadline.
+func (s *SandboxServer) Close(ctx context.Context) error {
+	for _, srv := range s.servers {
+		_ = srv.Shutdown(ctx)
+	}
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
