@@ -35,7 +35,7 @@ func keyReference(t *testing.T) string {
 			if !ok {
 				continue
 			}
-			fmt.Fprintf(&b, "\n### %s\n\n%s\n| key | type | meaning |\n|---|---|---|\n", ts.Name.Name, strings.TrimSpace(gd.Doc.Text()))
+			fmt.Fprintf(&b, "\n### %s\n\n%s\n\n| key | type | meaning |\n|---|---|---|\n", ts.Name.Name, strings.TrimSpace(gd.Doc.Text()))
 			for _, fld := range st.Fields.List {
 				tag := reflect.StructTag(strings.Trim(fld.Tag.Value, "`")).Get("yaml")
 				key := strings.Split(tag, ",")[0]
