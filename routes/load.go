@@ -176,6 +176,9 @@ func loadFile(path string, reg kindChecker) ([]*Route, []LintError) {
 // beside the routes directory (configs/mappings next to configs/routes)
 // when it exists.
 func LintFile(path string) []LintError {
+	if isTestFile(filepath.Base(path)) {
+		return lintTestFile(path)
+	}
 	rs, errs := LoadFile(path)
 	if errs != nil {
 		return errs
@@ -491,4 +494,31 @@ func routeFiles(dir string) ([]string, error) {
 
 func isTestFile(name string) bool {
 	return strings.HasSuffix(name, "_test.yaml") || strings.HasSuffix(name, "_test.yml")
+}
+
+// lintTestFile checks a route test file's structure and that its route exists.
+func lintTestFile(path string) []LintError {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return []LintError{{File: path, Message: err.Error()}}
+	}
+	var tf TestFile
+	if err := strictDecode(data, &tf); err != nil {
+		return yamlLintErrors(path, err, 0)
+	}
+	file := tf.File
+	if file == "" {
+		base := filepath.Base(path)
+		file = strings.TrimSuffix(strings.TrimSuffix(base, "_test.yaml"), "_test.yml") + ".yaml"
+	}
+	rs, errs := LoadFile(filepath.Join(filepath.Dir(path), file))
+	if errs != nil {
+		return []LintError{{File: path, Line: 1, Message: fmt.Sprintf("route file %s has problems (lint it)", file)}}
+	}
+	for _, r := range rs {
+		if r.ID == tf.Route || (tf.Route == "" && len(rs) == 1) {
+			return nil
+		}
+	}
+	return []LintError{{File: path, Line: 1, Message: fmt.Sprintf("route %q not found in %s", tf.Route, file)}}
 }

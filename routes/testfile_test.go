@@ -1,0 +1,63 @@
+package routes_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/shanghai-mca/mzhub/routes"
+)
+
+// TestShippedRouteTests runs the route test files of configs/routes.
+func TestShippedRouteTests(t *testing.T) {
+	files, err := routes.TestFiles("../configs/routes")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("test files: %v %v", files, err)
+	}
+	for _, f := range files {
+		res, err := routes.RunTestFile(context.Background(), f)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		for _, r := range res {
+			if !r.Passed() {
+				t.Errorf("%s: %s: %s", filepath.Base(f), r.Name, strings.Join(r.Failures, "; "))
+			}
+		}
+	}
+}
+
+// TestRouteTestFailures: the runner reports wrong expectations.
+func TestRouteTestFailures(t *testing.T) {
+	dir := t.TempDir()
+	route := "id: a\nfrom: {kind: bus, config: {topic: x}}\nsteps:\n  - filter: {expr: 'body.n > 1'}\nto:\n  - name: out\n    kind: bus\n    config: {topic: y}\n"
+	test := `tests:
+  - name: wrong count
+    input: [{json: {n: 5}}]
+    expect: {out: []}
+  - name: wrong body
+    input: [{json: {n: 5}}]
+    expect: {out: [{json: {n: 6}}]}
+  - name: wrong drop count
+    input: [{json: {n: 0}}]
+    expect: {dropped: 0}
+  - name: right
+    input: [{json: {n: 0}}, {json: {n: 2}}]
+    expect: {out: [{expr: body.n == 2}], dropped: 1}
+`
+	_ = os.WriteFile(filepath.Join(dir, "a.yaml"), []byte(route), 0o600)
+	_ = os.WriteFile(filepath.Join(dir, "a_test.yaml"), []byte(test), 0o600)
+	res, err := routes.RunTestFile(context.Background(), filepath.Join(dir, "a_test.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []bool{false, false, false, true}
+	for i, r := range res {
+		if r.Passed() != want[i] {
+			t.Errorf("%s: passed=%v failures=%v", r.Name, r.Passed(), r.Failures)
+		}
+	}
+}
