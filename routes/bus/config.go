@@ -48,6 +48,12 @@ type PulsarConfig struct {
 	// that reconnects or restarts; default the host name. Replicas need
 	// distinct names.
 	ProducerName string `yaml:"producer_name"`
+	// KeyBuckets hashes message keys into this many ordering keys for
+	// Key_Shared dispatch and key-based batching (0: the key itself). Order
+	// per key holds either way (a key always maps to one bucket); buckets let
+	// many keys share a batch, which is what makes keyed traffic fast, and
+	// bound the parallelism of a subscription to KeyBuckets. At most 4096.
+	KeyBuckets int `yaml:"key_buckets"`
 }
 
 // DefaultConfig returns the embedded-profile defaults.
@@ -60,6 +66,7 @@ func DefaultConfig() Config {
 			Namespace:        "exchange",
 			OperationTimeout: 30 * time.Second,
 			MemoryLimitBytes: 64 << 20,
+			KeyBuckets:       64,
 		},
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,7 +40,17 @@ const (
 	maxPendingMessages  = 20000
 	nackRedeliveryDelay = 20 * time.Millisecond
 	unkeyedBuckets      = 64
+	maxKeyBuckets       = 4096
 )
+
+// bucketKeys are the ordering keys of hashed buckets ("~b0", "~b1", ...).
+var bucketKeys = func() []string {
+	k := make([]string, maxKeyBuckets)
+	for i := range k {
+		k[i] = "~b" + strconv.Itoa(i)
+	}
+	return k
+}()
 
 // Bus is the Pulsar bus. It keeps two clients (connections, memory limit):
 // one for producers and one for consumers, so a consumer backlog never
@@ -113,6 +125,9 @@ func Validate(cfg bus.PulsarConfig) error {
 	}
 	if cfg.OperationTimeout < 0 || cfg.MemoryLimitBytes < 0 {
 		errs = append(errs, errors.New("pulsar bus: operation_timeout and memory_limit_bytes must not be negative"))
+	}
+	if cfg.KeyBuckets < 0 || cfg.KeyBuckets > maxKeyBuckets {
+		errs = append(errs, fmt.Errorf("pulsar bus: key_buckets %d: want 0 to %d", cfg.KeyBuckets, maxKeyBuckets))
 	}
 	return errors.Join(errs...)
 }
@@ -274,8 +289,13 @@ func (b *Bus) producerMessage(m bus.Message) *pulsar.ProducerMessage {
 		props[PropIdempotencyKey] = m.IdempotencyKey
 	}
 	pm := &pulsar.ProducerMessage{Payload: m.Body, Key: m.Key, Properties: props}
-	if m.Key == "" {
-		pm.OrderingKey = fmt.Sprintf("~u%d", b.unkeyed.Add(1)%unkeyedBuckets)
+	switch {
+	case m.Key == "":
+		pm.OrderingKey = bucketKeys[b.unkeyed.Add(1)%unkeyedBuckets]
+	case b.cfg.KeyBuckets > 0:
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(m.Key))
+		pm.OrderingKey = bucketKeys[h.Sum32()%uint32(min(b.cfg.KeyBuckets, len(bucketKeys)))]
 	}
 	return pm
 }
