@@ -142,6 +142,8 @@ func band(c FlowHealth, now time.Time, th Thresholds) (Band, []string) {
 		worse(Red, "reason_error_rate")
 	case th.ErrorRateAmber > 0 && r >= th.ErrorRateAmber:
 		worse(Amber, "reason_error_rate")
+	case th.ErrorRateAmber > 0 && c.H24.ErrorRate() >= th.ErrorRateAmber:
+		worse(Amber, "reason_error_rate_24h")
 	}
 	if c.Every > 0 {
 		switch {

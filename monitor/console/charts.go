@@ -99,7 +99,11 @@ func axes(b *strings.Builder, title string, top float64, n int, label func(int) 
 			continue
 		}
 		x := padL + (chartW-padL-8)*(float64(i)+0.5)/float64(n)
-		fmt.Fprintf(b, `<text x="%.1f" y="%.0f" font-size="10" text-anchor="middle">%s</text>`, x, chartH-8, label(i))
+		anchor := "middle"
+		if i == n-1 && n > 1 {
+			anchor = "end"
+		}
+		fmt.Fprintf(b, `<text x="%.1f" y="%.0f" font-size="10" text-anchor="%s">%s</text>`, x, chartH-8, anchor, label(i))
 	}
 }
 
