@@ -1,0 +1,329 @@
+package accounts
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/security"
+	"github.com/shanghai-mca/mzhub/security/audit"
+	"github.com/shanghai-mca/mzhub/store"
+	"github.com/shanghai-mca/mzhub/store/storetest"
+)
+
+type fakeAudit struct {
+	mu   sync.Mutex
+	recs []audit.Record
+}
+
+func (f *fakeAudit) Append(_ context.Context, r audit.Record) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.recs = append(f.recs, r)
+	return int64(len(f.recs)), nil
+}
+
+func (f *fakeAudit) has(action, outcome, detailPart string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.recs {
+		if r.Action == action && r.Outcome == outcome && strings.Contains(r.Detail, detailPart) {
+			return true
+		}
+	}
+	return false
+}
+
+var t0 = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+
+func newManager(t *testing.T, db *store.DB) (*Manager, *clock.Fake, *fakeAudit) {
+	t.Helper()
+	fc := clock.NewFake(t0)
+	fa := &fakeAudit{}
+	m, err := New(context.Background(), db, security.DefaultConfig().Console, fa, WithClock(fc), WithIterations(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, fc, fa
+}
+
+var cli = Actor{Name: "cli:root"}
+
+func TestPolicy(t *testing.T) {
+	tests := []struct {
+		pw   string
+		ok   bool
+		want string
+	}{
+		{"Abcdef1!", true, ""},
+		{"abcdef12", false, "at least 3 of"},
+		{"Abc1!", false, "at least 8"},
+		{"ALICEpass1", false, "user name"},
+		{"长城Abcdefg1", true, ""},
+		{strings.Repeat("Aa1!", 40), false, "at most"},
+	}
+	for _, tt := range tests {
+		err := CheckPolicy(tt.pw, "alice", 8, 3)
+		if (err == nil) != tt.ok || (err != nil && (!errors.Is(err, ErrPolicy) || !strings.Contains(err.Error(), tt.want))) {
+			t.Errorf("CheckPolicy(%q) = %v", tt.pw, err)
+		}
+	}
+	for i := 0; i < 50; i++ {
+		if err := CheckPolicy(oneTimePassword(), "", 12, 4); err != nil {
+			t.Fatalf("one-time password breaks the policy: %v", err)
+		}
+	}
+}
+
+func TestHash(t *testing.T) {
+	h, err := hashPassword("Secret-Pass1", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(h, "pbkdf2-sm3$1000$") || strings.Contains(h, "Secret") {
+		t.Fatalf("hash %s", h)
+	}
+	if ok, iter := checkPassword(h, "Secret-Pass1"); !ok || iter != 1000 {
+		t.Fatal("right password refused")
+	}
+	for _, bad := range []string{"Secret-Pass2", "", "secret-pass1"} {
+		if ok, _ := checkPassword(h, bad); ok {
+			t.Fatalf("%q accepted", bad)
+		}
+	}
+	h2, _ := hashPassword("Secret-Pass1", 1000)
+	if h == h2 {
+		t.Fatal("no salt")
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	storetest.Dialects(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		m, fc, fa := newManager(t, db)
+		otp, err := m.CreateUser(ctx, cli, "sec1", "安全管理员", RoleSecurityAdmin)
+		if err != nil || len(otp) != 16 {
+			t.Fatalf("create: %q %v", otp, err)
+		}
+		if _, err := m.CreateUser(ctx, cli, "sec1", "again", RoleAuditor); !errors.Is(err, ErrExists) {
+			t.Fatalf("duplicate user: %v", err)
+		}
+		if _, err := m.CreateUser(ctx, cli, "Bad Name", "", RoleAuditor); !errors.Is(err, ErrUsername) {
+			t.Fatalf("bad name: %v", err)
+		}
+		if _, err := m.CreateUser(ctx, cli, "x1y", "", Role("root")); !errors.Is(err, ErrRole) {
+			t.Fatalf("bad role: %v", err)
+		}
+
+		// First login with the one-time password: the session is limited.
+		s, err := m.Login(ctx, "sec1", otp, "10.0.0.5")
+		if err != nil || !s.User.MustChange {
+			t.Fatalf("login: %+v %v", s.User, err)
+		}
+		if err := m.ChangePassword(ctx, cli, "sec1", otp, "short", s.Token); !errors.Is(err, ErrPolicy) {
+			t.Fatalf("weak password: %v", err)
+		}
+		if err := m.ChangePassword(ctx, cli, "sec1", "wrong", "Str0ng-Passw0rd", s.Token); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatalf("wrong old password: %v", err)
+		}
+		if err := m.ChangePassword(ctx, cli, "sec1", otp, "Str0ng-Passw0rd", s.Token); err != nil {
+			t.Fatal(err)
+		}
+		if u, _ := m.Get(ctx, "sec1"); u.MustChange {
+			t.Fatal("one-time flag not cleared")
+		}
+
+		// Lockout: 5 failures lock for 10 minutes, even the right password is refused.
+		for i := 1; i <= 5; i++ {
+			_, err := m.Login(ctx, "sec1", "nope", "10.0.0.6")
+			if i < 5 && !errors.Is(err, ErrInvalidCredentials) {
+				t.Fatalf("failure %d: %v", i, err)
+			}
+			if i == 5 && !errors.Is(err, ErrLocked) {
+				t.Fatalf("failure 5 did not lock: %v", err)
+			}
+		}
+		if _, err := m.Login(ctx, "sec1", "Str0ng-Passw0rd", "10.0.0.5"); !errors.Is(err, ErrLocked) {
+			t.Fatalf("locked account let in: %v", err)
+		}
+		fc.Advance(10*time.Minute + time.Second)
+		s, err = m.Login(ctx, "sec1", "Str0ng-Passw0rd", "10.0.0.5")
+		if err != nil {
+			t.Fatalf("after lockout: %v", err)
+		}
+		if !fa.has("console.login", audit.OutcomeFailure, "locked") || !fa.has("console.login", audit.OutcomeDenied, "account locked") {
+			t.Fatal("lockout not audited")
+		}
+
+		// Idle timeout.
+		if _, err := m.Authenticate(ctx, s.Token); err != nil {
+			t.Fatal(err)
+		}
+		fc.Advance(14 * time.Minute)
+		if _, err := m.Authenticate(ctx, s.Token); err != nil {
+			t.Fatalf("within idle timeout: %v", err)
+		}
+		fc.Advance(16 * time.Minute)
+		if _, err := m.Authenticate(ctx, s.Token); !errors.Is(err, ErrSession) {
+			t.Fatalf("idle session survived: %v", err)
+		}
+
+		// Expiry: after 90 days the password must be changed.
+		fc.Advance(91 * 24 * time.Hour)
+		s, err = m.Login(ctx, "sec1", "Str0ng-Passw0rd", "10.0.0.5")
+		if err != nil || !s.User.PasswordExpired {
+			t.Fatalf("expired password: %+v %v", s.User, err)
+		}
+
+		// The last security admin cannot be disabled; others can, and their sessions end.
+		if err := m.SetDisabled(ctx, cli, "sec1", true); !errors.Is(err, ErrLastSecurityAdmin) {
+			t.Fatalf("disabled the last security admin: %v", err)
+		}
+		otp2, _ := m.CreateUser(ctx, cli, "op1", "", RoleOperator)
+		s2, err := m.Login(ctx, "op1", otp2, "10.0.0.7")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.SetDisabled(ctx, cli, "op1", true); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Authenticate(ctx, s2.Token); !errors.Is(err, ErrSession) {
+			t.Fatal("disabled user's session survived")
+		}
+		if _, err := m.Login(ctx, "op1", otp2, "10.0.0.7"); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatalf("disabled user logged in: %v", err)
+		}
+		us, err := m.List(ctx)
+		if err != nil || len(us) != 2 || us[0].Username != "op1" || !us[0].Disabled {
+			t.Fatalf("list %+v %v", us, err)
+		}
+		if _, err := m.Login(ctx, "ghost", "whatever1A!", "1.2.3.4"); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatalf("unknown user: %v", err)
+		}
+	})
+}
+
+// client is a browser-like client of the account endpoints.
+type client struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+	csrf string
+}
+
+func (c *client) do(method, path string, body any, csrf bool) (*http.Response, map[string]any) {
+	c.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, c.base+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if csrf {
+		req.Header.Set(CSRFHeader, c.csrf)
+	}
+	resp, err := c.c.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	if tok, ok := out["csrf_token"].(string); ok {
+		c.csrf = tok
+	}
+	return resp, out
+}
+
+func TestHTTP(t *testing.T) {
+	db := storetest.Open(t)
+	ctx := context.Background()
+	m, _, _ := newManager(t, db)
+	otp, _ := m.CreateUser(ctx, cli, "sec1", "", RoleSecurityAdmin)
+
+	mux := http.NewServeMux()
+	mux.Handle("/console/auth/", http.StripPrefix("/console/auth", m.Handler()))
+	mux.Handle("/console/audit", m.Middleware(m.RequireRole(RoleAuditor)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	jar, _ := cookiejar.New(nil)
+	c := &client{t: t, base: srv.URL + "/console/auth", c: &http.Client{Jar: jar}}
+
+	if resp, _ := c.do("GET", "/session", nil, false); resp.StatusCode != 401 {
+		t.Fatalf("no session: %d", resp.StatusCode)
+	}
+	resp, out := c.do("POST", "/login", map[string]string{"username": "sec1", "password": "wrong"}, false)
+	if resp.StatusCode != 401 || out["code"] != "unauthenticated" {
+		t.Fatalf("bad login: %d %v", resp.StatusCode, out)
+	}
+	resp, out = c.do("POST", "/login", map[string]string{"username": "sec1", "password": otp}, false)
+	if resp.StatusCode != 200 || out["must_change_password"] != true {
+		t.Fatalf("login: %d %v", resp.StatusCode, out)
+	}
+	ck := resp.Cookies()
+	if len(ck) != 1 || !ck[0].HttpOnly || !ck[0].Secure || ck[0].SameSite != http.SameSiteStrictMode {
+		t.Fatalf("cookie %+v", ck)
+	}
+	// httptest is plain HTTP, so the jar keeps no Secure cookie: hand it over.
+	u := srv.URL + "/console/"
+	req, _ := http.NewRequest("GET", u, nil)
+	jar.SetCookies(req.URL, []*http.Cookie{{Name: CookieName, Value: ck[0].Value, Path: "/"}})
+
+	// Limited to changing the password.
+	if resp, out := c.do("GET", "/users", nil, false); resp.StatusCode != 403 || out["code"] != "password_change_required" {
+		t.Fatalf("limited session: %d %v", resp.StatusCode, out)
+	}
+	// CSRF is required on unsafe requests.
+	if resp, out := c.do("POST", "/password", map[string]string{"old_password": otp, "new_password": "Str0ng-Passw0rd"}, false); resp.StatusCode != 403 || out["code"] != "csrf_failed" {
+		t.Fatalf("no csrf: %d %v", resp.StatusCode, out)
+	}
+	if resp, out := c.do("POST", "/password", map[string]string{"old_password": otp, "new_password": "weakweak"}, true); resp.StatusCode != 422 || out["code"] != "password_policy" {
+		t.Fatalf("weak: %d %v", resp.StatusCode, out)
+	}
+	if resp, _ := c.do("POST", "/password", map[string]string{"old_password": otp, "new_password": "Str0ng-Passw0rd"}, true); resp.StatusCode != 204 {
+		t.Fatalf("change: %d", resp.StatusCode)
+	}
+	// Now a full security-admin session: create an auditor.
+	resp, out = c.do("POST", "/users", map[string]string{"username": "aud1", "display_name": "审计员", "role": "auditor"}, true)
+	if resp.StatusCode != 201 || out["one_time_password"] == "" {
+		t.Fatalf("create: %d %v", resp.StatusCode, out)
+	}
+	if resp, out := c.do("POST", "/users", map[string]string{"username": "x", "role": "auditor", "extra": "1"}, true); resp.StatusCode != 400 || out["code"] != "unknown_field" {
+		t.Fatalf("unknown field: %d %v", resp.StatusCode, out)
+	}
+	if resp, out := c.do("POST", "/users/aud1/reset-password", nil, true); resp.StatusCode != 200 || out["one_time_password"] == "" {
+		t.Fatalf("reset: %d %v", resp.StatusCode, out)
+	}
+	if resp, _ := c.do("POST", "/users/sec1/disable", nil, true); resp.StatusCode != 409 {
+		t.Fatalf("self-disable: %d", resp.StatusCode)
+	}
+	// A security admin is not an auditor: separation of duties.
+	req, _ = http.NewRequest("GET", srv.URL+"/console/audit", nil)
+	resp, err := c.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Fatalf("security admin reached the auditor page: %d", resp.StatusCode)
+	}
+	if resp, _ := c.do("POST", "/logout", nil, true); resp.StatusCode != 204 {
+		t.Fatalf("logout: %d", resp.StatusCode)
+	}
+	if resp, _ := c.do("GET", "/session", nil, false); resp.StatusCode != 401 {
+		t.Fatalf("after logout: %d", resp.StatusCode)
+	}
+}
