@@ -1,0 +1,45 @@
+package bank
+
+import (
+	"fmt"
+
+	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/connectors/sftp"
+)
+
+func init() {
+	connectors.Register(connectors.Spec{
+		Name:    "bank",
+		Summary: "partner bank: disbursement/deduction files and their returns over SFTP (BOC, BOCOM, CEB, CMB, SPDB, CCB)",
+		NewConfig: func() any {
+			c := DefaultConfig()
+			return &c
+		},
+	})
+}
+
+// Bank is one configured bank: its config, layouts and SFTP client.
+type Bank struct {
+	// Config is the bank's configuration.
+	Config Config
+	// Files are the compiled layouts.
+	Files FileSet
+	// SFTP is the transport to the bank.
+	SFTP *sftp.Client
+}
+
+// New connects the pieces of a bank (no I/O beyond reading keys): the
+// layouts come from files, deps.Store must be migrated with sftp.Migrate.
+func New(cfg Config, files FileSet, deps connectors.Deps, flow string, keys sftp.Keys) (*Bank, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if files.Disbursement == nil || files.Return == nil {
+		return nil, fmt.Errorf("bank %s: disbursement and return layouts are required", cfg.Code)
+	}
+	c, err := sftp.New(cfg.Partner(), flow, cfg.SFTP, deps, keys)
+	if err != nil {
+		return nil, err
+	}
+	return &Bank{Config: cfg, Files: files, SFTP: c}, nil
+}

@@ -1,0 +1,454 @@
+// Package sim simulates the six partner banks: each is an in-process SFTP
+// server on 127.0.0.1 that takes complete disbursement and deduction files
+// only (a file without its done file is never taken; one whose digest or
+// size does not match its done file is refused and reported), "pays" every
+// record once, counting it, and after a delay writes a return file in the
+// bank's layout with configurable failure rates and realistic failure
+// codes (account closed, name mismatch, frozen). CCB answers with several
+// return files whose records come in another order. Faults can be switched
+// on: truncated, duplicated or malformed return files, and the SFTP
+// server's own faults (sftptest.Faults).
+package sim
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/connectors/bank"
+	"github.com/shanghai-mca/mzhub/connectors/sftp"
+	"github.com/shanghai-mca/mzhub/connectors/sftp/sftptest"
+	"github.com/shanghai-mca/mzhub/mappings"
+)
+
+// Options tune a simulated bank.
+type Options struct {
+	// FailureRate is the share of records answered as failed (0..1).
+	FailureRate float64
+	// ReturnDelay is the time between taking a file and writing its return.
+	ReturnDelay time.Duration
+	// Parts is the number of return files of a multi-part bank (CCB).
+	Parts int
+	// PollEvery is how often the bank looks for new files.
+	PollEvery time.Duration
+	// Logger receives the bank's log (discarded when nil).
+	Logger *slog.Logger
+}
+
+// DefaultOptions are the demo settings.
+func DefaultOptions() Options {
+	return Options{FailureRate: 0.02, ReturnDelay: 200 * time.Millisecond, Parts: 3, PollEvery: 50 * time.Millisecond}
+}
+
+// Bank is one running simulated bank.
+type Bank struct {
+	// Config is the hub-side configuration that reaches this bank (address,
+	// pinned host key and credentials filled in).
+	Config bank.Config
+	// Server is the bank's SFTP server (its Faults can be switched).
+	Server *sftptest.Server
+	// Paid counts the records paid; Paid.Double() must stay 0.
+	Paid *Counter
+	// Refused counts files refused for a wrong digest or size.
+	Refused atomic.Int64
+	// Taken counts files taken.
+	Taken atomic.Int64
+	// TruncateNextReturn serves the next return file cut in half (its done
+	// file describes the whole); the whole file replaces it once the hub
+	// has moved the truncated one away.
+	TruncateNextReturn atomic.Bool
+	// DuplicateNextReturn serves the next return file twice, under a second name.
+	DuplicateNextReturn atomic.Bool
+	// CorruptNextReturn garbles that many detail lines of the next return
+	// file (line formats only).
+	CorruptNextReturn atomic.Int64
+
+	files bank.FileSet
+	opts  Options
+	log   *slog.Logger
+	fails []mappings.CodeSpec // failure codes of the disbursement return layout
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	repair map[string][]byte // truncated return name -> whole content
+}
+
+// Start runs a simulated bank in dir for the bank described by cfg (its
+// SFTP section is replaced); mappingsFS is the mappings root (banks/ and
+// codetables/).
+func Start(ctx context.Context, dir string, cfg bank.Config, mappingsFS fs.FS, opts Options) (*Bank, error) {
+	files, err := bank.LoadFileSet(mappingsFS, cfg.Layouts)
+	if err != nil {
+		return nil, fmt.Errorf("sim %s: %w", cfg.Code, err)
+	}
+	if opts.PollEvery <= 0 {
+		opts.PollEvery = 50 * time.Millisecond
+	}
+	if opts.Parts < 1 {
+		opts.Parts = 1
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	root := filepath.Join(dir, cfg.Code)
+	for _, d := range []string{cfg.SFTP.UploadDir, cfg.SFTP.PollDir} {
+		if err := os.MkdirAll(filepath.Join(root, filepath.FromSlash(d)), 0o750); err != nil {
+			return nil, err
+		}
+	}
+	srv, err := sftptest.Start(root, "mzhub", "sim-"+cfg.Code)
+	if err != nil {
+		return nil, fmt.Errorf("sim %s: %w", cfg.Code, err)
+	}
+	cfg.SFTP.Addr = srv.Addr()
+	cfg.SFTP.User, cfg.SFTP.Password = "mzhub", "sim-"+cfg.Code
+	cfg.SFTP.HostKeyFingerprint, cfg.SFTP.KnownHostsFile, cfg.SFTP.PrivateKeyFile = srv.Fingerprint(), "", ""
+	b := &Bank{Config: cfg, Server: srv, Paid: newCounter(), files: files, opts: opts,
+		log: opts.Logger.With("sim", cfg.Code), repair: map[string][]byte{}}
+	if files.Return != nil {
+		if i := files.Return.Detail.CanonicalIndex(mappings.CanonStatus); i >= 0 && files.Return.Detail.Fields[i].Codes != nil {
+			for _, e := range files.Return.Detail.Fields[i].Codes.Entries {
+				if e.Value == string(mappings.StatusFailed) && realistic(e.Text) {
+					b.fails = append(b.fails, e)
+				}
+			}
+		}
+	}
+	ctx, b.cancel = context.WithCancel(ctx)
+	b.wg.Add(1)
+	go b.loop(ctx)
+	return b, nil
+}
+
+// realistic keeps the failures of a disbursement: closed or unknown
+// account, name mismatch, frozen.
+func realistic(text string) bool {
+	for _, w := range []string{"销户", "户名", "冻结", "不存在"} {
+		if strings.Contains(text, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// Root is the bank's SFTP root on local disk.
+func (b *Bank) Root() string { return b.Server.Root() }
+
+// Close stops the bank.
+func (b *Bank) Close() error {
+	b.cancel()
+	b.wg.Wait()
+	return b.Server.Close()
+}
+
+func (b *Bank) loop(ctx context.Context) {
+	defer b.wg.Done()
+	for {
+		if err := b.scan(ctx); err != nil && ctx.Err() == nil {
+			b.log.Warn("sim scan", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(b.opts.PollEvery):
+		}
+	}
+}
+
+func (b *Bank) scan(ctx context.Context) error {
+	b.repairReturns()
+	in := filepath.Join(b.Root(), filepath.FromSlash(b.Config.SFTP.UploadDir))
+	es, err := os.ReadDir(in)
+	if err != nil {
+		return err
+	}
+	done := b.Config.SFTP.DoneSuffix
+	for _, e := range es {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if e.IsDir() || !strings.HasSuffix(e.Name(), done) {
+			continue
+		}
+		name := strings.TrimSuffix(e.Name(), done)
+		if _, err := os.Stat(filepath.Join(in, name)); err != nil {
+			continue // a done file without data: not complete
+		}
+		if err := b.take(ctx, in, name); err != nil {
+			b.log.Warn("sim take", "file", name, "err", err)
+		}
+	}
+	return nil
+}
+
+// take checks and processes one complete file.
+func (b *Bank) take(ctx context.Context, in, name string) error {
+	cfg := b.Config.SFTP
+	data := filepath.Join(in, name)
+	raw, err := os.ReadFile(data + cfg.DoneSuffix)
+	if err != nil {
+		return err
+	}
+	d, derr := sftp.ParseDone(raw)
+	digest, size, err := sftp.DigestFile(data)
+	if err != nil {
+		return err
+	}
+	if derr != nil || d.SM3 != digest || d.Bytes != size {
+		b.Refused.Add(1)
+		why := fmt.Sprintf("refused %s: done file does not match the data (digest or size)\n", name)
+		if derr != nil {
+			why = fmt.Sprintf("refused %s: %v\n", name, derr)
+		}
+		_ = os.WriteFile(data+".rejected", []byte(why), 0o640)
+		return moveAll(in, "rejected", name, cfg)
+	}
+	kind := bank.Disbursement
+	if strings.Contains(name, "_DK_") {
+		kind = bank.Deduction
+	}
+	lin, lout := b.files.Outbound(kind), b.files.Inbound(kind)
+	if lin == nil || lout == nil {
+		return fmt.Errorf("no layout for %s", kind)
+	}
+	f, err := os.Open(data)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b.Taken.Add(1)
+	// Move the file away first: the bank takes a file once.
+	if err := moveAll(in, "taken", name, cfg); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(b.opts.ReturnDelay):
+	}
+	return b.answer(name, f, lin, lout)
+}
+
+// answer pays each record and writes the return file(s).
+func (b *Bank) answer(name string, in io.Reader, lin, lout *mappings.Layout) error {
+	parts := 1
+	if b.Config.MultiPartReturns {
+		parts = b.opts.Parts
+	}
+	base := strings.TrimSuffix(name, filepath.Ext(name))
+	ext := bank.Ext(lout)
+	now := time.Now().In(clock.Shanghai)
+	type part struct {
+		name string
+		buf  *os.File
+		w    *bank.FileWriter
+	}
+	outDir := filepath.Join(b.Root(), filepath.FromSlash(b.Config.SFTP.PollDir))
+	var ps []*part
+	closeAll := func() {
+		for _, p := range ps {
+			_ = p.buf.Close()
+			_ = os.Remove(p.buf.Name())
+		}
+	}
+	// Summary headers need count and total before the details: count
+	// the accepted records of each part in a first pass.
+	counts, totals := make([]int64, parts), make([]int64, parts)
+	if lout.Header != nil {
+		k := 0
+		if _, err := bank.ReadPayments(lin, in, nil, func(p *mappings.PaymentRecord) error {
+			counts[k%parts]++
+			totals[k%parts] += p.AmountFen
+			k++
+			return nil
+		}); err != nil {
+			return err
+		}
+		if sk, ok := in.(io.Seeker); !ok {
+			return fmt.Errorf("cannot re-read %s", name)
+		} else if _, err := sk.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+	}
+	for i := range parts {
+		n := base + "_RET" + ext
+		if parts > 1 {
+			n = fmt.Sprintf("%s_RET_%dOF%d%s", base, i+1, parts, ext)
+		}
+		tmp, err := os.CreateTemp(b.Root(), ".ret-*")
+		if err != nil {
+			closeAll()
+			return err
+		}
+		p := &part{name: n, buf: tmp}
+		ps = append(ps, p)
+		w, err := bank.NewFileWriter(lout, tmp, bank.Header{BatchNo: batchNo(base), FileDate: now, PartNo: int64(i + 1), PartTotal: int64(parts), Count: counts[i], TotalFen: totals[i]})
+		if err != nil {
+			closeAll()
+			return err
+		}
+		p.w = w
+	}
+	i := 0
+	_, err := bank.ReadPayments(lin, in, func(r mappings.Reject) {
+		b.log.Warn("sim: record refused", "file", name, "reject", r.String())
+	}, func(p *mappings.PaymentRecord) error {
+		b.decide(p, now)
+		if p.Status == mappings.StatusPaid {
+			b.Paid.add(p.Reference)
+		}
+		// Multi-part returns interleave the records: order is not kept.
+		err := ps[i%len(ps)].w.Write(p)
+		i++
+		return err
+	})
+	if err != nil {
+		closeAll()
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	for _, p := range ps {
+		if err := p.w.Close(); err != nil {
+			closeAll()
+			return err
+		}
+	}
+	for _, p := range ps {
+		if err := b.publish(outDir, p.name, p.buf); err != nil {
+			closeAll()
+			return err
+		}
+	}
+	closeAll()
+	return nil
+}
+
+// publish writes one return file and its done file into the outbox,
+// applying the switched-on faults.
+func (b *Bank) publish(dir, name string, tmp *os.File) error {
+	data, err := os.ReadFile(tmp.Name())
+	if err != nil {
+		return err
+	}
+	if n := b.CorruptNextReturn.Swap(0); n > 0 {
+		data = corrupt(data, int(n))
+	}
+	write := func(name string, body []byte, whole []byte) error {
+		digest, size := sum(whole)
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p+".part", body, 0o640); err != nil {
+			return err
+		}
+		if err := os.Rename(p+".part", p); err != nil {
+			return err
+		}
+		d := sftp.DoneInfo{File: name, Bytes: size, SM3: digest}
+		return os.WriteFile(p+b.Config.SFTP.DoneSuffix, d.Marshal(), 0o640)
+	}
+	if b.TruncateNextReturn.CompareAndSwap(true, false) {
+		b.mu.Lock()
+		b.repair[name] = data
+		b.mu.Unlock()
+		return write(name, data[:len(data)/2], data)
+	}
+	if err := write(name, data, data); err != nil {
+		return err
+	}
+	if b.DuplicateNextReturn.CompareAndSwap(true, false) {
+		ext := filepath.Ext(name)
+		return write(strings.TrimSuffix(name, ext)+"_DUP"+ext, data, data)
+	}
+	return nil
+}
+
+// repairReturns re-serves whole files for truncated ones the hub moved away.
+func (b *Bank) repairReturns() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	dir := filepath.Join(b.Root(), filepath.FromSlash(b.Config.SFTP.PollDir))
+	for name, data := range b.repair {
+		if _, err := os.Stat(filepath.Join(dir, name)); errors.Is(err, os.ErrNotExist) {
+			p := filepath.Join(dir, name)
+			digest, size := sum(data)
+			if os.WriteFile(p+".part", data, 0o640) == nil && os.Rename(p+".part", p) == nil {
+				d := sftp.DoneInfo{File: name, Bytes: size, SM3: digest}
+				_ = os.WriteFile(p+b.Config.SFTP.DoneSuffix, d.Marshal(), 0o640)
+				delete(b.repair, name)
+			}
+		}
+	}
+}
+
+// decide sets the outcome of one payment, deterministic per reference.
+func (b *Bank) decide(p *mappings.PaymentRecord, now time.Time) {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(b.Config.Code))
+	_, _ = h.Write([]byte(p.Reference))
+	v := h.Sum64()
+	p.PayDate = now
+	if len(b.fails) > 0 && float64(v%1_000_000)/1_000_000 < b.opts.FailureRate {
+		e := b.fails[(v>>20)%uint64(len(b.fails))]
+		p.Status, p.ReasonCode, p.ReasonText = mappings.StatusFailed, e.Code, e.Text
+		return
+	}
+	p.Status, p.ReasonCode, p.ReasonText = mappings.StatusPaid, "", ""
+}
+
+func batchNo(base string) string {
+	var sb strings.Builder
+	for _, r := range strings.ToUpper(base) {
+		if (r >= '0' && r <= '9') || (r >= 'A' && r <= 'Z') {
+			sb.WriteRune(r)
+		}
+	}
+	s := sb.String()
+	if len(s) > 18 {
+		s = s[len(s)-18:]
+	}
+	return s
+}
+
+// corrupt garbles n detail lines in the middle of a line-based file.
+func corrupt(data []byte, n int) []byte {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if len(lines) < 4 {
+		return data
+	}
+	idx := make([]int, 0, n)
+	for i := 1; i < len(lines)-2 && len(idx) < n; i += max(1, (len(lines)-3)/n) {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	for _, i := range idx {
+		l := lines[i]
+		g := bytes.Repeat([]byte("#"), max(1, len(bytes.TrimRight(l, "\r\n"))/3))
+		lines[i] = append(g, l[len(bytes.TrimRight(l, "\r\n")):]...)
+	}
+	return bytes.Join(lines, nil)
+}
+
+func moveAll(dir, sub, name string, cfg sftp.Config) error {
+	if err := os.MkdirAll(filepath.Join(dir, sub), 0o750); err != nil {
+		return err
+	}
+	for _, s := range []string{"", cfg.SigSuffix, cfg.DoneSuffix, ".rejected"} {
+		err := os.Rename(filepath.Join(dir, name+s), filepath.Join(dir, sub, name+s))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}

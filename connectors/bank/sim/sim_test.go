@@ -1,0 +1,184 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/connectors/bank"
+	"github.com/shanghai-mca/mzhub/connectors/sftp"
+	"github.com/shanghai-mca/mzhub/mappings"
+	"github.com/shanghai-mca/mzhub/services/disbursement/synth"
+	"github.com/shanghai-mca/mzhub/store/storetest"
+)
+
+func writeFile(t *testing.T, b *Bank, dir string, n int) (string, int64) {
+	t.Helper()
+	files, err := bank.LoadFileSet(os.DirFS(mustMappings(t)), b.Config.Layouts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := b.Config.FileNameFor(bank.Disbursement, "2026-11", bank.Ext(files.Disbursement))
+	p := filepath.Join(dir, name)
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	g := synth.New(7)
+	var total int64
+	for i := range n {
+		total += g.Next().AmountFen
+		_ = i
+	}
+	w, err := bank.NewFileWriter(files.Disbursement, f, bank.Header{BatchNo: "DF202611", FileDate: time.Now(), PayerAccount: b.Config.PayerAccount, PayerName: b.Config.PayerName, Count: int64(n), TotalFen: total})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g = synth.New(7)
+	for i := range n {
+		ps := g.Next()
+		rec := mappings.PaymentRecord{PersonID: ps.ID, Name: ps.Name, Account: ps.Account, BankCode: b.Config.BankCode,
+			AmountFen: ps.AmountFen, Period: "2026-11", Reference: fmt.Sprintf("2026111%09d", i+1), Division: ps.Division}
+		if err := w.Write(&rec); err != nil {
+			t.Fatalf("%s: write: %v", b.Config.Code, err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return p, total
+}
+
+func mustMappings(t *testing.T) string {
+	t.Helper()
+	p, err := FindMappings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSixBanksPayOnceAndReturn(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	opts := DefaultOptions()
+	opts.ReturnDelay = 10 * time.Millisecond
+	opts.FailureRate = 0.2
+	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	banks, err := StartAllWith(ctx, filepath.Join(dir, "sim"), os.DirFS(mustMappings(t)), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, b := range banks {
+			_ = b.Close()
+		}
+	}()
+	if len(banks) != 6 {
+		t.Fatalf("%d banks", len(banks))
+	}
+	db := storetest.Open(t)
+	if err := sftp.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	var wg sync.WaitGroup
+	for _, b := range banks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := filepath.Join(dir, b.Config.Code)
+			_ = os.MkdirAll(local, 0o750)
+			p, total := writeFile(t, b, local, n)
+			c, err := sftp.New(b.Config.Partner(), "disbursement", b.Config.SFTP, connectors.Deps{Store: db, DataDir: local}, sftp.Keys{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close(ctx)
+			if _, err := c.Upload(ctx, sftp.Outbound{LocalPath: p, Name: filepath.Base(p), Records: n, TotalFen: total}); err != nil {
+				t.Error(err)
+				return
+			}
+			files, _ := bank.LoadFileSet(os.DirFS(mustMappings(t)), b.Config.Layouts)
+			var paid, failed, parts int
+			deadline := time.Now().Add(20 * time.Second)
+			wantParts := 1
+			if b.Config.MultiPartReturns {
+				wantParts = opts.Parts
+			}
+			for parts < wantParts && time.Now().Before(deadline) {
+				_, err := c.Poll(ctx, sftp.PollOptions{}, func(_ context.Context, in sftp.Inbound) error {
+					f, err := os.Open(in.LocalPath)
+					if err != nil {
+						return err
+					}
+					defer f.Close()
+					parts++
+					res, err := bank.ReadPayments(files.Return, f, func(r mappings.Reject) { t.Errorf("%s: reject %s", b.Config.Code, r) }, func(p *mappings.PaymentRecord) error {
+						switch p.Status {
+						case mappings.StatusPaid:
+							paid++
+						case mappings.StatusFailed:
+							failed++
+							if p.ReasonCode == "" {
+								t.Errorf("%s: failure without code", b.Config.Code)
+							}
+						}
+						return nil
+					})
+					if err == nil && res.CheckErr != nil {
+						t.Errorf("%s: %v", b.Config.Code, res.CheckErr)
+					}
+					return err
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if paid+failed != n || failed == 0 || int64(paid) != b.Paid.Total() || b.Paid.Double() != 0 || parts != wantParts {
+				t.Errorf("%s: paid %d failed %d parts %d, counter %d double %d", b.Config.Code, paid, failed, parts, b.Paid.Total(), b.Paid.Double())
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestRefusesWrongDigestAndIncompleteFiles(t *testing.T) {
+	ctx := context.Background()
+	cfgs, err := ShippedConfigs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := DefaultOptions()
+	opts.ReturnDelay = 0
+	b, err := Start(ctx, t.TempDir(), cfgs[0], os.DirFS(mustMappings(t)), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	p, _ := writeFile(t, b, t.TempDir(), 5)
+	data, _ := os.ReadFile(p)
+	up := filepath.Join(b.Root(), "upload")
+	// no done file: never taken
+	_ = os.WriteFile(filepath.Join(up, "A.txt"), data, 0o640)
+	// done file with a wrong digest: refused and reported
+	_ = os.WriteFile(filepath.Join(up, "B.txt"), data, 0o640)
+	_ = os.WriteFile(filepath.Join(up, "B.txt.done"), sftp.DoneInfo{File: "B.txt", Bytes: int64(len(data)), SM3: fmt.Sprintf("%064d", 0)}.Marshal(), 0o640)
+	time.Sleep(300 * time.Millisecond)
+	if b.Paid.Total() != 0 || b.Taken.Load() != 0 || b.Refused.Load() != 1 {
+		t.Fatalf("paid %d taken %d refused %d", b.Paid.Total(), b.Taken.Load(), b.Refused.Load())
+	}
+	if _, err := os.Stat(filepath.Join(up, "rejected", "B.txt.rejected")); err != nil {
+		t.Fatalf("no refusal report: %v", err)
+	}
+}
