@@ -119,6 +119,8 @@ type Store struct {
 	once sync.Once
 	// MaxBatch bounds the writes grouped in one transaction.
 	maxBatch int
+	// prepared holds the write statements, prepared once on the pool.
+	prepared *stmts
 }
 
 type pending struct {
@@ -141,6 +143,11 @@ func OpenStore(ctx context.Context, db *store.DB, now func() time.Time) (*Store,
 		now = time.Now
 	}
 	s := &Store{db: db, now: now, in: make(chan *pending, 1024), stop: make(chan struct{}), done: make(chan struct{}), maxBatch: 256}
+	st, err := s.prepareAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.prepared = st
 	go s.run()
 	return s, nil
 }
@@ -151,6 +158,9 @@ func (s *Store) Close(ctx context.Context) error {
 	s.once.Do(func() { close(s.stop) })
 	select {
 	case <-s.done:
+		for _, st := range []*sql.Stmt{s.prepared.idemGet, s.prepared.idemPut, s.prepared.recGet, s.prepared.chgPut, s.prepared.recPut} {
+			_ = st.Close()
+		}
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -249,10 +259,9 @@ func (s *Store) commitTx(batch []*pending) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		st, err := s.prepare(ctx, tx)
-		if err != nil {
-			return err
-		}
+		p := s.prepared
+		st := &stmts{idemGet: tx.StmtContext(ctx, p.idemGet), idemPut: tx.StmtContext(ctx, p.idemPut), recGet: tx.StmtContext(ctx, p.recGet),
+			chgPut: tx.StmtContext(ctx, p.chgPut), recPut: tx.StmtContext(ctx, p.recPut)}
 		now := s.now()
 		for _, p := range batch {
 			p.res, p.err = Result{}, nil
@@ -267,7 +276,7 @@ func (s *Store) commitTx(batch []*pending) error {
 	})
 }
 
-func (s *Store) prepare(ctx context.Context, tx *sql.Tx) (*stmts, error) {
+func (s *Store) prepareAll(ctx context.Context) (*stmts, error) {
 	var st stmts
 	qs := []struct {
 		dst **sql.Stmt
@@ -284,7 +293,7 @@ func (s *Store) prepare(ctx context.Context, tx *sql.Tx) (*stmts, error) {
 			deleted = excluded.deleted, stored_at = excluded.stored_at, change_seq = excluded.change_seq`},
 	}
 	for _, q := range qs {
-		stmt, err := tx.PrepareContext(ctx, s.db.Rebind(q.q))
+		stmt, err := s.db.PrepareContext(ctx, s.db.Rebind(q.q))
 		if err != nil {
 			return nil, fmt.Errorf("funeral: prepare: %w", err)
 		}
