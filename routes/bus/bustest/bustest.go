@@ -214,7 +214,10 @@ func testOrderPerKey(t *testing.T, open func() bus.Bus) {
 	defer cancel()
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	for ci, s := range subs {
+	// Two goroutines receive from each consumer: order per key must hold
+	// within a consumer too.
+	for i := range 2 * len(subs) {
+		ci, s := i%len(subs), subs[i%len(subs)]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

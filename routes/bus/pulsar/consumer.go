@@ -128,7 +128,7 @@ func (c *Consumer) pump() {
 			return
 		}
 		c.buffered++
-		k := cm.Message.Key()
+		k := busKey(cm.Message)
 		if k != "" && c.active[k] {
 			c.blocked[k] = append(c.blocked[k], cm.Message)
 		} else {
@@ -176,7 +176,7 @@ func (c *Consumer) Receive(ctx context.Context) (bus.Delivery, error) {
 func (c *Consumer) settle(d *delivery, st deliveryState) {
 	d.state = st
 	c.held--
-	if k := d.msg.Key(); k != "" {
+	if k := busKey(d.msg); k != "" {
 		if q := c.blocked[k]; len(q) > 0 {
 			c.ready = append(c.ready, q[0])
 			if len(q) == 1 {
@@ -280,11 +280,7 @@ func (c *Consumer) deadLetter(d *delivery, cause string) error {
 	defer cancel()
 	p, err := c.b.producerFor(ctx, c.dlqTopic, true)
 	if err == nil {
-		pm := &pulsar.ProducerMessage{Payload: m.Payload(), Key: m.Key(), Properties: props}
-		if m.Key() == "" {
-			pm.OrderingKey = m.OrderingKey()
-		}
-		_, err = p.Send(ctx, pm)
+		_, err = p.Send(ctx, &pulsar.ProducerMessage{Payload: m.Payload(), Key: m.Key(), Properties: props})
 	}
 	if err != nil {
 		c.b.log.Error("dead letter failed; message nacked", "topic", c.opts.Topic, "subscription", c.opts.Subscription,
@@ -367,7 +363,7 @@ func (d *delivery) Message() bus.Message {
 	if len(props) > 0 {
 		headers = make(map[string]string, len(props))
 		for k, v := range props {
-			if k != PropIdempotencyKey {
+			if k != PropIdempotencyKey && k != PropKey {
 				headers[k] = v
 			}
 		}
@@ -375,7 +371,7 @@ func (d *delivery) Message() bus.Message {
 	return bus.Message{
 		ID:             messageID(d.msg.ID()),
 		Topic:          d.c.opts.Topic,
-		Key:            d.msg.Key(),
+		Key:            busKey(d.msg),
 		IdempotencyKey: idem,
 		Headers:        headers,
 		Body:           d.msg.Payload(),
@@ -433,4 +429,13 @@ func (d *delivery) Nack(ctx context.Context, delay time.Duration, cause error) e
 // messageID renders a Pulsar message id, batch index included.
 func messageID(id pulsar.MessageID) string {
 	return fmt.Sprintf("%d:%d:%d:%d", id.LedgerID(), id.EntryID(), id.PartitionIdx(), id.BatchIdx())
+}
+
+// busKey is the bus key of a message: the PropKey property, or the Pulsar
+// key for messages from producers other than this bus.
+func busKey(m pulsar.Message) string {
+	if k, ok := m.Properties()[PropKey]; ok {
+		return k
+	}
+	return m.Key()
 }

@@ -30,6 +30,8 @@ var (
 const (
 	// PropIdempotencyKey carries Message.IdempotencyKey.
 	PropIdempotencyKey = "mzhub-idempotency-key"
+	// PropKey carries Message.Key; the Pulsar key is the ordering bucket.
+	PropKey = "mzhub-key"
 )
 
 // Tuning that is not configuration (change with a benchmark in hand).
@@ -281,23 +283,28 @@ func (b *Bus) Publish(ctx context.Context, topic string, msgs ...bus.Message) er
 }
 
 func (b *Bus) producerMessage(m bus.Message) *pulsar.ProducerMessage {
-	props := make(map[string]string, len(m.Headers)+1)
+	props := make(map[string]string, len(m.Headers)+2)
 	for k, v := range m.Headers {
 		props[k] = v
 	}
 	if m.IdempotencyKey != "" {
 		props[PropIdempotencyKey] = m.IdempotencyKey
 	}
-	pm := &pulsar.ProducerMessage{Payload: m.Body, Key: m.Key, Properties: props}
+	props[PropKey] = m.Key
+	// The Pulsar key decides Key_Shared dispatch and key-based batching. It
+	// must be the partition key, not an ordering key: a batch's outer
+	// metadata carries only the partition key of its first message, and the
+	// broker dispatches whole batches by it.
+	pk := m.Key
 	switch {
 	case m.Key == "":
-		pm.OrderingKey = bucketKeys[b.unkeyed.Add(1)%unkeyedBuckets]
+		pk = bucketKeys[b.unkeyed.Add(1)%unkeyedBuckets]
 	case b.cfg.KeyBuckets > 0:
 		h := fnv.New32a()
 		_, _ = h.Write([]byte(m.Key))
-		pm.OrderingKey = bucketKeys[h.Sum32()%uint32(min(b.cfg.KeyBuckets, len(bucketKeys)))]
+		pk = bucketKeys[h.Sum32()%uint32(min(b.cfg.KeyBuckets, len(bucketKeys)))]
 	}
-	return pm
+	return &pulsar.ProducerMessage{Payload: m.Body, Key: pk, Properties: props}
 }
 
 // Subscribe creates (or joins) a Key_Shared subscription starting at the
