@@ -60,6 +60,7 @@ func benchFixed(b *testing.B, skip bool) {
 	b.SetBytes(int64(len(data) / n))
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuNanos()
 	done := 0
 	for done < b.N {
 		rd := NewReader(l, bytes.NewReader(data), ReaderOptions{})
@@ -81,7 +82,7 @@ func benchFixed(b *testing.B, skip bool) {
 			done++
 		}
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	reportCPU(b, cpu0)
 }
 
 // BenchmarkConvertCanonicalToBOC maps canonical CSV payments to the BOC
@@ -113,9 +114,20 @@ func BenchmarkConvertCanonicalToBOC(b *testing.B) {
 	b.SetBytes(int64(buf.Len() / b.N))
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuNanos()
 	res, err := m.Convert(context.Background(), bytes.NewReader(buf.Bytes()), io.Discard, ConvertOptions{Params: params})
 	if err != nil || res.Written != int64(b.N) {
 		b.Fatalf("%v %+v", err, res)
 	}
+	reportCPU(b, cpu0)
+}
+
+// reportCPU reports wall-clock records/s and the CPU time per record (all
+// threads, GC included) with the records/s one core sustains at that cost.
+func reportCPU(b *testing.B, cpu0 int64) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	if cpu := cpuNanos() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
+		b.ReportMetric(float64(b.N)/(float64(cpu)/1e9), "records/cpu-s")
+	}
 }

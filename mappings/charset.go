@@ -2,6 +2,7 @@ package mappings
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -225,6 +226,7 @@ func (c *gbkCodec) decode(dst, src []byte) ([]byte, error) {
 }
 
 func (c *gbkCodec) encode(dst []byte, s string) ([]byte, error) {
+	dst = slices.Grow(dst, len(s))
 	for i := 0; i < len(s); {
 		b := s[i]
 		if b < utf8.RuneSelf {
@@ -249,7 +251,13 @@ func (c *gbkCodec) encode(dst []byte, s string) ([]byte, error) {
 		}
 		if r <= 0xFFFF {
 			if code := c.enc2[r]; code != 0 {
-				dst = append(dst, byte(code>>8), byte(code))
+				k := len(dst)
+				if k+2 <= cap(dst) {
+					dst = dst[:k+2]
+					dst[k], dst[k+1] = byte(code>>8), byte(code)
+				} else {
+					dst = append(dst, byte(code>>8), byte(code))
+				}
 				i += n
 				continue
 			}

@@ -182,8 +182,13 @@ func (rd *Reader) validate(rec *Record, raw []byte) bool {
 		if p == "" {
 			continue
 		}
-		rd.reject(Reject{Line: rec.Line, Kind: rec.Kind, Field: f.Name, Problem: p,
-			Excerpt: Mask(f.Sensitive, rec.Text(i)), Warning: warn, Raw: raw})
+		if rd.opts.OnReject == nil {
+			// Nobody listens: count without building the masked excerpt.
+			rd.reject(Reject{Warning: warn})
+		} else {
+			rd.reject(Reject{Line: rec.Line, Kind: rec.Kind, Field: f.Name, Problem: p,
+				Excerpt: Mask(f.Sensitive, rec.Text(i)), Warning: warn, Raw: raw})
+		}
 		if !warn {
 			return true
 		}
