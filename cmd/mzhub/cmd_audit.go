@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/config"
+	"github.com/shanghai-mca/mzhub/security/audit"
+	"github.com/shanghai-mca/mzhub/security/keys"
+	"github.com/shanghai-mca/mzhub/store"
+)
+
+func init() {
+	register(command{name: "audit", summary: "verify, export, list or prune the audit chain", run: runAudit})
+}
+
+// secDeps is what the security commands (audit, user, keys) open.
+type secDeps struct {
+	cfg   config.Config
+	db    *store.DB
+	keys  keys.Provider
+	audit *audit.Log
+}
+
+func (d *secDeps) close() { _ = d.db.Close() }
+
+// openSecDeps loads the configuration, opens the state store and the key
+// provider (creating missing keys when security.generate_keys is on) and the
+// audit log.
+func openSecDeps(ctx context.Context, env *cliEnv, cfgPath string) (*secDeps, error) {
+	cfg, err := loadConfig(env, cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	kp, err := keys.New(cfg.Security.KeyProvider, cfg.Security.KeyDir)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Security.GenerateKeys && cfg.Security.KeyProvider == "file" {
+		created, err := keys.Init(ctx, kp, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range created {
+			fmt.Fprintf(env.Stderr, "created key %s in %s\n", n, cfg.Security.KeyDir)
+		}
+	}
+	key, err := kp.Get(ctx, keys.AuditName)
+	if err != nil {
+		return nil, fmt.Errorf("the audit key is needed (mzhub keys init): %w", err)
+	}
+	db, err := store.Open(ctx, cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	alog, err := audit.Open(ctx, db, key)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return &secDeps{cfg: cfg, db: db, keys: kp, audit: alog}, nil
+}
+
+// cliActor names the person at the terminal for the audit log.
+func cliActor(env *cliEnv) string {
+	u := env.Getenv("SUDO_USER")
+	if u == "" {
+		u = env.Getenv("USER")
+	}
+	if u == "" {
+		u = "unknown"
+	}
+	return "cli:" + u
+}
+
+func auditUsage(env *cliEnv) {
+	fmt.Fprintln(env.Stderr, `Usage:
+  mzhub audit verify [--config FILE] [--file EXPORT.jsonl]
+      walk the chain (or an export file) and report the first edited, removed or inserted record;
+      exit 0 when it holds, 1 when it is broken
+  mzhub audit export [--config FILE] --out FILE [--from RFC3339] [--to RFC3339]
+      write the chain as JSON lines for off-host backup (mode 0600); audited
+  mzhub audit list   [--config FILE] [--actor A] [--action A] [--from RFC3339] [--limit N] [--json]
+  mzhub audit prune  [--config FILE] [--before RFC3339]
+      remove records older than security.audit.retention (at least 180 days); export first`)
+}
+
+func runAudit(ctx context.Context, env *cliEnv, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		auditUsage(env)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("audit "+sub, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	cfgPath := fs.String("config", "", "configuration file (default: the embedded profile)")
+	file := fs.String("file", "", "verify this export file instead of the database (verify)")
+	out := fs.String("out", "", "export file to write (export)")
+	from := fs.String("from", "", "first time, RFC 3339 (export, list)")
+	to := fs.String("to", "", "end time, RFC 3339, exclusive (export)")
+	before := fs.String("before", "", "prune records before this time, RFC 3339 (default: now minus the retention)")
+	actor := fs.String("actor", "", "only this actor (list)")
+	action := fs.String("action", "", "only this action (list)")
+	limit := fs.Int("limit", 100, "at most this many (list)")
+	asJSON := fs.Bool("json", false, "print JSON (verify, list)")
+	fs.Usage = func() { auditUsage(env); fs.PrintDefaults() }
+	if err := fs.Parse(args[1:]); err != nil {
+		if isHelp(err) {
+			return 0
+		}
+		return 2
+	}
+	parseT := func(s string) (time.Time, error) {
+		if s == "" {
+			return time.Time{}, nil
+		}
+		return time.Parse(time.RFC3339, s)
+	}
+	tFrom, err1 := parseT(*from)
+	tTo, err2 := parseT(*to)
+	tBefore, err3 := parseT(*before)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		fmt.Fprintf(env.Stderr, "mzhub audit %s: %v\n", sub, err)
+		return 2
+	}
+	switch sub {
+	case "verify", "export", "list", "prune":
+	default:
+		auditUsage(env)
+		return 2
+	}
+	if sub == "export" && *out == "" {
+		fmt.Fprintln(env.Stderr, "mzhub audit export: --out is required")
+		return 2
+	}
+
+	if sub == "verify" && *file != "" {
+		cfg, err := loadConfig(env, *cfgPath)
+		if err != nil {
+			fmt.Fprintln(env.Stderr, err)
+			return 1
+		}
+		kp, err := keys.New(cfg.Security.KeyProvider, cfg.Security.KeyDir)
+		if err != nil {
+			fmt.Fprintln(env.Stderr, err)
+			return 1
+		}
+		key, err := kp.Get(ctx, keys.AuditName)
+		if err != nil {
+			fmt.Fprintln(env.Stderr, err)
+			return 1
+		}
+		f, err := os.Open(*file)
+		if err != nil {
+			fmt.Fprintln(env.Stderr, err)
+			return 1
+		}
+		defer f.Close()
+		rep, err := audit.VerifyExport(f, key)
+		if err != nil {
+			fmt.Fprintln(env.Stderr, err)
+			return 1
+		}
+		return printReport(env, rep, *asJSON)
+	}
+
+	d, err := openSecDeps(ctx, env, *cfgPath)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "mzhub audit %s: %v\n", sub, err)
+		return 1
+	}
+	defer d.close()
+	who := cliActor(env)
+	switch sub {
+	case "verify":
+		rep, err := d.audit.Verify(ctx)
+		if err != nil {
+			fmt.Fprintln(env.Stderr, err)
+			return 1
+		}
+		_, _ = d.audit.Append(ctx, audit.Record{Actor: who, Action: "audit.verify", Object: "audit_log", Outcome: outcomeOf(rep.OK()), Detail: rep.String()})
+		return printReport(env, rep, *asJSON)
+	case "export":
+		f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "mzhub audit export: %v\n", err)
+			return 1
+		}
+		n, err := d.audit.ExportRange(ctx, f, tFrom, tTo)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		_, _ = d.audit.Append(ctx, audit.Record{Actor: who, Action: "audit.export", Object: *out, Outcome: outcomeOf(err == nil), Detail: fmt.Sprintf("%d records", n)})
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "mzhub audit export: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(env.Stdout, "exported %d audit records to %s\n", n, *out)
+		return 0
+	case "list":
+		es, err := d.audit.List(ctx, audit.Filter{From: tFrom, Actor: *actor, Action: *action, Limit: *limit})
+		if err != nil {
+			fmt.Fprintln(env.Stderr, err)
+			return 1
+		}
+		if *asJSON {
+			enc := json.NewEncoder(env.Stdout)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(es)
+			return 0
+		}
+		tw := tabwriter.NewWriter(env.Stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SEQ\tTIME\tACTOR\tSOURCE IP\tACTION\tOBJECT\tOUTCOME\tDETAIL")
+		for _, e := range es {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.UTC().Format(time.RFC3339), e.Actor, e.SourceIP, e.Action, e.Object, e.Outcome, e.Detail)
+		}
+		_ = tw.Flush()
+		return 0
+	case "prune":
+		ret := d.cfg.Security.Audit.Retention
+		if tBefore.IsZero() {
+			tBefore = time.Now().Add(-ret)
+		}
+		n, err := d.audit.Prune(ctx, tBefore, ret)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "mzhub audit prune: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(env.Stdout, "pruned %d audit records older than %s\n", n, tBefore.UTC().Format(time.RFC3339))
+		return 0
+	}
+	return 2
+}
+
+func outcomeOf(ok bool) string {
+	if ok {
+		return audit.OutcomeSuccess
+	}
+	return audit.OutcomeFailure
+}
+
+func printReport(env *cliEnv, rep audit.Report, asJSON bool) int {
+	if asJSON {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	} else {
+		fmt.Fprintln(env.Stdout, rep.String())
+	}
+	if !rep.OK() {
+		return 1
+	}
+	return 0
+}
