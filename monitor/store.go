@@ -125,7 +125,7 @@ type Last struct {
 
 // BatchQuery selects batches.
 type BatchQuery struct {
-	// From bounds the event time; zero means unbounded.
+	// From leaves out stages whose newest event is older; zero means all.
 	From time.Time
 	// BatchID selects one batch; empty means all.
 	BatchID string

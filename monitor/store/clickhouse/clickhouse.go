@@ -347,30 +347,27 @@ func (s *Store) LastSeen(ctx context.Context) ([]monitor.Last, error) {
 	return out, rows.Err()
 }
 
-// Batches summarises batches per stage.
+// Batches reads the batch-stage rollup (a retried insert may count a
+// stage's events twice until ops look again; the raw events stay exact).
 func (s *Store) Batches(ctx context.Context, q monitor.BatchQuery) ([]monitor.BatchStage, error) {
-	conds := []string{"batch_id != ''"}
+	where, having := "", ""
 	var args []any
-	if !q.From.IsZero() {
-		conds = append(conds, "ts_ms >= ?")
-		args = append(args, q.From.UnixMilli())
-	}
 	if q.BatchID != "" {
-		conds = append(conds, "batch_id = ?")
+		where = " WHERE batch_id = ?"
 		args = append(args, q.BatchID)
+	}
+	if !q.From.IsZero() {
+		having = fmt.Sprintf(" HAVING last >= %d", q.From.UnixMilli())
 	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 500
 	}
-	rows, err := s.conn.Query(ctx, fmt.Sprintf(`SELECT batch_id, stage, argMax(partner, ts_ms), argMax(flow, ts_ms),
-		min(ts_ms), max(ts_ms) AS last, argMax(type, ts_ms), argMax(status, ts_ms),
-		toInt64(count()), toInt64(countIf(status = 'error')),
-		sumIf(records, type IN ('received', 'fetched', 'downloaded', 'claimed')),
-		sumIf(records, type IN ('sent', 'uploaded', 'transformed', 'validated', 'reconciled')),
-		sum(records_failed)
-		FROM monitor_events WHERE %s
-		GROUP BY batch_id, stage ORDER BY last DESC, batch_id LIMIT %d`, strings.Join(conds, " AND "), limit), args...)
+	rows, err := s.conn.Query(ctx, fmt.Sprintf(`SELECT batch_id, stage, argMaxMerge(partner), argMaxMerge(flow),
+		minMerge(first_ms), maxMerge(last_ms) AS last, argMaxMerge(last_type), argMaxMerge(last_status),
+		toInt64(countMerge(events)), toInt64(sumMerge(errors)), sumMerge(records_in), sumMerge(records_out), sumMerge(records_failed)
+		FROM monitor_batch_stages%s
+		GROUP BY batch_id, stage%s ORDER BY last DESC, batch_id LIMIT %d`, where, having, limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("monitor clickhouse: batches: %w", err)
 	}

@@ -52,71 +52,161 @@ const columns = `ts_ms, event_id, partner, flow, direction, channel, type, statu
 const insertEvent = `INSERT INTO monitor_events (` + columns + `)
 	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (event_id) DO NOTHING`
 
-// Append stores evs in one transaction.
+// rowsPerInsert rows go in one INSERT statement (28 parameters each, well
+// under SQLite's limit of 32766).
+const rowsPerInsert = 64
+
+// Append stores evs in one transaction, with multi-row INSERTs, and keeps
+// the flow and batch-stage rollups.
 func (s *Store) Append(ctx context.Context, evs []monitor.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	type last struct{ last, ok int64 }
-	lasts := map[[2]string]last{}
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		ins, err := tx.PrepareContext(ctx, insertEvent)
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
-		var link *sql.Stmt
-		for i := range evs {
-			ev := &evs[i]
-			parents, attrs := "", ""
-			if len(ev.ParentIDs) > 0 {
-				b, _ := json.Marshal(ev.ParentIDs)
-				parents = string(b)
+		var full *sql.Stmt
+		defer func() {
+			if full != nil {
+				_ = full.Close()
 			}
-			if len(ev.Attrs) > 0 {
-				b, _ := json.Marshal(ev.Attrs)
-				attrs = string(b)
+		}()
+		args := make([]any, 0, rowsPerInsert*28)
+		var links []any
+		for off := 0; off < len(evs); off += rowsPerInsert {
+			chunk := evs[off:min(off+rowsPerInsert, len(evs))]
+			args = args[:0]
+			for i := range chunk {
+				args = appendEventArgs(args, &chunk[i])
+				for _, p := range chunk[i].ParentIDs {
+					if chunk[i].ExchangeID != "" {
+						links = append(links, p, chunk[i].ExchangeID)
+					}
+				}
 			}
-			ms := ev.Time.UnixMilli()
-			if _, err := ins.ExecContext(ctx, ms, ev.ID, ev.Partner, ev.Flow, string(ev.Direction), ev.Channel,
-				string(ev.Type), string(ev.Status), ev.ExchangeID, parents, ev.BatchID, ev.Stage, ev.BusinessKey,
-				ev.PartnerRef, ev.FileName, ev.Digest, ev.Bytes, ev.Records, ev.RecordsFailed, ev.AmountFen,
-				ev.Duration.Microseconds(), ev.Attempt, ev.ErrorClass, ev.ErrorCode, ev.ErrorMessage,
-				ev.Component, ev.Node, attrs); err != nil {
-				return fmt.Errorf("insert event: %w", err)
-			}
-			if ev.ExchangeID != "" && len(ev.ParentIDs) > 0 {
-				if link == nil {
-					if link, err = tx.PrepareContext(ctx, `INSERT INTO monitor_lineage (parent, child) VALUES (?, ?) ON CONFLICT DO NOTHING`); err != nil {
+			var err error
+			if len(chunk) == rowsPerInsert {
+				if full == nil {
+					if full, err = tx.PrepareContext(ctx, insertRows(rowsPerInsert)); err != nil {
 						return err
 					}
-					defer link.Close()
 				}
-				for _, p := range ev.ParentIDs {
-					if _, err := link.ExecContext(ctx, p, ev.ExchangeID); err != nil {
-						return fmt.Errorf("insert lineage: %w", err)
-					}
-				}
+				_, err = full.ExecContext(ctx, args...)
+			} else {
+				_, err = tx.ExecContext(ctx, insertRows(len(chunk)), args...)
 			}
-			k := [2]string{ev.Partner, ev.Flow}
-			l := lasts[k]
-			l.last = max(l.last, ms)
-			if ev.Status == monitor.OK {
-				l.ok = max(l.ok, ms)
-			}
-			lasts[k] = l
-		}
-		for k, l := range lasts {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO monitor_flow_last (partner, flow, last_ms, last_ok_ms) VALUES (?, ?, ?, ?)
-				ON CONFLICT (partner, flow) DO UPDATE SET last_ms = max(last_ms, excluded.last_ms), last_ok_ms = max(last_ok_ms, excluded.last_ok_ms)`,
-				k[0], k[1], l.last, l.ok); err != nil {
-				return fmt.Errorf("update flow last: %w", err)
+			if err != nil {
+				return fmt.Errorf("insert events: %w", err)
 			}
 		}
-		return nil
+		for off := 0; off < len(links); off += 2 * 400 {
+			part := links[off:min(off+800, len(links))]
+			q := `INSERT INTO monitor_lineage (parent, child) VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?),", len(part)/2), ",") + ` ON CONFLICT DO NOTHING`
+			if _, err := tx.ExecContext(ctx, q, part...); err != nil {
+				return fmt.Errorf("insert lineage: %w", err)
+			}
+		}
+		return rollups(ctx, tx, evs)
 	})
 	if err != nil {
 		return fmt.Errorf("monitor sqlite: append %d events: %w", len(evs), err)
+	}
+	return nil
+}
+
+func insertRows(n int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", 28), ",") + "),"
+	return `INSERT INTO monitor_events (` + columns + `) VALUES ` + strings.TrimSuffix(strings.Repeat(row, n), ",") +
+		` ON CONFLICT (event_id) DO NOTHING`
+}
+
+func appendEventArgs(args []any, ev *monitor.Event) []any {
+	parents, attrs := "", ""
+	if len(ev.ParentIDs) > 0 {
+		b, _ := json.Marshal(ev.ParentIDs)
+		parents = string(b)
+	}
+	if len(ev.Attrs) > 0 {
+		b, _ := json.Marshal(ev.Attrs)
+		attrs = string(b)
+	}
+	return append(args, ev.Time.UnixMilli(), ev.ID, ev.Partner, ev.Flow, string(ev.Direction), ev.Channel,
+		string(ev.Type), string(ev.Status), ev.ExchangeID, parents, ev.BatchID, ev.Stage, ev.BusinessKey,
+		ev.PartnerRef, ev.FileName, ev.Digest, ev.Bytes, ev.Records, ev.RecordsFailed, ev.AmountFen,
+		ev.Duration.Microseconds(), ev.Attempt, ev.ErrorClass, ev.ErrorCode, ev.ErrorMessage,
+		ev.Component, ev.Node, attrs)
+}
+
+type stageAgg struct {
+	partner, flow              string
+	first, last                int64
+	lastType, lastStatus       string
+	events, errors, in, out, f int64
+}
+
+// rollups updates monitor_flow_last and monitor_batch_stages for a batch.
+// A retried batch whose events were already stored would count twice in the
+// stage rollup; the writer retries only batches whose transaction failed,
+// which rolled back, so that does not happen.
+func rollups(ctx context.Context, tx *sql.Tx, evs []monitor.Event) error {
+	type last struct{ last, ok int64 }
+	lasts := map[[2]string]last{}
+	stages := map[[2]string]*stageAgg{}
+	for i := range evs {
+		ev := &evs[i]
+		ms := ev.Time.UnixMilli()
+		k := [2]string{ev.Partner, ev.Flow}
+		l := lasts[k]
+		l.last = max(l.last, ms)
+		if ev.Status == monitor.OK {
+			l.ok = max(l.ok, ms)
+		}
+		lasts[k] = l
+		if ev.BatchID == "" {
+			continue
+		}
+		sk := [2]string{ev.BatchID, ev.Stage}
+		a := stages[sk]
+		if a == nil {
+			a = &stageAgg{first: ms, last: -1}
+			stages[sk] = a
+		}
+		a.first = min(a.first, ms)
+		if ms >= a.last {
+			a.last, a.lastType, a.lastStatus, a.partner, a.flow = ms, string(ev.Type), string(ev.Status), ev.Partner, ev.Flow
+		}
+		a.events++
+		if ev.Status == monitor.Error {
+			a.errors++
+		}
+		switch ev.Type {
+		case monitor.Received, monitor.Fetched, monitor.Downloaded, monitor.Claimed:
+			a.in += ev.Records
+		case monitor.Sent, monitor.Uploaded, monitor.Transformed, monitor.Validated, monitor.Reconciled:
+			a.out += ev.Records
+		}
+		a.f += ev.RecordsFailed
+	}
+	for k, l := range lasts {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO monitor_flow_last (partner, flow, last_ms, last_ok_ms) VALUES (?, ?, ?, ?)
+			ON CONFLICT (partner, flow) DO UPDATE SET last_ms = max(last_ms, excluded.last_ms), last_ok_ms = max(last_ok_ms, excluded.last_ok_ms)`,
+			k[0], k[1], l.last, l.ok); err != nil {
+			return fmt.Errorf("update flow last: %w", err)
+		}
+	}
+	for k, a := range stages {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO monitor_batch_stages (batch_id, stage, partner, flow, first_ms, last_ms,
+			last_type, last_status, events, errors, records_in, records_out, records_failed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+			ON CONFLICT (batch_id, stage) DO UPDATE SET
+				partner = CASE WHEN excluded.last_ms >= last_ms THEN excluded.partner ELSE partner END,
+				flow = CASE WHEN excluded.last_ms >= last_ms THEN excluded.flow ELSE flow END,
+				last_type = CASE WHEN excluded.last_ms >= last_ms THEN excluded.last_type ELSE last_type END,
+				last_status = CASE WHEN excluded.last_ms >= last_ms THEN excluded.last_status ELSE last_status END,
+				first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms),
+				events = events + excluded.events, errors = errors + excluded.errors,
+				records_in = records_in + excluded.records_in, records_out = records_out + excluded.records_out,
+				records_failed = records_failed + excluded.records_failed`,
+			k[0], k[1], a.partner, a.flow, a.first, a.last, a.lastType, a.lastStatus, a.events, a.errors, a.in, a.out, a.f); err != nil {
+			return fmt.Errorf("update batch stages: %w", err)
+		}
 	}
 	return nil
 }
@@ -320,13 +410,13 @@ func (s *Store) LastSeen(ctx context.Context) ([]monitor.Last, error) {
 	return out, rows.Err()
 }
 
-// Batches summarises batches per stage (SQLite returns the bare columns of
-// the row holding max(ts_ms), which gives the newest type and status).
+// Batches reads the batch-stage rollup. With From set, stages whose newest
+// event is older are left out.
 func (s *Store) Batches(ctx context.Context, q monitor.BatchQuery) ([]monitor.BatchStage, error) {
-	conds := []string{"batch_id <> ''"}
+	conds := []string{"1 = 1"}
 	var args []any
 	if !q.From.IsZero() {
-		conds = append(conds, "ts_ms >= ?")
+		conds = append(conds, "last_ms >= ?")
 		args = append(args, q.From.UnixMilli())
 	}
 	if q.BatchID != "" {
@@ -338,13 +428,10 @@ func (s *Store) Batches(ctx context.Context, q monitor.BatchQuery) ([]monitor.Ba
 		limit = 500
 	}
 	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, `SELECT batch_id, stage, partner, flow, min(ts_ms), max(ts_ms), type, status,
-		count(*), sum(status = 'error'),
-		sum(CASE WHEN type IN ('received', 'fetched', 'downloaded', 'claimed') THEN records ELSE 0 END),
-		sum(CASE WHEN type IN ('sent', 'uploaded', 'transformed', 'validated', 'reconciled') THEN records ELSE 0 END),
-		sum(records_failed)
-		FROM monitor_events WHERE `+strings.Join(conds, " AND ")+`
-		GROUP BY batch_id, stage ORDER BY max(ts_ms) DESC, batch_id, min(ts_ms) LIMIT ?`, args...)
+	rows, err := s.db.QueryContext(ctx, `SELECT batch_id, stage, partner, flow, first_ms, last_ms, last_type, last_status,
+		events, errors, records_in, records_out, records_failed
+		FROM monitor_batch_stages WHERE `+strings.Join(conds, " AND ")+`
+		ORDER BY last_ms DESC, batch_id, first_ms LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("monitor sqlite: batches: %w", err)
 	}

@@ -97,3 +97,38 @@ SELECT
     quantileStateIf(0.95)(toInt64(duration_us), duration_us > 0) AS duration
 FROM monitor_events
 GROUP BY hour, partner, flow
+;
+-- One row per batch stage for the pipeline view (not partitioned: small).
+CREATE TABLE IF NOT EXISTS monitor_batch_stages (
+    batch_id       String,
+    stage          String,
+    partner        AggregateFunction(argMax, String, Int64),
+    flow           AggregateFunction(argMax, String, Int64),
+    first_ms       AggregateFunction(min, Int64),
+    last_ms        AggregateFunction(max, Int64),
+    last_type      AggregateFunction(argMax, String, Int64),
+    last_status    AggregateFunction(argMax, String, Int64),
+    events         AggregateFunction(count),
+    errors         AggregateFunction(sum, UInt64),
+    records_in     AggregateFunction(sum, Int64),
+    records_out    AggregateFunction(sum, Int64),
+    records_failed AggregateFunction(sum, Int64)
+) ENGINE = AggregatingMergeTree()
+ORDER BY (batch_id, stage)
+;
+CREATE MATERIALIZED VIEW IF NOT EXISTS monitor_batch_stages_mv TO monitor_batch_stages AS
+SELECT batch_id, stage,
+    argMaxState(partner, toInt64(ts_ms)) AS partner,
+    argMaxState(flow, toInt64(ts_ms)) AS flow,
+    minState(toInt64(ts_ms)) AS first_ms,
+    maxState(toInt64(ts_ms)) AS last_ms,
+    argMaxState(type, toInt64(ts_ms)) AS last_type,
+    argMaxState(status, toInt64(ts_ms)) AS last_status,
+    countState() AS events,
+    sumState(toUInt64(status = 'error')) AS errors,
+    sumState(toInt64(if(type IN ('received', 'fetched', 'downloaded', 'claimed'), records, 0))) AS records_in,
+    sumState(toInt64(if(type IN ('sent', 'uploaded', 'transformed', 'validated', 'reconciled'), records, 0))) AS records_out,
+    sumState(toInt64(records_failed)) AS records_failed
+FROM monitor_events
+WHERE batch_id != ''
+GROUP BY batch_id, stage
