@@ -72,9 +72,20 @@ func StartSandbox(ctx context.Context, apiListen, proxyListen, dbPath string, lo
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	target, _ := url.Parse("http://" + apiLn.Addr().String())
+	// The proxy signs a request only when it carries an X-MZ-Signature
+	// header (whatever its value), the security scheme of the spec: a
+	// fuzzer that drops the header to test authentication gets the hub's
+	// real 401.
+	signer := &sign.Transport{KeyID: keyID, Secret: secret}
 	proxy := &httputil.ReverseProxy{
-		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
-		Transport: &sign.Transport{KeyID: keyID, Secret: secret},
+		Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
+		Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if r.Header.Get(sign.HeaderSignature) == "" {
+				return http.DefaultTransport.RoundTrip(r)
+			}
+			r.Header.Del(sign.HeaderSignature)
+			return signer.RoundTrip(r)
+		}),
 	}
 	s := &SandboxServer{API: api, APIAddr: apiLn.Addr().String(), ProxyAddr: proxyLn.Addr().String(), done: make(chan struct{})}
 	s.servers = []*http.Server{{Handler: api, ReadHeaderTimeout: 5 * time.Second}, {Handler: proxy, ReadHeaderTimeout: 5 * time.Second}}
@@ -110,3 +121,7 @@ func (s *SandboxServer) Close(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -408,6 +408,7 @@ func (a *API) putRecord(k kindSpec) opHandler {
 			return &p
 		}
 		obj := v.(map[string]any) // the schema requires an object
+		normalizeNumbers(obj)
 		canonical, err := json.Marshal(obj)
 		if err != nil {
 			return err

@@ -58,6 +58,13 @@ func TestPartnerAPI(t *testing.T) {
 			{name: "newer version", rq: req{method: "PUT", path: "/partner/v1/halls/H-001", body: hall(2, 300000), header: map[string]string{"If-Match": `"1"`}}, wantStatus: 200},
 			{name: "stale version", rq: req{method: "PUT", path: "/partner/v1/halls/H-001", body: hall(1, 280000)}, wantStatus: 409, wantCode: "stale_version"},
 			{name: "if-match mismatch", rq: req{method: "PUT", path: "/partner/v1/halls/H-001", body: hall(3, 1), header: map[string]string{"If-Match": `"1"`}}, wantStatus: 412, wantCode: "precondition_failed"},
+			{name: "integral version written with a fraction", rq: req{method: "PUT", path: "/partner/v1/halls/H-F", body: `{"version":2.0,"name":"a","category":"large","capacity":1e1,"price_fen":100,"status":"available"}`}, wantStatus: 200,
+				check: func(t *testing.T, r reply) {
+					m := r.json(t)
+					if m["version"].(float64) != 2 || !strings.Contains(string(r.body), `"capacity":10`) || strings.Contains(string(r.body), `2.0`) {
+						t.Errorf("numbers not normalised: %s", r.body)
+					}
+				}},
 			{name: "get hall", rq: req{method: "GET", path: "/partner/v1/halls/H-001"}, wantStatus: 200,
 				check: func(t *testing.T, r reply) {
 					d := r.json(t)["data"].(map[string]any)

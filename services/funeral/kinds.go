@@ -4,7 +4,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/emmansun/gmsm/sm3"
@@ -111,6 +113,7 @@ type fieldErr struct{ field, reason string }
 func prepare(k kindSpec, role Role, body map[string]any, canonical []byte) (prepared, []fieldErr) {
 	var errs []fieldErr
 	var p prepared
+	normalizeNumbers(body)
 	if n, ok := body["version"].(json.Number); ok {
 		p.version, _ = strconv.ParseInt(n.String(), 10, 64)
 	}
@@ -179,3 +182,27 @@ func prepare(k kindSpec, role Role, body map[string]any, canonical []byte) (prep
 }
 
 func maskPhone(s string) string { return mask.Phone(s) }
+
+// normalizeNumbers rewrites integral numbers written with a fraction or an
+// exponent (1542.0, 1.5e3), which JSON Schema counts as integers, to their
+// plain form, so that what is stored and answered is what the schema says.
+func normalizeNumbers(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, c := range x {
+			x[k] = normalizeNumbers(c)
+		}
+	case []any:
+		for i, c := range x {
+			x[i] = normalizeNumbers(c)
+		}
+	case json.Number:
+		s := x.String()
+		if strings.ContainsAny(s, ".eE") {
+			if f, err := strconv.ParseFloat(s, 64); err == nil && f == math.Trunc(f) && math.Abs(f) <= 1<<53 {
+				return json.Number(strconv.FormatInt(int64(f), 10))
+			}
+		}
+	}
+	return v
+}
