@@ -9,6 +9,8 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+
+	"github.com/shanghai-mca/mzhub/security/mask"
 )
 
 // DefaultMaxBody is the body limit DecodeJSON uses when given 0.
@@ -122,7 +124,7 @@ func Recover(logger *slog.Logger, next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				logger.Error("handler panic", "path", r.URL.Path, "request_id", r.Header.Get(RequestIDHeader), "err", fmt.Sprint(v))
+				logger.Error("handler panic", "path", mask.Text(r.URL.Path), "request_id", r.Header.Get(RequestIDHeader), "err", mask.Text(fmt.Sprint(v)))
 				Write(w, r, Internal(fmt.Errorf("panic: %v", v)))
 			}
 		}()
