@@ -511,6 +511,7 @@ func (e *Engine) build(r0 *Route) (*runner, error) {
 		backlog:  make(chan struct{}, r.MaxBacklog),
 		inflight: map[string]struct{}{},
 		running:  make(chan struct{}),
+		ledger:   e.ledger,
 	}
 	var err error
 	if r.Key != "" {

@@ -75,6 +75,7 @@ type runner struct {
 	sinks  []*sinkRT
 	source connectors.Source
 	httpIn HTTPSource
+	ledger *ledger
 	sched  *ScheduleConfig
 	keyP   *program
 	idemP  *program
@@ -488,7 +489,7 @@ func (rn *runner) deliverOne(ctx context.Context, s *sinkRT, m *msgState) error 
 		rn.inflightMu.Unlock()
 	}()
 
-	l := rn.e.ledger
+	l := rn.ledger
 	op := opClaim
 	if s.idempotent {
 		op = opCheck
