@@ -120,7 +120,10 @@ func (b *Bus) load(ctx context.Context) error {
 	if err := b.db.QueryRowContext(ctx, `SELECT MAX(id) FROM bus_messages`).Scan(&maxID); err != nil {
 		return fmt.Errorf("read max id: %w", err)
 	}
+	// next_id is the end of the last reserved block: ids below it may have
+	// been used by messages since deleted.
 	b.w.nextID = max(next.Int64, maxID.Int64+1, 1)
+	b.w.reserved = b.w.nextID - 1
 
 	rows, err := b.db.QueryContext(ctx, `SELECT id, topic, name FROM bus_subscriptions ORDER BY id`)
 	if err != nil {

@@ -3,6 +3,7 @@ package local_test
 import (
 	"context"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -54,5 +55,47 @@ func TestOpenValidates(t *testing.T) {
 		if _, err := local.Open(context.Background(), db, cfg, nil); err == nil {
 			t.Errorf("Open(%+v) succeeded", cfg)
 		}
+	}
+}
+
+// TestIDsNeverReused checks that a message id is not given again after its
+// message was acked and deleted, across a restart.
+func TestIDsNeverReused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	ctx := context.Background()
+	lastID := func(b *local.Bus) int64 {
+		s, err := b.Subscribe(ctx, bus.SubscribeOptions{Topic: "ids", Subscription: "s"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Publish(ctx, "ids", bus.Message{Body: []byte("x")}, bus.Message{Body: []byte("y")}); err != nil {
+			t.Fatal(err)
+		}
+		var id int64
+		for range 2 {
+			d, err := s.Receive(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id, err = strconv.ParseInt(d.Message().ID, 10, 64); err != nil {
+				t.Fatalf("id %q: %v", d.Message().ID, err)
+			}
+			if err := d.Ack(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	first := lastID(openBus(t, openDB(t, path)))
+	second := lastID(openBus(t, openDB(t, path)))
+	if second <= first {
+		t.Fatalf("id %d after restart, not above %d used before", second, first)
+	}
+	var n int
+	if err := openDB(t, path).QueryRowContext(ctx, `SELECT COUNT(*) FROM bus_messages`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("acked messages left in bus_messages: %d (%v)", n, err)
 	}
 }

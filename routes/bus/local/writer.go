@@ -30,6 +30,9 @@ type subReply struct {
 
 type ackKind uint8
 
+// idBlock is how many message ids the writer reserves at a time.
+const idBlock = 10000
+
 const (
 	kindAck  ackKind = iota // delete the pending row
 	kindNack                // record attempts, not_before, cause
@@ -57,7 +60,9 @@ type writer struct {
 	dead  []*pubReq // dead letters, committed with their acks
 	lastE error
 
-	nextID int64 // only the writer goroutine (and load, before it starts)
+	nextID   int64                // only the writer goroutine (and load, before it starts)
+	reserved int64                // ids below it are reserved in bus_sequence
+	stmts    map[string]*sql.Stmt // prepared statements by query; writer goroutine only
 }
 
 func newWriter(b *Bus) *writer {
@@ -67,6 +72,7 @@ func newWriter(b *Bus) *writer {
 		subReqs: make(chan *subReq),
 		kick:    make(chan struct{}, 1),
 		first:   make(chan struct{}, 1),
+		stmts:   map[string]*sql.Stmt{},
 	}
 }
 
@@ -102,6 +108,7 @@ func (w *writer) err() error {
 }
 
 func (w *writer) run() {
+	defer w.closeStmts()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	armed := false
@@ -180,8 +187,17 @@ func (w *writer) commit(batch, dead []*pubReq, acks []ackItem) {
 			if err := w.insertMessages(ctx, tx, all, topics); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, b.db.Rebind(`UPDATE bus_sequence SET next_id = ? WHERE id = 1`), w.nextID); err != nil {
-				return fmt.Errorf("update sequence: %w", err)
+			if w.nextID > w.reserved {
+				// Reserve the next block of ids: one sequence write per
+				// idBlock messages, not per commit.
+				w.reserved = w.nextID + idBlock
+				st, err := w.stmt(ctx, tx, `UPDATE bus_sequence SET next_id = ? WHERE id = 1`)
+				if err != nil {
+					return fmt.Errorf("update sequence: %w", err)
+				}
+				if _, err := st.ExecContext(ctx, w.reserved); err != nil {
+					return fmt.Errorf("update sequence: %w", err)
+				}
 			}
 		}
 		if len(acks) > 0 {
@@ -215,27 +231,73 @@ func (w *writer) commit(batch, dead []*pubReq, acks []ackItem) {
 	}
 }
 
-const rowsPerInsert = 200
+// chunkSizes are the row counts of the multi-row statements; a batch is
+// split greedily into them so that a handful of prepared statements serve
+// every batch size (SQLite parses each distinct statement text).
+var chunkSizes = []int{128, 32, 8, 1}
+
+// chunks splits n rows into chunk sizes, calling fn(offset, size).
+func chunks(n int, fn func(off, size int) error) error {
+	off := 0
+	for _, size := range chunkSizes {
+		for n-off >= size {
+			if err := fn(off, size); err != nil {
+				return err
+			}
+			off += size
+		}
+	}
+	return nil
+}
+
+// stmt returns the prepared statement for query (built once per size) bound
+// to tx.
+func (w *writer) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	st := w.stmts[query]
+	if st == nil {
+		var err error
+		if st, err = w.b.db.PrepareContext(ctx, w.b.db.Rebind(query)); err != nil {
+			return nil, err
+		}
+		w.stmts[query] = st
+	}
+	return tx.StmtContext(ctx, st), nil
+}
+
+func (w *writer) closeStmts() {
+	for _, st := range w.stmts {
+		_ = st.Close()
+	}
+	clear(w.stmts)
+}
+
+func rowsSQL(prefix, row string, n int) string {
+	var q strings.Builder
+	q.WriteString(prefix)
+	for i := range n {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteString(row)
+	}
+	return q.String()
+}
 
 func (w *writer) insertMessages(ctx context.Context, tx *sql.Tx, reqs []*pubReq, topics map[string][]*subscription) error {
-	db := w.b.db
 	var msgs []*stored
 	for _, r := range reqs {
 		msgs = append(msgs, r.msgs...)
 	}
-	for start := 0; start < len(msgs); start += rowsPerInsert {
-		chunk := msgs[start:min(start+rowsPerInsert, len(msgs))]
-		var q strings.Builder
-		q.WriteString(`INSERT INTO bus_messages (id, topic, msg_key, idem_key, headers, body, published_at) VALUES `)
-		args := make([]any, 0, 7*len(chunk))
-		for i, m := range chunk {
-			if i > 0 {
-				q.WriteString(",")
-			}
-			q.WriteString("(?,?,?,?,?,?,?)")
+	args := make([]any, 0, 7*chunkSizes[0])
+	err := chunks(len(msgs), func(off, size int) error {
+		st, err := w.stmt(ctx, tx, rowsSQL(`INSERT INTO bus_messages (id, topic, msg_key, idem_key, headers, body, published_at) VALUES `, "(?,?,?,?,?,?,?)", size))
+		if err != nil {
+			return err
+		}
+		args = args[:0]
+		for _, m := range msgs[off : off+size] {
 			var hdr []byte
 			if len(m.headers) > 0 {
-				var err error
 				if hdr, err = json.Marshal(m.headers); err != nil {
 					return fmt.Errorf("message headers: %w", err)
 				}
@@ -246,42 +308,37 @@ func (w *writer) insertMessages(ctx context.Context, tx *sql.Tx, reqs []*pubReq,
 			}
 			args = append(args, m.id, m.topic, m.key, m.idem, hdr, body, m.publishedAt)
 		}
-		if _, err := tx.ExecContext(ctx, db.Rebind(q.String()), args...); err != nil {
-			return fmt.Errorf("insert messages: %w", err)
-		}
+		_, err = st.ExecContext(ctx, args...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("insert messages: %w", err)
 	}
 	// Pending rows: one per message and subscription of its topic.
-	type pend struct{ msg, sub int64 }
-	var rows []pend
+	var rows []any
 	for _, r := range reqs {
 		for _, s := range topics[r.topic] {
 			for _, m := range r.msgs {
-				rows = append(rows, pend{m.id, s.id})
+				rows = append(rows, m.id, s.id)
 			}
 		}
 	}
-	for start := 0; start < len(rows); start += 2 * rowsPerInsert {
-		chunk := rows[start:min(start+2*rowsPerInsert, len(rows))]
-		var q strings.Builder
-		q.WriteString(`INSERT INTO bus_pending (msg_id, sub_id) VALUES `)
-		args := make([]any, 0, 2*len(chunk))
-		for i, p := range chunk {
-			if i > 0 {
-				q.WriteString(",")
-			}
-			q.WriteString("(?,?)")
-			args = append(args, p.msg, p.sub)
+	err = chunks(len(rows)/2, func(off, size int) error {
+		st, err := w.stmt(ctx, tx, rowsSQL(`INSERT INTO bus_pending (msg_id, sub_id) VALUES `, "(?,?)", size))
+		if err != nil {
+			return err
 		}
-		if _, err := tx.ExecContext(ctx, db.Rebind(q.String()), args...); err != nil {
-			return fmt.Errorf("insert pending: %w", err)
-		}
+		_, err = st.ExecContext(ctx, rows[2*off:2*(off+size)]...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("insert pending: %w", err)
 	}
 	return nil
 }
 
 func (w *writer) applyAcks(ctx context.Context, tx *sql.Tx, acks []ackItem) error {
-	db := w.b.db
-	bySub := map[int64][]int64{}
+	bySub := map[int64][]any{}
 	var nacks []ackItem
 	for _, a := range acks {
 		if a.kind == kindAck {
@@ -290,43 +347,43 @@ func (w *writer) applyAcks(ctx context.Context, tx *sql.Tx, acks []ackItem) erro
 			nacks = append(nacks, a)
 		}
 	}
-	var acked []int64
+	var acked []any
+	args := make([]any, 0, chunkSizes[0]+1)
 	for sub, ids := range bySub {
-		for start := 0; start < len(ids); start += 2 * rowsPerInsert {
-			chunk := ids[start:min(start+2*rowsPerInsert, len(ids))]
-			args := make([]any, 0, len(chunk)+1)
-			args = append(args, sub)
-			for _, id := range chunk {
-				args = append(args, id)
+		err := chunks(len(ids), func(off, size int) error {
+			st, err := w.stmt(ctx, tx, `DELETE FROM bus_pending WHERE sub_id = ? AND msg_id IN (`+placeholders(size)+`)`)
+			if err != nil {
+				return err
 			}
-			q := `DELETE FROM bus_pending WHERE sub_id = ? AND msg_id IN (` + placeholders(len(chunk)) + `)`
-			if _, err := tx.ExecContext(ctx, db.Rebind(q), args...); err != nil {
-				return fmt.Errorf("delete acked: %w", err)
-			}
+			args = append(append(args[:0], sub), ids[off:off+size]...)
+			_, err = st.ExecContext(ctx, args...)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("delete acked: %w", err)
 		}
 		acked = append(acked, ids...)
 	}
 	// Messages no subscription holds any more are deleted.
-	for start := 0; start < len(acked); start += 2 * rowsPerInsert {
-		chunk := acked[start:min(start+2*rowsPerInsert, len(acked))]
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
+	err := chunks(len(acked), func(off, size int) error {
+		st, err := w.stmt(ctx, tx, `DELETE FROM bus_messages WHERE id IN (`+placeholders(size)+
+			`) AND NOT EXISTS (SELECT 1 FROM bus_pending p WHERE p.msg_id = bus_messages.id)`)
+		if err != nil {
+			return err
 		}
-		q := `DELETE FROM bus_messages WHERE id IN (` + placeholders(len(chunk)) +
-			`) AND NOT EXISTS (SELECT 1 FROM bus_pending p WHERE p.msg_id = bus_messages.id)`
-		if _, err := tx.ExecContext(ctx, db.Rebind(q), args...); err != nil {
-			return fmt.Errorf("delete acked messages: %w", err)
-		}
+		_, err = st.ExecContext(ctx, acked[off:off+size]...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete acked messages: %w", err)
 	}
 	if len(nacks) > 0 {
-		stmt, err := tx.PrepareContext(ctx, db.Rebind(`UPDATE bus_pending SET attempts = ?, not_before = ?, cause = ? WHERE msg_id = ? AND sub_id = ?`))
+		st, err := w.stmt(ctx, tx, `UPDATE bus_pending SET attempts = ?, not_before = ?, cause = ? WHERE msg_id = ? AND sub_id = ?`)
 		if err != nil {
 			return fmt.Errorf("prepare nack: %w", err)
 		}
-		defer stmt.Close()
 		for _, a := range nacks {
-			if _, err := stmt.ExecContext(ctx, a.attempts, a.notBefore, a.cause, a.msgID, a.subID); err != nil {
+			if _, err := st.ExecContext(ctx, a.attempts, a.notBefore, a.cause, a.msgID, a.subID); err != nil {
 				return fmt.Errorf("record nack: %w", err)
 			}
 		}

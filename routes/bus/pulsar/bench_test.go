@@ -19,16 +19,19 @@ import (
 // acked.
 func BenchmarkIntegrationPublishConsumeAck(b *testing.B) {
 	for _, c := range []struct {
-		publishers, batch, consumers int
-		keyed                        bool
+		publishers, batch, consumers, buckets int
+		keyed                                 bool
 	}{
-		{publishers: 64, batch: 1, consumers: 2, keyed: true},
-		{publishers: 8, batch: 64, consumers: 2, keyed: true},
-		{publishers: 8, batch: 64, consumers: 2, keyed: false},
+		{publishers: 64, batch: 1, consumers: 2, buckets: 64, keyed: true},
+		{publishers: 8, batch: 64, consumers: 2, buckets: 64, keyed: true},
+		{publishers: 4, batch: 500, consumers: 2, buckets: 64, keyed: true},
+		{publishers: 4, batch: 500, consumers: 2, buckets: 16, keyed: true},
+		{publishers: 4, batch: 500, consumers: 2, keyed: false},
 	} {
-		name := fmt.Sprintf("pub=%dx%d/cons=%d/keyed=%v", c.publishers, c.batch, c.consumers, c.keyed)
+		name := fmt.Sprintf("pub=%dx%d/cons=%d/keyed=%v/buckets=%d", c.publishers, c.batch, c.consumers, c.keyed, c.buckets)
 		b.Run(name, func(b *testing.B) {
 			cfg := testConfig(b)
+			cfg.KeyBuckets = c.buckets
 			bb := open(b, cfg)
 			defer bb.Close(context.Background())
 			ctx := context.Background()

@@ -8,7 +8,6 @@ CREATE TABLE bus_messages (
     body         BYTEA,
     published_at BIGINT NOT NULL
 );
-CREATE INDEX bus_messages_topic ON bus_messages (topic, id);
 
 CREATE TABLE bus_subscriptions (
     id         BIGINT PRIMARY KEY,

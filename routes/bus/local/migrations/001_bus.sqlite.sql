@@ -10,7 +10,6 @@ CREATE TABLE bus_messages (
     body         BLOB,
     published_at INTEGER NOT NULL
 );
-CREATE INDEX bus_messages_topic ON bus_messages (topic, id);
 
 -- Durable subscriptions.
 CREATE TABLE bus_subscriptions (
@@ -33,7 +32,8 @@ CREATE TABLE bus_pending (
     PRIMARY KEY (msg_id, sub_id)
 ) WITHOUT ROWID;
 
--- Next message id (ids are never reused, even after deletion).
+-- Ids below next_id may have been used: the writer reserves ids in blocks
+-- and writes the end of its block here, so ids are never reused.
 CREATE TABLE bus_sequence (
     id      INTEGER PRIMARY KEY,
     next_id INTEGER NOT NULL
