@@ -153,3 +153,14 @@ func TestOpenSSLInterop(t *testing.T) {
 		t.Fatalf("openssl: %v: %s", err, out)
 	}
 }
+
+func FuzzDecodeSignature(f *testing.F) {
+	f.Add([]byte("MEUCIQ=="))
+	f.Add([]byte{0x30, 0x02, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		der, err := DecodeSignature(b)
+		if err == nil && (len(der) == 0 || der[0] != 0x30) {
+			t.Fatalf("accepted %x as DER %x", b, der)
+		}
+	})
+}
