@@ -41,9 +41,13 @@ type PollResult struct {
 	Processed, Failed, Rejected, Duplicates, Waiting int
 }
 
-// PollOptions places a poll pass in a batch (monitor events).
+// PollOptions narrow a poll pass and place it in a batch (monitor events).
 type PollOptions struct {
+	// BatchID and Stage go into the monitor events.
 	BatchID, Stage string
+	// Include, when set, further restricts the pass to names matching one
+	// of these globs (e.g. the returns of one batch).
+	Include []string
 }
 
 // Poll makes one pass over PollDir: it picks the ready files in name order,
@@ -87,7 +91,7 @@ func (c *Client) Poll(ctx context.Context, opt PollOptions, h Handler) (PollResu
 		if ctx.Err() != nil {
 			return res, ctx.Err()
 		}
-		if !c.wanted(f.name) {
+		if !c.wanted(f.name) || !matchAny(opt.Include, f.name) {
 			continue
 		}
 		hasDone := names[f.name+c.cfg.DoneSuffix]
@@ -134,6 +138,19 @@ func (c *Client) Run(ctx context.Context, interval time.Duration, opt PollOption
 	}
 }
 
+// matchAny tells whether name matches one of globs; no globs match all.
+func matchAny(globs []string, name string) bool {
+	if len(globs) == 0 {
+		return true
+	}
+	for _, g := range globs {
+		if ok, _ := path.Match(g, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *Client) wanted(name string) bool {
 	for _, s := range []string{c.cfg.TempSuffix, c.cfg.DoneSuffix, c.cfg.SigSuffix} {
 		if strings.HasSuffix(name, s) {
@@ -145,15 +162,7 @@ func (c *Client) wanted(name string) bool {
 			return false
 		}
 	}
-	if len(c.cfg.Include) == 0 {
-		return true
-	}
-	for _, g := range c.cfg.Include {
-		if ok, _ := path.Match(g, name); ok {
-			return true
-		}
-	}
-	return false
+	return matchAny(c.cfg.Include, name)
 }
 
 // stable tells whether a file without done file kept its size for StableFor.

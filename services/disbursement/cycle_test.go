@@ -1,0 +1,128 @@
+package disbursement
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/connectors/bank"
+	"github.com/shanghai-mca/mzhub/connectors/bank/sim"
+	"github.com/shanghai-mca/mzhub/monitor"
+)
+
+func TestFullCycle(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	opts := sim.DefaultOptions()
+	opts.ReturnDelay = 20 * time.Millisecond
+	opts.FailureRate = 0.05
+	sims := startSims(t, filepath.Join(dir, "sim"), opts)
+	events, audit := &eventLog{}, &auditLog{}
+	svc := newService(t, openDB(t, dir), dir, simConfigs(sims), events, audit)
+	list := writeList(t, dir, GenerateOptions{Persons: 30000, Seed: 1, Period: "2026-11", Anomalies: true})
+
+	// A wrong letter total stops the run before anything is sent.
+	_, err := svc.Run(ctx, RunOptions{Period: "2026-11", ListFile: list, LetterTotal: 1})
+	if !errors.Is(err, ErrTotalMismatch) {
+		t.Fatalf("run with wrong letter total: %v", err)
+	}
+	for _, s := range sims {
+		if s.Taken.Load() != 0 {
+			t.Fatal("a file was sent despite the total mismatch")
+		}
+	}
+	st, err := svc.Status(ctx, bank.Disbursement, "2026-11")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, code := range []string{"bad_id", "two_standards", "shared_account", "past_termination"} {
+		if st.Issues[code] == 0 {
+			t.Errorf("validation found no %s issue: %v", code, st.Issues)
+		}
+	}
+	letter := st.Batch.SystemTotal
+
+	// Confirmation: city before district is refused; the run waits for both.
+	_, err = svc.Run(ctx, RunOptions{Period: "2026-11", LetterTotal: letter})
+	if !errors.Is(err, ErrAwaitingConfirmation) {
+		t.Fatalf("run without confirmation: %v", err)
+	}
+	if err := svc.Confirm(ctx, bank.Disbursement, "2026-11", "city", "bob"); !errors.Is(err, ErrConfirmOrder) {
+		t.Fatalf("city first: %v", err)
+	}
+	if err := svc.Confirm(ctx, bank.Disbursement, "2026-11", "district", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Confirm(ctx, bank.Disbursement, "2026-11", "city", "alice"); !errors.Is(err, ErrConfirmOrder) {
+		t.Fatalf("same user twice: %v", err)
+	}
+	b, err := svc.Run(ctx, RunOptions{Period: "2026-11", ConfirmCity: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Stage != StageDone {
+		t.Fatalf("stage %s", b.Stage)
+	}
+	st, err = svc.Status(ctx, bank.Disbursement, "2026-11")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var simPaid int64
+	for _, s := range sims {
+		simPaid += s.Paid.Total()
+		if s.Paid.Double() != 0 {
+			t.Fatalf("%s paid someone twice", s.Config.Code)
+		}
+	}
+	if st.Counts["sent"] != 0 || st.Counts["missing"] != 0 {
+		t.Fatalf("records left open: %v", st.Counts)
+	}
+	if st.Counts["paid"] != simPaid || st.Counts["paid"]+st.Counts["failed"] != st.Batch.Valid || st.Counts["failed"] == 0 {
+		t.Fatalf("counts %v, simulators paid %d, valid %d", st.Counts, simPaid, st.Batch.Valid)
+	}
+	// Failures are listed (masked) and carried over.
+	fb, err := os.ReadFile(filepath.Join(dir, "batches", "disbursement-2026-11", "failures.csv"))
+	if err != nil || strings.Count(string(fb), "\n") != int(st.Counts["failed"])+1 {
+		t.Fatalf("failures.csv: %v", err)
+	}
+	if strings.Contains(string(fb), ",310101") && !strings.Contains(string(fb), "***") {
+		t.Fatal("failures.csv shows whole ID numbers")
+	}
+	var carried int64
+	_ = svc.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM disb_carry WHERE kind = 'disbursement'`).Scan(&carried)
+	if carried != st.Counts["failed"] {
+		t.Fatalf("carried %d, failed %d", carried, st.Counts["failed"])
+	}
+	rows, err := svc.Report(ctx, bank.Disbursement, "2026-11")
+	if err != nil || len(rows) < 6 {
+		t.Fatalf("report: %d rows, %v", len(rows), err)
+	}
+	months, quarters, year, err := svc.Stats(ctx, bank.Disbursement, 2026)
+	if err != nil || len(months) != 1 || len(quarters) != 1 || year.Paid != st.Counts["paid"] {
+		t.Fatalf("stats %v %v %v %v", months, quarters, year, err)
+	}
+	// Every stage showed in the monitor, and the confirmations were audited.
+	for _, stage := range Stages[:len(Stages)-1] {
+		if events.find(func(e monitor.Event) bool { return e.Type == monitor.StageChanged && e.Stage == stage && e.BatchID == b.Name }) == 0 {
+			t.Errorf("no stage event for %s", stage)
+		}
+	}
+	if !strings.Contains(strings.Join(audit.actions, " "), "alice:disbursement.confirm.district") ||
+		!strings.Contains(strings.Join(audit.actions, " "), "bob:disbursement.confirm.city") {
+		t.Fatalf("audit %v", audit.actions)
+	}
+	// Next month: the persons whose payment failed must be in the list.
+	list2 := writeList(t, t.TempDir(), GenerateOptions{Persons: 100, Seed: 99, Period: "2026-12"})
+	_, err = svc.Run(ctx, RunOptions{Period: "2026-12", ListFile: list2, LetterTotal: 1})
+	if !errors.Is(err, ErrTotalMismatch) {
+		t.Fatal(err)
+	}
+	st2, _ := svc.Status(ctx, bank.Disbursement, "2026-12")
+	if st2.Issues["carry_missing"] != carried {
+		t.Fatalf("carry_missing %d, want %d", st2.Issues["carry_missing"], carried)
+	}
+}

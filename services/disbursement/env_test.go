@@ -1,0 +1,145 @@
+package disbursement
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/connectors/bank"
+	"github.com/shanghai-mca/mzhub/connectors/bank/sim"
+	"github.com/shanghai-mca/mzhub/connectors/sftp"
+	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/store"
+	"github.com/shanghai-mca/mzhub/store/storetest"
+)
+
+type eventLog struct {
+	mu  sync.Mutex
+	evs []monitor.Event
+}
+
+func (l *eventLog) Emit(ev monitor.Event) {
+	l.mu.Lock()
+	l.evs = append(l.evs, ev)
+	l.mu.Unlock()
+}
+
+func (l *eventLog) find(fn func(monitor.Event) bool) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, e := range l.evs {
+		if fn(e) {
+			n++
+		}
+	}
+	return n
+}
+
+type auditLog struct {
+	mu      sync.Mutex
+	actions []string
+}
+
+func (a *auditLog) Record(_ context.Context, actor, action, target, detail string) error {
+	a.mu.Lock()
+	a.actions = append(a.actions, actor+":"+action)
+	a.mu.Unlock()
+	return nil
+}
+
+func mappingsRoot(t testing.TB) string {
+	t.Helper()
+	p, err := sim.FindMappings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startSims starts the six simulated banks for a test.
+func startSims(t testing.TB, dir string, opts sim.Options) []*sim.Bank {
+	t.Helper()
+	sims, err := sim.StartAllWith(context.Background(), dir, os.DirFS(mappingsRoot(t)), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, s := range sims {
+			_ = s.Close()
+		}
+	})
+	return sims
+}
+
+// newService builds the service over the given bank configs and store.
+func newService(t testing.TB, db *store.DB, dir string, cfgs []bank.Config, events connectors.Events, audit Auditor) *Service {
+	t.Helper()
+	ctx := context.Background()
+	deps := connectors.Deps{Store: db, Events: events, DataDir: dir}
+	var banks []*bank.Bank
+	for _, c := range cfgs {
+		c.SFTP.OpTimeout = 5 * time.Second
+		c.SFTP.RetryBackoff = 20 * time.Millisecond
+		c.SFTP.Node = "test-node"
+		fs, err := bank.LoadFileSet(os.DirFS(mappingsRoot(t)), c.Layouts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bk, err := bank.New(c, fs, deps, "disbursement", sftp.Keys{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = bk.SFTP.Close(ctx) })
+		banks = append(banks, bk)
+	}
+	cfg := DefaultConfig()
+	cfg.Dir = filepath.Join(dir, "batches")
+	cfg.PollEvery = 30 * time.Millisecond
+	cfg.ReturnWait = 30 * time.Second
+	svc, err := New(ctx, cfg, banks, deps, audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+func simConfigs(sims []*sim.Bank) []bank.Config {
+	var out []bank.Config
+	for _, s := range sims {
+		out = append(out, s.Config)
+	}
+	return out
+}
+
+func writeList(t testing.TB, dir string, opt GenerateOptions) string {
+	t.Helper()
+	p := filepath.Join(dir, "list.csv")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := WriteList(f, opt); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func openDB(t testing.TB, dir string) *store.DB {
+	t.Helper()
+	cfg := store.DefaultConfig()
+	cfg.Path = filepath.Join(dir, "state.db")
+	db, err := store.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+var _ = storetest.Open

@@ -1,0 +1,292 @@
+package disbursement
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/shanghai-mca/mzhub/monitor"
+)
+
+// failures lists the failed and missing payments for follow-up and carries
+// them into the next run of the same kind.
+func (s *Service) failures(ctx context.Context, b *Batch, _ RunOptions) (string, error) {
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM disb_carry WHERE kind = ? AND person_key IN
+			(SELECT person_key FROM disb_payments WHERE batch_id = ? AND status = 3)`), b.Kind, b.ID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO disb_carry (kind, person_key, from_period, reason)
+			SELECT ?, person_key, ?, reason FROM disb_payments WHERE batch_id = ? AND status IN (4, 5)
+			ON CONFLICT (kind, person_key) DO UPDATE SET from_period = excluded.from_period, reason = excluded.reason`), b.Kind, b.Period, b.ID)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	failed := map[int64]string{}
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT seq, status, reason FROM disb_payments WHERE batch_id = ? AND status IN (4, 5)`), b.ID)
+	if err != nil {
+		return "", err
+	}
+	for rows.Next() {
+		var seq int64
+		var st int
+		var reason string
+		if err := rows.Scan(&seq, &st, &reason); err != nil {
+			rows.Close()
+			return "", err
+		}
+		failed[seq] = StatusName(st) + "," + csvSafe(reason)
+	}
+	rows.Close()
+	p := filepath.Join(s.dir(b), "failures.csv")
+	f, err := os.Create(p + ".part")
+	if err != nil {
+		return "", err
+	}
+	w := bufio.NewWriter(f)
+	fmt.Fprintln(w, "seq,reference,person_id,name,account,bank,division,amount_fen,status,reason")
+	prefix := refPrefix(b)
+	err = readList(s.listPath(b), func(seq int64, r *listRecord) error {
+		if x, ok := failed[seq]; ok {
+			_, err := fmt.Fprintf(w, "%d,%s,%s,%s,%s,%s,%s,%d,%s\n", seq, reference(prefix, seq), maskID(r.id()), maskName(r.name()),
+				maskAccount(r.account()), r.bank(), r.division(), r.amount(), x)
+			return err
+		}
+		return nil
+	})
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", err
+	}
+	if err := os.Rename(p+".part", p); err != nil {
+		return "", err
+	}
+	if len(failed) > 0 {
+		s.emit(monitor.Event{Type: monitor.Failed, Status: monitor.Warning, BatchID: b.Name, Stage: StageFailures, Flow: flowOf(b),
+			RecordsFailed: int64(len(failed)), FileName: "failures.csv", ErrorClass: "payment_failed",
+			ErrorMessage: fmt.Sprintf("%d payments failed or missing; carried into the next run", len(failed))})
+	}
+	return fmt.Sprintf("%d failures listed and carried over", len(failed)), nil
+}
+
+func csvSafe(s string) string { return strings.NewReplacer(",", " ", "\n", " ", "\r", " ").Replace(s) }
+
+// maskName keeps the surname.
+func maskName(n string) string {
+	r := []rune(n)
+	if len(r) == 0 {
+		return ""
+	}
+	return string(r[0]) + strings.Repeat("*", len(r)-1)
+}
+
+// ReportRow is one line of a batch report.
+type ReportRow struct {
+	Bank, Division, Status string
+	Count, AmountFen       int64
+}
+
+// Report returns counts and amounts per bank, district and status.
+func (s *Service) Report(ctx context.Context, k Kind, period string) ([]ReportRow, error) {
+	b, err := s.Batch(ctx, k, period)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT bank, division, status, COUNT(*), SUM(amount_fen) FROM disb_payments
+		WHERE batch_id = ? GROUP BY bank, division, status ORDER BY bank, division, status`), b.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ReportRow
+	for rows.Next() {
+		var bi, div, st int
+		var r ReportRow
+		if err := rows.Scan(&bi, &div, &st, &r.Count, &r.AmountFen); err != nil {
+			return nil, err
+		}
+		r.Bank = "unknown"
+		if bi >= 0 && bi < len(s.banks) {
+			r.Bank = s.banks[bi].Config.Code
+		}
+		r.Division, r.Status = strconv.Itoa(div), StatusName(st)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// report writes report.csv (per bank, district and status) into the batch folder.
+func (s *Service) report(ctx context.Context, b *Batch, _ RunOptions) (string, error) {
+	rows, err := s.Report(ctx, Kind(b.Kind), b.Period)
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(s.dir(b), "report.csv")
+	var sb strings.Builder
+	sb.WriteString("bank,division,status,count,amount_fen,amount_yuan\n")
+	var paid, paidFen int64
+	for _, r := range rows {
+		fmt.Fprintf(&sb, "%s,%s,%s,%d,%d,%s\n", r.Bank, r.Division, r.Status, r.Count, r.AmountFen, yuan(r.AmountFen))
+		if r.Status == "paid" {
+			paid += r.Count
+			paidFen += r.AmountFen
+		}
+	}
+	if err := os.WriteFile(p, []byte(sb.String()), 0o640); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d paid, %s yuan; report.csv", paid, yuan(paidFen)), nil
+}
+
+func yuan(fen int64) string {
+	sign := ""
+	if fen < 0 {
+		sign, fen = "-", -fen
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, fen/100, fen%100)
+}
+
+// StageInfo is one stage of a batch in Status.
+type StageInfo struct {
+	Stage              string
+	StartedMs, EndedMs int64
+	Detail             string
+}
+
+// StatusReport is the state of a batch.
+type StatusReport struct {
+	Batch  Batch
+	Stages []StageInfo
+	// Counts per payment status name.
+	Counts map[string]int64
+	// Issues per validation code.
+	Issues map[string]int64
+	// Quarantined return records.
+	Quarantined int64
+}
+
+// Status tells where a batch stands.
+func (s *Service) Status(ctx context.Context, k Kind, period string) (*StatusReport, error) {
+	b, err := s.Batch(ctx, k, period)
+	if err != nil {
+		return nil, err
+	}
+	st := &StatusReport{Batch: *b, Counts: map[string]int64{}, Issues: map[string]int64{}}
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT stage, started_at, finished_at, detail FROM disb_stages WHERE batch_id = ?`), b.ID)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var si StageInfo
+		if err := rows.Scan(&si.Stage, &si.StartedMs, &si.EndedMs, &si.Detail); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		st.Stages = append(st.Stages, si)
+	}
+	rows.Close()
+	sort.Slice(st.Stages, func(i, j int) bool { return indexOf(st.Stages[i].Stage) < indexOf(st.Stages[j].Stage) })
+	rows, err = s.db.QueryContext(ctx, s.db.Rebind(`SELECT status, COUNT(*) FROM disb_payments WHERE batch_id = ? GROUP BY status`), b.ID)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var code int
+		var n int64
+		if err := rows.Scan(&code, &n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		st.Counts[StatusName(code)] = n
+	}
+	rows.Close()
+	rows, err = s.db.QueryContext(ctx, s.db.Rebind(`SELECT code, COUNT(*) FROM disb_issues WHERE batch_id = ? GROUP BY code`), b.ID)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var c string
+		var n int64
+		if err := rows.Scan(&c, &n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		st.Issues[c] = n
+	}
+	rows.Close()
+	err = s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(*) FROM disb_quarantine WHERE batch_id = ?`), b.ID).Scan(&st.Quarantined)
+	return st, err
+}
+
+// PeriodStats are the paid counts and amounts of a month, quarter or year.
+type PeriodStats struct {
+	Period                string // 2026-11, 2026-Q4 or 2026
+	Paid, Failed, Missing int64
+	PaidFen               int64
+}
+
+// Stats returns monthly, quarterly and yearly statistics of a kind for a year.
+func (s *Service) Stats(ctx context.Context, k Kind, year int) (months, quarters []PeriodStats, total PeriodStats, err error) {
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT b.period, p.status, COUNT(*), SUM(p.amount_fen) FROM disb_payments p
+		JOIN disb_batches b ON p.batch_id = b.id WHERE b.kind = ? AND b.period LIKE ? AND p.status IN (3, 4, 5)
+		GROUP BY b.period, p.status ORDER BY b.period`), string(k), fmt.Sprintf("%04d-%%", year))
+	if err != nil {
+		return nil, nil, total, err
+	}
+	defer rows.Close()
+	byMonth := map[string]*PeriodStats{}
+	byQ := map[string]*PeriodStats{}
+	total.Period = strconv.Itoa(year)
+	add := func(ps *PeriodStats, st int, n, fen int64) {
+		switch st {
+		case StatusPaid:
+			ps.Paid += n
+			ps.PaidFen += fen
+		case StatusFailed:
+			ps.Failed += n
+		case StatusMissing:
+			ps.Missing += n
+		}
+	}
+	for rows.Next() {
+		var period string
+		var st int
+		var n, fen int64
+		if err := rows.Scan(&period, &st, &n, &fen); err != nil {
+			return nil, nil, total, err
+		}
+		m, _ := strconv.Atoi(period[5:7])
+		q := fmt.Sprintf("%d-Q%d", year, (m-1)/3+1)
+		if byMonth[period] == nil {
+			byMonth[period] = &PeriodStats{Period: period}
+		}
+		if byQ[q] == nil {
+			byQ[q] = &PeriodStats{Period: q}
+		}
+		add(byMonth[period], st, n, fen)
+		add(byQ[q], st, n, fen)
+		add(&total, st, n, fen)
+	}
+	for _, v := range byMonth {
+		months = append(months, *v)
+	}
+	for _, v := range byQ {
+		quarters = append(quarters, *v)
+	}
+	sort.Slice(months, func(i, j int) bool { return months[i].Period < months[j].Period })
+	sort.Slice(quarters, func(i, j int) bool { return quarters[i].Period < quarters[j].Period })
+	return months, quarters, total, rows.Err()
+}

@@ -1,0 +1,302 @@
+package disbursement
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/connectors/bank"
+	"github.com/shanghai-mca/mzhub/connectors/sftp"
+	"github.com/shanghai-mca/mzhub/mappings"
+	"github.com/shanghai-mca/mzhub/monitor"
+)
+
+// returns fetches the banks' return files and reconciles them until every
+// bank is complete or the return deadline passed; records still open then
+// are missing (an alert).
+func (s *Service) returns(ctx context.Context, b *Batch, opt RunOptions) (string, error) {
+	files, err := s.outFiles(ctx, b)
+	if err != nil {
+		return "", err
+	}
+	pending := map[int]outFile{}
+	var deadline time.Time
+	for _, f := range files {
+		if f.bank < 0 {
+			continue
+		}
+		pending[f.bank] = f
+		wait := s.cfg.ReturnWait
+		if wait <= 0 {
+			wait = s.banks[f.bank].Config.ReturnDeadline
+		}
+		if d := time.Now().Add(wait); d.After(deadline) {
+			deadline = d
+		}
+	}
+	var summary []string
+	for len(pending) > 0 {
+		for bi, f := range pending {
+			bk := s.banks[bi]
+			base := strings.TrimSuffix(f.name, path.Ext(f.name))
+			_, err := bk.SFTP.Poll(ctx, sftp.PollOptions{BatchID: b.Name, Stage: StageReturns, Include: []string{base + "_RET*"}},
+				func(ctx context.Context, in sftp.Inbound) error { return s.reconcile(ctx, b, bi, in) })
+			if err != nil {
+				if ctx.Err() != nil {
+					return "", ctx.Err()
+				}
+				s.log.Warn("disbursement: poll returns", "bank", bk.Config.Code, "err", err)
+			}
+			done, err := s.bankComplete(ctx, b, bi)
+			if err != nil {
+				return "", err
+			}
+			if done {
+				line, err := s.finishBank(ctx, b, bi, f)
+				if err != nil {
+					return "", err
+				}
+				summary = append(summary, line)
+				delete(pending, bi)
+			}
+		}
+		var open sql.NullInt64
+		_ = s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(*) FROM disb_payments WHERE batch_id = ? AND status = 2`), b.ID).Scan(&open)
+		opt.Progress(StageReturns, b.Valid-open.Int64, b.Valid)
+		if len(pending) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			for bi, f := range pending {
+				line, err := s.finishBank(ctx, b, bi, f)
+				if err != nil {
+					return "", err
+				}
+				summary = append(summary, line+" (deadline passed)")
+				s.emit(monitor.Event{Type: monitor.ExpectationMissed, Status: monitor.Error, BatchID: b.Name, Stage: StageReturns,
+					Flow: flowOf(b), Partner: s.banks[bi].Config.Partner(), FileName: f.name, ErrorCode: "return_late"})
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(s.cfg.PollEvery):
+		}
+	}
+	return strings.Join(summary, "; "), nil
+}
+
+// bankComplete tells whether all of a bank's returns are in: no record
+// open, or all parts of its return reconciled.
+func (s *Service) bankComplete(ctx context.Context, b *Batch, bi int) (bool, error) {
+	var open int64
+	if err := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(*) FROM disb_payments WHERE batch_id = ? AND bank = ? AND status = 2`),
+		b.ID, bi).Scan(&open); err != nil {
+		return false, err
+	}
+	if open == 0 {
+		return true, nil
+	}
+	var parts, total sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(DISTINCT part_no), MAX(part_total) FROM disb_files
+		WHERE batch_id = ? AND bank = ? AND direction = 'return' AND state = 'reconciled'`), b.ID, s.banks[bi].Config.Code).Scan(&parts, &total); err != nil {
+		return false, err
+	}
+	want := max(total.Int64, 1)
+	return parts.Int64 >= want, nil
+}
+
+// finishBank declares the records still open missing and compares totals.
+func (s *Service) finishBank(ctx context.Context, b *Batch, bi int, f outFile) (string, error) {
+	bk := s.banks[bi]
+	res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE disb_payments SET status = 5, reason = 'missing' WHERE batch_id = ? AND bank = ? AND status = 2`), b.ID, bi)
+	if err != nil {
+		return "", err
+	}
+	missing, _ := res.RowsAffected()
+	var paid, failed, paidFen, failedFen int64
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT status, COUNT(*), SUM(amount_fen) FROM disb_payments WHERE batch_id = ? AND bank = ? AND status IN (3, 4, 5) GROUP BY status`), b.ID, bi)
+	if err != nil {
+		return "", err
+	}
+	var missingFen int64
+	for rows.Next() {
+		var st int
+		var n, fen int64
+		if err := rows.Scan(&st, &n, &fen); err != nil {
+			rows.Close()
+			return "", err
+		}
+		switch st {
+		case StatusPaid:
+			paid, paidFen = n, fen
+		case StatusFailed:
+			failed, failedFen = n, fen
+		case StatusMissing:
+			missingFen = fen
+		}
+	}
+	rows.Close()
+	st := monitor.OK
+	if missing > 0 || paidFen+failedFen+missingFen != f.total {
+		st = monitor.Error
+	} else if failed > 0 {
+		st = monitor.Warning
+	}
+	ev := monitor.Event{Type: monitor.Reconciled, Status: st, BatchID: b.Name, Stage: StageReturns, Flow: flowOf(b), Partner: bk.Config.Partner(),
+		FileName: f.name, Records: paid + failed, RecordsFailed: failed + missing, AmountFen: paidFen,
+		Attrs: map[string]string{"paid": fmt.Sprint(paid), "failed": fmt.Sprint(failed), "missing": fmt.Sprint(missing),
+			"sent_fen": fmt.Sprint(f.total), "paid_fen": fmt.Sprint(paidFen), "failed_fen": fmt.Sprint(failedFen)}}
+	if missing > 0 {
+		ev.ErrorCode, ev.ErrorMessage = "missing_records", fmt.Sprintf("%d sent records have no result", missing)
+	}
+	s.emit(ev)
+	return fmt.Sprintf("%s: %d paid, %d failed, %d missing", bk.Config.Code, paid, failed, missing), nil
+}
+
+// reconcile loads one return file of bank bi. It is idempotent: a record
+// already final is not changed, a file whose content was reconciled
+// before (a duplicate delivery) is ignored.
+func (s *Service) reconcile(ctx context.Context, b *Batch, bi int, in sftp.Inbound) error {
+	bk := s.banks[bi]
+	name := path.Base(in.RemotePath)
+	var dup int
+	if err := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(*) FROM disb_files WHERE batch_id = ? AND direction = 'return'
+		AND digest = ? AND state = 'reconciled' AND name <> ?`), b.ID, in.Digest, name).Scan(&dup); err != nil {
+		return err
+	}
+	if dup > 0 {
+		s.emit(monitor.Event{Type: monitor.Dropped, Status: monitor.Warning, BatchID: b.Name, Stage: StageReturns, Flow: flowOf(b),
+			Partner: bk.Config.Partner(), FileName: name, Digest: in.Digest, ErrorClass: "duplicate", ErrorCode: "duplicate_return"})
+		_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO disb_files (batch_id, bank, direction, name, records, total_fen, digest, state)
+			VALUES (?, ?, 'return', ?, 0, 0, ?, 'duplicate') ON CONFLICT DO NOTHING`), b.ID, bk.Config.Code, name, in.Digest)
+		return err
+	}
+	l := bk.Files.Inbound(Kind(b.Kind))
+	if l == nil {
+		return fmt.Errorf("bank %s: no return layout", bk.Config.Code)
+	}
+	f, err := os.Open(in.LocalPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	prefix := refPrefix(b)
+	type quarantined struct {
+		line    int64
+		problem string
+	}
+	var quar []quarantined
+	var matched, failed, already, anomalies, paidFen int64
+	var line int64
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		upd, err := tx.PrepareContext(ctx, s.db.Rebind(`UPDATE disb_payments SET status = ?, reason = ?
+			WHERE batch_id = ? AND seq = ? AND bank = ? AND amount_fen = ? AND status = 2`))
+		if err != nil {
+			return err
+		}
+		defer upd.Close()
+		res, err := bank.ReadPayments(l, f, func(r mappings.Reject) {
+			quar = append(quar, quarantined{r.Line, r.Kind.String() + " " + r.Field + ": " + r.Problem})
+		}, func(p *mappings.PaymentRecord) error {
+			line++
+			seq, ok := seqOf(prefix, p.Reference)
+			if !ok {
+				quar = append(quar, quarantined{line, "unknown reference"})
+				return nil
+			}
+			st, reason := StatusPaid, ""
+			switch p.Status {
+			case mappings.StatusPaid:
+			case mappings.StatusFailed:
+				st, reason = StatusFailed, strings.TrimSpace(p.ReasonCode+" "+p.ReasonText)
+			default:
+				quar = append(quar, quarantined{line, "no result status"})
+				return nil
+			}
+			r, err := upd.ExecContext(ctx, st, reason, b.ID, seq, bi, p.AmountFen)
+			if err != nil {
+				return err
+			}
+			if n, _ := r.RowsAffected(); n == 1 {
+				matched++
+				if st == StatusFailed {
+					failed++
+				} else {
+					paidFen += p.AmountFen
+				}
+				return nil
+			}
+			// Not applied: find out why.
+			var cur, cbank int
+			var amt int64
+			err = tx.QueryRowContext(ctx, s.db.Rebind(`SELECT status, bank, amount_fen FROM disb_payments WHERE batch_id = ? AND seq = ?`), b.ID, seq).Scan(&cur, &cbank, &amt)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				quar = append(quar, quarantined{line, "reference not sent in this batch"})
+				anomalies++
+			case err != nil:
+				return err
+			case cbank != bi:
+				quar = append(quar, quarantined{line, "record belongs to another bank"})
+				anomalies++
+			case amt != p.AmountFen:
+				quar = append(quar, quarantined{line, fmt.Sprintf("amount %d fen differs from the %d fen sent", p.AmountFen, amt)})
+				anomalies++
+			default:
+				already++ // already reconciled (a resumed or repeated file)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		detail := ""
+		if res.CheckErr != nil {
+			detail = res.CheckErr.Error()
+		}
+		q, err := tx.PrepareContext(ctx, s.db.Rebind(`INSERT INTO disb_quarantine (batch_id, bank, file, line, problem) VALUES (?, ?, ?, ?, ?)`))
+		if err != nil {
+			return err
+		}
+		defer q.Close()
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM disb_quarantine WHERE batch_id = ? AND bank = ? AND file = ?`), b.ID, bk.Config.Code, name); err != nil {
+			return err
+		}
+		for _, x := range quar {
+			if _, err := q.ExecContext(ctx, b.ID, bk.Config.Code, name, x.line, x.problem); err != nil {
+				return err
+			}
+		}
+		_, err = tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO disb_files (batch_id, bank, direction, name, records, total_fen, digest, state, part_no, part_total, detail)
+			VALUES (?, ?, 'return', ?, ?, ?, ?, 'reconciled', ?, ?, ?)
+			ON CONFLICT (batch_id, bank, direction, name) DO UPDATE SET records = excluded.records, total_fen = excluded.total_fen,
+			digest = excluded.digest, state = excluded.state, part_no = excluded.part_no, part_total = excluded.part_total, detail = excluded.detail`),
+			b.ID, bk.Config.Code, name, res.Summary.Details, res.Summary.AmountFen, in.Digest, max(res.PartNo, 1), max(res.PartTotal, 1), detail)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("reconcile %s: %w", name, err)
+	}
+	st := monitor.OK
+	if len(quar) > 0 || anomalies > 0 {
+		st = monitor.Warning
+	}
+	ev := monitor.Event{Type: monitor.Reconciled, Status: st, BatchID: b.Name, Stage: StageReturns, Flow: flowOf(b),
+		Partner: bk.Config.Partner(), Channel: "sftp", Direction: monitor.Inbound, FileName: name, Digest: in.Digest, Bytes: in.Bytes,
+		Records: matched, RecordsFailed: failed, AmountFen: paidFen,
+		Attrs: map[string]string{"quarantined": fmt.Sprint(len(quar)), "already_final": fmt.Sprint(already)}}
+	s.emit(ev)
+	if len(quar) > 0 {
+		s.emit(monitor.Event{Type: monitor.Rejected, Status: monitor.Warning, BatchID: b.Name, Stage: StageReturns, Flow: flowOf(b),
+			Partner: bk.Config.Partner(), FileName: name, RecordsFailed: int64(len(quar)), ErrorClass: "malformed_return_record",
+			ErrorMessage: fmt.Sprintf("%d return records quarantined (first at line %d: %s)", len(quar), quar[0].line, quar[0].problem)})
+	}
+	return nil
+}

@@ -1,0 +1,401 @@
+package disbursement
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/connectors/bank"
+	"github.com/shanghai-mca/mzhub/connectors/sftp"
+	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Stages of a batch, in order.
+const (
+	StageIntake     = "intake"
+	StageValidate   = "validate"
+	StageTotalCheck = "total_check"
+	StageConfirm    = "confirm"
+	StageFiles      = "files"
+	StageUpload     = "upload"
+	StageReturns    = "returns"
+	StageFailures   = "failures"
+	StageReport     = "report"
+	StageDone       = "done"
+)
+
+// Stages lists the stages in order.
+var Stages = []string{StageIntake, StageValidate, StageTotalCheck, StageConfirm, StageFiles, StageUpload, StageReturns, StageFailures, StageReport, StageDone}
+
+// Payment status codes in disb_payments.
+const (
+	StatusListed   = 0
+	StatusRejected = 1
+	StatusSent     = 2
+	StatusPaid     = 3
+	StatusFailed   = 4
+	StatusMissing  = 5
+)
+
+// StatusName names a status code.
+func StatusName(s int) string {
+	return [...]string{"listed", "rejected", "sent", "paid", "failed", "missing"}[s]
+}
+
+// Sentinel errors.
+var (
+	// ErrTotalMismatch: the letter total differs from the system total; the run stops.
+	ErrTotalMismatch = errors.New("disbursement: letter total does not equal the system total")
+	// ErrAwaitingConfirmation: the batch waits for district or city confirmation.
+	ErrAwaitingConfirmation = errors.New("disbursement: awaiting confirmation")
+	// ErrNoBatch: no batch for the period.
+	ErrNoBatch = errors.New("disbursement: no such batch")
+	// ErrConfirmOrder: city confirmation before the district's, or the same user twice.
+	ErrConfirmOrder = errors.New("disbursement: confirmation out of order")
+)
+
+// Auditor records key operations in the audit log (the security package's
+// audit chain implements it).
+type Auditor interface {
+	Record(ctx context.Context, actor, action, target, detail string) error
+}
+
+// Config tunes the service.
+type Config struct {
+	// Dir holds the batches' working files (lists, bank files, reports).
+	Dir string `yaml:"dir"`
+	// PollEvery is the pause between polls for return files.
+	PollEvery time.Duration `yaml:"poll_every"`
+	// ReturnWait bounds how long Run waits for return files before the
+	// records still open are declared missing; zero uses each bank's return_deadline.
+	ReturnWait time.Duration `yaml:"return_wait"`
+	// PersonKeySecret keys the person hashes kept across runs (carry-over).
+	PersonKeySecret string `yaml:"person_key_secret"`
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{Dir: "data/disbursement", PollEvery: 2 * time.Second}
+}
+
+// Service runs disbursement and deduction cycles.
+type Service struct {
+	db     *store.DB
+	banks  []*bank.Bank // sorted by code; index = bank number in disb_payments
+	byCode map[string]int
+	byCNAP map[string]int
+	deps   connectors.Deps
+	log    *slog.Logger
+	cfg    Config
+	audit  Auditor
+}
+
+// New returns the service over the configured banks; it migrates its
+// schema and the SFTP ledgers.
+func New(ctx context.Context, cfg Config, banks []*bank.Bank, deps connectors.Deps, audit Auditor) (*Service, error) {
+	if deps.Store == nil {
+		return nil, errors.New("disbursement: no state store")
+	}
+	if deps.Clock == nil {
+		deps.Clock = clock.Real{}
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.PollEvery <= 0 {
+		cfg.PollEvery = 2 * time.Second
+	}
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	if err := deps.Store.Migrate(ctx, "disbursement", sub); err != nil {
+		return nil, err
+	}
+	if err := sftp.Migrate(ctx, deps.Store); err != nil {
+		return nil, err
+	}
+	bs := append([]*bank.Bank(nil), banks...)
+	sort.Slice(bs, func(i, j int) bool { return bs[i].Config.Code < bs[j].Config.Code })
+	s := &Service{db: deps.Store, banks: bs, byCode: map[string]int{}, byCNAP: map[string]int{}, deps: deps,
+		log: deps.Logger.With("service", "disbursement"), cfg: cfg, audit: audit}
+	for i, b := range bs {
+		s.byCode[b.Config.Code] = i
+		s.byCNAP[b.Config.BankCode] = i
+	}
+	return s, nil
+}
+
+// Kind of a cycle.
+type Kind = bank.Kind
+
+// Batch is the state of one cycle.
+type Batch struct {
+	ID                       int64
+	Name, Kind, Period       string
+	Stage, Status            string
+	LetterTotal, SystemTotal int64
+	Records, Valid           int64
+	FileDate                 time.Time
+	Error                    string
+}
+
+// BatchName is the name of the batch of a kind and period.
+func BatchName(k Kind, period string) string { return string(k) + "-" + period }
+
+func (s *Service) dir(b *Batch) string { return filepath.Join(s.cfg.Dir, b.Name) }
+
+// Batch loads a batch.
+func (s *Service) Batch(ctx context.Context, k Kind, period string) (*Batch, error) {
+	var b Batch
+	var fd string
+	err := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT id, name, kind, period, stage, status, letter_total, system_total, records, valid, file_date, error
+		FROM disb_batches WHERE name = ?`), BatchName(k, period)).Scan(&b.ID, &b.Name, &b.Kind, &b.Period, &b.Stage, &b.Status,
+		&b.LetterTotal, &b.SystemTotal, &b.Records, &b.Valid, &fd, &b.Error)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %s", ErrNoBatch, BatchName(k, period))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("disbursement: load batch: %w", err)
+	}
+	b.FileDate, _ = time.ParseInLocation(time.DateOnly, fd, clock.Shanghai)
+	return &b, nil
+}
+
+func (s *Service) create(ctx context.Context, k Kind, period string) (*Batch, error) {
+	if _, err := time.Parse("2006-01", period); err != nil {
+		return nil, fmt.Errorf("disbursement: period %q: want YYYY-MM", period)
+	}
+	now := s.deps.Clock.Now()
+	_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO disb_batches (name, kind, period, stage, status, file_date, created_at, updated_at)
+		VALUES (?, ?, ?, ?, 'running', ?, ?, ?) ON CONFLICT DO NOTHING`), BatchName(k, period), string(k), period, StageIntake,
+		now.In(clock.Shanghai).Format(time.DateOnly), now.UnixMilli(), now.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("disbursement: create batch: %w", err)
+	}
+	return s.Batch(ctx, k, period)
+}
+
+// RunOptions say what Run does.
+type RunOptions struct {
+	// Kind is disbursement (default) or deduction.
+	Kind Kind
+	// Period is the month, "2026-11".
+	Period string
+	// ListFile is the payment list (list CSV, see WriteList); ignored once intake is done.
+	ListFile string
+	// LetterTotal is the official letter total in fen; 0 keeps the one stored.
+	LetterTotal int64
+	// ConfirmDistrict and ConfirmCity confirm the batch on these users' behalf when set.
+	ConfirmDistrict, ConfirmCity string
+	// Progress, when set, is told about the progress of long stages.
+	Progress func(stage string, done, total int64)
+}
+
+// Run creates or resumes the batch and runs its stages until done, until
+// it needs a confirmation (ErrAwaitingConfirmation) or until a stage fails.
+func (s *Service) Run(ctx context.Context, opt RunOptions) (*Batch, error) {
+	if opt.Kind == "" {
+		opt.Kind = bank.Disbursement
+	}
+	if opt.Progress == nil {
+		opt.Progress = func(string, int64, int64) {}
+	}
+	b, err := s.create(ctx, opt.Kind, opt.Period)
+	if err != nil {
+		return nil, err
+	}
+	if opt.LetterTotal != 0 && opt.LetterTotal != b.LetterTotal {
+		if err := s.setBatch(ctx, b, "letter_total = ?", opt.LetterTotal); err != nil {
+			return b, err
+		}
+		b.LetterTotal = opt.LetterTotal
+		s.auditf(ctx, "system", "letter_total", b.Name, "letter total %d fen", opt.LetterTotal)
+	}
+	if err := os.MkdirAll(s.dir(b), 0o750); err != nil {
+		return b, err
+	}
+	steps := map[string]func(context.Context, *Batch, RunOptions) (string, error){
+		StageIntake: s.intake, StageValidate: s.validate, StageTotalCheck: s.totalCheck, StageConfirm: s.confirmStage,
+		StageFiles: s.files, StageUpload: s.upload, StageReturns: s.returns, StageFailures: s.failures, StageReport: s.report,
+	}
+	for b.Stage != StageDone {
+		if err := ctx.Err(); err != nil {
+			return b, err
+		}
+		stage := b.Stage
+		start := time.Now()
+		s.stageEvent(b, stage, monitor.OK, "started", 0)
+		_, _ = s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO disb_stages (batch_id, stage, started_at) VALUES (?, ?, ?)
+			ON CONFLICT (batch_id, stage) DO UPDATE SET started_at = excluded.started_at`), b.ID, stage, start.UnixMilli())
+		detail, err := steps[stage](ctx, b, opt)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, ErrAwaitingConfirmation) {
+				_ = s.setBatch(context.WithoutCancel(ctx), b, "status = 'failed', error = ?", err.Error())
+				s.stageEvent(b, stage, monitor.Error, err.Error(), time.Since(start))
+			}
+			return b, fmt.Errorf("disbursement %s: stage %s: %w", b.Name, stage, err)
+		}
+		next := Stages[indexOf(stage)+1]
+		_, _ = s.db.ExecContext(ctx, s.db.Rebind(`UPDATE disb_stages SET finished_at = ?, detail = ? WHERE batch_id = ? AND stage = ?`),
+			time.Now().UnixMilli(), detail, b.ID, stage)
+		if err := s.setBatch(ctx, b, "stage = ?, status = 'running', error = ''", next); err != nil {
+			return b, err
+		}
+		b.Stage = next
+		s.stageEvent(b, stage, monitor.OK, "finished: "+detail, time.Since(start))
+		s.log.Info("disbursement stage done", "batch", b.Name, "stage", stage, "took", time.Since(start).Round(time.Millisecond), "detail", detail)
+	}
+	_ = s.setBatch(ctx, b, "status = 'done'")
+	b.Status = "done"
+	return b, nil
+}
+
+func indexOf(stage string) int {
+	for i, s := range Stages {
+		if s == stage {
+			return i
+		}
+	}
+	return len(Stages) - 1
+}
+
+func (s *Service) setBatch(ctx context.Context, b *Batch, set string, args ...any) error {
+	args = append(args, s.deps.Clock.Now().UnixMilli(), b.ID)
+	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE disb_batches SET `+set+`, updated_at = ? WHERE id = ?`), args...); err != nil {
+		return fmt.Errorf("disbursement: update batch: %w", err)
+	}
+	return nil
+}
+
+func (s *Service) emit(ev monitor.Event) {
+	if s.deps.Events == nil {
+		return
+	}
+	ev.Time = s.deps.Clock.Now()
+	if ev.Flow == "" {
+		ev.Flow = "disbursement"
+	}
+	ev.Component = "services/disbursement"
+	if ev.Direction == "" {
+		ev.Direction = monitor.Internal
+	}
+	s.deps.Events.Emit(ev)
+}
+
+func (s *Service) stageEvent(b *Batch, stage string, st monitor.Status, msg string, d time.Duration) {
+	ev := monitor.Event{Type: monitor.StageChanged, Status: st, BatchID: b.Name, Stage: stage, Flow: flowOf(b),
+		Records: b.Valid, AmountFen: b.SystemTotal, Duration: d, Attrs: map[string]string{"detail": msg}}
+	if st == monitor.Error {
+		ev.ErrorMessage = msg
+	}
+	s.emit(ev)
+}
+
+func flowOf(b *Batch) string {
+	if b.Kind == string(bank.Deduction) {
+		return "deduction"
+	}
+	return "disbursement"
+}
+
+func (s *Service) auditf(ctx context.Context, actor, action, target, f string, a ...any) {
+	if s.audit == nil {
+		return
+	}
+	if err := s.audit.Record(ctx, actor, "disbursement."+action, target, fmt.Sprintf(f, a...)); err != nil {
+		s.log.Error("audit", "action", action, "err", err)
+	}
+}
+
+// Confirm records the district or city confirmation of a batch by a named
+// user. City confirmation needs the district's first, by another user.
+func (s *Service) Confirm(ctx context.Context, k Kind, period, level, user string) error {
+	if level != "district" && level != "city" {
+		return fmt.Errorf("disbursement: confirm level %q: want district or city", level)
+	}
+	if strings.TrimSpace(user) == "" {
+		return fmt.Errorf("disbursement: confirm: a named user is required")
+	}
+	b, err := s.Batch(ctx, k, period)
+	if err != nil {
+		return err
+	}
+	if indexOf(b.Stage) < indexOf(StageConfirm) {
+		return fmt.Errorf("%w: batch is at stage %s", ErrConfirmOrder, b.Stage)
+	}
+	conf, err := s.confirmations(ctx, b)
+	if err != nil {
+		return err
+	}
+	if level == "city" {
+		d, ok := conf["district"]
+		if !ok {
+			return fmt.Errorf("%w: district has not confirmed", ErrConfirmOrder)
+		}
+		if d == user {
+			return fmt.Errorf("%w: city must be confirmed by another user than the district", ErrConfirmOrder)
+		}
+	}
+	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO disb_confirmations (batch_id, level, user_name, at) VALUES (?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`), b.ID, level, user, s.deps.Clock.Now().UnixMilli()); err != nil {
+		return fmt.Errorf("disbursement: confirm: %w", err)
+	}
+	s.auditf(ctx, user, "confirm."+level, b.Name, "confirmed %d records, %d fen", b.Valid, b.SystemTotal)
+	s.emit(monitor.Event{Type: monitor.Validated, Status: monitor.OK, BatchID: b.Name, Stage: StageConfirm, Flow: flowOf(b),
+		Records: b.Valid, AmountFen: b.SystemTotal, Attrs: map[string]string{"level": level, "user": user}})
+	return nil
+}
+
+func (s *Service) confirmations(ctx context.Context, b *Batch) (map[string]string, error) {
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT level, user_name FROM disb_confirmations WHERE batch_id = ?`), b.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var l, u string
+		if err := rows.Scan(&l, &u); err != nil {
+			return nil, err
+		}
+		out[l] = u
+	}
+	return out, rows.Err()
+}
+
+func (s *Service) confirmStage(ctx context.Context, b *Batch, opt RunOptions) (string, error) {
+	if opt.ConfirmDistrict != "" {
+		if err := s.Confirm(ctx, Kind(b.Kind), b.Period, "district", opt.ConfirmDistrict); err != nil {
+			return "", err
+		}
+	}
+	if opt.ConfirmCity != "" {
+		if err := s.Confirm(ctx, Kind(b.Kind), b.Period, "city", opt.ConfirmCity); err != nil {
+			return "", err
+		}
+	}
+	conf, err := s.confirmations(ctx, b)
+	if err != nil {
+		return "", err
+	}
+	if conf["district"] == "" || conf["city"] == "" {
+		return "", ErrAwaitingConfirmation
+	}
+	return fmt.Sprintf("district %s, city %s", conf["district"], conf["city"]), nil
+}
