@@ -78,6 +78,9 @@ type AggQuery struct {
 	From, To time.Time
 	// SlowerThan counts events whose duration exceeds it (0: not counted).
 	SlowerThan time.Duration
+	// SkipP95 leaves Agg.P95 zero when the caller does not need it (it is
+	// the costly part on SQLite).
+	SkipP95 bool
 }
 
 // Agg aggregates the events of one partner and flow in a window.

@@ -21,7 +21,7 @@ var windows = map[string]struct {
 	span, step time.Duration
 }{
 	"1h":  {time.Hour, time.Minute},
-	"24h": {24 * time.Hour, 30 * time.Minute},
+	"24h": {24 * time.Hour, time.Hour},
 	"7d":  {7 * 24 * time.Hour, 6 * time.Hour},
 }
 

@@ -1,0 +1,154 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/monitor"
+)
+
+// histBuckets is the number of duration buckets of monitor_hourly.
+const histBuckets = 36
+
+// bucketBound is the upper bound of bucket k in microseconds (1.5^k ms).
+func bucketBound(k int) float64 { return 1000 * math.Pow(1.5, float64(k)) }
+
+// bucketOf returns the histogram bucket of a positive duration.
+func bucketOf(us int64) int {
+	if us <= 1000 {
+		return 0
+	}
+	k := int(math.Ceil(math.Log(float64(us)/1000) / math.Log(1.5)))
+	return min(k, histBuckets-1)
+}
+
+type hourAgg struct {
+	events, errors, bytes int64
+	hist                  [histBuckets]int64
+}
+
+var hourlyUpsert = func() string {
+	var cols, ph, set []string
+	for k := range histBuckets {
+		c := fmt.Sprintf("h%02d", k)
+		cols = append(cols, c)
+		ph = append(ph, "?")
+		set = append(set, c+" = "+c+" + excluded."+c)
+	}
+	return `INSERT INTO monitor_hourly (hour_ms, partner, flow, events, errors, bytes, ` + strings.Join(cols, ", ") +
+		`) VALUES (?, ?, ?, ?, ?, ?, ` + strings.Join(ph, ", ") + `) ON CONFLICT (hour_ms, partner, flow) DO UPDATE SET
+		events = events + excluded.events, errors = errors + excluded.errors, bytes = bytes + excluded.bytes, ` + strings.Join(set, ", ")
+}()
+
+// hourly adds a batch to the hourly rollup.
+func hourly(ctx context.Context, tx *sql.Tx, evs []monitor.Event) error {
+	type key struct {
+		hour          int64
+		partner, flow string
+	}
+	aggs := map[key]*hourAgg{}
+	for i := range evs {
+		ev := &evs[i]
+		ms := ev.Time.UnixMilli()
+		k := key{ms - ((ms%3600000)+3600000)%3600000, ev.Partner, ev.Flow}
+		a := aggs[k]
+		if a == nil {
+			a = &hourAgg{}
+			aggs[k] = a
+		}
+		a.events++
+		if ev.Status == monitor.Error {
+			a.errors++
+		}
+		a.bytes += ev.Bytes
+		if us := ev.Duration.Microseconds(); us > 0 {
+			a.hist[bucketOf(us)]++
+		}
+	}
+	for k, a := range aggs {
+		args := make([]any, 0, 6+histBuckets)
+		args = append(args, k.hour, k.partner, k.flow, a.events, a.errors, a.bytes)
+		for _, h := range a.hist {
+			args = append(args, h)
+		}
+		if _, err := tx.ExecContext(ctx, hourlyUpsert, args...); err != nil {
+			return fmt.Errorf("update hourly rollup: %w", err)
+		}
+	}
+	return nil
+}
+
+// p95Hist estimates the 95th percentile from a histogram, interpolating
+// linearly inside the bucket.
+func p95Hist(h *[histBuckets]int64) time.Duration {
+	var total int64
+	for _, n := range h {
+		total += n
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := float64(total) * 0.95
+	var cum float64
+	for k, n := range h {
+		if n == 0 {
+			continue
+		}
+		if cum+float64(n) >= rank {
+			lo := 0.0
+			if k > 0 {
+				lo = bucketBound(k - 1)
+			}
+			hi := bucketBound(k)
+			return time.Duration(lo+(hi-lo)*(rank-cum)/float64(n)) * time.Microsecond
+		}
+		cum += float64(n)
+	}
+	return time.Duration(bucketBound(histBuckets-1)) * time.Microsecond
+}
+
+// seriesHourly answers Series from the hourly rollup.
+func (s *Store) seriesHourly(ctx context.Context, q monitor.SeriesQuery, step int64) ([]monitor.Point, error) {
+	from, to := q.From.UnixMilli(), q.To.UnixMilli()
+	var cols []string
+	for k := range histBuckets {
+		cols = append(cols, fmt.Sprintf("sum(h%02d)", k))
+	}
+	conds := "hour_ms >= ? AND hour_ms < ?"
+	args := []any{from, step, step, from, to}
+	if q.Partner != "" {
+		conds += " AND partner = ?"
+		args = append(args, q.Partner)
+	}
+	if q.Flow != "" {
+		conds += " AND flow = ?"
+		args = append(args, q.Flow)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT ((hour_ms - ?) / ?) * ? AS b, sum(events), sum(errors), sum(bytes), `+
+		strings.Join(cols, ", ")+` FROM monitor_hourly WHERE `+conds+` GROUP BY b ORDER BY b`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("monitor sqlite: series: %w", err)
+	}
+	defer rows.Close()
+	var out []monitor.Point
+	for rows.Next() {
+		var p monitor.Point
+		var b int64
+		var h [histBuckets]int64
+		dst := []any{&b, &p.Events, &p.Errors, &p.Bytes}
+		for k := range h {
+			dst = append(dst, &h[k])
+		}
+		if err := rows.Scan(dst...); err != nil {
+			return nil, fmt.Errorf("monitor sqlite: series: %w", err)
+		}
+		p.T = time.UnixMilli(from + b)
+		p.P95 = p95Hist(&h)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
