@@ -47,6 +47,7 @@ func Run(t *testing.T, f Factory) {
 		{"RedeliveryAfterConsumerClose", testRedeliveryAfterClose},
 		{"RedeliveryAfterProcessingDeadline", testProcessingDeadline},
 		{"DeadLetterAfterMaxDeliveries", testDeadLetter},
+		{"DeadLetterAfterExpiredDeadlines", testDeadLetterDeadline},
 		{"PrefetchBackPressure", testPrefetch},
 		{"NoLossAcrossRestart", testRestart},
 		{"Closed", testClosed},
@@ -452,6 +453,29 @@ func testDeadLetter(t *testing.T, open func() bus.Bus) {
 	}
 	if _, err := time.Parse(time.RFC3339, m.Headers[bus.HeaderDeadLetterAt]); err != nil {
 		t.Errorf("dead-letter time header: %v", err)
+	}
+	ack(t, dd)
+	expectNothing(t, s, 700*time.Millisecond)
+}
+
+func testDeadLetterDeadline(t *testing.T, open func() bus.Bus) {
+	b := openBus(t, open)
+	topic := Topic("dlqdeadline")
+	dlq := subscribe(t, b, bus.SubscribeOptions{Topic: bus.DefaultDeadLetterTopic(topic), Subscription: "ops"})
+	s := subscribe(t, b, bus.SubscribeOptions{Topic: topic, Subscription: "s", MaxDeliveries: 2, ProcessingDeadline: 300 * time.Millisecond})
+	publish(t, b, topic, msg("stuck", 1))
+	for attempt := 1; attempt <= 2; attempt++ {
+		d := receive(t, s, 20*time.Second)
+		if d.Attempt() != attempt {
+			t.Errorf("attempt %d, want %d", d.Attempt(), attempt)
+		}
+		// Neither ack nor nack: the consumer is stuck.
+	}
+	dd := receive(t, dlq, 30*time.Second)
+	m := dd.Message()
+	if m.IdempotencyKey != "idem-stuck-1" || m.Headers[bus.HeaderDeadLetterAttempts] != "2" ||
+		!strings.Contains(m.Headers[bus.HeaderDeadLetterCause], "deadline") {
+		t.Fatalf("dead letter: idem %q headers %v", m.IdempotencyKey, m.Headers)
 	}
 	ack(t, dd)
 	expectNothing(t, s, 700*time.Millisecond)
