@@ -381,15 +381,9 @@ func (a *API) putRecord(k kindSpec) opHandler {
 			p := problem.Forbidden(fmt.Sprintf("a %s may not push %s records", c.partner.Role, k.Name))
 			return &p
 		}
-		idem := r.Header.Get("Idempotency-Key")
-		if idem != "" && !idemKeyRE.MatchString(idem) {
-			p := problem.ValidationFailed(problem.FieldError{Field: "Idempotency-Key (header)", Reason: "want 8 to 64 characters of [A-Za-z0-9._:-]"})
-			return &p
-		}
-		ifMatch := r.Header.Get("If-Match")
-		if len(ifMatch) > 64 {
-			p := problem.ValidationFailed(problem.FieldError{Field: "If-Match (header)", Reason: "longer than 64 characters"})
-			return &p
+		idem, ifMatch, err := conditionHeaders(r)
+		if err != nil {
+			return err
 		}
 		body, perr := a.readBody(w, r)
 		if perr != nil {
@@ -451,7 +445,11 @@ func (a *API) deleteRecord(k kindSpec) opHandler {
 			p := problem.Forbidden(fmt.Sprintf("a %s may not withdraw %s records", c.partner.Role, k.Name))
 			return &p
 		}
-		if _, err := a.store.Apply(r.Context(), Write{PartnerID: c.partner.ID, Kind: k.Name, ID: id, Delete: true, IfMatch: r.Header.Get("If-Match")}); err != nil {
+		_, ifMatch, err := conditionHeaders(r)
+		if err != nil {
+			return err
+		}
+		if _, err := a.store.Apply(r.Context(), Write{PartnerID: c.partner.ID, Kind: k.Name, ID: id, Delete: true, IfMatch: ifMatch}); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -459,13 +457,35 @@ func (a *API) deleteRecord(k kindSpec) opHandler {
 	}
 }
 
+// conditionHeaders reads and checks Idempotency-Key and If-Match. A header
+// sent empty is an error for Idempotency-Key (it has a pattern) and means
+// no condition for If-Match.
+func conditionHeaders(r *http.Request) (idem, ifMatch string, err error) {
+	var fes []problem.FieldError
+	if vs, sent := r.Header["Idempotency-Key"]; sent {
+		idem = vs[0]
+		if len(vs) > 1 || !idemKeyRE.MatchString(idem) {
+			fes = append(fes, problem.FieldError{Field: "Idempotency-Key (header)", Reason: "want one value of 8 to 64 characters of [A-Za-z0-9._:-]"})
+		}
+	}
+	ifMatch = r.Header.Get("If-Match")
+	if len(ifMatch) > 64 {
+		fes = append(fes, problem.FieldError{Field: "If-Match (header)", Reason: "longer than 64 characters"})
+	}
+	if len(fes) > 0 {
+		p := problem.ValidationFailed(fes...)
+		return "", "", &p
+	}
+	return idem, ifMatch, nil
+}
+
 // page reads page_size and page_token.
 func page(r *http.Request) (int, int64, error) {
 	q := r.URL.Query()
 	size := 50
 	var fes []problem.FieldError
-	if s := q.Get("page_size"); s != "" {
-		n, err := strconv.Atoi(s)
+	if q.Has("page_size") {
+		n, err := strconv.Atoi(q.Get("page_size"))
 		if err != nil || n < 1 || n > 200 {
 			fes = append(fes, problem.FieldError{Field: "page_size (query)", Reason: "want an integer from 1 to 200"})
 		}
@@ -504,8 +524,8 @@ func (a *API) listRecords(k kindSpec) opHandler {
 			return err
 		}
 		var since time.Time
-		if s := r.URL.Query().Get("updated_since"); s != "" {
-			t, err := time.Parse(time.RFC3339, s)
+		if q := r.URL.Query(); q.Has("updated_since") {
+			t, err := time.Parse(time.RFC3339, q.Get("updated_since"))
 			if err != nil {
 				p := problem.ValidationFailed(problem.FieldError{Field: "updated_since (query)", Reason: "want an RFC 3339 time with an offset"})
 				return &p
@@ -590,7 +610,7 @@ func (a *API) listBureau(kind string) opHandler {
 			after = string(b)
 		}
 		list := r.URL.Query().Get("list")
-		if list != "" && list != "red" && list != "black" {
+		if r.URL.Query().Has("list") && list != "red" && list != "black" {
 			p := problem.ValidationFailed(problem.FieldError{Field: "list (query)", Reason: "want red or black"})
 			return &p
 		}
