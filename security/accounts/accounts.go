@@ -128,6 +128,7 @@ type Manager struct {
 	log        *slog.Logger
 	iterations int
 	loginPath  string
+	homePath   string
 }
 
 // Option configures a Manager.
@@ -147,6 +148,10 @@ func WithIterations(n int) Option { return func(m *Manager) { m.iterations = n }
 // without a session to path instead of answering 401.
 func WithLoginPath(path string) Option { return func(m *Manager) { m.loginPath = path } }
 
+// WithHomePath sets where browsers go after logging in or changing their
+// password (default "/console/").
+func WithHomePath(path string) Option { return func(m *Manager) { m.homePath = path } }
+
 // New migrates the accounts schema and returns the manager. audit is
 // required: every login, logout and account change is audited.
 func New(ctx context.Context, db *store.DB, cfg security.ConsoleConfig, a Auditor, opts ...Option) (*Manager, error) {
@@ -156,7 +161,7 @@ func New(ctx context.Context, db *store.DB, cfg security.ConsoleConfig, a Audito
 	if err := db.Migrate(ctx, Component, Migrations()); err != nil {
 		return nil, err
 	}
-	m := &Manager{db: db, cfg: cfg, audit: a, clock: clock.Real{}, log: slog.New(slog.DiscardHandler), iterations: DefaultIterations}
+	m := &Manager{db: db, cfg: cfg, audit: a, clock: clock.Real{}, log: slog.New(slog.DiscardHandler), iterations: DefaultIterations, homePath: "/console/"}
 	for _, o := range opts {
 		o(m)
 	}

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -325,5 +327,76 @@ func TestHTTP(t *testing.T) {
 	}
 	if resp, _ := c.do("GET", "/session", nil, false); resp.StatusCode != 401 {
 		t.Fatalf("after logout: %d", resp.StatusCode)
+	}
+}
+
+func TestBrowserFlow(t *testing.T) {
+	db := storetest.Open(t)
+	ctx := context.Background()
+	fa := &fakeAudit{}
+	cfg := security.DefaultConfig().Console
+	cfg.CookieSecure = false // plain-HTTP test server
+	m, err := New(ctx, db, cfg, fa, WithIterations(1000), WithLoginPath("/console/auth/login"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	otp, _ := m.CreateUser(ctx, cli, "op1", "", RoleOperator)
+	mux := http.NewServeMux()
+	mux.Handle("/console/auth/", http.StripPrefix("/console/auth", m.Handler()))
+	mux.Handle("/console/", m.Guard(RoleOperator)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "hello "+RequestUser(r))
+	})))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(path string) (*http.Response, string) {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Header.Set("Accept", "text/html")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	post := func(path string, form url.Values) (*http.Response, string) {
+		resp, err := c.PostForm(srv.URL+path, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	if resp, _ := get("/console/"); resp.StatusCode != 303 || resp.Header.Get("Location") != "/console/auth/login" {
+		t.Fatalf("no session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, body := get("/console/auth/login"); resp.StatusCode != 200 || !strings.Contains(body, `name="password"`) {
+		t.Fatalf("login page: %d", resp.StatusCode)
+	}
+	if resp, body := post("/console/auth/login", url.Values{"username": {"op1"}, "password": {"wrong"}}); resp.StatusCode != 401 || !strings.Contains(body, "wrong user name") {
+		t.Fatalf("bad login: %d", resp.StatusCode)
+	}
+	if resp, _ := post("/console/auth/login", url.Values{"username": {"op1"}, "password": {otp}}); resp.StatusCode != 303 || resp.Header.Get("Location") != "password" {
+		t.Fatalf("login: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, _ := get("/console/"); resp.StatusCode != 403 {
+		t.Fatalf("before password change: %d", resp.StatusCode)
+	}
+	resp, body := get("/console/auth/password")
+	csrf := regexp.MustCompile(`name="csrf_token" value="([^"]+)"`).FindStringSubmatch(body)
+	if resp.StatusCode != 200 || csrf == nil {
+		t.Fatalf("password page: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := post("/console/auth/password", url.Values{"old_password": {otp}, "new_password": {"N3w-Passw0rd"}}); resp.StatusCode != 403 {
+		t.Fatalf("form without csrf: %d", resp.StatusCode)
+	}
+	if resp, _ := post("/console/auth/password", url.Values{"csrf_token": {csrf[1]}, "old_password": {otp}, "new_password": {"N3w-Passw0rd"}}); resp.StatusCode != 303 || resp.Header.Get("Location") != "/console/" {
+		t.Fatalf("change: %d", resp.StatusCode)
+	}
+	if resp, body := get("/console/"); resp.StatusCode != 200 || body != "hello op1" {
+		t.Fatalf("home: %d %s", resp.StatusCode, body)
 	}
 }

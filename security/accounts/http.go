@@ -14,10 +14,13 @@ import (
 // Handler serves the account endpoints, relative to where it is mounted
 // (for example http.StripPrefix("/console/auth", m.Handler())):
 //
+//	GET  /login                 HTML login page (form posts back to /login)
 //	POST /login                 {"username","password"} → session cookie + SessionInfo
+//	                            (a form post redirects to the password page or home instead)
 //	POST /logout                ends the session
 //	GET  /session               SessionInfo (with the CSRF token)
-//	POST /password              {"old_password","new_password"}
+//	GET  /password              HTML password-change page
+//	POST /password              {"old_password","new_password"} (or the page's form)
 //	GET  /users                 list (security-admin)
 //	POST /users                 {"username","display_name","role"} → one-time password (security-admin)
 //	POST /users/{name}/disable, /enable, /unlock, /reset-password (security-admin)
@@ -26,6 +29,7 @@ import (
 // request but /login carries the CSRF token in X-CSRF-Token.
 func (m *Manager) Handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /login", m.handleLoginPage)
 	mux.HandleFunc("POST /login", m.handleLogin)
 	authed := func(h http.HandlerFunc) http.Handler { return m.Middleware(h) }
 	admin := func(h http.HandlerFunc) http.Handler {
@@ -33,6 +37,7 @@ func (m *Manager) Handler() http.Handler {
 	}
 	mux.Handle("POST /logout", authed(m.handleLogout))
 	mux.Handle("GET /session", authed(m.handleSession))
+	mux.Handle("GET /password", authed(m.handlePasswordPage))
 	mux.Handle("POST /password", authed(m.handlePassword))
 	mux.Handle("GET /users", admin(m.handleListUsers))
 	mux.Handle("POST /users", admin(m.handleCreateUser))
@@ -87,10 +92,12 @@ func (m *Manager) handleLogin(w http.ResponseWriter, r *http.Request) {
 		Username string `json:"username"`
 		Password string `json:"password"`
 	}
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+	if isForm(r) {
 		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-		in.Username, in.Password = r.PostFormValue("username"), r.PostFormValue("password")
-	} else if !decode(w, r, &in) {
+		m.loginForm(w, r, r.PostFormValue("username"), r.PostFormValue("password"))
+		return
+	}
+	if !decode(w, r, &in) {
 		return
 	}
 	s, err := m.Login(r.Context(), strings.TrimSpace(in.Username), in.Password, sourceIP(r))
@@ -132,6 +139,10 @@ func (m *Manager) actor(r *http.Request) Actor {
 }
 
 func (m *Manager) handlePassword(w http.ResponseWriter, r *http.Request) {
+	if isForm(r) {
+		m.passwordForm(w, r)
+		return
+	}
 	var in struct {
 		Old string `json:"old_password"`
 		New string `json:"new_password"`
