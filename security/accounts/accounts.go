@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/clock"
@@ -72,6 +73,8 @@ var (
 	ErrUsername = errors.New("accounts: bad user name")
 	// ErrLastSecurityAdmin: the change would leave no active security administrator.
 	ErrLastSecurityAdmin = errors.New("accounts: would leave no active security administrator")
+	// ErrThrottled: too many failed logins from the caller's address.
+	ErrThrottled = errors.New("accounts: too many failed logins from this address")
 	// ErrSession: no session, or it expired.
 	ErrSession = errors.New("accounts: no valid session")
 )
@@ -129,7 +132,25 @@ type Manager struct {
 	iterations int
 	loginPath  string
 	homePath   string
+
+	// ipMu guards ipFails: failed logins per source address in the current
+	// window, against password spraying across many accounts.
+	ipMu    sync.Mutex
+	ipFails map[string]*ipWindow
 }
+
+type ipWindow struct {
+	start time.Time
+	count int
+}
+
+// Per-address login throttle: more than ipMaxFailures failures from one
+// address within ipWindowLen refuse further logins from it until the window
+// ends. Per-account lockout still applies.
+const (
+	ipMaxFailures = 20
+	ipWindowLen   = 10 * time.Minute
+)
 
 // Option configures a Manager.
 type Option func(*Manager)
@@ -161,7 +182,7 @@ func New(ctx context.Context, db *store.DB, cfg security.ConsoleConfig, a Audito
 	if err := db.Migrate(ctx, Component, Migrations()); err != nil {
 		return nil, err
 	}
-	m := &Manager{db: db, cfg: cfg, audit: a, clock: clock.Real{}, log: slog.New(slog.DiscardHandler), iterations: DefaultIterations, homePath: "/console/"}
+	m := &Manager{db: db, cfg: cfg, audit: a, clock: clock.Real{}, log: slog.New(slog.DiscardHandler), iterations: DefaultIterations, homePath: "/console/", ipFails: map[string]*ipWindow{}}
 	for _, o := range opts {
 		o(m)
 	}

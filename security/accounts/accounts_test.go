@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -398,5 +399,30 @@ func TestBrowserFlow(t *testing.T) {
 	}
 	if resp, body := get("/console/"); resp.StatusCode != 200 || body != "hello op1" {
 		t.Fatalf("home: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestAddressThrottle(t *testing.T) {
+	ctx := context.Background()
+	m, fc, fa := newManager(t, storetest.Open(t))
+	otp, _ := m.CreateUser(ctx, cli, "op1", "", RoleOperator)
+	// Spraying: one guess per made-up account from one address.
+	for i := 0; i < ipMaxFailures; i++ {
+		if _, err := m.Login(ctx, fmt.Sprintf("user%02d", i), "Guess-1234", "203.0.113.9"); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatalf("guess %d: %v", i, err)
+		}
+	}
+	if _, err := m.Login(ctx, "op1", otp, "203.0.113.9"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("after %d failures: %v", ipMaxFailures, err)
+	}
+	if _, err := m.Login(ctx, "op1", otp, "198.51.100.1"); err != nil {
+		t.Fatalf("other address: %v", err)
+	}
+	fc.Advance(ipWindowLen)
+	if _, err := m.Login(ctx, "op1", otp, "203.0.113.9"); err != nil {
+		t.Fatalf("after the window: %v", err)
+	}
+	if !fa.has("console.login", audit.OutcomeDenied, "too many failures") {
+		t.Fatal("throttle not audited")
 	}
 }

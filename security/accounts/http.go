@@ -109,6 +109,9 @@ func (m *Manager) handleLogin(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrInvalidCredentials):
 		problem.Write(w, r, problem.Unauthenticated("wrong user name or password"))
 		return
+	case errors.Is(err, ErrThrottled):
+		problem.Write(w, r, problem.RateLimited(int(ipWindowLen/time.Second)))
+		return
 	case err != nil:
 		m.log.Error("console login failed", "err", err)
 		problem.Write(w, r, problem.Internal(err))

@@ -68,8 +68,13 @@ func (m *Manager) Login(ctx context.Context, username, password, sourceIP string
 		return Session{}, ErrInvalidCredentials
 	}
 	now := m.clock.Now()
+	if m.throttled(sourceIP, now) {
+		m.record(ctx, actor, "console.login", "user:"+username, audit.OutcomeDenied, "too many failures from this address")
+		return Session{}, ErrThrottled
+	}
 	u, err := m.getUser(ctx, m.db, username)
 	if errors.Is(err, ErrNotFound) {
+		m.failedFrom(sourceIP, now)
 		// Spend the same time as a real check so timing does not tell.
 		checkPassword("pbkdf2-sm3$"+fmt.Sprint(m.iterations)+"$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", password)
 		m.record(ctx, actor, "console.login", "user:"+username, audit.OutcomeFailure, "unknown user")
@@ -84,6 +89,7 @@ func (m *Manager) Login(ctx context.Context, username, password, sourceIP string
 	}
 	ok, iter := checkPassword(u.hash, password)
 	if !ok || u.Disabled {
+		m.failedFrom(sourceIP, now)
 		if u.Disabled {
 			m.record(ctx, actor, "console.login", "user:"+username, audit.OutcomeDenied, "account disabled")
 			return Session{}, ErrInvalidCredentials
@@ -113,6 +119,33 @@ func (m *Manager) Login(ctx context.Context, username, password, sourceIP string
 	}
 	m.record(ctx, actor, "console.login", "user:"+username, audit.OutcomeSuccess, detail)
 	return s, nil
+}
+
+// throttled reports whether ip has used up its failures in this window.
+func (m *Manager) throttled(ip string, now time.Time) bool {
+	m.ipMu.Lock()
+	defer m.ipMu.Unlock()
+	w := m.ipFails[ip]
+	return w != nil && now.Sub(w.start) < ipWindowLen && w.count >= ipMaxFailures
+}
+
+// failedFrom counts a failed login from ip.
+func (m *Manager) failedFrom(ip string, now time.Time) {
+	m.ipMu.Lock()
+	defer m.ipMu.Unlock()
+	if len(m.ipFails) > 10000 {
+		for k, w := range m.ipFails {
+			if now.Sub(w.start) >= ipWindowLen {
+				delete(m.ipFails, k)
+			}
+		}
+	}
+	w := m.ipFails[ip]
+	if w == nil || now.Sub(w.start) >= ipWindowLen {
+		w = &ipWindow{start: now}
+		m.ipFails[ip] = w
+	}
+	w.count++
 }
 
 // fail counts a failed login and locks the account at the limit.
