@@ -96,26 +96,21 @@ func CheckResidentID(s string) string {
 	return ""
 }
 
+// luhnTable[1][d] is the Luhn value of a doubled digit d.
+var luhnTable = [2][10]uint8{{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {0, 2, 4, 6, 8, 1, 3, 5, 7, 9}}
+
 // Luhn reports whether s is a digit string passing the Luhn check.
 func Luhn(s string) bool {
 	if len(s) < 2 {
 		return false
 	}
-	sum, double := 0, false
-	for i := len(s) - 1; i >= 0; i-- {
-		c := s[i]
-		if c < '0' || c > '9' {
+	sum := 0
+	for i, k := len(s)-1, 0; i >= 0; i, k = i-1, k^1 {
+		d := s[i] - '0'
+		if d > 9 {
 			return false
 		}
-		d := int(c - '0')
-		if double {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
+		sum += int(luhnTable[k][d])
 	}
 	return sum%10 == 0
 }

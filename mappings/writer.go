@@ -297,7 +297,13 @@ func padRun(dst []byte, c byte, n int) []byte {
 func (w *Writer) encodeFixed(rec *Record) error {
 	s := rec.schema
 	codec := w.l.codec
+	// Build the line straight in the bufio buffer when it fits: Write then
+	// copies it onto itself, and no line buffer is needed.
 	line := w.line[:0]
+	direct := false
+	if w.bw.Available() >= s.Length+len(w.l.eol) {
+		line, direct = w.bw.AvailableBuffer(), true
+	}
 	for i := range s.Fields {
 		f := &s.Fields[i]
 		v := &rec.Values[i]
@@ -354,7 +360,9 @@ func (w *Writer) encodeFixed(rec *Record) error {
 		line = padRun(line, f.pad, padN)
 		line = append(line, text...)
 	}
-	w.line = line
+	if !direct {
+		w.line = line
+	}
 	return w.emit(line)
 }
 
