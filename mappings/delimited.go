@@ -47,7 +47,7 @@ func (s *lineSource) nextDelimited(rd *Reader, line []byte, no int64, first, las
 		f := &sch.Fields[i]
 		v, err := parseText(f, s.toks[i])
 		if err != nil && perr == nil {
-			perr = &parseError{kind: sch.Kind, line: no, field: f.Name, problem: err.Error(), excerpt: Mask(f.Sensitive, maskExcerpt(s.toks[i]))}
+			perr = &parseError{kind: sch.Kind, line: no, field: f.Name, problem: fieldProblem(f, err), excerpt: Mask(f.Sensitive, maskExcerpt(s.toks[i]))}
 		}
 		rec.Values[i] = v
 	}

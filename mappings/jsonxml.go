@@ -51,7 +51,7 @@ func fillFromText(rec *Record, get func(key string) (string, bool)) *parseError 
 		}
 		v, err := parseText(f, s)
 		if err != nil && perr == nil {
-			perr = &parseError{kind: sch.Kind, line: rec.Line, field: f.Name, problem: err.Error(), excerpt: Mask(f.Sensitive, maskExcerpt(s))}
+			perr = &parseError{kind: sch.Kind, line: rec.Line, field: f.Name, problem: fieldProblem(f, err), excerpt: Mask(f.Sensitive, maskExcerpt(s))}
 		}
 		if f.Type == TypeConstant && !v.Set {
 			continue

@@ -448,7 +448,7 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 			spans[2*i] = -1
 			v, err := parseNumeric(f, trimSpaces(raw))
 			if err != nil {
-				fail(f, err.Error(), Mask(f.Sensitive, maskExcerpt(string(raw))))
+				fail(f, fieldProblem(f, err), Mask(f.Sensitive, maskExcerpt(string(raw))))
 			}
 			rec.Values[i] = v
 			continue

@@ -328,3 +328,20 @@ detail:
 		t.Errorf("got %q (%+v), want %q", out.String(), res, want)
 	}
 }
+
+// TestSensitiveParseErrorMasked: a sensitive numeric field that does not
+// parse is reported without its value.
+func TestSensitiveParseErrorMasked(t *testing.T) {
+	l, err := NewLoader(fstest.MapFS{"l.yaml": {Data: []byte("kind: layout\nname: s\nformat: delimited\nseparator: \",\"\nrecords:\n  - kind: detail\n    fields:\n      - {name: phone, type: integer, sensitive: phone}\n")}}).Layout("l.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rejects []Reject
+	rd := NewReader(l, strings.NewReader("1381234567x\n"), ReaderOptions{OnReject: func(r Reject) { rejects = append(rejects, r) }})
+	if _, err := rd.Next(); err == nil {
+		t.Fatal("want EOF")
+	}
+	if len(rejects) != 1 || strings.Contains(rejects[0].String(), "1381234567") {
+		t.Fatalf("rejects %v", rejects)
+	}
+}

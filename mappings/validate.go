@@ -124,3 +124,13 @@ func ShanghaiDivision(s string) bool {
 	n, ok := digits(s[4:])
 	return ok && n >= 1 && n <= 51
 }
+
+// fieldProblem describes a parse error of field f. Parse errors quote the
+// value; for a sensitive field only the kind of problem is kept (the masked
+// excerpt goes next to it).
+func fieldProblem(f *Field, err error) string {
+	if f.Sensitive == "" {
+		return err.Error()
+	}
+	return "not a valid " + f.Type.String() + " value"
+}
