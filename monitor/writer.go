@@ -15,7 +15,8 @@ import (
 	"github.com/shanghai-mca/mzhub/security/mask"
 )
 
-// Appender is what the Writer stores batches into (a Store).
+// Appender is what the Writer stores batches into (a Store). Append must
+// not keep evs after it returns: the writer reuses the array.
 type Appender interface {
 	Append(ctx context.Context, evs []Event) error
 }
@@ -54,6 +55,7 @@ type Writer struct {
 
 	mu       sync.Mutex
 	incoming []Event
+	spare    []Event   // a stored batch's backing array, reused by Emit
 	oldest   time.Time // time the oldest incoming event was emitted
 	closed   bool
 
@@ -144,6 +146,9 @@ func (w *Writer) Emit(ev Event) {
 	}
 	if len(w.incoming) == 0 {
 		w.oldest = time.Now()
+		if w.incoming == nil && w.spare != nil {
+			w.incoming, w.spare = w.spare, nil
+		}
 	}
 	w.incoming = append(w.incoming, ev)
 	n := len(w.incoming)
@@ -254,6 +259,7 @@ func (w *Writer) flush(ctx context.Context) error {
 	if now := time.Now(); now.Before(w.retryAt) {
 		return nil
 	}
+	all := w.pending
 	for len(w.pending) > 0 {
 		n := min(len(w.pending), w.opt.FlushSize)
 		start := time.Now()
@@ -271,6 +277,13 @@ func (w *Writer) flush(ctx context.Context) error {
 		clear(w.pending[:n])
 		w.pending = w.pending[n:]
 		w.held.Add(-int64(n))
+	}
+	if cap(all) >= w.opt.FlushSize && cap(all) <= 4*w.opt.FlushSize {
+		w.mu.Lock()
+		if w.spare == nil {
+			w.spare = all[:0]
+		}
+		w.mu.Unlock()
 	}
 	w.pending = nil
 	return nil

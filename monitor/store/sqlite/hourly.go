@@ -11,6 +11,9 @@ import (
 	"github.com/shanghai-mca/mzhub/monitor"
 )
 
+// allFlows names the rollup row that sums every partner flow of an hour.
+const allFlows = "*"
+
 // histBuckets is the number of duration buckets of monitor_hourly.
 const histBuckets = 36
 
@@ -54,19 +57,22 @@ func hourly(ctx context.Context, tx *sql.Tx, evs []monitor.Event) error {
 	for i := range evs {
 		ev := &evs[i]
 		ms := ev.Time.UnixMilli()
-		k := key{ms - ((ms%3600000)+3600000)%3600000, ev.Partner, ev.Flow}
-		a := aggs[k]
-		if a == nil {
-			a = &hourAgg{}
-			aggs[k] = a
-		}
-		a.events++
-		if ev.Status == monitor.Error {
-			a.errors++
-		}
-		a.bytes += ev.Bytes
-		if us := ev.Duration.Microseconds(); us > 0 {
-			a.hist[bucketOf(us)]++
+		hour := ms - ((ms%3600000)+3600000)%3600000
+		// Each event counts for its partner flow and for the all-flows row.
+		for _, k := range []key{{hour, ev.Partner, ev.Flow}, {hour, allFlows, allFlows}} {
+			a := aggs[k]
+			if a == nil {
+				a = &hourAgg{}
+				aggs[k] = a
+			}
+			a.events++
+			if ev.Status == monitor.Error {
+				a.errors++
+			}
+			a.bytes += ev.Bytes
+			if us := ev.Duration.Microseconds(); us > 0 {
+				a.hist[bucketOf(us)]++
+			}
 		}
 	}
 	for k, a := range aggs {
@@ -120,11 +126,17 @@ func (s *Store) seriesHourly(ctx context.Context, q monitor.SeriesQuery, step in
 	}
 	conds := "hour_ms >= ? AND hour_ms < ?"
 	args := []any{from, step, step, from, to}
-	if q.Partner != "" {
+	switch {
+	case q.Partner == "" && q.Flow == "":
+		conds += " AND partner = ? AND flow = ?"
+		args = append(args, allFlows, allFlows)
+	case q.Partner != "" && q.Flow != "":
+		conds += " AND partner = ? AND flow = ?"
+		args = append(args, q.Partner, q.Flow)
+	case q.Partner != "":
 		conds += " AND partner = ?"
 		args = append(args, q.Partner)
-	}
-	if q.Flow != "" {
+	default:
 		conds += " AND flow = ?"
 		args = append(args, q.Flow)
 	}
