@@ -107,7 +107,9 @@ func TestFullCycle(t *testing.T) {
 	}
 	// Every stage showed in the monitor, and the confirmations were audited.
 	for _, stage := range Stages[:len(Stages)-1] {
-		if events.find(func(e monitor.Event) bool { return e.Type == monitor.StageChanged && e.Stage == stage && e.BatchID == b.Name }) == 0 {
+		if events.find(func(e monitor.Event) bool {
+			return e.Type == monitor.StageChanged && e.Stage == stage && e.BatchID == b.Name
+		}) == 0 {
 			t.Errorf("no stage event for %s", stage)
 		}
 	}

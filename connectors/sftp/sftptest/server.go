@@ -36,6 +36,29 @@ type Faults struct {
 
 	mu      sync.Mutex
 	unstall chan struct{}
+	pattern string
+}
+
+// StallOnly limits StallReads to files whose base name matches the glob
+// (empty: every file).
+func (f *Faults) StallOnly(glob string) {
+	f.mu.Lock()
+	f.pattern = glob
+	f.mu.Unlock()
+}
+
+func (f *Faults) stalls(name string) bool {
+	if !f.StallReads.Load() {
+		return false
+	}
+	f.mu.Lock()
+	p := f.pattern
+	f.mu.Unlock()
+	if p == "" {
+		return true
+	}
+	ok, _ := path.Match(p, path.Base(name))
+	return ok
 }
 
 // Unstall releases stalled reads and switches StallReads off.
@@ -230,7 +253,7 @@ func (h *handler) Fileread(r *sftp.Request) (io.ReaderAt, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &faultFile{h: h, f: f}, nil
+	return &faultFile{h: h, f: f, name: r.Filepath}, nil
 }
 
 func (h *handler) Filewrite(r *sftp.Request) (io.WriterAt, error) {
@@ -242,7 +265,7 @@ func (h *handler) Filewrite(r *sftp.Request) (io.WriterAt, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &faultFile{h: h, f: f}, nil
+	return &faultFile{h: h, f: f, name: r.Filepath}, nil
 }
 
 func (h *handler) Filecmd(r *sftp.Request) error {
@@ -312,12 +335,13 @@ func (l lister) ListAt(dst []os.FileInfo, off int64) (int, error) {
 type faultFile struct {
 	h     *handler
 	f     *os.File
+	name  string
 	moved atomic.Int64
 }
 
 func (ff *faultFile) fault(n int) error {
 	fs := &ff.h.s.Faults
-	if fs.StallReads.Load() {
+	if fs.stalls(ff.name) {
 		select {
 		case <-fs.stallChan():
 		case <-ff.h.ctx.Done():

@@ -8,6 +8,7 @@ package synth
 import (
 	"math/rand/v2"
 	"strconv"
+	"time"
 )
 
 // Divisions are the Shanghai district codes in use (310101 … 310151).
@@ -37,6 +38,7 @@ type Person struct {
 // Generator yields persons.
 type Generator struct {
 	r *rand.Rand
+	n int
 }
 
 // New returns a generator for seed.
@@ -45,15 +47,19 @@ func New(seed uint64) *Generator { return &Generator{r: rand.New(rand.NewPCG(see
 // Next returns the next person.
 func (g *Generator) Next() Person {
 	r := g.r
-	div := Divisions[r.IntN(len(Divisions))]
-	year := 1925 + r.IntN(37) // aged 65..101 in 2026
-	month := 1 + r.IntN(12)
-	day := 1 + r.IntN(28)
+	// ID numbers are unique for the first 4.5 million persons: each block
+	// of 1000 gets its own division and birth date, the sequence code
+	// numbers the persons of a block.
+	block := g.n / 1000
+	seq := g.n % 1000
+	g.n++
+	div := Divisions[block%len(Divisions)]
+	birth := time.Date(1925, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, (block/len(Divisions))*47%13500)
+	year, month, day := birth.Year(), int(birth.Month()), birth.Day()
 	id := make([]byte, 0, 18)
 	id = append(id, div...)
 	id = strconv.AppendInt(id, int64(year), 10)
 	id = append(id, byte('0'+month/10), byte('0'+month%10), byte('0'+day/10), byte('0'+day%10))
-	seq := r.IntN(1000)
 	id = append(id, byte('0'+seq/100), byte('0'+seq/10%10), byte('0'+seq%10))
 	id = append(id, CheckDigit(id))
 	b := r.IntN(len(Banks))
