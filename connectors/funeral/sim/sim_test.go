@@ -66,3 +66,40 @@ func TestSimPushesToHub(t *testing.T) {
 		t.Fatalf("%d burials", n)
 	}
 }
+
+func TestDemo(t *testing.T) {
+	ctx := context.Background()
+	d, err := NewDemo(3, 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := funeral.DefaultConfig()
+	cfg.RatePerSecond = 0
+	api, err := funeral.NewAPI(ctx, cfg, funeral.Deps{Store: storetest.Open(t), Partners: d.Registry(), Secret: d.Secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close(ctx)
+	hub := httptest.NewServer(api)
+	defer hub.Close()
+	urls, err := d.Start(ctx, hub.URL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(ctx)
+	if len(urls) != 3 {
+		t.Fatalf("urls %v", urls)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		halls, _ := api.Store().Count(ctx, "", "hall")
+		burials, _ := api.Store().Count(ctx, "", "burial")
+		if halls == 12 && burials == 15 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("demo pushed %d halls, %d burials", halls, burials)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
