@@ -78,12 +78,16 @@ func startSims(t testing.TB, dir string, opts sim.Options) []*sim.Bank {
 
 // newService builds the service over the given bank configs and store.
 func newService(t testing.TB, db *store.DB, dir string, cfgs []bank.Config, events connectors.Events, audit Auditor) *Service {
+	return newServiceTimeout(t, db, dir, cfgs, events, audit, 5*time.Second)
+}
+
+func newServiceTimeout(t testing.TB, db *store.DB, dir string, cfgs []bank.Config, events connectors.Events, audit Auditor, opTimeout time.Duration) *Service {
 	t.Helper()
 	ctx := context.Background()
 	deps := connectors.Deps{Store: db, Events: events, DataDir: dir}
 	var banks []*bank.Bank
 	for _, c := range cfgs {
-		c.SFTP.OpTimeout = 5 * time.Second
+		c.SFTP.OpTimeout = opTimeout
 		c.SFTP.RetryBackoff = 20 * time.Millisecond
 		c.SFTP.Node = "test-node"
 		fs, err := bank.LoadFileSet(os.DirFS(mappingsRoot(t)), c.Layouts)
