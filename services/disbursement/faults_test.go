@@ -31,11 +31,11 @@ func TestNetworkFaults(t *testing.T) {
 	_ = readList(list, func(_ int64, r *listRecord) error { letter += r.amount(); return nil })
 
 	bySim["boc"].Server.Faults.DropAfterBytes.Store(20 << 10) // connection dropped mid-upload
-	bySim["bocom"].TruncateNextReturn.Store(true)              // truncated return file
-	bySim["ceb"].DuplicateNextReturn.Store(true)               // the same return twice
-	bySim["spdb"].CorruptNextReturn.Store(3)                   // three malformed return records
-	bySim["cmb"].Server.Faults.RefuseLogin.Store(true)         // logins refused
-	bySim["ccb"].Server.Faults.StallOnly("*_RET_*")            // return download stalls
+	bySim["bocom"].TruncateNextReturn.Store(true)             // truncated return file
+	bySim["ceb"].DuplicateNextReturn.Store(true)              // the same return twice
+	bySim["spdb"].CorruptNextReturn.Store(3)                  // three malformed return records
+	bySim["cmb"].Server.Faults.RefuseLogin.Store(true)        // logins refused
+	bySim["ccb"].Server.Faults.StallOnly("*_RET_*")           // return download stalls
 	bySim["ccb"].Server.Faults.StallReads.Store(true)
 
 	run := RunOptions{Period: "2026-11", ListFile: list, LetterTotal: letter, ConfirmDistrict: "alice", ConfirmCity: "bob"}
