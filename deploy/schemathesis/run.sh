@@ -10,6 +10,8 @@
 # Environment:
 #   MZHUB_CACHE          cache directory (default ~/.cache/mzhub)
 #   SCHEMATHESIS_VERSION version to install (default 4.32.5)
+#   HYPOTHESIS_VERSION   hypothesis pinned beside it (default 6.135.0: newer ones
+#                        crash on Python 3.11.7 while describing lambdas)
 #   ST_MAX_TIME          time budget in seconds (default 120)
 #   ST_EXTRA             further arguments for `st run`
 set -euo pipefail
@@ -17,7 +19,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cache=${MZHUB_CACHE:-$HOME/.cache/mzhub}
 version=${SCHEMATHESIS_VERSION:-4.32.5}
-venv=$cache/schemathesis-$version
+hypothesis=${HYPOTHESIS_VERSION:-6.135.0}
+venv=$cache/schemathesis-$version-hypothesis-$hypothesis
 max_time=${ST_MAX_TIME:-120}
 work=$(mktemp -d)
 pid=""
@@ -33,7 +36,7 @@ trap cleanup EXIT
 if [ ! -x "$venv/bin/st" ]; then
 	echo "installing schemathesis $version into $venv" >&2
 	python3 -m venv "$venv"
-	"$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version"
+	"$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version" "hypothesis==$hypothesis"
 fi
 
 (cd "$root" && go build -o "$work/mzhub" ./cmd/mzhub)
@@ -53,10 +56,13 @@ if [ -z "$proxy" ]; then
 fi
 echo "sandbox reachable through the signing proxy at $proxy" >&2
 
+# Phases: the spec's examples, boundary coverage of every schema and random
+# fuzzing (the stateful phase is left out: it needs links the spec does not
+# declare and fails inside hypothesis on this Python).
 # Checks: no 5xx; status codes, content types, headers and bodies as the
 # spec documents them; invalid data is refused; valid data is accepted.
 # The proxy signs requests that carry X-MZ-Signature (the spec's security
 # scheme); requests where schemathesis drops it reach the hub unsigned.
 "$venv/bin/st" run "$root/docs/api/partner.yaml" --url "$proxy" -H "X-MZ-Signature: sign-me" \
 	--checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection \
-	--max-time "$max_time" --workers 2 --no-color ${ST_EXTRA:-}
+	--phases examples,coverage,fuzzing --max-time "$max_time" --workers 2 --no-color ${ST_EXTRA:-}
