@@ -63,8 +63,15 @@ func TestSecurityCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.ExecContext(context.Background(), `UPDATE audit_log SET detail = 'role=operator' WHERE seq = 1`); err != nil {
-		t.Fatal(err)
+	// The append-only trigger refuses the edit; someone with file access
+	// drops it first.
+	if _, err := db.ExecContext(context.Background(), `UPDATE audit_log SET detail = 'role=operator' WHERE seq = 1`); err == nil {
+		t.Fatal("audit_log accepted an UPDATE")
+	}
+	for _, q := range []string{`DROP TRIGGER audit_log_no_update`, `UPDATE audit_log SET detail = 'role=operator' WHERE seq = 1`} {
+		if _, err := db.ExecContext(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
 	}
 	db.Close()
 	if out := run(1, "audit", "verify"); !strings.Contains(out, "BROKEN at seq 1: edited") {

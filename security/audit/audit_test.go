@@ -118,9 +118,14 @@ func TestAudit(t *testing.T) {
 }
 
 // tamper runs SQL directly against the database, as an attacker with file
-// access would.
+// access would: first dropping the append-only triggers, then editing.
 func tamper(t *testing.T, db *store.DB, stmts ...string) {
 	t.Helper()
+	on := ""
+	if db.Dialect() == store.Postgres {
+		on = " ON audit_log"
+	}
+	stmts = append([]string{"DROP TRIGGER IF EXISTS audit_log_no_update" + on, "DROP TRIGGER IF EXISTS audit_log_no_delete" + on}, stmts...)
 	for _, s := range stmts {
 		if _, err := db.ExecContext(context.Background(), s); err != nil {
 			t.Fatalf("%s: %v", s, err)
@@ -168,6 +173,26 @@ func TestVerifyFindsTampering(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestAppendOnly(t *testing.T) {
+	storetest.Dialects(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		l := openLog(t, db, clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
+		fill(t, l, 3)
+		for _, q := range []string{
+			`UPDATE audit_log SET object = 'x' WHERE seq = 2`,
+			`DELETE FROM audit_log WHERE seq = 3`,
+			`DELETE FROM audit_log`,
+		} {
+			if _, err := db.ExecContext(ctx, q); err == nil || !strings.Contains(err.Error(), "append-only") {
+				t.Errorf("%s: %v", q, err)
+			}
+		}
+		if rep, err := l.Verify(ctx); err != nil || !rep.OK() || rep.Checked != 3 {
+			t.Fatalf("after refused edits: %v %v", rep, err)
+		}
+	})
 }
 
 func TestPrune(t *testing.T) {

@@ -59,14 +59,18 @@ func (l *Log) Prune(ctx context.Context, before time.Time, retention time.Durati
 		if err != nil {
 			return err
 		}
+		// The base moves first: the append-only trigger allows deleting only
+		// records at or below it.
+		if _, err := tx.ExecContext(ctx, l.db.Rebind(`UPDATE audit_state SET base_seq = ?, base_mac = ?, base_tag = ? WHERE id = 1`),
+			upTo, mac, tag(l.key, "base", upTo, mac)); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, l.db.Rebind(`DELETE FROM audit_log WHERE seq <= ?`), upTo)
 		if err != nil {
 			return err
 		}
 		removed, _ = res.RowsAffected()
-		_, err = tx.ExecContext(ctx, l.db.Rebind(`UPDATE audit_state SET base_seq = ?, base_mac = ?, base_tag = ? WHERE id = 1`),
-			upTo, mac, tag(l.key, "base", upTo, mac))
-		return err
+		return nil
 	})
 	l.mu.Unlock()
 	if err != nil {
