@@ -490,13 +490,23 @@ func (rn *runner) deliverOne(ctx context.Context, s *sinkRT, m *msgState) error 
 	}()
 
 	l := rn.ledger
-	op := opClaim
-	if s.idempotent {
-		op = opCheck
-	}
-	state, err := l.do(ctx, op, id, s.name, idem)
-	if err != nil {
-		return err
+	var state string
+	switch {
+	case !s.idempotent:
+		// The claim is durable before the partner sees anything.
+		st, err := l.do(ctx, opClaim, id, s.name, idem)
+		if err != nil {
+			return err
+		}
+		state = st
+	case m.attempt > 1 || m.msg.Headers["mzhub-replay-of"] != "":
+		// A redelivery to an idempotent sink: skip it if it is known done
+		// (a first delivery goes straight out; the partner ignores repeats).
+		st, err := l.do(ctx, opCheck, id, s.name, idem)
+		if err != nil {
+			return err
+		}
+		state = st
 	}
 	switch state {
 	case stateDone:
@@ -533,7 +543,7 @@ func (rn *runner) deliverOne(ctx context.Context, s *sinkRT, m *msgState) error 
 	}
 	t0 := time.Now()
 	sctx, cancel := context.WithTimeout(ctx, s.timeout)
-	err = s.sink.Send(sctx, m.msg)
+	err := s.sink.Send(sctx, m.msg)
 	cancel()
 	if err != nil {
 		if !s.idempotent {
@@ -554,7 +564,10 @@ func (rn *runner) deliverOne(ctx context.Context, s *sinkRT, m *msgState) error 
 		})
 		return err
 	}
-	if _, err := l.do(context.WithoutCancel(ctx), opDone, id, s.name, idem); err != nil {
+	if s.idempotent || s.checker != nil {
+		// Losing this record in a crash is safe (see ledger.post).
+		l.post(opDone, id, s.name, idem)
+	} else if _, err := l.do(context.WithoutCancel(ctx), opDone, id, s.name, idem); err != nil {
 		return fmt.Errorf("delivered but not recorded: %w", err)
 	}
 	rn.e.metrics.deliveries.WithLabelValues(id, s.name, "sent").Inc()

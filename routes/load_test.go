@@ -1,0 +1,237 @@
+package routes_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/connectors/httpx"
+	"github.com/shanghai-mca/mzhub/routes"
+	"github.com/shanghai-mca/mzhub/routes/bus"
+	"github.com/shanghai-mca/mzhub/routes/bus/local"
+	"github.com/shanghai-mca/mzhub/store"
+)
+
+// loadResult is what one load run measured.
+type loadResult struct {
+	clients          int
+	duration         time.Duration
+	accepted, errors int64
+	delivered        int64
+	acceptP50        time.Duration
+	acceptP99        time.Duration
+	e2eP50, e2eP99   time.Duration
+	heapMB           float64
+	// cpuPerMsg is the process CPU time (user+system: hub, load generator
+	// and partner together) per delivered message.
+	cpuPerMsg time.Duration
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func (r loadResult) String() string {
+	return fmt.Sprintf("%d clients, %v: %d accepted (%.0f/s), %d errors, %d delivered (%.0f/s); request→202 p50 %v p99 %v; request→partner p50 %v p99 %v; heap %.0f MB; CPU %v per message (hub, load generator and partner together)",
+		r.clients, r.duration, r.accepted, float64(r.accepted)/r.duration.Seconds(), r.errors, r.delivered, float64(r.delivered)/r.duration.Seconds(),
+		r.acceptP50.Round(time.Microsecond*100), r.acceptP99.Round(time.Microsecond*100), r.e2eP50.Round(time.Microsecond*100), r.e2eP99.Round(time.Microsecond*100), r.heapMB, r.cpuPerMsg.Round(time.Microsecond))
+}
+
+func pct(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[int(float64(len(d)-1)*p)]
+}
+
+// runLoad runs the route HTTP in → (local bus, durable) → map → HTTP out
+// with clients concurrent clients for d, on loopback, and measures.
+func runLoad(t testing.TB, clients int, d time.Duration, idempotentSink bool) loadResult {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The partner: records the end-to-end latency from the time in the body.
+	var (
+		mu        sync.Mutex
+		e2e       = make([]time.Duration, 0, 1<<20)
+		delivered atomic.Int64
+	)
+	partner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m struct {
+			T int64 `json:"t"`
+		}
+		b, _ := io.ReadAll(r.Body)
+		_ = json.Unmarshal(b, &m)
+		lat := time.Since(time.Unix(0, m.T))
+		mu.Lock()
+		e2e = append(e2e, lat)
+		mu.Unlock()
+		delivered.Add(1)
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer partner.Close()
+
+	scfg := store.DefaultConfig()
+	scfg.Path = filepath.Join(t.TempDir(), "state.db")
+	db, err := store.Open(ctx, scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	b, err := local.Open(ctx, db, bus.DefaultConfig().Local, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	reg := connectors.NewRegistry()
+	_ = reg.Register(httpx.Spec())
+	dir := t.TempDir()
+	route := fmt.Sprintf(`id: load
+partner: test.partner
+flow: load
+from:
+  kind: http
+key: string(body.client)
+idempotency_key: string(body.client) + "-" + string(body.seq)
+concurrency: 128
+max_backlog: 20000
+steps:
+  - map:
+      fields:
+        t: body.t
+        person: body.client
+        seq: body.seq
+        amount_fen: int(body.amount_yuan * 100)
+to:
+  - name: partner
+    kind: http
+    idempotent: %v
+    config:
+      url: %s/in
+      status_url: %s/status/{key}
+      timeout: 5s
+`, idempotentSink, partner.URL, partner.URL)
+	if err := os.WriteFile(filepath.Join(dir, "load.yaml"), []byte(route), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := routes.NewEngine(routes.EngineConfig{ReloadInterval: -1}, routes.Deps{Bus: b, Store: db, Connectors: reg, Metrics: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Load(dir); err != nil {
+		t.Fatal(err)
+	}
+	runDone := make(chan error, 1)
+	go func() { runDone <- eng.Run(ctx) }()
+	hub := httptest.NewServer(eng.Handler())
+	defer hub.Close()
+	for len(eng.Routes()) == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+
+	tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
+	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var (
+		accepted, errs atomic.Int64
+		lats           = make([][]time.Duration, clients)
+		wg             sync.WaitGroup
+	)
+	stop := time.Now().Add(d)
+	start := time.Now()
+	cpu0 := cpuTime()
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			lats[c] = make([]time.Duration, 0, 8192)
+			for seq := 0; time.Now().Before(stop); seq++ {
+				t0 := time.Now()
+				body := []byte(`{"client":` + strconv.Itoa(c) + `,"seq":` + strconv.Itoa(seq) + `,"amount_yuan":123.45,"t":` + strconv.FormatInt(t0.UnixNano(), 10) + `}`)
+				resp, err := hc.Post(hub.URL+"/routes/load", "application/json", bytes.NewReader(body))
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					errs.Add(1)
+					continue
+				}
+				lats[c] = append(lats[c], time.Since(t0))
+				accepted.Add(1)
+			}
+		}(c)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	// Let the consumers drain (bounded), then measure the heap.
+	drain := time.Now().Add(30 * time.Second)
+	for delivered.Load() < accepted.Load() && time.Now().Before(drain) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cpu := cpuTime() - cpu0
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	cancel()
+	<-runDone
+	var all []time.Duration
+	for _, l := range lats {
+		all = append(all, l...)
+	}
+	mu.Lock()
+	e := append([]time.Duration(nil), e2e...)
+	mu.Unlock()
+	return loadResult{
+		clients: clients, duration: elapsed, accepted: accepted.Load(), errors: errs.Load(), delivered: delivered.Load(),
+		acceptP50: pct(all, 0.50), acceptP99: pct(all, 0.99), e2eP50: pct(e, 0.50), e2eP99: pct(e, 0.99),
+		heapMB:    float64(ms.HeapInuse) / (1 << 20),
+		cpuPerMsg: cpu / time.Duration(max(1, delivered.Load())),
+	}
+}
+
+// TestLoadHTTPRoute prints the figures of docs/performance.md (## Routes).
+// It runs when MZHUB_ROUTES_LOAD is set (seconds of load, e.g. 10).
+func TestLoadHTTPRoute(t *testing.T) {
+	secs, _ := strconv.Atoi(os.Getenv("MZHUB_ROUTES_LOAD"))
+	if secs <= 0 {
+		t.Skip("MZHUB_ROUTES_LOAD not set: skipping the load run (set it to the seconds of load, e.g. 10)")
+	}
+	for _, idem := range []bool{false, true} {
+		r := runLoad(t, 200, time.Duration(secs)*time.Second, idem)
+		t.Logf("sink idempotent=%v: %s", idem, r)
+		if r.delivered != r.accepted {
+			t.Errorf("delivered %d of %d accepted", r.delivered, r.accepted)
+		}
+	}
+}
+
+// BenchmarkHTTPRoute reports the route's throughput and latencies at 200
+// clients for a short, bounded run.
+func BenchmarkHTTPRoute(b *testing.B) {
+	r := runLoad(b, 200, 3*time.Second, false)
+	b.ReportMetric(float64(r.accepted)/r.duration.Seconds(), "msgs/s")
+	b.ReportMetric(float64(r.acceptP99.Microseconds())/1000, "p99-accept-ms")
+	b.ReportMetric(float64(r.e2eP99.Microseconds())/1000, "p99-e2e-ms")
+	b.ReportMetric(float64(r.cpuPerMsg.Microseconds()), "cpu-us/msg")
+}
