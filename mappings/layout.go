@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+
+	"github.com/expr-lang/expr/vm"
 	"strings"
 )
 
@@ -88,6 +90,8 @@ type Schema struct {
 	selField int
 	selValue string
 	aggs     []int
+	computed []int // fields with expr or when
+	envIdx   []int // fields their expressions read
 }
 
 // Field is a compiled field.
@@ -127,6 +131,8 @@ type Field struct {
 	ofIdx    int
 	truncate bool
 	checked  bool // has at least one validator
+	expr     *vm.Program
+	when     *vm.Program
 }
 
 // Index returns the position of the named field, or -1.
@@ -381,6 +387,7 @@ func compileSchema(l *Layout, rs *RecordSpec, tables func(string) (*CodeTable, e
 		}
 		s.Fields = append(s.Fields, f)
 	}
+	probs = append(probs, compileComputed(s, rs, at)...)
 	if l.Format == FormatFixed {
 		s.Length = offset
 		if rs.Length != 0 && rs.Length != offset {
@@ -503,6 +510,9 @@ func compileField(l *Layout, kind RecordKind, fs *FieldSpec, tables func(string)
 			bad(at("default"), "default: %v", err)
 		}
 		f.deflt = &v
+	}
+	if t != TypeConstant && fs.Value != "" {
+		bad(at("value"), "value is for constant fields only (use default)")
 	}
 	if t != TypeAmount && fs.Unit != "" {
 		bad(at("unit"), "unit is for amount fields only")

@@ -86,6 +86,8 @@ type Reader struct {
 	err     error
 	trailer bool // a trailer has been read
 	lastRaw []byte
+	env     map[string]any // computed fields
+	scratch [3]*Record
 }
 
 // rawSource yields records parsed but not validated. perr reports a field
@@ -173,6 +175,22 @@ func (rd *Reader) Next() (*Record, error) {
 // validate runs the validators; it reports whether rec was rejected.
 func (rd *Reader) validate(rec *Record, raw []byte) bool {
 	s := rec.schema
+	if len(s.computed) > 0 {
+		if rd.env == nil {
+			rd.env = map[string]any{}
+		}
+		if rd.scratch[s.Kind] == nil {
+			rd.scratch[s.Kind] = NewRecord(s)
+		}
+		if i, p := checkComputed(rec, rd.env, rd.scratch[s.Kind]); p != "" {
+			r := Reject{Line: rec.Line, Kind: rec.Kind, Problem: p, Raw: raw}
+			if i >= 0 {
+				r.Field, r.Excerpt = s.Fields[i].Name, Mask(s.Fields[i].Sensitive, rec.Text(i))
+			}
+			rd.reject(r)
+			return true
+		}
+	}
 	for i := range s.Fields {
 		f := &s.Fields[i]
 		if !f.checked {

@@ -141,6 +141,13 @@ type FieldSpec struct {
 	Aggregate string `yaml:"aggregate"`
 	// Of names the detail amount field summed by Aggregate sum.
 	Of string `yaml:"of"`
+	// Expr computes the field from the other fields of the same record
+	// (expr-lang; amounts in fen): filled when writing, checked when
+	// reading.
+	Expr string `yaml:"expr"`
+	// When makes the field conditional: when the expression is false the
+	// writer leaves it blank.
+	When string `yaml:"when"`
 	// Truncate lets the writer cut a too-long text value at a character
 	// boundary (reported as a warning) instead of rejecting the record.
 	Truncate bool `yaml:"truncate"`

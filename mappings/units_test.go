@@ -345,3 +345,51 @@ func TestSensitiveParseErrorMasked(t *testing.T) {
 		t.Fatalf("rejects %v", rejects)
 	}
 }
+
+// TestComputedFields: expr fields are filled by the writer and checked by
+// the reader; when leaves a field blank.
+func TestComputedFields(t *testing.T) {
+	l, err := NewLoader(fstest.MapFS{"l.yaml": {Data: []byte(`kind: layout
+name: c
+format: delimited
+separator: "|"
+records:
+  - kind: detail
+    fields:
+      - {name: amount, type: amount, unit: fen}
+      - {name: flag, type: string, expr: 'amount >= 500000 ? "1" : "0"'}
+      - {name: note, type: string, when: amount < 0}
+      - {name: double, type: amount, unit: fen, expr: amount * 2}
+`)}}).Layout("l.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w := NewWriter(l, &buf, WriterOptions{})
+	for _, fen := range []int64{100, 600000} {
+		r := NewRecord(l.Detail)
+		_ = r.Set("amount", fen)
+		_ = r.Set("note", "x")
+		if err := w.Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if want := "100|0||200\n600000|1||1200000\n"; buf.String() != want {
+		t.Fatalf("wrote %q, want %q", buf.String(), want)
+	}
+	var rejects []Reject
+	rd := NewReader(l, strings.NewReader(buf.String()+"100|1||200\n"), ReaderOptions{OnReject: func(r Reject) { rejects = append(rejects, r) }})
+	n := 0
+	for {
+		if _, err := rd.Next(); err != nil {
+			break
+		}
+		n++
+	}
+	if n != 2 || len(rejects) != 1 || rejects[0].Field != "flag" || rejects[0].Line != 3 {
+		t.Fatalf("read %d, rejects %v", n, rejects)
+	}
+}

@@ -58,6 +58,7 @@ type Writer struct {
 	sink    recordSink
 	written int64
 	sumIdx  []int
+	env     map[string]any // computed fields
 }
 
 // recordSink writes JSON and XML records.
@@ -122,6 +123,14 @@ func (w *Writer) Write(rec *Record) error {
 	case KindDetail:
 		for _, ai := range s.aggs {
 			rec.Values[ai] = Value{Int: w.count + 1, Set: true}
+		}
+	}
+	if len(s.computed) > 0 {
+		if w.env == nil {
+			w.env = map[string]any{}
+		}
+		if err := computeFields(rec, w.env); err != nil {
+			return err
 		}
 	}
 	for i := range s.Fields {
