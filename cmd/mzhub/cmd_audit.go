@@ -81,9 +81,10 @@ func cliActor(env *cliEnv) string {
 
 func auditUsage(env *cliEnv) {
 	fmt.Fprintln(env.Stderr, `Usage:
-  mzhub audit verify [--config FILE] [--file EXPORT.jsonl]
+  mzhub audit verify [--config FILE] [--file EXPORT.jsonl] [--anchor SEQ:MAC]
       walk the chain (or an export file) and report the first edited, removed or inserted record;
-      exit 0 when it holds, 1 when it is broken
+      with --anchor (from the hub's daily "audit chain head" log line or an export receipt) also
+      check the chain was not rolled back past it; exit 0 when it holds, 1 when it is broken
   mzhub audit export [--config FILE] --out FILE [--from RFC3339] [--to RFC3339]
       write the chain as JSON lines for off-host backup (mode 0600); audited
   mzhub audit list   [--config FILE] [--actor A] [--action A] [--from RFC3339] [--limit N] [--json]
@@ -112,6 +113,7 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) int {
 	action := fs.String("action", "", "only this action (list)")
 	limit := fs.Int("limit", 100, "at most this many (list)")
 	asJSON := fs.Bool("json", false, "print JSON (verify, list)")
+	anchor := fs.String("anchor", "", "SEQ:MAC the chain must still hold (verify)")
 	fs.Usage = func() { auditUsage(env); fs.PrintDefaults() }
 	if err := fs.Parse(args[1:]); err != nil {
 		if isHelp(err) {
@@ -187,6 +189,19 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) int {
 			fmt.Fprintln(env.Stderr, err)
 			return 1
 		}
+		if *anchor != "" {
+			a, err := audit.ParseAnchor(*anchor)
+			if err != nil {
+				fmt.Fprintln(env.Stderr, err)
+				return 2
+			}
+			if err := d.audit.CheckAnchor(ctx, a); err != nil {
+				fmt.Fprintln(env.Stdout, err)
+				_, _ = d.audit.Append(ctx, audit.Record{Actor: who, Action: "audit.verify", Object: "audit_log", Outcome: audit.OutcomeFailure, Detail: err.Error()})
+				return 1
+			}
+			fmt.Fprintf(env.Stdout, "anchor %d holds\n", a.Seq)
+		}
 		_, _ = d.audit.Append(ctx, audit.Record{Actor: who, Action: "audit.verify", Object: "audit_log", Outcome: outcomeOf(rep.OK()), Detail: rep.String()})
 		return printReport(env, rep, *asJSON)
 	case "export":
@@ -205,6 +220,9 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) int {
 			return 1
 		}
 		fmt.Fprintf(env.Stdout, "exported %d audit records to %s\n", n, *out)
+		if a, err := d.audit.Head(ctx); err == nil {
+			fmt.Fprintf(env.Stdout, "receipt: keep this anchor with the file: %s\n", a)
+		}
 		return 0
 	case "list":
 		es, err := d.audit.List(ctx, audit.Filter{From: tFrom, Actor: *actor, Action: *action, Limit: *limit})

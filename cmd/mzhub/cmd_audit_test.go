@@ -48,7 +48,15 @@ func TestSecurityCommands(t *testing.T) {
 		t.Fatalf("verify: %s", out)
 	}
 	export := filepath.Join(dir, "audit.jsonl")
-	run(0, "audit", "export", "--out", export)
+	out = run(0, "audit", "export", "--out", export)
+	anchor := regexp.MustCompile(`anchor with the file: (\S+)`).FindStringSubmatch(out)
+	if anchor == nil {
+		t.Fatalf("no receipt: %s", out)
+	}
+	if out := run(0, "audit", "verify", "--anchor", anchor[1]); !strings.Contains(out, "holds") {
+		t.Fatalf("anchor: %s", out)
+	}
+	run(1, "audit", "verify", "--anchor", "999:"+strings.Repeat("0", 64))
 	if out := run(0, "audit", "verify", "--file", export); !strings.Contains(out, "OK") {
 		t.Fatalf("verify export: %s", out)
 	}
