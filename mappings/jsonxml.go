@@ -242,15 +242,20 @@ type jsonSink struct{ n int64 }
 
 func (j *jsonSink) begin(w *Writer) error {
 	if w.l.jsonArray {
-		return w.emitUTF8([]byte("["))
+		return w.writeUTF8([]byte("["))
 	}
 	return nil
 }
 
 func (j *jsonSink) write(w *Writer, rec *Record) error {
 	b := w.scratch[:0]
-	if w.l.jsonArray && j.n > 0 {
-		b = append(b, ',')
+	if w.l.jsonArray {
+		// "[", then ",\n" between objects and "\n]" at the end: one object
+		// per line without knowing which one is last.
+		if j.n > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, w.l.eol...)
 	}
 	j.n++
 	b = append(b, '{')
@@ -283,12 +288,15 @@ func (j *jsonSink) write(w *Writer, rec *Record) error {
 	}
 	b = append(b, '}')
 	w.scratch = b
+	if w.l.jsonArray {
+		return w.writeUTF8(b)
+	}
 	return w.emitUTF8(b)
 }
 
 func (j *jsonSink) end(w *Writer) error {
 	if w.l.jsonArray {
-		return w.emitUTF8([]byte("]"))
+		return w.writeUTF8(append(append([]byte{}, w.l.eol...), ']', '\n'))
 	}
 	return nil
 }
@@ -335,6 +343,17 @@ func (xmlSink) write(w *Writer, rec *Record) error {
 }
 
 func (xmlSink) end(w *Writer) error { return w.emitUTF8([]byte("</" + w.l.root + ">")) }
+
+// writeUTF8 encodes UTF-8 text to the layout charset and writes it as is.
+func (w *Writer) writeUTF8(b []byte) error {
+	out, err := w.l.codec.encode(w.line[:0], string(b))
+	if err != nil {
+		return &FieldError{Field: "(record)", Err: err}
+	}
+	w.line = out
+	_, err = w.bw.Write(out)
+	return err
+}
 
 // emitUTF8 encodes a UTF-8 line to the layout charset and writes it.
 func (w *Writer) emitUTF8(b []byte) error {
