@@ -390,6 +390,18 @@ func (m *Manager) ChangePassword(ctx context.Context, actor Actor, username, old
 		m.record(ctx, actor, "account.change_password", "user:"+username, audit.OutcomeDenied, "policy")
 		return &PolicyError{Reasons: []string{"must differ from the current password"}}
 	}
+	reused, err := m.recentlyUsed(ctx, u.ID, newPW)
+	if err != nil {
+		return err
+	}
+	if reused {
+		m.record(ctx, actor, "account.change_password", "user:"+username, audit.OutcomeDenied, "policy: reused")
+		return &PolicyError{Reasons: []string{fmt.Sprintf("must differ from the last %d passwords", PasswordHistory)}}
+	}
+	if _, err := m.db.ExecContext(ctx, m.db.Rebind(`INSERT INTO console_password_history (user_id, password_hash, changed_ms) VALUES (?, ?, ?)`),
+		u.ID, u.hash, m.clock.Now().UnixMilli()); err != nil {
+		return fmt.Errorf("accounts: password history: %w", err)
+	}
 	hash, err := hashPassword(newPW, m.iterations)
 	if err != nil {
 		return err
@@ -404,6 +416,31 @@ func (m *Manager) ChangePassword(ctx context.Context, actor Actor, username, old
 		return fmt.Errorf("accounts: end sessions: %w", err)
 	}
 	return nil
+}
+
+// PasswordHistory is how many recent passwords (the current one included) a
+// new one must differ from.
+const PasswordHistory = 5
+
+// recentlyUsed reports whether pw matches one of the user's previous
+// PasswordHistory-1 passwords (the current one is the last of the
+// PasswordHistory and is checked by the caller).
+func (m *Manager) recentlyUsed(ctx context.Context, userID int64, pw string) (bool, error) {
+	rows, err := m.db.QueryContext(ctx, m.db.Rebind(`SELECT password_hash FROM console_password_history WHERE user_id = ? ORDER BY changed_ms DESC, id DESC LIMIT `+fmt.Sprint(PasswordHistory-1)), userID)
+	if err != nil {
+		return false, fmt.Errorf("accounts: password history: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h string
+		if err := rows.Scan(&h); err != nil {
+			return false, fmt.Errorf("accounts: password history: %w", err)
+		}
+		if ok, _ := checkPassword(h, pw); ok {
+			return true, nil
+		}
+	}
+	return false, rows.Err()
 }
 
 func (m *Manager) endSessions(ctx context.Context, username string) error {

@@ -402,6 +402,28 @@ func TestBrowserFlow(t *testing.T) {
 	}
 }
 
+func TestPasswordHistory(t *testing.T) {
+	ctx := context.Background()
+	m, fc, _ := newManager(t, storetest.Open(t))
+	otp, _ := m.CreateUser(ctx, cli, "op1", "", RoleOperator)
+	pws := []string{otp, "Passw0rd-A1", "Passw0rd-B2", "Passw0rd-C3", "Passw0rd-D4", "Passw0rd-E5", "Passw0rd-F6"}
+	for i := 1; i < len(pws); i++ {
+		fc.Advance(time.Minute)
+		if err := m.ChangePassword(ctx, cli, "op1", pws[i-1], pws[i], ""); err != nil {
+			t.Fatalf("change %d: %v", i, err)
+		}
+	}
+	// The last five (F6, the current one, and B2 … E5) are refused; A1 is old enough.
+	for _, pw := range []string{"Passw0rd-B2", "Passw0rd-E5"} {
+		if err := m.ChangePassword(ctx, cli, "op1", "Passw0rd-F6", pw, ""); !errors.Is(err, ErrPolicy) {
+			t.Fatalf("reuse of %s: %v", pw, err)
+		}
+	}
+	if err := m.ChangePassword(ctx, cli, "op1", "Passw0rd-F6", "Passw0rd-A1", ""); err != nil {
+		t.Fatalf("old enough password: %v", err)
+	}
+}
+
 func TestAddressThrottle(t *testing.T) {
 	ctx := context.Background()
 	m, fc, fa := newManager(t, storetest.Open(t))
