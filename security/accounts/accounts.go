@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/security"
 	"github.com/shanghai-mca/mzhub/security/audit"
@@ -137,6 +139,9 @@ type Manager struct {
 	// window, against password spraying across many accounts.
 	ipMu    sync.Mutex
 	ipFails map[string]*ipWindow
+
+	logins *prometheus.CounterVec
+	reg    prometheus.Registerer
 }
 
 type ipWindow struct {
@@ -169,6 +174,9 @@ func WithIterations(n int) Option { return func(m *Manager) { m.iterations = n }
 // without a session to path instead of answering 401.
 func WithLoginPath(path string) Option { return func(m *Manager) { m.loginPath = path } }
 
+// WithRegisterer registers the login metrics on reg.
+func WithRegisterer(reg prometheus.Registerer) Option { return func(m *Manager) { m.reg = reg } }
+
 // WithHomePath sets where browsers go after logging in or changing their
 // password (default "/console/").
 func WithHomePath(path string) Option { return func(m *Manager) { m.homePath = path } }
@@ -185,6 +193,15 @@ func New(ctx context.Context, db *store.DB, cfg security.ConsoleConfig, a Audito
 	m := &Manager{db: db, cfg: cfg, audit: a, clock: clock.Real{}, log: slog.New(slog.DiscardHandler), iterations: DefaultIterations, homePath: "/console/", ipFails: map[string]*ipWindow{}}
 	for _, o := range opts {
 		o(m)
+	}
+	m.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mzhub_console_logins_total",
+		Help: "Console login attempts by outcome (success, wrong_password, unknown_user, locked, disabled, throttled).",
+	}, []string{"outcome"})
+	if m.reg != nil {
+		if err := m.reg.Register(m.logins); err != nil {
+			return nil, fmt.Errorf("accounts: register metrics: %w", err)
+		}
 	}
 	return m, nil
 }

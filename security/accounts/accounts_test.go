@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/security"
 	"github.com/shanghai-mca/mzhub/security/audit"
@@ -446,5 +448,11 @@ func TestAddressThrottle(t *testing.T) {
 	}
 	if !fa.has("console.login", audit.OutcomeDenied, "too many failures") {
 		t.Fatal("throttle not audited")
+	}
+	if n := testutil.ToFloat64(m.logins.WithLabelValues("throttled")); n != 1 {
+		t.Fatalf("throttled logins metric %v", n)
+	}
+	if n := testutil.ToFloat64(m.logins.WithLabelValues("unknown_user")); n != ipMaxFailures {
+		t.Fatalf("unknown_user metric %v", n)
 	}
 }

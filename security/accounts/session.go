@@ -69,12 +69,14 @@ func (m *Manager) Login(ctx context.Context, username, password, sourceIP string
 	}
 	now := m.clock.Now()
 	if m.throttled(sourceIP, now) {
+		m.logins.WithLabelValues("throttled").Inc()
 		m.record(ctx, actor, "console.login", "user:"+username, audit.OutcomeDenied, "too many failures from this address")
 		return Session{}, ErrThrottled
 	}
 	u, err := m.getUser(ctx, m.db, username)
 	if errors.Is(err, ErrNotFound) {
 		m.failedFrom(sourceIP, now)
+		m.logins.WithLabelValues("unknown_user").Inc()
 		// Spend the same time as a real check so timing does not tell.
 		checkPassword("pbkdf2-sm3$"+fmt.Sprint(m.iterations)+"$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", password)
 		m.record(ctx, actor, "console.login", "user:"+username, audit.OutcomeFailure, "unknown user")
@@ -84,6 +86,7 @@ func (m *Manager) Login(ctx context.Context, username, password, sourceIP string
 		return Session{}, fmt.Errorf("accounts: login: %w", err)
 	}
 	if now.Before(u.LockedUntil) {
+		m.logins.WithLabelValues("locked").Inc()
 		m.record(ctx, actor, "console.login", "user:"+username, audit.OutcomeDenied, "account locked")
 		return Session{}, &LockedError{Until: u.LockedUntil}
 	}
@@ -91,9 +94,11 @@ func (m *Manager) Login(ctx context.Context, username, password, sourceIP string
 	if !ok || u.Disabled {
 		m.failedFrom(sourceIP, now)
 		if u.Disabled {
+			m.logins.WithLabelValues("disabled").Inc()
 			m.record(ctx, actor, "console.login", "user:"+username, audit.OutcomeDenied, "account disabled")
 			return Session{}, ErrInvalidCredentials
 		}
+		m.logins.WithLabelValues("wrong_password").Inc()
 		return Session{}, m.fail(ctx, actor, u, now)
 	}
 	if iter < m.iterations {
@@ -117,6 +122,7 @@ func (m *Manager) Login(ctx context.Context, username, password, sourceIP string
 	if u.MustChange || u.PasswordExpired {
 		detail += " password_change_required"
 	}
+	m.logins.WithLabelValues("success").Inc()
 	m.record(ctx, actor, "console.login", "user:"+username, audit.OutcomeSuccess, detail)
 	return s, nil
 }

@@ -130,6 +130,9 @@ func Open(ctx context.Context, o Options) (*Baseline, error) {
 		return nil, err
 	}
 	opts := []accounts.Option{accounts.WithClock(b.clock), accounts.WithLogger(b.log.With("component", "accounts"))}
+	if o.Registerer != nil {
+		opts = append(opts, accounts.WithRegisterer(o.Registerer))
+	}
 	if o.LoginPath != "" {
 		opts = append(opts, accounts.WithLoginPath(o.LoginPath))
 	}
