@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/connectors/bank"
 	"github.com/shanghai-mca/mzhub/connectors/sftp"
 	"github.com/shanghai-mca/mzhub/mappings"
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/store"
 )
 
 // returns fetches the banks' return files and reconciles them until every
@@ -39,49 +42,66 @@ func (s *Service) returns(ctx context.Context, b *Batch, opt RunOptions) (string
 			deadline = d
 		}
 	}
+	// Each bank is polled by its own goroutine: one slow or failing bank
+	// does not hold up the others.
+	var mu sync.Mutex
 	var summary []string
-	for len(pending) > 0 {
-		for bi, f := range pending {
-			bk := s.banks[bi]
-			base := strings.TrimSuffix(f.name, path.Ext(f.name))
-			_, err := bk.SFTP.Poll(ctx, sftp.PollOptions{BatchID: b.Name, Stage: StageReturns, Include: []string{base + "_RET*"}},
-				func(ctx context.Context, in sftp.Inbound) error { return s.reconcile(ctx, b, bi, in) })
-			if err != nil {
-				if ctx.Err() != nil {
-					return "", ctx.Err()
-				}
-				s.log.Warn("disbursement: poll returns", "bank", bk.Config.Code, "err", err)
+	var firstErr error
+	var wg sync.WaitGroup
+	for bi, f := range pending {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			line, err := s.awaitBank(ctx, b, bi, f, deadline, opt)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = err
 			}
-			done, err := s.bankComplete(ctx, b, bi)
-			if err != nil {
-				return "", err
-			}
-			if done {
-				line, err := s.finishBank(ctx, b, bi, f)
-				if err != nil {
-					return "", err
-				}
+			if line != "" {
 				summary = append(summary, line)
-				delete(pending, bi)
 			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return "", firstErr
+	}
+	sort.Strings(summary)
+	return strings.Join(summary, "; "), nil
+}
+
+// awaitBank polls one bank's returns until they are complete or the
+// deadline passed, then settles the bank's records.
+func (s *Service) awaitBank(ctx context.Context, b *Batch, bi int, f outFile, deadline time.Time, opt RunOptions) (string, error) {
+	bk := s.banks[bi]
+	base := strings.TrimSuffix(f.name, path.Ext(f.name))
+	for {
+		_, err := bk.SFTP.Poll(ctx, sftp.PollOptions{BatchID: b.Name, Stage: StageReturns, Include: []string{base + "_RET*"}},
+			func(ctx context.Context, in sftp.Inbound) error { return s.reconcile(ctx, b, bi, in) })
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+			s.log.Warn("disbursement: poll returns", "bank", bk.Config.Code, "err", err)
 		}
-		var open sql.NullInt64
-		_ = s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(*) FROM disb_payments WHERE batch_id = ? AND status = 2`), b.ID).Scan(&open)
-		opt.Progress(StageReturns, b.Valid-open.Int64, b.Valid)
-		if len(pending) == 0 {
-			break
+		var got sql.NullInt64
+		if err := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT SUM(records) FROM disb_files WHERE batch_id = ? AND direction = 'return' AND state = 'reconciled'`),
+			b.ID).Scan(&got); err == nil {
+			opt.Progress(StageReturns, got.Int64, b.Valid)
+		}
+		done, err := s.bankComplete(ctx, b, bi)
+		if err != nil {
+			return "", err
+		}
+		if done {
+			return s.finishBank(ctx, b, bi, f)
 		}
 		if time.Now().After(deadline) {
-			for bi, f := range pending {
-				line, err := s.finishBank(ctx, b, bi, f)
-				if err != nil {
-					return "", err
-				}
-				summary = append(summary, line+" (deadline passed)")
-				s.emit(monitor.Event{Type: monitor.ExpectationMissed, Status: monitor.Error, BatchID: b.Name, Stage: StageReturns,
-					Flow: flowOf(b), Partner: s.banks[bi].Config.Partner(), FileName: f.name, ErrorCode: "return_late"})
-			}
-			break
+			s.emit(monitor.Event{Type: monitor.ExpectationMissed, Status: monitor.Error, BatchID: b.Name, Stage: StageReturns,
+				Flow: flowOf(b), Partner: bk.Config.Partner(), FileName: f.name, ErrorCode: "return_late"})
+			line, err := s.finishBank(ctx, b, bi, f)
+			return line + " (deadline passed)", err
 		}
 		select {
 		case <-ctx.Done():
@@ -89,27 +109,16 @@ func (s *Service) returns(ctx context.Context, b *Batch, opt RunOptions) (string
 		case <-time.After(s.cfg.PollEvery):
 		}
 	}
-	return strings.Join(summary, "; "), nil
 }
 
-// bankComplete tells whether all of a bank's returns are in: no record
-// open, or all parts of its return reconciled.
+// bankComplete tells whether all parts of a bank's return are reconciled.
 func (s *Service) bankComplete(ctx context.Context, b *Batch, bi int) (bool, error) {
-	var open int64
-	if err := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(*) FROM disb_payments WHERE batch_id = ? AND bank = ? AND status = 2`),
-		b.ID, bi).Scan(&open); err != nil {
-		return false, err
-	}
-	if open == 0 {
-		return true, nil
-	}
 	var parts, total sql.NullInt64
 	if err := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(DISTINCT part_no), MAX(part_total) FROM disb_files
 		WHERE batch_id = ? AND bank = ? AND direction = 'return' AND state = 'reconciled'`), b.ID, s.banks[bi].Config.Code).Scan(&parts, &total); err != nil {
 		return false, err
 	}
-	want := max(total.Int64, 1)
-	return parts.Int64 >= want, nil
+	return parts.Int64 > 0 && parts.Int64 >= total.Int64, nil
 }
 
 // finishBank declares the records still open missing and compares totals.
@@ -202,6 +211,105 @@ func (s *Service) reconcile(ctx context.Context, b *Batch, bi int, in sftp.Inbou
 			return err
 		}
 		defer upd.Close()
+		type outcome struct {
+			seq, amt, line int64
+			st             int
+			reason         string
+		}
+		var pend []outcome
+		const perStmt = 200
+		var multi *sql.Stmt
+		if s.db.Dialect() == store.SQLite {
+			// One statement updates a whole slice of records (UPDATE FROM a
+			// VALUES list): far fewer round trips than one per record.
+			multi, err = tx.PrepareContext(ctx, `WITH v(seq, st, reason, amt) AS (VALUES `+
+				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?),", perStmt), ",")+`)
+				UPDATE disb_payments SET status = v.st, reason = v.reason FROM v
+				WHERE disb_payments.batch_id = ? AND disb_payments.seq = v.seq AND disb_payments.bank = ?
+				AND disb_payments.amount_fen = v.amt AND disb_payments.status = 2`)
+			if err != nil {
+				return err
+			}
+			defer multi.Close()
+		}
+		count := func(o outcome) {
+			matched++
+			if o.st == StatusFailed {
+				failed++
+			} else {
+				paidFen += o.amt
+			}
+		}
+		// classify finds out why a record was not applied.
+		classify := func(o outcome) error {
+			var cur, cbank int
+			var amt int64
+			err := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT status, bank, amount_fen FROM disb_payments WHERE batch_id = ? AND seq = ?`), b.ID, o.seq).Scan(&cur, &cbank, &amt)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				quar = append(quar, quarantined{o.line, "reference not sent in this batch"})
+				anomalies++
+			case err != nil:
+				return err
+			case cbank != bi:
+				quar = append(quar, quarantined{o.line, "record belongs to another bank"})
+				anomalies++
+			case amt != o.amt:
+				quar = append(quar, quarantined{o.line, fmt.Sprintf("amount %d fen differs from the %d fen sent", o.amt, amt)})
+				anomalies++
+			default:
+				already++ // already reconciled (a resumed or repeated file)
+			}
+			return nil
+		}
+		flush := func() error {
+			if len(pend) == 0 {
+				return nil
+			}
+			defer func() { pend = pend[:0] }()
+			if multi != nil && len(pend) == perStmt {
+				args := make([]any, 0, perStmt*4+2)
+				for _, o := range pend {
+					args = append(args, o.seq, o.st, o.reason, o.amt)
+				}
+				args = append(args, b.ID, bi)
+				r, err := multi.ExecContext(ctx, args...)
+				if err != nil {
+					return err
+				}
+				if n, _ := r.RowsAffected(); n == int64(len(pend)) {
+					for _, o := range pend {
+						count(o)
+					}
+					return nil
+				}
+				// Some were not applied: look at each (rare).
+				for _, o := range pend {
+					var cur int
+					if err := tx.QueryRowContext(ctx, `SELECT status FROM disb_payments WHERE batch_id = ? AND seq = ? AND bank = ? AND amount_fen = ?`,
+						b.ID, o.seq, bi, o.amt).Scan(&cur); err == nil && cur == o.st {
+						count(o)
+						continue
+					}
+					if err := classify(o); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			for _, o := range pend {
+				r, err := upd.ExecContext(ctx, o.st, o.reason, b.ID, o.seq, bi, o.amt)
+				if err != nil {
+					return err
+				}
+				if n, _ := r.RowsAffected(); n == 1 {
+					count(o)
+				} else if err := classify(o); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
 		res, err := bank.ReadPayments(l, f, func(r mappings.Reject) {
 			quar = append(quar, quarantined{r.Line, r.Kind.String() + " " + r.Field + ": " + r.Problem})
 		}, func(p *mappings.PaymentRecord) error {
@@ -220,40 +328,15 @@ func (s *Service) reconcile(ctx context.Context, b *Batch, bi int, in sftp.Inbou
 				quar = append(quar, quarantined{line, "no result status"})
 				return nil
 			}
-			r, err := upd.ExecContext(ctx, st, reason, b.ID, seq, bi, p.AmountFen)
-			if err != nil {
-				return err
-			}
-			if n, _ := r.RowsAffected(); n == 1 {
-				matched++
-				if st == StatusFailed {
-					failed++
-				} else {
-					paidFen += p.AmountFen
-				}
-				return nil
-			}
-			// Not applied: find out why.
-			var cur, cbank int
-			var amt int64
-			err = tx.QueryRowContext(ctx, s.db.Rebind(`SELECT status, bank, amount_fen FROM disb_payments WHERE batch_id = ? AND seq = ?`), b.ID, seq).Scan(&cur, &cbank, &amt)
-			switch {
-			case errors.Is(err, sql.ErrNoRows):
-				quar = append(quar, quarantined{line, "reference not sent in this batch"})
-				anomalies++
-			case err != nil:
-				return err
-			case cbank != bi:
-				quar = append(quar, quarantined{line, "record belongs to another bank"})
-				anomalies++
-			case amt != p.AmountFen:
-				quar = append(quar, quarantined{line, fmt.Sprintf("amount %d fen differs from the %d fen sent", p.AmountFen, amt)})
-				anomalies++
-			default:
-				already++ // already reconciled (a resumed or repeated file)
+			pend = append(pend, outcome{seq: seq, amt: p.AmountFen, line: line, st: st, reason: reason})
+			if len(pend) == perStmt {
+				return flush()
 			}
 			return nil
 		})
+		if err == nil {
+			err = flush()
+		}
 		if err != nil {
 			return err
 		}

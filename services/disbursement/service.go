@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/clock"
@@ -215,6 +216,14 @@ func (s *Service) Run(ctx context.Context, opt RunOptions) (*Batch, error) {
 	}
 	if opt.Progress == nil {
 		opt.Progress = func(string, int64, int64) {}
+	} else {
+		var mu sync.Mutex
+		report := opt.Progress
+		opt.Progress = func(stage string, done, total int64) { // stages may report from several goroutines
+			mu.Lock()
+			defer mu.Unlock()
+			report(stage, done, total)
+		}
 	}
 	b, err := s.create(ctx, opt.Kind, opt.Period)
 	if err != nil {

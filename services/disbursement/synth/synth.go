@@ -54,7 +54,7 @@ func (g *Generator) Next() Person {
 	seq := g.n % 1000
 	g.n++
 	div := Divisions[block%len(Divisions)]
-	birth := time.Date(1925, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, (block/len(Divisions))*47%13500)
+	birth := time.Date(1925, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, (block/len(Divisions))*7919%13500)
 	year, month, day := birth.Year(), int(birth.Month()), birth.Day()
 	id := make([]byte, 0, 18)
 	id = append(id, div...)
