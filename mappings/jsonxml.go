@@ -145,6 +145,7 @@ type xmlSource struct {
 	root  bool
 	vals  map[string]string
 	depth int
+	start int64 // input offset where the current record began
 }
 
 func newXMLSource(l *Layout, in io.Reader, max int) *xmlSource {
@@ -152,7 +153,9 @@ func newXMLSource(l *Layout, in io.Reader, max int) *xmlSource {
 	br := &boundedReader{r: utf8Input(l, in), max: int64(max)}
 	s.dec = xml.NewDecoder(br)
 	s.dec.CharsetReader = func(_ string, r io.Reader) (io.Reader, error) { return r, nil }
-	br.offset = s.dec.InputOffset
+	// Bytes are counted from the start of the current record, so a
+	// record with a huge text node fails instead of growing memory.
+	br.offset = func() int64 { return s.start }
 	return s
 }
 
@@ -167,6 +170,7 @@ func (s *xmlSource) schemaFor(name string) *Schema {
 
 func (s *xmlSource) next(rd *Reader) (*Record, []byte, *parseError, error) {
 	for {
+		s.start = s.dec.InputOffset()
 		tok, err := s.dec.Token()
 		if err == io.EOF {
 			if !s.root {

@@ -393,3 +393,28 @@ records:
 		t.Fatalf("read %d, rejects %v", n, rejects)
 	}
 }
+
+// TestRecordSizeLimit: one huge JSON or XML record ends the file with
+// ErrRecordTooLarge instead of growing memory.
+func TestRecordSizeLimit(t *testing.T) {
+	ld := testLoader()
+	big := strings.Repeat("9", 1<<20)
+	cases := []struct{ layout, data string }{
+		{"banks/cmb-disbursement-return.yaml", `[{"refNo":"` + big + `"}]`},
+		{"banks/ccb-disbursement-return.yaml", `<CCBReturn><Item><TxnRef>` + big + `</TxnRef></Item></CCBReturn>`},
+	}
+	for _, tc := range cases {
+		l, err := ld.Layout(tc.layout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd := NewReader(l, strings.NewReader(tc.data), ReaderOptions{MaxRecordBytes: 64 << 10})
+		var rerr error
+		for rerr == nil {
+			_, rerr = rd.Next()
+		}
+		if !errors.Is(rerr, ErrRecordTooLarge) {
+			t.Errorf("%s: err = %v", tc.layout, rerr)
+		}
+	}
+}
