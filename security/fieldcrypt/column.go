@@ -2,7 +2,6 @@ package fieldcrypt
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -138,8 +137,8 @@ func ReencryptColumn(ctx context.Context, db *store.DB, r *Ring, c Column, batch
 		}
 		total += n
 		after = rs[len(rs)-1].key
-		if errors.Is(ctx.Err(), context.Canceled) {
-			return total, ctx.Err()
+		if err := ctx.Err(); err != nil {
+			return total, err
 		}
 	}
 }
