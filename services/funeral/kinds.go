@@ -159,19 +159,27 @@ func prepare(k kindSpec, role Role, body map[string]any, canonical []byte) (prep
 			p.refAt = t
 		}
 	}
+	masked := false
 	if id, ok := body["id_number"].(string); ok {
 		if !mask.ValidID(id) {
 			errs = append(errs, fieldErr{"/id_number", "the GB 11643 check character is wrong"})
 		}
 		body["id_number"] = mask.IDNumber(id)
+		masked = true
 	}
 	if c, ok := body["contact"].(map[string]any); ok {
 		if ph, ok := c["phone"].(string); ok {
 			c["phone"] = mask.Phone(ph)
+			masked = true
 		}
 	}
 	if len(errs) > 0 {
 		return prepared{}, errs
+	}
+	if !masked {
+		// Nothing was masked: the canonical form is what is stored.
+		p.data = canonical
+		return p, nil
 	}
 	data, err := json.Marshal(body)
 	if err != nil {

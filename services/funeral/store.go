@@ -52,23 +52,50 @@ type Record struct {
 // ETag returns the record's entity tag.
 func (r Record) ETag() string { return `"` + strconv.FormatInt(r.Revision, 10) + `"` }
 
-// recordJSON is the wire form of a Record (RecordMeta plus data).
-type recordJSON struct {
-	ID        string          `json:"id"`
-	PartnerID string          `json:"partner_id"`
-	Version   int64           `json:"version"`
-	Revision  int64           `json:"revision"`
-	StoredAt  string          `json:"stored_at"`
-	Deleted   bool            `json:"deleted,omitempty"`
-	Data      json.RawMessage `json:"data"`
+// MarshalJSON renders the record as the API documents it. It is written by
+// hand: it runs for every answer and every change event, and Data is
+// already valid JSON (the store wrote it).
+func (r Record) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, 160+len(r.Data))
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, r.ID)
+	b = append(b, `,"partner_id":`...)
+	b = appendJSONString(b, r.PartnerID)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, r.Version, 10)
+	b = append(b, `,"revision":`...)
+	b = strconv.AppendInt(b, r.Revision, 10)
+	b = append(b, `,"stored_at":"`...)
+	b = r.StoredAt.In(shanghai).AppendFormat(b, time.RFC3339)
+	b = append(b, '"')
+	if r.Deleted {
+		b = append(b, `,"deleted":true`...)
+	}
+	b = append(b, `,"data":`...)
+	if len(r.Data) == 0 {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, r.Data...)
+	}
+	return append(b, '}'), nil
 }
 
-// MarshalJSON renders the record as the API documents it.
-func (r Record) MarshalJSON() ([]byte, error) {
-	return json.Marshal(recordJSON{
-		ID: r.ID, PartnerID: r.PartnerID, Version: r.Version, Revision: r.Revision,
-		StoredAt: r.StoredAt.In(shanghai).Format(time.RFC3339), Deleted: r.Deleted, Data: r.Data,
-	})
+// appendJSONString appends s as a JSON string.
+func appendJSONString(b []byte, s string) []byte {
+	const hexdigits = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20 || c == '<' || c == '>' || c == '&':
+			b = append(b, '\\', 'u', '0', '0', hexdigits[c>>4], hexdigits[c&0xF])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }
 
 // Write is one change submitted to the store.
