@@ -207,68 +207,72 @@ func TestPartnerAPI(t *testing.T) {
 }
 
 func TestIdempotencyKey(t *testing.T) {
-	h := newHarness(t, storetest.Open(t), nil)
-	key := map[string]string{"Idempotency-Key": "idem-0001-abcdef"}
-	first := h.do(t, req{method: "PUT", path: "/partner/v1/vehicles/V-1", body: map[string]any{"version": 1, "plate_number": "沪A12345", "type": "hearse", "seats": 4, "price_fen": 60000, "status": "available"}, header: key})
-	if first.status != 200 {
-		t.Fatalf("%d %s", first.status, first.body)
-	}
-	// A newer version lands in between; the retried first request still gets its first answer.
-	if r := h.do(t, req{method: "PUT", path: "/partner/v1/vehicles/V-1", body: map[string]any{"version": 2, "plate_number": "沪A12345", "type": "hearse", "seats": 4, "price_fen": 65000, "status": "available"}}); r.status != 200 {
-		t.Fatalf("%d %s", r.status, r.body)
-	}
-	again := h.do(t, req{method: "PUT", path: "/partner/v1/vehicles/V-1", body: map[string]any{"version": 1, "plate_number": "沪A12345", "type": "hearse", "seats": 4, "price_fen": 60000, "status": "available"}, header: key})
-	if again.status != 200 || string(again.body) != string(first.body) || again.header.Get("Idempotent-Replayed") != "true" {
-		t.Fatalf("replay: %d %s (first %s)", again.status, again.body, first.body)
-	}
-	other := h.do(t, req{method: "PUT", path: "/partner/v1/vehicles/V-1", body: map[string]any{"version": 3, "plate_number": "沪A12345", "type": "hearse", "seats": 4, "price_fen": 1, "status": "available"}, header: key})
-	if other.status != 422 || other.problemCode() != "idempotency_key_reused" {
-		t.Fatalf("reuse: %d %s", other.status, other.body)
-	}
+	storetest.Dialects(t, func(t *testing.T, db *store.DB) {
+		h := newHarness(t, db, nil)
+		key := map[string]string{"Idempotency-Key": "idem-0001-abcdef"}
+		first := h.do(t, req{method: "PUT", path: "/partner/v1/vehicles/V-1", body: map[string]any{"version": 1, "plate_number": "沪A12345", "type": "hearse", "seats": 4, "price_fen": 60000, "status": "available"}, header: key})
+		if first.status != 200 {
+			t.Fatalf("%d %s", first.status, first.body)
+		}
+		// A newer version lands in between; the retried first request still gets its first answer.
+		if r := h.do(t, req{method: "PUT", path: "/partner/v1/vehicles/V-1", body: map[string]any{"version": 2, "plate_number": "沪A12345", "type": "hearse", "seats": 4, "price_fen": 65000, "status": "available"}}); r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		again := h.do(t, req{method: "PUT", path: "/partner/v1/vehicles/V-1", body: map[string]any{"version": 1, "plate_number": "沪A12345", "type": "hearse", "seats": 4, "price_fen": 60000, "status": "available"}, header: key})
+		if again.status != 200 || string(again.body) != string(first.body) || again.header.Get("Idempotent-Replayed") != "true" {
+			t.Fatalf("replay: %d %s (first %s)", again.status, again.body, first.body)
+		}
+		other := h.do(t, req{method: "PUT", path: "/partner/v1/vehicles/V-1", body: map[string]any{"version": 3, "plate_number": "沪A12345", "type": "hearse", "seats": 4, "price_fen": 1, "status": "available"}, header: key})
+		if other.status != 422 || other.problemCode() != "idempotency_key_reused" {
+			t.Fatalf("reuse: %d %s", other.status, other.body)
+		}
+	})
 }
 
 func TestPagination(t *testing.T) {
-	h := newHarness(t, storetest.Open(t), nil)
-	for i := 0; i < 5; i++ {
-		if r := h.do(t, req{method: "PUT", path: fmt.Sprintf("/partner/v1/halls/H-%d", i), body: hall(1, 100*i)}); r.status != 200 {
+	storetest.Dialects(t, func(t *testing.T, db *store.DB) {
+		h := newHarness(t, db, nil)
+		for i := 0; i < 5; i++ {
+			if r := h.do(t, req{method: "PUT", path: fmt.Sprintf("/partner/v1/halls/H-%d", i), body: hall(1, 100*i)}); r.status != 200 {
+				t.Fatal(r.status)
+			}
+		}
+		// Another partner's records are never listed.
+		seen := map[string]bool{}
+		path := "/partner/v1/halls?page_size=2"
+		pages := 0
+		for {
+			r := h.do(t, req{method: "GET", path: path})
+			if r.status != 200 {
+				t.Fatalf("%d %s", r.status, r.body)
+			}
+			pages++
+			m := r.json(t)
+			for _, it := range m["items"].([]any) {
+				id := it.(map[string]any)["id"].(string)
+				if seen[id] {
+					t.Fatalf("%s listed twice", id)
+				}
+				seen[id] = true
+			}
+			tok, _ := m["next_page_token"].(string)
+			if tok == "" {
+				break
+			}
+			path = "/partner/v1/halls?page_size=2&page_token=" + tok
+		}
+		if len(seen) != 5 || pages != 3 {
+			t.Fatalf("saw %d records in %d pages", len(seen), pages)
+		}
+		h.clock.Advance(time.Hour)
+		if r := h.do(t, req{method: "PUT", path: "/partner/v1/halls/H-0", body: hall(2, 1)}); r.status != 200 {
 			t.Fatal(r.status)
 		}
-	}
-	// Another partner's records are never listed.
-	seen := map[string]bool{}
-	path := "/partner/v1/halls?page_size=2"
-	pages := 0
-	for {
-		r := h.do(t, req{method: "GET", path: path})
-		if r.status != 200 {
-			t.Fatalf("%d %s", r.status, r.body)
+		r := h.do(t, req{method: "GET", path: "/partner/v1/halls?updated_since=" + url.QueryEscape(h.clock.Now().Add(-time.Minute).Format(time.RFC3339))})
+		if items := r.json(t)["items"].([]any); len(items) != 1 {
+			t.Fatalf("updated_since: %d items", len(items))
 		}
-		pages++
-		m := r.json(t)
-		for _, it := range m["items"].([]any) {
-			id := it.(map[string]any)["id"].(string)
-			if seen[id] {
-				t.Fatalf("%s listed twice", id)
-			}
-			seen[id] = true
-		}
-		tok, _ := m["next_page_token"].(string)
-		if tok == "" {
-			break
-		}
-		path = "/partner/v1/halls?page_size=2&page_token=" + tok
-	}
-	if len(seen) != 5 || pages != 3 {
-		t.Fatalf("saw %d records in %d pages", len(seen), pages)
-	}
-	h.clock.Advance(time.Hour)
-	if r := h.do(t, req{method: "PUT", path: "/partner/v1/halls/H-0", body: hall(2, 1)}); r.status != 200 {
-		t.Fatal(r.status)
-	}
-	r := h.do(t, req{method: "GET", path: "/partner/v1/halls?updated_since=" + url.QueryEscape(h.clock.Now().Add(-time.Minute).Format(time.RFC3339))})
-	if items := r.json(t)["items"].([]any); len(items) != 1 {
-		t.Fatalf("updated_since: %d items", len(items))
-	}
+	})
 }
 
 func TestRateLimit(t *testing.T) {

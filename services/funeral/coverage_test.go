@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/store"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
 
@@ -96,110 +97,114 @@ func TestEveryOperationServed(t *testing.T) {
 // TestChangesReachTheBus checks the outbox relay: every stored change is
 // published once with its record, and a bus outage loses nothing.
 func TestChangesReachTheBus(t *testing.T) {
-	h := newHarness(t, storetest.Open(t), nil)
-	h.bus.fail = true
-	for i, p := range []int{100, 200, 300} {
-		if r := h.do(t, req{method: "PUT", path: "/partner/v1/halls/H-1", body: hall(i+1, p)}); r.status != 200 {
+	storetest.Dialects(t, func(t *testing.T, db *store.DB) {
+		h := newHarness(t, db, nil)
+		h.bus.fail = true
+		for i, p := range []int{100, 200, 300} {
+			if r := h.do(t, req{method: "PUT", path: "/partner/v1/halls/H-1", body: hall(i+1, p)}); r.status != 200 {
+				t.Fatal(r.status)
+			}
+		}
+		if r := h.do(t, req{method: "DELETE", path: "/partner/v1/halls/H-1"}); r.status != 204 {
 			t.Fatal(r.status)
 		}
-	}
-	if r := h.do(t, req{method: "DELETE", path: "/partner/v1/halls/H-1"}); r.status != 204 {
-		t.Fatal(r.status)
-	}
-	ctx := context.Background()
-	if _, err := h.api.Store().Relay(ctx, h.bus, 100); err == nil {
-		t.Fatal("relay reported success with the bus down")
-	}
-	h.bus.fail = false
-	n, err := h.api.Store().Relay(ctx, h.bus, 100)
-	if err != nil || n != 4 {
-		t.Fatalf("relayed %d, %v", n, err)
-	}
-	if n, _ := h.api.Store().Relay(ctx, h.bus, 100); n != 0 {
-		t.Fatalf("relayed %d again", n)
-	}
-	keys := map[string]bool{}
-	for _, m := range h.bus.msgs {
-		if m.Topic != TopicChanges || m.Key != "funeral.fh01/hall/H-1" {
-			t.Fatalf("message %+v", m)
+		ctx := context.Background()
+		if _, err := h.api.Store().Relay(ctx, h.bus, 100); err == nil {
+			t.Fatal("relay reported success with the bus down")
 		}
-		keys[m.IdempotencyKey] = true
-		var c Change
-		if err := json.Unmarshal(m.Body, &c); err != nil || c.Kind != "hall" {
-			t.Fatalf("body %s", m.Body)
+		h.bus.fail = false
+		n, err := h.api.Store().Relay(ctx, h.bus, 100)
+		if err != nil || n != 4 {
+			t.Fatalf("relayed %d, %v", n, err)
 		}
-	}
-	if len(keys) != 4 {
-		t.Fatalf("idempotency keys %v", keys)
-	}
-	// The bureau's feed lists the same four changes.
-	bureau := httptest.NewServer(h.api.BureauHandler("/internal/funeral"))
-	defer bureau.Close()
-	resp, err := http.Get(bureau.URL + "/internal/funeral/v1/changes?after=0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var feed struct{ Items []Change }
-	_ = json.NewDecoder(resp.Body).Decode(&feed)
-	if len(feed.Items) != 4 || feed.Items[3].Op != "delete" {
-		t.Fatalf("feed %+v", feed)
-	}
+		if n, _ := h.api.Store().Relay(ctx, h.bus, 100); n != 0 {
+			t.Fatalf("relayed %d again", n)
+		}
+		keys := map[string]bool{}
+		for _, m := range h.bus.msgs {
+			if m.Topic != TopicChanges || m.Key != "funeral.fh01/hall/H-1" {
+				t.Fatalf("message %+v", m)
+			}
+			keys[m.IdempotencyKey] = true
+			var c Change
+			if err := json.Unmarshal(m.Body, &c); err != nil || c.Kind != "hall" {
+				t.Fatalf("body %s", m.Body)
+			}
+		}
+		if len(keys) != 4 {
+			t.Fatalf("idempotency keys %v", keys)
+		}
+		// The bureau's feed lists the same four changes.
+		bureau := httptest.NewServer(h.api.BureauHandler("/internal/funeral"))
+		defer bureau.Close()
+		resp, err := http.Get(bureau.URL + "/internal/funeral/v1/changes?after=0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var feed struct{ Items []Change }
+		_ = json.NewDecoder(resp.Body).Decode(&feed)
+		if len(feed.Items) != 4 || feed.Items[3].Op != "delete" {
+			t.Fatalf("feed %+v", feed)
+		}
+	})
 }
 
 func TestOverview(t *testing.T) {
-	h := newHarness(t, storetest.Open(t), nil)
-	now := h.clock.Now()
-	// Received six days ago: over fh01's threshold of 5 days.
-	if r := h.do(t, req{method: "PUT", path: "/partner/v1/deceased/D-OLD", body: deceased(1, "stored", now.Add(-6*24*time.Hour).Format(time.RFC3339))}); r.status != 200 {
-		t.Fatal(r.status, string(r.body))
-	}
-	// Received yesterday: fine.
-	if r := h.do(t, req{method: "PUT", path: "/partner/v1/deceased/D-NEW", body: deceased(1, "received", now.Add(-24*time.Hour).Format(time.RFC3339))}); r.status != 200 {
-		t.Fatal(r.status)
-	}
-	// Cremated long ago: no warning.
-	if r := h.do(t, req{method: "PUT", path: "/partner/v1/deceased/D-DONE", body: deceased(1, "cremated", now.Add(-20*24*time.Hour).Format(time.RFC3339))}); r.status != 200 {
-		t.Fatal(r.status)
-	}
-	if r := h.do(t, req{method: "PUT", path: "/partner/v1/halls/H-1", body: hall(1, 1)}); r.status != 200 {
-		t.Fatal(r.status)
-	}
-	h.do(t, req{method: "PUT", path: "/partner/v1/halls/H-2", body: hall(1, -1)}) // an error
-	h.clock.Advance(4 * 24 * time.Hour)
-	if r := h.do(t, req{method: "PUT", path: "/partner/v1/halls/H-3", body: hall(1, 1)}); r.status != 200 {
-		t.Fatal(r.status)
-	}
-	ov, err := h.api.Overview(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fh HomeStatus
-	for _, p := range ov.Partners {
-		if p.PartnerID == "funeral.fh01" {
-			fh = p
+	storetest.Dialects(t, func(t *testing.T, db *store.DB) {
+		h := newHarness(t, db, nil)
+		now := h.clock.Now()
+		// Received six days ago: over fh01's threshold of 5 days.
+		if r := h.do(t, req{method: "PUT", path: "/partner/v1/deceased/D-OLD", body: deceased(1, "stored", now.Add(-6*24*time.Hour).Format(time.RFC3339))}); r.status != 200 {
+			t.Fatal(r.status, string(r.body))
 		}
-	}
-	if len(fh.Cremation) != 1 || fh.Cremation[0].ID != "D-OLD" || fh.Cremation[0].Threshold != 5 {
-		t.Errorf("cremation warnings %+v", fh.Cremation)
-	}
-	if len(fh.Stale) != 1 || fh.Stale[0].ID != "H-1" {
-		t.Errorf("stale %+v", fh.Stale)
-	}
-	if !fh.LastSync.Equal(h.clock.Now().Truncate(time.Millisecond)) {
-		t.Errorf("last sync %v, want %v", fh.LastSync, h.clock.Now())
-	}
-	if fh.CallsHour != 1 || fh.ErrorsHour != 0 {
-		t.Errorf("last hour: %d calls, %d errors", fh.CallsHour, fh.ErrorsHour)
-	}
-	rec := httptest.NewRecorder()
-	h.api.OpsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/?format=json", nil))
-	if !bytes.Contains(rec.Body.Bytes(), []byte(`"D-OLD"`)) {
-		t.Errorf("ops JSON: %s", rec.Body)
-	}
-	rec = httptest.NewRecorder()
-	h.api.OpsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
-	if !strings.Contains(rec.Body.String(), "D-OLD") || !strings.Contains(rec.Header().Get("Content-Type"), "text/html") {
-		t.Errorf("ops HTML: %s", rec.Body)
-	}
+		// Received yesterday: fine.
+		if r := h.do(t, req{method: "PUT", path: "/partner/v1/deceased/D-NEW", body: deceased(1, "received", now.Add(-24*time.Hour).Format(time.RFC3339))}); r.status != 200 {
+			t.Fatal(r.status)
+		}
+		// Cremated long ago: no warning.
+		if r := h.do(t, req{method: "PUT", path: "/partner/v1/deceased/D-DONE", body: deceased(1, "cremated", now.Add(-20*24*time.Hour).Format(time.RFC3339))}); r.status != 200 {
+			t.Fatal(r.status)
+		}
+		if r := h.do(t, req{method: "PUT", path: "/partner/v1/halls/H-1", body: hall(1, 1)}); r.status != 200 {
+			t.Fatal(r.status)
+		}
+		h.do(t, req{method: "PUT", path: "/partner/v1/halls/H-2", body: hall(1, -1)}) // an error
+		h.clock.Advance(4 * 24 * time.Hour)
+		if r := h.do(t, req{method: "PUT", path: "/partner/v1/halls/H-3", body: hall(1, 1)}); r.status != 200 {
+			t.Fatal(r.status)
+		}
+		ov, err := h.api.Overview(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fh HomeStatus
+		for _, p := range ov.Partners {
+			if p.PartnerID == "funeral.fh01" {
+				fh = p
+			}
+		}
+		if len(fh.Cremation) != 1 || fh.Cremation[0].ID != "D-OLD" || fh.Cremation[0].Threshold != 5 {
+			t.Errorf("cremation warnings %+v", fh.Cremation)
+		}
+		if len(fh.Stale) != 1 || fh.Stale[0].ID != "H-1" {
+			t.Errorf("stale %+v", fh.Stale)
+		}
+		if !fh.LastSync.Equal(h.clock.Now().Truncate(time.Millisecond)) {
+			t.Errorf("last sync %v, want %v", fh.LastSync, h.clock.Now())
+		}
+		if fh.CallsHour != 1 || fh.ErrorsHour != 0 {
+			t.Errorf("last hour: %d calls, %d errors", fh.CallsHour, fh.ErrorsHour)
+		}
+		rec := httptest.NewRecorder()
+		h.api.OpsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/?format=json", nil))
+		if !bytes.Contains(rec.Body.Bytes(), []byte(`"D-OLD"`)) {
+			t.Errorf("ops JSON: %s", rec.Body)
+		}
+		rec = httptest.NewRecorder()
+		h.api.OpsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		if !strings.Contains(rec.Body.String(), "D-OLD") || !strings.Contains(rec.Header().Get("Content-Type"), "text/html") {
+			t.Errorf("ops HTML: %s", rec.Body)
+		}
+	})
 }
