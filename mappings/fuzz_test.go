@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/fstest"
 )
 
 // fuzzRead reads data with l and writes every accepted record back. It
@@ -93,4 +94,28 @@ func FuzzXML(f *testing.F) {
 	l := fuzzSetup(f, "banks/ccb-disbursement-return.yaml", "banks/testdata/ccb-disbursement-return.xml")
 	f.Add([]byte(`<CCBReturn><Item><TxnRef>a</TxnRef><Item/></CCBReturn>`))
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzRead(t, l, data) })
+}
+
+// FuzzLayoutSpec feeds arbitrary YAML to the strict loader and linter:
+// errors are fine, panics are not.
+func FuzzLayoutSpec(f *testing.F) {
+	for _, name := range []string{"banks/boc-disbursement.yaml", "banks/ccb-disbursement.yaml", "banks/boc-disbursement.mapping.yaml", "codetables/boc-status.yaml"} {
+		data, err := os.ReadFile(filepath.Join(configRoot, name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fsys := fstest.MapFS{
+			"f.yaml":  {Data: data},
+			"t.yaml":  {Data: []byte("kind: codetable\nname: t\ncodes:\n  - {code: A}\n")},
+			"l2.yaml": {Data: []byte("kind: layout\nname: l\nformat: delimited\nseparator: \",\"\nrecords:\n  - kind: detail\n    fields:\n      - {name: a, type: string}\n")},
+		}
+		ld := NewLoader(fsys)
+		_ = LintFS(ld, "f.yaml")
+		if l, err := ld.Layout("f.yaml"); err == nil {
+			fuzzRead(t, l, []byte("a,b\nc\n"))
+		}
+	})
 }

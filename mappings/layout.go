@@ -429,6 +429,10 @@ func compileSchema(l *Layout, rs *RecordSpec, tables func(string) (*CodeTable, e
 	return s, probs
 }
 
+// maxFieldWidth bounds a fixed-width field, so that a layout cannot make
+// the writer pad gigabytes.
+const maxFieldWidth = 4096
+
 var (
 	knownChecks    = map[string]bool{"gb11643": true, "luhn": true, "division": true}
 	knownSensitive = map[string]bool{"id": true, "account": true, "phone": true, "name": true}
@@ -451,8 +455,9 @@ func compileField(l *Layout, kind RecordKind, fs *FieldSpec, tables func(string)
 		t = TypeString
 	}
 	f.Type = t
-	if l.Format == FormatFixed && fs.Width <= 0 {
-		bad(at("width"), "fixed-width field needs a width > 0")
+	if l.Format == FormatFixed && (fs.Width <= 0 || fs.Width > maxFieldWidth) {
+		bad(at("width"), "fixed-width field needs a width from 1 to %d bytes", maxFieldWidth)
+		f.Width = 0
 	}
 	if l.Format != FormatFixed && (fs.Width != 0 || fs.Start != 0) {
 		bad(at("width"), "width and start are for fixed-width layouts only")

@@ -418,3 +418,51 @@ func TestRecordSizeLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestPositionSelectors: header first and trailer last without any prefix
+// (the reader looks one line ahead to know the last one).
+func TestPositionSelectors(t *testing.T) {
+	l, err := NewLoader(fstest.MapFS{"l.yaml": {Data: []byte(`kind: layout
+name: p
+format: fixed
+charset: GBK
+line_ending: CRLF
+records:
+  - kind: header
+    fields:
+      - {name: batch, type: string, width: 6}
+  - kind: detail
+    fields:
+      - {name: name, type: string, width: 6}
+      - {name: fen, type: amount, unit: fen, width: 6}
+  - kind: trailer
+    fields:
+      - {name: count, type: integer, width: 4, aggregate: count}
+      - {name: total, type: amount, unit: fen, width: 8, aggregate: sum, of: fen}
+`)}}).Layout("l.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gbk := func(s string) string { b, _ := gbkTables(false).encode(nil, s); return string(b) }
+	in := "B0001 \r\n" + gbk("张三  ") + "000100\r\n" + gbk("李四  ") + "000250\r\n\r\n" + "000200000350"
+	rd := NewReader(l, strings.NewReader(in), ReaderOptions{})
+	var kinds []string
+	var raws []string
+	for {
+		rec, err := rd.Next()
+		if err != nil {
+			break
+		}
+		kinds = append(kinds, rec.Kind.String()+":"+rec.Text(0))
+		raws = append(raws, string(rd.Raw()))
+	}
+	if got := strings.Join(kinds, ","); got != "header:B0001,detail:张三,detail:李四,trailer:2" {
+		t.Fatalf("kinds %s", got)
+	}
+	if raws[2] != gbk("李四  ")+"000250" {
+		t.Errorf("raw of line 3 = %q", raws[2])
+	}
+	if err := rd.Check(); err != nil {
+		t.Error(err)
+	}
+}
