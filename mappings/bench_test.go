@@ -131,3 +131,31 @@ func reportCPU(b *testing.B, cpu0 int64) {
 		b.ReportMetric(float64(b.N)/(float64(cpu)/1e9), "records/cpu-s")
 	}
 }
+
+// TestFixedWidthAllocs guards the one-allocation-per-record hot path.
+func TestFixedWidthAllocs(t *testing.T) {
+	l, err := testLoader().Layout("banks/boc-disbursement.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 2000
+	data := benchFile(t, l, n)
+	rd := NewReader(l, bytes.NewReader(data), ReaderOptions{})
+	w := NewWriter(l, io.Discard, WriterOptions{SkipValidation: true})
+	for i := 0; i < 10; i++ { // warm up buffers
+		rec, _ := rd.Next()
+		_ = w.Write(rec)
+	}
+	allocs := testing.AllocsPerRun(n-100, func() {
+		rec, err := rd.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 1 {
+		t.Errorf("%.1f allocations per record, want at most 1", allocs)
+	}
+}
