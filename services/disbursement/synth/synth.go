@@ -47,14 +47,14 @@ func New(seed uint64) *Generator { return &Generator{r: rand.New(rand.NewPCG(see
 // Next returns the next person.
 func (g *Generator) Next() Person {
 	r := g.r
-	// ID numbers are unique for the first 4.5 million persons: each block
-	// of 1000 gets its own division and birth date, the sequence code
-	// numbers the persons of a block.
-	block := g.n / 1000
-	seq := g.n % 1000
+	// ID numbers are unique for the first 216 million persons: division
+	// and birth date change with every person, the sequence code with every
+	// 216,000 (16 divisions x 13,500 birth dates).
+	combo := g.n % (len(Divisions) * 13500)
+	seq := g.n / (len(Divisions) * 13500) % 1000
 	g.n++
-	div := Divisions[block%len(Divisions)]
-	birth := time.Date(1925, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, (block/len(Divisions))*7919%13500)
+	div := Divisions[combo%len(Divisions)]
+	birth := time.Date(1925, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, (combo/len(Divisions))*7919%13500)
 	year, month, day := birth.Year(), int(birth.Month()), birth.Day()
 	id := make([]byte, 0, 18)
 	id = append(id, div...)

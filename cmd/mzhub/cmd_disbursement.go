@@ -1,0 +1,332 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/connectors/bank"
+	"github.com/shanghai-mca/mzhub/connectors/bank/sim"
+	"github.com/shanghai-mca/mzhub/connectors/sftp"
+	"github.com/shanghai-mca/mzhub/security/audit"
+	"github.com/shanghai-mca/mzhub/services/disbursement"
+)
+
+func init() {
+	register(command{name: "disbursement", summary: "run, resume, confirm, inspect and report the allowance disbursement / deduction cycle", run: runDisbursement})
+	registerLinter(linter{
+		name: "bank partner",
+		match: func(path string, top map[string]any) bool {
+			_, code := top["code"]
+			_, bc := top["bank_code"]
+			return code && bc && strings.Contains(filepath.ToSlash(path), "partners/banks/")
+		},
+		lint: func(path string) []lintProblem {
+			b, err := os.ReadFile(path)
+			if err == nil {
+				_, err = bank.DecodeConfig(b)
+			}
+			if err == nil {
+				return nil
+			}
+			var out []lintProblem
+			for _, l := range strings.Split(err.Error(), "\n") {
+				out = append(out, lintProblem{File: path, Line: lineOf(errors.New(l)), Message: l})
+			}
+			return out
+		},
+	})
+}
+
+func disbursementUsage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprintln(w, "Usage: mzhub disbursement <run|resume|status|confirm|report|generate> --period YYYY-MM [flags]")
+	fmt.Fprintln(w, "  run       start (or continue) the cycle: --list FILE (or --generate N), --letter-total FEN")
+	fmt.Fprintln(w, "  resume    continue a batch where it stopped")
+	fmt.Fprintln(w, "  status    show the stages and record counts of a batch")
+	fmt.Fprintln(w, "  confirm   --level district|city --user NAME")
+	fmt.Fprintln(w, "  report    per bank, district and status (CSV), or --year YYYY for monthly/quarterly/yearly statistics")
+	fmt.Fprintln(w, "  generate  --generate N --list FILE: write a synthetic payment list")
+	fs.PrintDefaults()
+}
+
+func runDisbursement(ctx context.Context, env *cliEnv, args []string) int {
+	fs := flag.NewFlagSet("disbursement", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	cfgPath := fs.String("config", "", "hub config file (default: the built-in embedded profile)")
+	period := fs.String("period", "", "month of the batch, YYYY-MM")
+	kind := fs.String("kind", "disbursement", "disbursement or deduction")
+	list := fs.String("list", "", "payment list file (CSV, see docs/disbursement.md)")
+	generate := fs.Int("generate", 0, "generate a synthetic list of N persons (run, generate)")
+	letter := fs.Int64("letter-total", 0, "official letter total in fen (发函总额)")
+	district := fs.String("confirm-district", "", "confirm the batch at district level as this user")
+	city := fs.String("confirm-city", "", "confirm the batch at city level as this user")
+	level := fs.String("level", "", "confirm: district or city")
+	user := fs.String("user", "", "confirm: the confirming user")
+	year := fs.Int("year", 0, "report: statistics of a year")
+	demo := fs.Bool("demo", false, "run against the six in-process bank simulators")
+	fs.Usage = func() { disbursementUsage(fs) }
+	if len(args) == 0 {
+		disbursementUsage(fs)
+		return 2
+	}
+	verb := args[0]
+	if err := fs.Parse(args[1:]); err != nil {
+		if isHelp(err) {
+			return 0
+		}
+		return 2
+	}
+	if verb == "generate" {
+		if *generate <= 0 || *list == "" || *period == "" {
+			fmt.Fprintln(env.Stderr, "mzhub disbursement generate: --generate N, --list FILE and --period are required")
+			return 2
+		}
+		f, err := os.Create(*list)
+		if err == nil {
+			err = disbursement.WriteList(f, disbursement.GenerateOptions{Persons: *generate, Seed: uint64(time.Now().UnixNano()), Period: *period, Anomalies: true})
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(env.Stderr, "mzhub disbursement generate:", err)
+			return 1
+		}
+		fmt.Fprintf(env.Stdout, "wrote %d persons to %s\n", *generate, *list)
+		return 0
+	}
+	if *period == "" && !(verb == "report" && *year > 0) {
+		fmt.Fprintln(env.Stderr, "mzhub disbursement: --period YYYY-MM is required")
+		return 2
+	}
+	k := bank.Kind(*kind)
+	if k != bank.Disbursement && k != bank.Deduction {
+		fmt.Fprintf(env.Stderr, "mzhub disbursement: --kind %q: want disbursement or deduction\n", *kind)
+		return 2
+	}
+	svc, closeFn, err := openDisbursement(ctx, env, *cfgPath, *demo, verb == "run" || verb == "resume")
+	if err != nil {
+		fmt.Fprintln(env.Stderr, "mzhub disbursement:", err)
+		return 1
+	}
+	defer closeFn()
+	switch verb {
+	case "run", "resume":
+		opt := disbursement.RunOptions{Kind: k, Period: *period, LetterTotal: *letter, ConfirmDistrict: *district, ConfirmCity: *city}
+		if verb == "run" {
+			opt.ListFile = *list
+			if *generate > 0 {
+				opt.ListFile = filepath.Join(os.TempDir(), fmt.Sprintf("mzhub-list-%s.csv", *period))
+				f, err := os.Create(opt.ListFile)
+				if err == nil {
+					err = disbursement.WriteList(f, disbursement.GenerateOptions{Persons: *generate, Seed: 1, Period: *period, Anomalies: true})
+					_ = f.Close()
+				}
+				if err != nil {
+					fmt.Fprintln(env.Stderr, "mzhub disbursement: generate:", err)
+					return 1
+				}
+				defer os.Remove(opt.ListFile)
+			}
+		}
+		bar := newProgressBar(env)
+		opt.Progress = bar.update
+		b, err := svc.Run(ctx, opt)
+		bar.done()
+		if errors.Is(err, disbursement.ErrAwaitingConfirmation) {
+			fmt.Fprintf(env.Stdout, "%s: waiting for confirmation (mzhub disbursement confirm --period %s --level district|city --user NAME)\n", b.Name, *period)
+			return 0
+		}
+		if err != nil {
+			fmt.Fprintln(env.Stderr, "mzhub disbursement:", err)
+			if b != nil && errors.Is(err, disbursement.ErrTotalMismatch) {
+				fmt.Fprintf(env.Stderr, "system total is %d fen (%d valid records); rerun with --letter-total once the letter matches\n", b.SystemTotal, b.Valid)
+			}
+			return 1
+		}
+		return printStatus(ctx, env, svc, k, *period)
+	case "status":
+		return printStatus(ctx, env, svc, k, *period)
+	case "confirm":
+		if err := svc.Confirm(ctx, k, *period, *level, *user); err != nil {
+			fmt.Fprintln(env.Stderr, "mzhub disbursement:", err)
+			return 1
+		}
+		fmt.Fprintf(env.Stdout, "%s confirmed at %s level by %s\n", disbursement.BatchName(k, *period), *level, *user)
+		return 0
+	case "report":
+		if *year > 0 {
+			months, quarters, total, err := svc.Stats(ctx, k, *year)
+			if err != nil {
+				fmt.Fprintln(env.Stderr, "mzhub disbursement:", err)
+				return 1
+			}
+			fmt.Fprintln(env.Stdout, "period,paid,failed,missing,paid_fen")
+			for _, p := range append(append(months, quarters...), total) {
+				fmt.Fprintf(env.Stdout, "%s,%d,%d,%d,%d\n", p.Period, p.Paid, p.Failed, p.Missing, p.PaidFen)
+			}
+			return 0
+		}
+		rows, err := svc.Report(ctx, k, *period)
+		if err != nil {
+			fmt.Fprintln(env.Stderr, "mzhub disbursement:", err)
+			return 1
+		}
+		fmt.Fprintln(env.Stdout, "bank,division,status,count,amount_fen")
+		for _, r := range rows {
+			fmt.Fprintf(env.Stdout, "%s,%s,%s,%d,%d\n", r.Bank, r.Division, r.Status, r.Count, r.AmountFen)
+		}
+		return 0
+	}
+	fmt.Fprintf(env.Stderr, "mzhub disbursement: unknown action %q\n", verb)
+	disbursementUsage(fs)
+	return 2
+}
+
+func printStatus(ctx context.Context, env *cliEnv, svc *disbursement.Service, k bank.Kind, period string) int {
+	st, err := svc.Status(ctx, k, period)
+	if err != nil {
+		fmt.Fprintln(env.Stderr, "mzhub disbursement:", err)
+		return 1
+	}
+	b := st.Batch
+	fmt.Fprintf(env.Stdout, "%s  stage %s (%s)  records %d  valid %d  system total %d fen  letter total %d fen\n",
+		b.Name, b.Stage, b.Status, b.Records, b.Valid, b.SystemTotal, b.LetterTotal)
+	if b.Error != "" {
+		fmt.Fprintf(env.Stdout, "  error: %s\n", b.Error)
+	}
+	for _, s := range st.Stages {
+		took := "running"
+		if s.EndedMs > 0 {
+			took = fmt.Sprintf("%.2fs", float64(s.EndedMs-s.StartedMs)/1000)
+		}
+		fmt.Fprintf(env.Stdout, "  %-12s %-9s %s\n", s.Stage, took, s.Detail)
+	}
+	fmt.Fprintf(env.Stdout, "  records: %v  issues: %v  quarantined return records: %d\n", st.Counts, st.Issues, st.Quarantined)
+	return 0
+}
+
+// auditAdapter writes the service's audit records into the audit chain.
+type auditAdapter struct{ l *audit.Log }
+
+func (a auditAdapter) Record(ctx context.Context, actor, action, target, detail string) error {
+	_, err := a.l.Append(ctx, audit.Record{Actor: actor, Action: action, Object: target, Outcome: "ok", Detail: detail})
+	return err
+}
+
+// openDisbursement opens the store and audit log of the config, the six
+// banks (or their simulators with demo) and the service.
+func openDisbursement(ctx context.Context, env *cliEnv, cfgPath string, demo, transport bool) (*disbursement.Service, func(), error) {
+	sd, err := openSecDeps(ctx, env, cfgPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := sd.cfg
+	closers := []func(){sd.close}
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	var cfgs []bank.Config
+	if demo && transport {
+		sims, err := sim.StartAllWith(ctx, filepath.Join(cfg.DataDir, "sim"), os.DirFS(cfg.Paths.Mappings), sim.DefaultOptions())
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		for _, s := range sims {
+			cfgs = append(cfgs, s.Config)
+			closers = append(closers, func() { _ = s.Close() })
+		}
+	} else if demo {
+		cfgs, err = sim.ShippedConfigs()
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+	} else {
+		cfgs, err = bank.LoadConfigs(filepath.Join(cfg.Paths.Partners, "banks"))
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+	}
+	deps := connectors.Deps{Logger: env.Logger, Store: sd.db, DataDir: cfg.DataDir}
+	var banks []*bank.Bank
+	for _, c := range cfgs {
+		files, err := bank.LoadFileSet(os.DirFS(cfg.Paths.Mappings), c.Layouts)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		if !transport { // status, confirm and report need no connection
+			banks = append(banks, &bank.Bank{Config: c, Files: files})
+			continue
+		}
+		b, err := bank.New(c, files, deps, "disbursement", sftp.Keys{})
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		closers = append(closers, func() { _ = b.SFTP.Close(context.Background()) })
+		banks = append(banks, b)
+	}
+	dc := disbursement.DefaultConfig()
+	dc.Dir = filepath.Join(cfg.DataDir, "disbursement")
+	if demo {
+		dc.PollEvery = 200 * time.Millisecond
+	}
+	svc, err := disbursement.New(ctx, dc, banks, deps, auditAdapter{sd.audit})
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return svc, closeAll, nil
+}
+
+// progressBar draws the progress of the current stage on a terminal, or
+// logs each stage once otherwise.
+type progressBar struct {
+	env   *cliEnv
+	stage string
+	last  time.Time
+}
+
+func newProgressBar(env *cliEnv) *progressBar { return &progressBar{env: env} }
+
+func (p *progressBar) update(stage string, done, total int64) {
+	if !p.env.IsTerminal {
+		if stage != p.stage {
+			p.stage = stage
+			fmt.Fprintf(p.env.Stderr, "stage %s\n", stage)
+		}
+		return
+	}
+	if stage == p.stage && time.Since(p.last) < 100*time.Millisecond && done < total {
+		return
+	}
+	if stage != p.stage && p.stage != "" {
+		fmt.Fprintln(p.env.Stderr)
+	}
+	p.stage, p.last = stage, time.Now()
+	pct := 0.0
+	if total > 0 {
+		pct = float64(done) / float64(total)
+	}
+	n := int(pct * 30)
+	fmt.Fprintf(p.env.Stderr, "\r%-12s [%s%s] %5.1f%%", stage, strings.Repeat("#", n), strings.Repeat(".", 30-n), pct*100)
+}
+
+func (p *progressBar) done() {
+	if p.env.IsTerminal && p.stage != "" {
+		fmt.Fprintln(p.env.Stderr)
+	}
+}
