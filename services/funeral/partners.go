@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -239,26 +238,4 @@ func (r *Registry) Partners() []Partner {
 		out = append(out, r.byID[id])
 	}
 	return out
-}
-
-// KindPrefix returns the partner id prefix for a role.
-func KindPrefix(role Role) string {
-	switch role {
-	case RoleCemetery:
-		return "cemetery"
-	case RoleColumbarium:
-		return "columbarium"
-	}
-	return "funeral"
-}
-
-// roleOfID guesses a role from an id prefix (used by tools).
-func roleOfID(id string) Role {
-	switch {
-	case strings.HasPrefix(id, "cemetery."):
-		return RoleCemetery
-	case strings.HasPrefix(id, "columbarium."):
-		return RoleColumbarium
-	}
-	return RoleFuneralHome
 }
