@@ -30,8 +30,11 @@ type ConvertOptions struct {
 
 // ConvertResult summarises a conversion.
 type ConvertResult struct {
-	// Read is the source summary (counts, amount, header, trailer).
+	// Read is the source summary (counts, amount, header, trailer),
+	// summed over the parts.
 	Read Summary
+	// Parts are the summaries of each input file.
+	Parts []Summary
 	// Written is the number of target details written.
 	Written int64
 	// Skipped is the number of details left out by the filter.
@@ -63,7 +66,18 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // are not given by the header rules, in is read twice when it is an
 // io.Seeker, else ExpectedCount/ExpectedSumFen are used.
 func (m *Mapping) Convert(ctx context.Context, in io.Reader, out io.Writer, opts ConvertOptions) (ConvertResult, error) {
+	return m.ConvertParts(ctx, []io.Reader{in}, out, opts)
+}
+
+// ConvertParts is Convert for an input split over several files (a CCB
+// return in parts): the parts are read in order into one output; each
+// part's trailer is checked, and when the source header has part_no and
+// part_total the parts must be complete. Reject.Part tells the parts apart.
+func (m *Mapping) ConvertParts(ctx context.Context, parts []io.Reader, out io.Writer, opts ConvertOptions) (ConvertResult, error) {
 	var res ConvertResult
+	if len(parts) == 0 {
+		return res, fmt.Errorf("mappings: %s: no input", m.Name)
+	}
 	params := maps.Clone(m.Params)
 	if params == nil {
 		params = map[string]string{}
@@ -71,8 +85,8 @@ func (m *Mapping) Convert(ctx context.Context, in io.Reader, out io.Writer, opts
 	maps.Copy(params, opts.Params)
 	needTotals := m.Target.Header != nil && len(m.Target.Header.aggs) > 0
 	if needTotals {
-		if seeker, ok := in.(io.Seeker); ok {
-			count, sum, err := m.precount(ctx, in, params)
+		if seeker, ok := parts[0].(io.Seeker); ok && len(parts) == 1 {
+			count, sum, err := m.precount(ctx, parts[0], params)
 			if err != nil {
 				return res, err
 			}
@@ -93,11 +107,10 @@ func (m *Mapping) Convert(ctx context.Context, in io.Reader, out io.Writer, opts
 			mu.Unlock()
 		}
 	}
-	cr := &countingReader{r: in}
-	rd := NewReader(m.Source, cr, ReaderOptions{OnReject: report})
 	var writeLine int64 // source line of the record being written (writer goroutine)
+	var writePart int
 	wr := NewWriter(m.Target, out, WriterOptions{OnWarning: func(r Reject) {
-		r.Line = writeLine // the source line is what an operator can find
+		r.Line, r.Part = writeLine, writePart // the source line is what an operator can find
 		report(r)
 	}})
 	free := make(chan *convBatch, convBatches)
@@ -115,7 +128,7 @@ func (m *Mapping) Convert(ctx context.Context, in io.Reader, out io.Writer, opts
 		defer close(done)
 		for b := range full {
 			if !failed.Load() {
-				if err := writeBatch(wr, b, &writeLine, &writeRejected, report); err != nil {
+				if err := writeBatch(wr, b, &writeLine, &writePart, &writeRejected, report); err != nil {
 					writeErr = err
 					failed.Store(true)
 				}
@@ -123,7 +136,9 @@ func (m *Mapping) Convert(ctx context.Context, in io.Reader, out io.Writer, opts
 			free <- b
 		}
 	}()
-	err := m.mapAll(ctx, rd, cr, params, opts, report, free, full, &failed, &res)
+	var rds []*Reader
+	var bytesRead int64
+	err := m.mapAll(ctx, parts, &rds, &bytesRead, params, opts, report, free, full, &failed, &res)
 	close(full)
 	<-done
 	if err == nil && writeErr != nil {
@@ -133,13 +148,40 @@ func (m *Mapping) Convert(ctx context.Context, in io.Reader, out io.Writer, opts
 		return res, err
 	}
 	cerr := wr.Close()
-	res.Read = rd.Summary()
+	var checks []error
+	var rparts []ReturnPart
+	for i, rd := range rds {
+		s := rd.Summary()
+		res.Parts = append(res.Parts, s)
+		res.Read.Records += s.Records
+		res.Read.Details += s.Details
+		res.Read.Rejected += s.Rejected
+		res.Read.Warnings += s.Warnings
+		res.Read.DetailLines += s.DetailLines
+		res.Read.AmountFen += s.AmountFen
+		if i == 0 {
+			res.Read.Header = s.Header
+		}
+		res.Read.Trailer = s.Trailer
+		if err := rd.Check(); err != nil {
+			if len(rds) > 1 {
+				err = fmt.Errorf("part %d: %w", i+1, err)
+			}
+			checks = append(checks, err)
+		}
+		if s.Header != nil {
+			rparts = append(rparts, ReturnPart{Index: i, PartNo: s.Header.Int("part_no"), PartTotal: s.Header.Int("part_total")})
+		}
+	}
+	if h := m.Source.Header; h != nil && h.Index("part_no") >= 0 && h.Index("part_total") >= 0 && len(rparts) == len(rds) {
+		checks = append(checks, checkParts(rparts)...)
+	}
+	res.CheckErr = errors.Join(checks...)
 	res.Rejected += res.Read.Rejected + writeRejected
 	res.Written = wr.Count()
 	res.WrittenFen = wr.Sum()
-	res.CheckErr = rd.Check()
 	if opts.Progress != nil {
-		opts.Progress(cr.n, res.Read.Records)
+		opts.Progress(bytesRead, res.Read.Records)
 	}
 	if cerr != nil {
 		return res, fmt.Errorf("mappings: %s: %w", m.Name, cerr)
@@ -159,13 +201,15 @@ type convBatch struct {
 	header *Record
 	recs   []*Record
 	lines  []int64
+	parts  []int
 	rawEnd []int // end offsets of each record's raw bytes in slab
 	slab   []byte
 	n      int
 }
 
 func newConvBatch(s *Schema) *convBatch {
-	b := &convBatch{recs: make([]*Record, convBatchSize), lines: make([]int64, convBatchSize), rawEnd: make([]int, convBatchSize)}
+	b := &convBatch{recs: make([]*Record, convBatchSize), lines: make([]int64, convBatchSize),
+		parts: make([]int, convBatchSize), rawEnd: make([]int, convBatchSize)}
 	for i := range b.recs {
 		b.recs[i] = NewRecord(s)
 	}
@@ -182,21 +226,21 @@ func (b *convBatch) raw(i int) []byte {
 
 // writeBatch writes a batch; records the writer refuses are reported as
 // rejects. Only I/O errors are returned.
-func writeBatch(wr *Writer, b *convBatch, line *int64, rejected *int64, report func(Reject)) error {
+func writeBatch(wr *Writer, b *convBatch, line *int64, part *int, rejected *int64, report func(Reject)) error {
 	if b.header != nil {
 		if err := wr.Write(b.header); err != nil {
 			return err
 		}
 	}
 	for i := 0; i < b.n; i++ {
-		*line = b.lines[i]
+		*line, *part = b.lines[i], b.parts[i]
 		if err := wr.Write(b.recs[i]); err != nil {
 			var fe *FieldError
 			if !errors.As(err, &fe) {
 				return err
 			}
 			*rejected++
-			r := Reject{Line: b.lines[i], Kind: KindDetail, Field: fe.Field, Excerpt: fe.Excerpt, Problem: fe.Err.Error(), Raw: b.raw(i)}
+			r := Reject{Line: b.lines[i], Part: b.parts[i], Kind: KindDetail, Field: fe.Field, Excerpt: fe.Excerpt, Problem: fe.Err.Error(), Raw: b.raw(i)}
 			report(r)
 		}
 	}
@@ -204,7 +248,7 @@ func writeBatch(wr *Writer, b *convBatch, line *int64, rejected *int64, report f
 }
 
 // mapAll is the reading stage of Convert.
-func (m *Mapping) mapAll(ctx context.Context, rd *Reader, cr *countingReader, params map[string]string, opts ConvertOptions, report func(Reject),
+func (m *Mapping) mapAll(ctx context.Context, parts []io.Reader, rds *[]*Reader, bytesRead *int64, params map[string]string, opts ConvertOptions, report func(Reject),
 	free <-chan *convBatch, full chan<- *convBatch, failed *atomic.Bool, res *ConvertResult) error {
 	var env map[string]any
 	if needsEnv(m.detail) || m.filter != nil {
@@ -219,70 +263,84 @@ func (m *Mapping) mapAll(ctx context.Context, rd *Reader, cr *countingReader, pa
 		b.header = h
 		return err
 	}
-	for n := int64(0); ; n++ {
-		if n&0xFFFF == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
+	var n int64
+	var base int64 // bytes of the parts already read
+	for pi, in := range parts {
+		partNo := 0
+		if len(parts) > 1 {
+			partNo = pi + 1
+		}
+		cr := &countingReader{r: in}
+		rd := NewReader(m.Source, cr, ReaderOptions{OnReject: report, Part: partNo})
+		*rds = append(*rds, rd)
+		for ; ; n++ {
+			if n&0xFFFF == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if opts.Progress != nil && n > 0 {
+					opts.Progress(base+cr.n, n)
+				}
 			}
-			if opts.Progress != nil && n > 0 {
-				opts.Progress(cr.n, n)
+			rec, err := rd.Next()
+			if errors.Is(err, io.EOF) {
+				break
 			}
-		}
-		rec, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("mappings: %s: read: %w", m.Name, err)
-		}
-		switch rec.Kind {
-		case KindHeader:
+			if err != nil {
+				return fmt.Errorf("mappings: %s: read: %w", m.Name, err)
+			}
+			switch rec.Kind {
+			case KindHeader:
+				if !headerDone {
+					if err := header(rec); err != nil {
+						return err
+					}
+				}
+				continue
+			case KindTrailer:
+				continue
+			}
 			if !headerDone {
-				if err := header(rec); err != nil {
+				if err := header(nil); err != nil {
 					return err
 				}
 			}
-			continue
-		case KindTrailer:
-			continue
-		}
-		if !headerDone {
-			if err := header(nil); err != nil {
-				return err
+			if env != nil {
+				fillEnvFields(env, rec, m.envFields)
 			}
-		}
-		if env != nil {
-			fillEnvFields(env, rec, m.envFields)
-		}
-		if m.filter != nil {
-			ok, err := runBool(m.filter, env)
-			if err != nil {
-				return fmt.Errorf("mappings: %s: filter: %w", m.Name, err)
+			if m.filter != nil {
+				ok, err := runBool(m.filter, env)
+				if err != nil {
+					return fmt.Errorf("mappings: %s: filter: %w", m.Name, err)
+				}
+				if !ok {
+					res.Skipped++
+					continue
+				}
 			}
-			if !ok {
-				res.Skipped++
+			dst := b.recs[b.n]
+			dst.Reset()
+			if err := applyRules(m.detail, rec, dst, env); err != nil {
+				res.Rejected++
+				reportWriteReject(report, rec, partNo, rd.Raw(), err)
 				continue
 			}
-		}
-		dst := b.recs[b.n]
-		dst.Reset()
-		if err := applyRules(m.detail, rec, dst, env); err != nil {
-			res.Rejected++
-			reportWriteReject(report, rec, rd.Raw(), err)
-			continue
-		}
-		b.lines[b.n] = rec.Line
-		b.slab = append(b.slab, rd.Raw()...)
-		b.rawEnd[b.n] = len(b.slab)
-		b.n++
-		if b.n == convBatchSize {
-			full <- b
-			if failed.Load() {
-				return nil
+			b.lines[b.n] = rec.Line
+			b.parts[b.n] = partNo
+			b.slab = append(b.slab, rd.Raw()...)
+			b.rawEnd[b.n] = len(b.slab)
+			b.n++
+			if b.n == convBatchSize {
+				full <- b
+				if failed.Load() {
+					return nil
+				}
+				b = <-free
+				b.header, b.n, b.slab = nil, 0, b.slab[:0]
 			}
-			b = <-free
-			b.header, b.n, b.slab = nil, 0, b.slab[:0]
 		}
+		base += cr.n
+		*bytesRead = base
 	}
 	if !headerDone {
 		if err := header(nil); err != nil {
@@ -313,11 +371,11 @@ func (m *Mapping) buildHeader(src *Record, params map[string]string, opts Conver
 	return h, nil
 }
 
-func reportWriteReject(on func(Reject), rec *Record, raw []byte, err error) {
+func reportWriteReject(on func(Reject), rec *Record, part int, raw []byte, err error) {
 	if on == nil {
 		return
 	}
-	r := Reject{Line: rec.Line, Kind: rec.Kind, Problem: err.Error(), Raw: raw}
+	r := Reject{Line: rec.Line, Part: part, Kind: rec.Kind, Problem: err.Error(), Raw: raw}
 	var fe *FieldError
 	if errors.As(err, &fe) {
 		r.Field, r.Excerpt, r.Problem = fe.Field, fe.Excerpt, fe.Err.Error()

@@ -25,6 +25,8 @@ type Reject struct {
 	Excerpt string
 	// Warning marks a problem that did not reject the record.
 	Warning bool
+	// Part is the 1-based file of a multi-file input (0 for one file).
+	Part int
 	// Raw is the record as it was in the file (charset bytes, no line
 	// ending). It is only valid during the OnReject call; it holds
 	// unmasked data and may only go to a reject file, never to a log.
@@ -41,7 +43,11 @@ func (r Reject) String() string {
 	if r.Field != "" {
 		field = " field " + r.Field
 	}
-	return fmt.Sprintf("line %d %s%s: %s: %s (%q)", r.Line, r.Kind, field, what, r.Problem, r.Excerpt)
+	part := ""
+	if r.Part > 0 {
+		part = fmt.Sprintf("part %d ", r.Part)
+	}
+	return fmt.Sprintf("%sline %d %s%s: %s: %s (%q)", part, r.Line, r.Kind, field, what, r.Problem, r.Excerpt)
 }
 
 // ReaderOptions tune a Reader.
@@ -51,6 +57,9 @@ type ReaderOptions struct {
 	OnReject func(Reject)
 	// MaxRecordBytes bounds one line or JSON/XML record (default 1 MiB).
 	MaxRecordBytes int
+	// Part numbers the rejects of one file of a multi-file input
+	// (1-based; 0 for a single file).
+	Part int
 }
 
 // Summary counts what a Reader has seen so far.
@@ -215,6 +224,7 @@ func (rd *Reader) validate(rec *Record, raw []byte) bool {
 }
 
 func (rd *Reader) reject(r Reject) {
+	r.Part = rd.opts.Part
 	if r.Warning {
 		rd.sum.Warnings++
 	} else {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +20,16 @@ const maxShownRejects = 20
 
 // progressMin is the input size above which a terminal gets a progress bar.
 const progressMin = 8 << 20
+
+// inputs is the repeatable --in flag.
+type inputs []string
+
+func (i *inputs) String() string { return strings.Join(*i, ",") }
+
+func (i *inputs) Set(s string) error {
+	*i = append(*i, s)
+	return nil
+}
 
 type params map[string]string
 
@@ -40,14 +51,15 @@ func Run(ctx context.Context, stdout, stderr io.Writer, isTTY bool, args []strin
 	fl := flag.NewFlagSet("map", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	mapping := fl.String("mapping", "", "mapping file (kind: mapping)")
-	in := fl.String("in", "", "input file in the source layout (- for stdin)")
+	var in inputs
+	fl.Var(&in, "in", "input file in the source layout (- for stdin); repeat for a return split over several files (CCB)")
 	out := fl.String("out", "", "output file in the target layout (- for stdout)")
 	rejects := fl.String("rejects", "", "file receiving the rejected source records as they were")
 	prm := params{}
 	fl.Var(prm, "param", "mapping parameter key=value (repeatable), e.g. --param batch_no=MZ2026110001")
 	acceptMismatch := fl.Bool("accept-mismatch", false, "exit 0 even when the source trailer does not match its details")
 	fl.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: mzhub map --mapping FILE --in IN --out OUT [--rejects REJ] [--param k=v]...")
+		fmt.Fprintln(stderr, "Usage: mzhub map --mapping FILE --in IN [--in IN2...] --out OUT [--rejects REJ] [--param k=v]...")
 		fmt.Fprintln(stderr, "Converts IN with the mapping's source layout into OUT with its target layout.")
 		fl.PrintDefaults()
 	}
@@ -57,7 +69,7 @@ func Run(ctx context.Context, stdout, stderr io.Writer, isTTY bool, args []strin
 		}
 		return 2
 	}
-	if *mapping == "" || *in == "" || *out == "" || fl.NArg() > 0 {
+	if *mapping == "" || len(in) == 0 || *out == "" || fl.NArg() > 0 || (len(in) > 1 && slices.Contains(in, "-")) {
 		fl.Usage()
 		return 2
 	}
@@ -66,27 +78,31 @@ func Run(ctx context.Context, stdout, stderr io.Writer, isTTY bool, args []strin
 		fmt.Fprintf(stderr, "mzhub map: %v\n", err)
 		return 1
 	}
-	code, err := convert(ctx, m, *in, *out, *rejects, prm, *acceptMismatch, stdout, stderr, isTTY)
+	code, err := convert(ctx, m, in, *out, *rejects, prm, *acceptMismatch, stdout, stderr, isTTY)
 	if err != nil {
 		fmt.Fprintf(stderr, "mzhub map: %v\n", err)
 	}
 	return code
 }
 
-func convert(ctx context.Context, m *mappings.Mapping, inPath, outPath, rejPath string, prm params,
+func convert(ctx context.Context, m *mappings.Mapping, inPaths []string, outPath, rejPath string, prm params,
 	acceptMismatch bool, stdout, stderr io.Writer, isTTY bool) (int, error) {
-	var src io.Reader = os.Stdin
+	var srcs []io.Reader
 	var size int64
-	if inPath != "-" {
-		f, err := os.Open(inPath)
+	for _, p := range inPaths {
+		if p == "-" {
+			srcs = append(srcs, os.Stdin)
+			continue
+		}
+		f, err := os.Open(p)
 		if err != nil {
 			return 1, err
 		}
 		defer f.Close()
 		if st, err := f.Stat(); err == nil {
-			size = st.Size()
+			size += st.Size()
 		}
-		src = f
+		srcs = append(srcs, f)
 	}
 	var dst io.Writer = stdout
 	var tmp *os.File
@@ -138,7 +154,7 @@ func convert(ctx context.Context, m *mappings.Mapping, inPath, outPath, rejPath 
 	if bar {
 		opts.Progress = func(n, records int64) { drawBar(stderr, n, size, records) }
 	}
-	res, err := m.Convert(ctx, src, dst, opts)
+	res, err := m.ConvertParts(ctx, srcs, dst, opts)
 	if bar {
 		fmt.Fprintln(stderr)
 	}
@@ -185,6 +201,9 @@ func printSummary(w io.Writer, outPath string, m *mappings.Mapping, res mappings
 	}
 	s := res.Read
 	fmt.Fprintf(out, "mapping   %s (%s -> %s)\n", m.Name, m.Source.Name, m.Target.Name)
+	if len(res.Parts) > 1 {
+		fmt.Fprintf(out, "parts     %d input files\n", len(res.Parts))
+	}
 	fmt.Fprintf(out, "read      %d records, %d details, %d rejected, %d warnings\n", s.Records+s.Rejected, s.Details, s.Rejected, s.Warnings)
 	fmt.Fprintf(out, "written   %d details, %d skipped, %d rejected on write\n", res.Written, res.Skipped, res.Rejected-s.Rejected)
 	fmt.Fprintf(out, "totals    read %s yuan, written %s yuan\n", mappings.FormatFen(s.AmountFen), mappings.FormatFen(res.WrittenFen))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -82,5 +83,68 @@ func TestRunTrailerMismatch(t *testing.T) {
 	code := Run(context.Background(), &stdout, &stderr, false, []string{"--mapping", filepath.Join(banks, "boc-disbursement-return.mapping.yaml"), "--in", in, "--out", filepath.Join(dir, "out.csv")})
 	if code != 1 || !strings.Contains(stdout.String(), "MISMATCH") || !strings.Contains(stderr.String(), "not accepted") {
 		t.Errorf("exit %d stdout %s stderr %s", code, stdout.String(), stderr.String())
+	}
+}
+
+// TestRunParts converts a CCB return split over two files (records in the
+// bank's order) to canonical CSV; with a part missing it fails.
+func TestRunParts(t *testing.T) {
+	dir := t.TempDir()
+	sample, err := os.ReadFile(filepath.Join(banks, "testdata/ccb-disbursement-return.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Split the single-part sample: items 1-2 in part 1, 3-5 in part 2.
+	s := string(sample)
+	head := s[:strings.Index(s, "  <Item>")]
+	items := strings.SplitAfter(s[strings.Index(s, "  <Item>"):strings.Index(s, "  <Summary>")], "</Item>\n")
+	tail := "</CCBReturn>\n"
+	part := func(no int, its []string, count int, total string) string {
+		h := strings.Replace(head, "<PartNo>1</PartNo><PartTotal>1</PartTotal>", "<PartNo>"+string(rune('0'+no))+"</PartNo><PartTotal>2</PartTotal>", 1)
+		return h + strings.Join(its, "") + "  <Summary><Count>" + string(rune('0'+count)) + "</Count><TotalFen>" + total + "</TotalFen></Summary>\n" + tail
+	}
+	p1 := part(1, items[:2], 2, "125000")
+	p2 := part(2, items[2:5], 3, "225050")
+	for name, body := range map[string]string{"p1.xml": p1, "p2.xml": p2} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mapping := filepath.Join(banks, "ccb-disbursement-return.mapping.yaml")
+	want, err := os.ReadFile(filepath.Join(banks, "../canonical/testdata/ccb-disbursement-return.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name  string
+		parts []string
+		code  int
+		say   string
+	}{
+		{"both parts, reversed", []string{"p2.xml", "p1.xml"}, 0, "parts     2 input files"},
+		{"part 2 missing", []string{"p1.xml"}, 1, "MISMATCH"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"--mapping", mapping, "--out", filepath.Join(dir, "out.csv")}
+			for _, p := range tc.parts {
+				args = append(args, "--in", filepath.Join(dir, p))
+			}
+			var stdout, stderr bytes.Buffer
+			if code := Run(context.Background(), &stdout, &stderr, false, args); code != tc.code || !strings.Contains(stdout.String(), tc.say) {
+				t.Fatalf("exit %d, stdout %s stderr %s", code, stdout.String(), stderr.String())
+			}
+			if tc.code != 0 {
+				return
+			}
+			got, _ := os.ReadFile(filepath.Join(dir, "out.csv"))
+			// Same records as the single-file return, in the parts' order.
+			gl, wl := strings.Split(strings.TrimSpace(string(got)), "\n"), strings.Split(strings.TrimSpace(string(want)), "\n")
+			slices.Sort(gl)
+			slices.Sort(wl)
+			if !slices.Equal(gl, wl) {
+				t.Errorf("got %q\nwant %q", gl, wl)
+			}
+		})
 	}
 }
