@@ -131,6 +131,7 @@ type Field struct {
 	ofIdx    int
 	truncate bool
 	checked  bool // has at least one validator
+	num      bool // Type.numeric(), precomputed for the hot paths
 	expr     *vm.Program
 	when     *vm.Program
 }
@@ -568,6 +569,7 @@ func compileField(l *Layout, kind RecordKind, fs *FieldSpec, tables func(string)
 	if (fs.Aggregate == "count" || fs.Aggregate == "sum") && kind == KindDetail {
 		bad(at("aggregate"), "count and sum belong to a header or trailer record")
 	}
+	f.num = t.numeric()
 	f.checked = f.required || f.minLen > 0 || f.maxLen > 0 || f.pattern != nil || f.min != nil ||
 		f.max != nil || f.check != "" || t == TypeEnum || t == TypeConstant
 	return f, probs

@@ -472,7 +472,7 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 	for i := range sch.Fields {
 		f := &sch.Fields[i]
 		raw := line[f.Offset : f.Offset+f.Width]
-		if f.Type.numeric() {
+		if f.num {
 			spans[2*i] = -1
 			v, err := parseNumeric(f, trimSpaces(raw))
 			if err != nil {

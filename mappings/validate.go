@@ -15,7 +15,7 @@ func validateField(f *Field, v *Value) (problem string, warning bool) {
 		}
 		return "", false
 	}
-	if f.Type.numeric() {
+	if f.num {
 		if f.min != nil && v.Int < *f.min {
 			return "value " + strconv.FormatInt(v.Int, 10) + " below minimum " + strconv.FormatInt(*f.min, 10), false
 		}

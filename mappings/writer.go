@@ -319,13 +319,13 @@ func (w *Writer) encodeFixed(rec *Record) error {
 		if !v.Set {
 			// A blank field is all pad (all spaces for numbers).
 			c := f.pad
-			if f.Type.numeric() {
+			if f.num {
 				c = ' '
 			}
 			line = padRun(line, c, f.Width)
 			continue
 		}
-		if !f.Type.numeric() && !f.right {
+		if !f.num && !f.right {
 			// Left-aligned text is encoded straight into the line.
 			start := len(line)
 			var err error
@@ -344,7 +344,7 @@ func (w *Writer) encodeFixed(rec *Record) error {
 			continue
 		}
 		text := w.scratch[:0]
-		if f.Type.numeric() {
+		if f.num {
 			text = appendNumeric(text, f, v.Int)
 		} else {
 			var err error
@@ -380,7 +380,7 @@ func (w *Writer) encodeFixed(rec *Record) error {
 // truncation.
 func (w *Writer) truncate(rec *Record, f *Field, i int, text []byte) (int, error) {
 	codec := w.l.codec
-	if f.Type.numeric() || !f.truncate {
+	if f.num || !f.truncate {
 		return 0, &FieldError{Kind: rec.Kind, Field: f.Name, Excerpt: Mask(f.Sensitive, rec.Text(i)),
 			Err: fmt.Errorf("%w: %d bytes in %s, width %d", ErrTooLong, len(text), codec.name(), f.Width)}
 	}
@@ -412,7 +412,7 @@ func (w *Writer) encodeDelimited(rec *Record) error {
 		if !v.Set {
 			continue
 		}
-		if f.Type.numeric() {
+		if f.num {
 			text = appendNumeric(text, f, v.Int)
 		} else {
 			text = appendDelimitedField(text, v.Str, w.l.sep, w.l.quote)
