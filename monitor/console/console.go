@@ -35,6 +35,10 @@ type Deps struct {
 	// When nil, action forms ask for the operator's name, and the audit
 	// record marks it as self-declared.
 	User func(*http.Request) string
+	// CanAct tells whether the request's user may act (retry, replay, drop,
+	// acknowledge, resolve); nil lets every user who passed Auth act. Use
+	// it to keep auditors read-only.
+	CanAct func(*http.Request) bool
 	// Schedules and Thresholds drive the health matrix.
 	Schedules  []monitor.FlowSchedule
 	Thresholds monitor.Thresholds

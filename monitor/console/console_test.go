@@ -273,6 +273,30 @@ func TestDeadLetterActionNeedsConfirmationAndIsAudited(t *testing.T) {
 	}
 }
 
+func TestReadOnlyUsersCannotAct(t *testing.T) {
+	rec := &recorder{}
+	d := full(t, rec)
+	d.CanAct = func(*http.Request) bool { return false }
+	srv := newServer(t, d)
+	_, body := get(t, srv, "/console/failures")
+	if strings.Contains(body, `action="/console/failures/`) {
+		t.Error("read-only user sees action buttons")
+	}
+	for _, path := range []string{"/console/failures/drop", "/console/alerts/1/ack"} {
+		resp, err := srv.Client().PostForm(srv.URL+path, url.Values{"exchange": {"x"}, "confirm": {"yes"}, "operator": {"a"}, "reason": {"r"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s: %d, want 403", path, resp.StatusCode)
+		}
+	}
+	if len(rec.calls) != 0 {
+		t.Errorf("calls %v", rec.calls)
+	}
+}
+
 func TestAuthMiddlewareWrapsEverything(t *testing.T) {
 	deny := func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "login", http.StatusUnauthorized) })

@@ -191,7 +191,7 @@ func (c *Console) failures(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, "dead letters", err)
 		return
 	}
-	p.Data = failuresData{Groups: groups, DeadLetters: dl, Actions: c.d.Actions != nil && c.d.Auditor != nil, AskUser: c.d.User == nil, Q: q}
+	p.Data = failuresData{Groups: groups, DeadLetters: dl, Actions: c.d.Actions != nil && c.d.Auditor != nil && c.canAct(r), AskUser: c.d.User == nil, Q: q}
 	c.render(w, p, "failures")
 }
 
@@ -211,6 +211,10 @@ func (c *Console) deadLetterAction(w http.ResponseWriter, r *http.Request) {
 	}
 	if c.d.Actions == nil || c.d.Auditor == nil {
 		http.Error(w, "actions are not configured", http.StatusNotImplemented)
+		return
+	}
+	if !c.canAct(r) {
+		http.Error(w, "your role may not act", http.StatusForbidden)
 		return
 	}
 	id := r.FormValue("exchange")
@@ -251,6 +255,8 @@ func (c *Console) deadLetterAction(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, p.Base+"failures?flash="+url.QueryEscape(flash), http.StatusSeeOther)
 }
 
+func (c *Console) canAct(r *http.Request) bool { return c.d.CanAct == nil || c.d.CanAct(r) }
+
 // actor names who acts: the session's user, or the self-declared operator
 // when no login is configured.
 func (c *Console) actor(r *http.Request) (string, bool) {
@@ -281,7 +287,8 @@ func (c *Console) alerts(w http.ResponseWriter, r *http.Request) {
 		Alerts  []monitor.Alert
 		State   monitor.AlertState
 		AskUser bool
-	}{list, state, c.d.User == nil}
+		CanAct  bool
+	}{list, state, c.d.User == nil, c.canAct(r)}
 	c.render(w, p, "alerts")
 }
 
@@ -294,6 +301,10 @@ func (c *Console) alertAction(w http.ResponseWriter, r *http.Request) {
 	action := r.PathValue("action")
 	if err != nil || (action != "ack" && action != "resolve") {
 		http.NotFound(w, r)
+		return
+	}
+	if !c.canAct(r) {
+		http.Error(w, "your role may not act", http.StatusForbidden)
 		return
 	}
 	p := c.newPage(w, r, "nav_alerts")

@@ -43,6 +43,9 @@ type Deps struct {
 	Auth func(http.Handler) http.Handler
 	// User names the logged-in console user of a request.
 	User func(*http.Request) string
+	// CanAct tells whether a console user may act (retry, replay, drop,
+	// acknowledge, resolve); nil lets everyone past Auth act.
+	CanAct func(*http.Request) bool
 	// Actions retries, replays and drops dead letters (the route engine).
 	Actions monitor.DeadLetterActions
 	// Auditor writes the audit log (security/audit).
@@ -97,7 +100,7 @@ func New(ctx context.Context, cfg monitor.Config, d Deps) (*Monitor, error) {
 		Node: d.Node, Clock: d.Clock, Logger: d.Logger, Metrics: m.metrics,
 	})
 	cd := console.Deps{
-		Store: m.store, Clock: d.Clock, Logger: d.Logger, Auth: d.Auth, User: d.User,
+		Store: m.store, Clock: d.Clock, Logger: d.Logger, Auth: d.Auth, User: d.User, CanAct: d.CanAct,
 		Schedules: cfg.Schedules, Thresholds: cfg.Thresholds, StuckAfter: cfg.StuckAfter,
 		Actions: d.Actions, Auditor: d.Auditor,
 	}
