@@ -15,6 +15,8 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/bank/sim"
 	"github.com/shanghai-mca/mzhub/connectors/sftp"
 	"github.com/shanghai-mca/mzhub/security/audit"
+	"github.com/shanghai-mca/mzhub/security/filesign"
+	"github.com/shanghai-mca/mzhub/security/keys"
 	"github.com/shanghai-mca/mzhub/services/disbursement"
 )
 
@@ -260,6 +262,13 @@ func openDisbursement(ctx context.Context, env *cliEnv, cfgPath string, demo, tr
 		}
 	}
 	deps := connectors.Deps{Logger: env.Logger, Store: sd.db, DataDir: cfg.DataDir}
+	// Bank files carry a detached SM2 signature made with the hub's signing key.
+	var fileKeys sftp.Keys
+	if priv, err := keys.SM2(ctx, sd.keys, keys.SM2SignName); err == nil {
+		fileKeys.Signer = filesign.NewSigner(priv, nil)
+	} else if transport {
+		env.Logger.Warn("bank files go out unsigned: no SM2 signing key (mzhub keys init)", "err", err)
+	}
 	var banks []*bank.Bank
 	for _, c := range cfgs {
 		files, err := bank.LoadFileSet(os.DirFS(cfg.Paths.Mappings), c.Layouts)
@@ -271,7 +280,7 @@ func openDisbursement(ctx context.Context, env *cliEnv, cfgPath string, demo, tr
 			banks = append(banks, &bank.Bank{Config: c, Files: files})
 			continue
 		}
-		b, err := bank.New(c, files, deps, "disbursement", sftp.Keys{})
+		b, err := bank.New(c, files, deps, "disbursement", fileKeys)
 		if err != nil {
 			closeAll()
 			return nil, nil, err

@@ -3,7 +3,6 @@ package sftp
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/sm3"
 )
 
@@ -94,43 +92,17 @@ func DigestFile(p string) (string, int64, error) {
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
-// Signer makes detached signatures over a file's SM3 digest (the security
-// package's key provider implements it in production).
+// Signer makes detached signatures of whole files (security/filesign's
+// *Signer implements it: SM2 over the file with the signer's user id).
 type Signer interface {
-	// SignDigest signs the raw SM3 digest of a file.
-	SignDigest(digest []byte) ([]byte, error)
+	// Sign reads r to the end and returns the DER signature.
+	Sign(r io.Reader) ([]byte, error)
 }
 
-// Verifier checks detached signatures made by a Signer.
+// Verifier checks detached signatures made by the partner's Signer
+// (security/filesign's *Verifier implements it).
 type Verifier interface {
-	// VerifyDigest returns nil when sig is a valid signature of digest.
-	VerifyDigest(digest, sig []byte) error
-}
-
-// SM2Key signs and verifies with an SM2 key pair (ASN.1 signatures over the
-// file's SM3 digest).
-type SM2Key struct {
-	// Private may be nil for a verify-only key.
-	Private *sm2.PrivateKey
-}
-
-var (
-	_ Signer   = SM2Key{}
-	_ Verifier = SM2Key{}
-)
-
-// SignDigest signs digest.
-func (k SM2Key) SignDigest(digest []byte) ([]byte, error) {
-	if k.Private == nil {
-		return nil, fmt.Errorf("sm2: no private key")
-	}
-	return sm2.SignASN1(rand.Reader, k.Private, digest, nil)
-}
-
-// VerifyDigest verifies sig over digest.
-func (k SM2Key) VerifyDigest(digest, sig []byte) error {
-	if k.Private == nil || !sm2.VerifyASN1(&k.Private.PublicKey, digest, sig) {
-		return ErrSignature
-	}
-	return nil
+	// Verify reads r to the end and returns nil when sig (DER, hex or
+	// base64 text) is a valid signature of it.
+	Verify(r io.Reader, sig []byte) error
 }

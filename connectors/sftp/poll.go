@@ -257,8 +257,7 @@ func (c *Client) fetchOne(ctx context.Context, opt PollOptions, name string, has
 		}
 	}
 	if c.keys.Verifier != nil && (sig != nil || c.cfg.RequireSignature) {
-		raw, _ := hex.DecodeString(digest)
-		if sig == nil || c.keys.Verifier.VerifyDigest(raw, sig) != nil {
+		if sig == nil || verifyFile(c.keys.Verifier, tmp, sig) != nil {
 			_ = os.Remove(tmp)
 			return c.reject(ctx, ev, k, fmt.Errorf("%w: %s", ErrSignature, name))
 		}
@@ -391,6 +390,15 @@ func (c *Client) localDir() string {
 		return c.cfg.LocalDir
 	}
 	return filepath.Join(c.deps.DataDir, "sftp", strings.ReplaceAll(c.partner, "/", "_"))
+}
+
+func verifyFile(v Verifier, p string, sig []byte) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return v.Verify(f, sig)
 }
 
 func readSmall(cn *conn, p string) ([]byte, error) {

@@ -18,6 +18,7 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/sftp/sftptest"
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/security/filesign"
 	"github.com/shanghai-mca/mzhub/store"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
@@ -50,7 +51,8 @@ type fixture struct {
 	db     *store.DB
 	events *eventLog
 	dir    string
-	key    SM2Key
+	signer   *filesign.Signer
+	verifier *filesign.Verifier
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -74,7 +76,7 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	return &fixture{srv: srv, db: db, events: &eventLog{}, dir: dir, key: SM2Key{Private: priv}}
+	return &fixture{srv: srv, db: db, events: &eventLog{}, dir: dir, signer: filesign.NewSigner(priv, nil), verifier: filesign.NewVerifier(&priv.PublicKey, nil)}
 }
 
 func (f *fixture) config() Config {
@@ -91,7 +93,7 @@ func (f *fixture) config() Config {
 
 func (f *fixture) client(t *testing.T, cfg Config) *Client {
 	t.Helper()
-	c, err := New("bank.test", "disbursement", cfg, connectors.Deps{Store: f.db, Events: f.events, DataDir: f.dir}, Keys{Signer: f.key, Verifier: f.key})
+	c, err := New("bank.test", "disbursement", cfg, connectors.Deps{Store: f.db, Events: f.events, DataDir: f.dir}, Keys{Signer: f.signer, Verifier: f.verifier})
 	if err != nil {
 		t.Fatal(err)
 	}

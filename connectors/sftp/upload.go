@@ -2,7 +2,7 @@ package sftp
 
 import (
 	"context"
-	"encoding/hex"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -100,8 +100,7 @@ func (c *Client) Upload(ctx context.Context, o Outbound) (Uploaded, error) {
 		}
 	}
 	if c.keys.Signer != nil {
-		raw, _ := hex.DecodeString(digest)
-		sig, err := c.keys.Signer.SignDigest(raw)
+		sig, err := signFile(c.keys.Signer, o.LocalPath)
 		if err != nil {
 			return fail(fmt.Errorf("sign: %w", err))
 		}
@@ -211,6 +210,21 @@ func (c *Client) putData(cn *conn, local, target string, size int64, resume bool
 		return fmt.Errorf("upload %s: remote has %d bytes, sent %d", path.Base(tmp), fi.Size(), size)
 	}
 	return rename(cn.sftp, tmp, target)
+}
+
+// signFile signs a local file; the signature file holds base64 text of the
+// DER signature on one line.
+func signFile(s Signer, p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	der, err := s.Sign(f)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(base64.StdEncoding.EncodeToString(der) + "\n"), nil
 }
 
 // putSmall writes a small file atomically (temporary name, rename).
