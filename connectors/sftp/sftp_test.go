@@ -47,10 +47,10 @@ func (l *eventLog) count(t monitor.EventType) int {
 }
 
 type fixture struct {
-	srv    *sftptest.Server
-	db     *store.DB
-	events *eventLog
-	dir    string
+	srv      *sftptest.Server
+	db       *store.DB
+	events   *eventLog
+	dir      string
 	signer   *filesign.Signer
 	verifier *filesign.Verifier
 }
