@@ -15,6 +15,7 @@ import (
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/routes/bus"
 	"github.com/shanghai-mca/mzhub/security"
+	"github.com/shanghai-mca/mzhub/services/funeral"
 	"github.com/shanghai-mca/mzhub/store"
 )
 
@@ -43,6 +44,8 @@ type Config struct {
 	Security security.Config `yaml:"security"`
 	// Paths locates partner, route and mapping files.
 	Paths PathsConfig `yaml:"paths"`
+	// Funeral configures the funeral and burial partner API (/partner/v1/).
+	Funeral funeral.Config `yaml:"funeral"`
 }
 
 // LogConfig configures logging.
@@ -97,6 +100,7 @@ func Default() Config {
 		Monitor:  monitor.DefaultConfig(),
 		Security: security.DefaultConfig(),
 		Paths:    PathsConfig{Partners: "configs/partners", Routes: "configs/routes", Mappings: "configs/mappings"},
+		Funeral:  funeral.DefaultConfig(),
 	}
 }
 
@@ -144,7 +148,7 @@ func (c Config) Validate() error {
 			errs = append(errs, errors.New("bus.kind: local: the cluster profile needs pulsar (replicas share the bus)"))
 		}
 	}
-	for _, sub := range []error{c.Store.Validate(), c.Bus.Validate(), c.Monitor.Validate(), c.Security.Validate()} {
+	for _, sub := range []error{c.Store.Validate(), c.Bus.Validate(), c.Monitor.Validate(), c.Security.Validate(), c.Funeral.Validate()} {
 		if sub != nil {
 			errs = append(errs, sub)
 		}
@@ -219,6 +223,7 @@ func (c *Config) Resolve(base string) {
 	abs(&c.Paths.Partners)
 	abs(&c.Paths.Routes)
 	abs(&c.Paths.Mappings)
+	abs(&c.Funeral.PartnersDir)
 	abs(&c.HTTP.TLSCertFile)
 	abs(&c.HTTP.TLSKeyFile)
 }

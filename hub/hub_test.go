@@ -185,3 +185,20 @@ func TestComponentFailureStopsHub(t *testing.T) {
 		t.Fatal("hub kept running after a component failed")
 	}
 }
+
+func TestLoggerMasksIdentifiers(t *testing.T) {
+	for _, format := range []string{"json", "text"} {
+		var b strings.Builder
+		log := hub.NewLogger(&b, "info", format)
+		log.Info("payment failed for 310101199003071238", "person_id", "310101199003071238", "account", "6222021234567890123", "err", errors.New("account 6222021234567890123 closed"))
+		out := b.String()
+		for _, raw := range []string{"310101199003071238", "6222021234567890123"} {
+			if strings.Contains(out, raw) {
+				t.Fatalf("%s log contains %s:\n%s", format, raw, out)
+			}
+		}
+		if !strings.Contains(out, "7890123") && !strings.Contains(out, "0123") {
+			t.Fatalf("%s log lost the last digits entirely:\n%s", format, out)
+		}
+	}
+}

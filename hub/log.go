@@ -3,6 +3,8 @@ package hub
 import (
 	"io"
 	"log/slog"
+
+	"github.com/shanghai-mca/mzhub/security/mask"
 )
 
 // LogFormatFor returns the log format for "auto": text on a terminal, JSON otherwise.
@@ -13,7 +15,7 @@ func LogFormatFor(tty bool) string {
 	return "json"
 }
 
-// NewLogger returns a slog logger writing to w at level ("debug", "info",
+// NewLogger returns a masking slog logger writing to w at level ("debug", "info",
 // "warn", "error") in format ("json" or "text"; "auto" means json).
 func NewLogger(w io.Writer, level, format string) *slog.Logger {
 	var lv slog.Level
@@ -28,8 +30,11 @@ func NewLogger(w io.Writer, level, format string) *slog.Logger {
 		lv = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	// Every log line passes the masking handler: no whole ID, account or
+	// phone number reaches a log, whoever wrote the line.
+	return slog.New(mask.NewHandler(h))
 }

@@ -68,7 +68,7 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) int {
 		log.Error("demo: start failed", "err", err)
 		return 1
 	}
-	if err := wire(ctx, h, wireOptions{demo: true}); err != nil {
+	if _, err := wire(ctx, h, wireOptions{demo: true}); err != nil {
 		log.Error("demo: start failed", "err", err)
 		return 1
 	}

@@ -44,7 +44,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) int {
 		log.Error("start failed", "err", err)
 		return 1
 	}
-	if err := wire(ctx, h, wireOptions{}); err != nil {
+	if _, err := wire(ctx, h, wireOptions{}); err != nil {
 		log.Error("start failed", "err", err)
 		return 1
 	}

@@ -2,9 +2,25 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
+	"os"
 
+	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/hub"
+	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/monitor/hubmon"
+	"github.com/shanghai-mca/mzhub/problem"
+	"github.com/shanghai-mca/mzhub/routes"
+	"github.com/shanghai-mca/mzhub/routes/bus"
+	"github.com/shanghai-mca/mzhub/routes/bus/local"
+	"github.com/shanghai-mca/mzhub/routes/bus/pulsar"
+	"github.com/shanghai-mca/mzhub/security"
+	"github.com/shanghai-mca/mzhub/security/accounts"
+	"github.com/shanghai-mca/mzhub/security/audit"
+	"github.com/shanghai-mca/mzhub/security/baseline"
+	"github.com/shanghai-mca/mzhub/services/funeral"
 )
 
 // wireOptions adjust wiring for the demo.
@@ -13,9 +29,186 @@ type wireOptions struct {
 	demo bool
 }
 
+// wired is what wire built, for the demo to drive.
+type wired struct {
+	sec     *baseline.Baseline
+	mon     *hubmon.Monitor
+	bus     bus.Bus
+	engine  *routes.Engine
+	funeral *funeral.API
+	fregs   *funeral.Registry
+}
+
 // wire adds every component and handler of the hub. It is the composition
 // root: the only place that knows all packages.
-func wire(ctx context.Context, h *hub.Hub, opts wireOptions) error {
+func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
+	cfg := h.Config()
+	log := h.Logger()
+	w := &wired{}
+
+	// Partner registry of funeral homes, cemeteries and columbaria: their
+	// access rules join the security configuration's own partners.
+	var extra []security.PartnerAccess
+	if _, err := os.Stat(cfg.Funeral.PartnersDir); err == nil {
+		reg, err := funeral.LoadRegistry(cfg.Funeral.PartnersDir)
+		if err != nil {
+			return nil, fmt.Errorf("wire: funeral partners: %w", err)
+		}
+		w.fregs = reg
+		// Partners without issued credentials cannot call yet; they join
+		// once `mzhub partner rotate-key` gives them a key.
+		pending := 0
+		for _, r := range reg.AccessRules(cfg.Funeral.Environment) {
+			if len(r.KeyIDs) == 0 && len(r.MTLSSubjects) == 0 {
+				pending++
+				continue
+			}
+			extra = append(extra, r)
+		}
+		log.Info("funeral partner registry loaded", "with_credentials", len(extra), "awaiting_credentials", pending)
+	}
+
+	// Security baseline: keys, audit chain, field encryption, file signer,
+	// partner access guard, console accounts.
+	sec, err := baseline.Open(ctx, baseline.Options{
+		Config: cfg.Security, DB: h.Store(), Logger: log, Registerer: h.Registerer(), Clock: h.Clock(),
+		ExtraPartners: extra, LoginPath: "/console/auth/login",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wire: security: %w", err)
+	}
+	w.sec = sec
+	h.AddComponent("security", hub.ComponentFunc(sec.Run))
+	h.Handle("/console/auth/", http.StripPrefix("/console/auth", sec.Accounts.Handler()))
+
+	// Bus.
+	switch cfg.Bus.Kind {
+	case "pulsar":
+		b, err := pulsar.Open(ctx, cfg.Bus.Pulsar, log.With("component", "bus"))
+		if err != nil {
+			return nil, fmt.Errorf("wire: bus: %w", err)
+		}
+		w.bus = b
+	default:
+		b, err := local.Open(ctx, h.Store(), cfg.Bus.Local, log.With("component", "bus"))
+		if err != nil {
+			return nil, fmt.Errorf("wire: bus: %w", err)
+		}
+		w.bus = b
+	}
+	h.OnClose(w.bus.Close)
+
+	// Monitor: event writer, stores, expectations, alerts, console.
+	mon, err := hubmon.New(ctx, cfg.Monitor, hubmon.Deps{
+		Logger: log.With("component", "monitor"), Metrics: h.Registerer(), Clock: h.Clock(), State: h.Store(),
+		Node: h.Node(), Auth: sec.Accounts.Guard(accounts.RoleOperator, accounts.RoleAuditor),
+		User: accounts.RequestUser, Actions: deadLetterActions{routes.NewDeadLetters(h.Store()), sec.Audit},
+		Auditor: monitorAudit{sec.Audit},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wire: monitor: %w", err)
+	}
+	w.mon = mon
+	h.AddComponent("monitor", mon)
+	h.OnClose(mon.Close)
+	h.Handle("/console/", http.StripPrefix("/console", mon.Console()))
+	// Route engine (its dead letters are acted on from the console).
+	engine, err := routes.NewEngine(routes.EngineConfig{Dir: cfg.Paths.Routes, Node: h.Node()}, routes.Deps{
+		Bus: w.bus, Store: h.Store(), Connectors: connectors.Builtin(), Logger: log,
+		Metrics: h.Registerer(), Clock: h.Clock(), Mapper: routes.NewMappingsMapper(cfg.Paths.Mappings),
+		DataDir: cfg.DataDir, Events: mon,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wire: routes: %w", err)
+	}
+	w.engine = engine
+
+	if _, err := os.Stat(cfg.Paths.Routes); err == nil {
+		if err := engine.Load(cfg.Paths.Routes); err != nil {
+			return nil, fmt.Errorf("wire: routes: %w", err)
+		}
+	}
+	h.AddComponent("routes", engine)
+	h.OnClose(engine.Close)
+
+	// Partner API: every /partner/ call passes the security guard first.
+	partnerMux := http.NewServeMux()
+	if w.fregs != nil {
+		api, err := funeral.NewAPI(ctx, cfg.Funeral, funeral.Deps{
+			Logger: log.With("component", "funeral"), Metrics: h.Registerer(), Store: h.Store(), Clock: h.Clock(),
+			Events: mon, Bus: w.bus, Partners: w.fregs,
+			Auth:        func(next http.Handler) http.Handler { return next }, // the guard below already ran
+			PartnerFrom: partnerFromContext,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("wire: funeral API: %w", err)
+		}
+		w.funeral = api
+		h.AddComponent("funeral", api)
+		h.OnClose(api.Close)
+		partnerMux.Handle("/partner/v1/", api)
+	}
+	h.Handle("/partner/", problem.Recover(log, sec.Partners.Middleware(partnerMux)))
+	h.Handle("/routes/", problem.Recover(log, sec.Partners.Middleware(engine.Handler())))
 	h.Handle("GET /{$}", http.RedirectHandler("/console/", http.StatusFound))
-	return nil
+	return w, nil
+}
+
+// auditAdapter lets the monitor write to the audit chain.
+type monitorAudit struct{ log *audit.Log }
+
+func (a monitorAudit) Audit(ctx context.Context, actor, action, object, detail string) error {
+	_, err := a.log.Append(ctx, audit.Record{Actor: actor, Action: action, Object: object, Outcome: audit.OutcomeSuccess, Detail: detail})
+	return err
+}
+
+// deadLetterActions lets console users act on the route engine's dead letters.
+type deadLetterActions struct {
+	dl  *routes.DeadLetters
+	log *audit.Log
+}
+
+var _ monitor.DeadLetterActions = deadLetterActions{}
+
+var errNotDeadLetter = errors.New("not a dead letter of the route engine")
+
+func (d deadLetterActions) Retry(ctx context.Context, exchangeID, user string) error {
+	return d.Replay(ctx, exchangeID, user)
+}
+
+func (d deadLetterActions) Replay(ctx context.Context, exchangeID, user string) error {
+	id, err := d.resolve(ctx, exchangeID)
+	if err != nil {
+		return err
+	}
+	return d.dl.Replay(ctx, id, "user:"+user, routes.AuditLog(d.log))
+}
+
+func (d deadLetterActions) Drop(ctx context.Context, exchangeID, user, reason string) error {
+	id, err := d.resolve(ctx, exchangeID)
+	if err != nil {
+		return err
+	}
+	return d.dl.Drop(ctx, id, "user:"+user, routes.AuditLog(d.log))
+}
+
+// resolve finds the open dead letter of an exchange (the route engine's
+// events carry the message's idempotency key as the exchange id).
+func (d deadLetterActions) resolve(ctx context.Context, exchangeID string) (int64, error) {
+	list, err := d.dl.List(ctx, routes.ListFilter{Limit: 100000})
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range list {
+		if l.Message.IdempotencyKey == exchangeID || l.Message.ID == exchangeID {
+			return l.ID, nil
+		}
+	}
+	return 0, fmt.Errorf("%s: %w", exchangeID, errNotDeadLetter)
+}
+
+// partnerFromContext reads the partner the security guard authenticated.
+func partnerFromContext(ctx context.Context) (string, bool) {
+	p, ok := security.PartnerFrom(ctx)
+	return p.ID, ok
 }
