@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +24,8 @@ func TestFullCycle(t *testing.T) {
 	sims := startSims(t, filepath.Join(dir, "sim"), opts)
 	events, audit := &eventLog{}, &auditLog{}
 	svc := newService(t, openDB(t, dir), dir, simConfigs(sims), events, audit)
+	exp := &expecter{}
+	svc.SetExpecter(exp)
 	list := writeList(t, dir, GenerateOptions{Persons: 30000, Seed: 1, Period: "2026-11", Anomalies: true})
 
 	// A wrong letter total stops the run before anything is sent.
@@ -117,6 +120,9 @@ func TestFullCycle(t *testing.T) {
 		!strings.Contains(strings.Join(audit.actions, " "), "bob:disbursement.confirm.city") {
 		t.Fatalf("audit %v", audit.actions)
 	}
+	if len(exp.got) != 6 || exp.got[0].BatchID != b.Name || exp.got[0].Due.IsZero() {
+		t.Fatalf("return expectations: %+v", exp.got)
+	}
 	// Next month: the persons whose payment failed must be in the list.
 	list2 := writeList(t, t.TempDir(), GenerateOptions{Persons: 100, Seed: 99, Period: "2026-12"})
 	_, err = svc.Run(ctx, RunOptions{Period: "2026-12", ListFile: list2, LetterTotal: 1})
@@ -134,4 +140,16 @@ func TestFullCycle(t *testing.T) {
 	if st2.Issues["carry_missing"] != carried-present || carried-present <= 0 {
 		t.Fatalf("carry_missing %d, want %d (%d carried, %d in the new list)", st2.Issues["carry_missing"], carried-present, carried, present)
 	}
+}
+
+type expecter struct {
+	mu  sync.Mutex
+	got []monitor.Expectation
+}
+
+func (e *expecter) Expect(_ context.Context, x monitor.Expectation) error {
+	e.mu.Lock()
+	e.got = append(e.got, x)
+	e.mu.Unlock()
+	return nil
 }

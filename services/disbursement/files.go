@@ -262,6 +262,13 @@ func (s *Service) upload(ctx context.Context, b *Batch, opt RunOptions) (string,
 				return
 			}
 			due := s.deps.Clock.Now().Add(bk.Config.ReturnDeadline)
+			if s.expect != nil {
+				base := strings.TrimSuffix(f.name, filepath.Ext(f.name))
+				if err := s.expect.Expect(ctx, monitor.Expectation{Name: "return " + bk.Config.Code + " " + b.Name, Partner: bk.Config.Partner(),
+					Flow: flowOf(b), Type: monitor.Downloaded, BatchID: b.Name, FilePattern: base + "_RET*", Due: due}); err != nil {
+					s.log.Warn("disbursement: expectation", "bank", bk.Config.Code, "err", err)
+				}
+			}
 			s.emit(monitor.Event{Type: monitor.Sent, Status: monitor.OK, BatchID: b.Name, Stage: StageUpload, Flow: flowOf(b),
 				Partner: bk.Config.Partner(), Channel: "sftp", Direction: monitor.Outbound, FileName: f.name, Digest: up.Digest,
 				Records: f.records, AmountFen: f.total, Attrs: map[string]string{"return_due": due.Format(time.RFC3339), "expect": "return_file"}})

@@ -76,6 +76,13 @@ type Auditor interface {
 	Record(ctx context.Context, actor, action, target, detail string) error
 }
 
+// Expecter registers expected exchanges in the monitor (monitor/hubmon's
+// *Monitor implements it); the service expects each bank's return file by
+// the bank's return deadline.
+type Expecter interface {
+	Expect(ctx context.Context, e monitor.Expectation) error
+}
+
 // Config tunes the service.
 type Config struct {
 	// Dir holds the batches' working files (lists, bank files, reports).
@@ -104,7 +111,12 @@ type Service struct {
 	log    *slog.Logger
 	cfg    Config
 	audit  Auditor
+	expect Expecter
 }
+
+// SetExpecter makes the service register the return-file deadlines as
+// monitor expectations; call it before Run.
+func (s *Service) SetExpecter(e Expecter) { s.expect = e }
 
 // New returns the service over the configured banks; it migrates its
 // schema and the SFTP ledgers.
