@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -77,6 +78,18 @@ type Engine struct {
 	closed  bool
 	wg      sync.WaitGroup
 	stopRun context.CancelFunc
+	// serving is a copy of runners for the HTTP handler, replaced after
+	// every change, so requests never wait for a reload in progress.
+	serving atomic.Pointer[map[string]*runner]
+}
+
+// publishLocked refreshes the handler's copy of the running routes.
+func (e *Engine) publishLocked() {
+	m := make(map[string]*runner, len(e.runners))
+	for k, v := range e.runners {
+		m[k] = v
+	}
+	e.serving.Store(&m)
 }
 
 type discard struct{}
@@ -248,6 +261,7 @@ func (e *Engine) stopAll() {
 	e.mu.Lock()
 	rs := e.runners
 	e.runners = map[string]*runner{}
+	e.publishLocked()
 	l := e.ledger
 	e.ledger = nil
 	e.mu.Unlock()
@@ -291,9 +305,11 @@ func (e *Engine) startLocked(r *Route) error {
 		delete(e.runners, r.ID)
 	}
 	if err := rn.start(e.ctx); err != nil {
+		e.publishLocked()
 		return err
 	}
 	e.runners[r.ID] = rn
+	e.publishLocked()
 	if r.file != "" {
 		if !contains(e.byFile[r.file], r.ID) {
 			e.byFile[r.file] = append(e.byFile[r.file], r.ID)
@@ -392,6 +408,7 @@ func (e *Engine) stopLocked(id string) {
 		e.log.Error("stop", "route", id, "err", err)
 	}
 	delete(e.runners, id)
+	e.publishLocked()
 	e.log.Info("route stopped", "route", id)
 }
 
@@ -474,9 +491,10 @@ func (e *Engine) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rest := strings.TrimPrefix(r.URL.Path, "/routes/")
 		id, _, _ := strings.Cut(rest, "/")
-		e.mu.Lock()
-		rn := e.runners[id]
-		e.mu.Unlock()
+		var rn *runner
+		if m := e.serving.Load(); m != nil {
+			rn = (*m)[id]
+		}
 		if rn == nil || rn.httpIn == nil {
 			http.Error(w, "no such route", http.StatusNotFound)
 			return

@@ -63,14 +63,26 @@ type harness struct {
 // start writes the route files into a fresh directory and runs an engine on them.
 func start(t *testing.T, files map[string]string) *harness {
 	t.Helper()
+	return startWith(t, files)
+}
+
+// startWith is start with extra connector kinds in the registry.
+func startWith(t *testing.T, files map[string]string, extra ...connectors.Spec) *harness {
+	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), bus: routetest.NewBus(), db: storetest.Open(t), sinks: routetest.NewSinks(), events: &eventLog{}}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(h.dir, name), []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
+	reg := h.sinks.Registry()
+	for _, s := range extra {
+		if err := reg.Register(s); err != nil {
+			t.Fatal(err)
+		}
+	}
 	eng, err := routes.NewEngine(routes.EngineConfig{ReloadInterval: 100 * time.Millisecond}, routes.Deps{
-		Bus: h.bus, Store: h.db, Connectors: h.sinks.Registry(), Events: h.events, Metrics: prometheus.NewRegistry(),
+		Bus: h.bus, Store: h.db, Connectors: reg, Events: h.events, Metrics: prometheus.NewRegistry(),
 		Logger: testLogger(t),
 	})
 	if err != nil {
