@@ -279,6 +279,8 @@ func aggText(f *Field, v int64) string {
 	return strconv.FormatInt(v, 10)
 }
 
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
 // lineSource reads fixed-width and delimited files.
 type lineSource struct {
 	l       *Layout
@@ -386,6 +388,10 @@ func (s *lineSource) next(rd *Reader) (*Record, []byte, *parseError, error) {
 	}
 	first := !s.started
 	s.started = true
+	if first && s.l.Charset == CharsetUTF8 && bytes.HasPrefix(line, utf8BOM) {
+		// Files saved by spreadsheet tools often start with a BOM.
+		line = line[len(utf8BOM):]
+	}
 	if no < 0 {
 		return nil, nil, &parseError{line: -no, problem: fmt.Sprintf("line longer than %d bytes", s.max)}, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -464,5 +465,34 @@ records:
 	}
 	if err := rd.Check(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestUTF8BOM: a CSV saved with a byte-order mark still matches its
+// column row.
+func TestUTF8BOM(t *testing.T) {
+	l, err := testLoader().Layout("banks/cmb-disbursement.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile("../configs/mappings/banks/testdata/cmb-disbursement.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rejects []Reject
+	rd := NewReader(l, bytes.NewReader(append([]byte("\xEF\xBB\xBF"), data...)), ReaderOptions{OnReject: func(r Reject) {
+		if !r.Warning {
+			rejects = append(rejects, r)
+		}
+	}})
+	n := 0
+	for {
+		if _, err := rd.Next(); err != nil {
+			break
+		}
+		n++
+	}
+	if n != 5 || len(rejects) != 0 {
+		t.Errorf("read %d, rejects %v", n, rejects)
 	}
 }
