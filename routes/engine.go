@@ -149,17 +149,22 @@ func (e *Engine) DeadLetters() *DeadLetters { return e.dlq }
 // checker validates endpoints against the engine's registry.
 func (e *Engine) checker() kindChecker { return registryChecker{e.deps.Connectors} }
 
-// Load reads and validates every route of dir; nothing is started. It
-// reports every problem; on error no route of dir is kept.
+// Load reads and validates every route file of dir; nothing is started
+// (Run starts them). It returns every problem found. The routes of good
+// files are kept even when other files have problems — one partner's bad
+// file must not keep the others from running; the caller decides whether a
+// problem is fatal. A file with problems is loaded by hot reload once it
+// changes.
 func (e *Engine) Load(dir string) error {
 	routes, errs := loadDir(dir, e.checker())
-	if errs != nil {
-		return lintErrors(errs)
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.dir = dir
 	e.loaded = routes
+	e.files = digestDir(dir)
+	if errs != nil {
+		return lintErrors(errs)
+	}
 	return nil
 }
 
@@ -211,9 +216,6 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	}
 	e.loaded = nil
-	if e.dir != "" {
-		e.files = digestDir(e.dir)
-	}
 	e.mu.Unlock()
 	for _, err := range startErrs {
 		e.log.Error("route not started", "err", err)

@@ -517,3 +517,31 @@ func ExampleEngine() {
 	fmt.Println("see docs/routes.md")
 	// Output: see docs/routes.md
 }
+
+// TestLoadKeepsGoodFiles: a bad file at start is reported, the good ones
+// run, and the bad one runs once it is fixed.
+func TestLoadKeepsGoodFiles(t *testing.T) {
+	good := baseRoute + "to:\n  - kind: record\n    config: {name: good}\n"
+	bad := strings.Replace(good, "id: r1", "id: r2", 1) + "bogus: 1\n"
+	dir := t.TempDir()
+	_ = os.WriteFile(filepath.Join(dir, "good.yaml"), []byte(good), 0o600)
+	_ = os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte(bad), 0o600)
+	sinks := routetest.NewSinks()
+	eng, err := routes.NewEngine(routes.EngineConfig{ReloadInterval: 50 * time.Millisecond}, routes.Deps{Bus: routetest.NewBus(), Store: storetest.Open(t), Connectors: sinks.Registry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = eng.Load(dir)
+	if err == nil || !strings.Contains(err.Error(), "bad.yaml:") || !strings.Contains(err.Error(), "bogus") {
+		t.Fatalf("Load: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	waitFor(t, "good route", func() bool { return strings.Join(eng.Routes(), ",") == "r1" })
+	_ = os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte(strings.Replace(bad, "bogus: 1\n", "", 1)), 0o600)
+	waitFor(t, "fixed route", func() bool { return strings.Join(eng.Routes(), ",") == "r1,r2" })
+	cancel()
+	<-done
+}
