@@ -19,6 +19,10 @@ var (
 	ErrDoneFile = errors.New("sftp: malformed done file")
 	// ErrClaimed: the file is claimed by someone else or already processed.
 	ErrClaimed = errors.New("sftp: file already claimed")
+	// ErrRetry, wrapped in a handler's error, leaves the file claimed and in
+	// place: it is handed over again on the next pass (a transient fault
+	// such as a busy database), instead of going to failed/.
+	ErrRetry = errors.New("sftp: retry on the next pass")
 	// ErrClosed: the client is closed.
 	ErrClosed = errors.New("sftp: client closed")
 )

@@ -290,8 +290,14 @@ func (c *Client) fetchOne(ctx context.Context, opt PollOptions, name string, has
 		return "", err
 	}
 	herr := h(ctx, Inbound{RemotePath: remote, LocalPath: local, Bytes: size, Digest: digest, Done: done})
-	if herr != nil && ctx.Err() != nil {
-		return "", herr // stopping: the claim stays ours and is resumed
+	if herr != nil && (ctx.Err() != nil || errors.Is(herr, ErrRetry)) {
+		// Stopping, or a transient fault: the claim stays ours and the
+		// file is handed over again on the next pass.
+		_ = os.Remove(local)
+		e = ev
+		e.Type, e.Status, e.ErrorClass, e.ErrorMessage = monitor.Retried, monitor.Warning, "handler", herr.Error()
+		c.emit(e)
+		return "", herr
 	}
 	state, dir := ClaimProcessed, c.cfg.ProcessedDir
 	detail := ""

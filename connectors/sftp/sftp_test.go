@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -456,4 +457,32 @@ func FuzzParseDone(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestHandlerRetryLeavesFileClaimed(t *testing.T) {
+	f := newFixture(t)
+	c := f.client(t, f.config())
+	dl := filepath.Join(f.srv.Root(), "download")
+	_ = os.WriteFile(filepath.Join(dl, "r.txt"), []byte("x\n"), 0o640)
+	d, s, _ := DigestFile(filepath.Join(dl, "r.txt"))
+	_ = os.WriteFile(filepath.Join(dl, "r.txt.done"), DoneInfo{File: "r.txt", Bytes: s, SM3: d}.Marshal(), 0o640)
+	calls := 0
+	h := func(context.Context, Inbound) error {
+		calls++
+		if calls == 1 {
+			return fmt.Errorf("busy: %w", ErrRetry)
+		}
+		return nil
+	}
+	ctx := context.Background()
+	if _, err := c.Poll(ctx, PollOptions{}, h); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dl, "r.txt")); err != nil {
+		t.Fatal("file moved away after a retryable failure")
+	}
+	res, err := c.Poll(ctx, PollOptions{}, h)
+	if err != nil || res.Processed != 1 || calls != 2 {
+		t.Fatalf("%+v %v calls %d", res, err, calls)
+	}
 }

@@ -204,21 +204,50 @@ func (s *Service) reconcile(ctx context.Context, b *Batch, bi int, in sftp.Inbou
 	var quar []quarantined
 	var matched, failed, already, anomalies, paidFen int64
 	var line int64
-	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-		upd, err := tx.PrepareContext(ctx, s.db.Rebind(`UPDATE disb_payments SET status = ?, reason = ?
-			WHERE batch_id = ? AND seq = ? AND bank = ? AND amount_fen = ? AND status = 2`))
-		if err != nil {
+	// SQLite has one writer: reconciliations take turns, and a long file is
+	// committed in slices so that other writers (ledgers, other stages)
+	// never wait long. A crash in between is harmless: the file is handed
+	// over again and records already final are left alone.
+	s.reconcileMu.Lock()
+	defer s.reconcileMu.Unlock()
+	type outcome struct {
+		seq, amt, line int64
+		st             int
+		reason         string
+	}
+	var pend []outcome
+	const perStmt = 200
+	const perTx = 50_000
+	var tx *sql.Tx
+	var upd, multi *sql.Stmt
+	inTx := 0
+	closeTx := func(commit bool) error {
+		if tx == nil {
+			return nil
+		}
+		if upd != nil {
+			_ = upd.Close()
+		}
+		if multi != nil {
+			_ = multi.Close()
+		}
+		t := tx
+		tx, upd, multi, inTx = nil, nil, nil, 0
+		if !commit {
+			return t.Rollback()
+		}
+		return t.Commit()
+	}
+	defer func() { _ = closeTx(false) }()
+	openTx := func() error {
+		var err error
+		if tx, err = s.db.BeginTx(ctx, nil); err != nil {
 			return err
 		}
-		defer upd.Close()
-		type outcome struct {
-			seq, amt, line int64
-			st             int
-			reason         string
+		if upd, err = tx.PrepareContext(ctx, s.db.Rebind(`UPDATE disb_payments SET status = ?, reason = ?
+			WHERE batch_id = ? AND seq = ? AND bank = ? AND amount_fen = ? AND status = 2`)); err != nil {
+			return err
 		}
-		var pend []outcome
-		const perStmt = 200
-		var multi *sql.Stmt
 		if s.db.Dialect() == store.SQLite {
 			// One statement updates a whole slice of records (UPDATE FROM a
 			// VALUES list): far fewer round trips than one per record.
@@ -227,10 +256,12 @@ func (s *Service) reconcile(ctx context.Context, b *Batch, bi int, in sftp.Inbou
 				UPDATE disb_payments SET status = v.st, reason = v.reason FROM v
 				WHERE disb_payments.batch_id = ? AND disb_payments.seq = v.seq AND disb_payments.bank = ?
 				AND disb_payments.amount_fen = v.amt AND disb_payments.status = 2`)
-			if err != nil {
-				return err
-			}
-			defer multi.Close()
+		}
+		return err
+	}
+	err = func() error {
+		if err := openTx(); err != nil {
+			return err
 		}
 		count := func(o outcome) {
 			matched++
@@ -267,6 +298,15 @@ func (s *Service) reconcile(ctx context.Context, b *Batch, bi int, in sftp.Inbou
 				return nil
 			}
 			defer func() { pend = pend[:0] }()
+			if inTx >= perTx {
+				if err := closeTx(true); err != nil {
+					return err
+				}
+				if err := openTx(); err != nil {
+					return err
+				}
+			}
+			inTx += len(pend)
 			if multi != nil && len(pend) == perStmt {
 				args := make([]any, 0, perStmt*4+2)
 				for _, o := range pend {
@@ -348,7 +388,7 @@ func (s *Service) reconcile(ctx context.Context, b *Batch, bi int, in sftp.Inbou
 		if err != nil {
 			return err
 		}
-		defer q.Close()
+		defer func() { _ = q.Close() }()
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM disb_quarantine WHERE batch_id = ? AND bank = ? AND file = ?`), b.ID, bk.Config.Code, name); err != nil {
 			return err
 		}
@@ -362,9 +402,17 @@ func (s *Service) reconcile(ctx context.Context, b *Batch, bi int, in sftp.Inbou
 			ON CONFLICT (batch_id, bank, direction, name) DO UPDATE SET records = excluded.records, total_fen = excluded.total_fen,
 			digest = excluded.digest, state = excluded.state, part_no = excluded.part_no, part_total = excluded.part_total, detail = excluded.detail`),
 			b.ID, bk.Config.Code, name, res.Summary.Details, res.Summary.AmountFen, in.Digest, max(res.PartNo, 1), max(res.PartTotal, 1), detail)
-		return err
-	})
+		if err != nil {
+			return err
+		}
+		return closeTx(true)
+	}()
 	if err != nil {
+		// The database being busy is worth another try on the next pass;
+		// the file stays claimed by this node and is not moved to failed/.
+		if strings.Contains(err.Error(), "SQLITE_BUSY") || strings.Contains(err.Error(), "database is locked") {
+			return fmt.Errorf("reconcile %s: %w: %w", name, sftp.ErrRetry, err)
+		}
 		return fmt.Errorf("reconcile %s: %w", name, err)
 	}
 	st := monitor.OK

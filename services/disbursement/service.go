@@ -112,6 +112,8 @@ type Service struct {
 	cfg    Config
 	audit  Auditor
 	expect Expecter
+
+	reconcileMu sync.Mutex // one return file is reconciled at a time
 }
 
 // SetExpecter makes the service register the return-file deadlines as
