@@ -276,7 +276,7 @@ func instantiate(path string, data []byte, t *templateDoc, params map[string]str
 	}
 	text := placeholder.ReplaceAllFunc(data, func(m []byte) []byte {
 		name := string(m[2 : len(m)-1])
-		return []byte(yamlScalarText(params[name]))
+		return []byte(params[name])
 	})
 	// Decode the substituted file as a template whose route is a Route, so
 	// unknown keys are reported with the template's own line numbers.
@@ -302,11 +302,6 @@ func instantiate(path string, data []byte, t *templateDoc, params map[string]str
 	}
 	return r, nil
 }
-
-// yamlScalarText makes a parameter value safe inside the template text: a
-// value that YAML would read as something else than the plain text is kept as
-// is (templates quote placeholders where they need strings).
-func yamlScalarText(v string) string { return v }
 
 // routeSubtree returns a document node whose content is the template's route
 // mapping, so line lookups work as for a plain route file.

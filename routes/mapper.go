@@ -31,7 +31,6 @@ const (
 // delivered.
 type MappingsMapper struct {
 	loader *mappings.Loader
-	fsys   fs.FS
 	mu     sync.Mutex
 	cache  map[string]*mappings.Mapping
 }
@@ -43,7 +42,7 @@ func NewMappingsMapper(dir string) *MappingsMapper {
 
 // NewMappingsMapperFS returns a mapper over a file system of mappings.
 func NewMappingsMapperFS(fsys fs.FS) *MappingsMapper {
-	return &MappingsMapper{loader: mappings.NewLoader(fsys), fsys: fsys, cache: map[string]*mappings.Mapping{}}
+	return &MappingsMapper{loader: mappings.NewLoader(fsys), cache: map[string]*mappings.Mapping{}}
 }
 
 // mapping loads (once) and returns a compiled mapping.

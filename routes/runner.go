@@ -426,7 +426,6 @@ func (rn *runner) stepAt(ctx context.Context, m *msgState, i int) error {
 		return rn.deliver(ctx, m)
 	}
 	s := rn.steps[i]
-	before := len(m.msg.Body)
 	err := s.process(ctx, m, func(ctx context.Context, m2 *msgState) error {
 		switch s.kind() {
 		case "map", "split", "enrich":
@@ -436,7 +435,6 @@ func (rn *runner) stepAt(ctx context.Context, m *msgState, i int) error {
 		}
 		return rn.stepAt(ctx, m2, i+1)
 	})
-	_ = before
 	var se *stepError
 	if errors.As(err, &se) && se.step == s.name() {
 		typ := monitor.Failed

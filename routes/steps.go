@@ -22,7 +22,7 @@ type msgState struct {
 	decoded bool
 	// targets are the sink names a switch chose (nil: every sink).
 	targets []string
-	// step is the index of the step that produced the message (for events).
+	// attempt is the bus delivery attempt of the message.
 	attempt int
 }
 

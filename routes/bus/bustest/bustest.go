@@ -538,7 +538,12 @@ func testRestart(t *testing.T, open func() bus.Bus) {
 	s3 := subscribe(t, b3, bus.SubscribeOptions{Topic: topic, Subscription: "s", Prefetch: n})
 	rest := map[string]bool{}
 	for len(rest) < n-len(acked) {
-		d := receive(t, s3, 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		d, err := s3.Receive(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("after restart: received %d of the %d messages not acked before: %v", len(rest), n-len(acked), err)
+		}
 		k := d.Message().IdempotencyKey
 		if acked[k] {
 			t.Fatalf("%s was acked before the restart and delivered again", k)

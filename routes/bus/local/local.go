@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shanghai-mca/mzhub/routes/bus"
 	"github.com/shanghai-mca/mzhub/store"
 )
@@ -56,6 +58,9 @@ type Bus struct {
 	wg         sync.WaitGroup
 	closeM     sync.Mutex
 	start      time.Time
+
+	metrics       *bus.Metrics
+	commitSeconds prometheus.Histogram
 }
 
 type subKey struct{ topic, name string }
@@ -74,7 +79,11 @@ type stored struct {
 // Open migrates the bus schema in db, rebuilds the in-memory index from it
 // and starts the writer. cfg is validated (MaxBatch ≥ 1, CommitInterval ≥
 // 0). log may be nil.
-func Open(ctx context.Context, db *store.DB, cfg bus.LocalConfig, log *slog.Logger) (*Bus, error) {
+func Open(ctx context.Context, db *store.DB, cfg bus.LocalConfig, log *slog.Logger, opts ...Option) (*Bus, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	var errs []error
 	if cfg.MaxBatch < 1 {
 		errs = append(errs, fmt.Errorf("local bus: max_batch %d: must be at least 1", cfg.MaxBatch))
@@ -100,6 +109,7 @@ func Open(ctx context.Context, db *store.DB, cfg bus.LocalConfig, log *slog.Logg
 		done:   make(chan struct{}),
 		start:  time.Now(),
 	}
+	b.registerMetrics(o.reg)
 	b.w = newWriter(b)
 	if err := b.load(ctx); err != nil {
 		return nil, fmt.Errorf("local bus: load %s: %w", db, err)
@@ -229,6 +239,7 @@ func (b *Bus) Publish(ctx context.Context, topic string, msgs ...bus.Message) er
 		if err != nil {
 			return fmt.Errorf("local bus: publish %s: %w", topic, err)
 		}
+		b.metrics.Published.WithLabelValues("local", topic).Add(float64(len(msgs)))
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("local bus: publish %s: %w", topic, ctx.Err())

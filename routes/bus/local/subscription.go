@@ -53,6 +53,7 @@ type subscription struct {
 	deadLetterTopic string
 	wake            chan struct{} // closed to wake waiting receivers
 	pendingCount    int
+	counters        bus.SubscriptionCounters
 }
 
 func newSubscription(b *Bus, id int64, topic, name string) *subscription {
@@ -61,6 +62,7 @@ func newSubscription(b *Bus, id int64, topic, name string) *subscription {
 		keys:            map[string]*keyQueue{},
 		consumers:       map[*Consumer]struct{}{},
 		deadLetterTopic: bus.DefaultDeadLetterTopic(topic),
+		counters:        b.metrics.For("local", topic, name),
 	}
 }
 
@@ -207,6 +209,7 @@ func (s *subscription) closeConsumer(c *Consumer, release bool) {
 			continue
 		}
 		if release {
+			s.counters.Expired.Inc()
 			s.release(f.e, "consumer closed without ack", 0)
 		} else {
 			f.e.state = stateDone // the bus is closing: no more dispatch
@@ -233,6 +236,7 @@ func (s *subscription) expire(now int64) {
 			c.head++
 			if live {
 				c.held--
+				s.counters.Expired.Inc()
 				s.release(f.e, "processing deadline exceeded", 0)
 				released = true
 			}
@@ -276,6 +280,7 @@ func (s *subscription) deadLetter(e *entry) {
 	s.b.log.Warn("message dead-lettered", "topic", s.topic, "subscription", s.name,
 		"message", e.id, "attempts", e.attempts, "dead_letter_topic", s.deadLetterTopic, "cause", e.cause)
 	s.remove(e)
+	s.counters.DeadLettered.Inc()
 	s.b.w.addAck(ackItem{kind: kindAck, subID: s.id, msgID: e.id}, dlq)
 }
 
@@ -428,6 +433,7 @@ func (d *delivery) Ack(ctx context.Context) error {
 		return err
 	}
 	s.remove(d.e)
+	s.counters.Acked.Inc()
 	s.b.w.addAck(ackItem{kind: kindAck, subID: s.id, msgID: d.e.id}, nil)
 	s.notify()
 	return nil
@@ -451,6 +457,7 @@ func (d *delivery) Nack(ctx context.Context, delay time.Duration, cause error) e
 		msg = cause.Error()
 	}
 	e := d.e
+	s.counters.Nacked.Inc()
 	s.release(e, msg, delay.Milliseconds())
 	if e.state != stateDone {
 		s.b.w.addAck(ackItem{kind: kindNack, subID: s.id, msgID: e.id, attempts: e.attempts, notBefore: e.notBefore, cause: msg}, nil)

@@ -182,6 +182,7 @@ func (w *writer) commit(batch, dead []*pubReq, acks []ackItem) {
 	topics := b.topics // only the writer replaces entries; safe to read below
 	b.mu.RUnlock()
 	ctx := context.Background()
+	started := time.Now()
 	err := b.db.InTx(ctx, func(tx *sql.Tx) error {
 		if len(all) > 0 {
 			if err := w.insertMessages(ctx, tx, all, topics); err != nil {
@@ -217,6 +218,7 @@ func (w *writer) commit(batch, dead []*pubReq, acks []ackItem) {
 		}
 		return
 	}
+	b.commitSeconds.Observe(time.Since(started).Seconds())
 	// Index after commit: a message is dispatched only once it is durable.
 	b.mu.RLock()
 	for _, r := range all {

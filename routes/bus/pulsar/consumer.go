@@ -39,6 +39,7 @@ type Consumer struct {
 	timers   map[*time.Timer]struct{} // delayed nacks
 	closed   bool
 	wake     chan struct{}
+	counters bus.SubscriptionCounters
 }
 
 func newConsumer(ctx context.Context, b *Bus, opts bus.SubscribeOptions) (*Consumer, error) {
@@ -50,6 +51,7 @@ func newConsumer(ctx context.Context, b *Bus, opts bus.SubscribeOptions) (*Consu
 		active:   map[string]bool{},
 		blocked:  map[string][]pulsar.Message{},
 		timers:   map[*time.Timer]struct{}{},
+		counters: b.metrics.For("pulsar", opts.Topic, opts.Subscription),
 	}
 	precision := int64(3) // nack redelivery rounded to 8 ms, not 256 ms
 	co := pulsar.ConsumerOptions{
@@ -226,7 +228,8 @@ func (c *Consumer) keeper() {
 		}
 		c.mu.Unlock()
 		for _, d := range expired {
-			c.retry(d, "processing deadline exceeded", 0)
+			c.counters.Expired.Inc()
+			_ = c.retry(d, "processing deadline exceeded", 0)
 		}
 	}
 }
@@ -288,6 +291,7 @@ func (c *Consumer) deadLetter(d *delivery, cause string) error {
 		c.c.Nack(m)
 		return fmt.Errorf("pulsar bus: dead letter to %s: %w", c.dlqTopic, err)
 	}
+	c.counters.DeadLettered.Inc()
 	c.b.log.Warn("message dead-lettered", "topic", c.opts.Topic, "subscription", c.opts.Subscription,
 		"message", messageID(m.ID()), "attempts", d.attempt, "dead_letter_topic", c.dlqTopic, "cause", cause)
 	return c.c.Ack(m)
@@ -329,6 +333,7 @@ func (c *Consumer) shutdown(release bool) {
 		if release && c.opts.MaxDeliveries > 0 {
 			for _, d := range held {
 				if d.attempt >= c.opts.MaxDeliveries {
+					c.counters.Expired.Inc()
 					_ = c.deadLetter(d, "consumer closed without ack")
 				}
 			}
@@ -405,6 +410,7 @@ func (d *delivery) Ack(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.counters.Acked.Inc()
 	if err := c.c.Ack(d.msg); err != nil {
 		return fmt.Errorf("pulsar bus: ack: %w", err)
 	}
@@ -423,6 +429,7 @@ func (d *delivery) Nack(ctx context.Context, delay time.Duration, cause error) e
 	if cause != nil {
 		msg = cause.Error()
 	}
+	c.counters.Nacked.Inc()
 	return c.retry(d, msg, delay)
 }
 

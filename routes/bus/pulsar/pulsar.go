@@ -15,6 +15,7 @@ import (
 
 	"github.com/apache/pulsar-client-go/pulsar"
 	plog "github.com/apache/pulsar-client-go/pulsar/log"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shanghai-mca/mzhub/routes/bus"
 )
@@ -69,6 +70,19 @@ type Bus struct {
 	closed    bool
 
 	unkeyed atomic.Uint64
+	metrics *bus.Metrics
+}
+
+// Option tunes Open.
+type Option func(*options)
+
+type options struct {
+	reg prometheus.Registerer
+}
+
+// WithRegisterer registers the bus metrics (bus.Metrics) on reg.
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(o *options) { o.reg = reg }
 }
 
 type producerSlot struct {
@@ -80,7 +94,11 @@ type producerSlot struct {
 // Open connects the producer and consumer clients to cfg.URL. It does not
 // create tenants or namespaces (deploy/pulsar/setup.sh, or EnsureNamespace).
 // log may be nil.
-func Open(ctx context.Context, cfg bus.PulsarConfig, log *slog.Logger) (*Bus, error) {
+func Open(ctx context.Context, cfg bus.PulsarConfig, log *slog.Logger, opts ...Option) (*Bus, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := Validate(cfg); err != nil {
 		return nil, err
 	}
@@ -102,6 +120,7 @@ func Open(ctx context.Context, cfg bus.PulsarConfig, log *slog.Logger) (*Bus, er
 		instance:  instance,
 		producers: map[string]*producerSlot{},
 		consumers: map[*Consumer]struct{}{},
+		metrics:   bus.NewMetrics(o.reg),
 	}
 	var err error
 	if b.pub, err = newClient(cfg, log.With("client", "produce")); err != nil {
@@ -279,6 +298,7 @@ func (b *Bus) Publish(ctx context.Context, topic string, msgs ...bus.Message) er
 	if firstErr != nil {
 		return fmt.Errorf("pulsar bus: publish %s: %w", full, firstErr)
 	}
+	b.metrics.Published.WithLabelValues("pulsar", topic).Add(float64(len(msgs)))
 	return nil
 }
 
