@@ -132,3 +132,24 @@ SELECT batch_id, stage,
 FROM monitor_events
 WHERE batch_id != ''
 GROUP BY batch_id, stage
+;
+-- Where to find an exchange, batch, file, partner reference or business key:
+-- (partner, flow, time range) lets searches use the events' primary key
+-- instead of scanning a column of every row. kind: x exchange id, b batch,
+-- f file name, r partner reference, k business key.
+CREATE TABLE IF NOT EXISTS monitor_lookup (
+    event_date Date,
+    kind       String,
+    value      String,
+    partner    String,
+    flow       String,
+    ts_ms      Int64
+) ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(event_date)
+ORDER BY (kind, value, partner, flow, ts_ms)
+;
+CREATE MATERIALIZED VIEW IF NOT EXISTS monitor_lookup_mv TO monitor_lookup AS
+SELECT event_date, tupleElement(kv, 1) AS kind, tupleElement(kv, 2) AS value, partner, flow, ts_ms
+FROM monitor_events
+ARRAY JOIN [('x', exchange_id), ('b', batch_id), ('f', file_name), ('r', partner_ref), ('k', business_key)] AS kv
+WHERE tupleElement(kv, 2) != ''

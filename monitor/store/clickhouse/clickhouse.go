@@ -87,7 +87,38 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 			return nil, fmt.Errorf("monitor clickhouse: schema: %w", err)
 		}
 	}
-	return &Store{conn: conn, db: o.Database}, nil
+	st := &Store{conn: conn, db: o.Database}
+	if err := st.backfillLookup(ctx); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// backfillLookup fills monitor_lookup from existing events when it is empty
+// (a database from before the table existed); views only see new inserts.
+func (s *Store) backfillLookup(ctx context.Context) error {
+	var lookups, events uint64
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM monitor_lookup").Scan(&lookups); err != nil {
+		return fmt.Errorf("monitor clickhouse: count lookup: %w", err)
+	}
+	if lookups > 0 {
+		return nil
+	}
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM monitor_events").Scan(&events); err != nil {
+		return fmt.Errorf("monitor clickhouse: count events: %w", err)
+	}
+	if events == 0 {
+		return nil
+	}
+	err := s.conn.Exec(ctx, `INSERT INTO monitor_lookup (event_date, kind, value, partner, flow, ts_ms)
+		SELECT event_date, tupleElement(kv, 1), tupleElement(kv, 2), partner, flow, ts_ms FROM monitor_events
+		ARRAY JOIN [('x', exchange_id), ('b', batch_id), ('f', file_name), ('r', partner_ref), ('k', business_key)] AS kv
+		WHERE tupleElement(kv, 2) != ''`)
+	if err != nil {
+		return fmt.Errorf("monitor clickhouse: backfill lookup: %w", err)
+	}
+	return nil
 }
 
 func dial(o Options, db string) (driver.Conn, error) {
@@ -207,12 +238,110 @@ func where(f monitor.Filter) (string, []any) {
 
 func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
 
-// Search returns matching events, newest first.
+// Search returns matching events, newest first. A filter on an exchange id,
+// batch, file, partner reference or business key is first narrowed through
+// monitor_lookup to (partner, flow, time range), which the events' primary
+// key serves. Then the time of the limit-th newest match is found reading
+// only ts_ms, and whole rows are read only from there on.
 func (s *Store) Search(ctx context.Context, f monitor.Filter) ([]monitor.Event, error) {
 	w, args := where(f)
-	q := fmt.Sprintf("SELECT %s FROM monitor_events%s ORDER BY ts_ms DESC, event_id DESC LIMIT %d BY event_id LIMIT %d",
-		selectColumns, w, 1, f.Limited())
+	extra, extraArgs, found, err := s.narrow(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, nil
+	}
+	if extra != "" {
+		if w == "" {
+			w = " WHERE " + extra
+		} else {
+			w += " AND " + extra
+		}
+		args = append(args, extraArgs...)
+	}
+	var tss []int64
+	rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT ts_ms FROM monitor_events%s ORDER BY ts_ms DESC LIMIT %d", w, f.Limited()), args...)
+	if err != nil {
+		return nil, fmt.Errorf("monitor clickhouse: search: %w", err)
+	}
+	for rows.Next() {
+		var ts int64
+		if err := rows.Scan(&ts); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("monitor clickhouse: search: %w", err)
+		}
+		tss = append(tss, ts)
+	}
+	rows.Close()
+	if len(tss) == 0 {
+		return nil, nil
+	}
+	if len(tss) == f.Limited() {
+		if w == "" {
+			w = fmt.Sprintf(" WHERE ts_ms >= %d", tss[len(tss)-1])
+		} else {
+			w += fmt.Sprintf(" AND ts_ms >= %d", tss[len(tss)-1])
+		}
+	}
+	q := fmt.Sprintf("SELECT %s FROM monitor_events%s ORDER BY ts_ms DESC, event_id DESC LIMIT 1 BY event_id LIMIT %d",
+		selectColumns, w, f.Limited())
 	return s.events(ctx, q, args...)
+}
+
+// narrow turns the most selective key of f into a condition on the primary
+// key via monitor_lookup. found is false when the key matches nothing.
+func (s *Store) narrow(ctx context.Context, f monitor.Filter) (cond string, args []any, found bool, err error) {
+	var kind string
+	var values []string
+	switch {
+	case len(f.ExchangeIDs) > 0:
+		kind, values = "x", f.ExchangeIDs
+	case f.BatchID != "":
+		kind, values = "b", []string{f.BatchID}
+	case f.FileName != "":
+		kind, values = "f", []string{f.FileName}
+	case f.PartnerRef != "":
+		kind, values = "r", []string{f.PartnerRef}
+	case f.BusinessKey != "":
+		kind, values = "k", []string{f.BusinessKey}
+	default:
+		return "", nil, true, nil
+	}
+	largs := []any{kind}
+	for _, v := range values {
+		largs = append(largs, v)
+	}
+	rows, err := s.conn.Query(ctx, `SELECT partner, flow, min(ts_ms), max(ts_ms) FROM monitor_lookup
+		WHERE kind = ? AND value IN (`+placeholders(len(values))+`) GROUP BY partner, flow LIMIT 1000`, largs...)
+	if err != nil {
+		return "", nil, false, fmt.Errorf("monitor clickhouse: lookup: %w", err)
+	}
+	defer rows.Close()
+	var tuples []string
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	for rows.Next() {
+		var p, fl string
+		var a, b int64
+		if err := rows.Scan(&p, &fl, &a, &b); err != nil {
+			return "", nil, false, fmt.Errorf("monitor clickhouse: lookup: %w", err)
+		}
+		tuples = append(tuples, "(?, ?)")
+		args = append(args, p, fl)
+		lo, hi = min(lo, a), max(hi, b)
+	}
+	if err := rows.Err(); err != nil {
+		return "", nil, false, fmt.Errorf("monitor clickhouse: lookup: %w", err)
+	}
+	if len(tuples) == 0 {
+		return "", nil, false, nil
+	}
+	if len(tuples) == 1000 {
+		// Too spread to help: search without narrowing.
+		return "", nil, true, nil
+	}
+	cond = fmt.Sprintf("(partner, flow) IN (%s) AND ts_ms >= %d AND ts_ms <= %d", strings.Join(tuples, ", "), lo, hi)
+	return cond, args, true, nil
 }
 
 func (s *Store) events(ctx context.Context, q string, args ...any) ([]monitor.Event, error) {
