@@ -124,8 +124,42 @@ func (s *Service) files(ctx context.Context, b *Batch, opt RunOptions) (string, 
 			return "", fmt.Errorf("bank %s: %w", bk.Config.Code, err)
 		}
 	}
+	// The list is read on this goroutine and each bank's file is encoded
+	// on its own, so that both cores work.
 	prefix := refPrefix(b)
-	var rec mappings.PaymentRecord
+	const chunk = 512
+	chans := make([]chan []mappings.PaymentRecord, len(outs))
+	werrs := make([]error, len(outs))
+	var wg sync.WaitGroup
+	for i, o := range outs {
+		if o == nil {
+			continue
+		}
+		ch := make(chan []mappings.PaymentRecord, 4)
+		chans[i] = ch
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code := s.banks[i].Config.Code
+			for recs := range ch {
+				if werrs[i] != nil {
+					continue
+				}
+				for j := range recs {
+					if err := o.w.Write(&recs[j]); err != nil {
+						var fe *mappings.FieldError
+						if errors.As(err, &fe) {
+							werrs[i] = fmt.Errorf("record %s refused by the %s layout (field %s): %v", recs[j].Reference[len(prefix):], code, fe.Field, fe.Err)
+						} else {
+							werrs[i] = fmt.Errorf("bank %s: write: %w", code, err)
+						}
+						break
+					}
+				}
+			}
+		}()
+	}
+	pending := make([][]mappings.PaymentRecord, len(outs))
 	err = readList(s.listPath(b), func(seq int64, r *listRecord) error {
 		if rejected[seq] {
 			return nil
@@ -134,21 +168,33 @@ func (s *Service) files(ctx context.Context, b *Batch, opt RunOptions) (string, 
 		if bi < 0 || outs[bi] == nil {
 			return fmt.Errorf("record %d: bank %q has no file", seq, r.bank())
 		}
-		bk := s.banks[bi]
-		rec = mappings.PaymentRecord{PersonID: r.id(), Name: r.name(), Account: r.account(), BankCode: bk.Config.BankCode,
-			AmountFen: r.amount(), Period: b.Period, Reference: reference(prefix, seq), Division: r.division()}
-		if err := outs[bi].w.Write(&rec); err != nil {
-			var fe *mappings.FieldError
-			if errors.As(err, &fe) {
-				return fmt.Errorf("record %d refused by the %s layout (field %s): %v", seq, bk.Config.Code, fe.Field, fe.Err)
-			}
-			return fmt.Errorf("bank %s: write: %w", bk.Config.Code, err)
+		if pending[bi] == nil {
+			pending[bi] = make([]mappings.PaymentRecord, 0, chunk)
+		}
+		pending[bi] = append(pending[bi], mappings.PaymentRecord{PersonID: r.id(), Name: r.name(), Account: r.account(),
+			BankCode: s.banks[bi].Config.BankCode, AmountFen: r.amount(), Period: b.Period, Reference: reference(prefix, seq), Division: r.division()})
+		if len(pending[bi]) == chunk {
+			chans[bi] <- pending[bi]
+			pending[bi] = nil
 		}
 		if seq%200_000 == 0 {
 			opt.Progress(StageFiles, seq, b.Records)
 		}
 		return nil
 	})
+	for i, ch := range chans {
+		if ch == nil {
+			continue
+		}
+		if len(pending[i]) > 0 {
+			ch <- pending[i]
+		}
+		close(ch)
+	}
+	wg.Wait()
+	if err == nil {
+		err = errors.Join(werrs...)
+	}
 	if err != nil {
 		return "", err
 	}
