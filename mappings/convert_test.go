@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -149,4 +150,64 @@ func TestConvertCancel(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
+}
+
+// TestConvertMemoryFlat: converting ten times more records does not need
+// more memory (the input is generated on the fly, the output discarded).
+func TestConvertMemoryFlat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	m, err := testLoader().Mapping("banks/boc-disbursement.mapping.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := canonicalCSV(t, 1, func(int) int64 { return 100 })
+	nl := bytes.IndexByte(row, '\n')
+	header, line := row[:nl+1], row[nl+1:]
+	peak := func(n int) uint64 {
+		in := io.MultiReader(bytes.NewReader(header), &repeatReader{line: line, n: n})
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		res, err := m.Convert(context.Background(), in, io.Discard, ConvertOptions{
+			Params: map[string]string{"batch_no": "B1", "file_date": "2026-11-27", "payer_account": "123"}})
+		if err != nil || res.Written != int64(n) {
+			t.Fatalf("%v %+v", err, res)
+		}
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		return after.HeapSys - before.HeapSys + after.StackSys - before.StackSys
+	}
+	small, large := peak(20000), peak(200000)
+	if large > small+4<<20 {
+		t.Errorf("heap grew by %d KiB for 200k records, %d KiB for 20k", large>>10, small>>10)
+	}
+}
+
+// repeatReader yields line n times.
+type repeatReader struct {
+	line []byte
+	n    int
+	off  int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	w := 0
+	for w < len(p) {
+		if r.n == 0 {
+			if w == 0 {
+				return 0, io.EOF
+			}
+			break
+		}
+		c := copy(p[w:], r.line[r.off:])
+		w += c
+		r.off += c
+		if r.off == len(r.line) {
+			r.off = 0
+			r.n--
+		}
+	}
+	return w, nil
 }
