@@ -246,6 +246,20 @@ to:
 			want: map[string][]string{"out": {`{"id":"1","v":1}`, `{"id":"2","v":1}`}},
 		},
 		{
+			name: "split then aggregate",
+			route: baseRoute + `concurrency: 1
+steps:
+  - split: {lines: true}
+  - aggregate: {key: 'raw[0:1]', count: 2}
+  - map: {body: 'join(map(body, {string(#)}), "+")'}
+to:
+  - kind: record
+    config: {name: out}
+`,
+			in:   []string{"a1\nb1\na2\nb2\n"},
+			want: map[string][]string{"out": {"a1+a2", "b1+b2"}},
+		},
+		{
 			name: "aggregate by count",
 			route: baseRoute + `concurrency: 1
 steps:

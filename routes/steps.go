@@ -273,7 +273,8 @@ func (s *splitStep) process(ctx context.Context, m *msgState, out next) error {
 		c := m.child(body, "#"+strconv.Itoa(i))
 		c.msg.Headers[HeaderSplitIndex] = strconv.Itoa(i)
 		err := out(ctx, c)
-		if errors.Is(err, ErrFiltered) {
+		if errors.Is(err, ErrFiltered) || errors.Is(err, errConsumed) {
+			// A part dropped or kept by a later step; go on with the next.
 			return nil
 		}
 		return err
