@@ -20,6 +20,8 @@ import (
 )
 
 type loadResult struct {
+	// cpu is the process's CPU time during the run (hub and load generator).
+	cpu       time.Duration
 	writes    int
 	failed    int
 	elapsed   time.Duration
@@ -93,6 +95,7 @@ func runLoad(t testing.TB, partners, each int, ratePerPartner float64) loadResul
 	var failed sync.Map
 	var wg sync.WaitGroup
 	start := time.Now().Add(50 * time.Millisecond)
+	cpu0 := processCPU()
 	for p := 0; p < partners; p++ {
 		wg.Add(1)
 		go func(p int) {
@@ -130,7 +133,7 @@ func runLoad(t testing.TB, partners, each int, ratePerPartner float64) loadResul
 		}(p)
 	}
 	wg.Wait()
-	res := loadResult{elapsed: time.Since(start)}
+	res := loadResult{elapsed: time.Since(start), cpu: processCPU() - cpu0}
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
@@ -147,6 +150,10 @@ func runLoad(t testing.TB, partners, each int, ratePerPartner float64) loadResul
 	if len(all) > 0 {
 		res.p50, res.p99 = all[len(all)/2], all[len(all)*99/100]
 	}
+	ws := api.Store().WriterStats()
+	t.Logf("writer: %d transactions for %d writes (%.1f per transaction), %s committing (%.0f µs per write)",
+		ws.Batches, ws.Writes, float64(ws.Writes)/float64(max(ws.Batches, 1)), ws.CommitTime.Round(time.Millisecond),
+		float64(ws.CommitTime.Microseconds())/float64(max(ws.Writes, 1)))
 	_ = db.QueryRow(`SELECT COUNT(*), COALESCE(SUM(revision), 0) FROM funeral_records`).Scan(&res.stored, &res.revisions)
 	_ = db.QueryRow(`SELECT COUNT(*) FROM funeral_changes`).Scan(&res.changes)
 	return res
@@ -180,8 +187,9 @@ func TestConcurrentPartnersLoseNothing(t *testing.T) {
 	}
 	r := runLoad(t, 200, each, rate)
 	r.check(t, 200)
-	t.Logf("200 partners × %d writes (rate %.0f/s each): %d ok in %s = %.0f writes/s, p50 %s, p99 %s; stored %d records, %d revisions, %d changes",
-		each, rate, r.writes, r.elapsed.Round(time.Millisecond), float64(r.writes)/r.elapsed.Seconds(), r.p50, r.p99, r.stored, r.revisions, r.changes)
+	t.Logf("200 partners × %d writes (rate %.0f/s each): %d ok in %s = %.0f writes/s, p50 %s, p99 %s; stored %d records, %d revisions, %d changes; CPU %s = %.0f µs per write (%.2f cores)",
+		each, rate, r.writes, r.elapsed.Round(time.Millisecond), float64(r.writes)/r.elapsed.Seconds(), r.p50, r.p99, r.stored, r.revisions, r.changes,
+		r.cpu.Round(time.Millisecond), float64(r.cpu.Microseconds())/float64(max(r.writes, 1)), r.cpu.Seconds()/r.elapsed.Seconds())
 }
 
 // BenchmarkConcurrentPartners reports throughput and p99 latency of 200

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/problem"
@@ -148,6 +149,20 @@ type Store struct {
 	maxBatch int
 	// prepared holds the write statements, prepared once on the pool.
 	prepared *stmts
+	// batches, writes and commitTime count the writer's work (WriterStats).
+	batches, writes, commitTime atomic.Int64
+}
+
+// WriterStats tells how the group commit behaves: transactions, writes and
+// the time spent committing them.
+type WriterStats struct {
+	Batches, Writes int64
+	CommitTime      time.Duration
+}
+
+// WriterStats returns the writer's counters since the store opened.
+func (s *Store) WriterStats() WriterStats {
+	return WriterStats{Batches: s.batches.Load(), Writes: s.writes.Load(), CommitTime: time.Duration(s.commitTime.Load())}
 }
 
 type pending struct {
@@ -260,7 +275,11 @@ func (s *Store) commit(batch []*pending) {
 	if len(live) == 0 {
 		return
 	}
+	t0 := time.Now()
 	err := s.commitTx(live)
+	s.batches.Add(1)
+	s.writes.Add(int64(len(live)))
+	s.commitTime.Add(int64(time.Since(t0)))
 	if err != nil && len(live) > 1 {
 		for _, p := range live {
 			if e := s.commitTx([]*pending{p}); e != nil {
