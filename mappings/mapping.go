@@ -279,7 +279,12 @@ func applyRules(rules []rule, src, dst *Record, env map[string]any) error {
 			}
 		}
 		if err != nil {
-			return fmt.Errorf("field %s: %w", dst.schema.Fields[r.dst].Name, err)
+			f := &dst.schema.Fields[r.dst]
+			if f.Sensitive != "" {
+				// Conversion errors quote values: keep only the kind.
+				err = fmt.Errorf("%w: cannot set a valid %s value", ErrField, f.Type)
+			}
+			return &FieldError{Kind: dst.Kind, Field: f.Name, Err: err}
 		}
 	}
 	return nil
