@@ -179,9 +179,9 @@ func TestConvertMemoryFlat(t *testing.T) {
 		runtime.ReadMemStats(&after)
 		return after.HeapSys - before.HeapSys + after.StackSys - before.StackSys
 	}
-	small, large := peak(20000), peak(200000)
+	small, large := peak(10000), peak(100000)
 	if large > small+4<<20 {
-		t.Errorf("heap grew by %d KiB for 200k records, %d KiB for 20k", large>>10, small>>10)
+		t.Errorf("heap grew by %d KiB for 100k records, %d KiB for 10k", large>>10, small>>10)
 	}
 }
 
