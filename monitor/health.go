@@ -97,7 +97,9 @@ func HealthMatrix(ctx context.Context, s Store, now time.Time, schedules []FlowS
 	for _, a := range h1 {
 		cell(a.Partner, a.Flow).H1 = a
 	}
-	h24, err := s.Aggregate(ctx, AggQuery{From: now.Add(-24 * time.Hour), To: now.Add(time.Millisecond), SkipP95: true})
+	// The 24 h column shows events and the error rate only: the hourly
+	// rollup answers it (window widened to the hour).
+	h24, err := s.Aggregate(ctx, AggQuery{From: now.Add(-24 * time.Hour), To: now.Add(time.Millisecond), SkipP95: true, Coarse: true})
 	if err != nil {
 		return nil, fmt.Errorf("monitor: health: %w", err)
 	}

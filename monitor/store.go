@@ -81,6 +81,9 @@ type AggQuery struct {
 	// SkipP95 leaves Agg.P95 zero when the caller does not need it (it is
 	// the costly part on SQLite).
 	SkipP95 bool
+	// Coarse allows the store to answer from its hourly rollup: the window
+	// is widened to whole hours and only Events, Errors and Bytes are filled.
+	Coarse bool
 }
 
 // Agg aggregates the events of one partner and flow in a window.

@@ -118,6 +118,11 @@ func (s *Store) backfillLookup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("monitor clickhouse: backfill lookup: %w", err)
 	}
+	err = s.conn.Exec(ctx, `INSERT INTO monitor_dead_letters (`+columns+`) SELECT `+columns+` FROM monitor_events
+		WHERE type IN ('dead_lettered', 'replayed', 'dropped')`)
+	if err != nil {
+		return fmt.Errorf("monitor clickhouse: backfill dead letters: %w", err)
+	}
 	return nil
 }
 
@@ -422,6 +427,9 @@ func dur(us float64) time.Duration {
 
 // Aggregate summarises a window per partner and flow.
 func (s *Store) Aggregate(ctx context.Context, q monitor.AggQuery) ([]monitor.Agg, error) {
+	if q.Coarse {
+		return s.aggregateHourly(ctx, q)
+	}
 	slow := int64(1 << 62)
 	if q.SlowerThan > 0 {
 		slow = q.SlowerThan.Microseconds()
@@ -542,12 +550,13 @@ func (s *Store) Failures(ctx context.Context, from, to time.Time) ([]monitor.Fai
 }
 
 // DeadLetters returns open dead letters, newest first: dead-lettered events
-// with no replayed or dropped event of the same exchange at or after them.
+// with no replayed or dropped event of the same exchange at or after them,
+// read from the monitor_dead_letters copy of those three event types.
 func (s *Store) DeadLetters(ctx context.Context, f monitor.Filter) ([]monitor.Event, error) {
 	f.Type = monitor.DeadLettered
 	w, args := where(f)
-	q := fmt.Sprintf(`SELECT %s FROM (SELECT %s FROM monitor_events%s)
-		ANY LEFT JOIN (SELECT exchange_id, max(ts_ms) AS settled_ms FROM monitor_events
+	q := fmt.Sprintf(`SELECT %s FROM (SELECT %s FROM monitor_dead_letters%s)
+		ANY LEFT JOIN (SELECT exchange_id, max(ts_ms) AS settled_ms FROM monitor_dead_letters
 			WHERE type IN ('replayed', 'dropped') GROUP BY exchange_id) USING exchange_id
 		WHERE settled_ms < ts_ms
 		ORDER BY ts_ms DESC, event_id DESC LIMIT %d`, selectColumns, selectColumns, w, f.Limited())
@@ -637,4 +646,26 @@ func (s *Store) DropMonthsBefore(ctx context.Context, t time.Time) ([]string, er
 		dropped = append(dropped, p.table+"/"+p.partition)
 	}
 	return dropped, nil
+}
+
+// aggregateHourly answers a coarse Aggregate from monitor_hourly.
+func (s *Store) aggregateHourly(ctx context.Context, q monitor.AggQuery) ([]monitor.Agg, error) {
+	from := q.From.Unix()
+	from -= ((from % 3600) + 3600) % 3600
+	rows, err := s.conn.Query(ctx, fmt.Sprintf(`SELECT partner, flow, toInt64(countMerge(events)), toInt64(sumMerge(errors)), sumMerge(bytes)
+		FROM monitor_hourly WHERE hour >= toDateTime(%d) AND hour < toDateTime(%d)
+		GROUP BY partner, flow ORDER BY partner, flow`, from, (q.To.UnixMilli()+999)/1000))
+	if err != nil {
+		return nil, fmt.Errorf("monitor clickhouse: aggregate: %w", err)
+	}
+	defer rows.Close()
+	var out []monitor.Agg
+	for rows.Next() {
+		var a monitor.Agg
+		if err := rows.Scan(&a.Partner, &a.Flow, &a.Events, &a.Errors, &a.Bytes); err != nil {
+			return nil, fmt.Errorf("monitor clickhouse: aggregate: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
 }

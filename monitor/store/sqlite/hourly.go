@@ -164,3 +164,25 @@ func (s *Store) seriesHourly(ctx context.Context, q monitor.SeriesQuery, step in
 	}
 	return out, rows.Err()
 }
+
+// aggregateHourly answers a coarse Aggregate from the hourly rollup.
+func (s *Store) aggregateHourly(ctx context.Context, q monitor.AggQuery) ([]monitor.Agg, error) {
+	from := q.From.UnixMilli()
+	from -= ((from % 3600000) + 3600000) % 3600000
+	rows, err := s.db.QueryContext(ctx, `SELECT partner, flow, sum(events), sum(errors), sum(bytes) FROM monitor_hourly
+		WHERE hour_ms >= ? AND hour_ms < ? AND partner <> ? GROUP BY partner, flow ORDER BY partner, flow`,
+		from, q.To.UnixMilli(), allFlows)
+	if err != nil {
+		return nil, fmt.Errorf("monitor sqlite: aggregate: %w", err)
+	}
+	defer rows.Close()
+	var out []monitor.Agg
+	for rows.Next() {
+		var a monitor.Agg
+		if err := rows.Scan(&a.Partner, &a.Flow, &a.Events, &a.Errors, &a.Bytes); err != nil {
+			return nil, fmt.Errorf("monitor sqlite: aggregate: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}

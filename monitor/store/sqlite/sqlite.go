@@ -327,6 +327,9 @@ func (s *Store) Children(ctx context.Context, ids []string, limit int) ([]monito
 
 // Aggregate summarises a window per partner and flow.
 func (s *Store) Aggregate(ctx context.Context, q monitor.AggQuery) ([]monitor.Agg, error) {
+	if q.Coarse {
+		return s.aggregateHourly(ctx, q)
+	}
 	slow := int64(1 << 62)
 	if q.SlowerThan > 0 {
 		slow = q.SlowerThan.Microseconds()

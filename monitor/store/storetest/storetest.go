@@ -216,6 +216,14 @@ func testAggregate(t *testing.T, s monitor.Store) {
 	if r := boc.ErrorRate(); r < 0.22 || r > 0.23 {
 		t.Errorf("error rate %v", r)
 	}
+	coarse, err := s.Aggregate(ctx(t), monitor.AggQuery{From: at(0), To: at(60), Coarse: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Slice(coarse, func(i, j int) bool { return coarse[i].Partner < coarse[j].Partner })
+	if len(coarse) != 2 || coarse[0].Events != 22 || coarse[0].Errors != 5 || coarse[0].Bytes != 2000 || coarse[1].Events != 2 {
+		t.Errorf("coarse aggregate %+v", coarse)
+	}
 }
 
 func testLastSeen(t *testing.T, s monitor.Store) {

@@ -153,3 +153,47 @@ SELECT event_date, tupleElement(kv, 1) AS kind, tupleElement(kv, 2) AS value, pa
 FROM monitor_events
 ARRAY JOIN [('x', exchange_id), ('b', batch_id), ('f', file_name), ('r', partner_ref), ('k', business_key)] AS kv
 WHERE tupleElement(kv, 2) != ''
+;
+-- Dead-letter, replay and drop events only: open dead letters are read from
+-- here instead of scanning every event.
+CREATE TABLE IF NOT EXISTS monitor_dead_letters (
+    event_date     Date,
+    ts_ms          Int64,
+    event_id       String,
+    partner        String,
+    flow           String,
+    direction      String,
+    channel        String,
+    type           String,
+    status         String,
+    exchange_id    String,
+    parent_ids     Array(String),
+    batch_id       String,
+    stage          String,
+    business_key   String,
+    partner_ref    String,
+    file_name      String,
+    digest         String,
+    bytes          Int64,
+    records        Int64,
+    records_failed Int64,
+    amount_fen     Int64,
+    duration_us    Int64,
+    attempt        Int32,
+    error_class    String,
+    error_code     String,
+    error_message  String,
+    component      String,
+    node           String,
+    attr_keys      Array(String),
+    attr_values    Array(String)
+) ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(event_date)
+ORDER BY (exchange_id, ts_ms, event_id)
+;
+CREATE MATERIALIZED VIEW IF NOT EXISTS monitor_dead_letters_mv TO monitor_dead_letters AS
+SELECT event_date, ts_ms, event_id, partner, flow, direction, channel, type, status, exchange_id, parent_ids,
+    batch_id, stage, business_key, partner_ref, file_name, digest, bytes, records, records_failed,
+    amount_fen, duration_us, attempt, error_class, error_code, error_message, component, node, attr_keys, attr_values
+FROM monitor_events
+WHERE type IN ('dead_lettered', 'replayed', 'dropped')
