@@ -119,6 +119,7 @@ func NewAPI(ctx context.Context, cfg Config, deps Deps) (*API, error) {
 	if err != nil {
 		return nil, err
 	}
+	st.SetGroupCommitWait(cfg.GroupCommitWait)
 	a := &API{
 		cfg: cfg, log: deps.Logger.With("env", cfg.Environment), clock: deps.Clock, events: deps.Events, bus: deps.Bus,
 		partners: deps.Partners, spec: spec, store: st, limiters: map[string]*rate.Limiter{}, stats: newStats(),

@@ -3,12 +3,15 @@ package funeral
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/security/keys"
+	"github.com/shanghai-mca/mzhub/store/storetest"
 )
 
 func TestPartnerLifecycle(t *testing.T) {
@@ -73,5 +76,30 @@ func TestRegistryValidation(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("want %q in %v", want, err)
 		}
+	}
+}
+
+func TestGroupCommitWait(t *testing.T) {
+	ctx := context.Background()
+	st, err := OpenStore(ctx, storetest.Open(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close(ctx)
+	st.SetGroupCommitWait(20 * time.Millisecond)
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if _, err := st.Apply(ctx, Write{PartnerID: "funeral.fh01", Kind: KindHall, ID: fmt.Sprintf("H-%d", i), Version: 1, Hash: "h", Data: []byte(`{}`)}); err != nil {
+				t.Error(err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	ws := st.WriterStats()
+	if ws.Writes != 20 || ws.Batches > 3 {
+		t.Fatalf("%d writes in %d transactions; the wait should group them", ws.Writes, ws.Batches)
 	}
 }

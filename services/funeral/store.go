@@ -147,6 +147,9 @@ type Store struct {
 	once sync.Once
 	// MaxBatch bounds the writes grouped in one transaction.
 	maxBatch int
+	// linger is how long the writer waits for more writes before it
+	// commits a batch (0: commit what is queued at once).
+	linger time.Duration
 	// prepared holds the write statements, prepared once on the pool.
 	prepared *stmts
 	// batches, writes and commitTime count the writer's work (WriterStats).
@@ -193,6 +196,10 @@ func OpenStore(ctx context.Context, db *store.DB, now func() time.Time) (*Store,
 	go s.run()
 	return s, nil
 }
+
+// SetGroupCommitWait sets how long the writer waits for more writes before
+// it commits a batch; call it before the first write.
+func (s *Store) SetGroupCommitWait(d time.Duration) { s.linger = d }
 
 // Close stops the writer after the writes already queued, waiting at most
 // until ctx is done.
@@ -247,12 +254,27 @@ func (s *Store) run() {
 			}
 		}
 		batch := []*pending{first}
+		var linger <-chan time.Time
+		if s.linger > 0 {
+			linger = time.After(s.linger)
+		}
 	fill:
 		for len(batch) < s.maxBatch {
 			select {
 			case p := <-s.in:
 				batch = append(batch, p)
+				continue
 			default:
+			}
+			if linger == nil {
+				break
+			}
+			// Wait a moment for more writes: one transaction for many
+			// writes costs less than many small ones.
+			select {
+			case p := <-s.in:
+				batch = append(batch, p)
+			case <-linger:
 				break fill
 			}
 		}
