@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -102,12 +103,13 @@ func (l *Loader) Layout(name string) (*Layout, error) {
 	if err != nil {
 		return nil, err
 	}
-	if probs == nil {
+	if lines != nil {
+		// Unknown keys do not stop the other checks: lint reports all.
 		var ps []Problem
 		lay, ps = compileLayout(&spec, func(rel string) (*CodeTable, error) {
 			return l.CodeTable(path.Join(path.Dir(name), rel))
 		}, lines)
-		probs = ps
+		probs = sortProblems(append(probs, ps...))
 	}
 	if len(probs) > 0 {
 		return nil, &SpecError{File: name, Problems: probs}
@@ -132,8 +134,10 @@ func (l *Loader) CodeTable(name string) (*CodeTable, error) {
 	if err != nil {
 		return nil, err
 	}
-	if probs == nil {
-		ct, probs = compileCodeTable(&spec, lines)
+	if lines != nil {
+		var ps []Problem
+		ct, ps = compileCodeTable(&spec, lines)
+		probs = sortProblems(append(probs, ps...))
 	}
 	if len(probs) > 0 {
 		return nil, &SpecError{File: name, Problems: probs}
@@ -152,13 +156,14 @@ func (l *Loader) Mapping(name string) (*Mapping, error) {
 	if err != nil {
 		return nil, err
 	}
-	if probs != nil {
+	if lines == nil {
 		return nil, &SpecError{File: name, Problems: probs}
 	}
-	m, probs, err := compileMapping(l, name, &spec, lines)
+	m, ps, err := compileMapping(l, name, &spec, lines)
 	if err != nil {
 		return nil, err
 	}
+	probs = sortProblems(append(probs, ps...))
 	if len(probs) > 0 {
 		return nil, &SpecError{File: name, Problems: probs}
 	}
@@ -257,4 +262,13 @@ func SniffKind(data []byte) string {
 	}
 	_ = yaml.Unmarshal(data, &h)
 	return h.Kind
+}
+
+// sortProblems orders problems by line (stable), nil when there are none.
+func sortProblems(ps []Problem) []Problem {
+	if len(ps) == 0 {
+		return nil
+	}
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Line < ps[j].Line })
+	return ps
 }
