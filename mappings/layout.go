@@ -1,7 +1,9 @@
 package mappings
 
 import (
+	"errors"
 	"fmt"
+	iofs "io/fs"
 	"regexp"
 	"slices"
 
@@ -501,7 +503,7 @@ func compileField(l *Layout, kind RecordKind, fs *FieldSpec, tables func(string)
 		if fs.Codes == "" {
 			bad(at("codes"), "enum field needs a code table (codes: path)")
 		} else if ct, err := tables(fs.Codes); err != nil {
-			bad(at("codes"), "unknown code table %q: %v", fs.Codes, err)
+			bad(at("codes"), "unknown code table %q: %v", fs.Codes, shortErr(err))
 		} else {
 			f.Codes = ct
 		}
@@ -577,3 +579,11 @@ func compileField(l *Layout, kind RecordKind, fs *FieldSpec, tables func(string)
 
 // LineEnding returns the layout's line ending ("\r\n" or "\n").
 func (l *Layout) LineEnding() string { return string(l.eol) }
+
+// shortErr drops the path repetition of a missing-file error.
+func shortErr(err error) error {
+	if errors.Is(err, iofs.ErrNotExist) {
+		return iofs.ErrNotExist
+	}
+	return err
+}

@@ -60,10 +60,10 @@ func compileMapping(ld *Loader, name string, spec *MappingSpec, lines func(...an
 	dir := path.Dir(name)
 	var err error
 	if m.Source, err = ld.Layout(path.Join(dir, spec.Source)); err != nil {
-		bad(lines("source"), "source layout %q: %v", spec.Source, err)
+		bad(lines("source"), "source layout %q: %v", spec.Source, shortErr(err))
 	}
 	if m.Target, err = ld.Layout(path.Join(dir, spec.Target)); err != nil {
-		bad(lines("target"), "target layout %q: %v", spec.Target, err)
+		bad(lines("target"), "target layout %q: %v", spec.Target, shortErr(err))
 	}
 	if len(probs) > 0 {
 		return nil, probs, nil
