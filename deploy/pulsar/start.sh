@@ -57,7 +57,9 @@ else
 	(
 		cd "$workdir"
 		exec nohup "$java" -Xms128m -Xmx"$heap" -XX:MaxDirectMemorySize=512m -XX:+UseG1GC \
-			-XX:ActiveProcessorCount=2 -Djava.net.preferIPv4Stack=true \
+			-XX:ActiveProcessorCount=2 -XX:+PerfDisableSharedMem -Djava.net.preferIPv4Stack=true \
+			-Dio.netty.leakDetectionLevel=disabled -Dio.netty.recycler.maxCapacityPerThread=4096 \
+			-Dpulsar.allocator.exit_on_oom=true \
 			-Dlog4j2.configurationFile="$here/log4j2.xml" \
 			-cp "$cache/lib/*" org.apache.pulsar.PulsarStandaloneStarter \
 			--config "$here/standalone.conf" --no-functions-worker --no-stream-storage \
