@@ -130,7 +130,7 @@ func runPusher(ctx context.Context, env *cliEnv, cfgPath, dbPath, partnerID stri
 		return conformance.Report{}, fmt.Errorf("partner %s is not in the registry", partnerID)
 	}
 	if dbPath == "" {
-		dbPath = filepath.Join(cfg.DataDir, "funeral-sandbox.db")
+		dbPath = filepath.Join(cfg.DataDir, funeral.SandboxDBFile)
 	}
 	if _, err := os.Stat(dbPath); err != nil {
 		return conformance.Report{}, fmt.Errorf("sandbox store: %w", err)

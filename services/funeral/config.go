@@ -81,3 +81,8 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// SandboxDBFile is the sandbox's SQLite store inside the hub's data
+// directory. The sandbox is the same API over this isolated store; the hub
+// opens it, and `mzhub conformance --role pusher` reads it.
+const SandboxDBFile = "funeral-sandbox.db"

@@ -208,3 +208,45 @@ func TestOverview(t *testing.T) {
 		}
 	})
 }
+
+func TestBureauReadsEveryPartner(t *testing.T) {
+	h := newHarness(t, storetest.Open(t), nil)
+	for _, rq := range []req{
+		{method: "PUT", path: "/partner/v1/halls/H-1", body: hall(1, 1)},
+		{method: "PUT", path: "/partner/v1/halls/H-2", body: hall(1, 2)},
+		{key: "cm01-k1", method: "PUT", path: "/partner/v1/institution", body: institution("cemetery")},
+	} {
+		if r := h.do(t, rq); r.status != 200 {
+			t.Fatalf("%s: %d %s", rq.path, r.status, r.body)
+		}
+	}
+	if r := h.do(t, req{method: "DELETE", path: "/partner/v1/halls/H-2"}); r.status != 204 {
+		t.Fatal(r.status)
+	}
+	bureau := httptest.NewServer(h.api.BureauHandler("/internal/funeral"))
+	defer bureau.Close()
+	get := func(path string) (int, map[string]any) {
+		resp, err := http.Get(bureau.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	code, m := get("/internal/funeral/v1/hall")
+	if items, _ := m["items"].([]any); code != 200 || len(items) != 2 {
+		t.Fatalf("halls: %d %v", code, m)
+	}
+	code, m = get("/internal/funeral/v1/institution?partner_id=cemetery.cm01")
+	if items, _ := m["items"].([]any); code != 200 || len(items) != 1 {
+		t.Fatalf("institution: %d %v", code, m)
+	}
+	if code, _ := get("/internal/funeral/v1/coffin"); code != 404 {
+		t.Fatalf("unknown kind: %d", code)
+	}
+	if code, _ := get("/internal/funeral/v1/hall?page_size=0"); code != 422 {
+		t.Fatalf("bad page size: %d", code)
+	}
+}
