@@ -41,6 +41,9 @@ type ConvertResult struct {
 	Skipped int64
 	// Rejected counts source records rejected while reading or writing.
 	Rejected int64
+	// WriteWarnings counts warnings of the target layout (a value
+	// truncated at a character boundary, a Luhn failure).
+	WriteWarnings int64
 	// WrittenFen is the sum of the target canonical amount written.
 	WrittenFen int64
 	// CheckErr is the source trailer check (nil if it matched). The caller
@@ -109,8 +112,10 @@ func (m *Mapping) ConvertParts(ctx context.Context, parts []io.Reader, out io.Wr
 	}
 	var writeLine int64 // source line of the record being written (writer goroutine)
 	var writePart int
+	var writeWarnings int64
 	wr := NewWriter(m.Target, out, WriterOptions{OnWarning: func(r Reject) {
 		r.Line, r.Part = writeLine, writePart // the source line is what an operator can find
+		writeWarnings++
 		report(r)
 	}})
 	free := make(chan *convBatch, convBatches)
@@ -178,6 +183,7 @@ func (m *Mapping) ConvertParts(ctx context.Context, parts []io.Reader, out io.Wr
 	}
 	res.CheckErr = errors.Join(checks...)
 	res.Rejected += res.Read.Rejected + writeRejected
+	res.WriteWarnings = writeWarnings
 	res.Written = wr.Count()
 	res.WrittenFen = wr.Sum()
 	if opts.Progress != nil {

@@ -205,7 +205,7 @@ func printSummary(w io.Writer, outPath string, m *mappings.Mapping, res mappings
 		fmt.Fprintf(out, "parts     %d input files\n", len(res.Parts))
 	}
 	fmt.Fprintf(out, "read      %d records, %d details, %d rejected, %d warnings\n", s.Records+s.Rejected, s.Details, s.Rejected, s.Warnings)
-	fmt.Fprintf(out, "written   %d details, %d skipped, %d rejected on write\n", res.Written, res.Skipped, res.Rejected-s.Rejected)
+	fmt.Fprintf(out, "written   %d details, %d skipped, %d rejected on write, %d warnings\n", res.Written, res.Skipped, res.Rejected-s.Rejected, res.WriteWarnings)
 	fmt.Fprintf(out, "totals    read %s yuan, written %s yuan\n", mappings.FormatFen(s.AmountFen), mappings.FormatFen(res.WrittenFen))
 	if res.CheckErr != nil {
 		fmt.Fprintf(out, "trailer   MISMATCH: %v\n", res.CheckErr)
