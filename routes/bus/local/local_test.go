@@ -2,6 +2,7 @@ package local_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/shanghai-mca/mzhub/routes/bus/bustest"
 	"github.com/shanghai-mca/mzhub/routes/bus/local"
 	"github.com/shanghai-mca/mzhub/store"
+	"github.com/shanghai-mca/mzhub/store/storetest"
 )
 
 func testConfig() bus.LocalConfig {
@@ -98,4 +100,18 @@ func TestIDsNeverReused(t *testing.T) {
 	if err := openDB(t, path).QueryRowContext(ctx, `SELECT COUNT(*) FROM bus_messages`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("acked messages left in bus_messages: %d (%v)", n, err)
 	}
+}
+
+// TestIntegrationPostgresSuite runs the suite with the state database on
+// PostgreSQL (the local bus normally lives in the embedded profile's SQLite
+// file, but the schema and SQL are portable). It skips unless
+// MZHUB_TEST_POSTGRES is set.
+func TestIntegrationPostgresSuite(t *testing.T) {
+	if os.Getenv("MZHUB_TEST_POSTGRES") == "" {
+		t.Skip("MZHUB_TEST_POSTGRES not set: skipping the local bus on PostgreSQL (deploy/postgres/start.sh starts a server)")
+	}
+	bustest.Run(t, func(t *testing.T) func() bus.Bus {
+		db := storetest.OpenPostgres(t)
+		return func() bus.Bus { return openBus(t, db) }
+	})
 }
