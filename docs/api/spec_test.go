@@ -2,6 +2,8 @@ package api
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -128,5 +130,19 @@ func TestFind(t *testing.T) {
 	}
 	if _, _, ok := s.Find("PATCH", "/partner/v1/halls/H-1"); ok {
 		t.Fatal("PATCH matched")
+	}
+}
+
+func TestHandler(t *testing.T) {
+	h := http.StripPrefix("/docs/api", Handler())
+	for path, want := range map[string]int{"/docs/api/partner.yaml": 200, "/docs/api/booking.yaml": 200, "/docs/api/secret.yaml": 404} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != want {
+			t.Errorf("%s: %d", path, rec.Code)
+		}
+		if want == 200 && !strings.HasPrefix(rec.Body.String(), "openapi: 3.1.0") && !strings.Contains(rec.Body.String(), "\nopenapi: 3.1.0") {
+			t.Errorf("%s: not the document", path)
+		}
 	}
 }
