@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -191,36 +192,31 @@ func (s *Service) reconcile(ctx context.Context, b *Batch, bi int, in sftp.Inbou
 	if l == nil {
 		return fmt.Errorf("bank %s: no return layout", bk.Config.Code)
 	}
-	f, err := os.Open(in.LocalPath)
+	// Parse first, outside the database lock: several return files are
+	// read at once (at most two, to bound memory), then applied in turn.
+	select {
+	case s.parseSem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	p, err := s.parseReturn(b, l, in.LocalPath)
+	<-s.parseSem
 	if err != nil {
-		return err
+		return fmt.Errorf("reconcile %s: %w", name, err)
 	}
-	defer f.Close()
-	prefix := refPrefix(b)
-	type quarantined struct {
-		line    int64
-		problem string
-	}
-	var quar []quarantined
+	quar := p.quar
 	var matched, failed, already, anomalies, paidFen int64
-	var line int64
+
 	// SQLite has one writer: reconciliations take turns, and a long file is
 	// committed in slices so that other writers (ledgers, other stages)
 	// never wait long. A crash in between is harmless: the file is handed
 	// over again and records already final are left alone.
 	s.reconcileMu.Lock()
 	defer s.reconcileMu.Unlock()
-	type outcome struct {
-		seq, amt, line int64
-		st             int
-		reason         string
-	}
-	var pend []outcome
 	const perStmt = 200
 	const perTx = 50_000
 	var tx *sql.Tx
 	var upd, multi *sql.Stmt
-	inTx := 0
 	closeTx := func(commit bool) error {
 		if tx == nil {
 			return nil
@@ -232,7 +228,7 @@ func (s *Service) reconcile(ctx context.Context, b *Batch, bi int, in sftp.Inbou
 			_ = multi.Close()
 		}
 		t := tx
-		tx, upd, multi, inTx = nil, nil, nil, 0
+		tx, upd, multi = nil, nil, nil
 		if !commit {
 			return t.Rollback()
 		}
@@ -259,149 +255,120 @@ func (s *Service) reconcile(ctx context.Context, b *Batch, bi int, in sftp.Inbou
 		}
 		return err
 	}
-	err = func() error {
-		if err := openTx(); err != nil {
+	count := func(o outcome) {
+		matched++
+		if o.st == StatusFailed {
+			failed++
+		} else {
+			paidFen += o.amt
+		}
+	}
+	// classify finds out why a record was not applied.
+	classify := func(o outcome) error {
+		var cur, cbank int
+		var amt int64
+		err := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT status, bank, amount_fen FROM disb_payments WHERE batch_id = ? AND seq = ?`), b.ID, o.seq).Scan(&cur, &cbank, &amt)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			quar = append(quar, quarantined{int64(o.line), "reference not sent in this batch"})
+			anomalies++
+		case err != nil:
 			return err
+		case cbank != bi:
+			quar = append(quar, quarantined{int64(o.line), "record belongs to another bank"})
+			anomalies++
+		case amt != o.amt:
+			quar = append(quar, quarantined{int64(o.line), fmt.Sprintf("amount %d fen differs from the %d fen sent", o.amt, amt)})
+			anomalies++
+		default:
+			already++ // already reconciled (a resumed or repeated file)
 		}
-		count := func(o outcome) {
-			matched++
-			if o.st == StatusFailed {
-				failed++
-			} else {
-				paidFen += o.amt
+		return nil
+	}
+	apply := func(batch []outcome) error {
+		if multi != nil && len(batch) == perStmt {
+			args := make([]any, 0, perStmt*4+2)
+			for _, o := range batch {
+				args = append(args, int64(o.seq), int(o.st), p.reasons[o.reason], o.amt)
 			}
-		}
-		// classify finds out why a record was not applied.
-		classify := func(o outcome) error {
-			var cur, cbank int
-			var amt int64
-			err := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT status, bank, amount_fen FROM disb_payments WHERE batch_id = ? AND seq = ?`), b.ID, o.seq).Scan(&cur, &cbank, &amt)
-			switch {
-			case errors.Is(err, sql.ErrNoRows):
-				quar = append(quar, quarantined{o.line, "reference not sent in this batch"})
-				anomalies++
-			case err != nil:
+			args = append(args, b.ID, bi)
+			r, err := multi.ExecContext(ctx, args...)
+			if err != nil {
 				return err
-			case cbank != bi:
-				quar = append(quar, quarantined{o.line, "record belongs to another bank"})
-				anomalies++
-			case amt != o.amt:
-				quar = append(quar, quarantined{o.line, fmt.Sprintf("amount %d fen differs from the %d fen sent", o.amt, amt)})
-				anomalies++
-			default:
-				already++ // already reconciled (a resumed or repeated file)
+			}
+			if n, _ := r.RowsAffected(); n == int64(len(batch)) {
+				for _, o := range batch {
+					count(o)
+				}
+				return nil
+			}
+			// Some were not applied: look at each (rare).
+			for _, o := range batch {
+				var cur int
+				if err := tx.QueryRowContext(ctx, `SELECT status FROM disb_payments WHERE batch_id = ? AND seq = ? AND bank = ? AND amount_fen = ?`,
+					b.ID, int64(o.seq), bi, o.amt).Scan(&cur); err == nil && cur == int(o.st) {
+					count(o)
+					continue
+				}
+				if err := classify(o); err != nil {
+					return err
+				}
 			}
 			return nil
 		}
-		flush := func() error {
-			if len(pend) == 0 {
-				return nil
+		for _, o := range batch {
+			r, err := upd.ExecContext(ctx, int(o.st), p.reasons[o.reason], b.ID, int64(o.seq), bi, o.amt)
+			if err != nil {
+				return err
 			}
-			defer func() { pend = pend[:0] }()
-			if inTx >= perTx {
+			if n, _ := r.RowsAffected(); n == 1 {
+				count(o)
+			} else if err := classify(o); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err = func() error {
+		for start := 0; start < len(p.outs); start += perTx {
+			if err := openTx(); err != nil {
+				return err
+			}
+			end := min(start+perTx, len(p.outs))
+			for i := start; i < end; i += perStmt {
+				if err := apply(p.outs[i:min(i+perStmt, end)]); err != nil {
+					return err
+				}
+			}
+			if end < len(p.outs) {
 				if err := closeTx(true); err != nil {
 					return err
 				}
-				if err := openTx(); err != nil {
-					return err
-				}
 			}
-			inTx += len(pend)
-			if multi != nil && len(pend) == perStmt {
-				args := make([]any, 0, perStmt*4+2)
-				for _, o := range pend {
-					args = append(args, o.seq, o.st, o.reason, o.amt)
-				}
-				args = append(args, b.ID, bi)
-				r, err := multi.ExecContext(ctx, args...)
-				if err != nil {
-					return err
-				}
-				if n, _ := r.RowsAffected(); n == int64(len(pend)) {
-					for _, o := range pend {
-						count(o)
-					}
-					return nil
-				}
-				// Some were not applied: look at each (rare).
-				for _, o := range pend {
-					var cur int
-					if err := tx.QueryRowContext(ctx, `SELECT status FROM disb_payments WHERE batch_id = ? AND seq = ? AND bank = ? AND amount_fen = ?`,
-						b.ID, o.seq, bi, o.amt).Scan(&cur); err == nil && cur == o.st {
-						count(o)
-						continue
-					}
-					if err := classify(o); err != nil {
-						return err
-					}
-				}
-				return nil
-			}
-			for _, o := range pend {
-				r, err := upd.ExecContext(ctx, o.st, o.reason, b.ID, o.seq, bi, o.amt)
-				if err != nil {
-					return err
-				}
-				if n, _ := r.RowsAffected(); n == 1 {
-					count(o)
-				} else if err := classify(o); err != nil {
-					return err
-				}
-			}
-			return nil
 		}
-		res, err := bank.ReadPayments(l, f, func(r mappings.Reject) {
-			quar = append(quar, quarantined{r.Line, r.Kind.String() + " " + r.Field + ": " + r.Problem})
-		}, func(p *mappings.PaymentRecord) error {
-			line++
-			seq, ok := seqOf(prefix, p.Reference)
-			if !ok {
-				quar = append(quar, quarantined{line, "unknown reference"})
-				return nil
+		if tx == nil {
+			if err := openTx(); err != nil {
+				return err
 			}
-			st, reason := StatusPaid, ""
-			switch p.Status {
-			case mappings.StatusPaid:
-			case mappings.StatusFailed:
-				st, reason = StatusFailed, strings.TrimSpace(p.ReasonCode+" "+p.ReasonText)
-			default:
-				quar = append(quar, quarantined{line, "no result status"})
-				return nil
-			}
-			pend = append(pend, outcome{seq: seq, amt: p.AmountFen, line: line, st: st, reason: reason})
-			if len(pend) == perStmt {
-				return flush()
-			}
-			return nil
-		})
-		if err == nil {
-			err = flush()
-		}
-		if err != nil {
-			return err
 		}
 		detail := ""
-		if res.CheckErr != nil {
-			detail = res.CheckErr.Error()
+		if p.res.CheckErr != nil {
+			detail = p.res.CheckErr.Error()
 		}
-		q, err := tx.PrepareContext(ctx, s.db.Rebind(`INSERT INTO disb_quarantine (batch_id, bank, file, line, problem) VALUES (?, ?, ?, ?, ?)`))
-		if err != nil {
-			return err
-		}
-		defer func() { _ = q.Close() }()
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM disb_quarantine WHERE batch_id = ? AND bank = ? AND file = ?`), b.ID, bk.Config.Code, name); err != nil {
 			return err
 		}
 		for _, x := range quar {
-			if _, err := q.ExecContext(ctx, b.ID, bk.Config.Code, name, x.line, x.problem); err != nil {
+			if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO disb_quarantine (batch_id, bank, file, line, problem) VALUES (?, ?, ?, ?, ?)`),
+				b.ID, bk.Config.Code, name, x.line, x.problem); err != nil {
 				return err
 			}
 		}
-		_, err = tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO disb_files (batch_id, bank, direction, name, records, total_fen, digest, state, part_no, part_total, detail)
+		_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO disb_files (batch_id, bank, direction, name, records, total_fen, digest, state, part_no, part_total, detail)
 			VALUES (?, ?, 'return', ?, ?, ?, ?, 'reconciled', ?, ?, ?)
 			ON CONFLICT (batch_id, bank, direction, name) DO UPDATE SET records = excluded.records, total_fen = excluded.total_fen,
 			digest = excluded.digest, state = excluded.state, part_no = excluded.part_no, part_total = excluded.part_total, detail = excluded.detail`),
-			b.ID, bk.Config.Code, name, res.Summary.Details, res.Summary.AmountFen, in.Digest, max(res.PartNo, 1), max(res.PartTotal, 1), detail)
+			b.ID, bk.Config.Code, name, p.res.Summary.Details, p.res.Summary.AmountFen, in.Digest, max(p.res.PartNo, 1), max(p.res.PartTotal, 1), detail)
 		if err != nil {
 			return err
 		}
@@ -430,4 +397,70 @@ func (s *Service) reconcile(ctx context.Context, b *Batch, bi int, in sftp.Inbou
 			ErrorMessage: fmt.Sprintf("%d return records quarantined (first at line %d: %s)", len(quar), quar[0].line, quar[0].problem)})
 	}
 	return nil
+}
+
+type quarantined struct {
+	line    int64
+	problem string
+}
+
+// outcome is one parsed return record, kept compact (a file of 733,000
+// records takes about 18 MB).
+type outcome struct {
+	amt    int64
+	seq    int32
+	line   int32
+	reason uint16
+	st     uint8
+}
+
+type parsedReturn struct {
+	outs    []outcome
+	reasons []string // reason texts; index 0 is ""
+	quar    []quarantined
+	res     bank.ReadResult
+}
+
+// parseReturn reads a return file into outcomes; malformed records are
+// quarantined with their line numbers.
+func (s *Service) parseReturn(b *Batch, l *mappings.Layout, local string) (*parsedReturn, error) {
+	f, err := os.Open(local)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	p := &parsedReturn{reasons: []string{""}}
+	reasonIdx := map[string]uint16{"": 0}
+	prefix := refPrefix(b)
+	var line int32
+	p.res, err = bank.ReadPayments(l, f, func(r mappings.Reject) {
+		p.quar = append(p.quar, quarantined{r.Line, r.Kind.String() + " " + r.Field + ": " + r.Problem})
+	}, func(rec *mappings.PaymentRecord) error {
+		line++
+		seq, ok := seqOf(prefix, rec.Reference)
+		if !ok {
+			p.quar = append(p.quar, quarantined{int64(line), "record " + strconv.Itoa(int(line)) + ": unknown reference"})
+			return nil
+		}
+		o := outcome{amt: rec.AmountFen, seq: int32(seq), line: line, st: StatusPaid}
+		switch rec.Status {
+		case mappings.StatusPaid:
+		case mappings.StatusFailed:
+			o.st = StatusFailed
+			reason := strings.TrimSpace(rec.ReasonCode + " " + rec.ReasonText)
+			i, ok := reasonIdx[reason]
+			if !ok && len(p.reasons) < 65535 {
+				i = uint16(len(p.reasons))
+				reasonIdx[reason] = i
+				p.reasons = append(p.reasons, reason)
+			}
+			o.reason = i
+		default:
+			p.quar = append(p.quar, quarantined{int64(line), "record " + strconv.Itoa(int(line)) + ": no result status"})
+			return nil
+		}
+		p.outs = append(p.outs, o)
+		return nil
+	})
+	return p, err
 }

@@ -113,7 +113,8 @@ type Service struct {
 	audit  Auditor
 	expect Expecter
 
-	reconcileMu sync.Mutex // one return file is reconciled at a time
+	reconcileMu sync.Mutex    // one return file is applied at a time
+	parseSem    chan struct{} // bounds the return files parsed at once
 }
 
 // SetExpecter makes the service register the return-file deadlines as
@@ -148,7 +149,7 @@ func New(ctx context.Context, cfg Config, banks []*bank.Bank, deps connectors.De
 	bs := append([]*bank.Bank(nil), banks...)
 	sort.Slice(bs, func(i, j int) bool { return bs[i].Config.Code < bs[j].Config.Code })
 	s := &Service{db: deps.Store, banks: bs, byCode: map[string]int{}, byCNAP: map[string]int{}, deps: deps,
-		log: deps.Logger.With("service", "disbursement"), cfg: cfg, audit: audit}
+		log: deps.Logger.With("service", "disbursement"), cfg: cfg, audit: audit, parseSem: make(chan struct{}, 2)}
 	for i, b := range bs {
 		s.byCode[b.Config.Code] = i
 		s.byCNAP[b.Config.BankCode] = i

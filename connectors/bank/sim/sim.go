@@ -240,11 +240,22 @@ func (b *Bank) take(ctx context.Context, in, name string) error {
 		return ctx.Err()
 	case <-time.After(b.opts.ReturnDelay):
 	}
-	return b.answer(name, f, lin, lout)
+	err = b.answer(name, f, lin, lout, d, false, true)
+	if errors.Is(err, mappings.ErrTrailerMismatch) {
+		// The summary header of the return needs counts the done file did
+		// not give (records refused on reading): count first, write again.
+		if _, serr := f.Seek(0, io.SeekStart); serr != nil {
+			return serr
+		}
+		err = b.answer(name, f, lin, lout, d, true, false)
+	}
+	return err
 }
 
-// answer pays each record and writes the return file(s).
-func (b *Bank) answer(name string, in io.Reader, lin, lout *mappings.Layout) error {
+// answer pays each record (when pay is set) and writes the return file(s).
+// Summary headers get their counts from the done file unless prepass is
+// set, which counts the accepted records in a first pass.
+func (b *Bank) answer(name string, in io.ReadSeeker, lin, lout *mappings.Layout, d sftp.DoneInfo, prepass, pay bool) error {
 	parts := 1
 	if b.Config.MultiPartReturns {
 		parts = b.opts.Parts
@@ -268,7 +279,14 @@ func (b *Bank) answer(name string, in io.Reader, lin, lout *mappings.Layout) err
 	// Summary headers need count and total before the details: count
 	// the accepted records of each part in a first pass.
 	counts, totals := make([]int64, parts), make([]int64, parts)
-	if lout.Header != nil {
+	if !prepass {
+		for i := range parts {
+			counts[i] = (d.Records - int64(i) + int64(parts) - 1) / int64(parts)
+		}
+		if parts == 1 {
+			totals[0] = d.TotalFen
+		}
+	} else if lout.Header != nil {
 		k := 0
 		if _, err := bank.ReadPayments(lin, in, nil, func(p *mappings.PaymentRecord) error {
 			counts[k%parts]++
@@ -278,9 +296,7 @@ func (b *Bank) answer(name string, in io.Reader, lin, lout *mappings.Layout) err
 		}); err != nil {
 			return err
 		}
-		if sk, ok := in.(io.Seeker); !ok {
-			return fmt.Errorf("cannot re-read %s", name)
-		} else if _, err := sk.Seek(0, io.SeekStart); err != nil {
+		if _, err := in.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
 	}
@@ -308,7 +324,7 @@ func (b *Bank) answer(name string, in io.Reader, lin, lout *mappings.Layout) err
 		b.log.Warn("sim: record refused", "file", name, "reject", r.String())
 	}, func(p *mappings.PaymentRecord) error {
 		b.decide(p, now)
-		if p.Status == mappings.StatusPaid {
+		if pay && p.Status == mappings.StatusPaid {
 			b.Paid.add(p.Reference)
 		}
 		// Multi-part returns interleave the records: order is not kept.
