@@ -48,11 +48,13 @@ type PulsarConfig struct {
 	// that reconnects or restarts; default the host name. Replicas need
 	// distinct names.
 	ProducerName string `yaml:"producer_name"`
-	// KeyBuckets hashes message keys into this many ordering keys for
-	// Key_Shared dispatch and key-based batching (0: the key itself). Order
-	// per key holds either way (a key always maps to one bucket); buckets let
-	// many keys share a batch, which is what makes keyed traffic fast, and
-	// bound the parallelism of a subscription to KeyBuckets. At most 4096.
+	// KeyBuckets hashes message keys into this many Pulsar keys, which
+	// Key_Shared dispatches on and the key-based batcher groups by (0: the
+	// message key itself). Order per key holds either way (a key always maps
+	// to one bucket). Buckets let many keys share a batch, which is what
+	// makes keyed traffic fast; they bound how many consumers can share one
+	// subscription's work (a bucket goes to one consumer at a time), not how
+	// many keys are in flight. At most 4096.
 	KeyBuckets int `yaml:"key_buckets"`
 }
 
@@ -66,7 +68,7 @@ func DefaultConfig() Config {
 			Namespace:        "exchange",
 			OperationTimeout: 30 * time.Second,
 			MemoryLimitBytes: 64 << 20,
-			KeyBuckets:       64,
+			KeyBuckets:       16,
 		},
 	}
 }

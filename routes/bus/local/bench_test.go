@@ -21,6 +21,7 @@ func BenchmarkPublishConsumeAck(b *testing.B) {
 		publishers, batch, consumers int
 		keyed                        bool
 	}{
+		{publishers: 1, batch: 1, consumers: 1, keyed: true},
 		{publishers: 16, batch: 1, consumers: 4, keyed: true},
 		{publishers: 64, batch: 1, consumers: 4, keyed: true},
 		{publishers: 4, batch: 16, consumers: 4, keyed: true},

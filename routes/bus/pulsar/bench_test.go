@@ -22,11 +22,11 @@ func BenchmarkIntegrationPublishConsumeAck(b *testing.B) {
 		publishers, batch, consumers, buckets int
 		keyed                                 bool
 	}{
-		{publishers: 64, batch: 1, consumers: 2, buckets: 64, keyed: true},
-		{publishers: 8, batch: 64, consumers: 2, buckets: 64, keyed: true},
+		{publishers: 64, batch: 1, consumers: 2, buckets: 16, keyed: true},
+		{publishers: 8, batch: 64, consumers: 2, buckets: 16, keyed: true},
 		{publishers: 4, batch: 500, consumers: 2, buckets: 64, keyed: true},
 		{publishers: 4, batch: 500, consumers: 2, buckets: 16, keyed: true},
-		{publishers: 4, batch: 500, consumers: 2, keyed: false},
+		{publishers: 4, batch: 500, consumers: 2, buckets: 16, keyed: false},
 	} {
 		name := fmt.Sprintf("pub=%dx%d/cons=%d/keyed=%v/buckets=%d", c.publishers, c.batch, c.consumers, c.keyed, c.buckets)
 		b.Run(name, func(b *testing.B) {

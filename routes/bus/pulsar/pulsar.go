@@ -42,7 +42,7 @@ const (
 	batchingMaxBytes    = 1 << 20
 	maxPendingMessages  = 20000
 	nackRedeliveryDelay = 20 * time.Millisecond
-	unkeyedBuckets      = 64
+	unkeyedBuckets      = 16
 	maxKeyBuckets       = 4096
 )
 
