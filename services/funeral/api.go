@@ -480,20 +480,28 @@ func conditionHeaders(r *http.Request) (idem, ifMatch string, err error) {
 	return idem, ifMatch, nil
 }
 
-// page reads page_size and page_token.
-func page(r *http.Request) (int, int64, error) {
+// pageSize reads page_size (default 50).
+func pageSize(r *http.Request) (int, *problem.FieldError) {
 	q := r.URL.Query()
-	size := 50
+	if !q.Has("page_size") {
+		return 50, nil
+	}
+	n, err := strconv.Atoi(q.Get("page_size"))
+	if err != nil || n < 1 || n > 200 {
+		return 0, &problem.FieldError{Field: "page_size (query)", Reason: "want an integer from 1 to 200"}
+	}
+	return n, nil
+}
+
+// page reads page_size and a record page_token (a change sequence).
+func page(r *http.Request) (int, int64, error) {
 	var fes []problem.FieldError
-	if q.Has("page_size") {
-		n, err := strconv.Atoi(q.Get("page_size"))
-		if err != nil || n < 1 || n > 200 {
-			fes = append(fes, problem.FieldError{Field: "page_size (query)", Reason: "want an integer from 1 to 200"})
-		}
-		size = n
+	size, fe := pageSize(r)
+	if fe != nil {
+		fes = append(fes, *fe)
 	}
 	var after int64
-	if t := q.Get("page_token"); t != "" {
+	if t := r.URL.Query().Get("page_token"); t != "" {
 		b, err := base64.RawURLEncoding.DecodeString(t)
 		n, err2 := strconv.ParseInt(string(b), 10, 64)
 		if err != nil || err2 != nil || n < 0 {
@@ -601,14 +609,22 @@ func toFieldErrors(fes []apispec.FieldError) []problem.FieldError {
 
 func (a *API) listBureau(kind string) opHandler {
 	return func(w http.ResponseWriter, r *http.Request, c *call) error {
-		size, _, err := page(r)
-		if err != nil {
-			return err
+		var fes []problem.FieldError
+		size, fe := pageSize(r)
+		if fe != nil {
+			fes = append(fes, *fe)
 		}
 		after := ""
 		if t := r.URL.Query().Get("page_token"); t != "" {
-			b, _ := base64.RawURLEncoding.DecodeString(t)
+			b, err := base64.RawURLEncoding.DecodeString(t)
+			if err != nil {
+				fes = append(fes, problem.FieldError{Field: "page_token (query)", Reason: "not a token from a previous page"})
+			}
 			after = string(b)
+		}
+		if len(fes) > 0 {
+			p := problem.ValidationFailed(fes...)
+			return &p
 		}
 		list := r.URL.Query().Get("list")
 		if r.URL.Query().Has("list") && list != "red" && list != "black" {
@@ -631,14 +647,12 @@ func (a *API) listBureau(kind string) opHandler {
 				}
 			}
 			if len(out.Items) == size {
-				out.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(it.ID))
+				// More remain: the next page starts after the last one shown.
+				out.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(after))
 				break
 			}
 			out.Items = append(out.Items, it.Data)
 			after = it.ID
-		}
-		if out.NextPageToken != "" {
-			out.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(after))
 		}
 		b, _ := json.Marshal(out)
 		writeJSON(w, http.StatusOK, "", b)

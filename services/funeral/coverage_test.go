@@ -87,6 +87,23 @@ func TestEveryOperationServed(t *testing.T) {
 			t.Errorf("staff phone not masked: %s", r.body)
 		}
 	}
+	// The credit list pages one entry at a time.
+	var ids []string
+	path := "/partner/v1/credit-list?page_size=1"
+	for i := 0; i < 5 && path != ""; i++ {
+		r := h.do(t, req{method: "GET", path: path})
+		m := r.json(t)
+		for _, it := range m["items"].([]any) {
+			ids = append(ids, it.(map[string]any)["id"].(string))
+		}
+		path = ""
+		if tok, _ := m["next_page_token"].(string); tok != "" {
+			path = "/partner/v1/credit-list?page_size=1&page_token=" + tok
+		}
+	}
+	if strings.Join(ids, ",") != "CL-1,CL-2" {
+		t.Errorf("credit list pages: %v", ids)
+	}
 	for _, op := range h.api.spec.Operations() {
 		if !h.seen[op.ID] {
 			t.Errorf("operation %s (%s %s) was never served successfully", op.ID, op.Method, op.Path)
