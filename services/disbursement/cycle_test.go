@@ -137,8 +137,21 @@ func TestFullCycle(t *testing.T) {
 		return nil
 	})
 	st2, _ := svc.Status(ctx, bank.Disbursement, "2026-12")
+	if st2.Issues["carried"] != present {
+		t.Fatalf("carried persons noted %d, want %d", st2.Issues["carried"], present)
+	}
 	if st2.Issues["carry_missing"] != carried-present || carried-present <= 0 {
 		t.Fatalf("carry_missing %d, want %d (%d carried, %d in the new list)", st2.Issues["carry_missing"], carried-present, carried, present)
+	}
+	// Once December is paid, the carried persons paid leave the carry list.
+	if _, err := svc.Run(ctx, RunOptions{Period: "2026-12", LetterTotal: st2.Batch.SystemTotal, ConfirmDistrict: "alice", ConfirmCity: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	var stillCarried int64
+	_ = svc.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM disb_carry c JOIN disb_payments p ON p.person_key = c.person_key
+		WHERE p.batch_id = ? AND p.status = 3`, st2.Batch.ID).Scan(&stillCarried)
+	if stillCarried != 0 || present == 0 {
+		t.Fatalf("%d persons paid in December are still carried (%d were carried into it)", stillCarried, present)
 	}
 }
 

@@ -389,7 +389,12 @@ func (s *Service) validate(ctx context.Context, b *Batch, opt RunOptions) (strin
 		if dupAccts[accountKey(r.account())] {
 			issues = append(issues, Issue{seq, "shared_account", "flag", "account " + maskAccount(r.account()) + " shared by several persons"})
 		}
-		delete(carry, pk)
+		if from, ok := carry[pk]; ok {
+			// Their last payment failed: they are in this run (noted, so
+			// that the failures stage can clear them once paid).
+			issues = append(issues, Issue{seq, "carried", "info", "last payment in " + from + " failed"})
+			delete(carry, pk)
+		}
 		if seq%200_000 == 0 {
 			opt.Progress(StageValidate, seq, b.Records)
 		}
@@ -443,9 +448,14 @@ func (s *Service) validate(ctx context.Context, b *Batch, opt RunOptions) (strin
 		return "", err
 	}
 	b.Valid, b.SystemTotal = valid.Int64, total.Int64
-	flags := int64(len(issues)) - rejected
+	flags := int64(0)
+	for _, is := range issues {
+		if is.Severity == "flag" || is.Severity == "alert" {
+			flags++
+		}
+	}
 	st := monitor.OK
-	if len(issues) > 0 {
+	if flags+rejected > 0 {
 		st = monitor.Warning
 	}
 	s.emit(monitor.Event{Type: monitor.Validated, Status: st, BatchID: b.Name, Stage: StageValidate, Flow: flowOf(b),

@@ -18,8 +18,10 @@ import (
 // them into the next run of the same kind.
 func (s *Service) failures(ctx context.Context, b *Batch, _ RunOptions) (string, error) {
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		// Carried persons (noted by validation) who were paid now leave the list.
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM disb_carry WHERE kind = ? AND person_key IN
-			(SELECT person_key FROM disb_payments WHERE batch_id = ? AND status = 3)`), b.Kind, b.ID); err != nil {
+			(SELECT p.person_key FROM disb_issues i JOIN disb_payments p ON p.batch_id = i.batch_id AND p.seq = i.seq
+			 WHERE i.batch_id = ? AND i.code = 'carried' AND p.status = 3)`), b.Kind, b.ID); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO disb_carry (kind, person_key, from_period, reason)
