@@ -275,12 +275,21 @@ func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,",
 // key serves. Then the time of the limit-th newest match is found reading
 // only ts_ms, and whole rows are read only from there on.
 func (s *Store) Search(ctx context.Context, f monitor.Filter) ([]monitor.Event, error) {
-	extra, extraArgs, found, err := s.narrow(ctx, f)
+	extra, extraArgs, lo, hi, found, err := s.narrow(ctx, f)
 	if err != nil {
 		return nil, err
 	}
 	if !found {
 		return nil, nil
+	}
+	if extra != "" {
+		// The key's time range bounds the scan (PREWHERE).
+		if l := time.UnixMilli(lo); f.From.IsZero() || l.After(f.From) {
+			f.From = l
+		}
+		if h := time.UnixMilli(hi + 1); f.To.IsZero() || h.Before(f.To) {
+			f.To = h
+		}
 	}
 	w, args := where(f)
 	if extra != "" {
@@ -320,7 +329,7 @@ func (s *Store) Search(ctx context.Context, f monitor.Filter) ([]monitor.Event, 
 
 // narrow turns the most selective key of f into a condition on the primary
 // key via monitor_lookup. found is false when the key matches nothing.
-func (s *Store) narrow(ctx context.Context, f monitor.Filter) (cond string, args []any, found bool, err error) {
+func (s *Store) narrow(ctx context.Context, f monitor.Filter) (cond string, args []any, lo, hi int64, found bool, err error) {
 	var kind string
 	var values []string
 	switch {
@@ -335,7 +344,7 @@ func (s *Store) narrow(ctx context.Context, f monitor.Filter) (cond string, args
 	case f.BusinessKey != "":
 		kind, values = "k", []string{f.BusinessKey}
 	default:
-		return "", nil, true, nil
+		return "", nil, 0, 0, true, nil
 	}
 	largs := []any{kind}
 	for _, v := range values {
@@ -344,33 +353,33 @@ func (s *Store) narrow(ctx context.Context, f monitor.Filter) (cond string, args
 	rows, err := s.conn.Query(ctx, `SELECT partner, flow, min(ts_ms), max(ts_ms) FROM monitor_lookup
 		WHERE kind = ? AND value IN (`+placeholders(len(values))+`) GROUP BY partner, flow LIMIT 1000`, largs...)
 	if err != nil {
-		return "", nil, false, fmt.Errorf("monitor clickhouse: lookup: %w", err)
+		return "", nil, 0, 0, false, fmt.Errorf("monitor clickhouse: lookup: %w", err)
 	}
 	defer rows.Close()
 	var tuples []string
-	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	lo, hi = int64(math.MaxInt64), int64(math.MinInt64)
 	for rows.Next() {
 		var p, fl string
 		var a, b int64
 		if err := rows.Scan(&p, &fl, &a, &b); err != nil {
-			return "", nil, false, fmt.Errorf("monitor clickhouse: lookup: %w", err)
+			return "", nil, 0, 0, false, fmt.Errorf("monitor clickhouse: lookup: %w", err)
 		}
 		tuples = append(tuples, "(?, ?)")
 		args = append(args, p, fl)
 		lo, hi = min(lo, a), max(hi, b)
 	}
 	if err := rows.Err(); err != nil {
-		return "", nil, false, fmt.Errorf("monitor clickhouse: lookup: %w", err)
+		return "", nil, 0, 0, false, fmt.Errorf("monitor clickhouse: lookup: %w", err)
 	}
 	if len(tuples) == 0 {
-		return "", nil, false, nil
+		return "", nil, 0, 0, false, nil
 	}
 	if len(tuples) == 1000 {
 		// Too spread to help: search without narrowing.
-		return "", nil, true, nil
+		return "", nil, 0, 0, true, nil
 	}
-	cond = fmt.Sprintf("(partner, flow) IN (%s) AND ts_ms >= %d AND ts_ms <= %d", strings.Join(tuples, ", "), lo, hi)
-	return cond, args, true, nil
+	cond = fmt.Sprintf("(partner, flow) IN (%s)", strings.Join(tuples, ", "))
+	return cond, args, lo, hi, true, nil
 }
 
 func (s *Store) events(ctx context.Context, q string, args ...any) ([]monitor.Event, error) {
