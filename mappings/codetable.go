@@ -21,6 +21,21 @@ func (c *CodeTable) Lookup(code string) (CodeSpec, bool) {
 	return c.Entries[i], true
 }
 
+// has reports whether code is in the table; small tables are scanned,
+// which is faster than hashing.
+func (c *CodeTable) has(code string) bool {
+	if len(c.Entries) <= 8 {
+		for i := range c.Entries {
+			if c.Entries[i].Code == code {
+				return true
+			}
+		}
+		return false
+	}
+	_, ok := c.byCode[code]
+	return ok
+}
+
 // CodeFor returns the first file code whose hub value is value.
 func (c *CodeTable) CodeFor(value string) (string, bool) {
 	i, ok := c.byValue[value]

@@ -115,27 +115,28 @@ type Field struct {
 	// Codes is the code table of an enum field.
 	Codes *CodeTable
 
-	key      string
-	right    bool
-	pad      byte
-	trim     bool
-	yuan     bool
-	date     *dateLayout
-	constant string
-	deflt    *Value
-	required bool
-	minLen   int
-	maxLen   int
-	pattern  *regexp.Regexp
-	min, max *int64
-	check    string
-	of       string
-	ofIdx    int
-	truncate bool
-	checked  bool // has at least one validator
-	num      bool // Type.numeric(), precomputed for the hot paths
-	expr     *vm.Program
-	when     *vm.Program
+	key       string
+	right     bool
+	pad       byte
+	trim      bool
+	yuan      bool
+	date      *dateLayout
+	constant  string
+	deflt     *Value
+	required  bool
+	minLen    int
+	maxLen    int
+	pattern   *regexp.Regexp
+	min, max  *int64
+	check     string
+	checkKind uint8
+	of        string
+	ofIdx     int
+	truncate  bool
+	checked   bool // has at least one validator
+	num       bool // Type.numeric(), precomputed for the hot paths
+	expr      *vm.Program
+	when      *vm.Program
 }
 
 // Index returns the position of the named field, or -1.
@@ -378,6 +379,17 @@ func compileSchema(l *Layout, rs *RecordSpec, tables func(string) (*CodeTable, e
 	return s, probs
 }
 
+// Named validators, resolved once so that validation does not compare
+// strings.
+const (
+	checkNone uint8 = iota
+	checkGB11643
+	checkLuhn
+	checkDivision
+)
+
+var checkKinds = map[string]uint8{"gb11643": checkGB11643, "luhn": checkLuhn, "division": checkDivision}
+
 // maxFieldWidth bounds a fixed-width field, so that a layout cannot make
 // the writer pad gigabytes.
 const maxFieldWidth = 4096
@@ -518,6 +530,7 @@ func compileField(l *Layout, kind RecordKind, fs *FieldSpec, tables func(string)
 		bad(at("aggregate"), "count and sum belong to a header or trailer record")
 	}
 	f.num = t.numeric()
+	f.checkKind = checkKinds[f.check]
 	f.checked = f.required || f.minLen > 0 || f.maxLen > 0 || f.pattern != nil || f.min != nil ||
 		f.max != nil || f.check != "" || t == TypeEnum || t == TypeConstant
 	return f, probs

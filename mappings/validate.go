@@ -35,7 +35,7 @@ func validateField(f *Field, v *Value) (problem string, warning bool) {
 		}
 	}
 	if f.Type == TypeEnum && f.Codes != nil {
-		if _, ok := f.Codes.Lookup(s); !ok {
+		if !f.Codes.has(s) {
 			return "code not in table " + f.Codes.Name, false
 		}
 	}
@@ -45,16 +45,17 @@ func validateField(f *Field, v *Value) (problem string, warning bool) {
 	if f.pattern != nil && !f.pattern.MatchString(s) {
 		return "does not match pattern " + f.pattern.String(), false
 	}
-	switch f.check {
-	case "gb11643":
+	switch f.checkKind {
+	case checkNone:
+	case checkGB11643:
 		if p := CheckResidentID(s); p != "" {
 			return p, false
 		}
-	case "luhn":
+	case checkLuhn:
 		if !Luhn(s) {
 			return "card number fails the Luhn check (passbook accounts may)", true
 		}
-	case "division":
+	case checkDivision:
 		if !ShanghaiDivision(s) {
 			return "not a Shanghai division code 310101-310151", false
 		}
