@@ -346,7 +346,9 @@ func (s *lineSource) readLine(buf []byte, copyLine bool) ([]byte, int64, error) 
 		for n > 0 && (line[n-1] == '\n' || line[n-1] == '\r') {
 			n--
 		}
-		if n == 0 {
+		if n == 0 || (n == 1 && line[0] == 0x1A) {
+			// Blank lines, and the DOS end-of-file mark (Ctrl-Z) some
+			// older bank systems still append, are not records.
 			continue
 		}
 		return line[:n], s.lineNo, nil

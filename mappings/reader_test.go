@@ -127,6 +127,7 @@ func TestReaderTrailerCheck(t *testing.T) {
 		{"count", "T0000000006000000000350050", "count is 6, details give 5"},
 		{"total", "T0000000005000000000350051", "total is 3500.51 yuan, details give 3500.50 yuan"},
 		{"missing", "", "no valid trailer"},
+		{"DOS end-of-file mark after the trailer", "T0000000005000000000350050\r\n\x1a", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -136,7 +137,12 @@ func TestReaderTrailerCheck(t *testing.T) {
 				buf.WriteString("\r\n")
 			}
 			buf.WriteString(tc.trailer)
-			_, _, rd := readAll(t, l, buf.Bytes())
+			_, rejects, rd := readAll(t, l, buf.Bytes())
+			for _, r := range rejects {
+				if !r.Warning {
+					t.Errorf("unexpected reject %s", r)
+				}
+			}
 			err := rd.Check()
 			if tc.want == "" {
 				if err != nil {
