@@ -1,4 +1,4 @@
-package funeral
+package funeral_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/connectors/funeral"
 	"github.com/shanghai-mca/mzhub/connectors/funeral/sim"
 )
 
@@ -22,8 +23,8 @@ func startSim(t *testing.T, f sim.Faults) *sim.Home {
 	return h
 }
 
-func testConfig(url string) Config {
-	c := DefaultConfig()
+func testConfig(url string) funeral.Config {
+	c := funeral.DefaultConfig()
 	c.Partner, c.BaseURL, c.KeyID = "funeral.fh02", url, "hub-fh02"
 	c.Timeout = 2 * time.Second
 	return c
@@ -31,7 +32,7 @@ func testConfig(url string) Config {
 
 func TestClientAgainstSimulator(t *testing.T) {
 	home := startSim(t, sim.Faults{})
-	c, err := NewClient(testConfig(home.URL()), []byte("booking-secret"))
+	c, err := funeral.NewClient(testConfig(home.URL()), []byte("booking-secret"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,8 +42,8 @@ func TestClientAgainstSimulator(t *testing.T) {
 		t.Fatalf("availability %+v %v", av, err)
 	}
 	s := av.Resources[0].Slots[0]
-	req := ReservationRequest{HubReference: "BK-1", ResourceType: "hall", ResourceID: av.Resources[0].ResourceID, StartAt: s.StartAt, EndAt: s.EndAt,
-		DeceasedName: "张某某", Contact: Contact{Name: "张三", Phone: "13812345678"}}
+	req := funeral.ReservationRequest{HubReference: "BK-1", ResourceType: "hall", ResourceID: av.Resources[0].ResourceID, StartAt: s.StartAt, EndAt: s.EndAt,
+		DeceasedName: "张某某", Contact: funeral.Contact{Name: "张三", Phone: "13812345678"}}
 	r1, err := c.Reserve(ctx, "bk-000000001", req)
 	if err != nil || r1.Status != "confirmed" {
 		t.Fatalf("reserve %+v %v", r1, err)
@@ -52,7 +53,7 @@ func TestClientAgainstSimulator(t *testing.T) {
 		t.Fatalf("retry booked again: %+v %v", r2, err)
 	}
 	_, err = c.Reserve(ctx, "bk-000000002", req)
-	if !errors.Is(err, ErrSlotUnavailable) || !errors.Is(err, connectors.ErrPermanent) {
+	if !errors.Is(err, funeral.ErrSlotUnavailable) || !errors.Is(err, connectors.ErrPermanent) {
 		t.Fatalf("double booking: %v", err)
 	}
 	for i := 0; i < 2; i++ {
@@ -64,8 +65,8 @@ func TestClientAgainstSimulator(t *testing.T) {
 		t.Fatalf("get %+v %v", got, err)
 	}
 	// A wrong key is refused by the home.
-	bad, _ := NewClient(testConfig(home.URL()), []byte("wrong"))
-	var re *RemoteError
+	bad, _ := funeral.NewClient(testConfig(home.URL()), []byte("wrong"))
+	var re *funeral.RemoteError
 	if _, err := bad.Availability(ctx, "hall", "2026-11-28"); !errors.As(err, &re) || re.Status != 401 {
 		t.Fatalf("wrong key: %v", err)
 	}
@@ -80,7 +81,7 @@ func TestClientBreakerAndDeadline(t *testing.T) {
 	defer srv.Close()
 	cfg := testConfig(srv.URL)
 	cfg.BreakerFailures = 3
-	c, _ := NewClient(cfg, []byte("x"))
+	c, _ := funeral.NewClient(cfg, []byte("x"))
 	for i := 0; i < 6; i++ {
 		_, _ = c.Availability(context.Background(), "hall", "2026-11-28")
 	}
@@ -90,7 +91,7 @@ func TestClientBreakerAndDeadline(t *testing.T) {
 	slow := startSim(t, sim.Faults{Delay: 3 * time.Second})
 	cfg = testConfig(slow.URL())
 	cfg.Timeout = 200 * time.Millisecond
-	c, _ = NewClient(cfg, []byte("booking-secret"))
+	c, _ = funeral.NewClient(cfg, []byte("booking-secret"))
 	start := time.Now()
 	if _, err := c.Availability(context.Background(), "hall", "2026-11-28"); err == nil || time.Since(start) > 2*time.Second {
 		t.Fatalf("deadline not kept: %v after %s", err, time.Since(start))
