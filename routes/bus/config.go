@@ -26,6 +26,12 @@ type LocalConfig struct {
 	// MaxBatch caps the messages written in one commit; as many acks
 	// waiting commit at once without waiting for CommitInterval.
 	MaxBatch int `yaml:"max_batch"`
+	// CacheBytes bounds the message bodies the bus keeps in memory for
+	// dispatch. Bodies beyond it, and every body after a restart, are read
+	// from the database when delivered, so a backlog of millions of messages
+	// costs memory only for its index (ids, keys, headers). 0 keeps no body
+	// in memory.
+	CacheBytes int64 `yaml:"cache_bytes"`
 }
 
 // PulsarConfig configures the Pulsar bus.
@@ -83,6 +89,9 @@ func (c Config) Validate() error {
 		}
 		if c.Local.CommitInterval < 0 {
 			errs = append(errs, errors.New("bus.local.commit_interval: must not be negative"))
+		}
+		if c.Local.CacheBytes < 0 {
+			errs = append(errs, errors.New("bus.local.cache_bytes: must not be negative"))
 		}
 	case "pulsar":
 		if c.Pulsar.URL == "" {

@@ -506,8 +506,11 @@ func testRestart(t *testing.T, open func() bus.Bus) {
 		t.Fatalf("close consumer: %v", err)
 	}
 	var msgs []bus.Message
+	bodies := map[string]string{}
 	for i := range n {
-		msgs = append(msgs, msg("k"+strconv.Itoa(i%5), i))
+		m := msg("k"+strconv.Itoa(i%5), i)
+		msgs = append(msgs, m)
+		bodies[m.IdempotencyKey] = string(m.Body)
 	}
 	publish(t, b1, topic, msgs...)
 	if err := b1.Close(ctxT(t, 20*time.Second)); err != nil {
@@ -560,6 +563,9 @@ func testRestart(t *testing.T, open func() bus.Bus) {
 		k := d.Message().IdempotencyKey
 		if acked[k] {
 			t.Fatalf("%s was acked before the restart and delivered again", k)
+		}
+		if want := bodies[k]; string(d.Message().Body) != want {
+			t.Fatalf("%s after restart: body %q, want %q", k, d.Message().Body, want)
 		}
 		rest[k] = true
 		ack(t, d)

@@ -58,6 +58,7 @@ type Bus struct {
 	wg         sync.WaitGroup
 	closeM     sync.Mutex
 	start      time.Time
+	cached     atomic.Int64 // body bytes held in memory
 
 	metrics       *bus.Metrics
 	commitSeconds prometheus.Histogram
@@ -74,6 +75,11 @@ type stored struct {
 	headers     map[string]string
 	body        []byte
 	publishedAt int64 // unix ms
+	// lazy: body is not in memory; read it from bus_messages on delivery.
+	lazy bool
+	// bodyFrom names the message whose body a dead letter copies (when the
+	// original's body is not in memory).
+	bodyFrom int64
 }
 
 // Open migrates the bus schema in db, rebuilds the in-memory index from it
@@ -90,6 +96,9 @@ func Open(ctx context.Context, db *store.DB, cfg bus.LocalConfig, log *slog.Logg
 	}
 	if cfg.CommitInterval < 0 {
 		errs = append(errs, errors.New("local bus: commit_interval: must not be negative"))
+	}
+	if cfg.CacheBytes < 0 {
+		errs = append(errs, errors.New("local bus: cache_bytes: must not be negative"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -157,8 +166,9 @@ func (b *Bus) load(ctx context.Context) error {
 		return err
 	}
 
+	// The index only: bodies are read on delivery (see CacheBytes).
 	rows, err = b.db.QueryContext(ctx, `SELECT p.sub_id, p.attempts, p.not_before, p.cause,
-		m.id, m.topic, m.msg_key, m.idem_key, m.headers, m.body, m.published_at
+		m.id, m.topic, m.msg_key, m.idem_key, m.headers, m.published_at
 		FROM bus_pending p JOIN bus_messages m ON m.id = p.msg_id ORDER BY m.id, p.sub_id`)
 	if err != nil {
 		return fmt.Errorf("read pending: %w", err)
@@ -188,12 +198,13 @@ func (b *Bus) load(ctx context.Context) error {
 	return nil
 }
 
-// scanMessage scans the message columns (id, topic, msg_key, idem_key,
-// headers, body, published_at) after the given leading destinations.
+// scanMessage scans the message columns but the body (id, topic, msg_key,
+// idem_key, headers, published_at) after the given leading destinations;
+// the message is lazy (body read on delivery).
 func scanMessage(rows *sql.Rows, lead ...any) (*stored, error) {
-	m := &stored{}
+	m := &stored{lazy: true}
 	var hdr []byte
-	dest := append(lead, &m.id, &m.topic, &m.key, &m.idem, &hdr, &m.body, &m.publishedAt)
+	dest := append(lead, &m.id, &m.topic, &m.key, &m.idem, &hdr, &m.publishedAt)
 	if err := rows.Scan(dest...); err != nil {
 		return nil, err
 	}
@@ -203,6 +214,35 @@ func scanMessage(rows *sql.Rows, lead ...any) (*stored, error) {
 		}
 	}
 	return m, nil
+}
+
+// loadBody reads the body of message id.
+func (b *Bus) loadBody(ctx context.Context, id int64) ([]byte, error) {
+	var body []byte
+	if err := b.db.QueryRowContext(ctx, b.db.Rebind(`SELECT body FROM bus_messages WHERE id = ?`), id).Scan(&body); err != nil {
+		return nil, fmt.Errorf("local bus: read body of message %d: %w", id, err)
+	}
+	return body, nil
+}
+
+// cache decides whether m's body stays in memory (within CacheBytes).
+func (b *Bus) cache(m *stored) {
+	if m.lazy {
+		return
+	}
+	n := int64(len(m.body))
+	if b.cached.Add(n) > b.cfg.CacheBytes {
+		b.cached.Add(-n)
+		m.body = nil
+		m.lazy = true
+	}
+}
+
+// uncache releases the memory accounted for m's body.
+func (b *Bus) uncache(m *stored) {
+	if !m.lazy {
+		b.cached.Add(-int64(len(m.body)))
+	}
 }
 
 // now is the monotonic clock of the bus, for processing deadlines.

@@ -42,18 +42,35 @@ func openBus(t testing.TB, db *store.DB) *local.Bus {
 }
 
 func TestSuite(t *testing.T) {
-	bustest.Run(t, func(t *testing.T) func() bus.Bus {
-		path := filepath.Join(t.TempDir(), "state.db")
-		return func() bus.Bus {
-			// A restart reopens the database file too, as the hub does.
-			return openBus(t, openDB(t, path))
-		}
-	})
+	for _, tc := range []struct {
+		name  string
+		cache int64
+	}{
+		{"cached", testConfig().CacheBytes},
+		// No body in memory: every delivery reads its body from the table.
+		{"uncached", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bustest.Run(t, func(t *testing.T) func() bus.Bus {
+				path := filepath.Join(t.TempDir(), "state.db")
+				return func() bus.Bus {
+					// A restart reopens the database file too, as the hub does.
+					cfg := testConfig()
+					cfg.CacheBytes = tc.cache
+					b, err := local.Open(context.Background(), openDB(t, path), cfg, nil)
+					if err != nil {
+						t.Fatalf("open bus: %v", err)
+					}
+					return b
+				}
+			})
+		})
+	}
 }
 
 func TestOpenValidates(t *testing.T) {
 	db := openDB(t, filepath.Join(t.TempDir(), "state.db"))
-	for _, cfg := range []bus.LocalConfig{{MaxBatch: 0}, {MaxBatch: 1, CommitInterval: -time.Second}} {
+	for _, cfg := range []bus.LocalConfig{{MaxBatch: 0}, {MaxBatch: 1, CommitInterval: -time.Second}, {MaxBatch: 1, CacheBytes: -1}} {
 		if _, err := local.Open(context.Background(), db, cfg, nil); err == nil {
 			t.Errorf("Open(%+v) succeeded", cfg)
 		}

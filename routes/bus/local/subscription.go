@@ -78,6 +78,7 @@ func (s *subscription) addBatch(msgs []*stored, copyData bool) {
 			c.headers = maps.Clone(m.headers)
 			m = &c
 		}
+		s.b.cache(m)
 		s.add(&entry{id: m.id, m: m}, 0)
 	}
 	s.notify()
@@ -126,6 +127,7 @@ func (s *subscription) remove(e *entry) {
 	e.state = stateDone
 	e.c = nil
 	s.pendingCount--
+	s.b.uncache(e.m)
 	if e.m.key == "" {
 		return
 	}
@@ -273,10 +275,14 @@ func (s *subscription) deadLetter(e *entry) {
 	h[bus.HeaderDeadLetterAttempts] = strconv.Itoa(e.attempts)
 	h[bus.HeaderDeadLetterTopic] = s.topic
 	h[bus.HeaderDeadLetterAt] = time.Now().UTC().Format(time.RFC3339)
-	dlq := &pubReq{topic: s.deadLetterTopic, msgs: []*stored{{
+	dm := &stored{
 		topic: s.deadLetterTopic, key: e.m.key, idem: e.m.idem, headers: h, body: e.m.body,
 		publishedAt: time.Now().UnixMilli(),
-	}}}
+	}
+	if e.m.lazy {
+		dm.bodyFrom = e.id // copied inside the commit, before the original goes
+	}
+	dlq := &pubReq{topic: s.deadLetterTopic, msgs: []*stored{dm}}
 	s.b.log.Warn("message dead-lettered", "topic", s.topic, "subscription", s.name,
 		"message", e.id, "attempts", e.attempts, "dead_letter_topic", s.deadLetterTopic, "cause", e.cause)
 	s.remove(e)
@@ -332,6 +338,14 @@ func (c *Consumer) Receive(ctx context.Context) (bus.Delivery, error) {
 				e := heap.Pop(&s.ready).(*entry)
 				d := c.deliver(e)
 				s.mu.Unlock()
+				if e.m.lazy {
+					body, err := s.b.loadBody(ctx, e.id)
+					if err != nil {
+						c.undeliver(d)
+						return nil, err
+					}
+					d.msg.Body = body
+				}
 				return d, nil
 			}
 			if len(s.delayed) > 0 {
@@ -379,10 +393,28 @@ func (c *Consumer) deliver(e *entry) *delivery {
 			Key:            m.key,
 			IdempotencyKey: m.idem,
 			Headers:        maps.Clone(m.headers),
-			Body:           slices.Clone(m.body),
+			Body:           slices.Clone(m.body), // nil when lazy: read by Receive
 			PublishedAt:    time.UnixMilli(m.publishedAt),
 		},
 	}
+}
+
+// undeliver takes back a delivery whose body could not be read, without
+// counting it as an attempt.
+func (c *Consumer) undeliver(d *delivery) {
+	s := c.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d.done.Store(true)
+	e := d.e
+	if c.closed || e.state != stateInflight || e.gen != d.gen {
+		return
+	}
+	c.held--
+	e.attempts--
+	e.c = nil
+	s.schedule(e, 0)
+	s.notify()
 }
 
 // Close detaches the consumer; its unacknowledged deliveries are

@@ -298,6 +298,13 @@ func (w *writer) insertMessages(ctx context.Context, tx *sql.Tx, reqs []*pubReq,
 		}
 		args = args[:0]
 		for _, m := range msgs[off : off+size] {
+			if m.bodyFrom != 0 {
+				// A dead letter of a message whose body is not in memory.
+				if err := tx.QueryRowContext(ctx, w.b.db.Rebind(`SELECT body FROM bus_messages WHERE id = ?`), m.bodyFrom).Scan(&m.body); err != nil {
+					return fmt.Errorf("dead letter body of message %d: %w", m.bodyFrom, err)
+				}
+				m.bodyFrom = 0
+			}
 			var hdr []byte
 			if len(m.headers) > 0 {
 				if hdr, err = json.Marshal(m.headers); err != nil {
@@ -429,7 +436,7 @@ func (w *writer) createSub(topic, name string) (*subscription, error) {
 		return nil, err
 	}
 	s = newSubscription(b, id, topic, name)
-	rows, err := b.db.QueryContext(ctx, b.db.Rebind(`SELECT id, topic, msg_key, idem_key, headers, body, published_at FROM bus_messages WHERE topic = ? ORDER BY id`), topic)
+	rows, err := b.db.QueryContext(ctx, b.db.Rebind(`SELECT id, topic, msg_key, idem_key, headers, published_at FROM bus_messages WHERE topic = ? ORDER BY id`), topic)
 	if err != nil {
 		return nil, fmt.Errorf("load retained messages: %w", err)
 	}
