@@ -27,6 +27,9 @@ type boundedReader struct {
 	n      int64
 	max    int64
 	offset func() int64
+	// keep, when set, receives a copy of every byte read (the XML source
+	// keeps the current record for the reject file).
+	keep func([]byte)
 }
 
 func (b *boundedReader) Read(p []byte) (int, error) {
@@ -35,6 +38,9 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 	}
 	n, err := b.r.Read(p)
 	b.n += int64(n)
+	if b.keep != nil && n > 0 {
+		b.keep(p[:n])
+	}
 	return n, err
 }
 
@@ -146,6 +152,11 @@ type xmlSource struct {
 	vals  map[string]string
 	depth int
 	start int64 // input offset where the current record began
+	// window holds the input from winBase on: the current record and
+	// the decoder's read-ahead, for Reject.Raw.
+	window  []byte
+	winBase int64
+	raw     []byte
 }
 
 func newXMLSource(l *Layout, in io.Reader, max int) *xmlSource {
@@ -156,7 +167,36 @@ func newXMLSource(l *Layout, in io.Reader, max int) *xmlSource {
 	// Bytes are counted from the start of the current record, so a
 	// record with a huge text node fails instead of growing memory.
 	br.offset = func() int64 { return s.start }
+	br.keep = func(b []byte) { s.window = append(s.window, b...) }
 	return s
+}
+
+// slide drops the window's bytes before the current record.
+func (s *xmlSource) slide() {
+	if drop := s.start - s.winBase; drop > 0 && drop <= int64(len(s.window)) {
+		n := copy(s.window, s.window[drop:])
+		s.window = s.window[:n]
+		s.winBase = s.start
+	}
+}
+
+// rawRecord returns the bytes of the record that began at s.start, in the
+// file's charset.
+func (s *xmlSource) rawRecord() []byte {
+	lo, hi := s.start-s.winBase, s.dec.InputOffset()-s.winBase
+	if lo < 0 || hi > int64(len(s.window)) || lo > hi {
+		return nil
+	}
+	raw := bytes.TrimSpace(s.window[lo:hi])
+	if _, ok := s.l.codec.(*gbkCodec); ok {
+		out, err := s.l.codec.encode(s.raw[:0], string(raw))
+		if err != nil {
+			return nil
+		}
+		s.raw = out
+		return out
+	}
+	return raw
 }
 
 func (s *xmlSource) schemaFor(name string) *Schema {
@@ -171,6 +211,7 @@ func (s *xmlSource) schemaFor(name string) *Schema {
 func (s *xmlSource) next(rd *Reader) (*Record, []byte, *parseError, error) {
 	for {
 		s.start = s.dec.InputOffset()
+		s.slide()
 		tok, err := s.dec.Token()
 		if err == io.EOF {
 			if !s.root {
@@ -197,13 +238,14 @@ func (s *xmlSource) next(rd *Reader) (*Record, []byte, *parseError, error) {
 		if err := s.collect(); err != nil {
 			return nil, nil, nil, err
 		}
+		raw := s.rawRecord()
 		if sch == nil {
-			return nil, nil, &parseError{line: s.n, problem: "unknown record element " + strconv.Quote(se.Name.Local)}, nil
+			return nil, raw, &parseError{line: s.n, problem: "unknown record element " + strconv.Quote(se.Name.Local)}, nil
 		}
 		rec := rd.recs[sch.Kind]
 		rec.Line = s.n
 		perr := fillFromText(rec, func(k string) (string, bool) { v, ok := s.vals[k]; return v, ok })
-		return rec, nil, perr, nil
+		return rec, raw, perr, nil
 	}
 }
 

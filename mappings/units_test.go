@@ -496,3 +496,34 @@ func TestUTF8BOM(t *testing.T) {
 		t.Errorf("read %d, rejects %v", n, rejects)
 	}
 }
+
+// TestXMLRejectRaw: a rejected XML record carries its own bytes (in the
+// file's charset) for the reject file.
+func TestXMLRejectRaw(t *testing.T) {
+	l, err := testLoader().Layout("banks/ccb-disbursement-return.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile("../configs/mappings/banks/testdata/ccb-disbursement-return.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Replace(data, []byte("<AmtFen>100000</AmtFen>"), []byte("<AmtFen>1000x0</AmtFen>"), 1)
+	var rejects []Reject
+	rd := NewReader(l, bytes.NewReader(bad), ReaderOptions{OnReject: func(r Reject) {
+		r.Raw = append([]byte(nil), r.Raw...)
+		rejects = append(rejects, r)
+	}})
+	for {
+		if _, err := rd.Next(); err != nil {
+			break
+		}
+	}
+	if len(rejects) != 1 {
+		t.Fatalf("rejects %v", rejects)
+	}
+	raw := rejects[0].Raw
+	if !bytes.HasPrefix(raw, []byte("<Item>")) || !bytes.HasSuffix(raw, []byte("</Item>")) || !bytes.Contains(raw, []byte("1000x0")) || !bytes.Contains(bad, raw) {
+		t.Errorf("raw %q", raw)
+	}
+}
