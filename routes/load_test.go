@@ -37,11 +37,11 @@ type loadResult struct {
 	accepted, errors int64
 	delivered        int64
 	// drained is the time from the start until the last delivery.
-	drained time.Duration
-	acceptP50        time.Duration
-	acceptP99        time.Duration
-	e2eP50, e2eP99   time.Duration
-	heapMB           float64
+	drained        time.Duration
+	acceptP50      time.Duration
+	acceptP99      time.Duration
+	e2eP50, e2eP99 time.Duration
+	heapMB         float64
 	// cpuPerMsg is the process CPU time (user+system: hub, load generator
 	// and partner together) per delivered message.
 	cpuPerMsg time.Duration
