@@ -83,7 +83,20 @@ func BenchmarkRouteStep(b *testing.B) {
 	})
 }
 
-// BenchmarkEmit is the cost of Emit alone on the caller's goroutine.
+// BenchmarkEmitOne is the cost of Emit on the caller's goroutine, one emitter.
+func BenchmarkEmitOne(b *testing.B) {
+	w := monitor.NewWriter(discard{}, monitor.WriterOptions{FlushSize: 10000, FlushInterval: time.Second, BufferSize: 1 << 30})
+	ev := monitor.Event{Partner: "bank.boc", Flow: "allowance", Type: monitor.Sent, ExchangeID: "x"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = w.Run(ctx) }()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		w.Emit(ev)
+	}
+}
+
+// BenchmarkEmit is the cost of Emit with concurrent emitters.
 func BenchmarkEmit(b *testing.B) {
 	w := monitor.NewWriter(discard{}, monitor.WriterOptions{FlushSize: 10000, FlushInterval: time.Second, BufferSize: 1 << 30})
 	ev := monitor.Event{Partner: "bank.boc", Flow: "allowance", Type: monitor.Sent, ExchangeID: "x"}

@@ -118,21 +118,10 @@ func (w *Writer) NewID() string {
 // Emit queues ev. It never blocks on the store and never fails; when the
 // buffer is full the event is dropped and counted.
 func (w *Writer) Emit(ev Event) {
-	if ev.ID == "" {
-		ev.ID = w.NewID()
-	}
+	// Only the time is stamped here; ids, node, status and masking are
+	// done on the writer goroutine (see stamp) to keep the caller's cost low.
 	if ev.Time.IsZero() {
 		ev.Time = w.opt.Clock.Now()
-	}
-	if ev.Node == "" {
-		ev.Node = w.opt.Node
-	}
-	if ev.Status == "" {
-		ev.Status = OK
-	}
-	if ev.ErrorMessage != "" {
-		// Emitters mask; this is the safety net before anything is stored.
-		ev.ErrorMessage = mask.Text(ev.ErrorMessage)
 	}
 	if w.held.Load() >= int64(w.opt.BufferSize) {
 		w.drop(1)
@@ -159,6 +148,23 @@ func (w *Writer) Emit(ev Event) {
 		case w.kick <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// stamp fills what the emitter left out and masks the error message.
+func (w *Writer) stamp(ev *Event) {
+	if ev.ID == "" {
+		ev.ID = w.NewID()
+	}
+	if ev.Node == "" {
+		ev.Node = w.opt.Node
+	}
+	if ev.Status == "" {
+		ev.Status = OK
+	}
+	if ev.ErrorMessage != "" {
+		// Emitters mask; this is the safety net before anything is stored.
+		ev.ErrorMessage = mask.Text(ev.ErrorMessage)
 	}
 }
 
@@ -237,6 +243,9 @@ func (w *Writer) flush(ctx context.Context) error {
 	w.incoming = nil
 	w.mu.Unlock()
 	if len(in) > 0 {
+		for i := range in {
+			w.stamp(&in[i])
+		}
 		for _, o := range w.observers {
 			o(in)
 		}
