@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,7 +56,12 @@ func TestIntegrationFullScale(t *testing.T) {
 	for _, s := range st.Stages {
 		fmt.Fprintf(&sb, "  %-12s %8.2fs  %s\n", s.Stage, float64(s.EndedMs-s.StartedMs)/1000, s.Detail)
 	}
-	fmt.Fprintf(&sb, "full cycle %.1fs, peak RSS %s, counts %v\n", total.Seconds(), peakRSS(), st.Counts)
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Fprintf(&sb, "full cycle %.1fs wall, %.1fs CPU (process, list generation included), peak RSS %s, load average %s, counts %v\n",
+		total.Seconds(), cpu.Seconds(), peakRSS(), strings.Join(strings.Fields(string(load))[:3], " "), st.Counts)
 	t.Log("\n" + sb.String())
 	var simPaid int64
 	for _, s := range sims {
