@@ -10,6 +10,13 @@ import (
 	"github.com/shanghai-mca/mzhub/routes/bus"
 )
 
+func TestDefaultConfig(t *testing.T) {
+	c := bus.DefaultConfig()
+	if c.Local.CacheBytes <= 0 || c.Local.MaxBatch <= 0 || c.Local.CommitInterval <= 0 || c.Pulsar.KeyBuckets <= 0 {
+		t.Errorf("DefaultConfig() = %+v: a tuning default is missing", c)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	pulsarOK := bus.DefaultConfig()
 	pulsarOK.Kind = "pulsar"

@@ -68,7 +68,7 @@ type PulsarConfig struct {
 func DefaultConfig() Config {
 	return Config{
 		Kind:  "local",
-		Local: LocalConfig{CommitInterval: 2 * time.Millisecond, MaxBatch: 512},
+		Local: LocalConfig{CommitInterval: 2 * time.Millisecond, MaxBatch: 512, CacheBytes: 64 << 20},
 		Pulsar: PulsarConfig{
 			Tenant:           "mzhub",
 			Namespace:        "exchange",

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/routes/bus"
+	"github.com/shanghai-mca/mzhub/routes/bus/local"
 )
 
 // BenchmarkPublishConsumeAck measures durable throughput end to end:
@@ -19,18 +20,31 @@ import (
 func BenchmarkPublishConsumeAck(b *testing.B) {
 	for _, c := range []struct {
 		publishers, batch, consumers int
-		keyed                        bool
+		keyed, uncached              bool
 	}{
 		{publishers: 1, batch: 1, consumers: 1, keyed: true},
 		{publishers: 16, batch: 1, consumers: 4, keyed: true},
 		{publishers: 64, batch: 1, consumers: 4, keyed: true},
 		{publishers: 4, batch: 16, consumers: 4, keyed: true},
 		{publishers: 64, batch: 1, consumers: 4, keyed: false},
+		// Bodies read from the table on delivery (backlog beyond cache_bytes,
+		// or after a restart).
+		{publishers: 64, batch: 1, consumers: 4, keyed: true, uncached: true},
 	} {
 		name := fmt.Sprintf("pub=%dx%d/cons=%d/keyed=%v", c.publishers, c.batch, c.consumers, c.keyed)
+		if c.uncached {
+			name += "/uncached"
+		}
 		b.Run(name, func(b *testing.B) {
 			db := openDB(b, filepath.Join(b.TempDir(), "state.db"))
-			bb := openBus(b, db)
+			cfg := testConfig()
+			if c.uncached {
+				cfg.CacheBytes = 0
+			}
+			bb, err := local.Open(context.Background(), db, cfg, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
 			defer bb.Close(context.Background())
 			ctx := context.Background()
 			topic := "bench"
