@@ -3,6 +3,8 @@ package mappings
 import (
 	"strings"
 	"unicode/utf8"
+
+	"github.com/shanghai-mca/mzhub/security/mask"
 )
 
 // Mask hides a sensitive value for messages and logs. kind is the field's
@@ -11,18 +13,18 @@ import (
 // (138****5678), name keeps the first character (张**). Any other kind
 // returns s unchanged.
 //
-// This is the single switch point to security/mask once that package
-// lands.
+// It delegates to security/mask, the hub's one masking package, so files,
+// logs, events and the console mask alike.
 func Mask(kind, s string) string {
 	switch kind {
 	case "id":
-		return maskKeep(s, 3, 4)
+		return mask.IDNumber(s)
 	case "account":
-		return maskKeep(s, 0, 4)
+		return mask.Account(s)
 	case "phone":
-		return maskKeep(s, 3, 4)
+		return mask.Phone(s)
 	case "name":
-		return maskKeep(s, 1, 0)
+		return mask.Name(s)
 	}
 	return s
 }
