@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -73,6 +74,7 @@ type stored struct {
 	key         string
 	idem        string
 	headers     map[string]string
+	rawHeaders  []byte // headers as stored (JSON), for messages loaded from the table
 	body        []byte
 	publishedAt int64 // unix ms
 	// lazy: body is not in memory; read it from bus_messages on delivery.
@@ -188,6 +190,7 @@ func (b *Bus) load(ctx context.Context) error {
 		if s == nil {
 			continue
 		}
+		m.topic = s.topic // one string per topic, not per message
 		s.add(&entry{id: m.id, m: m, attempts: attempts, notBefore: notBefore, cause: cause}, 0)
 		n++
 	}
@@ -209,11 +212,27 @@ func scanMessage(rows *sql.Rows, lead ...any) (*stored, error) {
 		return nil, err
 	}
 	if len(hdr) > 0 {
-		if err := json.Unmarshal(hdr, &m.headers); err != nil {
-			return nil, fmt.Errorf("message %d: headers: %w", m.id, err)
+		if !json.Valid(hdr) {
+			return nil, fmt.Errorf("message %d: headers are not JSON", m.id)
 		}
+		// Kept encoded: a decoded map costs several times more memory in an
+		// index of millions; decoded on delivery.
+		m.rawHeaders = hdr
 	}
 	return m, nil
+}
+
+// headerCopy returns a fresh map of m's headers (nil when none).
+func (m *stored) headerCopy() map[string]string {
+	if m.headers != nil {
+		return maps.Clone(m.headers)
+	}
+	if len(m.rawHeaders) == 0 {
+		return nil
+	}
+	var h map[string]string
+	_ = json.Unmarshal(m.rawHeaders, &h) // validated when loaded
+	return h
 }
 
 // loadBody reads the body of message id.

@@ -267,7 +267,7 @@ func (s *subscription) release(e *entry, cause string, delayMs int64) {
 
 // deadLetter moves e to the dead-letter topic (committed with its ack).
 func (s *subscription) deadLetter(e *entry) {
-	h := maps.Clone(e.m.headers)
+	h := e.m.headerCopy()
 	if h == nil {
 		h = map[string]string{}
 	}
@@ -392,7 +392,7 @@ func (c *Consumer) deliver(e *entry) *delivery {
 			Topic:          m.topic,
 			Key:            m.key,
 			IdempotencyKey: m.idem,
-			Headers:        maps.Clone(m.headers),
+			Headers:        m.headerCopy(),
 			Body:           slices.Clone(m.body), // nil when lazy: read by Receive
 			PublishedAt:    time.UnixMilli(m.publishedAt),
 		},

@@ -305,7 +305,7 @@ func (w *writer) insertMessages(ctx context.Context, tx *sql.Tx, reqs []*pubReq,
 				}
 				m.bodyFrom = 0
 			}
-			var hdr []byte
+			hdr := m.rawHeaders
 			if len(m.headers) > 0 {
 				if hdr, err = json.Marshal(m.headers); err != nil {
 					return fmt.Errorf("message headers: %w", err)
@@ -447,6 +447,7 @@ func (w *writer) createSub(topic, name string) (*subscription, error) {
 		if err != nil {
 			return nil, fmt.Errorf("load retained messages: %w", err)
 		}
+		m.topic = topic
 		msgs = append(msgs, m)
 	}
 	if err := rows.Err(); err != nil {
