@@ -322,7 +322,7 @@ func TestRetryThenDeliver(t *testing.T) {
 	out := h.sinks.Recorder("out")
 	out.FailNext(2, errors.New("503"))
 	h.publish("in", `{"a":1}`)
-	waitFor(t, "delivery", func() bool { return len(out.Got()) == 1 })
+	waitFor(t, "delivery", func() bool { return len(out.Got()) == 1 && h.events.count(monitor.Sent) == 1 })
 	if n := h.events.count(monitor.Retried); n != 2 {
 		t.Errorf("retried events = %d, want 2", n)
 	}

@@ -167,15 +167,26 @@ func (l *ledger) loop() {
 		case op := <-l.ops:
 			batch = append(batch[:0], op)
 		case <-l.stop:
-			// Answer whoever is still queued.
+			// Write what is still queued (done records posted without
+			// waiting), then stop.
+			batch = batch[:0]
 			for {
 				select {
 				case op := <-l.ops:
-					op.res <- ledgerRes{err: ErrClosed}
+					batch = append(batch, op)
+					if len(batch) == ledgerBatch {
+						l.run(batch)
+						batch = batch[:0]
+					}
+					continue
 				default:
-					return
 				}
+				break
 			}
+			if len(batch) > 0 {
+				l.run(batch)
+			}
+			return
 		}
 		// Gather what else arrives within a short window: fewer, larger
 		// transactions contend less for SQLite's single write lock.
