@@ -38,7 +38,9 @@ type Change struct {
 
 // Relay publishes stored changes to the bus (transactional outbox): each
 // change row is published at least once, then marked. It returns the number
-// published.
+// published. Several replicas relaying at once may publish a change twice;
+// every message carries the idempotency key partner/kind/id/revision, so
+// consumers drop the repeat.
 func (s *Store) Relay(ctx context.Context, pub Publisher, limit int) (int, error) {
 	if limit <= 0 {
 		limit = 500
