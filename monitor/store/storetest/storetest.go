@@ -1,5 +1,3 @@
-// Package storetest is the shared suite every monitor event store passes
-// (monitor/store/sqlite, monitor/store/clickhouse).
 package storetest
 
 import (
