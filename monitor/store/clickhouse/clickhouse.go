@@ -450,4 +450,3 @@ func (s *Store) Children(ctx context.Context, ids []string, limit int) ([]monito
 	}
 	return out, rows.Err()
 }
-
