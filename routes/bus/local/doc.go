@@ -13,4 +13,7 @@
 // Per subscription, a key's next message is not dispatched while an earlier
 // message of the key is in flight or waiting to be redelivered after a nack,
 // so order per key holds across concurrent consumers and through retries.
+//
+// Open one Bus per database: the bus assumes it is the only writer of its
+// tables (the hub opens it once, in the embedded profile's single process).
 package local

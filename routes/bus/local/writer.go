@@ -218,6 +218,9 @@ func (w *writer) commit(batch, dead []*pubReq, acks []ackItem) {
 		}
 		return
 	}
+	w.mu.Lock()
+	w.lastE = nil // Close reports a failure only if the last commit failed
+	w.mu.Unlock()
 	b.commitSeconds.Observe(time.Since(started).Seconds())
 	// Index after commit: a message is dispatched only once it is durable.
 	b.mu.RLock()
