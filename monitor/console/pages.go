@@ -105,13 +105,19 @@ func (c *Console) search(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Events = evs
 	} else {
-		// No criteria: the latest events, last 24 hours.
-		evs, err := c.d.Store.Search(r.Context(), monitor.Filter{From: p.Now.Add(-24 * time.Hour), Limit: 50})
-		if err != nil {
-			c.fail(w, "search", err)
-			return
+		// No criteria: the latest 50 events, looking back one hour first
+		// and 24 hours only when the hour was quiet (cheaper on big stores).
+		for _, back := range []time.Duration{time.Hour, 24 * time.Hour} {
+			evs, err := c.d.Store.Search(r.Context(), monitor.Filter{From: p.Now.Add(-back), To: p.Now.Add(time.Millisecond), Limit: 50})
+			if err != nil {
+				c.fail(w, "search", err)
+				return
+			}
+			d.Events = evs
+			if len(evs) == 50 {
+				break
+			}
 		}
-		d.Events = evs
 	}
 	p.Data = d
 	c.render(w, p, "search")
