@@ -187,6 +187,21 @@ to:
 			want: map[string][]string{"out": {`{"fen":1250,"name":"Li Lei"}`}},
 		},
 		{
+			name: "mask and sha256 in expressions",
+			route: baseRoute + `steps:
+  - map:
+      fields:
+        id: mask(body.id)
+        acct: mask(body.acct)
+        token: sha256(body.id)[0:8]
+to:
+  - kind: record
+    config: {name: out}
+`,
+			in:   []string{`{"id":"11010519491231002X","acct":"6216610000123456780"}`},
+			want: map[string][]string{"out": {`{"acct":"***************6780","id":"110***********002X","token":"426695a0"}`}},
+		},
+		{
 			name: "filter and validate",
 			route: baseRoute + `steps:
   - filter: {expr: 'body.kind == "burial"'}

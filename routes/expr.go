@@ -5,10 +5,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/shanghai-mca/mzhub/security/mask"
 )
 
 // exprEnv is what route expressions see. Field names are the expression
@@ -45,13 +46,13 @@ func exprOptions(extra ...expr.Option) []expr.Option {
 	return append(opts, extra...)
 }
 
-// maskValue keeps the first 3 and last 4 characters of long values (resident
-// ID numbers, account numbers) and stars the rest.
+// maskValue masks a value for display: a resident ID number keeps its
+// region and last 4 characters, anything else (an account, a card) its last 4.
 func maskValue(s string) string {
-	if len(s) <= 8 {
-		return strings.Repeat("*", len(s))
+	if mask.ValidID(s) {
+		return mask.IDNumber(s)
 	}
-	return s[:3] + strings.Repeat("*", len(s)-7) + s[len(s)-4:]
+	return mask.Account(s)
 }
 
 // program is a compiled expression.

@@ -655,7 +655,7 @@ func (rn *runner) event(t monitor.EventType, st monitor.Status, msg *bus.Message
 		Channel:     "bus",
 		Type:        t,
 		Status:      st,
-		ExchangeID:  msg.IdempotencyKey,
+		ExchangeID:  mask.Text(msg.IdempotencyKey),
 		BusinessKey: mask.Text(msg.Key),
 		Component:   "routes/" + rn.r.ID,
 		Node:        rn.e.cfg.Node,
