@@ -574,3 +574,23 @@ func TestLoadKeepsGoodFiles(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestScheduleSource: a schedule source emits a message per interval, each
+// with its own idempotency key.
+func TestScheduleSource(t *testing.T) {
+	route := `id: tick
+from:
+  kind: schedule
+  config: {every: 30ms, body: '{"poll":"datasea"}', headers: {flow: deaths}}
+to:
+  - kind: record
+    config: {name: ticks}
+`
+	h := start(t, map[string]string{"tick.yaml": route})
+	rec := h.sinks.Recorder("ticks")
+	waitFor(t, "three ticks", func() bool { return len(rec.Got()) >= 3 })
+	got := rec.Got()
+	if got[0].IdempotencyKey == got[1].IdempotencyKey || got[0].Headers["flow"] != "deaths" || string(got[0].Body) != `{"poll":"datasea"}` {
+		t.Fatalf("ticks: %+v", got[:2])
+	}
+}
