@@ -311,6 +311,21 @@ type Consumer struct {
 }
 
 func (c *Consumer) compact() {
+	if n := len(c.flights) - c.head; n > 1024 && n > 4*c.held {
+		// Mostly settled deliveries behind a long-running one at the head:
+		// drop them (the order, hence deadline order, is kept).
+		j := 0
+		for _, f := range c.flights[c.head:] {
+			if f.e.state == stateInflight && f.e.gen == f.gen {
+				c.flights[j] = f
+				j++
+			}
+		}
+		clear(c.flights[j:])
+		c.flights = c.flights[:j]
+		c.head = 0
+		return
+	}
 	if c.head > 1024 && c.head > len(c.flights)/2 {
 		n := copy(c.flights, c.flights[c.head:])
 		clear(c.flights[n:])

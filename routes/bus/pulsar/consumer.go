@@ -220,7 +220,20 @@ func (c *Consumer) keeper() {
 				expired = append(expired, d)
 			}
 		}
-		if c.head > 1024 && c.head > len(c.flights)/2 {
+		if n := len(c.flights) - c.head; n > 1024 && n > 4*c.held {
+			// Mostly settled deliveries behind a long-running one at the
+			// head: drop them (deadline order is kept).
+			j := 0
+			for _, d := range c.flights[c.head:] {
+				if d.state == stateLive {
+					c.flights[j] = d
+					j++
+				}
+			}
+			clear(c.flights[j:])
+			c.flights = c.flights[:j]
+			c.head = 0
+		} else if c.head > 1024 && c.head > len(c.flights)/2 {
 			n := copy(c.flights, c.flights[c.head:])
 			clear(c.flights[n:])
 			c.flights = c.flights[:n]

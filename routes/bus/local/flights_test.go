@@ -1,0 +1,65 @@
+package local
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/routes/bus"
+	"github.com/shanghai-mca/mzhub/store"
+)
+
+// TestFlightsStayBounded checks that one long-running delivery does not make
+// the consumer's deadline list grow with every delivery acked after it.
+func TestFlightsStayBounded(t *testing.T) {
+	ctx := context.Background()
+	cfg := store.DefaultConfig()
+	cfg.Path = filepath.Join(t.TempDir(), "state.db")
+	db, err := store.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	b, err := Open(ctx, db, bus.DefaultConfig().Local, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(ctx)
+	sub, err := b.Subscribe(ctx, bus.SubscribeOptions{Topic: "t", Subscription: "s", ProcessingDeadline: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 5000
+	msgs := make([]bus.Message, n)
+	for i := range msgs {
+		msgs[i] = bus.Message{Body: []byte("x")}
+	}
+	if err := b.Publish(ctx, "t", msgs...); err != nil {
+		t.Fatal(err)
+	}
+	slow, err := sub.Receive(ctx) // held for the whole test
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range n - 1 {
+		d, err := sub.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Ack(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(5 * keeperTick)
+	c := sub.(*Consumer)
+	c.s.mu.Lock()
+	size := len(c.flights) - c.head
+	c.s.mu.Unlock()
+	if size > 1100 {
+		t.Errorf("deadline list holds %d flights with 1 delivery in flight", size)
+	}
+	if err := slow.Ack(ctx); err != nil {
+		t.Errorf("ack of the long-running delivery: %v", err)
+	}
+}
