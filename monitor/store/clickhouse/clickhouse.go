@@ -212,10 +212,10 @@ func (s *Store) Append(ctx context.Context, evs []monitor.Event) error {
 	return nil
 }
 
-// where builds " PREWHERE <time> WHERE <rest>" for a filter (either part
-// may be missing). The time bounds go to PREWHERE explicitly: ClickHouse
-// 18.16 does not move them there by itself, and reading whole rows before
-// filtering on time is ten times slower on a large table.
+// where builds " PREWHERE <conditions>" for a filter. Conditions go to
+// PREWHERE explicitly: ClickHouse 18.16 does not move them there by itself,
+// and reading whole rows before filtering on time is ten times slower on a
+// large table.
 func where(f monitor.Filter) (string, []any) {
 	return whereWith(f, 0)
 }
@@ -249,14 +249,13 @@ func whereWith(f monitor.Filter, minTS int64) (string, []any) {
 			args = append(args, id)
 		}
 	}
-	out := ""
-	if len(pre) > 0 {
-		out += " PREWHERE " + strings.Join(pre, " AND ")
+	// Every condition is cheap to evaluate on its own column and selective:
+	// all of them go to PREWHERE, whole rows are read only for matches.
+	pre = append(pre, conds...)
+	if len(pre) == 0 {
+		return "", args
 	}
-	if len(conds) > 0 {
-		out += " WHERE " + strings.Join(conds, " AND ")
-	}
-	return out, args
+	return " PREWHERE " + strings.Join(pre, " AND "), args
 }
 
 // and appends cond to a clause from where.

@@ -121,7 +121,7 @@ func (s *Store) Batches(ctx context.Context, q monitor.BatchQuery) ([]monitor.Ba
 func (s *Store) Failures(ctx context.Context, from, to time.Time) ([]monitor.FailureGroup, error) {
 	rows, err := s.conn.Query(ctx, `SELECT partner, flow, error_class, toInt64(count()) AS n,
 		toInt64(countIf(type = 'dead_lettered')), max(ts_ms), argMax(error_message, ts_ms)
-		FROM monitor_events PREWHERE ts_ms >= ? AND ts_ms < ? WHERE (status = 'error' OR type IN ('failed', 'rejected', 'dead_lettered'))
+		FROM monitor_events PREWHERE ts_ms >= ? AND ts_ms < ? AND (status = 'error' OR type IN ('failed', 'rejected', 'dead_lettered'))
 		GROUP BY partner, flow, error_class ORDER BY n DESC, partner, flow, error_class LIMIT 500`,
 		from.UnixMilli(), to.UnixMilli())
 	if err != nil {
