@@ -5,7 +5,7 @@
 # (pulsar://127.0.0.1:6650) as the last line on stdout; progress goes to
 # stderr. Typical use:
 #
-#   export MZHUB_TEST_PULSAR=$(deploy/pulsar/start.sh)
+#   export MZHUB_TEST_PULSAR=$(deploy/pulsar/start.sh [--fresh])
 #   go test ./routes/bus/pulsar/...
 #   deploy/pulsar/stop.sh
 #
@@ -13,7 +13,8 @@
 # distribution there, so pom.xml depends on org.apache.pulsar:pulsar-broker and
 # `mvn dependency:copy-dependencies` copies the jars under
 # ${MZHUB_CACHE:-$HOME/.cache/mzhub}/pulsar/<version>/lib (kept between runs).
-# Data and logs go to ${MZHUB_PULSAR_DIR:-${TMPDIR:-/tmp}/mzhub-pulsar}.
+# Data and logs go to ${MZHUB_PULSAR_DIR:-${TMPDIR:-/tmp}/mzhub-pulsar}; --fresh
+# deletes that directory first (CI: start from empty topics every run).
 #
 # Environment: MZHUB_PULSAR_VERSION (default 4.0.7), MZHUB_PULSAR_HEAP
 # (default 768m), JAVA_HOME (default: java on PATH, 17 or newer),
@@ -32,7 +33,28 @@ java=${JAVA_HOME:+$JAVA_HOME/bin/}java
 
 log() { echo "pulsar: $*" >&2; }
 
+# ours PID: the process is our broker (a stale pid file may name another).
+ours() { [ -n "$1" ] && grep -qa PulsarStandaloneStarter "/proc/$1/cmdline" 2>/dev/null; }
+
+fresh=
+for arg in "$@"; do
+	case $arg in
+	--fresh) fresh=1 ;;
+	*)
+		log "unknown argument $arg (want --fresh)"
+		exit 2
+		;;
+	esac
+done
+
 healthy() { curl -fsS -m 5 "$admin/admin/v2/brokers/health" >/dev/null 2>&1; }
+
+if [ -n "$fresh" ]; then
+	if [ -f "$workdir/pulsar.pid" ] && ours "$(cat "$workdir/pulsar.pid")"; then
+		"$here/stop.sh" >&2
+	fi
+	rm -rf "$workdir"
+fi
 
 if healthy; then
 	log "broker already answers on $admin"
@@ -50,7 +72,7 @@ if [ ! -f "$cache/lib/.complete" ]; then
 fi
 
 mkdir -p "$workdir"
-if [ -f "$workdir/pulsar.pid" ] && kill -0 "$(cat "$workdir/pulsar.pid")" 2>/dev/null; then
+if [ -f "$workdir/pulsar.pid" ] && ours "$(cat "$workdir/pulsar.pid")"; then
 	log "a broker (pid $(cat "$workdir/pulsar.pid")) is starting already; waiting for it"
 else
 	log "starting standalone broker $version (data in $workdir, log $workdir/pulsar.log)"
@@ -72,7 +94,7 @@ fi
 
 deadline=$((SECONDS + wait_s))
 until healthy; do
-	if ! kill -0 "$(cat "$workdir/pulsar.pid")" 2>/dev/null; then
+	if ! ours "$(cat "$workdir/pulsar.pid")"; then
 		log "broker exited; last lines of $workdir/pulsar.log:"
 		tail -n 40 "$workdir/pulsar.log" >&2 || true
 		exit 1

@@ -6,13 +6,14 @@ workdir=${MZHUB_PULSAR_DIR:-${TMPDIR:-/tmp}/mzhub-pulsar}
 pidfile=$workdir/pulsar.pid
 if [ -f "$pidfile" ]; then
 	pid=$(cat "$pidfile")
-	if kill -0 "$pid" 2>/dev/null; then
+	# Only our broker: a stale pid file may name an unrelated process.
+	if grep -qa PulsarStandaloneStarter "/proc/$pid/cmdline" 2>/dev/null; then
 		kill "$pid"
 		for _ in $(seq 1 30); do
-			kill -0 "$pid" 2>/dev/null || break
+			grep -qa PulsarStandaloneStarter "/proc/$pid/cmdline" 2>/dev/null || break
 			sleep 1
 		done
-		if kill -0 "$pid" 2>/dev/null; then
+		if grep -qa PulsarStandaloneStarter "/proc/$pid/cmdline" 2>/dev/null; then
 			echo "pulsar: pid $pid did not stop in 30s; killing it" >&2
 			kill -9 "$pid" || true
 		fi
