@@ -33,6 +33,9 @@ func TestConfigValidate(t *testing.T) {
 		{"negative interval", func(c *bus.Config) { c.Local.CommitInterval = -time.Millisecond }, false},
 		{"pulsar without url", func(c *bus.Config) { c.Kind = "pulsar" }, false},
 		{"pulsar without namespace", func(c *bus.Config) { *c = pulsarOK; c.Pulsar.Namespace = "" }, false},
+		{"too many buckets", func(c *bus.Config) { *c = pulsarOK; c.Pulsar.KeyBuckets = 5000 }, false},
+		{"negative timeout", func(c *bus.Config) { *c = pulsarOK; c.Pulsar.OperationTimeout = -1 }, false},
+		{"negative cache", func(c *bus.Config) { c.Local.CacheBytes = -1 }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := bus.DefaultConfig()

@@ -100,6 +100,12 @@ func (c Config) Validate() error {
 		if c.Pulsar.Tenant == "" || c.Pulsar.Namespace == "" {
 			errs = append(errs, errors.New("bus.pulsar.tenant and bus.pulsar.namespace: required for kind pulsar"))
 		}
+		if c.Pulsar.KeyBuckets < 0 || c.Pulsar.KeyBuckets > 4096 {
+			errs = append(errs, fmt.Errorf("bus.pulsar.key_buckets: %d: want 0 to 4096", c.Pulsar.KeyBuckets))
+		}
+		if c.Pulsar.OperationTimeout < 0 || c.Pulsar.MemoryLimitBytes < 0 {
+			errs = append(errs, errors.New("bus.pulsar.operation_timeout and bus.pulsar.memory_limit_bytes: must not be negative"))
+		}
 	default:
 		errs = append(errs, fmt.Errorf("bus.kind: %q: want local or pulsar", c.Kind))
 	}
