@@ -123,7 +123,7 @@ from:
 key: string(body.person)
 idempotency_key: string(body.client) + "-" + string(body.seq)
 concurrency: 128
-max_backlog: 20000
+max_backlog: 2000
 steps:
   - map:
       fields:
