@@ -340,15 +340,21 @@ func (e *Engine) Reload() error {
 		}
 		changed = true
 		routes, lerrs := loadFile(f, e.checker())
+		retry := false
 		if lerrs == nil {
+			// An id still held by another file may be moving between files
+			// in this very change: try again on the next round.
 			lerrs = e.checkUniqueLocked(f, routes)
+			retry = lerrs != nil
 		}
 		if lerrs != nil {
 			err := lintErrors(lerrs)
 			errs = append(errs, err)
 			e.log.Error("route file rejected; the running routes are kept", "file", f, "err", err)
 			e.events.Emit(monitor.Event{Time: e.clock.Now(), Type: monitor.Failed, Status: monitor.Error, Component: "routes", Channel: "file", FileName: f, ErrorClass: "config", ErrorMessage: err.Error(), Node: e.cfg.Node})
-			e.files[f] = sum // report once per content
+			if !retry {
+				e.files[f] = sum // report once per content
+			}
 			continue
 		}
 		keep := map[string]bool{}

@@ -594,3 +594,21 @@ to:
 		t.Fatalf("ticks: %+v", got[:2])
 	}
 }
+
+// TestRouteMovesBetweenFiles: an id moved from one file to another in one
+// change ends up running from the new file.
+func TestRouteMovesBetweenFiles(t *testing.T) {
+	r := baseRoute + "to:\n  - kind: record\n    config: {name: %s}\n"
+	h := start(t, map[string]string{"b.yaml": fmt.Sprintf(r, "old")})
+	waitFor(t, "route", func() bool { return len(h.eng.Routes()) == 1 })
+	// a.yaml (read first) takes the id while b.yaml still holds it.
+	if err := os.WriteFile(filepath.Join(h.dir, "a.yaml"), []byte(fmt.Sprintf(r, "new")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(h.dir, "b.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond)
+	h.publish("in", `{"x":1}`)
+	waitFor(t, "delivery from the moved route", func() bool { return len(h.sinks.Recorder("new").Got()) == 1 })
+}
