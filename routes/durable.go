@@ -254,15 +254,20 @@ func (s *aggregateStep) flushOutbox(ctx context.Context, id int64) error {
 // flushExpired completes the groups whose first part is older than the
 // timeout, and publishes what a crash left in the outbox.
 func (s *aggregateStep) flushExpired(ctx context.Context) error {
+	if s.timeout <= 0 {
+		return s.flushOutbox(ctx, 0)
+	}
+	return s.flushBefore(ctx, s.now().Add(-s.timeout).UnixMilli())
+}
+
+// flushBefore completes the groups whose first part is not newer than
+// cutoff (unix ms).
+func (s *aggregateStep) flushBefore(ctx context.Context, cutoff int64) error {
 	if err := s.flushOutbox(ctx, 0); err != nil {
 		return err
 	}
-	if s.timeout <= 0 {
-		return nil
-	}
 	db := s.db
-	cutoff := s.now().Add(-s.timeout).UnixMilli()
-	rows, err := db.QueryContext(ctx, db.Rebind(`SELECT gkey FROM routes_aggregate_parts WHERE route = ? AND step = ? GROUP BY gkey HAVING MIN(created_at) <= ?`), s.route, s.n, cutoff)
+	rows, err := db.QueryContext(ctx, db.Rebind(`SELECT gkey FROM routes_aggregate_parts WHERE route = ? AND step = ? GROUP BY gkey HAVING MIN(created_at) <= ? ORDER BY MIN(id)`), s.route, s.n, cutoff)
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ import (
 //
 //	file: village-banks.yaml        # default: this file's name without _test
 //	route: village-bank-query-vb01  # needed when the file holds several routes
-//	tests:
+//	tests:                          # aggregates waiting for a timeout complete after the last input
 //	  - name: found
 //	    lookups: {ask-bank: {json: {req_no: r1, result: found}}}
 //	    sinks: {answers: {fail: 1}}
@@ -361,6 +361,18 @@ func runCase(ctx context.Context, dir string, r0 *Route, tc TestCase, mapper Map
 		for _, again := range cb.take() {
 			runOne(again)
 		}
+	}
+	// The end of the input is the end of time: groups waiting for a
+	// timeout complete now.
+	for _, a := range rn.aggs {
+		if a.timeout > 0 {
+			if err := a.flushBefore(ctx, 1<<62); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, again := range cb.take() {
+		runOne(again)
 	}
 	// Expectations.
 	names := make([]string, 0, len(tc.Expect))
