@@ -60,6 +60,8 @@ func runLoad(t testing.TB, partners, each int, ratePerPartner float64) loadResul
 	}
 	fc := DefaultConfig()
 	fc.RatePerSecond = 0
+	// MZHUB_FUNERAL_LOAD_WAIT sets funeral.group_commit_wait (e.g. 1ms).
+	fc.GroupCommitWait, _ = time.ParseDuration(os.Getenv("MZHUB_FUNERAL_LOAD_WAIT"))
 	api, err := NewAPI(ctx, fc, Deps{Store: db, Partners: reg, Secret: func(_ context.Context, k string) ([]byte, error) { return testSecret(k), nil }})
 	if err != nil {
 		t.Fatal(err)
