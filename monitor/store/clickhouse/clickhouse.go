@@ -294,6 +294,9 @@ func (s *Store) Search(ctx context.Context, f monitor.Filter) ([]monitor.Event, 
 	if extra != "" {
 		w = and(w, extra)
 		args = append(args, extraArgs...)
+		// Narrowed by a key: few rows, read them directly.
+		return s.events(ctx, fmt.Sprintf("SELECT %s FROM monitor_events%s ORDER BY ts_ms DESC, event_id DESC LIMIT 1 BY event_id LIMIT %d",
+			selectColumns, w, f.Limited()), args...)
 	}
 	var tss []int64
 	rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT ts_ms FROM monitor_events%s ORDER BY ts_ms DESC LIMIT %d", w, f.Limited()), args...)
@@ -317,10 +320,6 @@ func (s *Store) Search(ctx context.Context, f monitor.Filter) ([]monitor.Event, 
 		minTS = tss[len(tss)-1]
 	}
 	w, args = whereWith(f, minTS)
-	if extra != "" {
-		w = and(w, extra)
-		args = append(args, extraArgs...)
-	}
 	q := fmt.Sprintf("SELECT %s FROM monitor_events%s ORDER BY ts_ms DESC, event_id DESC LIMIT 1 BY event_id LIMIT %d",
 		selectColumns, w, f.Limited())
 	return s.events(ctx, q, args...)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -127,4 +128,30 @@ func BenchmarkIntegrationClickHouseIngest(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(batch))/time.Since(start).Seconds(), "events/s")
+}
+
+// BenchmarkIntegrationClickHouseIngestParallel is BenchmarkIntegrationClickHouseIngest
+// with two concurrent writers (e.g. two hub replicas).
+func BenchmarkIntegrationClickHouseIngestParallel(b *testing.B) {
+	s := open(b)
+	from := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	b.SetParallelism(1) // GOMAXPROCS (2) goroutines
+	start := time.Now()
+	var seq atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		g := seq.Add(1)
+		batch := sample.Bulk(from, from.Add(time.Hour), 10000, 0, uint64(g))
+		i := 0
+		for pb.Next() {
+			for j := range batch {
+				batch[j].ID = fmt.Sprintf("p%d-%d-%d", g, i, j)
+			}
+			if err := s.Append(context.Background(), batch); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
+	b.ReportMetric(float64(b.N*10000)/time.Since(start).Seconds(), "events/s")
 }
