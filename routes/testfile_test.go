@@ -67,7 +67,7 @@ func TestRouteTestFailures(t *testing.T) {
 func TestRouteTestAggregateTimeout(t *testing.T) {
 	dir := t.TempDir()
 	route := "id: a\nfrom: {kind: bus, config: {topic: x}}\nsteps:\n  - aggregate: {key: body.b, timeout: 1h}\n  - map: {body: 'len(body)'}\nto:\n  - name: out\n    kind: bus\n    config: {topic: y}\n"
-	test := "tests:\n  - name: groups\n    input: [{json: {b: 1}}, {json: {b: 2}}, {json: {b: 1}}]\n    expect: {out: [{body: '2'}, {body: '1'}]}\n"
+	test := "tests:\n  - name: groups\n    input: [{json: {b: 1, n: 1}}, {json: {b: 2, n: 2}}, {json: {b: 1, n: 3}}]\n    expect: {out: [{body: '2'}, {body: '1'}]}\n"
 	_ = os.WriteFile(filepath.Join(dir, "a.yaml"), []byte(route), 0o600)
 	_ = os.WriteFile(filepath.Join(dir, "a_test.yaml"), []byte(test), 0o600)
 	res, err := routes.RunTestFile(context.Background(), filepath.Join(dir, "a_test.yaml"))
