@@ -89,6 +89,7 @@ func newServiceTimeout(t testing.TB, db *store.DB, dir string, cfgs []bank.Confi
 	for _, c := range cfgs {
 		c.SFTP.OpTimeout = opTimeout
 		c.SFTP.RetryBackoff = 20 * time.Millisecond
+		c.SFTP.BreakerOpenFor = 300 * time.Millisecond // the tests wait seconds, not the production half minute
 		c.SFTP.Node = "test-node"
 		fs, err := bank.LoadFileSet(os.DirFS(mappingsRoot(t)), c.Layouts)
 		if err != nil {

@@ -91,6 +91,11 @@ func TestNetworkFaults(t *testing.T) {
 	}
 	// The three malformed SPDB records are quarantined with their line
 	// numbers and end as missing; everything else reconciles once.
+	for _, e := range events.evs {
+		if e.Type == monitor.Reconciled && e.Stage == StageReturns && e.FileName != "" && e.Attrs["missing"] != "" {
+			t.Logf("%s %s %v %s", e.Partner, e.FileName, e.Attrs, e.ErrorMessage)
+		}
+	}
 	if st.Quarantined != 3 || st.Counts["missing"] != 3 || st.Counts["sent"] != 0 {
 		t.Fatalf("quarantined %d, counts %v", st.Quarantined, st.Counts)
 	}

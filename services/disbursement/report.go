@@ -54,6 +54,9 @@ func (s *Service) failures(ctx context.Context, b *Batch, _ RunOptions) (string,
 		return "", err
 	}
 	w := bufio.NewWriter(f)
+	// A UTF-8 byte order mark lets spreadsheet programs show the Chinese
+	// names and reasons correctly.
+	fmt.Fprint(w, "\uFEFF")
 	fmt.Fprintln(w, "seq,reference,person_id,name,account,bank,division,amount_fen,status,reason")
 	prefix := refPrefix(b)
 	err = readList(s.listPath(b), func(seq int64, r *listRecord) error {

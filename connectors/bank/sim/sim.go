@@ -355,6 +355,19 @@ func (b *Bank) answer(name string, in io.ReadSeeker, lin, lout *mappings.Layout,
 // publish writes one return file and its done file into the outbox,
 // applying the switched-on faults.
 func (b *Bank) publish(dir, name string, tmp *os.File) error {
+	if b.CorruptNextReturn.Load() == 0 && !b.TruncateNextReturn.Load() && !b.DuplicateNextReturn.Load() {
+		// No fault: the file is moved into place, never held in memory.
+		digest, size, err := sftp.DigestFile(tmp.Name())
+		if err != nil {
+			return err
+		}
+		p := filepath.Join(dir, name)
+		if err := os.Rename(tmp.Name(), p); err != nil {
+			return err
+		}
+		d := sftp.DoneInfo{File: name, Bytes: size, SM3: digest}
+		return os.WriteFile(p+b.Config.SFTP.DoneSuffix, d.Marshal(), 0o640)
+	}
 	data, err := os.ReadFile(tmp.Name())
 	if err != nil {
 		return err
@@ -396,7 +409,11 @@ func (b *Bank) repairReturns() {
 	defer b.mu.Unlock()
 	dir := filepath.Join(b.Root(), filepath.FromSlash(b.Config.SFTP.PollDir))
 	for name, data := range b.repair {
-		if _, err := os.Stat(filepath.Join(dir, name)); errors.Is(err, os.ErrNotExist) {
+		// Re-deliver only once the hub has taken the whole previous
+		// delivery away (data and done file), never into the middle of it.
+		_, errData := os.Stat(filepath.Join(dir, name))
+		_, errDone := os.Stat(filepath.Join(dir, name+b.Config.SFTP.DoneSuffix))
+		if errors.Is(errData, os.ErrNotExist) && errors.Is(errDone, os.ErrNotExist) {
 			p := filepath.Join(dir, name)
 			digest, size := sum(data)
 			if os.WriteFile(p+".part", data, 0o640) == nil && os.Rename(p+".part", p) == nil {
