@@ -35,6 +35,19 @@ type EngineConfig struct {
 	Node string `yaml:"node"`
 }
 
+// DefaultEngineConfig returns the defaults: configs/routes, reloaded every 2s.
+func DefaultEngineConfig() EngineConfig {
+	return EngineConfig{Dir: "configs/routes", ReloadInterval: 2 * time.Second}
+}
+
+// Validate reports every problem of the configuration; it does no I/O.
+func (c EngineConfig) Validate() error {
+	if c.ReloadInterval > 0 && c.ReloadInterval < 100*time.Millisecond {
+		return fmt.Errorf("routes.reload_interval: %s: at least 100ms (negative disables hot reload)", c.ReloadInterval)
+	}
+	return nil
+}
+
 // Deps is what the hub hands to the engine.
 type Deps struct {
 	// Bus carries messages between sources and the route consumers.
@@ -107,6 +120,9 @@ func NewEngine(cfg EngineConfig, deps Deps) (*Engine, error) {
 	}
 	if deps.Connectors == nil {
 		errs = append(errs, errors.New("routes: Deps.Connectors is required"))
+	}
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
