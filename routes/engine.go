@@ -42,8 +42,8 @@ func DefaultEngineConfig() EngineConfig {
 
 // Validate reports every problem of the configuration; it does no I/O.
 func (c EngineConfig) Validate() error {
-	if c.ReloadInterval > 0 && c.ReloadInterval < 100*time.Millisecond {
-		return fmt.Errorf("routes.reload_interval: %s: at least 100ms (negative disables hot reload)", c.ReloadInterval)
+	if c.ReloadInterval > 0 && c.ReloadInterval < 10*time.Millisecond {
+		return fmt.Errorf("routes.reload_interval: %s: at least 10ms (negative disables hot reload)", c.ReloadInterval)
 	}
 	return nil
 }
