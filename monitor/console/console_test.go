@@ -134,10 +134,10 @@ func TestPages(t *testing.T) {
 	}{
 		{"/console/", []string{"健康矩阵", "bank.ccb", "joblib", "status-push", "cardcenter", `class="cell red"`, "/console/static/console.css"}},
 		{"/console/?lang=en", []string{"Health matrix", "Last success", "p95 latency"}},
-		{"/console/search?batch=allowance-2026-11", []string{"bank.boc", "uploaded", "BOC_DISB_202611.txt"}},
+		{"/console/search?batch=allowance-2026-11", []string{"bank.boc", `data-type="uploaded"`, "上传", "BOC_DISB_202611.txt"}},
 		{"/console/search?ref=YWTB0000001005", []string{"joblib/status/5", "http_503"}},
 		{"/console/search", []string{"joblib/status/0"}},
-		{"/console/exchange/allowance-2026-11%2Fbank.boc%2Fsend", []string{"allowance-2026-11/list", "allowance-2026-11/bank.boc/return", "reconciled"}},
+		{"/console/exchange/allowance-2026-11%2Fbank.boc%2Fsend", []string{"allowance-2026-11/list", "allowance-2026-11/bank.boc/return", "对账"}},
 		{"/console/batches", []string{"allowance-2026-11", "intake", "returns", "stuck", "4400000"}},
 		{"/console/failures", []string{"trailer count", "http_400", "joblib/status/dl-1", "310***********1234", `action="/console/failures/replay"`}},
 		{"/console/charts?window=24h", []string{"<svg", "<rect", "polyline"}},

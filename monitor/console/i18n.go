@@ -1,6 +1,9 @@
 package console
 
-import "net/http"
+import (
+	"fmt"
+	"net/http"
+)
 
 // messages holds each UI string in zh-CN and English.
 var messages = map[string][2]string{
@@ -107,6 +110,28 @@ var messages = map[string][2]string{
 	"dl_confirm_drop":       {"确定丢弃该交换?此操作将被审计。", "Drop this exchange? This is audited."},
 	"action_failed":         {"操作失败", "Action failed"},
 	"operator_required":     {"请填写操作人", "Operator name required"},
+}
+
+// stepNames translate event types and statuses (zh-CN); English shows the
+// identifiers as they are.
+var stepNames = map[string]string{
+	"received": "接收", "fetched": "拉取", "sent": "发送", "uploaded": "上传", "downloaded": "下载",
+	"claimed": "认领", "transformed": "转换", "validated": "校验", "reconciled": "对账", "retried": "重试",
+	"failed": "失败", "rejected": "拒收", "dead_lettered": "转入死信", "replayed": "重放", "dropped": "丢弃",
+	"expectation_missed": "预期未到", "stage_changed": "阶段完成",
+	"ok": "成功", "warning": "警告", "error": "错误",
+	"in": "入", "out": "出", "internal": "内部",
+}
+
+// step names a type, status or direction in the page's language.
+func (p *page) Step(v any) string {
+	s := fmt.Sprint(v)
+	if p.L == 0 {
+		if n, ok := stepNames[s]; ok {
+			return n
+		}
+	}
+	return s
 }
 
 // lang picks the language: ?lang= wins and is remembered in a cookie.
