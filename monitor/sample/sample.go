@@ -71,6 +71,8 @@ func Scenario(now time.Time, seed uint64) []monitor.Event {
 			Direction: monitor.Internal, Type: monitor.Reconciled, ExchangeID: ret, BatchID: batch, Stage: "reconcile",
 			Records: recs - failed, RecordsFailed: failed, AmountFen: (recs - failed) * 15000})
 	}
+	add(monitor.Event{Time: t0.Add(3*time.Hour + 10*time.Minute), Partner: "hub", Flow: "allowance", Direction: monitor.Internal,
+		Type: monitor.StageChanged, ExchangeID: batch + "/send", BatchID: batch, Stage: "send"})
 	// Daily death file from the data sea, every day at about 05:30.
 	for d := 6; d >= 0; d-- {
 		at := now.AddDate(0, 0, -d).Add(-time.Duration(r.IntN(60)) * time.Minute)
