@@ -267,3 +267,29 @@ func TestBureauReadsEveryPartner(t *testing.T) {
 		t.Fatalf("bad page size: %d", code)
 	}
 }
+
+// TestRunRelaysWithinSeconds runs the API's relay loop: a push is on the
+// bus well within a second (the portal shows current resources).
+func TestRunRelaysWithinSeconds(t *testing.T) {
+	h := newHarness(t, storetest.Open(t), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = h.api.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	start := time.Now()
+	if r := h.do(t, req{method: "PUT", path: "/partner/v1/halls/H-9", body: hall(1, 1)}); r.status != 200 {
+		t.Fatal(r.status)
+	}
+	for {
+		h.bus.mu.Lock()
+		n := len(h.bus.msgs)
+		h.bus.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Since(start) > 3*time.Second {
+			t.Fatalf("%d messages on the bus after %s", n, time.Since(start))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
