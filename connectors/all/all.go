@@ -2,5 +2,8 @@
 // themselves. Only cmd/ imports it; tests build their own registries.
 package all
 
-// Built-in connectors are added here as they land, one import per package:
-// import _ "github.com/shanghai-mca/mzhub/connectors/bank"
+import (
+	_ "github.com/shanghai-mca/mzhub/connectors/bank"    // kind "bank": the six banks over SFTP
+	_ "github.com/shanghai-mca/mzhub/connectors/funeral" // kind "funeral": funeral homes' booking API
+	_ "github.com/shanghai-mca/mzhub/connectors/httpx"   // kind "http": HTTP source and sink
+)
