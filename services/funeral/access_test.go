@@ -90,3 +90,25 @@ func TestWithSecurityAccess(t *testing.T) {
 		t.Fatalf("%d audit records for 3 calls", len(al.recs))
 	}
 }
+
+func TestAccessRules(t *testing.T) {
+	reg := testPartners(t)
+	byID := func(rules []security.PartnerAccess) map[string]security.PartnerAccess {
+		m := map[string]security.PartnerAccess{}
+		for _, r := range rules {
+			m[r.ID] = r
+		}
+		return m
+	}
+	prod := byID(reg.AccessRules(EnvProduction))
+	if !prod["funeral.fh02"].Disabled || prod["funeral.fh01"].Disabled {
+		t.Fatalf("production rules: %+v", prod)
+	}
+	if got := prod["funeral.fh01"].AllowCIDRs; len(got) != 2 || got[0] != "127.0.0.1/32" || got[1] != "::1/128" {
+		t.Fatalf("allowlist %v", got)
+	}
+	both := byID(reg.AccessRules(EnvProduction, EnvSandbox))
+	if both["funeral.fh02"].Disabled || both["cemetery.cm01"].Disabled {
+		t.Fatalf("rules for both environments: %+v", both)
+	}
+}
