@@ -1,6 +1,7 @@
 package funeral
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -104,4 +105,90 @@ func (a *API) BureauHandler(prefix string) http.Handler {
 		func(r *http.Request) string { return r.PathValue("id") }, func(r *http.Request) string { return r.PathValue("staff") }))
 	mux.HandleFunc("PUT "+prefix+"/v1/credit-list/{id}", put(BureauCredit, "CreditEntry", none, func(r *http.Request) string { return r.PathValue("id") }))
 	return problem.Recover(a.log, mux)
+}
+
+func (a *API) listBureau(kind string) opHandler {
+	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+		var fes []problem.FieldError
+		size, fe := pageSize(r)
+		if fe != nil {
+			fes = append(fes, *fe)
+		}
+		after := ""
+		if t := r.URL.Query().Get("page_token"); t != "" {
+			b, err := base64.RawURLEncoding.DecodeString(t)
+			if err != nil {
+				fes = append(fes, problem.FieldError{Field: "page_token (query)", Reason: "not a token from a previous page"})
+			}
+			after = string(b)
+		}
+		if len(fes) > 0 {
+			p := problem.ValidationFailed(fes...)
+			return &p
+		}
+		list := r.URL.Query().Get("list")
+		if r.URL.Query().Has("list") && list != "red" && list != "black" {
+			p := problem.ValidationFailed(problem.FieldError{Field: "list (query)", Reason: "want red or black"})
+			return &p
+		}
+		items, err := a.store.ListBureau(r.Context(), kind, "", after, 1000)
+		if err != nil {
+			return err
+		}
+		out := pageJSON{Items: []json.RawMessage{}}
+		for _, it := range items {
+			if list != "" {
+				var e struct {
+					List string `json:"list"`
+				}
+				_ = json.Unmarshal(it.Data, &e)
+				if e.List != list {
+					continue
+				}
+			}
+			if len(out.Items) == size {
+				// More remain: the next page starts after the last one shown.
+				out.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(after))
+				break
+			}
+			out.Items = append(out.Items, it.Data)
+			after = it.ID
+		}
+		b, _ := json.Marshal(out)
+		writeJSON(w, http.StatusOK, "", b)
+		return nil
+	}
+}
+
+func (a *API) getIntermediary(w http.ResponseWriter, r *http.Request, c *call) error {
+	id := c.params["id"]
+	it, ok, err := a.store.GetBureau(r.Context(), BureauIntermediary, id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return notFound(BureauIntermediary, id)
+	}
+	writeJSON(w, http.StatusOK, "", it.Data)
+	return nil
+}
+
+func (a *API) listStaff(w http.ResponseWriter, r *http.Request, c *call) error {
+	id := c.params["id"]
+	if _, ok, err := a.store.GetBureau(r.Context(), BureauIntermediary, id); err != nil {
+		return err
+	} else if !ok {
+		return notFound(BureauIntermediary, id)
+	}
+	items, err := a.store.ListBureau(r.Context(), BureauStaff, id, "", 1000)
+	if err != nil {
+		return err
+	}
+	out := pageJSON{Items: []json.RawMessage{}}
+	for _, it := range items {
+		out.Items = append(out.Items, it.Data)
+	}
+	b, _ := json.Marshal(out)
+	writeJSON(w, http.StatusOK, "", b)
+	return nil
 }
