@@ -33,9 +33,8 @@ func TestIntegrationClickHouseProfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if s, err := clickhouse.Open(ctx, clickhouse.Options{Addr: addr, Database: cfg.ClickHouse.Database}); err == nil {
-			_ = s.Conn().Exec(ctx, "DROP DATABASE IF EXISTS "+cfg.ClickHouse.Database)
-			_ = s.Close()
+		if err := clickhouse.DropDatabase(ctx, clickhouse.Options{Addr: addr, Database: cfg.ClickHouse.Database}); err != nil {
+			t.Errorf("drop: %v", err)
 		}
 	})
 	runCtx, cancel := context.WithCancel(ctx)

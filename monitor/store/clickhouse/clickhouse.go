@@ -126,6 +126,22 @@ func (s *Store) backfillLookup(ctx context.Context) error {
 	return nil
 }
 
+// DropDatabase drops o.Database (tests and decommissioning).
+func DropDatabase(ctx context.Context, o Options) error {
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 5 * time.Second
+	}
+	conn, err := dial(o, "default")
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+quoteIdent(o.Database)); err != nil {
+		return fmt.Errorf("monitor clickhouse: drop database %s: %w", o.Database, err)
+	}
+	return nil
+}
+
 func dial(o Options, db string) (driver.Conn, error) {
 	conn, err := ch.Open(&ch.Options{
 		Addr:         []string{o.Addr},

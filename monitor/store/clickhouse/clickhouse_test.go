@@ -34,11 +34,13 @@ func open(t testing.TB) *clickhouse.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Registered before the suite's Close, so it runs after it: use a
+	// connection of its own.
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := s.Conn().Exec(ctx, "DROP DATABASE IF EXISTS "+db); err != nil {
-			t.Logf("drop %s: %v", db, err)
+		if err := clickhouse.DropDatabase(ctx, clickhouse.Options{Addr: addr, Database: db, Username: "default"}); err != nil {
+			t.Errorf("drop %s: %v", db, err)
 		}
 	})
 	return s
