@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -103,6 +104,11 @@ func TestFullCycle(t *testing.T) {
 	rows, err := svc.Report(ctx, bank.Disbursement, "2026-11")
 	if err != nil || len(rows) < 6 {
 		t.Fatalf("report: %d rows, %v", len(rows), err)
+	}
+	// The report stage computes the same rows by streaming the list.
+	streamed, err := svc.streamReport(ctx, b)
+	if err != nil || !reflect.DeepEqual(streamed, rows) {
+		t.Fatalf("streamed report differs (%v):\n%v\n%v", err, streamed, rows)
 	}
 	months, quarters, year, err := svc.Stats(ctx, bank.Disbursement, 2026)
 	if err != nil || len(months) != 1 || len(quarters) != 1 || year.Paid != st.Counts["paid"] {

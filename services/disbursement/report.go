@@ -133,9 +133,78 @@ func (s *Service) Report(ctx context.Context, k Kind, period string) ([]ReportRo
 	return out, rows.Err()
 }
 
+// streamReport computes the rows of Report by reading the list once and
+// only the records not paid from the database: much cheaper than grouping
+// millions of rows in SQL. Records with no row status other than paid are paid.
+func (s *Service) streamReport(ctx context.Context, b *Batch) ([]ReportRow, error) {
+	other := map[int64]int{}
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT seq, status FROM disb_payments WHERE batch_id = ? AND status <> 3`), b.ID)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var seq int64
+		var st int
+		if err := rows.Scan(&seq, &st); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		other[seq] = st
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	type key struct {
+		bank, div, st int
+	}
+	agg := map[key]*ReportRow{}
+	err = readList(s.listPath(b), func(seq int64, r *listRecord) error {
+		st, ok := other[seq]
+		if !ok {
+			st = StatusPaid
+		}
+		div, _ := strconv.Atoi(r.division())
+		k := key{s.bankOf(r.bank()), div, st}
+		row := agg[k]
+		if row == nil {
+			row = &ReportRow{Bank: "unknown", Division: strconv.Itoa(div), Status: StatusName(st)}
+			if k.bank >= 0 {
+				row.Bank = s.banks[k.bank].Config.Code
+			}
+			agg[k] = row
+		}
+		row.Count++
+		row.AmountFen += r.amount()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]key, 0, len(agg))
+	for k := range agg {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, c := keys[i], keys[j]
+		if a.bank != c.bank {
+			return a.bank < c.bank
+		}
+		if a.div != c.div {
+			return a.div < c.div
+		}
+		return a.st < c.st
+	})
+	out := make([]ReportRow, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, *agg[k])
+	}
+	return out, nil
+}
+
 // report writes report.csv (per bank, district and status) into the batch folder.
 func (s *Service) report(ctx context.Context, b *Batch, _ RunOptions) (string, error) {
-	rows, err := s.Report(ctx, Kind(b.Kind), b.Period)
+	rows, err := s.streamReport(ctx, b)
 	if err != nil {
 		return "", err
 	}
