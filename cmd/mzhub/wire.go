@@ -102,7 +102,13 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 	mon, err := hubmon.New(ctx, cfg.Monitor, hubmon.Deps{
 		Logger: log.With("component", "monitor"), Metrics: h.Registerer(), Clock: h.Clock(), State: h.Store(),
 		Node: h.Node(), Auth: sec.Accounts.Guard(accounts.RoleOperator, accounts.RoleAuditor),
-		User: accounts.RequestUser, Actions: deadLetterActions{routes.NewDeadLetters(h.Store()), sec.Audit},
+		User: accounts.RequestUser,
+		// Auditors read; only operators retry, replay, drop and acknowledge.
+		CanAct: func(r *http.Request) bool {
+			u, ok := accounts.UserFrom(r.Context())
+			return ok && u.Role == accounts.RoleOperator
+		},
+		Actions: deadLetterActions{routes.NewDeadLetters(h.Store()), sec.Audit},
 		Auditor: monitorAudit{sec.Audit},
 	})
 	if err != nil {
