@@ -3,7 +3,9 @@ package sftp
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +17,8 @@ import (
 
 	"github.com/emmansun/gmsm/sm2"
 	"github.com/sony/gobreaker/v2"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/sftp/sftptest"
@@ -484,5 +488,39 @@ func TestHandlerRetryLeavesFileClaimed(t *testing.T) {
 	res, err := c.Poll(ctx, PollOptions{}, h)
 	if err != nil || res.Processed != 1 || calls != 2 {
 		t.Fatalf("%+v %v calls %d", res, err, calls)
+	}
+}
+
+func TestKeyAuthAndKnownHosts(t *testing.T) {
+	f := newFixture(t)
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := ssh.NewSignerFromKey(priv)
+	f.srv.AuthorizeKey(signer.PublicKey())
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(f.dir, "id_ed25519")
+	_ = os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600)
+	known := filepath.Join(f.dir, "known_hosts")
+	_ = os.WriteFile(known, []byte(knownhosts.Line([]string{f.srv.Addr()}, f.srv.HostKey())+"\n"), 0o600)
+
+	cfg := f.config()
+	cfg.Password, cfg.PrivateKeyFile = "", keyFile
+	cfg.HostKeyFingerprint, cfg.KnownHostsFile = "", known
+	c := f.client(t, cfg)
+	if _, err := c.Poll(context.Background(), PollOptions{}, nil); err != nil {
+		t.Fatalf("key login with known_hosts: %v", err)
+	}
+	// A known_hosts file naming another key refuses the server.
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	otherPub, _ := ssh.NewPublicKey(other.Public())
+	_ = os.WriteFile(known, []byte(knownhosts.Line([]string{f.srv.Addr()}, otherPub)+"\n"), 0o600)
+	c2 := f.client(t, cfg)
+	if _, err := c2.Poll(context.Background(), PollOptions{}, nil); !errors.Is(err, ErrHostKey) {
+		t.Fatalf("wrong known_hosts entry: %v, want ErrHostKey", err)
 	}
 }

@@ -5,6 +5,7 @@
 package sftptest
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -95,6 +96,8 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
 	closed   bool
+	keyMu    sync.Mutex
+	keys     []ssh.PublicKey
 	// Logins counts successful logins.
 	Logins atomic.Int64
 }
@@ -121,6 +124,16 @@ func Start(root, user, password string) (*Server, error) {
 	go s.accept()
 	return s, nil
 }
+
+// AuthorizeKey lets the user log in with the private key of pub.
+func (s *Server) AuthorizeKey(pub ssh.PublicKey) {
+	s.keyMu.Lock()
+	s.keys = append(s.keys, pub)
+	s.keyMu.Unlock()
+}
+
+// HostKey is the server's public host key (for known_hosts files).
+func (s *Server) HostKey() ssh.PublicKey { return s.hostKey.PublicKey() }
 
 // Addr is host:port of the server.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
@@ -160,6 +173,18 @@ func (s *Server) accept() {
 				return nil, errors.New("access denied")
 			}
 			return nil, nil
+		},
+		PublicKeyCallback: func(c ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+			s.keyMu.Lock()
+			defer s.keyMu.Unlock()
+			if !s.Faults.RefuseLogin.Load() && c.User() == s.user {
+				for _, k := range s.keys {
+					if bytes.Equal(k.Marshal(), key.Marshal()) {
+						return nil, nil
+					}
+				}
+			}
+			return nil, errors.New("access denied")
 		},
 	}
 	cfg.AddHostKey(s.hostKey)
