@@ -79,6 +79,11 @@ func runDisbursement(ctx context.Context, env *cliEnv, args []string) int {
 		return 2
 	}
 	verb := args[0]
+	switch verb {
+	case "-h", "-help", "--help", "help":
+		disbursementUsage(fs)
+		return 0
+	}
 	if err := fs.Parse(args[1:]); err != nil {
 		if isHelp(err) {
 			return 0
