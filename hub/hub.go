@@ -278,7 +278,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case runErr = <-errc:
 	}
-	h.log.Info("shutting down", "deadline", h.cfg.HTTP.ShutdownTimeout)
+	h.log.Info("shutting down", "deadline", h.cfg.HTTP.ShutdownTimeout.String())
 	sdCtx, cancel := context.WithTimeout(context.Background(), h.cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sdCtx); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/shanghai-mca/mzhub/config"
 	"github.com/shanghai-mca/mzhub/hub"
+	"github.com/shanghai-mca/mzhub/security/accounts"
 )
 
 func init() {
@@ -68,8 +69,16 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) int {
 		log.Error("demo: start failed", "err", err)
 		return 1
 	}
-	if _, err := wire(ctx, h, wireOptions{demo: true}); err != nil {
+	w, err := wire(ctx, h, wireOptions{demo: true})
+	if err != nil {
 		log.Error("demo: start failed", "err", err)
+		return 1
+	}
+	// A console operator for the demo. There is no default password: the
+	// one-time password below must be changed at first login, as in production.
+	otp, err := w.sec.Accounts.CreateUser(ctx, accounts.Actor{Name: "system:demo"}, "demo-ops", "演示值班员", accounts.RoleOperator)
+	if err != nil {
+		log.Error("demo: create console operator", "err", err)
 		return 1
 	}
 	go func() {
@@ -80,8 +89,9 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) int {
 			return
 		}
 		fmt.Fprintf(env.Stdout, "\nmzhub demo is running (embedded profile, data in %s)\n", dir)
-		fmt.Fprintf(env.Stdout, "  console:  http://%s/console/\n", addr)
-		fmt.Fprintf(env.Stdout, "  API:      http://%s/partner/v1/\n", addr)
+		fmt.Fprintf(env.Stdout, "  console:  http://%s/console/   (user demo-ops, one-time password %s: choose a new one at first login)\n", addr, otp)
+		fmt.Fprintf(env.Stdout, "  API:      http://%s/partner/v1/   spec: http://%s/docs/api/partner.yaml\n", addr, addr)
+		fmt.Fprintln(env.Stdout, "  flows:    6 bank SFTP simulators run this month's allowance cycle; 3 funeral homes and 6 cemeteries push through the signed API")
 		fmt.Fprintf(env.Stdout, "  health:   http://%s/healthz   ready: http://%s/readyz   metrics: http://%s/metrics\n", addr, addr, addr)
 		fmt.Fprintln(env.Stdout, "Press Ctrl-C to stop.")
 	}()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/hub"
+	"github.com/shanghai-mca/mzhub/security/mask"
 )
 
 // TestMain lets tests re-execute this test binary as the real mzhub binary
@@ -174,4 +175,97 @@ func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
 		t.Fatalf("no clean stop in logs:\n%s", out)
 	}
 	t.Logf("stopped %s after SIGTERM", time.Since(t0).Round(time.Millisecond))
+}
+
+// TestDemoRunsRealFlowsAndLogsNoIdentifiers runs `mzhub demo` as a child
+// process: the allowance cycle must finish against the bank simulators, the
+// funeral simulators' pushes must be accepted, and no log line may carry a
+// whole resident ID or account number from the synthetic data.
+func TestDemoRunsRealFlowsAndLogsNoIdentifiers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child process for 25 s")
+	}
+	dir := t.TempDir()
+	addr := freePort(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Dir = "../.."
+	cmd.Env = append(os.Environ(), "MZHUB_TEST_AS_MAIN=1", "MZHUB_TEST_ARGS=demo --for 25s --listen "+addr+" --data "+dir)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// While it runs, the partner API must refuse unsigned calls with problem+json.
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + addr + "/partner/v1/halls")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("Content-Type"), "application/problem+json") || !strings.Contains(string(b), `"code":"signature_missing"`) {
+				t.Errorf("unsigned partner call: %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+			}
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("demo exited with %v:\n%s", err, stderr.String())
+		}
+	case <-time.After(90 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("demo did not stop by itself")
+	}
+	logs := stderr.String()
+	for _, want := range []string{`"msg":"demo allowance cycle finished"`, `"status":"done"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("demo logs lack %s:\n%s", want, tail(logs, 40))
+		}
+	}
+	if !strings.Contains(stdout.String(), "console:") || !strings.Contains(stdout.String(), "demo-ops") {
+		t.Errorf("demo banner lacks the console address and login:\n%s", stdout.String())
+	}
+	findings, err := mask.ScanReader(strings.NewReader(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range findings {
+		t.Errorf("unmasked identifier in demo logs: %+v", f)
+	}
+	// The synthetic list the demo paid: none of its ID or account numbers
+	// may appear whole in the logs.
+	lists, _ := filepath.Glob(filepath.Join(dir, "disbursement", "demo-list-*.csv"))
+	if len(lists) == 0 {
+		t.Fatal("demo wrote no payment list")
+	}
+	data, err := os.ReadFile(lists[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		for _, field := range strings.Split(line, ",") {
+			if len(field) >= 15 && strings.Trim(field, "0123456789X") == "" {
+				checked++
+				if strings.Contains(logs, field) {
+					t.Fatalf("demo logs contain a whole identifier from the payment list (…%s)", field[len(field)-4:])
+				}
+			}
+		}
+	}
+	if checked < 1000 {
+		t.Fatalf("checked only %d identifiers from the payment list; is the list format different?", checked)
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

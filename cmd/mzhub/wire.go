@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"sync"
 
 	"github.com/shanghai-mca/mzhub/connectors"
+	funeralsim "github.com/shanghai-mca/mzhub/connectors/funeral/sim"
+	apidocs "github.com/shanghai-mca/mzhub/docs/api"
 	"github.com/shanghai-mca/mzhub/hub"
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/monitor/hubmon"
@@ -20,6 +23,7 @@ import (
 	"github.com/shanghai-mca/mzhub/security/accounts"
 	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/security/baseline"
+	"github.com/shanghai-mca/mzhub/security/keys"
 	"github.com/shanghai-mca/mzhub/services/funeral"
 )
 
@@ -37,6 +41,25 @@ type wired struct {
 	engine  *routes.Engine
 	funeral *funeral.API
 	fregs   *funeral.Registry
+
+	// bookingURLs overrides the registry's booking URLs (the demo's
+	// simulated homes listen on ports chosen at start).
+	bookingMu   sync.Mutex
+	bookingURLs map[string]string
+}
+
+// bookingURL returns the overridden booking URL of a home, or "" to use
+// the registry's.
+func (w *wired) bookingURL(partnerID string) string {
+	w.bookingMu.Lock()
+	defer w.bookingMu.Unlock()
+	return w.bookingURLs[partnerID]
+}
+
+func (w *wired) setBookingURLs(urls map[string]string) {
+	w.bookingMu.Lock()
+	defer w.bookingMu.Unlock()
+	w.bookingURLs = urls
 }
 
 // wire adds every component and handler of the hub. It is the composition
@@ -49,7 +72,15 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 	// Partner registry of funeral homes, cemeteries and columbaria: their
 	// access rules join the security configuration's own partners.
 	var extra []security.PartnerAccess
-	if _, err := os.Stat(cfg.Funeral.PartnersDir); err == nil {
+	var fdemo *funeralsim.Demo
+	if opts.demo {
+		d, err := demoFuneral(log)
+		if err != nil {
+			return nil, err
+		}
+		fdemo, w.fregs = d, d.Registry()
+		extra = w.fregs.AccessRules(funeral.EnvProduction, funeral.EnvSandbox)
+	} else if _, err := os.Stat(cfg.Funeral.PartnersDir); err == nil {
 		reg, err := funeral.LoadRegistry(cfg.Funeral.PartnersDir)
 		if err != nil {
 			return nil, fmt.Errorf("wire: funeral partners: %w", err)
@@ -58,7 +89,8 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 		// Partners without issued credentials cannot call yet; they join
 		// once `mzhub partner rotate-key` gives them a key.
 		pending := 0
-		for _, r := range reg.AccessRules(cfg.Funeral.Environment) {
+		// One guard fronts production and the sandbox: both environments' rules.
+		for _, r := range reg.AccessRules(funeral.EnvProduction, funeral.EnvSandbox) {
 			if len(r.KeyIDs) == 0 && len(r.MTLSSubjects) == 0 {
 				pending++
 				continue
@@ -137,15 +169,20 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 	h.AddComponent("routes", engine)
 	h.OnClose(engine.Close)
 
-	// Partner API: every /partner/ call passes the security guard first.
+	// Partner API: every /partner/, /sandbox/, /routes/ and /internal/ call
+	// passes the security guard first (signature, nonce, allowlist, rate
+	// limits, audit).
 	partnerMux := http.NewServeMux()
+	internalMux := http.NewServeMux()
+	guard := func(next http.Handler) http.Handler { return problem.Recover(log, sec.Partners.Middleware(next)) }
 	if w.fregs != nil {
-		api, err := funeral.NewAPI(ctx, cfg.Funeral, funeral.Deps{
+		fdeps := funeral.Deps{
 			Logger: log.With("component", "funeral"), Metrics: h.Registerer(), Store: h.Store(), Clock: h.Clock(),
 			Events: mon, Bus: w.bus, Partners: w.fregs,
-			Auth:        func(next http.Handler) http.Handler { return next }, // the guard below already ran
-			PartnerFrom: partnerFromContext,
-		})
+			Auth:        func(next http.Handler) http.Handler { return next }, // the guard outside already ran
+			PartnerFrom: funeral.SecurityPartnerFrom,
+		}
+		api, err := funeral.NewAPI(ctx, cfg.Funeral, fdeps)
 		if err != nil {
 			return nil, fmt.Errorf("wire: funeral API: %w", err)
 		}
@@ -153,10 +190,42 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 		h.AddComponent("funeral", api)
 		h.OnClose(api.Close)
 		partnerMux.Handle("/partner/v1/", api)
+
+		// The sandbox: the same API on its own store, for integrators.
+		sdeps := fdeps
+		sdeps.Metrics, sdeps.Bus = nil, nil
+		sb, sdb, err := funeral.OpenSandbox(ctx, cfg.Funeral, sdeps, cfg.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("wire: funeral sandbox: %w", err)
+		}
+		h.AddComponent("funeral-sandbox", sb)
+		h.OnClose(func(ctx context.Context) error { _ = sb.Close(ctx); return sdb.Close() })
+		h.Handle("/sandbox/", guard(http.StripPrefix("/sandbox", sb)))
+
+		// Bureau systems and the one-stop portal: read API and booking.
+		booking, err := funeral.NewBooking(w.fregs, funeral.BookingOptions{
+			Secret: func(ctx context.Context, keyID string) ([]byte, error) {
+				return sec.Keys.Get(ctx, keys.PartnerPrefix+keyID)
+			},
+			BaseURL: w.bookingURL, Events: mon, Clock: h.Clock(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("wire: funeral booking: %w", err)
+		}
+		internalMux.Handle("/internal/funeral/v1/homes/", booking.Handler("/internal/funeral"))
+		internalMux.Handle("/internal/funeral/", api.BureauHandler("/internal/funeral"))
+		h.Handle("/console/funeral/", sec.Accounts.Guard(accounts.RoleOperator, accounts.RoleAuditor)(api.OpsHandler()))
 	}
-	h.Handle("/partner/", problem.Recover(log, sec.Partners.Middleware(partnerMux)))
-	h.Handle("/routes/", problem.Recover(log, sec.Partners.Middleware(engine.Handler())))
+	h.Handle("/internal/", guard(internalMux))
+	h.Handle("/docs/api/", http.StripPrefix("/docs/api", apidocs.Handler()))
+	h.Handle("/partner/", guard(partnerMux))
+	h.Handle("/routes/", guard(engine.Handler()))
 	h.Handle("GET /{$}", http.RedirectHandler("/console/", http.StatusFound))
+	if opts.demo {
+		if err := startDemoFlows(ctx, h, w, fdemo); err != nil {
+			return nil, err
+		}
+	}
 	return w, nil
 }
 
