@@ -288,7 +288,7 @@ func (s *Service) intake(ctx context.Context, b *Batch, opt RunOptions) (string,
 	b.Records = n
 	s.emit(monitor.Event{Type: monitor.Received, Status: monitor.OK, BatchID: b.Name, Stage: StageIntake, Flow: flowOf(b),
 		Channel: "file", Direction: monitor.Inbound, FileName: "list.csv", Records: n, AmountFen: sum})
-	return fmt.Sprintf("%d records, %d fen", n, sum), nil
+	return fmt.Sprintf("%d records, %s yuan", n, yuan(sum)), nil
 }
 
 func mustAbs(p string) string {
@@ -461,7 +461,7 @@ func (s *Service) validate(ctx context.Context, b *Batch, opt RunOptions) (strin
 	s.emit(monitor.Event{Type: monitor.Validated, Status: st, BatchID: b.Name, Stage: StageValidate, Flow: flowOf(b),
 		Records: b.Valid, RecordsFailed: rejected, AmountFen: b.SystemTotal, Attrs: map[string]string{"flags": strconv.FormatInt(flags, 10)}})
 	opt.Progress(StageValidate, b.Records, b.Records)
-	return fmt.Sprintf("%d valid (%d fen), %d rejected, %d flags/alerts", b.Valid, b.SystemTotal, rejected, flags), nil
+	return fmt.Sprintf("%d valid (%s yuan), %d rejected, %d flags/alerts", b.Valid, yuan(b.SystemTotal), rejected, flags), nil
 }
 
 func (s *Service) bankOf(code string) int {
@@ -486,14 +486,14 @@ func dups(v []uint64) map[uint64]bool {
 // totalCheck stops the run unless the letter total equals the system total.
 func (s *Service) totalCheck(ctx context.Context, b *Batch, _ RunOptions) (string, error) {
 	if b.LetterTotal == 0 {
-		return "", fmt.Errorf("%w: no letter total given (system total %d fen)", ErrTotalMismatch, b.SystemTotal)
+		return "", fmt.Errorf("%w: no letter total given (system total %s yuan)", ErrTotalMismatch, yuan(b.SystemTotal))
 	}
 	if b.LetterTotal != b.SystemTotal {
-		s.auditf(ctx, "system", "total_check.failed", b.Name, "letter %d fen, system %d fen", b.LetterTotal, b.SystemTotal)
-		return "", fmt.Errorf("%w: letter %d fen, system %d fen", ErrTotalMismatch, b.LetterTotal, b.SystemTotal)
+		s.auditf(ctx, "system", "total_check.failed", b.Name, "letter %s yuan, system %s yuan", yuan(b.LetterTotal), yuan(b.SystemTotal))
+		return "", fmt.Errorf("%w: letter %s yuan, system %s yuan", ErrTotalMismatch, yuan(b.LetterTotal), yuan(b.SystemTotal))
 	}
-	s.auditf(ctx, "system", "total_check.ok", b.Name, "%d fen", b.SystemTotal)
-	return fmt.Sprintf("letter total = system total = %d fen", b.SystemTotal), nil
+	s.auditf(ctx, "system", "total_check.ok", b.Name, "%s yuan", yuan(b.SystemTotal))
+	return fmt.Sprintf("letter total = system total = %s yuan", yuan(b.SystemTotal)), nil
 }
 
 // maskID keeps the first 3 and last 4 characters of an ID number.

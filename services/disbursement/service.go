@@ -249,7 +249,7 @@ func (s *Service) Run(ctx context.Context, opt RunOptions) (*Batch, error) {
 			return b, err
 		}
 		b.LetterTotal = opt.LetterTotal
-		s.auditf(ctx, "system", "letter_total", b.Name, "letter total %d fen", opt.LetterTotal)
+		s.auditf(ctx, "system", "letter_total", b.Name, "letter total %s yuan", yuan(opt.LetterTotal))
 	}
 	if err := os.MkdirAll(s.dir(b), 0o750); err != nil {
 		return b, err
@@ -283,7 +283,7 @@ func (s *Service) Run(ctx context.Context, opt RunOptions) (*Batch, error) {
 		}
 		b.Stage = next
 		s.stageEvent(b, stage, monitor.OK, "finished: "+detail, time.Since(start))
-		s.log.Info("disbursement stage done", "batch", b.Name, "stage", stage, "took", time.Since(start).Round(time.Millisecond), "detail", detail)
+		s.log.Info("disbursement stage done", "batch", b.Name, "stage", stage, "took", time.Since(start).Round(time.Millisecond).String(), "detail", detail)
 	}
 	_ = s.setBatch(ctx, b, "status = 'done'")
 	b.Status = "done"
@@ -380,7 +380,7 @@ func (s *Service) Confirm(ctx context.Context, k Kind, period, level, user strin
 		ON CONFLICT DO NOTHING`), b.ID, level, user, s.deps.Clock.Now().UnixMilli()); err != nil {
 		return fmt.Errorf("disbursement: confirm: %w", err)
 	}
-	s.auditf(ctx, user, "confirm."+level, b.Name, "confirmed %d records, %d fen", b.Valid, b.SystemTotal)
+	s.auditf(ctx, user, "confirm."+level, b.Name, "confirmed %d records, %s yuan", b.Valid, yuan(b.SystemTotal))
 	s.emit(monitor.Event{Type: monitor.Validated, Status: monitor.OK, BatchID: b.Name, Stage: StageConfirm, Flow: flowOf(b),
 		Records: b.Valid, AmountFen: b.SystemTotal, Attrs: map[string]string{"level": level, "user": user}})
 	return nil
