@@ -138,7 +138,7 @@ func TestFullCycle(t *testing.T) {
 	present := int64(0)
 	_ = readList(list2, func(_ int64, r *listRecord) error {
 		var n int
-		_ = svc.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM disb_carry WHERE person_key = ?`, svc.personKey(r.id())).Scan(&n)
+		_ = svc.db.QueryRowContext(ctx, svc.db.Rebind(`SELECT COUNT(*) FROM disb_carry WHERE person_key = ?`), svc.personKey(r.id())).Scan(&n)
 		present += int64(n)
 		return nil
 	})

@@ -137,6 +137,17 @@ func writeList(t testing.TB, dir string, opt GenerateOptions) string {
 
 func openDB(t testing.TB, dir string) *store.DB {
 	t.Helper()
+	if os.Getenv("MZHUB_TEST_POSTGRES") != "" {
+		// The integration run (.ci/run) runs the whole cycle on PostgreSQL.
+		return storetest.OpenPostgres(t)
+	}
+	return openSQLiteDB(t, dir)
+}
+
+// openSQLiteDB opens the state file in dir; the SIGKILL tests use it so that
+// the child process and the parent share one database across restarts.
+func openSQLiteDB(t testing.TB, dir string) *store.DB {
+	t.Helper()
 	cfg := store.DefaultConfig()
 	cfg.Path = filepath.Join(dir, "state.db")
 	db, err := store.Open(context.Background(), cfg)
@@ -146,5 +157,3 @@ func openDB(t testing.TB, dir string) *store.DB {
 	t.Cleanup(func() { _ = db.Close() })
 	return db
 }
-
-var _ = storetest.Open

@@ -113,7 +113,7 @@ func TestNetworkFaults(t *testing.T) {
 // fact paid (their return lines were garbled, so the hub cannot know).
 func paidAmong(t *testing.T, svc *Service, b *Batch, bySim map[string]*sim.Bank) int64 {
 	t.Helper()
-	rows, err := svc.db.Query(`SELECT seq, bank FROM disb_payments WHERE batch_id = ? AND status = 5`, b.ID)
+	rows, err := svc.db.Query(svc.db.Rebind(`SELECT seq, bank FROM disb_payments WHERE batch_id = ? AND status = 5`), b.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

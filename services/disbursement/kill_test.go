@@ -42,7 +42,7 @@ func TestChildProcess(t *testing.T) {
 	if err := json.Unmarshal(b, &spec); err != nil {
 		t.Fatal(err)
 	}
-	svc := newService(t, openDB(t, spec.Dir), spec.Dir, spec.Banks, nil, nil)
+	svc := newService(t, openSQLiteDB(t, spec.Dir), spec.Dir, spec.Banks, nil, nil)
 	_, err = svc.Run(context.Background(), RunOptions{Period: "2026-11", ListFile: spec.List, LetterTotal: spec.LetterTotal,
 		ConfirmDistrict: "alice", ConfirmCity: "bob"})
 	if err != nil {
