@@ -29,11 +29,21 @@ func TestSchemaDialects(t *testing.T) {
 		if err != nil || len(list) != 1 {
 			t.Fatalf("list: %v %v", list, err)
 		}
+		// The console finds an open dead letter by its exchange id (the idempotency key).
+		if id, err := dl.FindOpen(ctx, "k"); err != nil || id != list[0].ID {
+			t.Fatalf("find open: %d %v, want %d", id, err, list[0].ID)
+		}
+		if _, err := dl.FindOpen(ctx, "no-such-exchange"); !errors.Is(err, routes.ErrNotFound) {
+			t.Fatalf("find unknown: %v", err)
+		}
 		if err := dl.Drop(ctx, list[0].ID, "ops.li", nil); err != nil {
 			t.Fatal(err)
 		}
 		if err := dl.Drop(ctx, list[0].ID, "ops.li", nil); err == nil {
 			t.Fatal("second drop succeeded")
+		}
+		if _, err := dl.FindOpen(ctx, "k"); !errors.Is(err, routes.ErrNotFound) {
+			t.Fatalf("find after drop: %v, want not found", err)
 		}
 		if _, err := dl.Get(ctx, 999); !errors.Is(err, routes.ErrNotFound) {
 			t.Fatalf("get missing: %v", err)

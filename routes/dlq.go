@@ -135,6 +135,21 @@ func scanDeadLetter(r scanner) (DeadLetter, error) {
 	return d, nil
 }
 
+// FindOpen returns the id of the newest dead letter of an exchange (the
+// message's idempotency key, which is the exchange id in the route
+// engine's monitor events) that is still dead, or ErrNotFound.
+func (s *DeadLetters) FindOpen(ctx context.Context, exchangeID string) (int64, error) {
+	var id int64
+	err := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT id FROM routes_dead_letters WHERE idem = ? AND state = ? ORDER BY id DESC LIMIT 1`), exchangeID, DeadState).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("routes: dead letter of exchange %q: %w", exchangeID, ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("routes: dead letter of exchange %q: %w", exchangeID, err)
+	}
+	return id, nil
+}
+
 // Get returns one dead letter.
 func (s *DeadLetters) Get(ctx context.Context, id int64) (DeadLetter, error) {
 	row := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT id, route, sink, step, endpoint, error, attempts, msg, created_at, state, COALESCE(resolved_by, '') FROM routes_dead_letters WHERE id = ?`), id)

@@ -270,16 +270,11 @@ func (d deadLetterActions) Drop(ctx context.Context, exchangeID, user, reason st
 // resolve finds the open dead letter of an exchange (the route engine's
 // events carry the message's idempotency key as the exchange id).
 func (d deadLetterActions) resolve(ctx context.Context, exchangeID string) (int64, error) {
-	list, err := d.dl.List(ctx, routes.ListFilter{Limit: 100000})
+	id, err := d.dl.FindOpen(ctx, exchangeID)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("%s: %w: %w", exchangeID, errNotDeadLetter, err)
 	}
-	for _, l := range list {
-		if l.Message.IdempotencyKey == exchangeID || l.Message.ID == exchangeID {
-			return l.ID, nil
-		}
-	}
-	return 0, fmt.Errorf("%s: %w", exchangeID, errNotDeadLetter)
+	return id, nil
 }
 
 // partnerFromContext reads the partner the security guard authenticated.
