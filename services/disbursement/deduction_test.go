@@ -32,6 +32,20 @@ func TestDeductionCycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	if b.Name != "deduction-2026-12" || st.Counts["sent"] != 0 || st.Counts["missing"] != 0 || st.Counts["paid"]+st.Counts["failed"] != 3000 {
+		// Say which bank's return did not reconcile, and why.
+		rows, qerr := svc.db.QueryContext(ctx, svc.db.Rebind(`SELECT bank, direction, name, state, COALESCE(detail, '') FROM disb_files WHERE batch_id = ?`), b.ID)
+		if qerr == nil {
+			for rows.Next() {
+				var bankCode, dir, name, state, detail string
+				if rows.Scan(&bankCode, &dir, &name, &state, &detail) == nil {
+					t.Logf("file %s %s %s: %s %s", bankCode, dir, name, state, detail)
+				}
+			}
+			rows.Close()
+		}
+		for _, s := range sims {
+			t.Logf("sim %s: taken %d", s.Config.Code, s.Taken.Load())
+		}
 		t.Fatalf("%s: %v", b.Name, st.Counts)
 	}
 	for _, s := range sims {

@@ -375,9 +375,10 @@ func (s *Service) reconcile(ctx context.Context, b *Batch, bi int, in sftp.Inbou
 		return closeTx(true)
 	}()
 	if err != nil {
-		// The database being busy is worth another try on the next pass;
-		// the file stays claimed by this node and is not moved to failed/.
-		if strings.Contains(err.Error(), "SQLITE_BUSY") || strings.Contains(err.Error(), "database is locked") {
+		// Contention (SQLite busy, a PostgreSQL deadlock or serialization
+		// failure) is worth another try on the next pass; the file stays
+		// claimed by this node and is not moved to failed/.
+		if store.IsTransient(err) {
 			return fmt.Errorf("reconcile %s: %w: %w", name, sftp.ErrRetry, err)
 		}
 		return fmt.Errorf("reconcile %s: %w", name, err)
