@@ -65,10 +65,12 @@ func openSQLite(ctx context.Context, cfg Config) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite %s: %w", cfg.Path, err)
 	}
-	// One writer at a time is SQLite's model; a few connections let readers
-	// proceed beside it in WAL mode.
-	sqldb.SetMaxOpenConns(4)
-	sqldb.SetMaxIdleConns(4)
+	// One writer at a time is SQLite's model (BEGIN IMMEDIATE, busy_timeout);
+	// readers proceed beside it in WAL mode. The pool is wide enough that
+	// goroutines waiting for the write lock never take the last connection
+	// from a transaction that needs one more to finish.
+	sqldb.SetMaxOpenConns(16)
+	sqldb.SetMaxIdleConns(8)
 	sqldb.SetConnMaxLifetime(0)
 	db := &DB{DB: sqldb, dialect: SQLite, where: cfg.Path}
 	if err := db.PingContext(ctx); err != nil {

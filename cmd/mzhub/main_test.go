@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -183,42 +184,56 @@ func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
 // whole resident ID or account number from the synthetic data.
 func TestDemoRunsRealFlowsAndLogsNoIdentifiers(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a child process for 25 s")
+		t.Skip("starts a child process running the demo")
 	}
 	dir := t.TempDir()
 	addr := freePort(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Dir = "../.."
-	cmd.Env = append(os.Environ(), "MZHUB_TEST_AS_MAIN=1", "MZHUB_TEST_ARGS=demo --for 25s --listen "+addr+" --data "+dir)
-	var stdout, stderr bytes.Buffer
+	// --for bounds the child; the test stops it with SIGTERM as soon as the
+	// allowance cycle has finished (slow machines and -race take longer).
+	cmd.Env = append(os.Environ(), "MZHUB_TEST_AS_MAIN=1", "MZHUB_TEST_ARGS=demo --for 240s --listen "+addr+" --data "+dir)
+	var stdout, stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	defer cmd.Process.Kill()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	// While it runs, the partner API must refuse unsigned calls with problem+json.
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + addr + "/partner/v1/halls")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("Content-Type"), "application/problem+json") || !strings.Contains(string(b), `"code":"signature_missing"`) {
-				t.Errorf("unsigned partner call: %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+	probed := false
+	deadline := time.Now().Add(200 * time.Second)
+	for time.Now().Before(deadline) && !strings.Contains(stderr.String(), `"msg":"demo allowance cycle finished"`) {
+		if !probed {
+			resp, err := http.Get("http://" + addr + "/partner/v1/halls")
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("Content-Type"), "application/problem+json") || !strings.Contains(string(b), `"code":"signature_missing"`) {
+					t.Errorf("unsigned partner call: %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+				}
+				probed = true
 			}
-			break
 		}
-		time.Sleep(200 * time.Millisecond)
+		select {
+		case err := <-done:
+			t.Fatalf("demo exited early (%v):\n%s", err, tail(stderr.String(), 40))
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
+	if !probed {
+		t.Error("the partner API never answered while the demo ran")
+	}
+	time.Sleep(2 * time.Second) // let the funeral simulators push a round
+	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("demo exited with %v:\n%s", err, stderr.String())
+			t.Fatalf("demo exited with %v:\n%s", err, tail(stderr.String(), 40))
 		}
-	case <-time.After(90 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("demo did not stop by itself")
+	case <-time.After(60 * time.Second):
+		t.Fatal("demo did not stop after SIGTERM")
 	}
 	logs := stderr.String()
 	for _, want := range []string{`"msg":"demo allowance cycle finished"`, `"status":"done"`} {
@@ -268,4 +283,22 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// syncBuffer is a bytes.Buffer safe for a child's output and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
