@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -197,10 +198,8 @@ func lintOne(path string) ([]lintProblem, string) {
 	}
 	var top map[string]any
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&top); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		if err.Error() != "EOF" {
-			return []lintProblem{{File: path, Line: lineOf(err), Message: "YAML: " + err.Error()}}, "invalid YAML"
-		}
+	if err := dec.Decode(&top); err != nil && !errors.Is(err, io.EOF) {
+		return []lintProblem{{File: path, Line: lineOf(err), Message: "YAML: " + err.Error()}}, "invalid YAML"
 	}
 	for _, l := range linters {
 		if l.match(path, top) {

@@ -141,7 +141,7 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 			return ok && u.Role == accounts.RoleOperator
 		},
 		Actions: deadLetterActions{routes.NewDeadLetters(h.Store()), sec.Audit},
-		Auditor: monitorAudit{sec.Audit},
+		Auditor: hubmon.AuditTo(sec.Audit),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("wire: monitor: %w", err)
@@ -227,14 +227,6 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 		}
 	}
 	return w, nil
-}
-
-// auditAdapter lets the monitor write to the audit chain.
-type monitorAudit struct{ log *audit.Log }
-
-func (a monitorAudit) Audit(ctx context.Context, actor, action, object, detail string) error {
-	_, err := a.log.Append(ctx, audit.Record{Actor: actor, Action: action, Object: object, Outcome: audit.OutcomeSuccess, Detail: detail})
-	return err
 }
 
 // deadLetterActions lets console users act on the route engine's dead letters.

@@ -16,6 +16,8 @@ import (
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
+
+	"github.com/shanghai-mca/mzhub/security/mask"
 )
 
 //go:embed partner.yaml
@@ -255,7 +257,7 @@ func (s *Spec) Validate(name string, v any) ([]FieldError, error) {
 	var walk func(e *jsonschema.ValidationError)
 	walk = func(e *jsonschema.ValidationError) {
 		if len(e.Causes) == 0 {
-			fe := FieldError{Field: pointer(e.InstanceLocation), Reason: e.ErrorKind.LocalizedString(printer)}
+			fe := FieldError{Field: pointer(e.InstanceLocation), Reason: mask.Text(e.ErrorKind.LocalizedString(printer))}
 			if k := fe.Field + "\x00" + fe.Reason; !seen[k] {
 				seen[k] = true
 				out = append(out, fe)

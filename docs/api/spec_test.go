@@ -146,3 +146,26 @@ func TestHandler(t *testing.T) {
 		}
 	}
 }
+
+// TestFieldErrorsMaskValues: a value that fails a pattern is quoted by the
+// validator; the reason sent back (and logged) must not carry it whole.
+func TestFieldErrorsMaskValues(t *testing.T) {
+	s, err := Partner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"31010119900307123x", "3101011990030712345"} {
+		fes, err := s.Validate("IDNumber", bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fes) == 0 {
+			t.Fatalf("%s… passed the IDNumber pattern", bad[:3])
+		}
+		for _, fe := range fes {
+			if strings.Contains(fe.Reason, bad[:14]) {
+				t.Errorf("reason repeats the value: %q", fe.Reason)
+			}
+		}
+	}
+}

@@ -50,8 +50,10 @@ func TestIntegrationClickHouseStoreSuite(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) monitor.Store { return open(t) })
 }
 
-// TestSchemaCopyInDeploy keeps deploy/clickhouse/schema.sql (for operators)
-// identical to the embedded schema the store applies.
+// TestSchemaCopyInDeploy checks that deploy/clickhouse/schema.sql (for
+// operators; a symbolic link to the embedded file) still resolves to the
+// schema the store applies, e.g. after the file moves or on a checkout
+// without symbolic links.
 func TestSchemaCopyInDeploy(t *testing.T) {
 	deploy, err := os.ReadFile("../../../deploy/clickhouse/schema.sql")
 	if err != nil {
@@ -62,7 +64,7 @@ func TestSchemaCopyInDeploy(t *testing.T) {
 		t.Fatal(err)
 	}
 	if string(deploy) != string(embedded) {
-		t.Error("deploy/clickhouse/schema.sql differs from monitor/store/clickhouse/schema/schema.sql: copy it over")
+		t.Error("deploy/clickhouse/schema.sql differs from monitor/store/clickhouse/schema/schema.sql: restore the symbolic link")
 	}
 	for _, banned := range []string{"DateTime64", "Map(", " TTL ", "CODEC", "INDEX ", "LowCardinality"} {
 		for _, stmt := range clickhouse.Schema() {
