@@ -22,28 +22,9 @@ type fieldDocs map[string]string
 // structs' doc comments, read from the sources under root, and the values of
 // Default(). A golden test keeps docs/config-reference.md equal to it.
 func Reference(root string) (string, error) {
-	docs := fieldDocs{}
-	parsed := map[string]bool{}
-	var collect func(t reflect.Type) error
-	collect = func(t reflect.Type) error {
-		if t.Kind() != reflect.Struct || t == durationType {
-			return nil
-		}
-		if !parsed[t.PkgPath()] {
-			parsed[t.PkgPath()] = true
-			if err := docs.parse(root, t.PkgPath()); err != nil {
-				return err
-			}
-		}
-		for i := 0; i < t.NumField(); i++ {
-			if err := collect(t.Field(i).Type); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
 	def := Default()
-	if err := collect(reflect.TypeOf(def)); err != nil {
+	docs, err := collectDocs(root, reflect.TypeOf(def))
+	if err != nil {
 		return "", err
 	}
 	var b strings.Builder
@@ -112,6 +93,39 @@ func Reference(root string) (string, error) {
 }
 
 func sectionKey(path string) string { return "section:" + path }
+
+// collectDocs reads the field doc comments of t and of every struct type
+// reachable from its fields, parsing each package's sources once.
+func collectDocs(root string, t reflect.Type) (fieldDocs, error) {
+	docs := fieldDocs{}
+	parsed := map[string]bool{}
+	var collect func(t reflect.Type) error
+	collect = func(t reflect.Type) error {
+		switch t.Kind() {
+		case reflect.Slice, reflect.Map, reflect.Pointer:
+			return collect(t.Elem())
+		case reflect.Struct:
+		default:
+			return nil
+		}
+		if t == durationType {
+			return nil
+		}
+		if !parsed[t.PkgPath()] {
+			parsed[t.PkgPath()] = true
+			if err := docs.parse(root, t.PkgPath()); err != nil {
+				return err
+			}
+		}
+		for i := 0; i < t.NumField(); i++ {
+			if err := collect(t.Field(i).Type); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return docs, collect(t)
+}
 
 func (d fieldDocs) parse(root, pkgPath string) error {
 	rel, ok := strings.CutPrefix(pkgPath, modulePath)

@@ -9,8 +9,11 @@ import (
 // generated from the structs and their doc comments under root, for editors
 // and for validating files outside the binary.
 func Schema(root string) ([]byte, error) {
-	docs := fieldDocs{}
-	parsed := map[string]bool{}
+	def := Default()
+	docs, err := collectDocs(root, reflect.TypeOf(def))
+	if err != nil {
+		return nil, err
+	}
 	var node func(t reflect.Type, v reflect.Value) (map[string]any, error)
 	node = func(t reflect.Type, v reflect.Value) (map[string]any, error) {
 		if t == durationType {
@@ -43,12 +46,6 @@ func Schema(root string) ([]byte, error) {
 		default:
 			return map[string]any{}, nil
 		}
-		if !parsed[t.PkgPath()] {
-			parsed[t.PkgPath()] = true
-			if err := docs.parse(root, t.PkgPath()); err != nil {
-				return nil, err
-			}
-		}
 		props := map[string]any{}
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
@@ -67,7 +64,6 @@ func Schema(root string) ([]byte, error) {
 		}
 		return map[string]any{"type": "object", "additionalProperties": false, "properties": props}, nil
 	}
-	def := Default()
 	s, err := node(reflect.TypeOf(def), reflect.ValueOf(def))
 	if err != nil {
 		return nil, err
