@@ -72,6 +72,22 @@ type Link struct {
 	Child  string
 }
 
+// SlowBounds are the durations the hourly rollups count slower events
+// against (a quality rule's answer_within on one of them is scored from the
+// rollup).
+var SlowBounds = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 15 * time.Second,
+	30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 30 * time.Minute, time.Hour}
+
+// SlowBound returns the index of d in SlowBounds, or -1.
+func SlowBound(d time.Duration) int {
+	for i, b := range SlowBounds {
+		if b == d {
+			return i
+		}
+	}
+	return -1
+}
+
 // AggQuery asks for per partner and flow aggregates.
 type AggQuery struct {
 	// From and To bound the window (To exclusive).
@@ -82,7 +98,10 @@ type AggQuery struct {
 	// the costly part on SQLite).
 	SkipP95 bool
 	// Coarse allows the store to answer from its hourly rollup: the window
-	// is widened to whole hours and only Events, Errors and Bytes are filled.
+	// is widened to whole hours and only Events, Errors, Bytes, Records,
+	// RecordsFailed, FormatErrors and Slow are filled. Slow comes from the
+	// rollup when SlowerThan is one of SlowBounds; for another SlowerThan
+	// the store answers from the raw events.
 	Coarse bool
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/monitor/console"
+	"github.com/shanghai-mca/mzhub/monitor/quality"
 	"github.com/shanghai-mca/mzhub/monitor/sample"
 	"github.com/shanghai-mca/mzhub/monitor/store/clickhouse"
 	"github.com/shanghai-mca/mzhub/monitor/store/sqlite"
@@ -89,7 +90,9 @@ func TestIntegrationConsoleLatency(t *testing.T) {
 		d := time.Since(start)
 		t.Logf("%s: loaded %d events in %s (%.0f events/s)", kind, n, d.Round(time.Millisecond), float64(n)/d.Seconds())
 	}
-	c, err := console.New(console.Deps{Store: st, Clock: clock.NewFake(end), Thresholds: monitor.DefaultConfig().Thresholds})
+	clk := clock.NewFake(end)
+	c, err := console.New(console.Deps{Store: st, Clock: clk, Thresholds: monitor.DefaultConfig().Thresholds,
+		Quality: &quality.Scorer{Store: st, Clock: clk}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +100,8 @@ func TestIntegrationConsoleLatency(t *testing.T) {
 	defer srv.Close()
 	pages := []string{"/console/", "/console/search", "/console/search?batch=b50", "/console/search?partner=p007&flow=death",
 		"/console/exchange/x500100", "/console/batches", "/console/batches?batch=b50", "/console/failures",
-		"/console/charts?window=1h", "/console/charts?window=24h", "/console/charts?window=7d"}
+		"/console/charts?window=1h", "/console/charts?window=24h", "/console/charts?window=7d",
+		"/console/quality", "/console/quality?days=30"}
 	t.Logf("%-40s %8s %8s %8s", kind+fmt.Sprintf(" %d events", n), "p50", "p95", "max")
 	for _, p := range pages {
 		var ds []time.Duration

@@ -63,9 +63,11 @@ func (s *Scorer) rule(partner, flow string) monitor.QualityRule {
 
 // Scores scores each partner flow with events in [from, to).
 func (s *Scorer) Scores(ctx context.Context, from, to time.Time) ([]monitor.QualityScore, error) {
-	// One aggregate per distinct answer time (few), then pick per flow.
+	// One aggregate per distinct answer time (few), then pick per flow. The
+	// store may answer from its hourly rollup (whole hours; exact counts
+	// when answer_within is one of monitor.SlowBounds).
 	limits := map[time.Duration][]monitor.Agg{}
-	base, err := s.Store.Aggregate(ctx, monitor.AggQuery{From: from, To: to, SlowerThan: DefaultAnswerWithin})
+	base, err := s.Store.Aggregate(ctx, monitor.AggQuery{From: from, To: to, SlowerThan: DefaultAnswerWithin, Coarse: true, SkipP95: true})
 	if err != nil {
 		return nil, fmt.Errorf("quality: %w", err)
 	}
@@ -75,7 +77,7 @@ func (s *Scorer) Scores(ctx context.Context, from, to time.Time) ([]monitor.Qual
 		r := s.rule(a.Partner, a.Flow)
 		aggs, ok := limits[r.AnswerWithin]
 		if !ok {
-			if aggs, err = s.Store.Aggregate(ctx, monitor.AggQuery{From: from, To: to, SlowerThan: r.AnswerWithin}); err != nil {
+			if aggs, err = s.Store.Aggregate(ctx, monitor.AggQuery{From: from, To: to, SlowerThan: r.AnswerWithin, Coarse: true, SkipP95: true}); err != nil {
 				return nil, fmt.Errorf("quality: %w", err)
 			}
 			limits[r.AnswerWithin] = aggs

@@ -5,7 +5,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"math"
+	"regexp"
 	"strings"
 	"time"
 
@@ -81,47 +81,106 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, stmt := range Schema() {
-		if err := conn.Exec(ctx, stmt); err != nil {
-			_ = conn.Close()
-			return nil, fmt.Errorf("monitor clickhouse: schema: %w", err)
-		}
-	}
 	st := &Store{conn: conn, db: o.Database}
-	if err := st.backfillLookup(ctx); err != nil {
+	if err := st.migrate(ctx); err != nil {
 		_ = conn.Close()
 		return nil, err
 	}
 	return st, nil
 }
 
-// backfillLookup fills monitor_lookup from existing events when it is empty
-// (a database from before the table existed); views only see new inserts.
-func (s *Store) backfillLookup(ctx context.Context) error {
-	var lookups, events uint64
-	if err := s.conn.QueryRow(ctx, "SELECT count() FROM monitor_lookup").Scan(&lookups); err != nil {
-		return fmt.Errorf("monitor clickhouse: count lookup: %w", err)
+// legacy lists objects of earlier schemas that are dropped on open: views
+// cost every insert, so a view whose table was replaced must go. Their
+// tables keep their data until an operator drops them.
+var legacy = []string{"monitor_hourly_mv"}
+
+// view is a materialized view of the schema: its name, target and SELECT.
+type view struct{ name, target, query string }
+
+var viewRE = regexp.MustCompile(`(?s)^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+) TO (\w+) AS\s+(.*)$`)
+
+// views returns the schema's materialized views in order.
+func views() []view {
+	var out []view
+	for _, stmt := range Schema() {
+		if m := viewRE.FindStringSubmatch(stmt); m != nil {
+			out = append(out, view{m[1], m[2], m[3]})
+		}
 	}
-	if lookups > 0 {
+	return out
+}
+
+// migrate applies the schema (idempotent), drops legacy views and fills a
+// view's target that did not exist before from the events already stored:
+// a view only sees new inserts. Events inserted by another replica while
+// this runs may be counted twice in a new rollup; open the store on an
+// existing database before the writers start to avoid it.
+func (s *Store) migrate(ctx context.Context) error {
+	before := map[string]bool{}
+	rows, err := s.conn.Query(ctx, "SELECT name FROM system.tables WHERE database = ?", s.db)
+	if err != nil {
+		return fmt.Errorf("monitor clickhouse: list tables: %w", err)
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return fmt.Errorf("monitor clickhouse: list tables: %w", err)
+		}
+		before[name] = true
+	}
+	rows.Close()
+	for _, stmt := range Schema() {
+		if err := s.conn.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("monitor clickhouse: schema: %w", err)
+		}
+	}
+	for _, name := range legacy {
+		if before[name] {
+			if err := s.conn.Exec(ctx, "DROP TABLE IF EXISTS "+quoteIdent(name)); err != nil {
+				return fmt.Errorf("monitor clickhouse: drop legacy %s: %w", name, err)
+			}
+		}
+	}
+	if !before["monitor_events"] {
 		return nil
 	}
+	var events uint64
 	if err := s.conn.QueryRow(ctx, "SELECT count() FROM monitor_events").Scan(&events); err != nil {
 		return fmt.Errorf("monitor clickhouse: count events: %w", err)
 	}
 	if events == 0 {
 		return nil
 	}
-	err := s.conn.Exec(ctx, `INSERT INTO monitor_lookup (event_date, kind, value, partner, flow, ts_ms)
-		SELECT event_date, tupleElement(kv, 1), tupleElement(kv, 2), partner, flow, ts_ms FROM monitor_events
-		ARRAY JOIN [('x', exchange_id), ('b', batch_id), ('f', file_name), ('r', partner_ref), ('k', business_key)] AS kv
-		WHERE tupleElement(kv, 2) != ''`)
-	if err != nil {
-		return fmt.Errorf("monitor clickhouse: backfill lookup: %w", err)
+	for _, v := range views() {
+		if before[v.target] {
+			continue
+		}
+		if err := s.backfill(ctx, v); err != nil {
+			return err
+		}
 	}
-	err = s.conn.Exec(ctx, `INSERT INTO monitor_dead_letters (`+columns+`) SELECT `+columns+` FROM monitor_events
-		WHERE type IN ('dead_lettered', 'replayed', 'dropped')`)
+	return nil
+}
+
+// backfill inserts what v would have produced from every stored event.
+func (s *Store) backfill(ctx context.Context, v view) error {
+	rows, err := s.conn.Query(ctx, "SELECT name FROM system.columns WHERE database = ? AND table = ?", s.db, v.target)
 	if err != nil {
-		return fmt.Errorf("monitor clickhouse: backfill dead letters: %w", err)
+		return fmt.Errorf("monitor clickhouse: columns of %s: %w", v.target, err)
+	}
+	var cols []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			rows.Close()
+			return fmt.Errorf("monitor clickhouse: columns of %s: %w", v.target, err)
+		}
+		cols = append(cols, c)
+	}
+	rows.Close()
+	if err := s.conn.Exec(ctx, fmt.Sprintf("INSERT INTO %s (%s) %s", quoteIdent(v.target), strings.Join(cols, ", "), v.query)); err != nil {
+		return fmt.Errorf("monitor clickhouse: backfill %s: %w", v.target, err)
 	}
 	return nil
 }
@@ -157,6 +216,9 @@ func dial(o Options, db string) (driver.Conn, error) {
 }
 
 func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+// Database names the database holding the tables.
+func (s *Store) Database() string { return s.db }
 
 // Close closes the connections.
 func (s *Store) Close() error { return s.conn.Close() }
@@ -241,11 +303,11 @@ func whereWith(f monitor.Filter, minTS int64) (string, []any) {
 	var pre, conds []string
 	var args []any
 	if !f.From.IsZero() {
-		pre = append(pre, "ts_ms >= ?")
+		pre = append(pre, "event_date >= "+day(f.From), "ts_ms >= ?")
 		args = append(args, f.From.UnixMilli())
 	}
 	if !f.To.IsZero() {
-		pre = append(pre, "ts_ms < ?")
+		pre = append(pre, "event_date <= "+day(f.To), "ts_ms < ?")
 		args = append(args, f.To.UnixMilli())
 	}
 	if minTS != 0 {
@@ -274,46 +336,55 @@ func whereWith(f monitor.Filter, minTS int64) (string, []any) {
 	return " PREWHERE " + strings.Join(pre, " AND "), args
 }
 
-// and appends cond to a clause from where.
-func and(clause, cond string) string {
-	if strings.Contains(clause, " WHERE ") {
-		return clause + " AND " + cond
-	}
-	return clause + " WHERE " + cond
+// day is the SQL literal of t's UTC date, the event_date of events at t.
+// A condition on event_date lets the server skip whole parts by their
+// min-max date: ts_ms alone is no help there, and only a partial one in
+// the primary key, which starts with partner and flow.
+func day(t time.Time) string { return t.UTC().Format("toDate('2006-01-02')") }
+
+// window is the PREWHERE condition for from <= ts_ms < to, in milliseconds.
+func window(from, to time.Time) string {
+	return fmt.Sprintf("event_date >= %s AND event_date <= %s AND ts_ms >= %d AND ts_ms < %d",
+		day(from), day(to), from.UnixMilli(), to.UnixMilli())
 }
 
 func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
 
 // Search returns matching events, newest first. A filter on an exchange id,
-// batch, file, partner reference or business key is first narrowed through
-// monitor_lookup to (partner, flow, time range), which the events' primary
-// key serves. Then the time of the limit-th newest match is found reading
-// only ts_ms, and whole rows are read only from there on.
+// batch, file, partner reference or business key is first looked up in
+// monitor_lookup, which is ordered by key: that gives the time range of the
+// matches (of only the newest limit matches when the key is the whole
+// filter) and their partner and flow when there is only one, so the events
+// are then read from a narrow slice of the primary key. Without a key, the
+// time of the limit-th newest match is found reading only ts_ms, and whole
+// rows are read only from there on.
 func (s *Store) Search(ctx context.Context, f monitor.Filter) ([]monitor.Event, error) {
-	extra, extraArgs, lo, hi, found, err := s.narrow(ctx, f)
+	n, keyed, err := s.narrow(ctx, f)
 	if err != nil {
 		return nil, err
 	}
-	if !found {
-		return nil, nil
-	}
-	if extra != "" {
+	if keyed {
+		if !n.found {
+			return nil, nil
+		}
 		// The key's time range bounds the scan (PREWHERE).
-		if l := time.UnixMilli(lo); f.From.IsZero() || l.After(f.From) {
+		if l := time.UnixMilli(n.lo); f.From.IsZero() || l.After(f.From) {
 			f.From = l
 		}
-		if h := time.UnixMilli(hi + 1); f.To.IsZero() || h.Before(f.To) {
+		if h := time.UnixMilli(n.hi + 1); f.To.IsZero() || h.Before(f.To) {
 			f.To = h
 		}
-	}
-	w, args := where(f)
-	if extra != "" {
-		w = and(w, extra)
-		args = append(args, extraArgs...)
+		if n.partner != "" {
+			// One partner flow holds every match: its slice of the
+			// primary key is all there is to read.
+			f.Partner, f.Flow = n.partner, n.flow
+		}
+		w, args := where(f)
 		// Narrowed by a key: few rows, read them directly.
 		return s.events(ctx, fmt.Sprintf("SELECT %s FROM monitor_events%s ORDER BY ts_ms DESC, event_id DESC LIMIT 1 BY event_id LIMIT %d",
 			selectColumns, w, f.Limited()), args...)
 	}
+	w, args := where(f)
 	var tss []int64
 	rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT ts_ms FROM monitor_events%s ORDER BY ts_ms DESC LIMIT %d", w, f.Limited()), args...)
 	if err != nil {
@@ -341,59 +412,72 @@ func (s *Store) Search(ctx context.Context, f monitor.Filter) ([]monitor.Event, 
 	return s.events(ctx, q, args...)
 }
 
-// narrow turns the most selective key of f into a condition on the primary
-// key via monitor_lookup. found is false when the key matches nothing.
-func (s *Store) narrow(ctx context.Context, f monitor.Filter) (cond string, args []any, lo, hi int64, found bool, err error) {
+// narrowing is what monitor_lookup says about a key: whether it matches at
+// all, the time range of its (newest) matches, and their partner and flow
+// when they all share one.
+type narrowing struct {
+	found         bool
+	lo, hi        int64
+	partner, flow string
+}
+
+// narrow looks the most selective key of f up in monitor_lookup. keyed is
+// false when f has no key. A lookup row may be duplicated until its parts
+// merge; a duplicate only widens the range, it never hides a match.
+func (s *Store) narrow(ctx context.Context, f monitor.Filter) (n narrowing, keyed bool, err error) {
 	var kind string
 	var values []string
-	switch {
-	case len(f.ExchangeIDs) > 0:
-		kind, values = "x", f.ExchangeIDs
-	case f.BatchID != "":
-		kind, values = "b", []string{f.BatchID}
-	case f.FileName != "":
-		kind, values = "f", []string{f.FileName}
-	case f.PartnerRef != "":
-		kind, values = "r", []string{f.PartnerRef}
-	case f.BusinessKey != "":
-		kind, values = "k", []string{f.BusinessKey}
-	default:
-		return "", nil, 0, 0, true, nil
+	keys := 0
+	if len(f.ExchangeIDs) > 0 {
+		kind, values, keys = "x", f.ExchangeIDs, keys+1
 	}
-	largs := []any{kind}
-	for _, v := range values {
-		largs = append(largs, v)
-	}
-	rows, err := s.conn.Query(ctx, `SELECT partner, flow, min(ts_ms), max(ts_ms) FROM monitor_lookup
-		WHERE kind = ? AND value IN (`+placeholders(len(values))+`) GROUP BY partner, flow LIMIT 1000`, largs...)
-	if err != nil {
-		return "", nil, 0, 0, false, fmt.Errorf("monitor clickhouse: lookup: %w", err)
-	}
-	defer rows.Close()
-	var tuples []string
-	lo, hi = int64(math.MaxInt64), int64(math.MinInt64)
-	for rows.Next() {
-		var p, fl string
-		var a, b int64
-		if err := rows.Scan(&p, &fl, &a, &b); err != nil {
-			return "", nil, 0, 0, false, fmt.Errorf("monitor clickhouse: lookup: %w", err)
+	for _, k := range []struct{ kind, v string }{{"b", f.BatchID}, {"f", f.FileName}, {"r", f.PartnerRef}, {"k", f.BusinessKey}} {
+		if k.v != "" {
+			if kind == "" {
+				kind, values = k.kind, []string{k.v}
+			}
+			keys++
 		}
-		tuples = append(tuples, "(?, ?)")
-		args = append(args, p, fl)
-		lo, hi = min(lo, a), max(hi, b)
 	}
-	if err := rows.Err(); err != nil {
-		return "", nil, 0, 0, false, fmt.Errorf("monitor clickhouse: lookup: %w", err)
+	if kind == "" {
+		return n, false, nil
 	}
-	if len(tuples) == 0 {
-		return "", nil, 0, 0, false, nil
+	conds := []string{"kind = ?", "value IN (" + placeholders(len(values)) + ")"}
+	args := []any{kind}
+	for _, v := range values {
+		args = append(args, v)
 	}
-	if len(tuples) == 1000 {
-		// Too spread to help: search without narrowing.
-		return "", nil, 0, 0, true, nil
+	for _, c := range []struct {
+		cond string
+		v    any
+		ok   bool
+	}{
+		{"partner = ?", f.Partner, f.Partner != ""}, {"flow = ?", f.Flow, f.Flow != ""},
+		{"event_date >= " + day(f.From) + " AND ts_ms >= ?", f.From.UnixMilli(), !f.From.IsZero()},
+		{"event_date <= " + day(f.To) + " AND ts_ms < ?", f.To.UnixMilli(), !f.To.IsZero()},
+	} {
+		if c.ok {
+			conds = append(conds, c.cond)
+			args = append(args, c.v)
+		}
 	}
-	cond = fmt.Sprintf("(partner, flow) IN (%s)", strings.Join(tuples, ", "))
-	return cond, args, lo, hi, true, nil
+	src := "monitor_lookup WHERE " + strings.Join(conds, " AND ")
+	if keys == 1 && f.Type == "" && f.Status == "" && f.ErrorClass == "" {
+		// The lookup answers the whole filter: only the newest limit
+		// matches are needed.
+		src = fmt.Sprintf("(SELECT ts_ms, partner, flow FROM %s ORDER BY ts_ms DESC LIMIT %d)", src, f.Limited())
+	}
+	var cnt, pairs uint64
+	err = s.conn.QueryRow(ctx, `SELECT count(), min(ts_ms), max(ts_ms), uniqExact(partner, flow), any(partner), any(flow) FROM `+src, args...).
+		Scan(&cnt, &n.lo, &n.hi, &pairs, &n.partner, &n.flow)
+	if err != nil {
+		return n, true, fmt.Errorf("monitor clickhouse: lookup: %w", err)
+	}
+	n.found = cnt > 0
+	if pairs != 1 {
+		n.partner, n.flow = "", ""
+	}
+	return n, true, nil
 }
 
 func (s *Store) events(ctx context.Context, q string, args ...any) ([]monitor.Event, error) {

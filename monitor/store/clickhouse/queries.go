@@ -32,8 +32,8 @@ func (s *Store) Aggregate(ctx context.Context, q monitor.AggQuery) ([]monitor.Ag
 		toInt64(countIf((type IN ('validated', 'rejected') AND status = 'error') OR error_class = 'format')),
 		toInt64(countIf(duration_us > ?)), sum(bytes), sum(amount_fen),
 		toFloat64(quantileIf(0.95)(duration_us, duration_us > 0))
-		FROM monitor_events PREWHERE ts_ms >= ? AND ts_ms < ?
-		GROUP BY partner, flow ORDER BY partner, flow`, slow, q.From.UnixMilli(), q.To.UnixMilli())
+		FROM monitor_events PREWHERE `+window(q.From, q.To)+`
+		GROUP BY partner, flow ORDER BY partner, flow`, slow)
 	if err != nil {
 		return nil, fmt.Errorf("monitor clickhouse: aggregate: %w", err)
 	}
@@ -121,9 +121,8 @@ func (s *Store) Batches(ctx context.Context, q monitor.BatchQuery) ([]monitor.Ba
 func (s *Store) Failures(ctx context.Context, from, to time.Time) ([]monitor.FailureGroup, error) {
 	rows, err := s.conn.Query(ctx, `SELECT partner, flow, error_class, toInt64(count()) AS n,
 		toInt64(countIf(type = 'dead_lettered')), max(ts_ms), argMax(error_message, ts_ms)
-		FROM monitor_events PREWHERE ts_ms >= ? AND ts_ms < ? AND (status = 'error' OR type IN ('failed', 'rejected', 'dead_lettered'))
-		GROUP BY partner, flow, error_class ORDER BY n DESC, partner, flow, error_class LIMIT 500`,
-		from.UnixMilli(), to.UnixMilli())
+		FROM monitor_events PREWHERE `+window(from, to)+` AND (status = 'error' OR type IN ('failed', 'rejected', 'dead_lettered'))
+		GROUP BY partner, flow, error_class ORDER BY n DESC, partner, flow, error_class LIMIT 500`)
 	if err != nil {
 		return nil, fmt.Errorf("monitor clickhouse: failures: %w", err)
 	}
@@ -155,8 +154,9 @@ func (s *Store) DeadLetters(ctx context.Context, f monitor.Filter) ([]monitor.Ev
 	return s.events(ctx, q, args...)
 }
 
-// Series counts events per bucket, from the hourly rollup when the step is
-// whole hours and the window starts on an hour, else from the raw events.
+// Series counts events per bucket, from an hourly rollup when the step is
+// whole hours and the window starts on an hour (the all-flows rollup when
+// no partner or flow is asked for), else from the raw events.
 func (s *Store) Series(ctx context.Context, q monitor.SeriesQuery) ([]monitor.Point, error) {
 	step := max(q.Step.Milliseconds(), 1000)
 	from, to := q.From.UnixMilli(), q.To.UnixMilli()
@@ -175,17 +175,22 @@ func (s *Store) Series(ctx context.Context, q monitor.SeriesQuery) ([]monitor.Po
 		extra = " WHERE " + strings.Join(conds, " AND ")
 	}
 	var query string
-	if step%3600000 == 0 && from%3600000 == 0 {
+	switch {
+	case step%3600000 == 0 && from%3600000 == 0:
+		table := "monitor_total_hourly"
+		if extra != "" {
+			table = "monitor_flow_hourly"
+		}
 		query = fmt.Sprintf(`SELECT intDiv(toInt64(toUInt32(hour)) * 1000 - %d, %d) * %d AS b,
-			toInt64(countMerge(events)), toInt64(sumMerge(errors)), sumMerge(bytes), toFloat64(quantileMerge(0.95)(duration))
-			FROM monitor_hourly PREWHERE hour >= toDateTime(%d) AND hour < toDateTime(%d)%s
-			GROUP BY b ORDER BY b`, from, step, step, from/1000, (to+999)/1000, extra)
-	} else {
+			toInt64(countMerge(events)), toInt64(sumMerge(errors)), sumMerge(bytes), toFloat64(quantileTDigestMerge(0.95)(duration))
+			FROM %s PREWHERE hour >= toDateTime(%d) AND hour < toDateTime(%d)%s
+			GROUP BY b ORDER BY b`, from, step, step, table, from/1000, (to+999)/1000, extra)
+	default:
 		query = fmt.Sprintf(`SELECT intDiv(ts_ms - %d, %d) * %d AS b,
 			toInt64(count()), toInt64(countIf(status = 'error')), sum(bytes),
 			toFloat64(quantileIf(0.95)(duration_us, duration_us > 0))
-			FROM monitor_events PREWHERE ts_ms >= %d AND ts_ms < %d%s
-			GROUP BY b ORDER BY b`, from, step, step, from, to, extra)
+			FROM monitor_events PREWHERE %s%s
+			GROUP BY b ORDER BY b`, from, step, step, window(q.From, q.To), extra)
 	}
 	rows, err := s.conn.Query(ctx, query, args...)
 	if err != nil {
@@ -207,12 +212,14 @@ func (s *Store) Series(ctx context.Context, q monitor.SeriesQuery) ([]monitor.Po
 	return out, rows.Err()
 }
 
-// DropMonthsBefore drops the monthly partitions of every table older than
-// the month of t (retention).
+// DropMonthsBefore drops the monthly partitions older than the month of t
+// of every monitor table partitioned by month (retention).
 func (s *Store) DropMonthsBefore(ctx context.Context, t time.Time) ([]string, error) {
 	cut := uint32(t.Year()*100 + int(t.Month()))
+	// Every table partitioned by month; the others show 'tuple()' and
+	// are skipped below.
 	rows, err := s.conn.Query(ctx, `SELECT DISTINCT table, partition FROM system.parts
-		WHERE database = ? AND active AND table IN ('monitor_events', 'monitor_lineage', 'monitor_hourly')`, s.db)
+		WHERE database = ? AND active AND startsWith(table, 'monitor_')`, s.db)
 	if err != nil {
 		return nil, fmt.Errorf("monitor clickhouse: list partitions: %w", err)
 	}
@@ -240,12 +247,18 @@ func (s *Store) DropMonthsBefore(ctx context.Context, t time.Time) ([]string, er
 	return dropped, nil
 }
 
-// aggregateHourly answers a coarse Aggregate from monitor_hourly.
+// aggregateHourly answers a coarse Aggregate from monitor_flow_hourly.
 func (s *Store) aggregateHourly(ctx context.Context, q monitor.AggQuery) ([]monitor.Agg, error) {
+	slow := monitor.SlowBound(q.SlowerThan)
+	if q.SlowerThan > 0 && slow < 0 {
+		q.Coarse = false
+		return s.Aggregate(ctx, q)
+	}
 	from := q.From.Unix()
 	from -= ((from % 3600) + 3600) % 3600
-	rows, err := s.conn.Query(ctx, fmt.Sprintf(`SELECT partner, flow, toInt64(countMerge(events)), toInt64(sumMerge(errors)), sumMerge(bytes)
-		FROM monitor_hourly WHERE hour >= toDateTime(%d) AND hour < toDateTime(%d)
+	rows, err := s.conn.Query(ctx, fmt.Sprintf(`SELECT partner, flow, toInt64(countMerge(events)), toInt64(sumMerge(errors)),
+		sumMerge(bytes), sumMerge(records), sumMerge(records_failed), toInt64(sumMerge(format_errors)), sumForEachMerge(slow)
+		FROM monitor_flow_hourly WHERE hour >= toDateTime(%d) AND hour < toDateTime(%d)
 		GROUP BY partner, flow ORDER BY partner, flow`, from, (q.To.UnixMilli()+999)/1000))
 	if err != nil {
 		return nil, fmt.Errorf("monitor clickhouse: aggregate: %w", err)
@@ -254,8 +267,13 @@ func (s *Store) aggregateHourly(ctx context.Context, q monitor.AggQuery) ([]moni
 	var out []monitor.Agg
 	for rows.Next() {
 		var a monitor.Agg
-		if err := rows.Scan(&a.Partner, &a.Flow, &a.Events, &a.Errors, &a.Bytes); err != nil {
+		var slows []uint64
+		if err := rows.Scan(&a.Partner, &a.Flow, &a.Events, &a.Errors, &a.Bytes, &a.Records, &a.RecordsFailed,
+			&a.FormatErrors, &slows); err != nil {
 			return nil, fmt.Errorf("monitor clickhouse: aggregate: %w", err)
+		}
+		if slow >= 0 && slow < len(slows) {
+			a.Slow = int64(slows[slow])
 		}
 		out = append(out, a)
 	}

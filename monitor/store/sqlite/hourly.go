@@ -30,14 +30,31 @@ func bucketOf(us int64) int {
 }
 
 type hourAgg struct {
-	events, errors, bytes int64
-	hist                  [histBuckets]int64
+	events, errors, bytes                int64
+	records, recordsFailed, formatErrors int64
+	hist                                 [histBuckets]int64
+	slow                                 [len(slowUS)]int64
+}
+
+// slowUS are monitor.SlowBounds in microseconds (columns s00..s11; a test
+// keeps them equal).
+var slowUS = [12]int64{1e6, 2e6, 5e6, 10e6, 15e6, 30e6, 60e6, 120e6, 300e6, 600e6, 1800e6, 3600e6}
+
+// isFormatError is the format-error test of Aggregate.
+func isFormatError(ev *monitor.Event) bool {
+	return ((ev.Type == monitor.Validated || ev.Type == monitor.Rejected) && ev.Status == monitor.Error) || ev.ErrorClass == "format"
 }
 
 var hourlyUpsert = func() string {
 	var cols, ph, set []string
+	names := []string{"records", "records_failed", "format_errors"}
 	for k := range histBuckets {
-		c := fmt.Sprintf("h%02d", k)
+		names = append(names, fmt.Sprintf("h%02d", k))
+	}
+	for k := range slowUS {
+		names = append(names, fmt.Sprintf("s%02d", k))
+	}
+	for _, c := range names {
 		cols = append(cols, c)
 		ph = append(ph, "?")
 		set = append(set, c+" = "+c+" + excluded."+c)
@@ -70,16 +87,29 @@ func hourly(ctx context.Context, tx *sql.Tx, evs []monitor.Event) error {
 				a.errors++
 			}
 			a.bytes += ev.Bytes
+			a.records += ev.Records
+			a.recordsFailed += ev.RecordsFailed
+			if isFormatError(ev) {
+				a.formatErrors++
+			}
 			if us := ev.Duration.Microseconds(); us > 0 {
 				a.hist[bucketOf(us)]++
+				for j, b := range slowUS {
+					if us > b {
+						a.slow[j]++
+					}
+				}
 			}
 		}
 	}
 	for k, a := range aggs {
-		args := make([]any, 0, 6+histBuckets)
-		args = append(args, k.hour, k.partner, k.flow, a.events, a.errors, a.bytes)
+		args := make([]any, 0, 9+histBuckets+len(slowUS))
+		args = append(args, k.hour, k.partner, k.flow, a.events, a.errors, a.bytes, a.records, a.recordsFailed, a.formatErrors)
 		for _, h := range a.hist {
 			args = append(args, h)
+		}
+		for _, n := range a.slow {
+			args = append(args, n)
 		}
 		if _, err := tx.ExecContext(ctx, hourlyUpsert, args...); err != nil {
 			return fmt.Errorf("update hourly rollup: %w", err)
@@ -167,9 +197,19 @@ func (s *Store) seriesHourly(ctx context.Context, q monitor.SeriesQuery, step in
 
 // aggregateHourly answers a coarse Aggregate from the hourly rollup.
 func (s *Store) aggregateHourly(ctx context.Context, q monitor.AggQuery) ([]monitor.Agg, error) {
+	slowCol := "0"
+	if q.SlowerThan > 0 {
+		k := monitor.SlowBound(q.SlowerThan)
+		if k < 0 {
+			q.Coarse = false
+			return s.Aggregate(ctx, q)
+		}
+		slowCol = fmt.Sprintf("sum(s%02d)", k)
+	}
 	from := q.From.UnixMilli()
 	from -= ((from % 3600000) + 3600000) % 3600000
-	rows, err := s.db.QueryContext(ctx, `SELECT partner, flow, sum(events), sum(errors), sum(bytes) FROM monitor_hourly
+	rows, err := s.db.QueryContext(ctx, `SELECT partner, flow, sum(events), sum(errors), sum(bytes),
+		sum(records), sum(records_failed), sum(format_errors), `+slowCol+` FROM monitor_hourly
 		WHERE hour_ms >= ? AND hour_ms < ? AND partner <> ? GROUP BY partner, flow ORDER BY partner, flow`,
 		from, q.To.UnixMilli(), allFlows)
 	if err != nil {
@@ -179,7 +219,8 @@ func (s *Store) aggregateHourly(ctx context.Context, q monitor.AggQuery) ([]moni
 	var out []monitor.Agg
 	for rows.Next() {
 		var a monitor.Agg
-		if err := rows.Scan(&a.Partner, &a.Flow, &a.Events, &a.Errors, &a.Bytes); err != nil {
+		if err := rows.Scan(&a.Partner, &a.Flow, &a.Events, &a.Errors, &a.Bytes, &a.Records, &a.RecordsFailed,
+			&a.FormatErrors, &a.Slow); err != nil {
 			return nil, fmt.Errorf("monitor sqlite: aggregate: %w", err)
 		}
 		out = append(out, a)

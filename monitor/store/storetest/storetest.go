@@ -25,6 +25,7 @@ func Run(t *testing.T, open Opener) {
 	}{
 		{"RoundTrip", testRoundTrip},
 		{"SearchFilters", testSearchFilters},
+		{"SearchKeyWithLimit", testSearchKeyWithLimit},
 		{"Lineage", testLineage},
 		{"Aggregate", testAggregate},
 		{"LastSeen", testLastSeen},
@@ -134,6 +135,53 @@ func testSearchFilters(t *testing.T, s monitor.Store) {
 	}
 }
 
+// testSearchKeyWithLimit checks that a store which narrows a keyed search
+// to the newest matches of the key still honours the filter's other
+// conditions and time window: the newest matches of the key are not
+// necessarily the newest matches of the filter.
+func testSearchKeyWithLimit(t *testing.T, s monitor.Store) {
+	var evs []monitor.Event
+	for i := range 12 {
+		ev := monitor.Event{Time: at(i), Partner: "bank.boc", Flow: "allowance", Type: monitor.Uploaded,
+			ExchangeID: fmt.Sprintf("k%02d", i), BatchID: "b9", FileName: "F9"}
+		if i < 3 {
+			ev.Type, ev.Status, ev.ErrorClass = monitor.Failed, monitor.Error, "format"
+		}
+		if i%4 == 1 {
+			ev.Partner = "bank.ccb"
+		}
+		evs = append(evs, ev)
+	}
+	// Another batch, newer, that a key lookup must not let in.
+	evs = append(evs, monitor.Event{Time: at(20), Partner: "bank.boc", Flow: "allowance", Type: monitor.Uploaded, ExchangeID: "other", BatchID: "b10"})
+	appendAll(t, s, evs...)
+	cases := []struct {
+		name string
+		f    monitor.Filter
+		want []string
+	}{
+		{"newest of the key", monitor.Filter{BatchID: "b9", Limit: 3}, []string{"k11", "k10", "k09"}},
+		{"key and status", monitor.Filter{BatchID: "b9", Status: monitor.Error, Limit: 2}, []string{"k02", "k01"}},
+		{"key and error class", monitor.Filter{FileName: "F9", ErrorClass: "format", Limit: 1}, []string{"k02"}},
+		{"key and partner", monitor.Filter{BatchID: "b9", Partner: "bank.ccb", Limit: 2}, []string{"k09", "k05"}},
+		{"key and window", monitor.Filter{BatchID: "b9", To: at(4), Limit: 2}, []string{"k03", "k02"}},
+		{"two keys", monitor.Filter{BatchID: "b9", FileName: "F9", Limit: 1}, []string{"k11"}},
+		{"key of another batch", monitor.Filter{BatchID: "b9", FileName: "nope"}, nil},
+		{"exchange ids across partners", monitor.Filter{ExchangeIDs: []string{"k01", "k02", "k05"}, Limit: 2}, []string{"k05", "k02"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.Search(ctx(t), tc.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ids := exchangeIDs(got); !reflect.DeepEqual(ids, tc.want) {
+				t.Errorf("got %v, want %v", ids, tc.want)
+			}
+		})
+	}
+}
+
 func exchangeIDs(evs []monitor.Event) []string {
 	var ids []string
 	for _, e := range evs {
@@ -214,13 +262,28 @@ func testAggregate(t *testing.T, s monitor.Store) {
 	if r := boc.ErrorRate(); r < 0.22 || r > 0.23 {
 		t.Errorf("error rate %v", r)
 	}
-	coarse, err := s.Aggregate(ctx(t), monitor.AggQuery{From: at(0), To: at(60), Coarse: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.Slice(coarse, func(i, j int) bool { return coarse[i].Partner < coarse[j].Partner })
-	if len(coarse) != 2 || coarse[0].Events != 22 || coarse[0].Errors != 5 || coarse[0].Bytes != 2000 || coarse[1].Events != 2 {
-		t.Errorf("coarse aggregate %+v", coarse)
+	// Coarse: from the rollup when SlowerThan is one of its bounds, from
+	// the raw events otherwise; the same counts either way.
+	for _, slower := range []struct {
+		d    time.Duration
+		slow int64
+	}{{15 * time.Second, 5}, {7 * time.Second, 13}, {0, 0}} {
+		coarse, err := s.Aggregate(ctx(t), monitor.AggQuery{From: at(0), To: at(60), Coarse: true, SkipP95: true, SlowerThan: slower.d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sort.Slice(coarse, func(i, j int) bool { return coarse[i].Partner < coarse[j].Partner })
+		if len(coarse) != 2 {
+			t.Fatalf("coarse aggregate %+v", coarse)
+		}
+		b, v := coarse[0], coarse[1]
+		if b.Events != 22 || b.Errors != 5 || b.Bytes != 2000 || b.Records != 200 || b.RecordsFailed != 4 ||
+			b.FormatErrors != 0 || b.Slow != slower.slow {
+			t.Errorf("coarse aggregate slower than %v: bank %+v", slower.d, b)
+		}
+		if v.Events != 2 || v.Errors != 1 || v.FormatErrors != 1 {
+			t.Errorf("coarse aggregate slower than %v: village bank %+v", slower.d, v)
+		}
 	}
 }
 

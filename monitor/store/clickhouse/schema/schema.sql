@@ -4,7 +4,9 @@
 -- (ALTER TABLE ... DROP PARTITION 202601). Statements are separated by a
 -- line holding only ';' and run in the target database. Every aggregate
 -- state column is cast explicitly: 18.16 skips a materialized view whose
--- SELECT types do not match the target table.
+-- SELECT types do not match the target table. A view's SELECT lists the
+-- target's columns in the target's order: the store backfills a new target
+-- from existing events with that SELECT.
 
 CREATE TABLE IF NOT EXISTS monitor_events (
     event_date     Date,
@@ -40,6 +42,10 @@ CREATE TABLE IF NOT EXISTS monitor_events (
 ) ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(event_date)
 ORDER BY (partner, flow, ts_ms, event_id)
+-- Marks every 1024 rows instead of 8192: a search by key or a short time
+-- window reads one small granule per partner flow instead of a large one
+-- (4-8x fewer rows on the console's pages at 10 M events).
+SETTINGS index_granularity = 1024
 ;
 -- Lineage links, parent first, for "what came out of this file".
 CREATE TABLE IF NOT EXISTS monitor_lineage (
@@ -72,21 +78,30 @@ SELECT partner, flow,
 FROM monitor_events
 GROUP BY partner, flow
 ;
--- Hourly rollup per partner flow for charts and long windows.
-CREATE TABLE IF NOT EXISTS monitor_hourly (
-    hour     DateTime,
-    partner  String,
-    flow     String,
-    events   AggregateFunction(count),
-    errors   AggregateFunction(sum, UInt64),
-    bytes    AggregateFunction(sum, Int64),
-    records  AggregateFunction(sum, Int64),
-    duration AggregateFunction(quantile(0.95), Int64)
+-- Hourly rollups for charts and long windows: per partner flow, and over
+-- all flows (the unfiltered chart merges 168 states a week instead of one
+-- per partner flow and hour). Latency is a t-digest: small states that merge
+-- fast, within about 1 % at p95. The per-flow rollup also feeds the
+-- data-quality score: failed records, format errors, and how many events
+-- were slower than each of monitor.SlowBounds (1 s ... 1 h, in microseconds
+-- below; a test keeps the two lists equal).
+CREATE TABLE IF NOT EXISTS monitor_flow_hourly (
+    hour           DateTime,
+    partner        String,
+    flow           String,
+    events         AggregateFunction(count),
+    errors         AggregateFunction(sum, UInt64),
+    bytes          AggregateFunction(sum, Int64),
+    records        AggregateFunction(sum, Int64),
+    duration       AggregateFunction(quantileTDigest(0.95), Int64),
+    records_failed AggregateFunction(sum, Int64),
+    format_errors  AggregateFunction(sum, UInt64),
+    slow           AggregateFunction(sumForEach, Array(UInt64))
 ) ENGINE = AggregatingMergeTree()
 PARTITION BY toYYYYMM(hour)
 ORDER BY (partner, flow, hour)
 ;
-CREATE MATERIALIZED VIEW IF NOT EXISTS monitor_hourly_mv TO monitor_hourly AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS monitor_flow_hourly_mv TO monitor_flow_hourly AS
 SELECT
     toStartOfHour(toDateTime(toUInt32(intDiv(ts_ms, 1000)))) AS hour,
     partner, flow,
@@ -94,9 +109,33 @@ SELECT
     sumState(toUInt64(status = 'error')) AS errors,
     sumState(toInt64(bytes)) AS bytes,
     sumState(toInt64(records)) AS records,
-    quantileStateIf(0.95)(toInt64(duration_us), duration_us > 0) AS duration
+    quantileTDigestStateIf(0.95)(toInt64(duration_us), duration_us > 0) AS duration,
+    sumState(toInt64(records_failed)) AS records_failed,
+    sumState(toUInt64((type IN ('validated', 'rejected') AND status = 'error') OR error_class = 'format')) AS format_errors,
+    sumForEachState(arrayMap(b -> toUInt64(duration_us > b),
+        [1000000, 2000000, 5000000, 10000000, 15000000, 30000000, 60000000, 120000000, 300000000, 600000000, 1800000000, 3600000000])) AS slow
 FROM monitor_events
 GROUP BY hour, partner, flow
+;
+CREATE TABLE IF NOT EXISTS monitor_total_hourly (
+    hour     DateTime,
+    events   AggregateFunction(count),
+    errors   AggregateFunction(sum, UInt64),
+    bytes    AggregateFunction(sum, Int64),
+    duration AggregateFunction(quantileTDigest(0.95), Int64)
+) ENGINE = AggregatingMergeTree()
+PARTITION BY toYYYYMM(hour)
+ORDER BY hour
+;
+CREATE MATERIALIZED VIEW IF NOT EXISTS monitor_total_hourly_mv TO monitor_total_hourly AS
+SELECT
+    toStartOfHour(toDateTime(toUInt32(intDiv(ts_ms, 1000)))) AS hour,
+    countState() AS events,
+    sumState(toUInt64(status = 'error')) AS errors,
+    sumState(toInt64(bytes)) AS bytes,
+    quantileTDigestStateIf(0.95)(toInt64(duration_us), duration_us > 0) AS duration
+FROM monitor_events
+GROUP BY hour
 ;
 -- One row per batch stage for the pipeline view (not partitioned: small).
 CREATE TABLE IF NOT EXISTS monitor_batch_stages (
