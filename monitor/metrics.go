@@ -26,13 +26,40 @@ type Metrics struct {
 	flushDuration prometheus.Histogram
 	stored        prometheus.Counter
 
-	last map[string]float64
+	// shapes caches the metric children of each event shape (partner,
+	// flow, direction, type, status): resolving labels costs more than
+	// counting. Only the writer goroutine calls observe, so no lock.
+	shapes map[shape]*shapeMetrics
 }
+
+// shape is what selects an event's metric children.
+type shape struct {
+	partner, flow string
+	dir           Direction
+	typ           EventType
+	status        Status
+}
+
+// shapeMetrics are the metric children of one shape, resolved lazily.
+type shapeMetrics struct {
+	events, exchanges      prometheus.Counter
+	duration               prometheus.Observer
+	bytes                  prometheus.Counter
+	recordsOK, recordsFail prometheus.Counter
+	retries, deadLetters   prometheus.Counter
+	lastSuccess            prometheus.Gauge
+	outcome                string
+	last                   *float64 // newest success of the partner flow, shared by its shapes
+}
+
+// maxShapes bounds the cache; beyond it the cache starts over (the metric
+// series themselves are bounded by their labels, as before).
+const maxShapes = 50000
 
 // NewMetrics creates the metrics and registers them on reg (nil: not registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		last: map[string]float64{},
+		shapes: map[shape]*shapeMetrics{},
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mzhub_exchange_events_total",
 			Help: "Exchange events by flow, direction, step type and status.",
@@ -118,42 +145,82 @@ func outcomeOf(ev *Event) string {
 	return ""
 }
 
-// observe counts one event.
-func (m *Metrics) observe(ev *Event) {
+// shapeOf returns the cached metric children of ev's shape.
+func (m *Metrics) shapeOf(ev *Event) *shapeMetrics {
+	k := shape{ev.Partner, ev.Flow, ev.Direction, ev.Type, ev.Status}
+	if sm := m.shapes[k]; sm != nil {
+		return sm
+	}
+	if len(m.shapes) >= maxShapes {
+		clear(m.shapes)
+	}
 	dir := string(ev.Direction)
-	m.events.WithLabelValues(ev.Flow, dir, string(ev.Type), string(ev.Status)).Inc()
-	if o := outcomeOf(ev); o != "" {
-		m.exchanges.WithLabelValues(ev.Partner, ev.Flow, dir, o).Inc()
+	sm := &shapeMetrics{
+		events:  m.events.WithLabelValues(ev.Flow, dir, string(ev.Type), string(ev.Status)),
+		outcome: outcomeOf(ev),
 	}
-	if ev.Duration > 0 {
-		m.duration.WithLabelValues(ev.Flow, dir, string(ev.Type)).Observe(ev.Duration.Seconds())
+	if sm.outcome != "" {
+		sm.exchanges = m.exchanges.WithLabelValues(ev.Partner, ev.Flow, dir, sm.outcome)
 	}
-	if ev.Bytes > 0 {
-		m.bytes.WithLabelValues(ev.Flow, dir).Add(float64(ev.Bytes))
-	}
-	if ev.Records > 0 && (ev.Type == Sent || ev.Type == Uploaded || ev.Type == Received || ev.Type == Downloaded || ev.Type == Fetched) {
-		ok := ev.Records - ev.RecordsFailed
-		if ok > 0 {
-			m.records.WithLabelValues(ev.Flow, dir, "ok").Add(float64(ok))
-		}
-		if ev.RecordsFailed > 0 {
-			m.records.WithLabelValues(ev.Flow, dir, "failed").Add(float64(ev.RecordsFailed))
-		}
-	}
+	sm.duration = m.duration.WithLabelValues(ev.Flow, dir, string(ev.Type))
+	sm.bytes = m.bytes.WithLabelValues(ev.Flow, dir)
+	sm.recordsOK = m.records.WithLabelValues(ev.Flow, dir, "ok")
+	sm.recordsFail = m.records.WithLabelValues(ev.Flow, dir, "failed")
 	switch ev.Type {
 	case Retried:
-		m.retries.WithLabelValues(ev.Partner, ev.Flow).Inc()
+		sm.retries = m.retries.WithLabelValues(ev.Partner, ev.Flow)
 	case DeadLettered:
-		m.deadLetters.WithLabelValues(ev.Partner, ev.Flow).Inc()
+		sm.deadLetters = m.deadLetters.WithLabelValues(ev.Partner, ev.Flow)
 	}
-	if ev.Status == OK && outcomeOf(ev) == "ok" {
-		ts := float64(ev.Time.UnixMilli()) / 1000
-		// Events may arrive slightly out of order: keep the newest. Only the
-		// writer goroutine calls observe, so the map needs no lock.
-		k := ev.Partner + "\x00" + ev.Flow
-		if ts > m.last[k] {
-			m.last[k] = ts
-			m.lastSuccess.WithLabelValues(ev.Partner, ev.Flow).Set(ts)
+	if ev.Status == OK && sm.outcome == "ok" {
+		sm.lastSuccess = m.lastSuccess.WithLabelValues(ev.Partner, ev.Flow)
+		// One newest-success time per partner flow, whatever the shape.
+		for o, other := range m.shapes {
+			if o.partner == ev.Partner && o.flow == ev.Flow && other.last != nil {
+				sm.last = other.last
+				break
+			}
+		}
+		if sm.last == nil {
+			sm.last = new(float64)
+		}
+	}
+	m.shapes[k] = sm
+	return sm
+}
+
+// observe counts one event.
+func (m *Metrics) observe(ev *Event) {
+	sm := m.shapeOf(ev)
+	sm.events.Inc()
+	if sm.exchanges != nil {
+		sm.exchanges.Inc()
+	}
+	if ev.Duration > 0 {
+		sm.duration.Observe(ev.Duration.Seconds())
+	}
+	if ev.Bytes > 0 {
+		sm.bytes.Add(float64(ev.Bytes))
+	}
+	if ev.Records > 0 && (ev.Type == Sent || ev.Type == Uploaded || ev.Type == Received || ev.Type == Downloaded || ev.Type == Fetched) {
+		if ok := ev.Records - ev.RecordsFailed; ok > 0 {
+			sm.recordsOK.Add(float64(ok))
+		}
+		if ev.RecordsFailed > 0 {
+			sm.recordsFail.Add(float64(ev.RecordsFailed))
+		}
+	}
+	if sm.retries != nil {
+		sm.retries.Inc()
+	}
+	if sm.deadLetters != nil {
+		sm.deadLetters.Inc()
+	}
+	if sm.lastSuccess != nil {
+		// Events may arrive slightly out of order: keep the newest.
+		if ts := float64(ev.Time.UnixMilli()) / 1000; ts > *sm.last {
+			*sm.last = ts
+			sm.lastSuccess.Set(ts)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,7 +56,7 @@ type Writer struct {
 
 	mu       sync.Mutex
 	incoming []Event
-	spare    []Event   // a stored batch's backing array, reused by Emit
+	spares   [][]Event // stored batches' backing arrays, reused by Emit
 	oldest   time.Time // time the oldest incoming event was emitted
 	closed   bool
 
@@ -135,8 +136,14 @@ func (w *Writer) Emit(ev Event) {
 	}
 	if len(w.incoming) == 0 {
 		w.oldest = time.Now()
-		if w.incoming == nil && w.spare != nil {
-			w.incoming, w.spare = w.spare, nil
+		if w.incoming == nil {
+			// A whole batch's room at once: growing by appends would
+			// copy and allocate about twice per batch.
+			if n := len(w.spares); n > 0 {
+				w.incoming, w.spares = w.spares[n-1], w.spares[:n-1]
+			} else {
+				w.incoming = make([]Event, 0, w.opt.FlushSize)
+			}
 		}
 	}
 	w.incoming = append(w.incoming, ev)
@@ -147,6 +154,40 @@ func (w *Writer) Emit(ev Event) {
 		select {
 		case w.kick <- struct{}{}:
 		default:
+		}
+	}
+}
+
+// assignIDs gives every event of in without an id a fresh one: all of
+// them are cut from one string, one allocation per batch instead of one
+// per event.
+func (w *Writer) assignIDs(in []Event) {
+	n := 0
+	for i := range in {
+		if in[i].ID == "" {
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	first := w.idSeq.Add(uint64(n)) - uint64(n) + 1
+	var b strings.Builder
+	b.Grow(n * (len(w.idPrefix) + 8))
+	ends := make([]int, 0, n)
+	var num [20]byte
+	for k := range uint64(n) {
+		b.WriteString(w.idPrefix)
+		b.Write(strconv.AppendUint(num[:0], first+k, 36))
+		ends = append(ends, b.Len())
+	}
+	all := b.String()
+	start, k := 0, 0
+	for i := range in {
+		if in[i].ID == "" {
+			in[i].ID = all[start:ends[k]]
+			start = ends[k]
+			k++
 		}
 	}
 }
@@ -243,6 +284,7 @@ func (w *Writer) flush(ctx context.Context) error {
 	w.incoming = nil
 	w.mu.Unlock()
 	if len(in) > 0 {
+		w.assignIDs(in)
 		for i := range in {
 			w.stamp(&in[i])
 		}
@@ -289,8 +331,10 @@ func (w *Writer) flush(ctx context.Context) error {
 	}
 	if cap(all) >= w.opt.FlushSize && cap(all) <= 4*w.opt.FlushSize {
 		w.mu.Lock()
-		if w.spare == nil {
-			w.spare = all[:0]
+		// Two spares: one for the emitters while the other's batch is
+		// being stored.
+		if len(w.spares) < 2 {
+			w.spares = append(w.spares, all[:0])
 		}
 		w.mu.Unlock()
 	}

@@ -3,6 +3,7 @@ package monitor_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -173,5 +174,42 @@ func TestWriterMasksErrorMessages(t *testing.T) {
 	msg := st.batches[0][0].ErrorMessage
 	if strings.Contains(msg, "310101199001011234") || !strings.Contains(msg, "line 7") {
 		t.Errorf("stored message %q", msg)
+	}
+}
+
+// TestWriterAssignsUniqueIDs checks the ids cut from one string per batch:
+// every event without an id gets a distinct one, across batches and
+// writers, and an emitter's own id is kept.
+func TestWriterAssignsUniqueIDs(t *testing.T) {
+	seen := map[string]bool{}
+	for range 2 {
+		st := &memStore{}
+		w := monitor.NewWriter(st, monitor.WriterOptions{FlushSize: 1000, FlushInterval: time.Hour, BufferSize: 1000})
+		for batch := range 3 {
+			for i := range 50 {
+				ev := monitor.Event{Type: monitor.Sent}
+				if i == 7 {
+					ev.ID = fmt.Sprintf("own-%d-%d", len(seen), batch)
+				}
+				w.Emit(ev)
+			}
+			if err := w.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for b, evs := range st.batches {
+			for i, ev := range evs {
+				if ev.ID == "" || seen[ev.ID] {
+					t.Fatalf("batch %d event %d: id %q empty or repeated", b, i, ev.ID)
+				}
+				if i == 7 && !strings.HasPrefix(ev.ID, "own-") {
+					t.Errorf("batch %d: the emitter's id was replaced by %q", b, ev.ID)
+				}
+				seen[ev.ID] = true
+			}
+		}
+	}
+	if len(seen) != 300 {
+		t.Errorf("%d distinct ids, want 300", len(seen))
 	}
 }

@@ -23,6 +23,9 @@ import (
 
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/httpx"
+	"github.com/shanghai-mca/mzhub/monitor"
+	monch "github.com/shanghai-mca/mzhub/monitor/store/clickhouse"
+	monsqlite "github.com/shanghai-mca/mzhub/monitor/store/sqlite"
 	"github.com/shanghai-mca/mzhub/routes"
 	"github.com/shanghai-mca/mzhub/routes/bus"
 	"github.com/shanghai-mca/mzhub/routes/bus/local"
@@ -30,8 +33,25 @@ import (
 	"github.com/shanghai-mca/mzhub/store"
 )
 
+// countingStore counts the events a writer stores, passing them on to next
+// when set.
+type countingStore struct {
+	n    atomic.Int64
+	next monitor.Appender
+}
+
+func (c *countingStore) Append(ctx context.Context, evs []monitor.Event) error {
+	c.n.Add(int64(len(evs)))
+	if c.next != nil {
+		return c.next.Append(ctx, evs)
+	}
+	return nil
+}
+
 // loadResult is what one load run measured.
 type loadResult struct {
+	// eventsPerMsg counts monitor events stored per delivered message.
+	eventsPerMsg     float64
 	clients          int
 	duration         time.Duration
 	accepted, errors int64
@@ -69,7 +89,13 @@ func pct(d []time.Duration, p float64) time.Duration {
 
 // runLoad runs the route HTTP in → (local bus, durable) → map → HTTP out
 // with clients concurrent clients for d, on loopback, and measures.
-func runLoad(t testing.TB, clients int, d time.Duration, idempotentSink bool) loadResult {
+//
+// events names where the route's monitor events go: "" nowhere (no
+// writer), "writer" a monitor writer whose store only takes the batches
+// (the writer's own cost), "sqlite" a writer into a SQLite event store in
+// the same process (the embedded profile), "clickhouse" a writer into the
+// ClickHouse server named by MZHUB_TEST_CLICKHOUSE (the cluster profile).
+func runLoad(t testing.TB, clients int, d time.Duration, idempotentSink bool, events string) loadResult {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// The partner: records the end-to-end latency from the time in the body.
@@ -143,7 +169,41 @@ to:
 	if err := os.WriteFile(filepath.Join(dir, "load.yaml"), []byte(route), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	eng, err := routes.NewEngine(routes.EngineConfig{ReloadInterval: -1}, routes.Deps{Bus: b, Store: db, Connectors: reg, Metrics: prometheus.NewRegistry()})
+	var sink connectors.Events
+	var emitted *countingStore
+	if events != "" {
+		emitted = &countingStore{}
+		var st monitor.Appender = emitted
+		switch events {
+		case "sqlite":
+			ms, err := monsqlite.Open(ctx, filepath.Join(t.TempDir(), "monitor.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ms.Close()
+			emitted.next = ms
+		case "clickhouse":
+			o := monch.Options{Addr: os.Getenv("MZHUB_TEST_CLICKHOUSE"), Database: fmt.Sprintf("mzhub_routes_load_%d", time.Now().UnixNano())}
+			ms, err := monch.Open(ctx, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = ms.Close(); _ = monch.DropDatabase(context.Background(), o) }()
+			emitted.next = ms
+		}
+		w := monitor.NewWriter(st, monitor.WriterOptions{Metrics: monitor.NewMetrics(nil)})
+		wctx, wcancel := context.WithCancel(context.Background())
+		wdone := make(chan struct{})
+		go func() { _ = w.Run(wctx); close(wdone) }()
+		defer func() {
+			wcancel()
+			<-wdone
+			_ = w.Close(context.Background())
+		}()
+		sink = w
+	}
+	eng, err := routes.NewEngine(routes.EngineConfig{ReloadInterval: -1}, routes.Deps{Bus: b, Store: db, Connectors: reg,
+		Metrics: prometheus.NewRegistry(), Events: sink})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,6 +265,10 @@ to:
 	cpu := cpuTime() - cpu0
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	var evs int64
+	if emitted != nil {
+		evs = emitted.n.Load()
+	}
 	cancel()
 	<-runDone
 	var all []time.Duration
@@ -217,8 +281,9 @@ to:
 	return loadResult{
 		clients: clients, duration: elapsed, drained: drained, accepted: accepted.Load(), errors: errs.Load(), delivered: delivered.Load(),
 		acceptP50: pct(all, 0.50), acceptP99: pct(all, 0.99), e2eP50: pct(e, 0.50), e2eP99: pct(e, 0.99),
-		heapMB:    float64(ms.HeapInuse) / (1 << 20),
-		cpuPerMsg: cpu / time.Duration(max(1, delivered.Load())),
+		heapMB:       float64(ms.HeapInuse) / (1 << 20),
+		cpuPerMsg:    cpu / time.Duration(max(1, delivered.Load())),
+		eventsPerMsg: float64(evs) / float64(max(1, delivered.Load())),
 	}
 }
 
@@ -230,7 +295,7 @@ func TestLoadHTTPRoute(t *testing.T) {
 		t.Skip("MZHUB_ROUTES_LOAD not set: skipping the load run (set it to the seconds of load, e.g. 10)")
 	}
 	for _, idem := range []bool{false, true} {
-		r := runLoad(t, 200, time.Duration(secs)*time.Second, idem)
+		r := runLoad(t, 200, time.Duration(secs)*time.Second, idem, os.Getenv("MZHUB_ROUTES_LOAD_EVENTS"))
 		t.Logf("sink idempotent=%v: %s", idem, r)
 		if r.delivered != r.accepted {
 			t.Errorf("delivered %d of %d accepted", r.delivered, r.accepted)
@@ -239,12 +304,28 @@ func TestLoadHTTPRoute(t *testing.T) {
 }
 
 // BenchmarkHTTPRoute reports the route's throughput and latencies at 200
-// clients for a short, bounded run.
+// clients for a short, bounded run: without monitor events, with a monitor
+// writer whose store only takes the batches (the writer's overhead on the
+// route), with a writer into SQLite (the embedded profile's whole cost) and,
+// when MZHUB_TEST_CLICKHOUSE names a server, into ClickHouse.
 func BenchmarkHTTPRoute(b *testing.B) {
-	r := runLoad(b, 200, 3*time.Second, false)
-	b.ReportMetric(float64(r.accepted)/r.duration.Seconds(), "accepted/s")
-	b.ReportMetric(float64(r.delivered)/r.drained.Seconds(), "delivered/s")
-	b.ReportMetric(float64(r.acceptP99.Microseconds())/1000, "p99-accept-ms")
-	b.ReportMetric(float64(r.e2eP99.Microseconds())/1000, "p99-e2e-ms")
-	b.ReportMetric(float64(r.cpuPerMsg.Microseconds()), "cpu-us/msg")
+	kinds := []string{"none", "writer", "sqlite"}
+	if os.Getenv("MZHUB_TEST_CLICKHOUSE") != "" {
+		kinds = append(kinds, "clickhouse")
+	}
+	for _, events := range kinds {
+		b.Run("events="+events, func(b *testing.B) {
+			kind := events
+			if kind == "none" {
+				kind = ""
+			}
+			r := runLoad(b, 200, 3*time.Second, false, kind)
+			b.ReportMetric(float64(r.accepted)/r.duration.Seconds(), "accepted/s")
+			b.ReportMetric(float64(r.delivered)/r.drained.Seconds(), "delivered/s")
+			b.ReportMetric(float64(r.acceptP99.Microseconds())/1000, "p99-accept-ms")
+			b.ReportMetric(float64(r.e2eP99.Microseconds())/1000, "p99-e2e-ms")
+			b.ReportMetric(float64(r.cpuPerMsg.Microseconds()), "cpu-us/msg")
+			b.ReportMetric(r.eventsPerMsg, "events/msg")
+		})
+	}
 }

@@ -101,9 +101,13 @@ func TestQualityColumnsBackfill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	update := string(b[strings.Index(string(b), "UPDATE"):])
-	if _, err := s.db.ExecContext(ctx, update); err != nil {
-		t.Fatal(err)
+	for _, update := range strings.SplitAfter(string(b[strings.Index(string(b), "UPDATE"):]), ";") {
+		if strings.TrimSpace(update) == "" {
+			continue
+		}
+		if _, err := s.db.ExecContext(ctx, update); err != nil {
+			t.Fatal(err)
+		}
 	}
 	got, err := s.Aggregate(ctx, q)
 	if err != nil {
