@@ -42,7 +42,7 @@ mzhub_exchange_last_success_timestamp_seconds{flow="allowance",partner="bank.boc
 	if err := w.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	lastSuccess("1.795767e+09") // 08:10
+	lastSuccess("1.795767e+09")              // 08:10
 	emit(20, monitor.Sent, monitor.OK, 1, 0) // newer, from a cached shape
 	if err := w.Flush(context.Background()); err != nil {
 		t.Fatal(err)
