@@ -45,6 +45,23 @@ func isFormatError(ev *monitor.Event) bool {
 	return ((ev.Type == monitor.Validated || ev.Type == monitor.Rejected) && ev.Status == monitor.Error) || ev.ErrorClass == "format"
 }
 
+// dailyUpsert adds to the daily rollup (no duration histogram).
+var dailyUpsert = func() string {
+	names := []string{"events", "errors", "bytes", "records", "records_failed", "format_errors"}
+	for k := range slowUS {
+		names = append(names, fmt.Sprintf("s%02d", k))
+	}
+	var ph, set []string
+	for _, c := range names {
+		ph = append(ph, "?")
+		set = append(set, c+" = "+c+" + excluded."+c)
+	}
+	return `INSERT INTO monitor_daily (day_ms, partner, flow, ` + strings.Join(names, ", ") + `) VALUES (?, ?, ?, ` +
+		strings.Join(ph, ", ") + `) ON CONFLICT (day_ms, partner, flow) DO UPDATE SET ` + strings.Join(set, ", ")
+}()
+
+const dayMS = 24 * 3600000
+
 var hourlyUpsert = func() string {
 	var cols, ph, set []string
 	names := []string{"records", "records_failed", "format_errors"}
@@ -113,6 +130,38 @@ func hourly(ctx context.Context, tx *sql.Tx, evs []monitor.Event) error {
 		}
 		if _, err := tx.ExecContext(ctx, hourlyUpsert, args...); err != nil {
 			return fmt.Errorf("update hourly rollup: %w", err)
+		}
+	}
+	// The daily rollup sums the hours of the batch per day.
+	days := map[key]*hourAgg{}
+	for k, a := range aggs {
+		if k.partner == allFlows {
+			continue
+		}
+		dk := key{k.hour - ((k.hour%dayMS)+dayMS)%dayMS, k.partner, k.flow}
+		d := days[dk]
+		if d == nil {
+			d = &hourAgg{}
+			days[dk] = d
+		}
+		d.events += a.events
+		d.errors += a.errors
+		d.bytes += a.bytes
+		d.records += a.records
+		d.recordsFailed += a.recordsFailed
+		d.formatErrors += a.formatErrors
+		for j := range d.slow {
+			d.slow[j] += a.slow[j]
+		}
+	}
+	for k, d := range days {
+		args := make([]any, 0, 9+len(slowUS))
+		args = append(args, k.hour, k.partner, k.flow, d.events, d.errors, d.bytes, d.records, d.recordsFailed, d.formatErrors)
+		for _, n := range d.slow {
+			args = append(args, n)
+		}
+		if _, err := tx.ExecContext(ctx, dailyUpsert, args...); err != nil {
+			return fmt.Errorf("update daily rollup: %w", err)
 		}
 	}
 	return nil
@@ -197,21 +246,35 @@ func (s *Store) seriesHourly(ctx context.Context, q monitor.SeriesQuery, step in
 
 // aggregateHourly answers a coarse Aggregate from the hourly rollup.
 func (s *Store) aggregateHourly(ctx context.Context, q monitor.AggQuery) ([]monitor.Agg, error) {
-	slowCol := "0"
+	slow := "0"
 	if q.SlowerThan > 0 {
 		k := monitor.SlowBound(q.SlowerThan)
 		if k < 0 {
 			q.Coarse = false
 			return s.Aggregate(ctx, q)
 		}
-		slowCol = fmt.Sprintf("sum(s%02d)", k)
+		slow = fmt.Sprintf("s%02d", k)
 	}
 	from := q.From.UnixMilli()
 	from -= ((from % 3600000) + 3600000) % 3600000
+	to := q.To.UnixMilli()
+	// Whole days from the daily rollup, the hours before and after them
+	// from the hourly one.
+	d0 := from + (dayMS-((from%dayMS)+dayMS)%dayMS)%dayMS
+	d1 := to - ((to%dayMS)+dayMS)%dayMS
+	if d1 <= d0 {
+		d0, d1 = to, to
+	}
+	cols := `partner, flow, events, errors, bytes, records, records_failed, format_errors, ` + slow
 	rows, err := s.db.QueryContext(ctx, `SELECT partner, flow, sum(events), sum(errors), sum(bytes),
-		sum(records), sum(records_failed), sum(format_errors), `+slowCol+` FROM monitor_hourly
-		WHERE hour_ms >= ? AND hour_ms < ? AND partner <> ? GROUP BY partner, flow ORDER BY partner, flow`,
-		from, q.To.UnixMilli(), allFlows)
+		sum(records), sum(records_failed), sum(format_errors), sum(slow) FROM (
+			SELECT `+cols+` AS slow FROM monitor_hourly WHERE hour_ms >= ? AND hour_ms < ? AND partner <> ?
+			UNION ALL
+			SELECT `+cols+` FROM monitor_daily WHERE day_ms >= ? AND day_ms < ?
+			UNION ALL
+			SELECT `+cols+` FROM monitor_hourly WHERE hour_ms >= ? AND hour_ms < ? AND partner <> ?)
+		GROUP BY partner, flow ORDER BY partner, flow`,
+		from, min(d0, to), allFlows, d0, d1, max(d1, from), to, allFlows)
 	if err != nil {
 		return nil, fmt.Errorf("monitor sqlite: aggregate: %w", err)
 	}

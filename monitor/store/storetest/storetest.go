@@ -28,6 +28,7 @@ func Run(t *testing.T, open Opener) {
 		{"SearchKeyWithLimit", testSearchKeyWithLimit},
 		{"Lineage", testLineage},
 		{"Aggregate", testAggregate},
+		{"CoarseMatchesRaw", testCoarseMatchesRaw},
 		{"LastSeen", testLastSeen},
 		{"Batches", testBatches},
 		{"FailuresAndDeadLetters", testFailures},
@@ -283,6 +284,44 @@ func testAggregate(t *testing.T, s monitor.Store) {
 		}
 		if v.Events != 2 || v.Errors != 1 || v.FormatErrors != 1 {
 			t.Errorf("coarse aggregate slower than %v: village bank %+v", slower.d, v)
+		}
+	}
+}
+
+// testCoarseMatchesRaw checks a coarse aggregate over several days, which a
+// store may answer from hourly and daily rollups, against the raw one, on
+// a window that starts and ends on hours inside a day.
+func testCoarseMatchesRaw(t *testing.T, s monitor.Store) {
+	var evs []monitor.Event
+	for i := range 4 * 24 * 3 {
+		ev := monitor.Event{Time: Base.Add(time.Duration(i) * 20 * time.Minute), Partner: []string{"bank.boc", "datasea"}[i%2],
+			Flow: "f", Type: monitor.Received, ExchangeID: fmt.Sprint("c", i), Records: int64(i % 7), Bytes: int64(i),
+			Duration: time.Duration(i%90) * time.Second}
+		if i%11 == 0 {
+			ev.Status, ev.Type, ev.ErrorClass, ev.RecordsFailed = monitor.Error, monitor.Validated, "format", 1
+		}
+		evs = append(evs, ev)
+	}
+	appendAll(t, s, evs...)
+	from, to := Base.Add(5*time.Hour), Base.Add(3*24*time.Hour+17*time.Hour)
+	for _, slower := range []time.Duration{30 * time.Second, time.Minute} {
+		raw, err := s.Aggregate(ctx(t), monitor.AggQuery{From: from, To: to, SlowerThan: slower, SkipP95: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		coarse, err := s.Aggregate(ctx(t), monitor.AggQuery{From: from, To: to, SlowerThan: slower, SkipP95: true, Coarse: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(raw) != 2 || len(coarse) != 2 {
+			t.Fatalf("raw %d groups, coarse %d, want 2", len(raw), len(coarse))
+		}
+		for i := range raw {
+			r, c := raw[i], coarse[i]
+			if c.Partner != r.Partner || c.Events != r.Events || c.Errors != r.Errors || c.Bytes != r.Bytes || c.Records != r.Records ||
+				c.RecordsFailed != r.RecordsFailed || c.FormatErrors != r.FormatErrors || c.Slow != r.Slow {
+				t.Errorf("slower than %v:\ncoarse %+v\nraw    %+v", slower, c, r)
+			}
 		}
 	}
 }
