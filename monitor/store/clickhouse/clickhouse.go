@@ -130,6 +130,26 @@ func (s *Store) migrate(ctx context.Context) error {
 		before[name] = true
 	}
 	rows.Close()
+	// A rollup (a view's target) whose columns are not the schema's, from
+	// an earlier version, is dropped with its view and rebuilt from the
+	// events below. The events table itself is never dropped.
+	for _, v := range views() {
+		if !before[v.target] {
+			continue
+		}
+		have, err := s.columnsOf(ctx, v.target)
+		if err != nil {
+			return err
+		}
+		if want := schemaColumns(v.target); want != nil && strings.Join(have, ",") != strings.Join(want, ",") {
+			for _, name := range []string{v.name, v.target} {
+				if err := s.conn.Exec(ctx, "DROP TABLE IF EXISTS "+quoteIdent(name)); err != nil {
+					return fmt.Errorf("monitor clickhouse: drop stale %s: %w", name, err)
+				}
+			}
+			before[v.name], before[v.target] = false, false
+		}
+	}
 	for _, stmt := range Schema() {
 		if err := s.conn.Exec(ctx, stmt); err != nil {
 			return fmt.Errorf("monitor clickhouse: schema: %w", err)
@@ -163,22 +183,52 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-// backfill inserts what v would have produced from every stored event.
-func (s *Store) backfill(ctx context.Context, v view) error {
-	rows, err := s.conn.Query(ctx, "SELECT name FROM system.columns WHERE database = ? AND table = ?", s.db, v.target)
-	if err != nil {
-		return fmt.Errorf("monitor clickhouse: columns of %s: %w", v.target, err)
+// tableRE finds a CREATE TABLE statement's name and column list.
+var tableRE = regexp.MustCompile(`(?s)^CREATE TABLE IF NOT EXISTS (\w+) \((.*)\) ENGINE`)
+
+// schemaColumns returns the column names the schema gives table, in order
+// (nil: not a table of the schema).
+func schemaColumns(table string) []string {
+	for _, stmt := range Schema() {
+		m := tableRE.FindStringSubmatch(stmt)
+		if m == nil || m[1] != table {
+			continue
+		}
+		var cols []string
+		for _, line := range strings.Split(m[2], "\n") {
+			if f := strings.Fields(line); len(f) > 1 {
+				cols = append(cols, f[0])
+			}
+		}
+		return cols
 	}
+	return nil
+}
+
+// columnsOf lists a table's columns in order.
+func (s *Store) columnsOf(ctx context.Context, table string) ([]string, error) {
+	rows, err := s.conn.Query(ctx, "SELECT name FROM system.columns WHERE database = ? AND table = ?", s.db, table)
+	if err != nil {
+		return nil, fmt.Errorf("monitor clickhouse: columns of %s: %w", table, err)
+	}
+	defer rows.Close()
 	var cols []string
 	for rows.Next() {
 		var c string
 		if err := rows.Scan(&c); err != nil {
-			rows.Close()
-			return fmt.Errorf("monitor clickhouse: columns of %s: %w", v.target, err)
+			return nil, fmt.Errorf("monitor clickhouse: columns of %s: %w", table, err)
 		}
 		cols = append(cols, c)
 	}
-	rows.Close()
+	return cols, rows.Err()
+}
+
+// backfill inserts what v would have produced from every stored event.
+func (s *Store) backfill(ctx context.Context, v view) error {
+	cols, err := s.columnsOf(ctx, v.target)
+	if err != nil {
+		return err
+	}
 	if err := s.conn.Exec(ctx, fmt.Sprintf("INSERT INTO %s (%s) %s", quoteIdent(v.target), strings.Join(cols, ", "), v.query)); err != nil {
 		return fmt.Errorf("monitor clickhouse: backfill %s: %w", v.target, err)
 	}

@@ -123,9 +123,10 @@ func TestIntegrationClickHouseRetentionAndRollups(t *testing.T) {
 }
 
 // TestIntegrationClickHouseBackfill drops every view and its target from a
-// database holding events, plus a view of an earlier schema, and opens it
-// again: the targets come back filled from the stored events, giving the
-// same answers as before, and the legacy view is gone.
+// database holding events, adds a view of an earlier schema and a rollup of
+// an earlier shape, and opens it again: the targets come back filled from
+// the stored events, giving the same answers as before, and the legacy
+// view is gone.
 func TestIntegrationClickHouseBackfill(t *testing.T) {
 	s := open(t)
 	ctx := context.Background()
@@ -174,6 +175,21 @@ func TestIntegrationClickHouseBackfill(t *testing.T) {
 	}
 	if err := conn.Exec(ctx, "CREATE MATERIALIZED VIEW monitor_hourly_mv ENGINE = Memory AS SELECT partner FROM monitor_events"); err != nil {
 		t.Fatal(err)
+	}
+	// A rollup of an earlier shape, filled: it must be rebuilt, not kept.
+	for _, stmt := range []string{
+		`CREATE TABLE monitor_flow_hourly (hour DateTime, partner String, flow String, events AggregateFunction(count))
+			ENGINE = AggregatingMergeTree() PARTITION BY toYYYYMM(hour) ORDER BY (partner, flow, hour)`,
+		`CREATE MATERIALIZED VIEW monitor_flow_hourly_mv TO monitor_flow_hourly AS SELECT
+			toStartOfHour(toDateTime(toUInt32(intDiv(ts_ms, 1000)))) AS hour, partner, flow, countState() AS events
+			FROM monitor_events GROUP BY hour, partner, flow`,
+		`INSERT INTO monitor_flow_hourly (hour, partner, flow, events) SELECT hour, partner, flow, events FROM (` +
+			`SELECT toStartOfHour(toDateTime(toUInt32(intDiv(ts_ms, 1000)))) AS hour, partner, flow, countState() AS events
+			FROM monitor_events GROUP BY hour, partner, flow)`,
+	} {
+		if err := conn.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
 	}
 	db := s.Database()
 	_ = s.Close()
