@@ -56,6 +56,9 @@ type QualityRule struct {
 	// Flow the rule applies to; empty matches every flow.
 	Flow string `yaml:"flow"`
 	// AnswerWithin is the timeliness limit: a step slower than this counts as late.
+	// One of 1s, 2s, 5s, 10s, 15s, 30s, 1m, 2m, 5m, 10m, 30m or 1h (monitor.SlowBounds)
+	// is scored from the hourly rollups; any other value from the raw events
+	// (slower on long windows).
 	AnswerWithin time.Duration `yaml:"answer_within"`
 	// MinScore raises a quality alert when the partner flow's score (0..100) falls below it; 0 disables.
 	MinScore float64 `yaml:"min_score"`
