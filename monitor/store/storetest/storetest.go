@@ -103,11 +103,7 @@ func testSearchFilters(t *testing.T, s monitor.Store) {
 		{Time: at(3), Partner: "bank.boc", Flow: "returns", Type: monitor.Downloaded, ExchangeID: "x4", PartnerRef: "r4", BusinessKey: "k4"},
 	}
 	appendAll(t, s, evs...)
-	cases := []struct {
-		name string
-		f    monitor.Filter
-		want []string
-	}{
+	cases := []searchCase{
 		{"all newest first", monitor.Filter{}, []string{"x4", "x3", "x2", "x1"}},
 		{"partner", monitor.Filter{Partner: "bank.boc"}, []string{"x4", "x1"}},
 		{"flow", monitor.Filter{Flow: "disbursement"}, []string{"x2", "x1"}},
@@ -123,17 +119,7 @@ func testSearchFilters(t *testing.T, s monitor.Store) {
 		{"limit", monitor.Filter{Limit: 2}, []string{"x4", "x3"}},
 		{"no match", monitor.Filter{Partner: "nobody"}, nil},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := s.Search(ctx(t), tc.f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ids := exchangeIDs(got); !reflect.DeepEqual(ids, tc.want) {
-				t.Errorf("got %v, want %v", ids, tc.want)
-			}
-		})
-	}
+	searchCases(t, s, cases)
 }
 
 // testSearchKeyWithLimit checks that a store which narrows a keyed search
@@ -156,11 +142,7 @@ func testSearchKeyWithLimit(t *testing.T, s monitor.Store) {
 	// Another batch, newer, that a key lookup must not let in.
 	evs = append(evs, monitor.Event{Time: at(20), Partner: "bank.boc", Flow: "allowance", Type: monitor.Uploaded, ExchangeID: "other", BatchID: "b10"})
 	appendAll(t, s, evs...)
-	cases := []struct {
-		name string
-		f    monitor.Filter
-		want []string
-	}{
+	cases := []searchCase{
 		{"newest of the key", monitor.Filter{BatchID: "b9", Limit: 3}, []string{"k11", "k10", "k09"}},
 		{"key and status", monitor.Filter{BatchID: "b9", Status: monitor.Error, Limit: 2}, []string{"k02", "k01"}},
 		{"key and error class", monitor.Filter{FileName: "F9", ErrorClass: "format", Limit: 1}, []string{"k02"}},
@@ -170,6 +152,18 @@ func testSearchKeyWithLimit(t *testing.T, s monitor.Store) {
 		{"key of another batch", monitor.Filter{BatchID: "b9", FileName: "nope"}, nil},
 		{"exchange ids across partners", monitor.Filter{ExchangeIDs: []string{"k01", "k02", "k05"}, Limit: 2}, []string{"k05", "k02"}},
 	}
+	searchCases(t, s, cases)
+}
+
+// searchCase is a filter and the exchange ids it must find, newest first.
+type searchCase struct {
+	name string
+	f    monitor.Filter
+	want []string
+}
+
+func searchCases(t *testing.T, s monitor.Store, cases []searchCase) {
+	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := s.Search(ctx(t), tc.f)
