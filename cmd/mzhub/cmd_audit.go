@@ -93,14 +93,10 @@ func auditUsage(env *cliEnv) {
 }
 
 func runAudit(ctx context.Context, env *cliEnv, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		auditUsage(env)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
+	sub, code, ok := subcommand(env, args, auditUsage)
+	if !ok {
+		return code
 	}
-	sub := args[0]
 	fs := flag.NewFlagSet("audit "+sub, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	cfgPath := fs.String("config", "", "configuration file (default: the embedded profile)")
@@ -115,11 +111,8 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) int {
 	asJSON := fs.Bool("json", false, "print JSON (verify, list)")
 	anchor := fs.String("anchor", "", "SEQ:MAC the chain must still hold (verify)")
 	fs.Usage = func() { auditUsage(env); fs.PrintDefaults() }
-	if err := fs.Parse(args[1:]); err != nil {
-		if isHelp(err) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args[1:]); !ok {
+		return code
 	}
 	parseT := func(s string) (time.Time, error) {
 		if s == "" {

@@ -45,11 +45,8 @@ func runConformance(ctx context.Context, env *cliEnv, args []string) int {
 Exit status: 0 when every check passed, 1 when one failed, 2 for usage errors.`)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if isHelp(err) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if *serve != "" {
 		return serveSandbox(ctx, env, *serve, *proxy, *sandboxDB)

@@ -29,11 +29,8 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintln(env.Stderr, "(six bank SFTP servers, funeral homes, ...) and drives real flows through it.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if isHelp(err) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	cfg, err := config.Load("", env.Getenv)
 	if err != nil {

@@ -84,11 +84,8 @@ func runDisbursement(ctx context.Context, env *cliEnv, args []string) int {
 		disbursementUsage(fs)
 		return 0
 	}
-	if err := fs.Parse(args[1:]); err != nil {
-		if isHelp(err) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args[1:]); !ok {
+		return code
 	}
 	if verb == "generate" {
 		if *generate <= 0 || *list == "" || *period == "" {

@@ -46,11 +46,8 @@ func runDLQ(ctx context.Context, env *cliEnv, args []string) int {
 	id := fs.Int64("id", 0, "dead letter id (replay, drop)")
 	actor := fs.String("actor", "", "operator name recorded in the audit log (replay, drop)")
 	fs.Usage = func() { dlqUsage(env); fs.PrintDefaults() }
-	if err := fs.Parse(args[1:]); err != nil {
-		if isHelp(err) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args[1:]); !ok {
+		return code
 	}
 	cfg, err := loadConfig(env, *cfgPath)
 	if err != nil {

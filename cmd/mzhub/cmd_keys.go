@@ -29,23 +29,16 @@ variables and init only reports what is missing.`)
 }
 
 func runKeys(ctx context.Context, env *cliEnv, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		keysUsage(env)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
+	sub, code, ok := subcommand(env, args, keysUsage)
+	if !ok {
+		return code
 	}
-	sub := args[0]
 	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	cfgPath := fs.String("config", "", "configuration file (default: the embedded profile)")
 	fs.Usage = func() { keysUsage(env); fs.PrintDefaults() }
-	if err := fs.Parse(args[1:]); err != nil {
-		if isHelp(err) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args[1:]); !ok {
+		return code
 	}
 	cfg, err := loadConfig(env, *cfgPath)
 	if err != nil {

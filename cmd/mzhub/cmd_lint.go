@@ -138,11 +138,8 @@ func runLint(_ context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintln(env.Stderr, "mappings, code tables). Prints file:line: problem and exits 1 when anything is wrong.")
 		fset.PrintDefaults()
 	}
-	if err := fset.Parse(args); err != nil {
-		if isHelp(err) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fset, args); !ok {
+		return code
 	}
 	if fset.NArg() == 0 {
 		fset.Usage()

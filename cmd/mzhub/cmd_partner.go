@@ -30,14 +30,10 @@ integrator through a separate channel; only its key id is written to the registr
 }
 
 func runPartner(ctx context.Context, env *cliEnv, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		partnerUsage(env)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
+	sub, code, ok := subcommand(env, args, partnerUsage)
+	if !ok {
+		return code
 	}
-	sub := args[0]
 	fs := flag.NewFlagSet("partner "+sub, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	fs.Usage = func() { partnerUsage(env) }
@@ -50,11 +46,8 @@ func runPartner(ctx context.Context, env *cliEnv, args []string) int {
 	allow := fs.String("allow-ip", "", "allowed source addresses or CIDR prefixes, comma separated")
 	division := fs.String("division", "", "district code 3101xx")
 	dropOld := fs.Bool("drop-old", false, "rotate-key: revoke the previous keys at once")
-	if err := fs.Parse(args[1:]); err != nil {
-		if isHelp(err) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args[1:]); !ok {
+		return code
 	}
 	cfg, err := loadConfig(env, *cfgPath)
 	if err != nil {

@@ -24,11 +24,8 @@ func runServe(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintln(env.Stderr, "\nRuns the hub until SIGINT or SIGTERM, then shuts down within http.shutdown_timeout.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if isHelp(err) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	cfg, err := loadConfig(env, *cfgPath)
 	if err != nil {

@@ -36,11 +36,8 @@ func runTests(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintln(env.Stderr, "recursively); default: paths.routes and paths.mappings of the configuration.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if isHelp(err) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	paths := fs.Args()
 	if len(paths) == 0 {

@@ -28,14 +28,10 @@ audited with the operating-system user as actor.`)
 }
 
 func runUser(ctx context.Context, env *cliEnv, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		userUsage(env)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
+	sub, code, ok := subcommand(env, args, userUsage)
+	if !ok {
+		return code
 	}
-	sub := args[0]
 	fs := flag.NewFlagSet("user "+sub, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	cfgPath := fs.String("config", "", "configuration file (default: the embedded profile)")
@@ -44,11 +40,8 @@ func runUser(ctx context.Context, env *cliEnv, args []string) int {
 	display := fs.String("display", "", "display name")
 	asJSON := fs.Bool("json", false, "print JSON (list)")
 	fs.Usage = func() { userUsage(env); fs.PrintDefaults() }
-	if err := fs.Parse(args[1:]); err != nil {
-		if isHelp(err) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args[1:]); !ok {
+		return code
 	}
 	switch sub {
 	case "create-admin", "add", "disable", "enable", "unlock", "reset-password", "list":

@@ -18,11 +18,8 @@ func runVersion(_ context.Context, env *cliEnv, args []string) int {
 	fs := flag.NewFlagSet("version", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	fs.Usage = func() { fmt.Fprintln(env.Stderr, "Usage: mzhub version"); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		if isHelp(err) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	version, commit := hub.Version, hub.Commit
 	if bi, ok := debug.ReadBuildInfo(); ok {

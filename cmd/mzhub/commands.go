@@ -2,11 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"sort"
-	"strings"
 )
 
 // cliEnv is what a subcommand gets from main.
@@ -81,6 +82,30 @@ func dispatch(ctx context.Context, env *cliEnv, args []string) int {
 }
 
 // isHelp reports whether err came from -h/--help in a FlagSet.
-func isHelp(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "help requested")
+func isHelp(err error) bool { return errors.Is(err, flag.ErrHelp) }
+
+// parseFlags parses args into fs. ok is false when the command should
+// return code at once: 0 after -h (usage was printed), 2 on a bad flag.
+func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if isHelp(err) {
+			return 0, false
+		}
+		return 2, false
+	}
+	return 0, true
+}
+
+// subcommand takes the subcommand off args. ok is false when usage was
+// printed instead and the command should return code: 2 without a
+// subcommand, 0 when help was asked for.
+func subcommand(env *cliEnv, args []string, usage func(*cliEnv)) (sub string, code int, ok bool) {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(env)
+		if len(args) == 0 {
+			return "", 2, false
+		}
+		return "", 0, false
+	}
+	return args[0], 0, true
 }
