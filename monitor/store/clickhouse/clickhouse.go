@@ -116,20 +116,26 @@ func views() []view {
 // this runs may be counted twice in a new rollup; open the store on an
 // existing database before the writers start to avoid it.
 func (s *Store) migrate(ctx context.Context) error {
-	before := map[string]bool{}
-	rows, err := s.conn.Query(ctx, "SELECT name FROM system.tables WHERE database = ?", s.db)
+	// One read of every table's columns, in order: which tables exist, and
+	// whether a rollup still has the schema's shape.
+	have := map[string][]string{}
+	rows, err := s.conn.Query(ctx, "SELECT table, name FROM system.columns WHERE database = ?", s.db)
 	if err != nil {
 		return fmt.Errorf("monitor clickhouse: list tables: %w", err)
 	}
 	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
+		var table, name string
+		if err := rows.Scan(&table, &name); err != nil {
 			rows.Close()
 			return fmt.Errorf("monitor clickhouse: list tables: %w", err)
 		}
-		before[name] = true
+		have[table] = append(have[table], name)
 	}
 	rows.Close()
+	before := map[string]bool{}
+	for t := range have {
+		before[t] = true
+	}
 	// A rollup (a view's target) whose columns are not the schema's, from
 	// an earlier version, is dropped with its view and rebuilt from the
 	// events below. The events table itself is never dropped.
@@ -137,11 +143,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		if !before[v.target] {
 			continue
 		}
-		have, err := s.columnsOf(ctx, v.target)
-		if err != nil {
-			return err
-		}
-		if want := schemaColumns(v.target); want != nil && strings.Join(have, ",") != strings.Join(want, ",") {
+		if want := schemaColumns(v.target); want != nil && strings.Join(have[v.target], ",") != strings.Join(want, ",") {
 			for _, name := range []string{v.name, v.target} {
 				if err := s.conn.Exec(ctx, "DROP TABLE IF EXISTS "+quoteIdent(name)); err != nil {
 					return fmt.Errorf("monitor clickhouse: drop stale %s: %w", name, err)
@@ -205,30 +207,11 @@ func schemaColumns(table string) []string {
 	return nil
 }
 
-// columnsOf lists a table's columns in order.
-func (s *Store) columnsOf(ctx context.Context, table string) ([]string, error) {
-	rows, err := s.conn.Query(ctx, "SELECT name FROM system.columns WHERE database = ? AND table = ?", s.db, table)
-	if err != nil {
-		return nil, fmt.Errorf("monitor clickhouse: columns of %s: %w", table, err)
-	}
-	defer rows.Close()
-	var cols []string
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, fmt.Errorf("monitor clickhouse: columns of %s: %w", table, err)
-		}
-		cols = append(cols, c)
-	}
-	return cols, rows.Err()
-}
-
 // backfill inserts what v would have produced from every stored event.
 func (s *Store) backfill(ctx context.Context, v view) error {
-	cols, err := s.columnsOf(ctx, v.target)
-	if err != nil {
-		return err
-	}
+	// The target was just created from the schema: its columns are the
+	// schema's.
+	cols := schemaColumns(v.target)
 	if err := s.conn.Exec(ctx, fmt.Sprintf("INSERT INTO %s (%s) %s", quoteIdent(v.target), strings.Join(cols, ", "), v.query)); err != nil {
 		return fmt.Errorf("monitor clickhouse: backfill %s: %w", v.target, err)
 	}
