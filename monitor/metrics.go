@@ -30,6 +30,8 @@ type Metrics struct {
 	// flow, direction, type, status): resolving labels costs more than
 	// counting. Only the writer goroutine calls observe, so no lock.
 	shapes map[shape]*shapeMetrics
+	// last holds the newest success per partner flow, shared by its shapes.
+	last map[[2]string]*float64
 }
 
 // shape is what selects an event's metric children.
@@ -60,6 +62,7 @@ const maxShapes = 50000
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		shapes: map[shape]*shapeMetrics{},
+		last:   map[[2]string]*float64{},
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mzhub_exchange_events_total",
 			Help: "Exchange events by flow, direction, step type and status.",
@@ -175,15 +178,11 @@ func (m *Metrics) shapeOf(ev *Event) *shapeMetrics {
 	if ev.Status == OK && sm.outcome == "ok" {
 		sm.lastSuccess = m.lastSuccess.WithLabelValues(ev.Partner, ev.Flow)
 		// One newest-success time per partner flow, whatever the shape.
-		for o, other := range m.shapes {
-			if o.partner == ev.Partner && o.flow == ev.Flow && other.last != nil {
-				sm.last = other.last
-				break
-			}
+		pf := [2]string{ev.Partner, ev.Flow}
+		if m.last[pf] == nil {
+			m.last[pf] = new(float64)
 		}
-		if sm.last == nil {
-			sm.last = new(float64)
-		}
+		sm.last = m.last[pf]
 	}
 	m.shapes[k] = sm
 	return sm
