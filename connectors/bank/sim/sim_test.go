@@ -97,7 +97,10 @@ func TestSixBanksPayOnceAndReturn(t *testing.T) {
 			local := filepath.Join(dir, b.Config.Code)
 			_ = os.MkdirAll(local, 0o750)
 			p, total := writeFile(t, b, local, n)
-			c, err := sftp.New(b.Config.Partner(), "disbursement", b.Config.SFTP, connectors.Deps{Store: db, DataDir: local}, sftp.Keys{})
+			// The client logs why it leaves a file for later: a failure below
+			// then says what the hub saw, not only what it missed.
+			c, err := sftp.New(b.Config.Partner(), "disbursement", b.Config.SFTP,
+				connectors.Deps{Store: db, DataDir: local, Logger: opts.Logger.With("hub", b.Config.Code)}, sftp.Keys{})
 			if err != nil {
 				t.Error(err)
 				return
@@ -117,8 +120,9 @@ func TestSixBanksPayOnceAndReturn(t *testing.T) {
 			if b.Config.MultiPartReturns {
 				wantParts = opts.Parts
 			}
+			var polls sftp.PollResult
 			for len(results) < wantParts && time.Now().Before(deadline) {
-				_, err := c.Poll(ctx, sftp.PollOptions{}, func(_ context.Context, in sftp.Inbound) error {
+				pr, err := c.Poll(ctx, sftp.PollOptions{}, func(_ context.Context, in sftp.Inbound) error {
 					f, err := os.Open(in.LocalPath)
 					if err != nil {
 						return err
@@ -147,6 +151,11 @@ func TestSixBanksPayOnceAndReturn(t *testing.T) {
 					t.Error(err)
 					return
 				}
+				polls.Processed += pr.Processed
+				polls.Failed += pr.Failed
+				polls.Rejected += pr.Rejected
+				polls.Duplicates += pr.Duplicates
+				polls.Waiting += pr.Waiting
 				time.Sleep(20 * time.Millisecond)
 			}
 			var paid, failed int
@@ -156,11 +165,25 @@ func TestSixBanksPayOnceAndReturn(t *testing.T) {
 			}
 			parts := len(results)
 			if paid+failed != n || failed == 0 || int64(paid) != b.Paid.Total() || b.Paid.Double() != 0 || parts != wantParts {
-				t.Errorf("%s: paid %d failed %d parts %d, counter %d double %d", b.Config.Code, paid, failed, parts, b.Paid.Total(), b.Paid.Double())
+				t.Errorf("%s: paid %d failed %d parts %d, counter %d double %d; polls %+v; bank outbox %v",
+					b.Config.Code, paid, failed, parts, b.Paid.Total(), b.Paid.Double(), polls, listDir(filepath.Join(b.Root(), b.Config.SFTP.PollDir)))
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+// listDir names the entries of dir, for failure messages.
+func listDir(dir string) []string {
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name())
+	}
+	return out
 }
 
 func TestRefusesWrongDigestAndIncompleteFiles(t *testing.T) {
