@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/monitor/monitortest"
 	"github.com/shanghai-mca/mzhub/routes"
 	"github.com/shanghai-mca/mzhub/routes/bus"
 	"github.com/shanghai-mca/mzhub/routes/routetest"
@@ -24,37 +24,13 @@ import (
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
 
-// eventLog collects monitor events.
-type eventLog struct {
-	mu  sync.Mutex
-	evs []monitor.Event
-}
-
-func (l *eventLog) Emit(ev monitor.Event) {
-	l.mu.Lock()
-	l.evs = append(l.evs, ev)
-	l.mu.Unlock()
-}
-
-func (l *eventLog) count(t monitor.EventType) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, e := range l.evs {
-		if e.Type == t {
-			n++
-		}
-	}
-	return n
-}
-
 type harness struct {
 	t      *testing.T
 	dir    string
 	bus    *routetest.Bus
 	db     *store.DB
 	sinks  *routetest.Sinks
-	events *eventLog
+	events *monitortest.Recorder
 	eng    *routes.Engine
 	cancel context.CancelFunc
 	done   chan error
@@ -69,7 +45,7 @@ func start(t *testing.T, files map[string]string) *harness {
 // startWith is start with extra connector kinds in the registry.
 func startWith(t *testing.T, files map[string]string, extra ...connectors.Spec) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: t.TempDir(), bus: routetest.NewBus(), db: storetest.Open(t), sinks: routetest.NewSinks(), events: &eventLog{}}
+	h := &harness{t: t, dir: t.TempDir(), bus: routetest.NewBus(), db: storetest.Open(t), sinks: routetest.NewSinks(), events: &monitortest.Recorder{}}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(h.dir, name), []byte(body), 0o600); err != nil {
 			t.Fatal(err)
@@ -337,11 +313,11 @@ func TestRetryThenDeliver(t *testing.T) {
 	out := h.sinks.Recorder("out")
 	out.FailNext(2, errors.New("503"))
 	h.publish("in", `{"a":1}`)
-	waitFor(t, "delivery", func() bool { return len(out.Got()) == 1 && h.events.count(monitor.Sent) == 1 })
-	if n := h.events.count(monitor.Retried); n != 2 {
+	waitFor(t, "delivery", func() bool { return len(out.Got()) == 1 && h.events.CountType(monitor.Sent) == 1 })
+	if n := h.events.CountType(monitor.Retried); n != 2 {
 		t.Errorf("retried events = %d, want 2", n)
 	}
-	if n := h.events.count(monitor.Sent); n != 1 {
+	if n := h.events.CountType(monitor.Sent); n != 1 {
 		t.Errorf("sent events = %d, want 1", n)
 	}
 }
@@ -378,7 +354,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 			if strings.Contains(d.Error, "310101199001011234") {
 				t.Errorf("error not masked: %s", d.Error)
 			}
-			if h.events.count(monitor.DeadLettered) != 1 {
+			if h.events.CountType(monitor.DeadLettered) != 1 {
 				t.Errorf("no dead_lettered event")
 			}
 			// Replay: audited, then carried out by the running engine.
@@ -391,7 +367,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 				t.Errorf("audit = %v", aud.recs)
 			}
 			waitFor(t, "replayed delivery", func() bool { return len(out.Got()) == 1 })
-			waitFor(t, "replayed event", func() bool { return h.events.count(monitor.Replayed) == 1 })
+			waitFor(t, "replayed event", func() bool { return h.events.CountType(monitor.Replayed) == 1 })
 			if err := dlq.Drop(context.Background(), d.ID, "ops.zhang", aud); err == nil {
 				t.Error("drop of a replayed letter succeeded")
 			}
@@ -501,7 +477,7 @@ func TestHotReload(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(h.dir, "r1.yaml"), []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "failure event", func() bool { return h.events.count(monitor.Failed) >= 1 })
+	waitFor(t, "failure event", func() bool { return h.events.CountType(monitor.Failed) >= 1 })
 	h.publish("in", `2`)
 	waitFor(t, "v1 still running", func() bool { return len(h.sinks.Recorder("v1").Got()) == 2 })
 

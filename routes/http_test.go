@@ -46,8 +46,8 @@ to:
 		}
 	}
 	out := h.sinks.Recorder("out")
-	waitFor(t, "delivery and dead letter", func() bool { return len(out.Got()) == 1 && h.events.count(monitor.DeadLettered) == 1 })
-	if h.events.count(monitor.Received) != 3 {
-		t.Errorf("received events = %d, want 3", h.events.count(monitor.Received))
+	waitFor(t, "delivery and dead letter", func() bool { return len(out.Got()) == 1 && h.events.CountType(monitor.DeadLettered) == 1 })
+	if h.events.CountType(monitor.Received) != 3 {
+		t.Errorf("received events = %d, want 3", h.events.CountType(monitor.Received))
 	}
 }

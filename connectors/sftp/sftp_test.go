@@ -23,38 +23,16 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/sftp/sftptest"
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/monitor/monitortest"
 	"github.com/shanghai-mca/mzhub/security/filesign"
 	"github.com/shanghai-mca/mzhub/store"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
 
-type eventLog struct {
-	mu  sync.Mutex
-	evs []monitor.Event
-}
-
-func (l *eventLog) Emit(ev monitor.Event) {
-	l.mu.Lock()
-	l.evs = append(l.evs, ev)
-	l.mu.Unlock()
-}
-
-func (l *eventLog) count(t monitor.EventType) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, e := range l.evs {
-		if e.Type == t {
-			n++
-		}
-	}
-	return n
-}
-
 type fixture struct {
 	srv      *sftptest.Server
 	db       *store.DB
-	events   *eventLog
+	events   *monitortest.Recorder
 	dir      string
 	signer   *filesign.Signer
 	verifier *filesign.Verifier
@@ -81,7 +59,7 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	return &fixture{srv: srv, db: db, events: &eventLog{}, dir: dir, signer: filesign.NewSigner(priv, nil), verifier: filesign.NewVerifier(&priv.PublicKey, nil)}
+	return &fixture{srv: srv, db: db, events: &monitortest.Recorder{}, dir: dir, signer: filesign.NewSigner(priv, nil), verifier: filesign.NewVerifier(&priv.PublicKey, nil)}
 }
 
 func (f *fixture) config() Config {
@@ -161,8 +139,8 @@ func TestUploadThenPollOnce(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(f.srv.Root(), "upload", "processed", "a.txt")); err != nil {
 		t.Fatalf("not moved to processed: %v", err)
 	}
-	if f.events.count(monitor.Uploaded) != 1 || f.events.count(monitor.Downloaded) != 1 || f.events.count(monitor.Claimed) != 1 {
-		t.Fatalf("events: %+v", f.events.evs)
+	if f.events.CountType(monitor.Uploaded) != 1 || f.events.CountType(monitor.Downloaded) != 1 || f.events.CountType(monitor.Claimed) != 1 {
+		t.Fatalf("events: %+v", f.events.Events())
 	}
 	// The same file put back (a duplicate delivery) is recognised and not processed again.
 	for _, s := range []string{"", ".done", ".sig"} {
@@ -170,7 +148,7 @@ func TestUploadThenPollOnce(t *testing.T) {
 		_ = os.WriteFile(filepath.Join(f.srv.Root(), "upload", "a.txt"+s), b, 0o640)
 	}
 	res, err := c.Poll(ctx, PollOptions{}, h)
-	if err != nil || res.Duplicates != 1 || calls != 1 || f.events.count(monitor.Dropped) != 1 {
+	if err != nil || res.Duplicates != 1 || calls != 1 || f.events.CountType(monitor.Dropped) != 1 {
 		t.Fatalf("duplicate: %+v %v calls=%d", res, err, calls)
 	}
 }
@@ -264,7 +242,7 @@ func TestPollRejectsWrongDigestAndBadSignature(t *testing.T) {
 	if res.Rejected != 2 || res.Waiting != 1 || calls != 0 {
 		t.Fatalf("result %+v calls %d", res, calls)
 	}
-	if f.events.count(monitor.Rejected) != 2 {
+	if f.events.CountType(monitor.Rejected) != 2 {
 		t.Fatalf("want 2 rejected events")
 	}
 	for _, n := range []string{"t.txt", "s.txt"} {
@@ -366,7 +344,7 @@ func TestNetworkFaults(t *testing.T) {
 		if err != nil || res.Processed != 1 || calls != 1 {
 			t.Fatalf("%+v %v calls %d", res, err, calls)
 		}
-		if f.events.count(monitor.Retried) == 0 {
+		if f.events.CountType(monitor.Retried) == 0 {
 			t.Fatal("no retried event")
 		}
 	})
@@ -379,7 +357,7 @@ func TestNetworkFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, _ := os.ReadFile(filepath.Join(f.srv.Root(), "upload", "u.txt"))
-		if !bytes.Equal(got, big) || up.Bytes != int64(len(big)) || f.events.count(monitor.Retried) == 0 {
+		if !bytes.Equal(got, big) || up.Bytes != int64(len(big)) || f.events.CountType(monitor.Retried) == 0 {
 			t.Fatal("upload after drop incomplete or not retried")
 		}
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/bank"
 	"github.com/shanghai-mca/mzhub/connectors/bank/sim"
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/monitor/monitortest"
 )
 
 func TestFullCycle(t *testing.T) {
@@ -23,7 +24,7 @@ func TestFullCycle(t *testing.T) {
 	opts.ReturnDelay = 20 * time.Millisecond
 	opts.FailureRate = 0.05
 	sims := startSims(t, filepath.Join(dir, "sim"), opts)
-	events, audit := &eventLog{}, &auditLog{}
+	events, audit := &monitortest.Recorder{}, &auditLog{}
 	svc := newService(t, openDB(t, dir), dir, simConfigs(sims), events, audit)
 	exp := &expecter{}
 	svc.SetExpecter(exp)
@@ -116,7 +117,7 @@ func TestFullCycle(t *testing.T) {
 	}
 	// Every stage showed in the monitor, and the confirmations were audited.
 	for _, stage := range Stages[:len(Stages)-1] {
-		if events.find(func(e monitor.Event) bool {
+		if events.Count(func(e monitor.Event) bool {
 			return e.Type == monitor.StageChanged && e.Stage == stage && e.BatchID == b.Name
 		}) == 0 {
 			t.Errorf("no stage event for %s", stage)

@@ -12,33 +12,9 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/bank"
 	"github.com/shanghai-mca/mzhub/connectors/bank/sim"
 	"github.com/shanghai-mca/mzhub/connectors/sftp"
-	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/store"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
-
-type eventLog struct {
-	mu  sync.Mutex
-	evs []monitor.Event
-}
-
-func (l *eventLog) Emit(ev monitor.Event) {
-	l.mu.Lock()
-	l.evs = append(l.evs, ev)
-	l.mu.Unlock()
-}
-
-func (l *eventLog) find(fn func(monitor.Event) bool) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, e := range l.evs {
-		if fn(e) {
-			n++
-		}
-	}
-	return n
-}
 
 type auditLog struct {
 	mu      sync.Mutex

@@ -9,6 +9,7 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/bank"
 	"github.com/shanghai-mca/mzhub/connectors/bank/sim"
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/monitor/monitortest"
 )
 
 // TestNetworkFaults runs a cycle while each bank misbehaves in its own
@@ -24,7 +25,7 @@ func TestNetworkFaults(t *testing.T) {
 	for _, s := range sims {
 		bySim[s.Config.Code] = s
 	}
-	events := &eventLog{}
+	events := &monitortest.Recorder{}
 	svc := newServiceTimeout(t, openDB(t, dir), dir, simConfigs(sims), events, nil, 700*time.Millisecond)
 	list := writeList(t, dir, GenerateOptions{Persons: 12000, Seed: 5, Period: "2026-11"})
 	var letter int64
@@ -42,7 +43,7 @@ func TestNetworkFaults(t *testing.T) {
 	if _, err := svc.Run(ctx, run); err == nil {
 		t.Fatal("run succeeded while CMB refused every login")
 	}
-	if n := events.find(func(e monitor.Event) bool { return e.Partner == "bank.cmb" && e.Type == monitor.Failed }); n == 0 {
+	if n := events.Count(func(e monitor.Event) bool { return e.Partner == "bank.cmb" && e.Type == monitor.Failed }); n == 0 {
 		t.Fatal("refused logins not visible in the monitor")
 	}
 	bySim["cmb"].Server.Faults.RefuseLogin.Store(false)
@@ -58,7 +59,7 @@ func TestNetworkFaults(t *testing.T) {
 		t.Fatalf("stage %s", b.Stage)
 	}
 	has := func(partner string, typ monitor.EventType, code string) bool {
-		return events.find(func(e monitor.Event) bool {
+		return events.Count(func(e monitor.Event) bool {
 			return e.Partner == partner && e.Type == typ && (code == "" || e.ErrorCode == code || e.ErrorClass == code)
 		}) > 0
 	}
@@ -91,7 +92,7 @@ func TestNetworkFaults(t *testing.T) {
 	}
 	// The three malformed SPDB records are quarantined with their line
 	// numbers and end as missing; everything else reconciles once.
-	for _, e := range events.evs {
+	for _, e := range events.Events() {
 		if e.Type == monitor.Reconciled && e.Stage == StageReturns && e.FileName != "" && e.Attrs["missing"] != "" {
 			t.Logf("%s %s %v %s", e.Partner, e.FileName, e.Attrs, e.ErrorMessage)
 		}

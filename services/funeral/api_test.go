@@ -183,7 +183,7 @@ func TestPartnerAPI(t *testing.T) {
 			}
 		})
 		t.Run("every call is an event", func(t *testing.T) {
-			evs := h.events.all()
+			evs := h.events.Events()
 			if len(evs) < len(cases) {
 				t.Fatalf("%d events for %d+ calls", len(evs), len(cases))
 			}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/clock"
-	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/monitor/monitortest"
 	"github.com/shanghai-mca/mzhub/routes/bus"
 	"github.com/shanghai-mca/mzhub/security/sign"
 	"github.com/shanghai-mca/mzhub/store"
@@ -36,23 +36,6 @@ func testPartners(t testing.TB) *Registry {
 }
 
 func testSecret(keyID string) []byte { return []byte("secret-of-" + keyID + "-0123456789abcdef") }
-
-type memEvents struct {
-	mu  sync.Mutex
-	evs []monitor.Event
-}
-
-func (m *memEvents) Emit(ev monitor.Event) {
-	m.mu.Lock()
-	m.evs = append(m.evs, ev)
-	m.mu.Unlock()
-}
-
-func (m *memEvents) all() []monitor.Event {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]monitor.Event(nil), m.evs...)
-}
 
 type memBus struct {
 	mu   sync.Mutex
@@ -77,7 +60,7 @@ type harness struct {
 	api    *API
 	srv    *httptest.Server
 	clock  *clock.Fake
-	events *memEvents
+	events *monitortest.Recorder
 	bus    *memBus
 	// seen records operation ids answered, for the coverage check.
 	mu   sync.Mutex
@@ -91,7 +74,7 @@ func newHarness(t testing.TB, db *store.DB, mut func(*Config)) *harness {
 	if mut != nil {
 		mut(&cfg)
 	}
-	h := &harness{clock: clock.NewFake(time.Date(2026, 11, 27, 10, 0, 0, 0, clock.Shanghai)), events: &memEvents{}, bus: &memBus{}, seen: map[string]bool{}}
+	h := &harness{clock: clock.NewFake(time.Date(2026, 11, 27, 10, 0, 0, 0, clock.Shanghai)), events: &monitortest.Recorder{}, bus: &memBus{}, seen: map[string]bool{}}
 	api, err := NewAPI(context.Background(), cfg, Deps{
 		Store: db, Clock: h.clock, Events: h.events, Bus: h.bus, Partners: testPartners(t),
 		Secret: func(_ context.Context, keyID string) ([]byte, error) { return testSecret(keyID), nil },
