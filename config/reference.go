@@ -37,31 +37,18 @@ func Reference(root string) (string, error) {
 	var missing []string
 	var walk func(v reflect.Value, prefix string, depth int)
 	walk = func(v reflect.Value, prefix string, depth int) {
-		t := v.Type()
 		var rows []string
-		var subs []int
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			if !f.IsExported() {
-				continue
-			}
-			name := yamlName(f)
-			if name == "-" {
-				continue
-			}
-			path := name
-			if prefix != "" {
-				path = prefix + "." + name
-			}
-			doc := docs[t.PkgPath()+"."+t.Name()+"."+f.Name]
+		var subs []field
+		for _, f := range fields(v, prefix) {
+			doc := docs[f.docKey]
 			if doc == "" {
-				missing = append(missing, path)
+				missing = append(missing, f.path)
 			}
-			if f.Type.Kind() == reflect.Struct && f.Type != durationType {
-				subs = append(subs, i)
+			if f.isSection() {
+				subs = append(subs, f)
 				continue
 			}
-			rows = append(rows, fmt.Sprintf("| `%s` | %s | %s | `%s` | %s |", path, typeName(f.Type), defaultValue(v.Field(i)), EnvName(path), oneLine(doc)))
+			rows = append(rows, fmt.Sprintf("| `%s` | %s | %s | `%s` | %s |", f.path, typeName(f.Type), defaultValue(f.value), EnvName(f.path), oneLine(doc)))
 		}
 		if len(rows) > 0 {
 			if prefix == "" {
@@ -75,14 +62,9 @@ func Reference(root string) (string, error) {
 			b.WriteString("| key | type | default | environment | description |\n|---|---|---|---|---|\n")
 			b.WriteString(strings.Join(rows, "\n") + "\n\n")
 		}
-		for _, i := range subs {
-			f := t.Field(i)
-			path := yamlName(f)
-			if prefix != "" {
-				path = prefix + "." + path
-			}
-			docs[sectionKey(path)] = docs[t.PkgPath()+"."+t.Name()+"."+f.Name]
-			walk(v.Field(i), path, depth+1)
+		for _, f := range subs {
+			docs[sectionKey(f.path)] = docs[f.docKey]
+			walk(f.value, f.path, depth+1)
 		}
 	}
 	walk(reflect.ValueOf(def), "", 1)

@@ -47,20 +47,15 @@ func Schema(root string) ([]byte, error) {
 			return map[string]any{}, nil
 		}
 		props := map[string]any{}
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			name := yamlName(f)
-			if !f.IsExported() || name == "-" {
-				continue
-			}
-			p, err := node(f.Type, v.Field(i))
+		for _, f := range fields(v, "") {
+			p, err := node(f.Type, f.value)
 			if err != nil {
 				return nil, err
 			}
-			if d := oneLine(docs[t.PkgPath()+"."+t.Name()+"."+f.Name]); d != "" {
+			if d := oneLine(docs[f.docKey]); d != "" {
 				p["description"] = d
 			}
-			props[name] = p
+			props[f.name] = p
 		}
 		return map[string]any{"type": "object", "additionalProperties": false, "properties": props}, nil
 	}
