@@ -26,13 +26,21 @@ func writeJSON(w http.ResponseWriter, status int, etag string, body []byte) {
 	_, _ = w.Write(body)
 }
 
-func recordID(k kindSpec, c *call) (string, error) {
-	if k.Name == KindInstitution {
-		return KindInstitution, nil
+// recordID checks the record id of the path, names the call's target for
+// the audit record, and, for a write (verb "push" or "withdraw"), checks
+// that the caller's role may write records of kind k.
+func recordID(k kindSpec, c *call, verb string) (string, error) {
+	id := KindInstitution
+	if k.Name != KindInstitution {
+		id = c.params["id"]
+		if !recordIDRE.MatchString(id) {
+			p := problem.ValidationFailed(problem.FieldError{Field: "id (path)", Reason: "want 1 to 64 characters of [A-Za-z0-9._-], starting with a letter or digit"})
+			return "", &p
+		}
 	}
-	id := c.params["id"]
-	if !recordIDRE.MatchString(id) {
-		p := problem.ValidationFailed(problem.FieldError{Field: "id (path)", Reason: "want 1 to 64 characters of [A-Za-z0-9._-], starting with a letter or digit"})
+	c.kind, c.ref = k.Name, id
+	if verb != "" && !k.allows(c.partner.Role) {
+		p := problem.Forbidden(fmt.Sprintf("a %s may not %s %s records", c.partner.Role, verb, k.Name))
 		return "", &p
 	}
 	return id, nil
@@ -40,11 +48,10 @@ func recordID(k kindSpec, c *call) (string, error) {
 
 func (a *API) getRecord(k kindSpec) opHandler {
 	return func(w http.ResponseWriter, r *http.Request, c *call) error {
-		id, err := recordID(k, c)
+		id, err := recordID(k, c, "")
 		if err != nil {
 			return err
 		}
-		c.kind, c.ref = k.Name, id
 		rec, ok, err := a.store.Get(r.Context(), c.partner.ID, k.Name, id)
 		if err != nil {
 			return err
@@ -60,14 +67,9 @@ func (a *API) getRecord(k kindSpec) opHandler {
 
 func (a *API) putRecord(k kindSpec) opHandler {
 	return func(w http.ResponseWriter, r *http.Request, c *call) error {
-		id, err := recordID(k, c)
+		id, err := recordID(k, c, "push")
 		if err != nil {
 			return err
-		}
-		c.kind, c.ref = k.Name, id
-		if !k.allows(c.partner.Role) {
-			p := problem.Forbidden(fmt.Sprintf("a %s may not push %s records", c.partner.Role, k.Name))
-			return &p
 		}
 		idem, ifMatch, err := conditionHeaders(r)
 		if err != nil {
@@ -124,14 +126,9 @@ func (a *API) putRecord(k kindSpec) opHandler {
 
 func (a *API) deleteRecord(k kindSpec) opHandler {
 	return func(w http.ResponseWriter, r *http.Request, c *call) error {
-		id, err := recordID(k, c)
+		id, err := recordID(k, c, "withdraw")
 		if err != nil {
 			return err
-		}
-		c.kind, c.ref = k.Name, id
-		if !k.allows(c.partner.Role) {
-			p := problem.Forbidden(fmt.Sprintf("a %s may not withdraw %s records", c.partner.Role, k.Name))
-			return &p
 		}
 		_, ifMatch, err := conditionHeaders(r)
 		if err != nil {
