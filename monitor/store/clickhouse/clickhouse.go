@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
@@ -92,7 +93,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 // legacy lists objects of earlier schemas that are dropped on open: views
 // cost every insert, so a view whose table was replaced must go. Their
 // tables keep their data until an operator drops them.
-var legacy = []string{"monitor_hourly_mv"}
+var legacy = []string{"monitor_hourly_mv", "monitor_lookup_mv"}
 
 // view is a materialized view of the schema: its name, target and SELECT.
 type view struct{ name, target, query string }
@@ -278,41 +279,12 @@ func (s *Store) Append(ctx context.Context, evs []monitor.Event) error {
 		return fmt.Errorf("monitor clickhouse: prepare batch: %w", err)
 	}
 	defer func() { _ = b.Abort() }()
-	// Columnar append: one slice per column, no per-row reflection.
-	n := len(evs)
-	var (
-		days                                                        = make([]time.Time, n)
-		ms, bytes, records, failed, fen, durUS                      = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-		attempts                                                    = make([]int32, n)
-		ids, partners, flows, dirs, chans, types, statuses, xids    = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		batches, stages, keys, refs, files, digests, classes, codes = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		msgs, comps, nodes                                          = make([]string, n), make([]string, n), make([]string, n)
-		parents, attrKeys, attrVals                                 = make([][]string, n), make([][]string, n), make([][]string, n)
-	)
-	for i := range evs {
-		ev := &evs[i]
-		u := ev.Time.UTC()
-		days[i] = time.Date(u.Year(), u.Month(), u.Day(), 0, 0, 0, 0, time.UTC)
-		ms[i], bytes[i], records[i], failed[i], fen[i], durUS[i] = ev.Time.UnixMilli(), ev.Bytes, ev.Records, ev.RecordsFailed, ev.AmountFen, ev.Duration.Microseconds()
-		attempts[i] = int32(ev.Attempt)
-		ids[i], partners[i], flows[i], dirs[i], chans[i], types[i], statuses[i], xids[i] = ev.ID, ev.Partner, ev.Flow, string(ev.Direction), ev.Channel, string(ev.Type), string(ev.Status), ev.ExchangeID
-		batches[i], stages[i], keys[i], refs[i], files[i], digests[i], classes[i], codes[i] = ev.BatchID, ev.Stage, ev.BusinessKey, ev.PartnerRef, ev.FileName, ev.Digest, ev.ErrorClass, ev.ErrorCode
-		msgs[i], comps[i], nodes[i] = ev.ErrorMessage, ev.Component, ev.Node
-		parents[i] = ev.ParentIDs
-		if parents[i] == nil {
-			parents[i] = []string{}
-		}
-		ak := make([]string, 0, len(ev.Attrs))
-		av := make([]string, 0, len(ev.Attrs))
-		for k, v := range ev.Attrs {
-			ak = append(ak, k)
-			av = append(av, v)
-		}
-		attrKeys[i], attrVals[i] = ak, av
-	}
-	cols := []any{days, ms, ids, partners, flows, dirs, chans, types, statuses, xids, parents, batches, stages, keys,
-		refs, files, digests, bytes, records, failed, fen, durUS, attempts, classes, codes, msgs, comps, nodes, attrKeys, attrVals}
-	for i, col := range cols {
+	// Columnar append: one slice per column, no per-row reflection. The
+	// driver copies the values, so the slices go back to the pool after.
+	c := columnPool.Get().(*columnSet)
+	defer columnPool.Put(c)
+	c.fill(evs)
+	for i, col := range c.cols() {
 		if err := b.Column(i).Append(col); err != nil {
 			return fmt.Errorf("monitor clickhouse: append column %d: %w", i, err)
 		}
@@ -321,6 +293,78 @@ func (s *Store) Append(ctx context.Context, evs []monitor.Event) error {
 		return fmt.Errorf("monitor clickhouse: send %d events: %w", len(evs), err)
 	}
 	return nil
+}
+
+// columnSet holds one batch as columns, in the order of columns.
+type columnSet struct {
+	days                                                        []time.Time
+	ms, bytes, records, failed, fen, durUS                      []int64
+	attempts                                                    []int32
+	ids, partners, flows, dirs, chans, types, statuses, xids    []string
+	batches, stages, keys, refs, files, digests, classes, codes []string
+	msgs, comps, nodes                                          []string
+	parents, attrKeys, attrVals                                 [][]string
+}
+
+// columnPool keeps column sets between batches: a 10k-event batch is about
+// 5 MB of slices, which otherwise the garbage collector scans and frees
+// twenty times a second at full ingest.
+var columnPool = sync.Pool{New: func() any { return new(columnSet) }}
+
+// grow returns s with length n, reusing its array when it is large enough.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// fill sets the columns from evs.
+func (c *columnSet) fill(evs []monitor.Event) {
+	n := len(evs)
+	c.days = grow(c.days, n)
+	c.attempts = grow(c.attempts, n)
+	for _, p := range []*[]int64{&c.ms, &c.bytes, &c.records, &c.failed, &c.fen, &c.durUS} {
+		*p = grow(*p, n)
+	}
+	for _, p := range []*[]string{&c.ids, &c.partners, &c.flows, &c.dirs, &c.chans, &c.types, &c.statuses, &c.xids,
+		&c.batches, &c.stages, &c.keys, &c.refs, &c.files, &c.digests, &c.classes, &c.codes, &c.msgs, &c.comps, &c.nodes} {
+		*p = grow(*p, n)
+	}
+	for _, p := range []*[][]string{&c.parents, &c.attrKeys, &c.attrVals} {
+		*p = grow(*p, n)
+	}
+	for i := range evs {
+		ev := &evs[i]
+		u := ev.Time.UTC()
+		c.days[i] = time.Date(u.Year(), u.Month(), u.Day(), 0, 0, 0, 0, time.UTC)
+		c.ms[i], c.bytes[i], c.records[i], c.failed[i], c.fen[i], c.durUS[i] = ev.Time.UnixMilli(), ev.Bytes, ev.Records, ev.RecordsFailed, ev.AmountFen, ev.Duration.Microseconds()
+		c.attempts[i] = int32(ev.Attempt)
+		c.ids[i], c.partners[i], c.flows[i], c.dirs[i], c.chans[i], c.types[i], c.statuses[i], c.xids[i] = ev.ID, ev.Partner, ev.Flow, string(ev.Direction), ev.Channel, string(ev.Type), string(ev.Status), ev.ExchangeID
+		c.batches[i], c.stages[i], c.keys[i], c.refs[i], c.files[i], c.digests[i], c.classes[i], c.codes[i] = ev.BatchID, ev.Stage, ev.BusinessKey, ev.PartnerRef, ev.FileName, ev.Digest, ev.ErrorClass, ev.ErrorCode
+		c.msgs[i], c.comps[i], c.nodes[i] = ev.ErrorMessage, ev.Component, ev.Node
+		c.parents[i] = ev.ParentIDs
+		if c.parents[i] == nil {
+			c.parents[i] = []string{}
+		}
+		// Reuse the attribute slices of the event that had this row before.
+		ak, av := c.attrKeys[i][:0], c.attrVals[i][:0]
+		for k, v := range ev.Attrs {
+			ak = append(ak, k)
+			av = append(av, v)
+		}
+		if ak == nil {
+			ak, av = []string{}, []string{}
+		}
+		c.attrKeys[i], c.attrVals[i] = ak, av
+	}
+}
+
+// cols returns the columns in the order of columns.
+func (c *columnSet) cols() []any {
+	return []any{c.days, c.ms, c.ids, c.partners, c.flows, c.dirs, c.chans, c.types, c.statuses, c.xids, c.parents,
+		c.batches, c.stages, c.keys, c.refs, c.files, c.digests, c.bytes, c.records, c.failed, c.fen, c.durUS,
+		c.attempts, c.classes, c.codes, c.msgs, c.comps, c.nodes, c.attrKeys, c.attrVals}
 }
 
 // where builds " PREWHERE <conditions>" for a filter. Conditions go to
@@ -384,13 +428,15 @@ func window(from, to time.Time) string {
 func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
 
 // Search returns matching events, newest first. A filter on an exchange id,
-// batch, file, partner reference or business key is first looked up in
+// file, partner reference or business key is first looked up in
 // monitor_lookup, which is ordered by key: that gives the time range of the
 // matches (of only the newest limit matches when the key is the whole
 // filter) and their partner and flow when there is only one, so the events
-// are then read from a narrow slice of the primary key. Without a key, the
-// time of the limit-th newest match is found reading only ts_ms, and whole
-// rows are read only from there on.
+// are then read from a narrow slice of the primary key. A batch is looked
+// up in monitor_batch_stages the same way, but its range covers all of its
+// events, which may be many. Without a key, or with only a batch, the time
+// of the limit-th newest match is found reading only ts_ms, and whole rows
+// are read only from there on.
 func (s *Store) Search(ctx context.Context, f monitor.Filter) ([]monitor.Event, error) {
 	n, keyed, err := s.narrow(ctx, f)
 	if err != nil {
@@ -412,10 +458,12 @@ func (s *Store) Search(ctx context.Context, f monitor.Filter) ([]monitor.Event, 
 			// primary key is all there is to read.
 			f.Partner, f.Flow = n.partner, n.flow
 		}
-		w, args := where(f)
-		// Narrowed by a key: few rows, read them directly.
-		return s.events(ctx, fmt.Sprintf("SELECT %s FROM monitor_events%s ORDER BY ts_ms DESC, event_id DESC LIMIT 1 BY event_id LIMIT %d",
-			selectColumns, w, f.Limited()), args...)
+		if !n.many {
+			w, args := where(f)
+			// Narrowed by a key: few rows, read them directly.
+			return s.events(ctx, fmt.Sprintf("SELECT %s FROM monitor_events%s ORDER BY ts_ms DESC, event_id DESC LIMIT 1 BY event_id LIMIT %d",
+				selectColumns, w, f.Limited()), args...)
+		}
 	}
 	w, args := where(f)
 	var tss []int64
@@ -445,18 +493,21 @@ func (s *Store) Search(ctx context.Context, f monitor.Filter) ([]monitor.Event, 
 	return s.events(ctx, q, args...)
 }
 
-// narrowing is what monitor_lookup says about a key: whether it matches at
-// all, the time range of its (newest) matches, and their partner and flow
-// when they all share one.
+// narrowing is what monitor_lookup or monitor_batch_stages says about a
+// key: whether it matches at all, the time range of its (newest) matches,
+// and their partner and flow when they all share one. many is set when the
+// range is a batch's: it may hold many matches, so the newest are found by
+// reading ts_ms first.
 type narrowing struct {
-	found         bool
+	found, many   bool
 	lo, hi        int64
 	partner, flow string
 }
 
-// narrow looks the most selective key of f up in monitor_lookup. keyed is
-// false when f has no key. A lookup row may be duplicated until its parts
-// merge; a duplicate only widens the range, it never hides a match.
+// narrow looks the most selective key of f up in monitor_lookup, or its
+// batch in monitor_batch_stages when it has no other key. keyed is false
+// when f has no key. A lookup row may be duplicated until its parts merge;
+// a duplicate only widens the range, it never hides a match.
 func (s *Store) narrow(ctx context.Context, f monitor.Filter) (n narrowing, keyed bool, err error) {
 	var kind string
 	var values []string
@@ -464,7 +515,7 @@ func (s *Store) narrow(ctx context.Context, f monitor.Filter) (n narrowing, keye
 	if len(f.ExchangeIDs) > 0 {
 		kind, values, keys = "x", f.ExchangeIDs, keys+1
 	}
-	for _, k := range []struct{ kind, v string }{{"b", f.BatchID}, {"f", f.FileName}, {"r", f.PartnerRef}, {"k", f.BusinessKey}} {
+	for _, k := range []struct{ kind, v string }{{"f", f.FileName}, {"r", f.PartnerRef}, {"k", f.BusinessKey}} {
 		if k.v != "" {
 			if kind == "" {
 				kind, values = k.kind, []string{k.v}
@@ -472,8 +523,15 @@ func (s *Store) narrow(ctx context.Context, f monitor.Filter) (n narrowing, keye
 			keys++
 		}
 	}
+	if f.BatchID != "" {
+		keys++
+	}
 	if kind == "" {
-		return n, false, nil
+		if f.BatchID == "" {
+			return n, false, nil
+		}
+		n, err = s.narrowBatch(ctx, f)
+		return n, true, err
 	}
 	conds := []string{"kind = ?", "value IN (" + placeholders(len(values)) + ")"}
 	args := []any{kind}
@@ -511,6 +569,28 @@ func (s *Store) narrow(ctx context.Context, f monitor.Filter) (n narrowing, keye
 		n.partner, n.flow = "", ""
 	}
 	return n, true, nil
+}
+
+// narrowBatch reads the time range of f's batch, and its partner and flow
+// when all of its events share one, from the batch-stage rollup.
+func (s *Store) narrowBatch(ctx context.Context, f monitor.Filter) (narrowing, error) {
+	n := narrowing{many: true}
+	var stages uint64
+	var lo, hi string
+	err := s.conn.QueryRow(ctx, `SELECT count(), minMerge(first_ms), maxMerge(last_ms), minMerge(pair_min), maxMerge(pair_max)
+		FROM monitor_batch_stages WHERE batch_id = ?`, f.BatchID).Scan(&stages, &n.lo, &n.hi, &lo, &hi)
+	if err != nil {
+		return n, fmt.Errorf("monitor clickhouse: batch lookup: %w", err)
+	}
+	n.found = stages > 0
+	if partner, flow, ok := strings.Cut(lo, "\t"); ok && lo == hi {
+		// One partner flow: a filter on another finds nothing.
+		if (f.Partner != "" && f.Partner != partner) || (f.Flow != "" && f.Flow != flow) {
+			n.found = false
+		}
+		n.partner, n.flow = partner, flow
+	}
+	return n, nil
 }
 
 func (s *Store) events(ctx context.Context, q string, args ...any) ([]monitor.Event, error) {

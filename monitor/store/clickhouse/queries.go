@@ -92,7 +92,7 @@ func (s *Store) Batches(ctx context.Context, q monitor.BatchQuery) ([]monitor.Ba
 	if limit <= 0 {
 		limit = 500
 	}
-	rows, err := s.conn.Query(ctx, fmt.Sprintf(`SELECT batch_id, stage, argMaxMerge(partner), argMaxMerge(flow),
+	rows, err := s.conn.Query(ctx, fmt.Sprintf(`SELECT batch_id, stage, argMaxMerge(last_partner), argMaxMerge(last_flow),
 		minMerge(first_ms), maxMerge(last_ms) AS last, argMaxMerge(last_type), argMaxMerge(last_status),
 		toInt64(countMerge(events)), toInt64(sumMerge(errors)), sumMerge(records_in), sumMerge(records_out), sumMerge(records_failed)
 		FROM monitor_batch_stages%s

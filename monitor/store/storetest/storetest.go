@@ -151,6 +151,11 @@ func testSearchKeyWithLimit(t *testing.T, s monitor.Store) {
 		{"two keys", monitor.Filter{BatchID: "b9", FileName: "F9", Limit: 1}, []string{"k11"}},
 		{"key of another batch", monitor.Filter{BatchID: "b9", FileName: "nope"}, nil},
 		{"exchange ids across partners", monitor.Filter{ExchangeIDs: []string{"k01", "k02", "k05"}, Limit: 2}, []string{"k05", "k02"}},
+		{"batch of one partner flow", monitor.Filter{BatchID: "b10", Flow: "allowance"}, []string{"other"}},
+		{"batch of one partner flow, another partner", monitor.Filter{BatchID: "b10", Partner: "bank.ccb"}, nil},
+		{"batch of one partner flow, another flow", monitor.Filter{BatchID: "b10", Flow: "returns"}, nil},
+		{"batch across partners, window", monitor.Filter{BatchID: "b9", From: at(5), To: at(7)}, []string{"k06", "k05"}},
+		{"unknown batch", monitor.Filter{BatchID: "b11"}, nil},
 	}
 	searchCases(t, s, cases)
 }
