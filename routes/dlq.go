@@ -53,8 +53,9 @@ type Auditor interface {
 // engine: a replay is a request that the engine carries out (within a
 // second when it runs, else at its next start).
 type DeadLetters struct {
-	db  *store.DB
-	now func() time.Time
+	db   *store.DB
+	now  func() time.Time
+	seal bus.Sealer
 }
 
 // NewDeadLetters opens the dead-letter store of db (migrated with Migrate).
@@ -62,7 +63,22 @@ func NewDeadLetters(db *store.DB) *DeadLetters {
 	return &DeadLetters{db: db, now: time.Now}
 }
 
+// SealWith makes s seal the bodies of new dead letters and open sealed ones
+// when they are read; it returns s. Without it, sealed dead letters are
+// read as they are stored (their body sealed), which is enough to list,
+// replay and drop them: the engine's own store opens them.
+func (s *DeadLetters) SealWith(x bus.Sealer) *DeadLetters {
+	s.seal = x
+	return s
+}
+
 func (s *DeadLetters) add(ctx context.Context, route, sink, step, endpoint string, cause error, attempts int, msg bus.Message) error {
+	if s.seal != nil {
+		var err error
+		if msg, err = bus.SealMessage(s.seal, msg); err != nil {
+			return fmt.Errorf("routes: dead letter: %w", err)
+		}
+	}
 	_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO routes_dead_letters (route, sink, step, endpoint, error, attempts, idem, msg, created_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		route, sink, step, endpoint, mask.Text(cause.Error()), attempts, msg.IdempotencyKey, encodeMessage(msg), s.now().UnixMilli(), DeadState)
 	return err
@@ -106,7 +122,7 @@ func (s *DeadLetters) List(ctx context.Context, f ListFilter) ([]DeadLetter, err
 	defer rows.Close()
 	var out []DeadLetter
 	for rows.Next() {
-		d, err := scanDeadLetter(rows)
+		d, err := s.scan(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -117,7 +133,10 @@ func (s *DeadLetters) List(ctx context.Context, f ListFilter) ([]DeadLetter, err
 
 type scanner interface{ Scan(...any) error }
 
-func scanDeadLetter(r scanner) (DeadLetter, error) {
+// scan reads a dead letter row. A sealed message is opened when s has a
+// sealer holding its key; otherwise it stays sealed (a replay republishes
+// it as it is, and the route's sealed bus opens it or dead-letters it again).
+func (s *DeadLetters) scan(r scanner) (DeadLetter, error) {
 	var (
 		d   DeadLetter
 		enc string
@@ -130,6 +149,11 @@ func scanDeadLetter(r scanner) (DeadLetter, error) {
 	m, err := decodeMessage(enc)
 	if err != nil {
 		return d, fmt.Errorf("routes: dead letter %d: %w", d.ID, err)
+	}
+	if s.seal != nil {
+		if opened, err := bus.OpenMessage(s.seal, m); err == nil {
+			m = opened
+		}
 	}
 	d.Message = m
 	return d, nil
@@ -153,7 +177,7 @@ func (s *DeadLetters) FindOpen(ctx context.Context, exchangeID string) (int64, e
 // Get returns one dead letter.
 func (s *DeadLetters) Get(ctx context.Context, id int64) (DeadLetter, error) {
 	row := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT id, route, sink, step, endpoint, error, attempts, msg, created_at, state, COALESCE(resolved_by, '') FROM routes_dead_letters WHERE id = ?`), id)
-	d, err := scanDeadLetter(row)
+	d, err := s.scan(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, fmt.Errorf("dead letter %d: %w", id, ErrNotFound)
 	}

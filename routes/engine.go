@@ -68,6 +68,9 @@ type Deps struct {
 	Mapper Mapper
 	// DataDir is handed to connectors.
 	DataDir string
+	// Sealer seals the bodies of dead letters at rest (nil: stored as they
+	// are). Give the one that seals the Bus, so that keys rotate together.
+	Sealer bus.Sealer
 }
 
 // Engine runs the routes of a directory.
@@ -150,7 +153,7 @@ func NewEngine(cfg EngineConfig, deps Deps) (*Engine, error) {
 		clock:   deps.Clock,
 		events:  deps.Events,
 		metrics: m,
-		dlq:     &DeadLetters{db: deps.Store, now: deps.Clock.Now},
+		dlq:     &DeadLetters{db: deps.Store, now: deps.Clock.Now, seal: deps.Sealer},
 		dir:     cfg.Dir,
 		files:   map[string]string{},
 		runners: map[string]*runner{},

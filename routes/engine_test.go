@@ -2,6 +2,7 @@ package routes_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/shanghai-mca/mzhub/routes"
 	"github.com/shanghai-mca/mzhub/routes/bus"
 	"github.com/shanghai-mca/mzhub/routes/routetest"
+	"github.com/shanghai-mca/mzhub/security/fieldcrypt"
 	"github.com/shanghai-mca/mzhub/store"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
@@ -45,6 +47,12 @@ func start(t *testing.T, files map[string]string) *harness {
 // startWith is start with extra connector kinds in the registry.
 func startWith(t *testing.T, files map[string]string, extra ...connectors.Spec) *harness {
 	t.Helper()
+	return startDeps(t, files, nil, extra...)
+}
+
+// startDeps is startWith with a last say on the engine's dependencies.
+func startDeps(t *testing.T, files map[string]string, adjust func(*routes.Deps), extra ...connectors.Spec) *harness {
+	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), bus: routetest.NewBus(), db: storetest.Open(t), sinks: routetest.NewSinks(), events: &monitortest.Recorder{}}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(h.dir, name), []byte(body), 0o600); err != nil {
@@ -57,10 +65,14 @@ func startWith(t *testing.T, files map[string]string, extra ...connectors.Spec) 
 			t.Fatal(err)
 		}
 	}
-	eng, err := routes.NewEngine(routes.EngineConfig{ReloadInterval: 100 * time.Millisecond}, routes.Deps{
+	deps := routes.Deps{
 		Bus: h.bus, Store: h.db, Connectors: reg, Events: h.events, Metrics: prometheus.NewRegistry(),
 		Logger: testLogger(t),
-	})
+	}
+	if adjust != nil {
+		adjust(&deps)
+	}
+	eng, err := routes.NewEngine(routes.EngineConfig{ReloadInterval: 100 * time.Millisecond}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,16 +340,27 @@ func TestDeadLetterAndReplay(t *testing.T) {
     kind: record
     config: {name: out}
 `
+	ring, err := fieldcrypt.NewRing(map[string][]byte{"k1": []byte("0123456789abcdef")}, []byte("blind index key for route tests"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name     string
 		err      error
 		attempts int
+		sealed   bool
 	}{
-		{"exhausted", errors.New("connection refused"), 3},
-		{"permanent", connectors.Permanent(errors.New("400 bad request")), 1},
+		{"exhausted", errors.New("connection refused"), 3, false},
+		{"permanent", connectors.Permanent(errors.New("400 bad request")), 1, false},
+		// Bus and dead letters sealed at rest, as the hub runs them.
+		{"sealed", errors.New("connection refused"), 3, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := start(t, map[string]string{"r1.yaml": route})
+			h := startDeps(t, map[string]string{"r1.yaml": route}, func(d *routes.Deps) {
+				if tc.sealed {
+					d.Bus, d.Sealer = bus.Sealed(d.Bus, ring), ring
+				}
+			})
 			out := h.sinks.Recorder("out")
 			out.FailNext(100, tc.err)
 			h.publish("in", `{"id":"310101199001011234"}`)
@@ -357,6 +380,21 @@ func TestDeadLetterAndReplay(t *testing.T) {
 			if h.events.CountType(monitor.DeadLettered) != 1 {
 				t.Errorf("no dead_lettered event")
 			}
+			// At rest the ID number is only in the unsealed dead letters; a
+			// store without the key lists them with the body still sealed.
+			var stored string
+			if err := h.db.QueryRow(`SELECT msg FROM routes_dead_letters WHERE id = ?`, d.ID).Scan(&stored); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(stored, "310101199001011234") || strings.Contains(stored, base64.StdEncoding.EncodeToString([]byte(`{"id":"310101199001011234"}`))); got == tc.sealed {
+				t.Errorf("plaintext body at rest: %v, sealed %v", got, tc.sealed)
+			}
+			if tc.sealed {
+				keyless, err := routes.NewDeadLetters(h.db).Get(context.Background(), d.ID)
+				if err != nil || keyless.Message.Headers[bus.HeaderSealed] == "" || fieldcrypt.SealedKID(keyless.Message.Body) != "k1" {
+					t.Errorf("without the key: %v, headers %v", err, keyless.Message.Headers)
+				}
+			}
 			// Replay: audited, then carried out by the running engine.
 			out.FailNext(0, nil)
 			aud := &auditLog{}
@@ -367,6 +405,9 @@ func TestDeadLetterAndReplay(t *testing.T) {
 				t.Errorf("audit = %v", aud.recs)
 			}
 			waitFor(t, "replayed delivery", func() bool { return len(out.Got()) == 1 })
+			if got := out.Got()[0]; string(got.Body) != `{"id":"310101199001011234"}` || got.Headers[bus.HeaderSealed] != "" {
+				t.Errorf("replayed %q %v", got.Body, got.Headers)
+			}
 			waitFor(t, "replayed event", func() bool { return h.events.CountType(monitor.Replayed) == 1 })
 			if err := dlq.Drop(context.Background(), d.ID, "ops.zhang", aud); err == nil {
 				t.Error("drop of a replayed letter succeeded")

@@ -30,6 +30,7 @@ import (
 	"github.com/shanghai-mca/mzhub/routes/bus"
 	"github.com/shanghai-mca/mzhub/routes/bus/local"
 	"github.com/shanghai-mca/mzhub/routes/routetest"
+	"github.com/shanghai-mca/mzhub/security/fieldcrypt"
 	"github.com/shanghai-mca/mzhub/store"
 )
 
@@ -96,6 +97,11 @@ func pct(d []time.Duration, p float64) time.Duration {
 // the same process (the embedded profile), "clickhouse" a writer into the
 // ClickHouse server named by MZHUB_TEST_CLICKHOUSE (the cluster profile).
 func runLoad(t testing.TB, clients int, d time.Duration, idempotentSink bool, events string) loadResult {
+	// "none/sealed": no events, bodies sealed on the bus.
+	sealed := events == "none/sealed"
+	if sealed {
+		events = ""
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// The partner: records the end-to-end latency from the time in the body.
@@ -136,6 +142,13 @@ func runLoad(t testing.TB, clients int, d time.Duration, idempotentSink bool, ev
 			t.Fatal(err)
 		}
 		b = lb
+	}
+	if sealed {
+		ring, err := fieldcrypt.NewRing(map[string][]byte{"k1": []byte("0123456789abcdef")}, []byte("blind index key for the route load"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = bus.Sealed(b, ring)
 	}
 	defer b.Close(context.Background())
 	reg := connectors.NewRegistry()
@@ -313,6 +326,8 @@ func BenchmarkHTTPRoute(b *testing.B) {
 	if os.Getenv("MZHUB_TEST_CLICKHOUSE") != "" {
 		kinds = append(kinds, "clickhouse")
 	}
+	// And with no events but the bus sealing bodies (bus.seal_bodies).
+	kinds = append(kinds, "none/sealed")
 	for _, events := range kinds {
 		b.Run("events="+events, func(b *testing.B) {
 			kind := events

@@ -129,6 +129,13 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 		w.bus = b
 	}
 	h.OnClose(w.bus.Close)
+	// Bodies (payment records, burial records, ...) are sealed at rest; the
+	// engine's dead letters use the same keys.
+	var sealer bus.Sealer
+	if cfg.Bus.SealBodies {
+		sealer = sec.Fields
+		w.bus = bus.Sealed(w.bus, sealer)
+	}
 
 	// Monitor: event writer, stores, expectations, alerts, console.
 	mon, err := hubmon.New(ctx, cfg.Monitor, hubmon.Deps{
@@ -140,7 +147,7 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 			u, ok := accounts.UserFrom(r.Context())
 			return ok && u.Role == accounts.RoleOperator
 		},
-		Actions: deadLetterActions{routes.NewDeadLetters(h.Store()), sec.Audit},
+		Actions: deadLetterActions{routes.NewDeadLetters(h.Store()).SealWith(sealer), sec.Audit},
 		Auditor: hubmon.AuditTo(sec.Audit),
 	})
 	if err != nil {
@@ -154,7 +161,7 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 	engine, err := routes.NewEngine(routes.EngineConfig{Dir: cfg.Paths.Routes, Node: h.Node()}, routes.Deps{
 		Bus: w.bus, Store: h.Store(), Connectors: connectors.Builtin(), Logger: log,
 		Metrics: h.Registerer(), Clock: h.Clock(), Mapper: routes.NewMappingsMapper(cfg.Paths.Mappings),
-		DataDir: cfg.DataDir, Events: mon,
+		DataDir: cfg.DataDir, Events: mon, Sealer: sealer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("wire: routes: %w", err)

@@ -59,7 +59,7 @@ func TestKnownAnswers(t *testing.T) {
 	}
 }
 
-func ring(t *testing.T, kids ...string) *Ring {
+func ring(t testing.TB, kids ...string) *Ring {
 	t.Helper()
 	fk := map[string][]byte{}
 	for _, k := range kids {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/shanghai-mca/mzhub/routes/bus"
 	"github.com/shanghai-mca/mzhub/routes/bus/bustest"
 	"github.com/shanghai-mca/mzhub/routes/bus/local"
 )
@@ -17,7 +18,7 @@ import (
 func BenchmarkPublishConsumeAck(b *testing.B) {
 	for _, c := range []struct {
 		publishers, batch, consumers int
-		keyed, uncached              bool
+		keyed, uncached, sealed      bool
 	}{
 		{publishers: 1, batch: 1, consumers: 1, keyed: true},
 		{publishers: 16, batch: 1, consumers: 4, keyed: true},
@@ -27,10 +28,15 @@ func BenchmarkPublishConsumeAck(b *testing.B) {
 		// Bodies read from the table on delivery (backlog beyond cache_bytes,
 		// or after a restart).
 		{publishers: 64, batch: 1, consumers: 4, keyed: true, uncached: true},
+		// Bodies sealed at rest (bus.seal_bodies, the default).
+		{publishers: 64, batch: 1, consumers: 4, keyed: true, sealed: true},
 	} {
 		name := fmt.Sprintf("pub=%dx%d/cons=%d/keyed=%v", c.publishers, c.batch, c.consumers, c.keyed)
 		if c.uncached {
 			name += "/uncached"
+		}
+		if c.sealed {
+			name += "/sealed"
 		}
 		b.Run(name, func(b *testing.B) {
 			db := openDB(b, filepath.Join(b.TempDir(), "state.db"))
@@ -43,7 +49,11 @@ func BenchmarkPublishConsumeAck(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer bb.Close(context.Background())
-			bustest.Throughput(b, bb, "bench", bustest.Load{Publishers: c.publishers, Batch: c.batch, Consumers: c.consumers, Keyed: c.keyed, Prefetch: 512})
+			var under bus.Bus = bb
+			if c.sealed {
+				under = bus.Sealed(bb, sealer(b, "k1"))
+			}
+			bustest.Throughput(b, under, "bench", bustest.Load{Publishers: c.publishers, Batch: c.batch, Consumers: c.consumers, Keyed: c.keyed, Prefetch: 512})
 		})
 	}
 }

@@ -49,6 +49,8 @@ func TestSuite(t *testing.T) {
 		{"cached", testConfig().CacheBytes},
 		// No body in memory: every delivery reads its body from the table.
 		{"uncached", 0},
+		// Bodies sealed at rest (bus.Sealed, SM4-GCM), as the hub runs it.
+		{"sealed", testConfig().CacheBytes},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bustest.Run(t, func(t *testing.T) func() bus.Bus {
@@ -60,6 +62,9 @@ func TestSuite(t *testing.T) {
 					b, err := local.Open(context.Background(), openDB(t, path), cfg, nil)
 					if err != nil {
 						t.Fatalf("open bus: %v", err)
+					}
+					if tc.name == "sealed" {
+						return bus.Sealed(b, sealer(t, "k1"))
 					}
 					return b
 				}
