@@ -73,7 +73,13 @@ func startDemoFlows(ctx context.Context, h *hub.Hub, w *wired, fd *funeralsim.De
 	})
 	deps := connectors.Deps{Logger: log, Metrics: h.Registerer(), Store: h.Store(), Clock: h.Clock(), Events: w.mon, DataDir: cfg.DataDir}
 	var banks []*bank.Bank
+	// The demo runs this month's cycle today: the banks' schedule day is
+	// today, so the upload deadlines it registers (18:00) lie ahead and are
+	// met, instead of the shipped 5th having passed. schedule_day stops at
+	// the 28th: from the 29th on, the calendar shows the uploads late.
+	day := min(max(time.Now().In(clock.Shanghai).Day(), 1), 28)
 	for _, s := range sims {
+		s.Config.ScheduleDay = day
 		files, err := bank.LoadFileSet(mappingsFS, s.Config.Layouts)
 		if err != nil {
 			return fmt.Errorf("demo: %s layouts: %w", s.Config.Code, err)

@@ -58,7 +58,9 @@ type Config struct {
 	PayerAccount string `yaml:"payer_account"`
 	// PayerName is the bureau's account name at the bank.
 	PayerName string `yaml:"payer_name"`
-	// ScheduleDay is the day of the month (Asia/Shanghai) files go out.
+	// ScheduleDay is the day of the month (Asia/Shanghai) files go out: the
+	// batch's file to this bank is expected by 18:00 that day (a monitor
+	// expectation registered once the list is in).
 	ScheduleDay int `yaml:"schedule_day"`
 	// ReturnDeadline is how long after upload the return files are due (an
 	// expectation in the monitor; records still open then are missing).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/connectors/bank"
 	"github.com/shanghai-mca/mzhub/connectors/bank/sim"
 	"github.com/shanghai-mca/mzhub/monitor"
@@ -127,8 +129,35 @@ func TestFullCycle(t *testing.T) {
 		!strings.Contains(strings.Join(audit.actions, " "), "bob:disbursement.confirm.city") {
 		t.Fatalf("audit %v", audit.actions)
 	}
-	if len(exp.got) != 6 || exp.got[0].BatchID != b.Name || exp.got[0].Due.IsZero() {
-		t.Fatalf("return expectations: %+v", exp.got)
+	// Per bank: its file goes out by schedule_day 18:00 of the period
+	// (registered after intake, met by the sent event), and its return is
+	// due after the upload.
+	var uploads, returns []monitor.Expectation
+	for _, e := range exp.snapshot() {
+		switch {
+		case strings.HasPrefix(e.Name, "upload "):
+			uploads = append(uploads, e)
+		case strings.HasPrefix(e.Name, "return "):
+			returns = append(returns, e)
+		}
+	}
+	if len(returns) != 6 || returns[0].BatchID != b.Name || returns[0].Due.IsZero() {
+		t.Fatalf("return expectations: %+v", returns)
+	}
+	if len(uploads) != 6 {
+		t.Fatalf("upload expectations: %+v", uploads)
+	}
+	for _, e := range uploads {
+		wantDue := time.Date(2026, 11, 5, 18, 0, 0, 0, clock.Shanghai)
+		if !e.Due.Equal(wantDue) || e.BatchID != b.Name || e.Type != monitor.Sent || e.Flow != "disbursement" {
+			t.Errorf("upload expectation %+v, want due %s", e, wantDue)
+		}
+		if events.Count(func(ev monitor.Event) bool {
+			ok, _ := path.Match(e.FilePattern, ev.FileName)
+			return ok && ev.Type == e.Type && ev.Partner == e.Partner && ev.BatchID == e.BatchID
+		}) != 1 {
+			t.Errorf("%s: no sent event matches %q", e.Name, e.FilePattern)
+		}
 	}
 	// Next month: the persons whose payment failed must be in the list.
 	list2 := writeList(t, t.TempDir(), GenerateOptions{Persons: 100, Seed: 99, Period: "2026-12"})
@@ -165,6 +194,12 @@ func TestFullCycle(t *testing.T) {
 type expecter struct {
 	mu  sync.Mutex
 	got []monitor.Expectation
+}
+
+func (e *expecter) snapshot() []monitor.Expectation {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]monitor.Expectation(nil), e.got...)
 }
 
 func (e *expecter) Expect(_ context.Context, x monitor.Expectation) error {

@@ -282,12 +282,50 @@ func (s *Service) Run(ctx context.Context, opt RunOptions) (*Batch, error) {
 			return b, err
 		}
 		b.Stage = next
+		if stage == StageIntake {
+			s.expectUploads(ctx, b)
+		}
 		s.stageEvent(b, stage, monitor.OK, "finished: "+detail, time.Since(start))
 		s.log.Info("disbursement stage done", "batch", b.Name, "stage", stage, "took", time.Since(start).Round(time.Millisecond).String(), "detail", detail)
 	}
 	_ = s.setBatch(ctx, b, "status = 'done'")
 	b.Status = "done"
 	return b, nil
+}
+
+// UploadHour is the hour (Asia/Shanghai) of a bank's schedule day by which
+// the batch's file must have gone out.
+const UploadHour = 18
+
+// expectUploads tells the monitor, once the list is in, that each bank with
+// persons in the batch expects its file by the bank's schedule_day of the
+// period's month, 18:00 Asia/Shanghai. The expected-file calendar shows it;
+// a cycle still short of the upload then (waiting for a confirmation, a
+// failed stage) raises an expectation-missed alert. A bank without persons
+// this time gets no file and no expectation.
+func (s *Service) expectUploads(ctx context.Context, b *Batch) {
+	if s.expect == nil {
+		return
+	}
+	month, err := time.ParseInLocation("2006-01", b.Period, clock.Shanghai)
+	if err != nil {
+		return
+	}
+	totals, err := s.totalsByBank(ctx, b, "0, 2")
+	if err != nil {
+		s.log.Warn("disbursement: upload expectations", "batch", b.Name, "err", err)
+		return
+	}
+	for i, bk := range s.banks {
+		if totals[i].count == 0 {
+			continue
+		}
+		due := time.Date(month.Year(), month.Month(), bk.Config.ScheduleDay, UploadHour, 0, 0, 0, clock.Shanghai)
+		if err := s.expect.Expect(ctx, monitor.Expectation{Name: "upload " + bk.Config.Code + " " + b.Name, Partner: bk.Config.Partner(),
+			Flow: flowOf(b), Type: monitor.Sent, BatchID: b.Name, FilePattern: bk.Config.FileNameFor(Kind(b.Kind), b.Period, "*"), Due: due}); err != nil {
+			s.log.Warn("disbursement: upload expectation", "bank", bk.Config.Code, "err", err)
+		}
+	}
 }
 
 func indexOf(stage string) int {
