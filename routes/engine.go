@@ -71,6 +71,14 @@ type Deps struct {
 	// Sealer seals the bodies of dead letters at rest (nil: stored as they
 	// are). Give the one that seals the Bus, so that keys rotate together.
 	Sealer bus.Sealer
+	// Leases, when set, makes one replica at a time republish the dead
+	// letters whose replay was requested (store/lease); nil: this one does.
+	Leases Leases
+}
+
+// Leases runs f while this replica holds the lease name (store/lease.Elector).
+type Leases interface {
+	Run(ctx context.Context, name string, f func(context.Context) error) error
 }
 
 // Engine runs the routes of a directory.
@@ -97,6 +105,9 @@ type Engine struct {
 	// serving is a copy of runners for the HTTP handler, replaced after
 	// every change, so requests never wait for a reload in progress.
 	serving atomic.Pointer[map[string]*runner]
+	// replays is set while this replica carries out requested replays
+	// (always without Deps.Leases; while it holds the lease with them).
+	replays atomic.Bool
 }
 
 // publishLocked refreshes the handler's copy of the running routes.
@@ -239,6 +250,25 @@ func (e *Engine) Run(ctx context.Context) error {
 	for _, err := range startErrs {
 		e.log.Error("route not started", "err", err)
 	}
+	if e.deps.Leases == nil {
+		e.replays.Store(true)
+	} else {
+		var leader sync.WaitGroup
+		leader.Add(1)
+		go func() {
+			defer leader.Done()
+			_ = e.deps.Leases.Run(ctx, "routes.replay", func(ctx context.Context) error {
+				e.replays.Store(true)
+				<-ctx.Done()
+				e.replays.Store(false)
+				return nil
+			})
+		}()
+		defer func() {
+			cancel()
+			leader.Wait()
+		}()
+	}
 	tick := time.Second
 	if e.cfg.ReloadInterval > 0 && e.cfg.ReloadInterval < tick {
 		tick = e.cfg.ReloadInterval
@@ -251,7 +281,9 @@ func (e *Engine) Run(ctx context.Context) error {
 			return nil
 		case <-time.After(tick):
 		}
-		e.replayRequested(ctx)
+		if e.replays.Load() {
+			e.replayRequested(ctx)
+		}
 		if e.dir != "" && e.cfg.ReloadInterval > 0 && time.Since(lastReload) >= e.cfg.ReloadInterval {
 			lastReload = time.Now()
 			e.Reload()

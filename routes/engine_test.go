@@ -23,6 +23,7 @@ import (
 	"github.com/shanghai-mca/mzhub/routes/routetest"
 	"github.com/shanghai-mca/mzhub/security/fieldcrypt"
 	"github.com/shanghai-mca/mzhub/store"
+	"github.com/shanghai-mca/mzhub/store/lease"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
 
@@ -628,4 +629,54 @@ func TestRouteMovesBetweenFiles(t *testing.T) {
 	time.Sleep(600 * time.Millisecond)
 	h.publish("in", `{"x":1}`)
 	waitFor(t, "delivery from the moved route", func() bool { return len(h.sinks.Recorder("new").Got()) == 1 })
+}
+
+// TestReplayOnOneReplica: replays are carried out by the replica holding
+// the "routes.replay" lease only. While another replica holds it, this
+// engine leaves a requested replay alone; once it is released, this engine
+// takes the lease and replays.
+func TestReplayOnOneReplica(t *testing.T) {
+	route := baseRoute + `to:
+  - name: partner
+    kind: record
+    config: {name: out}
+`
+	ctx := context.Background()
+	shared := storetest.Open(t)
+	other, err := lease.New(ctx, shared, lease.Options{Node: "other", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := other.TryAcquire(ctx, "routes.replay"); !ok || err != nil {
+		t.Fatalf("other replica: %v %v", ok, err)
+	}
+	el, err := lease.New(ctx, shared, lease.Options{Node: "this", TTL: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startDeps(t, map[string]string{"r1.yaml": route}, func(d *routes.Deps) { d.Store, d.Leases = shared, el })
+	out := h.sinks.Recorder("out")
+	out.FailNext(100, connectors.Permanent(errors.New("400 bad request")))
+	h.publish("in", `{"n":1}`)
+	dlq := routes.NewDeadLetters(shared)
+	var dls []routes.DeadLetter
+	waitFor(t, "dead letter", func() bool {
+		dls, _ = dlq.List(ctx, routes.ListFilter{})
+		return len(dls) == 1
+	})
+	out.FailNext(0, nil)
+	if err := dlq.Replay(ctx, dls[0].ID, "ops.zhang", &auditLog{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond) // this engine's replay loop ran twice
+	if n := len(out.Got()); n != 0 {
+		t.Fatalf("replayed %d times while another replica held the lease", n)
+	}
+	if err := other.Release(ctx, "routes.replay"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "replay by this replica", func() bool { return len(out.Got()) == 1 })
+	if d, err := dlq.Get(ctx, dls[0].ID); err != nil || d.State != routes.ReplayedState {
+		t.Errorf("state %q, %v", d.State, err)
+	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/shanghai-mca/mzhub/security/baseline"
 	"github.com/shanghai-mca/mzhub/security/keys"
 	"github.com/shanghai-mca/mzhub/services/funeral"
+	"github.com/shanghai-mca/mzhub/store/lease"
 )
 
 // wireOptions adjust wiring for the demo.
@@ -100,6 +101,17 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 		log.Info("funeral partner registry loaded", "with_credentials", len(extra), "awaiting_credentials", pending)
 	}
 
+	// Leases: with several replicas on one state database, the periodic
+	// jobs (monitor checks and reports, dead-letter replays, the funeral
+	// change relay, session and audit pruning) run on one at a time.
+	leases, err := lease.New(ctx, h.Store(), lease.Options{Node: h.Node(), Clock: h.Clock(), Logger: log.With("component", "lease")})
+	if err != nil {
+		return nil, fmt.Errorf("wire: leases: %w", err)
+	}
+	singleton := func(name string, f func(context.Context) error) hub.Component {
+		return hub.ComponentFunc(func(ctx context.Context) error { return leases.Run(ctx, name, f) })
+	}
+
 	// Security baseline: keys, audit chain, field encryption, file signer,
 	// partner access guard, console accounts.
 	sec, err := baseline.Open(ctx, baseline.Options{
@@ -110,7 +122,7 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 		return nil, fmt.Errorf("wire: security: %w", err)
 	}
 	w.sec = sec
-	h.AddComponent("security", hub.ComponentFunc(sec.Run))
+	h.AddComponent("security", singleton("security.maintenance", sec.Run))
 	h.Handle("/console/auth/", http.StripPrefix("/console/auth", sec.Accounts.Handler()))
 
 	// Bus.
@@ -148,7 +160,7 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 			return ok && u.Role == accounts.RoleOperator
 		},
 		Actions: deadLetterActions{routes.NewDeadLetters(h.Store()).SealWith(sealer), sec.Audit},
-		Auditor: hubmon.AuditTo(sec.Audit),
+		Auditor: hubmon.AuditTo(sec.Audit), Leases: leases,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("wire: monitor: %w", err)
@@ -161,7 +173,7 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 	engine, err := routes.NewEngine(routes.EngineConfig{Dir: cfg.Paths.Routes, Node: h.Node()}, routes.Deps{
 		Bus: w.bus, Store: h.Store(), Connectors: connectors.Builtin(), Logger: log,
 		Metrics: h.Registerer(), Clock: h.Clock(), Mapper: routes.NewMappingsMapper(cfg.Paths.Mappings),
-		DataDir: cfg.DataDir, Events: mon, Sealer: sealer,
+		DataDir: cfg.DataDir, Events: mon, Sealer: sealer, Leases: leases,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("wire: routes: %w", err)
@@ -194,7 +206,7 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 			return nil, fmt.Errorf("wire: funeral API: %w", err)
 		}
 		w.funeral = api
-		h.AddComponent("funeral", api)
+		h.AddComponent("funeral", singleton("funeral.relay", api.Run))
 		h.OnClose(api.Close)
 		partnerMux.Handle("/partner/v1/", api)
 

@@ -47,6 +47,15 @@ type Deps struct {
 	Auditor monitor.Auditor
 	// Store, when set, is used instead of opening the one cfg names (tests).
 	Store monitor.Store
+	// Leases, when set, runs the periodic jobs (alert rules, expectation
+	// checks, quality reports, retention) on one replica at a time
+	// (store/lease); nil runs them here.
+	Leases Leases
+}
+
+// Leases runs f while this replica holds the lease name (store/lease.Elector).
+type Leases interface {
+	Run(ctx context.Context, name string, f func(context.Context) error) error
 }
 
 // Monitor is the running monitor.

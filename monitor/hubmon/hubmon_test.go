@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/monitor/hubmon"
+	"github.com/shanghai-mca/mzhub/store/storetest"
 )
 
 func TestEmitRunCloseServe(t *testing.T) {
@@ -68,6 +71,70 @@ func TestEmitRunCloseServe(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer ccancel()
+	if err := m.Close(cctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// leaseLog records which leases the monitor's jobs run under, and runs
+// none of them (another replica holds every lease).
+type leaseLog struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (l *leaseLog) Run(ctx context.Context, name string, f func(context.Context) error) error {
+	l.mu.Lock()
+	l.names = append(l.names, name)
+	l.mu.Unlock()
+	<-ctx.Done()
+	return nil
+}
+
+// TestPeriodicJobsUnderLeases: with leases, the alert rules, expectation
+// checks, quality reports and retention run under their own lease each,
+// while the event writer runs on every replica.
+func TestPeriodicJobsUnderLeases(t *testing.T) {
+	cfg := monitor.DefaultConfig()
+	cfg.SQLitePath = filepath.Join(t.TempDir(), "monitor.db")
+	cfg.FlushInterval = 10 * time.Millisecond
+	cfg.RetentionMonths = 13
+	leases := &leaseLog{}
+	m, err := hubmon.New(context.Background(), cfg, hubmon.Deps{Metrics: prometheus.NewRegistry(), Node: "test", State: storetest.Open(t), Leases: leases})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- m.Run(ctx) }()
+	m.Emit(monitor.Event{Partner: "bank.boc", Flow: "disbursement", Type: monitor.Uploaded, ExchangeID: "f1"})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		evs, err := m.Store().Search(context.Background(), monitor.Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the writer does not run while other replicas hold the leases")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	leases.mu.Lock()
+	got := slices.Sorted(slices.Values(leases.names))
+	leases.mu.Unlock()
+	want := []string{"monitor.alert_rules", "monitor.expectations", "monitor.quality", "monitor.retention"}
+	if !slices.Equal(got, want) {
+		t.Errorf("leases %v, want %v", got, want)
 	}
 	cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer ccancel()

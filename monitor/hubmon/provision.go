@@ -38,15 +38,25 @@ func (m *Monitor) provision(ctx context.Context, d Deps, cd *console.Deps) error
 		}
 		m.tracker = tr
 		cd.Alerts, cd.Expectations = m.inbox, tr
-		m.runs = append(m.runs, rules.Run, func(ctx context.Context) error { return tr.Run(ctx, cfg.CheckInterval) })
+		m.runs = append(m.runs, singleton(d, "monitor.alert_rules", rules.Run),
+			singleton(d, "monitor.expectations", func(ctx context.Context) error { return tr.Run(ctx, cfg.CheckInterval) }))
 	}
-	m.runs = append(m.runs, func(ctx context.Context) error { return scorer.Run(ctx, time.Hour) })
+	m.runs = append(m.runs, singleton(d, "monitor.quality", func(ctx context.Context) error { return scorer.Run(ctx, time.Hour) }))
 	if cfg.RetentionMonths > 0 {
 		if r, ok := m.store.(retainer); ok {
-			m.runs = append(m.runs, func(ctx context.Context) error { return retain(ctx, r, d, cfg.RetentionMonths) })
+			m.runs = append(m.runs, singleton(d, "monitor.retention", func(ctx context.Context) error { return retain(ctx, r, d, cfg.RetentionMonths) }))
 		}
 	}
 	return nil
+}
+
+// singleton runs a periodic job under the lease name when d has leases:
+// with several replicas, one checks, alerts and reports at a time.
+func singleton(d Deps, name string, f func(context.Context) error) func(context.Context) error {
+	if d.Leases == nil {
+		return f
+	}
+	return func(ctx context.Context) error { return d.Leases.Run(ctx, name, f) }
 }
 
 // retainer drops whole months of events.

@@ -1,0 +1,212 @@
+package lease_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/store"
+	"github.com/shanghai-mca/mzhub/store/lease"
+	"github.com/shanghai-mca/mzhub/store/storetest"
+)
+
+func elector(t *testing.T, db *store.DB, node string, ttl time.Duration, c clock.Clock) *lease.Elector {
+	t.Helper()
+	e, err := lease.New(context.Background(), db, lease.Options{Node: node, TTL: ttl, Clock: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestSQLite(t *testing.T) { suite(t, storetest.Open(t)) }
+
+// TestIntegrationPostgres runs the same cases on PostgreSQL (the cluster
+// profile's state database).
+func TestIntegrationPostgres(t *testing.T) { suite(t, storetest.OpenPostgres(t)) }
+
+func suite(t *testing.T, db *store.DB) {
+	t.Run("TakeRenewExpire", func(t *testing.T) { testTakeRenewExpire(t, db) })
+	t.Run("Release", func(t *testing.T) { testRelease(t, db) })
+	t.Run("RunOneAtATime", func(t *testing.T) { testRunOneAtATime(t, db) })
+	t.Run("RunTakesOverFromDeadHolder", func(t *testing.T) { testTakeOverFromDead(t, db) })
+}
+
+func testTakeRenewExpire(t *testing.T, db *store.DB) {
+	ctx := context.Background()
+	fake := clock.NewFake(time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC))
+	a, b := elector(t, db, "a", 15*time.Second, fake), elector(t, db, "b", 15*time.Second, fake)
+	const name = "take-renew-expire"
+	steps := []struct {
+		advance time.Duration
+		who     *lease.Elector
+		want    bool
+	}{
+		{0, a, true},                 // free: a takes it
+		{0, b, false},                // held by a
+		{10 * time.Second, a, true},  // a renews before expiry
+		{10 * time.Second, b, false}, // renewed: still a's (20 s after the first take)
+		{16 * time.Second, b, true},  // a stopped renewing: expired, b takes it
+		{0, a, false},                // a cannot take it back
+	}
+	for i, s := range steps {
+		fake.Advance(s.advance)
+		got, err := s.who.TryAcquire(ctx, name)
+		if err != nil || got != s.want {
+			t.Fatalf("step %d: got %v, %v; want %v", i, got, err, s.want)
+		}
+	}
+	holder, until, err := a.Holder(ctx, name)
+	if err != nil || holder != "b" || !until.Equal(fake.Now().Add(15*time.Second).Truncate(time.Millisecond)) {
+		t.Errorf("holder %q until %s, %v", holder, until, err)
+	}
+	fake.Advance(time.Minute)
+	if holder, _, err := a.Holder(ctx, name); err != nil || holder != "" {
+		t.Errorf("expired lease still held by %q (%v)", holder, err)
+	}
+}
+
+func testRelease(t *testing.T, db *store.DB) {
+	ctx := context.Background()
+	a, b := elector(t, db, "a", time.Hour, clock.Real{}), elector(t, db, "b", time.Hour, clock.Real{})
+	const name = "release"
+	if ok, err := a.TryAcquire(ctx, name); !ok || err != nil {
+		t.Fatalf("a: %v %v", ok, err)
+	}
+	// Only the holder's release counts.
+	if err := b.Release(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := b.TryAcquire(ctx, name); ok {
+		t.Fatal("b took a lease a holds after b's release")
+	}
+	if err := a.Release(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b.TryAcquire(ctx, name); !ok || err != nil {
+		t.Fatalf("b after a's release: %v %v", ok, err)
+	}
+}
+
+// job counts how many nodes run it at once and which ran it.
+type job struct {
+	running, most atomic.Int32
+	mu            sync.Mutex
+	ran           map[string]int
+}
+
+func (j *job) run(node string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		n := j.running.Add(1)
+		for {
+			m := j.most.Load()
+			if n <= m || j.most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		j.mu.Lock()
+		j.ran[node]++
+		j.mu.Unlock()
+		<-ctx.Done()
+		j.running.Add(-1)
+		return nil
+	}
+}
+
+func (j *job) count(node string) int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.ran[node]
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// testRunOneAtATime: three nodes run one job under one lease; it runs on
+// one node at a time, and when that node stops, another takes over.
+func testRunOneAtATime(t *testing.T, db *store.DB) {
+	const name = "one-at-a-time"
+	j := &job{ran: map[string]int{}}
+	type node struct {
+		cancel context.CancelFunc
+		done   chan error
+	}
+	nodes := map[string]*node{}
+	for _, id := range []string{"a", "b", "c"} {
+		e := elector(t, db, id, 300*time.Millisecond, clock.Real{})
+		ctx, cancel := context.WithCancel(context.Background())
+		n := &node{cancel: cancel, done: make(chan error, 1)}
+		go func() { n.done <- e.Run(ctx, name, j.run(id)) }()
+		nodes[id] = n
+	}
+	stop := func(id string) {
+		nodes[id].cancel()
+		select {
+		case err := <-nodes[id].done:
+			if err != nil {
+				t.Errorf("Run %s: %v", id, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Run %s did not return", id)
+		}
+		delete(nodes, id)
+	}
+	defer func() {
+		for id := range nodes {
+			stop(id)
+		}
+	}()
+	leader := func() string {
+		for id := range nodes {
+			if j.count(id) > 0 && j.running.Load() == 1 {
+				if h, _, _ := elector(t, db, "probe", time.Second, clock.Real{}).Holder(context.Background(), name); h == id {
+					return id
+				}
+			}
+		}
+		return ""
+	}
+	var first string
+	waitFor(t, "a leader", func() bool { first = leader(); return first != "" })
+	time.Sleep(time.Second) // three TTLs: nobody else starts meanwhile
+	stop(first)
+	var second string
+	waitFor(t, "a new leader", func() bool { second = leader(); return second != "" && second != first })
+	if m := j.most.Load(); m != 1 {
+		t.Errorf("the job ran on %d nodes at once", m)
+	}
+}
+
+// testTakeOverFromDead: a node that took the lease and died (no renewal, no
+// release) holds it until it expires; then a running node takes over.
+func testTakeOverFromDead(t *testing.T, db *store.DB) {
+	const name = "dead-holder"
+	ttl := 500 * time.Millisecond
+	if ok, err := elector(t, db, "dead", ttl, clock.Real{}).TryAcquire(context.Background(), name); !ok || err != nil {
+		t.Fatalf("dead node: %v %v", ok, err)
+	}
+	took := time.Now()
+	j := &job{ran: map[string]int{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- elector(t, db, "live", ttl, clock.Real{}).Run(ctx, name, j.run("live")) }()
+	waitFor(t, "the live node to take over", func() bool { return j.count("live") == 1 })
+	if since := time.Since(took); since < ttl {
+		t.Errorf("took over after %s, before the dead node's lease (%s) expired", since, ttl)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
