@@ -35,11 +35,13 @@ type PartnerAPIConfig struct {
 	SignatureWindow time.Duration `yaml:"signature_window"`
 	// MaxBodyBytes is the largest request body the partner API reads (bytes).
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
-	// PartnerRate is the default sustained request rate per partner (requests per second).
+	// PartnerRate is the default sustained request rate per partner (requests per second), for the
+	// whole cluster: each of N live replicas allows rate/N and burst/N (at least 1).
 	PartnerRate float64 `yaml:"partner_rate"`
 	// PartnerBurst is the default burst per partner (requests).
 	PartnerBurst int `yaml:"partner_burst"`
-	// IPRate is the sustained request rate per source IP (requests per second), applied before authentication.
+	// IPRate is the sustained request rate per source IP (requests per second), applied before authentication;
+	// shared between the live replicas like PartnerRate.
 	IPRate float64 `yaml:"ip_rate"`
 	// IPBurst is the burst per source IP (requests).
 	IPBurst int `yaml:"ip_burst"`

@@ -123,6 +123,11 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 	}
 	w.sec = sec
 	h.AddComponent("security", singleton("security.maintenance", sec.Run))
+	// The partner API's rate limits are for the whole cluster: each replica
+	// allows its share, by the count of live replicas.
+	h.AddComponent("replicas", hub.ComponentFunc(func(ctx context.Context) error {
+		return leases.Member(ctx, "replica", sec.Partners.SetReplicas)
+	}))
 	h.Handle("/console/auth/", http.StripPrefix("/console/auth", sec.Accounts.Handler()))
 
 	// Bus.

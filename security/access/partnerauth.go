@@ -289,6 +289,16 @@ func (a *PartnerAuth) check(r *http.Request, ip netip.Addr, path string, now tim
 	return p, nil
 }
 
+// SetReplicas shares the per-IP and per-partner rate limits between n
+// replicas of the hub (n < 1 counts as 1): with a load balancer spreading
+// calls evenly, the cluster as a whole then allows the configured rates.
+// The hub updates it from the live replica count (store/lease).
+func (a *PartnerAuth) SetReplicas(n int) {
+	now := a.clock.Now()
+	a.ipLim.setReplicas(n, now)
+	a.ptLim.setReplicas(n, now)
+}
+
 func sortedKeys(m map[string][]string) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {

@@ -261,6 +261,47 @@ func TestRateLimits(t *testing.T) {
 	}
 }
 
+// TestRateLimitsSharedByReplicas: with four replicas, each allows a
+// quarter of the partner's rate and burst (never below one request), and
+// buckets already in use follow when the count changes.
+func TestRateLimitsSharedByReplicas(t *testing.T) {
+	f := newFixture(t, func(c *security.PartnerAPIConfig) {
+		c.Partners[0].Rate, c.Partners[0].Burst = 4, 8
+		c.IPRate, c.IPBurst = 100, 100
+	})
+	allowed := func() int {
+		n := 0
+		for range 20 {
+			if f.do(t, req{target: "/partner/v1/funeral/halls"}).Code == 200 {
+				n++
+			}
+		}
+		return n
+	}
+	if n := allowed(); n != 8 {
+		t.Fatalf("one replica: %d of 20 allowed, want the burst of 8", n)
+	}
+	f.auth.SetReplicas(4)
+	f.clock.Advance(10 * time.Second) // refills: 1 request/s, burst 2 here
+	if n := allowed(); n != 2 {
+		t.Fatalf("four replicas: %d of 20 allowed, want 2", n)
+	}
+	f.clock.Advance(time.Second)
+	if n := allowed(); n != 1 {
+		t.Fatalf("four replicas, one second later: %d allowed, want 1", n)
+	}
+	f.auth.SetReplicas(16) // burst 8/16 rounds up to one request
+	f.clock.Advance(10 * time.Second)
+	if n := allowed(); n != 1 {
+		t.Fatalf("sixteen replicas: %d allowed, want 1", n)
+	}
+	f.auth.SetReplicas(0) // counts as one
+	f.clock.Advance(10 * time.Second)
+	if n := allowed(); n != 8 {
+		t.Fatalf("back to one replica: %d allowed, want 8", n)
+	}
+}
+
 func TestMTLS(t *testing.T) {
 	f := newFixture(t, nil)
 	for _, tt := range []struct {

@@ -171,3 +171,36 @@ func (e *Elector) hold(ctx context.Context, name string, every time.Duration, f 
 		}
 	}
 }
+
+// Count returns how many leases whose name starts with prefix are held
+// (not expired) now.
+func (e *Elector) Count(ctx context.Context, prefix string) (int, error) {
+	var n int
+	err := e.db.QueryRowContext(ctx, e.db.Rebind(`SELECT count(*) FROM leases WHERE substr(name, 1, ?) = ? AND expires_ms > ?`),
+		len(prefix), prefix, e.clock.Now().UnixMilli()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("lease: count %s: %w", prefix, err)
+	}
+	return n, nil
+}
+
+// Member keeps this node in group (a lease named group + "/" + node) until
+// ctx is done and tells count the group's live members now and every third
+// of the TTL after (a failed count is skipped). The hub shares its rate
+// limits between the members of "replica".
+func (e *Elector) Member(ctx context.Context, group string, count func(int)) error {
+	return e.Run(ctx, group+"/"+e.node, func(ctx context.Context) error {
+		for {
+			if n, err := e.Count(ctx, group+"/"); err == nil {
+				count(n)
+			} else if ctx.Err() == nil {
+				e.log.Warn("lease: count members", "group", group, "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-e.clock.After(e.ttl / 3):
+			}
+		}
+	})
+}

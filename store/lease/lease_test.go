@@ -33,6 +33,7 @@ func suite(t *testing.T, db *store.DB) {
 	t.Run("Release", func(t *testing.T) { testRelease(t, db) })
 	t.Run("RunOneAtATime", func(t *testing.T) { testRunOneAtATime(t, db) })
 	t.Run("RunTakesOverFromDeadHolder", func(t *testing.T) { testTakeOverFromDead(t, db) })
+	t.Run("Members", func(t *testing.T) { testMembers(t, db) })
 }
 
 func testTakeRenewExpire(t *testing.T, db *store.DB) {
@@ -209,4 +210,26 @@ func testTakeOverFromDead(t *testing.T, db *store.DB) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// testMembers: nodes in a group see each other; one that leaves is no
+// longer counted.
+func testMembers(t *testing.T, db *store.DB) {
+	var seen [2]atomic.Int32
+	cancels := make([]context.CancelFunc, 2)
+	dones := make([]chan error, 2)
+	for i, node := range []string{"m1", "m2"} {
+		e := elector(t, db, node, 300*time.Millisecond, clock.Real{})
+		ctx, cancel := context.WithCancel(context.Background())
+		cancels[i], dones[i] = cancel, make(chan error, 1)
+		go func() { dones[i] <- e.Member(ctx, "members", func(n int) { seen[i].Store(int32(n)) }) }()
+	}
+	waitFor(t, "both members counted by both", func() bool { return seen[0].Load() == 2 && seen[1].Load() == 2 })
+	cancels[1]()
+	if err := <-dones[1]; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the member that left no longer counted", func() bool { return seen[0].Load() == 1 })
+	cancels[0]()
+	<-dones[0]
 }
