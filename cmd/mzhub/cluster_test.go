@@ -19,16 +19,18 @@ import (
 	"github.com/shanghai-mca/mzhub/store"
 )
 
-// TestIntegrationClusterProfile starts `mzhub serve` on the shipped cluster
-// profile against real PostgreSQL, Pulsar and ClickHouse, with keys from
-// the environment only, checks it becomes ready and serves metrics, and
-// stops it with SIGTERM.
+// TestIntegrationClusterProfile starts two replicas of `mzhub serve` on the
+// shipped cluster profile against real PostgreSQL, Pulsar and ClickHouse,
+// with keys from the environment only. It checks they become ready and
+// serve metrics, that each periodic job's lease is held by one of them, that
+// the other takes every job over when the first stops with SIGTERM, and
+// that both stop cleanly.
 func TestIntegrationClusterProfile(t *testing.T) {
 	pg, pulsarURL, ch := os.Getenv("MZHUB_TEST_POSTGRES"), os.Getenv("MZHUB_TEST_PULSAR"), os.Getenv("MZHUB_TEST_CLICKHOUSE")
 	if pg == "" || pulsarURL == "" || ch == "" {
 		t.Skip("MZHUB_TEST_POSTGRES, MZHUB_TEST_PULSAR and MZHUB_TEST_CLICKHOUSE must all be set (.ci/run starts the three services)")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
 	// A database of its own on the PostgreSQL server.
@@ -72,42 +74,12 @@ func TestIntegrationClusterProfile(t *testing.T) {
 		"MZHUB_PATHS_MAPPINGS":                                   "../../configs/mappings",
 		"MZHUB_FUNERAL_PARTNERS_DIR":                             "../../configs/partners/funeral",
 	}
-	addr := freePort(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "MZHUB_TEST_AS_MAIN=1", "MZHUB_TEST_ARGS=serve --config "+filepath.Join("..", "..", "configs", "cluster.yaml")+" --listen "+addr)
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+	// Two replicas on the same services.
+	var reps []*replica
+	for _, node := range []string{"replica-a", "replica-b"} {
+		reps = append(reps, startReplica(t, ctx, node, env))
 	}
-	var logs strings.Builder
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-
-	ready := false
-	for !ready {
-		select {
-		case err := <-exited:
-			t.Fatalf("cluster serve exited early (%v):\n%s", err, logs.String())
-		case <-ctx.Done():
-			t.Fatalf("cluster serve never became ready:\n%s", logs.String())
-		case <-time.After(250 * time.Millisecond):
-		}
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			continue
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		ready = resp.StatusCode == http.StatusOK
-		if !ready {
-			t.Logf("readyz %d %s", resp.StatusCode, body)
-		}
-	}
-	resp, err := http.Get("http://" + addr + "/metrics")
+	resp, err := http.Get("http://" + reps[0].addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,20 +88,144 @@ func TestIntegrationClusterProfile(t *testing.T) {
 	if !strings.Contains(string(body), `mzhub_build_info{commit="unknown",profile="cluster"`) {
 		t.Fatalf("metrics do not show the cluster profile:\n%.2000s", body)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+
+	// Each replica is a member; each periodic job runs on one of them.
+	db, err := store.Open(ctx, store.Config{Driver: "postgres", DSN: u.String(), MaxOpenConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	holders := func() map[string]string {
+		t.Helper()
+		rows, err := db.QueryContext(ctx, `SELECT name, holder FROM leases WHERE expires_ms > $1`, time.Now().UnixMilli())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		out := map[string]string{}
+		for rows.Next() {
+			var name, holder string
+			if err := rows.Scan(&name, &holder); err != nil {
+				t.Fatal(err)
+			}
+			out[name] = holder
+		}
+		return out
+	}
+	singletons := []string{"monitor.alert_rules", "monitor.expectations", "monitor.quality", "routes.replay", "funeral.relay", "security.maintenance"}
+	var held map[string]string
+	waitUntil(t, ctx, "both members and every job's lease", func() bool {
+		held = holders()
+		for _, name := range append([]string{"replica/replica-a", "replica/replica-b"}, singletons...) {
+			if held[name] == "" {
+				return false
+			}
+		}
+		return true
+	})
+	// Stop the replica replaying dead letters: the other takes its jobs over.
+	first := held["routes.replay"]
+	var gone, stays *replica
+	for _, r := range reps {
+		if r.node == first {
+			gone = r
+		} else {
+			stays = r
+		}
+	}
+	gone.stop(t)
+	waitUntil(t, ctx, "the other replica to take every job", func() bool {
+		held = holders()
+		if held["replica/"+gone.node] != "" {
+			return false
+		}
+		for _, name := range singletons {
+			if held[name] != stays.node {
+				return false
+			}
+		}
+		return true
+	})
+	stays.stop(t)
+	for _, r := range reps {
+		for _, want := range []string{`"profile":"cluster"`, `"store":"postgres:`, `"msg":"stopped"`, `"msg":"lease taken"`} {
+			if !strings.Contains(r.logs.String(), want) {
+				t.Errorf("%s: logs lack %s", r.node, want)
+			}
+		}
+	}
+}
+
+// replica is one `mzhub serve` child process.
+type replica struct {
+	node, addr string
+	cmd        *exec.Cmd
+	logs       *syncBuffer
+	exited     chan error
+}
+
+// startReplica starts `mzhub serve` on the cluster profile as node and
+// waits until it is ready.
+func startReplica(t *testing.T, ctx context.Context, node string, env map[string]string) *replica {
+	t.Helper()
+	r := &replica{node: node, addr: freePort(t), logs: &syncBuffer{}, exited: make(chan error, 1)}
+	r.cmd = exec.Command(os.Args[0], "-test.run=^$")
+	r.cmd.Env = append(os.Environ(), "MZHUB_TEST_AS_MAIN=1", "MZHUB_NODE="+node,
+		"MZHUB_TEST_ARGS=serve --config "+filepath.Join("..", "..", "configs", "cluster.yaml")+" --listen "+r.addr)
+	for k, v := range env {
+		r.cmd.Env = append(r.cmd.Env, k+"="+v)
+	}
+	r.cmd.Stderr = r.logs
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.cmd.Process.Kill() })
+	go func() { r.exited <- r.cmd.Wait() }()
+	for ready := false; !ready; {
+		select {
+		case err := <-r.exited:
+			t.Fatalf("%s exited early (%v):\n%s", node, err, r.logs.String())
+		case <-ctx.Done():
+			t.Fatalf("%s never became ready:\n%s", node, r.logs.String())
+		case <-time.After(250 * time.Millisecond):
+		}
+		resp, err := http.Get("http://" + r.addr + "/readyz")
+		if err != nil {
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		ready = resp.StatusCode == http.StatusOK
+		if !ready {
+			t.Logf("%s readyz %d %s", node, resp.StatusCode, body)
+		}
+	}
+	return r
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (r *replica) stop(t *testing.T) {
+	t.Helper()
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
+	case err := <-r.exited:
 		if err != nil {
-			t.Fatalf("cluster serve exited with %v after SIGTERM:\n%s", err, logs.String())
+			t.Fatalf("%s exited with %v after SIGTERM:\n%s", r.node, err, r.logs.String())
 		}
 	case <-time.After(45 * time.Second):
-		t.Fatalf("cluster serve did not stop within 45s of SIGTERM:\n%s", logs.String())
+		t.Fatalf("%s did not stop within 45s of SIGTERM:\n%s", r.node, r.logs.String())
 	}
-	for _, want := range []string{`"profile":"cluster"`, `"store":"postgres:`, `"msg":"stopped"`} {
-		if !strings.Contains(logs.String(), want) {
-			t.Errorf("logs lack %s", want)
+}
+
+func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }
