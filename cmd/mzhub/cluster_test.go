@@ -123,6 +123,7 @@ func TestIntegrationClusterProfile(t *testing.T) {
 		}
 		return true
 	})
+	t.Logf("leases held: %v", held)
 	// Stop the replica replaying dead letters: the other takes its jobs over.
 	first := held["routes.replay"]
 	var gone, stays *replica
@@ -134,6 +135,7 @@ func TestIntegrationClusterProfile(t *testing.T) {
 		}
 	}
 	gone.stop(t)
+	stopped := time.Now()
 	waitUntil(t, ctx, "the other replica to take every job", func() bool {
 		held = holders()
 		if held["replica/"+gone.node] != "" {
@@ -146,6 +148,7 @@ func TestIntegrationClusterProfile(t *testing.T) {
 		}
 		return true
 	})
+	t.Logf("%s stopped; %s took every job within %s: %v", gone.node, stays.node, time.Since(stopped).Round(100*time.Millisecond), held)
 	stays.stop(t)
 	for _, r := range reps {
 		for _, want := range []string{`"profile":"cluster"`, `"store":"postgres:`, `"msg":"stopped"`, `"msg":"lease taken"`} {
