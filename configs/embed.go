@@ -2,7 +2,7 @@
 // its embedded default profile from any directory.
 package configs
 
-import _ "embed"
+import "embed"
 
 // Embedded is the embedded profile (mzhub.yaml), the default when no
 // --config is given.
@@ -14,3 +14,10 @@ var Embedded []byte
 //
 //go:embed cluster.yaml
 var Cluster []byte
+
+// Shipped holds the shipped partner, route and mapping files (partners/,
+// routes/, mappings/), so that `mzhub demo` runs from a binary outside the
+// source tree.
+//
+//go:embed partners routes mappings
+var Shipped embed.FS

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/config"
+	"github.com/shanghai-mca/mzhub/configs"
 	"github.com/shanghai-mca/mzhub/hub"
 	"github.com/shanghai-mca/mzhub/security/accounts"
 )
@@ -49,6 +50,15 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) int {
 	dir, _ = filepath.Abs(dir)
 	wd, _ := os.Getwd()
 	cfg.Resolve(wd)
+	shipped := false
+	if _, err := os.Stat(cfg.Paths.Mappings); err != nil {
+		// Outside the source tree: the files shipped in the binary.
+		if cfg.Paths, err = extractShipped(filepath.Join(dir, "configs")); err != nil {
+			fmt.Fprintln(env.Stderr, err)
+			return 1
+		}
+		shipped = true
+	}
 	cfg.DataDir = dir
 	cfg.Store.Path = filepath.Join(dir, "mzhub.db")
 	cfg.Monitor.SQLitePath = filepath.Join(dir, "monitor.db")
@@ -61,6 +71,9 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) int {
 		defer cancel()
 	}
 	log := hub.NewLogger(env.Stderr, cfg.Log.Level, logFormat(env, cfg.Log.Format))
+	if shipped {
+		log.Info("demo: no configs/ here; using the partner, route and mapping files shipped in the binary", "dir", cfg.Paths.Mappings)
+	}
 	h, err := hub.New(ctx, cfg, log)
 	if err != nil {
 		log.Error("demo: start failed", "err", err)
@@ -97,4 +110,17 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// extractShipped writes the partner, route and mapping files embedded in
+// the binary under dir (replacing an earlier copy) and returns their paths.
+func extractShipped(dir string) (config.PathsConfig, error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return config.PathsConfig{}, fmt.Errorf("demo: shipped configuration: %w", err)
+	}
+	if err := os.CopyFS(dir, configs.Shipped); err != nil {
+		return config.PathsConfig{}, fmt.Errorf("demo: shipped configuration: %w", err)
+	}
+	return config.PathsConfig{Partners: filepath.Join(dir, "partners"), Routes: filepath.Join(dir, "routes"),
+		Mappings: filepath.Join(dir, "mappings")}, nil
 }

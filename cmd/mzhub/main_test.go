@@ -186,10 +186,21 @@ func TestDemoRunsRealFlowsAndLogsNoIdentifiers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a child process running the demo")
 	}
+	// From the source tree (configs/ on disk, the README's quick start)
+	// and from elsewhere (an installed binary: the shipped files embedded).
+	for _, tc := range []struct{ name, wd string }{{"source tree", "../.."}, {"elsewhere", ""}} {
+		t.Run(tc.name, func(t *testing.T) { testDemo(t, tc.wd) })
+	}
+}
+
+func testDemo(t *testing.T, wd string) {
+	if wd == "" {
+		wd = t.TempDir()
+	}
 	dir := t.TempDir()
 	addr := freePort(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Dir = "../.."
+	cmd.Dir = wd
 	// --for bounds the child; the test stops it with SIGTERM as soon as the
 	// allowance cycle has finished (slow machines and -race take longer).
 	cmd.Env = append(os.Environ(), "MZHUB_TEST_AS_MAIN=1", "MZHUB_TEST_ARGS=demo --for 240s --listen "+addr+" --data "+dir)
@@ -240,6 +251,9 @@ func TestDemoRunsRealFlowsAndLogsNoIdentifiers(t *testing.T) {
 		if !strings.Contains(logs, want) {
 			t.Errorf("demo logs lack %s:\n%s", want, tail(logs, 40))
 		}
+	}
+	if shipped := strings.Contains(logs, "shipped in the binary"); shipped != (wd != "../..") {
+		t.Errorf("used the files shipped in the binary: %v, running in %s", shipped, wd)
 	}
 	if !strings.Contains(stdout.String(), "console:") || !strings.Contains(stdout.String(), "demo-ops") {
 		t.Errorf("demo banner lacks the console address and login:\n%s", stdout.String())
