@@ -104,7 +104,8 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 	// Leases: with several replicas on one state database, the periodic
 	// jobs (monitor checks and reports, dead-letter replays, the funeral
 	// change relay, session and audit pruning) run on one at a time.
-	leases, err := lease.New(ctx, h.Store(), lease.Options{Node: h.Node(), Clock: h.Clock(), Logger: log.With("component", "lease")})
+	leases, err := lease.New(ctx, h.Store(), lease.Options{Node: h.Node(), Clock: h.Clock(), Logger: log.With("component", "lease"),
+		Registerer: h.Registerer()})
 	if err != nil {
 		return nil, fmt.Errorf("wire: leases: %w", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/store"
 )
@@ -30,16 +32,20 @@ type Options struct {
 	Clock clock.Clock
 	// Logger receives lease changes (default discarded).
 	Logger *slog.Logger
+	// Registerer receives mzhub_lease_held and mzhub_lease_members (nil: not registered).
+	Registerer prometheus.Registerer
 }
 
 // Elector takes, renews and gives up named leases for one node. It is safe
 // for concurrent use.
 type Elector struct {
-	db    *store.DB
-	node  string
-	ttl   time.Duration
-	clock clock.Clock
-	log   *slog.Logger
+	db      *store.DB
+	node    string
+	ttl     time.Duration
+	clock   clock.Clock
+	log     *slog.Logger
+	held    *prometheus.GaugeVec
+	members *prometheus.GaugeVec
 }
 
 // New migrates the lease table and returns an Elector for o.Node.
@@ -60,7 +66,20 @@ func New(ctx context.Context, db *store.DB, o Options) (*Elector, error) {
 	if err := db.Migrate(ctx, "lease", sub); err != nil {
 		return nil, err
 	}
-	return &Elector{db: db, node: o.Node, ttl: o.TTL, clock: o.Clock, log: o.Logger}, nil
+	e := &Elector{db: db, node: o.Node, ttl: o.TTL, clock: o.Clock, log: o.Logger,
+		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mzhub_lease_held",
+			Help: "1 while this replica holds the lease and runs its job (the sum over replicas is 1 for each job lease)."}, []string{"lease"}),
+		members: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mzhub_lease_members",
+			Help: "Live members of a group as this replica last counted them (group replica: the hub's replicas)."}, []string{"group"}),
+	}
+	if o.Registerer != nil {
+		for _, c := range []prometheus.Collector{e.held, e.members} {
+			if err := o.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("lease: metrics: %w", err)
+			}
+		}
+	}
+	return e, nil
 }
 
 // TryAcquire takes lease name, or renews it when this node holds it, until
@@ -125,7 +144,9 @@ func (e *Elector) Run(ctx context.Context, name string, f func(context.Context) 
 		}
 		if held {
 			log.Info("lease taken")
+			e.held.WithLabelValues(name).Set(1)
 			e.hold(ctx, name, every, f, log)
+			e.held.WithLabelValues(name).Set(0)
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			if err := e.Release(rctx, name); err != nil {
 				log.Warn("lease: release", "err", err)
@@ -192,6 +213,7 @@ func (e *Elector) Member(ctx context.Context, group string, count func(int)) err
 	return e.Run(ctx, group+"/"+e.node, func(ctx context.Context) error {
 		for {
 			if n, err := e.Count(ctx, group+"/"); err == nil {
+				e.members.WithLabelValues(group).Set(float64(n))
 				count(n)
 			} else if ctx.Err() == nil {
 				e.log.Warn("lease: count members", "group", group, "err", err)

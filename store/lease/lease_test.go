@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/store"
 	"github.com/shanghai-mca/mzhub/store/lease"
@@ -213,23 +215,57 @@ func testTakeOverFromDead(t *testing.T, db *store.DB) {
 }
 
 // testMembers: nodes in a group see each other; one that leaves is no
-// longer counted.
+// longer counted. The first node's metrics follow.
 func testMembers(t *testing.T, db *store.DB) {
 	var seen [2]atomic.Int32
 	cancels := make([]context.CancelFunc, 2)
 	dones := make([]chan error, 2)
+	reg := prometheus.NewRegistry()
 	for i, node := range []string{"m1", "m2"} {
-		e := elector(t, db, node, 300*time.Millisecond, clock.Real{})
+		o := lease.Options{Node: node, TTL: 300 * time.Millisecond}
+		if i == 0 {
+			o.Registerer = reg
+		}
+		e, err := lease.New(context.Background(), db, o)
+		if err != nil {
+			t.Fatal(err)
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		cancels[i], dones[i] = cancel, make(chan error, 1)
 		go func() { dones[i] <- e.Member(ctx, "members", func(n int) { seen[i].Store(int32(n)) }) }()
 	}
 	waitFor(t, "both members counted by both", func() bool { return seen[0].Load() == 2 && seen[1].Load() == 2 })
+	if got := gauge(reg, "mzhub_lease_held", "members/m1"); got != 1 {
+		t.Errorf("mzhub_lease_held{lease=members/m1} = %v", got)
+	}
 	cancels[1]()
 	if err := <-dones[1]; err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the member that left no longer counted", func() bool { return seen[0].Load() == 1 })
+	waitFor(t, "mzhub_lease_members to follow", func() bool {
+		return gauge(reg, "mzhub_lease_members", "members") == 1
+	})
 	cancels[0]()
 	<-dones[0]
+	if got := gauge(reg, "mzhub_lease_held", "members/m1"); got != 0 {
+		t.Errorf("after leaving, mzhub_lease_held{lease=members/m1} = %v", got)
+	}
+}
+
+// gauge returns the value of family name's series whose one label is v
+// (-1: no such series).
+func gauge(reg *prometheus.Registry, name, v string) float64 {
+	fams, _ := reg.Gather()
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == v {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return -1
 }
