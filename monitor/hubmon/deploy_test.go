@@ -14,6 +14,7 @@ import (
 
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/monitor/hubmon"
+	"github.com/shanghai-mca/mzhub/store/lease"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
 
@@ -28,6 +29,10 @@ func knownMetrics(t *testing.T) map[string]bool {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	// The hub's lease metrics (which replica runs the periodic jobs).
+	if _, err := lease.New(context.Background(), storetest.Open(t), lease.Options{Node: "n1", Registerer: reg}); err != nil {
+		t.Fatal(err)
+	}
 	// Vector metrics appear in Describe, not in Gather, until used.
 	ch := make(chan *prometheus.Desc, 100)
 	go func() {
