@@ -33,22 +33,8 @@ func TestEmitRunCloseServe(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- m.Run(ctx) }()
 	m.Emit(monitor.Event{Partner: "bank.boc", Flow: "disbursement", Direction: monitor.Outbound, Type: monitor.Uploaded, ExchangeID: "f1", Duration: time.Second})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		evs, err := m.Store().Search(context.Background(), monitor.Filter{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(evs) == 1 {
-			if evs[0].Node != "test" {
-				t.Errorf("node %q", evs[0].Node)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("event not stored")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if evs := waitStored(t, m, 1); evs[0].Node != "test" {
+		t.Errorf("node %q", evs[0].Node)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/console/", http.StripPrefix("/console", m.Console()))
@@ -111,20 +97,7 @@ func TestPeriodicJobsUnderLeases(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- m.Run(ctx) }()
 	m.Emit(monitor.Event{Partner: "bank.boc", Flow: "disbursement", Type: monitor.Uploaded, ExchangeID: "f1"})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		evs, err := m.Store().Search(context.Background(), monitor.Filter{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(evs) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the writer does not run while other replicas hold the leases")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitStored(t, m, 1) // the writer runs while other replicas hold the leases
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -140,5 +113,24 @@ func TestPeriodicJobsUnderLeases(t *testing.T) {
 	defer ccancel()
 	if err := m.Close(cctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitStored waits until the monitor's store holds n events and returns them.
+func waitStored(t *testing.T, m *hubmon.Monitor, n int) []monitor.Event {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		evs, err := m.Store().Search(context.Background(), monitor.Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == n {
+			return evs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events stored, want %d", len(evs), n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
