@@ -12,6 +12,7 @@ import (
 	"github.com/shanghai-mca/mzhub/routes/bus"
 	"github.com/shanghai-mca/mzhub/routes/bus/bustest"
 	"github.com/shanghai-mca/mzhub/routes/bus/pulsar"
+	"github.com/shanghai-mca/mzhub/security/fieldcrypt"
 )
 
 // testConfig returns the configuration of the broker named by
@@ -60,6 +61,19 @@ func TestIntegrationSuite(t *testing.T) {
 	bustest.Run(t, func(t *testing.T) func() bus.Bus {
 		cfg := testConfig(t)
 		return func() bus.Bus { return open(t, cfg) }
+	})
+}
+
+// TestIntegrationSuiteSealed runs the suite over bus.Sealed: the cluster
+// profile seals bodies at rest in Pulsar's ledgers (bus.seal_bodies).
+func TestIntegrationSuiteSealed(t *testing.T) {
+	ring, err := fieldcrypt.NewRing(map[string][]byte{"k1": []byte("0123456789abcdef")}, []byte("blind index key for pulsar tests"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bustest.Run(t, func(t *testing.T) func() bus.Bus {
+		cfg := testConfig(t)
+		return func() bus.Bus { return bus.Sealed(open(t, cfg), ring) }
 	})
 }
 
