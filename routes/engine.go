@@ -105,9 +105,6 @@ type Engine struct {
 	// serving is a copy of runners for the HTTP handler, replaced after
 	// every change, so requests never wait for a reload in progress.
 	serving atomic.Pointer[map[string]*runner]
-	// replays is set while this replica carries out requested replays
-	// (always without Deps.Leases; while it holds the lease with them).
-	replays atomic.Bool
 }
 
 // publishLocked refreshes the handler's copy of the running routes.
@@ -250,29 +247,36 @@ func (e *Engine) Run(ctx context.Context) error {
 	for _, err := range startErrs {
 		e.log.Error("route not started", "err", err)
 	}
-	if e.deps.Leases == nil {
-		e.replays.Store(true)
-	} else {
-		var leader sync.WaitGroup
-		leader.Add(1)
-		go func() {
-			defer leader.Done()
-			_ = e.deps.Leases.Run(ctx, "routes.replay", func(ctx context.Context) error {
-				e.replays.Store(true)
-				<-ctx.Done()
-				e.replays.Store(false)
-				return nil
-			})
-		}()
-		defer func() {
-			cancel()
-			leader.Wait()
-		}()
-	}
 	tick := time.Second
 	if e.cfg.ReloadInterval > 0 && e.cfg.ReloadInterval < tick {
 		tick = e.cfg.ReloadInterval
 	}
+	// Requested replays are carried out by their own loop: on this
+	// replica, or under a lease on one replica at a time.
+	replays := func(ctx context.Context) error {
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(tick):
+			}
+			e.replayRequested(ctx)
+		}
+	}
+	if l := e.deps.Leases; l != nil {
+		loop := replays
+		replays = func(ctx context.Context) error { return l.Run(ctx, "routes.replay", loop) }
+	}
+	var replaying sync.WaitGroup
+	replaying.Add(1)
+	go func() {
+		defer replaying.Done()
+		_ = replays(ctx)
+	}()
+	defer func() {
+		cancel()
+		replaying.Wait()
+	}()
 	lastReload := time.Now()
 	for {
 		select {
@@ -280,9 +284,6 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.stopAll()
 			return nil
 		case <-time.After(tick):
-		}
-		if e.replays.Load() {
-			e.replayRequested(ctx)
 		}
 		if e.dir != "" && e.cfg.ReloadInterval > 0 && time.Since(lastReload) >= e.cfg.ReloadInterval {
 			lastReload = time.Now()

@@ -170,10 +170,11 @@ func testRunOneAtATime(t *testing.T, db *store.DB) {
 			stop(id)
 		}
 	}()
+	probe := elector(t, db, "probe", time.Second, clock.Real{})
 	leader := func() string {
 		for id := range nodes {
 			if j.count(id) > 0 && j.running.Load() == 1 {
-				if h, _, _ := elector(t, db, "probe", time.Second, clock.Real{}).Holder(context.Background(), name); h == id {
+				if h, _, _ := probe.Holder(context.Background(), name); h == id {
 					return id
 				}
 			}

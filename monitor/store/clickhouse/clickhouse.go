@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -20,7 +21,11 @@ import (
 var schemaFS embed.FS
 
 // Schema returns the DDL statements in order.
-func Schema() []string {
+func Schema() []string { return slices.Clone(schema()) }
+
+// schema is the parsed schema file; opening a store reads it for every
+// view and table, so it is parsed once.
+var schema = sync.OnceValue(func() []string {
 	b, _ := schemaFS.ReadFile("schema/schema.sql")
 	var out []string
 	for _, part := range strings.Split(string(b), "\n;\n") {
@@ -35,7 +40,7 @@ func Schema() []string {
 		}
 	}
 	return out
-}
+})
 
 // Options configure the store.
 type Options struct {
@@ -103,7 +108,7 @@ var viewRE = regexp.MustCompile(`(?s)^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w
 // views returns the schema's materialized views in order.
 func views() []view {
 	var out []view
-	for _, stmt := range Schema() {
+	for _, stmt := range schema() {
 		if m := viewRE.FindStringSubmatch(stmt); m != nil {
 			out = append(out, view{m[1], m[2], m[3]})
 		}
@@ -153,7 +158,7 @@ func (s *Store) migrate(ctx context.Context) error {
 			before[v.name], before[v.target] = false, false
 		}
 	}
-	for _, stmt := range Schema() {
+	for _, stmt := range schema() {
 		if err := s.conn.Exec(ctx, stmt); err != nil {
 			return fmt.Errorf("monitor clickhouse: schema: %w", err)
 		}
@@ -192,7 +197,7 @@ var tableRE = regexp.MustCompile(`(?s)^CREATE TABLE IF NOT EXISTS (\w+) \((.*)\)
 // schemaColumns returns the column names the schema gives table, in order
 // (nil: not a table of the schema).
 func schemaColumns(table string) []string {
-	for _, stmt := range Schema() {
+	for _, stmt := range schema() {
 		m := tableRE.FindStringSubmatch(stmt)
 		if m == nil || m[1] != table {
 			continue
@@ -455,8 +460,14 @@ func (s *Store) Search(ctx context.Context, f monitor.Filter) ([]monitor.Event, 
 		}
 		if n.partner != "" {
 			// One partner flow holds every match: its slice of the
-			// primary key is all there is to read.
-			f.Partner, f.Flow = n.partner, n.flow
+			// primary key is all there is to read. A filter naming
+			// another keeps its own and finds nothing.
+			if f.Partner == "" {
+				f.Partner = n.partner
+			}
+			if f.Flow == "" {
+				f.Flow = n.flow
+			}
 		}
 		if !n.many {
 			w, args := where(f)
@@ -584,10 +595,6 @@ func (s *Store) narrowBatch(ctx context.Context, f monitor.Filter) (narrowing, e
 	}
 	n.found = stages > 0
 	if partner, flow, ok := strings.Cut(lo, "\t"); ok && lo == hi {
-		// One partner flow: a filter on another finds nothing.
-		if (f.Partner != "" && f.Partner != partner) || (f.Flow != "" && f.Flow != flow) {
-			n.found = false
-		}
 		n.partner, n.flow = partner, flow
 	}
 	return n, nil
