@@ -96,12 +96,8 @@ func pct(d []time.Duration, p float64) time.Duration {
 // (the writer's own cost), "sqlite" a writer into a SQLite event store in
 // the same process (the embedded profile), "clickhouse" a writer into the
 // ClickHouse server named by MZHUB_TEST_CLICKHOUSE (the cluster profile).
-func runLoad(t testing.TB, clients int, d time.Duration, idempotentSink bool, events string) loadResult {
-	// "none/sealed": no events, bodies sealed on the bus.
-	sealed := events == "none/sealed"
-	if sealed {
-		events = ""
-	}
+// sealed seals the bodies on the bus (bus.seal_bodies).
+func runLoad(t testing.TB, clients int, d time.Duration, idempotentSink bool, events string, sealed bool) loadResult {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// The partner: records the end-to-end latency from the time in the body.
@@ -308,7 +304,7 @@ func TestLoadHTTPRoute(t *testing.T) {
 		t.Skip("MZHUB_ROUTES_LOAD not set: skipping the load run (set it to the seconds of load, e.g. 10)")
 	}
 	for _, idem := range []bool{false, true} {
-		r := runLoad(t, 200, time.Duration(secs)*time.Second, idem, os.Getenv("MZHUB_ROUTES_LOAD_EVENTS"))
+		r := runLoad(t, 200, time.Duration(secs)*time.Second, idem, os.Getenv("MZHUB_ROUTES_LOAD_EVENTS"), false)
 		t.Logf("sink idempotent=%v: %s", idem, r)
 		if r.delivered != r.accepted {
 			t.Errorf("delivered %d of %d accepted", r.delivered, r.accepted)
@@ -330,11 +326,11 @@ func BenchmarkHTTPRoute(b *testing.B) {
 	kinds = append(kinds, "none/sealed")
 	for _, events := range kinds {
 		b.Run("events="+events, func(b *testing.B) {
-			kind := events
-			if kind == "none" {
+			kind, sealed := events, events == "none/sealed"
+			if kind == "none" || sealed {
 				kind = ""
 			}
-			r := runLoad(b, 200, 3*time.Second, false, kind)
+			r := runLoad(b, 200, 3*time.Second, false, kind, sealed)
 			b.ReportMetric(float64(r.accepted)/r.duration.Seconds(), "accepted/s")
 			b.ReportMetric(float64(r.delivered)/r.drained.Seconds(), "delivered/s")
 			b.ReportMetric(float64(r.acceptP99.Microseconds())/1000, "p99-accept-ms")
