@@ -253,7 +253,7 @@ func (c *Console) deadLetterAction(w http.ResponseWriter, r *http.Request) {
 	case "drop":
 		err = c.d.Actions.Drop(ctx, id, user, reason)
 	}
-	flash := p.T("done") + ": " + p.T(action) + " " + id
+	flash := p.T("done") + ": " + p.T(action) + " " + mask(id)
 	if err != nil {
 		c.log.Warn("console: dead-letter action", "action", action, "exchange", id, "err", err)
 		flash = p.T("action_failed") + ": " + mask(err.Error())
