@@ -20,8 +20,8 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/httpx"
 	"github.com/shanghai-mca/mzhub/routes"
-	"github.com/shanghai-mca/mzhub/routes/bus"
-	"github.com/shanghai-mca/mzhub/routes/bus/local"
+	"github.com/shanghai-mca/mzhub/bus"
+	"github.com/shanghai-mca/mzhub/bus/local"
 	"github.com/shanghai-mca/mzhub/store"
 )
 

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/shanghai-mca/mzhub/routes/bus"
+	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/security/mask"
 	"github.com/shanghai-mca/mzhub/store"
 )

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/shanghai-mca/mzhub/routes/bus"
+	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/store"
 )
 

@@ -19,7 +19,7 @@ import (
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/monitor/monitortest"
 	"github.com/shanghai-mca/mzhub/routes"
-	"github.com/shanghai-mca/mzhub/routes/bus"
+	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/routes/routetest"
 	"github.com/shanghai-mca/mzhub/security/fieldcrypt"
 	"github.com/shanghai-mca/mzhub/store"

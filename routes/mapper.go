@@ -12,7 +12,7 @@ import (
 
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/mappings"
-	"github.com/shanghai-mca/mzhub/routes/bus"
+	"github.com/shanghai-mca/mzhub/bus"
 )
 
 // Headers set by a map step with a mapping.

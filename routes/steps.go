@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/shanghai-mca/mzhub/routes/bus"
+	"github.com/shanghai-mca/mzhub/bus"
 )
 
 // msgState is a message moving through the steps.

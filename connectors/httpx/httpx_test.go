@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/connectors"
-	"github.com/shanghai-mca/mzhub/routes/bus"
+	"github.com/shanghai-mca/mzhub/bus"
 )
 
 func TestSinkSend(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/shanghai-mca/mzhub/routes/bus"
+	"github.com/shanghai-mca/mzhub/bus"
 )
 
 // Bus is an in-memory bus.Bus for tests. Messages published before a

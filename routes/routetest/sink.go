@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/connectors"
-	"github.com/shanghai-mca/mzhub/routes/bus"
+	"github.com/shanghai-mca/mzhub/bus"
 )
 
 // SinkConfig configures a recording sink.

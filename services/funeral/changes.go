@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/shanghai-mca/mzhub/routes/bus"
+	"github.com/shanghai-mca/mzhub/bus"
 )
 
 // Publisher puts messages on the bus; bus.Bus satisfies it.

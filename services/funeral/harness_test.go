@@ -15,7 +15,7 @@ import (
 
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/monitor/monitortest"
-	"github.com/shanghai-mca/mzhub/routes/bus"
+	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/security/sign"
 	"github.com/shanghai-mca/mzhub/store"
 )

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/shanghai-mca/mzhub/routes/bus/bustest"
+	"github.com/shanghai-mca/mzhub/bus/bustest"
 )
 
 // BenchmarkIntegrationPublishConsumeAck measures throughput against the

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shanghai-mca/mzhub/routes/bus"
-	"github.com/shanghai-mca/mzhub/routes/bus/bustest"
-	"github.com/shanghai-mca/mzhub/routes/bus/local"
+	"github.com/shanghai-mca/mzhub/bus"
+	"github.com/shanghai-mca/mzhub/bus/bustest"
+	"github.com/shanghai-mca/mzhub/bus/local"
 	"github.com/shanghai-mca/mzhub/store"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shanghai-mca/mzhub/routes/bus"
-	"github.com/shanghai-mca/mzhub/routes/bus/bustest"
-	"github.com/shanghai-mca/mzhub/routes/bus/pulsar"
+	"github.com/shanghai-mca/mzhub/bus"
+	"github.com/shanghai-mca/mzhub/bus/bustest"
+	"github.com/shanghai-mca/mzhub/bus/pulsar"
 	"github.com/shanghai-mca/mzhub/security/fieldcrypt"
 )
 

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shanghai-mca/mzhub/routes/bus"
-	"github.com/shanghai-mca/mzhub/routes/bus/bustest"
+	"github.com/shanghai-mca/mzhub/bus"
+	"github.com/shanghai-mca/mzhub/bus/bustest"
 )
 
 // TestIntegrationReconnect publishes and consumes while the broker unloads

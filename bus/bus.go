@@ -1,7 +1,7 @@
 // Package bus defines the message bus between connector sources and sinks.
-// Two implementations satisfy it: routes/bus/local (embedded, durable in the
-// hub's SQLite state file) and routes/bus/pulsar (Apache Pulsar, cluster
-// profile). Both pass the shared suite in routes/bus/bustest.
+// Two implementations satisfy it: bus/local (embedded, durable in the
+// hub's SQLite state file) and bus/pulsar (Apache Pulsar, cluster
+// profile). Both pass the shared suite in bus/bustest.
 package bus
 
 import (

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shanghai-mca/mzhub/routes/bus"
+	"github.com/shanghai-mca/mzhub/bus"
 )
 
 // Load shapes a throughput benchmark: concurrent publishers sending

@@ -10,8 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/shanghai-mca/mzhub/routes/bus"
-	"github.com/shanghai-mca/mzhub/routes/bus/local"
+	"github.com/shanghai-mca/mzhub/bus"
+	"github.com/shanghai-mca/mzhub/bus/local"
 )
 
 func TestMetrics(t *testing.T) {

@@ -3,7 +3,7 @@ package local
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/shanghai-mca/mzhub/routes/bus"
+	"github.com/shanghai-mca/mzhub/bus"
 )
 
 // Option tunes Open.

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shanghai-mca/mzhub/routes/bus"
-	"github.com/shanghai-mca/mzhub/routes/bus/local"
+	"github.com/shanghai-mca/mzhub/bus"
+	"github.com/shanghai-mca/mzhub/bus/local"
 	"github.com/shanghai-mca/mzhub/security/fieldcrypt"
 )
 

@@ -24,7 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shanghai-mca/mzhub/routes/bus"
+	"github.com/shanghai-mca/mzhub/bus"
 )
 
 // Factory prepares fresh storage for one subtest and returns a function that
