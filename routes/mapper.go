@@ -10,9 +10,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/mappings"
-	"github.com/shanghai-mca/mzhub/bus"
 )
 
 // Headers set by a map step with a mapping.

@@ -15,8 +15,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/bus"
+	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/store"
 )
 

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/problem"
-	"github.com/shanghai-mca/mzhub/bus"
 )
 
 func init() {

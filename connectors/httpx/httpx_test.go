@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/bus"
+	"github.com/shanghai-mca/mzhub/connectors"
 )
 
 func TestSinkSend(t *testing.T) {

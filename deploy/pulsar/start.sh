@@ -6,7 +6,7 @@
 # stderr. Typical use:
 #
 #   export MZHUB_TEST_PULSAR=$(deploy/pulsar/start.sh [--fresh])
-#   go test ./routes/bus/pulsar/...
+#   go test ./bus/pulsar/...
 #   deploy/pulsar/stop.sh
 #
 # The broker comes from Maven Central: Pulsar does not publish its binary

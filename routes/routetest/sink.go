@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/bus"
+	"github.com/shanghai-mca/mzhub/connectors"
 )
 
 // SinkConfig configures a recording sink.

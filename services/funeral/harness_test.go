@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/monitor/monitortest"
-	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/security/sign"
 	"github.com/shanghai-mca/mzhub/store"
 )
