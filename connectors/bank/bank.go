@@ -7,17 +7,6 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/sftp"
 )
 
-func init() {
-	connectors.Register(connectors.Spec{
-		Name:    "bank",
-		Summary: "partner bank: disbursement/deduction files and their returns over SFTP (BOC, BOCOM, CEB, CMB, SPDB, CCB)",
-		NewConfig: func() any {
-			c := DefaultConfig()
-			return &c
-		},
-	})
-}
-
 // Bank is one configured bank: its config, layouts and SFTP client.
 type Bank struct {
 	// Config is the bank's configuration.
