@@ -8,13 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shanghai-mca/mzhub/connectors/funeral/sim"
+	"github.com/shanghai-mca/mzhub/connectors/funeralhome/funeralhomesim"
 )
 
-func runAgainst(t *testing.T, f sim.Faults, timeout time.Duration) Report {
+func runAgainst(t *testing.T, f funeralhomesim.Faults, timeout time.Duration) Report {
 	t.Helper()
 	ctx := context.Background()
-	home, err := sim.Start(ctx, sim.Config{Index: 3, Booking: sim.Credentials{KeyID: "hub-fh03", Secret: []byte("booking-secret-fh03")}, Faults: f})
+	home, err := funeralhomesim.Start(ctx, funeralhomesim.Config{Index: 3, Booking: funeralhomesim.Credentials{KeyID: "hub-fh03", Secret: []byte("booking-secret-fh03")}, Faults: f})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func runAgainst(t *testing.T, f sim.Faults, timeout time.Duration) Report {
 }
 
 func TestReferenceSimulatorPasses(t *testing.T) {
-	rep := runAgainst(t, sim.Faults{}, 5*time.Second)
+	rep := runAgainst(t, funeralhomesim.Faults{}, 5*time.Second)
 	var text bytes.Buffer
 	_ = rep.WriteText(&text)
 	if !rep.Passed() {
@@ -63,16 +63,16 @@ func TestReferenceSimulatorPasses(t *testing.T) {
 func TestBrokenSimulatorFails(t *testing.T) {
 	cases := []struct {
 		name     string
-		faults   sim.Faults
+		faults   funeralhomesim.Faults
 		timeout  time.Duration
 		mustFail []string
 	}{
-		{"no idempotency", sim.Faults{NoIdempotency: true}, 0, []string{"reserve/idempotent-replay", "reserve/key-reused-other-body"}},
-		{"plain-text errors", sim.Faults{PlainErrors: true}, 0, []string{"availability/unknown-type", "reserve/double-booking-refused", "get/unknown", "signature/unsigned-refused"}},
-		{"no validation", sim.Faults{AcceptBadInput: true}, 0, []string{"reserve/bad-input/end-before-start", "reserve/bad-input/bad-phone", "reserve/bad-input/time-without-offset", "availability/unknown-type"}},
-		{"no signature check", sim.Faults{SkipSignature: true}, 0, []string{"signature/unsigned-refused", "signature/wrong-secret-refused", "reserve/unsigned-refused"}},
-		{"double booking", sim.Faults{DoubleBook: true}, 0, []string{"reserve/double-booking-refused"}},
-		{"too slow", sim.Faults{Delay: 400 * time.Millisecond}, 150 * time.Millisecond, []string{"availability/hall"}},
+		{"no idempotency", funeralhomesim.Faults{NoIdempotency: true}, 0, []string{"reserve/idempotent-replay", "reserve/key-reused-other-body"}},
+		{"plain-text errors", funeralhomesim.Faults{PlainErrors: true}, 0, []string{"availability/unknown-type", "reserve/double-booking-refused", "get/unknown", "signature/unsigned-refused"}},
+		{"no validation", funeralhomesim.Faults{AcceptBadInput: true}, 0, []string{"reserve/bad-input/end-before-start", "reserve/bad-input/bad-phone", "reserve/bad-input/time-without-offset", "availability/unknown-type"}},
+		{"no signature check", funeralhomesim.Faults{SkipSignature: true}, 0, []string{"signature/unsigned-refused", "signature/wrong-secret-refused", "reserve/unsigned-refused"}},
+		{"double booking", funeralhomesim.Faults{DoubleBook: true}, 0, []string{"reserve/double-booking-refused"}},
+		{"too slow", funeralhomesim.Faults{Delay: 400 * time.Millisecond}, 150 * time.Millisecond, []string{"availability/hall"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/shanghai-mca/mzhub/connectors/funeral/sim"
+	"github.com/shanghai-mca/mzhub/connectors/funeralhome/funeralhomesim"
 	"github.com/shanghai-mca/mzhub/services/funeral"
 	"github.com/shanghai-mca/mzhub/store"
 	"github.com/shanghai-mca/mzhub/store/storetest"
@@ -35,12 +35,12 @@ func TestPusher(t *testing.T) {
 		defer hub.Close()
 
 		// fh01 exercises everything; fh02 only pushes its data once.
-		full, err := sim.Start(ctx, sim.Config{Index: 1, Push: sim.Credentials{KeyID: "fh01-k1", Secret: []byte("s-fh01-k1")}})
+		full, err := funeralhomesim.Start(ctx, funeralhomesim.Config{Index: 1, Push: funeralhomesim.Credentials{KeyID: "fh01-k1", Secret: []byte("s-fh01-k1")}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer full.Close(ctx)
-		partial, err := sim.Start(ctx, sim.Config{Index: 2, Push: sim.Credentials{KeyID: "fh02-k1", Secret: []byte("s-fh02-k1")}})
+		partial, err := funeralhomesim.Start(ctx, funeralhomesim.Config{Index: 2, Push: funeralhomesim.Credentials{KeyID: "fh02-k1", Secret: []byte("s-fh02-k1")}})
 		if err != nil {
 			t.Fatal(err)
 		}

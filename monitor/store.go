@@ -8,7 +8,7 @@ import (
 // Store keeps exchange events and answers the questions the console, the
 // alert rules and the data-quality report ask. monitor/store/sqlite and
 // monitor/store/clickhouse implement it and pass the shared suite in
-// monitor/store/storetest. All methods are safe for concurrent use.
+// monitor/store/eventstoretest. All methods are safe for concurrent use.
 type Store interface {
 	// Append stores a batch of events. It is called by the Writer only, from
 	// one goroutine; on error the whole batch is retried later, so a store

@@ -12,7 +12,7 @@ import (
 
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/bank"
-	"github.com/shanghai-mca/mzhub/connectors/bank/sim"
+	"github.com/shanghai-mca/mzhub/connectors/bank/banksim"
 	"github.com/shanghai-mca/mzhub/connectors/sftp"
 	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/security/filesign"
@@ -241,7 +241,7 @@ func openDisbursement(ctx context.Context, env *cliEnv, cfgPath string, demo, tr
 	}
 	var cfgs []bank.Config
 	if demo && transport {
-		sims, err := sim.StartAllWith(ctx, filepath.Join(cfg.DataDir, "sim"), os.DirFS(cfg.Paths.Mappings), sim.DefaultOptions())
+		sims, err := banksim.StartAllWith(ctx, filepath.Join(cfg.DataDir, "sim"), os.DirFS(cfg.Paths.Mappings), banksim.DefaultOptions())
 		if err != nil {
 			closeAll()
 			return nil, nil, err
@@ -251,7 +251,7 @@ func openDisbursement(ctx context.Context, env *cliEnv, cfgPath string, demo, tr
 			closers = append(closers, func() { _ = s.Close() })
 		}
 	} else if demo {
-		cfgs, err = sim.ShippedConfigs()
+		cfgs, err = banksim.ShippedConfigs()
 		if err != nil {
 			closeAll()
 			return nil, nil, err

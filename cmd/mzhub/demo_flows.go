@@ -12,8 +12,8 @@ import (
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/bank"
-	banksim "github.com/shanghai-mca/mzhub/connectors/bank/sim"
-	funeralsim "github.com/shanghai-mca/mzhub/connectors/funeral/sim"
+	"github.com/shanghai-mca/mzhub/connectors/bank/banksim"
+	"github.com/shanghai-mca/mzhub/connectors/funeralhome/funeralhomesim"
 	"github.com/shanghai-mca/mzhub/connectors/sftp"
 	"github.com/shanghai-mca/mzhub/hub"
 	"github.com/shanghai-mca/mzhub/services/disbursement"
@@ -26,15 +26,15 @@ const demoPersons = 3000
 // demoFuneral prepares the simulated funeral homes and cemeteries: their
 // registry replaces the shipped one (whose partners have no credentials
 // yet) so the partner guard knows them.
-func demoFuneral(log *slog.Logger) (*funeralsim.Demo, error) {
-	return funeralsim.NewDemo(3, 6, log.With("component", "funeral-sim"))
+func demoFuneral(log *slog.Logger) (*funeralhomesim.Demo, error) {
+	return funeralhomesim.NewDemo(3, 6, log.With("component", "funeral-sim"))
 }
 
 // startDemoFlows runs real flows through the hub once it listens: the
 // funeral homes push their resources and the cemeteries their burial records
 // through the signed partner API, and the month's allowance cycle runs
 // against the six simulated banks over loopback SFTP.
-func startDemoFlows(ctx context.Context, h *hub.Hub, w *wired, fd *funeralsim.Demo) error {
+func startDemoFlows(ctx context.Context, h *hub.Hub, w *wired, fd *funeralhomesim.Demo) error {
 	cfg := h.Config()
 	log := h.Logger().With("component", "demo")
 	if fd != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/shanghai-mca/mzhub/bus/local"
 	"github.com/shanghai-mca/mzhub/bus/pulsar"
 	"github.com/shanghai-mca/mzhub/connectors"
-	funeralsim "github.com/shanghai-mca/mzhub/connectors/funeral/sim"
+	"github.com/shanghai-mca/mzhub/connectors/funeralhome/funeralhomesim"
 	apidocs "github.com/shanghai-mca/mzhub/docs/api"
 	"github.com/shanghai-mca/mzhub/hub"
 	"github.com/shanghai-mca/mzhub/monitor"
@@ -73,7 +73,7 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 	// Partner registry of funeral homes, cemeteries and columbaria: their
 	// access rules join the security configuration's own partners.
 	var extra []security.PartnerAccess
-	var fdemo *funeralsim.Demo
+	var fdemo *funeralhomesim.Demo
 	if opts.demo {
 		d, err := demoFuneral(log)
 		if err != nil {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/connectors/bank"
-	"github.com/shanghai-mca/mzhub/connectors/bank/sim"
+	"github.com/shanghai-mca/mzhub/connectors/bank/banksim"
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/monitor/monitortest"
 )
@@ -22,7 +22,7 @@ import (
 func TestFullCycle(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	opts := sim.DefaultOptions()
+	opts := banksim.DefaultOptions()
 	opts.ReturnDelay = 20 * time.Millisecond
 	opts.FailureRate = 0.05
 	sims := startSims(t, filepath.Join(dir, "sim"), opts)

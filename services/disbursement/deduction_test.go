@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/connectors/bank"
-	"github.com/shanghai-mca/mzhub/connectors/bank/sim"
+	"github.com/shanghai-mca/mzhub/connectors/bank/banksim"
 )
 
 // TestDeductionCycle runs the quarterly deduction through the same stages
@@ -15,7 +15,7 @@ import (
 func TestDeductionCycle(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	opts := sim.DefaultOptions()
+	opts := banksim.DefaultOptions()
 	opts.ReturnDelay = 10 * time.Millisecond
 	sims := startSims(t, filepath.Join(dir, "sim"), opts)
 	svc := newService(t, openDB(t, dir), dir, simConfigs(sims), nil, nil)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/bank"
-	"github.com/shanghai-mca/mzhub/connectors/bank/sim"
+	"github.com/shanghai-mca/mzhub/connectors/bank/banksim"
 	"github.com/shanghai-mca/mzhub/connectors/sftp"
 	"github.com/shanghai-mca/mzhub/store"
 	"github.com/shanghai-mca/mzhub/store/storetest"
@@ -30,7 +30,7 @@ func (a *auditLog) Record(_ context.Context, actor, action, target, detail strin
 
 func mappingsRoot(t testing.TB) string {
 	t.Helper()
-	p, err := sim.FindMappings()
+	p, err := banksim.FindMappings()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,9 +38,9 @@ func mappingsRoot(t testing.TB) string {
 }
 
 // startSims starts the six simulated banks for a test.
-func startSims(t testing.TB, dir string, opts sim.Options) []*sim.Bank {
+func startSims(t testing.TB, dir string, opts banksim.Options) []*banksim.Bank {
 	t.Helper()
-	sims, err := sim.StartAllWith(context.Background(), dir, os.DirFS(mappingsRoot(t)), opts)
+	sims, err := banksim.StartAllWith(context.Background(), dir, os.DirFS(mappingsRoot(t)), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func newServiceTimeout(t testing.TB, db *store.DB, dir string, cfgs []bank.Confi
 	return svc
 }
 
-func simConfigs(sims []*sim.Bank) []bank.Config {
+func simConfigs(sims []*banksim.Bank) []bank.Config {
 	var out []bank.Config
 	for _, s := range sims {
 		out = append(out, s.Config)

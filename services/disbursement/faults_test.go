@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/connectors/bank"
-	"github.com/shanghai-mca/mzhub/connectors/bank/sim"
+	"github.com/shanghai-mca/mzhub/connectors/bank/banksim"
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/monitor/monitortest"
 )
@@ -18,10 +18,10 @@ import (
 func TestNetworkFaults(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	opts := sim.DefaultOptions()
+	opts := banksim.DefaultOptions()
 	opts.ReturnDelay = 10 * time.Millisecond
 	sims := startSims(t, filepath.Join(dir, "sim"), opts)
-	bySim := map[string]*sim.Bank{}
+	bySim := map[string]*banksim.Bank{}
 	for _, s := range sims {
 		bySim[s.Config.Code] = s
 	}
@@ -112,7 +112,7 @@ func TestNetworkFaults(t *testing.T) {
 
 // paidAmong returns how many of the missing records the simulators had in
 // fact paid (their return lines were garbled, so the hub cannot know).
-func paidAmong(t *testing.T, svc *Service, b *Batch, bySim map[string]*sim.Bank) int64 {
+func paidAmong(t *testing.T, svc *Service, b *Batch, bySim map[string]*banksim.Bank) int64 {
 	t.Helper()
 	rows, err := svc.db.Query(svc.db.Rebind(`SELECT seq, bank FROM disb_payments WHERE batch_id = ? AND status = 5`), b.ID)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/connectors/bank"
-	"github.com/shanghai-mca/mzhub/connectors/bank/sim"
+	"github.com/shanghai-mca/mzhub/connectors/bank/banksim"
 	"github.com/shanghai-mca/mzhub/store"
 )
 
@@ -59,7 +59,7 @@ func TestSIGKILLResume(t *testing.T) {
 		t.Skip("re-executes the test binary")
 	}
 	dir := t.TempDir()
-	opts := sim.DefaultOptions()
+	opts := banksim.DefaultOptions()
 	opts.ReturnDelay = 10 * time.Millisecond
 	opts.FailureRate = 0.03
 	sims := startSims(t, filepath.Join(dir, "sim"), opts)

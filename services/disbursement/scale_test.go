@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/connectors/bank"
-	"github.com/shanghai-mca/mzhub/connectors/bank/sim"
+	"github.com/shanghai-mca/mzhub/connectors/bank/banksim"
 )
 
 // TestIntegrationFullScale runs the whole cycle for MZHUB_TEST_DISB_PERSONS
@@ -29,7 +29,7 @@ func TestIntegrationFullScale(t *testing.T) {
 	if d := os.Getenv("MZHUB_TEST_DISB_DIR"); d != "" {
 		dir = d
 	}
-	opts := sim.DefaultOptions()
+	opts := banksim.DefaultOptions()
 	opts.ReturnDelay = 0
 	opts.PollEvery = 100 * time.Millisecond
 	sims := startSims(t, filepath.Join(dir, "sim"), opts)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/connectors"
-	fconn "github.com/shanghai-mca/mzhub/connectors/funeral"
+	"github.com/shanghai-mca/mzhub/connectors/funeralhome"
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/problem"
 )
@@ -30,7 +30,7 @@ type Booking struct {
 	events  connectors.Events
 	clock   clock.Clock
 	mu      sync.Mutex
-	clients map[string]*fconn.Client
+	clients map[string]*funeralhome.Client
 }
 
 // BookingOptions configure the booking service.
@@ -60,7 +60,7 @@ func NewBooking(reg *Registry, o BookingOptions) (*Booking, error) {
 	if o.Clock == nil {
 		o.Clock = clock.Real{}
 	}
-	b := &Booking{reg: reg, secret: o.Secret, baseURL: o.BaseURL, timeout: o.Timeout, events: o.Events, clock: o.Clock, clients: map[string]*fconn.Client{}}
+	b := &Booking{reg: reg, secret: o.Secret, baseURL: o.BaseURL, timeout: o.Timeout, events: o.Events, clock: o.Clock, clients: map[string]*funeralhome.Client{}}
 	if b.baseURL == nil {
 		b.baseURL = func(id string) string {
 			p, _ := reg.Partner(id)
@@ -73,7 +73,7 @@ func NewBooking(reg *Registry, o BookingOptions) (*Booking, error) {
 // ErrNoBooking is returned for a partner without a booking API.
 var ErrNoBooking = errors.New("funeral booking: partner has no booking API")
 
-func (b *Booking) client(ctx context.Context, partnerID string) (*fconn.Client, error) {
+func (b *Booking) client(ctx context.Context, partnerID string) (*funeralhome.Client, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if c, ok := b.clients[partnerID]; ok {
@@ -87,9 +87,9 @@ func (b *Booking) client(ctx context.Context, partnerID string) (*fconn.Client, 
 	if err != nil {
 		return nil, fmt.Errorf("funeral booking %s: key %s: %w", partnerID, p.BookingKeyID, err)
 	}
-	cfg := fconn.DefaultConfig()
+	cfg := funeralhome.DefaultConfig()
 	cfg.Partner, cfg.BaseURL, cfg.KeyID, cfg.Timeout = partnerID, b.baseURL(partnerID), p.BookingKeyID, b.timeout
-	c, err := fconn.NewClient(cfg, secret)
+	c, err := funeralhome.NewClient(cfg, secret)
 	if err != nil {
 		return nil, err
 	}
@@ -98,10 +98,10 @@ func (b *Booking) client(ctx context.Context, partnerID string) (*fconn.Client, 
 }
 
 // Availability asks a home for free slots.
-func (b *Booking) Availability(ctx context.Context, partnerID, resourceType, date string) (fconn.Availability, error) {
+func (b *Booking) Availability(ctx context.Context, partnerID, resourceType, date string) (funeralhome.Availability, error) {
 	c, err := b.client(ctx, partnerID)
 	if err != nil {
-		return fconn.Availability{}, err
+		return funeralhome.Availability{}, err
 	}
 	start := b.clock.Now()
 	av, err := c.Availability(ctx, resourceType, date)
@@ -110,10 +110,10 @@ func (b *Booking) Availability(ctx context.Context, partnerID, resourceType, dat
 }
 
 // Reserve books a slot at a home; idemKey makes the portal's retries safe.
-func (b *Booking) Reserve(ctx context.Context, partnerID, idemKey string, req fconn.ReservationRequest) (fconn.Reservation, error) {
+func (b *Booking) Reserve(ctx context.Context, partnerID, idemKey string, req funeralhome.ReservationRequest) (funeralhome.Reservation, error) {
 	c, err := b.client(ctx, partnerID)
 	if err != nil {
-		return fconn.Reservation{}, err
+		return funeralhome.Reservation{}, err
 	}
 	start := b.clock.Now()
 	rv, err := c.Reserve(ctx, idemKey, req)
@@ -122,10 +122,10 @@ func (b *Booking) Reserve(ctx context.Context, partnerID, idemKey string, req fc
 }
 
 // Cancel cancels a reservation at a home.
-func (b *Booking) Cancel(ctx context.Context, partnerID, idemKey, reservationID, reason string) (fconn.Reservation, error) {
+func (b *Booking) Cancel(ctx context.Context, partnerID, idemKey, reservationID, reason string) (funeralhome.Reservation, error) {
 	c, err := b.client(ctx, partnerID)
 	if err != nil {
-		return fconn.Reservation{}, err
+		return funeralhome.Reservation{}, err
 	}
 	start := b.clock.Now()
 	rv, err := c.Cancel(ctx, idemKey, reservationID, reason)
@@ -140,7 +140,7 @@ func (b *Booking) emit(partnerID, op, ref string, start time.Time, err error) {
 	ev := monitor.Event{Time: b.clock.Now(), Partner: partnerID, Flow: "funeral-booking", Direction: monitor.Outbound, Channel: "http",
 		Type: monitor.Sent, Status: monitor.OK, PartnerRef: ref, Duration: b.clock.Now().Sub(start), Component: "funeral",
 		Attrs: map[string]string{"op": op}}
-	var re *fconn.RemoteError
+	var re *funeralhome.RemoteError
 	switch {
 	case errors.As(err, &re):
 		ev.Type, ev.Status, ev.ErrorClass, ev.ErrorCode = monitor.Rejected, monitor.Warning, "partner", re.Code
@@ -152,7 +152,7 @@ func (b *Booking) emit(partnerID, op, ref string, start time.Time, err error) {
 
 // bookingProblem turns a booking error into the portal's answer.
 func bookingProblem(err error) problem.Problem {
-	var re *fconn.RemoteError
+	var re *funeralhome.RemoteError
 	switch {
 	case errors.Is(err, ErrNoBooking):
 		return problem.NotFound(err.Error())
@@ -223,7 +223,7 @@ func (b *Booking) Handler(prefix string) http.Handler {
 		if !good {
 			return
 		}
-		var req fconn.ReservationRequest
+		var req funeralhome.ReservationRequest
 		if p := problem.DecodeJSON(r, &req, 64<<10); p != nil {
 			problem.Write(w, r, *p)
 			return

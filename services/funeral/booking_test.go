@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shanghai-mca/mzhub/connectors/funeral/sim"
+	"github.com/shanghai-mca/mzhub/connectors/funeralhome/funeralhomesim"
 	"github.com/shanghai-mca/mzhub/security/sign"
 	"github.com/shanghai-mca/mzhub/services/funeral"
 )
@@ -18,12 +18,12 @@ import (
 func TestBookingThroughTheHub(t *testing.T) {
 	ctx := context.Background()
 	bookingSecret := []byte("hub-booking-secret-fh05")
-	home, err := sim.Start(ctx, sim.Config{Index: 5, Booking: sim.Credentials{KeyID: "hub-fh05", Secret: bookingSecret}})
+	home, err := funeralhomesim.Start(ctx, funeralhomesim.Config{Index: 5, Booking: funeralhomesim.Credentials{KeyID: "hub-fh05", Secret: bookingSecret}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer home.Close(ctx)
-	slow, err := sim.Start(ctx, sim.Config{Index: 6, Booking: sim.Credentials{KeyID: "hub-fh06", Secret: bookingSecret}, Faults: sim.Faults{Delay: 4 * time.Second}})
+	slow, err := funeralhomesim.Start(ctx, funeralhomesim.Config{Index: 6, Booking: funeralhomesim.Credentials{KeyID: "hub-fh06", Secret: bookingSecret}, Faults: funeralhomesim.Faults{Delay: 4 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}

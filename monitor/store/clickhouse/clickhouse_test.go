@@ -17,7 +17,7 @@ import (
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/monitor/sample"
 	"github.com/shanghai-mca/mzhub/monitor/store/clickhouse"
-	"github.com/shanghai-mca/mzhub/monitor/store/storetest"
+	"github.com/shanghai-mca/mzhub/monitor/store/eventstoretest"
 )
 
 // open returns a store in a fresh database of the server named by
@@ -50,7 +50,7 @@ func open(t testing.TB) *clickhouse.Store {
 }
 
 func TestIntegrationClickHouseStoreSuite(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) monitor.Store { return open(t) })
+	eventstoretest.Run(t, func(t *testing.T) monitor.Store { return open(t) })
 }
 
 // TestSchemaCopyInDeploy checks that deploy/clickhouse/schema.sql (for

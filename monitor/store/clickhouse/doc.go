@@ -2,5 +2,5 @@
 // written with github.com/ClickHouse/clickhouse-go/v2 over the native
 // protocol. Its schema (schema/schema.sql, copied to deploy/clickhouse/)
 // runs on Debian's ClickHouse 18.16 and on current releases. It passes
-// monitor/store/storetest.
+// monitor/store/eventstoretest.
 package clickhouse

@@ -1,4 +1,4 @@
 // Package sqlite is the monitor event store of the embedded profile: its own
 // SQLite file (monitor.sqlite_path), so event volume never contends with the
-// state database's single writer. It passes monitor/store/storetest.
+// state database's single writer. It passes monitor/store/eventstoretest.
 package sqlite

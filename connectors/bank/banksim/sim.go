@@ -1,4 +1,4 @@
-// Package sim simulates the six partner banks: each is an in-process SFTP
+// Package banksim simulates the six partner banks: each is an in-process SFTP
 // server on 127.0.0.1 that takes complete disbursement and deduction files
 // only (a file without its done file is never taken; one whose digest or
 // size does not match its done file is refused and reported), "pays" every
@@ -8,7 +8,7 @@
 // return files whose records come in another order. Faults can be switched
 // on: truncated, duplicated or malformed return files, and the SFTP
 // server's own faults (sftptest.Faults).
-package sim
+package banksim
 
 import (
 	"bytes"

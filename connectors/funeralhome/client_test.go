@@ -1,4 +1,4 @@
-package funeral_test
+package funeralhome_test
 
 import (
 	"context"
@@ -9,13 +9,13 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/connectors"
-	"github.com/shanghai-mca/mzhub/connectors/funeral"
-	"github.com/shanghai-mca/mzhub/connectors/funeral/sim"
+	"github.com/shanghai-mca/mzhub/connectors/funeralhome"
+	"github.com/shanghai-mca/mzhub/connectors/funeralhome/funeralhomesim"
 )
 
-func startSim(t *testing.T, f sim.Faults) *sim.Home {
+func startSim(t *testing.T, f funeralhomesim.Faults) *funeralhomesim.Home {
 	t.Helper()
-	h, err := sim.Start(context.Background(), sim.Config{Index: 2, Booking: sim.Credentials{KeyID: "hub-fh02", Secret: []byte("booking-secret")}, Faults: f})
+	h, err := funeralhomesim.Start(context.Background(), funeralhomesim.Config{Index: 2, Booking: funeralhomesim.Credentials{KeyID: "hub-fh02", Secret: []byte("booking-secret")}, Faults: f})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,16 +23,16 @@ func startSim(t *testing.T, f sim.Faults) *sim.Home {
 	return h
 }
 
-func testConfig(url string) funeral.Config {
-	c := funeral.DefaultConfig()
-	c.Partner, c.BaseURL, c.KeyID = "funeral.fh02", url, "hub-fh02"
+func testConfig(url string) funeralhome.Config {
+	c := funeralhome.DefaultConfig()
+	c.Partner, c.BaseURL, c.KeyID = "funeralhome.fh02", url, "hub-fh02"
 	c.Timeout = 2 * time.Second
 	return c
 }
 
 func TestClientAgainstSimulator(t *testing.T) {
-	home := startSim(t, sim.Faults{})
-	c, err := funeral.NewClient(testConfig(home.URL()), []byte("booking-secret"))
+	home := startSim(t, funeralhomesim.Faults{})
+	c, err := funeralhome.NewClient(testConfig(home.URL()), []byte("booking-secret"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,8 +42,8 @@ func TestClientAgainstSimulator(t *testing.T) {
 		t.Fatalf("availability %+v %v", av, err)
 	}
 	s := av.Resources[0].Slots[0]
-	req := funeral.ReservationRequest{HubReference: "BK-1", ResourceType: "hall", ResourceID: av.Resources[0].ResourceID, StartAt: s.StartAt, EndAt: s.EndAt,
-		DeceasedName: "张某某", Contact: funeral.Contact{Name: "张三", Phone: "13812345678"}}
+	req := funeralhome.ReservationRequest{HubReference: "BK-1", ResourceType: "hall", ResourceID: av.Resources[0].ResourceID, StartAt: s.StartAt, EndAt: s.EndAt,
+		DeceasedName: "张某某", Contact: funeralhome.Contact{Name: "张三", Phone: "13812345678"}}
 	r1, err := c.Reserve(ctx, "bk-000000001", req)
 	if err != nil || r1.Status != "confirmed" {
 		t.Fatalf("reserve %+v %v", r1, err)
@@ -53,7 +53,7 @@ func TestClientAgainstSimulator(t *testing.T) {
 		t.Fatalf("retry booked again: %+v %v", r2, err)
 	}
 	_, err = c.Reserve(ctx, "bk-000000002", req)
-	if !errors.Is(err, funeral.ErrSlotUnavailable) || !errors.Is(err, connectors.ErrPermanent) {
+	if !errors.Is(err, funeralhome.ErrSlotUnavailable) || !errors.Is(err, connectors.ErrPermanent) {
 		t.Fatalf("double booking: %v", err)
 	}
 	for i := 0; i < 2; i++ {
@@ -65,8 +65,8 @@ func TestClientAgainstSimulator(t *testing.T) {
 		t.Fatalf("get %+v %v", got, err)
 	}
 	// A wrong key is refused by the home.
-	bad, _ := funeral.NewClient(testConfig(home.URL()), []byte("wrong"))
-	var re *funeral.RemoteError
+	bad, _ := funeralhome.NewClient(testConfig(home.URL()), []byte("wrong"))
+	var re *funeralhome.RemoteError
 	if _, err := bad.Availability(ctx, "hall", "2026-11-28"); !errors.As(err, &re) || re.Status != 401 {
 		t.Fatalf("wrong key: %v", err)
 	}
@@ -81,17 +81,17 @@ func TestClientBreakerAndDeadline(t *testing.T) {
 	defer srv.Close()
 	cfg := testConfig(srv.URL)
 	cfg.BreakerFailures = 3
-	c, _ := funeral.NewClient(cfg, []byte("x"))
+	c, _ := funeralhome.NewClient(cfg, []byte("x"))
 	for i := 0; i < 6; i++ {
 		_, _ = c.Availability(context.Background(), "hall", "2026-11-28")
 	}
 	if calls != 3 {
 		t.Fatalf("home called %d times; the breaker should stop after 3", calls)
 	}
-	slow := startSim(t, sim.Faults{Delay: 3 * time.Second})
+	slow := startSim(t, funeralhomesim.Faults{Delay: 3 * time.Second})
 	cfg = testConfig(slow.URL())
 	cfg.Timeout = 200 * time.Millisecond
-	c, _ = funeral.NewClient(cfg, []byte("booking-secret"))
+	c, _ = funeralhome.NewClient(cfg, []byte("booking-secret"))
 	start := time.Now()
 	if _, err := c.Availability(context.Background(), "hall", "2026-11-28"); err == nil || time.Since(start) > 2*time.Second {
 		t.Fatalf("deadline not kept: %v after %s", err, time.Since(start))

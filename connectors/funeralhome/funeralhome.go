@@ -1,4 +1,4 @@
-package funeral
+package funeralhome
 
 import (
 	"context"
@@ -19,7 +19,7 @@ func init() {
 		NewSink: func(cfg any, deps connectors.Deps) (connectors.Sink, error) {
 			c, ok := cfg.(*Config)
 			if !ok {
-				return nil, fmt.Errorf("funeral: config is %T, want *funeral.Config", cfg)
+				return nil, fmt.Errorf("funeral: config is %T, want *funeralhome.Config", cfg)
 			}
 			return NewSink(context.Background(), *c, deps)
 		},

@@ -1,4 +1,4 @@
-package funeral
+package funeralhome
 
 import (
 	"context"

@@ -1,3 +1,0 @@
-// Package storetest is the shared suite every monitor event store passes
-// (monitor/store/sqlite, monitor/store/clickhouse).
-package storetest
