@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/apispec"
 	"github.com/shanghai-mca/mzhub/clock"
-	apispec "github.com/shanghai-mca/mzhub/docs/api"
 	"github.com/shanghai-mca/mzhub/security/sign"
 )
 

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	apispec "github.com/shanghai-mca/mzhub/docs/api"
+	"github.com/shanghai-mca/mzhub/apispec"
 	"github.com/shanghai-mca/mzhub/services/funeral"
 )
 

@@ -8,12 +8,12 @@ import (
 	"os"
 	"sync"
 
+	"github.com/shanghai-mca/mzhub/apispec"
 	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/bus/local"
 	"github.com/shanghai-mca/mzhub/bus/pulsar"
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/funeralhome/funeralhomesim"
-	apidocs "github.com/shanghai-mca/mzhub/docs/api"
 	"github.com/shanghai-mca/mzhub/hub"
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/monitor/hubmon"
@@ -242,7 +242,7 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 		h.Handle("/console/funeral/", sec.Accounts.Guard(accounts.RoleOperator, accounts.RoleAuditor)(api.OpsHandler()))
 	}
 	h.Handle("/internal/", guard(internalMux))
-	h.Handle("/docs/api/", http.StripPrefix("/docs/api", apidocs.Handler()))
+	h.Handle("/docs/api/", http.StripPrefix("/docs/api", apispec.Handler()))
 	h.Handle("/partner/", guard(partnerMux))
 	h.Handle("/routes/", guard(engine.Handler()))
 	h.Handle("GET /{$}", http.RedirectHandler("/console/", http.StatusFound))

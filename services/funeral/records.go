@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	apispec "github.com/shanghai-mca/mzhub/docs/api"
+	"github.com/shanghai-mca/mzhub/apispec"
 	"github.com/shanghai-mca/mzhub/problem"
 )
 

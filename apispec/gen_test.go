@@ -1,15 +1,16 @@
-package api
+package apispec
 
 import (
 	"bytes"
 	"flag"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"text/template"
 )
 
-var update = flag.Bool("update", false, "rewrite partner.yaml from partner.yaml.tmpl")
+var update = flag.Bool("update", false, "rewrite partner.yaml from partner.yaml.tmpl and the published copies in docs/api")
 
 // kind describes one pushed resource for the spec template.
 type kind struct {
@@ -252,6 +253,45 @@ func TestPartnerSpecGenerated(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Fatal("partner.yaml is out of date: run go test ./docs/api -update")
+		t.Fatal("partner.yaml is out of date: run go test ./apispec -update")
+	}
+}
+
+// publishedDir holds the copies of the documents integrators read.
+const publishedDir = "../docs/api"
+
+// TestPublishedCopies keeps docs/api/*.yaml byte-equal to the documents
+// embedded and served by the hub (the published spec is the one that runs).
+// It reads the sources from disk, so that with -update it copies the
+// partner.yaml TestPartnerSpecGenerated has just written.
+func TestPublishedCopies(t *testing.T) {
+	for _, name := range []string{"partner.yaml", "booking.yaml"} {
+		served, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(publishedDir, name)
+		if *update {
+			if err := os.WriteFile(path, served, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, served) {
+			t.Errorf("%s differs from apispec/%s (the source): edit apispec/ and run go test ./apispec -update", path, name)
+		}
+	}
+	// Nothing else is published there unchecked.
+	entries, err := os.ReadDir(publishedDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if n := e.Name(); n != "partner.yaml" && n != "booking.yaml" {
+			t.Errorf("docs/api/%s: only the published copies belong there", n)
+		}
 	}
 }

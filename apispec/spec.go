@@ -1,4 +1,4 @@
-package api
+package apispec
 
 import (
 	"bytes"
@@ -75,7 +75,7 @@ type FieldError struct {
 }
 
 // ErrUnknownSchema is returned for a schema name the document lacks.
-var ErrUnknownSchema = errors.New("api: unknown schema")
+var ErrUnknownSchema = errors.New("apispec: unknown schema")
 
 // Partner parses the partner API document.
 func Partner() (*Spec, error) { return Parse("mzhub:partner.yaml", partnerYAML) }
@@ -87,31 +87,31 @@ func Booking() (*Spec, error) { return Parse("mzhub:booking.yaml", bookingYAML) 
 func Parse(url string, src []byte) (*Spec, error) {
 	var raw any
 	if err := yaml.Unmarshal(src, &raw); err != nil {
-		return nil, fmt.Errorf("api: parse %s: %w", url, err)
+		return nil, fmt.Errorf("apispec: parse %s: %w", url, err)
 	}
 	// Round-trip through JSON so numbers and maps have JSON shapes.
 	js, err := json.Marshal(raw)
 	if err != nil {
-		return nil, fmt.Errorf("api: %s: %w", url, err)
+		return nil, fmt.Errorf("apispec: %s: %w", url, err)
 	}
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(js))
 	if err != nil {
-		return nil, fmt.Errorf("api: %s: %w", url, err)
+		return nil, fmt.Errorf("apispec: %s: %w", url, err)
 	}
 	m, ok := doc.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("api: %s: not an object", url)
+		return nil, fmt.Errorf("apispec: %s: not an object", url)
 	}
 	s := &Spec{url: url, doc: m, schemas: map[string]*jsonschema.Schema{}}
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
 	c.AssertFormat()
 	if err := c.AddResource(url, m); err != nil {
-		return nil, fmt.Errorf("api: %s: %w", url, err)
+		return nil, fmt.Errorf("apispec: %s: %w", url, err)
 	}
 	s.comp = c
 	if err := s.readOperations(); err != nil {
-		return nil, fmt.Errorf("api: %s: %w", url, err)
+		return nil, fmt.Errorf("apispec: %s: %w", url, err)
 	}
 	return s, nil
 }
@@ -228,7 +228,7 @@ func (s *Spec) Schema(name string) (*jsonschema.Schema, error) {
 	}
 	sch, err := s.comp.Compile(s.url + "#/components/schemas/" + name)
 	if err != nil {
-		return nil, fmt.Errorf("api: compile %s: %w", name, err)
+		return nil, fmt.Errorf("apispec: compile %s: %w", name, err)
 	}
 	s.schemas[name] = sch
 	return sch, nil
