@@ -7,12 +7,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shanghai-mca/mzhub/config/structdoc"
 )
 
 // EnvPrefix starts every environment override.
 const EnvPrefix = "MZHUB_"
 
-var durationType = reflect.TypeOf(time.Duration(0))
+var durationType = structdoc.DurationType
 
 // EnvName returns the environment variable that overrides a key path such as
 // "store.dsn" (MZHUB_STORE_DSN).
@@ -39,60 +41,16 @@ func ApplyEnv(cfg *Config, getenv func(string) string) error {
 
 // walkFields calls fn for every scalar leaf with its dotted yaml path.
 func walkFields(v reflect.Value, prefix string, fn func(path string, v reflect.Value)) {
-	for _, f := range fields(v, prefix) {
-		if f.isSection() {
-			walkFields(f.value, f.path, fn)
+	for _, f := range structdoc.Fields(v, prefix) {
+		if f.IsSection() {
+			walkFields(f.Value, f.Path, fn)
 			continue
 		}
 		switch f.Type.Kind() {
 		case reflect.String, reflect.Bool, reflect.Int, reflect.Int64, reflect.Int32, reflect.Float64:
-			fn(f.path, f.value)
+			fn(f.Path, f.Value)
 		}
 	}
-}
-
-// field is one key of a config struct as YAML sees it; the environment
-// overrides, the reference and the JSON Schema all walk these.
-type field struct {
-	reflect.StructField
-	// name is the YAML key, path the dotted path from the top.
-	name, path string
-	// value is the field's value in the struct walked.
-	value reflect.Value
-	// docKey finds the field's doc comment in a fieldDocs.
-	docKey string
-}
-
-// isSection tells whether the field is a nested struct (a section of keys).
-func (f field) isSection() bool { return f.Type.Kind() == reflect.Struct && f.Type != durationType }
-
-// fields lists the YAML keys of struct value v (exported, not "-").
-func fields(v reflect.Value, prefix string) []field {
-	t := v.Type()
-	var out []field
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		name := yamlName(f)
-		if !f.IsExported() || name == "-" {
-			continue
-		}
-		path := name
-		if prefix != "" {
-			path = prefix + "." + name
-		}
-		out = append(out, field{StructField: f, name: name, path: path, value: v.Field(i),
-			docKey: t.PkgPath() + "." + t.Name() + "." + f.Name})
-	}
-	return out
-}
-
-func yamlName(f reflect.StructField) string {
-	tag := f.Tag.Get("yaml")
-	name, _, _ := strings.Cut(tag, ",")
-	if name == "" {
-		return strings.ToLower(f.Name)
-	}
-	return name
 }
 
 func setScalar(v reflect.Value, raw string) error {

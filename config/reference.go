@@ -2,28 +2,18 @@ package config
 
 import (
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
-	"time"
+
+	"github.com/shanghai-mca/mzhub/config/structdoc"
 )
-
-// modulePath is the Go module of this repository, used to find sources.
-const modulePath = "github.com/shanghai-mca/mzhub"
-
-// fieldDocs maps "pkgpath.Type.Field" to the field's doc comment.
-type fieldDocs map[string]string
 
 // Reference renders the configuration reference (Markdown) from the
 // structs' doc comments, read from the sources under root, and the values of
 // Default(). A golden test keeps docs/config-reference.md equal to it.
 func Reference(root string) (string, error) {
 	def := Default()
-	docs, err := collectDocs(root, reflect.TypeOf(def))
+	docs, err := structdoc.Collect(root, reflect.TypeOf(def))
 	if err != nil {
 		return "", err
 	}
@@ -38,17 +28,17 @@ func Reference(root string) (string, error) {
 	var walk func(v reflect.Value, prefix string, depth int)
 	walk = func(v reflect.Value, prefix string, depth int) {
 		var rows []string
-		var subs []field
-		for _, f := range fields(v, prefix) {
-			doc := docs[f.docKey]
+		var subs []structdoc.Field
+		for _, f := range structdoc.Fields(v, prefix) {
+			doc := docs.Of(f)
 			if doc == "" {
-				missing = append(missing, f.path)
+				missing = append(missing, f.Path)
 			}
-			if f.isSection() {
+			if f.IsSection() {
 				subs = append(subs, f)
 				continue
 			}
-			rows = append(rows, fmt.Sprintf("| `%s` | %s | %s | `%s` | %s |", f.path, typeName(f.Type), defaultValue(f.value), EnvName(f.path), oneLine(doc)))
+			rows = append(rows, fmt.Sprintf("| `%s` | %s | %s | `%s` | %s |", f.Path, structdoc.TypeName(f.Type), structdoc.DefaultValue(f.Value), EnvName(f.Path), structdoc.OneLine(doc)))
 		}
 		if len(rows) > 0 {
 			if prefix == "" {
@@ -56,15 +46,15 @@ func Reference(root string) (string, error) {
 			} else {
 				fmt.Fprintf(&b, "%s `%s`\n\n", strings.Repeat("#", min(depth+1, 4)), prefix)
 				if d := docs[sectionKey(prefix)]; d != "" {
-					b.WriteString(oneLine(d) + "\n\n")
+					b.WriteString(structdoc.OneLine(d) + "\n\n")
 				}
 			}
 			b.WriteString("| key | type | default | environment | description |\n|---|---|---|---|---|\n")
 			b.WriteString(strings.Join(rows, "\n") + "\n\n")
 		}
 		for _, f := range subs {
-			docs[sectionKey(f.path)] = docs[f.docKey]
-			walk(f.value, f.path, depth+1)
+			docs[sectionKey(f.Path)] = docs.Of(f)
+			walk(f.Value, f.Path, depth+1)
 		}
 	}
 	walk(reflect.ValueOf(def), "", 1)
@@ -75,116 +65,3 @@ func Reference(root string) (string, error) {
 }
 
 func sectionKey(path string) string { return "section:" + path }
-
-// collectDocs reads the field doc comments of t and of every struct type
-// reachable from its fields, parsing each package's sources once.
-func collectDocs(root string, t reflect.Type) (fieldDocs, error) {
-	docs := fieldDocs{}
-	parsed := map[string]bool{}
-	var collect func(t reflect.Type) error
-	collect = func(t reflect.Type) error {
-		switch t.Kind() {
-		case reflect.Slice, reflect.Map, reflect.Pointer:
-			return collect(t.Elem())
-		case reflect.Struct:
-		default:
-			return nil
-		}
-		if t == durationType {
-			return nil
-		}
-		if !parsed[t.PkgPath()] {
-			parsed[t.PkgPath()] = true
-			if err := docs.parse(root, t.PkgPath()); err != nil {
-				return err
-			}
-		}
-		for i := 0; i < t.NumField(); i++ {
-			if err := collect(t.Field(i).Type); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return docs, collect(t)
-}
-
-func (d fieldDocs) parse(root, pkgPath string) error {
-	rel, ok := strings.CutPrefix(pkgPath, modulePath)
-	if !ok {
-		return fmt.Errorf("config reference: type from outside the module: %s", pkgPath)
-	}
-	dir := filepath.Join(root, filepath.FromSlash(strings.TrimPrefix(rel, "/")))
-	fset := token.NewFileSet()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("config reference: %w", err)
-	}
-	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(fset, filepath.Join(dir, e.Name()), nil, parser.ParseComments)
-		if err != nil {
-			return fmt.Errorf("config reference: %w", err)
-		}
-		ast.Inspect(f, func(n ast.Node) bool {
-			ts, ok := n.(*ast.TypeSpec)
-			if !ok {
-				return true
-			}
-			st, ok := ts.Type.(*ast.StructType)
-			if !ok {
-				return true
-			}
-			for _, fld := range st.Fields.List {
-				text := strings.TrimSpace(fld.Doc.Text())
-				for _, name := range fld.Names {
-					d[pkgPath+"."+ts.Name.Name+"."+name.Name] = text
-				}
-			}
-			return false
-		})
-	}
-	return nil
-}
-
-func typeName(t reflect.Type) string {
-	if t == durationType {
-		return "duration"
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "string"
-	case reflect.Bool:
-		return "bool"
-	case reflect.Int, reflect.Int32, reflect.Int64:
-		return "integer"
-	case reflect.Float64:
-		return "number"
-	case reflect.Slice:
-		return "list of " + typeName(t.Elem())
-	case reflect.Map:
-		return "map of " + typeName(t.Elem())
-	}
-	return t.Kind().String()
-}
-
-func defaultValue(v reflect.Value) string {
-	if v.Type() == durationType {
-		return "`" + time.Duration(v.Int()).String() + "`"
-	}
-	if v.IsZero() {
-		return "—"
-	}
-	switch v.Kind() {
-	case reflect.Slice, reflect.Map:
-		return fmt.Sprintf("`%v`", v.Interface())
-	}
-	return fmt.Sprintf("`%v`", v.Interface())
-}
-
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	return strings.ReplaceAll(s, "|", "\\|")
-}

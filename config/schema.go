@@ -3,6 +3,8 @@ package config
 import (
 	"encoding/json"
 	"reflect"
+
+	"github.com/shanghai-mca/mzhub/config/structdoc"
 )
 
 // Schema returns a JSON Schema (draft 2020-12) of the configuration file,
@@ -10,7 +12,7 @@ import (
 // and for validating files outside the binary.
 func Schema(root string) ([]byte, error) {
 	def := Default()
-	docs, err := collectDocs(root, reflect.TypeOf(def))
+	docs, err := structdoc.Collect(root, reflect.TypeOf(def))
 	if err != nil {
 		return nil, err
 	}
@@ -47,15 +49,15 @@ func Schema(root string) ([]byte, error) {
 			return map[string]any{}, nil
 		}
 		props := map[string]any{}
-		for _, f := range fields(v, "") {
-			p, err := node(f.Type, f.value)
+		for _, f := range structdoc.Fields(v, "") {
+			p, err := node(f.Type, f.Value)
 			if err != nil {
 				return nil, err
 			}
-			if d := oneLine(docs[f.docKey]); d != "" {
+			if d := structdoc.OneLine(docs.Of(f)); d != "" {
 				p["description"] = d
 			}
-			props[f.name] = p
+			props[f.Name] = p
 		}
 		return map[string]any{"type": "object", "additionalProperties": false, "properties": props}, nil
 	}
