@@ -64,6 +64,8 @@ type Hub struct {
 
 	buildInfo prometheus.Gauge
 	up        *prometheus.GaugeVec
+
+	parts // what Build wires (empty after New alone)
 }
 
 // New opens the state store and prepares the HTTP surface. Components and
@@ -293,19 +295,29 @@ func (h *Hub) Run(ctx context.Context) error {
 	case <-sdCtx.Done():
 		h.log.Error("components did not stop within the deadline; exiting anyway (their work is resumable)")
 	}
+	_ = h.Close(sdCtx)
+	h.log.Info("stopped")
+	return runErr
+}
+
+// Close runs the closers (in reverse order: flush writers, close clients)
+// and closes the store. Run calls it at its end; a hub built but never run
+// (a CLI command using its parts) calls it itself.
+func (h *Hub) Close(ctx context.Context) error {
 	h.mu.Lock()
-	closers := append([]func(context.Context) error(nil), h.closers...)
+	closers := h.closers
+	h.closers = nil
 	h.mu.Unlock()
 	for i := len(closers) - 1; i >= 0; i-- {
-		if err := closers[i](sdCtx); err != nil {
+		if err := closers[i](ctx); err != nil {
 			h.log.Warn("close", "err", err)
 		}
 	}
 	if err := h.db.Close(); err != nil {
 		h.log.Warn("close store", "err", err)
+		return err
 	}
-	h.log.Info("stopped")
-	return runErr
+	return nil
 }
 
 func (h *Hub) setRunning(name string, v bool) {

@@ -5,11 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
-	"github.com/shanghai-mca/mzhub/config"
-	"github.com/shanghai-mca/mzhub/configs"
 	"github.com/shanghai-mca/mzhub/hub"
 	"github.com/shanghai-mca/mzhub/security/accounts"
 )
@@ -33,38 +30,22 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	cfg, err := config.Load("", env.Getenv)
-	if err != nil {
-		fmt.Fprintln(env.Stderr, err)
-		return 1
-	}
 	dir := *dataDir
 	if dir == "" {
-		dir, err = os.MkdirTemp("", "mzhub-demo-")
+		d, err := os.MkdirTemp("", "mzhub-demo-")
 		if err != nil {
 			fmt.Fprintln(env.Stderr, err)
 			return 1
 		}
-		defer os.RemoveAll(dir)
+		defer os.RemoveAll(d)
+		dir = d
 	}
-	dir, _ = filepath.Abs(dir)
-	wd, _ := os.Getwd()
-	cfg.Resolve(wd)
-	shipped := false
-	if _, err := os.Stat(cfg.Paths.Mappings); err != nil {
-		// Outside the source tree: the files shipped in the binary.
-		if cfg.Paths, err = extractShipped(filepath.Join(dir, "configs")); err != nil {
-			fmt.Fprintln(env.Stderr, err)
-			return 1
-		}
-		shipped = true
+	cfg, shipped, err := hub.DemoConfig(dir, *listen, env.Getenv)
+	if err != nil {
+		fmt.Fprintln(env.Stderr, err)
+		return 1
 	}
-	cfg.DataDir = dir
-	cfg.Store.Path = filepath.Join(dir, "mzhub.db")
-	cfg.Monitor.SQLitePath = filepath.Join(dir, "monitor.db")
-	cfg.Security.KeyDir = filepath.Join(dir, "keys")
-	cfg.HTTP.Listen = *listen
-	cfg.Node = "demo"
+	dir = cfg.DataDir
 	if *runFor > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, *runFor)
@@ -74,19 +55,14 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) int {
 	if shipped {
 		log.Info("demo: no configs/ here; using the partner, route and mapping files shipped in the binary", "dir", cfg.Paths.Mappings)
 	}
-	h, err := hub.New(ctx, cfg, log)
-	if err != nil {
-		log.Error("demo: start failed", "err", err)
-		return 1
-	}
-	w, err := wire(ctx, h, wireOptions{demo: true})
+	h, err := hub.Build(ctx, cfg, log, hub.Options{Demo: true})
 	if err != nil {
 		log.Error("demo: start failed", "err", err)
 		return 1
 	}
 	// A console operator for the demo. There is no default password: the
 	// one-time password below must be changed at first login, as in production.
-	otp, err := w.sec.Accounts.CreateUser(ctx, accounts.Actor{Name: "system:demo"}, "demo-ops", "演示值班员", accounts.RoleOperator)
+	otp, err := h.Security().Accounts.CreateUser(ctx, accounts.Actor{Name: "system:demo"}, "demo-ops", "演示值班员", accounts.RoleOperator)
 	if err != nil {
 		log.Error("demo: create console operator", "err", err)
 		return 1
@@ -110,17 +86,4 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) int {
 		return 1
 	}
 	return 0
-}
-
-// extractShipped writes the partner, route and mapping files embedded in
-// the binary under dir (replacing an earlier copy) and returns their paths.
-func extractShipped(dir string) (config.PathsConfig, error) {
-	if err := os.RemoveAll(dir); err != nil {
-		return config.PathsConfig{}, fmt.Errorf("demo: shipped configuration: %w", err)
-	}
-	if err := os.CopyFS(dir, configs.Shipped); err != nil {
-		return config.PathsConfig{}, fmt.Errorf("demo: shipped configuration: %w", err)
-	}
-	return config.PathsConfig{Partners: filepath.Join(dir, "partners"), Routes: filepath.Join(dir, "routes"),
-		Mappings: filepath.Join(dir, "mappings")}, nil
 }

@@ -6,17 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/bank"
-	"github.com/shanghai-mca/mzhub/connectors/bank/banksim"
-	"github.com/shanghai-mca/mzhub/connectors/sftp"
-	"github.com/shanghai-mca/mzhub/security/audit"
-	"github.com/shanghai-mca/mzhub/security/filesign"
-	"github.com/shanghai-mca/mzhub/security/keys"
+	"github.com/shanghai-mca/mzhub/hub"
 	"github.com/shanghai-mca/mzhub/services/disbursement"
 )
 
@@ -115,20 +111,35 @@ func runDisbursement(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintf(env.Stderr, "mzhub disbursement: --kind %q: want disbursement or deduction\n", *kind)
 		return 2
 	}
-	svc, closeFn, err := openDisbursement(ctx, env, *cfgPath, *demo, verb == "run" || verb == "resume")
+	cfg, err := loadConfig(env, *cfgPath)
 	if err != nil {
 		fmt.Fprintln(env.Stderr, "mzhub disbursement:", err)
 		return 1
 	}
-	defer closeFn()
+	transport := verb == "run" || verb == "resume"
+	if *demo {
+		// The demo's state lives beside the simulators' data.
+		cfg.Node = "demo"
+	}
+	// A CLI process is a replica of its own for the cycle lease: it runs a
+	// cycle only when no serve holds the lease.
+	cfg.Node = cliNode(cfg.Node)
+	h, err := hub.BuildCycles(ctx, cfg, env.Logger, hub.CycleOptions{Demo: *demo, Transport: transport})
+	if err != nil {
+		fmt.Fprintln(env.Stderr, "mzhub disbursement:", err)
+		return 1
+	}
+	defer func() { _ = h.Close(context.WithoutCancel(ctx)) }()
+	svc := h.Disbursement()
+	actor := "cli:" + osUser()
 	switch verb {
 	case "run", "resume":
-		opt := disbursement.RunOptions{Kind: k, Period: *period, LetterTotal: *letter, ConfirmDistrict: *district, ConfirmCity: *city}
+		req := disbursement.Request{Kind: k, Period: *period, LetterTotal: *letter, Actor: actor}
 		if verb == "run" {
-			opt.ListFile = *list
+			req.ListFile = *list
 			if *generate > 0 {
-				opt.ListFile = filepath.Join(os.TempDir(), fmt.Sprintf("mzhub-list-%s.csv", *period))
-				f, err := os.Create(opt.ListFile)
+				req.ListFile = filepath.Join(os.TempDir(), fmt.Sprintf("mzhub-list-%s-%d.csv", *period, os.Getpid()))
+				f, err := os.OpenFile(req.ListFile, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 				if err == nil {
 					err = disbursement.WriteList(f, disbursement.GenerateOptions{Persons: *generate, Seed: 1, Period: *period, Anomalies: true})
 					_ = f.Close()
@@ -137,21 +148,40 @@ func runDisbursement(ctx context.Context, env *cliEnv, args []string) int {
 					fmt.Fprintln(env.Stderr, "mzhub disbursement: generate:", err)
 					return 1
 				}
-				defer os.Remove(opt.ListFile)
+				defer os.Remove(req.ListFile)
 			}
 		}
+		if _, err := svc.Submit(ctx, req); err != nil {
+			fmt.Fprintln(env.Stderr, "mzhub disbursement:", err)
+			return 1
+		}
+		var b *disbursement.Batch
 		bar := newProgressBar(env)
-		opt.Progress = bar.update
-		b, err := svc.Run(ctx, opt)
+		ran, err := h.Leases().TryRun(ctx, hub.CycleLease, func(ctx context.Context) error {
+			var err error
+			b, err = svc.RunRequested(ctx, disbursement.RunOptions{Kind: k, Period: *period,
+				ConfirmDistrict: *district, ConfirmCity: *city, Progress: bar.update})
+			return err
+		})
 		bar.done()
-		if errors.Is(err, disbursement.ErrAwaitingConfirmation) {
-			fmt.Fprintf(env.Stdout, "%s: waiting for confirmation (mzhub disbursement confirm --period %s --level district|city --user NAME)\n", b.Name, *period)
+		if !ran && err == nil {
+			holder, _, _ := h.Leases().Holder(ctx, hub.CycleLease)
+			fmt.Fprintf(env.Stdout, "%s: queued; the hub on %s runs cycles (follow with: mzhub disbursement status --period %s)\n",
+				disbursement.BatchName(k, *period), holder, *period)
 			return 0
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, disbursement.ErrAwaitingConfirmation):
+			fmt.Fprintf(env.Stdout, "%s: waiting for confirmation (mzhub disbursement confirm --period %s --level district|city --user NAME)\n", b.Name, *period)
+			return 0
+		case errors.Is(err, disbursement.ErrAwaitingLetterTotal):
+			fmt.Fprintf(env.Stdout, "%s: waiting for the letter total; the system total is %d fen (%d valid records): mzhub disbursement resume --period %s --letter-total FEN\n",
+				b.Name, b.SystemTotal, b.Valid, *period)
+			return 0
+		case err != nil:
 			fmt.Fprintln(env.Stderr, "mzhub disbursement:", err)
 			if b != nil && errors.Is(err, disbursement.ErrTotalMismatch) {
-				fmt.Fprintf(env.Stderr, "system total is %d fen (%d valid records); rerun with --letter-total once the letter matches\n", b.SystemTotal, b.Valid)
+				fmt.Fprintf(env.Stderr, "system total is %d fen (%d valid records); resume with --letter-total once the letter matches\n", b.SystemTotal, b.Valid)
 			}
 			return 1
 		}
@@ -217,90 +247,21 @@ func printStatus(ctx context.Context, env *cliEnv, svc *disbursement.Service, k 
 	return 0
 }
 
-// auditAdapter writes the service's audit records into the audit chain.
-type auditAdapter struct{ l *audit.Log }
-
-func (a auditAdapter) Record(ctx context.Context, actor, action, target, detail string) error {
-	_, err := a.l.Append(ctx, audit.Record{Actor: actor, Action: action, Object: target, Outcome: "ok", Detail: detail})
-	return err
+// cliNode names this CLI process for leases: distinct from every serve
+// replica (even one on the same host with the same node name).
+func cliNode(node string) string {
+	if node == "" {
+		node, _ = os.Hostname()
+	}
+	return fmt.Sprintf("%s/cli-%d", node, os.Getpid())
 }
 
-// openDisbursement opens the store and audit log of the config, the six
-// banks (or their simulators with demo) and the service.
-func openDisbursement(ctx context.Context, env *cliEnv, cfgPath string, demo, transport bool) (*disbursement.Service, func(), error) {
-	sd, err := openSecDeps(ctx, env, cfgPath)
-	if err != nil {
-		return nil, nil, err
+// osUser names the operating-system user running the CLI, for the audit.
+func osUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
 	}
-	cfg := sd.cfg
-	closers := []func(){sd.close}
-	closeAll := func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}
-	var cfgs []bank.Config
-	if demo && transport {
-		sims, err := banksim.StartAllWith(ctx, filepath.Join(cfg.DataDir, "sim"), os.DirFS(cfg.Paths.Mappings), banksim.DefaultOptions())
-		if err != nil {
-			closeAll()
-			return nil, nil, err
-		}
-		for _, s := range sims {
-			cfgs = append(cfgs, s.Config)
-			closers = append(closers, func() { _ = s.Close() })
-		}
-	} else if demo {
-		cfgs, err = banksim.ShippedConfigs()
-		if err != nil {
-			closeAll()
-			return nil, nil, err
-		}
-	} else {
-		cfgs, err = bank.LoadConfigs(filepath.Join(cfg.Paths.Partners, "banks"))
-		if err != nil {
-			closeAll()
-			return nil, nil, err
-		}
-	}
-	deps := connectors.Deps{Logger: env.Logger, Store: sd.db, DataDir: cfg.DataDir}
-	// Bank files carry a detached SM2 signature made with the hub's signing key.
-	var fileKeys sftp.Keys
-	if priv, err := keys.SM2(ctx, sd.keys, keys.SM2SignName); err == nil {
-		fileKeys.Signer = filesign.NewSigner(priv, nil)
-	} else if transport {
-		env.Logger.Warn("bank files go out unsigned: no SM2 signing key (mzhub keys init)", "err", err)
-	}
-	var banks []*bank.Bank
-	for _, c := range cfgs {
-		files, err := bank.LoadFileSet(os.DirFS(cfg.Paths.Mappings), c.Layouts)
-		if err != nil {
-			closeAll()
-			return nil, nil, err
-		}
-		if !transport { // status, confirm and report need no connection
-			banks = append(banks, &bank.Bank{Config: c, Files: files})
-			continue
-		}
-		b, err := bank.New(c, files, deps, "disbursement", fileKeys)
-		if err != nil {
-			closeAll()
-			return nil, nil, err
-		}
-		closers = append(closers, func() { _ = b.SFTP.Close(context.Background()) })
-		banks = append(banks, b)
-	}
-	dc := disbursement.DefaultConfig()
-	dc.Dir = filepath.Join(cfg.DataDir, "disbursement")
-	if demo {
-		dc.PollEvery = 200 * time.Millisecond
-	}
-	svc, err := disbursement.New(ctx, dc, banks, deps, auditAdapter{sd.audit})
-	if err != nil {
-		closeAll()
-		return nil, nil, err
-	}
-	return svc, closeAll, nil
+	return "unknown"
 }
 
 // progressBar draws the progress of the current stage on a terminal, or

@@ -36,12 +36,8 @@ func runServe(ctx context.Context, env *cliEnv, args []string) int {
 		cfg.HTTP.Listen = *listen
 	}
 	log := hub.NewLogger(env.Stderr, cfg.Log.Level, logFormat(env, cfg.Log.Format))
-	h, err := hub.New(ctx, cfg, log)
+	h, err := hub.Build(ctx, cfg, log, hub.Options{})
 	if err != nil {
-		log.Error("start failed", "err", err)
-		return 1
-	}
-	if _, err := wire(ctx, h, wireOptions{}); err != nil {
 		log.Error("start failed", "err", err)
 		return 1
 	}

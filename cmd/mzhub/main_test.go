@@ -267,7 +267,7 @@ func testDemo(t *testing.T, wd string) {
 	}
 	// The synthetic list the demo paid: none of its ID or account numbers
 	// may appear whole in the logs.
-	lists, _ := filepath.Glob(filepath.Join(dir, "disbursement", "demo-list-*.csv"))
+	lists, _ := filepath.Glob(filepath.Join(dir, "disbursement", "disbursement-*", "list.csv"))
 	if len(lists) == 0 {
 		t.Fatal("demo wrote no payment list")
 	}

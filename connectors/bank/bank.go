@@ -1,6 +1,7 @@
 package bank
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/shanghai-mca/mzhub/connectors"
@@ -13,9 +14,29 @@ type Bank struct {
 	Config Config
 	// Files are the compiled layouts.
 	Files FileSet
-	// SFTP is the transport to the bank.
+	// SFTP is the transport to the bank; nil when it could not be built.
 	SFTP *sftp.Client
+	// Unavailable says why SFTP is nil (a missing key file, a bad host
+	// key): the hub starts anyway, and a cycle that needs this bank stops
+	// at its upload with this cause.
+	Unavailable error
 }
+
+// Transport returns the bank's SFTP client, or an error naming why the
+// bank cannot be reached.
+func (b *Bank) Transport() (*sftp.Client, error) {
+	if b.SFTP != nil {
+		return b.SFTP, nil
+	}
+	cause := b.Unavailable
+	if cause == nil {
+		cause = errors.New("no transport configured")
+	}
+	return nil, fmt.Errorf("bank %s: %w: %w", b.Config.Code, ErrUnavailable, cause)
+}
+
+// ErrUnavailable: the bank's transport could not be built.
+var ErrUnavailable = errors.New("SFTP transport unavailable")
 
 // New connects the pieces of a bank (no I/O beyond reading keys): the
 // layouts come from files, deps.Store must be migrated with sftp.Migrate.

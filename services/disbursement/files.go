@@ -296,7 +296,12 @@ func (s *Service) upload(ctx context.Context, b *Batch, opt RunOptions) (string,
 		go func() {
 			defer wg.Done()
 			bk := s.banks[f.bank]
-			up, err := bk.SFTP.Upload(ctx, sftp.Outbound{LocalPath: filepath.Join(s.outDir(b), f.name), Name: f.name,
+			tr, err := bk.Transport()
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			up, err := tr.Upload(ctx, sftp.Outbound{LocalPath: filepath.Join(s.outDir(b), f.name), Name: f.name,
 				Records: f.records, TotalFen: f.total, BatchID: b.Name, Stage: StageUpload})
 			if err != nil {
 				errs[i] = err

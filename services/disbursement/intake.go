@@ -486,7 +486,7 @@ func dups(v []uint64) map[uint64]bool {
 // totalCheck stops the run unless the letter total equals the system total.
 func (s *Service) totalCheck(ctx context.Context, b *Batch, _ RunOptions) (string, error) {
 	if b.LetterTotal == 0 {
-		return "", fmt.Errorf("%w: no letter total given (system total %s yuan)", ErrTotalMismatch, yuan(b.SystemTotal))
+		return "", fmt.Errorf("%w (system total %s yuan)", ErrAwaitingLetterTotal, yuan(b.SystemTotal))
 	}
 	if b.LetterTotal != b.SystemTotal {
 		s.auditf(ctx, "system", "total_check.failed", b.Name, "letter %s yuan, system %s yuan", yuan(b.LetterTotal), yuan(b.SystemTotal))

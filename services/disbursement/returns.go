@@ -77,8 +77,12 @@ func (s *Service) returns(ctx context.Context, b *Batch, opt RunOptions) (string
 func (s *Service) awaitBank(ctx context.Context, b *Batch, bi int, f outFile, deadline time.Time, opt RunOptions) (string, error) {
 	bk := s.banks[bi]
 	base := strings.TrimSuffix(f.name, path.Ext(f.name))
+	tr, err := bk.Transport()
+	if err != nil {
+		return "", err
+	}
 	for {
-		_, err := bk.SFTP.Poll(ctx, sftp.PollOptions{BatchID: b.Name, Stage: StageReturns, Include: []string{base + "_RET*"}},
+		_, err := tr.Poll(ctx, sftp.PollOptions{BatchID: b.Name, Stage: StageReturns, Include: []string{base + "_RET*"}},
 			func(ctx context.Context, in sftp.Inbound) error { return s.reconcile(ctx, b, bi, in) })
 		if err != nil {
 			if ctx.Err() != nil {

@@ -62,10 +62,15 @@ func StatusName(s int) string {
 var (
 	// ErrTotalMismatch: the letter total differs from the system total; the run stops.
 	ErrTotalMismatch = errors.New("disbursement: letter total does not equal the system total")
+	// ErrAwaitingLetterTotal: the batch waits for the official letter's
+	// total (发函总额) to be entered; nothing goes out before it matches.
+	ErrAwaitingLetterTotal = errors.New("disbursement: awaiting the official letter total")
 	// ErrAwaitingConfirmation: the batch waits for district or city confirmation.
 	ErrAwaitingConfirmation = errors.New("disbursement: awaiting confirmation")
 	// ErrNoBatch: no batch for the period.
 	ErrNoBatch = errors.New("disbursement: no such batch")
+	// ErrBadPeriod: a period that is not YYYY-MM.
+	ErrBadPeriod = errors.New("disbursement: period must be YYYY-MM")
 	// ErrConfirmOrder: city confirmation before the district's, or the same user twice.
 	ErrConfirmOrder = errors.New("disbursement: confirmation out of order")
 )
@@ -113,6 +118,8 @@ type Service struct {
 	audit  Auditor
 	expect Expecter
 
+	wakeup chan struct{} // a batch was queued (Submit, Confirm)
+
 	reconcileMu sync.Mutex    // one return file is applied at a time
 	parseSem    chan struct{} // bounds the return files parsed at once
 }
@@ -149,7 +156,8 @@ func New(ctx context.Context, cfg Config, banks []*bank.Bank, deps connectors.De
 	bs := append([]*bank.Bank(nil), banks...)
 	sort.Slice(bs, func(i, j int) bool { return bs[i].Config.Code < bs[j].Config.Code })
 	s := &Service{db: deps.Store, banks: bs, byCode: map[string]int{}, byCNAP: map[string]int{}, deps: deps,
-		log: deps.Logger.With("service", "disbursement"), cfg: cfg, audit: audit, parseSem: make(chan struct{}, 2)}
+		log: deps.Logger.With("service", "disbursement"), cfg: cfg, audit: audit, parseSem: make(chan struct{}, 2),
+		wakeup: make(chan struct{}, 1)}
 	for i, b := range bs {
 		s.byCode[b.Config.Code] = i
 		s.byCNAP[b.Config.BankCode] = i
@@ -195,7 +203,7 @@ func (s *Service) Batch(ctx context.Context, k Kind, period string) (*Batch, err
 
 func (s *Service) create(ctx context.Context, k Kind, period string) (*Batch, error) {
 	if _, err := time.Parse("2006-01", period); err != nil {
-		return nil, fmt.Errorf("disbursement: period %q: want YYYY-MM", period)
+		return nil, fmt.Errorf("%w: %q", ErrBadPeriod, period)
 	}
 	now := s.deps.Clock.Now()
 	_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO disb_batches (name, kind, period, stage, status, file_date, created_at, updated_at)
@@ -269,7 +277,7 @@ func (s *Service) Run(ctx context.Context, opt RunOptions) (*Batch, error) {
 			ON CONFLICT (batch_id, stage) DO UPDATE SET started_at = excluded.started_at`), b.ID, stage, start.UnixMilli())
 		detail, err := steps[stage](ctx, b, opt)
 		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, ErrAwaitingConfirmation) {
+			if ctx.Err() == nil && !Waiting(err) {
 				_ = s.setBatch(context.WithoutCancel(ctx), b, "status = 'failed', error = ?", err.Error())
 				s.stageEvent(b, stage, monitor.Error, err.Error(), time.Since(start))
 			}
@@ -291,6 +299,12 @@ func (s *Service) Run(ctx context.Context, opt RunOptions) (*Batch, error) {
 	_ = s.setBatch(ctx, b, "status = 'done'")
 	b.Status = "done"
 	return b, nil
+}
+
+// Waiting reports whether err stops a run to wait for people (a letter
+// total, a confirmation) rather than for a failure.
+func Waiting(err error) bool {
+	return errors.Is(err, ErrAwaitingConfirmation) || errors.Is(err, ErrAwaitingLetterTotal)
 }
 
 // UploadHour is the hour (Asia/Shanghai) of a bank's schedule day by which
@@ -421,6 +435,14 @@ func (s *Service) Confirm(ctx context.Context, k Kind, period, level, user strin
 	s.auditf(ctx, user, "confirm."+level, b.Name, "confirmed %d records, %s yuan", b.Valid, yuan(b.SystemTotal))
 	s.emit(monitor.Event{Type: monitor.Validated, Status: monitor.OK, BatchID: b.Name, Stage: StageConfirm, Flow: flowOf(b),
 		Records: b.Valid, AmountFen: b.SystemTotal, Attrs: map[string]string{"level": level, "user": user}})
+	if level == "city" && b.Stage == StageConfirm && (b.Status == BatchAwaiting || b.Status == BatchRunning) {
+		// Both levels have confirmed: the cycle goes on. A runner still in
+		// the confirmation stage sees the batch queued and runs it again.
+		if err := s.setBatch(ctx, b, "status = ?", BatchQueued); err != nil {
+			return err
+		}
+		s.wake()
+	}
 	return nil
 }
 

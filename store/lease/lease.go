@@ -162,6 +162,28 @@ func (e *Elector) Run(ctx context.Context, name string, f func(context.Context) 
 	}
 }
 
+// TryRun runs f once if this node can take lease name now, renewing the
+// lease while f runs and giving it up afterwards. ran is false (and f not
+// called) when another node holds the lease; err is f's error, or the
+// failure to take the lease. f's context is cancelled if the lease is lost.
+func (e *Elector) TryRun(ctx context.Context, name string, f func(context.Context) error) (ran bool, err error) {
+	held, err := e.TryAcquire(ctx, name)
+	if err != nil || !held {
+		return false, err
+	}
+	log := e.log.With("lease", name, "node", e.node)
+	e.held.WithLabelValues(name).Set(1)
+	var ferr error
+	e.hold(ctx, name, e.ttl/3, func(ctx context.Context) error { ferr = f(ctx); return ferr }, log)
+	e.held.WithLabelValues(name).Set(0)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if rerr := e.Release(rctx, name); rerr != nil {
+		log.Warn("lease: release", "err", rerr)
+	}
+	return true, ferr
+}
+
 // hold runs f and renews the lease until ctx is done, f returns, or the
 // lease cannot be renewed.
 func (e *Elector) hold(ctx context.Context, name string, every time.Duration, f func(context.Context) error, log *slog.Logger) {

@@ -1,20 +1,23 @@
-package main
+package hub
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/shanghai-mca/mzhub/apispec"
 	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/bus/local"
 	"github.com/shanghai-mca/mzhub/bus/pulsar"
+	"github.com/shanghai-mca/mzhub/config"
 	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/connectors/bank"
 	"github.com/shanghai-mca/mzhub/connectors/funeralhome/funeralhomesim"
-	"github.com/shanghai-mca/mzhub/hub"
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/monitor/hubmon"
 	"github.com/shanghai-mca/mzhub/problem"
@@ -24,24 +27,28 @@ import (
 	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/security/baseline"
 	"github.com/shanghai-mca/mzhub/security/keys"
+	"github.com/shanghai-mca/mzhub/services/disbursement"
 	"github.com/shanghai-mca/mzhub/services/funeral"
 	"github.com/shanghai-mca/mzhub/store/lease"
 )
 
-// wireOptions adjust wiring for the demo.
-type wireOptions struct {
-	// demo starts the partner simulators beside the hub.
-	demo bool
+// Options choose what Build adds to the configured hub.
+type Options struct {
+	// Demo starts the partner simulators beside the hub and drives real
+	// flows through it (mzhub demo, end-to-end tests).
+	Demo bool
 }
 
-// wired is what wire built, for the demo to drive.
-type wired struct {
-	sec     *baseline.Baseline
-	mon     *hubmon.Monitor
-	bus     bus.Bus
-	engine  *routes.Engine
-	funeral *funeral.API
-	fregs   *funeral.Registry
+// parts are the components Build wires, for the demo, the CLI and tests.
+type parts struct {
+	sec          *baseline.Baseline
+	mon          *hubmon.Monitor
+	bus          bus.Bus
+	engine       *routes.Engine
+	funeral      *funeral.API
+	fregs        *funeral.Registry
+	disbursement *disbursement.Service
+	leases       *lease.Elector
 
 	// bookingURLs overrides the registry's booking URLs (the demo's
 	// simulated homes listen on ports chosen at start).
@@ -49,68 +56,72 @@ type wired struct {
 	bookingURLs map[string]string
 }
 
+// Build creates the whole hub from cfg: the state store, bus, monitor,
+// route engine, security baseline, every connector and service and the
+// HTTP surface. It starts nothing; call Run.
+func Build(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options) (*Hub, error) {
+	h, err := New(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.wire(ctx, opts); err != nil {
+		_ = h.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return h, nil
+}
+
+// Security returns the security baseline (keys, audit, accounts, partners).
+func (h *Hub) Security() *baseline.Baseline { return h.sec }
+
+// Monitor returns the running monitor.
+func (h *Hub) Monitor() *hubmon.Monitor { return h.mon }
+
+// Bus returns the hub's bus (sealed when bus.seal_bodies is on).
+func (h *Hub) Bus() bus.Bus { return h.bus }
+
+// Routes returns the route engine.
+func (h *Hub) Routes() *routes.Engine { return h.engine }
+
+// Disbursement returns the allowance disbursement service.
+func (h *Hub) Disbursement() *disbursement.Service { return h.disbursement }
+
 // bookingURL returns the overridden booking URL of a home, or "" to use
 // the registry's.
-func (w *wired) bookingURL(partnerID string) string {
+func (w *parts) bookingURL(partnerID string) string {
 	w.bookingMu.Lock()
 	defer w.bookingMu.Unlock()
 	return w.bookingURLs[partnerID]
 }
 
-func (w *wired) setBookingURLs(urls map[string]string) {
+func (w *parts) setBookingURLs(urls map[string]string) {
 	w.bookingMu.Lock()
 	defer w.bookingMu.Unlock()
 	w.bookingURLs = urls
 }
 
-// wire adds every component and handler of the hub. It is the composition
-// root: the only place that knows all packages.
-func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
+// singletonFunc wraps a periodic job so that one replica at a time runs it.
+type singletonFunc func(name string, f func(context.Context) error) Component
+
+// wireCore adds what every path of the hub needs: leases, the security
+// baseline (keys, audit, accounts, partner guard with extra's rules) and
+// the monitor. It returns the wrapper of singleton jobs and the sealer of
+// bus bodies and dead letters (nil when bus.seal_bodies is off).
+func (h *Hub) wireCore(ctx context.Context, extra []security.PartnerAccess) (singletonFunc, bus.Sealer, error) {
 	cfg := h.Config()
 	log := h.Logger()
-	w := &wired{}
-
-	// Partner registry of funeral homes, cemeteries and columbaria: their
-	// access rules join the security configuration's own partners.
-	var extra []security.PartnerAccess
-	var fdemo *funeralhomesim.Demo
-	if opts.demo {
-		d, err := demoFuneral(log)
-		if err != nil {
-			return nil, err
-		}
-		fdemo, w.fregs = d, d.Registry()
-		extra = w.fregs.AccessRules(funeral.EnvProduction, funeral.EnvSandbox)
-	} else if _, err := os.Stat(cfg.Funeral.PartnersDir); err == nil {
-		reg, err := funeral.LoadRegistry(cfg.Funeral.PartnersDir)
-		if err != nil {
-			return nil, fmt.Errorf("wire: funeral partners: %w", err)
-		}
-		w.fregs = reg
-		// Partners without issued credentials cannot call yet; they join
-		// once `mzhub partner rotate-key` gives them a key.
-		pending := 0
-		// One guard fronts production and the sandbox: both environments' rules.
-		for _, r := range reg.AccessRules(funeral.EnvProduction, funeral.EnvSandbox) {
-			if len(r.KeyIDs) == 0 && len(r.MTLSSubjects) == 0 {
-				pending++
-				continue
-			}
-			extra = append(extra, r)
-		}
-		log.Info("funeral partner registry loaded", "with_credentials", len(extra), "awaiting_credentials", pending)
-	}
-
+	w := &h.parts
 	// Leases: with several replicas on one state database, the periodic
 	// jobs (monitor checks and reports, dead-letter replays, the funeral
 	// change relay, session and audit pruning) run on one at a time.
 	leases, err := lease.New(ctx, h.Store(), lease.Options{Node: h.Node(), Clock: h.Clock(), Logger: log.With("component", "lease"),
 		Registerer: h.Registerer()})
 	if err != nil {
-		return nil, fmt.Errorf("wire: leases: %w", err)
+		return nil, nil, fmt.Errorf("wire: leases: %w", err)
 	}
-	singleton := func(name string, f func(context.Context) error) hub.Component {
-		return hub.ComponentFunc(func(ctx context.Context) error { return leases.Run(ctx, name, f) })
+	w.leases = leases
+	singleton := func(name string, f func(context.Context) error) Component {
+		return ComponentFunc(func(ctx context.Context) error { return leases.Run(ctx, name, f) })
 	}
 
 	// Security baseline: keys, audit chain, field encryption, file signer,
@@ -120,39 +131,22 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 		ExtraPartners: extra, LoginPath: "/console/auth/login",
 	})
 	if err != nil {
-		return nil, fmt.Errorf("wire: security: %w", err)
+		return nil, nil, fmt.Errorf("wire: security: %w", err)
 	}
 	w.sec = sec
 	h.AddComponent("security", singleton("security.maintenance", sec.Run))
 	// The partner API's rate limits are for the whole cluster: each replica
 	// allows its share, by the count of live replicas.
-	h.AddComponent("replicas", hub.ComponentFunc(func(ctx context.Context) error {
+	h.AddComponent("replicas", ComponentFunc(func(ctx context.Context) error {
 		return leases.Member(ctx, "replica", sec.Partners.SetReplicas)
 	}))
 	h.Handle("/console/auth/", http.StripPrefix("/console/auth", sec.Accounts.Handler()))
 
-	// Bus.
-	switch cfg.Bus.Kind {
-	case "pulsar":
-		b, err := pulsar.Open(ctx, cfg.Bus.Pulsar, log.With("component", "bus"))
-		if err != nil {
-			return nil, fmt.Errorf("wire: bus: %w", err)
-		}
-		w.bus = b
-	default:
-		b, err := local.Open(ctx, h.Store(), cfg.Bus.Local, log.With("component", "bus"))
-		if err != nil {
-			return nil, fmt.Errorf("wire: bus: %w", err)
-		}
-		w.bus = b
-	}
-	h.OnClose(w.bus.Close)
 	// Bodies (payment records, burial records, ...) are sealed at rest; the
 	// engine's dead letters use the same keys.
 	var sealer bus.Sealer
 	if cfg.Bus.SealBodies {
 		sealer = sec.Fields
-		w.bus = bus.Sealed(w.bus, sealer)
 	}
 
 	// Monitor: event writer, stores, expectations, alerts, console.
@@ -169,26 +163,95 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 		Auditor: hubmon.AuditTo(sec.Audit), Leases: leases,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("wire: monitor: %w", err)
+		return nil, nil, fmt.Errorf("wire: monitor: %w", err)
 	}
 	w.mon = mon
 	h.AddComponent("monitor", mon)
 	h.OnClose(mon.Close)
 	h.Handle("/console/", http.StripPrefix("/console", mon.Console()))
+	return singleton, sealer, nil
+}
+
+// wire adds every component and handler of the hub. It is the composition
+// root: the only place that knows all packages.
+func (h *Hub) wire(ctx context.Context, opts Options) error {
+	cfg := h.Config()
+	log := h.Logger()
+	w := &h.parts
+
+	// Partner registry of funeral homes, cemeteries and columbaria: their
+	// access rules join the security configuration's own partners.
+	var extra []security.PartnerAccess
+	var fdemo *funeralhomesim.Demo
+	if opts.Demo {
+		d, err := demoFuneral(log)
+		if err != nil {
+			return err
+		}
+		fdemo, w.fregs = d, d.Registry()
+		extra = w.fregs.AccessRules(funeral.EnvProduction, funeral.EnvSandbox)
+	} else if _, err := os.Stat(cfg.Funeral.PartnersDir); err == nil {
+		reg, err := funeral.LoadRegistry(cfg.Funeral.PartnersDir)
+		if err != nil {
+			return fmt.Errorf("wire: funeral partners: %w", err)
+		}
+		w.fregs = reg
+		// Partners without issued credentials cannot call yet; they join
+		// once `mzhub partner rotate-key` gives them a key.
+		pending := 0
+		// One guard fronts production and the sandbox: both environments' rules.
+		for _, r := range reg.AccessRules(funeral.EnvProduction, funeral.EnvSandbox) {
+			if len(r.KeyIDs) == 0 && len(r.MTLSSubjects) == 0 {
+				pending++
+				continue
+			}
+			extra = append(extra, r)
+		}
+		log.Info("funeral partner registry loaded", "with_credentials", len(extra), "awaiting_credentials", pending)
+	}
+
+	singleton, sealer, err := h.wireCore(ctx, extra)
+	if err != nil {
+		return err
+	}
+	sec, mon := w.sec, w.mon
+
+	// Bus.
+	switch cfg.Bus.Kind {
+	case "pulsar":
+		b, err := pulsar.Open(ctx, cfg.Bus.Pulsar, log.With("component", "bus"))
+		if err != nil {
+			return fmt.Errorf("wire: bus: %w", err)
+		}
+		w.bus = b
+	default:
+		b, err := local.Open(ctx, h.Store(), cfg.Bus.Local, log.With("component", "bus"))
+		if err != nil {
+			return fmt.Errorf("wire: bus: %w", err)
+		}
+		w.bus = b
+	}
+	h.OnClose(w.bus.Close)
+	// Bodies (payment records, burial records, ...) are sealed at rest; the
+	// engine's dead letters use the same keys.
+	if sealer != nil {
+		w.bus = bus.Sealed(w.bus, sealer)
+	}
+
 	// Route engine (its dead letters are acted on from the console).
 	engine, err := routes.NewEngine(routes.EngineConfig{Dir: cfg.Paths.Routes, Node: h.Node()}, routes.Deps{
 		Bus: w.bus, Store: h.Store(), Connectors: connectors.Builtin(), Logger: log,
 		Metrics: h.Registerer(), Clock: h.Clock(), Mapper: routes.NewMappingsMapper(cfg.Paths.Mappings),
-		DataDir: cfg.DataDir, Events: mon, Sealer: sealer, Leases: leases,
+		DataDir: cfg.DataDir, Events: mon, Sealer: sealer, Leases: w.leases,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("wire: routes: %w", err)
+		return fmt.Errorf("wire: routes: %w", err)
 	}
 	w.engine = engine
 
 	if _, err := os.Stat(cfg.Paths.Routes); err == nil {
 		if err := engine.Load(cfg.Paths.Routes); err != nil {
-			return nil, fmt.Errorf("wire: routes: %w", err)
+			return fmt.Errorf("wire: routes: %w", err)
 		}
 	}
 	h.AddComponent("routes", engine)
@@ -209,7 +272,7 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 		}
 		api, err := funeral.NewAPI(ctx, cfg.Funeral, fdeps)
 		if err != nil {
-			return nil, fmt.Errorf("wire: funeral API: %w", err)
+			return fmt.Errorf("wire: funeral API: %w", err)
 		}
 		w.funeral = api
 		h.AddComponent("funeral", singleton("funeral.relay", api.Run))
@@ -221,7 +284,7 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 		sdeps.Metrics, sdeps.Bus = nil, nil
 		sb, sdb, err := funeral.OpenSandbox(ctx, cfg.Funeral, sdeps, cfg.DataDir)
 		if err != nil {
-			return nil, fmt.Errorf("wire: funeral sandbox: %w", err)
+			return fmt.Errorf("wire: funeral sandbox: %w", err)
 		}
 		h.AddComponent("funeral-sandbox", sb)
 		h.OnClose(func(ctx context.Context) error { _ = sb.Close(ctx); return sdb.Close() })
@@ -235,7 +298,7 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 			BaseURL: w.bookingURL, Events: mon, Clock: h.Clock(),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("wire: funeral booking: %w", err)
+			return fmt.Errorf("wire: funeral booking: %w", err)
 		}
 		internalMux.Handle("/internal/funeral/v1/homes/", booking.Handler("/internal/funeral"))
 		internalMux.Handle("/internal/funeral/", api.BureauHandler("/internal/funeral"))
@@ -246,12 +309,30 @@ func wire(ctx context.Context, h *hub.Hub, opts wireOptions) (*wired, error) {
 	h.Handle("/partner/", guard(partnerMux))
 	h.Handle("/routes/", guard(engine.Handler()))
 	h.Handle("GET /{$}", http.RedirectHandler("/console/", http.StatusFound))
-	if opts.demo {
-		if err := startDemoFlows(ctx, h, w, fdemo); err != nil {
-			return nil, err
+	// The allowance disbursement service over the six banks (their
+	// simulators in the demo).
+	var bankCfgs []bank.Config
+	if opts.Demo {
+		bankCfgs, err = h.startBankSims(ctx)
+	} else {
+		bankCfgs, err = BankConfigs(cfg.Paths.Partners)
+	}
+	if err != nil {
+		return err
+	}
+	dc := DisbursementConfig(cfg.DataDir)
+	if opts.Demo {
+		dc.PollEvery = 200 * time.Millisecond
+	}
+	if err := h.wireDisbursement(ctx, bankCfgs, dc, singleton); err != nil {
+		return err
+	}
+	if opts.Demo {
+		if err := h.startDemoFlows(ctx, fdemo); err != nil {
+			return err
 		}
 	}
-	return w, nil
+	return nil
 }
 
 // deadLetterActions lets console users act on the route engine's dead letters.
@@ -294,8 +375,10 @@ func (d deadLetterActions) resolve(ctx context.Context, exchangeID string) (int6
 	return id, nil
 }
 
-// partnerFromContext reads the partner the security guard authenticated.
-func partnerFromContext(ctx context.Context) (string, bool) {
-	p, ok := security.PartnerFrom(ctx)
-	return p.ID, ok
+// auditAdapter writes a service's audit records into the audit chain.
+type auditAdapter struct{ l *audit.Log }
+
+func (a auditAdapter) Record(ctx context.Context, actor, action, target, detail string) error {
+	_, err := a.l.Append(ctx, audit.Record{Actor: actor, Action: action, Object: target, Outcome: "ok", Detail: detail})
+	return err
 }

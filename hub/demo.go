@@ -1,0 +1,156 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/connectors/bank"
+	"github.com/shanghai-mca/mzhub/connectors/bank/banksim"
+	"github.com/shanghai-mca/mzhub/connectors/funeralhome/funeralhomesim"
+	"github.com/shanghai-mca/mzhub/services/disbursement"
+)
+
+// DemoPersons is the size of the demo's monthly allowance list: big enough
+// to show every stage and a few anomalies, small enough to finish in seconds.
+const DemoPersons = 3000
+
+// demoFuneral prepares the simulated funeral homes and cemeteries: their
+// registry replaces the shipped one (whose partners have no credentials
+// yet) so the partner guard knows them.
+func demoFuneral(log *slog.Logger) (*funeralhomesim.Demo, error) {
+	return funeralhomesim.NewDemo(3, 6, log.With("component", "funeral-sim"))
+}
+
+// startBankSims starts the six simulated banks (in-process SFTP servers on
+// loopback) and returns their configurations. The demo runs this month's
+// cycle today: the banks' schedule day is today, so the upload deadlines
+// (18:00) lie ahead; schedule_day stops at the 28th, so from the 29th on
+// the calendar shows the uploads late.
+func (h *Hub) startBankSims(ctx context.Context) ([]bank.Config, error) {
+	cfg := h.Config()
+	sims, err := banksim.StartAllWith(ctx, filepath.Join(cfg.DataDir, "banks"), os.DirFS(cfg.Paths.Mappings), banksim.DefaultOptions())
+	if err != nil {
+		return nil, fmt.Errorf("demo: bank simulators: %w", err)
+	}
+	h.OnClose(func(context.Context) error {
+		for _, s := range sims {
+			_ = s.Close()
+		}
+		return nil
+	})
+	day := min(max(time.Now().In(clock.Shanghai).Day(), 1), 28)
+	var cfgs []bank.Config
+	for _, s := range sims {
+		s.Config.ScheduleDay = day
+		cfgs = append(cfgs, s.Config)
+	}
+	return cfgs, nil
+}
+
+// startDemoFlows runs real flows through the hub once it listens: the
+// funeral homes push their resources and the cemeteries their burial records
+// through the signed partner API, and the month's allowance cycle is asked
+// for, given its letter total and confirmed the way the console does it.
+func (h *Hub) startDemoFlows(ctx context.Context, fd *funeralhomesim.Demo) error {
+	log := h.Logger().With("component", "demo")
+	if fd != nil {
+		if err := fd.StoreKeys(ctx, h.sec.Keys); err != nil {
+			return fmt.Errorf("demo: partner keys: %w", err)
+		}
+		h.AddComponent("funeral-sim", ComponentFunc(func(ctx context.Context) error {
+			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			addr, err := h.Addr(actx)
+			cancel()
+			if err != nil {
+				return nil
+			}
+			urls, err := fd.Start(ctx, "http://"+addr, 5*time.Second)
+			if err != nil {
+				return fmt.Errorf("demo: funeral simulators: %w", err)
+			}
+			h.setBookingURLs(urls)
+			<-ctx.Done()
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return fd.Close(cctx)
+		}))
+	}
+	h.AddComponent("demo-allowance-office", ComponentFunc(func(ctx context.Context) error {
+		err := driveDemoCycle(ctx, h.disbursement, h.Clock(), log)
+		if err != nil && ctx.Err() == nil {
+			log.Error("demo allowance cycle stopped", "err", err)
+		}
+		<-ctx.Done()
+		return nil
+	}))
+	return nil
+}
+
+// driveDemoCycle plays the bureau's staff for this month's allowance
+// cycle, through the service's requests as the console makes them: the
+// allowance office drops the list and asks for the run, the finance office
+// enters the official letter's total once the system total is known, and a
+// district and a city officer (two accounts) confirm. The hub's cycle
+// runner does the rest: files to the six banks, returns, reconciliation.
+func driveDemoCycle(ctx context.Context, svc *disbursement.Service, clk clock.Clock, log *slog.Logger) error {
+	period := clk.Now().In(clock.Shanghai).Format("2006-01")
+	if err := os.MkdirAll(svc.InboxDir(), 0o700); err != nil {
+		return err
+	}
+	list := filepath.Join(svc.InboxDir(), "demo-list-"+period+".csv")
+	f, err := os.OpenFile(list, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	err = disbursement.WriteList(f, disbursement.GenerateOptions{Persons: DemoPersons, Seed: 1, Period: period, Anomalies: true})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write demo list: %w", err)
+	}
+	_, err = svc.Submit(ctx, disbursement.Request{Period: period, ListFile: list, Actor: "demo:allowance-office"})
+	if err != nil && !errors.Is(err, disbursement.ErrBatchDone) && !errors.Is(err, disbursement.ErrListTaken) {
+		return err
+	}
+	if err := os.Remove(list); err != nil {
+		log.Warn("demo: remove the list from the inbox", "err", err)
+	}
+	for {
+		b, err := svc.Batch(ctx, bank.Disbursement, period)
+		if err != nil {
+			return err
+		}
+		switch b.Status {
+		case disbursement.BatchAwaitingLetter:
+			log.Info("demo: the finance office enters the letter total", "period", period, "records", b.Records, "valid", b.Valid, "system_total_fen", b.SystemTotal)
+			if _, err := svc.Submit(ctx, disbursement.Request{Period: period, LetterTotal: b.SystemTotal, Actor: "demo:finance-office"}); err != nil {
+				return err
+			}
+		case disbursement.BatchAwaiting:
+			log.Info("demo: district and city officers confirm", "period", period)
+			if err := svc.Confirm(ctx, bank.Disbursement, period, "district", "demo.district-officer"); err != nil {
+				return err
+			}
+			if err := svc.Confirm(ctx, bank.Disbursement, period, "city", "demo.city-officer"); err != nil {
+				return err
+			}
+		case disbursement.BatchDone:
+			log.Info("demo allowance cycle finished", "period", period, "stage", b.Stage, "status", b.Status)
+			return nil
+		case disbursement.BatchFailed:
+			return fmt.Errorf("batch %s failed at %s: %s", b.Name, b.Stage, b.Error)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-clk.After(200 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,56 @@
+package hub
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/shanghai-mca/mzhub/config"
+	"github.com/shanghai-mca/mzhub/configs"
+)
+
+// DemoConfig is the embedded profile as mzhub demo runs it: every file of
+// the hub under dir, the listener on listen, the node named demo. When the
+// working directory has no configs/ (a built binary run elsewhere), the
+// partner, route and mapping files shipped in the binary are extracted under
+// dir; shipped reports it.
+func DemoConfig(dir, listen string, getenv func(string) string) (cfg config.Config, shipped bool, err error) {
+	cfg, err = config.Load("", getenv)
+	if err != nil {
+		return cfg, false, err
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return cfg, false, err
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return cfg, false, fmt.Errorf("demo: working directory: %w", err)
+	}
+	cfg.Resolve(wd)
+	if _, err := os.Stat(cfg.Paths.Mappings); err != nil {
+		if cfg.Paths, err = extractShipped(filepath.Join(dir, "configs")); err != nil {
+			return cfg, false, err
+		}
+		shipped = true
+	}
+	cfg.DataDir = dir
+	cfg.Store.Path = filepath.Join(dir, "mzhub.db")
+	cfg.Monitor.SQLitePath = filepath.Join(dir, "monitor.db")
+	cfg.Security.KeyDir = filepath.Join(dir, "keys")
+	cfg.HTTP.Listen = listen
+	cfg.Node = "demo"
+	return cfg, shipped, nil
+}
+
+// extractShipped writes the partner, route and mapping files embedded in
+// the binary under dir (replacing an earlier copy) and returns their paths.
+func extractShipped(dir string) (config.PathsConfig, error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return config.PathsConfig{}, fmt.Errorf("demo: shipped configuration: %w", err)
+	}
+	if err := os.CopyFS(dir, configs.Shipped); err != nil {
+		return config.PathsConfig{}, fmt.Errorf("demo: shipped configuration: %w", err)
+	}
+	return config.PathsConfig{Partners: filepath.Join(dir, "partners"), Routes: filepath.Join(dir, "routes"),
+		Mappings: filepath.Join(dir, "mappings")}, nil
+}
