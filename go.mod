@@ -5,7 +5,7 @@ go 1.26.8
 require (
 	github.com/ClickHouse/clickhouse-go/v2 v2.51.0
 	github.com/apache/pulsar-client-go v0.19.0
-	github.com/emmansun/gmsm v0.15.5
+	github.com/emmansun/gmsm v0.44.0
 	github.com/expr-lang/expr v1.17.8
 	github.com/go-resty/resty/v2 v2.17.2
 	github.com/jackc/pgx/v5 v5.12.0

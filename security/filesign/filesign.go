@@ -83,14 +83,13 @@ func (d *DigestingReader) Sum() (string, int64) {
 	return hex.EncodeToString(d.s.Sum(nil)), d.n
 }
 
-// e computes the SM2 message digest SM3(ZA || M) over a stream.
+// e computes the SM2 message digest SM3(ZA || M) over a stream with the
+// library's ZA-prefixed hash (GB/T 32918.2 5.5 and 6.1).
 func e(pub *ecdsa.PublicKey, uid []byte, r io.Reader) ([]byte, error) {
-	za, err := sm2.CalculateZA(pub, uid)
+	h, err := sm2.NewHashWithUserID(pub, uid)
 	if err != nil {
 		return nil, fmt.Errorf("filesign: ZA: %w", err)
 	}
-	h := sm3.New()
-	_, _ = h.Write(za)
 	if _, err := io.Copy(h, r); err != nil {
 		return nil, fmt.Errorf("filesign: read: %w", err)
 	}
