@@ -19,6 +19,7 @@ import (
 
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/config"
+	"github.com/shanghai-mca/mzhub/security"
 	"github.com/shanghai-mca/mzhub/store"
 )
 
@@ -71,6 +72,9 @@ type Hub struct {
 // New opens the state store and prepares the HTTP surface. Components and
 // handlers are added before Run.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error) {
+	if err := security.SelfTest(); err != nil {
+		return nil, fmt.Errorf("hub: refusing to start: %w", err)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/security"
 	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/security/fieldcrypt"
 	"github.com/shanghai-mca/mzhub/security/filesign"
@@ -32,6 +33,10 @@ func runKeys(ctx context.Context, env *cliEnv, args []string) int {
 	sub, code, ok := subcommand(env, args, keysUsage)
 	if !ok {
 		return code
+	}
+	if err := security.SelfTest(); err != nil {
+		fmt.Fprintf(env.Stderr, "mzhub keys %s: refusing to touch keys: %v\n", sub, err)
+		return 1
 	}
 	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
