@@ -37,6 +37,9 @@ type Options struct {
 	// Demo starts the partner simulators beside the hub and drives real
 	// flows through it (mzhub demo, end-to-end tests).
 	Demo bool
+	// Banks, when not nil, are the banks the disbursement service pays
+	// through instead of the partner files (tests give their simulators).
+	Banks []bank.Config
 }
 
 // parts are the components Build wires, for the demo, the CLI and tests.
@@ -312,9 +315,12 @@ func (h *Hub) wire(ctx context.Context, opts Options) error {
 	// The allowance disbursement service over the six banks (their
 	// simulators in the demo).
 	var bankCfgs []bank.Config
-	if opts.Demo {
+	switch {
+	case opts.Banks != nil:
+		bankCfgs = opts.Banks
+	case opts.Demo:
 		bankCfgs, err = h.startBankSims(ctx)
-	} else {
+	default:
 		bankCfgs, err = BankConfigs(cfg.Paths.Partners)
 	}
 	if err != nil {
