@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/shanghai-mca/mzhub/connectors/all" // the kinds shipped routes use
 	"github.com/shanghai-mca/mzhub/config"
+	_ "github.com/shanghai-mca/mzhub/connectors/all" // the kinds shipped routes use
 	"github.com/shanghai-mca/mzhub/hub"
 	"github.com/shanghai-mca/mzhub/security/accounts"
 )
