@@ -64,19 +64,41 @@ type Deps struct {
 	DataDir string
 }
 
-// Spec describes a connector kind.
+// Spec describes a connector kind; each kind registers one in init with
+// Register. Route steps register the same shape (routes.StepSpec): a name,
+// a one-line summary and, for each role, a config type whose defaults,
+// field types and field doc comments drive strict decoding, `mzhub lint`
+// and the generated reference in docs/routes.md.
 type Spec struct {
-	// Name is the kind used in config files (e.g. "bank", "sftp").
+	// Name is the kind used in route files (e.g. "http", "sftp").
 	Name string
 	// Summary is one line for docs.
 	Summary string
-	// NewConfig returns a pointer to a config value with defaults filled in;
-	// the hub decodes the partner's YAML into it strictly.
+	// Source is the kind's source role; nil when the kind has none.
+	Source *SourceSpec
+	// Sink is the kind's sink role (also used by enrich lookups); nil when
+	// the kind has none.
+	Sink *SinkSpec
+}
+
+// SourceSpec is the source role of a connector kind.
+type SourceSpec struct {
+	// NewConfig returns a pointer to a config struct with the defaults
+	// filled in. The route engine decodes the endpoint's YAML into it
+	// strictly (an unknown key is an error with its line) and calls its
+	// Validate() error method, when it has one, before New.
 	NewConfig func() any
-	// NewSource builds a source from a decoded config; nil if the kind has none.
-	NewSource func(cfg any, deps Deps) (Source, error)
-	// NewSink builds a sink from a decoded config; nil if the kind has none.
-	NewSink func(cfg any, deps Deps) (Sink, error)
+	// New builds a source from a decoded, validated config.
+	New func(cfg any, deps Deps) (Source, error)
+}
+
+// SinkSpec is the sink role of a connector kind; see SourceSpec.
+type SinkSpec struct {
+	// NewConfig returns a pointer to a config struct with the defaults
+	// filled in, decoded and validated as SourceSpec.NewConfig.
+	NewConfig func() any
+	// New builds a sink from a decoded, validated config.
+	New func(cfg any, deps Deps) (Sink, error)
 }
 
 // Registry maps connector kind names to specs.
@@ -88,10 +110,19 @@ type Registry struct {
 // NewRegistry returns an empty registry. Tests build their own.
 func NewRegistry() *Registry { return &Registry{specs: map[string]Spec{}} }
 
-// Register adds a spec; a duplicate or empty name is an error.
+// Register adds a spec; a duplicate or empty name, a spec with no role
+// or a role without NewConfig or New is an error.
 func (r *Registry) Register(s Spec) error {
 	if s.Name == "" {
 		return ErrNoName
+	}
+	switch {
+	case s.Source == nil && s.Sink == nil:
+		return fmt.Errorf("connectors: %q: %w: neither source nor sink", s.Name, ErrIncomplete)
+	case s.Source != nil && (s.Source.NewConfig == nil || s.Source.New == nil):
+		return fmt.Errorf("connectors: %q: %w: source without NewConfig or New", s.Name, ErrIncomplete)
+	case s.Sink != nil && (s.Sink.NewConfig == nil || s.Sink.New == nil):
+		return fmt.Errorf("connectors: %q: %w: sink without NewConfig or New", s.Name, ErrIncomplete)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -144,6 +175,9 @@ var (
 	ErrDuplicate = errors.New("duplicate connector name")
 	ErrUnknown   = errors.New("unknown connector kind")
 	ErrNoName    = errors.New("connectors: spec without a name")
+	// ErrIncomplete is returned by Register for a spec missing a role or
+	// a role's NewConfig or New.
+	ErrIncomplete = errors.New("incomplete connector spec")
 	// ErrPermanent marks an error that retrying cannot fix (bad request,
 	// rejected record); routes dead-letter it without further attempts.
 	ErrPermanent = errors.New("permanent failure")

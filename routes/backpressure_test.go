@@ -38,9 +38,11 @@ func TestBackPressure(t *testing.T) {
 	reg := sinks.Registry()
 	var emitted atomic.Int64
 	_ = reg.Register(connectors.Spec{
-		Name:      "flood",
-		NewConfig: func() any { return &struct{}{} },
-		NewSource: func(any, connectors.Deps) (connectors.Source, error) { return floodSource{&emitted}, nil },
+		Name: "flood",
+		Source: &connectors.SourceSpec{
+			NewConfig: func() any { return &struct{}{} },
+			New:       func(any, connectors.Deps) (connectors.Source, error) { return floodSource{&emitted}, nil },
+		},
 	})
 	dir := t.TempDir()
 	route := `id: bp

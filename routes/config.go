@@ -68,130 +68,22 @@ type Endpoint struct {
 	Timeout time.Duration `yaml:"timeout"`
 }
 
-// Step is one processing step; exactly one of its fields is set.
+// Step is one processing step: an optional name and one key naming a
+// registered step kind (map, validate, filter, ...) whose value is the
+// kind's configuration (see StepSpecs and the generated reference in
+// docs/routes.md).
 type Step struct {
 	// Name labels the step in events and errors (default its kind and index).
 	Name string `yaml:"name"`
-	// Map transforms the body.
-	Map *MapStep `yaml:"map"`
-	// Validate checks the body against rules.
-	Validate *ValidateStep `yaml:"validate"`
-	// Filter keeps messages for which an expression is true.
-	Filter *FilterStep `yaml:"filter"`
-	// Split turns one message into many (records of a file, items of an array).
-	Split *SplitStep `yaml:"split"`
-	// Aggregate collects messages by key until a count or a timeout (durable).
-	Aggregate *AggregateStep `yaml:"aggregate"`
-	// Dedupe drops messages whose key was already seen (durable ledger).
-	Dedupe *DedupeStep `yaml:"dedupe"`
-	// Enrich adds the answer of a cached lookup through a connector.
-	Enrich *EnrichStep `yaml:"enrich"`
-	// Switch selects the sinks by content.
-	Switch *SwitchStep `yaml:"switch"`
-}
+	// Kind is the step kind: the key that named it in the file.
+	Kind string `yaml:"-"`
+	// Config is the kind's decoded configuration (*MapStep, *FilterStep, ...).
+	Config any `yaml:"-"`
 
-// MapStep transforms the body: with a mapping file (the mapping engine), with
-// a field map of expressions producing a JSON object, or with one expression.
-type MapStep struct {
-	// Mapping names a mapping of configs/mappings (e.g. banks/boc-disbursement).
-	Mapping string `yaml:"mapping"`
-	// Fields maps output JSON fields to expressions.
-	Fields map[string]string `yaml:"fields"`
-	// Body is an expression whose result (string, bytes, or a value encoded as JSON) becomes the body.
-	Body string `yaml:"body"`
-	// Headers sets headers to the results of expressions.
-	Headers map[string]string `yaml:"headers"`
-}
-
-// ValidateStep checks rules; a message that fails is rejected.
-type ValidateStep struct {
-	// Rules are boolean expressions with the message shown when false.
-	Rules []Rule `yaml:"rules"`
-	// Required lists body fields that must be present and non-empty.
-	Required []string `yaml:"required"`
-	// OnFail is dead_letter (default) or drop.
-	OnFail string `yaml:"on_fail"`
-}
-
-// Rule is one validation rule.
-type Rule struct {
-	// Expr must be true.
-	Expr string `yaml:"expr"`
-	// Message explains a failure.
-	Message string `yaml:"message"`
-}
-
-// FilterStep keeps messages for which Expr is true and drops the others.
-type FilterStep struct {
-	// Expr is a boolean expression.
-	Expr string `yaml:"expr"`
-}
-
-// SplitStep splits a message. Parts flow through the remaining steps one at
-// a time, so a large file never sits whole in memory twice.
-type SplitStep struct {
-	// Lines splits the body into lines (a text file into records).
-	Lines bool `yaml:"lines"`
-	// SkipLines skips the first n lines (headers).
-	SkipLines int `yaml:"skip_lines"`
-	// SkipEmpty drops empty lines.
-	SkipEmpty bool `yaml:"skip_empty"`
-	// Items is an expression giving an array; each element becomes a JSON message.
-	Items string `yaml:"items"`
-}
-
-// AggregateStep groups messages by key, durably, and completes a group when
-// it holds Count messages or its first message is older than Timeout. The
-// group continues as one message whose body is a JSON array of the parts.
-type AggregateStep struct {
-	// Key is an expression giving the group.
-	Key string `yaml:"key"`
-	// Count completes a group (0: timeout only).
-	Count int `yaml:"count"`
-	// Timeout completes a group after this long (0: count only).
-	Timeout time.Duration `yaml:"timeout"`
-}
-
-// DedupeStep drops a message whose key was already seen by another message,
-// using a durable ledger in the state store.
-type DedupeStep struct {
-	// Key is an expression giving the deduplication key.
-	Key string `yaml:"key"`
-	// TTL forgets keys older than this (0: forever).
-	TTL time.Duration `yaml:"ttl"`
-}
-
-// EnrichStep asks a connector (a sink able to answer, e.g. http) and puts its
-// answer (parsed as JSON when it is) under Target in the body. Answers are
-// cached by the request expression's value.
-type EnrichStep struct {
-	// Via is the connector used for the lookup.
-	Via Endpoint `yaml:"via"`
-	// Request is an expression giving the request body (default: the body).
-	Request string `yaml:"request"`
-	// Target is the body field receiving the answer.
-	Target string `yaml:"target"`
-	// CacheTTL keeps answers this long (default 5m; 0s disables caching).
-	CacheTTL *time.Duration `yaml:"cache_ttl"`
-	// CacheSize bounds the cache entries (default 10000).
-	CacheSize int `yaml:"cache_size"`
-}
-
-// SwitchStep selects sinks by content: the first case whose When is true
-// gives the sinks; Default applies when none is.
-type SwitchStep struct {
-	// Cases are tried in order.
-	Cases []Case `yaml:"cases"`
-	// Default lists sink names used when no case matches (empty: drop).
-	Default []string `yaml:"default"`
-}
-
-// Case is one branch of a switch.
-type Case struct {
-	// When is a boolean expression.
-	When string `yaml:"when"`
-	// To lists sink names.
-	To []string `yaml:"to"`
+	// kinds lists every step kind key found (validation reports none or several).
+	kinds []string
+	// line is the step's line in its file.
+	line int
 }
 
 // ErrorPolicy is a route's retry and dead-letter policy.
@@ -276,37 +168,7 @@ func (r *Route) withDefaults() {
 }
 
 // kind names the step's kind ("" when none or several are set).
-func (s *Step) kind() string {
-	var k []string
-	if s.Map != nil {
-		k = append(k, "map")
-	}
-	if s.Validate != nil {
-		k = append(k, "validate")
-	}
-	if s.Filter != nil {
-		k = append(k, "filter")
-	}
-	if s.Split != nil {
-		k = append(k, "split")
-	}
-	if s.Aggregate != nil {
-		k = append(k, "aggregate")
-	}
-	if s.Dedupe != nil {
-		k = append(k, "dedupe")
-	}
-	if s.Enrich != nil {
-		k = append(k, "enrich")
-	}
-	if s.Switch != nil {
-		k = append(k, "switch")
-	}
-	if len(k) != 1 {
-		return ""
-	}
-	return k[0]
-}
+func (s *Step) kind() string { return s.Kind }
 
 // Topic is the bus topic a route's source publishes to.
 func (r *Route) Topic() string { return "route." + r.ID }

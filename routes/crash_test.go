@@ -256,10 +256,12 @@ func TestCrashChild(t *testing.T) {
 	reg := connectors.NewRegistry()
 	_ = reg.Register(httpx.Spec())
 	_ = reg.Register(connectors.Spec{
-		Name:      "gen",
-		NewConfig: func() any { return &genConfig{} },
-		NewSource: func(cfg any, _ connectors.Deps) (connectors.Source, error) {
-			return &genSource{cfg: *cfg.(*genConfig), db: db}, nil
+		Name: "gen",
+		Source: &connectors.SourceSpec{
+			NewConfig: func() any { return &genConfig{} },
+			New: func(cfg any, _ connectors.Deps) (connectors.Source, error) {
+				return &genSource{cfg: *cfg.(*genConfig), db: db}, nil
+			},
 		},
 	})
 	dir := t.TempDir()

@@ -629,7 +629,7 @@ func (e *Engine) build(r0 *Route) (*runner, error) {
 			return nil, fmt.Errorf("route %s: from: %w", r.ID, err)
 		}
 		spec, _ := e.deps.Connectors.Lookup(r.From.Kind)
-		src, err := spec.NewSource(cfg, cdeps(r.From.Kind))
+		src, err := spec.Source.New(cfg, cdeps(r.From.Kind))
 		if err != nil {
 			return nil, fmt.Errorf("route %s: from %s: %w", r.ID, r.From.Kind, err)
 		}
@@ -681,7 +681,7 @@ func (e *Engine) buildSink(t *Endpoint, deps connectors.Deps) (*sinkRT, error) {
 		return nil, err
 	}
 	spec, _ := e.deps.Connectors.Lookup(t.Kind)
-	sink, err := spec.NewSink(cfg, deps)
+	sink, err := spec.Sink.New(cfg, deps)
 	if err != nil {
 		return nil, err
 	}
@@ -713,129 +713,11 @@ func (s busSink) Send(ctx context.Context, msg bus.Message) error {
 	return s.b.Publish(ctx, s.topic, msg)
 }
 
+// buildStep builds step i of a route through its kind's config.
 func (e *Engine) buildStep(rn *runner, i int, s *Step, cdeps func(string) connectors.Deps) (step, error) {
-	r := rn.r
-	vars := r.Vars
-	now := e.clock.Now
-	must := func(src, kind string) (*program, error) {
-		if src == "" {
-			return nil, nil
-		}
-		return compileExpr(src, kind)
+	cfg, ok := s.Config.(stepConfig)
+	if !ok {
+		return nil, fmt.Errorf("step %d: no kind", i)
 	}
-	switch {
-	case s.Map != nil:
-		ms := &mapStep{n: s.Name, mapping: s.Map.Mapping, mapper: e.deps.Mapper, vars: vars}
-		if ms.mapping != "" && ms.mapper == nil {
-			return nil, fmt.Errorf("map: mapping %q needs the mapping engine, which is not wired", ms.mapping)
-		}
-		names := make([]string, 0, len(s.Map.Fields))
-		for k := range s.Map.Fields {
-			names = append(names, k)
-		}
-		sort.Strings(names)
-		for _, k := range names {
-			p, err := must(s.Map.Fields[k], "any")
-			if err != nil {
-				return nil, err
-			}
-			ms.fields = append(ms.fields, fieldProg{k, p})
-		}
-		hn := make([]string, 0, len(s.Map.Headers))
-		for k := range s.Map.Headers {
-			hn = append(hn, k)
-		}
-		sort.Strings(hn)
-		for _, k := range hn {
-			p, err := must(s.Map.Headers[k], "string")
-			if err != nil {
-				return nil, err
-			}
-			ms.headers = append(ms.headers, fieldProg{k, p})
-		}
-		var err error
-		if ms.body, err = must(s.Map.Body, "any"); err != nil {
-			return nil, err
-		}
-		return ms, nil
-	case s.Validate != nil:
-		vs := &validateStep{n: s.Name, required: s.Validate.Required, drop: s.Validate.OnFail == "drop", vars: vars}
-		for _, rule := range s.Validate.Rules {
-			p, err := must(rule.Expr, "bool")
-			if err != nil {
-				return nil, err
-			}
-			vs.rules = append(vs.rules, p)
-			vs.messages = append(vs.messages, rule.Message)
-		}
-		return vs, nil
-	case s.Filter != nil:
-		p, err := must(s.Filter.Expr, "bool")
-		if err != nil {
-			return nil, err
-		}
-		return &filterStep{n: s.Name, p: p, vars: vars}, nil
-	case s.Split != nil:
-		p, err := must(s.Split.Items, "any")
-		if err != nil {
-			return nil, err
-		}
-		return &splitStep{n: s.Name, lines: s.Split.Lines, skip: s.Split.SkipLines, skipEmpty: s.Split.SkipEmpty, items: p, vars: vars}, nil
-	case s.Switch != nil:
-		sw := &switchStep{n: s.Name, deflt: s.Switch.Default, vars: vars}
-		for _, c := range s.Switch.Cases {
-			p, err := must(c.When, "bool")
-			if err != nil {
-				return nil, err
-			}
-			sw.when = append(sw.when, p)
-			sw.to = append(sw.to, c.To)
-		}
-		return sw, nil
-	case s.Dedupe != nil:
-		p, err := must(s.Dedupe.Key, "string")
-		if err != nil {
-			return nil, err
-		}
-		return &dedupeStep{n: s.Name, route: r.ID, key: p, ttl: s.Dedupe.TTL, db: e.deps.Store, now: now, vars: vars}, nil
-	case s.Aggregate != nil:
-		p, err := must(s.Aggregate.Key, "string")
-		if err != nil {
-			return nil, err
-		}
-		a := &aggregateStep{n: s.Name, index: i, route: r.ID, key: p, count: s.Aggregate.Count, timeout: s.Aggregate.Timeout, db: e.deps.Store, now: now, vars: vars}
-		a.publish = func(ctx context.Context, msg bus.Message) error {
-			return e.deps.Bus.Publish(ctx, rn.topic, msg)
-		}
-		return a, nil
-	case s.Enrich != nil:
-		en := s.Enrich
-		cfg, _, err := decodeEndpoint(e.deps.Connectors, roleLookup, &en.Via)
-		if err != nil {
-			return nil, err
-		}
-		spec, _ := e.deps.Connectors.Lookup(en.Via.Kind)
-		sink, err := spec.NewSink(cfg, cdeps(en.Via.Kind))
-		if err != nil {
-			return nil, err
-		}
-		req, ok := sink.(Requester)
-		if !ok {
-			return nil, fmt.Errorf("enrich: connector %q cannot answer requests", en.Via.Kind)
-		}
-		p, err := must(en.Request, "any")
-		if err != nil {
-			return nil, err
-		}
-		ttl := 5 * time.Minute
-		if en.CacheTTL != nil {
-			ttl = *en.CacheTTL
-		}
-		size := en.CacheSize
-		if size <= 0 {
-			size = 10000
-		}
-		return &enrichStep{n: s.Name, via: req, request: p, target: en.Target, ttl: ttl, size: size, vars: vars, now: now, cache: map[string]cacheEntry{}}, nil
-	}
-	return nil, fmt.Errorf("step %d: no kind", i)
+	return cfg.build(&stepBuild{e: e, rn: rn, index: i, name: s.Name, cdeps: cdeps})
 }

@@ -66,6 +66,68 @@ to: []
 			want:  []string{"2: from (bus): config:"},
 		},
 		{
+			name: "unknown key of a step's config, with its own line",
+			files: map[string]string{"a.yaml": `id: a
+from: {kind: bus, config: {topic: x}}
+steps:
+  - name: f
+    filter:
+      expr: "true"
+      exp: typo
+to:
+  - kind: bus
+    config: {topic: y}
+`},
+			lint: "a.yaml",
+			want: []string{"7: field exp not found in type routes.FilterStep"},
+		},
+		{
+			name:  "unknown step kind",
+			files: map[string]string{"a.yaml": "id: a\nfrom: {kind: bus, config: {topic: x}}\nsteps:\n  - filtre: {expr: \"true\"}\nto:\n  - kind: bus\n    config: {topic: y}\n"},
+			lint:  "a.yaml",
+			want:  []string{"4: unknown step \"filtre\" (known: map, validate, filter"},
+		},
+		{
+			name:  "two step kinds in one step",
+			files: map[string]string{"a.yaml": "id: a\nfrom: {kind: bus, config: {topic: x}}\nsteps:\n  - filter: {expr: \"true\"}\n    dedupe: {key: body.id}\nto:\n  - kind: bus\n    config: {topic: y}\n"},
+			lint:  "a.yaml",
+			want:  []string{"4: steps[0]: exactly one of map, validate"},
+		},
+		{
+			name: "unknown key deep in a connector config, with its own line",
+			files: map[string]string{"a.yaml": `id: a
+from:
+  kind: http
+  config:
+    methods: [POST]
+    url: http://partner.example/in
+to:
+  - kind: bus
+    config: {topic: y}
+`},
+			lint: "a.yaml",
+			want: []string{"6: from (http): config: field url not found in type httpx.SourceConfig"},
+		},
+		{
+			name: "unknown key of an enrich lookup's connector",
+			files: map[string]string{"a.yaml": `id: a
+from: {kind: bus, config: {topic: x}}
+steps:
+  - enrich:
+      target: answer
+      via:
+        kind: http
+        config:
+          url: http://partner.example/ask
+          retry: 3
+to:
+  - kind: bus
+    config: {topic: y}
+`},
+			lint: "a.yaml",
+			want: []string{"10: steps[0].enrich.via (http): config: field retry not found in type httpx.SinkConfig"},
+		},
+		{
 			name:  "instances",
 			files: map[string]string{"t1.template.yaml": tmpl, "i.yaml": "use: t1\ninstances:\n  - {bank: a}\n  - {bank: b, rate: \"9\"}\n"},
 			lint:  "i.yaml",

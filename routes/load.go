@@ -190,12 +190,13 @@ func LintFile(path string) []LintError {
 	mp := NewMappingsMapper(mdir)
 	for _, r := range rs {
 		for i, s := range r.Steps {
-			if s.Map == nil || s.Map.Mapping == "" {
+			m, ok := s.Config.(*MapStep)
+			if !ok || m.Mapping == "" {
 				continue
 			}
-			if err := mp.Check(s.Map.Mapping); err != nil {
+			if err := mp.Check(m.Mapping); err != nil {
 				errs = append(errs, LintError{File: path, Line: nodeLine(r.root, "steps", i, "map", "mapping"),
-					Message: fmt.Sprintf("route %s: steps[%d].map.mapping %q: %s", r.ID, i, s.Map.Mapping, oneLine(err.Error()))})
+					Message: fmt.Sprintf("route %s: steps[%d].map.mapping %q: %s", r.ID, i, m.Mapping, oneLine(err.Error()))})
 			}
 		}
 	}

@@ -278,10 +278,12 @@ func runCase(ctx context.Context, dir string, r0 *Route, tc TestCase, mapper Map
 	set := &mockSet{got: map[string][]bus.Message{}, fails: map[string]int{}, sinks: tc.Sinks, lookups: tc.Lookups}
 	reg := connectors.NewRegistry()
 	_ = reg.Register(connectors.Spec{
-		Name:      mockKind,
-		NewConfig: func() any { return &mockCfg{} },
-		NewSink: func(c any, _ connectors.Deps) (connectors.Sink, error) {
-			return &mockEndpoint{set: set, name: c.(*mockCfg).Name}, nil
+		Name: mockKind,
+		Sink: &connectors.SinkSpec{
+			NewConfig: func() any { return &mockCfg{} },
+			New: func(c any, _ connectors.Deps) (connectors.Sink, error) {
+				return &mockEndpoint{set: set, name: c.(*mockCfg).Name}, nil
+			},
 		},
 	})
 	// The route with every endpoint mocked.
@@ -295,10 +297,10 @@ func runCase(ctx context.Context, dir string, r0 *Route, tc TestCase, mapper Map
 		r.To[i] = Endpoint{Name: r.To[i].Name, Kind: mockKind, Config: mockNode(r.To[i].Name), Idempotent: r.To[i].Idempotent, Timeout: r.To[i].Timeout}
 	}
 	for i := range r.Steps {
-		if r.Steps[i].Enrich != nil {
-			en := *r.Steps[i].Enrich
-			en.Via = Endpoint{Kind: mockKind, Config: mockNode("lookup:" + r.Steps[i].Name)}
-			r.Steps[i].Enrich = &en
+		if en, ok := r.Steps[i].Config.(*EnrichStep); ok {
+			mocked := *en
+			mocked.Via = Endpoint{Kind: mockKind, Config: mockNode("lookup:" + r.Steps[i].Name)}
+			r.Steps[i].Config = &mocked
 		}
 	}
 	r.From = Endpoint{Kind: kindBus, Config: mockNode("")}

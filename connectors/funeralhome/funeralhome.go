@@ -13,15 +13,17 @@ import (
 
 func init() {
 	connectors.Register(connectors.Spec{
-		Name:      "funeral",
-		Summary:   "funeral-home booking API (outbound reservations for the one-stop portal)",
-		NewConfig: func() any { c := DefaultConfig(); return &c },
-		NewSink: func(cfg any, deps connectors.Deps) (connectors.Sink, error) {
-			c, ok := cfg.(*Config)
-			if !ok {
-				return nil, fmt.Errorf("funeral: config is %T, want *funeralhome.Config", cfg)
-			}
-			return NewSink(context.Background(), *c, deps)
+		Name:    "funeral",
+		Summary: "funeral-home booking API (outbound reservations for the one-stop portal)",
+		Sink: &connectors.SinkSpec{
+			NewConfig: func() any { c := DefaultConfig(); return &c },
+			New: func(cfg any, deps connectors.Deps) (connectors.Sink, error) {
+				c, ok := cfg.(*Config)
+				if !ok {
+					return nil, fmt.Errorf("funeral: config is %T, want *funeralhome.Config", cfg)
+				}
+				return NewSink(context.Background(), *c, deps)
+			},
 		},
 	})
 }

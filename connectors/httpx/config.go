@@ -69,6 +69,7 @@ func (c *ClientConfig) validate() []error {
 
 // SinkConfig configures an http sink.
 type SinkConfig struct {
+	// ClientConfig is the transport: deadline, retries, rate limit, circuit breaker.
 	ClientConfig `yaml:",inline"`
 	// URL receives the messages.
 	URL string `yaml:"url"`
@@ -86,7 +87,9 @@ type SinkConfig struct {
 
 // DefaultSinkConfig returns a sink configuration with defaults.
 func DefaultSinkConfig() *SinkConfig {
-	return &SinkConfig{Method: "POST", ContentType: "application/json", IdempotencyHeader: "Idempotency-Key"}
+	c := &SinkConfig{Method: "POST", ContentType: "application/json", IdempotencyHeader: "Idempotency-Key"}
+	c.defaults()
+	return c
 }
 
 // Validate reports every problem.

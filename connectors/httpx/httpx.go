@@ -20,60 +20,40 @@ func init() {
 	connectors.Register(Spec())
 }
 
-// Spec is the "http" connector kind.
+// Spec is the "http" connector kind: a source serving an inbound endpoint
+// (SourceConfig) and a sink calling a partner's URL (SinkConfig), which
+// also answers enrich lookups.
 func Spec() connectors.Spec {
 	return connectors.Spec{
 		Name:    "http",
 		Summary: "HTTP: inbound endpoint (source) and outbound calls (sink, lookups) with deadline, circuit breaker, rate limit and retries",
-		NewConfig: func() any {
-			src := DefaultSourceConfig()
-			return &Config{SinkConfig: *DefaultSinkConfig(), Methods: src.Methods, MaxBody: src.MaxBody}
+		Source: &connectors.SourceSpec{
+			NewConfig: func() any { return DefaultSourceConfig() },
+			New: func(cfg any, _ connectors.Deps) (connectors.Source, error) {
+				c, ok := cfg.(*SourceConfig)
+				if !ok {
+					return nil, fmt.Errorf("http source: config is %T, want *httpx.SourceConfig", cfg)
+				}
+				if err := c.Validate(); err != nil {
+					return nil, err
+				}
+				return NewSource(*c), nil
+			},
 		},
-		NewSource: func(cfg any, deps connectors.Deps) (connectors.Source, error) {
-			c := cfg.(*Config)
-			sc := c.Source()
-			if err := sc.Validate(); err != nil {
-				return nil, err
-			}
-			return NewSource(sc), nil
-		},
-		NewSink: func(cfg any, deps connectors.Deps) (connectors.Sink, error) {
-			c := cfg.(*Config)
-			if err := c.SinkConfig.Validate(); err != nil {
-				return nil, err
-			}
-			return NewSink(c.SinkConfig)
+		Sink: &connectors.SinkSpec{
+			NewConfig: func() any { return DefaultSinkConfig() },
+			New: func(cfg any, _ connectors.Deps) (connectors.Sink, error) {
+				c, ok := cfg.(*SinkConfig)
+				if !ok {
+					return nil, fmt.Errorf("http sink: config is %T, want *httpx.SinkConfig", cfg)
+				}
+				if err := c.Validate(); err != nil {
+					return nil, err
+				}
+				return NewSink(*c)
+			},
 		},
 	}
-}
-
-// Config is the YAML of an http endpoint: the source's keys and the sink's
-// keys side by side (a route uses the ones of its role).
-type Config struct {
-	SinkConfig `yaml:",inline"`
-	// Methods a source accepts (default [POST]).
-	Methods []string `yaml:"methods"`
-	// MaxBody is the largest body a source accepts, in bytes (default 10 MiB).
-	MaxBody int64 `yaml:"max_body"`
-	// KeepHeaders lists request headers a source copies into the message headers.
-	KeepHeaders []string `yaml:"keep_headers"`
-}
-
-// Source returns the source part of the configuration.
-func (c *Config) Source() SourceConfig {
-	return SourceConfig{Methods: c.Methods, MaxBody: c.MaxBody, IdempotencyHeader: c.IdempotencyHeader, KeepHeaders: c.KeepHeaders}
-}
-
-// ValidateSink checks the configuration of a sink (or lookup).
-func (c *Config) ValidateSink() error { return c.SinkConfig.Validate() }
-
-// ValidateSource checks the configuration of a source.
-func (c *Config) ValidateSource() error {
-	sc := c.Source()
-	if c.URL != "" {
-		return errors.Join(errors.New("url: a source has no url (it is served under /routes/<route id>)"), sc.Validate())
-	}
-	return sc.Validate()
 }
 
 // Sink sends messages to a URL.

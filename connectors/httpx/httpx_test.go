@@ -197,15 +197,22 @@ func TestSource(t *testing.T) {
 }
 
 func TestSpecValidates(t *testing.T) {
-	c := Spec().NewConfig().(*Config)
-	if err := c.ValidateSink(); err == nil {
+	spec := Spec()
+	c := spec.Sink.NewConfig().(*SinkConfig)
+	if err := c.Validate(); err == nil {
 		t.Error("sink without url validated")
 	}
-	if err := c.ValidateSource(); err != nil {
+	if _, err := spec.Sink.New(c, connectors.Deps{}); err == nil {
+		t.Error("sink without url built")
+	}
+	if err := spec.Source.NewConfig().(*SourceConfig).Validate(); err != nil {
 		t.Errorf("default source: %v", err)
 	}
 	c.URL = "ftp://x"
-	if err := c.ValidateSink(); err == nil || !strings.Contains(err.Error(), "url") {
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "url") {
 		t.Errorf("bad url: %v", err)
+	}
+	if c.Timeout != 10*time.Second || c.BreakerFailures != 5 {
+		t.Errorf("sink defaults not filled: timeout %s, breaker_failures %d", c.Timeout, c.BreakerFailures)
 	}
 }

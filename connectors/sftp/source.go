@@ -16,16 +16,18 @@ func init() {
 	connectors.Register(connectors.Spec{
 		Name:    "sftp",
 		Summary: "poll a partner's SFTP folder; each complete file (done file or stable size, claimed once in the ledger) becomes one message",
-		NewConfig: func() any {
-			c := DefaultSourceConfig()
-			return &c
-		},
-		NewSource: func(cfg any, deps connectors.Deps) (connectors.Source, error) {
-			c, ok := cfg.(*SourceConfig)
-			if !ok {
-				return nil, fmt.Errorf("sftp source: config is %T, want *SourceConfig", cfg)
-			}
-			return NewSource(*c, deps)
+		Source: &connectors.SourceSpec{
+			NewConfig: func() any {
+				c := DefaultSourceConfig()
+				return &c
+			},
+			New: func(cfg any, deps connectors.Deps) (connectors.Source, error) {
+				c, ok := cfg.(*SourceConfig)
+				if !ok {
+					return nil, fmt.Errorf("sftp source: config is %T, want *SourceConfig", cfg)
+				}
+				return NewSource(*c, deps)
+			},
 		},
 	})
 }

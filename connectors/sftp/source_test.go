@@ -63,11 +63,11 @@ func TestSourceEmitsEachFileOnceAndAcksAfterEmit(t *testing.T) {
 	if err := reg.Register(spec); err != nil {
 		t.Fatal(err)
 	}
-	cfg := spec.NewConfig().(*SourceConfig)
+	cfg := spec.Source.NewConfig().(*SourceConfig)
 	cfg.Config = f.config()
 	cfg.Partner, cfg.Flow, cfg.Interval = "bank.test", "disbursement-return", 20*time.Millisecond
 	deps := connectors.Deps{Store: f.db, Events: f.events, DataDir: f.dir}
-	src, err := spec.NewSource(cfg, deps)
+	src, err := spec.Source.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestSourceEmitsEachFileOnceAndAcksAfterEmit(t *testing.T) {
 	}
 
 	// A restarted source (a new process) does not emit it again.
-	src2, err := spec.NewSource(cfg, deps)
+	src2, err := spec.Source.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,15 +81,17 @@ func (s *Sinks) Registry() *connectors.Registry {
 // Spec is the "record" connector kind.
 func (s *Sinks) Spec() connectors.Spec {
 	return connectors.Spec{
-		Name:      "record",
-		Summary:   "test sink recording what it receives",
-		NewConfig: func() any { return &SinkConfig{} },
-		NewSink: func(cfg any, deps connectors.Deps) (connectors.Sink, error) {
-			c := cfg.(*SinkConfig)
-			if c.Name == "" {
-				return nil, errors.New("record: name is required")
-			}
-			return &recordSink{r: s.Recorder(c.Name)}, nil
+		Name:    "record",
+		Summary: "test sink recording what it receives",
+		Sink: &connectors.SinkSpec{
+			NewConfig: func() any { return &SinkConfig{} },
+			New: func(cfg any, deps connectors.Deps) (connectors.Sink, error) {
+				c := cfg.(*SinkConfig)
+				if c.Name == "" {
+					return nil, errors.New("record: name is required")
+				}
+				return &recordSink{r: s.Recorder(c.Name)}, nil
+			},
 		},
 	}
 }
