@@ -82,8 +82,6 @@ type Step struct {
 
 	// kinds lists every step kind key found (validation reports none or several).
 	kinds []string
-	// line is the step's line in its file.
-	line int
 }
 
 // ErrorPolicy is a route's retry and dead-letter policy.

@@ -90,7 +90,7 @@ func (s *Step) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.MappingNode {
 		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: a step is a mapping (name and one of %s)", n.Line, stepNames())}}
 	}
-	*s = Step{line: n.Line}
+	*s = Step{}
 	var msgs []string
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
