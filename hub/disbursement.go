@@ -113,7 +113,7 @@ func (h *Hub) newDisbursement(ctx context.Context, cfgs []bank.Config, keys *sft
 			h.OnClose(b.SFTP.Close)
 		}
 	}
-	svc, err := disbursement.New(ctx, dc, banks, deps, auditAdapter{h.sec.Audit})
+	svc, err := disbursement.New(ctx, dc, banks, deps, h.sec.Audit)
 	if err != nil {
 		return fmt.Errorf("wire: disbursement: %w", err)
 	}

@@ -163,7 +163,7 @@ func (h *Hub) wireCore(ctx context.Context, extra []security.PartnerAccess) (sin
 			return ok && u.Role == accounts.RoleOperator
 		},
 		Actions: deadLetterActions{routes.NewDeadLetters(h.Store()).SealWith(sealer), sec.Audit},
-		Auditor: hubmon.AuditTo(sec.Audit), Leases: leases,
+		Auditor: sec.Audit, Leases: leases,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("wire: monitor: %w", err)
@@ -360,7 +360,7 @@ func (d deadLetterActions) Replay(ctx context.Context, exchangeID, user string) 
 	if err != nil {
 		return err
 	}
-	return d.dl.Replay(ctx, id, "user:"+user, routes.AuditLog(d.log))
+	return d.dl.Replay(ctx, id, "user:"+user, d.log)
 }
 
 func (d deadLetterActions) Drop(ctx context.Context, exchangeID, user, reason string) error {
@@ -368,7 +368,7 @@ func (d deadLetterActions) Drop(ctx context.Context, exchangeID, user, reason st
 	if err != nil {
 		return err
 	}
-	return d.dl.Drop(ctx, id, "user:"+user, routes.AuditLog(d.log))
+	return d.dl.Drop(ctx, id, "user:"+user, d.log)
 }
 
 // resolve finds the open dead letter of an exchange (the route engine's
@@ -379,12 +379,4 @@ func (d deadLetterActions) resolve(ctx context.Context, exchangeID string) (int6
 		return 0, fmt.Errorf("%s: %w: %w", exchangeID, errNotDeadLetter, err)
 	}
 	return id, nil
-}
-
-// auditAdapter writes a service's audit records into the audit chain.
-type auditAdapter struct{ l *audit.Log }
-
-func (a auditAdapter) Record(ctx context.Context, actor, action, target, detail string) error {
-	_, err := a.l.Append(ctx, audit.Record{Actor: actor, Action: action, Object: target, Outcome: "ok", Detail: detail})
-	return err
 }

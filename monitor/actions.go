@@ -14,9 +14,3 @@ type DeadLetterActions interface {
 	// Drop gives the exchange up for good, with a reason.
 	Drop(ctx context.Context, exchangeID, user, reason string) error
 }
-
-// Auditor writes one record to the tamper-evident audit log (security/audit
-// implements it). Detail must already be masked.
-type Auditor interface {
-	Audit(ctx context.Context, actor, action, object, detail string) error
-}

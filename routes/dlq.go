@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/bus"
+	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/security/mask"
 	"github.com/shanghai-mca/mzhub/store"
 )
@@ -40,12 +41,6 @@ type DeadLetter struct {
 	State string
 	// ResolvedBy is the operator who asked for the replay or the drop.
 	ResolvedBy string
-}
-
-// Auditor records operator actions. security/audit implements it; the CLI
-// and the console pass it in.
-type Auditor interface {
-	Record(ctx context.Context, actor, action, target string, details map[string]string) error
 }
 
 // DeadLetters is the dead-letter store of the route engine (a table in the
@@ -187,16 +182,16 @@ func (s *DeadLetters) Get(ctx context.Context, id int64) (DeadLetter, error) {
 // Replay asks for a dead letter to be sent again, on behalf of actor, and
 // audits it. A delivery that was in doubt is sent again: the operator has
 // decided the partner did not get it.
-func (s *DeadLetters) Replay(ctx context.Context, id int64, actor string, audit Auditor) error {
-	return s.resolve(ctx, id, actor, ReplayState, "routes.dlq.replay", audit)
+func (s *DeadLetters) Replay(ctx context.Context, id int64, actor string, aud audit.Appender) error {
+	return s.resolve(ctx, id, actor, ReplayState, "routes.dlq.replay", aud)
 }
 
 // Drop gives up on a dead letter, on behalf of actor, and audits it.
-func (s *DeadLetters) Drop(ctx context.Context, id int64, actor string, audit Auditor) error {
-	return s.resolve(ctx, id, actor, DroppedState, "routes.dlq.drop", audit)
+func (s *DeadLetters) Drop(ctx context.Context, id int64, actor string, aud audit.Appender) error {
+	return s.resolve(ctx, id, actor, DroppedState, "routes.dlq.drop", aud)
 }
 
-func (s *DeadLetters) resolve(ctx context.Context, id int64, actor, state, action string, audit Auditor) error {
+func (s *DeadLetters) resolve(ctx context.Context, id int64, actor, state, action string, aud audit.Appender) error {
 	if actor == "" {
 		return fmt.Errorf("routes: dead letter %d: an actor is required", id)
 	}
@@ -208,10 +203,10 @@ func (s *DeadLetters) resolve(ctx context.Context, id int64, actor, state, actio
 		return fmt.Errorf("routes: dead letter %d is %s, not dead", id, d.State)
 	}
 	// Audit first: an action that cannot be audited is not taken.
-	if audit != nil {
-		if err := audit.Record(ctx, actor, action, fmt.Sprintf("routes/%s/dlq/%d", d.Route, id), map[string]string{
-			"route": d.Route, "sink": d.Sink, "endpoint": d.Endpoint, "idempotency_key": d.Message.IdempotencyKey, "attempts": fmt.Sprint(d.Attempts),
-		}); err != nil {
+	if aud != nil {
+		if _, err := aud.Append(ctx, audit.Record{Actor: audit.UserActor(actor), Action: action, Object: fmt.Sprintf("routes/%s/dlq/%d", d.Route, id),
+			Outcome: audit.OutcomeSuccess, Detail: fmt.Sprintf("attempts=%d endpoint=%s idempotency_key=%s route=%s sink=%s",
+				d.Attempts, d.Endpoint, d.Message.IdempotencyKey, d.Route, d.Sink)}); err != nil {
 			return fmt.Errorf("routes: dead letter %d: audit: %w", id, err)
 		}
 	}

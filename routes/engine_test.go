@@ -21,6 +21,8 @@ import (
 	"github.com/shanghai-mca/mzhub/monitor/monitortest"
 	"github.com/shanghai-mca/mzhub/routes"
 	"github.com/shanghai-mca/mzhub/routes/routetest"
+	"github.com/shanghai-mca/mzhub/security/audit"
+	"github.com/shanghai-mca/mzhub/security/audit/audittest"
 	"github.com/shanghai-mca/mzhub/security/fieldcrypt"
 	"github.com/shanghai-mca/mzhub/store"
 	"github.com/shanghai-mca/mzhub/store/lease"
@@ -398,12 +400,13 @@ func TestDeadLetterAndReplay(t *testing.T) {
 			}
 			// Replay: audited, then carried out by the running engine.
 			out.FailNext(0, nil)
-			aud := &auditLog{}
+			aud := &audittest.Recorder{}
 			if err := dlq.Replay(context.Background(), d.ID, "ops.zhang", aud); err != nil {
 				t.Fatal(err)
 			}
-			if len(aud.recs) != 1 || !strings.Contains(aud.recs[0], "ops.zhang routes.dlq.replay") {
-				t.Errorf("audit = %v", aud.recs)
+			if recs := aud.Records(); len(recs) != 1 || recs[0].Actor != "user:ops.zhang" || recs[0].Action != "routes.dlq.replay" ||
+				recs[0].Outcome != audit.OutcomeSuccess || !strings.Contains(recs[0].Detail, "route=") {
+				t.Errorf("audit = %+v", recs)
 			}
 			waitFor(t, "replayed delivery", func() bool { return len(out.Got()) == 1 })
 			if got := out.Got()[0]; string(got.Body) != `{"id":"310101199001011234"}` || got.Headers[bus.HeaderSealed] != "" {
@@ -415,13 +418,6 @@ func TestDeadLetterAndReplay(t *testing.T) {
 			}
 		})
 	}
-}
-
-type auditLog struct{ recs []string }
-
-func (a *auditLog) Record(ctx context.Context, actor, action, target string, details map[string]string) error {
-	a.recs = append(a.recs, actor+" "+action+" "+target)
-	return nil
 }
 
 // TestLedgerSkipsDelivered: a redelivery of a message already delivered to
@@ -665,7 +661,7 @@ func TestReplayOnOneReplica(t *testing.T) {
 		return len(dls) == 1
 	})
 	out.FailNext(0, nil)
-	if err := dlq.Replay(ctx, dls[0].ID, "ops.zhang", &auditLog{}); err != nil {
+	if err := dlq.Replay(ctx, dls[0].ID, "ops.zhang", &audittest.Recorder{}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(2500 * time.Millisecond) // this engine's replay loop ran twice

@@ -115,11 +115,10 @@ func runDLQ(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintln(env.Stderr, err)
 		return 1
 	}
-	aud := routes.AuditLog(alog)
 	if sub == "replay" {
-		err = dl.Replay(ctx, *id, *actor, aud)
+		err = dl.Replay(ctx, *id, *actor, alog)
 	} else {
-		err = dl.Drop(ctx, *id, *actor, aud)
+		err = dl.Drop(ctx, *id, *actor, alog)
 	}
 	if err != nil {
 		fmt.Fprintln(env.Stderr, err)

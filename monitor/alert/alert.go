@@ -14,6 +14,7 @@ import (
 
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/store"
 )
 
@@ -33,7 +34,7 @@ var (
 type Inbox struct {
 	db      *store.DB
 	clock   clock.Clock
-	auditor monitor.Auditor
+	auditor audit.Appender
 	open    *prometheus.GaugeVec
 	raised  *prometheus.CounterVec
 }
@@ -46,7 +47,7 @@ func Migrate(ctx context.Context, db *store.DB) error {
 
 // NewInbox returns an inbox on a migrated state database. auditor records
 // acknowledgements and resolutions; reg (may be nil) gets the alert metrics.
-func NewInbox(db *store.DB, c clock.Clock, auditor monitor.Auditor, reg prometheus.Registerer) *Inbox {
+func NewInbox(db *store.DB, c clock.Clock, auditor audit.Appender, reg prometheus.Registerer) *Inbox {
 	if c == nil {
 		c = clock.Real{}
 	}
@@ -119,7 +120,8 @@ func (in *Inbox) act(ctx context.Context, id int64, user, note, action, q string
 	if err != nil {
 		return fmt.Errorf("alert: %s %d: %w", action, id, err)
 	}
-	if err := in.auditor.Audit(ctx, user, "monitor.alert."+action, fmt.Sprintf("alert/%d", id), note); err != nil {
+	if _, err := in.auditor.Append(ctx, audit.Record{Actor: audit.UserActor(user), Action: "monitor.alert." + action,
+		Object: fmt.Sprintf("alert/%d", id), Outcome: audit.OutcomeSuccess, Detail: note}); err != nil {
 		return fmt.Errorf("alert: audit %s of %d: %w", action, id, err)
 	}
 	res, err := in.db.ExecContext(ctx, in.db.Rebind(q), user, in.clock.Now().UnixMilli(), note, id)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,25 +13,10 @@ import (
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/monitor/alert"
 	"github.com/shanghai-mca/mzhub/monitor/store/sqlite"
+	"github.com/shanghai-mca/mzhub/security/audit/audittest"
 	"github.com/shanghai-mca/mzhub/store"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
-
-type auditLog struct {
-	mu      sync.Mutex
-	entries []string
-	fail    bool
-}
-
-func (a *auditLog) Audit(_ context.Context, actor, action, object, detail string) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.fail {
-		return errors.New("audit log unavailable")
-	}
-	a.entries = append(a.entries, strings.Join([]string{actor, action, object, detail}, " "))
-	return nil
-}
 
 var t0 = time.Date(2026, 11, 27, 9, 0, 0, 0, clock.Shanghai)
 
@@ -43,8 +27,8 @@ func TestInbox(t *testing.T) {
 			t.Fatal(err)
 		}
 		fc := clock.NewFake(t0)
-		audit := &auditLog{}
-		in := alert.NewInbox(db, fc, audit, nil)
+		aud := &audittest.Recorder{}
+		in := alert.NewInbox(db, fc, aud, nil)
 		a := monitor.Alert{Rule: "error_rate", Severity: monitor.SevWarning, Partner: "bank.ccb", Flow: "returns", Summary: "8%"}
 		created, err := in.Raise(ctx, a)
 		if err != nil || !created {
@@ -70,11 +54,11 @@ func TestInbox(t *testing.T) {
 		if err := in.Ack(ctx, got.ID, "", "x"); !errors.Is(err, alert.ErrNoUser) {
 			t.Errorf("ack without user: %v", err)
 		}
-		audit.fail = true
+		aud.Fail(errors.New("audit log unavailable"))
 		if err := in.Ack(ctx, got.ID, "li", "looking"); err == nil {
 			t.Error("ack with the audit log down: want error")
 		}
-		audit.fail = false
+		aud.Fail(nil)
 		if l, _ := in.List(ctx, monitor.AlertOpen, 10); len(l) != 1 {
 			t.Error("failed audit must leave the alert open")
 		}
@@ -100,9 +84,13 @@ func TestInbox(t *testing.T) {
 			all[1].AckedBy != "li" || all[1].ResolvedBy != "zhang" || !all[1].ResolvedAt.Equal(t0.Add(2*time.Minute)) {
 			t.Errorf("after resolve: %+v", all)
 		}
-		want := []string{"li monitor.alert.ack alert/1 looking", "zhang monitor.alert.resolve alert/1 bank fixed its file"}
-		if fmt.Sprint(audit.entries) != fmt.Sprint(want) {
-			t.Errorf("audit %v, want %v", audit.entries, want)
+		var entries []string
+		for _, r := range aud.Records() {
+			entries = append(entries, strings.Join([]string{r.Actor, r.Action, r.Object, r.Outcome, r.Detail}, " "))
+		}
+		want := []string{"user:li monitor.alert.ack alert/1 success looking", "user:zhang monitor.alert.resolve alert/1 success bank fixed its file"}
+		if fmt.Sprint(entries) != fmt.Sprint(want) {
+			t.Errorf("audit %v, want %v", entries, want)
 		}
 	})
 }
@@ -119,7 +107,7 @@ func TestRules(t *testing.T) {
 	}
 	defer st.Close()
 	fc := clock.NewFake(t0)
-	in := alert.NewInbox(db, fc, &auditLog{}, nil)
+	in := alert.NewInbox(db, fc, &audittest.Recorder{}, nil)
 	r := &alert.Rules{Store: st, Inbox: in, Clock: fc, Thresholds: monitor.DefaultConfig().Thresholds,
 		Schedules: []monitor.FlowSchedule{{Partner: "datasea", Flow: "death", Every: 24 * time.Hour}}}
 	var evs []monitor.Event
@@ -201,7 +189,7 @@ func TestRulesRunStopsWithContext(t *testing.T) {
 	}
 	defer st.Close()
 	fc := clock.NewFake(t0)
-	r := &alert.Rules{Store: st, Inbox: alert.NewInbox(db, fc, &auditLog{}, nil), Clock: fc, Every: time.Minute}
+	r := &alert.Rules{Store: st, Inbox: alert.NewInbox(db, fc, &audittest.Recorder{}, nil), Clock: fc, Every: time.Minute}
 	done := make(chan error)
 	go func() { done <- r.Run(ctx) }()
 	fc.Advance(time.Minute)

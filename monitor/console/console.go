@@ -14,6 +14,7 @@ import (
 
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/security/audit"
 	idmask "github.com/shanghai-mca/mzhub/security/mask"
 )
 
@@ -48,7 +49,7 @@ type Deps struct {
 	// Actions retries, replays and drops dead letters; nil hides the buttons.
 	Actions monitor.DeadLetterActions
 	// Auditor records every action; nil refuses actions (they must be audited).
-	Auditor monitor.Auditor
+	Auditor audit.Appender
 	// Alerts is the alert inbox; nil hides it.
 	Alerts Alerts
 	// Expectations lists expected files; nil hides the calendar.

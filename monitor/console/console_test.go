@@ -21,6 +21,7 @@ import (
 	"github.com/shanghai-mca/mzhub/monitor/quality"
 	"github.com/shanghai-mca/mzhub/monitor/sample"
 	"github.com/shanghai-mca/mzhub/monitor/store/sqlite"
+	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
 
@@ -39,6 +40,8 @@ func seeded(t testing.TB) monitor.Store {
 	return s
 }
 
+// recorder fakes both the dead-letter actions and the audit log in one call
+// log, so that tests see the audit record come before the action.
 type recorder struct {
 	mu    sync.Mutex
 	calls []string
@@ -58,9 +61,9 @@ func (r *recorder) Drop(_ context.Context, id, user, reason string) error {
 	r.add("drop " + id + " " + user + " " + reason)
 	return nil
 }
-func (r *recorder) Audit(_ context.Context, actor, action, object, detail string) error {
-	r.add("audit " + actor + " " + action + " " + object)
-	return nil
+func (r *recorder) Append(_ context.Context, rec audit.Record) (int64, error) {
+	r.add("audit " + rec.Actor + " " + rec.Action + " " + rec.Object)
+	return 1, nil
 }
 
 func newServer(t *testing.T, d console.Deps) *httptest.Server {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/security/audit"
 )
 
 // Alerts is the alert inbox (monitor/alert implements it).
@@ -240,7 +241,8 @@ func (c *Console) deadLetterAction(w http.ResponseWriter, r *http.Request) {
 	}
 	reason := strings.TrimSpace(r.FormValue("reason"))
 	ctx := r.Context()
-	if err := c.d.Auditor.Audit(ctx, user, "monitor.dead_letter."+action, id, mask(reason)); err != nil {
+	if _, err := c.d.Auditor.Append(ctx, audit.Record{Actor: audit.UserActor(user), Action: "monitor.dead_letter." + action,
+		Object: id, Outcome: audit.OutcomeSuccess, Detail: mask(reason)}); err != nil {
 		c.fail(w, "audit", err)
 		return
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/shanghai-mca/mzhub/monitor/console"
 	"github.com/shanghai-mca/mzhub/monitor/expect"
 	"github.com/shanghai-mca/mzhub/monitor/store/sqlite"
+	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/store"
 )
 
@@ -44,7 +45,7 @@ type Deps struct {
 	// Actions retries, replays and drops dead letters (the route engine).
 	Actions monitor.DeadLetterActions
 	// Auditor writes the audit log (security/audit).
-	Auditor monitor.Auditor
+	Auditor audit.Appender
 	// Store, when set, is used instead of opening the one cfg names (tests).
 	Store monitor.Store
 	// Leases, when set, runs the periodic jobs (alert rules, expectation

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/security"
+	"github.com/shanghai-mca/mzhub/security/audit/audittest"
 	"github.com/shanghai-mca/mzhub/security/keys"
 )
 
@@ -54,7 +55,7 @@ func TestMutualTLS(t *testing.T) {
 	}
 	cfg := security.DefaultConfig().PartnerAPI
 	cfg.Partners = []security.PartnerAccess{{ID: "funeral.fh01", MTLSSubjects: []string{"fh01.example"}, AllowCIDRs: []string{"127.0.0.0/8"}}}
-	fa := &fakeAudit{}
+	fa := &audittest.Recorder{}
 	a, err := New(Options{Config: cfg, Keys: keys.NewFile(t.TempDir()), Nonces: NewMemoryNonces(), Audit: fa})
 	if err != nil {
 		t.Fatal(err)

@@ -28,11 +28,6 @@ import (
 	"github.com/shanghai-mca/mzhub/security/sign"
 )
 
-// Auditor receives one record per partner API call. *audit.Log implements it.
-type Auditor interface {
-	Append(ctx context.Context, r audit.Record) (int64, error)
-}
-
 // Options are PartnerAuth's dependencies.
 type Options struct {
 	// Config is security.partner_api.
@@ -42,7 +37,7 @@ type Options struct {
 	// Nonces remembers nonces (NewSQLNonces in the hub, NewMemoryNonces in tests).
 	Nonces NonceStore
 	// Audit receives a record for every call; required.
-	Audit Auditor
+	Audit audit.Appender
 	// Logger gets refusals and audit failures; discarded when nil.
 	Logger *slog.Logger
 	// Registerer gets the metrics; none are registered when nil.
@@ -56,7 +51,7 @@ type PartnerAuth struct {
 	cfg      security.PartnerAPIConfig
 	keys     keys.Provider
 	nonces   NonceStore
-	audit    Auditor
+	audit    audit.Appender
 	log      *slog.Logger
 	clock    clock.Clock
 	verifier *sign.Verifier

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,29 +18,12 @@ import (
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/security"
 	"github.com/shanghai-mca/mzhub/security/audit"
+	"github.com/shanghai-mca/mzhub/security/audit/audittest"
 	"github.com/shanghai-mca/mzhub/security/keys"
 	"github.com/shanghai-mca/mzhub/security/sign"
 	"github.com/shanghai-mca/mzhub/store"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
-
-type fakeAudit struct {
-	mu   sync.Mutex
-	recs []audit.Record
-}
-
-func (f *fakeAudit) Append(_ context.Context, r audit.Record) (int64, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.recs = append(f.recs, r)
-	return int64(len(f.recs)), nil
-}
-
-func (f *fakeAudit) last() audit.Record {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.recs[len(f.recs)-1]
-}
 
 var (
 	t0      = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -50,7 +32,7 @@ var (
 
 type fixture struct {
 	auth  *PartnerAuth
-	audit *fakeAudit
+	audit *audittest.Recorder
 	clock *clock.Fake
 	h     http.Handler
 }
@@ -75,7 +57,7 @@ func newFixture(t *testing.T, mutate func(*security.PartnerAPIConfig)) *fixture 
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	fa := &fakeAudit{}
+	fa := &audittest.Recorder{}
 	fc := clock.NewFake(t0)
 	a, err := New(Options{Config: cfg, Keys: kp, Nonces: NewMemoryNonces(), Audit: fa, Clock: fc, Registerer: prometheus.NewRegistry()})
 	if err != nil {
@@ -193,10 +175,10 @@ func TestMiddleware(t *testing.T) {
 			if w.Code != tt.status || code(t, w) != tt.code {
 				t.Fatalf("got %d %s, want %d %s", w.Code, w.Body, tt.status, tt.code)
 			}
-			if len(f.audit.recs) != 1 {
-				t.Fatalf("%d audit records, want 1", len(f.audit.recs))
+			if n := len(f.audit.Records()); n != 1 {
+				t.Fatalf("%d audit records, want 1", n)
 			}
-			rec := f.audit.last()
+			rec, _ := f.audit.Last()
 			if rec.Actor != tt.actor || rec.Outcome != tt.outcome || rec.Action != "partner_api.call" || rec.RequestID == "" || rec.SourceIP == "" || !strings.Contains(rec.Object, "/partner/v1/") {
 				t.Fatalf("audit record %+v", rec)
 			}
@@ -317,7 +299,7 @@ func TestMTLS(t *testing.T) {
 			t.Fatalf("%s: %d %s", tt.cn, w.Code, w.Body)
 		}
 	}
-	if rec := f.audit.recs[0]; rec.Actor != "partner:funeral-home-01" || !strings.Contains(rec.Detail, "auth=mtls") {
+	if rec := f.audit.Records()[0]; rec.Actor != "partner:funeral-home-01" || !strings.Contains(rec.Detail, "auth=mtls") {
 		t.Fatalf("audit %+v", rec)
 	}
 }

@@ -119,16 +119,11 @@ type Actor struct {
 	RequestID string
 }
 
-// Auditor receives the account events. *audit.Log implements it.
-type Auditor interface {
-	Append(ctx context.Context, r audit.Record) (int64, error)
-}
-
 // Manager owns console accounts and sessions.
 type Manager struct {
 	db         *store.DB
 	cfg        security.ConsoleConfig
-	audit      Auditor
+	audit      audit.Appender
 	clock      clock.Clock
 	log        *slog.Logger
 	iterations int
@@ -183,9 +178,9 @@ func WithHomePath(path string) Option { return func(m *Manager) { m.homePath = p
 
 // New migrates the accounts schema and returns the manager. audit is
 // required: every login, logout and account change is audited.
-func New(ctx context.Context, db *store.DB, cfg security.ConsoleConfig, a Auditor, opts ...Option) (*Manager, error) {
+func New(ctx context.Context, db *store.DB, cfg security.ConsoleConfig, a audit.Appender, opts ...Option) (*Manager, error) {
 	if a == nil {
-		return nil, errors.New("accounts: an Auditor is required")
+		return nil, errors.New("accounts: an audit.Appender is required")
 	}
 	if err := db.Migrate(ctx, Component, Migrations()); err != nil {
 		return nil, err

@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,39 +21,17 @@ import (
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/security"
 	"github.com/shanghai-mca/mzhub/security/audit"
+	"github.com/shanghai-mca/mzhub/security/audit/audittest"
 	"github.com/shanghai-mca/mzhub/store"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
 
-type fakeAudit struct {
-	mu   sync.Mutex
-	recs []audit.Record
-}
-
-func (f *fakeAudit) Append(_ context.Context, r audit.Record) (int64, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.recs = append(f.recs, r)
-	return int64(len(f.recs)), nil
-}
-
-func (f *fakeAudit) has(action, outcome, detailPart string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, r := range f.recs {
-		if r.Action == action && r.Outcome == outcome && strings.Contains(r.Detail, detailPart) {
-			return true
-		}
-	}
-	return false
-}
-
 var t0 = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 
-func newManager(t *testing.T, db *store.DB) (*Manager, *clock.Fake, *fakeAudit) {
+func newManager(t *testing.T, db *store.DB) (*Manager, *clock.Fake, *audittest.Recorder) {
 	t.Helper()
 	fc := clock.NewFake(t0)
-	fa := &fakeAudit{}
+	fa := &audittest.Recorder{}
 	m, err := New(context.Background(), db, security.DefaultConfig().Console, fa, WithClock(fc), WithIterations(1000))
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +143,7 @@ func TestLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatalf("after lockout: %v", err)
 		}
-		if !fa.has("console.login", audit.OutcomeFailure, "locked") || !fa.has("console.login", audit.OutcomeDenied, "account locked") {
+		if !fa.Has("console.login", audit.OutcomeFailure, "locked") || !fa.Has("console.login", audit.OutcomeDenied, "account locked") {
 			t.Fatal("lockout not audited")
 		}
 
@@ -336,7 +313,7 @@ func TestHTTP(t *testing.T) {
 func TestBrowserFlow(t *testing.T) {
 	db := storetest.Open(t)
 	ctx := context.Background()
-	fa := &fakeAudit{}
+	fa := &audittest.Recorder{}
 	cfg := security.DefaultConfig().Console
 	cfg.CookieSecure = false // plain-HTTP test server
 	m, err := New(ctx, db, cfg, fa, WithIterations(1000), WithLoginPath("/console/auth/login"))
@@ -446,7 +423,7 @@ func TestAddressThrottle(t *testing.T) {
 	if _, err := m.Login(ctx, "op1", otp, "203.0.113.9"); err != nil {
 		t.Fatalf("after the window: %v", err)
 	}
-	if !fa.has("console.login", audit.OutcomeDenied, "too many failures") {
+	if !fa.Has("console.login", audit.OutcomeDenied, "too many failures") {
 		t.Fatal("throttle not audited")
 	}
 	if n := testutil.ToFloat64(m.logins.WithLabelValues("throttled")); n != 1 {

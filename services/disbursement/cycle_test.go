@@ -17,6 +17,7 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/bank/banksim"
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/monitor/monitortest"
+	"github.com/shanghai-mca/mzhub/security/audit/audittest"
 )
 
 func TestFullCycle(t *testing.T) {
@@ -26,8 +27,8 @@ func TestFullCycle(t *testing.T) {
 	opts.ReturnDelay = 20 * time.Millisecond
 	opts.FailureRate = 0.05
 	sims := startSims(t, filepath.Join(dir, "sim"), opts)
-	events, audit := &monitortest.Recorder{}, &auditLog{}
-	svc := newService(t, openDB(t, dir), dir, simConfigs(sims), events, audit)
+	events, aud := &monitortest.Recorder{}, &audittest.Recorder{}
+	svc := newService(t, openDB(t, dir), dir, simConfigs(sims), events, aud)
 	exp := &expecter{}
 	svc.SetExpecter(exp)
 	list := writeList(t, dir, GenerateOptions{Persons: 30000, Seed: 1, Period: "2026-11", Anomalies: true})
@@ -125,9 +126,13 @@ func TestFullCycle(t *testing.T) {
 			t.Errorf("no stage event for %s", stage)
 		}
 	}
-	if !strings.Contains(strings.Join(audit.actions, " "), "alice:disbursement.confirm.district") ||
-		!strings.Contains(strings.Join(audit.actions, " "), "bob:disbursement.confirm.city") {
-		t.Fatalf("audit %v", audit.actions)
+	var actions []string
+	for _, r := range aud.Records() {
+		actions = append(actions, r.Actor+" "+r.Action+" "+r.Outcome)
+	}
+	if got := strings.Join(actions, "|"); !strings.Contains(got, "user:alice disbursement.confirm.district success") ||
+		!strings.Contains(got, "user:bob disbursement.confirm.city success") || !strings.Contains(got, "system:disbursement disbursement.total_check.ok success") {
+		t.Fatalf("audit %v", actions)
 	}
 	// Per bank: its file goes out by schedule_day 18:00 of the period
 	// (registered after intake, met by the sent event), and its return is

@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,21 +11,10 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/bank"
 	"github.com/shanghai-mca/mzhub/connectors/bank/banksim"
 	"github.com/shanghai-mca/mzhub/connectors/sftp"
+	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/store"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
-
-type auditLog struct {
-	mu      sync.Mutex
-	actions []string
-}
-
-func (a *auditLog) Record(_ context.Context, actor, action, target, detail string) error {
-	a.mu.Lock()
-	a.actions = append(a.actions, actor+":"+action)
-	a.mu.Unlock()
-	return nil
-}
 
 func mappingsRoot(t testing.TB) string {
 	t.Helper()
@@ -53,11 +41,11 @@ func startSims(t testing.TB, dir string, opts banksim.Options) []*banksim.Bank {
 }
 
 // newService builds the service over the given bank configs and store.
-func newService(t testing.TB, db *store.DB, dir string, cfgs []bank.Config, events connectors.Events, audit Auditor) *Service {
-	return newServiceTimeout(t, db, dir, cfgs, events, audit, 5*time.Second)
+func newService(t testing.TB, db *store.DB, dir string, cfgs []bank.Config, events connectors.Events, aud audit.Appender) *Service {
+	return newServiceTimeout(t, db, dir, cfgs, events, aud, 5*time.Second)
 }
 
-func newServiceTimeout(t testing.TB, db *store.DB, dir string, cfgs []bank.Config, events connectors.Events, audit Auditor, opTimeout time.Duration) *Service {
+func newServiceTimeout(t testing.TB, db *store.DB, dir string, cfgs []bank.Config, events connectors.Events, aud audit.Appender, opTimeout time.Duration) *Service {
 	t.Helper()
 	ctx := context.Background()
 	deps := connectors.Deps{Store: db, Events: events, DataDir: dir}
@@ -82,7 +70,7 @@ func newServiceTimeout(t testing.TB, db *store.DB, dir string, cfgs []bank.Confi
 	cfg.Dir = filepath.Join(dir, "batches")
 	cfg.PollEvery = 30 * time.Millisecond
 	cfg.ReturnWait = 30 * time.Second
-	svc, err := New(ctx, cfg, banks, deps, audit)
+	svc, err := New(ctx, cfg, banks, deps, aud)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/bank"
 	"github.com/shanghai-mca/mzhub/connectors/sftp"
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/store"
 )
 
@@ -75,12 +76,6 @@ var (
 	ErrConfirmOrder = errors.New("disbursement: confirmation out of order")
 )
 
-// Auditor records key operations in the audit log (the security package's
-// audit chain implements it).
-type Auditor interface {
-	Record(ctx context.Context, actor, action, target, detail string) error
-}
-
 // Expecter registers expected exchanges in the monitor (monitor/hubmon's
 // *Monitor implements it); the service expects each bank's return file by
 // the bank's return deadline.
@@ -115,7 +110,7 @@ type Service struct {
 	deps   connectors.Deps
 	log    *slog.Logger
 	cfg    Config
-	audit  Auditor
+	audit  audit.Appender
 	expect Expecter
 
 	wakeup chan struct{} // a batch was queued (Submit, Confirm)
@@ -130,7 +125,7 @@ func (s *Service) SetExpecter(e Expecter) { s.expect = e }
 
 // New returns the service over the configured banks; it migrates its
 // schema and the SFTP ledgers.
-func New(ctx context.Context, cfg Config, banks []*bank.Bank, deps connectors.Deps, audit Auditor) (*Service, error) {
+func New(ctx context.Context, cfg Config, banks []*bank.Bank, deps connectors.Deps, aud audit.Appender) (*Service, error) {
 	if deps.Store == nil {
 		return nil, errors.New("disbursement: no state store")
 	}
@@ -156,7 +151,7 @@ func New(ctx context.Context, cfg Config, banks []*bank.Bank, deps connectors.De
 	bs := append([]*bank.Bank(nil), banks...)
 	sort.Slice(bs, func(i, j int) bool { return bs[i].Config.Code < bs[j].Config.Code })
 	s := &Service{db: deps.Store, banks: bs, byCode: map[string]int{}, byCNAP: map[string]int{}, deps: deps,
-		log: deps.Logger.With("service", "disbursement"), cfg: cfg, audit: audit, parseSem: make(chan struct{}, 2),
+		log: deps.Logger.With("service", "disbursement"), cfg: cfg, audit: aud, parseSem: make(chan struct{}, 2),
 		wakeup: make(chan struct{}, 1)}
 	for i, b := range bs {
 		s.byCode[b.Config.Code] = i
@@ -257,7 +252,7 @@ func (s *Service) Run(ctx context.Context, opt RunOptions) (*Batch, error) {
 			return b, err
 		}
 		b.LetterTotal = opt.LetterTotal
-		s.auditf(ctx, "system", "letter_total", b.Name, "letter total %s yuan", yuan(opt.LetterTotal))
+		s.auditf(ctx, systemActor, "letter_total", b.Name, audit.OutcomeSuccess, "letter total %s yuan", yuan(opt.LetterTotal))
 	}
 	if err := os.MkdirAll(s.dir(b), 0o750); err != nil {
 		return b, err
@@ -390,11 +385,17 @@ func flowOf(b *Batch) string {
 	return "disbursement"
 }
 
-func (s *Service) auditf(ctx context.Context, actor, action, target, f string, a ...any) {
+// systemActor is the audit actor of what the service does by itself.
+const systemActor = "system:disbursement"
+
+// auditf appends a record of action on target (a batch name) by actor
+// (systemActor or a user name) with outcome (audit.OutcomeSuccess, …).
+func (s *Service) auditf(ctx context.Context, actor, action, target, outcome, f string, a ...any) {
 	if s.audit == nil {
 		return
 	}
-	if err := s.audit.Record(ctx, actor, "disbursement."+action, target, fmt.Sprintf(f, a...)); err != nil {
+	if _, err := s.audit.Append(ctx, audit.Record{Actor: audit.UserActor(actor), Action: "disbursement." + action, Object: target,
+		Outcome: outcome, Detail: fmt.Sprintf(f, a...)}); err != nil {
 		s.log.Error("audit", "action", action, "err", err)
 	}
 }
@@ -432,7 +433,7 @@ func (s *Service) Confirm(ctx context.Context, k Kind, period, level, user strin
 		ON CONFLICT DO NOTHING`), b.ID, level, user, s.deps.Clock.Now().UnixMilli()); err != nil {
 		return fmt.Errorf("disbursement: confirm: %w", err)
 	}
-	s.auditf(ctx, user, "confirm."+level, b.Name, "confirmed %d records, %s yuan", b.Valid, yuan(b.SystemTotal))
+	s.auditf(ctx, user, "confirm."+level, b.Name, audit.OutcomeSuccess, "confirmed %d records, %s yuan", b.Valid, yuan(b.SystemTotal))
 	s.emit(monitor.Event{Type: monitor.Validated, Status: monitor.OK, BatchID: b.Name, Stage: StageConfirm, Flow: flowOf(b),
 		Records: b.Valid, AmountFen: b.SystemTotal, Attrs: map[string]string{"level": level, "user": user}})
 	if level == "city" && b.Stage == StageConfirm && (b.Status == BatchAwaiting || b.Status == BatchRunning) {

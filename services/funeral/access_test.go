@@ -6,30 +6,17 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shanghai-mca/mzhub/security"
 	"github.com/shanghai-mca/mzhub/security/access"
-	"github.com/shanghai-mca/mzhub/security/audit"
+	"github.com/shanghai-mca/mzhub/security/audit/audittest"
 	"github.com/shanghai-mca/mzhub/security/keys"
 	"github.com/shanghai-mca/mzhub/security/sign"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
-
-type auditLog struct {
-	mu   sync.Mutex
-	recs []audit.Record
-}
-
-func (a *auditLog) Append(_ context.Context, r audit.Record) (int64, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.recs = append(a.recs, r)
-	return int64(len(a.recs)), nil
-}
 
 // TestWithSecurityAccess plugs the security package's partner-auth
 // middleware in front of the API, fed by the funeral registry.
@@ -44,7 +31,7 @@ func TestWithSecurityAccess(t *testing.T) {
 	}
 	cfg := security.DefaultConfig().PartnerAPI
 	cfg.Partners = reg.AccessRules(EnvProduction)
-	al := &auditLog{}
+	al := &audittest.Recorder{}
 	guard, err := access.New(access.Options{Config: cfg, Keys: kp, Nonces: access.NewMemoryNonces(), Audit: al, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
@@ -84,10 +71,8 @@ func TestWithSecurityAccess(t *testing.T) {
 	if n, _ := api.Store().Count(ctx, "funeral.fh01", KindHall); n != 1 {
 		t.Fatalf("%d halls", n)
 	}
-	al.mu.Lock()
-	defer al.mu.Unlock()
-	if len(al.recs) != 3 {
-		t.Fatalf("%d audit records for 3 calls", len(al.recs))
+	if n := len(al.Records()); n != 3 {
+		t.Fatalf("%d audit records for 3 calls", n)
 	}
 }
 
