@@ -490,10 +490,10 @@ func (s *Service) totalCheck(ctx context.Context, b *Batch, _ RunOptions) (strin
 		return "", fmt.Errorf("%w (system total %s yuan)", ErrAwaitingLetterTotal, yuan(b.SystemTotal))
 	}
 	if b.LetterTotal != b.SystemTotal {
-		s.auditf(ctx, systemActor, "total_check.failed", b.Name, audit.OutcomeFailure, "letter %s yuan, system %s yuan", yuan(b.LetterTotal), yuan(b.SystemTotal))
+		s.auditOutcome(ctx, systemActor, "total_check.failed", b.Name, audit.OutcomeFailure, "letter %s yuan, system %s yuan", yuan(b.LetterTotal), yuan(b.SystemTotal))
 		return "", fmt.Errorf("%w: letter %s yuan, system %s yuan", ErrTotalMismatch, yuan(b.LetterTotal), yuan(b.SystemTotal))
 	}
-	s.auditf(ctx, systemActor, "total_check.ok", b.Name, audit.OutcomeSuccess, "%s yuan", yuan(b.SystemTotal))
+	s.auditf(ctx, systemActor, "total_check.ok", b.Name, "%s yuan", yuan(b.SystemTotal))
 	return fmt.Sprintf("letter total = system total = %s yuan", yuan(b.SystemTotal)), nil
 }
 

@@ -252,7 +252,7 @@ func (s *Service) Run(ctx context.Context, opt RunOptions) (*Batch, error) {
 			return b, err
 		}
 		b.LetterTotal = opt.LetterTotal
-		s.auditf(ctx, systemActor, "letter_total", b.Name, audit.OutcomeSuccess, "letter total %s yuan", yuan(opt.LetterTotal))
+		s.auditf(ctx, systemActor, "letter_total", b.Name, "letter total %s yuan", yuan(opt.LetterTotal))
 	}
 	if err := os.MkdirAll(s.dir(b), 0o750); err != nil {
 		return b, err
@@ -388,9 +388,14 @@ func flowOf(b *Batch) string {
 // systemActor is the audit actor of what the service does by itself.
 const systemActor = "system:disbursement"
 
-// auditf appends a record of action on target (a batch name) by actor
-// (systemActor or a user name) with outcome (audit.OutcomeSuccess, …).
-func (s *Service) auditf(ctx context.Context, actor, action, target, outcome, f string, a ...any) {
+// auditf appends a successful action on target (a batch name) by actor
+// (systemActor or a user name) to the audit log.
+func (s *Service) auditf(ctx context.Context, actor, action, target, f string, a ...any) {
+	s.auditOutcome(ctx, actor, action, target, audit.OutcomeSuccess, f, a...)
+}
+
+// auditOutcome is auditf with the outcome (audit.OutcomeFailure, …).
+func (s *Service) auditOutcome(ctx context.Context, actor, action, target, outcome, f string, a ...any) {
 	if s.audit == nil {
 		return
 	}
@@ -433,7 +438,7 @@ func (s *Service) Confirm(ctx context.Context, k Kind, period, level, user strin
 		ON CONFLICT DO NOTHING`), b.ID, level, user, s.deps.Clock.Now().UnixMilli()); err != nil {
 		return fmt.Errorf("disbursement: confirm: %w", err)
 	}
-	s.auditf(ctx, user, "confirm."+level, b.Name, audit.OutcomeSuccess, "confirmed %d records, %s yuan", b.Valid, yuan(b.SystemTotal))
+	s.auditf(ctx, user, "confirm."+level, b.Name, "confirmed %d records, %s yuan", b.Valid, yuan(b.SystemTotal))
 	s.emit(monitor.Event{Type: monitor.Validated, Status: monitor.OK, BatchID: b.Name, Stage: StageConfirm, Flow: flowOf(b),
 		Records: b.Valid, AmountFen: b.SystemTotal, Attrs: map[string]string{"level": level, "user": user}})
 	if level == "city" && b.Stage == StageConfirm && (b.Status == BatchAwaiting || b.Status == BatchRunning) {
