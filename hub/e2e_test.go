@@ -123,8 +123,8 @@ func TestServeRunsACycleFromTheConsole(t *testing.T) {
 	for _, want := range []struct{ actor, action string }{
 		{"console:alice", "disbursement.run"},
 		{"console:alice", "disbursement.letter_total"},
-		{"alice", "disbursement.confirm.district"},
-		{"bob", "disbursement.confirm.city"},
+		{"user:alice", "disbursement.confirm.district"},
+		{"user:bob", "disbursement.confirm.city"},
 	} {
 		es, err := srv.Hub.Security().Audit.List(ctx, audit.Filter{Actor: want.actor, Action: want.action})
 		if err != nil {
