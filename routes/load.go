@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/shanghai-mca/mzhub/topology"
 )
 
 // A route file is one of three shapes, told apart by its top-level keys:
@@ -22,6 +24,9 @@ import (
 //     route may use ${param} placeholders;
 //   - instances of a template: use (the template name), instances (a list
 //     of parameter maps, each with at least id).
+//
+// topics.yaml (topology.DeclarationsFile) declares the external bus topics
+// of the topology; it holds no route, and package topology reads it.
 
 // templateDoc is a template file.
 type templateDoc struct {
@@ -144,6 +149,9 @@ func LoadFile(path string) ([]*Route, []LintError) {
 }
 
 func loadFile(path string, reg kindChecker) ([]*Route, []LintError) {
+	if filepath.Base(path) == topology.DeclarationsFile {
+		return nil, nil
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, []LintError{{File: path, Message: err.Error()}}

@@ -120,6 +120,10 @@ func NewAPI(ctx context.Context, cfg Config, deps Deps) (*API, error) {
 		cfg: cfg, log: deps.Logger.With("env", cfg.Environment), clock: deps.Clock, events: deps.Events, bus: deps.Bus,
 		partners: deps.Partners, spec: spec, store: st, limiters: map[string]*rate.Limiter{}, stats: newStats(),
 	}
+	if deps.Bus != nil {
+		// Publish only what the service declares (Topology).
+		a.bus = Topology.Guard(deps.Bus)
+	}
 	a.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mzhub_funeral_requests_total", Help: "Partner API requests by operation and status code.",
 	}, []string{"operation", "code"})
