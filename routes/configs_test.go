@@ -19,15 +19,7 @@ func TestShippedRoutesLint(t *testing.T) {
 			t.Errorf("%s", e)
 		}
 	}
-	rs, errs := routes.LoadDir("../configs/routes")
-	if errs != nil {
+	if _, errs := routes.LoadDir("../configs/routes"); errs != nil {
 		t.Fatalf("LoadDir: %v", errs)
-	}
-	ids := map[string]bool{}
-	for _, r := range rs {
-		ids[r.ID] = true
-	}
-	if !ids["funeral-halls-push"] {
-		t.Errorf("route funeral-halls-push missing (have %d routes)", len(rs))
 	}
 }

@@ -8,15 +8,19 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/shanghai-mca/mzhub/config"
+	"github.com/shanghai-mca/mzhub/routes"
+	"github.com/shanghai-mca/mzhub/topology"
 )
 
 func init() {
@@ -58,6 +62,18 @@ func init() {
 			return ok
 		},
 		lint: lintHubConfig,
+	})
+	// Before the route linter (lint_kinds.go), which claims every file of a
+	// routes directory.
+	registerLinter(linter{
+		name: "topology declarations (external bus topics)",
+		match: func(path string, _ map[string]any) bool {
+			return filepath.Base(path) == topology.DeclarationsFile && filepath.Base(filepath.Dir(path)) == "routes"
+		},
+		lint: func(path string) []lintProblem {
+			_, problems := topology.LoadDeclarations(filepath.Dir(path))
+			return fromTopology(problems)
+		},
 	})
 }
 
@@ -135,7 +151,10 @@ func runLint(_ context.Context, env *cliEnv, args []string) int {
 	fset.Usage = func() {
 		fmt.Fprintln(env.Stderr, "Usage: mzhub lint [-v] PATH...")
 		fmt.Fprintln(env.Stderr, "\nChecks every .yaml/.yml file under the paths (hub configs, routes, partners, layouts,")
-		fmt.Fprintln(env.Stderr, "mappings, code tables). Prints file:line: problem and exits 1 when anything is wrong.")
+		fmt.Fprintln(env.Stderr, "mappings, code tables), then the topology of each routes directory with the hub's")
+		fmt.Fprintln(env.Stderr, "services: a bus topic consumed but never produced, or produced but never consumed,")
+		fmt.Fprintln(env.Stderr, "is a problem unless routes/topics.yaml declares it external.")
+		fmt.Fprintln(env.Stderr, "Prints file:line: problem and exits 1 when anything is wrong.")
 		fset.PrintDefaults()
 	}
 	if code, ok := parseFlags(fset, args); !ok {
@@ -176,6 +195,7 @@ func runLint(_ context.Context, env *cliEnv, args []string) int {
 		}
 		problems = append(problems, ps...)
 	}
+	problems = append(problems, lintTopology(files, topology.Services())...)
 	for _, p := range problems {
 		fmt.Fprintln(env.Stdout, p)
 	}
@@ -204,4 +224,41 @@ func lintOne(path string) ([]lintProblem, string) {
 		}
 	}
 	return nil, "YAML (syntax only: no linter claims this file)"
+}
+
+// lintTopology checks the topology of every routes directory among files
+// (a directory named routes holding a checked file) with the hub's
+// services: every topic produced is consumed and every topic consumed is
+// produced, unless topics.yaml declares its missing end external. A
+// directory whose route files or declarations have problems is not checked
+// (the problems are reported already, and its topology would be incomplete).
+func lintTopology(files []string, services []topology.Service) []lintProblem {
+	dirs := map[string]bool{}
+	for _, f := range files {
+		if d := filepath.Dir(f); filepath.Base(d) == "routes" {
+			dirs[d] = true
+		}
+	}
+	var out []lintProblem
+	for _, dir := range slices.Sorted(maps.Keys(dirs)) {
+		rs, errs := routes.LoadDir(dir)
+		if errs != nil {
+			continue
+		}
+		decls, problems := topology.LoadDeclarations(dir)
+		if problems != nil {
+			continue // reported with the file
+		}
+		m := topology.Build(topology.Input{Routes: routes.Topology(rs), Services: services, Declarations: decls})
+		out = append(out, fromTopology(m.Check())...)
+	}
+	return out
+}
+
+func fromTopology(problems []topology.Problem) []lintProblem {
+	var out []lintProblem
+	for _, p := range problems {
+		out = append(out, lintProblem{File: p.File, Line: p.Line, Message: p.Message})
+	}
+	return out
 }
