@@ -102,6 +102,7 @@ func Write(w http.ResponseWriter, r *http.Request, p Problem) {
 	if p.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(p.RetryAfter))
 	}
+	noteCode(w, p.Code)
 	w.WriteHeader(p.Status)
 	_, _ = w.Write(append(body, '\n'))
 }

@@ -143,28 +143,6 @@ func (a *PartnerAuth) secret(ctx context.Context, keyID string) ([]byte, error) 
 // a partner key rotation).
 func (a *PartnerAuth) Reload() { a.secrets.Clear() }
 
-// statusWriter records the status the handler wrote.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // Middleware guards next. Every request ends in exactly one audit record.
 func (a *PartnerAuth) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -185,17 +163,14 @@ func (a *PartnerAuth) Middleware(next http.Handler) http.Handler {
 		if call.method == security.AuthMTLS && r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes)
 		}
-		sw := &statusWriter{ResponseWriter: w}
+		sw := problem.NewRecorder(w)
 		next.ServeHTTP(sw, r.WithContext(security.WithPartner(r.Context(), id)))
-		if sw.status == 0 {
-			sw.status = http.StatusOK
-		}
 		outcome := audit.OutcomeSuccess
-		if sw.status >= 400 {
+		if sw.Status() >= 400 {
 			outcome = audit.OutcomeFailure
 		}
 		a.calls.WithLabelValues(p.ID, outcome, "").Inc()
-		a.record(r.Context(), call, "partner:"+p.ID, outcome, fmt.Sprintf("status=%d auth=%s", sw.status, call.method))
+		a.record(r.Context(), call, "partner:"+p.ID, outcome, fmt.Sprintf("status=%d auth=%s", sw.Status(), call.method))
 	})
 }
 

@@ -186,29 +186,9 @@ func (a *API) refused(r *http.Request, partnerID string, p problem.Problem) {
 	a.record(r, "auth", partnerID, "", p.Status, p.Code, 0)
 }
 
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	code   string
-}
-
-func (s *statusWriter) WriteHeader(c int) {
-	if s.status == 0 {
-		s.status = c
-	}
-	s.ResponseWriter.WriteHeader(c)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
 func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 	start := a.clock.Now()
-	sw := &statusWriter{ResponseWriter: w}
+	sw := problem.NewRecorder(w)
 	c := &call{}
 	opName := "unknown"
 	partnerID, _ := a.partnerFrom(r.Context())
@@ -245,16 +225,11 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 		var p *problem.Problem
 		if !errors.As(err, &p) {
 			a.log.Error("funeral api", "operation", opName, "partner", partnerID, "err", err)
-		} else {
-			sw.code = p.Code
 		}
 		problem.WriteError(sw, r, err)
-		if sw.code == "" {
-			sw.code = problem.CodeInternal
-		}
 	}
 	d := a.clock.Now().Sub(start)
-	a.record(r, opName, partnerID, c.kind+"/"+c.ref, sw.status, sw.code, d)
+	a.record(r, opName, partnerID, c.kind+"/"+c.ref, sw.Status(), sw.Code(), d)
 }
 
 func (a *API) allowed(path string) string {
