@@ -3,6 +3,7 @@
 package clock
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -31,6 +32,9 @@ type Fake struct {
 	mu      sync.Mutex
 	now     time.Time
 	waiters []waiter
+	// changed is closed (and replaced) whenever a waiter is added: the
+	// signal BlockUntil waits on.
+	changed chan struct{}
 }
 
 type waiter struct {
@@ -60,7 +64,35 @@ func (f *Fake) After(d time.Duration) <-chan time.Time {
 		return ch
 	}
 	f.waiters = append(f.waiters, waiter{at: at, ch: ch})
+	if f.changed != nil {
+		close(f.changed)
+		f.changed = nil
+	}
 	return ch
+}
+
+// BlockUntil returns once at least n timers made by After are waiting for
+// the fake time to reach them, or with ctx's error. A test calls it to know
+// that the code under test has done its work and is waiting for time to
+// pass, before it calls Advance: no sleeping, no guessing.
+func (f *Fake) BlockUntil(ctx context.Context, n int) error {
+	for {
+		f.mu.Lock()
+		if len(f.waiters) >= n {
+			f.mu.Unlock()
+			return nil
+		}
+		if f.changed == nil {
+			f.changed = make(chan struct{})
+		}
+		ch := f.changed
+		f.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // Advance moves the fake time forward by d and fires due timers.
