@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,18 +52,12 @@ func (m *memStore) count() (events, batches int) {
 	return events, len(m.batches)
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// The writer tests run in a synctest bubble: the flush interval is fake
+// time, and synctest.Wait tells when the writer has done what it can.
 
-func TestWriterFlushBySize(t *testing.T) {
+func TestWriterFlushBySize(t *testing.T) { synctest.Test(t, testWriterFlushBySize) }
+
+func testWriterFlushBySize(t *testing.T) {
 	st := &memStore{}
 	w := monitor.NewWriter(st, monitor.WriterOptions{FlushSize: 10, FlushInterval: time.Hour, BufferSize: 100})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -71,7 +66,10 @@ func TestWriterFlushBySize(t *testing.T) {
 	for range 25 {
 		w.Emit(monitor.Event{Partner: "bank.boc", Flow: "disbursement", Type: monitor.Sent})
 	}
-	waitFor(t, "two size-triggered flushes", func() bool { n, _ := st.count(); return n >= 20 })
+	synctest.Wait() // the writer is idle; the hour of the interval has not passed
+	if n, _ := st.count(); n < 20 {
+		t.Fatalf("%d events stored, want the two size-triggered flushes (20)", n)
+	}
 	cancel()
 	<-done
 	if err := w.Close(context.Background()); err != nil {
@@ -96,14 +94,26 @@ func TestWriterFlushBySize(t *testing.T) {
 	}
 }
 
-func TestWriterFlushByTime(t *testing.T) {
+func TestWriterFlushByTime(t *testing.T) { synctest.Test(t, testWriterFlushByTime) }
+
+func testWriterFlushByTime(t *testing.T) {
 	st := &memStore{}
-	w := monitor.NewWriter(st, monitor.WriterOptions{FlushSize: 1000, FlushInterval: 20 * time.Millisecond, BufferSize: 1000})
+	const every = 20 * time.Millisecond
+	w := monitor.NewWriter(st, monitor.WriterOptions{FlushSize: 1000, FlushInterval: every, BufferSize: 1000})
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = w.Run(ctx) }()
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
 	w.Emit(monitor.Event{Type: monitor.Received})
-	waitFor(t, "time-triggered flush", func() bool { n, _ := st.count(); return n == 1 })
+	synctest.Wait()
+	if n, _ := st.count(); n != 0 {
+		t.Fatalf("%d events stored before the flush interval passed", n)
+	}
+	time.Sleep(every) // fake time: one flush interval
+	synctest.Wait()
+	if n, _ := st.count(); n != 1 {
+		t.Fatalf("%d events stored one flush interval after the emit, want 1", n)
+	}
 }
 
 func TestWriterBuffersWhileStoreDownAndDropsBeyond(t *testing.T) {

@@ -2,7 +2,6 @@ package hubmon_test
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,7 +20,12 @@ import (
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
 
-func TestEmitRunCloseServe(t *testing.T) {
+// The tests run in a synctest bubble: the writer's flush interval is fake
+// time and synctest.Wait tells when the monitor has done what it can.
+
+func TestEmitRunCloseServe(t *testing.T) { synctest.Test(t, testEmitRunCloseServe) }
+
+func testEmitRunCloseServe(t *testing.T) {
 	cfg := monitor.DefaultConfig()
 	cfg.SQLitePath = filepath.Join(t.TempDir(), "monitor.db")
 	cfg.FlushInterval = 10 * time.Millisecond
@@ -33,21 +38,15 @@ func TestEmitRunCloseServe(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- m.Run(ctx) }()
 	m.Emit(monitor.Event{Partner: "bank.boc", Flow: "disbursement", Direction: monitor.Outbound, Type: monitor.Uploaded, ExchangeID: "f1", Duration: time.Second})
-	if evs := waitStored(t, m, 1); evs[0].Node != "test" {
+	if evs := stored(t, m, cfg, 1); evs[0].Node != "test" {
 		t.Errorf("node %q", evs[0].Node)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/console/", http.StripPrefix("/console", m.Console()))
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	resp, err := http.Get(srv.URL + "/console/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(b), "bank.boc") {
-		t.Errorf("console: %d %s", resp.StatusCode, b)
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/console/", nil))
+	if b := rec.Body.String(); rec.Code != 200 || !strings.Contains(b, "bank.boc") {
+		t.Errorf("console: %d %s", rec.Code, b)
 	}
 	n, err := testutil.GatherAndCount(reg, "mzhub_exchanges_total", "mzhub_exchange_duration_seconds", "mzhub_exchange_last_success_timestamp_seconds")
 	if err != nil || n != 3 {
@@ -83,7 +82,9 @@ func (l *leaseLog) Run(ctx context.Context, name string, f func(context.Context)
 // TestPeriodicJobsUnderLeases: with leases, the alert rules, expectation
 // checks, quality reports and retention run under their own lease each,
 // while the event writer runs on every replica.
-func TestPeriodicJobsUnderLeases(t *testing.T) {
+func TestPeriodicJobsUnderLeases(t *testing.T) { synctest.Test(t, testPeriodicJobsUnderLeases) }
+
+func testPeriodicJobsUnderLeases(t *testing.T) {
 	cfg := monitor.DefaultConfig()
 	cfg.SQLitePath = filepath.Join(t.TempDir(), "monitor.db")
 	cfg.FlushInterval = 10 * time.Millisecond
@@ -97,7 +98,7 @@ func TestPeriodicJobsUnderLeases(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- m.Run(ctx) }()
 	m.Emit(monitor.Event{Partner: "bank.boc", Flow: "disbursement", Type: monitor.Uploaded, ExchangeID: "f1"})
-	waitStored(t, m, 1) // the writer runs while other replicas hold the leases
+	stored(t, m, cfg, 1) // the writer runs while other replicas hold the leases
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -116,21 +117,18 @@ func TestPeriodicJobsUnderLeases(t *testing.T) {
 	}
 }
 
-// waitStored waits until the monitor's store holds n events and returns them.
-func waitStored(t *testing.T, m *hubmon.Monitor, n int) []monitor.Event {
+// stored lets one flush interval pass (fake time), waits until the monitor
+// is idle and checks that its store holds n events, which it returns.
+func stored(t *testing.T, m *hubmon.Monitor, cfg monitor.Config, n int) []monitor.Event {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		evs, err := m.Store().Search(context.Background(), monitor.Filter{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(evs) == n {
-			return evs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d events stored, want %d", len(evs), n)
-		}
-		time.Sleep(10 * time.Millisecond)
+	time.Sleep(cfg.FlushInterval)
+	synctest.Wait()
+	evs, err := m.Store().Search(context.Background(), monitor.Filter{})
+	if err != nil {
+		t.Fatal(err)
 	}
+	if len(evs) != n {
+		t.Fatalf("%d events stored one flush interval after the emit, want %d", len(evs), n)
+	}
+	return evs
 }

@@ -135,17 +135,22 @@ func TestPeriodicReportWithFakeClock(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx, time.Hour) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		fc.Advance(time.Hour)
+	// Each pass ends with Run waiting on the fake clock for the next hour:
+	// that is when a report it wrote is on disk and time may move on.
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	for hour := 0; ; hour++ {
+		if err := fc.BlockUntil(wctx, 1); err != nil {
+			t.Fatalf("hour %d: Run never waited for the next check: %v", hour, err)
+		}
 		matches, _ := filepath.Glob(filepath.Join(dir, "quality-*.csv"))
 		if len(matches) > 0 {
 			break
 		}
-		if time.Now().After(deadline) {
+		if hour > 24 {
 			t.Fatal("no report written within a simulated day")
 		}
-		time.Sleep(5 * time.Millisecond)
+		fc.Advance(time.Hour)
 	}
 	cancel()
 	if err := <-done; err != nil {
