@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -235,7 +236,12 @@ func testOrderPerKey(t *testing.T, open func() bus.Bus) {
 				}
 				inflight[m.Key] = true
 				mu.Unlock()
-				time.Sleep(time.Duration(seq%3) * time.Millisecond)
+				// Hold the key in flight across a few scheduler yields
+				// (no wall time) so that the other receivers run meanwhile:
+				// a second delivery of the key would be seen above.
+				for range seq%3 + 1 {
+					runtime.Gosched()
+				}
 				mu.Lock()
 				inflight[m.Key] = false
 				got[m.Key] = append(got[m.Key], seq)
@@ -309,7 +315,7 @@ func testConcurrentConsumers(t *testing.T, open func() bus.Bus) {
 				if err != nil {
 					return
 				}
-				time.Sleep(200 * time.Microsecond)
+				runtime.Gosched() // let the other consumers take their share
 				mu.Lock()
 				seen[d.Message().IdempotencyKey]++
 				per[ci]++

@@ -33,11 +33,30 @@ func TestIntegrationReconnect(t *testing.T) {
 	defer s.Close(context.Background())
 
 	const batches, per = 100, 20
+	// The unloads are placed by what happened, not by the clock: the
+	// publisher publishes in three phases of about 33 batches and starts
+	// phase n+1 only once unload n was sent; unload n is sent once the
+	// consumer has received nearly all of phases 0..n. So publishing and
+	// consuming both run across each unload, on any machine.
+	const unloads = 2
 	published := map[string]bool{}
 	var pmu sync.Mutex
+	sent := make([]chan struct{}, unloads) // closed once unload n was sent
+	for i := range sent {
+		sent[i] = make(chan struct{})
+	}
+	progress := make(chan int, 1) // distinct messages received, latest wins
 	pubDone := make(chan error, 1)
 	go func() {
 		for i := range batches {
+			if n := i * (unloads + 1) / batches; i > 0 && n > (i-1)*(unloads+1)/batches {
+				select {
+				case <-sent[n-1]:
+				case <-ctx.Done():
+					pubDone <- ctx.Err()
+					return
+				}
+			}
 			msgs := make([]bus.Message, per)
 			for j := range msgs {
 				msgs[j] = bus.Message{Key: fmt.Sprintf("k%d", j), IdempotencyKey: fmt.Sprintf("m-%d-%d", i, j), Body: []byte("x")}
@@ -51,16 +70,25 @@ func TestIntegrationReconnect(t *testing.T) {
 				published[m.IdempotencyKey] = true
 			}
 			pmu.Unlock()
-			time.Sleep(10 * time.Millisecond)
 		}
 		pubDone <- nil
 	}()
+	unloaded := make(chan struct{})
 	go func() {
-		for range 2 {
-			time.Sleep(300 * time.Millisecond)
+		defer close(unloaded)
+		for n := range unloads {
+			want := (n+1)*batches*per/(unloads+1) - per // phases 0..n but a batch
+			for got := 0; got < want; {
+				select {
+				case got = <-progress:
+				case <-ctx.Done():
+					return
+				}
+			}
 			if err := unload(ctx, b.FullTopic(topic)); err != nil {
 				t.Errorf("unload: %v", err)
 			}
+			close(sent[n])
 		}
 	}()
 	got := map[string]int{}
@@ -73,7 +101,13 @@ func TestIntegrationReconnect(t *testing.T) {
 		}
 		got[d.Message().IdempotencyKey]++
 		_ = d.Ack(ctx)
+		select {
+		case <-progress:
+		default:
+		}
+		progress <- len(got)
 	}
+	<-unloaded
 	if err := <-pubDone; err != nil {
 		t.Fatalf("publish across reconnects: %v", err)
 	}
