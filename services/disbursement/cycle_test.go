@@ -65,8 +65,11 @@ func TestFullCycle(t *testing.T) {
 	if err := svc.Confirm(ctx, bank.Disbursement, "2026-11", "district", "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.Confirm(ctx, bank.Disbursement, "2026-11", "city", "alice"); !errors.Is(err, ErrConfirmOrder) {
+	if err := svc.Confirm(ctx, bank.Disbursement, "2026-11", "city", "alice"); !errors.Is(err, ErrConfirmOrder) || !errors.Is(err, ErrSameConfirmer) {
 		t.Fatalf("same user twice: %v", err)
+	}
+	if cs, err := svc.Confirmations(ctx, bank.Disbursement, "2026-11"); err != nil || len(cs) != 1 || cs[0].Level != "district" || cs[0].User != "alice" || cs[0].At.IsZero() {
+		t.Fatalf("confirmations after the district's: %+v %v", cs, err)
 	}
 	b, err := svc.Run(ctx, RunOptions{Period: "2026-11", ConfirmCity: "bob"})
 	if err != nil {
@@ -74,6 +77,9 @@ func TestFullCycle(t *testing.T) {
 	}
 	if b.Stage != StageDone {
 		t.Fatalf("stage %s", b.Stage)
+	}
+	if cs, err := svc.Confirmations(ctx, bank.Disbursement, "2026-11"); err != nil || len(cs) != 2 || cs[0].User != "alice" || cs[1].Level != "city" || cs[1].User != "bob" {
+		t.Fatalf("confirmations: %+v %v", cs, err)
 	}
 	st, err = svc.Status(ctx, bank.Disbursement, "2026-11")
 	if err != nil {

@@ -20,6 +20,35 @@ import (
 // by its file name.
 func (s *Service) InboxDir() string { return filepath.Join(s.cfg.Dir, "inbox") }
 
+// InboxLists names the list files (*.csv) waiting in the inbox, sorted.
+func (s *Service) InboxLists() ([]string, error) {
+	ents, err := os.ReadDir(s.InboxDir())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("disbursement: inbox: %w", err)
+	}
+	names := []string{}
+	for _, e := range ents {
+		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".csv") {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// InboxFile is the path of the inbox list named name: a .csv file name
+// without a directory that is in the inbox, else ErrNotInInbox.
+func (s *Service) InboxFile(name string) (string, error) {
+	if name == "" || filepath.Base(name) != name || !strings.HasSuffix(name, ".csv") {
+		return "", fmt.Errorf("%w: %q is not a .csv file name without a directory", ErrNotInInbox, name)
+	}
+	p := filepath.Join(s.InboxDir(), name)
+	if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%w: %s", ErrNotInInbox, name)
+	}
+	return p, nil
+}
+
 // Batches lists the newest batches first (at most limit).
 func (s *Service) Batches(ctx context.Context, limit int) ([]Batch, error) {
 	if limit <= 0 {
@@ -93,18 +122,11 @@ func (s *Service) OpsHandler(user func(*http.Request) string, canAct func(*http.
 			"issues": st.Issues, "quarantined": st.Quarantined})
 	})
 	mux.HandleFunc("GET /inbox", func(w http.ResponseWriter, r *http.Request) {
-		ents, err := os.ReadDir(s.InboxDir())
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
+		names, err := s.InboxLists()
+		if err != nil {
 			problem.Write(w, r, problem.Internal(err))
 			return
 		}
-		names := []string{}
-		for _, e := range ents {
-			if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".csv") {
-				names = append(names, e.Name())
-			}
-		}
-		sort.Strings(names)
 		writeJSON(w, map[string]any{"dir": s.InboxDir(), "lists": names})
 	})
 	act := func(f func(w http.ResponseWriter, r *http.Request, k Kind, actor string)) http.HandlerFunc {
@@ -143,15 +165,12 @@ func (s *Service) OpsHandler(user func(*http.Request) string, canAct func(*http.
 			return
 		}
 		if in.List != "" {
-			if filepath.Base(in.List) != in.List || !strings.HasSuffix(in.List, ".csv") {
+			p, err := s.InboxFile(in.List)
+			if err != nil {
 				problem.Write(w, r, problem.ValidationFailed(problem.FieldError{Field: "list", Reason: "a .csv file name in the inbox, without a directory"}))
 				return
 			}
-			req.ListFile = filepath.Join(s.InboxDir(), in.List)
-			if _, err := os.Stat(req.ListFile); err != nil {
-				problem.Write(w, r, problem.ValidationFailed(problem.FieldError{Field: "list", Reason: "no such file in the inbox"}))
-				return
-			}
+			req.ListFile = p
 		}
 		b, err := s.Submit(r.Context(), req)
 		if err != nil {

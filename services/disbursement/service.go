@@ -74,6 +74,11 @@ var (
 	ErrBadPeriod = errors.New("disbursement: period must be YYYY-MM")
 	// ErrConfirmOrder: city confirmation before the district's, or the same user twice.
 	ErrConfirmOrder = errors.New("disbursement: confirmation out of order")
+	// ErrSameConfirmer: the city level confirmed by the user who confirmed
+	// the district level; it comes wrapped with ErrConfirmOrder.
+	ErrSameConfirmer = errors.New("city must be confirmed by another user than the district")
+	// ErrNotInInbox: a list name that is not a .csv file in the inbox.
+	ErrNotInInbox = errors.New("disbursement: no such list in the inbox")
 )
 
 // Expecter registers expected exchanges in the monitor (monitor/hubmon's
@@ -431,7 +436,7 @@ func (s *Service) Confirm(ctx context.Context, k Kind, period, level, user strin
 			return fmt.Errorf("%w: district has not confirmed", ErrConfirmOrder)
 		}
 		if d == user {
-			return fmt.Errorf("%w: city must be confirmed by another user than the district", ErrConfirmOrder)
+			return fmt.Errorf("%w: %w", ErrConfirmOrder, ErrSameConfirmer)
 		}
 	}
 	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO disb_confirmations (batch_id, level, user_name, at) VALUES (?, ?, ?, ?)
@@ -450,6 +455,38 @@ func (s *Service) Confirm(ctx context.Context, k Kind, period, level, user strin
 		s.wake()
 	}
 	return nil
+}
+
+// Confirmation is one level's confirmation of a batch.
+type Confirmation struct {
+	// Level is district or city.
+	Level string
+	// User is who confirmed.
+	User string
+	// At is when.
+	At time.Time
+}
+
+// Confirmations lists the confirmations of a batch, district first.
+func (s *Service) Confirmations(ctx context.Context, k Kind, period string) ([]Confirmation, error) {
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT c.level, c.user_name, c.at FROM disb_confirmations c
+		JOIN disb_batches b ON b.id = c.batch_id WHERE b.name = ?`), BatchName(k, period))
+	if err != nil {
+		return nil, fmt.Errorf("disbursement: confirmations: %w", err)
+	}
+	defer rows.Close()
+	var out []Confirmation
+	for rows.Next() {
+		var c Confirmation
+		var at int64
+		if err := rows.Scan(&c.Level, &c.User, &at); err != nil {
+			return nil, fmt.Errorf("disbursement: confirmations: %w", err)
+		}
+		c.At = time.UnixMilli(at)
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Level == "district" && out[j].Level != "district" })
+	return out, rows.Err()
 }
 
 func (s *Service) confirmations(ctx context.Context, b *Batch) (map[string]string, error) {
