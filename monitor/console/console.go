@@ -56,6 +56,13 @@ type Deps struct {
 	Expectations Expectations
 	// Quality builds the data-quality report; nil hides it.
 	Quality Quality
+	// Cycles are the allowance cycles operators start, confirm and resume
+	// on the batches page; nil hides them.
+	Cycles Cycles
+	// CSRF returns the request's session CSRF token, which every action
+	// form carries in the field csrf_token (security/accounts checks it);
+	// nil when no login is configured (then forms carry none).
+	CSRF func(*http.Request) string
 }
 
 // Console serves the pages.
@@ -97,6 +104,8 @@ func New(d Deps) (*Console, error) {
 	mux.HandleFunc("GET /search", c.search)
 	mux.HandleFunc("GET /exchange/{id}", c.exchange)
 	mux.HandleFunc("GET /batches", c.batches)
+	mux.HandleFunc("POST /batches/start", c.cycleStart)
+	mux.HandleFunc("POST /batches/{kind}/{period}/{action}", c.cycleAction)
 	mux.HandleFunc("GET /failures", c.failures)
 	mux.HandleFunc("POST /failures/{action}", c.deadLetterAction)
 	mux.HandleFunc("GET /alerts", c.alerts)
@@ -150,6 +159,7 @@ type page struct {
 	Nav     []navItem
 	Now     time.Time
 	Flash   string
+	CSRF    string
 	Data    any
 	start   time.Time
 	query   url.Values
@@ -191,8 +201,12 @@ func (c *Console) newPage(w http.ResponseWriter, r *http.Request, title string) 
 	}
 	q := r.URL.Query()
 	q.Del("lang")
-	return &page{L: lang(w, r), Title: title, Base: basePath(r), Nav: nav, Now: c.d.Clock.Now(),
+	p := &page{L: lang(w, r), Title: title, Base: basePath(r), Nav: nav, Now: c.d.Clock.Now(),
 		start: time.Now(), query: q, console: c, Flash: r.URL.Query().Get("flash")}
+	if c.d.CSRF != nil {
+		p.CSRF = c.d.CSRF(r)
+	}
+	return p
 }
 
 // basePath is the console's mount point as the browser sees it, so links
@@ -215,6 +229,12 @@ func basePath(r *http.Request) string {
 }
 
 func (c *Console) render(w http.ResponseWriter, p *page, name string) {
+	c.renderStatus(w, p, name, http.StatusOK)
+}
+
+// renderStatus renders a page with an HTTP status other than 200 (a form
+// error is 422, a page naming nothing 404).
+func (c *Console) renderStatus(w http.ResponseWriter, p *page, name string, status int) {
 	var buf bytes.Buffer
 	if err := c.pages[name].ExecuteTemplate(&buf, "layout", p); err != nil {
 		c.log.Error("console: render", "page", name, "err", err)
@@ -222,6 +242,7 @@ func (c *Console) render(w http.ResponseWriter, p *page, name string) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }
 
@@ -265,23 +286,10 @@ var funcs = template.FuncMap{
 		}
 		return d.Round(time.Minute).String()
 	},
-	"pct": func(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + "%" },
-	"yuan": func(fen int64) string {
-		neg := fen < 0
-		if neg {
-			fen = -fen
-		}
-		s := strconv.FormatInt(fen/100, 10)
-		for i := len(s) - 3; i > 0; i -= 3 {
-			s = s[:i] + "," + s[i:]
-		}
-		s = fmt.Sprintf("%s.%02d", s, fen%100)
-		if neg {
-			s = "-" + s
-		}
-		return s
-	},
-	"mask": mask,
-	"list": func(s ...string) []string { return s },
-	"svg":  func(s string) template.HTML { return template.HTML(s) }, // only our own generated SVG
+	"pct":   func(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + "%" },
+	"yuan":  formatYuan,
+	"count": formatCount,
+	"mask":  mask,
+	"list":  func(s ...string) []string { return s },
+	"svg":   func(s string) template.HTML { return template.HTML(s) }, // only our own generated SVG
 }

@@ -75,7 +75,8 @@ func (c *Console) health(w http.ResponseWriter, r *http.Request) {
 	p.Data = struct {
 		Flows []string
 		Rows  []healthRow
-	}{flows, rows}
+		Needs []actionItem
+	}{flows, rows, c.needsAction(r)}
 	c.render(w, p, "health")
 }
 
@@ -146,16 +147,40 @@ type batchGroup struct {
 	Stages  []batchRow
 }
 
+// batchesData is the batches page: the allowance cycles (when the console
+// has them) above the batch pipelines seen in events.
+type batchesData struct {
+	Groups []batchGroup
+	Cycles *cyclesData
+}
+
 func (c *Console) batches(w http.ResponseWriter, r *http.Request) {
 	p := c.newPage(w, r, "nav_batches")
-	q := monitor.BatchQuery{BatchID: r.URL.Query().Get("batch")}
+	q := r.URL.Query()
+	groups, err := c.batchGroups(r, p, q.Get("batch"))
+	if err != nil {
+		c.fail(w, "batches", err)
+		return
+	}
+	cd, err := c.cyclesFor(r, p, q.Get("batch"), knownProblem(q.Get("problem")), q.Get("batch"), startForm{})
+	if err != nil {
+		c.fail(w, "cycles", err)
+		return
+	}
+	p.Data = batchesData{Groups: groups, Cycles: cd}
+	c.render(w, p, "batches")
+}
+
+// batchGroups are the pipelines of batch (all of the last 45 days when
+// batch is ""), stage by stage, from the events.
+func (c *Console) batchGroups(r *http.Request, p *page, batch string) ([]batchGroup, error) {
+	q := monitor.BatchQuery{BatchID: batch}
 	if q.BatchID == "" {
 		q.From = p.Now.Add(-45 * 24 * time.Hour)
 	}
 	stages, err := c.d.Store.Batches(r.Context(), q)
 	if err != nil {
-		c.fail(w, "batches", err)
-		return
+		return nil, err
 	}
 	var groups []batchGroup
 	idx := map[string]int{}
@@ -173,8 +198,7 @@ func (c *Console) batches(w http.ResponseWriter, r *http.Request) {
 	for _, g := range groups {
 		sort.Slice(g.Stages, func(a, b int) bool { return g.Stages[a].FirstAt.Before(g.Stages[b].FirstAt) })
 	}
-	p.Data = groups
-	c.render(w, p, "batches")
+	return groups, nil
 }
 
 type failuresData struct {
@@ -202,11 +226,24 @@ func (c *Console) failures(w http.ResponseWriter, r *http.Request) {
 	c.render(w, p, "failures")
 }
 
+// confirmData is the confirmation step of an action: the form posts its
+// fields again with confirm=yes.
 type confirmData struct {
-	Action, Exchange, Question string
-	AskUser                    bool
-	Reason                     bool
+	// Path is where the form posts, relative to the console.
+	Path string
+	// Question and Button are message keys.
+	Question, Button string
+	// Lines show what is about to happen (message key of the label, value).
+	Lines []confirmLine
+	// Hidden are the request's fields (name, value).
+	Hidden []confirmLine
+	// Cancel is where the cancel link goes, relative to the console.
+	Cancel string
+	// AskUser asks the operator's name (no login configured); Reason asks a reason.
+	AskUser, Reason bool
 }
+
+type confirmLine struct{ Key, Value string }
 
 // deadLetterAction confirms first (GET-like form without confirm=yes), then
 // audits and calls the route engine.
@@ -235,7 +272,9 @@ func (c *Console) deadLetterAction(w http.ResponseWriter, r *http.Request) {
 		if r.FormValue("confirm") == "yes" {
 			p.Flash = p.T("operator_required")
 		}
-		p.Data = confirmData{Action: action, Exchange: id, Question: "dl_confirm_" + action, AskUser: c.d.User == nil, Reason: action == "drop"}
+		p.Data = confirmData{Path: "failures/" + action, Question: "dl_confirm_" + action, Button: action, Cancel: "failures",
+			Lines:  []confirmLine{{"exchange_id", mask(id)}},
+			Hidden: []confirmLine{{"exchange", id}}, AskUser: c.d.User == nil, Reason: action == "drop"}
 		c.render(w, p, "confirm")
 		return
 	}

@@ -48,6 +48,12 @@ type Deps struct {
 	Auditor audit.Appender
 	// Store, when set, is used instead of opening the one cfg names (tests).
 	Store monitor.Store
+	// Cycles are the allowance cycles the console's batches page drives
+	// (the hub adapts the disbursement service); nil hides them.
+	Cycles console.Cycles
+	// CSRF returns the request's session CSRF token for the console's
+	// action forms (security/accounts); nil when no login is configured.
+	CSRF func(*http.Request) string
 	// Leases, when set, runs the periodic jobs (alert rules, expectation
 	// checks, quality reports, retention) on one replica at a time
 	// (store/lease); nil runs them here.
@@ -107,7 +113,7 @@ func New(ctx context.Context, cfg monitor.Config, d Deps) (*Monitor, error) {
 	cd := console.Deps{
 		Store: m.store, Clock: d.Clock, Logger: d.Logger, Auth: d.Auth, User: d.User, CanAct: d.CanAct,
 		Schedules: cfg.Schedules, Thresholds: cfg.Thresholds, StuckAfter: cfg.StuckAfter,
-		Actions: d.Actions, Auditor: d.Auditor,
+		Actions: d.Actions, Auditor: d.Auditor, Cycles: d.Cycles, CSRF: d.CSRF,
 	}
 	if err := m.provision(ctx, d, &cd); err != nil {
 		m.closeStore()
