@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -185,6 +186,49 @@ func (c *Client) Do(method, path string, body any) (int, map[string]any) {
 		c.csrf = tok
 	}
 	return resp.StatusCode, out
+}
+
+// Page gets an HTML page of the console as a browser does and returns the
+// status and the body.
+func (c *Client) Page(path string) (int, string) {
+	c.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, c.base+path, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/html")
+	code, body, _ := c.browse(req)
+	return code, body
+}
+
+// Form posts an HTML form as a browser does: the session cookie and the
+// fields as given (a console form carries its page's csrf_token field; the
+// header is not set). Redirects are not followed: it returns the status,
+// the body and the Location header.
+func (c *Client) Form(path string, form url.Values) (int, string, string) {
+	c.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, c.base+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "text/html")
+	return c.browse(req)
+}
+
+func (c *Client) browse(req *http.Request) (int, string, string) {
+	hc := *c.c
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := hc.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return resp.StatusCode, string(b), resp.Header.Get("Location")
 }
 
 // testWriter sends the hub's log to the test's log.
