@@ -162,8 +162,8 @@ func TestConsolePagesRunACycle(t *testing.T) {
 	for _, want := range []struct{ actor, action string }{
 		{"console:alice", "disbursement.list"},
 		{"console:alice", "disbursement.letter_total"},
-		{"alice", "disbursement.confirm.district"},
-		{"bob", "disbursement.confirm.city"},
+		{"user:alice", "disbursement.confirm.district"},
+		{"user:bob", "disbursement.confirm.city"},
 	} {
 		es, err := srv.Hub.Security().Audit.List(ctx, audit.Filter{Actor: want.actor, Action: want.action})
 		if err != nil {
@@ -173,7 +173,7 @@ func TestConsolePagesRunACycle(t *testing.T) {
 			t.Errorf("no audit record %s by %s", want.action, want.actor)
 		}
 	}
-	if es, err := srv.Hub.Security().Audit.List(ctx, audit.Filter{Actor: "alice", Action: "disbursement.confirm.city"}); err != nil || len(es) != 0 {
+	if es, err := srv.Hub.Security().Audit.List(ctx, audit.Filter{Actor: "user:alice", Action: "disbursement.confirm.city"}); err != nil || len(es) != 0 {
 		t.Errorf("the refused confirmation is in the audit log as made: %v %v", es, err)
 	}
 }

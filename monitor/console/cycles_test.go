@@ -34,7 +34,7 @@ func newFakeCycles() *fakeCycles {
 				Records: 30012, Valid: 29988, SystemTotalFen: 263985005, LetterTotalFen: 263985005,
 				Confirmations: []monitor.CycleConfirmation{{Level: monitor.LevelDistrict, User: "alice", At: at}}},
 			{Name: "deduction-2026-10", Kind: "deduction", Period: "2026-10", Stage: "total_check", Status: monitor.CycleFailed,
-				Error: "letter total 1.00 yuan does not equal the system total 4400.00 yuan (person 310101199001011234)",
+				Error:   "letter total 1.00 yuan does not equal the system total 4400.00 yuan (person 310101199001011234)",
 				Records: 12, Valid: 12, SystemTotalFen: 440000, LetterTotalFen: 100},
 			{Name: "disbursement-2026-10", Kind: "disbursement", Period: "2026-10", Stage: "total_check", Status: monitor.CycleAwaitingLetterTotal,
 				Records: 500, Valid: 498, SystemTotalFen: 123456789},
