@@ -138,15 +138,7 @@ type CycleOptions struct {
 // uses Disbursement() and Leases() and calls Close, which flushes the
 // monitor's events.
 func BuildCycles(ctx context.Context, cfg config.Config, log *slog.Logger, opts CycleOptions) (*Hub, error) {
-	h, err := New(ctx, cfg, log)
-	if err != nil {
-		return nil, err
-	}
-	if err := h.wireCycles(ctx, opts); err != nil {
-		_ = h.Close(context.WithoutCancel(ctx))
-		return nil, err
-	}
-	return h, nil
+	return build(ctx, cfg, log, func(h *Hub) error { return h.wireCycles(ctx, opts) })
 }
 
 func (h *Hub) wireCycles(ctx context.Context, opts CycleOptions) error {

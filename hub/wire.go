@@ -63,11 +63,17 @@ type parts struct {
 // route engine, security baseline, every connector and service and the
 // HTTP surface. It starts nothing; call Run.
 func Build(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options) (*Hub, error) {
+	return build(ctx, cfg, log, func(h *Hub) error { return h.wire(ctx, opts) })
+}
+
+// build opens a hub with New and wires it; on a wiring error it closes
+// what was opened.
+func build(ctx context.Context, cfg config.Config, log *slog.Logger, wire func(*Hub) error) (*Hub, error) {
 	h, err := New(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	if err := h.wire(ctx, opts); err != nil {
+	if err := wire(h); err != nil {
 		_ = h.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
