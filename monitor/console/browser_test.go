@@ -52,7 +52,7 @@ func TestIntegrationConsoleBrowser(t *testing.T) {
 			`data-cycle="disbursement-2026-11"`, "待市级确认", "2,639,850.05", "/console/batches/disbursement/2026-11/confirm-city", "市级确认",
 			`data-cycle="deduction-2026-10"`, "恢复运行", "list-2026-12.csv"}},
 		{"batches-en", "/console/batches?lang=en&batch=deduction-2026-10", []string{"Allowance cycles", "Confirm (city)", "Resume", "Total check", "bad ID number"}},
-		{"cycle-confirm-overview", "/console/", []string{"待处理", "低保发放 2026-11: 待市级确认"}},
+		{"overview-needs-action", "/console/", []string{"待处理", "低保发放 2026-11: 待市级确认"}},
 		{"search", "/console/search?batch=allowance-2026-11", []string{"交换查询", "BOC_DISB_202611.txt"}},
 		{"lineage", "/console/exchange/allowance-2026-11%2Fbank.boc%2Fsend", []string{"血缘", "allowance-2026-11/bank.boc/return"}},
 		{"failures", "/console/failures", []string{"失败与死信", "trailer count", "joblib/status/dl-1", "310***********1234"}},

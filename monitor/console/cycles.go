@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -395,6 +396,14 @@ func (c *Console) needsAction(r *http.Request) []actionItem {
 				Href: "batches?batch=" + url.QueryEscape(cy.Name) + "#cycles"})
 		}
 	}
+	// Problems first: failed cycles before those waiting for people.
+	rank := func(a actionItem) int {
+		if a.Class == "red" {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(out, func(a, b actionItem) int { return cmp.Compare(rank(a), rank(b)) })
 	return out
 }
 

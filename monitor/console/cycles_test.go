@@ -191,6 +191,8 @@ func TestCyclesOnTheBatchesPage(t *testing.T) {
 			`action="/console/batches/start"`, "<option>list-2026-12.csv</option>", `value="2026-11"`,
 			`name="csrf_token" value="tok-123"`, "批次进程", "allowance-2026-11"},
 			[]string{"310101199001011234", "confirm-district", "须由区级确认人以外的账号确认"}},
+		{"the first item of the overview's strip is the failed cycle", "bob", "/console/", []string{`<ul>
+<li class="red">`}, nil},
 		{"the district's confirmer is told another account must confirm", "alice", "/console/batches", []string{"须由区级确认人以外的账号确认"}, nil},
 		{"auditor reads only", "auditor1", "/console/batches", []string{"disbursement-2026-11", "待市级确认", "2,639,850.05"},
 			[]string{"<form method=\"post\"", `<form class="inline" method="post"`, "csrf_token", "batches/start"}},
@@ -199,7 +201,7 @@ func TestCyclesOnTheBatchesPage(t *testing.T) {
 		{"a problem key from the redirect is shown translated", "bob", "/console/batches?batch=disbursement-2026-11&problem=cycle_err_same_confirmer",
 			[]string{`data-problem="cycle_err_same_confirmer"`, "市级确认须由与区级确认不同的账号进行"}, nil},
 		{"text in the problem parameter is never shown", "bob", "/console/batches?problem=%3Cb%3Epay+here%3C%2Fb%3E", nil, []string{"pay here", "data-problem"}},
-		{"the overview lists what needs action", "bob", "/console/", []string{"待处理", `href="/console/batches?batch=disbursement-2026-11#cycles"`, "低保发放 2026-11: 待市级确认",
+		{"the overview lists what needs action, failures first", "bob", "/console/", []string{`<li class="red"><a href="/console/batches?batch=deduction-2026-10#cycles">`, "待处理", `href="/console/batches?batch=disbursement-2026-11#cycles"`, "低保发放 2026-11: 待市级确认",
 			"季度扣款 2026-10: 排除原因后恢复运行", "低保发放 2026-10: 请录入发函总额"}, []string{"2026-09: "}},
 	}
 	for _, tc := range cases {
@@ -216,6 +218,12 @@ func TestCyclesOnTheBatchesPage(t *testing.T) {
 			for _, n := range tc.not {
 				if strings.Contains(a.body, n) {
 					t.Errorf("page shows %q", n)
+				}
+			}
+			// Every stage, status, kind, payment status and finding shown has its words.
+			for _, key := range []string{">cycle_", ">payment_", ">issue_", "i>cycle_"} {
+				if i := strings.Index(a.body, key); i >= 0 {
+					t.Errorf("untranslated key: %s", a.body[i:min(len(a.body), i+40)])
 				}
 			}
 		})
