@@ -19,6 +19,7 @@ func FuzzLintFile(f *testing.F) {
 	}
 	f.Add([]byte("id: a\nfrom: {kind: bus, config: {topic: x}}\nsteps:\n  - split: {lines: true}\nto: [{kind: bus, config: {topic: y}}]\n"))
 	f.Add([]byte("use: x\ninstances: [{}]\n"))
+	f.Add([]byte("id: a\nfrom: {kind: http, config: {url: x, methods: [POST]}}\nsteps:\n  - &s {filter: {expr: 'true', x: 1}}\n  - *s\n  - {name: n, nosuch: {}}\n  - enrich: {via: {kind: http, config: {url: 'http://h/', retry: 1}}, target: t}\nto: [{kind: bus, config: {topic: y}}]\n"))
 	f.Add([]byte("template: t\nparams: [{name: a}]\nroute: {id: '${a}'}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dir := t.TempDir()

@@ -122,18 +122,6 @@ func (s *Step) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// MarshalYAML writes a step back in its file form.
-func (s Step) MarshalYAML() (any, error) {
-	m := map[string]any{}
-	if s.Name != "" {
-		m["name"] = s.Name
-	}
-	if s.Kind != "" {
-		m[s.Kind] = s.Config
-	}
-	return m, nil
-}
-
 // decodeStrict decodes a YAML subtree into out (a pointer, usually to a
 // config with defaults filled in) and rejects unknown keys. Errors are a
 // *yaml.TypeError whose messages start "line N: " with lines of the file
