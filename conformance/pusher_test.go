@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/shanghai-mca/mzhub/connectors/funeralhome/funeralhomesim"
+	"github.com/shanghai-mca/mzhub/security/access/accesstest"
 	"github.com/shanghai-mca/mzhub/services/funeral"
 	"github.com/shanghai-mca/mzhub/store"
 	"github.com/shanghai-mca/mzhub/store/storetest"
@@ -25,13 +26,14 @@ func TestPusher(t *testing.T) {
 		}
 		cfg := funeral.DefaultConfig()
 		cfg.Environment, cfg.RatePerSecond = "sandbox", 0
-		api, err := funeral.NewAPI(ctx, cfg, funeral.Deps{Store: db, Partners: reg,
-			Secret: func(_ context.Context, k string) ([]byte, error) { return []byte("s-" + k), nil }})
+		api, err := funeral.NewAPI(ctx, cfg, funeral.Deps{Store: db, Partners: reg})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer api.Close(ctx)
-		hub := httptest.NewServer(api)
+		guard := accesstest.Guard(t, accesstest.Options{Partners: reg.AccessRules(funeral.EnvSandbox),
+			Secret: func(k string) []byte { return []byte("s-" + k) }})
+		hub := httptest.NewServer(guard.Middleware(api))
 		defer hub.Close()
 
 		// fh01 exercises everything; fh02 only pushes its data once.

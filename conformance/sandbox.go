@@ -2,15 +2,20 @@ package conformance
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/security"
+	"github.com/shanghai-mca/mzhub/security/access"
+	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/security/keys"
 	"github.com/shanghai-mca/mzhub/security/sign"
 	"github.com/shanghai-mca/mzhub/services/funeral"
@@ -18,10 +23,10 @@ import (
 )
 
 // SandboxServer is a throwaway sandbox of the partner API for property-based
-// tests (deploy/schemathesis): the API on one address with a generated test
-// partner, and a local proxy that signs every request it forwards with that
-// partner's key, so a generic API fuzzer can reach the real, authenticated
-// API.
+// tests (deploy/schemathesis): the API on one address behind the hub's
+// security guard (security/access) with a generated test partner, and a
+// local proxy that signs every request it forwards with that partner's key,
+// so a generic API fuzzer can reach the real, authenticated API.
 type SandboxServer struct {
 	API       *funeral.API
 	APIAddr   string
@@ -52,13 +57,11 @@ func StartSandbox(ctx context.Context, apiListen, proxyListen, dbPath string, lo
 	fc := funeral.DefaultConfig()
 	fc.Environment = funeral.EnvSandbox
 	fc.RatePerSecond = 0
-	api, err := funeral.NewAPI(ctx, fc, funeral.Deps{Store: db, Partners: reg, Logger: log,
-		Secret: func(_ context.Context, k string) ([]byte, error) {
-			if k != keyID {
-				return nil, sign.ErrUnknownKey
-			}
-			return secret, nil
-		}})
+	api, err := funeral.NewAPI(ctx, fc, funeral.Deps{Store: db, Partners: reg, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	guard, err := sandboxGuard(ctx, db, reg, keyID, secret)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +91,7 @@ func StartSandbox(ctx context.Context, apiListen, proxyListen, dbPath string, lo
 		}),
 	}
 	s := &SandboxServer{API: api, APIAddr: apiLn.Addr().String(), ProxyAddr: proxyLn.Addr().String(), done: make(chan struct{})}
-	s.servers = []*http.Server{{Handler: api, ReadHeaderTimeout: 5 * time.Second}, {Handler: proxy, ReadHeaderTimeout: 5 * time.Second}}
+	s.servers = []*http.Server{{Handler: guard.Middleware(api), ReadHeaderTimeout: 5 * time.Second}, {Handler: proxy, ReadHeaderTimeout: 5 * time.Second}}
 	lns := []net.Listener{apiLn, proxyLn}
 	errc := make(chan error, 2)
 	for i := range s.servers {
@@ -125,3 +128,25 @@ func (s *SandboxServer) Close(ctx context.Context) error {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// sandboxGuard is the guard the hub runs in front of the partner API, for
+// the sandbox's one test partner: its secret from memory, nonces in memory,
+// every call audited to a chain in the sandbox's own database. The rate
+// limits are raised out of a fuzzer's way (the sandbox API had none).
+func sandboxGuard(ctx context.Context, db *store.DB, reg *funeral.Registry, keyID string, secret []byte) (*access.PartnerAuth, error) {
+	alog, err := audit.Open(ctx, db, keys.Random(32))
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: audit: %w", err)
+	}
+	env := []string{keys.EnvName(keys.PartnerPrefix+keyID) + "=" + hex.EncodeToString(secret)}
+	cfg := security.DefaultConfig().PartnerAPI
+	cfg.Partners = reg.AccessRules(funeral.EnvSandbox)
+	cfg.PartnerRate, cfg.PartnerBurst = math.MaxInt32, math.MaxInt32
+	cfg.IPRate, cfg.IPBurst = math.MaxInt32, math.MaxInt32
+	g, err := access.New(access.Options{Config: cfg, Keys: keys.NewEnv(func() []string { return env }),
+		Nonces: access.NewMemoryNonces(), Audit: alog})
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: guard: %w", err)
+	}
+	return g, nil
+}

@@ -278,8 +278,6 @@ func (h *Hub) wire(ctx context.Context, opts Options) error {
 		fdeps := funeral.Deps{
 			Logger: log.With("component", "funeral"), Metrics: h.Registerer(), Store: h.Store(), Clock: h.Clock(),
 			Events: mon, Bus: w.bus, Partners: w.fregs,
-			Auth:        func(next http.Handler) http.Handler { return next }, // the guard outside already ran
-			PartnerFrom: funeral.SecurityPartnerFrom,
 		}
 		api, err := funeral.NewAPI(ctx, cfg.Funeral, fdeps)
 		if err != nil {

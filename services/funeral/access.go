@@ -1,7 +1,6 @@
 package funeral
 
 import (
-	"context"
 	"net/netip"
 
 	"github.com/shanghai-mca/mzhub/security"
@@ -33,10 +32,4 @@ func (r *Registry) AccessRules(envs ...string) []security.PartnerAccess {
 		out = append(out, pa)
 	}
 	return out
-}
-
-// SecurityPartnerFrom adapts security.PartnerFrom to Deps.PartnerFrom.
-func SecurityPartnerFrom(ctx context.Context) (string, bool) {
-	p, ok := security.PartnerFrom(ctx)
-	return p.ID, ok && p.ID != ""
 }

@@ -36,12 +36,12 @@ func TestWithSecurityAccess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := NewAPI(ctx, DefaultConfig(), Deps{Store: storetest.Open(t), Partners: reg, Auth: guard.Middleware, PartnerFrom: SecurityPartnerFrom})
+	api, err := NewAPI(ctx, DefaultConfig(), Deps{Store: storetest.Open(t), Partners: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer api.Close(ctx)
-	srv := httptest.NewServer(api)
+	srv := httptest.NewServer(guard.Middleware(api))
 	defer srv.Close()
 	body, _ := json.Marshal(hall(1, 100))
 	send := func(key string) int {

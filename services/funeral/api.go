@@ -20,6 +20,7 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/problem"
+	"github.com/shanghai-mca/mzhub/security"
 	"github.com/shanghai-mca/mzhub/store"
 )
 
@@ -40,36 +41,32 @@ type Deps struct {
 	Bus Publisher
 	// Partners is the partner registry.
 	Partners *Registry
-	// Auth is the partner-auth middleware of the security package
-	// (signature, nonce, timestamp window, IP allowlist, audit). When nil,
-	// the API uses its built-in HMAC-SM3 check (SignatureAuth) with Secret.
-	Auth func(http.Handler) http.Handler
-	// PartnerFrom returns the authenticated partner id that Auth put in the
-	// request context. Required with Auth.
-	PartnerFrom func(ctx context.Context) (string, bool)
-	// Secret returns the secret of a partner key id, for the built-in check.
-	Secret func(ctx context.Context, keyID string) ([]byte, error)
 }
 
 // API is the funeral partner API served under /partner/v1/. Mount it
 // without stripping the prefix: it routes on the full path.
+//
+// The API does not authenticate: it serves the partner the security guard
+// (security/access, which the hub runs in front of every partner API:
+// signature, nonce, timestamp window, IP allowlist, rate limits, audit) put
+// in the request context, read with security.PartnerFrom. A request without
+// one is answered 401 unauthenticated.
 type API struct {
-	cfg         Config
-	log         *slog.Logger
-	clock       clock.Clock
-	events      connectors.Events
-	bus         Publisher
-	partners    *Registry
-	spec        *apispec.Spec
-	store       *Store
-	handler     http.Handler
-	partnerFrom func(context.Context) (string, bool)
-	ops         map[string]opHandler
-	limMu       sync.Mutex
-	limiters    map[string]*rate.Limiter
-	stats       *stats
-	requests    *prometheus.CounterVec
-	latency     *prometheus.HistogramVec
+	cfg      Config
+	log      *slog.Logger
+	clock    clock.Clock
+	events   connectors.Events
+	bus      Publisher
+	partners *Registry
+	spec     *apispec.Spec
+	store    *Store
+	handler  http.Handler
+	ops      map[string]opHandler
+	limMu    sync.Mutex
+	limiters map[string]*rate.Limiter
+	stats    *stats
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
 }
 
 type opHandler func(w http.ResponseWriter, r *http.Request, c *call) error
@@ -94,12 +91,6 @@ func NewAPI(ctx context.Context, cfg Config, deps Deps) (*API, error) {
 	}
 	if deps.Store == nil || deps.Partners == nil {
 		return nil, errors.New("funeral: deps.Store and deps.Partners are required")
-	}
-	if deps.Auth != nil && deps.PartnerFrom == nil {
-		return nil, errors.New("funeral: deps.PartnerFrom is required with deps.Auth")
-	}
-	if deps.Auth == nil && deps.Secret == nil {
-		return nil, errors.New("funeral: deps.Auth or deps.Secret is required")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -145,16 +136,7 @@ func NewAPI(ctx context.Context, cfg Config, deps Deps) (*API, error) {
 			return nil, fmt.Errorf("funeral: operation %s of the spec has no handler", op.ID)
 		}
 	}
-	inner := http.Handler(http.HandlerFunc(a.serve))
-	if deps.Auth != nil {
-		a.partnerFrom = deps.PartnerFrom
-		inner = deps.Auth(inner)
-	} else {
-		auth := NewSignatureAuth(deps.Partners, deps.Secret, cfg.SignatureWindow, cfg.MaxBodyBytes, deps.Clock.Now)
-		a.partnerFrom = PartnerFromContext
-		inner = auth.Middleware(inner, a.refused)
-	}
-	a.handler = problem.Recover(a.log, inner)
+	a.handler = problem.Recover(a.log, http.HandlerFunc(a.serve))
 	return a, nil
 }
 
@@ -181,17 +163,13 @@ func (a *API) Run(ctx context.Context) error {
 // Close stops the store's writer within ctx's deadline.
 func (a *API) Close(ctx context.Context) error { return a.store.Close(ctx) }
 
-// refused records a call the auth layer turned away.
-func (a *API) refused(r *http.Request, partnerID string, p problem.Problem) {
-	a.record(r, "auth", partnerID, "", p.Status, p.Code, 0)
-}
-
 func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 	start := a.clock.Now()
 	sw := problem.NewRecorder(w)
 	c := &call{}
 	opName := "unknown"
-	partnerID, _ := a.partnerFrom(r.Context())
+	caller, _ := security.PartnerFrom(r.Context())
+	partnerID := caller.ID
 	err := func() error {
 		if partnerID == "" {
 			p := problem.Unauthenticated("no authenticated partner")

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/store"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
@@ -182,10 +183,26 @@ func TestPartnerAPI(t *testing.T) {
 				t.Fatalf("%d rows hold a whole ID or phone number", n)
 			}
 		})
-		t.Run("every call is an event", func(t *testing.T) {
+		// The guard answers the calls it refuses (signature, key, allowlist,
+		// nonce): it audits them, and the API never sees them. Every other
+		// call is a monitor event of the API.
+		t.Run("every call is audited, every call that reaches the API is an event", func(t *testing.T) {
+			const refusedByGuard = 4 // unsigned, unknown key, ip not allowed, nonce reused
+			if n := len(h.audit.Records()); n < len(cases)+2 {
+				t.Fatalf("%d audit records for %d+ calls", n, len(cases)+2)
+			}
+			var denied []string
+			for _, r := range h.audit.Records() {
+				if r.Outcome == audit.OutcomeDenied {
+					denied = append(denied, r.Detail)
+				}
+			}
+			if len(denied) != refusedByGuard {
+				t.Errorf("guard refusals audited: %q, want %d", denied, refusedByGuard)
+			}
 			evs := h.events.Events()
-			if len(evs) < len(cases) {
-				t.Fatalf("%d events for %d+ calls", len(evs), len(cases))
+			if len(evs) < len(cases)+2-refusedByGuard {
+				t.Fatalf("%d events for %d+ calls that reached the API", len(evs), len(cases)+2-refusedByGuard)
 			}
 			var rejected, received int
 			for _, e := range evs {

@@ -20,8 +20,6 @@ type Config struct {
 	RatePerSecond float64 `yaml:"rate_per_second"`
 	// RateBurst is each partner's burst.
 	RateBurst int `yaml:"rate_burst"`
-	// SignatureWindow is how far a request timestamp may be from the hub's clock.
-	SignatureWindow time.Duration `yaml:"signature_window"`
 	// CremationWarnDays is how long a body may wait (received, not cremated)
 	// before the ops view warns; partners may override it.
 	CremationWarnDays int `yaml:"cremation_warn_days"`
@@ -45,7 +43,6 @@ func DefaultConfig() Config {
 		MaxBodyBytes:      256 << 10,
 		RatePerSecond:     50,
 		RateBurst:         100,
-		SignatureWindow:   5 * time.Minute,
 		CremationWarnDays: 7,
 		StaleAfter:        72 * time.Hour,
 		RelayInterval:     200 * time.Millisecond,
@@ -66,9 +63,6 @@ func (c Config) Validate() error {
 	}
 	if c.RatePerSecond > 0 && c.RateBurst < 1 {
 		errs = append(errs, errors.New("funeral.rate_burst: at least 1 when a rate is set"))
-	}
-	if c.SignatureWindow <= 0 {
-		errs = append(errs, errors.New("funeral.signature_window: must be positive"))
 	}
 	if c.CremationWarnDays < 1 {
 		errs = append(errs, errors.New("funeral.cremation_warn_days: at least 1"))

@@ -9,4 +9,9 @@
 // itself, and routing is driven by it, so the served API and the spec cannot
 // drift. Writes from many partners are grouped into one transaction by a
 // single writer (group commit).
+//
+// Partners are authenticated once, by the security guard (security/access)
+// the hub runs in front of every partner API; the API serves the partner the
+// guard put in the request context (security.PartnerFrom). Tests run it
+// behind the same guard (security/access/accesstest).
 package funeral

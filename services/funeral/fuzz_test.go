@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/shanghai-mca/mzhub/security"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
 
@@ -21,8 +22,7 @@ func FuzzPutBody(f *testing.F) {
 		f.Add("deceased", s)
 	}
 	db := storetest.Open(f)
-	api, err := NewAPI(context.Background(), DefaultConfig(), Deps{Store: db, Partners: testPartners(f),
-		Secret: func(context.Context, string) ([]byte, error) { return nil, nil }})
+	api, err := NewAPI(context.Background(), DefaultConfig(), Deps{Store: db, Partners: testPartners(f)})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func FuzzPutBody(f *testing.F) {
 		}
 		r := httptest.NewRequest("PUT", path, bytes.NewReader([]byte(body)))
 		r.Header.Set("Content-Type", "application/json")
-		r = r.WithContext(WithPartner(r.Context(), "funeral.fh01"))
+		r = r.WithContext(security.WithPartner(r.Context(), security.Partner{ID: "funeral.fh01"}))
 		w := httptest.NewRecorder()
 		api.serve(w, r)
 		if w.Code >= 500 {

@@ -16,6 +16,8 @@ import (
 	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/monitor/monitortest"
+	"github.com/shanghai-mca/mzhub/security/access/accesstest"
+	"github.com/shanghai-mca/mzhub/security/audit/audittest"
 	"github.com/shanghai-mca/mzhub/security/sign"
 	"github.com/shanghai-mca/mzhub/store"
 )
@@ -36,6 +38,25 @@ func testPartners(t testing.TB) *Registry {
 }
 
 func testSecret(keyID string) []byte { return []byte("secret-of-" + keyID + "-0123456789abcdef") }
+
+// guarded puts the security guard in front of h as the hub does: the
+// registry's partners (enabled in either environment, as the hub's one guard
+// in front of the API and the sandbox), their testSecret keys, clock c (nil:
+// the wall clock). The API serves the partner the guard authenticated.
+func guarded(t testing.TB, reg *Registry, c clock.Clock, h http.Handler) http.Handler {
+	t.Helper()
+	return guardedAudit(t, reg, c, nil, h)
+}
+
+// guardedAudit is guarded with the guard's audit records going to aud.
+func guardedAudit(t testing.TB, reg *Registry, c clock.Clock, aud *audittest.Recorder, h http.Handler) http.Handler {
+	t.Helper()
+	o := accesstest.Options{Partners: reg.AccessRules(EnvSandbox, EnvProduction), Secret: testSecret, Clock: c}
+	if aud != nil {
+		o.Audit = aud
+	}
+	return accesstest.Guard(t, o).Middleware(h)
+}
 
 type memBus struct {
 	mu   sync.Mutex
@@ -61,6 +82,7 @@ type harness struct {
 	srv    *httptest.Server
 	clock  *clock.Fake
 	events *monitortest.Recorder
+	audit  *audittest.Recorder // the guard's records, one per call
 	bus    *memBus
 	// seen records operation ids answered, for the coverage check.
 	mu   sync.Mutex
@@ -74,16 +96,16 @@ func newHarness(t testing.TB, db *store.DB, mut func(*Config)) *harness {
 	if mut != nil {
 		mut(&cfg)
 	}
-	h := &harness{clock: clock.NewFake(time.Date(2026, 11, 27, 10, 0, 0, 0, clock.Shanghai)), events: &monitortest.Recorder{}, bus: &memBus{}, seen: map[string]bool{}}
+	h := &harness{clock: clock.NewFake(time.Date(2026, 11, 27, 10, 0, 0, 0, clock.Shanghai)), events: &monitortest.Recorder{}, audit: &audittest.Recorder{}, bus: &memBus{}, seen: map[string]bool{}}
+	reg := testPartners(t)
 	api, err := NewAPI(context.Background(), cfg, Deps{
-		Store: db, Clock: h.clock, Events: h.events, Bus: h.bus, Partners: testPartners(t),
-		Secret: func(_ context.Context, keyID string) ([]byte, error) { return testSecret(keyID), nil },
+		Store: db, Clock: h.clock, Events: h.events, Bus: h.bus, Partners: reg,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.api = api
-	h.srv = httptest.NewServer(api)
+	h.srv = httptest.NewServer(guardedAudit(t, reg, h.clock, h.audit, api))
 	t.Cleanup(func() {
 		h.srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -62,12 +62,12 @@ func runLoad(t testing.TB, partners, each int, ratePerPartner float64) loadResul
 	fc.RatePerSecond = 0
 	// MZHUB_FUNERAL_LOAD_WAIT sets funeral.group_commit_wait (e.g. 1ms).
 	fc.GroupCommitWait, _ = time.ParseDuration(os.Getenv("MZHUB_FUNERAL_LOAD_WAIT"))
-	api, err := NewAPI(ctx, fc, Deps{Store: db, Partners: reg, Secret: func(_ context.Context, k string) ([]byte, error) { return testSecret(k), nil }})
+	api, err := NewAPI(ctx, fc, Deps{Store: db, Partners: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer api.Close(ctx)
-	srv := httptest.NewServer(api)
+	srv := httptest.NewServer(guarded(t, reg, nil, api))
 	defer srv.Close()
 	tr := &http.Transport{MaxIdleConnsPerHost: partners, MaxConnsPerHost: partners}
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
@@ -229,11 +229,12 @@ func BenchmarkPutHandler(b *testing.B) {
 	reg, _ := NewRegistry(ps)
 	fc := DefaultConfig()
 	fc.RatePerSecond = 0
-	api, err := NewAPI(ctx, fc, Deps{Store: db, Partners: reg, Secret: func(_ context.Context, k string) ([]byte, error) { return testSecret(k), nil }})
+	api, err := NewAPI(ctx, fc, Deps{Store: db, Partners: reg})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer api.Close(ctx)
+	h := guarded(b, reg, nil, api)
 	// Pre-sign the requests so only the server's work is timed.
 	reqs := make([]*http.Request, b.N)
 	bodies := make([][]byte, b.N)
@@ -261,7 +262,7 @@ func BenchmarkPutHandler(b *testing.B) {
 			next++
 			mu.Unlock()
 			w := httptest.NewRecorder()
-			api.ServeHTTP(w, reqs[i])
+			h.ServeHTTP(w, reqs[i])
 			if w.Code != 200 {
 				b.Errorf("%d: %s", w.Code, w.Body)
 			}

@@ -24,8 +24,7 @@ func TestSandboxIsolated(t *testing.T) {
 	dir := t.TempDir()
 	main := storetest.Open(t)
 	reg := prometheus.NewRegistry()
-	deps := Deps{Store: main, Partners: testPartners(t), Metrics: reg,
-		Secret: func(_ context.Context, k string) ([]byte, error) { return testSecret(k), nil }}
+	deps := Deps{Store: main, Partners: testPartners(t), Metrics: reg}
 	prod, err := NewAPI(ctx, DefaultConfig(), deps)
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +42,7 @@ func TestSandboxIsolated(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.Handle("/partner/v1/", prod)
 	mux.Handle("/sandbox/partner/v1/", http.StripPrefix("/sandbox", sb))
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(guarded(t, deps.Partners, nil, mux))
 	defer srv.Close()
 	send := func(key, method, path string, body []byte) int {
 		r, _ := http.NewRequest(method, srv.URL+path, bytes.NewReader(body))

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/security/access/accesstest"
 	"github.com/shanghai-mca/mzhub/services/funeral"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
@@ -22,13 +23,14 @@ func TestSimPushesToHub(t *testing.T) {
 	cfg.Environment = "sandbox"
 	cfg.RatePerSecond = 0
 	ctx := context.Background()
-	api, err := funeral.NewAPI(ctx, cfg, funeral.Deps{Store: storetest.Open(t), Partners: reg,
-		Secret: func(_ context.Context, k string) ([]byte, error) { return []byte("s-" + k), nil }})
+	api, err := funeral.NewAPI(ctx, cfg, funeral.Deps{Store: storetest.Open(t), Partners: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer api.Close(ctx)
-	hub := httptest.NewServer(api)
+	guard := accesstest.Guard(t, accesstest.Options{Partners: reg.AccessRules(funeral.EnvSandbox),
+		Secret: func(k string) []byte { return []byte("s-" + k) }})
+	hub := httptest.NewServer(guard.Middleware(api))
 	defer hub.Close()
 	home, err := Start(ctx, Config{Index: 1, HubURL: hub.URL, Push: Credentials{"fh01-k1", []byte("s-fh01-k1")}, Booking: Credentials{"hub-k1", []byte("b")}})
 	if err != nil {
@@ -75,12 +77,14 @@ func TestDemo(t *testing.T) {
 	}
 	cfg := funeral.DefaultConfig()
 	cfg.RatePerSecond = 0
-	api, err := funeral.NewAPI(ctx, cfg, funeral.Deps{Store: storetest.Open(t), Partners: d.Registry(), Secret: d.Secret})
+	api, err := funeral.NewAPI(ctx, cfg, funeral.Deps{Store: storetest.Open(t), Partners: d.Registry()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer api.Close(ctx)
-	hub := httptest.NewServer(api)
+	guard := accesstest.Guard(t, accesstest.Options{Partners: d.Registry().AccessRules(funeral.EnvProduction),
+		Secret: func(k string) []byte { s, _ := d.Secret(ctx, k); return s }})
+	hub := httptest.NewServer(guard.Middleware(api))
 	defer hub.Close()
 	urls, err := d.Start(ctx, hub.URL, 0)
 	if err != nil {
