@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/bus"
@@ -68,11 +69,18 @@ func TestSinkSend(t *testing.T) {
 
 func TestBreakerOpensAndDeadline(t *testing.T) {
 	var calls atomic.Int32
+	// The partner never answers: its handler holds each call until the
+	// client gives up (the request context) or the test ends.
+	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
-		time.Sleep(200 * time.Millisecond)
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
 	}))
 	defer srv.Close()
+	defer close(release)
 	cfg := DefaultSinkConfig()
 	cfg.URL = srv.URL
 	cfg.Timeout = 20 * time.Millisecond
@@ -137,7 +145,11 @@ func TestDelivered(t *testing.T) {
 	}
 }
 
-func TestSource(t *testing.T) {
+// TestSource runs in a testing/synctest bubble: synctest.Wait tells when
+// Run has taken over (it then waits for its context).
+func TestSource(t *testing.T) { synctest.Test(t, testSource) }
+
+func testSource(t *testing.T) {
 	src := NewSource(*DefaultSourceConfig())
 	var mu sync.Mutex
 	var got []bus.Message
@@ -162,9 +174,7 @@ func TestSource(t *testing.T) {
 	done := make(chan struct{})
 	go func() { _ = src.Run(ctx, emit); close(done) }()
 	defer func() { cancel(); <-done }()
-	for src.emit.Load() == nil {
-		time.Sleep(time.Millisecond)
-	}
+	synctest.Wait() // Run accepts now: it waits for its context
 	cases := []struct {
 		name   string
 		method string
@@ -177,19 +187,17 @@ func TestSource(t *testing.T) {
 		{"method", "GET", ``, false, 405},
 		{"too large", "POST", strings.Repeat("x", 11<<20), false, 413},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			mu.Lock()
-			fail = tc.fail
-			mu.Unlock()
-			rec := httptest.NewRecorder()
-			req := httptest.NewRequest(tc.method, "/routes/x", strings.NewReader(tc.body))
-			req.Header.Set("Idempotency-Key", "given")
-			src.ServeHTTP(rec, req)
-			if rec.Code != tc.want {
-				t.Fatalf("status %d, want %d: %s", rec.Code, tc.want, rec.Body)
-			}
-		})
+	for _, tc := range cases { // no t.Run inside a bubble
+		mu.Lock()
+		fail = tc.fail
+		mu.Unlock()
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(tc.method, "/routes/x", strings.NewReader(tc.body))
+		req.Header.Set("Idempotency-Key", "given")
+		src.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("%s: status %d, want %d: %.200s", tc.name, rec.Code, tc.want, rec.Body)
+		}
 	}
 	if len(got) != 1 || string(got[0].Body) != `{"a":1}` {
 		t.Fatalf("emitted %v", got)

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/sftp/sftptest"
 	"github.com/shanghai-mca/mzhub/monitor"
@@ -36,6 +37,8 @@ type fixture struct {
 	dir      string
 	signer   *filesign.Signer
 	verifier *filesign.Verifier
+	// clock is handed to clients (nil: the wall clock).
+	clock clock.Clock
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -76,7 +79,7 @@ func (f *fixture) config() Config {
 
 func (f *fixture) client(t *testing.T, cfg Config) *Client {
 	t.Helper()
-	c, err := New("bank.test", "disbursement", cfg, connectors.Deps{Store: f.db, Events: f.events, DataDir: f.dir}, Keys{Signer: f.signer, Verifier: f.verifier})
+	c, err := New("bank.test", "disbursement", cfg, connectors.Deps{Store: f.db, Events: f.events, DataDir: f.dir, Clock: f.clock}, Keys{Signer: f.signer, Verifier: f.verifier})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,6 +257,8 @@ func TestPollRejectsWrongDigestAndBadSignature(t *testing.T) {
 
 func TestStableSizeWithoutDoneFile(t *testing.T) {
 	f := newFixture(t)
+	fake := clock.NewFake(time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC))
+	f.clock = fake
 	cfg := f.config()
 	cfg.RequireDone = false
 	cfg.StableFor = 200 * time.Millisecond
@@ -266,7 +271,11 @@ func TestStableSizeWithoutDoneFile(t *testing.T) {
 	if _, _ = c.Poll(ctx, PollOptions{}, h); calls != 0 {
 		t.Fatal("picked before stable")
 	}
-	time.Sleep(250 * time.Millisecond)
+	fake.Advance(cfg.StableFor - time.Millisecond)
+	if _, _ = c.Poll(ctx, PollOptions{}, h); calls != 0 {
+		t.Fatal("picked before its size was stable for stable_for")
+	}
+	fake.Advance(time.Millisecond)
 	_, _ = c.Poll(ctx, PollOptions{}, h)
 	_, _ = c.Poll(ctx, PollOptions{}, h) // remote stays (move_to local); the ledger stops a second pass
 	if calls != 1 {
@@ -380,7 +389,17 @@ func TestNetworkFaults(t *testing.T) {
 		if err != nil || res.Processed != 0 || res.Waiting != 1 {
 			t.Fatalf("%+v %v", res, err)
 		}
+		select {
+		case <-f.srv.Faults.Stalled():
+		default:
+			t.Fatal("the server's Stalled signal did not fire for the stalled read")
+		}
 		f.srv.Faults.Unstall()
+		select {
+		case <-f.srv.Faults.Stalled():
+			t.Fatal("Stalled fired again after Unstall, before any new stall")
+		default:
+		}
 		res, err = c.Poll(context.Background(), PollOptions{}, func(context.Context, Inbound) error { return nil })
 		if err != nil || res.Processed != 1 {
 			t.Fatalf("after unstall %+v %v", res, err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/connectors"
 )
 
@@ -31,14 +32,16 @@ func (f *fixture) putInbound(t *testing.T, name string, data []byte, records, to
 }
 
 type emitted struct {
-	mu   sync.Mutex
-	msgs []connectors.Message
-	fail error
+	mu       sync.Mutex
+	msgs     []connectors.Message
+	fail     error
+	attempts int
 }
 
 func (e *emitted) emit(_ context.Context, msgs ...connectors.Message) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.attempts++
 	if e.fail != nil {
 		return e.fail
 	}
@@ -50,6 +53,12 @@ func (e *emitted) count() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return len(e.msgs)
+}
+
+func (e *emitted) tries() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.attempts
 }
 
 func TestSourceEmitsEachFileOnceAndAcksAfterEmit(t *testing.T) {
@@ -66,31 +75,52 @@ func TestSourceEmitsEachFileOnceAndAcksAfterEmit(t *testing.T) {
 	cfg := spec.Source.NewConfig().(*SourceConfig)
 	cfg.Config = f.config()
 	cfg.Partner, cfg.Flow, cfg.Interval = "bank.test", "disbursement-return", 20*time.Millisecond
-	deps := connectors.Deps{Store: f.db, Events: f.events, DataDir: f.dir}
+	// The source polls on a fake clock: each pass ends with Run waiting for
+	// the next interval (BlockUntil), and the test decides when it starts.
+	t0 := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
+	fake := clock.NewFake(t0)
+	deps := connectors.Deps{Store: f.db, Events: f.events, DataDir: f.dir, Clock: fake}
 	src, err := spec.Source.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.putInbound(t, "RET_202611_1.txt", []byte("H|2\nD|1|100\nD|2|200\nT|2|300\n"), 2, 300)
+	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer wcancel()
+	pass := func(what string) {
+		t.Helper()
+		if err := fake.BlockUntil(wctx, 1); err != nil {
+			t.Fatalf("%s: the source never finished its pass: %v", what, err)
+		}
+	}
 
 	// While the bus refuses, the file stays where it is (claimed, retried).
 	out := &emitted{fail: errors.New("bus unavailable")}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- src.Run(ctx, out.emit) }()
-	time.Sleep(300 * time.Millisecond)
-	if _, err := os.Stat(filepath.Join(f.srv.Root(), "download", "RET_202611_1.txt")); err != nil {
-		t.Fatalf("file moved although emit failed: %v", err)
+	for i := range 2 {
+		pass("a pass while the bus refuses")
+		if n := out.tries(); n < i+1 {
+			t.Fatalf("after pass %d the source tried to emit %d times", i+1, n)
+		}
+		if _, err := os.Stat(filepath.Join(f.srv.Root(), "download", "RET_202611_1.txt")); err != nil {
+			t.Fatalf("file moved although emit failed: %v", err)
+		}
+		fake.Advance(cfg.Interval)
 	}
 	// Once the bus accepts, the file is emitted once and moved to processed/.
 	out.mu.Lock()
 	out.fail = nil
 	out.mu.Unlock()
-	deadline := time.Now().Add(10 * time.Second)
-	for out.count() == 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	pass("the pass after the bus came back")
+	if out.count() != 1 {
+		t.Fatalf("emitted %d messages once the bus accepted, want 1", out.count())
 	}
-	time.Sleep(200 * time.Millisecond) // more passes must not emit it again
+	for range 2 { // more passes must not emit it again
+		fake.Advance(cfg.Interval)
+		pass("a later pass")
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
@@ -108,15 +138,23 @@ func TestSourceEmitsEachFileOnceAndAcksAfterEmit(t *testing.T) {
 		t.Fatalf("file not moved to processed/: %v", err)
 	}
 
-	// A restarted source (a new process) does not emit it again.
+	// A restarted source (a new process) does not emit it again: its first
+	// pass (on a clock of its own) ends without an emit.
+	fake = clock.NewFake(t0)
+	deps.Clock = fake
 	src2, err := spec.Source.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out2 := &emitted{}
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel2()
-	_ = src2.Run(ctx2, out2.emit)
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done2 := make(chan error, 1)
+	go func() { done2 <- src2.Run(ctx2, out2.emit) }()
+	pass("the restarted source's first pass")
+	cancel2()
+	if err := <-done2; err != nil {
+		t.Fatalf("Run after restart: %v", err)
+	}
 	if out2.count() != 0 {
 		t.Fatalf("restarted source emitted %d messages, want 0", out2.count())
 	}

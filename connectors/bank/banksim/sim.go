@@ -85,6 +85,12 @@ type Bank struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	repair map[string][]byte // truncated return name -> whole content
+
+	// Scan passes, for Scanned: started and finished count them; scanned
+	// is closed (and replaced) when one finishes.
+	scanMu            sync.Mutex
+	started, finished uint64
+	scanned           chan struct{}
 }
 
 // Start runs a simulated bank in dir for the bank described by cfg (its
@@ -128,10 +134,33 @@ func Start(ctx context.Context, dir string, cfg bank.Config, mappingsFS fs.FS, o
 			}
 		}
 	}
+	b.scanned = make(chan struct{})
 	ctx, b.cancel = context.WithCancel(ctx)
 	b.wg.Add(1)
 	go b.loop(ctx)
 	return b, nil
+}
+
+// Scanned returns once the bank has finished a whole pass over its upload
+// folder that began after the call, or with ctx's error. A file complete
+// (data and done file) before the call has then been taken and answered
+// (its return files and their done files written) or refused: tests wait on
+// this instead of sleeping for a while and hoping the bank looked.
+func (b *Bank) Scanned(ctx context.Context) error {
+	b.scanMu.Lock()
+	target := b.started + 1 // the next pass to start
+	for b.finished < target {
+		ch := b.scanned
+		b.scanMu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		b.scanMu.Lock()
+	}
+	b.scanMu.Unlock()
+	return nil
 }
 
 // realistic keeps the failures of a disbursement: closed or unknown
@@ -158,9 +187,17 @@ func (b *Bank) Close() error {
 func (b *Bank) loop(ctx context.Context) {
 	defer b.wg.Done()
 	for {
+		b.scanMu.Lock()
+		b.started++
+		b.scanMu.Unlock()
 		if err := b.scan(ctx); err != nil && ctx.Err() == nil {
 			b.log.Warn("sim scan", "err", err)
 		}
+		b.scanMu.Lock()
+		b.finished++
+		close(b.scanned)
+		b.scanned = make(chan struct{})
+		b.scanMu.Unlock()
 		select {
 		case <-ctx.Done():
 			return

@@ -115,13 +115,23 @@ func TestSixBanksPayOnceAndReturn(t *testing.T) {
 			// (at-least-once): results are kept per file.
 			type result struct{ paid, failed int }
 			results := map[string]result{}
-			deadline := time.Now().Add(60 * time.Second)
 			wantParts := 1
 			if b.Config.MultiPartReturns {
 				wantParts = opts.Parts
 			}
 			var polls sftp.PollResult
-			for len(results) < wantParts && time.Now().Before(deadline) {
+			// Each round waits for a whole pass of the bank that began after
+			// the upload (or the last poll): the file has been taken and
+			// every return file written by then, so one poll should take
+			// them all; three rounds allow for a transient fault.
+			for round := 0; len(results) < wantParts && round < 3; round++ {
+				wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+				err := b.Scanned(wctx)
+				cancel()
+				if err != nil {
+					t.Errorf("%s: the bank never finished a pass: %v", b.Config.Code, err)
+					return
+				}
 				pr, err := c.Poll(ctx, sftp.PollOptions{}, func(_ context.Context, in sftp.Inbound) error {
 					f, err := os.Open(in.LocalPath)
 					if err != nil {
@@ -156,7 +166,6 @@ func TestSixBanksPayOnceAndReturn(t *testing.T) {
 				polls.Rejected += pr.Rejected
 				polls.Duplicates += pr.Duplicates
 				polls.Waiting += pr.Waiting
-				time.Sleep(20 * time.Millisecond)
 			}
 			var paid, failed int
 			for _, r := range results {
@@ -207,7 +216,12 @@ func TestRefusesWrongDigestAndIncompleteFiles(t *testing.T) {
 	// done file with a wrong digest: refused and reported
 	_ = os.WriteFile(filepath.Join(up, "B.txt"), data, 0o640)
 	_ = os.WriteFile(filepath.Join(up, "B.txt.done"), sftp.DoneInfo{File: "B.txt", Bytes: int64(len(data)), SM3: fmt.Sprintf("%064d", 0)}.Marshal(), 0o640)
-	time.Sleep(300 * time.Millisecond)
+	// One whole pass of the bank over both files.
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := b.Scanned(wctx); err != nil {
+		t.Fatalf("the bank never finished a pass: %v", err)
+	}
 	if b.Paid.Total() != 0 || b.Taken.Load() != 0 || b.Refused.Load() != 1 {
 		t.Fatalf("paid %d taken %d refused %d", b.Paid.Total(), b.Taken.Load(), b.Refused.Load())
 	}

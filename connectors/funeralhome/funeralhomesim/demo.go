@@ -26,6 +26,7 @@ type Demo struct {
 	running           []*Home
 	cancel            context.CancelFunc
 	wg                sync.WaitGroup
+	first             chan struct{} // closed once the first round was pushed
 }
 
 // NewDemo prepares homes funeral homes (≤ 15) and cemeteries cemeteries
@@ -34,7 +35,7 @@ func NewDemo(homes, cemeteries int, log *slog.Logger) (*Demo, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Demo{homes: homes, cemeteries: cemeteries, secrets: map[string][]byte{}, log: log}
+	d := &Demo{homes: homes, cemeteries: cemeteries, secrets: map[string][]byte{}, log: log, first: make(chan struct{})}
 	var ps []funeral.Partner
 	for i := 1; i <= homes; i++ {
 		id := fmt.Sprintf("funeral.fh%02d", i)
@@ -111,15 +112,38 @@ func (d *Demo) Start(ctx context.Context, hubURL string, interval time.Duration)
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		failed := 0
 		for i := 1; i <= d.cemeteries; i++ {
 			p := NewPusher(hubURL, Credentials{KeyID: fmt.Sprintf("demo-cm%02d", i), Secret: d.secrets[fmt.Sprintf("demo-cm%02d", i)]})
 			if err := PushCemetery(ctx, p, i, i > d.cemeteries*2/3, 5, time.Now()); err != nil && ctx.Err() == nil {
+				failed++
 				d.log.Warn("funeral demo: cemetery push", "index", i, "err", err)
 			}
 		}
+		d.mu.Lock()
+		homes := d.running
+		d.mu.Unlock()
+		pushed, refused := 0, 0
+		for _, h := range homes {
+			select {
+			case <-h.Pushed():
+			case <-ctx.Done():
+				return
+			}
+			p, f := h.Stats()
+			pushed, refused = pushed+p, refused+f
+		}
+		d.log.Info("funeral demo: first round pushed", "homes", len(homes), "home_records", pushed, "home_records_refused", refused,
+			"cemeteries", d.cemeteries, "cemeteries_failed", failed)
+		close(d.first)
 	}()
 	return urls, nil
 }
+
+// FirstRound returns a channel closed once every home's first full push and
+// every cemetery's burial push have returned (logged as "funeral demo: first
+// round pushed"): a test waits on it instead of giving the simulators time.
+func (d *Demo) FirstRound() <-chan struct{} { return d.first }
 
 // Close stops every simulated partner within ctx's deadline.
 func (d *Demo) Close(ctx context.Context) error {

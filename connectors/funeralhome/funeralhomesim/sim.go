@@ -61,6 +61,7 @@ type Home struct {
 	version map[string]int64
 	pushed  int
 	failed  int
+	first   chan struct{} // closed once the first full push returned
 }
 
 // Resources returns the halls and vehicles of home index i.
@@ -92,7 +93,7 @@ func Start(ctx context.Context, cfg Config) (*Home, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	bookingKey := cfg.Booking
-	h := &Home{cfg: cfg, version: map[string]int64{}}
+	h := &Home{cfg: cfg, version: map[string]int64{}, first: make(chan struct{})}
 	h.Booking = NewBooking(Resources(cfg.Index), func(_ context.Context, keyID string) ([]byte, error) {
 		if keyID != bookingKey.KeyID {
 			return nil, sign.ErrUnknownKey
@@ -124,9 +125,16 @@ func Start(ctx context.Context, cfg Config) (*Home, error) {
 			defer h.wg.Done()
 			h.run(rctx)
 		}()
+	} else {
+		close(h.first) // nothing to push
 	}
 	return h, nil
 }
+
+// Pushed returns a channel closed once the home's first full push (PushAll
+// at start) has returned, whatever its outcome; Stats counts it by then.
+// Without a hub URL nothing is pushed and the channel is closed.
+func (h *Home) Pushed() <-chan struct{} { return h.first }
 
 // URL is the base URL of the booking API.
 func (h *Home) URL() string { return "http://" + h.ln.Addr().String() }
@@ -158,6 +166,7 @@ func (h *Home) run(ctx context.Context) {
 	if err := h.PushAll(ctx); err != nil && ctx.Err() == nil {
 		h.cfg.Logger.Warn("funeral sim: first push", "home", h.cfg.Index, "err", err)
 	}
+	close(h.first)
 	if h.cfg.Interval <= 0 {
 		return
 	}

@@ -37,20 +37,14 @@ func TestSimPushesToHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer home.Close(ctx)
-	deadline := time.Now().Add(20 * time.Second)
+	select {
+	case <-home.Pushed():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the first full push did not return within 20s")
+	}
 	want := 1 + 6 + 5 + 18 + 3
-	for {
-		pushed, failed := home.Stats()
-		if failed > 0 {
-			t.Fatalf("%d pushes refused", failed)
-		}
-		if pushed == want {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pushed %d of %d", pushed, want)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if pushed, failed := home.Stats(); failed > 0 || pushed != want {
+		t.Fatalf("first push: %d accepted, %d refused; want %d accepted", pushed, failed, want)
 	}
 	for kind, n := range map[string]int64{"hall": 4, "vehicle": 2, "supply": 5, "schedule": 18, "deceased": 3, "institution": 1} {
 		got, err := api.Store().Count(ctx, "funeral.fh01", kind)
@@ -94,16 +88,14 @@ func TestDemo(t *testing.T) {
 	if len(urls) != 3 {
 		t.Fatalf("urls %v", urls)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		halls, _ := api.Store().Count(ctx, "", "hall")
-		burials, _ := api.Store().Count(ctx, "", "burial")
-		if halls == 12 && burials == 15 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("demo pushed %d halls, %d burials", halls, burials)
-		}
-		time.Sleep(50 * time.Millisecond)
+	select {
+	case <-d.FirstRound():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the demo's first round was not pushed within 20s")
+	}
+	halls, _ := api.Store().Count(ctx, "", "hall")
+	burials, _ := api.Store().Count(ctx, "", "burial")
+	if halls != 12 || burials != 15 {
+		t.Fatalf("demo pushed %d halls, %d burials; want 12 and 15", halls, burials)
 	}
 }

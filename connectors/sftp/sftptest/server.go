@@ -37,7 +37,35 @@ type Faults struct {
 
 	mu      sync.Mutex
 	unstall chan struct{}
+	stalled chan struct{} // closed by the first transfer that stalls
+	isStall bool          // stalled is closed
 	pattern string
+}
+
+// Stalled returns a channel that is closed once a file transfer is blocked
+// by StallReads: a test waits on it to act while the transfer is in flight
+// (kill the client, time it out) instead of sleeping. Unstall starts a new
+// round: Stalled then returns a channel for the next stall.
+func (f *Faults) Stalled() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stalled == nil {
+		f.stalled = make(chan struct{})
+	}
+	return f.stalled
+}
+
+// markStalled closes the Stalled channel of this round.
+func (f *Faults) markStalled() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stalled == nil {
+		f.stalled = make(chan struct{})
+	}
+	if !f.isStall {
+		close(f.stalled)
+		f.isStall = true
+	}
 }
 
 // StallOnly limits StallReads to files whose base name matches the glob
@@ -70,6 +98,7 @@ func (f *Faults) Unstall() {
 		close(f.unstall)
 		f.unstall = nil
 	}
+	f.stalled, f.isStall = nil, false
 	f.mu.Unlock()
 }
 
@@ -367,8 +396,10 @@ type faultFile struct {
 func (ff *faultFile) fault(n int) error {
 	fs := &ff.h.s.Faults
 	if fs.stalls(ff.name) {
+		release := fs.stallChan()
+		fs.markStalled()
 		select {
-		case <-fs.stallChan():
+		case <-release:
 		case <-ff.h.ctx.Done():
 			return errors.New("connection closed")
 		}
