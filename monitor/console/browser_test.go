@@ -59,6 +59,8 @@ func TestIntegrationConsoleBrowser(t *testing.T) {
 		{"alerts", "/console/alerts", []string{"告警", "staleness", "expectation"}},
 		{"charts", "/console/charts?window=24h", []string{"吞吐与时延", "<svg", "polyline"}},
 		{"quality", "/console/quality", []string{"数据质量", "villagebank.02"}},
+		{"topology", "/console/topology", []string{"拓扑", "悬空主题", "district.notices", "殡葬管理平台", `class="node service"`, "120/分"}},
+		{"topology-en", "/console/topology?lang=en", []string{"Topology", "Dangling topics", "external system"}},
 	}
 	for _, p := range pages {
 		t.Run(p.name, func(t *testing.T) {

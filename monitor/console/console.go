@@ -63,6 +63,9 @@ type Deps struct {
 	// form carries in the field csrf_token (security/accounts checks it);
 	// nil when no login is configured (then forms carry none).
 	CSRF func(*http.Request) string
+	// Topology draws the running hub's topology with live numbers; nil
+	// hides the page.
+	Topology Topology
 }
 
 // Console serves the pages.
@@ -91,7 +94,7 @@ func New(d Deps) (*Console, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	for _, p := range []string{"health", "search", "exchange", "batches", "failures", "confirm", "alerts", "calendar", "charts", "quality"} {
+	for _, p := range []string{"health", "search", "exchange", "batches", "failures", "confirm", "alerts", "calendar", "charts", "quality", "topology"} {
 		t, err := template.New(p).Funcs(funcs).ParseFS(assets, "assets/layout.tmpl", "assets/events.tmpl", "assets/"+p+".tmpl")
 		if err != nil {
 			return nil, fmt.Errorf("console: parse %s: %w", p, err)
@@ -114,6 +117,9 @@ func New(d Deps) (*Console, error) {
 	mux.HandleFunc("GET /charts", c.charts)
 	mux.HandleFunc("GET /quality", c.quality)
 	mux.HandleFunc("GET /quality/report/{format}", c.qualityReport)
+	if d.Topology != nil {
+		mux.HandleFunc("GET /topology", c.topology)
+	}
 	c.mux = mux
 	return c, nil
 }
@@ -198,6 +204,9 @@ func (c *Console) newPage(w http.ResponseWriter, r *http.Request, title string) 
 	nav = append(nav, navItem{"nav_charts", "charts"})
 	if c.d.Quality != nil {
 		nav = append(nav, navItem{"nav_quality", "quality"})
+	}
+	if c.d.Topology != nil {
+		nav = append(nav, navItem{"nav_topology", "topology"})
 	}
 	q := r.URL.Query()
 	q.Del("lang")

@@ -123,7 +123,7 @@ func full(t *testing.T, rec *recorder) console.Deps {
 	}
 	return console.Deps{Store: st, Clock: fc, Actions: rec, Auditor: rec, Alerts: inbox, Expectations: tr,
 		Quality:   &quality.Scorer{Store: st, Clock: fc, Config: monitor.QualityConfig{SampleSize: 2}},
-		Schedules: rules.Schedules, Thresholds: rules.Thresholds}
+		Schedules: rules.Schedules, Thresholds: rules.Thresholds, Topology: topologyFixture(t)}
 }
 
 func TestPages(t *testing.T) {

@@ -191,6 +191,30 @@ var messages = map[string][2]string{
 	"issue_unknown_bank":                 {"未知银行", "unknown bank"},
 	"issue_shared_account":               {"多人共用账户", "account shared by several persons"},
 	"issue_carried":                      {"上期失败结转", "carried over from a failed payment"},
+
+	// The topology page.
+	"nav_topology":   {"拓扑", "Topology"},
+	"topo_intro":     {"运行中配置的交换拓扑：交换方 → 路由 → 主题 → 服务 → 交换方。数字为本进程的计数。", "The running configuration's exchange topology: partner → route → topic → service → partner. Numbers are this process's counters."},
+	"topo_span":      {"速率与错误统计的时间范围：近", "Rates and errors cover the last"},
+	"topo_no_sample": {"刚启动：下一次采样后显示速率。", "Just started: rates show after the next sample."},
+	"topo_problems":  {"悬空主题", "Dangling topics"},
+	"topo_from":      {"从", "From"},
+	"topo_to":        {"到", "To"},
+	"topo_busy":      {"有流量", "traffic"},
+	"topo_idle":      {"无流量", "idle"},
+	"channel":        {"通道", "Channel"},
+	"rate_per_min":   {"速率(条/分钟)", "Rate (per minute)"},
+	"errors_window":  {"错误(时间范围内)", "Errors (in the window)"},
+	"errors_short":   {"错", "err"},
+	"per_min":        {"/分", "/min"},
+	"total":          {"累计", "Total"},
+	"declared_at":    {"声明位置", "Declared at"},
+	"not_metered":    {"不可计量", "not metered"},
+	"kind_partner":   {"交换方", "partner"},
+	"kind_route":     {"路由", "route"},
+	"kind_topic":     {"主题", "topic"},
+	"kind_service":   {"服务", "service"},
+	"kind_external":  {"外部系统", "external system"},
 }
 
 // stepNames translate event types and statuses (zh-CN); English shows the

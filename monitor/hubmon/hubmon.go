@@ -58,6 +58,9 @@ type Deps struct {
 	// checks, quality reports, retention) on one replica at a time
 	// (store/lease); nil runs them here.
 	Leases Leases
+	// Topology feeds the console's topology page (topology.Running); nil
+	// hides the page.
+	Topology console.Topology
 }
 
 // Leases runs f while this replica holds the lease name (store/lease.Elector).
@@ -113,7 +116,7 @@ func New(ctx context.Context, cfg monitor.Config, d Deps) (*Monitor, error) {
 	cd := console.Deps{
 		Store: m.store, Clock: d.Clock, Logger: d.Logger, Auth: d.Auth, User: d.User, CanAct: d.CanAct,
 		Schedules: cfg.Schedules, Thresholds: cfg.Thresholds, StuckAfter: cfg.StuckAfter,
-		Actions: d.Actions, Auditor: d.Auditor, Cycles: d.Cycles, CSRF: d.CSRF,
+		Actions: d.Actions, Auditor: d.Auditor, Cycles: d.Cycles, CSRF: d.CSRF, Topology: d.Topology,
 	}
 	if err := m.provision(ctx, d, &cd); err != nil {
 		m.closeStore()
