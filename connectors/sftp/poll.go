@@ -186,6 +186,7 @@ func (c *Client) fetchOne(ctx context.Context, opt PollOptions, name string, has
 		ExchangeID: c.partner + ":" + remote}
 	var done *DoneInfo
 	var sig []byte
+	doneSize := -1
 	if hasDone || hasSig {
 		err := c.retry(ctx, "read done", ev, func(int) error {
 			return c.do(ctx, func(cn *conn) error {
@@ -194,6 +195,7 @@ func (c *Client) fetchOne(ctx context.Context, opt PollOptions, name string, has
 					if err != nil {
 						return err
 					}
+					doneSize = len(b)
 					d, err := ParseDone(b)
 					if err != nil {
 						return err
@@ -211,6 +213,12 @@ func (c *Client) fetchOne(ctx context.Context, opt PollOptions, name string, has
 			})
 		})
 		if errors.Is(err, ErrDoneFile) {
+			// A done file caught while the partner still writes it reads
+			// as incomplete: it is judged only once it kept its size for
+			// stable_for, never rejected (with its data file) mid-write.
+			if !c.stable(name+c.cfg.DoneSuffix, int64(doneSize), c.deps.Clock.Now()) {
+				return "", nil
+			}
 			return c.reject(ctx, ev, ClaimKey{Partner: c.partner, Path: remote, Digest: "bad-done"}, err)
 		}
 		if err != nil {

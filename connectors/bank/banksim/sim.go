@@ -403,7 +403,7 @@ func (b *Bank) publish(dir, name string, tmp *os.File) error {
 			return err
 		}
 		d := sftp.DoneInfo{File: name, Bytes: size, SM3: digest}
-		return os.WriteFile(p+b.Config.SFTP.DoneSuffix, d.Marshal(), 0o640)
+		return b.writeDone(p, d)
 	}
 	data, err := os.ReadFile(tmp.Name())
 	if err != nil {
@@ -422,7 +422,7 @@ func (b *Bank) publish(dir, name string, tmp *os.File) error {
 			return err
 		}
 		d := sftp.DoneInfo{File: name, Bytes: size, SM3: digest}
-		return os.WriteFile(p+b.Config.SFTP.DoneSuffix, d.Marshal(), 0o640)
+		return b.writeDone(p, d)
 	}
 	if b.TruncateNextReturn.CompareAndSwap(true, false) {
 		b.mu.Lock()
@@ -440,6 +440,17 @@ func (b *Bank) publish(dir, name string, tmp *os.File) error {
 	return nil
 }
 
+// writeDone puts the done file of p in place as a well-behaved bank does:
+// written under the temporary suffix, then renamed, so that a poll never
+// reads it half-written.
+func (b *Bank) writeDone(p string, d sftp.DoneInfo) error {
+	done := p + b.Config.SFTP.DoneSuffix
+	if err := os.WriteFile(done+b.Config.SFTP.TempSuffix, d.Marshal(), 0o640); err != nil {
+		return err
+	}
+	return os.Rename(done+b.Config.SFTP.TempSuffix, done)
+}
+
 // repairReturns re-serves whole files for truncated ones the hub moved away.
 func (b *Bank) repairReturns() {
 	b.mu.Lock()
@@ -455,7 +466,7 @@ func (b *Bank) repairReturns() {
 			digest, size := sum(data)
 			if os.WriteFile(p+".part", data, 0o640) == nil && os.Rename(p+".part", p) == nil {
 				d := sftp.DoneInfo{File: name, Bytes: size, SM3: digest}
-				_ = os.WriteFile(p+b.Config.SFTP.DoneSuffix, d.Marshal(), 0o640)
+				_ = b.writeDone(p, d)
 				delete(b.repair, name)
 			}
 		}
