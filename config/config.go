@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -15,7 +17,6 @@ import (
 	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/security"
-	"github.com/shanghai-mca/mzhub/services/funeral"
 	"github.com/shanghai-mca/mzhub/store"
 )
 
@@ -44,8 +45,10 @@ type Config struct {
 	Security security.Config `yaml:"security"`
 	// Paths locates partner, route and mapping files.
 	Paths PathsConfig `yaml:"paths"`
-	// Funeral configures the funeral and burial partner API (/partner/v1/).
-	Funeral funeral.Config `yaml:"funeral"`
+
+	// sections holds the registered sections (services' settings) by key;
+	// SectionOf reads them. Values are structs, so copies never share one.
+	sections map[string]sectionValue
 }
 
 // LogConfig configures logging.
@@ -83,8 +86,12 @@ type PathsConfig struct {
 	Mappings string `yaml:"mappings"`
 }
 
-// Default returns the embedded-profile defaults.
-func Default() Config {
+// Default returns the embedded-profile defaults, with every section
+// registered in the process at its defaults.
+func Default() Config { return registry.Default() }
+
+// defaultCore returns the defaults of Config's own keys.
+func defaultCore() Config {
 	return Config{
 		Profile: "embedded",
 		DataDir: "data",
@@ -100,7 +107,6 @@ func Default() Config {
 		Monitor:  monitor.DefaultConfig(),
 		Security: security.DefaultConfig(),
 		Paths:    PathsConfig{Partners: "configs/partners", Routes: "configs/routes", Mappings: "configs/mappings"},
-		Funeral:  funeral.DefaultConfig(),
 	}
 }
 
@@ -148,7 +154,11 @@ func (c Config) Validate() error {
 			errs = append(errs, errors.New("bus.kind: local: the cluster profile needs pulsar (replicas share the bus)"))
 		}
 	}
-	for _, sub := range []error{c.Store.Validate(), c.Bus.Validate(), c.Monitor.Validate(), c.Security.Validate(), c.Funeral.Validate()} {
+	subs := []error{c.Store.Validate(), c.Bus.Validate(), c.Monitor.Validate(), c.Security.Validate()}
+	for _, k := range c.sectionKeys() {
+		subs = append(subs, c.sections[k].v.(Validator).Validate())
+	}
+	for _, sub := range subs {
 		if sub != nil {
 			errs = append(errs, sub)
 		}
@@ -159,6 +169,10 @@ func (c Config) Validate() error {
 // Load reads the file at path (the embedded default when path is empty),
 // applies environment overrides from getenv and validates the result.
 func Load(path string, getenv func(string) string) (Config, error) {
+	return load(Default(), path, getenv)
+}
+
+func load(def Config, path string, getenv func(string) string) (Config, error) {
 	var data []byte
 	name := "configs/mzhub.yaml (built in)"
 	if path == "" {
@@ -170,7 +184,7 @@ func Load(path string, getenv func(string) string) (Config, error) {
 		}
 		data, name = b, path
 	}
-	cfg, err := Decode(name, bytes.NewReader(data))
+	cfg, err := decode(def, name, bytes.NewReader(data))
 	if err != nil {
 		return Config{}, err
 	}
@@ -188,13 +202,22 @@ func Load(path string, getenv func(string) string) (Config, error) {
 
 // Decode strictly decodes YAML onto the defaults: unknown keys, wrong types
 // and several documents are errors that name the line. It does not validate.
-func Decode(name string, r io.Reader) (Config, error) {
-	cfg := Default()
+func Decode(name string, r io.Reader) (Config, error) { return decode(Default(), name, r) }
+
+func decode(def Config, name string, r io.Reader) (Config, error) {
+	doc := def.document()
 	dec := yaml.NewDecoder(r)
 	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil {
+	if err := dec.Decode(doc.v.Addr().Interface()); err != nil {
 		if errors.Is(err, io.EOF) {
-			return cfg, nil
+			return def, nil
+		}
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			// Name the run-time document type as the file's type.
+			for i, e := range te.Errors {
+				te.Errors[i] = strings.ReplaceAll(e, doc.v.Type().String(), "config.Config")
+			}
 		}
 		return Config{}, fmt.Errorf("config: %s: %w", name, err)
 	}
@@ -202,11 +225,8 @@ func Decode(name string, r io.Reader) (Config, error) {
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return Config{}, fmt.Errorf("config: %s: %w", name, ErrMultipleDocuments)
 	}
-	return cfg, nil
+	return doc.config(), nil
 }
-
-// ErrMultipleDocuments is returned for a config file with more than one YAML document.
-var ErrMultipleDocuments = errors.New("more than one YAML document")
 
 // Resolve makes relative paths absolute against base (usually the working
 // directory) so that components need not care where the process started.
@@ -223,7 +243,14 @@ func (c *Config) Resolve(base string) {
 	abs(&c.Paths.Partners)
 	abs(&c.Paths.Routes)
 	abs(&c.Paths.Mappings)
-	abs(&c.Funeral.PartnersDir)
 	abs(&c.HTTP.TLSCertFile)
 	abs(&c.HTTP.TLSKeyFile)
+	for _, k := range c.sectionKeys() {
+		p := reflect.New(reflect.TypeOf(c.sections[k].v))
+		if r, ok := p.Interface().(PathResolver); ok {
+			p.Elem().Set(reflect.ValueOf(c.sections[k].v))
+			r.ResolvePaths(base)
+			c.setSection(k, p.Elem().Interface())
+		}
+	}
 }

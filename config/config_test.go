@@ -1,36 +1,13 @@
 package config
 
 import (
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
-
 func noEnv(string) string { return "" }
-
-func TestLoadShippedProfiles(t *testing.T) {
-	for _, name := range []string{"../configs/mzhub.yaml", "../configs/cluster.yaml"} {
-		t.Run(filepath.Base(name), func(t *testing.T) {
-			if _, err := Load(name, noEnv); err != nil {
-				t.Fatalf("Load(%s): %v", name, err)
-			}
-		})
-	}
-	t.Run("built-in default", func(t *testing.T) {
-		cfg, err := Load("", noEnv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cfg.Profile != "embedded" || cfg.Store.Driver != "sqlite" || cfg.Bus.Kind != "local" {
-			t.Fatalf("default profile = %s/%s/%s, want embedded/sqlite/local", cfg.Profile, cfg.Store.Driver, cfg.Bus.Kind)
-		}
-	})
-}
 
 func TestLoadBadFiles(t *testing.T) {
 	tests := []struct {
@@ -98,50 +75,5 @@ func TestEnvOverrides(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "MZHUB_HTTP_SHUTDOWN_TIMEOUT") {
 		t.Fatalf("bad override error = %v, want one naming the variable", err)
-	}
-}
-
-func TestReferenceGolden(t *testing.T) {
-	got, err := Reference("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	golden := "../docs/config-reference.md"
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test ./config -update)", err)
-	}
-	if string(want) != got {
-		t.Fatalf("%s is stale: run go test ./config -update", golden)
-	}
-	for _, key := range []string{"`store.dsn`", "`MZHUB_STORE_DSN`", "`http.listen`", "`bus.pulsar.url`", "`monitor.clickhouse.addr`"} {
-		if !strings.Contains(got, key) {
-			t.Errorf("reference lacks %s", key)
-		}
-	}
-}
-
-func TestSchemaGolden(t *testing.T) {
-	got, err := Schema("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	golden := "../docs/config.schema.json"
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test ./config -update)", err)
-	}
-	if string(want) != string(got) {
-		t.Fatalf("%s is stale: run go test ./config -update", golden)
 	}
 }

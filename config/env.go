@@ -27,7 +27,8 @@ func EnvName(path string) string {
 // All parse errors are reported at once.
 func ApplyEnv(cfg *Config, getenv func(string) string) error {
 	var errs []error
-	walkFields(reflect.ValueOf(cfg).Elem(), "", func(path string, v reflect.Value) {
+	doc := cfg.document()
+	walkFields(doc.v, "", func(path string, v reflect.Value) {
 		raw := getenv(EnvName(path))
 		if raw == "" {
 			return
@@ -36,6 +37,7 @@ func ApplyEnv(cfg *Config, getenv func(string) string) error {
 			errs = append(errs, fmt.Errorf("%s: %s=%q: %w", path, EnvName(path), raw, err))
 		}
 	})
+	*cfg = doc.config()
 	return errors.Join(errs...)
 }
 

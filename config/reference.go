@@ -10,10 +10,13 @@ import (
 
 // Reference renders the configuration reference (Markdown) from the
 // structs' doc comments, read from the sources under root, and the values of
-// Default(). A golden test keeps docs/config-reference.md equal to it.
-func Reference(root string) (string, error) {
-	def := Default()
-	docs, err := structdoc.Collect(root, reflect.TypeOf(def))
+// Default(), registered sections included. A golden test keeps
+// docs/config-reference.md equal to it.
+func Reference(root string) (string, error) { return reference(Default(), root) }
+
+func reference(def Config, root string) (string, error) {
+	doc := def.document()
+	docs, err := structdoc.Collect(root, doc.fieldTypes()...)
 	if err != nil {
 		return "", err
 	}
@@ -30,7 +33,7 @@ func Reference(root string) (string, error) {
 		var rows []string
 		var subs []structdoc.Field
 		for _, f := range structdoc.Fields(v, prefix) {
-			doc := docs.Of(f)
+			doc := docOf(docs, f)
 			if doc == "" {
 				missing = append(missing, f.Path)
 			}
@@ -53,11 +56,11 @@ func Reference(root string) (string, error) {
 			b.WriteString(strings.Join(rows, "\n") + "\n\n")
 		}
 		for _, f := range subs {
-			docs[sectionKey(f.Path)] = docs.Of(f)
+			docs[sectionKey(f.Path)] = docOf(docs, f)
 			walk(f.Value, f.Path, depth+1)
 		}
 	}
-	walk(reflect.ValueOf(def), "", 1)
+	walk(doc.v, "", 1)
 	if len(missing) > 0 {
 		return "", fmt.Errorf("config reference: fields without a doc comment: %s", strings.Join(missing, ", "))
 	}
@@ -65,3 +68,12 @@ func Reference(root string) (string, error) {
 }
 
 func sectionKey(path string) string { return "section:" + path }
+
+// docOf returns a field's description: its "doc" tag (a registered
+// section's field in the run-time document type) or its doc comment.
+func docOf(docs structdoc.Docs, f structdoc.Field) string {
+	if d := f.Tag.Get("doc"); d != "" {
+		return d
+	}
+	return docs.Of(f)
+}

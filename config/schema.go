@@ -9,10 +9,13 @@ import (
 
 // Schema returns a JSON Schema (draft 2020-12) of the configuration file,
 // generated from the structs and their doc comments under root, for editors
-// and for validating files outside the binary.
-func Schema(root string) ([]byte, error) {
-	def := Default()
-	docs, err := structdoc.Collect(root, reflect.TypeOf(def))
+// and for validating files outside the binary. Registered sections are
+// included.
+func Schema(root string) ([]byte, error) { return schema(Default(), root) }
+
+func schema(def Config, root string) ([]byte, error) {
+	doc := def.document()
+	docs, err := structdoc.Collect(root, doc.fieldTypes()...)
 	if err != nil {
 		return nil, err
 	}
@@ -54,14 +57,14 @@ func Schema(root string) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			if d := structdoc.OneLine(docs.Of(f)); d != "" {
+			if d := structdoc.OneLine(docOf(docs, f)); d != "" {
 				p["description"] = d
 			}
 			props[f.Name] = p
 		}
 		return map[string]any{"type": "object", "additionalProperties": false, "properties": props}, nil
 	}
-	s, err := node(reflect.TypeOf(def), reflect.ValueOf(def))
+	s, err := node(doc.v.Type(), doc.v)
 	if err != nil {
 		return nil, err
 	}

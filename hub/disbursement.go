@@ -39,12 +39,11 @@ func BankConfigs(cfgPaths string) ([]bank.Config, error) {
 	return cs, nil
 }
 
-// DisbursementConfig is the service's configuration for cfg: its working
-// files under the data directory.
-func DisbursementConfig(dataDir string) disbursement.Config {
-	dc := disbursement.DefaultConfig()
-	dc.Dir = filepath.Join(dataDir, "disbursement")
-	return dc
+// DisbursementConfig is the service's configuration for cfg: its
+// disbursement section, the working files under the data directory unless
+// the section sets its dir.
+func DisbursementConfig(cfg config.Config) disbursement.Config {
+	return disbursement.ConfigFrom(cfg)
 }
 
 // Banks builds the banks of cfgs with their layouts and SFTP transports. A
@@ -159,7 +158,7 @@ func (h *Hub) wireCycles(ctx context.Context, opts CycleOptions) error {
 	if err != nil {
 		return err
 	}
-	dc := DisbursementConfig(cfg.DataDir)
+	dc := DisbursementConfig(cfg)
 	if opts.Demo {
 		dc.PollEvery = 200 * time.Millisecond
 	}

@@ -201,8 +201,8 @@ func (h *Hub) wire(ctx context.Context, opts Options) error {
 		}
 		fdemo, w.fregs = d, d.Registry()
 		extra = w.fregs.AccessRules(funeral.EnvProduction, funeral.EnvSandbox)
-	} else if _, err := os.Stat(cfg.Funeral.PartnersDir); err == nil {
-		reg, err := funeral.LoadRegistry(cfg.Funeral.PartnersDir)
+	} else if _, err := os.Stat(funeral.ConfigFrom(cfg).PartnersDir); err == nil {
+		reg, err := funeral.LoadRegistry(funeral.ConfigFrom(cfg).PartnersDir)
 		if err != nil {
 			return fmt.Errorf("wire: funeral partners: %w", err)
 		}
@@ -279,7 +279,7 @@ func (h *Hub) wire(ctx context.Context, opts Options) error {
 			Logger: log.With("component", "funeral"), Metrics: h.Registerer(), Store: h.Store(), Clock: h.Clock(),
 			Events: mon, Bus: w.bus, Partners: w.fregs,
 		}
-		api, err := funeral.NewAPI(ctx, cfg.Funeral, fdeps)
+		api, err := funeral.NewAPI(ctx, funeral.ConfigFrom(cfg), fdeps)
 		if err != nil {
 			return fmt.Errorf("wire: funeral API: %w", err)
 		}
@@ -291,7 +291,7 @@ func (h *Hub) wire(ctx context.Context, opts Options) error {
 		// The sandbox: the same API on its own store, for integrators.
 		sdeps := fdeps
 		sdeps.Metrics, sdeps.Bus = nil, nil
-		sb, sdb, err := funeral.OpenSandbox(ctx, cfg.Funeral, sdeps, cfg.DataDir)
+		sb, sdb, err := funeral.OpenSandbox(ctx, funeral.ConfigFrom(cfg), sdeps, cfg.DataDir)
 		if err != nil {
 			return fmt.Errorf("wire: funeral sandbox: %w", err)
 		}
@@ -332,7 +332,7 @@ func (h *Hub) wire(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	dc := DisbursementConfig(cfg.DataDir)
+	dc := DisbursementConfig(cfg)
 	if opts.Demo {
 		dc.PollEvery = 200 * time.Millisecond
 	}

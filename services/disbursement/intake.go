@@ -169,7 +169,6 @@ func readList(path string, fn func(seq int64, r *listRecord) error) error {
 
 func (s *Service) personKey(id string) int64 {
 	h := fnv.New64a()
-	_, _ = h.Write([]byte(s.cfg.PersonKeySecret))
 	_, _ = h.Write([]byte{0})
 	_, _ = h.Write([]byte(id))
 	return int64(h.Sum64())

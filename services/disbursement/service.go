@@ -88,24 +88,6 @@ type Expecter interface {
 	Expect(ctx context.Context, e monitor.Expectation) error
 }
 
-// Config tunes the service.
-type Config struct {
-	// Dir holds the batches' working files (lists, bank files, reports).
-	Dir string `yaml:"dir"`
-	// PollEvery is the pause between polls for return files.
-	PollEvery time.Duration `yaml:"poll_every"`
-	// ReturnWait bounds how long Run waits for return files before the
-	// records still open are declared missing; zero uses each bank's return_deadline.
-	ReturnWait time.Duration `yaml:"return_wait"`
-	// PersonKeySecret keys the person hashes kept across runs (carry-over).
-	PersonKeySecret string `yaml:"person_key_secret"`
-}
-
-// DefaultConfig returns the defaults.
-func DefaultConfig() Config {
-	return Config{Dir: "data/disbursement", PollEvery: 2 * time.Second}
-}
-
 // Service runs disbursement and deduction cycles.
 type Service struct {
 	db     *store.DB
@@ -134,14 +116,17 @@ func New(ctx context.Context, cfg Config, banks []*bank.Bank, deps connectors.De
 	if deps.Store == nil {
 		return nil, errors.New("disbursement: no state store")
 	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Dir == "" {
+		return nil, errors.New("disbursement.dir: required (ConfigFrom sets it under data_dir)")
+	}
 	if deps.Clock == nil {
 		deps.Clock = clock.Real{}
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.PollEvery <= 0 {
-		cfg.PollEvery = 2 * time.Second
 	}
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {

@@ -3,8 +3,40 @@ package funeral
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
+
+	"github.com/shanghai-mca/mzhub/config"
 )
+
+// ConfigKey is the funeral section's key in the hub's configuration file.
+const ConfigKey = "funeral"
+
+func init() {
+	config.RegisterSection(config.Section{
+		Key:     ConfigKey,
+		Doc:     "Funeral configures the funeral and burial partner API (/partner/v1/).",
+		Default: func() any { return DefaultConfig() },
+	})
+}
+
+// ConfigFrom returns the funeral section of the hub's configuration, or the
+// defaults when cfg holds none (a Config not built by config.Default,
+// Decode or Load).
+func ConfigFrom(cfg config.Config) Config {
+	if c, ok := config.SectionOf[Config](cfg, ConfigKey); ok {
+		return c
+	}
+	return DefaultConfig()
+}
+
+// ResolvePaths makes PartnersDir absolute against base (config.Config.Resolve
+// calls it).
+func (c *Config) ResolvePaths(base string) {
+	if c.PartnersDir != "" && !filepath.IsAbs(c.PartnersDir) {
+		c.PartnersDir = filepath.Join(base, c.PartnersDir)
+	}
+}
 
 // Config tunes the funeral partner API.
 type Config struct {
