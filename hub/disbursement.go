@@ -17,6 +17,7 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/sftp"
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/security/accounts"
+	"github.com/shanghai-mca/mzhub/security/keys"
 	"github.com/shanghai-mca/mzhub/services/disbursement"
 	"github.com/shanghai-mca/mzhub/store/lease"
 )
@@ -112,13 +113,27 @@ func (h *Hub) newDisbursement(ctx context.Context, cfgs []bank.Config, keys *sft
 			h.OnClose(b.SFTP.Close)
 		}
 	}
-	svc, err := disbursement.New(ctx, dc, banks, deps, h.sec.Audit)
+	personKey, err := h.disbursementPersonKey(ctx)
+	if err != nil {
+		return err
+	}
+	svc, err := disbursement.New(ctx, dc, banks, deps, h.sec.Audit, personKey)
 	if err != nil {
 		return fmt.Errorf("wire: disbursement: %w", err)
 	}
 	svc.SetExpecter(h.mon)
 	h.disbursement = svc
 	return nil
+}
+
+// disbursementPersonKey fetches the key of the service's person keys
+// (HMAC-SM3) from the key provider.
+func (h *Hub) disbursementPersonKey(ctx context.Context) ([]byte, error) {
+	k, err := h.sec.Keys.Get(ctx, keys.DisbursementPersonName)
+	if err != nil {
+		return nil, fmt.Errorf("wire: disbursement person key (mzhub keys init creates it): %w", err)
+	}
+	return k, nil
 }
 
 // CycleOptions say how BuildCycles prepares the service.

@@ -63,6 +63,7 @@ func TestIntegrationClusterProfile(t *testing.T) {
 		keys.EnvName(keys.FieldPrefix + keys.NewKID(time.Now())): hex.EncodeToString(keys.Random(keys.FieldKeySize)),
 		keys.EnvName(keys.BlindName):                             hex.EncodeToString(keys.Random(keys.MACKeySize)),
 		keys.EnvName(keys.AuditName):                             hex.EncodeToString(keys.Random(keys.MACKeySize)),
+		keys.EnvName(keys.DisbursementPersonName):                hex.EncodeToString(keys.Random(keys.MACKeySize)),
 		keys.EnvName(keys.SM2SignName):                           hex.EncodeToString(sm2Key),
 		"MZHUB_STORE_DSN":                                        u.String(),
 		"MZHUB_BUS_PULSAR_URL":                                   pulsarURL,

@@ -10,6 +10,9 @@
 //	blind              HMAC-SM3 key of the blind index (32 bytes; never rotated
 //	                   without recomputing every index)
 //	audit              HMAC-SM3 key of the audit chain (32 bytes)
+//	disbursement-person
+//	                   HMAC-SM3 key of the disbursement service's person keys
+//	                   (32 bytes; never rotated without re-keying them)
 //	partner/<key-id>   HMAC-SM3 request-signing secret of a partner key id
 //	sm2/sign           SM2 private key for outbound files (PKCS#8 DER)
 //

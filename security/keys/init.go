@@ -18,6 +18,9 @@ const (
 	AuditName     = "audit"
 	SM2SignName   = "sm2/sign"
 	PartnerPrefix = "partner/"
+	// DisbursementPersonName is the HMAC-SM3 key of the disbursement
+	// service's person keys (never rotated without re-keying them).
+	DisbursementPersonName = "disbursement-person"
 
 	FieldKeySize = 16 // SM4
 	MACKeySize   = 32 // HMAC-SM3
@@ -38,10 +41,10 @@ func New(kind, dir string) (Provider, error) {
 }
 
 // Init creates every key the hub needs that does not exist yet (the first
-// field key, the blind-index, audit and SM2 signing keys) and returns the
-// names it created. On a read-only provider it creates nothing and returns
-// an error listing the missing keys. It is what `mzhub keys init` and a demo
-// first run call.
+// field key, the blind-index, audit, disbursement person-key and SM2
+// signing keys) and returns the names it created. On a read-only provider
+// it creates nothing and returns an error listing the missing keys. It is
+// what `mzhub keys init` and a demo first run call.
 func Init(ctx context.Context, p Provider, now time.Time) ([]string, error) {
 	var created, missing []string
 	field, err := p.List(ctx, FieldPrefix)
@@ -65,6 +68,7 @@ func Init(ctx context.Context, p Provider, now time.Time) ([]string, error) {
 	}{
 		{BlindName, func() ([]byte, error) { return Random(MACKeySize), nil }},
 		{AuditName, func() ([]byte, error) { return Random(MACKeySize), nil }},
+		{DisbursementPersonName, func() ([]byte, error) { return Random(MACKeySize), nil }},
 		{SM2SignName, GenerateSM2},
 	} {
 		_, err := p.Get(ctx, k.name)

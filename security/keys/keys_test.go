@@ -54,8 +54,13 @@ func TestInitAndRotate(t *testing.T) {
 	p := NewFile(t.TempDir())
 	now := time.Date(2026, 11, 27, 20, 0, 0, 0, time.UTC)
 	created, err := Init(ctx, p, now)
-	if err != nil || len(created) != 4 {
+	if err != nil || len(created) != 5 {
 		t.Fatalf("Init = %v, %v", created, err)
+	}
+	for _, name := range []string{BlindName, AuditName, DisbursementPersonName} {
+		if k, err := p.Get(ctx, name); err != nil || len(k) != MACKeySize {
+			t.Fatalf("%s: %d bytes, %v", name, len(k), err)
+		}
 	}
 	again, err := Init(ctx, p, now)
 	if err != nil || len(again) != 0 {

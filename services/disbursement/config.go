@@ -20,7 +20,8 @@ func init() {
 	})
 }
 
-// Config tunes the service.
+// Config tunes the service. The person-key secret is not here: it is the
+// key provider's disbursement-person key, handed to New.
 type Config struct {
 	// Dir holds the batches' working files (lists, bank files, reports);
 	// empty means the disbursement directory under data_dir.

@@ -16,6 +16,10 @@ import (
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
 
+// testPersonKey is the person-key secret of the tests' services (the same
+// in the SIGKILL tests' child processes).
+var testPersonKey = []byte("mzhub test disbursement-person key")
+
 func mappingsRoot(t testing.TB) string {
 	t.Helper()
 	p, err := banksim.FindMappings()
@@ -70,7 +74,7 @@ func newServiceTimeout(t testing.TB, db *store.DB, dir string, cfgs []bank.Confi
 	cfg.Dir = filepath.Join(dir, "batches")
 	cfg.PollEvery = 30 * time.Millisecond
 	cfg.ReturnWait = 30 * time.Second
-	svc, err := New(ctx, cfg, banks, deps, aud)
+	svc, err := New(ctx, cfg, banks, deps, aud, testPersonKey)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -167,13 +167,6 @@ func readList(path string, fn func(seq int64, r *listRecord) error) error {
 	return sc.Err()
 }
 
-func (s *Service) personKey(id string) int64 {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte{0})
-	_, _ = h.Write([]byte(id))
-	return int64(h.Sum64())
-}
-
 func accountKey(acct string) uint64 {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(acct))
@@ -338,21 +331,29 @@ func (s *Service) validate(ctx context.Context, b *Batch, opt RunOptions) (strin
 	}
 	dupIDs, dupAccts := dups(ids), dups(accts)
 	ids, accts = nil, nil
-	carry := map[int64]string{}
-	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT person_key, from_period FROM disb_carry WHERE kind = ?`), b.Kind)
+	// Carried persons by keyed person key, and those whose carry row still
+	// holds the legacy hash (their batch's list file was gone when the
+	// service re-keyed): matched here once, then re-keyed.
+	carry, legacyCarry := map[int64]string{}, map[int64]string{}
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT person_key, from_period, person_keys FROM disb_carry WHERE kind = ?`), b.Kind)
 	if err != nil {
 		return "", err
 	}
 	for rows.Next() {
 		var k int64
-		var p string
-		if err := rows.Scan(&k, &p); err != nil {
+		var p, pks string
+		if err := rows.Scan(&k, &p, &pks); err != nil {
 			rows.Close()
 			return "", err
 		}
-		carry[k] = p
+		if pks == personKeysLegacy {
+			legacyCarry[k] = p
+		} else {
+			carry[k] = p
+		}
 	}
 	rows.Close()
+	var rekeys [][2]int64 // legacy → keyed
 
 	// Pass 2: the rules, record by record.
 	var issues []Issue
@@ -389,11 +390,20 @@ func (s *Service) validate(ctx context.Context, b *Batch, opt RunOptions) (strin
 		if dupAccts[accountKey(r.account())] {
 			issues = append(issues, Issue{seq, "shared_account", "flag", "account " + maskAccount(r.account()) + " shared by several persons"})
 		}
-		if from, ok := carry[pk]; ok {
+		from, ok := carry[pk]
+		if ok {
+			delete(carry, pk)
+		} else if len(legacyCarry) > 0 {
+			lk := legacyPersonKey(r.id())
+			if from, ok = legacyCarry[lk]; ok {
+				delete(legacyCarry, lk)
+				rekeys = append(rekeys, [2]int64{lk, pk})
+			}
+		}
+		if ok {
 			// Their last payment failed: they are in this run (noted, so
 			// that the failures stage can clear them once paid).
 			issues = append(issues, Issue{seq, "carried", "info", "last payment in " + from + " failed"})
-			delete(carry, pk)
 		}
 		if seq%200_000 == 0 {
 			opt.Progress(StageValidate, seq, b.Records)
@@ -403,13 +413,20 @@ func (s *Service) validate(ctx context.Context, b *Batch, opt RunOptions) (strin
 	if err != nil {
 		return "", err
 	}
-	for _, from := range carry {
-		issues = append(issues, Issue{0, "carry_missing", "alert", "a person whose payment failed in " + from + " is not in this list"})
+	for _, m := range []map[int64]string{carry, legacyCarry} {
+		for _, from := range m {
+			issues = append(issues, Issue{0, "carry_missing", "alert", "a person whose payment failed in " + from + " is not in this list"})
+		}
 	}
 	var rejected int64
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM disb_issues WHERE batch_id = ?`), b.ID); err != nil {
 			return err
+		}
+		for _, rk := range rekeys {
+			if err := rekeyCarry(ctx, tx, s.db.Rebind, b.Kind, rk[0], rk[1]); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE disb_payments SET status = 0, reason = '' WHERE batch_id = ? AND status = 1`), b.ID); err != nil {
 			return err

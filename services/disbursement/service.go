@@ -99,6 +99,7 @@ type Service struct {
 	cfg    Config
 	audit  audit.Appender
 	expect Expecter
+	keyer  *personKeyer
 
 	wakeup chan struct{} // a batch was queued (Submit, Confirm)
 
@@ -111,8 +112,10 @@ type Service struct {
 func (s *Service) SetExpecter(e Expecter) { s.expect = e }
 
 // New returns the service over the configured banks; it migrates its
-// schema and the SFTP ledgers.
-func New(ctx context.Context, cfg Config, banks []*bank.Bank, deps connectors.Deps, aud audit.Appender) (*Service, error) {
+// schema and the SFTP ledgers and re-keys legacy person keys. personKey is
+// the key provider's disbursement-person key (keys.DisbursementPersonName):
+// person keys are HMAC-SM3 under it.
+func New(ctx context.Context, cfg Config, banks []*bank.Bank, deps connectors.Deps, aud audit.Appender, personKey []byte) (*Service, error) {
 	if deps.Store == nil {
 		return nil, errors.New("disbursement: no state store")
 	}
@@ -121,6 +124,10 @@ func New(ctx context.Context, cfg Config, banks []*bank.Bank, deps connectors.De
 	}
 	if cfg.Dir == "" {
 		return nil, errors.New("disbursement.dir: required (ConfigFrom sets it under data_dir)")
+	}
+	keyer, err := newPersonKeyer(personKey)
+	if err != nil {
+		return nil, err
 	}
 	if deps.Clock == nil {
 		deps.Clock = clock.Real{}
@@ -141,11 +148,14 @@ func New(ctx context.Context, cfg Config, banks []*bank.Bank, deps connectors.De
 	bs := append([]*bank.Bank(nil), banks...)
 	sort.Slice(bs, func(i, j int) bool { return bs[i].Config.Code < bs[j].Config.Code })
 	s := &Service{db: deps.Store, banks: bs, byCode: map[string]int{}, byCNAP: map[string]int{}, deps: deps,
-		log: deps.Logger.With("service", "disbursement"), cfg: cfg, audit: aud, parseSem: make(chan struct{}, 2),
+		log: deps.Logger.With("service", "disbursement"), cfg: cfg, audit: aud, keyer: keyer, parseSem: make(chan struct{}, 2),
 		wakeup: make(chan struct{}, 1)}
 	for i, b := range bs {
 		s.byCode[b.Config.Code] = i
 		s.byCNAP[b.Config.BankCode] = i
+	}
+	if err := s.rekeyLegacy(ctx); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -236,6 +246,9 @@ func (s *Service) Run(ctx context.Context, opt RunOptions) (*Batch, error) {
 	b, err := s.create(ctx, opt.Kind, opt.Period)
 	if err != nil {
 		return nil, err
+	}
+	if err := s.checkPersonKeys(ctx, b); err != nil {
+		return b, err
 	}
 	if opt.LetterTotal != 0 && opt.LetterTotal != b.LetterTotal {
 		if err := s.setBatch(ctx, b, "letter_total = ?", opt.LetterTotal); err != nil {
