@@ -14,6 +14,7 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/bank/banksim"
 	"github.com/shanghai-mca/mzhub/connectors/funeralhome/funeralhomesim"
 	"github.com/shanghai-mca/mzhub/services/disbursement"
+	"github.com/shanghai-mca/mzhub/services/funeral/platformsim"
 )
 
 // DemoPersons is the size of the demo's monthly allowance list: big enough
@@ -63,6 +64,14 @@ func (h *Hub) startDemoFlows(ctx context.Context, fd *funeralhomesim.Demo) error
 		if err := fd.StoreKeys(ctx, h.sec.Keys); err != nil {
 			return fmt.Errorf("demo: partner keys: %w", err)
 		}
+		// The bureau's funeral management platform reads the changes the
+		// service relays from its own subscription (configs/routes/topics.yaml).
+		platform := platformsim.New(h.bus, log.With("component", "funeral-platform-sim"))
+		h.AddComponent("funeral-platform-sim", ComponentFunc(func(ctx context.Context) error {
+			err := platform.Run(ctx)
+			log.Info("simulated funeral platform stopped", "read", platform.Stats().String())
+			return err
+		}))
 		h.AddComponent("funeral-sim", ComponentFunc(func(ctx context.Context) error {
 			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			addr, err := h.Addr(actx)

@@ -247,7 +247,9 @@ func testDemo(t *testing.T, wd string) {
 		t.Fatal("demo did not stop after SIGTERM")
 	}
 	logs := stderr.String()
-	for _, want := range []string{`"msg":"demo allowance cycle finished"`, `"status":"done"`} {
+	// The simulated funeral platform read the changes the funeral service
+	// relayed to funeral.changes (its external reader in topics.yaml).
+	for _, want := range []string{`"msg":"demo allowance cycle finished"`, `"status":"done"`, `"msg":"simulated funeral platform reads funeral.changes"`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("demo logs lack %s:\n%s", want, tail(logs, 40))
 		}
