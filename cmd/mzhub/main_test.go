@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -117,19 +116,13 @@ func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "MZHUB_TEST_AS_MAIN=1", "MZHUB_TEST_ARGS=serve --config "+cfg)
-	stderr, _ := cmd.StderrPipe()
+	// Stderr goes to a buffer that Wait fills completely before it returns
+	// (a pipe read beside Wait could lose the last lines: Wait closes it).
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	logs := make(chan string, 1)
-	go func() {
-		var b strings.Builder
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			b.WriteString(sc.Text() + "\n")
-		}
-		logs <- b.String()
-	}()
 	defer cmd.Process.Kill()
 	deadline := time.Now().Add(30 * time.Second)
 	var ok bool
@@ -148,7 +141,7 @@ func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
 	}
 	if !ok {
 		_ = cmd.Process.Kill()
-		t.Fatalf("serve never became ready:\n%s", <-logs)
+		t.Fatalf("serve never became ready:\n%s", stderr.String())
 	}
 	for _, p := range []string{"/healthz", "/metrics"} {
 		resp, err := http.Get("http://" + addr + p)
@@ -166,12 +159,12 @@ func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
 	select {
 	case err := <-werr:
 		if err != nil {
-			t.Fatalf("serve exited with %v after SIGTERM:\n%s", err, <-logs)
+			t.Fatalf("serve exited with %v after SIGTERM:\n%s", err, stderr.String())
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not stop within 10s of SIGTERM")
 	}
-	out := <-logs
+	out := stderr.String()
 	if !strings.Contains(out, `"msg":"stopped"`) {
 		t.Fatalf("no clean stop in logs:\n%s", out)
 	}
