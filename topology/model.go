@@ -14,6 +14,7 @@ type Place struct {
 	Line int
 }
 
+// String formats the place as file:line (file alone when the line is unknown).
 func (p Place) String() string {
 	if p.Line > 0 {
 		return fmt.Sprintf("%s:%d", p.File, p.Line)
@@ -31,6 +32,7 @@ type Problem struct {
 	Message string
 }
 
+// String formats the problem as file:line: message, as lint prints it.
 func (p Problem) String() string { return p.Place.String() + ": " + p.Message }
 
 // Route is what the topology needs of a route (routes.Topology converts
