@@ -3,6 +3,7 @@ package disbursement
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,10 +48,29 @@ func TestNetworkFaults(t *testing.T) {
 		t.Fatal("refused logins not visible in the monitor")
 	}
 	bySim["cmb"].Server.Faults.RefuseLogin.Store(false)
+	// CCB's return download stays stalled until the hub has timed it out
+	// and said so (a Retried event for a CCB return file); then the bank
+	// answers again.
+	retried := events.Next(func(e monitor.Event) bool {
+		return e.Partner == "bank.ccb" && e.Type == monitor.Retried && strings.Contains(e.FileName, "_RET_")
+	})
+	stalled := bySim["ccb"].Server.Faults.Stalled()
+	stop, released := make(chan struct{}), make(chan struct{})
 	go func() {
-		time.Sleep(1500 * time.Millisecond)
+		defer close(released)
+		select {
+		case <-stalled:
+		case <-stop:
+			return
+		}
+		select {
+		case <-retried:
+		case <-stop:
+			return
+		}
 		bySim["ccb"].Server.Faults.Unstall()
 	}()
+	defer func() { close(stop); <-released }()
 	b, err := svc.Run(ctx, RunOptions{Period: "2026-11"})
 	if err != nil {
 		t.Fatal(err)
