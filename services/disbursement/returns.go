@@ -174,210 +174,25 @@ func (s *Service) finishBank(ctx context.Context, b *Batch, bi int, f outFile) (
 	return fmt.Sprintf("%s: %d paid, %d failed, %d missing", bk.Config.Code, paid, failed, missing), nil
 }
 
-// reconcile loads one return file of bank bi. It is idempotent: a record
-// already final is not changed, a file whose content was reconciled
-// before (a duplicate delivery) is ignored.
+// reconcile loads one return file of bank bi into the batch. It is
+// idempotent: a record already final is not changed, a file whose content
+// was reconciled before (a duplicate delivery) is ignored. It runs four
+// stages:
+//
+//	dropDuplicate  the same content already reconciled under another name: record and stop
+//	loadReturn     parse the file into outcomes, quarantining malformed records
+//	applyReturn    settle the batch's payments from the outcomes and record the file
+//	reportReturn   tell the monitor what the file settled and what it quarantined
 func (s *Service) reconcile(ctx context.Context, b *Batch, bi int, in sftp.Inbound) error {
-	bk := s.banks[bi]
 	name := path.Base(in.RemotePath)
-	var dup int
-	if err := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(*) FROM disb_files WHERE batch_id = ? AND direction = 'return'
-		AND digest = ? AND state = 'reconciled' AND name <> ?`), b.ID, in.Digest, name).Scan(&dup); err != nil {
+	if dup, err := s.dropDuplicate(ctx, b, bi, name, in.Digest); dup || err != nil {
 		return err
 	}
-	if dup > 0 {
-		s.emit(monitor.Event{Type: monitor.Dropped, Status: monitor.Warning, BatchID: b.Name, Stage: StageReturns, Flow: flowOf(b),
-			Partner: bk.Config.Partner(), FileName: name, Digest: in.Digest, ErrorClass: "duplicate", ErrorCode: "duplicate_return"})
-		_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO disb_files (batch_id, bank, direction, name, records, total_fen, digest, state)
-			VALUES (?, ?, 'return', ?, 0, 0, ?, 'duplicate') ON CONFLICT DO NOTHING`), b.ID, bk.Config.Code, name, in.Digest)
-		return err
-	}
-	l := bk.Files.Inbound(Kind(b.Kind))
-	if l == nil {
-		return fmt.Errorf("bank %s: no return layout", bk.Config.Code)
-	}
-	// Parse first, outside the database lock: several return files are
-	// read at once (at most two, to bound memory), then applied in turn.
-	select {
-	case s.parseSem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	p, err := s.parseReturn(b, l, in.LocalPath)
-	<-s.parseSem
+	p, err := s.loadReturn(ctx, b, bi, name, in.LocalPath)
 	if err != nil {
-		return fmt.Errorf("reconcile %s: %w", name, err)
-	}
-	quar := p.quar
-	var matched, failed, already, anomalies, paidFen int64
-
-	// SQLite has one writer: reconciliations take turns, and a long file is
-	// committed in slices so that other writers (ledgers, other stages)
-	// never wait long. A crash in between is harmless: the file is handed
-	// over again and records already final are left alone.
-	s.reconcileMu.Lock()
-	defer s.reconcileMu.Unlock()
-	const perStmt = 200
-	const perTx = 50_000
-	var tx *sql.Tx
-	var upd, multi *sql.Stmt
-	closeTx := func(commit bool) error {
-		if tx == nil {
-			return nil
-		}
-		if upd != nil {
-			_ = upd.Close()
-		}
-		if multi != nil {
-			_ = multi.Close()
-		}
-		t := tx
-		tx, upd, multi = nil, nil, nil
-		if !commit {
-			return t.Rollback()
-		}
-		return t.Commit()
-	}
-	defer func() { _ = closeTx(false) }()
-	openTx := func() error {
-		var err error
-		if tx, err = s.db.BeginTx(ctx, nil); err != nil {
-			return err
-		}
-		if upd, err = tx.PrepareContext(ctx, s.db.Rebind(`UPDATE disb_payments SET status = ?, reason = ?
-			WHERE batch_id = ? AND seq = ? AND bank = ? AND amount_fen = ? AND status = 2`)); err != nil {
-			return err
-		}
-		if s.db.Dialect() == store.SQLite {
-			// One statement updates a whole slice of records (UPDATE FROM a
-			// VALUES list): far fewer round trips than one per record.
-			multi, err = tx.PrepareContext(ctx, `WITH v(seq, st, reason, amt) AS (VALUES `+
-				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?),", perStmt), ",")+`)
-				UPDATE disb_payments SET status = v.st, reason = v.reason FROM v
-				WHERE disb_payments.batch_id = ? AND disb_payments.seq = v.seq AND disb_payments.bank = ?
-				AND disb_payments.amount_fen = v.amt AND disb_payments.status = 2`)
-		}
 		return err
 	}
-	count := func(o outcome) {
-		matched++
-		if o.st == StatusFailed {
-			failed++
-		} else {
-			paidFen += o.amt
-		}
-	}
-	// classify finds out why a record was not applied.
-	classify := func(o outcome) error {
-		var cur, cbank int
-		var amt int64
-		err := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT status, bank, amount_fen FROM disb_payments WHERE batch_id = ? AND seq = ?`), b.ID, o.seq).Scan(&cur, &cbank, &amt)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			quar = append(quar, quarantined{int64(o.line), "reference not sent in this batch"})
-			anomalies++
-		case err != nil:
-			return err
-		case cbank != bi:
-			quar = append(quar, quarantined{int64(o.line), "record belongs to another bank"})
-			anomalies++
-		case amt != o.amt:
-			quar = append(quar, quarantined{int64(o.line), fmt.Sprintf("amount %d fen differs from the %d fen sent", o.amt, amt)})
-			anomalies++
-		default:
-			already++ // already reconciled (a resumed or repeated file)
-		}
-		return nil
-	}
-	apply := func(batch []outcome) error {
-		if multi != nil && len(batch) == perStmt {
-			args := make([]any, 0, perStmt*4+2)
-			for _, o := range batch {
-				args = append(args, int64(o.seq), int(o.st), p.reasons[o.reason], o.amt)
-			}
-			args = append(args, b.ID, bi)
-			r, err := multi.ExecContext(ctx, args...)
-			if err != nil {
-				return err
-			}
-			if n, _ := r.RowsAffected(); n == int64(len(batch)) {
-				for _, o := range batch {
-					count(o)
-				}
-				return nil
-			}
-			// Some were not applied: look at each (rare).
-			for _, o := range batch {
-				var cur int
-				if err := tx.QueryRowContext(ctx, `SELECT status FROM disb_payments WHERE batch_id = ? AND seq = ? AND bank = ? AND amount_fen = ?`,
-					b.ID, int64(o.seq), bi, o.amt).Scan(&cur); err == nil && cur == int(o.st) {
-					count(o)
-					continue
-				}
-				if err := classify(o); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		for _, o := range batch {
-			r, err := upd.ExecContext(ctx, int(o.st), p.reasons[o.reason], b.ID, int64(o.seq), bi, o.amt)
-			if err != nil {
-				return err
-			}
-			if n, _ := r.RowsAffected(); n == 1 {
-				count(o)
-			} else if err := classify(o); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	err = func() error {
-		for start := 0; start < len(p.outs); start += perTx {
-			if err := openTx(); err != nil {
-				return err
-			}
-			end := min(start+perTx, len(p.outs))
-			for i := start; i < end; i += perStmt {
-				if err := apply(p.outs[i:min(i+perStmt, end)]); err != nil {
-					return err
-				}
-			}
-			if end < len(p.outs) {
-				if err := closeTx(true); err != nil {
-					return err
-				}
-			}
-		}
-		if tx == nil {
-			if err := openTx(); err != nil {
-				return err
-			}
-		}
-		detail := ""
-		if p.res.CheckErr != nil {
-			detail = p.res.CheckErr.Error()
-		}
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM disb_quarantine WHERE batch_id = ? AND bank = ? AND file = ?`), b.ID, bk.Config.Code, name); err != nil {
-			return err
-		}
-		for _, x := range quar {
-			if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO disb_quarantine (batch_id, bank, file, line, problem) VALUES (?, ?, ?, ?, ?)`),
-				b.ID, bk.Config.Code, name, x.line, x.problem); err != nil {
-				return err
-			}
-		}
-		_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO disb_files (batch_id, bank, direction, name, records, total_fen, digest, state, part_no, part_total, detail)
-			VALUES (?, ?, 'return', ?, ?, ?, ?, 'reconciled', ?, ?, ?)
-			ON CONFLICT (batch_id, bank, direction, name) DO UPDATE SET records = excluded.records, total_fen = excluded.total_fen,
-			digest = excluded.digest, state = excluded.state, part_no = excluded.part_no, part_total = excluded.part_total, detail = excluded.detail`),
-			b.ID, bk.Config.Code, name, p.res.Summary.Details, p.res.Summary.AmountFen, in.Digest, max(p.res.PartNo, 1), max(p.res.PartTotal, 1), detail)
-		if err != nil {
-			return err
-		}
-		return closeTx(true)
-	}()
+	t, err := s.applyReturn(ctx, b, bi, name, in.Digest, p)
 	if err != nil {
 		// Contention (SQLite busy, a PostgreSQL deadlock or serialization
 		// failure) is worth another try on the next pass; the file stays
@@ -387,21 +202,299 @@ func (s *Service) reconcile(ctx context.Context, b *Batch, bi int, in sftp.Inbou
 		}
 		return fmt.Errorf("reconcile %s: %w", name, err)
 	}
+	s.reportReturn(b, bi, in, name, t)
+	return nil
+}
+
+// dropDuplicate tells whether the file's content was reconciled before
+// under another name (a bank delivering a return twice); such a file is
+// recorded as a duplicate and reported, and reconciles nothing.
+func (s *Service) dropDuplicate(ctx context.Context, b *Batch, bi int, name, digest string) (bool, error) {
+	bk := s.banks[bi]
+	var dup int
+	if err := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(*) FROM disb_files WHERE batch_id = ? AND direction = 'return'
+		AND digest = ? AND state = 'reconciled' AND name <> ?`), b.ID, digest, name).Scan(&dup); err != nil {
+		return false, err
+	}
+	if dup == 0 {
+		return false, nil
+	}
+	s.emit(monitor.Event{Type: monitor.Dropped, Status: monitor.Warning, BatchID: b.Name, Stage: StageReturns, Flow: flowOf(b),
+		Partner: bk.Config.Partner(), FileName: name, Digest: digest, ErrorClass: "duplicate", ErrorCode: "duplicate_return"})
+	_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO disb_files (batch_id, bank, direction, name, records, total_fen, digest, state)
+		VALUES (?, ?, 'return', ?, 0, 0, ?, 'duplicate') ON CONFLICT DO NOTHING`), b.ID, bk.Config.Code, name, digest)
+	return true, err
+}
+
+// loadReturn parses the return file at local in the bank's return layout.
+// Parsing happens outside the database lock: several return files are read
+// at once (at most two, to bound memory), then applied in turn.
+func (s *Service) loadReturn(ctx context.Context, b *Batch, bi int, name, local string) (*parsedReturn, error) {
+	bk := s.banks[bi]
+	l := bk.Files.Inbound(Kind(b.Kind))
+	if l == nil {
+		return nil, fmt.Errorf("bank %s: no return layout", bk.Config.Code)
+	}
+	select {
+	case s.parseSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	p, err := s.parseReturn(b, l, local)
+	<-s.parseSem
+	if err != nil {
+		return nil, fmt.Errorf("reconcile %s: %w", name, err)
+	}
+	return p, nil
+}
+
+// Slices of a return file's application: records per UPDATE statement
+// (SQLite) and per transaction.
+const (
+	perStmt = 200
+	perTx   = 50_000
+)
+
+// applyReturn settles the batch's payments from the outcomes of p and
+// records the file: its quarantined lines and its disb_files row, written
+// with the last slice of outcomes.
+//
+// SQLite has one writer: return files take turns (reconcileMu), and a long
+// file is committed in slices of perTx records so that other writers
+// (ledgers, other stages) never wait long. A crash in between is harmless:
+// the file is handed over again and records already final are left alone.
+func (s *Service) applyReturn(ctx context.Context, b *Batch, bi int, name, digest string, p *parsedReturn) (returnTally, error) {
+	s.reconcileMu.Lock()
+	defer s.reconcileMu.Unlock()
+	a := &returnApply{s: s, b: b, bi: bi, p: p, t: returnTally{quar: p.quar}}
+	defer func() { _ = a.end(false) }()
+	for start := 0; start < len(p.outs); start += perTx {
+		if err := a.begin(ctx); err != nil {
+			return a.t, err
+		}
+		end := min(start+perTx, len(p.outs))
+		for i := start; i < end; i += perStmt {
+			if err := a.apply(ctx, p.outs[i:min(i+perStmt, end)]); err != nil {
+				return a.t, err
+			}
+		}
+		if end < len(p.outs) {
+			if err := a.end(true); err != nil {
+				return a.t, err
+			}
+		}
+	}
+	if a.tx == nil { // no outcomes at all
+		if err := a.begin(ctx); err != nil {
+			return a.t, err
+		}
+	}
+	if err := a.recordFile(ctx, name, digest); err != nil {
+		return a.t, err
+	}
+	return a.t, a.end(true)
+}
+
+// reportReturn emits the file's Reconciled event and, when records were
+// quarantined, a Rejected event naming the first.
+func (s *Service) reportReturn(b *Batch, bi int, in sftp.Inbound, name string, t returnTally) {
+	bk := s.banks[bi]
 	st := monitor.OK
-	if len(quar) > 0 || anomalies > 0 {
+	if len(t.quar) > 0 || t.anomalies > 0 {
 		st = monitor.Warning
 	}
-	ev := monitor.Event{Type: monitor.Reconciled, Status: st, BatchID: b.Name, Stage: StageReturns, Flow: flowOf(b),
+	s.emit(monitor.Event{Type: monitor.Reconciled, Status: st, BatchID: b.Name, Stage: StageReturns, Flow: flowOf(b),
 		Partner: bk.Config.Partner(), Channel: "sftp", Direction: monitor.Inbound, FileName: name, Digest: in.Digest, Bytes: in.Bytes,
-		Records: matched, RecordsFailed: failed, AmountFen: paidFen,
-		Attrs: map[string]string{"quarantined": fmt.Sprint(len(quar)), "already_final": fmt.Sprint(already)}}
-	s.emit(ev)
-	if len(quar) > 0 {
+		Records: t.matched, RecordsFailed: t.failed, AmountFen: t.paidFen,
+		Attrs: map[string]string{"quarantined": fmt.Sprint(len(t.quar)), "already_final": fmt.Sprint(t.already)}})
+	if len(t.quar) > 0 {
 		s.emit(monitor.Event{Type: monitor.Rejected, Status: monitor.Warning, BatchID: b.Name, Stage: StageReturns, Flow: flowOf(b),
-			Partner: bk.Config.Partner(), FileName: name, RecordsFailed: int64(len(quar)), ErrorClass: "malformed_return_record",
-			ErrorMessage: fmt.Sprintf("%d return records quarantined (first at line %d: %s)", len(quar), quar[0].line, quar[0].problem)})
+			Partner: bk.Config.Partner(), FileName: name, RecordsFailed: int64(len(t.quar)), ErrorClass: "malformed_return_record",
+			ErrorMessage: fmt.Sprintf("%d return records quarantined (first at line %d: %s)", len(t.quar), t.quar[0].line, t.quar[0].problem)})
+	}
+}
+
+// returnTally is what applying one return file did.
+type returnTally struct {
+	matched   int64 // outcomes applied (paid or failed)
+	failed    int64 // of which failed
+	paidFen   int64 // amount of the paid ones
+	already   int64 // outcomes for records already final (a resumed or repeated file)
+	anomalies int64 // outcomes that match no record of this bank and amount
+	// quar holds the parse's quarantined records and the anomalies.
+	quar []quarantined
+}
+
+// returnApply is the state of applyReturn: the open transaction of the
+// current slice, its prepared statements, and the tally so far.
+type returnApply struct {
+	s  *Service
+	b  *Batch
+	bi int
+	p  *parsedReturn
+	t  returnTally
+
+	tx    *sql.Tx
+	upd   *sql.Stmt // one record
+	multi *sql.Stmt // perStmt records at once (SQLite only)
+}
+
+// begin opens the transaction of a slice and prepares its statements.
+func (a *returnApply) begin(ctx context.Context) error {
+	s := a.s
+	var err error
+	if a.tx, err = s.db.BeginTx(ctx, nil); err != nil {
+		return err
+	}
+	if a.upd, err = a.tx.PrepareContext(ctx, s.db.Rebind(`UPDATE disb_payments SET status = ?, reason = ?
+		WHERE batch_id = ? AND seq = ? AND bank = ? AND amount_fen = ? AND status = 2`)); err != nil {
+		return err
+	}
+	if s.db.Dialect() == store.SQLite {
+		// One statement updates a whole slice of records (UPDATE FROM a
+		// VALUES list): far fewer round trips than one per record.
+		a.multi, err = a.tx.PrepareContext(ctx, `WITH v(seq, st, reason, amt) AS (VALUES `+
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?),", perStmt), ",")+`)
+			UPDATE disb_payments SET status = v.st, reason = v.reason FROM v
+			WHERE disb_payments.batch_id = ? AND disb_payments.seq = v.seq AND disb_payments.bank = ?
+			AND disb_payments.amount_fen = v.amt AND disb_payments.status = 2`)
+	}
+	return err
+}
+
+// end commits (or rolls back) the open transaction, if any.
+func (a *returnApply) end(commit bool) error {
+	if a.tx == nil {
+		return nil
+	}
+	if a.upd != nil {
+		_ = a.upd.Close()
+	}
+	if a.multi != nil {
+		_ = a.multi.Close()
+	}
+	tx := a.tx
+	a.tx, a.upd, a.multi = nil, nil, nil
+	if !commit {
+		return tx.Rollback()
+	}
+	return tx.Commit()
+}
+
+// apply settles one statement's worth of outcomes: a full slice in one
+// statement when it can, else record by record; an outcome that changes
+// nothing is classified.
+func (a *returnApply) apply(ctx context.Context, batch []outcome) error {
+	if a.multi != nil && len(batch) == perStmt {
+		return a.applyMulti(ctx, batch)
+	}
+	for _, o := range batch {
+		r, err := a.upd.ExecContext(ctx, int(o.st), a.p.reasons[o.reason], a.b.ID, int64(o.seq), a.bi, o.amt)
+		if err != nil {
+			return err
+		}
+		if n, _ := r.RowsAffected(); n == 1 {
+			a.count(o)
+		} else if err := a.classify(ctx, o); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// applyMulti settles perStmt outcomes in one statement; when some were not
+// applied, it looks at each (rare).
+func (a *returnApply) applyMulti(ctx context.Context, batch []outcome) error {
+	args := make([]any, 0, perStmt*4+2)
+	for _, o := range batch {
+		args = append(args, int64(o.seq), int(o.st), a.p.reasons[o.reason], o.amt)
+	}
+	args = append(args, a.b.ID, a.bi)
+	r, err := a.multi.ExecContext(ctx, args...)
+	if err != nil {
+		return err
+	}
+	if n, _ := r.RowsAffected(); n == int64(len(batch)) {
+		for _, o := range batch {
+			a.count(o)
+		}
+		return nil
+	}
+	for _, o := range batch {
+		var cur int
+		if err := a.tx.QueryRowContext(ctx, `SELECT status FROM disb_payments WHERE batch_id = ? AND seq = ? AND bank = ? AND amount_fen = ?`,
+			a.b.ID, int64(o.seq), a.bi, o.amt).Scan(&cur); err == nil && cur == int(o.st) {
+			a.count(o)
+			continue
+		}
+		if err := a.classify(ctx, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// count tallies an applied outcome.
+func (a *returnApply) count(o outcome) {
+	a.t.matched++
+	if o.st == StatusFailed {
+		a.t.failed++
+	} else {
+		a.t.paidFen += o.amt
+	}
+}
+
+// classify finds out why an outcome was not applied: a record already
+// final, or an anomaly (unknown reference, another bank's record, another
+// amount) that is quarantined.
+func (a *returnApply) classify(ctx context.Context, o outcome) error {
+	var cur, cbank int
+	var amt int64
+	err := a.tx.QueryRowContext(ctx, a.s.db.Rebind(`SELECT status, bank, amount_fen FROM disb_payments WHERE batch_id = ? AND seq = ?`), a.b.ID, o.seq).Scan(&cur, &cbank, &amt)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		a.quarantine(o, "reference not sent in this batch")
+	case err != nil:
+		return err
+	case cbank != a.bi:
+		a.quarantine(o, "record belongs to another bank")
+	case amt != o.amt:
+		a.quarantine(o, fmt.Sprintf("amount %d fen differs from the %d fen sent", o.amt, amt))
+	default:
+		a.t.already++ // already reconciled (a resumed or repeated file)
+	}
+	return nil
+}
+
+func (a *returnApply) quarantine(o outcome, problem string) {
+	a.t.quar = append(a.t.quar, quarantined{int64(o.line), problem})
+	a.t.anomalies++
+}
+
+// recordFile writes the file's quarantined lines (replacing those of an
+// earlier attempt) and its disb_files row as reconciled, in the open
+// transaction.
+func (a *returnApply) recordFile(ctx context.Context, name, digest string) error {
+	s, b, code, res := a.s, a.b, a.s.banks[a.bi].Config.Code, a.p.res
+	detail := ""
+	if res.CheckErr != nil {
+		detail = res.CheckErr.Error()
+	}
+	if _, err := a.tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM disb_quarantine WHERE batch_id = ? AND bank = ? AND file = ?`), b.ID, code, name); err != nil {
+		return err
+	}
+	for _, x := range a.t.quar {
+		if _, err := a.tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO disb_quarantine (batch_id, bank, file, line, problem) VALUES (?, ?, ?, ?, ?)`),
+			b.ID, code, name, x.line, x.problem); err != nil {
+			return err
+		}
+	}
+	_, err := a.tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO disb_files (batch_id, bank, direction, name, records, total_fen, digest, state, part_no, part_total, detail)
+		VALUES (?, ?, 'return', ?, ?, ?, ?, 'reconciled', ?, ?, ?)
+		ON CONFLICT (batch_id, bank, direction, name) DO UPDATE SET records = excluded.records, total_fen = excluded.total_fen,
+		digest = excluded.digest, state = excluded.state, part_no = excluded.part_no, part_total = excluded.part_total, detail = excluded.detail`),
+		b.ID, code, name, res.Summary.Details, res.Summary.AmountFen, digest, max(res.PartNo, 1), max(res.PartTotal, 1), detail)
+	return err
 }
 
 type quarantined struct {
