@@ -62,6 +62,7 @@ type memBus struct {
 	mu   sync.Mutex
 	msgs []bus.Message
 	fail bool
+	more chan struct{} // closed by the next successful publish
 }
 
 func (b *memBus) Publish(_ context.Context, topic string, msgs ...bus.Message) error {
@@ -74,7 +75,22 @@ func (b *memBus) Publish(_ context.Context, topic string, msgs ...bus.Message) e
 		m.Topic = topic
 		b.msgs = append(b.msgs, m)
 	}
+	if b.more != nil {
+		close(b.more)
+		b.more = nil
+	}
 	return nil
+}
+
+// published returns how many messages are on the bus and a channel closed
+// by the next publish.
+func (b *memBus) published() (int, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.more == nil {
+		b.more = make(chan struct{})
+	}
+	return len(b.msgs), b.more
 }
 
 type harness struct {

@@ -95,23 +95,29 @@ func runLoad(t testing.TB, partners, each int, ratePerPartner float64) loadResul
 	}
 	lat := make([][]time.Duration, partners)
 	var failed sync.Map
-	var wg sync.WaitGroup
-	start := time.Now().Add(50 * time.Millisecond)
-	cpu0 := processCPU()
+	var wg, ready sync.WaitGroup
+	// Every partner is ready before the clock starts; then they all go at
+	// once (gun), whatever the machine's load.
+	gun := make(chan struct{})
+	var start time.Time
 	for p := 0; p < partners; p++ {
 		wg.Add(1)
+		ready.Add(1)
 		go func(p int) {
 			defer wg.Done()
 			var every time.Duration
 			if ratePerPartner > 0 {
 				every = time.Duration(float64(time.Second) / ratePerPartner)
 			}
+			ready.Done()
+			<-gun
 			// Spread the partners' first writes over one interval.
 			first := start.Add(time.Duration(p) * every / time.Duration(partners))
-			time.Sleep(time.Until(start))
 			for i, w := range work[p] {
 				due := first.Add(time.Duration(i) * every)
 				if every > 0 {
+					// Open loop: each write is due at its time on the wall
+					// clock (what this measures), not after the last answer.
 					time.Sleep(time.Until(due))
 				}
 				t0 := time.Now()
@@ -134,6 +140,10 @@ func runLoad(t testing.TB, partners, each int, ratePerPartner float64) loadResul
 			}
 		}(p)
 	}
+	ready.Wait()
+	cpu0 := processCPU()
+	start = time.Now()
+	close(gun)
 	wg.Wait()
 	res := loadResult{elapsed: time.Since(start), cpu: processCPU() - cpu0}
 	var all []time.Duration
