@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"runtime"
-	"runtime/debug"
 
 	"github.com/shanghai-mca/mzhub/hub"
 )
@@ -21,17 +20,6 @@ func runVersion(_ context.Context, env *cliEnv, args []string) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	version, commit := hub.Version, hub.Commit
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if version == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			version = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && commit == "unknown" {
-				commit = s.Value
-			}
-		}
-	}
-	fmt.Fprintf(env.Stdout, "mzhub %s\ncommit:   %s\ngo:       %s\nplatform: %s/%s\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(env.Stdout, "mzhub %s\ncommit:   %s\ngo:       %s\nplatform: %s/%s\n", hub.Version, hub.Commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return 0
 }
