@@ -1,9 +1,10 @@
 // Package deploy_test checks the deployment artifacts in this directory: the
 // kustomize base (its config is the cluster profile; it builds and yields the
-// Deployment). deploy/ holds no Go code.
+// Deployment) and the hardening of the systemd unit. deploy/ holds no Go code.
 package deploy_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -142,4 +143,69 @@ func keys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TestSystemdUnitHardening keeps the unit's sandbox: each directive here is
+// one systemd-analyze security scores (the exposure check itself runs in
+// .ci/run where systemd-analyze is installed).
+func TestSystemdUnitHardening(t *testing.T) {
+	f, err := os.Open("systemd/mzhub.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	unit := map[string][]string{}
+	section := ""
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "" || strings.HasPrefix(line, "#"):
+		case strings.HasPrefix(line, "["):
+			section = line
+		default:
+			k, v, ok := strings.Cut(line, "=")
+			if !ok {
+				t.Fatalf("not KEY=VALUE: %q", line)
+			}
+			unit[section+k] = append(unit[section+k], v)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{
+		"User":                    "mzhub",
+		"StateDirectory":          "mzhub",
+		"UMask":                   "0077",
+		"NoNewPrivileges":         "yes",
+		"CapabilityBoundingSet":   "",
+		"AmbientCapabilities":     "",
+		"ProtectSystem":           "strict",
+		"ProtectHome":             "yes",
+		"PrivateTmp":              "yes",
+		"PrivateDevices":          "yes",
+		"PrivateUsers":            "yes",
+		"ProtectKernelTunables":   "yes",
+		"ProtectKernelModules":    "yes",
+		"ProtectKernelLogs":       "yes",
+		"ProtectControlGroups":    "yes",
+		"ProtectClock":            "yes",
+		"ProtectHostname":         "yes",
+		"ProtectProc":             "invisible",
+		"RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
+		"RestrictNamespaces":      "yes",
+		"RestrictRealtime":        "yes",
+		"RestrictSUIDSGID":        "yes",
+		"LockPersonality":         "yes",
+		"MemoryDenyWriteExecute":  "yes",
+		"SystemCallArchitectures": "native",
+		"SystemCallFilter":        "@system-service|~@privileged @resources",
+		"SystemCallErrorNumber":   "EPERM",
+	} {
+		vals, ok := unit["[Service]"+key]
+		if got := strings.Join(vals, "|"); !ok || got != want {
+			t.Errorf("[Service] %s=%q (set: %v), want %q", key, got, ok, want)
+		}
+	}
 }
