@@ -14,6 +14,8 @@ import (
 
 // Batch statuses (disb_batches.status).
 const (
+	// BatchNew: being created by a request; no runner touches it yet.
+	BatchNew = "new"
 	// BatchQueued: asked for (console, CLI, a confirmation that completed
 	// the pair); the cycle runner picks it up.
 	BatchQueued = "queued"
@@ -67,7 +69,10 @@ func (s *Service) Submit(ctx context.Context, r Request) (*Batch, error) {
 	if r.Actor == "" {
 		return nil, errors.New("disbursement: a request needs an actor")
 	}
-	b, err := s.create(ctx, r.Kind, r.Period)
+	// A new batch is invisible to cycle runners (status new) until its
+	// list is in place and it is queued below: a runner scanning meanwhile
+	// would otherwise start the intake without the list and fail it.
+	b, err := s.create(ctx, r.Kind, r.Period, BatchNew)
 	if err != nil {
 		return nil, err
 	}

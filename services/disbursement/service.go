@@ -196,13 +196,15 @@ func (s *Service) Batch(ctx context.Context, k Kind, period string) (*Batch, err
 	return &b, nil
 }
 
-func (s *Service) create(ctx context.Context, k Kind, period string) (*Batch, error) {
+// create inserts the batch of a kind and period with status when it does
+// not exist yet, and loads it.
+func (s *Service) create(ctx context.Context, k Kind, period, status string) (*Batch, error) {
 	if _, err := time.Parse("2006-01", period); err != nil {
 		return nil, fmt.Errorf("%w: %q", ErrBadPeriod, period)
 	}
 	now := s.deps.Clock.Now()
 	_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO disb_batches (name, kind, period, stage, status, file_date, created_at, updated_at)
-		VALUES (?, ?, ?, ?, 'running', ?, ?, ?) ON CONFLICT DO NOTHING`), BatchName(k, period), string(k), period, StageIntake,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`), BatchName(k, period), string(k), period, StageIntake, status,
 		now.In(clock.Shanghai).Format(time.DateOnly), now.UnixMilli(), now.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("disbursement: create batch: %w", err)
@@ -243,7 +245,7 @@ func (s *Service) Run(ctx context.Context, opt RunOptions) (*Batch, error) {
 			report(stage, done, total)
 		}
 	}
-	b, err := s.create(ctx, opt.Kind, opt.Period)
+	b, err := s.create(ctx, opt.Kind, opt.Period, BatchRunning)
 	if err != nil {
 		return nil, err
 	}
