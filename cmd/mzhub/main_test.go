@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errb bytes.Buffer
+	var out, errb syncBuffer // the logger and the progress bar both write stderr, from several goroutines
 	env := &cliEnv{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }, Logger: hub.NewLogger(&errb, "info", "text")}
 	code := dispatch(context.Background(), env, args)
 	return code, out.String(), errb.String()
