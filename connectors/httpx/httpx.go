@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/shanghai-mca/mzhub/bus"
@@ -132,20 +133,28 @@ func (s *Sink) Endpoint() string { return s.cfg.Method + " " + s.cfg.URL }
 // runs it (Run); a request is answered 202 only after emit returned nil,
 // that is once the message is durably on the bus.
 type Source struct {
-	cfg  SourceConfig
-	emit atomic.Pointer[connectors.Emit]
+	cfg     SourceConfig
+	emit    atomic.Pointer[connectors.Emit]
+	running chan struct{} // closed by the first Run
+	once    sync.Once
 }
 
 // NewSource returns a source.
-func NewSource(cfg SourceConfig) *Source { return &Source{cfg: cfg} }
+func NewSource(cfg SourceConfig) *Source { return &Source{cfg: cfg, running: make(chan struct{})} }
 
 // Run makes the source accept requests until ctx is done.
 func (s *Source) Run(ctx context.Context, emit connectors.Emit) error {
 	s.emit.Store(&emit)
+	s.once.Do(func() { close(s.running) })
 	<-ctx.Done()
 	s.emit.Store(nil)
 	return nil
 }
+
+// Running returns a channel closed once Run accepts requests (the first
+// time): before, a request is answered 503 route_unavailable. Whoever must
+// not be turned away at start-up (a test, a readiness check) waits on it.
+func (s *Source) Running() <-chan struct{} { return s.running }
 
 // Accepted is the answer body of an accepted message.
 type Accepted struct {

@@ -170,11 +170,21 @@ func testSource(t *testing.T) {
 	if rec.Code != 503 {
 		t.Fatalf("before Run: %d", rec.Code)
 	}
+	select {
+	case <-src.Running():
+		t.Fatal("Running closed before Run")
+	default:
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = src.Run(ctx, emit); close(done) }()
 	defer func() { cancel(); <-done }()
 	synctest.Wait() // Run accepts now: it waits for its context
+	select {
+	case <-src.Running():
+	default:
+		t.Fatal("Running not closed once Run accepts requests")
+	}
 	cases := []struct {
 		name   string
 		method string
