@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,10 +20,16 @@ import (
 )
 
 // floodSource emits as fast as emit lets it and counts what was accepted.
+// It stops after floodLimit messages: far more than a route with back
+// pressure lets through in the test, and a bound so that without back
+// pressure the test fails at once instead of spinning (in a synctest
+// bubble a goroutine that never blocks keeps the fake clock from moving).
 type floodSource struct{ emitted *atomic.Int64 }
 
+const floodLimit = 10_000
+
 func (f floodSource) Run(ctx context.Context, emit connectors.Emit) error {
-	for i := 0; ctx.Err() == nil; i++ {
+	for i := 0; ctx.Err() == nil && i < floodLimit; i++ {
 		if err := emit(ctx, bus.Message{IdempotencyKey: "m" + strconv.Itoa(i), Body: []byte(`{}`)}); err != nil {
 			return nil
 		}
@@ -33,7 +40,11 @@ func (f floodSource) Run(ctx context.Context, emit connectors.Emit) error {
 
 // TestBackPressure: a slow sink slows the source down to the sink's pace
 // plus the route's backlog bound; the source is not allowed to run ahead.
-func TestBackPressure(t *testing.T) {
+// It runs in a testing/synctest bubble: the sink's delay and the 1.5 s of
+// running are fake time, and the counts are read with the route idle.
+func TestBackPressure(t *testing.T) { synctest.Test(t, testBackPressure) }
+
+func testBackPressure(t *testing.T) {
 	sinks := routetest.NewSinks()
 	reg := sinks.Registry()
 	var emitted atomic.Int64
@@ -68,7 +79,7 @@ to:
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- eng.Run(ctx) }()
-	time.Sleep(1500 * time.Millisecond)
+	elapse(1500 * time.Millisecond)
 	em, got := emitted.Load(), int64(len(slow.Got()))
 	cancel()
 	<-done

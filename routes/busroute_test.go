@@ -35,6 +35,7 @@ func runRouteOnBus(t *testing.T, b bus.Bus) {
 	sinks := routetest.NewSinks()
 	db := storetest.Open(t)
 	dir := t.TempDir()
+	w := watch(b)
 	route := fmt.Sprintf(`id: onbus-%s
 from: {kind: bus, config: {topic: %s}}
 key: body.person
@@ -54,7 +55,7 @@ errors: {max_attempts: 5, backoff: 20ms, max_backoff: 100ms}
 	if err := os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(route), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	eng, err := routes.NewEngine(routes.EngineConfig{ReloadInterval: -1}, routes.Deps{Bus: b, Store: db, Connectors: sinks.Registry(), Metrics: prometheus.NewRegistry()})
+	eng, err := routes.NewEngine(routes.EngineConfig{ReloadInterval: -1}, routes.Deps{Bus: w, Store: db, Connectors: sinks.Registry(), Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ errors: {max_attempts: 5, backoff: 20ms, max_backoff: 100ms}
 	done := make(chan error, 1)
 	go func() { done <- eng.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	waitFor(t, "route", func() bool { return len(eng.Routes()) == 1 })
+	w.wait(t, "the route's subscription", time.Minute, func() bool { return w.subscriptions(topic) > 0 })
 	out := sinks.Recorder("out")
 	out.FailNext(7, errors.New("partner busy"))
 	const n = 300
@@ -75,11 +76,8 @@ errors: {max_attempts: 5, backoff: 20ms, max_backoff: 100ms}
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for len(out.Got()) < n-1 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond)
+	// Every message settled: delivered, or dead-lettered, and acked.
+	w.wait(t, "every message acked", time.Minute, func() bool { return w.acked(topic) >= n })
 	got := out.Got()
 	seen := map[string]int{}
 	last := map[string]int{}
@@ -105,10 +103,10 @@ errors: {max_attempts: 5, backoff: 20ms, max_backoff: 100ms}
 	if len(got) != n-1 || len(dups) > 0 {
 		t.Fatalf("delivered %d (want %d), duplicates %v", len(got), n-1, dups)
 	}
-	waitFor(t, "dead letter", func() bool {
-		d, _ := eng.DeadLetters().List(context.Background(), routes.ListFilter{})
-		return len(d) == 1 && d[0].Step != "" && d[0].Attempts == 1
-	})
+	// The dead letter is stored before its delivery is acked.
+	if d, err := eng.DeadLetters().List(context.Background(), routes.ListFilter{}); err != nil || len(d) != 1 || d[0].Step == "" || d[0].Attempts != 1 {
+		t.Fatalf("dead letters %+v (%v), want the one of record 13, refused by its step on the first attempt", d, err)
+	}
 }
 
 // TestRouteOnLocalBus runs the keyed route on the embedded durable bus.

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/bus/local"
 	"github.com/shanghai-mca/mzhub/connectors"
@@ -99,8 +101,8 @@ func TestCrashEffectivelyOnce(t *testing.T) {
 	run := func(killAfter time.Duration) (killed bool) {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
 		cmd.Env = append(os.Environ(), envCrashChild+"=1", envCrashDB+"="+dbPath, envCrashSink+"="+srv.URL, envCrashN+"="+strconv.Itoa(n))
-		var out strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &out
+		out := newChildOutput(crashDrained)
+		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -116,20 +118,17 @@ func TestCrashEffectivelyOnce(t *testing.T) {
 				t.Fatalf("child ended before the kill: %v\n%s", err, out.String())
 			}
 		}
-		// Final run: until the partner has every message, then a little
-		// longer (late duplicates would show), then stop.
-		deadline := time.Now().Add(5 * time.Minute)
-		for {
-			if d, _, _ := p.stats(); d >= n || time.Now().After(deadline) {
-				break
-			}
-			select {
-			case err := <-done:
-				t.Fatalf("child ended: %v\n%s", err, out.String())
-			case <-time.After(100 * time.Millisecond):
-			}
+		// Final run: until the child says it is drained - every message
+		// generated and none pending on its bus, so nothing more can reach
+		// the partner (no late duplicate can still come) - then stop.
+		select {
+		case <-out.seen:
+		case err := <-done:
+			t.Fatalf("child ended: %v\n%s", err, out.String())
+		case <-time.After(5 * time.Minute):
+			d, posts, _ := p.stats()
+			t.Errorf("the child did not drain within 5 minutes (%d distinct delivered, %d posts)", d, posts)
 		}
-		time.Sleep(time.Second)
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-done:
@@ -183,10 +182,12 @@ type genConfig struct {
 }
 
 // genSource emits messages 0..N-1 and keeps its cursor in the state store;
-// the cursor moves only after emit returned (the source's "ack").
+// the cursor moves only after emit returned (the source's "ack"). done is
+// called once all N were emitted (in this run or before).
 type genSource struct {
-	cfg genConfig
-	db  *store.DB
+	cfg  genConfig
+	db   *store.DB
+	done func()
 }
 
 func (g *genSource) Run(ctx context.Context, emit connectors.Emit) error {
@@ -222,6 +223,7 @@ func (g *genSource) Run(ctx context.Context, emit connectors.Emit) error {
 		}
 		next = end
 	}
+	g.done()
 	<-ctx.Done()
 	return nil
 }
@@ -247,12 +249,17 @@ func TestCrashChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	b, err := local.Open(ctx, db, bus.DefaultConfig().Local, nil)
+	metrics := prometheus.NewRegistry()
+	lb, err := local.Open(ctx, db, bus.DefaultConfig().Local, nil, local.WithRegisterer(metrics))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close(context.Background())
+	defer lb.Close(context.Background())
+	b := watch(lb)
 	n, _ := strconv.Atoi(os.Getenv(envCrashN))
+	generated := make(chan struct{})
+	var genOnce sync.Once
+	genDone := func() { genOnce.Do(func() { close(generated) }) }
 	reg := connectors.NewRegistry()
 	_ = reg.Register(httpx.Spec())
 	_ = reg.Register(connectors.Spec{
@@ -260,10 +267,34 @@ func TestCrashChild(t *testing.T) {
 		Source: &connectors.SourceSpec{
 			NewConfig: func() any { return &genConfig{} },
 			New: func(cfg any, _ connectors.Deps) (connectors.Source, error) {
-				return &genSource{cfg: *cfg.(*genConfig), db: db}, nil
+				return &genSource{cfg: *cfg.(*genConfig), db: db, done: genDone}, nil
 			},
 		},
 	})
+	// Tell the parent once drained: every message generated and none
+	// pending on the bus. Looked at after each subscription and ack, and
+	// when the generator is through - never on a timer.
+	go func() {
+		gen := generated
+		for {
+			changed := b.next()
+			select {
+			case <-gen:
+				gen = nil
+			default:
+			}
+			if gen == nil && pendingMessages(t, metrics) == 0 {
+				fmt.Println(crashDrained)
+				return
+			}
+			select {
+			case <-changed:
+			case <-gen:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	dir := t.TempDir()
 	route := fmt.Sprintf(`id: crash
 partner: test.bank
@@ -303,4 +334,62 @@ errors:
 	if err := eng.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// crashDrained is the line the crash child prints once drained.
+const crashDrained = "crash child: drained"
+
+// pendingMessages sums the local bus's mzhub_bus_pending_messages gauge.
+func pendingMessages(t *testing.T, reg *prometheus.Registry) float64 {
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Error(err)
+		return -1
+	}
+	var n float64
+	for _, f := range fams {
+		if f.GetName() == "mzhub_bus_pending_messages" {
+			for _, m := range f.GetMetric() {
+				n += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return n
+}
+
+// childOutput collects a child's output, safe for the copying goroutine
+// and a reader; seen is closed once a line equal to want was written.
+type childOutput struct {
+	mu   sync.Mutex
+	b    strings.Builder
+	want string
+	seen chan struct{}
+}
+
+func newChildOutput(want string) *childOutput {
+	return &childOutput{want: want, seen: make(chan struct{})}
+}
+
+func (o *childOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	from := strings.LastIndexByte(o.b.String(), '\n') + 1
+	o.b.Write(p)
+	select {
+	case <-o.seen:
+	default:
+		for _, l := range strings.Split(o.b.String()[from:], "\n") {
+			if l == o.want {
+				close(o.seen)
+				break
+			}
+		}
+	}
+	return len(p), nil
+}
+
+func (o *childOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -123,17 +124,35 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, nil))
 }
 
-// waitFor polls cond for up to 10s.
+// The engine tests run in testing/synctest bubbles (the test bus, the
+// SQLite store and the engine all inside): retries, backoffs, reload and
+// replay ticks run on the bubble's fake clock, and synctest.Wait tells when
+// the engine has done all it can without time passing. No test waits on
+// the wall clock, and none depends on how loaded the machine is.
+
+// waitFor lets the engine run until cond holds: each round waits until the
+// bubble is idle, then lets 10 ms of fake time pass (retries and backoffs
+// move on). It fails after a minute of fake time.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		synctest.Wait()
 		if cond() {
 			return
 		}
-		time.Sleep(10 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within a minute (fake time)", what)
+		}
+		time.Sleep(10 * time.Millisecond) // fake time
 	}
-	t.Fatalf("timed out waiting for %s", what)
+}
+
+// elapse lets d of fake time pass with the engine running, then waits until
+// the bubble is idle: whatever the engine was going to do in d is done.
+func elapse(d time.Duration) {
+	time.Sleep(d) // fake time
+	synctest.Wait()
 }
 
 func bodies(ms []bus.Message) []string {
@@ -281,24 +300,28 @@ to:
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			h := start(t, map[string]string{"r1.yaml": tc.route})
-			h.publish("in", tc.in...)
-			for rec, want := range tc.want {
-				r := h.sinks.Recorder(rec)
-				waitFor(t, rec+" deliveries", func() bool { return len(r.Got()) >= len(want) })
-			}
-			time.Sleep(100 * time.Millisecond) // nothing more arrives
-			for rec, want := range tc.want {
-				got := bodies(h.sinks.Recorder(rec).Got())
-				if strings.Join(got, "|") != strings.Join(want, "|") {
-					t.Errorf("%s got %q, want %q", rec, got, want)
+			synctest.Test(t, func(t *testing.T) {
+				h := start(t, map[string]string{"r1.yaml": tc.route})
+				h.publish("in", tc.in...)
+				for rec, want := range tc.want {
+					r := h.sinks.Recorder(rec)
+					waitFor(t, rec+" deliveries", func() bool { return len(r.Got()) >= len(want) })
 				}
-			}
+				elapse(time.Second) // nothing more arrives
+				for rec, want := range tc.want {
+					got := bodies(h.sinks.Recorder(rec).Got())
+					if strings.Join(got, "|") != strings.Join(want, "|") {
+						t.Errorf("%s got %q, want %q", rec, got, want)
+					}
+				}
+			})
 		})
 	}
 }
 
-func TestAggregateTimeoutIsDurable(t *testing.T) {
+func TestAggregateTimeoutIsDurable(t *testing.T) { synctest.Test(t, testAggregateTimeoutIsDurable) }
+
+func testAggregateTimeoutIsDurable(t *testing.T) {
 	route := baseRoute + `steps:
   - aggregate: {key: body.batch, timeout: 200ms}
 to:
@@ -319,7 +342,9 @@ to:
 	}
 }
 
-func TestRetryThenDeliver(t *testing.T) {
+func TestRetryThenDeliver(t *testing.T) { synctest.Test(t, testRetryThenDeliver) }
+
+func testRetryThenDeliver(t *testing.T) {
 	route := baseRoute + `to:
   - kind: record
     config: {name: out}
@@ -337,7 +362,28 @@ func TestRetryThenDeliver(t *testing.T) {
 	}
 }
 
+// deadLetterCase is one case of TestDeadLetterAndReplay.
+type deadLetterCase struct {
+	name     string
+	err      error
+	attempts int
+	sealed   bool
+}
+
 func TestDeadLetterAndReplay(t *testing.T) {
+	for _, tc := range []deadLetterCase{
+		{"exhausted", errors.New("connection refused"), 3, false},
+		{"permanent", connectors.Permanent(errors.New("400 bad request")), 1, false},
+		// Bus and dead letters sealed at rest, as the hub runs them.
+		{"sealed", errors.New("connection refused"), 3, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { testDeadLetterAndReplay(t, tc) })
+		})
+	}
+}
+
+func testDeadLetterAndReplay(t *testing.T, tc deadLetterCase) {
 	route := baseRoute + `to:
   - name: partner
     kind: record
@@ -347,82 +393,70 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		name     string
-		err      error
-		attempts int
-		sealed   bool
-	}{
-		{"exhausted", errors.New("connection refused"), 3, false},
-		{"permanent", connectors.Permanent(errors.New("400 bad request")), 1, false},
-		// Bus and dead letters sealed at rest, as the hub runs them.
-		{"sealed", errors.New("connection refused"), 3, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			h := startDeps(t, map[string]string{"r1.yaml": route}, func(d *routes.Deps) {
-				if tc.sealed {
-					d.Bus, d.Sealer = bus.Sealed(d.Bus, ring), ring
-				}
-			})
-			out := h.sinks.Recorder("out")
-			out.FailNext(100, tc.err)
-			h.publish("in", `{"id":"310101199001011234"}`)
-			dlq := h.eng.DeadLetters()
-			var dls []routes.DeadLetter
-			waitFor(t, "dead letter", func() bool {
-				dls, _ = dlq.List(context.Background(), routes.ListFilter{})
-				return len(dls) == 1
-			})
-			d := dls[0]
-			if d.Route != "r1" || d.Sink != "partner" || d.Attempts != tc.attempts || string(d.Message.Body) != `{"id":"310101199001011234"}` || d.Endpoint == "" {
-				t.Fatalf("dead letter %+v", d)
-			}
-			if strings.Contains(d.Error, "310101199001011234") {
-				t.Errorf("error not masked: %s", d.Error)
-			}
-			if h.events.CountType(monitor.DeadLettered) != 1 {
-				t.Errorf("no dead_lettered event")
-			}
-			// At rest the ID number is only in the unsealed dead letters; a
-			// store without the key lists them with the body still sealed.
-			var stored string
-			if err := h.db.QueryRow(`SELECT msg FROM routes_dead_letters WHERE id = ?`, d.ID).Scan(&stored); err != nil {
-				t.Fatal(err)
-			}
-			if got := strings.Contains(stored, "310101199001011234") || strings.Contains(stored, base64.StdEncoding.EncodeToString([]byte(`{"id":"310101199001011234"}`))); got == tc.sealed {
-				t.Errorf("plaintext body at rest: %v, sealed %v", got, tc.sealed)
-			}
-			if tc.sealed {
-				keyless, err := routes.NewDeadLetters(h.db).Get(context.Background(), d.ID)
-				if err != nil || keyless.Message.Headers[bus.HeaderSealed] == "" || fieldcrypt.SealedKID(keyless.Message.Body) != "k1" {
-					t.Errorf("without the key: %v, headers %v", err, keyless.Message.Headers)
-				}
-			}
-			// Replay: audited, then carried out by the running engine.
-			out.FailNext(0, nil)
-			aud := &audittest.Recorder{}
-			if err := dlq.Replay(context.Background(), d.ID, "ops.zhang", aud); err != nil {
-				t.Fatal(err)
-			}
-			if recs := aud.Records(); len(recs) != 1 || recs[0].Actor != "user:ops.zhang" || recs[0].Action != "routes.dlq.replay" ||
-				recs[0].Outcome != audit.OutcomeSuccess || !strings.Contains(recs[0].Detail, "route=") {
-				t.Errorf("audit = %+v", recs)
-			}
-			waitFor(t, "replayed delivery", func() bool { return len(out.Got()) == 1 })
-			if got := out.Got()[0]; string(got.Body) != `{"id":"310101199001011234"}` || got.Headers[bus.HeaderSealed] != "" {
-				t.Errorf("replayed %q %v", got.Body, got.Headers)
-			}
-			waitFor(t, "replayed event", func() bool { return h.events.CountType(monitor.Replayed) == 1 })
-			if err := dlq.Drop(context.Background(), d.ID, "ops.zhang", aud); err == nil {
-				t.Error("drop of a replayed letter succeeded")
-			}
-		})
+	h := startDeps(t, map[string]string{"r1.yaml": route}, func(d *routes.Deps) {
+		if tc.sealed {
+			d.Bus, d.Sealer = bus.Sealed(d.Bus, ring), ring
+		}
+	})
+	out := h.sinks.Recorder("out")
+	out.FailNext(100, tc.err)
+	h.publish("in", `{"id":"310101199001011234"}`)
+	dlq := h.eng.DeadLetters()
+	var dls []routes.DeadLetter
+	waitFor(t, "dead letter", func() bool {
+		dls, _ = dlq.List(context.Background(), routes.ListFilter{})
+		return len(dls) == 1
+	})
+	d := dls[0]
+	if d.Route != "r1" || d.Sink != "partner" || d.Attempts != tc.attempts || string(d.Message.Body) != `{"id":"310101199001011234"}` || d.Endpoint == "" {
+		t.Fatalf("dead letter %+v", d)
+	}
+	if strings.Contains(d.Error, "310101199001011234") {
+		t.Errorf("error not masked: %s", d.Error)
+	}
+	if h.events.CountType(monitor.DeadLettered) != 1 {
+		t.Errorf("no dead_lettered event")
+	}
+	// At rest the ID number is only in the unsealed dead letters; a
+	// store without the key lists them with the body still sealed.
+	var stored string
+	if err := h.db.QueryRow(`SELECT msg FROM routes_dead_letters WHERE id = ?`, d.ID).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Contains(stored, "310101199001011234") || strings.Contains(stored, base64.StdEncoding.EncodeToString([]byte(`{"id":"310101199001011234"}`))); got == tc.sealed {
+		t.Errorf("plaintext body at rest: %v, sealed %v", got, tc.sealed)
+	}
+	if tc.sealed {
+		keyless, err := routes.NewDeadLetters(h.db).Get(context.Background(), d.ID)
+		if err != nil || keyless.Message.Headers[bus.HeaderSealed] == "" || fieldcrypt.SealedKID(keyless.Message.Body) != "k1" {
+			t.Errorf("without the key: %v, headers %v", err, keyless.Message.Headers)
+		}
+	}
+	// Replay: audited, then carried out by the running engine.
+	out.FailNext(0, nil)
+	aud := &audittest.Recorder{}
+	if err := dlq.Replay(context.Background(), d.ID, "ops.zhang", aud); err != nil {
+		t.Fatal(err)
+	}
+	if recs := aud.Records(); len(recs) != 1 || recs[0].Actor != "user:ops.zhang" || recs[0].Action != "routes.dlq.replay" ||
+		recs[0].Outcome != audit.OutcomeSuccess || !strings.Contains(recs[0].Detail, "route=") {
+		t.Errorf("audit = %+v", recs)
+	}
+	waitFor(t, "replayed delivery", func() bool { return len(out.Got()) == 1 })
+	if got := out.Got()[0]; string(got.Body) != `{"id":"310101199001011234"}` || got.Headers[bus.HeaderSealed] != "" {
+		t.Errorf("replayed %q %v", got.Body, got.Headers)
+	}
+	waitFor(t, "replayed event", func() bool { return h.events.CountType(monitor.Replayed) == 1 })
+	if err := dlq.Drop(context.Background(), d.ID, "ops.zhang", aud); err == nil {
+		t.Error("drop of a replayed letter succeeded")
 	}
 }
 
 // TestLedgerSkipsDelivered: a redelivery of a message already delivered to
 // one sink (the other failed) does not reach the first sink again.
-func TestLedgerSkipsDelivered(t *testing.T) {
+func TestLedgerSkipsDelivered(t *testing.T) { synctest.Test(t, testLedgerSkipsDelivered) }
+
+func testLedgerSkipsDelivered(t *testing.T) {
 	route := baseRoute + `to:
   - name: a
     kind: record
@@ -436,13 +470,13 @@ func TestLedgerSkipsDelivered(t *testing.T) {
 	b.FailNext(2, errors.New("timeout"))
 	h.publish("in", `{"x":1}`)
 	waitFor(t, "b", func() bool { return len(b.Got()) == 1 })
-	time.Sleep(50 * time.Millisecond)
+	elapse(50 * time.Millisecond)
 	if n := len(a.Got()); n != 1 {
 		t.Fatalf("sink a got %d deliveries, want 1", n)
 	}
 	// The same business message published again (a partner resending it) is skipped too.
 	h.publish("in", `{"x":1}`)
-	time.Sleep(200 * time.Millisecond)
+	elapse(time.Second) // retries included
 	if len(a.Got()) != 1 || len(b.Got()) != 1 {
 		t.Fatalf("resend delivered again: a=%d b=%d", len(a.Got()), len(b.Got()))
 	}
@@ -450,7 +484,9 @@ func TestLedgerSkipsDelivered(t *testing.T) {
 
 // TestInDoubtIsNotResent: a pending ledger entry (a crash between send and
 // record) with a sink that cannot be asked is dead-lettered, not resent.
-func TestInDoubtIsNotResent(t *testing.T) {
+func TestInDoubtIsNotResent(t *testing.T) { synctest.Test(t, testInDoubtIsNotResent) }
+
+func testInDoubtIsNotResent(t *testing.T) {
 	route := baseRoute + `idempotency_key: body.id
 to:
   - name: a
@@ -472,7 +508,9 @@ to:
 	}
 }
 
-func TestEnrichCaches(t *testing.T) {
+func TestEnrichCaches(t *testing.T) { synctest.Test(t, testEnrichCaches) }
+
+func testEnrichCaches(t *testing.T) {
 	route := baseRoute + `concurrency: 1
 steps:
   - enrich:
@@ -499,7 +537,9 @@ to:
 
 // TestHotReload: a good change replaces the route; a bad file leaves the old
 // route running and is reported.
-func TestHotReload(t *testing.T) {
+func TestHotReload(t *testing.T) { synctest.Test(t, testHotReload) }
+
+func testHotReload(t *testing.T) {
 	v1 := baseRoute + `to:
   - kind: record
     config: {name: v1}
@@ -523,7 +563,7 @@ func TestHotReload(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(h.dir, "r1.yaml"), []byte(v2), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(400 * time.Millisecond)
+	elapse(400 * time.Millisecond) // four reload ticks
 	h.publish("in", `3`)
 	waitFor(t, "v2", func() bool { return len(h.sinks.Recorder("v2").Got()) == 1 })
 	if n := len(h.sinks.Recorder("v1").Got()); n != 2 {
@@ -563,7 +603,9 @@ func ExampleEngine() {
 
 // TestLoadKeepsGoodFiles: a bad file at start is reported, the good ones
 // run, and the bad one runs once it is fixed.
-func TestLoadKeepsGoodFiles(t *testing.T) {
+func TestLoadKeepsGoodFiles(t *testing.T) { synctest.Test(t, testLoadKeepsGoodFiles) }
+
+func testLoadKeepsGoodFiles(t *testing.T) {
 	good := baseRoute + "to:\n  - kind: record\n    config: {name: good}\n"
 	bad := strings.Replace(good, "id: r1", "id: r2", 1) + "bogus: 1\n"
 	dir := t.TempDir()
@@ -591,7 +633,9 @@ func TestLoadKeepsGoodFiles(t *testing.T) {
 
 // TestScheduleSource: a schedule source emits a message per interval, each
 // with its own idempotency key.
-func TestScheduleSource(t *testing.T) {
+func TestScheduleSource(t *testing.T) { synctest.Test(t, testScheduleSource) }
+
+func testScheduleSource(t *testing.T) {
 	route := `id: tick
 from:
   kind: schedule
@@ -611,7 +655,9 @@ to:
 
 // TestRouteMovesBetweenFiles: an id moved from one file to another in one
 // change ends up running from the new file.
-func TestRouteMovesBetweenFiles(t *testing.T) {
+func TestRouteMovesBetweenFiles(t *testing.T) { synctest.Test(t, testRouteMovesBetweenFiles) }
+
+func testRouteMovesBetweenFiles(t *testing.T) {
 	r := baseRoute + "to:\n  - kind: record\n    config: {name: %s}\n"
 	h := start(t, map[string]string{"b.yaml": fmt.Sprintf(r, "old")})
 	waitFor(t, "route", func() bool { return len(h.eng.Routes()) == 1 })
@@ -622,7 +668,7 @@ func TestRouteMovesBetweenFiles(t *testing.T) {
 	if err := os.Remove(filepath.Join(h.dir, "b.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(600 * time.Millisecond)
+	elapse(600 * time.Millisecond) // six reload ticks: the move takes two
 	h.publish("in", `{"x":1}`)
 	waitFor(t, "delivery from the moved route", func() bool { return len(h.sinks.Recorder("new").Got()) == 1 })
 }
@@ -631,7 +677,9 @@ func TestRouteMovesBetweenFiles(t *testing.T) {
 // the "routes.replay" lease only. While another replica holds it, this
 // engine leaves a requested replay alone; once it is released, this engine
 // takes the lease and replays.
-func TestReplayOnOneReplica(t *testing.T) {
+func TestReplayOnOneReplica(t *testing.T) { synctest.Test(t, testReplayOnOneReplica) }
+
+func testReplayOnOneReplica(t *testing.T) {
 	route := baseRoute + `to:
   - name: partner
     kind: record
@@ -664,7 +712,7 @@ func TestReplayOnOneReplica(t *testing.T) {
 	if err := dlq.Replay(ctx, dls[0].ID, "ops.zhang", &audittest.Recorder{}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2500 * time.Millisecond) // this engine's replay loop ran twice
+	elapse(2500 * time.Millisecond) // fake time: this engine's replay loop ran twice
 	if n := len(out.Got()); n != 0 {
 		t.Fatalf("replayed %d times while another replica held the lease", n)
 	}

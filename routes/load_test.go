@@ -102,9 +102,10 @@ func runLoad(t testing.TB, clients int, d time.Duration, idempotentSink bool, ev
 	defer cancel()
 	// The partner: records the end-to-end latency from the time in the body.
 	var (
-		mu        sync.Mutex
-		e2e       = make([]time.Duration, 0, 1<<20)
-		delivered atomic.Int64
+		mu         sync.Mutex
+		e2e        = make([]time.Duration, 0, 1<<20)
+		delivered  atomic.Int64
+		deliveries = make(chan struct{}, 1)
 	)
 	partner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var m struct {
@@ -117,6 +118,10 @@ func runLoad(t testing.TB, clients int, d time.Duration, idempotentSink bool, ev
 		e2e = append(e2e, lat)
 		mu.Unlock()
 		delivered.Add(1)
+		select { // wake the drain wait
+		case deliveries <- struct{}{}:
+		default:
+		}
 		w.WriteHeader(http.StatusCreated)
 	}))
 	defer partner.Close()
@@ -147,8 +152,23 @@ func runLoad(t testing.TB, clients int, d time.Duration, idempotentSink bool, ev
 		b = bus.Sealed(b, ring)
 	}
 	defer b.Close(context.Background())
+	// The route's HTTP source says when it accepts requests (Running);
+	// the clients start then, not after a pause.
 	reg := connectors.NewRegistry()
-	_ = reg.Register(httpx.Spec())
+	sources := make(chan *httpx.Source, 1)
+	spec := httpx.Spec()
+	newSource := spec.Source.New
+	spec.Source.New = func(cfg any, deps connectors.Deps) (connectors.Source, error) {
+		s, err := newSource(cfg, deps)
+		if hs, ok := s.(*httpx.Source); ok {
+			select {
+			case sources <- hs:
+			default:
+			}
+		}
+		return s, err
+	}
+	_ = reg.Register(spec)
 	dir := t.TempDir()
 	route := fmt.Sprintf(`id: load
 partner: test.partner
@@ -223,10 +243,16 @@ to:
 	go func() { runDone <- eng.Run(ctx) }()
 	hub := httptest.NewServer(eng.Handler())
 	defer hub.Close()
-	for len(eng.Routes()) == 0 {
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case src := <-sources:
+		select {
+		case <-src.Running():
+		case err := <-runDone:
+			t.Fatalf("engine stopped before the route ran: %v", err)
+		}
+	case err := <-runDone:
+		t.Fatalf("engine stopped before building the route: %v", err)
 	}
-	time.Sleep(200 * time.Millisecond)
 
 	tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
 	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -265,10 +291,16 @@ to:
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	// Let the consumers drain (bounded), then measure the heap.
-	drain := time.Now().Add(30 * time.Second)
-	for delivered.Load() < accepted.Load() && time.Now().Before(drain) {
-		time.Sleep(5 * time.Millisecond)
+	// Let the consumers drain (woken by each delivery, bounded), then
+	// measure the heap.
+	drain := time.After(30 * time.Second)
+drained:
+	for delivered.Load() < accepted.Load() {
+		select {
+		case <-deliveries:
+		case <-drain:
+			break drained
+		}
 	}
 	drained := time.Since(start)
 	cpu := cpuTime() - cpu0
