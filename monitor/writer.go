@@ -64,6 +64,7 @@ type Writer struct {
 	dropped atomic.Int64
 	kick    chan struct{}
 	done    chan struct{} // closed when Run returns
+	stored  chan struct{} // closed (and replaced) after each stored batch; guarded by mu
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -106,6 +107,17 @@ func NewWriter(store Appender, opt WriterOptions) *Writer {
 		idPrefix:  strconv.FormatInt(time.Now().UnixMilli(), 36) + hex.EncodeToString(b) + "-",
 		observers: opt.Observers,
 	}
+}
+
+// Stored returns a channel closed the next time the writer has stored a
+// batch: a test waits on it, then looks in the store, instead of polling.
+func (w *Writer) Stored() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stored == nil {
+		w.stored = make(chan struct{})
+	}
+	return w.stored
 }
 
 // AddObserver adds an observer; call it before Run.
@@ -328,6 +340,12 @@ func (w *Writer) flush(ctx context.Context) error {
 		clear(w.pending[:n])
 		w.pending = w.pending[n:]
 		w.held.Add(-int64(n))
+		w.mu.Lock()
+		if w.stored != nil {
+			close(w.stored)
+			w.stored = nil
+		}
+		w.mu.Unlock()
 	}
 	if cap(all) >= w.opt.FlushSize && cap(all) <= 4*w.opt.FlushSize {
 		w.mu.Lock()

@@ -104,15 +104,26 @@ func testWriterFlushByTime(t *testing.T) {
 	done := make(chan struct{})
 	go func() { _ = w.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
+	stored := w.Stored()
 	w.Emit(monitor.Event{Type: monitor.Received})
 	synctest.Wait()
 	if n, _ := st.count(); n != 0 {
 		t.Fatalf("%d events stored before the flush interval passed", n)
 	}
+	select {
+	case <-stored:
+		t.Fatal("Stored signalled before anything was stored")
+	default:
+	}
 	time.Sleep(every) // fake time: one flush interval
 	synctest.Wait()
 	if n, _ := st.count(); n != 1 {
 		t.Fatalf("%d events stored one flush interval after the emit, want 1", n)
+	}
+	select {
+	case <-stored:
+	default:
+		t.Fatal("Stored did not signal the stored batch")
 	}
 }
 
