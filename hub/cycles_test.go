@@ -100,7 +100,7 @@ func TestConsolePagesRunACycle(t *testing.T) {
 		t.Fatalf("the operator's page has no start form with the inbox list")
 	}
 	post(alice, "/console/batches/start", url.Values{"csrf_token": {tok}, "kind": {"disbursement"}, "period": {period}, "list": {list}})
-	b := waitBatch(t, svc, period, disbursement.BatchAwaitingLetter)
+	b := waitBatch(t, srv, period, disbursement.BatchAwaitingLetter)
 	body, tok = page(alice, "?batch=disbursement-"+period)
 	if !strings.Contains(body, `data-status="awaiting_letter_total"`) || !strings.Contains(body, base+"letter-total") {
 		t.Fatalf("the page does not ask for the letter total")
@@ -109,7 +109,7 @@ func TestConsolePagesRunACycle(t *testing.T) {
 	// (as a person types it: "1234.5" for 1234.50 yuan, "1234" for 1234.00).
 	typed := strings.TrimSuffix(strings.TrimSuffix(fmt.Sprintf("%d.%02d", b.SystemTotal/100, b.SystemTotal%100), "0"), ".0")
 	post(alice, base+"letter-total", url.Values{"csrf_token": {tok}, "letter_total": {typed}})
-	b = waitBatch(t, svc, period, disbursement.BatchAwaiting)
+	b = waitBatch(t, srv, period, disbursement.BatchAwaiting)
 	if b.LetterTotal != b.SystemTotal {
 		t.Fatalf("letter total %q → %d fen, system total %d", typed, b.LetterTotal, b.SystemTotal)
 	}
@@ -150,7 +150,7 @@ func TestConsolePagesRunACycle(t *testing.T) {
 		t.Fatal("no city confirmation button for bob")
 	}
 	post(bob, base+"confirm-city", url.Values{"csrf_token": {tok}})
-	waitBatch(t, svc, period, disbursement.BatchDone)
+	waitBatch(t, srv, period, disbursement.BatchDone)
 	body, _ = page(carol, "?batch=disbursement-"+period)
 	for _, want := range []string{`data-status="done"`, "alice", "bob", `id="cycle-detail"`} {
 		if !strings.Contains(body, want) {

@@ -73,7 +73,7 @@ func TestServeRunsACycleFromTheConsole(t *testing.T) {
 	if code, out := alice.Do("POST", base+"/run", map[string]any{"list": "list-" + period + ".csv"}); code != 202 {
 		t.Fatalf("run: %d %v", code, out)
 	}
-	b := waitBatch(t, svc, period, disbursement.BatchAwaitingLetter)
+	b := waitBatch(t, srv, period, disbursement.BatchAwaitingLetter)
 	if b.SystemTotal <= 0 || b.Valid == 0 {
 		t.Fatalf("intake found nothing: %+v", b)
 	}
@@ -82,7 +82,7 @@ func TestServeRunsACycleFromTheConsole(t *testing.T) {
 	if code, out := alice.Do("POST", base+"/run", map[string]any{"letter_total_fen": b.SystemTotal + 1}); code != 202 {
 		t.Fatalf("letter total: %d %v", code, out)
 	}
-	failed := waitBatch(t, svc, period, disbursement.BatchFailed)
+	failed := waitBatch(t, srv, period, disbursement.BatchFailed)
 	if failed.Stage != disbursement.StageTotalCheck || failed.Error == "" {
 		t.Fatalf("wrong letter total: %+v", failed)
 	}
@@ -94,7 +94,7 @@ func TestServeRunsACycleFromTheConsole(t *testing.T) {
 	if code, out := alice.Do("POST", base+"/run", map[string]any{"letter_total_fen": b.SystemTotal}); code != 202 {
 		t.Fatalf("letter total: %d %v", code, out)
 	}
-	waitBatch(t, svc, period, disbursement.BatchAwaiting)
+	waitBatch(t, srv, period, disbursement.BatchAwaiting)
 	if code, out := alice.Do("POST", base+"/confirm", map[string]any{"level": "district"}); code != 200 {
 		t.Fatalf("district: %d %v", code, out)
 	}
@@ -105,7 +105,7 @@ func TestServeRunsACycleFromTheConsole(t *testing.T) {
 	if code, out := bob.Do("POST", base+"/confirm", map[string]any{"level": "city"}); code != 200 {
 		t.Fatalf("city: %d %v", code, out)
 	}
-	done := waitBatch(t, svc, period, disbursement.BatchDone)
+	done := waitBatch(t, srv, period, disbursement.BatchDone)
 	if code, out := auditor.Do("GET", base, nil); code != 200 || out["batch"].(map[string]any)["status"] != "done" {
 		t.Fatalf("status: %d %v", code, out)
 	}
@@ -136,30 +136,36 @@ func TestServeRunsACycleFromTheConsole(t *testing.T) {
 	}
 }
 
-// waitBatch waits (bounded) until the batch of period has status.
-func waitBatch(t *testing.T, svc *disbursement.Service, period, status string) *disbursement.Batch {
+// waitBatch waits until the batch of period has status. The cycle runner
+// logs when a run ends (done, waiting, stopped) after it wrote the status:
+// the status is looked at again on each log record, bounded by a minute.
+func waitBatch(t *testing.T, srv *hubtest.Server, period, status string) *disbursement.Batch {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var b *disbursement.Batch
-	for time.Now().Before(deadline) {
-		var err error
-		b, err = svc.Batch(context.Background(), bank.Disbursement, period)
+	svc := srv.Hub.Disbursement()
+	late := time.After(60 * time.Second)
+	for {
+		next := srv.Logged()
+		b, err := svc.Batch(context.Background(), bank.Disbursement, period)
 		if err == nil && b.Status == status {
 			return b
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-next:
+		case <-late:
+			t.Fatalf("batch never reached %s: %+v (%v)", status, b, err)
+		}
 	}
-	t.Fatalf("batch never reached %s: %+v", status, b)
-	return nil
 }
 
-// waitEvents waits (bounded) until the monitor store holds at least n
-// finished-stage events of batch.
+// waitEvents waits until the monitor store holds at least n finished-stage
+// events of batch, looking again each time the monitor's writer has stored
+// a batch of events, bounded by 30 seconds.
 func waitEvents(t *testing.T, srv *hubtest.Server, batch string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	late := time.After(30 * time.Second)
 	got := 0
-	for time.Now().Before(deadline) {
+	for {
+		stored := srv.Hub.Monitor().Writer().Stored()
 		evs, err := srv.Hub.Monitor().Store().Search(context.Background(), monitor.Filter{BatchID: batch, Type: monitor.StageChanged, Limit: 500})
 		if err != nil {
 			t.Fatal(err)
@@ -173,7 +179,10 @@ func waitEvents(t *testing.T, srv *hubtest.Server, batch string, n int) {
 		if got = len(stages); got >= n {
 			return
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-stored:
+		case <-late:
+			t.Fatalf("monitor store holds %d finished stages of %s, want %d", got, batch, n)
+		}
 	}
-	t.Fatalf("monitor store holds %d finished stages of %s, want %d", got, batch, n)
 }

@@ -62,6 +62,8 @@ type Hub struct {
 	running  map[string]bool
 	addr     string
 	addrOnce chan struct{}
+	// compsUp is closed once Run has started every component.
+	compsUp chan struct{}
 
 	buildInfo prometheus.Gauge
 	up        *prometheus.GaugeVec
@@ -103,6 +105,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error)
 		checks:   map[string]Check{},
 		running:  map[string]bool{},
 		addrOnce: make(chan struct{}),
+		compsUp:  make(chan struct{}),
 	}
 	h.up = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "mzhub_component_up",
@@ -168,6 +171,12 @@ func (h *Hub) OnClose(fn func(ctx context.Context) error) {
 	defer h.mu.Unlock()
 	h.closers = append(h.closers, fn)
 }
+
+// Started returns a channel closed once Run has started every component
+// (each is marked running, as /readyz reports) and logged "components
+// started". With the store reachable the hub is then ready: a test or an
+// embedding program waits on it rather than polling /readyz.
+func (h *Hub) Started() <-chan struct{} { return h.compsUp }
 
 // Addr returns the listening address once Run has bound it.
 func (h *Hub) Addr(ctx context.Context) (string, error) {
@@ -248,16 +257,18 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	compCtx, cancelComps := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelComps()
-	var wg sync.WaitGroup
+	var wg, up sync.WaitGroup
 	errc := make(chan error, len(h.comps)+1)
 	h.mu.Lock()
 	comps := append([]component(nil), h.comps...)
 	h.mu.Unlock()
+	up.Add(len(comps))
 	for _, c := range comps {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			h.setRunning(c.name, true)
+			up.Done()
 			err := c.c.Run(compCtx)
 			h.setRunning(c.name, false)
 			if err != nil && !errors.Is(err, context.Canceled) {
@@ -278,6 +289,11 @@ func (h *Hub) Run(ctx context.Context) error {
 		}
 	}()
 	h.log.Info("mzhub listening", "addr", h.addr, "profile", h.cfg.Profile, "node", h.node, "store", h.db.String())
+	go func() {
+		up.Wait()
+		h.log.Info("components started", "components", len(comps))
+		close(h.compsUp)
+	}()
 
 	var runErr error
 	select {

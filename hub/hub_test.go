@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,10 +28,18 @@ func testConfig(t *testing.T) config.Config {
 	return cfg
 }
 
+// start runs a hub until the test ends and returns once it listens and has
+// started its components (Started).
 func start(t *testing.T, cfg config.Config, setup func(h *hub.Hub)) (string, context.CancelFunc, chan error) {
 	t.Helper()
+	return startLogged(t, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), setup)
+}
+
+// startLogged is start with the hub's logger.
+func startLogged(t *testing.T, cfg config.Config, log *slog.Logger, setup func(h *hub.Hub)) (string, context.CancelFunc, chan error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	h, err := hub.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h, err := hub.New(ctx, cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,6 +54,11 @@ func start(t *testing.T, cfg config.Config, setup func(h *hub.Hub)) (string, con
 	addr, err := h.Addr(actx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case <-h.Started():
+	case <-actx.Done():
+		t.Fatal("the hub did not start its components")
 	}
 	t.Cleanup(func() {
 		cancel()
@@ -68,21 +82,48 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// waitReady polls /readyz until it answers 200 or the deadline passes.
-func waitStatus(t *testing.T, url string, want int) string {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		code, body := get(t, url)
-		if code == want {
-			return body
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: status %d (%s), want %d", url, code, body, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+// logWatch is a slog handler that closes a channel when a message is
+// logged: a test waits on what the hub says it did.
+type logWatch struct {
+	mu    sync.Mutex
+	seen  map[string]chan struct{}
+	attrs []slog.Attr
 }
+
+func newLogWatch() *logWatch { return &logWatch{seen: map[string]chan struct{}{}} }
+
+// logged returns a channel closed once msg was logged (before or after).
+func (w *logWatch) logged(msg string) <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ch := w.seen[msg]
+	if ch == nil {
+		ch = make(chan struct{})
+		w.seen[msg] = ch
+	}
+	return ch
+}
+
+func (w *logWatch) Enabled(context.Context, slog.Level) bool { return true }
+
+func (w *logWatch) Handle(_ context.Context, r slog.Record) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ch := w.seen[r.Message]
+	if ch == nil {
+		ch = make(chan struct{})
+		w.seen[r.Message] = ch
+	}
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+	return nil
+}
+
+func (w *logWatch) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w *logWatch) WithGroup(string) slog.Handler      { return w }
 
 func TestEndpoints(t *testing.T) {
 	base, _, _ := start(t, testConfig(t), func(h *hub.Hub) {
@@ -92,7 +133,10 @@ func TestEndpoints(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"status":"ok"`) {
 		t.Fatalf("healthz = %d %s", code, body)
 	}
-	body = waitStatus(t, base+"/readyz", 200)
+	code, body = get(t, base+"/readyz") // components started: ready
+	if code != 200 {
+		t.Fatalf("readyz = %d %s once the components started", code, body)
+	}
 	var r struct {
 		Status string            `json:"status"`
 		Checks map[string]string `json:"checks"`
@@ -117,14 +161,21 @@ func TestReadyzReportsFailingCheck(t *testing.T) {
 }
 
 func TestGracefulShutdownLetsInFlightFinish(t *testing.T) {
-	started := make(chan struct{})
-	base, cancel, done := start(t, testConfig(t), func(h *hub.Hub) {
+	// The slow request holds until the hub has begun shutting down: it is
+	// in flight when the listener closes, and must still be answered.
+	started, release := make(chan struct{}), make(chan struct{})
+	logs := newLogWatch()
+	base, cancel, done := startLogged(t, testConfig(t), slog.New(logs), func(h *hub.Hub) {
 		h.Handle("GET /slow", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			close(started)
-			time.Sleep(300 * time.Millisecond)
+			<-release
 			_, _ = io.WriteString(w, "finished")
 		}))
 	})
+	go func() {
+		<-logs.logged("shutting down")
+		close(release)
+	}()
 	result := make(chan string, 1)
 	go func() {
 		resp, err := http.Get(base + "/slow")
@@ -159,8 +210,7 @@ func TestShutdownDeadlineBoundsStuckComponent(t *testing.T) {
 	_, cancel, done := start(t, cfg, func(h *hub.Hub) {
 		h.AddComponent("stuck", hub.ComponentFunc(func(ctx context.Context) error { <-release; return nil }))
 	})
-	time.Sleep(50 * time.Millisecond)
-	t0 := time.Now()
+	t0 := time.Now() // the stuck component is running (start waited for it)
 	cancel()
 	select {
 	case <-done:

@@ -9,11 +9,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,6 +48,61 @@ type Server struct {
 
 	cancel context.CancelFunc
 	done   chan error
+	logs   *logSignal
+}
+
+// Logged returns a channel closed by the next record the hub logs, at any
+// level (the test's log shows warnings and errors only). The hub logs what
+// its runners did (a cycle done, waiting, stopped): a test that waits for a
+// state re-checks it on each record instead of polling on a timer.
+func (s *Server) Logged() <-chan struct{} { return s.logs.next() }
+
+// logSignal is closed and replaced on every log record.
+type logSignal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (l *logSignal) next() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ch == nil {
+		l.ch = make(chan struct{})
+	}
+	return l.ch
+}
+
+func (l *logSignal) fire() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ch != nil {
+		close(l.ch)
+		l.ch = nil
+	}
+}
+
+// watchHandler fires sig on every record and passes those inner enables on.
+type watchHandler struct {
+	inner slog.Handler
+	sig   *logSignal
+}
+
+func (h *watchHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *watchHandler) Handle(ctx context.Context, r slog.Record) error {
+	defer h.sig.fire() // after the record is written
+	if h.inner.Enabled(ctx, r.Level) {
+		return h.inner.Handle(ctx, r)
+	}
+	return nil
+}
+
+func (h *watchHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &watchHandler{inner: h.inner.WithAttrs(as), sig: h.sig}
+}
+
+func (h *watchHandler) WithGroup(name string) slog.Handler {
+	return &watchHandler{inner: h.inner.WithGroup(name), sig: h.sig}
 }
 
 // Start builds and runs a hub, waits until /readyz answers 200 and stops it
@@ -65,12 +123,14 @@ func Start(t testing.TB, o Options) *Server {
 		o.Configure(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h, err := hub.Build(ctx, cfg, hub.NewLogger(testWriter{t}, cfg.Log.Level, "text"), o.Hub)
+	logs := &logSignal{}
+	log := slog.New(&watchHandler{inner: hub.NewLogger(testWriter{t}, cfg.Log.Level, "text").Handler(), sig: logs})
+	h, err := hub.Build(ctx, cfg, log, o.Hub)
 	if err != nil {
 		cancel()
 		t.Fatalf("hubtest: build: %v", err)
 	}
-	s := &Server{Hub: h, Dir: dir, cancel: cancel, done: make(chan error, 1)}
+	s := &Server{Hub: h, Dir: dir, cancel: cancel, done: make(chan error, 1), logs: logs}
 	go func() { s.done <- h.Run(ctx) }()
 	t.Cleanup(s.stop(t))
 	actx, acancel := context.WithTimeout(ctx, 30*time.Second)
@@ -95,26 +155,24 @@ func (s *Server) stop(t testing.TB) func() {
 	}
 }
 
-// waitReady polls /readyz (every component running, every check passing)
-// until it answers 200 or ctx ends.
+// waitReady waits until the hub has started its components (Started),
+// then checks that /readyz answers 200 (every check passing).
 func (s *Server) waitReady(ctx context.Context) error {
-	var last string
-	for {
-		resp, err := http.Get(s.URL + "/readyz")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = string(b)
-		}
-		select {
-		case <-ctx.Done():
-			return errors.New("not ready: " + last)
-		case <-time.After(20 * time.Millisecond):
-		}
+	select {
+	case <-s.Hub.Started():
+	case <-ctx.Done():
+		return errors.New("the hub did not start its components")
 	}
+	resp, err := http.Get(s.URL + "/readyz")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("not ready once its components started: %d %s", resp.StatusCode, b)
+	}
+	return nil
 }
 
 // Console creates a console account with role, logs it in, sets its
