@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -115,7 +116,7 @@ func TestIntegrationClusterProfile(t *testing.T) {
 	}
 	singletons := []string{"monitor.alert_rules", "monitor.expectations", "monitor.quality", "routes.replay", "funeral.relay", "security.maintenance"}
 	var held map[string]string
-	waitUntil(t, ctx, "both members and every job's lease", func() bool {
+	waitUntil(t, ctx, "both members and every job's lease", reps, func() bool {
 		held = holders()
 		for _, name := range append([]string{"replica/replica-a", "replica/replica-b"}, singletons...) {
 			if held[name] == "" {
@@ -137,7 +138,7 @@ func TestIntegrationClusterProfile(t *testing.T) {
 	}
 	gone.stop(t)
 	stopped := time.Now()
-	waitUntil(t, ctx, "the other replica to take every job", func() bool {
+	waitUntil(t, ctx, "the other replica to take every job", reps, func() bool {
 		held = holders()
 		if held["replica/"+gone.node] != "" {
 			return false
@@ -185,24 +186,21 @@ func startReplica(t *testing.T, ctx context.Context, node string, env map[string
 	}
 	t.Cleanup(func() { _ = r.cmd.Process.Kill() })
 	go func() { r.exited <- r.cmd.Wait() }()
-	for ready := false; !ready; {
-		select {
-		case err := <-r.exited:
-			t.Fatalf("%s exited early (%v):\n%s", node, err, r.logs.String())
-		case <-ctx.Done():
-			t.Fatalf("%s never became ready:\n%s", node, r.logs.String())
-		case <-time.After(250 * time.Millisecond):
-		}
-		resp, err := http.Get("http://" + r.addr + "/readyz")
-		if err != nil {
-			continue
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		ready = resp.StatusCode == http.StatusOK
-		if !ready {
-			t.Logf("%s readyz %d %s", node, resp.StatusCode, body)
-		}
+	// Ready once it logged that every component started (and the store
+	// answers /readyz's check).
+	within := time.Minute
+	if d, ok := ctx.Deadline(); ok {
+		within = time.Until(d)
+	}
+	awaitLog(t, r.logs, `"msg":"components started"`, within, r.exited)
+	resp, err := http.Get("http://" + r.addr + "/readyz")
+	if err != nil {
+		t.Fatalf("%s: readyz: %v", node, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s readyz %d once its components started: %s", node, resp.StatusCode, body)
 	}
 	return r
 }
@@ -223,13 +221,21 @@ func (r *replica) stop(t *testing.T) {
 	}
 }
 
-func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool) {
+// waitUntil waits until cond holds, looking again each time a replica
+// logs something (leases taken and given up are logged), until ctx ends.
+func waitUntil(t *testing.T, ctx context.Context, what string, reps []*replica, cond func() bool) {
 	t.Helper()
-	for !cond() {
-		select {
-		case <-ctx.Done():
+	for {
+		cases := []reflect.SelectCase{{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())}}
+		for _, r := range reps {
+			_, more := r.logs.written("")
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(more)})
+		}
+		if cond() {
+			return
+		}
+		if i, _, _ := reflect.Select(cases); i == 0 {
 			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }

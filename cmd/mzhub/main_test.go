@@ -124,24 +124,18 @@ func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	deadline := time.Now().Add(30 * time.Second)
-	var ok bool
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				ok = true
-				break
-			}
-			t.Logf("readyz %d: %s", resp.StatusCode, b)
-		}
-		time.Sleep(100 * time.Millisecond)
+	werr := make(chan error, 1)
+	go func() { werr <- cmd.Wait() }()
+	// The hub logs once it has started every component: it is ready then.
+	awaitLog(t, &stderr, `"msg":"components started"`, 30*time.Second, werr)
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !ok {
-		_ = cmd.Process.Kill()
-		t.Fatalf("serve never became ready:\n%s", stderr.String())
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("readyz %d once the components started: %s\n%s", resp.StatusCode, b, stderr.String())
 	}
 	for _, p := range []string{"/healthz", "/metrics"} {
 		resp, err := http.Get("http://" + addr + p)
@@ -154,8 +148,6 @@ func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	werr := make(chan error, 1)
-	go func() { werr <- cmd.Wait() }()
 	select {
 	case err := <-werr:
 		if err != nil {
@@ -205,31 +197,22 @@ func testDemo(t *testing.T, wd string) {
 	defer cmd.Process.Kill()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	// While it runs, the partner API must refuse unsigned calls with problem+json.
-	probed := false
-	deadline := time.Now().Add(200 * time.Second)
-	for time.Now().Before(deadline) && !strings.Contains(stderr.String(), `"msg":"demo allowance cycle finished"`) {
-		if !probed {
-			resp, err := http.Get("http://" + addr + "/partner/v1/halls")
-			if err == nil {
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("Content-Type"), "application/problem+json") || !strings.Contains(string(b), `"code":"signature_missing"`) {
-					t.Errorf("unsigned partner call: %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
-				}
-				probed = true
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("demo exited early (%v):\n%s", err, tail(stderr.String(), 40))
-		case <-time.After(200 * time.Millisecond):
-		}
+	// While it runs, the partner API must refuse unsigned calls with
+	// problem+json: asked once the hub has started its components.
+	awaitLog(t, &stderr, `"msg":"components started"`, 60*time.Second, done)
+	resp, err := http.Get("http://" + addr + "/partner/v1/halls")
+	if err != nil {
+		t.Fatalf("the partner API did not answer while the demo ran: %v", err)
 	}
-	if !probed {
-		t.Error("the partner API never answered while the demo ran")
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("Content-Type"), "application/problem+json") || !strings.Contains(string(b), `"code":"signature_missing"`) {
+		t.Errorf("unsigned partner call: %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
 	}
-	time.Sleep(2 * time.Second) // let the funeral simulators push a round
+	// The month's cycle runs to its end, and the funeral simulators push
+	// their first round (both logged); then the demo is stopped.
+	awaitLog(t, &stderr, `"msg":"demo allowance cycle finished"`, 200*time.Second, done)
+	awaitLog(t, &stderr, `"msg":"funeral demo: first round pushed"`, 60*time.Second, done)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-done:
@@ -294,15 +277,21 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// syncBuffer is a bytes.Buffer safe for a child's output and a reader.
+// syncBuffer is a bytes.Buffer safe for a child's output and a reader; a
+// reader waiting for a line is woken by each write (written).
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu   sync.Mutex
+	b    bytes.Buffer
+	more chan struct{} // closed by the next write
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.more != nil {
+		close(s.more)
+		s.more = nil
+	}
 	return s.b.Write(p)
 }
 
@@ -310,4 +299,36 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// written tells whether the output holds sub, and returns a channel closed
+// by the next write.
+func (s *syncBuffer) written(sub string) (bool, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.more == nil {
+		s.more = make(chan struct{})
+	}
+	return strings.Contains(s.b.String(), sub), s.more
+}
+
+// awaitLog waits until a child's output holds sub, looking again on each
+// write. It fails the test when the child exits first (exited receives its
+// Wait error) or after within, a bound for a broken child.
+func awaitLog(t *testing.T, out *syncBuffer, sub string, within time.Duration, exited <-chan error) {
+	t.Helper()
+	late := time.After(within)
+	for {
+		ok, more := out.written(sub)
+		if ok {
+			return
+		}
+		select {
+		case <-more:
+		case err := <-exited:
+			t.Fatalf("the child exited (%v) before logging %s:\n%s", err, sub, tail(out.String(), 40))
+		case <-late:
+			t.Fatalf("the child did not log %s within %s:\n%s", sub, within, tail(out.String(), 40))
+		}
+	}
 }
