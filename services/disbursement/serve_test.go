@@ -3,7 +3,9 @@ package disbursement
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +30,10 @@ func TestSubmitWithARunnerScanning(t *testing.T) {
 	events := &monitortest.Recorder{}
 	aud := &audittest.Recorder{}
 	svc := newService(t, openDB(t, dir), dir, simConfigs(sims), events, aud)
+	// The runner logs when a run ends (done, waiting, stopped), after it
+	// wrote the batch's status: the test looks again on each record.
+	logs := &logSignal{}
+	svc.log = slog.New(logs)
 	served := make(chan error, 1)
 	go func() { served <- svc.Serve(ctx, time.Microsecond) }()
 
@@ -39,10 +45,11 @@ func TestSubmitWithARunnerScanning(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(60 * time.Second)
+	late := time.After(60 * time.Second)
 	for i := range n {
 		period := fmt.Sprintf("2025-%02d", i+1)
 		for {
+			logged := logs.next()
 			b, err := svc.Batch(ctx, bank.Disbursement, period)
 			if err != nil {
 				t.Fatal(err)
@@ -53,10 +60,11 @@ func TestSubmitWithARunnerScanning(t *testing.T) {
 			if b.Status == BatchAwaitingLetter {
 				break
 			}
-			if time.Now().After(deadline) {
+			select {
+			case <-logged:
+			case <-late:
 				t.Fatalf("%s never reached the letter-total wait: %+v", b.Name, b)
 			}
-			time.Sleep(5 * time.Millisecond)
 		}
 	}
 	cancel()
@@ -67,3 +75,35 @@ func TestSubmitWithARunnerScanning(t *testing.T) {
 		t.Fatalf("%d error events while requests were submitted", c)
 	}
 }
+
+// logSignal is a slog handler that keeps nothing and closes a channel on
+// every record: a test looks again at what it waits for each time.
+type logSignal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// next returns a channel closed by the next record.
+func (l *logSignal) next() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ch == nil {
+		l.ch = make(chan struct{})
+	}
+	return l.ch
+}
+
+func (l *logSignal) Enabled(context.Context, slog.Level) bool { return true }
+
+func (l *logSignal) Handle(context.Context, slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ch != nil {
+		close(l.ch)
+		l.ch = nil
+	}
+	return nil
+}
+
+func (l *logSignal) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logSignal) WithGroup(string) slog.Handler      { return l }
