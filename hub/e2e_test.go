@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/connectors/bank"
-	"github.com/shanghai-mca/mzhub/connectors/bank/banksim"
 	"github.com/shanghai-mca/mzhub/hub"
 	"github.com/shanghai-mca/mzhub/hub/hubtest"
 	"github.com/shanghai-mca/mzhub/monitor"
@@ -25,22 +24,8 @@ import (
 func TestServeRunsACycleFromTheConsole(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	opts := banksim.DefaultOptions()
-	opts.ReturnDelay = 20 * time.Millisecond
-	sims, err := banksim.StartAllWith(ctx, filepath.Join(dir, "banks"), os.DirFS("../configs/mappings"), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, s := range sims {
-			_ = s.Close()
-		}
-	})
-	var banks []bank.Config
-	for _, s := range sims {
-		banks = append(banks, s.Config)
-	}
-	srv := hubtest.Start(t, hubtest.Options{Dir: filepath.Join(dir, "hub"), Hub: hub.Options{Banks: banks}})
+	sims := hubtest.StartBanks(t, filepath.Join(dir, "banks"), "../configs/mappings")
+	srv := hubtest.Start(t, hubtest.Options{Dir: filepath.Join(dir, "hub"), Hub: hub.Options{Banks: hubtest.BankConfigs(sims)}})
 	svc := srv.Hub.Disbursement()
 	if svc == nil {
 		t.Fatal("serve built no disbursement service")

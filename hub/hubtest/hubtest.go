@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,8 @@ import (
 
 	"github.com/shanghai-mca/mzhub/config"
 	_ "github.com/shanghai-mca/mzhub/connectors/all" // the kinds shipped routes use
+	"github.com/shanghai-mca/mzhub/connectors/bank"
+	"github.com/shanghai-mca/mzhub/connectors/bank/banksim"
 	"github.com/shanghai-mca/mzhub/hub"
 	"github.com/shanghai-mca/mzhub/security/accounts"
 )
@@ -295,4 +298,33 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(bytes.TrimRight(p, "\n")))
 	return len(p), nil
+}
+
+// StartBanks starts the six simulated banks (in-process SFTP servers, fast
+// returns) under dir with the shipped mappings at mappingsDir, stops them
+// when the test ends, and returns them; hub.Options.Banks takes their
+// Configs.
+func StartBanks(t testing.TB, dir, mappingsDir string) []*banksim.Bank {
+	t.Helper()
+	opts := banksim.DefaultOptions()
+	opts.ReturnDelay = 20 * time.Millisecond
+	sims, err := banksim.StartAllWith(context.Background(), dir, os.DirFS(mappingsDir), opts)
+	if err != nil {
+		t.Fatalf("hubtest: bank simulators: %v", err)
+	}
+	t.Cleanup(func() {
+		for _, s := range sims {
+			_ = s.Close()
+		}
+	})
+	return sims
+}
+
+// BankConfigs are the hub-side configurations of sims.
+func BankConfigs(sims []*banksim.Bank) []bank.Config {
+	out := make([]bank.Config, 0, len(sims))
+	for _, s := range sims {
+		out = append(out, s.Config)
+	}
+	return out
 }
