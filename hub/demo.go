@@ -132,6 +132,7 @@ func driveDemoCycle(ctx context.Context, svc *disbursement.Service, clk clock.Cl
 		log.Warn("demo: remove the list from the inbox", "err", err)
 	}
 	for {
+		changed := svc.Changed() // taken before the read: no change is missed
 		b, err := svc.Batch(ctx, bank.Disbursement, period)
 		if err != nil {
 			return err
@@ -159,7 +160,7 @@ func driveDemoCycle(ctx context.Context, svc *disbursement.Service, clk clock.Cl
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-clk.After(200 * time.Millisecond):
+		case <-changed:
 		}
 	}
 }

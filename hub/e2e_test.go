@@ -121,15 +121,14 @@ func TestServeRunsACycleFromTheConsole(t *testing.T) {
 	}
 }
 
-// waitBatch waits until the batch of period has status. The cycle runner
-// logs when a run ends (done, waiting, stopped) after it wrote the status:
-// the status is looked at again on each log record, bounded by a minute.
+// waitBatch waits until the batch of period has status, looking again each
+// time the service changes a batch, bounded by a minute.
 func waitBatch(t *testing.T, srv *hubtest.Server, period, status string) *disbursement.Batch {
 	t.Helper()
 	svc := srv.Hub.Disbursement()
 	late := time.After(60 * time.Second)
 	for {
-		next := srv.Logged()
+		next := svc.Changed()
 		b, err := svc.Batch(context.Background(), bank.Disbursement, period)
 		if err == nil && b.Status == status {
 			return b

@@ -11,13 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -51,61 +49,6 @@ type Server struct {
 
 	cancel context.CancelFunc
 	done   chan error
-	logs   *logSignal
-}
-
-// Logged returns a channel closed by the next record the hub logs, at any
-// level (the test's log shows warnings and errors only). The hub logs what
-// its runners did (a cycle done, waiting, stopped): a test that waits for a
-// state re-checks it on each record instead of polling on a timer.
-func (s *Server) Logged() <-chan struct{} { return s.logs.next() }
-
-// logSignal is closed and replaced on every log record.
-type logSignal struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func (l *logSignal) next() <-chan struct{} {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.ch == nil {
-		l.ch = make(chan struct{})
-	}
-	return l.ch
-}
-
-func (l *logSignal) fire() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.ch != nil {
-		close(l.ch)
-		l.ch = nil
-	}
-}
-
-// watchHandler fires sig on every record and passes those inner enables on.
-type watchHandler struct {
-	inner slog.Handler
-	sig   *logSignal
-}
-
-func (h *watchHandler) Enabled(context.Context, slog.Level) bool { return true }
-
-func (h *watchHandler) Handle(ctx context.Context, r slog.Record) error {
-	defer h.sig.fire() // after the record is written
-	if h.inner.Enabled(ctx, r.Level) {
-		return h.inner.Handle(ctx, r)
-	}
-	return nil
-}
-
-func (h *watchHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &watchHandler{inner: h.inner.WithAttrs(as), sig: h.sig}
-}
-
-func (h *watchHandler) WithGroup(name string) slog.Handler {
-	return &watchHandler{inner: h.inner.WithGroup(name), sig: h.sig}
 }
 
 // Start builds and runs a hub, waits until /readyz answers 200 and stops it
@@ -126,14 +69,12 @@ func Start(t testing.TB, o Options) *Server {
 		o.Configure(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &logSignal{}
-	log := slog.New(&watchHandler{inner: hub.NewLogger(testWriter{t}, cfg.Log.Level, "text").Handler(), sig: logs})
-	h, err := hub.Build(ctx, cfg, log, o.Hub)
+	h, err := hub.Build(ctx, cfg, hub.NewLogger(testWriter{t}, cfg.Log.Level, "text"), o.Hub)
 	if err != nil {
 		cancel()
 		t.Fatalf("hubtest: build: %v", err)
 	}
-	s := &Server{Hub: h, Dir: dir, cancel: cancel, done: make(chan error, 1), logs: logs}
+	s := &Server{Hub: h, Dir: dir, cancel: cancel, done: make(chan error, 1)}
 	go func() { s.done <- h.Run(ctx) }()
 	t.Cleanup(s.stop(t))
 	actx, acancel := context.WithTimeout(ctx, 30*time.Second)

@@ -152,6 +152,7 @@ func (s *Service) RunRequested(ctx context.Context, opt RunOptions) (*Batch, err
 		BatchRunning, s.deps.Clock.Now().UnixMilli(), BatchName(k, period), BatchQueued); err != nil {
 		return nil, fmt.Errorf("disbursement: claim %s: %w", BatchName(k, period), err)
 	}
+	s.notifyChanged()
 	b, err := s.Run(ctx, opt)
 	if Waiting(err) && b != nil {
 		status := BatchAwaiting
@@ -164,6 +165,7 @@ func (s *Service) RunRequested(ctx context.Context, opt RunOptions) (*Batch, err
 			WHERE id = ? AND status = ?`), status, s.deps.Clock.Now().UnixMilli(), b.ID, BatchRunning); uerr != nil {
 			s.log.Warn("disbursement: mark waiting", "batch", b.Name, "err", uerr)
 		}
+		s.notifyChanged()
 		b.Status = status
 	}
 	return b, err

@@ -3,9 +3,7 @@ package disbursement
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,10 +28,6 @@ func TestSubmitWithARunnerScanning(t *testing.T) {
 	events := &monitortest.Recorder{}
 	aud := &audittest.Recorder{}
 	svc := newService(t, openDB(t, dir), dir, simConfigs(sims), events, aud)
-	// The runner logs when a run ends (done, waiting, stopped), after it
-	// wrote the batch's status: the test looks again on each record.
-	logs := &logSignal{}
-	svc.log = slog.New(logs)
 	served := make(chan error, 1)
 	go func() { served <- svc.Serve(ctx, time.Microsecond) }()
 
@@ -49,7 +43,7 @@ func TestSubmitWithARunnerScanning(t *testing.T) {
 	for i := range n {
 		period := fmt.Sprintf("2025-%02d", i+1)
 		for {
-			logged := logs.next()
+			changed := svc.Changed()
 			b, err := svc.Batch(ctx, bank.Disbursement, period)
 			if err != nil {
 				t.Fatal(err)
@@ -61,7 +55,7 @@ func TestSubmitWithARunnerScanning(t *testing.T) {
 				break
 			}
 			select {
-			case <-logged:
+			case <-changed:
 			case <-late:
 				t.Fatalf("%s never reached the letter-total wait: %+v", b.Name, b)
 			}
@@ -75,35 +69,3 @@ func TestSubmitWithARunnerScanning(t *testing.T) {
 		t.Fatalf("%d error events while requests were submitted", c)
 	}
 }
-
-// logSignal is a slog handler that keeps nothing and closes a channel on
-// every record: a test looks again at what it waits for each time.
-type logSignal struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-// next returns a channel closed by the next record.
-func (l *logSignal) next() <-chan struct{} {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.ch == nil {
-		l.ch = make(chan struct{})
-	}
-	return l.ch
-}
-
-func (l *logSignal) Enabled(context.Context, slog.Level) bool { return true }
-
-func (l *logSignal) Handle(context.Context, slog.Record) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.ch != nil {
-		close(l.ch)
-		l.ch = nil
-	}
-	return nil
-}
-
-func (l *logSignal) WithAttrs([]slog.Attr) slog.Handler { return l }
-func (l *logSignal) WithGroup(string) slog.Handler      { return l }

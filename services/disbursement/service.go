@@ -103,6 +103,9 @@ type Service struct {
 
 	wakeup chan struct{} // a batch was queued (Submit, Confirm)
 
+	changedMu sync.Mutex
+	changed   chan struct{} // closed (and replaced) after every batch write
+
 	reconcileMu sync.Mutex    // one return file is applied at a time
 	parseSem    chan struct{} // bounds the return files parsed at once
 }
@@ -356,7 +359,30 @@ func (s *Service) setBatch(ctx context.Context, b *Batch, set string, args ...an
 	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE disb_batches SET `+set+`, updated_at = ? WHERE id = ?`), args...); err != nil {
 		return fmt.Errorf("disbursement: update batch: %w", err)
 	}
+	s.notifyChanged()
 	return nil
+}
+
+// Changed returns a channel closed by the next change this process makes
+// to a batch (stage, status, totals). A waiter takes the channel, reads the
+// batch, and waits on the channel only if the batch is not yet as wanted:
+// no change is missed. Changes made by other replicas are not signalled.
+func (s *Service) Changed() <-chan struct{} {
+	s.changedMu.Lock()
+	defer s.changedMu.Unlock()
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
+	return s.changed
+}
+
+func (s *Service) notifyChanged() {
+	s.changedMu.Lock()
+	defer s.changedMu.Unlock()
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
 }
 
 func (s *Service) emit(ev monitor.Event) {
