@@ -105,13 +105,22 @@ func TestServeRunsACycleFromTheConsole(t *testing.T) {
 	// Every stage reached the configured monitor store.
 	waitEvents(t, srv, done.Name, len(disbursement.Stages)-1)
 	// The actions are in the audit chain under the console users' names.
-	for _, want := range []struct{ actor, action string }{
+	requireAudited(t, srv, []audited{
 		{"console:alice", "disbursement.run"},
 		{"console:alice", "disbursement.letter_total"},
 		{"user:alice", "disbursement.confirm.district"},
 		{"user:bob", "disbursement.confirm.city"},
-	} {
-		es, err := srv.Hub.Security().Audit.List(ctx, audit.Filter{Actor: want.actor, Action: want.action})
+	})
+}
+
+// audited is an actor and an action the audit chain must hold.
+type audited struct{ actor, action string }
+
+// requireAudited fails the test for each want the hub's audit chain lacks.
+func requireAudited(t *testing.T, srv *hubtest.Server, wants []audited) {
+	t.Helper()
+	for _, want := range wants {
+		es, err := srv.Hub.Security().Audit.List(context.Background(), audit.Filter{Actor: want.actor, Action: want.action})
 		if err != nil {
 			t.Fatal(err)
 		}
