@@ -131,10 +131,7 @@ func TestPages(t *testing.T) {
 	srv := newServer(t, console.Deps{Store: seeded(t), Clock: clock.NewFake(now), Actions: rec, Auditor: rec,
 		Schedules:  []monitor.FlowSchedule{{Partner: "datasea", Flow: "death", Every: 24 * time.Hour}, {Partner: "cardcenter", Flow: "applications", Every: time.Hour}},
 		Thresholds: monitor.DefaultConfig().Thresholds})
-	cases := []struct {
-		path string
-		want []string
-	}{
+	cases := []pageWant{
 		{"/console/", []string{"健康矩阵", "bank.ccb", "joblib", "status-push", "cardcenter", `class="cell red"`, "/console/static/console.css"}},
 		{"/console/?lang=en", []string{"Health matrix", "Last success", "p95 latency"}},
 		{"/console/search?batch=allowance-2026-11", []string{"bank.boc", `data-type="uploaded"`, "上传", "BOC_DISB_202611.txt"}},
@@ -146,19 +143,7 @@ func TestPages(t *testing.T) {
 		{"/console/charts?window=24h", []string{"<svg", "<rect", "polyline"}},
 		{"/console/charts?window=7d&partner=datasea", []string{"<svg"}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.path, func(t *testing.T) {
-			code, body := get(t, srv, tc.path)
-			if code != 200 {
-				t.Fatalf("status %d: %s", code, body)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(body, w) {
-					t.Errorf("page lacks %q", w)
-				}
-			}
-		})
-	}
+	checkPages(t, srv, cases)
 	if code, _ := get(t, srv, "/console/alerts"); code != 404 {
 		t.Errorf("alerts without inbox: %d, want 404", code)
 	}
@@ -166,10 +151,7 @@ func TestPages(t *testing.T) {
 
 func TestPagesWithAlertsExpectationsQuality(t *testing.T) {
 	srv := newServer(t, full(t, &recorder{}))
-	cases := []struct {
-		path string
-		want []string
-	}{
+	cases := []pageWant{
 		{"/console/alerts", []string{"告警", "staleness", "cardcenter", "expectation", "ccb-return-allowance-2026-11", `name="operator"`}},
 		{"/console/alerts?state=open&lang=en", []string{"Alerts", "Acknowledge"}},
 		{"/console/calendar", []string{"datasea-death-daily", "ccb-return-allowance-2026-11", `data-state="missed"`, `data-state="met"`}},
@@ -177,19 +159,7 @@ func TestPagesWithAlertsExpectationsQuality(t *testing.T) {
 		{"/console/quality/report/csv", []string{"partner,flow,events", "villagebank.02,verification"}},
 		{"/console/quality/report/html", []string{"数据质量报告", "villagebank.02"}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.path, func(t *testing.T) {
-			code, body := get(t, srv, tc.path)
-			if code != 200 {
-				t.Fatalf("status %d: %s", code, body)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(body, w) {
-					t.Errorf("page lacks %q", w)
-				}
-			}
-		})
-	}
+	checkPages(t, srv, cases)
 }
 
 func TestAlertAckAndResolveAreAudited(t *testing.T) {
@@ -309,5 +279,29 @@ func TestAuthMiddlewareWrapsEverything(t *testing.T) {
 		if code, _ := get(t, srv, p); code != http.StatusUnauthorized {
 			t.Errorf("%s: %d, want 401", p, code)
 		}
+	}
+}
+
+// pageWant is a console page and the texts it must contain.
+type pageWant struct {
+	path string
+	want []string
+}
+
+// checkPages gets each page (status 200) and checks its texts, a subtest each.
+func checkPages(t *testing.T, srv *httptest.Server, pages []pageWant) {
+	t.Helper()
+	for _, tc := range pages {
+		t.Run(tc.path, func(t *testing.T) {
+			code, body := get(t, srv, tc.path)
+			if code != 200 {
+				t.Fatalf("status %d: %s", code, body)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("page lacks %q", w)
+				}
+			}
+		})
 	}
 }
