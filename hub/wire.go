@@ -339,6 +339,9 @@ func (h *Hub) wire(ctx context.Context, opts Options) error {
 	if err := h.wireDisbursement(ctx, bankCfgs, dc, singleton); err != nil {
 		return err
 	}
+	if err := h.wireFamilies(ctx, opts, singleton); err != nil {
+		return err
+	}
 	if opts.Demo {
 		if err := h.startDemoFlows(ctx, fdemo); err != nil {
 			return err
