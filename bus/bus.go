@@ -173,6 +173,23 @@ type Bus interface {
 	Close(ctx context.Context) error
 }
 
+// Checker is implemented by buses that can tell whether they can publish
+// now (readiness): the Pulsar bus asks its broker, the local bus its
+// database.
+type Checker interface {
+	// Check returns nil when a Publish could succeed now, or why not.
+	Check(ctx context.Context) error
+}
+
+// Check reports whether b can publish now, when b is a Checker (a bus that
+// cannot tell is taken as ready).
+func Check(ctx context.Context, b Bus) error {
+	if c, ok := b.(Checker); ok {
+		return c.Check(ctx)
+	}
+	return nil
+}
+
 // Sentinel errors of the bus.
 var (
 	// ErrClosed is returned after Close.

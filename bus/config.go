@@ -55,8 +55,9 @@ type PulsarConfig struct {
 	MemoryLimitBytes int64 `yaml:"memory_limit_bytes"`
 	// ProducerName is the stable prefix of this replica's producer names
 	// (the topic is appended), so broker deduplication recognises a producer
-	// that reconnects or restarts; default the host name. Replicas need
-	// distinct names.
+	// that reconnects or restarts. Leave it empty: the hub uses the
+	// replica's node name, which it claims at start so that no two live
+	// replicas share it. Replicas need distinct names.
 	ProducerName string `yaml:"producer_name"`
 	// KeyBuckets hashes message keys into this many Pulsar keys, which
 	// Key_Shared dispatches on and the key-based batcher groups by (0: the

@@ -70,6 +70,9 @@ type sealedBus struct {
 	s Sealer
 }
 
+// Check forwards to the sealed bus.
+func (s *sealedBus) Check(ctx context.Context) error { return Check(ctx, s.b) }
+
 func (sb *sealedBus) Publish(ctx context.Context, topic string, msgs ...Message) error {
 	sealed := make([]Message, len(msgs))
 	for i, m := range msgs {

@@ -25,8 +25,16 @@ type Config struct {
 	// Profile is "embedded" (SQLite state, local bus, SQLite monitor; one
 	// process) or "cluster" (PostgreSQL, Pulsar, ClickHouse; N replicas).
 	Profile string `yaml:"profile"`
-	// Node names this process in events and logs; defaults to the host name.
+	// Node names this replica in leases, events, logs and the Pulsar
+	// producer names; defaults to the host name. It must be unique among
+	// the live replicas of a cluster: at start the hub claims it in the
+	// state database and refuses to start while another live replica
+	// holds it (after waiting one replica.lease_ttl for a replica that
+	// died to lose its claim).
 	Node string `yaml:"node"`
+	// Replica configures how the replicas sharing one state database
+	// share the periodic jobs.
+	Replica ReplicaConfig `yaml:"replica"`
 	// DataDir holds local files (state database, keys, spool, file staging)
 	// unless a more specific path is set. Relative paths in this file are
 	// relative to the working directory.
@@ -76,6 +84,15 @@ type HTTPConfig struct {
 	TLSKeyFile string `yaml:"tls_key_file"`
 }
 
+// ReplicaConfig configures the leases that give each periodic job (and
+// each node name) to one live replica at a time.
+type ReplicaConfig struct {
+	// LeaseTTL is how long a job lease or a node claim lasts without
+	// renewal: when a replica dies, another takes its jobs over after at
+	// most this long. Leases are renewed every third of it.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
+}
+
 // PathsConfig locates the declarative files.
 type PathsConfig struct {
 	// Partners is the directory of partner files (configs/partners).
@@ -102,6 +119,7 @@ func defaultCore() Config {
 			ReadHeaderTimeout: 10 * time.Second,
 			MaxBodyBytes:      1 << 20,
 		},
+		Replica:  ReplicaConfig{LeaseTTL: 15 * time.Second},
 		Store:    store.DefaultConfig(),
 		Bus:      bus.DefaultConfig(),
 		Monitor:  monitor.DefaultConfig(),
@@ -142,6 +160,12 @@ func (c Config) Validate() error {
 	}
 	if (c.HTTP.TLSCertFile == "") != (c.HTTP.TLSKeyFile == "") {
 		errs = append(errs, errors.New("http.tls_cert_file and http.tls_key_file: set both or neither"))
+	}
+	if c.Replica.LeaseTTL < time.Second {
+		errs = append(errs, fmt.Errorf("replica.lease_ttl: %s: must be at least 1s", c.Replica.LeaseTTL))
+	}
+	if strings.ContainsAny(c.Node, " \t\n") {
+		errs = append(errs, fmt.Errorf("node: %q: no spaces (it names leases and Pulsar producers)", c.Node))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir: required"))

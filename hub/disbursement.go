@@ -156,6 +156,7 @@ func BuildCycles(ctx context.Context, cfg config.Config, log *slog.Logger, opts 
 }
 
 func (h *Hub) wireCycles(ctx context.Context, opts CycleOptions) error {
+	h.cli = true
 	singleton, _, err := h.wireCore(ctx, nil)
 	if err != nil {
 		return err

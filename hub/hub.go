@@ -62,11 +62,17 @@ type Hub struct {
 	running  map[string]bool
 	addr     string
 	addrOnce chan struct{}
+	// fatal carries an error that must stop Run (a lost node claim).
+	fatal chan error
 	// compsUp is closed once Run has started every component.
 	compsUp chan struct{}
 
 	buildInfo prometheus.Gauge
 	up        *prometheus.GaugeVec
+
+	// cli is set for a CLI process (BuildCycles): it takes a node
+	// identity of its own instead of claiming the replica's.
+	cli bool
 
 	parts // what Build wires (empty after New alone)
 }
@@ -105,6 +111,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error)
 		checks:   map[string]Check{},
 		running:  map[string]bool{},
 		addrOnce: make(chan struct{}),
+		fatal:    make(chan error, 1),
 		compsUp:  make(chan struct{}),
 	}
 	h.up = prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -193,6 +200,14 @@ func (h *Hub) healthz(w http.ResponseWriter, _ *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"status": "ok", "node": h.node, "version": Version, "uptime_s": int(time.Since(h.started).Seconds())})
 }
 
+// ErrDegraded marks a check's error that /readyz reports without
+// failing readiness: the hub goes on working around it (the monitor store
+// down while its events are buffered).
+var ErrDegraded = errors.New("degraded")
+
+// readyz reports every dependency check and every component: 200 when
+// all checks pass (or are only degraded) and every component runs, 503
+// naming what is not ready otherwise.
 func (h *Hub) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -201,39 +216,56 @@ func (h *Hub) readyz(w http.ResponseWriter, r *http.Request) {
 	for k, v := range h.checks {
 		checks[k] = v
 	}
-	var notRunning []string
+	components := make(map[string]string, len(h.comps))
 	for _, c := range h.comps {
+		components[c.name] = "running"
 		if !h.running[c.name] {
-			notRunning = append(notRunning, c.name)
+			components[c.name] = "not running"
 		}
 	}
 	h.mu.Unlock()
-	result := map[string]string{}
-	ready := true
 	names := make([]string, 0, len(checks))
 	for n := range checks {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	for _, n := range names {
-		if err := checks[n](ctx); err != nil {
-			result[n] = err.Error()
-			ready = false
-		} else {
-			result[n] = "ok"
+	results := make([]string, len(names))
+	hard := make([]bool, len(names))
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := checks[n](ctx); err != nil {
+				results[i], hard[i] = err.Error(), !errors.Is(err, ErrDegraded)
+			} else {
+				results[i] = "ok"
+			}
+		}()
+	}
+	wg.Wait()
+	result := map[string]string{}
+	var failing []string
+	for i, n := range names {
+		result[n] = results[i]
+		if hard[i] {
+			failing = append(failing, n)
 		}
 	}
-	for _, n := range notRunning {
-		result["component:"+n] = "not running"
-		ready = false
+	for n, st := range components {
+		if st != "running" {
+			failing = append(failing, "component "+n)
+		}
 	}
+	sort.Strings(failing)
 	w.Header().Set("Content-Type", "application/json")
 	status := "ready"
-	if !ready {
+	if len(failing) > 0 {
 		status = "not ready"
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
-	_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "checks": result})
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "node": h.node, "failing": failing,
+		"checks": result, "components": components})
 }
 
 // Run serves HTTP and runs the components until ctx is done, then shuts
@@ -299,6 +331,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case runErr = <-errc:
+	case runErr = <-h.fatal:
 	}
 	h.log.Info("shutting down", "deadline", h.cfg.HTTP.ShutdownTimeout.String())
 	sdCtx, cancel := context.WithTimeout(context.Background(), h.cfg.HTTP.ShutdownTimeout)

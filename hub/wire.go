@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -123,8 +124,16 @@ func (h *Hub) wireCore(ctx context.Context, extra []security.PartnerAccess) (sin
 	// Leases: with several replicas on one state database, the periodic
 	// jobs (monitor checks and reports, dead-letter replays, the funeral
 	// change relay, session and audit pruning) run on one at a time.
-	leases, err := lease.New(ctx, h.Store(), lease.Options{Node: h.Node(), Clock: h.Clock(), Logger: log.With("component", "lease"),
-		Registerer: h.Registerer()})
+	// The node name is this replica's identity in every lease: claim it
+	// first, so that two live replicas never share it. A CLI process takes
+	// an identity of its own instead.
+	if h.cli {
+		h.node = cliNode(h.node)
+	} else if err := h.claimNode(ctx); err != nil {
+		return nil, nil, fmt.Errorf("wire: %w", err)
+	}
+	leases, err := lease.New(ctx, h.Store(), lease.Options{Node: h.Node(), TTL: cfg.Replica.LeaseTTL, Clock: h.Clock(),
+		Logger: log.With("component", "lease"), Registerer: h.Registerer()})
 	if err != nil {
 		return nil, nil, fmt.Errorf("wire: leases: %w", err)
 	}
@@ -177,6 +186,16 @@ func (h *Hub) wireCore(ctx context.Context, extra []security.PartnerAccess) (sin
 		return nil, nil, fmt.Errorf("wire: monitor: %w", err)
 	}
 	w.mon = mon
+	// The monitor store being down does not stop exchanges (events are
+	// buffered), so readiness reports it as degraded.
+	h.AddCheck("monitor_store", func(context.Context) error {
+		st := mon.Writer().Stats()
+		if st.StoreError != nil {
+			return fmt.Errorf("%w: events not stored since %s, %d buffered, %d dropped: %v", ErrDegraded,
+				st.FailingSince.UTC().Format(time.RFC3339), st.Held, st.Dropped, st.StoreError)
+		}
+		return nil
+	})
 	h.AddComponent("monitor", mon)
 	h.OnClose(mon.Close)
 	h.Handle("/console/", http.StripPrefix("/console", mon.Console()))
@@ -189,6 +208,17 @@ func (h *Hub) wire(ctx context.Context, opts Options) error {
 	cfg := h.Config()
 	log := h.Logger()
 	w := &h.parts
+
+	// A directory the configuration names but that is not there is a
+	// silent gap (the partner API, a bank or every route missing): it
+	// fails readiness with its name, and is logged.
+	if !opts.Demo {
+		if missing := missingDirs(cfg); len(missing) > 0 {
+			err := fmt.Errorf("configured directories not found: %s", strings.Join(missing, "; "))
+			log.Error("configuration incomplete", "err", err)
+			h.AddCheck("paths", func(context.Context) error { return err })
+		}
+	}
 
 	// Partner registry of funeral homes, cemeteries and columbaria: their
 	// access rules join the security configuration's own partners.
@@ -230,7 +260,14 @@ func (h *Hub) wire(ctx context.Context, opts Options) error {
 	// Bus.
 	switch cfg.Bus.Kind {
 	case "pulsar":
-		b, err := pulsar.Open(ctx, cfg.Bus.Pulsar, log.With("component", "bus"))
+		// Producer names follow the replica's claimed node name: unique
+		// among live replicas and stable across its restarts (broker
+		// deduplication recognises a restarted producer by it).
+		pc := cfg.Bus.Pulsar
+		if pc.ProducerName == "" {
+			pc.ProducerName = h.Node()
+		}
+		b, err := pulsar.Open(ctx, pc, log.With("component", "bus"))
 		if err != nil {
 			return fmt.Errorf("wire: bus: %w", err)
 		}
@@ -243,6 +280,7 @@ func (h *Hub) wire(ctx context.Context, opts Options) error {
 		w.bus = b
 	}
 	h.OnClose(w.bus.Close)
+	h.AddCheck("bus", func(ctx context.Context) error { return bus.Check(ctx, w.bus) })
 	// Bodies (payment records, burial records, ...) are sealed at rest; the
 	// engine's dead letters use the same keys.
 	if sealer != nil {
@@ -388,4 +426,21 @@ func (d deadLetterActions) resolve(ctx context.Context, exchangeID string) (int6
 		return 0, fmt.Errorf("%s: %w: %w", exchangeID, errNotDeadLetter, err)
 	}
 	return id, nil
+}
+
+// missingDirs names the configured directories that do not exist, each
+// with its configuration key.
+func missingDirs(cfg config.Config) []string {
+	var missing []string
+	for _, d := range []struct{ key, dir string }{
+		{"paths.routes", cfg.Paths.Routes},
+		{"paths.mappings", cfg.Paths.Mappings},
+		{"paths.partners", cfg.Paths.Partners},
+		{"funeral.partners_dir", funeral.ConfigFrom(cfg).PartnersDir},
+	} {
+		if _, err := os.Stat(d.dir); err != nil {
+			missing = append(missing, fmt.Sprintf("%s %s", d.key, d.dir))
+		}
+	}
+	return missing
 }

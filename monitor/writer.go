@@ -62,6 +62,9 @@ type Writer struct {
 
 	held    atomic.Int64 // incoming + pending
 	dropped atomic.Int64
+	// failing is the last store error and since when the store has been
+	// failing (nil while the last attempt succeeded).
+	failing atomic.Pointer[storeFailure]
 	kick    chan struct{}
 	done    chan struct{} // closed when Run returns
 	stored  chan struct{} // closed (and replaced) after each stored batch; guarded by mu
@@ -234,11 +237,25 @@ type Stats struct {
 	Held int64
 	// Dropped counts events lost because the buffer was full or the writer closed.
 	Dropped int64
+	// StoreError is the last failed store attempt's error while the store
+	// keeps failing (nil once a batch was stored again).
+	StoreError error
+	// FailingSince is when the store started failing (zero when it is not).
+	FailingSince time.Time
+}
+
+type storeFailure struct {
+	err   error
+	since time.Time
 }
 
 // Stats returns the writer's counters.
 func (w *Writer) Stats() Stats {
-	return Stats{Held: w.held.Load(), Dropped: w.dropped.Load()}
+	st := Stats{Held: w.held.Load(), Dropped: w.dropped.Load()}
+	if f := w.failing.Load(); f != nil {
+		st.StoreError, st.FailingSince = f.err, f.since
+	}
+	return st
 }
 
 // Run flushes by size or time until ctx is done. Call Close afterwards to
@@ -334,8 +351,14 @@ func (w *Writer) flush(ctx context.Context) error {
 			w.backoff = min(max(2*w.backoff, w.opt.FlushInterval), 30*time.Second)
 			w.retryAt = time.Now().Add(w.backoff)
 			w.log.Warn("monitor: store events", "events", len(w.pending), "retry_in", w.backoff, "err", err)
+			since := start
+			if f := w.failing.Load(); f != nil {
+				since = f.since
+			}
+			w.failing.Store(&storeFailure{err: err, since: since})
 			return err
 		}
+		w.failing.Store(nil)
 		w.backoff = 0
 		clear(w.pending[:n])
 		w.pending = w.pending[n:]

@@ -265,6 +265,17 @@ func (b *Bus) uncache(m *stored) {
 }
 
 // now is the monotonic clock of the bus, for processing deadlines.
+// Check reports whether the bus's database answers (readiness).
+func (b *Bus) Check(ctx context.Context) error {
+	if b.isClosed() {
+		return bus.ErrClosed
+	}
+	if err := b.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("local bus: %w", err)
+	}
+	return nil
+}
+
 func (b *Bus) now() int64 { return int64(time.Since(b.start)) }
 
 // Publish stores msgs durably in one shared commit and returns after it.

@@ -191,6 +191,28 @@ func (f levelFilter) WithGroup(n string) slog.Handler {
 	return levelFilter{f.Handler.WithGroup(n), f.min}
 }
 
+// Check asks the broker for the metadata of the hub's health topic: it
+// fails while the broker cannot be reached (readiness).
+func (b *Bus) Check(ctx context.Context) error {
+	if b.isClosed() {
+		return bus.ErrClosed
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.pub.TopicPartitions(fullTopic(b.cfg, "mzhub.health"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("pulsar %s: %w", b.cfg.URL, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("pulsar %s: no answer: %w", b.cfg.URL, ctx.Err())
+	}
+}
+
 // FullTopic maps a bus topic to a Pulsar topic name: "name" lives in the
 // configured default namespace (persistent://tenant/namespace/name),
 // "ns/name" in namespace ns of the tenant (one namespace per business line),

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"net/url"
+	"strings"
 	"os"
 	"testing"
 	"time"
@@ -112,5 +114,40 @@ func TestValidate(t *testing.T) {
 	ok.URL = "pulsar://127.0.0.1:6650"
 	if err := pulsar.Validate(ok); err != nil {
 		t.Errorf("Validate(default+url): %v", err)
+	}
+}
+
+// TestCheckFailsWithoutBroker: readiness asks the broker; with nothing
+// listening at the URL the check fails naming it (no broker needed).
+func TestCheckFailsWithoutBroker(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close() // a port that refuses connections
+	cfg := bus.DefaultConfig().Pulsar
+	cfg.URL = "pulsar://" + addr
+	cfg.OperationTimeout = 2 * time.Second
+	b, err := pulsar.Open(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = b.Check(ctx)
+	if err == nil || !strings.Contains(err.Error(), addr) {
+		t.Fatalf("check without a broker: %v", err)
+	}
+}
+
+// TestIntegrationCheck: with the broker up the check passes.
+func TestIntegrationCheck(t *testing.T) {
+	b := open(t, testConfig(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.Check(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -121,9 +121,8 @@ func runDisbursement(ctx context.Context, env *cliEnv, args []string) int {
 		// The demo's state lives beside the simulators' data.
 		cfg.Node = "demo"
 	}
-	// A CLI process is a replica of its own for the cycle lease: it runs a
-	// cycle only when no serve holds the lease.
-	cfg.Node = cliNode(cfg.Node)
+	// BuildCycles gives this CLI process a node identity of its own for
+	// the cycle lease: it runs a cycle only when no serve holds the lease.
 	h, err := hub.BuildCycles(ctx, cfg, env.Logger, hub.CycleOptions{Demo: *demo, Transport: transport})
 	if err != nil {
 		fmt.Fprintln(env.Stderr, "mzhub disbursement:", err)
@@ -245,15 +244,6 @@ func printStatus(ctx context.Context, env *cliEnv, svc *disbursement.Service, k 
 	}
 	fmt.Fprintf(env.Stdout, "  records: %v  issues: %v  quarantined return records: %d\n", st.Counts, st.Issues, st.Quarantined)
 	return 0
-}
-
-// cliNode names this CLI process for leases: distinct from every serve
-// replica (even one on the same host with the same node name).
-func cliNode(node string) string {
-	if node == "" {
-		node, _ = os.Hostname()
-	}
-	return fmt.Sprintf("%s/cli-%d", node, os.Getpid())
 }
 
 // osUser names the operating-system user running the CLI, for the audit.

@@ -24,10 +24,14 @@ func init() {
 // defaults when cfg holds none (a Config not built by config.Default,
 // Decode or Load).
 func ConfigFrom(cfg config.Config) Config {
-	if c, ok := config.SectionOf[Config](cfg, ConfigKey); ok {
-		return c
+	c, ok := config.SectionOf[Config](cfg, ConfigKey)
+	if !ok {
+		c = DefaultConfig()
 	}
-	return DefaultConfig()
+	if c.PartnersDir == "" {
+		c.PartnersDir = filepath.Join(cfg.Paths.Partners, "funeral")
+	}
+	return c
 }
 
 // ResolvePaths makes PartnersDir absolute against base (config.Config.Resolve
@@ -44,7 +48,9 @@ type Config struct {
 	// environments its registry entry lists. The sandbox runs against its
 	// own, isolated store.
 	Environment string `yaml:"environment"`
-	// PartnersDir holds the partner registry files (*.yaml).
+	// PartnersDir holds the partner registry files (*.yaml); empty means
+	// the funeral directory under paths.partners, so that every path
+	// derives from one base.
 	PartnersDir string `yaml:"partners_dir"`
 	// MaxBodyBytes refuses larger request bodies with 413.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
@@ -71,7 +77,6 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Environment:       EnvProduction,
-		PartnersDir:       "configs/partners/funeral",
 		MaxBodyBytes:      256 << 10,
 		RatePerSecond:     50,
 		RateBurst:         100,
