@@ -6,8 +6,8 @@ import (
 	"encoding/hex"
 	"net"
 	"net/url"
-	"strings"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
