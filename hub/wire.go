@@ -53,6 +53,8 @@ type parts struct {
 	fregs        *funeral.Registry
 	disbursement *disbursement.Service
 	leases       *lease.Elector
+	partnerStore *funeral.PartnerStore
+	partnerSync  *funeral.PartnerSync
 
 	// bookingURLs overrides the registry's booking URLs (the demo's
 	// simulated homes listen on ports chosen at start).
@@ -220,40 +222,35 @@ func (h *Hub) wire(ctx context.Context, opts Options) error {
 		}
 	}
 
-	// Partner registry of funeral homes, cemeteries and columbaria: their
-	// access rules join the security configuration's own partners.
-	var extra []security.PartnerAccess
+	// Partner registry of funeral homes, cemeteries and columbaria: the
+	// files (or the demo's partners) are imported into the state store,
+	// whose partners the guard admits (wirePartnerState).
 	var fdemo *funeralhomesim.Demo
+	var fpartners []funeral.Partner
+	importer := "system:registry-file"
 	if opts.Demo {
 		d, err := demoFuneral(log)
 		if err != nil {
 			return err
 		}
-		fdemo, w.fregs = d, d.Registry()
-		extra = w.fregs.AccessRules(funeral.EnvProduction, funeral.EnvSandbox)
+		fdemo, w.fregs, importer = d, d.Registry(), "system:demo"
+		fpartners = w.fregs.Partners()
 	} else if _, err := os.Stat(funeral.ConfigFrom(cfg).PartnersDir); err == nil {
 		reg, err := funeral.LoadRegistry(funeral.ConfigFrom(cfg).PartnersDir)
 		if err != nil {
 			return fmt.Errorf("wire: funeral partners: %w", err)
 		}
-		w.fregs = reg
-		// Partners without issued credentials cannot call yet; they join
-		// once `mzhub partner rotate-key` gives them a key.
-		pending := 0
-		// One guard fronts production and the sandbox: both environments' rules.
-		for _, r := range reg.AccessRules(funeral.EnvProduction, funeral.EnvSandbox) {
-			if len(r.KeyIDs) == 0 && len(r.MTLSSubjects) == 0 {
-				pending++
-				continue
-			}
-			extra = append(extra, r)
-		}
-		log.Info("funeral partner registry loaded", "with_credentials", len(extra), "awaiting_credentials", pending)
+		w.fregs, fpartners = reg, reg.Partners()
 	}
 
-	singleton, sealer, err := h.wireCore(ctx, extra)
+	singleton, sealer, err := h.wireCore(ctx, nil)
 	if err != nil {
 		return err
+	}
+	if w.fregs != nil {
+		if err := h.wirePartnerState(ctx, fpartners, importer); err != nil {
+			return err
+		}
 	}
 	sec, mon := w.sec, w.mon
 

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,19 +56,44 @@ type PartnerAuth struct {
 	log      *slog.Logger
 	clock    clock.Clock
 	verifier *sign.Verifier
-	byID     map[string]*partner
-	byKey    map[string]*partner
-	bySubj   map[string]*partner
-	proxies  []netip.Prefix
-	secrets  sync.Map // key id -> []byte
-	ipLim    *limiters
-	ptLim    *limiters
-	calls    *prometheus.CounterVec
+	// rules are the partners the guard admits; SetPartners swaps them.
+	rules   atomic.Pointer[rules]
+	proxies []netip.Prefix
+	secrets sync.Map // key id -> []byte (from the key provider)
+	ipLim   *limiters
+	ptLim   *limiters
+	calls   *prometheus.CounterVec
 }
 
 type partner struct {
 	security.PartnerAccess
 	nets []netip.Prefix
+}
+
+// rules is one immutable set of admitted partners.
+type rules struct {
+	byID, byKey, bySubj map[string]*partner
+	// held are secrets handed in with the rules (the partner state store's
+	// sealed keys, opened); other key ids come from the key provider.
+	held map[string][]byte
+}
+
+func newRules(all []security.PartnerAccess, held map[string][]byte) *rules {
+	rs := &rules{byID: map[string]*partner{}, byKey: map[string]*partner{}, bySubj: map[string]*partner{}, held: held}
+	for _, pa := range all {
+		p := &partner{PartnerAccess: pa}
+		for _, s := range pa.AllowCIDRs {
+			p.nets = append(p.nets, netip.MustParsePrefix(s).Masked())
+		}
+		rs.byID[pa.ID] = p
+		for _, k := range pa.KeyIDs {
+			rs.byKey[k] = p
+		}
+		for _, s := range pa.MTLSSubjects {
+			rs.bySubj[s] = p
+		}
+	}
+	return rs
 }
 
 // New checks the configuration and returns the guard.
@@ -80,7 +106,6 @@ func New(o Options) (*PartnerAuth, error) {
 	}
 	a := &PartnerAuth{
 		cfg: o.Config, keys: o.Keys, nonces: o.Nonces, audit: o.Audit, log: o.Logger, clock: o.Clock,
-		byID: map[string]*partner{}, byKey: map[string]*partner{}, bySubj: map[string]*partner{},
 		ipLim: newLimiters(), ptLim: newLimiters(),
 	}
 	if a.log == nil {
@@ -92,19 +117,7 @@ func New(o Options) (*PartnerAuth, error) {
 	for _, s := range o.Config.TrustedProxies {
 		a.proxies = append(a.proxies, netip.MustParsePrefix(s)) // validated above
 	}
-	for _, pa := range o.Config.Partners {
-		p := &partner{PartnerAccess: pa}
-		for _, s := range pa.AllowCIDRs {
-			p.nets = append(p.nets, netip.MustParsePrefix(s).Masked())
-		}
-		a.byID[pa.ID] = p
-		for _, k := range pa.KeyIDs {
-			a.byKey[k] = p
-		}
-		for _, s := range pa.MTLSSubjects {
-			a.bySubj[s] = p
-		}
-	}
+	a.rules.Store(newRules(o.Config.Partners, nil))
 	a.verifier = &sign.Verifier{Secret: a.secret, Window: o.Config.SignatureWindow, MaxBody: o.Config.MaxBodyBytes, Now: a.clock.Now}
 	a.calls = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mzhub_partner_api_requests_total",
@@ -120,9 +133,13 @@ func New(o Options) (*PartnerAuth, error) {
 
 // secret returns a configured key id's secret from the key provider (cached).
 func (a *PartnerAuth) secret(ctx context.Context, keyID string) ([]byte, error) {
-	p, ok := a.byKey[keyID]
+	rs := a.rules.Load()
+	p, ok := rs.byKey[keyID]
 	if !ok || p.Disabled {
 		return nil, sign.ErrUnknownKey
+	}
+	if s, ok := rs.held[keyID]; ok {
+		return s, nil
 	}
 	if v, ok := a.secrets.Load(keyID); ok {
 		return v.([]byte), nil
@@ -142,6 +159,23 @@ func (a *PartnerAuth) secret(ctx context.Context, keyID string) ([]byte, error) 
 // Reload forgets cached secrets so the next request reads them again (after
 // a partner key rotation).
 func (a *PartnerAuth) Reload() { a.secrets.Clear() }
+
+// SetPartners replaces the partners the guard admits: the configured ones
+// (security.partner_api.partners) plus extra, with held the secrets of
+// extra's key ids that do not come from the key provider. Requests already
+// past the guard finish; the next request is judged by the new rules, so a
+// disabled partner or a revoked key is refused from then on. The rules are
+// checked as New checks them.
+func (a *PartnerAuth) SetPartners(extra []security.PartnerAccess, held map[string][]byte) error {
+	cfg := a.cfg
+	cfg.Partners = append(append([]security.PartnerAccess(nil), a.cfg.Partners...), extra...)
+	if err := (security.Config{KeyProvider: "env", PartnerAPI: cfg, Console: security.DefaultConfig().Console, Audit: security.DefaultConfig().Audit}).Validate(); err != nil {
+		return err
+	}
+	a.rules.Store(newRules(cfg.Partners, held))
+	a.secrets.Clear()
+	return nil
+}
 
 // Middleware guards next. Every request ends in exactly one audit record.
 func (a *PartnerAuth) Middleware(next http.Handler) http.Handler {
@@ -189,10 +223,11 @@ func (a *PartnerAuth) check(r *http.Request, ip netip.Addr, path string, now tim
 		p := problem.RateLimited(retrySeconds(wait))
 		return nil, &p
 	}
+	rs := a.rules.Load()
 	var p *partner
 	if r.Header.Get(sign.HeaderSignature) == "" && r.Header.Get(sign.HeaderKeyID) == "" && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 		cn := r.TLS.VerifiedChains[0][0].Subject.CommonName
-		p = a.bySubj[cn]
+		p = rs.bySubj[cn]
 		if p == nil || p.Disabled {
 			pr := problem.UnknownKey()
 			pr.Detail = "the client certificate is not registered for a partner"
@@ -202,14 +237,19 @@ func (a *PartnerAuth) check(r *http.Request, ip netip.Addr, path string, now tim
 	} else {
 		res, err := a.verifier.Verify(r)
 		call.keyID, call.method = res.KeyID, security.AuthHMAC
-		if bp := a.byKey[res.KeyID]; bp != nil {
+		if bp := rs.byKey[res.KeyID]; bp != nil {
 			call.partner = bp.ID
 		}
 		if err != nil {
 			pr := signProblem(err, a.cfg.MaxBodyBytes)
 			return nil, &pr
 		}
-		p = a.byKey[res.KeyID]
+		p = rs.byKey[res.KeyID]
+		if p == nil || p.Disabled {
+			// The rules changed between the signature check and here.
+			pr := problem.UnknownKey()
+			return nil, &pr
+		}
 		call.authenticated = true
 		fresh, err := a.nonces.Use(r.Context(), res.KeyID, res.Nonce, now, now.Add(2*a.cfg.SignatureWindow))
 		if err != nil {

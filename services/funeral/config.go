@@ -71,6 +71,11 @@ type Config struct {
 	// A millisecond or two trades that much latency for fewer, larger
 	// transactions when the disk is slow.
 	GroupCommitWait time.Duration `yaml:"group_commit_wait"`
+	// PartnerReload is how often each replica checks the partner state in
+	// the state store (credentials, enable/disable): a change made by
+	// `mzhub partner` on any host applies on every replica within this
+	// interval (plus one database query).
+	PartnerReload time.Duration `yaml:"partner_reload"`
 }
 
 // DefaultConfig returns the defaults.
@@ -83,6 +88,7 @@ func DefaultConfig() Config {
 		CremationWarnDays: 7,
 		StaleAfter:        72 * time.Hour,
 		RelayInterval:     200 * time.Millisecond,
+		PartnerReload:     2 * time.Second,
 	}
 }
 
@@ -106,6 +112,9 @@ func (c Config) Validate() error {
 	}
 	if c.GroupCommitWait < 0 || c.GroupCommitWait > time.Second {
 		errs = append(errs, fmt.Errorf("funeral.group_commit_wait: %s: want 0 to 1s", c.GroupCommitWait))
+	}
+	if c.PartnerReload < 10*time.Millisecond || c.PartnerReload > time.Minute {
+		errs = append(errs, fmt.Errorf("funeral.partner_reload: %s: want 10ms to 1m", c.PartnerReload))
 	}
 	if c.StaleAfter <= 0 {
 		errs = append(errs, errors.New("funeral.stale_after: must be positive"))

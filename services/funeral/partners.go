@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"sync/atomic"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -142,9 +143,14 @@ func (p Partner) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Registry is the set of funeral partners. It is read-only after load and
-// safe for concurrent use.
+// Registry is the set of funeral partners. It is safe for concurrent use;
+// Replace swaps its whole content at once (the hub does when the partner
+// state in the store changes), so readers always see one consistent set.
 type Registry struct {
+	snap atomic.Pointer[registrySnap]
+}
+
+type registrySnap struct {
 	byID  map[string]Partner
 	byKey map[string]string
 	ids   []string
@@ -152,7 +158,22 @@ type Registry struct {
 
 // NewRegistry builds a registry from partners, reporting every problem.
 func NewRegistry(partners []Partner) (*Registry, error) {
-	r := &Registry{byID: map[string]Partner{}, byKey: map[string]string{}}
+	snap, err := newSnap(partners)
+	r := &Registry{}
+	r.snap.Store(snap)
+	return r, err
+}
+
+// Replace swaps the registry's partners for partners. On a problem it keeps
+// the valid partners (as NewRegistry does) and returns the problem.
+func (r *Registry) Replace(partners []Partner) error {
+	snap, err := newSnap(partners)
+	r.snap.Store(snap)
+	return err
+}
+
+func newSnap(partners []Partner) (*registrySnap, error) {
+	r := &registrySnap{byID: map[string]Partner{}, byKey: map[string]string{}}
 	var errs []error
 	for _, p := range partners {
 		if err := p.Validate(); err != nil {
@@ -215,27 +236,29 @@ func LoadRegistry(dir string) (*Registry, error) {
 
 // Partner returns the partner with id.
 func (r *Registry) Partner(id string) (Partner, bool) {
-	p, ok := r.byID[id]
+	p, ok := r.snap.Load().byID[id]
 	return p, ok
 }
 
 // ByKey returns the partner owning a key id.
 func (r *Registry) ByKey(keyID string) (Partner, bool) {
-	id, ok := r.byKey[keyID]
+	s := r.snap.Load()
+	id, ok := s.byKey[keyID]
 	if !ok {
 		return Partner{}, false
 	}
-	return r.byID[id], true
+	return s.byID[id], true
 }
 
 // IDs lists partner ids, sorted.
-func (r *Registry) IDs() []string { return append([]string(nil), r.ids...) }
+func (r *Registry) IDs() []string { return append([]string(nil), r.snap.Load().ids...) }
 
 // Partners lists partners sorted by id.
 func (r *Registry) Partners() []Partner {
-	out := make([]Partner, 0, len(r.ids))
-	for _, id := range r.ids {
-		out = append(out, r.byID[id])
+	s := r.snap.Load()
+	out := make([]Partner, 0, len(s.ids))
+	for _, id := range s.ids {
+		out = append(out, s.byID[id])
 	}
 	return out
 }

@@ -2,7 +2,6 @@ package funeral
 
 import (
 	"bytes"
-	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,8 +16,9 @@ import (
 )
 
 // fileHeader opens every registry file written by the partner command.
-const fileHeader = `# Funeral partner registry (mzhub partner add|rotate-key|disable edits this file).
-# No secrets here: key_ids name keys held by the key provider as partner/<key id>.
+const fileHeader = `# Funeral partner registry: the non-secret fields of each partner (mzhub partner add
+# appends here). Credentials and enable/disable live in the state store (docs/security.md,
+# "Partners"); key_ids listed here are imported once as keys held by the key provider.
 `
 
 // FileFor names the registry file of a role inside dir.
@@ -32,33 +32,102 @@ func FileFor(dir string, role Role) string {
 	return filepath.Join(dir, "funeral-homes.yaml")
 }
 
-func readFile(name string) (PartnerFile, error) {
-	b, err := os.ReadFile(name)
-	if errors.Is(err, os.ErrNotExist) {
-		return PartnerFile{}, nil
-	}
-	if err != nil {
-		return PartnerFile{}, err
-	}
-	return DecodePartnerFile(bytes.NewReader(b))
-}
-
-func writeFile(name string, f PartnerFile) error {
-	var b bytes.Buffer
-	b.WriteString(fileHeader)
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(2)
-	if err := enc.Encode(f); err != nil {
+// AppendToFile adds p's non-secret fields to its role's registry file in
+// dir, editing the file in place: comments, order and quoting of what is
+// there stay as they are (the file is parsed as a YAML node tree, the new
+// entry appended to its partners list). A missing file is created with the
+// standard header. Key ids and the disabled flag are not written: they are
+// state in the store. The result must load as a registry (LoadRegistry) or
+// the file is left untouched.
+func AppendToFile(dir string, p Partner) error {
+	if err := p.Validate(); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+	name := FileFor(dir, p.Role)
+	b, err := os.ReadFile(name)
+	if errors.Is(err, os.ErrNotExist) {
+		b, err = []byte(fileHeader+"partners: []\n"), nil
+	}
+	if err != nil {
+		return err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return fmt.Errorf("%s: want a mapping with a partners list", name)
+	}
+	root := doc.Content[0]
+	var list *yaml.Node
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "partners" {
+			list = root.Content[i+1]
+		}
+	}
+	if list == nil || list.Kind != yaml.SequenceNode {
+		return fmt.Errorf("%s: no partners list", name)
+	}
+	p.KeyIDs, p.Disabled = nil, false
+	var entry yaml.Node
+	if err := entry.Encode(p); err != nil {
+		return err
+	}
+	for i := 0; i+1 < len(entry.Content); i += 2 {
+		if entry.Content[i].Value == "key_ids" {
+			entry.Content = append(entry.Content[:i], entry.Content[i+2:]...)
+			break
+		}
+	}
+	list.Style = 0 // a "[]" list becomes a block list
+	list.Content = append(list.Content, &entry)
+	var out bytes.Buffer
+	enc := yaml.NewEncoder(&out)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return err
+	}
+	if err := checkEdited(dir, name, out.Bytes()); err != nil {
+		return fmt.Errorf("%s: the edited registry would not load: %w", name, err)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
 	tmp := name + ".tmp"
-	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(tmp, out.Bytes(), 0o640); err != nil {
 		return err
 	}
 	return os.Rename(tmp, name)
+}
+
+// checkEdited loads the registry of dir as it would be with name's content
+// replaced by edited.
+func checkEdited(dir, name string, edited []byte) error {
+	f, err := DecodePartnerFile(bytes.NewReader(edited))
+	if err != nil {
+		return err
+	}
+	all := f.Partners
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return err
+	}
+	for _, other := range files {
+		if filepath.Clean(other) == filepath.Clean(name) {
+			continue
+		}
+		b, err := os.ReadFile(other)
+		if err != nil {
+			return err
+		}
+		of, err := DecodePartnerFile(bytes.NewReader(b))
+		if err != nil {
+			return fmt.Errorf("%s: %w", other, err)
+		}
+		all = append(all, of.Partners...)
+	}
+	_, err = NewRegistry(all)
+	return err
 }
 
 // Issued is a newly issued credential. The secret is shown once and kept
@@ -70,97 +139,9 @@ type Issued struct {
 	SecretHex string
 }
 
-// newKeyID makes a key id from the partner id and the time: fh01-k20261127093000.
+// newKeyID makes a key id from the partner id, the time and a random
+// suffix (two keys issued in one second differ): fh01-k20261127093000-3fa9c2.
 func newKeyID(partnerID string, now time.Time) string {
 	short := partnerID[strings.IndexByte(partnerID, '.')+1:]
-	return short + "-" + keys.NewKID(now)
-}
-
-func issue(ctx context.Context, kp keys.Provider, partnerID string, now time.Time) (Issued, error) {
-	kid := newKeyID(partnerID, now)
-	secret := keys.Random(32)
-	if err := kp.Put(ctx, keys.PartnerPrefix+kid, secret); err != nil {
-		return Issued{}, fmt.Errorf("store key %s: %w", kid, err)
-	}
-	return Issued{PartnerID: partnerID, KeyID: kid, SecretHex: hex.EncodeToString(secret)}, nil
-}
-
-// AddPartner adds p to its role's file in dir and issues its first key:
-// 32 random bytes held by the key provider, handed to the integrator as hex
-// (docs/signing.md).
-func AddPartner(ctx context.Context, dir string, kp keys.Provider, p Partner, now time.Time) (Issued, error) {
-	reg, err := LoadRegistry(dir)
-	if err != nil {
-		return Issued{}, err
-	}
-	if _, dup := reg.Partner(p.ID); dup {
-		return Issued{}, fmt.Errorf("partner %s already exists", p.ID)
-	}
-	iss, err := issue(ctx, kp, p.ID, now)
-	if err != nil {
-		return Issued{}, err
-	}
-	p.KeyIDs = []string{iss.KeyID}
-	if err := p.Validate(); err != nil {
-		return Issued{}, err
-	}
-	name := FileFor(dir, p.Role)
-	f, err := readFile(name)
-	if err != nil {
-		return Issued{}, err
-	}
-	f.Partners = append(f.Partners, p)
-	return iss, writeFile(name, f)
-}
-
-// UpdatePartner applies fn to the partner with id in whichever file holds it.
-func UpdatePartner(dir, id string, fn func(p *Partner) error) error {
-	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	if err != nil {
-		return err
-	}
-	for _, name := range files {
-		f, err := readFile(name)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		for i := range f.Partners {
-			if f.Partners[i].ID != id {
-				continue
-			}
-			if err := fn(&f.Partners[i]); err != nil {
-				return err
-			}
-			if err := f.Partners[i].Validate(); err != nil {
-				return err
-			}
-			return writeFile(name, f)
-		}
-	}
-	return fmt.Errorf("partner %s not found in %s", id, dir)
-}
-
-// RotateKey issues a new key for a partner. The old keys stay valid until
-// dropOld is used (after the integrator switched), so a rotation never
-// interrupts pushes.
-func RotateKey(ctx context.Context, dir string, kp keys.Provider, id string, dropOld bool, now time.Time) (Issued, error) {
-	var iss Issued
-	err := UpdatePartner(dir, id, func(p *Partner) error {
-		var err error
-		iss, err = issue(ctx, kp, id, now)
-		if err != nil {
-			return err
-		}
-		if dropOld {
-			p.KeyIDs = nil
-		}
-		p.KeyIDs = append(p.KeyIDs, iss.KeyID)
-		return nil
-	})
-	return iss, err
-}
-
-// SetDisabled disables or re-enables a partner.
-func SetDisabled(dir, id string, disabled bool) error {
-	return UpdatePartner(dir, id, func(p *Partner) error { p.Disabled = disabled; return nil })
+	return short + "-" + keys.NewKID(now) + "-" + hex.EncodeToString(keys.Random(3))
 }
