@@ -24,6 +24,9 @@ func keysUsage(env *cliEnv) {
   mzhub keys rotate     [--config FILE]   add a new field-encryption key; it encrypts from the next start
   mzhub keys reencrypt  [--config FILE]   move every encrypted column to the newest field key
   mzhub keys public-key [--config FILE]   print the SM2 public key that signs outbound files (PEM)
+  mzhub keys generate   --out FILE [--from FILE] [--rotate-field] [--format env|k8s-secret]
+                                          a cluster's key set for the env provider (every replica
+                                          gets the same file); --from keeps an existing set
 
 Key material is never printed. With key_provider env, keys are provisioned as MZHUB_KEY_*
 variables and init only reports what is missing.`)
@@ -37,6 +40,9 @@ func runKeys(ctx context.Context, env *cliEnv, args []string) int {
 	if err := security.SelfTest(); err != nil {
 		fmt.Fprintf(env.Stderr, "mzhub keys %s: refusing to touch keys: %v\n", sub, err)
 		return 1
+	}
+	if sub == "generate" {
+		return runKeysGenerate(env, args[1:])
 	}
 	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
