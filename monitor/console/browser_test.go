@@ -45,9 +45,11 @@ func TestIntegrationConsoleBrowser(t *testing.T) {
 		name, path string
 		want       []string
 	}{
-		{"health", "/console/", []string{"健康矩阵", "bank.ccb", "datasea", `class="cell red"`}},
-		{"health-en", "/console/?lang=en", []string{"Health matrix", "Last success"}},
-		{"calendar", "/console/calendar", []string{"预期文件日历", "datasea-death-daily", "ccb-return-allowance-2026-11"}},
+		{"overview", "/console/", []string{"总览", "建设银行", `data-partner="bank.ccb" data-op="return" data-band="red"`, "业务处理进程监管"}},
+		{"health", "/console/matrix", []string{"健康矩阵", "建设银行", "数据海", `class="cell red"`}},
+		{"health-en", "/console/matrix?lang=en", []string{"Health matrix", "Last success"}},
+		{"screen", "/console/screen", []string{"大屏", "今日成功率", "<svg"}},
+		{"calendar", "/console/calendar", []string{"预期文件日历", "datasea-death-daily", "ccb-return-allowance-2026-11", "建设银行"}},
 		{"batches", "/console/batches", []string{"批次进程", "allowance-2026-11", "停滞", "发放与扣款周期",
 			`data-cycle="disbursement-2026-11"`, "待市级确认", "2,639,850.05", "/console/batches/disbursement/2026-11/confirm-city", "市级确认",
 			`data-cycle="deduction-2026-10"`, "恢复运行", "list-2026-12.csv"}},
@@ -55,10 +57,10 @@ func TestIntegrationConsoleBrowser(t *testing.T) {
 		{"overview-needs-action", "/console/", []string{"待处理", "低保发放 2026-11: 待市级确认"}},
 		{"search", "/console/search?batch=allowance-2026-11", []string{"交换查询", "BOC_DISB_202611.txt"}},
 		{"lineage", "/console/exchange/allowance-2026-11%2Fbank.boc%2Fsend", []string{"血缘", "allowance-2026-11/bank.boc/return"}},
-		{"failures", "/console/failures", []string{"失败与死信", "trailer count", "joblib/status/dl-1", "310***********1234"}},
-		{"alerts", "/console/alerts", []string{"告警", "staleness", "expectation"}},
+		{"failures", "/console/failures", []string{"失败与死信", "格式错误", "joblib/status/dl-1", "310***********1234"}},
+		{"alerts", "/console/alerts", []string{"告警", "超时未成功", "预期文件未到"}},
 		{"charts", "/console/charts?window=24h", []string{"吞吐与时延", "<svg", "polyline"}},
-		{"quality", "/console/quality", []string{"数据质量", "villagebank.02"}},
+		{"quality", "/console/quality", []string{"数据质量", "村镇银行 02"}},
 		{"topology", "/console/topology", []string{"拓扑", "悬空主题", "district.notices", "殡葬管理平台", `class="node service"`, "120/分"}},
 		{"topology-en", "/console/topology?lang=en", []string{"Topology", "Dangling topics", "external system"}},
 	}

@@ -3,6 +3,7 @@ package console
 import (
 	"fmt"
 	"html"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -83,6 +84,34 @@ func maxOf(vs []float64) float64 {
 	return m
 }
 
+// niceCeil rounds v up to the top of a scale of four round steps (1, 2 or
+// 5 times a power of ten each), so that every tick is a round number (no
+// 28.969 ms: 28.969 gets a scale of 0, 10, 20, 30, 40).
+func niceCeil(v float64) float64 {
+	if v <= 0 {
+		return 4
+	}
+	q := v / 4
+	p := math.Pow(10, math.Floor(math.Log10(q)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*p >= q*(1-1e-9) {
+			return 4 * m * p
+		}
+	}
+	return 40 * p
+}
+
+// tickLabel formats a tick value with the decimals its scale's step needs
+// (none from a step of 1 up); thousands get separators.
+func tickLabel(v, top float64) string {
+	step := top / 4
+	if step >= 1 || step <= 0 {
+		return formatCount(int64(math.Round(v)))
+	}
+	dec := int(math.Ceil(-math.Log10(step) - 1e-9))
+	return strconv.FormatFloat(v, 'f', dec, 64)
+}
+
 func axes(b *strings.Builder, title string, top float64, n int, label func(int) string) {
 	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" role="img" aria-label="%s">`,
 		chartW, chartH, chartW, chartH, html.EscapeString(title))
@@ -91,8 +120,7 @@ func axes(b *strings.Builder, title string, top float64, n int, label func(int) 
 	for i := 0; i <= 4; i++ {
 		y := padT + plotH*float64(i)/4
 		fmt.Fprintf(b, `<line x1="%.0f" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#e4ecf4"/>`, padL, chartW-8, y, y)
-		fmt.Fprintf(b, `<text x="%.0f" y="%.1f" font-size="10" text-anchor="end">%s</text>`, padL-4, y+3,
-			strconv.FormatFloat(top*float64(4-i)/4, 'f', -1, 64)[:min(6, len(strconv.FormatFloat(top*float64(4-i)/4, 'f', -1, 64)))])
+		fmt.Fprintf(b, `<text x="%.0f" y="%.1f" font-size="10" text-anchor="end">%s</text>`, padL-4, y+3, tickLabel(top*float64(4-i)/4, top))
 	}
 	for _, i := range []int{0, n / 2, n - 1} {
 		if i < 0 {
@@ -111,7 +139,7 @@ func axes(b *strings.Builder, title string, top float64, n int, label func(int) 
 func barChart(title string, events, errs []float64, label func(int) string) string {
 	var b strings.Builder
 	n := len(events)
-	top := maxOf(events)
+	top := niceCeil(maxOf(events))
 	axes(&b, title, top, n, label)
 	plotH := chartH - padB - padT
 	bw := (chartW - padL - 8) / float64(max(n, 1))
@@ -133,7 +161,7 @@ func barChart(title string, events, errs []float64, label func(int) string) stri
 func lineChart(title string, vs []float64, label func(int) string) string {
 	var b strings.Builder
 	n := len(vs)
-	top := maxOf(vs)
+	top := niceCeil(maxOf(vs))
 	axes(&b, title, top, n, label)
 	plotH := chartH - padB - padT
 	var pts []string
@@ -156,7 +184,7 @@ func (c *Console) qualityWindow(r *http.Request) (time.Time, time.Time) {
 
 func (c *Console) quality(w http.ResponseWriter, r *http.Request) {
 	if c.d.Quality == nil {
-		http.NotFound(w, r)
+		c.notFound(w, r)
 		return
 	}
 	p := c.newPage(w, r, "nav_quality")
@@ -176,7 +204,7 @@ func (c *Console) quality(w http.ResponseWriter, r *http.Request) {
 // qualityReport downloads the report as CSV or as a standalone HTML page.
 func (c *Console) qualityReport(w http.ResponseWriter, r *http.Request) {
 	if c.d.Quality == nil {
-		http.NotFound(w, r)
+		c.notFound(w, r)
 		return
 	}
 	from, to := c.qualityWindow(r)
@@ -200,6 +228,6 @@ func (c *Console) qualityReport(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Disposition", `attachment; filename="`+name+`.html"`)
 		_ = c.d.Quality.WriteHTML(w, rows, from, to, l)
 	default:
-		http.NotFound(w, r)
+		c.notFound(w, r)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/clock"
@@ -66,6 +67,9 @@ type Deps struct {
 	// Topology draws the running hub's topology with live numbers; nil
 	// hides the page.
 	Topology Topology
+	// PartnerName names a partner in zh-CN from a registry (the funeral
+	// homes' own names); nil or a miss falls back to the dictionary.
+	PartnerName func(id string) (string, bool)
 }
 
 // Console serves the pages.
@@ -74,6 +78,9 @@ type Console struct {
 	log   *slog.Logger
 	pages map[string]*template.Template
 	mux   *http.ServeMux
+
+	mu       sync.RWMutex
+	sections []navItem
 }
 
 type navItem struct{ Key, Path string }
@@ -94,7 +101,7 @@ func New(d Deps) (*Console, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	for _, p := range []string{"health", "search", "exchange", "batches", "failures", "confirm", "alerts", "calendar", "charts", "quality", "topology"} {
+	for _, p := range []string{"overview", "health", "search", "exchange", "batches", "failures", "confirm", "alerts", "calendar", "charts", "quality", "topology", "notfound", "section", "screen"} {
 		t, err := template.New(p).Funcs(funcs).ParseFS(assets, "assets/layout.tmpl", "assets/events.tmpl", "assets/"+p+".tmpl")
 		if err != nil {
 			return nil, fmt.Errorf("console: parse %s: %w", p, err)
@@ -103,7 +110,10 @@ func New(d Deps) (*Console, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.HandlerFunc(c.static)))
-	mux.HandleFunc("GET /{$}", c.health)
+	mux.HandleFunc("GET /{$}", c.overview)
+	mux.HandleFunc("GET /matrix", c.health)
+	mux.HandleFunc("GET /screen", c.screen)
+	mux.HandleFunc("/", c.notFound)
 	mux.HandleFunc("GET /search", c.search)
 	mux.HandleFunc("GET /exchange/{id}", c.exchange)
 	mux.HandleFunc("GET /batches", c.batches)
@@ -147,33 +157,48 @@ func securityHeaders(h http.Handler) http.Handler {
 }
 
 func (c *Console) static(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "console.css" {
-		http.NotFound(w, r)
+	types := map[string]string{"console.css": "text/css; charset=utf-8", "screen.js": "text/javascript; charset=utf-8"}
+	ct, ok := types[r.URL.Path]
+	if !ok {
+		c.notFound(w, r)
 		return
 	}
-	b, _ := assets.ReadFile("assets/console.css")
-	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	b, _ := assets.ReadFile("assets/" + r.URL.Path)
+	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Cache-Control", "max-age=3600")
 	_, _ = w.Write(b)
 }
 
 // page is what every template gets.
 type page struct {
-	L       int
-	Title   string
-	Base    string
-	Nav     []navItem
-	Now     time.Time
-	Flash   string
-	CSRF    string
-	Data    any
+	L     int
+	Title string
+	Base  string
+	Nav   []navItem
+	Now   time.Time
+	Flash string
+	CSRF  string
+	Data  any
+	// Refresh reloads the page after that many seconds (0: never).
+	Refresh int
+	// Body is a section's content (see Mount).
+	Body    template.HTML
 	start   time.Time
 	query   url.Values
 	console *Console
+	names   func(string) (string, bool)
+	missing map[string]bool
 }
 
-// T translates a message key.
-func (p *page) T(key string) string { return tr(p.L, key) }
+// T translates a message key; a key the dictionary lacks shows as itself
+// and is listed as untranslated.
+func (p *page) T(key string) string {
+	if m, ok := messages[key]; ok {
+		return m[p.L]
+	}
+	p.miss("msg:" + key)
+	return key
+}
 
 // LangQuery is the query string switching to the other language.
 func (p *page) LangQuery() string {
@@ -193,7 +218,7 @@ func (p *page) LangQuery() string {
 func (p *page) Elapsed() string { return time.Since(p.start).Round(time.Millisecond).String() }
 
 func (c *Console) newPage(w http.ResponseWriter, r *http.Request, title string) *page {
-	nav := []navItem{{"nav_health", ""}}
+	nav := []navItem{{"nav_overview", ""}, {"nav_health", "matrix"}}
 	if c.d.Expectations != nil {
 		nav = append(nav, navItem{"nav_calendar", "calendar"})
 	}
@@ -208,10 +233,14 @@ func (c *Console) newPage(w http.ResponseWriter, r *http.Request, title string) 
 	if c.d.Topology != nil {
 		nav = append(nav, navItem{"nav_topology", "topology"})
 	}
+	c.mu.RLock()
+	nav = append(nav, c.sections...)
+	c.mu.RUnlock()
+	nav = append(nav, navItem{"nav_screen", "screen"})
 	q := r.URL.Query()
 	q.Del("lang")
 	p := &page{L: lang(w, r), Title: title, Base: basePath(r), Nav: nav, Now: c.d.Clock.Now(),
-		start: time.Now(), query: q, console: c, Flash: r.URL.Query().Get("flash")}
+		start: time.Now(), query: q, console: c, Flash: r.URL.Query().Get("flash"), names: c.d.PartnerName}
 	if c.d.CSRF != nil {
 		p.CSRF = c.d.CSRF(r)
 	}
@@ -258,6 +287,13 @@ func (c *Console) renderStatus(w http.ResponseWriter, p *page, name string, stat
 func (c *Console) fail(w http.ResponseWriter, what string, err error) {
 	c.log.Error("console: "+what, "err", err)
 	http.Error(w, what+" failed", http.StatusInternalServerError)
+}
+
+// notFound answers 404 with a page in the console's layout.
+func (c *Console) notFound(w http.ResponseWriter, r *http.Request) {
+	p := c.newPage(w, r, "not_found")
+	p.Data = r.URL.Path
+	c.renderStatus(w, p, "notfound", http.StatusNotFound)
 }
 
 // mask is defence in depth: events carry masked values already, but any

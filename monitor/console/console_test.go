@@ -132,13 +132,16 @@ func TestPages(t *testing.T) {
 		Schedules:  []monitor.FlowSchedule{{Partner: "datasea", Flow: "death", Every: 24 * time.Hour}, {Partner: "cardcenter", Flow: "applications", Every: time.Hour}},
 		Thresholds: monitor.DefaultConfig().Thresholds})
 	cases := []pageWant{
-		{"/console/", []string{"健康矩阵", "bank.ccb", "joblib", "status-push", "cardcenter", `class="cell red"`, "/console/static/console.css"}},
-		{"/console/?lang=en", []string{"Health matrix", "Last success", "p95 latency"}},
+		{"/console/matrix", []string{"健康矩阵", `title="bank.ccb"`, "建设银行", "办件状态推送", "卡中心", `class="cell red"`, "/console/static/console.css"}},
+		{"/console/matrix?lang=en", []string{"Health matrix", "Last success", "p95 latency", "China Construction Bank"}},
+		{"/console/", []string{"总览", "信息交换流程监管", `data-partner="bank.ccb" data-op="return" data-band="red"`, "建设银行", "回盘", "开户",
+			`data-partner="bank.boc" data-op="open" data-band="grey"`, "失败率超阈值", "待处理死信", "村镇银行 02"}},
+		{"/console/?lang=en", []string{"Overview", "Returns", "China Construction Bank", "Needs action"}},
 		{"/console/search?batch=allowance-2026-11", []string{"bank.boc", `data-type="uploaded"`, "上传", "BOC_DISB_202611.txt"}},
-		{"/console/search?ref=YWTB0000001005", []string{"joblib/status/5", "http_503"}},
+		{"/console/search?ref=YWTB0000001005", []string{"joblib/status/5", "对方不可用(503)"}},
 		{"/console/search", []string{"joblib/status/0"}},
 		{"/console/exchange/allowance-2026-11%2Fbank.boc%2Fsend", []string{"allowance-2026-11/list", "allowance-2026-11/bank.boc/return", "对账"}},
-		{"/console/batches", []string{"allowance-2026-11", "intake", "returns", "stuck", "4400000"}},
+		{"/console/batches", []string{"allowance-2026-11", "名单接收", "回盘处理", "停滞", "4400000", `data-outcome="stage_failed"`, "阶段出错", `data-outcome="stage_warnings"`}},
 		{"/console/failures", []string{"trailer count", "http_400", "joblib/status/dl-1", "310***********1234", `action="/console/failures/replay"`}},
 		{"/console/charts?window=24h", []string{"<svg", "<rect", "polyline"}},
 		{"/console/charts?window=7d&partner=datasea", []string{"<svg"}},
@@ -152,10 +155,10 @@ func TestPages(t *testing.T) {
 func TestPagesWithAlertsExpectationsQuality(t *testing.T) {
 	srv := newServer(t, full(t, &recorder{}))
 	cases := []pageWant{
-		{"/console/alerts", []string{"告警", "staleness", "cardcenter", "expectation", "ccb-return-allowance-2026-11", `name="operator"`}},
+		{"/console/alerts", []string{"告警", `data-rule="staleness"`, "超时未成功", "卡中心", "预期文件未到", "ccb-return-allowance-2026-11", `name="operator"`}},
 		{"/console/alerts?state=open&lang=en", []string{"Alerts", "Acknowledge"}},
 		{"/console/calendar", []string{"datasea-death-daily", "ccb-return-allowance-2026-11", `data-state="missed"`, `data-state="met"`}},
-		{"/console/quality", []string{"villagebank.02", "数据质量", "report/csv"}},
+		{"/console/quality", []string{"村镇银行 02", "数据质量", "report/csv"}},
 		{"/console/quality/report/csv", []string{"partner,flow,events", "villagebank.02,verification"}},
 		{"/console/quality/report/html", []string{"数据质量报告", "villagebank.02"}},
 	}

@@ -227,7 +227,7 @@ func (c *Console) cycleAction(w http.ResponseWriter, r *http.Request) {
 	kind, period, action := r.PathValue("kind"), r.PathValue("period"), r.PathValue("action")
 	if !slices.Contains(cycleKinds, kind) || !validPeriod(period) ||
 		!slices.Contains([]string{"letter-total", "confirm-district", "confirm-city", "resume"}, action) {
-		http.NotFound(w, r)
+		c.notFound(w, r)
 		return
 	}
 	if !c.cyclesAllowed(w, r) {
@@ -269,7 +269,7 @@ func (c *Console) cycleAction(w http.ResponseWriter, r *http.Request) {
 // cyclesAllowed answers 404 without cycles and 403 to users who only read.
 func (c *Console) cyclesAllowed(w http.ResponseWriter, r *http.Request) bool {
 	if c.d.Cycles == nil {
-		http.NotFound(w, r)
+		c.notFound(w, r)
 		return false
 	}
 	if !c.canAct(r) {

@@ -8,7 +8,14 @@ import (
 // messages holds each UI string in zh-CN and English.
 var messages = map[string][2]string{
 	"title":                 {"信息交换流程监管", "Exchange supervision"},
+	"nav_overview":          {"总览", "Overview"},
 	"nav_health":            {"健康矩阵", "Health matrix"},
+	"nav_screen":            {"大屏", "Big screen"},
+	"nav_funeral":           {"殡葬交换", "Funeral exchange"},
+	"not_found":             {"页面不存在", "Page not found"},
+	"not_found_text":        {"没有这个页面。请从上方导航进入。", "There is no such page. Use the navigation above."},
+	"back_overview":         {"返回总览", "Back to the overview"},
+	"untranslated":          {"未翻译", "untranslated"},
 	"nav_calendar":          {"预期文件日历", "Expected files"},
 	"nav_batches":           {"批次进程", "Batch pipeline"},
 	"nav_search":            {"交换查询", "Exchange search"},
@@ -32,6 +39,67 @@ var messages = map[string][2]string{
 	"reason_stale":          {"超过计划未成功", "no success within schedule"},
 	"reason_never":          {"尚无数据", "nothing received yet"},
 	"reason_backlog":        {"死信积压", "dead-letter backlog"},
+	"reason_failures":       {"失败率超阈值", "failures above threshold"},
+	"reason_recon_mismatch": {"对账不符", "reconciliation mismatch"},
+	"reason_recon_warning":  {"对账有失败记录", "reconciliation found failed records"},
+	"reason_late":           {"预期文件逾期", "expected file late"},
+	"reason_partner_down":   {"交换方不可用", "partner down"},
+
+	// The overview.
+	"family":              {"交换方类别", "Family"},
+	"overview_exchange":   {"信息交换流程监管", "Exchange supervision"},
+	"overview_process":    {"业务处理进程监管", "Business process supervision"},
+	"overview_all_clear":  {"目前没有需要处理的事项", "Nothing needs action now"},
+	"band_green":          {"正常", "OK"},
+	"band_amber":          {"关注", "Attention"},
+	"band_red":            {"故障", "Failing"},
+	"band_grey":           {"无活动", "No activity"},
+	"failure_rate":        {"失败率", "Failure rate"},
+	"late":                {"逾期", "Late"},
+	"reconciliation":      {"对账", "Reconciliation"},
+	"partner_down":        {"不可用", "down"},
+	"act_alerts_critical": {"严重告警", "Critical alerts"},
+	"act_alerts_warning":  {"告警", "Warnings"},
+	"act_quality":         {"数据质量低于阈值", "Data quality below threshold"},
+	"act_partner_down":    {"交换方不可用", "Partner down"},
+	"act_late_files":      {"逾期文件", "Late files"},
+	"act_dead_letters":    {"待处理死信", "Dead letters"},
+	"process_police":      {"公安数据", "Police data"},
+	"cycle_stage_police":  {"公安数据接收", "Police data"},
+	"screen_volume":       {"今日交换量(事件)", "Today's volume (events)"},
+	"screen_success":      {"今日成功率", "Today's success rate"},
+	"screen_lateness":     {"逾期与超时(项)", "Late or stale (items)"},
+	"screen_hourly":       {"今日每小时交换量", "Today by the hour"},
+	"screen_refresh":      {"每30秒自动刷新", "Refreshes every 30 seconds"},
+	"screen_fullscreen":   {"全屏", "Full screen"},
+	"screen_exit":         {"退出大屏", "Leave the big screen"},
+	"stage_ok":            {"阶段完成", "stage done"},
+	"stage_errors":        {"阶段完成,有错误", "stage done with errors"},
+	"stage_failed":        {"阶段出错", "stage failed"},
+	"stage_running":       {"进行中", "in progress"},
+	"stage_warnings":      {"阶段完成,有警告", "stage done with warnings"},
+	"expect_name":         {"规则", "Rule"},
+
+	// The funeral section (services/funeral's operational view).
+	"fun_environment":       {"环境", "Environment"},
+	"fun_role":              {"类型", "Type"},
+	"fun_role_funeral_home": {"殡仪馆", "funeral home"},
+	"fun_role_cemetery":     {"公墓", "cemetery"},
+	"fun_role_columbarium":  {"骨灰堂", "columbarium"},
+	"fun_last_sync":         {"最近同步", "Last sync"},
+	"fun_calls_1h":          {"调用(1小时)", "Calls (1 h)"},
+	"fun_error_rate":        {"错误率", "Error rate"},
+	"fun_stale":             {"过期资源", "Stale resources"},
+	"fun_cremation":         {"火化预警", "Cremation warnings"},
+	"fun_days":              {"天", "days"},
+	"fun_production":        {"生产", "production"},
+	"fun_sandbox":           {"沙箱", "sandbox"},
+	"fun_kind_hall":         {"礼厅", "hall"},
+	"fun_kind_vehicle":      {"车辆", "vehicle"},
+	"fun_kind_supply":       {"丧葬用品", "supply"},
+	"fun_body_received":     {"已接收", "received"},
+	"fun_body_stored":       {"冷藏中", "stored"},
+	"fun_body_farewell":     {"告别中", "farewell"},
 	"search":                {"查询", "Search"},
 	"exchange_id":           {"交换编号", "Exchange id"},
 	"batch":                 {"批次", "Batch"},
@@ -223,18 +291,22 @@ var stepNames = map[string]string{
 	"received": "接收", "fetched": "拉取", "sent": "发送", "uploaded": "上传", "downloaded": "下载",
 	"claimed": "认领", "transformed": "转换", "validated": "校验", "reconciled": "对账", "retried": "重试",
 	"failed": "失败", "rejected": "拒收", "dead_lettered": "转入死信", "replayed": "重放", "dropped": "丢弃",
-	"expectation_missed": "预期未到", "stage_changed": "阶段完成",
+	"expectation_missed": "预期未到", "stage_changed": "阶段变更",
 	"ok": "成功", "warning": "警告", "error": "错误",
 	"in": "入", "out": "出", "internal": "内部",
+	"pending": "等待中", "met": "已到达", "missed": "已逾期",
+	"open": "未处理", "acked": "已确认", "resolved": "已解决",
 }
 
-// step names a type, status or direction in the page's language.
+// Step names a type, status or direction in the page's language (English
+// shows the identifiers as they are).
 func (p *page) Step(v any) string {
 	s := fmt.Sprint(v)
-	if p.L == 0 {
+	if p.L == 0 && s != "" {
 		if n, ok := stepNames[s]; ok {
 			return n
 		}
+		p.miss("step:" + s)
 	}
 	return s
 }
@@ -253,11 +325,4 @@ func lang(w http.ResponseWriter, r *http.Request) int {
 		return 1
 	}
 	return 0
-}
-
-func tr(l int, key string) string {
-	if m, ok := messages[key]; ok {
-		return m[l]
-	}
-	return key
 }

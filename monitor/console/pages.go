@@ -46,6 +46,7 @@ type healthRow struct {
 
 func (c *Console) health(w http.ResponseWriter, r *http.Request) {
 	p := c.newPage(w, r, "nav_health")
+	p.Refresh = 60
 	cells, err := monitor.HealthMatrix(r.Context(), c.d.Store, p.Now, c.d.Schedules, c.d.Thresholds)
 	if err != nil {
 		c.fail(w, "health", err)
@@ -140,6 +141,43 @@ func (c *Console) exchange(w http.ResponseWriter, r *http.Request) {
 type batchRow struct {
 	monitor.BatchStage
 	Stuck bool
+}
+
+// Outcome says how the stage stands (a message key): a stage with errors
+// says so even when its last event marked it done.
+func (b batchRow) Outcome() string {
+	finished := b.LastType == monitor.StageChanged || b.LastType == monitor.Reconciled || b.LastType == monitor.Dropped
+	switch {
+	case b.LastStatus == monitor.Error && !finished:
+		return "stage_failed"
+	case b.Errors > 0 || b.LastStatus == monitor.Error:
+		if finished {
+			return "stage_errors"
+		}
+		return "stage_failed"
+	case b.RecordsFailed > 0 || b.LastStatus == monitor.Warning:
+		if finished {
+			return "stage_warnings"
+		}
+		return "stage_running"
+	case finished:
+		return "stage_ok"
+	}
+	return "stage_running"
+}
+
+// Class colours the stage's row.
+func (b batchRow) Class() string {
+	switch b.Outcome() {
+	case "stage_failed", "stage_errors":
+		return "red"
+	case "stage_warnings":
+		return "amber"
+	}
+	if b.Stuck {
+		return "amber"
+	}
+	return ""
 }
 
 type batchGroup struct {
@@ -250,7 +288,7 @@ type confirmLine struct{ Key, Value string }
 func (c *Console) deadLetterAction(w http.ResponseWriter, r *http.Request) {
 	action := r.PathValue("action")
 	if action != "retry" && action != "replay" && action != "drop" {
-		http.NotFound(w, r)
+		c.notFound(w, r)
 		return
 	}
 	if c.d.Actions == nil || c.d.Auditor == nil {
@@ -320,7 +358,7 @@ func (c *Console) actor(r *http.Request) (string, bool) {
 
 func (c *Console) alerts(w http.ResponseWriter, r *http.Request) {
 	if c.d.Alerts == nil {
-		http.NotFound(w, r)
+		c.notFound(w, r)
 		return
 	}
 	p := c.newPage(w, r, "nav_alerts")
@@ -341,13 +379,13 @@ func (c *Console) alerts(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) alertAction(w http.ResponseWriter, r *http.Request) {
 	if c.d.Alerts == nil {
-		http.NotFound(w, r)
+		c.notFound(w, r)
 		return
 	}
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	action := r.PathValue("action")
 	if err != nil || (action != "ack" && action != "resolve") {
-		http.NotFound(w, r)
+		c.notFound(w, r)
 		return
 	}
 	if !c.canAct(r) {
@@ -380,7 +418,7 @@ type calendarDay struct {
 
 func (c *Console) calendar(w http.ResponseWriter, r *http.Request) {
 	if c.d.Expectations == nil {
-		http.NotFound(w, r)
+		c.notFound(w, r)
 		return
 	}
 	p := c.newPage(w, r, "nav_calendar")

@@ -53,7 +53,15 @@ func (c *Console) topology(w http.ResponseWriter, r *http.Request) {
 
 // nodeLabel names a node with its kind, in the page's language.
 func nodeLabel(p *page, n topology.Node) string {
-	return p.T("kind_"+string(n.Kind)) + " " + n.ID
+	return p.T("kind_"+string(n.Kind)) + " " + nodeName(p, n)
+}
+
+// nodeName is a partner node's name from the dictionary, any other node's id.
+func nodeName(p *page, n topology.Node) string {
+	if n.Kind == topology.KindPartner {
+		return p.PartnerText(n.ID)
+	}
+	return n.ID
 }
 
 // rate formats an edge's rate per minute ("—" when not metered or not yet known).
@@ -141,7 +149,7 @@ func diagram(p *page, v topology.View) string {
 	}
 	for _, n := range v.Nodes {
 		a := at[n.Key()]
-		id := n.ID
+		id := nodeName(p, n)
 		if r := []rune(id); len(r) > 26 {
 			id = string(r[:25]) + "…"
 		}

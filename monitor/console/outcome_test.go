@@ -1,0 +1,64 @@
+package console
+
+import (
+	"testing"
+
+	"github.com/shanghai-mca/mzhub/monitor"
+)
+
+// TestStageOutcome: a stage with errors says so, even when its last event
+// (a stage change with status ok) marked it done.
+func TestStageOutcome(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		row   batchRow
+		want  string
+		class string
+	}{
+		{"done clean", batchRow{BatchStage: monitor.BatchStage{LastType: monitor.StageChanged, LastStatus: monitor.OK}}, "stage_ok", ""},
+		{"done but errors on the way", batchRow{BatchStage: monitor.BatchStage{LastType: monitor.StageChanged, LastStatus: monitor.OK, Errors: 2}}, "stage_errors", "red"},
+		{"done with an error status", batchRow{BatchStage: monitor.BatchStage{LastType: monitor.StageChanged, LastStatus: monitor.Error}}, "stage_errors", "red"},
+		{"failed records", batchRow{BatchStage: monitor.BatchStage{LastType: monitor.Reconciled, LastStatus: monitor.OK, RecordsFailed: 9}}, "stage_warnings", "amber"},
+		{"last step failed", batchRow{BatchStage: monitor.BatchStage{LastType: monitor.Failed, LastStatus: monitor.Error, Errors: 1}}, "stage_failed", "red"},
+		{"running", batchRow{BatchStage: monitor.BatchStage{LastType: monitor.Uploaded, LastStatus: monitor.OK}}, "stage_running", ""},
+		{"stuck", batchRow{BatchStage: monitor.BatchStage{LastType: monitor.Uploaded, LastStatus: monitor.OK}, Stuck: true}, "stage_running", "amber"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.row.Outcome(); got != tc.want {
+				t.Errorf("outcome %s, want %s", got, tc.want)
+			}
+			if got := tc.row.Class(); got != tc.class {
+				t.Errorf("class %q, want %q", got, tc.class)
+			}
+			if _, ok := messages[tc.want]; !ok {
+				t.Errorf("no message %s", tc.want)
+			}
+		})
+	}
+}
+
+// TestNiceTicks: chart scales end on round numbers and ticks print without
+// stray decimals.
+func TestNiceTicks(t *testing.T) {
+	for _, tc := range []struct {
+		max, top float64
+		ticks    []string
+	}{
+		{28.969, 40, []string{"0", "10", "20", "30", "40"}},
+		{1, 2, []string{"0.0", "0.5", "1.0", "1.5", "2.0"}},
+		{0, 4, []string{"0", "1", "2", "3", "4"}},
+		{0.37, 0.4, []string{"0.0", "0.1", "0.2", "0.3", "0.4"}},
+		{7300, 8000, []string{"0", "2,000", "4,000", "6,000", "8,000"}},
+		{0.012, 0.02, []string{"0.000", "0.005", "0.010", "0.015", "0.020"}},
+	} {
+		top := niceCeil(tc.max)
+		if top != tc.top {
+			t.Errorf("niceCeil(%v) = %v, want %v", tc.max, top, tc.top)
+		}
+		for i, want := range tc.ticks {
+			if got := tickLabel(top*float64(i)/4, top); got != want {
+				t.Errorf("tick %d of %v: %q, want %q", i, top, got, want)
+			}
+		}
+	}
+}

@@ -1,0 +1,629 @@
+package console
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/monitor"
+)
+
+// The overview (信息交换流程监管): partners by family × the operations of
+// the tender, each cell coloured by the worst of its failure rate, its
+// lateness against expectations and schedules, its dead-letter backlog and
+// its last reconciliation; above it what needs action now; below it every
+// stage of the allowance month (业务处理进程监管).
+
+// familyDef is a partner family and the operations the overview shows
+// for it, in the tender's order.
+type familyDef struct {
+	key      string
+	ops      []string
+	ids      []string // exact partner ids, shown even before any activity
+	prefixes []string // id prefixes of members
+}
+
+// families are the overview's partner families, in display order. A
+// partner matching none is shown under "other".
+var families = []familyDef{
+	{key: "bank", ops: []string{"verify", "open", "activate", "unfreeze", "loss", "cancel", "disburse", "deduct", "return"},
+		ids: []string{"bank.boc", "bank.bocom", "bank.ceb", "bank.cmb", "bank.spdb", "bank.ccb"}, prefixes: []string{"bank."}},
+	{key: "cardcenter", ops: []string{"apply", "produce"}, ids: []string{"cardcenter"}},
+	{key: "datasea", ops: []string{"death", "migration", "push_sea"}, ids: []string{"datasea"}},
+	{key: "mianshen", ops: []string{"ms_push", "ms_fetch", "ms_confirm", "ms_payout"}, ids: []string{"portal.mianshen"}},
+	{key: "joblib", ops: []string{"case_pull", "status_push"}, ids: []string{"portal.joblib"}, prefixes: []string{"joblib"}},
+	{key: "verification", ops: []string{"household", "canteen", "abnormal", "crossprov"},
+		ids: []string{"hrss", "hpf", "samr", "ministry"}, prefixes: []string{"villagebank."}},
+	{key: "funeral", ops: []string{"resources", "burial", "booking"}, prefixes: []string{"funeral.", "cemetery.", "columbarium."}},
+	{key: "other"},
+}
+
+// familyNames name the families.
+var familyNames = map[string][2]string{
+	"bank":         {"银行", "Banks"},
+	"cardcenter":   {"卡中心", "Card center"},
+	"datasea":      {"数据海", "Data sea"},
+	"mianshen":     {"免申即享", "No-application benefits"},
+	"joblib":       {"一网通办办件库", "Job library"},
+	"verification": {"经济状况核对", "Household finance verification"},
+	"funeral":      {"殡葬", "Funeral and burial"},
+	"other":        {"其他交换方", "Other partners"},
+}
+
+// opNames name the operations.
+var opNames = map[string][2]string{
+	"verify": {"核查", "Verification"}, "open": {"开户", "Opening"}, "activate": {"激活", "Activation"},
+	"unfreeze": {"解挂失", "Unfreeze"}, "loss": {"挂失", "Loss report"}, "cancel": {"注销", "Cancellation"},
+	"disburse": {"发放", "Disbursement"}, "deduct": {"扣款", "Deduction"}, "return": {"回盘", "Returns"},
+	"apply": {"申领", "Applications"}, "produce": {"制卡", "Card production"},
+	"death": {"死亡", "Deaths"}, "migration": {"迁移", "Migration"}, "push_sea": {"入海", "Push to the sea"},
+	"ms_push": {"推送", "Push"}, "ms_fetch": {"获取", "Fetch"}, "ms_confirm": {"确认", "Confirmation"}, "ms_payout": {"兑付", "Payout"},
+	"case_pull": {"办件拉取", "Case pull"}, "status_push": {"状态推送", "Status push"},
+	"household": {"核对查询", "Verification queries"}, "canteen": {"食堂比对", "Canteen match"},
+	"abnormal": {"经营异常", "Abnormal list"}, "crossprov": {"跨省核对", "Cross-province"},
+	"resources": {"资源同步", "Resource sync"}, "burial": {"落葬数据", "Burial records"}, "booking": {"预约", "Booking"},
+}
+
+// flowOps place each flow under an operation of the overview. A flow not
+// listed gets a column of its own (named by flowNames).
+var flowOps = map[string]string{
+	"account-verify": "verify", "account-open": "open", "account-activate": "activate", "loss-unfreeze": "unfreeze",
+	"loss-report": "loss", "account-cancel": "cancel", "disbursement": "disburse", "allowance": "disburse", "deduction": "deduct",
+	"card-apply": "apply", "applications": "apply", "card-status": "apply", "card-production": "produce",
+	"death": "death", "migration": "migration", "recipients-push": "push_sea",
+	"mianshen-push": "ms_push", "mianshen-fetch": "ms_fetch", "mianshen-confirm": "ms_confirm", "mianshen-payout": "ms_payout",
+	"case-pull": "case_pull", "status-push": "status_push",
+	"verification": "household", "hrss-nursing": "household", "samr-canteen": "canteen", "samr-registration": "canteen",
+	"samr-abnormal": "abnormal", "ministry-request": "crossprov", "ministry-answer": "crossprov", "ministry-authorization": "crossprov",
+	"funeral-push": "resources", "resource-sync": "resources", "funeral-api": "resources", "burial-push": "burial", "funeral-booking": "booking",
+}
+
+// returnStages are the stages of a bank batch that belong to 回盘.
+var returnStages = []string{"returns", "reconcile", "failures"}
+
+func familyOf(partner string) *familyDef {
+	for i := range families {
+		f := &families[i]
+		if slices.Contains(f.ids, partner) {
+			return f
+		}
+		for _, p := range f.prefixes {
+			if strings.HasPrefix(partner, p) {
+				return f
+			}
+		}
+	}
+	return &families[len(families)-1]
+}
+
+// opOf places an event's partner, flow and stage under an operation.
+func opOf(partner, flow, stage string) string {
+	if strings.HasPrefix(partner, "bank.") && slices.Contains(returnStages, stage) {
+		return "return"
+	}
+	if op, ok := flowOps[flow]; ok {
+		return op
+	}
+	return "flow:" + flow
+}
+
+// opCell is one partner × operation cell of the overview.
+type opCell struct {
+	Partner, Op string
+	// Flow is the first flow seen under it (the cell links to its events).
+	Flow string
+	// Events and Errors count events (the last 24 hours, or the newest
+	// batch of a batch flow); Records and Failed count records.
+	Events, Errors  int64
+	Records, Failed int64
+	// Backlog counts open dead letters, Late missed expectations.
+	Backlog, Late int
+	// Recon is the newest reconciliation's outcome ("" none).
+	Recon monitor.Status
+	// Batch is the newest batch seen.
+	Batch  string
+	LastAt time.Time
+	Band   monitor.Band
+	// Reasons explain a band worse than green (message keys).
+	Reasons []string
+	// health reasons and bands carried from the health matrix.
+	healthBand    monitor.Band
+	healthReasons []string
+	scheduled     bool
+	batched       bool
+}
+
+// Rate is the failure rate of the cell (the worse of events and records).
+func (c *opCell) Rate() float64 {
+	r := 0.0
+	if c.Events > 0 {
+		r = float64(c.Errors) / float64(c.Events)
+	}
+	if c.Records > 0 {
+		r = max(r, float64(c.Failed)/float64(c.Records))
+	}
+	return r
+}
+
+// Href is where the cell leads: its failures, else its events.
+func (c *opCell) Href() string {
+	q := url.Values{"partner": {c.Partner}}
+	if c.Flow != "" {
+		q.Set("flow", c.Flow)
+	}
+	if c.Batch != "" && c.Band != monitor.Green {
+		return "search?" + url.Values{"batch": {c.Batch}, "partner": {c.Partner}}.Encode()
+	}
+	if c.Backlog > 0 {
+		return "failures?" + q.Encode()
+	}
+	return "search?" + q.Encode()
+}
+
+// minDenominator is the fewest events or records from which a rate alone
+// may turn a cell red; below it any failure is amber (one failure out of
+// two is not an alarm, but it is not green either).
+const minDenominator = 10
+
+func (c *opCell) judge(th monitor.Thresholds) {
+	if c.Events == 0 && c.Records == 0 && c.Backlog == 0 && c.Late == 0 && !c.scheduled && c.healthBand != monitor.Red {
+		c.Band = monitor.Grey
+		return
+	}
+	c.Band = monitor.Green
+	worse := func(b monitor.Band, why string) {
+		if !slices.Contains(c.Reasons, why) {
+			c.Reasons = append(c.Reasons, why)
+		}
+		if b == monitor.Red || c.Band == monitor.Green {
+			c.Band = b
+		}
+	}
+	rate := c.Rate()
+	small := c.Events < minDenominator && c.Records < minDenominator
+	switch {
+	case c.Errors == 0 && c.Failed == 0:
+	case small:
+		worse(monitor.Amber, "reason_failures")
+	case th.ErrorRateRed > 0 && rate >= th.ErrorRateRed:
+		worse(monitor.Red, "reason_failures")
+	case th.ErrorRateAmber > 0 && rate >= th.ErrorRateAmber:
+		worse(monitor.Amber, "reason_failures")
+	}
+	switch c.Recon {
+	case monitor.Error:
+		worse(monitor.Red, "reason_recon_mismatch")
+	case monitor.Warning:
+		worse(monitor.Amber, "reason_recon_warning")
+	}
+	if c.Late > 0 {
+		worse(monitor.Red, "reason_late")
+	}
+	if c.healthBand == monitor.Red || c.healthBand == monitor.Amber {
+		for _, r := range c.healthReasons {
+			worse(c.healthBand, r)
+		}
+	}
+}
+
+// familyBlock is one family's table.
+type familyBlock struct {
+	Key  string
+	Ops  []string
+	Rows []familyRow
+	// Band is the worst cell of the family.
+	Band monitor.Band
+}
+
+type familyRow struct {
+	Partner string
+	Cells   []*opCell
+	// Down tells the partner's circuit is open (partner not reachable).
+	Down bool
+}
+
+// overviewData is the overview page.
+type overviewData struct {
+	Families []familyBlock
+	Needs    []actionItem
+	Process  []processLine
+	Counts   map[string]int
+}
+
+// overview builds the cells of every family.
+func (c *Console) overviewCells(ctx context.Context, now time.Time) ([]familyBlock, map[string]bool, error) {
+	cells := map[[2]string]*opCell{}
+	cell := func(partner, op, flow string) *opCell {
+		k := [2]string{partner, op}
+		x, ok := cells[k]
+		if !ok {
+			x = &opCell{Partner: partner, Op: op, Flow: flow}
+			cells[k] = x
+		}
+		if x.Flow == "" {
+			x.Flow = flow
+		}
+		return x
+	}
+	// Batch flows: the newest batch of each partner and operation.
+	stages, err := c.d.Store.Batches(ctx, monitor.BatchQuery{From: now.Add(-45 * 24 * time.Hour), Limit: 5000})
+	if err != nil {
+		return nil, nil, err
+	}
+	batched := map[[2]string]bool{}
+	newest := map[[2]string]string{}
+	newestAt := map[[2]string]time.Time{}
+	for _, s := range stages {
+		if s.Partner == "" || s.Partner == "hub" {
+			continue
+		}
+		k := [2]string{s.Partner, opOf(s.Partner, s.Flow, s.Stage)}
+		batched[[2]string{s.Partner, s.Flow}] = true
+		if s.LastAt.After(newestAt[k]) {
+			newestAt[k], newest[k] = s.LastAt, s.BatchID
+		}
+	}
+	for _, s := range stages {
+		if s.Partner == "" || s.Partner == "hub" {
+			continue
+		}
+		op := opOf(s.Partner, s.Flow, s.Stage)
+		if newest[[2]string{s.Partner, op}] != s.BatchID {
+			continue
+		}
+		x := cell(s.Partner, op, s.Flow)
+		x.batched = true
+		x.Batch = s.BatchID
+		x.Events += s.Events
+		x.Errors += s.Errors
+		x.Records += max(s.RecordsOut, s.RecordsIn)
+		x.Failed += s.RecordsFailed
+		if s.LastAt.After(x.LastAt) {
+			x.LastAt = s.LastAt
+		}
+		if op == "return" {
+			switch {
+			case s.Errors > 0:
+				x.Recon = monitor.Error
+			case s.RecordsFailed > 0 && x.Recon != monitor.Error:
+				x.Recon = monitor.Warning
+			case x.Recon == "":
+				x.Recon = monitor.OK
+			}
+		}
+	}
+	// Streaming flows: the health matrix (24 h counts, the hour's error
+	// rate, staleness against schedules, dead letters).
+	health, err := monitor.HealthMatrix(ctx, c.d.Store, now, c.d.Schedules, c.d.Thresholds)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, h := range health {
+		if h.Partner == "" || h.Partner == "hub" {
+			continue
+		}
+		x := cell(h.Partner, opOf(h.Partner, h.Flow, ""), h.Flow)
+		if !batched[[2]string{h.Partner, h.Flow}] {
+			x.Events += h.H24.Events
+			x.Errors += h.H24.Errors
+			x.Records += h.H24.Records
+			x.Failed += h.H24.RecordsFailed
+		}
+		x.Backlog += h.Backlog
+		x.scheduled = x.scheduled || h.Every > 0
+		if h.LastEvent.After(x.LastAt) {
+			x.LastAt = h.LastEvent
+		}
+		if h.Band == monitor.Red || (h.Band == monitor.Amber && x.healthBand != monitor.Red) {
+			x.healthBand = h.Band
+		}
+		for _, r := range h.Reasons {
+			// The 24-hour error rate is counted in the cell's own rate.
+			if r != "reason_error_rate_24h" && !slices.Contains(x.healthReasons, r) {
+				x.healthReasons = append(x.healthReasons, r)
+			}
+		}
+	}
+	// Expectations: a file due and not arrived makes its cell late.
+	if c.d.Expectations != nil {
+		list, err := c.d.Expectations.Between(ctx, now.Add(-7*24*time.Hour), now.Add(time.Millisecond))
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, e := range list {
+			if e.State != monitor.ExpectMissed {
+				continue
+			}
+			stage := ""
+			if e.Type == monitor.Downloaded || e.Type == monitor.Fetched || e.Type == monitor.Reconciled {
+				stage = "returns"
+			}
+			cell(e.Partner, opOf(e.Partner, e.Flow, stage), e.Flow).Late++
+		}
+	}
+	down := c.partnersDown(ctx, now)
+	// Rows: every known member of a family, plus every partner seen.
+	partners := map[string]bool{}
+	for _, f := range families {
+		for _, id := range f.ids {
+			partners[id] = true
+		}
+	}
+	for k := range cells {
+		partners[k[0]] = true
+	}
+	blocks := make([]familyBlock, len(families))
+	for i, f := range families {
+		blocks[i] = familyBlock{Key: f.key, Ops: slices.Clone(f.ops), Band: monitor.Grey}
+	}
+	index := func(key string) int {
+		for i := range families {
+			if families[i].key == key {
+				return i
+			}
+		}
+		return len(families) - 1
+	}
+	ids := make([]string, 0, len(partners))
+	for id := range partners {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	rowsOf := map[string][]string{}
+	for _, id := range ids {
+		f := familyOf(id)
+		rowsOf[f.key] = append(rowsOf[f.key], id)
+	}
+	for k, x := range cells {
+		b := &blocks[index(familyOf(k[0]).key)]
+		if !slices.Contains(b.Ops, x.Op) {
+			b.Ops = append(b.Ops, x.Op)
+		}
+	}
+	for i := range blocks {
+		b := &blocks[i]
+		// Known partners keep the tender's order; others follow by id.
+		order := rowsOf[b.Key]
+		if f := families[i]; len(f.ids) > 0 {
+			sort.SliceStable(order, func(a, z int) bool { return rank(f.ids, order[a]) < rank(f.ids, order[z]) })
+		}
+		for _, id := range order {
+			row := familyRow{Partner: id, Down: down[id]}
+			for _, op := range b.Ops {
+				x, ok := cells[[2]string{id, op}]
+				if !ok {
+					x = &opCell{Partner: id, Op: op}
+				}
+				x.judge(c.d.Thresholds)
+				if down[id] && x.Events+x.Records > 0 {
+					x.Band = monitor.Red
+					x.Reasons = append(x.Reasons, "reason_partner_down")
+				}
+				b.Band = worseBand(b.Band, x.Band)
+				row.Cells = append(row.Cells, x)
+			}
+			b.Rows = append(b.Rows, row)
+		}
+	}
+	out := blocks[:0]
+	for _, b := range blocks {
+		if len(b.Rows) > 0 {
+			out = append(out, b)
+		}
+	}
+	return out, down, nil
+}
+
+func rank(list []string, id string) int {
+	if i := slices.Index(list, id); i >= 0 {
+		return i
+	}
+	return len(list)
+}
+
+// worseBand returns the worse of two bands (grey is the best: nothing to see).
+func worseBand(a, b monitor.Band) monitor.Band {
+	order := map[monitor.Band]int{monitor.Grey: 0, monitor.Green: 1, monitor.Amber: 2, monitor.Red: 3}
+	if order[b] > order[a] {
+		return b
+	}
+	return a
+}
+
+// partnersDown finds the partners whose circuit breaker opened and did not
+// close again within the last day (the connectors emit a failed event of
+// class breaker on every change).
+func (c *Console) partnersDown(ctx context.Context, now time.Time) map[string]bool {
+	evs, err := c.d.Store.Search(ctx, monitor.Filter{Type: monitor.Failed, ErrorClass: "breaker",
+		From: now.Add(-24 * time.Hour), To: now.Add(time.Millisecond), Limit: 500})
+	if err != nil {
+		c.log.Warn("console: breaker events", "err", err)
+		return nil
+	}
+	down := map[string]bool{}
+	seen := map[string]bool{}
+	for _, e := range evs { // newest first
+		if seen[e.Partner] {
+			continue
+		}
+		seen[e.Partner] = true
+		if e.ErrorCode != "breaker_closed" {
+			down[e.Partner] = true
+		}
+	}
+	return down
+}
+
+func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
+	p := c.newPage(w, r, "nav_overview")
+	ctx := r.Context()
+	blocks, down, err := c.overviewCells(ctx, p.Now)
+	if err != nil {
+		c.fail(w, "overview", err)
+		return
+	}
+	d := overviewData{Families: blocks, Counts: map[string]int{}}
+	for _, b := range blocks {
+		for _, row := range b.Rows {
+			for _, x := range row.Cells {
+				d.Counts[string(x.Band)]++
+			}
+		}
+	}
+	d.Needs = c.actionStrip(r, p, down)
+	d.Process = c.process(r, blocks)
+	p.Data = d
+	p.Refresh = 60
+	c.render(w, p, "overview")
+}
+
+// actionStrip lists what needs action now, problems first, each leading to
+// the page where it is handled.
+func (c *Console) actionStrip(r *http.Request, p *page, down map[string]bool) []actionItem {
+	ctx := r.Context()
+	var out []actionItem
+	if c.d.Alerts != nil {
+		list, err := c.d.Alerts.List(ctx, monitor.AlertOpen, 500)
+		if err != nil {
+			c.log.Warn("console: alerts for the overview", "err", err)
+		}
+		crit, warn, qual := 0, 0, 0
+		for _, a := range list {
+			switch {
+			case a.Rule == "quality":
+				qual++
+			case a.Severity == monitor.SevCritical:
+				crit++
+			default:
+				warn++
+			}
+		}
+		if crit > 0 {
+			out = append(out, actionItem{Class: "red", Key: "act_alerts_critical", Label: strconv.Itoa(crit), Href: "alerts?state=open"})
+		}
+		if warn > 0 {
+			out = append(out, actionItem{Class: "amber", Key: "act_alerts_warning", Label: strconv.Itoa(warn), Href: "alerts?state=open"})
+		}
+		if qual > 0 {
+			out = append(out, actionItem{Class: "amber", Key: "act_quality", Label: strconv.Itoa(qual), Href: "quality"})
+		}
+	}
+	ids := make([]string, 0, len(down))
+	for id := range down {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		out = append(out, actionItem{Class: "red", Key: "act_partner_down", Label: p.PartnerText(id), Href: "search?partner=" + url.QueryEscape(id)})
+	}
+	if c.d.Expectations != nil {
+		list, err := c.d.Expectations.Between(ctx, p.Now.Add(-7*24*time.Hour), p.Now.Add(time.Millisecond))
+		if err == nil {
+			late := 0
+			for _, e := range list {
+				if e.State == monitor.ExpectMissed {
+					late++
+				}
+			}
+			if late > 0 {
+				out = append(out, actionItem{Class: "red", Key: "act_late_files", Label: strconv.Itoa(late), Href: "calendar"})
+			}
+		}
+	}
+	if dl, err := c.d.Store.DeadLetters(ctx, monitor.Filter{Limit: 10000}); err == nil && len(dl) > 0 {
+		class := "amber"
+		if c.d.Thresholds.BacklogRed > 0 && len(dl) >= c.d.Thresholds.BacklogRed {
+			class = "red"
+		}
+		out = append(out, actionItem{Class: class, Key: "act_dead_letters", Label: strconv.Itoa(len(dl)), Href: "failures"})
+	}
+	out = append(out, c.needsAction(r)...)
+	slices.SortStableFunc(out, func(a, b actionItem) int {
+		return strings.Compare(classRank(a.Class), classRank(b.Class))
+	})
+	return out
+}
+
+func classRank(c string) string {
+	switch c {
+	case "red":
+		return "0"
+	case "amber":
+		return "1"
+	}
+	return "2"
+}
+
+// processStages are the stages of the allowance month, in order (业务处理进程监管).
+var processStages = []string{"police", "intake", "validate", "total_check", "confirm", "files", "upload", "returns", "failures", "report", "done"}
+
+// processLine is one cycle's stages.
+type processLine struct {
+	Kind, Period, Name, Status string
+	Steps                      []processStep
+}
+
+type processStep struct {
+	Stage, Class string
+}
+
+// process lays out the newest disbursement and deduction cycles stage by
+// stage; the police data step is coloured by the data sea's death and
+// migration cells.
+func (c *Console) process(r *http.Request, blocks []familyBlock) []processLine {
+	if c.d.Cycles == nil {
+		return nil
+	}
+	list, err := c.d.Cycles.List(r.Context(), cycleLimit)
+	if err != nil {
+		c.log.Warn("console: cycles for the process view", "err", err)
+		return nil
+	}
+	police := monitor.Grey
+	for _, b := range blocks {
+		for _, row := range b.Rows {
+			if row.Partner != "datasea" {
+				continue
+			}
+			for _, x := range row.Cells {
+				if x.Op == "death" || x.Op == "migration" {
+					police = worseBand(police, x.Band)
+				}
+			}
+		}
+	}
+	var out []processLine
+	seen := map[string]bool{}
+	for _, cy := range list {
+		if seen[cy.Kind] {
+			continue
+		}
+		seen[cy.Kind] = true
+		line := processLine{Kind: cy.Kind, Period: cy.Period, Name: cy.Name, Status: cy.Status}
+		at := slices.Index(processStages, cy.Stage)
+		for i, s := range processStages {
+			cls := "grey"
+			switch {
+			case s == "police":
+				cls = string(police)
+			case cy.Status == monitor.CycleDone || (at >= 0 && i < at):
+				cls = "green"
+			case i == at && cy.Status == monitor.CycleFailed:
+				cls = "red"
+			case i == at:
+				cls = "amber current"
+				if cy.Status == monitor.CycleRunning || cy.Status == monitor.CycleQueued {
+					cls = "current"
+				}
+			}
+			line.Steps = append(line.Steps, processStep{Stage: s, Class: cls})
+		}
+		out = append(out, line)
+	}
+	return out
+}
