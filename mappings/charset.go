@@ -64,7 +64,7 @@ func (utf8Codec) decode(dst, src []byte) ([]byte, error) {
 		}
 		r, n := utf8.DecodeRune(src[i:])
 		if r == utf8.RuneError && n == 1 {
-			return dst, fmt.Errorf("%w: invalid UTF-8 at byte %d", ErrField, i)
+			return dst, fmt.Errorf("%w: %w: UTF-8 byte %02X at byte %d", ErrField, ErrCharset, src[i], i)
 		}
 		i += n
 	}
@@ -213,11 +213,15 @@ func (c *gbkCodec) decode(dst, src []byte) ([]byte, error) {
 					continue
 				}
 			}
+			// The table holds every valid double byte: x/text would
+			// decode this pair (81 7F, say) as U+FFFD followed by the
+			// second byte, silently.
+			return dst, fmt.Errorf("%w: %w: %s bytes %02X %02X at byte %d", ErrField, ErrCharset, c.name(), b, t, i)
 		}
 		// Slow path: 0x80, four-byte GB18030, or an invalid sequence.
 		s, err := c.enc.NewDecoder().Bytes(src[i : i+n])
-		if err != nil || (len(s) == 3 && string(s) == "\uFFFD") {
-			return dst, fmt.Errorf("%w: invalid %s byte sequence at byte %d", ErrField, c.name(), i)
+		if err != nil || (len(s) == 3 && string(s) == "\uFFFD") || (n == 1 && strings.ContainsRune(string(s), utf8.RuneError)) {
+			return dst, fmt.Errorf("%w: %w: %s byte sequence % X at byte %d", ErrField, ErrCharset, c.name(), src[i:i+n], i)
 		}
 		dst = append(dst, s...)
 		i += n

@@ -46,9 +46,12 @@ type ConvertResult struct {
 	WriteWarnings int64
 	// WrittenFen is the sum of the target canonical amount written.
 	WrittenFen int64
-	// CheckErr is the source trailer check (nil if it matched). The caller
-	// decides whether to accept the file.
+	// CheckErr is the source trailer check (nil if it matched).
 	CheckErr error
+	// Refused is the verdict on the source (Reader.Verdict of each part,
+	// and the completeness of a split return): nil when the file may be
+	// accepted, else an error matching ErrRefused with every reason.
+	Refused error
 }
 
 // countingReader counts bytes read.
@@ -153,7 +156,7 @@ func (m *Mapping) ConvertParts(ctx context.Context, parts []io.Reader, out io.Wr
 		return res, err
 	}
 	cerr := wr.Close()
-	var checks []error
+	var checks, verdicts []error
 	var rparts []ReturnPart
 	for i, rd := range rds {
 		s := rd.Summary()
@@ -174,14 +177,23 @@ func (m *Mapping) ConvertParts(ctx context.Context, parts []io.Reader, out io.Wr
 			}
 			checks = append(checks, err)
 		}
+		if err := rd.Verdict(); err != nil {
+			if len(rds) > 1 {
+				err = fmt.Errorf("part %d: %w", i+1, err)
+			}
+			verdicts = append(verdicts, err)
+		}
 		if s.Header != nil {
 			rparts = append(rparts, ReturnPart{Index: i, PartNo: s.Header.Int("part_no"), PartTotal: s.Header.Int("part_total")})
 		}
 	}
 	if h := m.Source.Header; h != nil && h.Index("part_no") >= 0 && h.Index("part_total") >= 0 && len(rparts) == len(rds) {
-		checks = append(checks, checkParts(rparts)...)
+		cp := checkParts(rparts)
+		checks = append(checks, cp...)
+		verdicts = append(verdicts, cp...)
 	}
 	res.CheckErr = errors.Join(checks...)
+	res.Refused = Refusal(verdicts...)
 	res.Rejected += res.Read.Rejected + writeRejected
 	res.WriteWarnings = writeWarnings
 	res.Written = wr.Count()

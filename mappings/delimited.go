@@ -12,7 +12,7 @@ func (s *lineSource) nextDelimited(rd *Reader, line []byte, no int64, first, las
 	u, err := l.codec.decode(s.dbuf[:0], line)
 	s.dbuf = u
 	if err != nil {
-		return nil, line, &parseError{line: no, problem: err.Error(), excerpt: excerptOf(l, line)}, nil
+		return nil, line, &parseError{line: no, problem: err.Error(), excerpt: excerptOf(l, line), charset: isCharsetErr(err)}, nil
 	}
 	text := string(u)
 	if l.trailSep {

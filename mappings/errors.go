@@ -30,3 +30,14 @@ var (
 // ErrIncompleteReturn reports a return split over several files whose
 // parts are missing, duplicated or disagree on the number of parts.
 var ErrIncompleteReturn = errors.New("incomplete return file set")
+
+// ErrCharset reports bytes that are not a valid sequence of the file's
+// charset (GBK 81 7F, a stray UTF-8 continuation byte, ...). It comes
+// wrapped with ErrField on a record's field, or alone from a JSON or XML
+// source, always with the line it is on.
+var ErrCharset = errors.New("invalid byte sequence for the charset")
+
+// ErrRefused reports a file that may not be accepted as a whole (see
+// Reader.Verdict): the cycle leaves it unreconciled, `mzhub map` writes no
+// output for it. The reasons are wrapped beside it.
+var ErrRefused = errors.New("file refused")

@@ -6,17 +6,88 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
-
-	"golang.org/x/text/transform"
 )
 
-// utf8Input wraps in with the layout's charset decoder when needed.
+// utf8Input wraps in with the layout's charset decoder: strict, so that
+// bytes invalid in the charset stop the file with their line (x/text's
+// decoders would turn them into U+FFFD silently, and encoding/json too).
 func utf8Input(l *Layout, in io.Reader) io.Reader {
-	if c, ok := l.codec.(*gbkCodec); ok {
-		return transform.NewReader(in, c.enc.NewDecoder())
+	return &strictReader{r: in, c: l.codec, line: 1}
+}
+
+// strictReader decodes a charset to UTF-8, failing with ErrCharset and the
+// line on the first invalid sequence.
+type strictReader struct {
+	r    io.Reader
+	c    codec
+	line int64  // line of the first byte of pending
+	buf  []byte // read, not yet decoded (a character cut by the read)
+	out  []byte // decoded, not yet returned
+	obuf []byte // out's storage
+	err  error  // sticky error, returned once out is drained
+}
+
+func (s *strictReader) Read(p []byte) (int, error) {
+	for len(s.out) == 0 {
+		if s.err != nil {
+			return 0, s.err
+		}
+		s.fill()
 	}
-	return in
+	n := copy(p, s.out)
+	s.out = s.out[n:]
+	return n, nil
+}
+
+// fill reads one chunk and decodes its complete characters.
+func (s *strictReader) fill() {
+	const chunk = 32 << 10
+	start := len(s.buf)
+	s.buf = slices.Grow(s.buf, chunk)
+	n, rerr := s.r.Read(s.buf[start : start+chunk])
+	s.buf = s.buf[:start+n]
+	atEOF := rerr != nil
+	// Decode up to the last complete character.
+	end := 0
+	for end < len(s.buf) {
+		if s.buf[end] < 0x80 {
+			end++
+			continue
+		}
+		k := s.c.charLen(s.buf[end:])
+		if k < 0 {
+			break
+		}
+		end += k
+	}
+	if atEOF && end < len(s.buf) {
+		s.err = fmt.Errorf("%w: line %d: %s character cut by the end of the file", ErrCharset, s.line+int64(bytes.Count(s.buf[:end], []byte{'\n'})), s.c.name())
+		s.buf = s.buf[:end]
+	}
+	out, err := s.c.decode(s.obuf[:0], s.buf[:end])
+	s.obuf = out
+	if err != nil {
+		// Find the offending character for its line.
+		at := 0
+		for at < end {
+			k := max(1, s.c.charLen(s.buf[at:]))
+			if _, e := s.c.decode(nil, s.buf[at:at+k]); e != nil {
+				break
+			}
+			at += k
+		}
+		s.out = out[:0]
+		s.err = fmt.Errorf("%w: line %d: %s bytes % X", ErrCharset, s.line+int64(bytes.Count(s.buf[:at], []byte{'\n'})), s.c.name(), s.buf[at:min(at+max(1, s.c.charLen(s.buf[at:])), end)])
+		return
+	}
+	s.out = out
+	s.line += int64(bytes.Count(s.buf[:end], []byte{'\n'}))
+	s.buf = append(s.buf[:0], s.buf[end:]...)
+	if rerr != nil && s.err == nil {
+		s.err = rerr
+	}
 }
 
 // boundedReader fails once the consumer has buffered more than max bytes

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 )
 
 // Reject reports a record that was not accepted (or, with Warning set, a
@@ -27,6 +28,9 @@ type Reject struct {
 	Warning bool
 	// Part is the 1-based file of a multi-file input (0 for one file).
 	Part int
+	// Charset marks a record rejected for bytes invalid in the file's
+	// charset: the whole file is then refused (see Reader.Verdict).
+	Charset bool
 	// Raw is the record as it was in the file (charset bytes, no line
 	// ending). It is only valid during the OnReject call; it holds
 	// unmasked data and may only go to a reject file, never to a log.
@@ -96,6 +100,9 @@ type Reader struct {
 	trailer bool // a trailer has been read
 	lastRaw []byte
 	env     map[string]any // computed fields
+	// charsetN counts records rejected for invalid charset bytes;
+	// charsetLine is the first one's line.
+	charsetN, charsetLine int64
 	scratch [3]*Record
 }
 
@@ -106,6 +113,7 @@ type rawSource interface {
 }
 
 type parseError struct {
+	charset bool // bytes invalid in the charset
 	kind    RecordKind
 	line    int64
 	field   string
@@ -157,7 +165,7 @@ func (rd *Reader) Next() (*Record, error) {
 			}
 		}
 		if perr != nil {
-			rd.reject(Reject{Line: perr.line, Kind: perr.kind, Field: perr.field, Problem: perr.problem, Excerpt: perr.excerpt, Raw: raw})
+			rd.reject(Reject{Line: perr.line, Kind: perr.kind, Field: perr.field, Problem: perr.problem, Excerpt: perr.excerpt, Raw: raw, Charset: perr.charset})
 			continue
 		}
 		if rd.validate(rec, raw) {
@@ -225,6 +233,12 @@ func (rd *Reader) validate(rec *Record, raw []byte) bool {
 
 func (rd *Reader) reject(r Reject) {
 	r.Part = rd.opts.Part
+	if r.Charset {
+		if rd.charsetN == 0 {
+			rd.charsetLine = r.Line
+		}
+		rd.charsetN++
+	}
 	if r.Warning {
 		rd.sum.Warnings++
 	} else {
@@ -252,6 +266,11 @@ func (rd *Reader) Check() error {
 	if rd.l.Trailer != nil && rd.sum.Trailer == nil {
 		errs = append(errs, fmt.Errorf("%w: no valid trailer record", ErrTrailerMismatch))
 	}
+	if h := rd.l.Header; h != nil && len(h.aggs) > 0 && rd.sum.Header == nil {
+		// A summary header carries the file's count and total: a file
+		// without one (empty, or cut before it) cannot be checked.
+		errs = append(errs, fmt.Errorf("%w: no valid summary header record", ErrTrailerMismatch))
+	}
 	for _, rec := range []*Record{rd.sum.Header, rd.sum.Trailer} {
 		if rec == nil {
 			continue
@@ -271,6 +290,71 @@ func (rd *Reader) Check() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Verdict tells whether the file read may be accepted as a whole. Call it
+// after Next returned io.EOF. It returns nil, or an error matching
+// ErrRefused (and ErrTrailerMismatch or ErrCharset as the case may be) that
+// names every reason:
+//
+//   - no detail record at all: an empty file, or one cut before its first record;
+//   - the header or trailer count or total differs from the details, or the
+//     trailer or summary header is missing (a truncated file; see Check);
+//   - records with bytes invalid in the charset (the first one's line).
+//
+// Other malformed records are only quarantined (rejected one by one); the
+// cycle and `mzhub map` both decide through this one method.
+func (rd *Reader) Verdict() error {
+	var why []error
+	if rd.sum.DetailLines == 0 && rd.sum.Rejected == 0 {
+		why = append(why, errors.New("no detail records (an empty file, or one cut before its first record)"))
+	}
+	if err := rd.Check(); err != nil {
+		why = append(why, err)
+	}
+	if rd.charsetN > 0 {
+		why = append(why, fmt.Errorf("%w: %d records in %s, the first at line %d", ErrCharset, rd.charsetN, rd.l.Charset, rd.charsetLine))
+	}
+	return Refusal(why...)
+}
+
+// Refusal returns nil for no reasons, else an error matching ErrRefused and
+// each reason, whose text joins the reasons with "; " (one line, for a
+// status table or an event).
+func Refusal(reasons ...error) error {
+	var rs []error
+	for _, r := range reasons {
+		if r == nil {
+			continue
+		}
+		var nested *refusal
+		if errors.As(r, &nested) {
+			rs = append(rs, nested.reasons...)
+			continue
+		}
+		rs = append(rs, r)
+	}
+	if len(rs) == 0 {
+		return nil
+	}
+	return &refusal{reasons: rs}
+}
+
+type refusal struct{ reasons []error }
+
+func (r *refusal) Error() string {
+	var sb strings.Builder
+	sb.WriteString(ErrRefused.Error())
+	sb.WriteString(": ")
+	for i, e := range r.reasons {
+		if i > 0 {
+			sb.WriteString("; ")
+		}
+		sb.WriteString(strings.ReplaceAll(e.Error(), "\n", "; "))
+	}
+	return sb.String()
+}
+
+func (r *refusal) Unwrap() []error { return append([]error{ErrRefused}, r.reasons...) }
 
 func aggText(f *Field, v int64) string {
 	if f.Type == TypeAmount {
@@ -498,6 +582,7 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 		if err != nil {
 			buf = buf[:start]
 			fail(f, err.Error(), "")
+			perr.charset = perr.charset || isCharsetErr(err)
 		}
 		spans[2*i], spans[2*i+1] = start, len(buf)
 	}
@@ -510,6 +595,12 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 		}
 	}
 	return perr
+}
+
+// isCharsetErr tells whether a decode error is about the bytes themselves
+// (invalid for the charset, or a character cut by the end of a field).
+func isCharsetErr(err error) bool {
+	return errors.Is(err, ErrCharset) || errors.Is(err, ErrSplitMultibyte)
 }
 
 func trimSpaces(b []byte) []byte {

@@ -31,8 +31,8 @@ type ReturnPart struct {
 // Every part's trailer is checked. When the header has part_no and
 // part_total fields, the parts must be exactly 1..part_total. Malformed
 // records go to opts.OnReject as usual. The returned error joins every
-// set-level problem (ErrTrailerMismatch, ErrIncompleteReturn); nil means
-// the set can be accepted. fn's error stops the reading and is returned.
+// part's Verdict and the set-level problems (ErrTrailerMismatch,
+// ErrCharset, ErrIncompleteReturn); nil means the set can be accepted. fn's error stops the reading and is returned.
 func ReadReturns(ctx context.Context, l *Layout, parts []io.Reader, opts ReaderOptions, fn func(seq int64, p PaymentRecord) error) ([]ReturnPart, error) {
 	out := make([]ReturnPart, 0, len(parts))
 	var seq int64
@@ -65,8 +65,8 @@ func ReadReturns(ctx context.Context, l *Layout, parts []io.Reader, opts ReaderO
 		}
 		part.Summary = rd.Summary()
 		part.CheckErr = rd.Check()
-		if part.CheckErr != nil {
-			problems = append(problems, fmt.Errorf("part %d: %w", i+1, part.CheckErr))
+		if v := rd.Verdict(); v != nil {
+			problems = append(problems, fmt.Errorf("part %d: %w", i+1, v))
 		}
 		out = append(out, part)
 	}

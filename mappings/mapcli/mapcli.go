@@ -45,8 +45,11 @@ func (p params) Set(s string) error {
 }
 
 // Run executes `mzhub map` with args (after the command name) and returns
-// the exit code: 0 converted (possibly with rejected records), 1 failed or
-// the source trailer does not match its details, 2 usage error.
+// the exit code: 0 converted, 1 failed, refused (mappings.Reader.Verdict:
+// empty, truncated, trailer count or total wrong, bytes invalid in the
+// charset) or records rejected (unless --allow-rejects), 2 usage error.
+// The output file appears only for an accepted file; --out - streams to
+// stdout and cannot be taken back.
 func Run(ctx context.Context, stdout, stderr io.Writer, isTTY bool, args []string) int {
 	fl := flag.NewFlagSet("map", flag.ContinueOnError)
 	fl.SetOutput(stderr)
@@ -57,7 +60,8 @@ func Run(ctx context.Context, stdout, stderr io.Writer, isTTY bool, args []strin
 	rejects := fl.String("rejects", "", "file receiving the rejected source records as they were")
 	prm := params{}
 	fl.Var(prm, "param", "mapping parameter key=value (repeatable), e.g. --param batch_no=MZ2026110001")
-	acceptMismatch := fl.Bool("accept-mismatch", false, "exit 0 even when the source trailer does not match its details")
+	acceptMismatch := fl.Bool("accept-mismatch", false, "accept a source whose trailer count or total does not match its details (written, exit 0); never one with invalid charset bytes")
+	allowRejects := fl.Bool("allow-rejects", false, "exit 0 even when some source records were rejected (they are left out of the output)")
 	fl.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: mzhub map --mapping FILE --in IN [--in IN2...] --out OUT [--rejects REJ] [--param k=v]...")
 		fmt.Fprintln(stderr, "Converts IN with the mapping's source layout into OUT with its target layout.")
@@ -78,15 +82,26 @@ func Run(ctx context.Context, stdout, stderr io.Writer, isTTY bool, args []strin
 		fmt.Fprintf(stderr, "mzhub map: %v\n", err)
 		return 1
 	}
-	code, err := convert(ctx, m, in, *out, *rejects, prm, *acceptMismatch, stdout, stderr, isTTY)
+	code, err := convert(ctx, m, in, *out, *rejects, prm, policy{*acceptMismatch, *allowRejects}, stdout, stderr, isTTY)
 	if err != nil {
 		fmt.Fprintf(stderr, "mzhub map: %v\n", err)
 	}
 	return code
 }
 
+// policy is what the operator accepts explicitly.
+type policy struct {
+	acceptMismatch, allowRejects bool
+}
+
+// accepts tells whether a refused source is accepted anyway: only a
+// trailer mismatch, with --accept-mismatch.
+func (p policy) accepts(refused error) bool {
+	return refused == nil || (p.acceptMismatch && errors.Is(refused, mappings.ErrTrailerMismatch) && !errors.Is(refused, mappings.ErrCharset))
+}
+
 func convert(ctx context.Context, m *mappings.Mapping, inPaths []string, outPath, rejPath string, prm params,
-	acceptMismatch bool, stdout, stderr io.Writer, isTTY bool) (int, error) {
+	pol policy, stdout, stderr io.Writer, isTTY bool) (int, error) {
 	var srcs []io.Reader
 	var size int64
 	for _, p := range inPaths {
@@ -123,10 +138,14 @@ func convert(ctx context.Context, m *mappings.Mapping, inPaths []string, outPath
 	var rej *os.File
 	if rejPath != "" {
 		var err error
-		if rej, err = os.Create(rejPath); err != nil {
+		// The rejects hold whole records (IDs, names, accounts): owner only.
+		if rej, err = os.OpenFile(rejPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600); err != nil {
 			return 1, err
 		}
 		defer rej.Close()
+		if err := rej.Chmod(0o600); err != nil { // an existing file keeps its mode otherwise
+			return 1, err
+		}
 	}
 	eol := []byte(m.Source.LineEnding())
 	shown, hidden := 0, 0
@@ -167,6 +186,12 @@ func convert(ctx context.Context, m *mappings.Mapping, inPaths []string, outPath
 	if rejErr != nil {
 		return 1, fmt.Errorf("write rejects: %w", rejErr)
 	}
+	printSummary(stdout, outPath, m, res, time.Since(start))
+	if !pol.accepts(res.Refused) {
+		// The output never appears for a refused file (the deferred
+		// clean-up removes the temporary one).
+		return 1, fmt.Errorf("source file not accepted, no output written: %w", res.Refused)
+	}
 	if tmp != nil {
 		if err := tmp.Close(); err != nil {
 			return 1, err
@@ -176,9 +201,8 @@ func convert(ctx context.Context, m *mappings.Mapping, inPaths []string, outPath
 		}
 		tmp = nil
 	}
-	printSummary(stdout, outPath, m, res, time.Since(start))
-	if res.CheckErr != nil && !acceptMismatch {
-		return 1, fmt.Errorf("source file not accepted: %w", res.CheckErr)
+	if res.Rejected > 0 && !pol.allowRejects {
+		return 1, fmt.Errorf("%d source records rejected and left out of the output (see the messages above and --rejects); --allow-rejects accepts that", res.Rejected)
 	}
 	return 0, nil
 }
@@ -208,9 +232,14 @@ func printSummary(w io.Writer, outPath string, m *mappings.Mapping, res mappings
 	fmt.Fprintf(out, "written   %d details, %d skipped, %d rejected on write, %d warnings\n", res.Written, res.Skipped, res.Rejected-s.Rejected, res.WriteWarnings)
 	fmt.Fprintf(out, "totals    read %s yuan, written %s yuan\n", mappings.FormatFen(s.AmountFen), mappings.FormatFen(res.WrittenFen))
 	if res.CheckErr != nil {
-		fmt.Fprintf(out, "trailer   MISMATCH: %v\n", res.CheckErr)
+		fmt.Fprintf(out, "trailer   MISMATCH: %v\n", strings.ReplaceAll(res.CheckErr.Error(), "\n", "; "))
 	} else {
 		fmt.Fprintf(out, "trailer   ok\n")
+	}
+	if res.Refused != nil {
+		fmt.Fprintf(out, "verdict   REFUSED: %v\n", res.Refused)
+	} else {
+		fmt.Fprintf(out, "verdict   accepted\n")
 	}
 	if secs := d.Seconds(); secs > 0 {
 		fmt.Fprintf(out, "time      %.2fs (%.0f records/s)\n", secs, float64(s.Records)/secs)

@@ -3,6 +3,7 @@ package mapcli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,9 +36,16 @@ func TestRun(t *testing.T) {
 		{"help", []string{"--help"}, 0, "", "Usage: mzhub map", ""},
 		{"missing flags", []string{"--mapping", "x"}, 2, "", "Usage", ""},
 		{"bad mapping", []string{"--mapping", filepath.Join(dir, "nope.yaml"), "--in", "a", "--out", "b"}, 1, "", "nope.yaml", ""},
-		{"convert with a reject", append([]string{"--mapping", filepath.Join(banks, "boc-disbursement.mapping.yaml"),
+		{"a reject fails the run", append([]string{"--mapping", filepath.Join(banks, "boc-disbursement.mapping.yaml"),
+			"--in", filepath.Join(dir, "in.csv"), "--out", filepath.Join(dir, "out.txt"), "--rejects", filepath.Join(dir, "rej.csv")}, params...),
+			1, "written   4 details", "1 source records rejected", "310115195507093215"},
+		{"rejects allowed explicitly", append([]string{"--mapping", filepath.Join(banks, "boc-disbursement.mapping.yaml"), "--allow-rejects",
 			"--in", filepath.Join(dir, "in.csv"), "--out", filepath.Join(dir, "out.txt"), "--rejects", filepath.Join(dir, "rej.csv")}, params...),
 			0, "written   4 details", "line 3 detail field person_id: rejected", "310115195507093215"},
+	}
+	// A rejects file left readable by others keeps no such mode.
+	if err := os.WriteFile(filepath.Join(dir, "rej.csv"), nil, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,6 +65,9 @@ func TestRun(t *testing.T) {
 			}
 		})
 	}
+	if fi, err := os.Stat(filepath.Join(dir, "rej.csv")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("rejects file (raw IDs, names, accounts): %v, %v; want mode 0600", fi.Mode(), err)
+	}
 	rej, err := os.ReadFile(filepath.Join(dir, "rej.csv"))
 	if err != nil || !bytes.Contains(rej, []byte("310115195507093215")) || bytes.Count(rej, []byte("\n")) != 1 {
 		t.Errorf("reject file %q (%v)", rej, err)
@@ -67,22 +78,55 @@ func TestRun(t *testing.T) {
 	}
 }
 
-// TestRunTrailerMismatch: a source file whose trailer disagrees fails.
-func TestRunTrailerMismatch(t *testing.T) {
+// TestRunRefused: a source file the cycle would refuse (trailer count,
+// truncated, empty, GBK bytes 81 7F) fails, and leaves no output behind;
+// --accept-mismatch takes a trailer mismatch explicitly, never bad bytes.
+func TestRunRefused(t *testing.T) {
 	dir := t.TempDir()
 	data, err := os.ReadFile(filepath.Join(banks, "testdata/boc-disbursement-return.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	data = bytes.Replace(data, []byte("T0000000005"), []byte("T0000000004"), 1)
-	in := filepath.Join(dir, "ret.txt")
-	if err := os.WriteFile(in, data, 0o644); err != nil {
-		t.Fatal(err)
+	zhang := []byte{0xD5, 0xC5} // 张 in GBK, on line 2
+	cases := []struct {
+		name   string
+		data   []byte
+		accept bool
+		code   int
+		say    string
+	}{
+		{"as sent", data, false, 0, "verdict   accepted"},
+		{"trailer count", bytes.Replace(data, []byte("T0000000005"), []byte("T0000000004"), 1), false, 1, "count is 4, details give 5"},
+		{"trailer count accepted explicitly", bytes.Replace(data, []byte("T0000000005"), []byte("T0000000004"), 1), true, 0, "MISMATCH"},
+		{"truncated", data[:bytes.Index(data, []byte("\nD00000003"))+1], false, 1, "no valid trailer record"},
+		{"empty", nil, false, 1, "no detail records"},
+		{"GBK 81 7F", bytes.Replace(data, zhang, []byte{0x81, 0x7F}, 1), false, 1, "first at line 2"},
+		{"GBK 81 7F not accepted by --accept-mismatch", bytes.Replace(data, zhang, []byte{0x81, 0x7F}, 1), true, 1, "81 7F"},
 	}
-	var stdout, stderr bytes.Buffer
-	code := Run(context.Background(), &stdout, &stderr, false, []string{"--mapping", filepath.Join(banks, "boc-disbursement-return.mapping.yaml"), "--in", in, "--out", filepath.Join(dir, "out.csv")})
-	if code != 1 || !strings.Contains(stdout.String(), "MISMATCH") || !strings.Contains(stderr.String(), "not accepted") {
-		t.Errorf("exit %d stdout %s stderr %s", code, stdout.String(), stderr.String())
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := filepath.Join(dir, "ret.txt")
+			if err := os.WriteFile(in, tc.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(dir, fmt.Sprintf("out%d.csv", i))
+			args := []string{"--mapping", filepath.Join(banks, "boc-disbursement-return.mapping.yaml"), "--in", in, "--out", out, "--allow-rejects"}
+			if tc.accept {
+				args = append(args, "--accept-mismatch")
+			}
+			var stdout, stderr bytes.Buffer
+			code := Run(context.Background(), &stdout, &stderr, false, args)
+			if code != tc.code || !strings.Contains(stdout.String()+stderr.String(), tc.say) {
+				t.Errorf("exit %d (want %d) stdout %s stderr %s", code, tc.code, stdout.String(), stderr.String())
+			}
+			_, err := os.Stat(out)
+			if (code == 0) != (err == nil) {
+				t.Errorf("exit %d, output file: %v", code, err)
+			}
+			if tmps, _ := filepath.Glob(filepath.Join(dir, ".out*")); len(tmps) > 0 {
+				t.Errorf("temporary output left: %v", tmps)
+			}
+		})
 	}
 }
 
