@@ -5,14 +5,18 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/user"
 	"path/filepath"
+	"sort"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/connectors/bank"
 	"github.com/shanghai-mca/mzhub/hub"
+	"github.com/shanghai-mca/mzhub/mappings"
 	"github.com/shanghai-mca/mzhub/services/disbursement"
 )
 
@@ -184,7 +188,7 @@ func runDisbursement(ctx context.Context, env *cliEnv, args []string) int {
 			}
 			return 1
 		}
-		return printStatus(ctx, env, svc, k, *period)
+		return cycleExit(ctx, env, svc, k, *period)
 	case "status":
 		return printStatus(ctx, env, svc, k, *period)
 	case "confirm":
@@ -229,21 +233,83 @@ func printStatus(ctx context.Context, env *cliEnv, svc *disbursement.Service, k 
 		fmt.Fprintln(env.Stderr, "mzhub disbursement:", err)
 		return 1
 	}
-	b := st.Batch
-	fmt.Fprintf(env.Stdout, "%s  stage %s (%s)  records %d  valid %d  system total %d fen  letter total %d fen\n",
-		b.Name, b.Stage, b.Status, b.Records, b.Valid, b.SystemTotal, b.LetterTotal)
-	if b.Error != "" {
-		fmt.Fprintf(env.Stdout, "  error: %s\n", b.Error)
+	writeStatus(env.Stdout, st)
+	return 0
+}
+
+// cycleExit is the exit code of run and resume once the cycle stopped
+// without an error: 1 when it ended with every sent record missing (no
+// bank answered anything: nothing was paid, nothing reconciled).
+func cycleExit(ctx context.Context, env *cliEnv, svc *disbursement.Service, k bank.Kind, period string) int {
+	st, err := svc.Status(ctx, k, period)
+	if err != nil {
+		fmt.Fprintln(env.Stderr, "mzhub disbursement:", err)
+		return 1
 	}
+	writeStatus(env.Stdout, st)
+	c := st.Counts
+	if st.Batch.Stage == disbursement.StageDone && c["missing"] > 0 && c["paid"] == 0 && c["failed"] == 0 {
+		fmt.Fprintf(env.Stderr, "mzhub disbursement: %s: every one of the %d records sent is missing: no bank return was reconciled\n", st.Batch.Name, c["missing"])
+		return 1
+	}
+	return 0
+}
+
+// writeStatus prints a batch's state as readable tables: the batch, its
+// stages, its records by status, the validation issues, and its bank
+// files (a failed upload or a refused return says why).
+func writeStatus(w io.Writer, st *disbursement.StatusReport) {
+	b := st.Batch
+	fmt.Fprintf(w, "%s  stage %s (%s)\n", b.Name, b.Stage, b.Status)
+	fmt.Fprintf(w, "  records %d, valid %d, system total %s yuan, letter total %s yuan\n",
+		b.Records, b.Valid, mappings.FormatFen(b.SystemTotal), mappings.FormatFen(b.LetterTotal))
+	if b.Error != "" {
+		fmt.Fprintln(w, "  error:")
+		for _, l := range strings.Split(b.Error, "\n") {
+			fmt.Fprintf(w, "    %s\n", l)
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nSTAGE\tTOOK\tDETAIL")
 	for _, s := range st.Stages {
 		took := "running"
 		if s.EndedMs > 0 {
 			took = fmt.Sprintf("%.2fs", float64(s.EndedMs-s.StartedMs)/1000)
 		}
-		fmt.Fprintf(env.Stdout, "  %-12s %-9s %s\n", s.Stage, took, s.Detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Stage, took, s.Detail)
 	}
-	fmt.Fprintf(env.Stdout, "  records: %v  issues: %v  quarantined return records: %d\n", st.Counts, st.Issues, st.Quarantined)
-	return 0
+	fmt.Fprintln(tw, "\nRECORDS\tCOUNT\t")
+	for code := disbursement.StatusListed; code <= disbursement.StatusMissing; code++ {
+		if n, ok := st.Counts[disbursement.StatusName(code)]; ok {
+			fmt.Fprintf(tw, "%s\t%d\t\n", disbursement.StatusName(code), n)
+		}
+	}
+	fmt.Fprintf(tw, "quarantined return records\t%d\t\n", st.Quarantined)
+	if len(st.Issues) > 0 {
+		fmt.Fprintln(tw, "\nISSUE\tCOUNT\t")
+		codes := make([]string, 0, len(st.Issues))
+		for c := range st.Issues {
+			codes = append(codes, c)
+		}
+		sort.Strings(codes)
+		for _, c := range codes {
+			fmt.Fprintf(tw, "%s\t%d\t\n", c, st.Issues[c])
+		}
+	}
+	_ = tw.Flush()
+	if len(st.Files) > 0 {
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "\nBANK\tFILE\tDIRECTION\tSTATE\tRECORDS\tAMOUNT (YUAN)\tDETAIL")
+		for _, f := range st.Files {
+			state := f.State
+			switch state {
+			case "upload_failed", "refused":
+				state = strings.ToUpper(strings.ReplaceAll(state, "_", " "))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", f.Bank, f.Name, f.Direction, state, f.Records, mappings.FormatFen(f.TotalFen), f.Detail)
+		}
+		_ = tw.Flush()
+	}
 }
 
 // osUser names the operating-system user running the CLI, for the audit.

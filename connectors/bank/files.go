@@ -142,10 +142,16 @@ type ReadResult struct {
 	PartNo, PartTotal int64
 	// CheckErr is the trailer/summary check (count and total against the details), nil when consistent.
 	CheckErr error
+	// Refused is the reader's verdict (mappings.Reader.Verdict): nil when
+	// the file may be accepted, else an error matching mappings.ErrRefused
+	// naming every reason (empty, truncated, count or total, charset).
+	Refused error
 }
 
 // ReadPayments streams the details of a file of layout l to fn. Malformed
-// records go to onReject (with line numbers) and are skipped.
+// records go to onReject (with line numbers) and are skipped; whether the
+// file as a whole may be accepted is ReadResult.Refused. A read error
+// (broken JSON or XML, bytes invalid in the charset of one) is returned.
 func ReadPayments(l *mappings.Layout, in io.Reader, onReject func(mappings.Reject), fn func(p *mappings.PaymentRecord) error) (ReadResult, error) {
 	rd := mappings.NewReader(l, in, mappings.ReaderOptions{OnReject: func(r mappings.Reject) {
 		if !r.Warning && onReject != nil {
@@ -175,6 +181,7 @@ func ReadPayments(l *mappings.Layout, in io.Reader, onReject func(mappings.Rejec
 		}
 	}
 	res.CheckErr = rd.Check()
+	res.Refused = rd.Verdict()
 	res.Summary = rd.Summary()
 	return res, nil
 }

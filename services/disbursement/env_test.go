@@ -51,6 +51,12 @@ func newService(t testing.TB, db *store.DB, dir string, cfgs []bank.Config, even
 
 func newServiceTimeout(t testing.TB, db *store.DB, dir string, cfgs []bank.Config, events connectors.Events, aud audit.Appender, opTimeout time.Duration) *Service {
 	t.Helper()
+	return newServiceWith(t, db, dir, cfgs, events, aud, opTimeout, nil)
+}
+
+// newServiceWith is newServiceTimeout with a last say on the service's config.
+func newServiceWith(t testing.TB, db *store.DB, dir string, cfgs []bank.Config, events connectors.Events, aud audit.Appender, opTimeout time.Duration, tune func(*Config)) *Service {
+	t.Helper()
 	ctx := context.Background()
 	deps := connectors.Deps{Store: db, Events: events, DataDir: dir}
 	var banks []*bank.Bank
@@ -74,6 +80,9 @@ func newServiceTimeout(t testing.TB, db *store.DB, dir string, cfgs []bank.Confi
 	cfg.Dir = filepath.Join(dir, "batches")
 	cfg.PollEvery = 30 * time.Millisecond
 	cfg.ReturnWait = 30 * time.Second
+	if tune != nil {
+		tune(&cfg)
+	}
 	svc, err := New(ctx, cfg, banks, deps, aud, testPersonKey)
 	if err != nil {
 		t.Fatal(err)

@@ -299,12 +299,19 @@ func (s *Service) upload(ctx context.Context, b *Batch, opt RunOptions) (string,
 			tr, err := bk.Transport()
 			if err != nil {
 				errs[i] = err
+				_, _ = s.db.ExecContext(context.WithoutCancel(ctx), s.db.Rebind(`UPDATE disb_files SET state = 'upload_failed', detail = ?
+					WHERE batch_id = ? AND bank = ? AND direction = 'out' AND name = ?`), err.Error(), b.ID, bk.Config.Code, f.name)
 				return
 			}
 			up, err := tr.Upload(ctx, sftp.Outbound{LocalPath: filepath.Join(s.outDir(b), f.name), Name: f.name,
 				Records: f.records, TotalFen: f.total, BatchID: b.Name, Stage: StageUpload})
 			if err != nil {
-				errs[i] = err
+				errs[i] = fmt.Errorf("bank %s: %w", bk.Config.Code, err)
+				if ctx.Err() == nil {
+					// The status shows the file as failed, and why.
+					_, _ = s.db.ExecContext(context.WithoutCancel(ctx), s.db.Rebind(`UPDATE disb_files SET state = 'upload_failed', detail = ?
+						WHERE batch_id = ? AND bank = ? AND direction = 'out' AND name = ?`), err.Error(), b.ID, bk.Config.Code, f.name)
+				}
 				return
 			}
 			if _, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE disb_files SET state = 'uploaded', detail = ? WHERE batch_id = ? AND bank = ? AND direction = 'out' AND name = ?`),

@@ -250,6 +250,26 @@ type StatusReport struct {
 	Issues map[string]int64
 	// Quarantined return records.
 	Quarantined int64
+	// Files are the bank files sent and the returns received, by bank.
+	Files []FileInfo
+}
+
+// FileInfo is one bank file of a batch in Status.
+type FileInfo struct {
+	// Bank is the bank's code.
+	Bank string
+	// Direction is out (sent to the bank) or return.
+	Direction string
+	// Name is the file name.
+	Name string
+	// State is generated, uploaded or upload_failed (out); reconciled,
+	// refused or duplicate (return).
+	State string
+	// Records and TotalFen are what the file holds (out) or what was
+	// reconciled from it (return).
+	Records, TotalFen int64
+	// Detail is the remote path (uploaded), or why it failed or was refused.
+	Detail string
 }
 
 // Status tells where a batch stands.
@@ -301,8 +321,23 @@ func (s *Service) Status(ctx context.Context, k Kind, period string) (*StatusRep
 		st.Issues[c] = n
 	}
 	rows.Close()
-	err = s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(*) FROM disb_quarantine WHERE batch_id = ?`), b.ID).Scan(&st.Quarantined)
-	return st, err
+	if err := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(*) FROM disb_quarantine WHERE batch_id = ?`), b.ID).Scan(&st.Quarantined); err != nil {
+		return nil, err
+	}
+	rows, err = s.db.QueryContext(ctx, s.db.Rebind(`SELECT bank, direction, name, state, records, total_fen, detail FROM disb_files
+		WHERE batch_id = ? ORDER BY bank, direction DESC, name`), b.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var f FileInfo
+		if err := rows.Scan(&f.Bank, &f.Direction, &f.Name, &f.State, &f.Records, &f.TotalFen, &f.Detail); err != nil {
+			return nil, err
+		}
+		st.Files = append(st.Files, f)
+	}
+	return st, rows.Err()
 }
 
 // PeriodStats are the paid counts and amounts of a month, quarter or year.

@@ -47,7 +47,7 @@ func (s *Service) returns(ctx context.Context, b *Batch, opt RunOptions) (string
 	// does not hold up the others.
 	var mu sync.Mutex
 	var summary []string
-	var firstErr error
+	var errs []error
 	var wg sync.WaitGroup
 	for bi, f := range pending {
 		wg.Add(1)
@@ -56,8 +56,8 @@ func (s *Service) returns(ctx context.Context, b *Batch, opt RunOptions) (string
 			line, err := s.awaitBank(ctx, b, bi, f, deadline, opt)
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil && firstErr == nil {
-				firstErr = err
+			if err != nil {
+				errs = append(errs, err)
 			}
 			if line != "" {
 				summary = append(summary, line)
@@ -65,8 +65,10 @@ func (s *Service) returns(ctx context.Context, b *Batch, opt RunOptions) (string
 		}()
 	}
 	wg.Wait()
-	if firstErr != nil {
-		return "", firstErr
+	if len(errs) > 0 {
+		// Every failed bank is named (a status shows them all).
+		sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+		return "", errors.Join(errs...)
 	}
 	sort.Strings(summary)
 	return strings.Join(summary, "; "), nil
@@ -103,6 +105,15 @@ func (s *Service) awaitBank(ctx context.Context, b *Batch, bi int, f outFile, de
 			return s.finishBank(ctx, b, bi, f)
 		}
 		if time.Now().After(deadline) {
+			// A refused return never settles the bank: its records stay
+			// sent, the stage stops naming the bank and why, and a
+			// resume polls again for the correct return.
+			if why, err := s.refusedReturns(ctx, b, bi); err != nil {
+				return "", err
+			} else if why != "" {
+				return "", fmt.Errorf("bank %s: %w: %s; its records stay unsettled until a correct return is read (mzhub disbursement resume polls again)",
+					bk.Config.Code, ErrReturnRefused, why)
+			}
 			s.emit(monitor.Event{Type: monitor.ExpectationMissed, Status: monitor.Error, BatchID: b.Name, Stage: StageReturns,
 				Flow: flowOf(b), Partner: bk.Config.Partner(), FileName: f.name, ErrorCode: "return_late"})
 			line, err := s.finishBank(ctx, b, bi, f)
@@ -190,6 +201,9 @@ func (s *Service) reconcile(ctx context.Context, b *Batch, bi int, in sftp.Inbou
 	}
 	p, err := s.loadReturn(ctx, b, bi, name, in.LocalPath)
 	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, mappings.ErrRefused) {
+			return s.refuseReturn(ctx, b, bi, in, name, err)
+		}
 		return err
 	}
 	t, err := s.applyReturn(ctx, b, bi, name, in.Digest, p)
@@ -204,6 +218,62 @@ func (s *Service) reconcile(ctx context.Context, b *Batch, bi int, in sftp.Inbou
 	}
 	s.reportReturn(b, bi, in, name, t)
 	return nil
+}
+
+// refuseReturn records a return file that failed its checks: its
+// disb_files row says refused and why (a reconciled file of the same name
+// is left as it is), an error event raises the alert, and the returned
+// error makes the SFTP client file it under failed/. The claim ledger keys
+// the file by name, size and digest: the correct return the bank delivers
+// next, under the same name or another, is read on the next poll.
+func (s *Service) refuseReturn(ctx context.Context, b *Batch, bi int, in sftp.Inbound, name string, why error) error {
+	bk := s.banks[bi]
+	reason := why.Error()
+	for e := why; e != nil; e = errors.Unwrap(e) { // the refusal itself, without the wrapping context
+		if _, ok := e.(interface{ Unwrap() []error }); ok {
+			reason = e.Error()
+			break
+		}
+	}
+	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO disb_files (batch_id, bank, direction, name, records, total_fen, digest, state, detail)
+		VALUES (?, ?, 'return', ?, 0, 0, ?, 'refused', ?)
+		ON CONFLICT (batch_id, bank, direction, name) DO UPDATE SET digest = excluded.digest, state = excluded.state, detail = excluded.detail
+		WHERE disb_files.state <> 'reconciled'`), b.ID, bk.Config.Code, name, in.Digest, reason); err != nil {
+		if store.IsTransient(err) {
+			return fmt.Errorf("refuse %s: %w: %w", name, sftp.ErrRetry, err)
+		}
+		return fmt.Errorf("refuse %s: %w", name, err)
+	}
+	s.emit(monitor.Event{Type: monitor.Rejected, Status: monitor.Error, BatchID: b.Name, Stage: StageReturns, Flow: flowOf(b),
+		Partner: bk.Config.Partner(), Channel: "sftp", Direction: monitor.Inbound, FileName: name, Digest: in.Digest, Bytes: in.Bytes,
+		ErrorClass: "return_refused", ErrorCode: "return_refused", ErrorMessage: reason})
+	// The bank's reconciliation is blocked: a failed reconciliation event,
+	// which the alert rules raise as a critical alert.
+	s.emit(monitor.Event{Type: monitor.Reconciled, Status: monitor.Error, BatchID: b.Name, Stage: StageReturns, Flow: flowOf(b),
+		Partner: bk.Config.Partner(), FileName: name, Digest: in.Digest, ErrorClass: "return_refused", ErrorCode: "return_refused",
+		ErrorMessage: reason, Attrs: map[string]string{"waiting": "a correct return"}})
+	s.log.Warn("disbursement: return refused", "bank", bk.Config.Code, "file", name, "why", reason)
+	return fmt.Errorf("bank %s: return %s: %w: %s", bk.Config.Code, name, ErrReturnRefused, reason)
+}
+
+// refusedReturns describes the bank's refused return files of the batch
+// ("" when none).
+func (s *Service) refusedReturns(ctx context.Context, b *Batch, bi int) (string, error) {
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT name, detail FROM disb_files WHERE batch_id = ? AND bank = ?
+		AND direction = 'return' AND state = 'refused' ORDER BY name`), b.ID, s.banks[bi].Config.Code)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name, detail string
+		if err := rows.Scan(&name, &detail); err != nil {
+			return "", err
+		}
+		out = append(out, name+" "+detail)
+	}
+	return strings.Join(out, "; "), rows.Err()
 }
 
 // dropDuplicate tells whether the file's content was reconciled before
@@ -532,6 +602,9 @@ func (s *Service) parseReturn(b *Batch, l *mappings.Layout, local string) (*pars
 	prefix := refPrefix(b)
 	var line int32
 	p.res, err = bank.ReadPayments(l, f, func(r mappings.Reject) {
+		if r.Charset {
+			return // the file is refused as a whole (p.res.Refused)
+		}
 		p.quar = append(p.quar, quarantined{r.Line, r.Kind.String() + " " + r.Field + ": " + r.Problem})
 	}, func(rec *mappings.PaymentRecord) error {
 		line++
@@ -560,5 +633,11 @@ func (s *Service) parseReturn(b *Batch, l *mappings.Layout, local string) (*pars
 		p.outs = append(p.outs, o)
 		return nil
 	})
-	return p, err
+	if err != nil {
+		// A file that cannot be read to its end (broken JSON or XML,
+		// bytes invalid in its charset) is refused like one that fails
+		// its checks.
+		return p, mappings.Refusal(err)
+	}
+	return p, p.res.Refused
 }

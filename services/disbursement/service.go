@@ -79,6 +79,11 @@ var (
 	ErrSameConfirmer = errors.New("city must be confirmed by another user than the district")
 	// ErrNotInInbox: a list name that is not a .csv file in the inbox.
 	ErrNotInInbox = errors.New("disbursement: no such list in the inbox")
+	// ErrReturnRefused: a bank's return file failed a check (empty,
+	// truncated, trailer count or total, charset; mappings.Reader.Verdict)
+	// and was not reconciled; the bank waits for a correct return, and the
+	// returns stage stops at its deadline instead of settling the bank.
+	ErrReturnRefused = errors.New("disbursement: bank return refused")
 )
 
 // Expecter registers expected exchanges in the monitor (monitor/hubmon's

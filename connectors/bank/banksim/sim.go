@@ -21,7 +21,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,9 +71,26 @@ type Bank struct {
 	TruncateNextReturn atomic.Bool
 	// DuplicateNextReturn serves the next return file twice, under a second name.
 	DuplicateNextReturn atomic.Bool
-	// CorruptNextReturn garbles that many detail lines of the next return
-	// file (line formats only).
+	// CorruptNextReturn garbles the reference of that many records of the
+	// next return file; the file stays consistent (count and total), so
+	// the hub quarantines those records with their lines.
 	CorruptNextReturn atomic.Int64
+	// ShortNextReturn serves the next return file cut at a line end in its
+	// middle, with a done file that matches the cut file (a bank that
+	// announced what it had written): only the trailer or summary check
+	// can tell. The whole file replaces it once the hub has moved the cut
+	// one away (unless HoldRepairs).
+	ShortNextReturn atomic.Bool
+	// EmptyNextReturn serves the next return file empty, with a matching
+	// done file; the whole file replaces it as for ShortNextReturn.
+	EmptyNextReturn atomic.Bool
+	// BadBytesNextReturn writes the invalid GBK pair 81 7F over the first
+	// Chinese character of the next return file (its done file matches),
+	// repaired as for ShortNextReturn.
+	BadBytesNextReturn atomic.Bool
+	// HoldRepairs keeps the whole files that replace truncated, cut or
+	// empty returns back while set (a bank that has not answered yet).
+	HoldRepairs atomic.Bool
 
 	files bank.FileSet
 	opts  Options
@@ -277,22 +293,24 @@ func (b *Bank) take(ctx context.Context, in, name string) error {
 		return ctx.Err()
 	case <-time.After(b.opts.ReturnDelay):
 	}
-	err = b.answer(name, f, lin, lout, d, false, true)
+	corrupt := b.CorruptNextReturn.Swap(0)
+	err = b.answer(name, f, lin, lout, d, corrupt, false, true)
 	if errors.Is(err, mappings.ErrTrailerMismatch) {
 		// The summary header of the return needs counts the done file did
 		// not give (records refused on reading): count first, write again.
 		if _, serr := f.Seek(0, io.SeekStart); serr != nil {
 			return serr
 		}
-		err = b.answer(name, f, lin, lout, d, true, false)
+		err = b.answer(name, f, lin, lout, d, corrupt, true, false)
 	}
 	return err
 }
 
-// answer pays each record (when pay is set) and writes the return file(s).
-// Summary headers get their counts from the done file unless prepass is
-// set, which counts the accepted records in a first pass.
-func (b *Bank) answer(name string, in io.ReadSeeker, lin, lout *mappings.Layout, d sftp.DoneInfo, prepass, pay bool) error {
+// answer pays each record (when pay is set) and writes the return file(s),
+// garbling the reference of corrupt records. Summary headers get their
+// counts from the done file unless prepass is set, which counts the
+// accepted records in a first pass.
+func (b *Bank) answer(name string, in io.ReadSeeker, lin, lout *mappings.Layout, d sftp.DoneInfo, corrupt int64, prepass, pay bool) error {
 	parts := 1
 	if b.Config.MultiPartReturns {
 		parts = b.opts.Parts
@@ -357,12 +375,17 @@ func (b *Bank) answer(name string, in io.ReadSeeker, lin, lout *mappings.Layout,
 		p.w = w
 	}
 	i := 0
+	stride := max(1, d.Records/(corrupt+1))
 	_, err := bank.ReadPayments(lin, in, func(r mappings.Reject) {
 		b.log.Warn("sim: record refused", "file", name, "reject", r.String())
 	}, func(p *mappings.PaymentRecord) error {
 		b.decide(p, now)
 		if pay && p.Status == mappings.StatusPaid {
 			b.Paid.add(p.Reference)
+		}
+		if corrupt > 0 && int64(i)%stride == stride-1 {
+			corrupt--
+			p.Reference = strings.Repeat("#", len(p.Reference))
 		}
 		// Multi-part returns interleave the records: order is not kept.
 		err := ps[i%len(ps)].w.Write(p)
@@ -392,7 +415,7 @@ func (b *Bank) answer(name string, in io.ReadSeeker, lin, lout *mappings.Layout,
 // publish writes one return file and its done file into the outbox,
 // applying the switched-on faults.
 func (b *Bank) publish(dir, name string, tmp *os.File) error {
-	if b.CorruptNextReturn.Load() == 0 && !b.TruncateNextReturn.Load() && !b.DuplicateNextReturn.Load() {
+	if !b.TruncateNextReturn.Load() && !b.DuplicateNextReturn.Load() && !b.ShortNextReturn.Load() && !b.EmptyNextReturn.Load() && !b.BadBytesNextReturn.Load() {
 		// No fault: the file is moved into place, never held in memory.
 		digest, size, err := sftp.DigestFile(tmp.Name())
 		if err != nil {
@@ -408,9 +431,6 @@ func (b *Bank) publish(dir, name string, tmp *os.File) error {
 	data, err := os.ReadFile(tmp.Name())
 	if err != nil {
 		return err
-	}
-	if n := b.CorruptNextReturn.Swap(0); n > 0 {
-		data = corrupt(data, int(n))
 	}
 	write := func(name string, body []byte, whole []byte) error {
 		digest, size := sum(whole)
@@ -429,6 +449,29 @@ func (b *Bank) publish(dir, name string, tmp *os.File) error {
 		b.repair[name] = data
 		b.mu.Unlock()
 		return write(name, data[:len(data)/2], data)
+	}
+	if b.ShortNextReturn.CompareAndSwap(true, false) {
+		b.mu.Lock()
+		b.repair[name] = data
+		b.mu.Unlock()
+		cut := data[:bytes.LastIndexByte(data[:len(data)/2], '\n')+1]
+		return write(name, cut, cut)
+	}
+	if b.BadBytesNextReturn.CompareAndSwap(true, false) {
+		b.mu.Lock()
+		b.repair[name] = data
+		b.mu.Unlock()
+		bad := bytes.Clone(data)
+		if i := bytes.IndexFunc(bad, func(r rune) bool { return r >= 0x80 }); i >= 0 && i+1 < len(bad) {
+			bad[i], bad[i+1] = 0x81, 0x7F
+		}
+		return write(name, bad, bad)
+	}
+	if b.EmptyNextReturn.CompareAndSwap(true, false) {
+		b.mu.Lock()
+		b.repair[name] = data
+		b.mu.Unlock()
+		return write(name, nil, nil)
 	}
 	if err := write(name, data, data); err != nil {
 		return err
@@ -453,6 +496,9 @@ func (b *Bank) writeDone(p string, d sftp.DoneInfo) error {
 
 // repairReturns re-serves whole files for truncated ones the hub moved away.
 func (b *Bank) repairReturns() {
+	if b.HoldRepairs.Load() {
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	dir := filepath.Join(b.Root(), filepath.FromSlash(b.Config.SFTP.PollDir))
@@ -500,25 +546,6 @@ func batchNo(base string) string {
 		s = s[len(s)-18:]
 	}
 	return s
-}
-
-// corrupt garbles n detail lines in the middle of a line-based file.
-func corrupt(data []byte, n int) []byte {
-	lines := bytes.SplitAfter(data, []byte("\n"))
-	if len(lines) < 4 {
-		return data
-	}
-	idx := make([]int, 0, n)
-	for i := 1; i < len(lines)-2 && len(idx) < n; i += max(1, (len(lines)-3)/n) {
-		idx = append(idx, i)
-	}
-	sort.Ints(idx)
-	for _, i := range idx {
-		l := lines[i]
-		g := bytes.Repeat([]byte("#"), max(1, len(bytes.TrimRight(l, "\r\n"))/3))
-		lines[i] = append(g, l[len(bytes.TrimRight(l, "\r\n")):]...)
-	}
-	return bytes.Join(lines, nil)
 }
 
 func moveAll(dir, sub, name string, cfg sftp.Config) error {
