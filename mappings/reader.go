@@ -103,7 +103,7 @@ type Reader struct {
 	// charsetN counts records rejected for invalid charset bytes;
 	// charsetLine is the first one's line.
 	charsetN, charsetLine int64
-	scratch [3]*Record
+	scratch               [3]*Record
 }
 
 // rawSource yields records parsed but not validated. perr reports a field
