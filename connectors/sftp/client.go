@@ -51,6 +51,7 @@ type Client struct {
 
 	mu       sync.Mutex
 	observed map[string]observation // stable-size tracking of the poller
+	badDone  map[string]time.Time   // data file -> when its done file first failed to parse
 	closed   atomic.Bool
 }
 
@@ -108,6 +109,7 @@ func New(partner, flow string, cfg Config, deps connectors.Deps, keys Keys) (*Cl
 		slots:    make(chan struct{}, cfg.PoolSize),
 		idle:     make(chan *conn, cfg.PoolSize),
 		observed: map[string]observation{},
+		badDone:  map[string]time.Time{},
 	}
 	if deps.Store != nil {
 		c.ledger = &Ledger{db: deps.Store}

@@ -81,6 +81,10 @@ type Config struct {
 	RequireDone bool `yaml:"require_done"`
 	// StableFor is how long a file's size must stay unchanged before it is picked.
 	StableFor time.Duration `yaml:"stable_for"`
+	// DoneWait is how long a done file that does not parse (a partner still
+	// writing it in place) is retried on the next polls, its data file left
+	// waiting, before the data file is refused.
+	DoneWait time.Duration `yaml:"done_wait"`
 	// RequireSignature rejects inbound files without a valid detached signature.
 	RequireSignature bool `yaml:"require_signature"`
 	// MoveTo says where processed/failed files go: remote or local.
@@ -113,6 +117,7 @@ func DefaultConfig() Config {
 		PollDir:         "download",
 		RequireDone:     true,
 		StableFor:       30 * time.Second,
+		DoneWait:        10 * time.Minute,
 		MoveTo:          MoveRemote,
 		ProcessedDir:    "processed",
 		FailedDir:       "failed",
@@ -168,6 +173,9 @@ func (c Config) Validate() error {
 		if _, err := path.Match(g, "x"); err != nil {
 			bad("include/exclude: %q: %v", g, err)
 		}
+	}
+	if c.DoneWait < 0 {
+		bad("done_wait: must not be negative")
 	}
 	if !c.RequireDone && c.StableFor <= 0 {
 		bad("stable_for: must be positive when require_done is false")

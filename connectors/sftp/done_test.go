@@ -15,12 +15,14 @@ import (
 // (not by rename) can be polled between two writes. The half-written done
 // file must leave the data file waiting, not reject it into failed/ (the
 // return would then never be read); the finished done file is then
-// honoured. A done file that stays malformed is rejected once it kept its
-// size for stable_for.
+// honoured. A done file that stays malformed is retried on the next polls
+// for done_wait (however long its size stays the same) and only then
+// refused.
 func TestDoneFileCaughtMidWrite(t *testing.T) {
 	f := newFixture(t)
 	cfg := f.config()
 	cfg.StableFor = time.Minute
+	cfg.DoneWait = 5 * time.Minute
 	fake := clock.NewFake(time.Date(2026, 11, 5, 9, 0, 0, 0, clock.Shanghai))
 	c, err := New("bank.test", "disbursement", cfg, connectors.Deps{Store: f.db, Events: f.events, DataDir: f.dir, Clock: fake}, Keys{})
 	if err != nil {
@@ -65,18 +67,24 @@ func TestDoneFileCaughtMidWrite(t *testing.T) {
 		t.Fatalf("the completed done file was not honoured: handler calls %d", calls)
 	}
 
-	// A done file that stays malformed is rejected after stable_for.
+	// A done file that stays malformed is retried for done_wait, then refused.
 	if err := os.WriteFile(filepath.Join(dl, "m.txt"), data, 0o640); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dl, "m.txt.done"), []byte("file=m.txt\nsm3=zz\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if res, _ := c.Poll(ctx, PollOptions{}, h); res.Rejected != 0 {
-		t.Fatalf("rejected before stable_for: %+v", res)
+	for _, step := range []time.Duration{0, cfg.StableFor, cfg.DoneWait - cfg.StableFor - time.Second} {
+		fake.Advance(step)
+		if res, _ := c.Poll(ctx, PollOptions{}, h); res.Rejected != 0 || res.Waiting != 1 {
+			t.Fatalf("%s into done_wait: %+v, want the file waiting", step, res)
+		}
 	}
-	fake.Advance(cfg.StableFor)
+	fake.Advance(time.Second)
 	if res, _ := c.Poll(ctx, PollOptions{}, h); res.Rejected != 1 {
-		t.Fatalf("a malformed done file that kept its size was not rejected: %+v", res)
+		t.Fatalf("a done file malformed for done_wait was not refused: %+v", res)
+	}
+	if _, err := os.Stat(filepath.Join(dl, "failed", "m.txt")); err != nil {
+		t.Fatalf("the refused data file is not in failed/: %v", err)
 	}
 }

@@ -177,6 +177,26 @@ func (c *Client) stable(name string, size int64, now time.Time) bool {
 	return now.Sub(o.since) >= c.cfg.StableFor
 }
 
+// doneWaitOver tells whether the done file of name has failed to parse
+// for done_wait, counting from the first poll that saw it so.
+func (c *Client) doneWaitOver(name string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	first, seen := c.badDone[name]
+	if !seen {
+		c.badDone[name] = now
+		return c.cfg.DoneWait <= 0
+	}
+	return now.Sub(first) >= c.cfg.DoneWait
+}
+
+// doneParsed forgets name's unparsable done file.
+func (c *Client) doneParsed(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.badDone, name)
+}
+
 // fetchOne handles one ready file and returns its outcome: a claim state,
 // "duplicate" or "" (left for later).
 func (c *Client) fetchOne(ctx context.Context, opt PollOptions, name string, hasDone, hasSig bool, h Handler) (string, error) {
@@ -214,12 +234,19 @@ func (c *Client) fetchOne(ctx context.Context, opt PollOptions, name string, has
 		})
 		if errors.Is(err, ErrDoneFile) {
 			// A done file caught while the partner still writes it reads
-			// as incomplete: it is judged only once it kept its size for
-			// stable_for, never rejected (with its data file) mid-write.
-			if !c.stable(name+c.cfg.DoneSuffix, int64(doneSize), c.deps.Clock.Now()) {
+			// as incomplete: the data file waits, and the done file is
+			// read again on the next polls for done_wait before the data
+			// file is refused.
+			if !c.doneWaitOver(name, c.deps.Clock.Now()) {
+				c.log.Debug("sftp: done file does not parse yet; retried on the next poll", "file", name, "bytes", doneSize, "err", err)
 				return "", nil
 			}
-			return c.reject(ctx, ev, ClaimKey{Partner: c.partner, Path: remote, Digest: "bad-done"}, err)
+			c.doneParsed(name)
+			return c.reject(ctx, ev, ClaimKey{Partner: c.partner, Path: remote, Digest: "bad-done"},
+				fmt.Errorf("%w (still after %s)", err, c.cfg.DoneWait))
+		}
+		if err == nil {
+			c.doneParsed(name)
 		}
 		if err != nil {
 			return "", err
