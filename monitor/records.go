@@ -81,6 +81,9 @@ type Expectation struct {
 	MetEventID string
 }
 
+// IncidentPenalty is what each incident takes off a quality score.
+const IncidentPenalty = 10.0
+
 // QualityScore is one partner flow of the data-quality report; rates are 0..1.
 type QualityScore struct {
 	Partner string
@@ -93,7 +96,12 @@ type QualityScore struct {
 	Format float64
 	// Timeliness is the share of events within the rule's answer time.
 	Timeliness float64
-	// Score is 0..100: 40 % completeness, 30 % format, 30 % timeliness.
+	// Incidents counts the incident alerts of the window (failed payments,
+	// reconciliation and trailer mismatches, late returns and files,
+	// partner down; see alert.IncidentRules).
+	Incidents int64
+	// Score is 0..100: 40 % completeness, 30 % format, 30 % timeliness,
+	// less IncidentPenalty points for each incident (never below 0).
 	Score float64
 	// MinScore is the rule's alert threshold (0: none).
 	MinScore float64

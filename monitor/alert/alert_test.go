@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -201,5 +202,76 @@ func TestRulesRunStopsWithContext(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after cancel")
+	}
+}
+
+// TestIncidentRules: failed payments above the thresholds, trailer
+// mismatches, late returns and partners down each raise their alert; a
+// return with few failures and a closed breaker do not.
+func TestIncidentRules(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t)
+	if err := alert.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "m.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fc := clock.NewFake(t0)
+	in := alert.NewInbox(db, fc, &audittest.Recorder{}, nil)
+	r := &alert.Rules{Store: st, Inbox: in, Clock: fc, Thresholds: monitor.DefaultConfig().Thresholds}
+	at := t0.Add(-30 * time.Second)
+	ev := func(id, partner string, typ monitor.EventType, st monitor.Status, mod func(*monitor.Event)) monitor.Event {
+		e := monitor.Event{ID: id, ExchangeID: id, Time: at, Partner: partner, Flow: "disbursement", Type: typ, Status: st, BatchID: "disbursement-2026-12"}
+		if mod != nil {
+			mod(&e)
+		}
+		return e
+	}
+	evs := []monitor.Event{
+		// CEB: 80 of 500 failed (16 %): warning (amber 5 %, red 20 %).
+		ev("r1", "bank.ceb", monitor.Reconciled, monitor.Warning, func(e *monitor.Event) { e.Records, e.RecordsFailed = 500, 80 }),
+		// SPDB: 30 of 100: critical.
+		ev("r2", "bank.spdb", monitor.Reconciled, monitor.Warning, func(e *monitor.Event) { e.Records, e.RecordsFailed = 100, 30 }),
+		// BOC: 2 of 500: no alert.
+		ev("r3", "bank.boc", monitor.Reconciled, monitor.Warning, func(e *monitor.Event) { e.Records, e.RecordsFailed = 500, 2 }),
+		ev("t1", "bank.cmb", monitor.Rejected, monitor.Error, func(e *monitor.Event) {
+			e.FileName, e.ErrorClass, e.ErrorMessage = "CMB_RET.txt", "permanent", "trailer check: trailer does not match details: count is 10, details give 9"
+		}),
+		ev("l1", "bank.ccb", monitor.ExpectationMissed, monitor.Error, func(e *monitor.Event) { e.Stage, e.ErrorCode = "returns", "return_late" }),
+		ev("l2", "datasea", monitor.ExpectationMissed, monitor.Error, nil), // the tracker's own
+		ev("b1", "bank.bocom", monitor.Failed, monitor.Warning, func(e *monitor.Event) { e.ErrorClass, e.ErrorCode = "breaker", "breaker_open" }),
+		ev("b2", "bank.boc", monitor.Failed, monitor.OK, func(e *monitor.Event) { e.ErrorClass, e.ErrorCode = "breaker", "breaker_closed" }),
+	}
+	if err := st.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Evaluate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	list, err := in.List(ctx, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]monitor.Severity{}
+	for _, a := range list {
+		got[a.Rule+" "+a.Partner] = a.Severity
+	}
+	want := map[string]monitor.Severity{
+		"failed_payments bank.ceb":  monitor.SevWarning,
+		"failed_payments bank.spdb": monitor.SevCritical,
+		"trailer bank.cmb":          monitor.SevCritical,
+		"late_return bank.ccb":      monitor.SevCritical,
+		"partner_down bank.bocom":   monitor.SevCritical,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("alerts\n got %v\nwant %v", got, want)
+	}
+	for _, rule := range []string{"failed_payments", "trailer", "late_return", "partner_down"} {
+		if !slices.Contains(alert.IncidentRules, rule) {
+			t.Errorf("%s is not an incident rule", rule)
+		}
 	}
 }

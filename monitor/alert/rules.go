@@ -83,21 +83,14 @@ func (r *Rules) Evaluate(ctx context.Context) error {
 				Summary: fmt.Sprintf("no success within %s (last success: %s)", c.Every, since)})
 		}
 	}
-	// Reconciliation mismatches of the last two evaluation intervals (the
-	// overlap makes sure none is missed; de-duplication absorbs repeats).
+	// Incidents of the last two evaluation intervals (the overlap makes
+	// sure none is missed; de-duplication absorbs repeats).
 	every := r.Every
 	if every <= 0 {
 		every = time.Minute
 	}
-	mism, err := r.Store.Search(ctx, monitor.Filter{Type: monitor.Reconciled, Status: monitor.Error,
-		From: now.Add(-2 * every), To: now.Add(time.Millisecond), Limit: 1000})
-	if err != nil {
+	if err := r.eventRules(ctx, now.Add(-2*every), now.Add(time.Millisecond), raise); err != nil {
 		errs = append(errs, err)
-	}
-	for _, e := range mism {
-		raise(monitor.Alert{Rule: "reconciliation", Severity: monitor.SevCritical, Partner: e.Partner, Flow: e.Flow,
-			Fingerprint: "reconciliation/" + e.Partner + "/" + e.Flow + "/" + e.BatchID,
-			Summary:     fmt.Sprintf("reconciliation mismatch in batch %s: %s %s", e.BatchID, e.ErrorCode, e.ErrorMessage)})
 	}
 	if err := r.Inbox.RefreshGauge(ctx); err != nil {
 		errs = append(errs, err)

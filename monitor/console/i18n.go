@@ -165,6 +165,8 @@ var messages = map[string][2]string{
 	"format":                {"格式", "Format"},
 	"timeliness":            {"及时性", "Timeliness"},
 	"sampling":              {"抽样复核", "Sampling"},
+	"incidents":             {"事故(告警)", "Incidents (alerts)"},
+	"quality_method":        {"质量分 = 40% 完整性 + 30% 格式 + 30% 及时性,每起事故扣 10 分。", "Score = 40% completeness + 30% format + 30% timeliness, less 10 points per incident."},
 	"download_csv":          {"下载 CSV", "Download CSV"},
 	"download_html":         {"下载 HTML 报告", "Download HTML report"},
 	"first_seen":            {"首次", "First"},

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/monitor/alert"
 )
 
 // DefaultAnswerWithin is the timeliness limit of flows without a rule.
@@ -97,8 +99,14 @@ func (s *Scorer) Scores(ctx context.Context, from, to time.Time) ([]monitor.Qual
 			q.Format = 1 - float64(a.FormatErrors)/float64(a.Events)
 			q.Timeliness = 1 - float64(a.Slow)/float64(a.Events)
 		}
-		q.Score = 100 * (0.4*q.Completeness + 0.3*q.Format + 0.3*q.Timeliness)
 		out = append(out, q)
+	}
+	if err := s.countIncidents(ctx, from, to, &out); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		q := &out[i]
+		q.Score = max(0, 100*(0.4*q.Completeness+0.3*q.Format+0.3*q.Timeliness)-monitor.IncidentPenalty*float64(q.Incidents))
 	}
 	if n := s.Config.SampleSize; n > 0 {
 		for i := range out {
@@ -114,6 +122,38 @@ func (s *Scorer) Scores(ctx context.Context, from, to time.Time) ([]monitor.Qual
 		return out[i].Flow < out[j].Flow
 	})
 	return out, nil
+}
+
+// Lister lists alerts (alert.Inbox); a Scorer whose Alerts is one counts
+// the incidents of each partner flow.
+type Lister interface {
+	List(ctx context.Context, state monitor.AlertState, limit int) ([]monitor.Alert, error)
+}
+
+// countIncidents adds the incident alerts last seen in [from, to) to the
+// scores (a partner flow with incidents and no events gets a row).
+func (s *Scorer) countIncidents(ctx context.Context, from, to time.Time, out *[]monitor.QualityScore) error {
+	l, ok := s.Alerts.(Lister)
+	if !ok || l == nil {
+		return nil
+	}
+	list, err := l.List(ctx, "", 5000)
+	if err != nil {
+		return fmt.Errorf("quality: incidents: %w", err)
+	}
+	for _, a := range list {
+		if !slices.Contains(alert.IncidentRules, a.Rule) || a.LastAt.Before(from) || !a.LastAt.Before(to) {
+			continue
+		}
+		i := slices.IndexFunc(*out, func(q monitor.QualityScore) bool { return q.Partner == a.Partner && q.Flow == a.Flow })
+		if i < 0 {
+			*out = append(*out, monitor.QualityScore{Partner: a.Partner, Flow: a.Flow, Completeness: 1, Format: 1, Timeliness: 1,
+				MinScore: s.rule(a.Partner, a.Flow).MinScore})
+			i = len(*out) - 1
+		}
+		(*out)[i].Incidents++
+	}
+	return nil
 }
 
 // sample picks n answered (ok, inbound) exchanges at random, reproducibly for
@@ -180,11 +220,11 @@ func WriteCSV(w io.Writer, scores []monitor.QualityScore) error {
 		return err
 	}
 	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"partner", "flow", "events", "completeness", "format", "timeliness", "score", "min_score", "sampled_exchanges"})
+	_ = cw.Write([]string{"partner", "flow", "events", "completeness", "format", "timeliness", "incidents", "score", "min_score", "sampled_exchanges"})
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 4, 64) }
 	for _, q := range scores {
 		_ = cw.Write([]string{q.Partner, q.Flow, strconv.FormatInt(q.Events, 10), f(q.Completeness), f(q.Format),
-			f(q.Timeliness), strconv.FormatFloat(q.Score, 'f', 1, 64), strconv.FormatFloat(q.MinScore, 'f', 1, 64), strings.Join(q.Sampled, " ")})
+			f(q.Timeliness), strconv.FormatInt(q.Incidents, 10), strconv.FormatFloat(q.Score, 'f', 1, 64), strconv.FormatFloat(q.MinScore, 'f', 1, 64), strings.Join(q.Sampled, " ")})
 	}
 	cw.Flush()
 	return cw.Error()
@@ -197,18 +237,18 @@ var report = template.Must(template.New("report").Funcs(template.FuncMap{
 <html lang="{{if .En}}en{{else}}zh-CN{{end}}"><head><meta charset="utf-8"><title>{{.T.title}}</title>
 <style>body{font-family:"Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:2em}table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:.3em .6em}td.n{text-align:right}.bad{background:#ffc9c9}.warn{background:#ffe8b3}.ok{background:#d6f5dd}</style></head>
 <body><h1>{{.T.title}}</h1><p>{{.T.window}}: {{ts .From}} — {{ts .To}} (Asia/Shanghai)</p>
-<table><tr><th>{{.T.partner}}</th><th>{{.T.flow}}</th><th>{{.T.events}}</th><th>{{.T.completeness}}</th><th>{{.T.format}}</th><th>{{.T.timeliness}}</th><th>{{.T.score}}</th><th>{{.T.sample}}</th></tr>
-{{range .Scores}}<tr class="{{if and .MinScore (lt .Score .MinScore)}}bad{{else if lt .Score 95.0}}warn{{else}}ok{{end}}"><td>{{.Partner}}</td><td>{{.Flow}}</td><td class="n">{{.Events}}</td><td class="n">{{pct .Completeness}}</td><td class="n">{{pct .Format}}</td><td class="n">{{pct .Timeliness}}</td><td class="n"><b>{{printf "%.1f" .Score}}</b></td><td>{{range .Sampled}}{{.}} {{end}}</td></tr>
+<table><tr><th>{{.T.partner}}</th><th>{{.T.flow}}</th><th>{{.T.events}}</th><th>{{.T.completeness}}</th><th>{{.T.format}}</th><th>{{.T.timeliness}}</th><th>{{.T.incidents}}</th><th>{{.T.score}}</th><th>{{.T.sample}}</th></tr>
+{{range .Scores}}<tr class="{{if and .MinScore (lt .Score .MinScore)}}bad{{else if lt .Score 95.0}}warn{{else}}ok{{end}}"><td>{{.Partner}}</td><td>{{.Flow}}</td><td class="n">{{.Events}}</td><td class="n">{{pct .Completeness}}</td><td class="n">{{pct .Format}}</td><td class="n">{{pct .Timeliness}}</td><td class="n">{{.Incidents}}</td><td class="n"><b>{{printf "%.1f" .Score}}</b></td><td>{{range .Sampled}}{{.}} {{end}}</td></tr>
 {{end}}</table><p>{{.T.method}}</p></body></html>
 `))
 
 var reportText = map[string]map[string]string{
 	"zh": {"title": "数据质量报告", "window": "统计区间", "partner": "交换方", "flow": "业务流", "events": "事件数", "completeness": "完整性",
-		"format": "格式", "timeliness": "及时性", "score": "质量分", "sample": "抽样复核(交换编号)",
-		"method": "质量分 = 40% 完整性(记录未失败比例) + 30% 格式(无格式/校验错误比例) + 30% 及时性(在规定时限内应答比例)。抽样为该区间内随机抽取的已应答交换,供人工复核。"},
+		"format": "格式", "timeliness": "及时性", "incidents": "事故(告警)", "score": "质量分", "sample": "抽样复核(交换编号)",
+		"method": "质量分 = 40% 完整性(记录未失败比例) + 30% 格式(无格式/校验错误比例) + 30% 及时性(在规定时限内应答比例),每起事故(支付失败超阈值、对账不符、汇总行不符、回盘逾期、交换方不可用、预期文件未到)扣 10 分。抽样为该区间内随机抽取的已应答交换,供人工复核。"},
 	"en": {"title": "Data-quality report", "window": "Window", "partner": "Partner", "flow": "Flow", "events": "Events", "completeness": "Completeness",
-		"format": "Format", "timeliness": "Timeliness", "score": "Score", "sample": "Sample for manual review (exchange ids)",
-		"method": "Score = 40% completeness (share of records not failed) + 30% format (share of events without format or validation errors) + 30% timeliness (share answered within the rule's time). The sample is drawn at random from answered exchanges of the window."},
+		"format": "Format", "timeliness": "Timeliness", "incidents": "Incidents (alerts)", "score": "Score", "sample": "Sample for manual review (exchange ids)",
+		"method": "Score = 40% completeness (share of records not failed) + 30% format (share of events without format or validation errors) + 30% timeliness (share answered within the rule's time), less 10 points per incident (failed payments above threshold, reconciliation or trailer mismatch, late return, partner down, expected file missing). The sample is drawn at random from answered exchanges of the window."},
 }
 
 // WriteHTML writes a standalone HTML report (inline CSS, no external assets).

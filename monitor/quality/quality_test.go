@@ -157,3 +157,60 @@ func TestPeriodicReportWithFakeClock(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// listed is an alert inbox that lists what it holds.
+type listed struct {
+	alerts
+	held []monitor.Alert
+}
+
+func (l *listed) List(context.Context, monitor.AlertState, int) ([]monitor.Alert, error) { return l.held, nil }
+
+// TestIncidentsCount: each incident alert of the window takes points off
+// its partner flow's score and shows in the report; alerts of other rules
+// and outside the window do not; a flow with incidents and no events gets
+// a row.
+func TestIncidentsCount(t *testing.T) {
+	st := seed(t)
+	in := &listed{held: []monitor.Alert{
+		{Rule: "failed_payments", Partner: "villagebank.01", Flow: "verification", LastAt: now.Add(-time.Hour)},
+		{Rule: "partner_down", Partner: "villagebank.01", Flow: "verification", LastAt: now.Add(-2 * time.Hour)},
+		{Rule: "error_rate", Partner: "villagebank.01", Flow: "verification", LastAt: now.Add(-time.Hour)},
+		{Rule: "reconciliation", Partner: "villagebank.01", Flow: "verification", LastAt: now.Add(-30 * 24 * time.Hour)},
+		{Rule: "late_return", Partner: "bank.ccb", Flow: "disbursement", LastAt: now.Add(-time.Hour)},
+	}}
+	base := &quality.Scorer{Store: st, Clock: clock.NewFake(now)}
+	with := &quality.Scorer{Store: st, Clock: clock.NewFake(now), Alerts: in}
+	from, to := now.Add(-24*time.Hour), now
+	a, err := base.Scores(context.Background(), from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := with.Scores(context.Background(), from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	score := func(list []monitor.QualityScore, partner string) (monitor.QualityScore, bool) {
+		for _, q := range list {
+			if q.Partner == partner {
+				return q, true
+			}
+		}
+		return monitor.QualityScore{}, false
+	}
+	qa, _ := score(a, "villagebank.01")
+	qb, _ := score(b, "villagebank.01")
+	if qb.Incidents != 2 || qb.Score != max(0, qa.Score-2*monitor.IncidentPenalty) {
+		t.Errorf("villagebank.01: %d incidents, score %.1f (without: %.1f)", qb.Incidents, qb.Score, qa.Score)
+	}
+	if q, ok := score(b, "bank.ccb"); !ok || q.Incidents != 1 || q.Score != 100-monitor.IncidentPenalty {
+		t.Errorf("bank.ccb: %+v %v", q, ok)
+	}
+	var csv bytes.Buffer
+	if err := quality.WriteCSV(&csv, b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(csv.String(), "incidents") || !strings.Contains(csv.String(), "bank.ccb,disbursement,0,1.0000,1.0000,1.0000,1,90.0") {
+		t.Errorf("csv:\n%s", csv.String())
+	}
+}
