@@ -164,7 +164,9 @@ type listed struct {
 	held []monitor.Alert
 }
 
-func (l *listed) List(context.Context, monitor.AlertState, int) ([]monitor.Alert, error) { return l.held, nil }
+func (l *listed) List(context.Context, monitor.AlertState, int) ([]monitor.Alert, error) {
+	return l.held, nil
+}
 
 // TestIncidentsCount: each incident alert of the window takes points off
 // its partner flow's score and shows in the report; alerts of other rules
