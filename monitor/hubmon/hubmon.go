@@ -155,6 +155,10 @@ func (m *Monitor) Store() monitor.Store { return m.store }
 // mux.Handle("/console/", http.StripPrefix("/console", m.Console())).
 func (m *Monitor) Console() http.Handler { return m.console }
 
+// Mount serves h at path inside the console, in its layout and navigation
+// (console.Console.Mount), e.g. the funeral service's operational view.
+func (m *Monitor) Mount(navKey, path string, h http.Handler) { m.console.Mount(navKey, path, h) }
+
 // Run runs the writer and the periodic checks until ctx is done.
 func (m *Monitor) Run(ctx context.Context) error {
 	errs := make(chan error, len(m.runs)+1)

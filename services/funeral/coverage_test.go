@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/monitor/console"
+	"github.com/shanghai-mca/mzhub/monitor/store/sqlite"
 	"github.com/shanghai-mca/mzhub/store"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
@@ -224,6 +227,27 @@ func TestOverview(t *testing.T) {
 		h.api.OpsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
 		if !strings.Contains(rec.Body.String(), "D-OLD") || !strings.Contains(rec.Header().Get("Content-Type"), "text/html") {
 			t.Errorf("ops HTML: %s", rec.Body)
+		}
+		// Mounted in the console: inside its layout, labels from its dictionary.
+		ms, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "monitor.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ms.Close()
+		con, err := console.New(console.Deps{Store: ms, Clock: h.clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		con.Mount("nav_funeral", "funeral/", h.api.OpsHandler())
+		rec = httptest.NewRecorder()
+		con.ServeHTTP(rec, httptest.NewRequest("GET", "/funeral/", nil))
+		for _, want := range []string{"殡葬交换", `class="active"`, "火化预警", "D-OLD", "礼厅 H-1", "/static/console.css"} {
+			if !strings.Contains(rec.Body.String(), want) {
+				t.Errorf("ops in the console lacks %q: %s", want, rec.Body)
+			}
+		}
+		if strings.Contains(rec.Body.String(), "data-untranslated") {
+			t.Errorf("ops in the console has untranslated labels: %s", rec.Body)
 		}
 	})
 }

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/shanghai-mca/mzhub/monitor/console"
 )
 
 // HomeStatus is one partner's line in the operational view.
@@ -162,6 +164,27 @@ var opsPage = template.Must(template.New("ops").Funcs(template.FuncMap{
 </body></html>
 `))
 
+// opsFragment is the operational view inside the console's layout (the
+// console's dictionary names every label; see console.Mount).
+var opsFragment = template.Must(template.New("ops").Funcs(template.FuncMap{
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		return t.In(shanghai).Format("2006-01-02 15:04:05")
+	},
+	"pct": func(f float64) string { return fmt.Sprintf("%.1f%%", f*100) },
+}).Parse(`{{$f := .F}}<p>{{$f.T "fun_environment"}}: <b>{{$f.T (print "fun_" .O.Environment)}}</b></p>
+<table class="funeral">
+<tr><th>{{$f.T "partner"}}</th><th>{{$f.T "fun_role"}}</th><th>{{$f.T "fun_last_sync"}}</th><th>{{$f.T "fun_calls_1h"}}</th><th>{{$f.T "fun_error_rate"}}</th><th>{{$f.T "fun_stale"}}</th><th>{{$f.T "fun_cremation"}}</th></tr>
+{{range .O.Partners}}<tr class="{{if or .Cremation (gt .ErrorRate 0.2)}}red{{else if or .Stale (gt .ErrorRate 0.0)}}amber{{else if .LastSync.IsZero}}grey{{end}}" data-partner="{{.PartnerID}}">
+<td title="{{.PartnerID}}">{{or .Name ($f.Partner .PartnerID)}}</td><td>{{$f.T (print "fun_role_" .Role)}}</td><td>{{when .LastSync}}</td><td class="num">{{.CallsHour}}</td><td class="num">{{pct .ErrorRate}}</td>
+<td>{{len .Stale}}{{range .Stale}}<br>{{$f.T (print "fun_kind_" .Kind)}} {{.ID}}{{end}}</td>
+<td>{{len .Cremation}}{{range .Cremation}}<br>{{.ID}}: {{$f.T (print "fun_body_" .BodyStatus)}}, {{.DaysWaited}} {{$f.T "fun_days"}} (≥ {{.Threshold}}){{end}}</td>
+</tr>{{else}}<tr><td colspan="7">{{$f.T "no_results"}}</td></tr>{{end}}
+</table>
+`))
+
 // OpsHandler serves the operational view: HTML for browsers, JSON when the
 // request accepts application/json or asks ?format=json. The console mounts
 // it (for example at /console/funeral/).
@@ -179,6 +202,13 @@ func (a *API) OpsHandler() http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if f, ok := console.FrameFrom(r.Context()); ok {
+			_ = opsFragment.Execute(w, struct {
+				F *console.Frame
+				O Overview
+			}{f, ov})
+			return
+		}
 		_ = opsPage.Execute(w, ov)
 	})
 }
