@@ -76,6 +76,16 @@ type HTTPConfig struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// ReadHeaderTimeout bounds reading request headers (slowloris protection).
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, body included: a client sending its body
+	// slowly loses the connection after this long.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds a request from the end of its headers to the end of the answer.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout closes a keep-alive connection idle this long.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes is the largest request line plus headers answered normally; larger ones get
+	// 431 problem+json, and beyond four times this size the connection is refused outright.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
 	// MaxBodyBytes is the largest request body accepted by the partner API.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// TLSCertFile and TLSKeyFile enable HTTPS when both are set.
@@ -117,6 +127,10 @@ func defaultCore() Config {
 			Listen:            "127.0.0.1:8470",
 			ShutdownTimeout:   15 * time.Second,
 			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    32 << 10,
 			MaxBodyBytes:      1 << 20,
 		},
 		Replica:  ReplicaConfig{LeaseTTL: 15 * time.Second},
@@ -154,6 +168,18 @@ func (c Config) Validate() error {
 	}
 	if c.HTTP.ReadHeaderTimeout <= 0 {
 		errs = append(errs, errors.New("http.read_header_timeout: must be positive"))
+	}
+	if c.HTTP.ReadTimeout < c.HTTP.ReadHeaderTimeout {
+		errs = append(errs, fmt.Errorf("http.read_timeout: %s: at least http.read_header_timeout", c.HTTP.ReadTimeout))
+	}
+	if c.HTTP.WriteTimeout <= 0 {
+		errs = append(errs, errors.New("http.write_timeout: must be positive"))
+	}
+	if c.HTTP.IdleTimeout <= 0 {
+		errs = append(errs, errors.New("http.idle_timeout: must be positive"))
+	}
+	if c.HTTP.MaxHeaderBytes < 4096 || c.HTTP.MaxHeaderBytes > 1<<20 {
+		errs = append(errs, fmt.Errorf("http.max_header_bytes: %d: want 4096 to 1048576", c.HTTP.MaxHeaderBytes))
 	}
 	if c.HTTP.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("http.max_body_bytes: %d: must be at least 1024", c.HTTP.MaxBodyBytes))

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/config"
+	"github.com/shanghai-mca/mzhub/problem"
 	"github.com/shanghai-mca/mzhub/security"
 	"github.com/shanghai-mca/mzhub/store"
 )
@@ -280,13 +282,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	h.addr = ln.Addr().String()
 	close(h.addrOnce)
-	srv := &http.Server{
-		Handler:           h.mux,
-		ReadHeaderTimeout: h.cfg.HTTP.ReadHeaderTimeout,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	srv := h.server(ctx, h.front(h.mux))
 	compCtx, cancelComps := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelComps()
 	var wg, up sync.WaitGroup
@@ -371,6 +367,79 @@ func (h *Hub) Close(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// server returns an HTTP server with the listener limits every listener of
+// the hub gets: header, read (body included), write and idle timeouts, and
+// a hard cap on header bytes (front answers above http.max_header_bytes
+// with problem+json; Go's server refuses beyond four times that).
+func (h *Hub) server(ctx context.Context, handler http.Handler) *http.Server {
+	c := h.cfg.HTTP
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		ReadTimeout:       c.ReadTimeout,
+		WriteTimeout:      c.WriteTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		MaxHeaderBytes:    4 * c.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+}
+
+// front is what every request passes first: a request line plus headers
+// over http.max_header_bytes gets 431 problem+json, a path with dot or
+// empty segments ("/partner/v1/../x", "//") 400 problem+json (never the
+// mux's plain-text redirect), and every answer under /console/ the
+// console's security headers (pages may set stricter ones).
+func (h *Hub) front(next http.Handler) http.Handler {
+	limit := h.cfg.HTTP.MaxHeaderBytes
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if headerBytes(r) > limit {
+			w.Header().Set("Connection", "close")
+			problem.Write(w, r, problem.HeadersTooLarge(limit))
+			return
+		}
+		if !canonicalPath(r.URL.Path) {
+			problem.Write(w, r, problem.BadPath())
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/console/") {
+			hd := w.Header()
+			hd.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'")
+			hd.Set("X-Content-Type-Options", "nosniff")
+			hd.Set("X-Frame-Options", "DENY")
+			hd.Set("Referrer-Policy", "no-referrer")
+			hd.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// headerBytes is the size of the request line and headers as sent.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2 + len("Host: ") + len(r.Host) + 2
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	return n
+}
+
+// canonicalPath reports whether p (decoded) is absolute and has no ".",
+// ".." or empty segments (a trailing slash is fine).
+func canonicalPath(p string) bool {
+	if !strings.HasPrefix(p, "/") {
+		return false
+	}
+	segs := strings.Split(p[1:], "/")
+	for i, s := range segs {
+		if s == "." || s == ".." || (s == "" && i != len(segs)-1) {
+			return false
+		}
+	}
+	return true
 }
 
 func (h *Hub) setRunning(name string, v bool) {

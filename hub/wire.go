@@ -155,6 +155,7 @@ func (h *Hub) wireCore(ctx context.Context, extra []security.PartnerAccess) (sin
 	}
 	w.sec = sec
 	h.AddComponent("security", singleton("security.maintenance", sec.Run))
+	h.AddComponent("audit-throttle", sec.Unauthenticated)
 	// The partner API's rate limits are for the whole cluster: each replica
 	// allows its share, by the count of live replicas.
 	h.AddComponent("replicas", ComponentFunc(func(ctx context.Context) error {

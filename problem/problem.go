@@ -3,6 +3,7 @@ package problem
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 )
@@ -144,6 +145,8 @@ const (
 	CodePasswordPolicy       = "password_policy"
 	CodeInternal             = "internal"
 	CodeUnavailable          = "unavailable"
+	CodeHeadersTooLarge      = "headers_too_large"
+	CodeBadPath              = "bad_path"
 )
 
 func mk(status int, code, title, detail string) Problem {
@@ -223,6 +226,20 @@ func ValidationFailed(errs ...FieldError) Problem {
 	p := mk(http.StatusUnprocessableEntity, CodeValidationFailed, "Validation failed", "")
 	p.Errors = errs
 	return p
+}
+
+// HeadersTooLarge is a request line plus headers over the listener's limit
+// (http.max_header_bytes).
+func HeadersTooLarge(limit int) Problem {
+	return mk(http.StatusRequestHeaderFieldsTooLarge, CodeHeadersTooLarge, "Request headers too large",
+		fmt.Sprintf("the request line and headers must not exceed %d bytes", limit))
+}
+
+// BadPath is a request path that is not in canonical form (dot segments
+// such as "../", empty segments): refused, never redirected.
+func BadPath() Problem {
+	return mk(http.StatusBadRequest, CodeBadPath, "Path not canonical",
+		`the path must not contain "." or ".." segments or empty segments`)
 }
 
 // NotFound is an unknown resource.

@@ -39,6 +39,10 @@ type Options struct {
 	Nonces NonceStore
 	// Audit receives a record for every call; required.
 	Audit audit.Appender
+	// Unauthenticated, when set, receives instead of Audit the records of
+	// calls refused before the caller proved who it is (an aggregating
+	// audit.Throttle: a flood is counted, not written one record each).
+	Unauthenticated audit.Appender
 	// Logger gets refusals and audit failures; discarded when nil.
 	Logger *slog.Logger
 	// Registerer gets the metrics; none are registered when nil.
@@ -53,6 +57,7 @@ type PartnerAuth struct {
 	keys     keys.Provider
 	nonces   NonceStore
 	audit    audit.Appender
+	unauth   audit.Appender
 	log      *slog.Logger
 	clock    clock.Clock
 	verifier *sign.Verifier
@@ -105,7 +110,7 @@ func New(o Options) (*PartnerAuth, error) {
 		return nil, err
 	}
 	a := &PartnerAuth{
-		cfg: o.Config, keys: o.Keys, nonces: o.Nonces, audit: o.Audit, log: o.Logger, clock: o.Clock,
+		cfg: o.Config, keys: o.Keys, nonces: o.Nonces, audit: o.Audit, unauth: o.Unauthenticated, log: o.Logger, clock: o.Clock,
 		ipLim: newLimiters(), ptLim: newLimiters(),
 	}
 	if a.log == nil {
@@ -366,15 +371,23 @@ func (a *PartnerAuth) refuse(w http.ResponseWriter, r *http.Request, call callIn
 	}
 	a.calls.WithLabelValues(label, outcome, p.Code).Inc()
 	problem.Write(w, r, p)
-	a.record(r.Context(), call, actor, outcome, fmt.Sprintf("code=%s status=%d", p.Code, p.Status))
+	to := a.audit
+	if !call.authenticated && a.unauth != nil {
+		to = a.unauth
+	}
+	a.recordTo(r.Context(), to, call, actor, outcome, fmt.Sprintf("code=%s status=%d", p.Code, p.Status))
 }
 
 func (a *PartnerAuth) record(ctx context.Context, call callInfo, actor, outcome, detail string) {
+	a.recordTo(ctx, a.audit, call, actor, outcome, detail)
+}
+
+func (a *PartnerAuth) recordTo(ctx context.Context, to audit.Appender, call callInfo, actor, outcome, detail string) {
 	// The answer is already on its way: the record must not be lost because
 	// the client went away.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if _, err := a.audit.Append(ctx, audit.Record{
+	if _, err := to.Append(ctx, audit.Record{
 		Actor: actor, SourceIP: call.ip, Action: "partner_api.call", Object: call.object,
 		Outcome: outcome, RequestID: call.reqID, Detail: detail,
 	}); err != nil {

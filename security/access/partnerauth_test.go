@@ -377,3 +377,31 @@ func TestWithAuditLog(t *testing.T) {
 		t.Fatalf("verify %v %v", rep, err)
 	}
 }
+
+// TestUnauthenticatedFloodIsAggregated: 500 unsigned calls from one
+// address cost a handful of audit records and one count record, while
+// an authenticated refusal is still recorded one by one.
+func TestUnauthenticatedFloodIsAggregated(t *testing.T) {
+	f := newFixture(t, func(c *security.PartnerAPIConfig) { c.IPRate, c.IPBurst = 10000, 10000 })
+	th := audit.NewThrottle(f.audit, 10, time.Minute, f.clock)
+	f.auth.unauth = th
+	for i := 0; i < 500; i++ {
+		if w := f.do(t, req{target: "/partner/v1/funeral/halls", unsigned: true, ip: "10.1.9.9"}); w.Code != 401 {
+			t.Fatalf("unsigned call %d: %d", i, w.Code)
+		}
+	}
+	if n := len(f.audit.Records()); n != 10 {
+		t.Fatalf("%d audit records for 500 unsigned calls, want 10 until the minute ends", n)
+	}
+	f.do(t, req{target: "/partner/v1/funeral/halls", ip: "10.9.9.9"}) // signed, from the wrong address
+	if rec, _ := f.audit.Last(); rec.Actor != "partner:funeral-home-01" || rec.Outcome != audit.OutcomeDenied {
+		t.Fatalf("authenticated refusal: %+v", rec)
+	}
+	f.clock.Advance(time.Minute)
+	if err := th.Flush(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ := f.audit.Last(); !strings.Contains(rec.Detail, "aggregated: 490 more") || rec.Actor != "ip:10.1.9.9" {
+		t.Fatalf("count record: %+v", rec)
+	}
+}

@@ -89,7 +89,9 @@ func (e *LockedError) Error() string {
 }
 
 // Is makes errors.Is(err, ErrLocked) true.
-func (e *LockedError) Is(target error) bool { return target == ErrLocked }
+func (e *LockedError) Is(target error) bool {
+	return target == ErrLocked || target == ErrInvalidCredentials
+}
 
 // User is a console account as callers see it (never the hash).
 type User struct {
@@ -121,9 +123,12 @@ type Actor struct {
 
 // Manager owns console accounts and sessions.
 type Manager struct {
-	db         *store.DB
-	cfg        security.ConsoleConfig
-	audit      audit.Appender
+	db    *store.DB
+	cfg   security.ConsoleConfig
+	audit audit.Appender
+	// unauth receives what callers who have not authenticated cause
+	// (failed logins): an aggregating audit.Throttle in the hub.
+	unauth     audit.Appender
 	clock      clock.Clock
 	log        *slog.Logger
 	iterations int
@@ -172,6 +177,12 @@ func WithLoginPath(path string) Option { return func(m *Manager) { m.loginPath =
 // WithRegisterer registers the login metrics on reg.
 func WithRegisterer(reg prometheus.Registerer) Option { return func(m *Manager) { m.reg = reg } }
 
+// WithUnauthenticatedAudit routes the audit records of failed logins
+// (callers not authenticated) through a (an audit.Throttle), so a flood
+// of attempts is counted rather than written one record each. Lockouts and
+// successful logins still go to the audit log directly.
+func WithUnauthenticatedAudit(a audit.Appender) Option { return func(m *Manager) { m.unauth = a } }
+
 // WithHomePath sets where browsers go after logging in or changing their
 // password (default "/console/").
 func WithHomePath(path string) Option { return func(m *Manager) { m.homePath = path } }
@@ -204,9 +215,22 @@ func New(ctx context.Context, db *store.DB, cfg security.ConsoleConfig, a audit.
 var usernameRE = regexp.MustCompile(`^[a-z][a-z0-9._-]{2,31}$`)
 
 func (m *Manager) record(ctx context.Context, actor Actor, action, object, outcome, detail string) {
+	m.recordTo(ctx, m.audit, actor, action, object, outcome, detail)
+}
+
+// recordUnauth audits what a caller who has not authenticated caused.
+func (m *Manager) recordUnauth(ctx context.Context, actor Actor, action, object, outcome, detail string) {
+	to := m.unauth
+	if to == nil {
+		to = m.audit
+	}
+	m.recordTo(ctx, to, actor, action, object, outcome, detail)
+}
+
+func (m *Manager) recordTo(ctx context.Context, to audit.Appender, actor Actor, action, object, outcome, detail string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if _, err := m.audit.Append(ctx, audit.Record{
+	if _, err := to.Append(ctx, audit.Record{
 		Actor: actor.Name, SourceIP: actor.SourceIP, Action: action, Object: object,
 		Outcome: outcome, RequestID: actor.RequestID, Detail: detail,
 	}); err != nil {

@@ -433,3 +433,64 @@ func TestAddressThrottle(t *testing.T) {
 		t.Fatalf("unknown_user metric %v", n)
 	}
 }
+
+// TestAddressThrottleWhateverTheName: empty and malformed user names count
+// against the address too (they skipped the throttle before).
+func TestAddressThrottleWhateverTheName(t *testing.T) {
+	ctx := context.Background()
+	m, _, _ := newManager(t, storetest.Open(t))
+	otp, _ := m.CreateUser(ctx, cli, "op1", "", RoleOperator)
+	for i := 0; i < ipMaxFailures; i++ {
+		name := []string{"", " ", "x", "a/b", strings.Repeat("z", 40)}[i%5]
+		if _, err := m.Login(ctx, name, "Guess-1234", "203.0.113.9"); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatalf("guess %d (%q): %v", i, name, err)
+		}
+	}
+	if _, err := m.Login(ctx, "", "Guess-1234", "203.0.113.9"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("empty name after %d failures: %v", ipMaxFailures, err)
+	}
+	if _, err := m.Login(ctx, "op1", otp, "203.0.113.9"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("right password after %d failures from the address: %v", ipMaxFailures, err)
+	}
+}
+
+// TestNoUserEnumeration: after the lockout limit an existing (now locked)
+// account and an unknown name get the same status and body; so do a
+// wrong password and a disabled account.
+func TestNoUserEnumeration(t *testing.T) {
+	db := storetest.Open(t)
+	ctx := context.Background()
+	m, _, fa := newManager(t, db)
+	if _, err := m.CreateUser(ctx, cli, "op1", "", RoleOperator); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.StripPrefix("/console/auth", m.Handler()))
+	defer srv.Close()
+	login := func(name string) (int, string) {
+		t.Helper()
+		b, _ := json.Marshal(map[string]string{"username": name, "password": "Wrong-Passw0rd"})
+		resp, err := http.Post(srv.URL+"/console/auth/login", "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, fmt.Sprint(out["code"], out["detail"], out["title"])
+	}
+	var existing, unknown []string
+	for i := 0; i < 7; i++ { // 5 lock the account, then 2 more while locked
+		s1, b1 := login("op1")
+		s2, b2 := login("nobody")
+		existing = append(existing, fmt.Sprint(s1, b1))
+		unknown = append(unknown, fmt.Sprint(s2, b2))
+	}
+	for i := range existing {
+		if existing[i] != unknown[i] {
+			t.Fatalf("attempt %d: existing user answered %q, unknown user %q", i+1, existing[i], unknown[i])
+		}
+	}
+	if !fa.Has("console.login", audit.OutcomeDenied, "account locked") {
+		t.Fatal("the lockout is not in the audit log")
+	}
+}

@@ -3,7 +3,6 @@ package accounts
 import (
 	"encoding/json"
 	"errors"
-	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -83,6 +82,9 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
+// invalidLogin is the one answer to a failed login, whatever the cause.
+const invalidLogin = "wrong user name or password, or the account is locked after too many failures (try again later or ask the security administrator)"
+
 func (m *Manager) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if o := r.Header.Get("Origin"); o != "" && !strings.HasSuffix(o, "://"+r.Host) {
 		problem.Write(w, r, problem.CSRFFailed())
@@ -101,13 +103,10 @@ func (m *Manager) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s, err := m.Login(r.Context(), strings.TrimSpace(in.Username), in.Password, sourceIP(r))
-	var le *LockedError
 	switch {
-	case errors.As(err, &le):
-		problem.Write(w, r, problem.AccountLocked(int(math.Ceil(le.Until.Sub(m.clock.Now()).Seconds()))))
-		return
 	case errors.Is(err, ErrInvalidCredentials):
-		problem.Write(w, r, problem.Unauthenticated("wrong user name or password"))
+		// Unknown, wrong, disabled and locked answer alike (no enumeration).
+		problem.Write(w, r, problem.Unauthenticated(invalidLogin))
 		return
 	case errors.Is(err, ErrThrottled):
 		problem.Write(w, r, problem.RateLimited(int(ipWindowLen/time.Second)))

@@ -71,16 +71,12 @@ func (m *Manager) policyText() string {
 // loginForm handles a form login from the login page.
 func (m *Manager) loginForm(w http.ResponseWriter, r *http.Request, username, password string) {
 	s, err := m.Login(r.Context(), strings.TrimSpace(username), password, sourceIP(r))
-	var le *LockedError
 	switch {
-	case errors.As(err, &le):
-		m.render(w, http.StatusForbidden, "login", pageData{Title: "mzhub 登录", Username: username, Error: "账户已锁定，请稍后再试 · account locked, try again later"})
-		return
 	case errors.Is(err, ErrThrottled):
 		m.render(w, http.StatusTooManyRequests, "login", pageData{Title: "mzhub 登录", Username: username, Error: "失败次数过多，请稍后再试 · too many failed logins, try again later"})
 		return
 	case errors.Is(err, ErrInvalidCredentials):
-		m.render(w, http.StatusUnauthorized, "login", pageData{Title: "mzhub 登录", Username: username, Error: "用户名或密码错误 · wrong user name or password"})
+		m.render(w, http.StatusUnauthorized, "login", pageData{Title: "mzhub 登录", Username: username, Error: "用户名或密码错误，或账户因多次失败已锁定 · " + invalidLogin})
 		return
 	case err != nil:
 		m.log.Error("console login failed", "err", err)

@@ -58,36 +58,44 @@ func randomToken() string {
 }
 
 // Login checks a user name and password and opens a session. Unknown users,
-// wrong passwords and disabled accounts all give ErrInvalidCredentials; a
-// locked account gives a *LockedError without checking the password. The
+// wrong passwords, disabled and locked accounts all give an error matching
+// ErrInvalidCredentials (a locked account's is a *LockedError, which also
+// matches ErrLocked, for the audit trail and the CLI): the HTTP answers are
+// the same for all of them, so they do not tell which names exist. The
 // MaxFailures-th consecutive failure locks the account for LockoutDuration.
+// Before anything else, a source address with too many failures in the
+// window is refused (ErrThrottled), whatever the name, empty included.
 func (m *Manager) Login(ctx context.Context, username, password, sourceIP string) (Session, error) {
 	actor := Actor{Name: "user:" + username, SourceIP: sourceIP}
-	if !usernameRE.MatchString(username) || len(password) > 4*MaxPasswordLength {
-		m.record(ctx, actor, "console.login", "user:"+username, audit.OutcomeFailure, "unknown user")
-		return Session{}, ErrInvalidCredentials
-	}
 	now := m.clock.Now()
 	if m.throttled(sourceIP, now) {
 		m.logins.WithLabelValues("throttled").Inc()
-		m.record(ctx, actor, "console.login", "user:"+username, audit.OutcomeDenied, "too many failures from this address")
+		m.recordUnauth(ctx, actor, "console.login", "user:"+username, audit.OutcomeDenied, "too many failures from this address")
 		return Session{}, ErrThrottled
+	}
+	if !usernameRE.MatchString(username) || len(password) > 4*MaxPasswordLength {
+		m.failedFrom(sourceIP, now)
+		m.logins.WithLabelValues("unknown_user").Inc()
+		m.recordUnauth(ctx, actor, "console.login", "user:"+username, audit.OutcomeFailure, "unknown user")
+		return Session{}, ErrInvalidCredentials
 	}
 	u, err := m.getUser(ctx, m.db, username)
 	if errors.Is(err, ErrNotFound) {
 		m.failedFrom(sourceIP, now)
 		m.logins.WithLabelValues("unknown_user").Inc()
 		// Spend the same time as a real check so timing does not tell.
-		checkPassword("pbkdf2-sm3$"+fmt.Sprint(m.iterations)+"$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", password)
-		m.record(ctx, actor, "console.login", "user:"+username, audit.OutcomeFailure, "unknown user")
+		m.dummyCheck(password)
+		m.recordUnauth(ctx, actor, "console.login", "user:"+username, audit.OutcomeFailure, "unknown user")
 		return Session{}, ErrInvalidCredentials
 	}
 	if err != nil {
 		return Session{}, fmt.Errorf("accounts: login: %w", err)
 	}
 	if now.Before(u.LockedUntil) {
+		m.failedFrom(sourceIP, now)
 		m.logins.WithLabelValues("locked").Inc()
-		m.record(ctx, actor, "console.login", "user:"+username, audit.OutcomeDenied, "account locked")
+		m.dummyCheck(password) // as long as a real check: timing does not tell either
+		m.recordUnauth(ctx, actor, "console.login", "user:"+username, audit.OutcomeDenied, "account locked")
 		return Session{}, &LockedError{Until: u.LockedUntil}
 	}
 	ok, iter := checkPassword(u.hash, password)
@@ -95,7 +103,7 @@ func (m *Manager) Login(ctx context.Context, username, password, sourceIP string
 		m.failedFrom(sourceIP, now)
 		if u.Disabled {
 			m.logins.WithLabelValues("disabled").Inc()
-			m.record(ctx, actor, "console.login", "user:"+username, audit.OutcomeDenied, "account disabled")
+			m.recordUnauth(ctx, actor, "console.login", "user:"+username, audit.OutcomeDenied, "account disabled")
 			return Session{}, ErrInvalidCredentials
 		}
 		m.logins.WithLabelValues("wrong_password").Inc()
@@ -125,6 +133,11 @@ func (m *Manager) Login(ctx context.Context, username, password, sourceIP string
 	m.logins.WithLabelValues("success").Inc()
 	m.record(ctx, actor, "console.login", "user:"+username, audit.OutcomeSuccess, detail)
 	return s, nil
+}
+
+// dummyCheck spends the time of a password check.
+func (m *Manager) dummyCheck(password string) {
+	checkPassword("pbkdf2-sm3$"+fmt.Sprint(m.iterations)+"$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", password)
 }
 
 // throttled reports whether ip has used up its failures in this window.
@@ -170,7 +183,7 @@ func (m *Manager) fail(ctx context.Context, actor Actor, u userRow, now time.Tim
 		m.log.Warn("console account locked after failed logins", "user", u.Username, "source_ip", actor.SourceIP)
 		return &LockedError{Until: time.UnixMilli(locked)}
 	}
-	m.record(ctx, actor, "console.login", "user:"+u.Username, audit.OutcomeFailure, fmt.Sprintf("wrong password (%d of %d)", failed, m.cfg.MaxFailures))
+	m.recordUnauth(ctx, actor, "console.login", "user:"+u.Username, audit.OutcomeFailure, fmt.Sprintf("wrong password (%d of %d)", failed, m.cfg.MaxFailures))
 	return ErrInvalidCredentials
 }
 

@@ -48,6 +48,11 @@ type Options struct {
 	Provider keys.Provider
 }
 
+// UnauthenticatedPerMinute is how many audit records one source address
+// may cause per action and outcome each minute before it has
+// authenticated; the rest are counted into one record per minute.
+const UnauthenticatedPerMinute = 10
+
 // Baseline holds the opened security components.
 type Baseline struct {
 	// Keys is the key provider.
@@ -61,6 +66,10 @@ type Baseline struct {
 	// Partners guards the partner API: mount Partners.Middleware(handler)
 	// under /partner/.
 	Partners *access.PartnerAuth
+	// Unauthenticated aggregates the audit records of callers who have not
+	// authenticated (refused partner calls, failed logins); run it on every
+	// replica (Throttle.Run).
+	Unauthenticated *audit.Throttle
 	// Accounts is the console's identity: mount Accounts.Handler() under
 	// /console/auth/ and wrap console handlers with Accounts.Middleware and
 	// Accounts.RequireRole.
@@ -117,6 +126,7 @@ func Open(ctx context.Context, o Options) (*Baseline, error) {
 		return nil, fmt.Errorf("security: %w", err)
 	}
 	b.FileSigner = filesign.NewSigner(sk, nil)
+	b.Unauthenticated = audit.NewThrottle(b.Audit, UnauthenticatedPerMinute, time.Minute, b.clock)
 	nonces, err := access.NewSQLNonces(ctx, o.DB)
 	if err != nil {
 		return nil, err
@@ -124,12 +134,13 @@ func Open(ctx context.Context, o Options) (*Baseline, error) {
 	pcfg := o.Config.PartnerAPI
 	pcfg.Partners = append(append([]security.PartnerAccess(nil), pcfg.Partners...), o.ExtraPartners...)
 	if b.Partners, err = access.New(access.Options{
-		Config: pcfg, Keys: kp, Nonces: nonces, Audit: b.Audit,
+		Config: pcfg, Keys: kp, Nonces: nonces, Audit: b.Audit, Unauthenticated: b.Unauthenticated,
 		Logger: b.log.With("component", "partner_access"), Registerer: o.Registerer, Clock: b.clock,
 	}); err != nil {
 		return nil, err
 	}
-	opts := []accounts.Option{accounts.WithClock(b.clock), accounts.WithLogger(b.log.With("component", "accounts"))}
+	opts := []accounts.Option{accounts.WithClock(b.clock), accounts.WithLogger(b.log.With("component", "accounts")),
+		accounts.WithUnauthenticatedAudit(b.Unauthenticated)}
 	if o.Registerer != nil {
 		opts = append(opts, accounts.WithRegisterer(o.Registerer))
 	}
