@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -121,6 +123,10 @@ func runDisbursement(ctx context.Context, env *cliEnv, args []string) int {
 		return 1
 	}
 	transport := verb == "run" || verb == "resume"
+	if verb == "status" || verb == "report" {
+		// Reading creates nothing: no keys (a hub without keys says so).
+		cfg.Security.GenerateKeys = false
+	}
 	if *demo {
 		// The demo's state lives beside the simulators' data.
 		cfg.Node = "demo"
@@ -205,10 +211,12 @@ func runDisbursement(ctx context.Context, env *cliEnv, args []string) int {
 				fmt.Fprintln(env.Stderr, "mzhub disbursement:", err)
 				return 1
 			}
-			fmt.Fprintln(env.Stdout, "period,paid,failed,missing,paid_fen")
+			w := csv.NewWriter(env.Stdout)
+			_ = w.Write([]string{"period", "paid", "failed", "missing", "paid_fen"})
 			for _, p := range append(append(months, quarters...), total) {
-				fmt.Fprintf(env.Stdout, "%s,%d,%d,%d,%d\n", p.Period, p.Paid, p.Failed, p.Missing, p.PaidFen)
+				_ = w.Write([]string{disbursement.SafeCell(p.Period), itoa(p.Paid), itoa(p.Failed), itoa(p.Missing), itoa(p.PaidFen)})
 			}
+			w.Flush()
 			return 0
 		}
 		rows, err := svc.Report(ctx, k, *period)
@@ -216,10 +224,12 @@ func runDisbursement(ctx context.Context, env *cliEnv, args []string) int {
 			fmt.Fprintln(env.Stderr, "mzhub disbursement:", err)
 			return 1
 		}
-		fmt.Fprintln(env.Stdout, "bank,division,status,count,amount_fen")
+		w := csv.NewWriter(env.Stdout)
+		_ = w.Write([]string{"bank", "division", "status", "count", "amount_fen"})
 		for _, r := range rows {
-			fmt.Fprintf(env.Stdout, "%s,%s,%s,%d,%d\n", r.Bank, r.Division, r.Status, r.Count, r.AmountFen)
+			_ = w.Write([]string{disbursement.SafeCell(r.Bank), disbursement.SafeCell(r.Division), disbursement.SafeCell(r.Status), itoa(r.Count), itoa(r.AmountFen)})
 		}
+		w.Flush()
 		return 0
 	}
 	fmt.Fprintf(env.Stderr, "mzhub disbursement: unknown action %q\n", verb)
@@ -247,12 +257,21 @@ func cycleExit(ctx context.Context, env *cliEnv, svc *disbursement.Service, k ba
 		return 1
 	}
 	writeStatus(env.Stdout, st)
-	c := st.Counts
-	if st.Batch.Stage == disbursement.StageDone && c["missing"] > 0 && c["paid"] == 0 && c["failed"] == 0 {
-		fmt.Fprintf(env.Stderr, "mzhub disbursement: %s: every one of the %d records sent is missing: no bank return was reconciled\n", st.Batch.Name, c["missing"])
+	if msg := allMissing(st); msg != "" {
+		fmt.Fprintln(env.Stderr, "mzhub disbursement:", msg)
 		return 1
 	}
 	return 0
+}
+
+// allMissing says why a finished cycle is a failure when every record sent
+// ended missing ("" otherwise).
+func allMissing(st *disbursement.StatusReport) string {
+	c := st.Counts
+	if st.Batch.Stage == disbursement.StageDone && c["missing"] > 0 && c["paid"] == 0 && c["failed"] == 0 {
+		return fmt.Sprintf("%s: every one of the %d records sent is missing: no bank return was reconciled", st.Batch.Name, c["missing"])
+	}
+	return ""
 }
 
 // writeStatus prints a batch's state as readable tables: the batch, its
@@ -358,3 +377,5 @@ func (p *progressBar) done() {
 		fmt.Fprintln(p.env.Stderr)
 	}
 }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -146,11 +146,11 @@ func sshConfig(cfg Config) (*ssh.ClientConfig, error) {
 	if cfg.PrivateKeyFile != "" {
 		pem, err := os.ReadFile(cfg.PrivateKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("private key: %w", err)
+			return nil, fmt.Errorf("private key: %w (%s)", err, keyHelp(cfg.PrivateKeyFile))
 		}
 		signer, err := ssh.ParsePrivateKey(pem)
 		if err != nil {
-			return nil, fmt.Errorf("private key %s: %w", cfg.PrivateKeyFile, err)
+			return nil, fmt.Errorf("private key %s: %w (an unencrypted OpenSSH or PEM key is needed; %s)", cfg.PrivateKeyFile, err, keyHelp(cfg.PrivateKeyFile))
 		}
 		auth = append(auth, ssh.PublicKeys(signer))
 	}
@@ -161,7 +161,8 @@ func sshConfig(cfg Config) (*ssh.ClientConfig, error) {
 	if cfg.KnownHostsFile != "" {
 		cb, err := knownhosts.New(cfg.KnownHostsFile)
 		if err != nil {
-			return nil, fmt.Errorf("known_hosts: %w", err)
+			return nil, fmt.Errorf("known_hosts: %w (add the partner's host key: ssh-keyscan -p PORT HOST >> %s, and compare its fingerprint, ssh-keygen -lf %s, with the one the partner gives you; or set host_key_fingerprint; see docs/sftp.md)",
+				err, cfg.KnownHostsFile, cfg.KnownHostsFile)
 		}
 		known = cb
 	}
@@ -395,4 +396,9 @@ func (p progressWriter) Write(b []byte) (int, error) {
 	n, err := p.w.Write(b)
 	p.cn.touch()
 	return n, err
+}
+
+// keyHelp says how to set up the SSH key the hub logs in with.
+func keyHelp(p string) string {
+	return fmt.Sprintf("create the hub's key with: ssh-keygen -t ed25519 -N '' -f %s, chmod 600 it, and give %s.pub to the partner to authorise; see docs/sftp.md", p, p)
 }

@@ -137,9 +137,11 @@ func readList(path string, fn func(seq int64, r *listRecord) error) error {
 	seq := int64(0)
 	first := true
 	for sc.Scan() {
-		line := sc.Text()
+		line := strings.TrimSuffix(sc.Text(), "\r") // lists saved on Windows end lines with CRLF
 		if first {
 			first = false
+			// Spreadsheet programs save UTF-8 CSV with a byte order mark.
+			line = strings.TrimPrefix(line, "\uFEFF")
 			if strings.HasPrefix(line, "person_id,") {
 				continue
 			}

@@ -2,6 +2,7 @@ package disbursement
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -32,7 +33,7 @@ func (s *Service) failures(ctx context.Context, b *Batch, _ RunOptions) (string,
 	if err != nil {
 		return "", err
 	}
-	failed := map[int64]string{}
+	failed := map[int64][2]string{} // status, reason
 	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT seq, status, reason FROM disb_payments WHERE batch_id = ? AND status IN (4, 5)`), b.ID)
 	if err != nil {
 		return "", err
@@ -45,30 +46,31 @@ func (s *Service) failures(ctx context.Context, b *Batch, _ RunOptions) (string,
 			rows.Close()
 			return "", err
 		}
-		failed[seq] = StatusName(st) + "," + csvSafe(reason)
+		failed[seq] = [2]string{StatusName(st), reason}
 	}
 	rows.Close()
 	p := filepath.Join(s.dir(b), "failures.csv")
-	f, err := os.Create(p + ".part")
+	f, err := os.OpenFile(p+".part", os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return "", err
 	}
-	w := bufio.NewWriter(f)
-	// A UTF-8 byte order mark lets spreadsheet programs show the Chinese
-	// names and reasons correctly.
-	fmt.Fprint(w, "\uFEFF")
-	fmt.Fprintln(w, "seq,reference,person_id,name,account,bank,division,amount_fen,status,reason")
+	bw := bufio.NewWriter(f)
+	w, err := newCSVFile(bw, "seq", "reference", "person_id", "name", "account", "bank", "division", "amount_fen", "status", "reason")
 	prefix := refPrefix(b)
-	err = readList(s.listPath(b), func(seq int64, r *listRecord) error {
-		if x, ok := failed[seq]; ok {
-			_, err := fmt.Fprintf(w, "%d,%s,%s,%s,%s,%s,%s,%d,%s\n", seq, reference(prefix, seq), maskID(r.id()), maskName(r.name()),
-				maskAccount(r.account()), r.bank(), r.division(), r.amount(), x)
-			return err
-		}
-		return nil
-	})
 	if err == nil {
-		err = w.Flush()
+		err = readList(s.listPath(b), func(seq int64, r *listRecord) error {
+			if x, ok := failed[seq]; ok {
+				return w.row(strconv.FormatInt(seq, 10), reference(prefix, seq), maskID(r.id()), maskName(r.name()),
+					maskAccount(r.account()), r.bank(), r.division(), strconv.FormatInt(r.amount(), 10), x[0], x[1])
+			}
+			return nil
+		})
+	}
+	if err == nil {
+		err = w.close()
+	}
+	if err == nil {
+		err = bw.Flush()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -86,8 +88,6 @@ func (s *Service) failures(ctx context.Context, b *Batch, _ RunOptions) (string,
 	}
 	return fmt.Sprintf("%d failures listed and carried over", len(failed)), nil
 }
-
-func csvSafe(s string) string { return strings.NewReplacer(",", " ", "\n", " ", "\r", " ").Replace(s) }
 
 // maskName keeps the surname.
 func maskName(n string) string {
@@ -209,17 +209,25 @@ func (s *Service) report(ctx context.Context, b *Batch, _ RunOptions) (string, e
 		return "", err
 	}
 	p := filepath.Join(s.dir(b), "report.csv")
-	var sb strings.Builder
-	sb.WriteString("bank,division,status,count,amount_fen,amount_yuan\n")
+	var buf bytes.Buffer
+	w, err := newCSVFile(&buf, "bank", "division", "status", "count", "amount_fen", "amount_yuan")
+	if err != nil {
+		return "", err
+	}
 	var paid, paidFen int64
 	for _, r := range rows {
-		fmt.Fprintf(&sb, "%s,%s,%s,%d,%d,%s\n", r.Bank, r.Division, r.Status, r.Count, r.AmountFen, yuan(r.AmountFen))
+		if err := w.row(r.Bank, r.Division, r.Status, strconv.FormatInt(r.Count, 10), strconv.FormatInt(r.AmountFen, 10), yuan(r.AmountFen)); err != nil {
+			return "", err
+		}
 		if r.Status == "paid" {
 			paid += r.Count
 			paidFen += r.AmountFen
 		}
 	}
-	if err := os.WriteFile(p, []byte(sb.String()), 0o640); err != nil {
+	if err := w.close(); err != nil {
+		return "", err
+	}
+	if err := writeFileAtomic(p, buf.Bytes()); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("%d paid, %s yuan; report.csv", paid, yuan(paidFen)), nil
@@ -398,4 +406,13 @@ func (s *Service) Stats(ctx context.Context, k Kind, year int) (months, quarters
 	sort.Slice(months, func(i, j int) bool { return months[i].Period < months[j].Period })
 	sort.Slice(quarters, func(i, j int) bool { return quarters[i].Period < quarters[j].Period })
 	return months, quarters, total, rows.Err()
+}
+
+// writeFileAtomic writes data to p (mode 0600) under a temporary name and
+// renames it into place.
+func writeFileAtomic(p string, data []byte) error {
+	if err := os.WriteFile(p+".part", data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(p+".part", p)
 }
