@@ -16,6 +16,7 @@ import (
 	"github.com/shanghai-mca/mzhub/config"
 	"github.com/shanghai-mca/mzhub/services/disbursement"
 	"github.com/shanghai-mca/mzhub/services/funeral"
+	_ "github.com/shanghai-mca/mzhub/services/portal"
 )
 
 // This package imports every package that registers a config section

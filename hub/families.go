@@ -20,7 +20,9 @@ type family struct {
 }
 
 // families are wired in this order by Build.
-var families = []family{}
+var families = []family{
+	{name: "portal", wire: wirePortal},
+}
 
 // wireFamilies wires every partner family.
 func (h *Hub) wireFamilies(ctx context.Context, opts Options, singleton singletonFunc) error {

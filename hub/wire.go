@@ -55,6 +55,7 @@ type parts struct {
 	leases       *lease.Elector
 	partnerStore *funeral.PartnerStore
 	partnerSync  *funeral.PartnerSync
+	portal       *portalFamily // hub/portal.go
 
 	// bookingURLs overrides the registry's booking URLs (the demo's
 	// simulated homes listen on ports chosen at start).

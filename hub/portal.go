@@ -1,0 +1,259 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/connectors/joblib"
+	"github.com/shanghai-mca/mzhub/connectors/joblib/joblibsim"
+	"github.com/shanghai-mca/mzhub/security/accounts"
+	"github.com/shanghai-mca/mzhub/security/keys"
+	"github.com/shanghai-mca/mzhub/services/disbursement/synth"
+	"github.com/shanghai-mca/mzhub/services/portal"
+)
+
+// PortalLease is the lease held by the one runner of the portal exchanges.
+const PortalLease = "portal.exchange"
+
+// PortalKeyName is the key provider's name of the signing secret the
+// one-stop portal issued to the bureau (file keys/portal/signing, or
+// MZHUB_KEY_PORTAL__SIGNING in hex).
+const PortalKeyName = "portal/signing"
+
+// portalDemoKeyID is the key id of the demo's simulated portal.
+const portalDemoKeyID = "mzhub-demo"
+
+// portalFamily is the wired portal exchange.
+type portalFamily struct {
+	svc *portal.Service
+	sim *joblibsim.Sim
+}
+
+// Portal returns the one-stop portal service (nil when the portal is not
+// enabled).
+func (h *Hub) Portal() *portal.Service {
+	if h.portal == nil {
+		return nil
+	}
+	return h.portal.svc
+}
+
+// PortalSim returns the demo's simulated portal (nil outside the demo).
+func (h *Hub) PortalSim() *joblibsim.Sim {
+	if h.portal == nil {
+		return nil
+	}
+	return h.portal.sim
+}
+
+// wirePortal adds the one-stop portal family: the job library and
+// 免申即享 exchanges under one lease, and the console page. The demo starts
+// the portal's simulator and plays the bureau's business system.
+func wirePortal(ctx context.Context, h *Hub, opts Options, singleton singletonFunc) error {
+	cfg := portal.ConfigFrom(h.Config())
+	log := h.Logger().With("component", "portal")
+	f := &portalFamily{}
+	if opts.Demo {
+		if _, err := keys.Ensure(ctx, h.sec.Keys, PortalKeyName, keys.MACKeySize); err != nil {
+			return fmt.Errorf("demo: portal key: %w", err)
+		}
+		secret, err := h.sec.Keys.Get(ctx, PortalKeyName)
+		if err != nil {
+			return fmt.Errorf("demo: portal key: %w", err)
+		}
+		sim, err := joblibsim.Start(joblibsim.Options{KeyID: portalDemoKeyID, Secret: secret, Dept: cfg.Dept, RatePerSecond: 50, Seed: 1})
+		if err != nil {
+			return fmt.Errorf("demo: portal simulator: %w", err)
+		}
+		h.OnClose(func(context.Context) error { return sim.Close() })
+		f.sim = sim
+		cfg.Enabled = true
+		cfg.JobLib.BaseURL, cfg.JobLib.KeyID = sim.URL(), portalDemoKeyID
+		cfg.Mianshen.BaseURL, cfg.Mianshen.KeyID = sim.URL(), portalDemoKeyID
+		cfg.Every, cfg.RetryWait = 2*time.Second, 500*time.Millisecond
+	}
+	if !cfg.Enabled {
+		return nil
+	}
+	secret, err := h.sec.Keys.Get(ctx, PortalKeyName)
+	if err != nil {
+		return fmt.Errorf("portal signing key %q (issued by the portal; docs/portal.md): %w", PortalKeyName, err)
+	}
+	client, err := joblib.NewClient(cfg.Dept, cfg.JobLib, cfg.Mianshen, secret, secret)
+	if err != nil {
+		return err
+	}
+	svc, err := portal.New(ctx, cfg, portal.Deps{DB: h.Store(), Client: client, Fields: h.sec.Fields, Payments: h.disbursement,
+		Events: h.mon, Expect: h.mon, Logger: log, Clock: h.Clock(), Metrics: h.Registerer(), Node: h.Node()})
+	if err != nil {
+		return err
+	}
+	f.svc = svc
+	h.portal = f
+	h.AddComponent("portal", singleton(PortalLease, svc.Run))
+	canAct := func(r *http.Request) bool {
+		u, ok := accounts.UserFrom(r.Context())
+		return ok && u.Role == accounts.RoleOperator
+	}
+	h.Handle("/console/portal/", h.sec.Accounts.Guard(accounts.RoleOperator, accounts.RoleAuditor)(
+		http.StripPrefix("/console/portal", svc.Handler(accounts.RequestUser, canAct, func(r *http.Request) string { return accounts.CSRFToken(r.Context()) }))))
+	if opts.Demo {
+		h.AddComponent("demo-portal-business", ComponentFunc(func(ctx context.Context) error {
+			if err := driveDemoPortal(ctx, svc, f.sim, h.Clock(), log.With("component", "demo-portal")); err != nil && ctx.Err() == nil {
+				log.Error("demo portal business system stopped", "err", err)
+			}
+			<-ctx.Done()
+			return nil
+		}))
+	}
+	return nil
+}
+
+// driveDemoPortal plays the bureau's business system and the people on
+// the portal: it drops this month's registers (newly eligible elderly
+// allowance recipients taken from the demo's allowance list, so that their
+// payouts follow the month's bank returns; severe-disability nursing
+// subsidy; assistance recipients for 救助证明), lets people apply on the
+// portal (website, app, self-service terminals, counters), and reports the
+// applications' nodes as the business system does.
+func driveDemoPortal(ctx context.Context, svc *portal.Service, sim *joblibsim.Sim, clk clock.Clock, log *slog.Logger) error {
+	cfg := svc.Config()
+	month := clk.Now().In(clock.Shanghai).Format("2006-01")
+	if err := os.MkdirAll(cfg.Inbox, 0o700); err != nil {
+		return err
+	}
+	// Elderly allowance: every 25th person of the demo's allowance list.
+	g := synth.New(1)
+	var elderly []portal.EligibleRecord
+	var firstElder synth.Person
+	for i := range DemoPersons {
+		p := g.Next()
+		if i >= 100 && i%25 == 0 {
+			elderly = append(elderly, portal.NewEligible(p.ID, p.Name, p.Division, "shanghai", 0, ""))
+			if firstElder.ID == "" {
+				firstElder = p
+			}
+		}
+	}
+	// Severe disability: grades 1-4 (grades 3 and 4 fail the item's rule).
+	dg := synth.New(33)
+	var disabled []portal.EligibleRecord
+	for i := range 40 {
+		p := dg.Next()
+		disabled = append(disabled, portal.NewEligible(p.ID, p.Name, p.Division, "shanghai", 1+i%4, ""))
+	}
+	// Assistance recipients: half of the 救助证明 applicants below.
+	ag := synth.New(77)
+	var assisted []portal.EligibleRecord
+	var certApplicants []synth.Person
+	for i := range 20 {
+		p := ag.Next()
+		certApplicants = append(certApplicants, p)
+		if i%2 == 0 {
+			assisted = append(assisted, portal.NewEligible(p.ID, p.Name, p.Division, "shanghai", 0, []string{"dibao", "tekun", "dibian"}[i%3]))
+		}
+	}
+	for item, recs := range map[string][]portal.EligibleRecord{"MZ-LNZHJT": elderly, "MZ-ZDCJHL": disabled, "MZ-JZZM": assisted} {
+		if err := writeInboxFile(cfg.Inbox, fmt.Sprintf("eligible-%s-%s.csv", item, month), func(w *os.File) error { return portal.WriteEligible(w, recs) }); err != nil {
+			return err
+		}
+	}
+	// People apply: 救助证明 applicants, one elder who also applied for the
+	// allowance at a self-service terminal (免申即享 refuses the double), and
+	// a mix over every item and channel.
+	now := clk.Now().Truncate(time.Second)
+	for i, p := range certApplicants {
+		sim.AddApplication(joblib.Application{ApplicationID: fmt.Sprintf("SBJZ%s%05d", now.Format("060102"), i+1), ItemCode: "MZ-JZZM", ItemName: "救助证明",
+			Channel: joblib.Channels[i%len(joblib.Channels)], TerminalID: terminalOf(joblib.Channels[i%len(joblib.Channels)], p.Division, i),
+			Applicant: joblib.Applicant{IDNumber: p.ID, Name: p.Name}, Division: p.Division, SubmittedAt: now, Form: map[string]string{"purpose": "医疗救助"}})
+	}
+	sim.AddApplication(joblib.Application{ApplicationID: "SBLN" + now.Format("060102") + "00001", ItemCode: "MZ-LNZHJT", ItemName: "老年综合津贴",
+		Channel: joblib.ChannelTerminal, TerminalID: terminalOf(joblib.ChannelTerminal, firstElder.Division, 1),
+		Applicant: joblib.Applicant{IDNumber: firstElder.ID, Name: firstElder.Name}, Division: firstElder.Division, SubmittedAt: now})
+	ids := sim.AddApplications(60)
+	// A person who found the item by themselves and is not on the register.
+	stranger := synth.New(99).Next()
+	sim.AddCase(joblib.Case{ItemCode: "MZ-LNZHJT", IDNumber: stranger.ID, Name: stranger.Name, Division: stranger.Division, Month: month, ConsentedAt: now})
+
+	round := func() error {
+		done := svc.RoundDone()
+		svc.Kick()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-done:
+			return nil
+		}
+	}
+	// Two rounds: registers and applications in, pushes out; cases back.
+	for range 2 {
+		if err := round(); err != nil {
+			return nil
+		}
+	}
+	// The business system reports the nodes of its items' applications.
+	steps := []struct{ node, result, reason string }{
+		{joblib.NodeAccepted, joblib.ResultAccepted, ""},
+		{joblib.NodeProcessing, "", ""},
+		{joblib.NodeDone, joblib.ResultApproved, "符合条件，准予"},
+	}
+	for si, st := range steps {
+		lines := [][]string{}
+		for i, id := range ids {
+			if joblibsim.Items[i%len(joblibsim.Items)].Code == "MZ-JZZM" {
+				continue // answered by the hub
+			}
+			result, reason := st.result, st.reason
+			if st.node == joblib.NodeDone && i%7 == 3 {
+				result, reason = joblib.ResultRefused, "家庭收入超过标准"
+			}
+			lines = append(lines, []string{id, st.node, result, reason, "", ""})
+		}
+		name := fmt.Sprintf("status-%s-%d.csv", clk.Now().In(clock.Shanghai).Format("20060102T150405"), si+1)
+		if err := writeInboxFile(cfg.Inbox, name, func(w *os.File) error { return writeStatus(w, lines) }); err != nil {
+			return err
+		}
+		if err := round(); err != nil {
+			return nil
+		}
+	}
+	log.Info("demo portal: registers dropped, applications answered; payouts follow the month's reconciled bank returns",
+		"month", month, "elderly", len(elderly), "applications", len(ids)+len(certApplicants)+1)
+	return nil
+}
+
+func terminalOf(channel, division string, i int) string {
+	if channel != joblib.ChannelTerminal {
+		return ""
+	}
+	return fmt.Sprintf("ZZ-%s-%03d", division, i%40+1)
+}
+
+// writeInboxFile writes a file under a temporary name and renames it into
+// the inbox, so the service never reads half a file.
+func writeInboxFile(dir, name string, write func(*os.File) error) error {
+	tmp := filepath.Join(dir, "."+name+".tmp")
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	err = write(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return errors.Join(err, os.Remove(tmp))
+	}
+	return os.Rename(tmp, filepath.Join(dir, name))
+}
+
+func writeStatus(w *os.File, lines [][]string) error {
+	return portal.WriteStatus(w, lines)
+}

@@ -1,0 +1,138 @@
+package hub_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/hub"
+	"github.com/shanghai-mca/mzhub/hub/hubtest"
+	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/security/accounts"
+	"github.com/shanghai-mca/mzhub/services/portal"
+)
+
+// TestPortalDemo runs the whole demo hub: the simulated portal, six banks
+// and the demo's allowance month. The portal family fetches applications
+// (all channels, self-service terminals among them), answers 救助证明 from
+// the register with certificate references, pushes the month's newly
+// eligible persons, confirms or refuses the cases handed back and, once the
+// month's bank returns are reconciled, reports a payout for each paid
+// person and none for a failed payment. The console shows it.
+func TestPortalDemo(t *testing.T) {
+	srv := hubtest.Start(t, hubtest.Options{Hub: hub.Options{Demo: true}})
+	svc, sim := srv.Hub.Portal(), srv.Hub.PortalSim()
+	if svc == nil || sim == nil {
+		t.Fatal("the demo wired no portal")
+	}
+	ctx := context.Background()
+	deadline := time.After(3 * time.Minute)
+	var st portal.Stats
+	for {
+		done := svc.RoundDone()
+		var err error
+		st, err = svc.Stats(ctx, portal.StatsFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if paid(st) > 0 && settled(st) {
+			break
+		}
+		svc.Kick()
+		select {
+		case <-done:
+		case <-deadline:
+			t.Fatalf("the demo's portal flows did not finish: %+v", st)
+		}
+	}
+	t.Logf("mianshen %+v outbox %+v refused %d", st.Mianshen, st.Outbox, st.Refused)
+	// Applications: every channel, terminals recorded; done nodes at the portal.
+	channels := map[string]int64{}
+	var done int64
+	for _, a := range st.Applications {
+		channels[a.Channel] += a.Count
+		if a.Stage == "done" {
+			done += a.Count
+		}
+	}
+	for _, ch := range []string{"web", "app", "terminal", "window"} {
+		if channels[ch] == 0 {
+			t.Errorf("no application through channel %s: %v", ch, channels)
+		}
+	}
+	if done == 0 {
+		t.Error("no application reached 办结")
+	}
+	// 免申即享: elderly allowance confirmed and paid; the stranger and the
+	// double applicant refused; grade 3-4 disability refused.
+	var ln portal.MianshenCount
+	for _, m := range st.Mianshen {
+		if m.Item == "MZ-LNZHJT" {
+			ln.Pushed += m.Pushed
+			ln.Cases += m.Cases
+			ln.Confirmed += m.Confirmed
+			ln.Refused += m.Refused
+			ln.Paid += m.Paid
+		}
+	}
+	if ln.Pushed == 0 || ln.Cases == 0 || ln.Confirmed == 0 || ln.Refused < 2 || ln.Paid == 0 || ln.Paid > ln.Confirmed {
+		t.Errorf("elderly allowance figures: %+v", ln)
+	}
+	for _, c := range sim.Cases() {
+		d := sim.Decision(c.CaseID)
+		if d == nil {
+			t.Errorf("case %s has no decision at the portal", c.CaseID)
+			continue
+		}
+		if d.Decision == "refuse" && d.Reason == "" {
+			t.Errorf("case %s refused without a reason", c.CaseID)
+		}
+		if d.Decision == "refuse" && len(sim.Payouts(c.CaseID)) > 0 {
+			t.Errorf("refused case %s has a payout", c.CaseID)
+		}
+	}
+	// The console page and the JSON, behind the console's login.
+	op := srv.Console(t, "olga", accounts.RoleOperator)
+	if code, body := op.Page("/console/portal/"); code != 200 || !strings.Contains(body, "免申即享") || !strings.Contains(body, "<svg") {
+		t.Fatalf("console page: %d %.300s", code, body)
+	}
+	if code, out := op.Do("GET", "/console/portal/stats.json?month=2026-13", nil); code != 422 || out["code"] != "validation_failed" {
+		t.Fatalf("bad filter: %d %v", code, out)
+	}
+	// Every exchange is an event: the monitor holds the portal's flows.
+	if err := srv.Hub.Monitor().Writer().Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := srv.Hub.Monitor().Store().Search(ctx, monitor.Filter{Partner: portal.PartnerMianshen, Limit: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flows := map[string]bool{}
+	for _, e := range evs {
+		flows[e.Flow] = true
+	}
+	for _, f := range []string{portal.FlowPush, portal.FlowCases, portal.FlowConfirm, portal.FlowPayout} {
+		if !flows[f] {
+			t.Errorf("no %s event in the monitor (flows %v)", f, flows)
+		}
+	}
+}
+
+func paid(st portal.Stats) int64 {
+	var n int64
+	for _, m := range st.Mianshen {
+		n += m.Paid
+	}
+	return n
+}
+
+// settled: nothing left to send or in doubt.
+func settled(st portal.Stats) bool {
+	for _, o := range st.Outbox {
+		if o.State != "delivered" && o.State != "failed" {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,255 @@
+package portal
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/connectors/joblib"
+	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/security/fieldcrypt"
+	"github.com/shanghai-mca/mzhub/services/disbursement"
+	"github.com/shanghai-mca/mzhub/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Partner ids and flows in monitor events.
+const (
+	PartnerJobLib   = "portal.joblib"
+	PartnerMianshen = "portal.mianshen"
+
+	FlowFetch        = "application-fetch"
+	FlowStatus       = "status-push"
+	FlowInbox        = "business-inbox"
+	FlowPush         = "mianshen-push"
+	FlowCases        = "mianshen-cases"
+	FlowConfirm      = "mianshen-confirm"
+	FlowPayout       = "mianshen-payout"
+	componentName    = "portal"
+	markApplications = "cursor.applications"
+	markCases        = "cursor.cases"
+)
+
+// Payments reads the allowance disbursement's reconciled outcomes
+// (*disbursement.Service implements it).
+type Payments interface {
+	Outcomes(ctx context.Context, k disbursement.Kind, period string, ids []string) (map[string]disbursement.PaymentOutcome, bool, error)
+}
+
+// Expecter registers expected exchanges in the monitor.
+type Expecter interface {
+	Expect(ctx context.Context, e monitor.Expectation) error
+}
+
+// Deps are what the service is built on.
+type Deps struct {
+	// DB is the hub's state store.
+	DB *store.DB
+	// Client calls the portal.
+	Client *joblib.Client
+	// Fields seals ID numbers and computes their blind index.
+	Fields *fieldcrypt.Ring
+	// Payments reads paid allowances (nil: no payouts are reported).
+	Payments Payments
+	// Events receives an event per exchange.
+	Events connectors.Events
+	// Expect registers the monthly push's due time (nil: none).
+	Expect Expecter
+	// Logger is scoped by the caller.
+	Logger *slog.Logger
+	// Clock tells the time.
+	Clock clock.Clock
+	// Metrics registers the service's metrics (nil: none).
+	Metrics prometheus.Registerer
+	// Node names the replica in events.
+	Node string
+}
+
+// Service runs the portal exchanges.
+type Service struct {
+	cfg   Config
+	d     Deps
+	db    *store.DB
+	log   *slog.Logger
+	items map[string]*compiledItem
+	sent  *prometheus.CounterVec
+
+	roundMu sync.Mutex // one round at a time
+	kick    chan struct{}
+	doneMu  sync.Mutex
+	done    chan struct{} // closed and replaced after each round
+}
+
+// New checks cfg, migrates the service's tables and returns the service.
+func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.DB == nil || d.Client == nil || d.Fields == nil {
+		return nil, errors.New("portal: store, client and field keys are required")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Clock == nil {
+		d.Clock = clock.Real{}
+	}
+	if d.Events == nil {
+		d.Events = discardEvents{}
+	}
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("portal: migrations: %w", err)
+	}
+	if err := d.DB.Migrate(ctx, componentName, sub); err != nil {
+		return nil, fmt.Errorf("portal: %w", err)
+	}
+	items, err := compileItems(cfg.Items)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, d: d, db: d.DB, log: d.Logger, items: items, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	s.sent = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mzhub_portal_items_total",
+		Help: "Items exchanged with the one-stop portal by kind (application, case, node, push, confirm, payout) and outcome."}, []string{"kind", "outcome"})
+	if d.Metrics != nil {
+		if err := d.Metrics.Register(s.sent); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, fmt.Errorf("portal: metrics: %w", err)
+			}
+			s.sent = are.ExistingCollector.(*prometheus.CounterVec)
+		}
+	}
+	return s, nil
+}
+
+type discardEvents struct{}
+
+func (discardEvents) Emit(monitor.Event) {}
+
+// Config returns the service's configuration.
+func (s *Service) Config() Config { return s.cfg }
+
+// Run does a round every cfg.Every (or at once when kicked) until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	for {
+		if err := s.Round(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("portal round", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.kick:
+		case <-s.d.Clock.After(s.cfg.Every):
+		}
+	}
+}
+
+// Kick asks Run for a round now.
+func (s *Service) Kick() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// RoundDone returns a channel closed when the next round ends (take it
+// before kicking, so no round is missed).
+func (s *Service) RoundDone() <-chan struct{} {
+	s.doneMu.Lock()
+	defer s.doneMu.Unlock()
+	return s.done
+}
+
+// Round does one pass of every exchange: the business system's files, new
+// applications, the month's pushes, cases and their confirmation, payouts,
+// and the outbox. Each step's failure is reported and the others go on.
+func (s *Service) Round(ctx context.Context) error {
+	s.roundMu.Lock()
+	defer func() {
+		s.roundMu.Unlock()
+		s.doneMu.Lock()
+		close(s.done)
+		s.done = make(chan struct{})
+		s.doneMu.Unlock()
+	}()
+	var errs []error
+	step := func(name string, f func(context.Context) error) {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := f(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	step("inbox", s.scanInbox)
+	step("applications", s.FetchApplications)
+	step("push plan", s.planPushes)
+	step("expect", s.expectPush)
+	step("cases", s.FetchCases)
+	step("payouts", s.planPayouts)
+	step("outbox", s.Drain)
+	return errors.Join(errs...)
+}
+
+func (s *Service) now() time.Time { return s.d.Clock.Now() }
+
+func (s *Service) emit(ev monitor.Event) {
+	if ev.Time.IsZero() {
+		ev.Time = s.now()
+	}
+	if ev.Status == "" {
+		ev.Status = monitor.OK
+	}
+	ev.Channel = "http"
+	ev.Component = componentName
+	ev.Node = s.d.Node
+	s.d.Events.Emit(ev)
+}
+
+// mark reads a mark ("" when unset).
+func (s *Service) mark(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, name string) (string, error) {
+	var v string
+	err := q.QueryRowContext(ctx, s.db.Rebind(`SELECT value FROM portal_marks WHERE name = ?`), name).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return v, err
+}
+
+func (s *Service) setMark(ctx context.Context, tx *sql.Tx, name, value string) error {
+	_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO portal_marks (name, value, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`), name, value, s.now().UnixMilli())
+	return err
+}
+
+// person returns the blind index and the sealed form of an ID number.
+func (s *Service) person(id string) (key, sealed string, err error) {
+	sealed, err = s.d.Fields.Encrypt(id)
+	if err != nil {
+		return "", "", fmt.Errorf("portal: seal ID number: %w", err)
+	}
+	return s.d.Fields.BlindIndex(id), sealed, nil
+}
+
+func (s *Service) refuse(ctx context.Context, tx *sql.Tx, source, ref string, line int64, reason string) error {
+	_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO portal_refused (source, ref, line, reason, at) VALUES (?, ?, ?, ?, ?)`),
+		source, ref, line, reason, s.now().UnixMilli())
+	return err
+}
+
+func monthOf(t time.Time) string { return t.In(clock.Shanghai).Format("2006-01") }
