@@ -351,7 +351,7 @@ func (s *Service) takeFile(ctx context.Context, name string) error {
 	if errors.Is(err, errTaken) {
 		return nil
 	}
-	ev := monitor.Event{Partner: "bureau.business", Flow: FlowInbox, Direction: monitor.Inbound, Type: monitor.Received, Status: monitor.OK,
+	ev := monitor.Event{Partner: PartnerBusiness, Flow: FlowInbox, Direction: monitor.Inbound, Type: monitor.Received, Status: monitor.OK,
 		ExchangeID: "inbox:" + name + ":" + digest[:16], FileName: name, Digest: digest, Bytes: int64(len(data)),
 		Records: good, RecordsFailed: int64(len(bad)), Duration: s.now().Sub(start)}
 	if len(bad) > 0 {

@@ -29,6 +29,8 @@ var migrations embed.FS
 const (
 	PartnerJobLib   = "portal.joblib"
 	PartnerMianshen = "portal.mianshen"
+	// PartnerBusiness is the bureau's business system dropping registers and status files.
+	PartnerBusiness = "bureau.business"
 
 	FlowFetch        = "application-fetch"
 	FlowStatus       = "status-push"

@@ -83,6 +83,9 @@ type Faults struct {
 	WrongRecords int
 	// DropResult leaves one item out of the next n answers to pushing calls.
 	DropResult int
+	// HoldAfterApply applies the next n pushing calls, announces each on
+	// Sim.Held and never answers it (the caller times out or dies).
+	HoldAfterApply int
 }
 
 type app struct {
@@ -124,6 +127,13 @@ type Sim struct {
 	nextCase int
 
 	calls, limited, faulted atomic.Int64
+
+	// Held receives the kind of each call held by HoldAfterApply.
+	Held chan string
+	// Duplicates counts items sent again that the portal held already (a
+	// node, push batch, confirmation or payout): the hub's exactly-once
+	// promise keeps it at 0 across in-doubt sends and restarts.
+	Duplicates atomic.Int64
 }
 
 // Start listens on 127.0.0.1 and serves until Close.
@@ -138,7 +148,8 @@ func Start(o Options) (*Sim, error) {
 		o.Clock = clock.Real{}
 	}
 	s := &Sim{opts: o, nonces: map[string]time.Time{}, byApp: map[string]*app{}, pushes: map[string]pushRec{},
-		pushed: map[string]map[string]string{}, byCase: map[string]*pcase{}, gen: synth.New(o.Seed + 14)}
+		pushed: map[string]map[string]string{}, byCase: map[string]*pcase{}, gen: synth.New(o.Seed + 14),
+		Held: make(chan string, 16)}
 	s.verify = &sign.Verifier{Window: 5 * time.Minute, MaxBody: 32 << 20, Now: o.Clock.Now,
 		Secret: func(_ context.Context, id string) ([]byte, error) {
 			if id != o.KeyID {
@@ -269,15 +280,34 @@ func (s *Sim) guard(next http.Handler) http.Handler {
 	})
 }
 
-// applyFault is called by a pushing handler after applying: it reports
-// whether the answer must be a 500 instead (in doubt).
-func (s *Sim) failAfterApply() bool {
-	if s.faults.FailAfterApply > 0 {
+// finish answers a pushing call once it is applied; it is called with
+// s.mu held and releases it. FailAfterApply turns the answer into a 500;
+// HoldAfterApply announces the applied call on Held and keeps the caller
+// waiting until it goes away (a client killed mid-call: in doubt).
+func (s *Sim) finish(w http.ResponseWriter, r *http.Request, what string, v any) {
+	fail := s.faults.FailAfterApply > 0
+	if fail {
 		s.faults.FailAfterApply--
 		s.faulted.Add(1)
-		return true
 	}
-	return false
+	hold := s.faults.HoldAfterApply > 0
+	if hold {
+		s.faults.HoldAfterApply--
+	}
+	s.mu.Unlock()
+	if hold {
+		select {
+		case s.Held <- what:
+		default:
+		}
+		<-r.Context().Done()
+		return
+	}
+	if fail {
+		writeProblem(w, http.StatusInternalServerError, "internal", "internal error")
+		return
+	}
+	writeJSON(w, v)
 }
 
 func (s *Sim) dropResult(rs []joblib.Result) []joblib.Result {
@@ -451,16 +481,11 @@ func (s *Sim) pushNodes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	rs := make([]joblib.Result, 0, len(req.Nodes))
 	for _, n := range req.Nodes {
 		rs = append(rs, s.takeNode(n))
 	}
-	if s.failAfterApply() {
-		writeProblem(w, http.StatusInternalServerError, "internal", "internal error")
-		return
-	}
-	writeJSON(w, map[string]any{"results": s.dropResult(rs)})
+	s.finish(w, r, "nodes", map[string]any{"results": s.dropResult(rs)})
 }
 
 func (s *Sim) takeNode(n joblib.Node) joblib.Result {
@@ -477,6 +502,7 @@ func (s *Sim) takeNode(n joblib.Node) joblib.Result {
 		prev := a.nodes[n.Seq-1]
 		if prev.Node == n.Node && prev.Result == n.Result && prev.Reason == n.Reason && prev.CertificateRef == n.CertificateRef {
 			res.Outcome = joblib.OutcomeDuplicate
+			s.Duplicates.Add(1)
 		} else {
 			res.Outcome, res.Reason = joblib.OutcomeConflict, fmt.Sprintf("node %d is held with other content", n.Seq)
 		}
@@ -558,9 +584,9 @@ func (s *Sim) pushPersons(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if prev, ok := s.pushes[p.BatchID]; ok {
-		writeJSON(w, prev.ack)
+		s.Duplicates.Add(1)
+		s.finish(w, r, "push", prev.ack)
 		return
 	}
 	ack := joblib.PushAck{BatchID: p.BatchID}
@@ -586,11 +612,7 @@ func (s *Sim) pushPersons(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.pushes[p.BatchID] = pushRec{ack: ack, item: p.ItemCode}
-	if s.failAfterApply() {
-		writeProblem(w, http.StatusInternalServerError, "internal", "internal error")
-		return
-	}
-	writeJSON(w, ack)
+	s.finish(w, r, "push", ack)
 }
 
 func (s *Sim) newCase(c joblib.Case) {
@@ -667,7 +689,6 @@ func (s *Sim) confirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	rs := make([]joblib.Result, 0, len(req.Confirmations))
 	for _, c := range req.Confirmations {
 		res := joblib.Result{ID: c.CaseID, Outcome: joblib.OutcomeOK}
@@ -679,6 +700,7 @@ func (s *Sim) confirm(w http.ResponseWriter, r *http.Request) {
 			res.Outcome, res.Reason = joblib.OutcomeUnknown, "no such case"
 		case x.decision != nil && x.decision.Decision == c.Decision && x.decision.Reason == c.Reason:
 			res.Outcome = joblib.OutcomeDuplicate
+			s.Duplicates.Add(1)
 		case x.decision != nil:
 			res.Outcome, res.Reason = joblib.OutcomeConflict, "the case was decided otherwise"
 		default:
@@ -687,11 +709,7 @@ func (s *Sim) confirm(w http.ResponseWriter, r *http.Request) {
 		}
 		rs = append(rs, res)
 	}
-	if s.failAfterApply() {
-		writeProblem(w, http.StatusInternalServerError, "internal", "internal error")
-		return
-	}
-	writeJSON(w, map[string]any{"results": s.dropResult(rs)})
+	s.finish(w, r, "confirmations", map[string]any{"results": s.dropResult(rs)})
 }
 
 func (s *Sim) payouts(w http.ResponseWriter, r *http.Request) {
@@ -707,7 +725,6 @@ func (s *Sim) payouts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	rs := make([]joblib.Result, 0, len(req.Payouts))
 	for _, p := range req.Payouts {
 		res := joblib.Result{ID: p.PayoutID, Outcome: joblib.OutcomeOK}
@@ -723,6 +740,7 @@ func (s *Sim) payouts(w http.ResponseWriter, r *http.Request) {
 			if prev, ok := x.payouts[p.PayoutID]; ok {
 				if prev.AmountFen == p.AmountFen && prev.Month == p.Month {
 					res.Outcome = joblib.OutcomeDuplicate
+					s.Duplicates.Add(1)
 				} else {
 					res.Outcome, res.Reason = joblib.OutcomeConflict, "payout held with other content"
 				}
@@ -732,11 +750,7 @@ func (s *Sim) payouts(w http.ResponseWriter, r *http.Request) {
 		}
 		rs = append(rs, res)
 	}
-	if s.failAfterApply() {
-		writeProblem(w, http.StatusInternalServerError, "internal", "internal error")
-		return
-	}
-	writeJSON(w, map[string]any{"results": s.dropResult(rs)})
+	s.finish(w, r, "payouts", map[string]any{"results": s.dropResult(rs)})
 }
 
 func (s *Sim) queryCases(w http.ResponseWriter, r *http.Request) {
