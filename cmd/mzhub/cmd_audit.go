@@ -7,6 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/user"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -67,16 +70,32 @@ func openSecDeps(ctx context.Context, env *cliEnv, cfgPath string) (*secDeps, er
 	return &secDeps{cfg: cfg, db: db, keys: kp, audit: alog}, nil
 }
 
-// cliActor names the person at the terminal for the audit log.
+// cliActor names who runs a command, for the audit log: the
+// operating-system user the process really runs as (its uid, looked up
+// with os/user), never a variable the caller can set. SUDO_USER, or a USER
+// or LOGNAME naming someone else, is recorded only as a claim beside it:
+// "cli:root (claims sudo_user=alice)".
 func cliActor(env *cliEnv) string {
-	u := env.Getenv("SUDO_USER")
-	if u == "" {
-		u = env.Getenv("USER")
+	who := processUser()
+	var claims []string
+	for _, v := range []string{"SUDO_USER", "USER", "LOGNAME"} {
+		if c := strings.TrimSpace(env.Getenv(v)); c != "" && c != who {
+			claims = append(claims, strings.ToLower(v)+"="+c)
+		}
 	}
-	if u == "" {
-		u = "unknown"
+	if len(claims) == 0 {
+		return "cli:" + who
 	}
-	return "cli:" + u
+	return "cli:" + who + " (claims " + strings.Join(claims, " ") + ")"
+}
+
+// processUser is the name of the process's real user, or uid:<n> when the
+// user database does not know it.
+func processUser() string {
+	if u, err := user.LookupId(strconv.Itoa(os.Getuid())); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return "uid:" + strconv.Itoa(os.Getuid())
 }
 
 func auditUsage(env *cliEnv) {

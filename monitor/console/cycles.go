@@ -273,7 +273,7 @@ func (c *Console) cyclesAllowed(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	if !c.canAct(r) {
-		http.Error(w, "your role may not act", http.StatusForbidden)
+		c.refuse(w, r, "monitor.cycle", r.URL.Path)
 		return false
 	}
 	return true

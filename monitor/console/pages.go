@@ -296,7 +296,7 @@ func (c *Console) deadLetterAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !c.canAct(r) {
-		http.Error(w, "your role may not act", http.StatusForbidden)
+		c.refuse(w, r, "monitor.dead_letter."+action, r.FormValue("exchange"))
 		return
 	}
 	id := r.FormValue("exchange")
@@ -318,11 +318,6 @@ func (c *Console) deadLetterAction(w http.ResponseWriter, r *http.Request) {
 	}
 	reason := strings.TrimSpace(r.FormValue("reason"))
 	ctx := r.Context()
-	if _, err := c.d.Auditor.Append(ctx, audit.Record{Actor: audit.UserActor(user), Action: "monitor.dead_letter." + action,
-		Object: id, Outcome: audit.OutcomeSuccess, Detail: mask(reason)}); err != nil {
-		c.fail(w, "audit", err)
-		return
-	}
 	var err error
 	switch action {
 	case "retry":
@@ -331,6 +326,15 @@ func (c *Console) deadLetterAction(w http.ResponseWriter, r *http.Request) {
 		err = c.d.Actions.Replay(ctx, id, user)
 	case "drop":
 		err = c.d.Actions.Drop(ctx, id, user, reason)
+	}
+	// Audited with what happened: an action that failed is recorded as
+	// failed, not as done.
+	rec := audit.Record{Actor: audit.UserActor(user), Action: "monitor.dead_letter." + action, Object: id, Outcome: audit.OutcomeSuccess, Detail: mask(reason)}
+	if err != nil {
+		rec.Outcome, rec.Detail = audit.OutcomeFailure, strings.TrimSpace(mask(reason)+" error: "+mask(err.Error()))
+	}
+	if _, aerr := c.d.Auditor.Append(context.WithoutCancel(ctx), rec); aerr != nil {
+		c.log.Error("console: audit of a dead-letter action failed", "action", action, "exchange", id, "err", aerr)
 	}
 	flash := p.T("done") + ": " + p.T(action) + " " + mask(id)
 	if err != nil {
@@ -341,6 +345,22 @@ func (c *Console) deadLetterAction(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) canAct(r *http.Request) bool { return c.d.CanAct == nil || c.d.CanAct(r) }
+
+// refuse answers 403 to a user whose role may not act and audits the
+// refusal (an auditor trying a replay is a denied action, not nothing).
+func (c *Console) refuse(w http.ResponseWriter, r *http.Request, action, object string) {
+	if c.d.Auditor != nil {
+		user, _ := c.actor(r)
+		if user == "" {
+			user = "unknown"
+		}
+		if _, err := c.d.Auditor.Append(context.WithoutCancel(r.Context()), audit.Record{Actor: audit.UserActor(user), Action: action,
+			Object: mask(object), Outcome: audit.OutcomeDenied, Detail: "role may not act"}); err != nil {
+			c.log.Error("console: audit of a refusal failed", "action", action, "err", err)
+		}
+	}
+	http.Error(w, "your role may not act", http.StatusForbidden)
+}
 
 // actor names who acts: the session's user, or the self-declared operator
 // when no login is configured.
@@ -389,7 +409,7 @@ func (c *Console) alertAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !c.canAct(r) {
-		http.Error(w, "your role may not act", http.StatusForbidden)
+		c.refuse(w, r, "monitor.alert."+action, r.PathValue("id"))
 		return
 	}
 	p := c.newPage(w, r, "nav_alerts")
