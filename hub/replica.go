@@ -19,10 +19,8 @@ var ErrNodeInUse = errors.New("node name in use by another live replica")
 // node name in time; another replica may hold it now.
 var errNodeClaimLost = errors.New("node name claim lost")
 
-// nodeClaimLease names the lease that gives a node name to one live
-// replica: job leases are held by node name, so two live replicas with one
-// name would both believe they hold every job.
-func nodeClaimLease(node string) string { return "node/" + node }
+// nodeClaimLease names the lease of a node name's claim.
+func nodeClaimLease(node string) string { return lease.NodeClaim(node) }
 
 // randomToken returns 16 hex digits from the system's random source.
 func randomToken() string {

@@ -21,6 +21,7 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/funeralhome/funeralhomesim"
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/monitor/hubmon"
+	"github.com/shanghai-mca/mzhub/monitor/spool"
 	"github.com/shanghai-mca/mzhub/problem"
 	"github.com/shanghai-mca/mzhub/routes"
 	"github.com/shanghai-mca/mzhub/security"
@@ -171,8 +172,21 @@ func (h *Hub) wireCore(ctx context.Context, extra []security.PartnerAccess) (sin
 		sealer = sec.Fields
 	}
 
+	// The events of exchanges acknowledged to partners are spooled in the
+	// state database until the event store has them (a SIGKILL loses
+	// none); a CLI process acknowledges nothing to partners.
+	var evSpool monitor.Spool
+	if !h.cli {
+		sp, err := spool.Open(ctx, h.Store(), h.Node(), h.Clock())
+		if err != nil {
+			return nil, nil, fmt.Errorf("wire: monitor spool: %w", err)
+		}
+		evSpool = sp
+	}
+
 	// Monitor: event writer, stores, expectations, alerts, console.
 	mon, err := hubmon.New(ctx, cfg.Monitor, hubmon.Deps{
+		Spool:  evSpool,
 		Logger: log.With("component", "monitor"), Metrics: h.Registerer(), Clock: h.Clock(), State: h.Store(),
 		Node: h.Node(), Auth: sec.Accounts.Guard(accounts.RoleOperator, accounts.RoleAuditor),
 		User: accounts.RequestUser,

@@ -98,4 +98,7 @@ type Event struct {
 	Node      string
 	// Attrs carries further key/value pairs.
 	Attrs map[string]string
+
+	// spooled marks an event kept in the writer's spool until stored.
+	spooled bool
 }

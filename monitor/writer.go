@@ -43,6 +43,25 @@ type WriterOptions struct {
 	Metrics *Metrics
 	// Observers see each batch.
 	Observers []Observer
+	// Spool, when set, keeps the events given to EmitDurable until the
+	// store has them, so that a crash loses none of them (nil: EmitDurable
+	// is Emit).
+	Spool Spool
+}
+
+// Spool keeps events durably until the event store has them: the events
+// of an exchange acknowledged to a partner survive a crash of the replica
+// that took it (monitor/spool keeps them in the state database).
+type Spool interface {
+	// Put stores evs durably, all or none.
+	Put(ctx context.Context, evs []Event) error
+	// Remove forgets the events with ids (the store has them).
+	Remove(ctx context.Context, ids []string) error
+	// Recover returns the events a replica left in the spool: this
+	// replica's own when own is set (at its start, from before a crash),
+	// and those of replicas no longer alive. Each is returned to one
+	// caller only.
+	Recover(ctx context.Context, own bool) ([]Event, error)
 }
 
 // Writer batches events into a store. Emit never blocks on the store and
@@ -71,6 +90,12 @@ type Writer struct {
 
 	idPrefix string
 	idSeq    atomic.Uint64
+
+	// spoolQ holds EmitDurable calls waiting for the spooler's next
+	// commit; spoolKick wakes it.
+	spoolMu   sync.Mutex
+	spoolQ    []spoolReq
+	spoolKick chan struct{}
 
 	// pending is owned by the Run goroutine: events taken in but not stored.
 	pending     []Event
@@ -106,6 +131,7 @@ func NewWriter(store Appender, opt WriterOptions) *Writer {
 		opt:       opt,
 		log:       log,
 		kick:      make(chan struct{}, 1),
+		spoolKick: make(chan struct{}, 1),
 		done:      make(chan struct{}),
 		idPrefix:  strconv.FormatInt(time.Now().UnixMilli(), 36) + hex.EncodeToString(b) + "-",
 		observers: opt.Observers,
@@ -171,6 +197,145 @@ func (w *Writer) Emit(ev Event) {
 		default:
 		}
 	}
+}
+
+// DurableEmitter is an event sink that can make an event durable before
+// the caller acknowledges its exchange (Writer, hubmon.Monitor).
+type DurableEmitter interface {
+	EmitDurable(ctx context.Context, ev Event) error
+}
+
+// EmitDurable gives ev to e durably when e is a DurableEmitter, and emits
+// it otherwise.
+func EmitDurable(ctx context.Context, e interface{ Emit(Event) }, ev Event) error {
+	if d, ok := e.(DurableEmitter); ok {
+		return d.EmitDurable(ctx, ev)
+	}
+	e.Emit(ev)
+	return nil
+}
+
+type spoolReq struct {
+	ev   Event
+	done chan error
+}
+
+// EmitDurable queues ev like Emit, and returns only once ev is durable
+// (in the spool, with the other events committed at the same time), so a
+// caller that acknowledges an exchange after it returns never has an
+// exchange whose events a crash lost. It fails when the spool cannot take
+// the event or ctx is done first; the caller then does not acknowledge
+// (the partner resends). Without a spool it is Emit. Run must be running.
+func (w *Writer) EmitDurable(ctx context.Context, ev Event) error {
+	if w.opt.Spool == nil {
+		w.Emit(ev)
+		return nil
+	}
+	if ev.Time.IsZero() {
+		ev.Time = w.opt.Clock.Now()
+	}
+	w.stamp(&ev)
+	ev.spooled = true
+	req := spoolReq{ev: ev, done: make(chan error, 1)}
+	w.spoolMu.Lock()
+	w.spoolQ = append(w.spoolQ, req)
+	w.spoolMu.Unlock()
+	select {
+	case w.spoolKick <- struct{}{}:
+	default:
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("monitor: spool event: %w", ctx.Err())
+	}
+}
+
+// spooler commits the queued EmitDurable events to the spool, as many at
+// once as are waiting (group commit), then hands them to the writer.
+func (w *Writer) spooler(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			w.failSpoolQueue(ctx.Err())
+			return
+		case <-w.spoolKick:
+		}
+		for {
+			w.spoolMu.Lock()
+			q := w.spoolQ
+			w.spoolQ = nil
+			w.spoolMu.Unlock()
+			if len(q) == 0 {
+				break
+			}
+			evs := make([]Event, len(q))
+			for i := range q {
+				evs[i] = q[i].ev
+			}
+			err := w.opt.Spool.Put(ctx, evs)
+			if err != nil {
+				err = fmt.Errorf("monitor: spool events: %w", err)
+				w.log.Warn("monitor: spool events", "events", len(evs), "err", err)
+			} else {
+				w.add(evs)
+			}
+			for i := range q {
+				q[i].done <- err
+			}
+		}
+	}
+}
+
+func (w *Writer) failSpoolQueue(cause error) {
+	w.spoolMu.Lock()
+	q := w.spoolQ
+	w.spoolQ = nil
+	w.spoolMu.Unlock()
+	for i := range q {
+		q[i].done <- fmt.Errorf("monitor: spool: writer stopped: %w", cause)
+	}
+}
+
+// add queues events already stamped (spooled or recovered) for storing.
+// They are never dropped for a full buffer: they are durable already, and
+// the spool holds them until stored.
+func (w *Writer) add(evs []Event) {
+	w.mu.Lock()
+	if len(w.incoming) == 0 {
+		w.oldest = time.Now()
+	}
+	w.incoming = append(w.incoming, evs...)
+	n := len(w.incoming)
+	w.mu.Unlock()
+	w.held.Add(int64(len(evs)))
+	if n >= w.opt.FlushSize {
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// recover takes the spooled events of a crash (own) or of replicas no
+// longer alive into the writer.
+func (w *Writer) recoverSpool(ctx context.Context, own bool) {
+	evs, err := w.opt.Spool.Recover(ctx, own)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("monitor: recover spooled events", "err", err)
+		}
+		return
+	}
+	if len(evs) == 0 {
+		return
+	}
+	for i := range evs {
+		evs[i].spooled = true
+	}
+	w.log.Info("monitor: recovered spooled events", "events", len(evs), "own", own)
+	w.add(evs)
 }
 
 // assignIDs gives every event of in without an id a fresh one: all of
@@ -264,12 +429,26 @@ func (w *Writer) Run(ctx context.Context) error {
 	defer close(w.done)
 	t := time.NewTicker(w.opt.FlushInterval)
 	defer t.Stop()
+	if w.opt.Spool != nil {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() { w.spooler(ctx) })
+		w.recoverSpool(ctx, true)
+	}
+	// Replicas that died and did not come back leave spooled events:
+	// look for them now and then.
+	adopt := time.NewTicker(time.Minute)
+	defer adopt.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		case <-w.kick:
+		case <-adopt.C:
+			if w.opt.Spool != nil {
+				w.recoverSpool(ctx, false)
+			}
 		}
 		w.flush(ctx)
 	}
@@ -360,6 +539,7 @@ func (w *Writer) flush(ctx context.Context) error {
 		}
 		w.failing.Store(nil)
 		w.backoff = 0
+		w.unspool(ctx, w.pending[:n])
 		clear(w.pending[:n])
 		w.pending = w.pending[n:]
 		w.held.Add(-int64(n))
@@ -393,5 +573,26 @@ func (w *Writer) gauge() {
 		m.lag.Set(time.Since(w.pendingFrom).Seconds())
 	} else {
 		m.lag.Set(0)
+	}
+}
+
+// unspool removes stored events from the spool. A failure leaves them
+// there: they are stored again after a restart (stores ignore an event id
+// they have).
+func (w *Writer) unspool(ctx context.Context, evs []Event) {
+	if w.opt.Spool == nil {
+		return
+	}
+	var ids []string
+	for i := range evs {
+		if evs[i].spooled {
+			ids = append(ids, evs[i].ID)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	if err := w.opt.Spool.Remove(context.WithoutCancel(ctx), ids); err != nil {
+		w.log.Warn("monitor: remove stored events from the spool", "events", len(ids), "err", err)
 	}
 }

@@ -61,6 +61,9 @@ type Deps struct {
 	// Topology feeds the console's topology page (topology.Running); nil
 	// hides the page.
 	Topology console.Topology
+	// Spool keeps the events given to EmitDurable until stored (nil:
+	// EmitDurable is Emit).
+	Spool monitor.Spool
 }
 
 // Leases runs f while this replica holds the lease name (store/lease.Elector).
@@ -111,7 +114,7 @@ func New(ctx context.Context, cfg monitor.Config, d Deps) (*Monitor, error) {
 	m.metrics = monitor.NewMetrics(d.Metrics)
 	m.writer = monitor.NewWriter(m.store, monitor.WriterOptions{
 		FlushSize: cfg.FlushSize, FlushInterval: cfg.FlushInterval, BufferSize: cfg.BufferSize,
-		Node: d.Node, Clock: d.Clock, Logger: d.Logger, Metrics: m.metrics,
+		Node: d.Node, Clock: d.Clock, Logger: d.Logger, Metrics: m.metrics, Spool: d.Spool,
 	})
 	cd := console.Deps{
 		Store: m.store, Clock: d.Clock, Logger: d.Logger, Auth: d.Auth, User: d.User, CanAct: d.CanAct,
@@ -144,6 +147,12 @@ func OpenStore(ctx context.Context, cfg monitor.Config) (monitor.Store, error) {
 
 // Emit queues an event; it never blocks or fails (connectors.Events).
 func (m *Monitor) Emit(ev monitor.Event) { m.writer.Emit(ev) }
+
+// EmitDurable returns once ev is in the spool (Deps.Spool), so that the
+// caller may acknowledge its exchange (monitor.Writer.EmitDurable).
+func (m *Monitor) EmitDurable(ctx context.Context, ev monitor.Event) error {
+	return m.writer.EmitDurable(ctx, ev)
+}
 
 // Writer is the event writer.
 func (m *Monitor) Writer() *monitor.Writer { return m.writer }

@@ -165,6 +165,15 @@ func (a *API) Close(ctx context.Context) error { return a.store.Close(ctx) }
 
 func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 	start := a.clock.Now()
+	// A write is answered only once its monitor event is durable: the
+	// response is held meanwhile, so that an accepted push never lacks its
+	// event after a crash (reads stream as they are).
+	write := r.Method == http.MethodPut || r.Method == http.MethodDelete || r.Method == http.MethodPost
+	var held *heldResponse
+	if write {
+		held = newHeldResponse(w)
+		w = held
+	}
 	sw := problem.NewRecorder(w)
 	c := &call{}
 	opName := "unknown"
@@ -207,7 +216,69 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 		problem.WriteError(sw, r, err)
 	}
 	d := a.clock.Now().Sub(start)
-	a.record(r, opName, partnerID, c.kind+"/"+c.ref, sw.Status(), sw.Code(), d)
+	ev, ok := a.record(r, opName, partnerID, c.kind+"/"+c.ref, sw.Status(), sw.Code(), d)
+	if held == nil {
+		if ok {
+			a.events.Emit(ev)
+		}
+		return
+	}
+	if ok && sw.Status() < 300 {
+		if err := monitor.EmitDurable(r.Context(), a.events, ev); err != nil {
+			// The record is stored; the partner resends (idempotent by
+			// record id) and that call's event is kept.
+			a.log.Error("funeral api: monitor event not durable; answering 503", "operation", opName, "partner", partnerID, "err", err)
+			held.discard()
+			problem.Write(held.w, r, problem.Unavailable(1))
+			return
+		}
+	} else if ok {
+		a.events.Emit(ev)
+	}
+	held.commit()
+}
+
+// heldResponse buffers a response until commit writes it to w (or discard
+// drops it). Partner API answers are small.
+type heldResponse struct {
+	w      http.ResponseWriter
+	header http.Header
+	status int
+	body   []byte
+}
+
+func newHeldResponse(w http.ResponseWriter) *heldResponse {
+	return &heldResponse{w: w, header: http.Header{}}
+}
+
+func (h *heldResponse) Header() http.Header { return h.header }
+
+func (h *heldResponse) WriteHeader(status int) {
+	if h.status == 0 {
+		h.status = status
+	}
+}
+
+func (h *heldResponse) Write(b []byte) (int, error) {
+	if h.status == 0 {
+		h.status = http.StatusOK
+	}
+	h.body = append(h.body, b...)
+	return len(b), nil
+}
+
+func (h *heldResponse) discard() { h.header, h.status, h.body = http.Header{}, 0, nil }
+
+func (h *heldResponse) commit() {
+	dst := h.w.Header()
+	for k, v := range h.header {
+		dst[k] = v
+	}
+	if h.status == 0 {
+		h.status = http.StatusOK
+	}
+	h.w.WriteHeader(h.status)
+	_, _ = h.w.Write(h.body)
 }
 
 func (a *API) allowed(path string) string {
@@ -220,14 +291,15 @@ func (a *API) allowed(path string) string {
 	return strings.Join(ms, ", ")
 }
 
-// record meters a call and emits its monitor event.
-func (a *API) record(r *http.Request, op, partnerID, ref string, status int, code string, d time.Duration) {
+// record meters a call and returns its monitor event (ok false when the
+// API has no event sink).
+func (a *API) record(r *http.Request, op, partnerID, ref string, status int, code string, d time.Duration) (monitor.Event, bool) {
 	a.requests.WithLabelValues(op, strconv.Itoa(status)).Inc()
 	a.latency.WithLabelValues(op).Observe(d.Seconds())
 	write := r.Method == http.MethodPut || r.Method == http.MethodDelete
 	a.stats.add(partnerID, a.clock.Now(), write, status >= 400)
 	if a.events == nil {
-		return
+		return monitor.Event{}, false
 	}
 	ev := monitor.Event{
 		Time: a.clock.Now(), Partner: partnerID, Flow: "funeral-api", Direction: monitor.Inbound, Channel: "http",
@@ -245,7 +317,7 @@ func (a *API) record(r *http.Request, op, partnerID, ref string, status int, cod
 	case status >= 400:
 		ev.Type, ev.Status, ev.ErrorClass, ev.ErrorCode = monitor.Rejected, monitor.Warning, "partner", code
 	}
-	a.events.Emit(ev)
+	return ev, true
 }
 
 func (a *API) limiter(partnerID string) *rate.Limiter {

@@ -19,6 +19,11 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// NodeClaim names the lease that gives a node name to one live replica
+// (the hub claims its own at start): job leases are held by node name, so
+// two live replicas with one name would both believe they hold every job.
+func NodeClaim(node string) string { return "node/" + node }
+
 // DefaultTTL is how long a lease lasts without renewal.
 const DefaultTTL = 15 * time.Second
 
