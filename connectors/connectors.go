@@ -38,7 +38,9 @@ type Sink interface {
 	// Send delivers msg. It must be idempotent on msg.IdempotencyKey (use the
 	// partner's idempotent key or the hub's delivery ledger): the hub may call
 	// it again for the same message after a crash or a retry. Wrap errors that
-	// retrying cannot fix with Permanent.
+	// retrying cannot fix with Permanent, a failure whose outcome is unknown
+	// (the request left, no answer came) with InDoubt and one before anything
+	// left with NotSent; a context error that is neither counts as in doubt.
 	Send(ctx context.Context, msg Message) error
 }
 
@@ -181,6 +183,16 @@ var (
 	// ErrPermanent marks an error that retrying cannot fix (bad request,
 	// rejected record); routes dead-letter it without further attempts.
 	ErrPermanent = errors.New("permanent failure")
+	// ErrInDoubt marks a send whose outcome is unknown: the request left
+	// (it was written, in part or whole) and no answer came back (a
+	// timeout, a cancelled call, a connection lost). The partner may have
+	// the message; routes never send it again blindly but ask the partner's
+	// status first (see routes.DeliveryChecker).
+	ErrInDoubt = errors.New("in doubt")
+	// ErrNotSent marks a failure before anything reached the partner (a
+	// dial error, a circuit breaker or rate limit refusing the call): a
+	// retry cannot duplicate it.
+	ErrNotSent = errors.New("not sent")
 )
 
 // Permanent wraps err so that errors.Is(err, ErrPermanent) holds.
@@ -189,4 +201,20 @@ func Permanent(err error) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %w", ErrPermanent, err)
+}
+
+// InDoubt wraps err so that errors.Is(err, ErrInDoubt) holds.
+func InDoubt(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrInDoubt, err)
+}
+
+// NotSent wraps err so that errors.Is(err, ErrNotSent) holds.
+func NotSent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrNotSent, err)
 }

@@ -301,7 +301,7 @@ func (h *Hub) wire(ctx context.Context, opts Options) error {
 	}
 
 	// Route engine (its dead letters are acted on from the console).
-	engine, err := routes.NewEngine(routes.EngineConfig{Dir: cfg.Paths.Routes, Node: h.Node()}, routes.Deps{
+	engine, err := routes.NewEngine(routes.EngineConfig{Dir: cfg.Paths.Routes, Node: h.Node(), DrainTimeout: cfg.HTTP.ShutdownTimeout * 2 / 3}, routes.Deps{
 		Bus: w.bus, Store: h.Store(), Connectors: connectors.Builtin(), Logger: log,
 		Metrics: h.Registerer(), Clock: h.Clock(), Mapper: routes.NewMappingsMapper(cfg.Paths.Mappings),
 		DataDir: cfg.DataDir, Events: mon, Sealer: sealer, Leases: w.leases,

@@ -64,6 +64,8 @@ type Endpoint struct {
 	// Idempotent declares that the partner itself ignores a repeated
 	// idempotency key; the ledger then never parks a delivery as in doubt.
 	Idempotent bool `yaml:"idempotent"`
+	// ResendInDoubt lets a delivery in doubt (a send that timed out, was cancelled or lost its connection after the request was written) be sent again when the sink cannot be asked whether it arrived (no status endpoint). Default false: it is dead-lettered as in doubt. Only for partners where a second copy does no harm.
+	ResendInDoubt bool `yaml:"resend_in_doubt"`
 	// Timeout bounds one delivery (default 30s).
 	Timeout time.Duration `yaml:"timeout"`
 }

@@ -31,6 +31,11 @@ type DeadLetter struct {
 	Endpoint string
 	// Error is the last error, masked.
 	Error string
+	// Code classifies the failure: CodeInDoubt (the partner may have the
+	// message; a replay asks its status endpoint first), "permanent" or
+	// "exhausted" (attempts used up on clear failures); "" for dead letters
+	// stored before codes were kept.
+	Code string
 	// Attempts made.
 	Attempts int
 	// Message is the original message as it was on the bus.
@@ -41,6 +46,21 @@ type DeadLetter struct {
 	State string
 	// ResolvedBy is the operator who asked for the replay or the drop.
 	ResolvedBy string
+}
+
+// CodeInDoubt is the Code of a dead letter whose delivery is in doubt.
+const CodeInDoubt = "in_doubt"
+
+// deadLetterCode classifies a dead letter's cause.
+func deadLetterCode(cause error) string {
+	switch {
+	case errors.Is(cause, ErrInDoubt):
+		return CodeInDoubt
+	case isPermanent(cause):
+		return "permanent"
+	default:
+		return "exhausted"
+	}
 }
 
 // DeadLetters is the dead-letter store of the route engine (a table in the
@@ -74,8 +94,8 @@ func (s *DeadLetters) add(ctx context.Context, route, sink, step, endpoint strin
 			return fmt.Errorf("routes: dead letter: %w", err)
 		}
 	}
-	_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO routes_dead_letters (route, sink, step, endpoint, error, attempts, idem, msg, created_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		route, sink, step, endpoint, mask.Text(cause.Error()), attempts, msg.IdempotencyKey, encodeMessage(msg), s.now().UnixMilli(), DeadState)
+	_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO routes_dead_letters (route, sink, step, endpoint, error, attempts, idem, msg, created_at, state, code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		route, sink, step, endpoint, mask.Text(cause.Error()), attempts, msg.IdempotencyKey, encodeMessage(msg), s.now().UnixMilli(), DeadState, deadLetterCode(cause))
 	return err
 }
 
@@ -91,7 +111,7 @@ type ListFilter struct {
 
 // List returns dead letters, newest first.
 func (s *DeadLetters) List(ctx context.Context, f ListFilter) ([]DeadLetter, error) {
-	q := `SELECT id, route, sink, step, endpoint, error, attempts, msg, created_at, state, COALESCE(resolved_by, '') FROM routes_dead_letters WHERE 1 = 1`
+	q := `SELECT id, route, sink, step, endpoint, error, attempts, msg, created_at, state, COALESCE(resolved_by, ''), code FROM routes_dead_letters WHERE 1 = 1`
 	var args []any
 	if f.Route != "" {
 		q += ` AND route = ?`
@@ -137,7 +157,7 @@ func (s *DeadLetters) scan(r scanner) (DeadLetter, error) {
 		enc string
 		at  int64
 	)
-	if err := r.Scan(&d.ID, &d.Route, &d.Sink, &d.Step, &d.Endpoint, &d.Error, &d.Attempts, &enc, &at, &d.State, &d.ResolvedBy); err != nil {
+	if err := r.Scan(&d.ID, &d.Route, &d.Sink, &d.Step, &d.Endpoint, &d.Error, &d.Attempts, &enc, &at, &d.State, &d.ResolvedBy, &d.Code); err != nil {
 		return d, fmt.Errorf("routes: dead letters: %w", err)
 	}
 	d.At = time.UnixMilli(at)
@@ -171,7 +191,7 @@ func (s *DeadLetters) FindOpen(ctx context.Context, exchangeID string) (int64, e
 
 // Get returns one dead letter.
 func (s *DeadLetters) Get(ctx context.Context, id int64) (DeadLetter, error) {
-	row := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT id, route, sink, step, endpoint, error, attempts, msg, created_at, state, COALESCE(resolved_by, '') FROM routes_dead_letters WHERE id = ?`), id)
+	row := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT id, route, sink, step, endpoint, error, attempts, msg, created_at, state, COALESCE(resolved_by, ''), code FROM routes_dead_letters WHERE id = ?`), id)
 	d, err := s.scan(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, fmt.Errorf("dead letter %d: %w", id, ErrNotFound)
@@ -180,8 +200,11 @@ func (s *DeadLetters) Get(ctx context.Context, id int64) (DeadLetter, error) {
 }
 
 // Replay asks for a dead letter to be sent again, on behalf of actor, and
-// audits it. A delivery that was in doubt is sent again: the operator has
-// decided the partner did not get it.
+// audits it. A delivery in doubt (Code CodeInDoubt) is not sent blindly:
+// when its sink has a status endpoint, the replay asks it first (delivered:
+// settled without sending; not delivered: sent; no answer: in doubt again);
+// when it has none, the replay sends it again, as the operator decided, and
+// its replayed event says so (attribute resent_in_doubt).
 func (s *DeadLetters) Replay(ctx context.Context, id int64, actor string, aud audit.Appender) error {
 	return s.resolve(ctx, id, actor, ReplayState, "routes.dlq.replay", aud)
 }
@@ -205,8 +228,8 @@ func (s *DeadLetters) resolve(ctx context.Context, id int64, actor, state, actio
 	// Audit first: an action that cannot be audited is not taken.
 	if aud != nil {
 		if _, err := aud.Append(ctx, audit.Record{Actor: audit.UserActor(actor), Action: action, Object: fmt.Sprintf("routes/%s/dlq/%d", d.Route, id),
-			Outcome: audit.OutcomeSuccess, Detail: fmt.Sprintf("attempts=%d endpoint=%s idempotency_key=%s route=%s sink=%s",
-				d.Attempts, d.Endpoint, d.Message.IdempotencyKey, d.Route, d.Sink)}); err != nil {
+			Outcome: audit.OutcomeSuccess, Detail: fmt.Sprintf("attempts=%d code=%s endpoint=%s idempotency_key=%s route=%s sink=%s",
+				d.Attempts, d.Code, d.Endpoint, d.Message.IdempotencyKey, d.Route, d.Sink)}); err != nil {
 			return fmt.Errorf("routes: dead letter %d: audit: %w", id, err)
 		}
 	}

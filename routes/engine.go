@@ -33,17 +33,30 @@ type EngineConfig struct {
 	ReloadInterval time.Duration `yaml:"reload_interval"`
 	// Node names this process in events.
 	Node string `yaml:"node"`
+	// DrainTimeout bounds a stop (Run's context done, Close): the routes
+	// stop taking deliveries at once and those in flight get this long to
+	// finish; then they are cut, and a cut send is in doubt (its claim
+	// stays; the next attempt asks the partner's status). Default 10s; the
+	// hub gives it most of http.shutdown_timeout.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
 }
 
-// DefaultEngineConfig returns the defaults: configs/routes, reloaded every 2s.
+// DefaultDrainTimeout is the default EngineConfig.DrainTimeout.
+const DefaultDrainTimeout = 10 * time.Second
+
+// DefaultEngineConfig returns the defaults: configs/routes, reloaded every
+// 2s, 10s to drain at a stop.
 func DefaultEngineConfig() EngineConfig {
-	return EngineConfig{Dir: "configs/routes", ReloadInterval: 2 * time.Second}
+	return EngineConfig{Dir: "configs/routes", ReloadInterval: 2 * time.Second, DrainTimeout: DefaultDrainTimeout}
 }
 
 // Validate reports every problem of the configuration; it does no I/O.
 func (c EngineConfig) Validate() error {
 	if c.ReloadInterval > 0 && c.ReloadInterval < 10*time.Millisecond {
 		return fmt.Errorf("routes.reload_interval: %s: at least 10ms (negative disables hot reload)", c.ReloadInterval)
+	}
+	if c.DrainTimeout < 0 {
+		return fmt.Errorf("routes.drain_timeout: %s: must not be negative", c.DrainTimeout)
 	}
 	return nil
 }
@@ -149,6 +162,9 @@ func NewEngine(cfg EngineConfig, deps Deps) (*Engine, error) {
 	}
 	if cfg.ReloadInterval == 0 {
 		cfg.ReloadInterval = 2 * time.Second
+	}
+	if cfg.DrainTimeout == 0 {
+		cfg.DrainTimeout = DefaultDrainTimeout
 	}
 	m, err := newMetrics(deps.Metrics)
 	if err != nil {
@@ -281,7 +297,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			e.stopAll()
+			dctx, dcancel := context.WithTimeout(context.Background(), e.cfg.DrainTimeout)
+			e.stopAll(dctx)
+			dcancel()
 			return nil
 		case <-time.After(tick):
 		}
@@ -292,7 +310,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
-// Close stops the routes within ctx's deadline.
+// Close stops the routes: no new deliveries, and those in flight get until
+// ctx's deadline (at most DrainTimeout) to finish before they are cut (in
+// doubt, not released).
 func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Lock()
 	e.closed = true
@@ -301,8 +321,10 @@ func (e *Engine) Close(ctx context.Context) error {
 	if cancel != nil {
 		cancel()
 	}
+	dctx, dcancel := context.WithTimeout(ctx, e.cfg.DrainTimeout)
+	defer dcancel()
 	done := make(chan struct{})
-	go func() { e.stopAll(); close(done) }()
+	go func() { e.stopAll(dctx); close(done) }()
 	select {
 	case <-done:
 		return nil
@@ -311,7 +333,9 @@ func (e *Engine) Close(ctx context.Context) error {
 	}
 }
 
-func (e *Engine) stopAll() {
+// stopAll stops every route: all stop taking deliveries at once, then each
+// waits for its deliveries in flight until ctx is done and cuts the rest.
+func (e *Engine) stopAll(ctx context.Context) {
 	e.mu.Lock()
 	rs := e.runners
 	e.runners = map[string]*runner{}
@@ -319,13 +343,20 @@ func (e *Engine) stopAll() {
 	l := e.ledger
 	e.ledger = nil
 	e.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	for _, rn := range rs {
-		if err := rn.stop(ctx); err != nil {
-			e.log.Error("stop", "route", rn.r.ID, "err", err)
-		}
+		rn.stopIntake()
 	}
+	var wg sync.WaitGroup
+	for _, rn := range rs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := rn.stop(ctx); err != nil {
+				e.log.Warn("stop", "route", rn.r.ID, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
 	if l != nil {
 		l.close()
 	}
@@ -521,9 +552,19 @@ func (e *Engine) replayRequested(ctx context.Context) {
 		if rn == nil {
 			continue
 		}
-		if err := forgetPending(ctx, e.deps.Store, d.Route, d.Message.IdempotencyKey); err != nil {
-			e.log.Error("replay: ledger", "err", err)
-			continue
+		// A delivery in doubt keeps its pending claim when its sink can be
+		// asked: the replayed message's delivery asks the status endpoint
+		// before sending. Otherwise the claim is forgotten and the message
+		// sent again, as the operator decided.
+		resent := ""
+		if d.Code != CodeInDoubt || !rn.canCheck(d.Sink) {
+			if err := forgetPending(ctx, e.deps.Store, d.Route, d.Message.IdempotencyKey); err != nil {
+				e.log.Error("replay: ledger", "err", err)
+				continue
+			}
+			if d.Code == CodeInDoubt {
+				resent = "true"
+			}
 		}
 		msg := d.Message
 		msg.ID, msg.PublishedAt = "", time.Time{}
@@ -540,6 +581,14 @@ func (e *Engine) replayRequested(ctx context.Context) {
 		}
 		rn.event(monitor.Replayed, monitor.OK, &msg, func(ev *monitor.Event) {
 			ev.Attrs = map[string]string{"dead_letter": fmt.Sprint(d.ID), "by": d.ResolvedBy}
+			if d.Code != "" {
+				ev.Attrs["code"] = d.Code
+			}
+			if resent != "" {
+				// Sent again without asking the partner: say so.
+				ev.Status = monitor.Warning
+				ev.Attrs["resent_in_doubt"] = resent
+			}
 		})
 	}
 }
@@ -662,7 +711,7 @@ func (e *Engine) build(r0 *Route) (*runner, error) {
 }
 
 func (e *Engine) buildSink(t *Endpoint, deps connectors.Deps) (*sinkRT, error) {
-	s := &sinkRT{name: t.Name, kind: t.Kind, idempotent: t.Idempotent, timeout: t.Timeout, endpoint: t.Kind}
+	s := &sinkRT{name: t.Name, kind: t.Kind, idempotent: t.Idempotent, resendInDoubt: t.ResendInDoubt, timeout: t.Timeout, endpoint: t.Kind}
 	if t.Kind == kindBus {
 		c, _, err := decodeEndpoint(e.deps.Connectors, roleSink, t)
 		if err != nil {
@@ -688,6 +737,9 @@ func (e *Engine) buildSink(t *Endpoint, deps connectors.Deps) (*sinkRT, error) {
 	s.sink = sink
 	if c, ok := sink.(DeliveryChecker); ok {
 		s.checker = c
+		if oc, ok := sink.(OptionalChecker); ok && !oc.CanCheckDelivery() {
+			s.checker = nil
+		}
 	}
 	if ep, ok := sink.(Endpointer); ok {
 		s.endpoint = ep.Endpoint()

@@ -12,6 +12,7 @@ type metrics struct {
 	received   *prometheus.CounterVec
 	handled    *prometheus.CounterVec
 	deliveries *prometheus.CounterVec
+	inDoubt    *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
 	reloads    prometheus.Counter
 }
@@ -27,6 +28,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mzhub_routes_sink_deliveries_total", Help: "Sink deliveries by outcome (sent, failed, duplicate_skipped).",
 		}, []string{"route", "sink", "outcome"}),
+		inDoubt: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mzhub_routes_in_doubt_total",
+			Help: "Sink deliveries in doubt by outcome: parked (a send's outcome unknown, claim kept), delivered / not_delivered (the status endpoint answered), status_unknown (it did not), resent_unchecked (resend_in_doubt), dead_lettered.",
+		}, []string{"route", "sink", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "mzhub_routes_handle_duration_seconds", Help: "Time from taking a delivery off the bus to settling it.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
@@ -39,7 +44,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.received, m.handled, m.deliveries, m.duration, m.reloads} {
+	for _, c := range []prometheus.Collector{m.received, m.handled, m.deliveries, m.inDoubt, m.duration, m.reloads} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

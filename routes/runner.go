@@ -23,10 +23,21 @@ import (
 )
 
 // DeliveryChecker is a sink that can tell whether a message reached the
-// partner (a status query by idempotency key). The ledger asks it when a
-// delivery is in doubt after a crash instead of sending again blindly.
+// partner (a status query by idempotency key). The engine asks it when a
+// delivery is in doubt (an attempt timed out, was cancelled or cut by a
+// shutdown, or the hub crashed after claiming it) instead of sending again
+// blindly. Delivered answers true when the partner has msg, false when it
+// has not, and an error when it cannot tell (the delivery stays in doubt).
 type DeliveryChecker interface {
 	Delivered(ctx context.Context, msg bus.Message) (bool, error)
+}
+
+// OptionalChecker is a DeliveryChecker that may be configured without the
+// means to ask (an http sink without status_url): CanCheckDelivery false
+// makes the engine treat it as a sink that cannot be asked.
+type OptionalChecker interface {
+	DeliveryChecker
+	CanCheckDelivery() bool
 }
 
 // Endpointer is a sink or source that can describe its endpoint (a URL, a
@@ -50,7 +61,21 @@ type sinkRT struct {
 	sink       connectors.Sink
 	checker    DeliveryChecker
 	idempotent bool
-	timeout    time.Duration
+	// resendInDoubt sends a delivery in doubt again when the sink cannot
+	// be asked (Endpoint.ResendInDoubt).
+	resendInDoubt bool
+	timeout       time.Duration
+}
+
+// canCheck reports whether the sink named can be asked whether a message
+// reached the partner (every sink when name is empty).
+func (rn *runner) canCheck(name string) bool {
+	for _, s := range rn.sinks {
+		if (name == "" || s.name == name) && !s.idempotent && s.checker == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // sinkError says which sink failed.
@@ -86,7 +111,10 @@ type runner struct {
 	inflightMu sync.Mutex
 	inflight   map[string]struct{}
 
+	// cancel stops the intake (receiving, the source, the schedule); cut
+	// cancels the deliveries in flight (a stop's deadline).
 	cancel context.CancelFunc
+	cut    context.CancelFunc
 	done   chan struct{}
 	// running is closed once the consumer is attached.
 	running chan struct{}
@@ -162,10 +190,13 @@ func (rn *runner) release() {
 	}
 }
 
-// start attaches the consumer and starts the source.
+// start attaches the consumer and starts the source. The deliveries run on
+// a context of their own: cancelling parent stops the intake, and the
+// deliveries in flight finish unless stop cuts them at its deadline.
 func (rn *runner) start(parent context.Context) error {
 	ctx, cancel := context.WithCancel(parent)
-	rn.cancel = cancel
+	work, cut := context.WithCancel(context.WithoutCancel(parent))
+	rn.cancel, rn.cut = cancel, cut
 	rn.done = make(chan struct{})
 	dl := time.Minute
 	var total time.Duration
@@ -185,6 +216,7 @@ func (rn *runner) start(parent context.Context) error {
 	})
 	if err != nil {
 		cancel()
+		cut()
 		return fmt.Errorf("route %s: subscribe %s: %w", rn.r.ID, rn.topic, err)
 	}
 	dlq, err := rn.e.deps.Bus.Subscribe(ctx, bus.SubscribeOptions{
@@ -192,6 +224,7 @@ func (rn *runner) start(parent context.Context) error {
 	})
 	if err != nil {
 		cancel()
+		cut()
 		_ = sub.Close(context.Background())
 		return fmt.Errorf("route %s: subscribe %s.dlq: %w", rn.r.ID, rn.topic, err)
 	}
@@ -200,7 +233,7 @@ func (rn *runner) start(parent context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rn.consume(ctx, sub)
+			rn.consume(ctx, work, sub)
 		}()
 	}
 	wg.Add(1)
@@ -230,6 +263,7 @@ func (rn *runner) start(parent context.Context) error {
 	close(rn.running)
 	go func() {
 		wg.Wait()
+		cut()
 		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer ccancel()
 		_ = sub.Close(cctx)
@@ -239,7 +273,18 @@ func (rn *runner) start(parent context.Context) error {
 	return nil
 }
 
-// stop stops the route and waits (within ctx) for its goroutines.
+// stopIntake stops taking new deliveries (and the source); the deliveries
+// in flight go on.
+func (rn *runner) stopIntake() {
+	if rn.cancel != nil {
+		rn.cancel()
+	}
+}
+
+// stop stops taking new deliveries and waits for those in flight until
+// ctx is done; then it cuts them (a delivery cut after its request left is
+// in doubt: its claim stays, the next attempt asks the partner) and waits a
+// little for them to give up.
 func (rn *runner) stop(ctx context.Context) error {
 	if rn.cancel == nil {
 		return nil
@@ -249,6 +294,14 @@ func (rn *runner) stop(ctx context.Context) error {
 	case <-rn.done:
 		return nil
 	case <-ctx.Done():
+	}
+	rn.cut()
+	grace := time.NewTimer(5 * time.Second)
+	defer grace.Stop()
+	select {
+	case <-rn.done:
+		return fmt.Errorf("route %s: stop: deliveries in flight cut at the deadline (%w); those sent are in doubt", rn.r.ID, ctx.Err())
+	case <-grace.C:
 		return fmt.Errorf("route %s: stop: %w", rn.r.ID, ctx.Err())
 	}
 }
@@ -306,7 +359,9 @@ func (rn *runner) maintain(ctx context.Context) {
 	}
 }
 
-func (rn *runner) consume(ctx context.Context, sub bus.Subscription) {
+// consume takes deliveries until intake is done and handles them on work.
+func (rn *runner) consume(intake, work context.Context, sub bus.Subscription) {
+	ctx := intake
 	for {
 		d, err := sub.Receive(ctx)
 		if err != nil {
@@ -321,7 +376,12 @@ func (rn *runner) consume(ctx context.Context, sub bus.Subscription) {
 			}
 			continue
 		}
-		rn.handle(ctx, d)
+		if ctx.Err() != nil {
+			// Stopping: a delivery taken as the intake stopped is not
+			// started; closing the subscription hands it back.
+			return
+		}
+		rn.handle(work, d)
 	}
 }
 
@@ -344,7 +404,8 @@ func (rn *runner) handle(ctx context.Context, d bus.Delivery) {
 	}
 	err := rn.process(ctx, m, from)
 	if ctx.Err() != nil && err != nil {
-		// Shutting down: leave the delivery to be redelivered.
+		// Cut by a stop's deadline: leave the delivery to be redelivered
+		// (a claim in doubt stays; the redelivery asks the partner).
 		return
 	}
 	settle := context.WithoutCancel(ctx)
@@ -383,7 +444,13 @@ func (rn *runner) ack(ctx context.Context, d bus.Delivery) {
 	rn.release()
 }
 
+// isPermanent reports whether retrying cannot help: a step's error, a
+// permanent sink error, a delivery in doubt that cannot be resolved.
 func isPermanent(err error) bool {
+	var de *doubtError
+	if errors.As(err, &de) {
+		return de.final
+	}
 	var se *stepError
 	return errors.As(err, &se) || errors.Is(err, connectors.ErrPermanent) || errors.Is(err, ErrInDoubt)
 }
@@ -512,23 +579,13 @@ func (rn *runner) deliverOne(ctx context.Context, s *sinkRT, m *msgState) error 
 		return nil
 	case statePending:
 		if !s.idempotent {
-			if s.checker == nil {
-				return fmt.Errorf("%w: a previous delivery started and its outcome is unknown; %s cannot be asked (replay to send again)", ErrInDoubt, s.endpoint)
+			// A previous delivery started and its outcome is unknown.
+			settled, err := rn.resolveDoubt(ctx, s, m)
+			if err != nil || settled {
+				return err
 			}
-			cctx, cancel := context.WithTimeout(ctx, s.timeout)
-			ok, err := s.checker.Delivered(cctx, m.msg)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("in doubt, status query: %w", err)
-			}
-			if ok {
-				if _, err := l.do(ctx, opDone, id, s.name, idem); err != nil {
-					return err
-				}
-				rn.e.metrics.deliveries.WithLabelValues(id, s.name, "duplicate_skipped").Inc()
-				return nil
-			}
-			// Not delivered: we still hold the pending claim; send.
+			// Not delivered (or resending is allowed): we still hold the
+			// pending claim; send.
 		}
 	}
 	if rn.lim != nil {
@@ -544,20 +601,36 @@ func (rn *runner) deliverOne(ctx context.Context, s *sinkRT, m *msgState) error 
 	err := s.sink.Send(sctx, m.msg)
 	cancel()
 	if err != nil {
-		if !s.idempotent {
+		doubt := !s.idempotent && ambiguous(err)
+		if !s.idempotent && !doubt {
 			// A known failure is not in doubt: forget the claim. (A crash
 			// right here leaves it pending; the next attempt asks the sink.)
 			if _, rerr := l.do(context.WithoutCancel(ctx), opRelease, id, s.name, idem); rerr != nil {
 				rn.log.Error("ledger release", "err", rerr)
 			}
 		}
+		if doubt {
+			// The partner may have it: keep the claim. The next attempt
+			// asks the status endpoint; without one, it is dead-lettered
+			// now (never sent again blindly) unless the route opted into
+			// resending.
+			err = &doubtError{code: CodeInDoubtSend, final: s.checker == nil && !s.resendInDoubt, err: err}
+			rn.e.metrics.inDoubt.WithLabelValues(id, s.name, "parked").Inc()
+		}
 		rn.e.metrics.deliveries.WithLabelValues(id, s.name, "failed").Inc()
-		rn.event(monitor.Failed, monitor.Error, &m.msg, func(ev *monitor.Event) {
+		st := monitor.Error
+		if doubt {
+			st = monitor.Warning
+		}
+		rn.event(monitor.Failed, st, &m.msg, func(ev *monitor.Event) {
 			ev.Direction = monitor.Outbound
 			ev.Channel = s.kind
 			ev.Attempt = m.attempt
 			ev.Duration = time.Since(t0)
 			ev.Attrs = map[string]string{"sink": s.name, "endpoint": s.endpoint}
+			if doubt {
+				ev.Attrs["in_doubt"] = "true"
+			}
 			setError(ev, err)
 		})
 		return err
@@ -580,6 +653,90 @@ func (rn *runner) deliverOne(ctx context.Context, s *sinkRT, m *msgState) error 
 	return nil
 }
 
+// resolveDoubt decides a delivery whose claim is pending (a previous
+// attempt's outcome is unknown): it asks the sink's status endpoint.
+// Delivered settles it without sending (settled true); not delivered lets
+// the caller send (settled false, nil); no answer keeps it in doubt for a
+// later attempt (a doubtError, dead-lettered at the last attempt). A sink
+// that cannot be asked dead-letters it as in doubt, unless the route allows
+// resending.
+func (rn *runner) resolveDoubt(ctx context.Context, s *sinkRT, m *msgState) (bool, error) {
+	id, idem := rn.r.ID, m.msg.IdempotencyKey
+	if s.checker == nil {
+		if s.resendInDoubt {
+			rn.e.metrics.inDoubt.WithLabelValues(id, s.name, "resent_unchecked").Inc()
+			rn.log.Warn("delivery in doubt sent again without a status check (resend_in_doubt)", "sink", s.name)
+			return false, nil
+		}
+		return false, &doubtError{code: CodeInDoubtUnchecked, final: true,
+			err: fmt.Errorf("a previous delivery started and its outcome is unknown; %s cannot be asked (no status endpoint)", s.endpoint)}
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.timeout)
+	ok, err := s.checker.Delivered(cctx, m.msg)
+	cancel()
+	if err != nil {
+		rn.e.metrics.inDoubt.WithLabelValues(id, s.name, "status_unknown").Inc()
+		return false, &doubtError{code: CodeInDoubtStatusUnknown, err: fmt.Errorf("status query: %w", err)}
+	}
+	if !ok {
+		rn.e.metrics.inDoubt.WithLabelValues(id, s.name, "not_delivered").Inc()
+		return false, nil
+	}
+	if _, err := rn.ledger.do(context.WithoutCancel(ctx), opDone, id, s.name, idem); err != nil {
+		return false, err
+	}
+	rn.e.metrics.inDoubt.WithLabelValues(id, s.name, "delivered").Inc()
+	rn.e.metrics.deliveries.WithLabelValues(id, s.name, "duplicate_skipped").Inc()
+	rn.event(monitor.Reconciled, monitor.OK, &m.msg, func(ev *monitor.Event) {
+		ev.Direction = monitor.Outbound
+		ev.Channel = s.kind
+		ev.Attempt = m.attempt
+		ev.Attrs = map[string]string{"sink": s.name, "endpoint": s.endpoint, "in_doubt": "delivered"}
+	})
+	return true, nil
+}
+
+// Codes of a delivery in doubt, in events (ErrorCode, with ErrorClass
+// "in_doubt") and in the dead letters' errors.
+const (
+	// CodeInDoubtSend: the send timed out, was cancelled or lost its
+	// connection after the request was written.
+	CodeInDoubtSend = "in_doubt_send"
+	// CodeInDoubtStatusUnknown: the partner's status endpoint did not
+	// answer (unreachable, an error): the outcome is still unknown.
+	CodeInDoubtStatusUnknown = "in_doubt_status_unknown"
+	// CodeInDoubtUnchecked: the sink has no status endpoint to ask.
+	CodeInDoubtUnchecked = "in_doubt_unchecked"
+)
+
+// doubtError is a delivery in doubt. A final one is dead-lettered at once;
+// otherwise the delivery is retried (the next attempt asks the status
+// endpoint) and dead-lettered, in doubt, after the last attempt.
+type doubtError struct {
+	code  string
+	final bool
+	err   error
+}
+
+func (e *doubtError) Error() string {
+	return "delivery in doubt (" + e.code + "): " + e.err.Error()
+}
+func (e *doubtError) Unwrap() error        { return e.err }
+func (e *doubtError) Is(target error) bool { return target == ErrInDoubt }
+
+// ambiguous reports whether a failed send may have reached the partner: the
+// sink says so (connectors.ErrInDoubt), or it ended by a deadline or a
+// cancel that the sink does not mark as before sending (connectors.ErrNotSent).
+func ambiguous(err error) bool {
+	if errors.Is(err, connectors.ErrInDoubt) {
+		return true
+	}
+	if errors.Is(err, connectors.ErrNotSent) || errors.Is(err, connectors.ErrPermanent) {
+		return false
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}
+
 // deadLetter stores the original message with the error, the attempts and
 // the failing endpoint.
 func (rn *runner) deadLetter(ctx context.Context, msg bus.Message, attempts int, cause error) {
@@ -598,6 +755,9 @@ func (rn *runner) deadLetter(ctx context.Context, msg bus.Message, attempts int,
 	}
 	if err := rn.e.dlq.add(ctx, rn.r.ID, sink, stepName, endpoint, cause, attempts, msg); err != nil {
 		rn.log.Error("dead letter: store", "err", err)
+	}
+	if errors.Is(cause, ErrInDoubt) {
+		rn.e.metrics.inDoubt.WithLabelValues(rn.r.ID, sink, "dead_lettered").Inc()
 	}
 	rn.event(monitor.DeadLettered, monitor.Error, &msg, func(ev *monitor.Event) {
 		ev.Attempt = attempts
@@ -675,6 +835,10 @@ func setError(ev *monitor.Event, err error) {
 		return
 	}
 	ev.ErrorMessage = mask.Text(err.Error())
+	var de *doubtError
+	if errors.As(err, &de) {
+		ev.ErrorCode = de.code
+	}
 	switch {
 	case errors.Is(err, ErrInDoubt):
 		ev.ErrorClass = "in_doubt"

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-resty/resty/v2"
@@ -87,6 +89,13 @@ type Request struct {
 // Do performs the call with retries. It returns the answer for 2xx and 404
 // (callers decide what 404 means); other statuses become *StatusError,
 // permanent (connectors.ErrPermanent) for 4xx except 408 and 429.
+//
+// A failure is marked connectors.ErrNotSent when nothing reached the
+// partner (dial error, circuit open, rate limit) and connectors.ErrInDoubt
+// when the request was written and no answer came (timeout, cancel,
+// connection lost): the partner may have it. A call in doubt is not retried
+// here unless its method is GET or HEAD (a POST or PUT could be a second
+// payment); the caller decides (the route engine asks the status URL).
 func (c *Client) Do(ctx context.Context, req Request) (*resty.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
@@ -94,6 +103,9 @@ func (c *Client) Do(ctx context.Context, req Request) (*resty.Response, error) {
 	for attempt := 0; ; attempt++ {
 		resp, err := c.once(ctx, req)
 		if err == nil || attempt >= c.cfg.Retries || errors.Is(err, connectors.ErrPermanent) || ctx.Err() != nil {
+			return resp, err
+		}
+		if errors.Is(err, connectors.ErrInDoubt) && req.Method != http.MethodGet && req.Method != http.MethodHead {
 			return resp, err
 		}
 		select {
@@ -108,11 +120,18 @@ func (c *Client) Do(ctx context.Context, req Request) (*resty.Response, error) {
 func (c *Client) once(ctx context.Context, req Request) (*resty.Response, error) {
 	if c.limit != nil {
 		if err := c.limit.Wait(ctx); err != nil {
-			return nil, err
+			return nil, connectors.NotSent(fmt.Errorf("%s %s: rate limit: %w", req.Method, req.URL, err))
 		}
 	}
+	// wrote tells whether any of the request reached the connection: a
+	// failure after that is in doubt, one before it is a clear refusal.
+	var wrote atomic.Bool
+	tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteHeaders: func() { wrote.Store(true) },
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
+	})
 	resp, err := c.breaker.Execute(func() (*resty.Response, error) {
-		r := c.rc.R().SetContext(ctx)
+		r := c.rc.R().SetContext(tctx)
 		for k, v := range req.Headers {
 			r.SetHeader(k, v)
 		}
@@ -129,14 +148,18 @@ func (c *Client) once(ctx context.Context, req Request) (*resty.Response, error)
 		return resp, nil
 	})
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL, ErrCircuitOpen)
+		return nil, connectors.NotSent(fmt.Errorf("%s %s: %w", req.Method, req.URL, ErrCircuitOpen))
 	}
 	if err != nil {
 		var se *StatusError
 		if errors.As(err, &se) {
 			return resp, err
 		}
-		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL, err)
+		err = fmt.Errorf("%s %s: %w", req.Method, req.URL, err)
+		if wrote.Load() {
+			return nil, connectors.InDoubt(err)
+		}
+		return nil, connectors.NotSent(err)
 	}
 	if s := resp.StatusCode(); s >= 300 && s != 404 {
 		return resp, connectors.Permanent(statusError(req, resp))

@@ -79,7 +79,7 @@ type SinkConfig struct {
 	ContentType string `yaml:"content_type"`
 	// IdempotencyHeader carries the message's idempotency key (default Idempotency-Key).
 	IdempotencyHeader string `yaml:"idempotency_header"`
-	// StatusURL, with {key} replaced by the idempotency key (URL-escaped), answers 2xx when the partner has the message and 404 when it has not; the route engine asks it when a delivery is in doubt.
+	// StatusURL, with {key} replaced by the idempotency key (URL-escaped), answers 2xx when the partner has the message and 404 when it has not; the route engine asks it (through a client and breaker of its own) when a delivery is in doubt: a send that timed out, was cancelled or lost its connection after the request was written. Without it, such a delivery is dead-lettered as in doubt, never sent again blindly (see resend_in_doubt).
 	StatusURL string `yaml:"status_url"`
 	// ForwardHeaders lists message headers sent along as HTTP headers.
 	ForwardHeaders []string `yaml:"forward_headers"`

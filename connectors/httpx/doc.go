@@ -10,7 +10,10 @@
 //
 // The connector kind "http" gives a sink (POST/PUT a message to a URL,
 // carrying its idempotency key in a header, with an optional status URL the
-// route engine asks when a delivery is in doubt after a crash; it also
+// route engine asks when a delivery is in doubt - a send that timed out, was
+// cancelled or lost its connection after the request was written (marked
+// connectors.ErrInDoubt; one refused before anything left is marked
+// connectors.ErrNotSent), or one a crash interrupted; it also
 // answers enrich lookups) and a source (an inbound endpoint: the route engine
 // mounts it under /routes/<route id>; it answers 202 only once the message
 // is durably on the bus).

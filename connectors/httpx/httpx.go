@@ -61,6 +61,10 @@ func Spec() connectors.Spec {
 type Sink struct {
 	cfg SinkConfig
 	c   *Client
+	// status asks the status URL: a client of its own, so that a breaker
+	// opened by slow sends (each of them in doubt) does not keep the
+	// engine from asking whether they arrived.
+	status *Client
 }
 
 // NewSink returns a sink.
@@ -69,7 +73,13 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Sink{cfg: cfg, c: c}, nil
+	s := &Sink{cfg: cfg, c: c}
+	if cfg.StatusURL != "" {
+		if s.status, err = NewClient("status:"+cfg.URL, cfg.ClientConfig); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 func (s *Sink) headers(msg bus.Message) map[string]string {
@@ -113,18 +123,24 @@ func (s *Sink) Request(ctx context.Context, msg bus.Message) (bus.Message, error
 // ErrNoStatusURL is returned by Delivered without a status URL.
 var ErrNoStatusURL = errors.New("httpx: no status_url configured")
 
-// Delivered asks the status URL whether the partner has msg.
+// Delivered asks the status URL whether the partner has msg: 2xx yes, 404
+// no; any other answer or no answer is an error (the outcome stays unknown).
 func (s *Sink) Delivered(ctx context.Context, msg bus.Message) (bool, error) {
-	if s.cfg.StatusURL == "" {
+	if s.status == nil {
 		return false, ErrNoStatusURL
 	}
 	u := strings.ReplaceAll(s.cfg.StatusURL, "{key}", url.PathEscape(msg.IdempotencyKey))
-	resp, err := s.c.Do(ctx, Request{Method: http.MethodGet, URL: u})
+	resp, err := s.status.Do(ctx, Request{Method: http.MethodGet, URL: u})
 	if err != nil {
 		return false, err
 	}
 	return resp.StatusCode() < 300, nil
 }
+
+// CanCheckDelivery reports whether Delivered can answer (a status_url is
+// configured); without one, the route engine dead-letters a delivery in
+// doubt instead of sending it again.
+func (s *Sink) CanCheckDelivery() bool { return s.status != nil }
 
 // Endpoint describes the sink for dead letters and events.
 func (s *Sink) Endpoint() string { return s.cfg.Method + " " + s.cfg.URL }

@@ -3,6 +3,7 @@ package httpx
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -232,5 +233,126 @@ func TestSpecValidates(t *testing.T) {
 	}
 	if c.Timeout != 10*time.Second || c.BreakerFailures != 5 {
 		t.Errorf("sink defaults not filled: timeout %s, breaker_failures %d", c.Timeout, c.BreakerFailures)
+	}
+}
+
+// TestSendOutcomeInDoubt: a failure after the request was written is in
+// doubt and a POST is then not retried within the call (the partner may
+// have it); a failure before anything left is "not sent"; an answer is
+// neither.
+func TestSendOutcomeInDoubt(t *testing.T) {
+	// A listener that is closed at once: dialling it is refused.
+	refused := httptest.NewServer(http.NotFoundHandler())
+	refusedURL := refused.URL
+	refused.Close()
+	cases := []struct {
+		name    string
+		handler func(w http.ResponseWriter, r *http.Request)
+		url     string
+		breaker bool // open the breaker first
+		doubt   bool
+		notSent bool
+		posts   int32
+	}{
+		{"partner holds the request past the deadline", func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body) // then the server sees the client give up
+			<-r.Context().Done()
+		}, "", false, true, false, 1},
+		{"connection lost after the request", func(w http.ResponseWriter, r *http.Request) {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+		}, "", false, true, false, 1},
+		{"503 answer", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }, "", false, false, false, 4},
+		{"connection refused", nil, refusedURL, false, false, true, 0},
+		{"circuit open", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }, "", true, false, true, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var posts atomic.Int32
+			u := tc.url
+			if tc.handler != nil {
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method == http.MethodPost {
+						posts.Add(1)
+					}
+					tc.handler(w, r)
+				}))
+				defer srv.Close()
+				u = srv.URL
+			}
+			cfg := DefaultSinkConfig()
+			cfg.URL = u
+			cfg.Timeout = 200 * time.Millisecond
+			cfg.Retries = 3
+			cfg.RetryWait = time.Millisecond
+			cfg.BreakerFailures = 1
+			if !tc.breaker {
+				cfg.BreakerFailures = 100
+			}
+			cfg.BreakerOpen = time.Hour
+			s, err := NewSink(*cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.breaker {
+				_ = s.Send(context.Background(), bus.Message{Body: []byte("x")}) // trips it
+			}
+			err = s.Send(context.Background(), bus.Message{IdempotencyKey: "k", Body: []byte("x")})
+			if err == nil {
+				t.Fatal("Send succeeded")
+			}
+			if got := errors.Is(err, connectors.ErrInDoubt); got != tc.doubt {
+				t.Errorf("in doubt = %v, want %v: %v", got, tc.doubt, err)
+			}
+			if got := errors.Is(err, connectors.ErrNotSent); got != tc.notSent {
+				t.Errorf("not sent = %v, want %v: %v", got, tc.notSent, err)
+			}
+			if n := posts.Load(); n != tc.posts {
+				t.Errorf("partner got %d POSTs, want %d", n, tc.posts)
+			}
+		})
+	}
+}
+
+// TestStatusHasItsOwnBreaker: sends that time out open the send breaker;
+// the status query still reaches the partner.
+func TestStatusHasItsOwnBreaker(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			_, _ = io.Copy(io.Discard, r.Body)
+			<-r.Context().Done()
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	cfg := DefaultSinkConfig()
+	cfg.URL = srv.URL + "/in"
+	cfg.StatusURL = srv.URL + "/status/{key}"
+	cfg.Timeout = 50 * time.Millisecond
+	cfg.BreakerFailures = 1
+	cfg.BreakerOpen = time.Hour
+	s, err := NewSink(*cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.CanCheckDelivery() {
+		t.Fatal("CanCheckDelivery false with a status_url")
+	}
+	if err := s.Send(context.Background(), bus.Message{IdempotencyKey: "k", Body: []byte("x")}); !errors.Is(err, connectors.ErrInDoubt) {
+		t.Fatalf("slow send: %v, want in doubt", err)
+	}
+	if err := s.Send(context.Background(), bus.Message{IdempotencyKey: "k2", Body: []byte("x")}); !errors.Is(err, ErrCircuitOpen) {
+		t.Fatalf("second send: %v, want circuit open", err)
+	}
+	ok, err := s.Delivered(context.Background(), bus.Message{IdempotencyKey: "k"})
+	if err != nil || !ok {
+		t.Fatalf("Delivered = %v %v, want true", ok, err)
+	}
+	cfg.StatusURL = ""
+	if s2, _ := NewSink(*cfg); s2.CanCheckDelivery() {
+		t.Error("CanCheckDelivery true without a status_url")
 	}
 }
