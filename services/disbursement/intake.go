@@ -189,6 +189,9 @@ func (s *Service) intake(ctx context.Context, b *Batch, opt RunOptions) (string,
 			return "", fmt.Errorf("copy list: %w", err)
 		}
 	}
+	if err := s.screenList(ctx, b, opt.ListFile != "" && mustAbs(opt.ListFile) != mustAbs(dst)); err != nil {
+		return "", err
+	}
 	var total int64
 	if fi, err := os.Stat(dst); err == nil {
 		total = fi.Size()

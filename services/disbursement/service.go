@@ -105,6 +105,8 @@ type Service struct {
 	audit  audit.Appender
 	expect Expecter
 	keyer  *personKeyer
+	// screener is consulted by the intake (SetScreener).
+	screener Screener
 
 	wakeup chan struct{} // a batch was queued (Submit, Confirm)
 

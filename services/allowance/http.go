@@ -1,0 +1,209 @@
+package allowance
+
+import (
+	"context"
+	"errors"
+	"html/template"
+	"net/http"
+	"strings"
+
+	"github.com/shanghai-mca/mzhub/problem"
+)
+
+// Push is one 入海 push shown on the console.
+type Push struct {
+	// Period, State, Records, TotalFen and Receipt of the push.
+	Period, State, Receipt, Detail string
+	Records, TotalFen              int64
+}
+
+// OpsOptions wire the console page into the hub's accounts.
+type OpsOptions struct {
+	// User names the logged-in user of a request.
+	User func(*http.Request) string
+	// CanAct tells whether the user may act (operators; auditors only read).
+	CanAct func(*http.Request) bool
+	// CSRF returns the session's CSRF token for the page's forms.
+	CSRF func(*http.Request) string
+	// Pushes lists the recent 入海 pushes (nil: none shown).
+	Pushes func(ctx context.Context) ([]Push, error)
+}
+
+// OpsHandler serves the console's data sea page (mounted under
+// /console/datasea behind the console's account guard): GET / shows the
+// overview, the warnings, claw-backs, back-payments, stopped persons,
+// pending 迁入 reviews, quarantined records and pushes; GET /report.csv
+// is the screening report; operators POST /confirm-alive (id_number, note)
+// and /reviews/{record}/{approve|reject}.
+func (s *Service) OpsHandler(o OpsOptions) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		d := pageData{Flash: r.URL.Query().Get("done")}
+		var err error
+		if d.Overview, err = s.Overview(r.Context()); err != nil {
+			problem.Write(w, r, problem.Internal(err))
+			return
+		}
+		d.Lists = map[string][]Item{}
+		for _, k := range []string{"warning", "clawback", "backpay", "stopped", "quarantined"} {
+			if d.Lists[k], err = s.Items(r.Context(), k, 50); err != nil {
+				problem.Write(w, r, problem.Internal(err))
+				return
+			}
+		}
+		if d.Reviews, err = s.Reviews(r.Context(), "pending", 50); err != nil {
+			problem.Write(w, r, problem.Internal(err))
+			return
+		}
+		if o.Pushes != nil {
+			if d.Pushes, err = o.Pushes(r.Context()); err != nil {
+				problem.Write(w, r, problem.Internal(err))
+				return
+			}
+		}
+		d.CanAct = o.CanAct == nil || o.CanAct(r)
+		if o.CSRF != nil {
+			d.CSRF = o.CSRF(r)
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = page.Execute(w, d)
+	})
+	mux.HandleFunc("GET /report.csv", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="datasea-screening.csv"`)
+		if err := s.WriteReport(r.Context(), w); err != nil {
+			s.log.Error("allowance: report", "err", err)
+		}
+	})
+	act := func(f func(w http.ResponseWriter, r *http.Request, user string)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if o.CanAct != nil && !o.CanAct(r) {
+				problem.Write(w, r, problem.Forbidden("only operators confirm persons and decide reviews"))
+				return
+			}
+			user := ""
+			if o.User != nil {
+				user = o.User(r)
+			}
+			if user == "" {
+				problem.Write(w, r, problem.Unauthenticated("a logged-in console user is required"))
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+			if err := r.ParseForm(); err != nil {
+				problem.Write(w, r, problem.ValidationFailed(problem.FieldError{Field: "form", Reason: "not a form"}))
+				return
+			}
+			f(w, r, user)
+		}
+	}
+	mux.HandleFunc("POST /confirm-alive", act(func(w http.ResponseWriter, r *http.Request, user string) {
+		id := strings.ToUpper(strings.TrimSpace(r.PostFormValue("id_number")))
+		_, err := s.ConfirmAlive(r.Context(), id, user, r.PostFormValue("note"))
+		switch {
+		case errors.Is(err, ErrBadID):
+			problem.Write(w, r, problem.ValidationFailed(problem.FieldError{Field: "id_number", Reason: "not a valid resident ID number"}))
+		case errors.Is(err, ErrNoDeath):
+			problem.Write(w, r, problem.NotFound("no applied death record for this person"))
+		case err != nil:
+			problem.Write(w, r, problem.Internal(err))
+		default:
+			http.Redirect(w, r, "./?done=confirmed", http.StatusSeeOther)
+		}
+	}))
+	mux.HandleFunc("POST /reviews/{record}/{decision}", act(func(w http.ResponseWriter, r *http.Request, user string) {
+		dec := r.PathValue("decision")
+		if dec != "approve" && dec != "reject" {
+			problem.Write(w, r, problem.ValidationFailed(problem.FieldError{Field: "decision", Reason: "approve or reject"}))
+			return
+		}
+		err := s.Decide(r.Context(), r.PathValue("record"), dec == "approve", user)
+		switch {
+		case errors.Is(err, ErrNoReview):
+			problem.Write(w, r, problem.NotFound("no pending review of this record"))
+		case err != nil:
+			problem.Write(w, r, problem.Internal(err))
+		default:
+			http.Redirect(w, r, "../../?done=reviewed", http.StatusSeeOther)
+		}
+	}))
+	return mux
+}
+
+type pageData struct {
+	Overview Overview
+	Lists    map[string][]Item
+	Reviews  []Review
+	Pushes   []Push
+	CanAct   bool
+	CSRF     string
+	Flash    string
+}
+
+func yuan(fen int64) string {
+	neg := fen < 0
+	if neg {
+		fen = -fen
+	}
+	s := template.HTMLEscapeString(itoa(fen/100)) + "." + string(rune('0'+fen%100/10)) + string(rune('0'+fen%10))
+	if neg {
+		s = "-" + s
+	}
+	return s
+}
+
+func itoa(n int64) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for n > 0 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+		n /= 10
+	}
+	return string(b)
+}
+
+var page = template.Must(template.New("datasea").Funcs(template.FuncMap{"yuan": yuan}).Parse(`<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>数据海 · Data sea</title>
+<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.25em .5em;font-size:90%}
+.warn{color:#a60}.err{color:#b00}.ok{color:#070}</style></head><body>
+<h1>数据海 · Data sea</h1>
+{{if .Flash}}<p class="ok">{{.Flash}}</p>{{end}}
+<h2>概况 · Overview</h2>
+<table><tr><th>死亡记录 · deaths</th><th>迁出 · moves out</th><th>迁入 · moves in</th><th>作废 · invalidated</th><th>停发(死亡) · stopped (deceased)</th><th>停发(迁出) · stopped (moved out)</th><th>待审核迁入 · pending reviews</th><th>追回 · claw-backs</th><th>补发 · back-payments</th><th>隔离 · quarantined</th></tr>
+<tr><td>{{index .Overview.Records "death"}}</td><td>{{index .Overview.Records "move_out"}}</td><td>{{index .Overview.Records "move_in"}}</td><td>{{.Overview.Invalidated}}</td>
+<td>{{.Overview.Deceased}}</td><td>{{.Overview.MovedOut}}</td><td>{{.Overview.PendingReviews}}</td>
+<td class="warn">{{.Overview.Clawbacks}} ({{yuan .Overview.ClawbackFen}} 元)</td><td>{{.Overview.Backpays}} ({{yuan .Overview.BackpayFen}} 元)</td><td class="err">{{.Overview.Quarantined}}</td></tr></table>
+<p><a href="report.csv">筛查报告 · screening report (CSV)</a></p>
+<h2>筛查预警 · Screening warnings</h2>
+<table><tr><th>身份证 · person</th><th>规则 · rule</th><th>说明 · detail</th><th>发现于 · found in</th></tr>
+{{range index .Lists "warning"}}<tr><td>{{.Person}}</td><td class="warn">{{.Code}}</td><td>{{.Detail}}</td><td>{{.Month}}</td></tr>{{else}}<tr><td colspan="4">无 · none</td></tr>{{end}}</table>
+<h2>待审核迁入 · 迁入 awaiting district review</h2>
+<table><tr><th>记录 · record</th><th>身份证 · person</th><th>区 · district</th><th>迁出地 · from</th><th>日期 · date</th><th></th></tr>
+{{range .Reviews}}<tr><td>{{.RecordID}}</td><td>{{.IDMasked}}</td><td>{{.District}}</td><td>{{.Region}}</td><td>{{.Date}}</td><td>{{if $.CanAct}}
+<form method="post" action="reviews/{{.RecordID}}/approve" style="display:inline"><input type="hidden" name="csrf_token" value="{{$.CSRF}}"><button>通过 · approve</button></form>
+<form method="post" action="reviews/{{.RecordID}}/reject" style="display:inline"><input type="hidden" name="csrf_token" value="{{$.CSRF}}"><button>驳回 · reject</button></form>{{end}}</td></tr>
+{{else}}<tr><td colspan="6">无 · none</td></tr>{{end}}</table>
+<h2>停发 · Stopped</h2>
+<table><tr><th>身份证 · person</th><th>状态 · status</th><th>停发起始月 · from month</th><th>记录 · record</th></tr>
+{{range index .Lists "stopped"}}<tr><td>{{.Person}}</td><td>{{.State}}</td><td>{{.Month}}</td><td>{{.Code}}</td></tr>{{else}}<tr><td colspan="4">无 · none</td></tr>{{end}}</table>
+{{if .CanAct}}<h3>确认在世 · Confirm a person alive</h3>
+<form method="post" action="confirm-alive"><input type="hidden" name="csrf_token" value="{{.CSRF}}">
+<label>身份证号 · ID number <input name="id_number" autocomplete="off" size="20"></label>
+<label>说明 · note <input name="note" size="40"></label><button>确认在世 · confirm alive</button></form>{{end}}
+<h2>追回 · Claw-backs (paid after death)</h2>
+<table><tr><th>身份证 · person</th><th>月份 · month</th><th>金额 · amount</th><th>状态 · state</th><th>说明 · detail</th></tr>
+{{range index .Lists "clawback"}}<tr><td>{{.Person}}</td><td>{{.Month}}</td><td>{{yuan .AmountFen}}</td><td>{{.State}}</td><td>{{.Detail}}</td></tr>{{else}}<tr><td colspan="5">无 · none</td></tr>{{end}}</table>
+<h2>补发 · Back-payments</h2>
+<table><tr><th>身份证 · person</th><th>月份 · month</th><th>金额 · amount</th><th>状态 · state</th><th>说明 · detail</th></tr>
+{{range index .Lists "backpay"}}<tr><td>{{.Person}}</td><td>{{.Month}}</td><td>{{yuan .AmountFen}}</td><td>{{.State}}</td><td>{{.Detail}}</td></tr>{{else}}<tr><td colspan="5">无 · none</td></tr>{{end}}</table>
+<h2>隔离记录 · Quarantined records</h2>
+<table><tr><th>位置 · where</th><th>来源 · source</th><th>原因 · reason</th></tr>
+{{range index .Lists "quarantined"}}<tr><td>{{.Person}}</td><td>{{.Code}}</td><td class="err">{{.Detail}}</td></tr>{{else}}<tr><td colspan="3">无 · none</td></tr>{{end}}</table>
+<h2>入海 · Recipients pushed</h2>
+<table><tr><th>月份 · period</th><th>人数 · records</th><th>金额 · total</th><th>状态 · state</th><th>回执 · receipt</th></tr>
+{{range .Pushes}}<tr><td>{{.Period}}</td><td>{{.Records}}</td><td>{{yuan .TotalFen}}</td><td>{{.State}}</td><td>{{.Receipt}}{{if .Detail}} <span class="err">{{.Detail}}</span>{{end}}</td></tr>{{else}}<tr><td colspan="5">无 · none</td></tr>{{end}}</table>
+</body></html>
+`))

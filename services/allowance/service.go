@@ -1,0 +1,262 @@
+package allowance
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/connectors/datasea"
+	"github.com/shanghai-mca/mzhub/security/audit"
+	"github.com/shanghai-mca/mzhub/security/mask"
+	"github.com/shanghai-mca/mzhub/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Fields protects ID numbers: a blind index for lookups and sealing at
+// rest (security/fieldcrypt.Ring).
+type Fields interface {
+	BlindIndex(value string) string
+	Encrypt(plaintext string) (string, error)
+}
+
+// Person statuses.
+const (
+	StatusActive   = "active"
+	StatusDeceased = "deceased"
+	StatusMovedOut = "moved_out"
+)
+
+// Options are what the service needs.
+type Options struct {
+	// DB is the state store.
+	DB *store.DB
+	// Fields gives blind indexes and seals ID numbers.
+	Fields Fields
+	// Audit records operators' decisions.
+	Audit audit.Appender
+	// Logger, Clock and Metrics (nil: discard, real time, none).
+	Logger  *slog.Logger
+	Clock   clock.Clock
+	Metrics prometheus.Registerer
+}
+
+// Service applies the data sea's records and the allowance rules.
+type Service struct {
+	db     *store.DB
+	fields Fields
+	audit  audit.Appender
+	log    *slog.Logger
+	clock  clock.Clock
+
+	applied *prometheus.CounterVec
+}
+
+var _ datasea.Applier = (*Service)(nil)
+
+// New migrates the schema and returns the service.
+func New(ctx context.Context, o Options) (*Service, error) {
+	if o.DB == nil || o.Fields == nil {
+		return nil, errors.New("allowance: state store and fields required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	if err := o.DB.Migrate(ctx, "allowance", sub); err != nil {
+		return nil, err
+	}
+	s := &Service{db: o.DB, fields: o.Fields, audit: o.Audit, log: o.Logger.With("service", "allowance"), clock: o.Clock,
+		applied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mzhub_allowance_records_total",
+			Help: "Data-sea records handled by the allowance rules, by kind and outcome (new, seen, quarantined)."}, []string{"kind", "outcome"})}
+	if o.Metrics != nil {
+		if err := o.Metrics.Register(s.applied); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, err
+			}
+			s.applied = are.ExistingCollector.(*prometheus.CounterVec)
+		}
+	}
+	return s, nil
+}
+
+// PersonKey returns the blind index identifying the person of an ID number.
+func (s *Service) PersonKey(id string) string {
+	return s.fields.BlindIndex(strings.ToUpper(strings.TrimSpace(id)))
+}
+
+// nextMonth returns the month after the date's (YYYY-MM-DD → YYYY-MM).
+func nextMonth(date string) string {
+	y, _ := strconv.Atoi(date[:4])
+	m, _ := strconv.Atoi(date[5:7])
+	m++
+	if m == 13 {
+		y, m = y+1, 1
+	}
+	return fmt.Sprintf("%04d-%02d", y, m)
+}
+
+// Apply applies records idempotently by record id (a record seen before
+// changes nothing) and quarantines bad ones, all in one transaction:
+//
+//   - death: the person's payment stops from the month after death;
+//   - move_out: payment stops from the month after the move (a deceased
+//     person stays deceased);
+//   - move_in: a pending entry for district review.
+func (s *Service) Apply(ctx context.Context, source string, recs []datasea.Record, bad []datasea.Bad) (datasea.Applied, error) {
+	var out datasea.Applied
+	now := s.clock.Now().UnixMilli()
+	type prepared struct {
+		r              datasea.Record
+		person, sealed string
+	}
+	// The crypto runs outside the transaction, which stays short.
+	prep := make([]prepared, 0, len(recs))
+	for _, r := range recs {
+		r = r.Normalize()
+		if err := r.Check(s.clock.Now()); err != nil {
+			bad = append(bad, datasea.Bad{Ref: source + " record " + r.ID, RecordID: r.ID, Reason: err.Error()})
+			continue
+		}
+		sealed, err := s.fields.Encrypt(r.IDNumber)
+		if err != nil {
+			return out, fmt.Errorf("allowance: seal: %w", err)
+		}
+		prep = append(prep, prepared{r: r, person: s.PersonKey(r.IDNumber), sealed: sealed})
+	}
+	counts := map[[2]string]int{}
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		out = datasea.Applied{}
+		clear(counts)
+		ins, err := tx.PrepareContext(ctx, s.db.Rebind(`INSERT INTO allow_records (record_id, kind, person, id_masked, id_sealed, event_date,
+			district, region, source, state, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'applied', ?) ON CONFLICT (record_id) DO NOTHING`))
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		for _, p := range prep {
+			r := p.r
+			res, err := ins.ExecContext(ctx, r.ID, string(r.Kind), p.person, mask.IDNumber(r.IDNumber), p.sealed, r.Date, r.District, r.Region, source, now)
+			if err != nil {
+				return fmt.Errorf("record %s: %w", r.ID, err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				out.Seen++
+				counts[[2]string{string(r.Kind), "seen"}]++
+				continue
+			}
+			out.New++
+			counts[[2]string{string(r.Kind), "new"}]++
+			if err := s.rule(ctx, tx, r, p.person, now); err != nil {
+				return fmt.Errorf("record %s: %w", r.ID, err)
+			}
+		}
+		for _, b := range bad {
+			item := b.RecordID
+			if item == "" {
+				h := sha256.Sum256([]byte(b.Ref + "\x00" + b.Raw))
+				item = "raw:" + hex.EncodeToString(h[:8])
+			}
+			if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO allow_quarantine (source, item, ref, record_id, reason, raw, created_ms)
+				VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, item) DO NOTHING`), source, item, b.Ref, b.RecordID, mask.Text(b.Reason), b.Raw, now); err != nil {
+				return err
+			}
+			out.Quarantined++
+			counts[[2]string{"unknown", "quarantined"}]++
+		}
+		return nil
+	})
+	if err != nil {
+		return datasea.Applied{}, fmt.Errorf("allowance: apply: %w", err)
+	}
+	for k, n := range counts {
+		s.applied.WithLabelValues(k[0], k[1]).Add(float64(n))
+	}
+	return out, nil
+}
+
+// rule applies one new record.
+func (s *Service) rule(ctx context.Context, tx *sql.Tx, r datasea.Record, person string, now int64) error {
+	masked := mask.IDNumber(r.IDNumber)
+	switch r.Kind {
+	case datasea.Death:
+		// A death wins over a move out; the earlier stop month stays.
+		_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO allow_persons (person, id_masked, status, stop_month, record_id, updated_ms)
+			VALUES (?, ?, 'deceased', ?, ?, ?) ON CONFLICT (person) DO UPDATE SET status = 'deceased',
+			stop_month = CASE WHEN allow_persons.status <> 'active' AND allow_persons.stop_month < excluded.stop_month
+				THEN allow_persons.stop_month ELSE excluded.stop_month END,
+			record_id = excluded.record_id, updated_ms = excluded.updated_ms`), person, masked, nextMonth(r.Date), r.ID, now)
+		return err
+	case datasea.MoveOut:
+		_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO allow_persons (person, id_masked, status, stop_month, record_id, updated_ms)
+			VALUES (?, ?, 'moved_out', ?, ?, ?) ON CONFLICT (person) DO UPDATE SET
+			status = CASE WHEN allow_persons.status = 'deceased' THEN 'deceased' ELSE 'moved_out' END,
+			stop_month = CASE WHEN allow_persons.status <> 'active' AND allow_persons.stop_month < excluded.stop_month
+				THEN allow_persons.stop_month ELSE excluded.stop_month END,
+			record_id = CASE WHEN allow_persons.status = 'deceased' THEN allow_persons.record_id ELSE excluded.record_id END,
+			updated_ms = excluded.updated_ms`), person, masked, nextMonth(r.Date), r.ID, now)
+		return err
+	case datasea.MoveIn:
+		_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO allow_reviews (record_id, person, id_masked, district, region, event_date, state)
+			VALUES (?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT (record_id) DO NOTHING`), r.ID, person, masked, r.District, r.Region, r.Date)
+		return err
+	}
+	return fmt.Errorf("unknown kind %q", r.Kind)
+}
+
+// Person is what the service knows of a person.
+type Person struct {
+	// IDMasked is the masked ID number.
+	IDMasked string
+	// Status is active, deceased or moved_out.
+	Status string
+	// StopMonth is the first month not paid (YYYY-MM), empty when active.
+	StopMonth string
+	// RecordID is the record that stopped payment.
+	RecordID string
+}
+
+// PersonOf returns the state of the person of an ID number (active when
+// no record stopped them).
+func (s *Service) PersonOf(ctx context.Context, id string) (Person, error) {
+	p := Person{IDMasked: mask.IDNumber(id), Status: StatusActive}
+	err := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT status, stop_month, record_id FROM allow_persons WHERE person = ?`), s.PersonKey(id)).
+		Scan(&p.Status, &p.StopMonth, &p.RecordID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, nil
+	}
+	if p.Status == StatusActive {
+		p.StopMonth = ""
+	}
+	return p, err
+}
+
+func (s *Service) auditf(ctx context.Context, actor, action, object, outcome, f string, a ...any) error {
+	if s.audit == nil {
+		return nil
+	}
+	_, err := s.audit.Append(ctx, audit.Record{Time: s.clock.Now(), Actor: audit.UserActor(actor), Action: "allowance." + action,
+		Object: object, Outcome: outcome, Detail: fmt.Sprintf(f, a...)})
+	return err
+}
+
+func (s *Service) nowMS() int64 { return s.clock.Now().UnixMilli() }
