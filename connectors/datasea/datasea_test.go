@@ -200,7 +200,6 @@ func TestPullFaults(t *testing.T) {
 	}
 }
 
-
 type sm2 struct{}
 
 func (sm2) Sign(r io.Reader) ([]byte, error) {
