@@ -22,6 +22,7 @@ type family struct {
 // families are wired in this order by Build.
 var families = []family{
 	{name: "portal", wire: wirePortal},
+	{name: "datasea", wire: wireDatasea},
 }
 
 // wireFamilies wires every partner family.

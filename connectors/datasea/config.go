@@ -42,8 +42,8 @@ type Config struct {
 	SFTP *sftp.Config `yaml:"sftp"`
 	// SFTPEvery is the pause between polls of the SFTP drop.
 	SFTPEvery time.Duration `yaml:"sftp_every"`
-	// PushDay is the day of the month from which the previous month's recipients list is pushed (入海).
-	PushDay int `yaml:"push_day"`
+	// Push turns the monthly push of the recipients list (入海) on: each allowance batch, once done, is pushed.
+	Push bool `yaml:"push"`
 }
 
 // DefaultConfig returns the defaults.
@@ -51,7 +51,7 @@ func DefaultConfig() Config {
 	return Config{Client: httpx.ClientConfig{Timeout: 30 * time.Second, Retries: 2, RetryWait: 500 * time.Millisecond,
 		RetryMaxWait: 5 * time.Second, RatePerSecond: 20, BreakerFailures: 5, BreakerOpen: time.Minute, MaxConns: 8},
 		PageSize: 500, MaxPages: 10000, PullAt: "05:00", DueBy: "06:00", RetryEvery: 10 * time.Minute,
-		SFTPEvery: 5 * time.Minute, PushDay: 1}
+		SFTPEvery: 5 * time.Minute, Push: true}
 }
 
 // Validate reports every problem at once. It does no I/O.
@@ -75,9 +75,6 @@ func (c Config) Validate() error {
 	}
 	if c.RetryEvery <= 0 || c.SFTPEvery <= 0 {
 		errs = append(errs, errors.New("datasea.retry_every and datasea.sftp_every: must be positive"))
-	}
-	if c.PushDay < 1 || c.PushDay > 28 {
-		errs = append(errs, fmt.Errorf("datasea.push_day: %d out of 1..28", c.PushDay))
 	}
 	if c.SFTP != nil {
 		if err := c.SFTP.Validate(); err != nil {

@@ -200,8 +200,8 @@ var page = template.Must(template.New("datasea").Funcs(template.FuncMap{"yuan": 
 <table><tr><th>身份证 · person</th><th>月份 · month</th><th>金额 · amount</th><th>状态 · state</th><th>说明 · detail</th></tr>
 {{range index .Lists "backpay"}}<tr><td>{{.Person}}</td><td>{{.Month}}</td><td>{{yuan .AmountFen}}</td><td>{{.State}}</td><td>{{.Detail}}</td></tr>{{else}}<tr><td colspan="5">无 · none</td></tr>{{end}}</table>
 <h2>隔离记录 · Quarantined records</h2>
-<table><tr><th>位置 · where</th><th>来源 · source</th><th>原因 · reason</th></tr>
-{{range index .Lists "quarantined"}}<tr><td>{{.Person}}</td><td>{{.Code}}</td><td class="err">{{.Detail}}</td></tr>{{else}}<tr><td colspan="3">无 · none</td></tr>{{end}}</table>
+<table><tr><th>位置 · where</th><th>记录 · record</th><th>来源 · source</th><th>原因 · reason</th></tr>
+{{range index .Lists "quarantined"}}<tr><td>{{.Person}}</td><td>{{.State}}</td><td>{{.Code}}</td><td class="err">{{.Detail}}</td></tr>{{else}}<tr><td colspan="4">无 · none</td></tr>{{end}}</table>
 <h2>入海 · Recipients pushed</h2>
 <table><tr><th>月份 · period</th><th>人数 · records</th><th>金额 · total</th><th>状态 · state</th><th>回执 · receipt</th></tr>
 {{range .Pushes}}<tr><td>{{.Period}}</td><td>{{.Records}}</td><td>{{yuan .TotalFen}}</td><td>{{.State}}</td><td>{{.Receipt}}{{if .Detail}} <span class="err">{{.Detail}}</span>{{end}}</td></tr>{{else}}<tr><td colspan="5">无 · none</td></tr>{{end}}</table>

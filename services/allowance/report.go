@@ -5,6 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
+
+	"github.com/shanghai-mca/mzhub/connectors/datasea"
+	"github.com/shanghai-mca/mzhub/security/mask"
 )
 
 // Overview sums what the rules hold, for the console.
@@ -162,4 +166,28 @@ func replaceQuotes(s string) string {
 		out = append(out, s[i])
 	}
 	return string(out)
+}
+
+// Recipients reads a payment list (services/disbursement.ListHeader
+// format) and returns its persons masked as agreed for the push into the
+// data sea (入海): masked ID number and name, the blind index as a stable
+// token, district, standard and amount. Lines that are not a person are
+// skipped.
+func (s *Service) Recipients(r io.Reader) ([]datasea.Recipient, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var out []datasea.Recipient
+	var f [listColumns]string
+	for sc.Scan() {
+		if split(sc.Text(), f[:]) != listColumns || !mask.ValidID(f[0]) {
+			continue
+		}
+		amt, err := strconv.ParseInt(f[5], 10, 64)
+		if err != nil {
+			continue
+		}
+		out = append(out, datasea.Recipient{Person: mask.IDNumber(f[0]), Token: s.PersonKey(f[0]), Name: mask.Name(f[1]),
+			District: f[4], Standard: f[6], AmountFen: amt})
+	}
+	return out, sc.Err()
 }

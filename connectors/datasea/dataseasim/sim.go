@@ -48,13 +48,13 @@ type Sim struct {
 	pageHits atomic.Int64
 	srv      *http.Server
 	ln       net.Listener
-	served   chan struct{}
+	pushed   chan struct{} // closed (and replaced) at each new push
 }
 
 // New returns a platform with empty feeds.
 func New() *Sim {
 	return &Sim{feeds: map[string][]json.RawMessage{}, pushes: map[string]datasea.Receipt{},
-		bodies: map[string]datasea.PushBody{}, served: make(chan struct{}, 1)}
+		bodies: map[string]datasea.PushBody{}, pushed: make(chan struct{})}
 }
 
 // Add appends records to their feeds.
@@ -94,6 +94,14 @@ func (s *Sim) Pushed(period string) (datasea.PushBody, bool) {
 	defer s.mu.Unlock()
 	b, ok := s.bodies[period]
 	return b, ok
+}
+
+// NextPush returns a channel closed when the platform takes its next new
+// push (take it before looking at Pushed: no push is missed).
+func (s *Sim) NextPush() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pushed
 }
 
 // PushCount returns the number of distinct pushes received.
@@ -215,6 +223,8 @@ func (s *Sim) push(w http.ResponseWriter, r *http.Request, period string) {
 		}
 		s.pushes[key] = rc
 		s.bodies[period] = body
+		close(s.pushed)
+		s.pushed = make(chan struct{})
 	}
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")

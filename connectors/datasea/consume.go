@@ -1,0 +1,96 @@
+package datasea
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/bus"
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/monitor"
+)
+
+// Topic is the bus topic of data-sea records that reach the hub through a
+// route: the front-end processor tables (a dbtable route, docs/datasea.md)
+// publish each row there as one JSON Record.
+const Topic = "datasea.records"
+
+// Consumer applies the records of Topic.
+type Consumer struct {
+	// Bus to consume from; Apply applies; Events, Clock and Logger as usual.
+	Bus    bus.Bus
+	Apply  Applier
+	Events connectors.Events
+	Clock  clock.Clock
+	Logger *slog.Logger
+}
+
+// Run consumes until ctx is done. A record is acked once applied (or
+// quarantined); an apply that fails is nacked and redelivered, up to 20
+// times before the bus dead-letters it.
+func (c *Consumer) Run(ctx context.Context) error {
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	sub, err := c.Bus.Subscribe(ctx, bus.SubscribeOptions{Topic: Topic, Subscription: "allowance", MaxDeliveries: 20})
+	if err != nil {
+		return fmt.Errorf("datasea: subscribe %s: %w", Topic, err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = sub.Close(cctx)
+	}()
+	for {
+		d, err := sub.Receive(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, bus.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("datasea: receive: %w", err)
+		}
+		c.handle(ctx, d)
+	}
+}
+
+func (c *Consumer) handle(ctx context.Context, d bus.Delivery) {
+	m := d.Message()
+	var rec Record
+	var good []Record
+	var bad []Bad
+	ref := "bus " + Topic + " " + m.IdempotencyKey
+	if err := json.Unmarshal(m.Body, &rec); err != nil {
+		bad = append(bad, Bad{Ref: ref, Reason: fmt.Sprintf("%v: not a record: %v", ErrMalformed, err), Raw: maskRaw(string(m.Body))})
+	} else if rec = rec.Normalize(); rec.Check(c.Clock.Now()) != nil {
+		bad = append(bad, Bad{Ref: ref, RecordID: rec.ID, Reason: rec.Check(c.Clock.Now()).Error(), Raw: maskRaw(string(m.Body))})
+	} else {
+		good = append(good, rec)
+	}
+	source := "bus"
+	if s := m.Headers["mzhub-source"]; s != "" {
+		source = s
+	}
+	a, err := c.Apply.Apply(ctx, source, good, bad)
+	if err != nil {
+		c.Logger.Warn("datasea: apply from the bus failed; redelivering", "err", err, "attempt", d.Attempt())
+		_ = d.Nack(ctx, time.Duration(d.Attempt())*time.Second, err)
+		return
+	}
+	ev := monitor.Event{Time: c.Clock.Now(), Partner: Partner, Flow: FeedOf(rec.Kind), Direction: monitor.Inbound, Channel: "bus",
+		Type: monitor.Received, Status: monitor.OK, ExchangeID: m.IdempotencyKey, Records: int64(a.New + a.Seen),
+		RecordsFailed: int64(a.Quarantined), Component: "datasea"}
+	if a.Quarantined > 0 {
+		ev.Type, ev.Status, ev.ErrorMessage = monitor.Rejected, monitor.Warning, bad[0].Reason
+	}
+	if c.Events != nil {
+		c.Events.Emit(ev)
+	}
+	_ = d.Ack(ctx)
+}

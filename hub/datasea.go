@@ -1,0 +1,177 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/connectors/bank"
+	"github.com/shanghai-mca/mzhub/connectors/datasea"
+	"github.com/shanghai-mca/mzhub/connectors/datasea/dataseasim"
+	"github.com/shanghai-mca/mzhub/connectors/sftp"
+	"github.com/shanghai-mca/mzhub/security/accounts"
+	"github.com/shanghai-mca/mzhub/services/allowance"
+	"github.com/shanghai-mca/mzhub/services/disbursement"
+	"github.com/shanghai-mca/mzhub/store"
+)
+
+// DemoDataseaRecords is the number of death and move records the demo's
+// simulated data sea holds for yesterday (persons of the demo list).
+const DemoDataseaRecords = 60
+
+// wireDatasea adds to h the data sea family: the allowance rules (and the
+// disbursement intake's screening through them), the daily pull (a
+// singleton job expected in the monitor by due_by), the SFTP batch files,
+// the consumer of the front-end tables' records from the bus, the monthly
+// push of the recipients list (入海) and the console page under
+// /console/datasea/. opts.Demo starts the simulated platform with a day of
+// records about the demo list's persons and pulls them before the demo's
+// cycle starts.
+func wireDatasea(ctx context.Context, h *Hub, opts Options, singleton singletonFunc) error {
+	cfg := datasea.ConfigFrom(h.Config())
+	log := h.Logger().With("component", "datasea")
+	deps := connectors.Deps{Logger: log, Metrics: h.Registerer(), Store: h.Store(), Clock: h.Clock(), Events: h.mon, DataDir: h.Config().DataDir}
+	if err := datasea.Migrate(ctx, h.Store()); err != nil {
+		return err
+	}
+	al, err := allowance.New(ctx, allowance.Options{DB: h.Store(), Fields: h.sec.Fields, Audit: h.sec.Audit, Logger: log,
+		Clock: h.Clock(), Metrics: h.Registerer()})
+	if err != nil {
+		return err
+	}
+	if h.disbursement != nil {
+		h.disbursement.SetScreener(al)
+	}
+	var sim *dataseasim.Sim
+	if opts.Demo {
+		sim = dataseasim.New()
+		if err := sim.Start("127.0.0.1:0"); err != nil {
+			return fmt.Errorf("datasea simulator: %w", err)
+		}
+		h.OnClose(func(context.Context) error { return sim.Close() })
+		yesterday := h.Clock().Now().In(clock.Shanghai).AddDate(0, 0, -1).Format(time.DateOnly)
+		sim.Add(dataseasim.Generate(DemoDataseaRecords, 1, yesterday, DemoPersons/DemoDataseaRecords)...)
+		cfg.URL = sim.URL()
+	}
+
+	var puller *datasea.Puller
+	var pusher *datasea.Pusher
+	if cfg.URL != "" {
+		if puller, err = datasea.NewPuller(cfg, deps, al); err != nil {
+			return err
+		}
+		if opts.Demo {
+			// Before the demo's cycle cuts its list.
+			if _, err := puller.Pull(ctx); err != nil {
+				log.Warn("datasea: demo pull", "err", err)
+			}
+		}
+		job := &datasea.Job{Puller: puller, Config: cfg, Expect: h.mon, Clock: h.Clock(), Logger: log}
+		h.AddComponent("datasea.pull", singleton("datasea.pull", job.Run))
+		if cfg.Push && h.disbursement != nil {
+			if pusher, err = datasea.NewPusher(cfg, deps, h.sec.FileSigner); err != nil {
+				return err
+			}
+			svc, dir := h.disbursement, DisbursementConfig(h.Config()).Dir
+			h.AddComponent("datasea.push", singleton("datasea.push", func(ctx context.Context) error {
+				return pushRecipients(ctx, h.Store(), svc, al, pusher, dir, h.Clock(), log)
+			}))
+		}
+	}
+	if cfg.SFTP != nil {
+		if err := sftp.Migrate(ctx, h.Store()); err != nil {
+			return err
+		}
+		files, err := datasea.NewFiles(cfg, deps, al)
+		if err != nil {
+			return err
+		}
+		h.AddComponent("datasea.files", singleton("datasea.files", files.Run))
+	}
+	cons := &datasea.Consumer{Bus: h.bus, Apply: al, Events: h.mon, Clock: h.Clock(), Logger: log}
+	h.AddComponent("datasea.consume", ComponentFunc(cons.Run))
+
+	canAct := func(r *http.Request) bool {
+		u, ok := accounts.UserFrom(r.Context())
+		return ok && u.Role == accounts.RoleOperator
+	}
+	page := al.OpsHandler(allowance.OpsOptions{User: accounts.RequestUser, CanAct: canAct,
+		CSRF:   func(r *http.Request) string { return accounts.CSRFToken(r.Context()) },
+		Pushes: func(ctx context.Context) ([]allowance.Push, error) { return recentPushes(ctx, h) },
+	})
+	h.Handle("/console/datasea/", h.sec.Accounts.Guard(accounts.RoleOperator, accounts.RoleAuditor)(http.StripPrefix("/console/datasea", page)))
+	return nil
+}
+
+// pushRecipients pushes the list of every finished allowance batch not yet
+// pushed (入海), checking again whenever a batch changes and every hour.
+func pushRecipients(ctx context.Context, db *store.DB, svc *disbursement.Service, al *allowance.Service, p *datasea.Pusher, dir string, clk clock.Clock, log *slog.Logger) error {
+	for {
+		changed := svc.Changed()
+		bs, err := svc.Batches(ctx, 12)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("datasea: push: batches", "err", err)
+		}
+		for _, b := range bs {
+			if b.Kind != string(bank.Disbursement) || b.Status != disbursement.BatchDone {
+				continue
+			}
+			if st, ok, err := datasea.Pushed(ctx, db, b.Period); err != nil || (ok && st.State == "received") {
+				continue
+			}
+			if err := pushOne(ctx, al, p, filepath.Join(dir, b.Name, "list.csv"), b.Period); err != nil {
+				log.Warn("datasea: push failed; retried at the next check", "period", b.Period, "err", err)
+				continue
+			}
+			log.Info("datasea: recipients pushed", "period", b.Period)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		case <-clk.After(time.Hour):
+		}
+	}
+}
+
+func pushOne(ctx context.Context, al *allowance.Service, p *datasea.Pusher, list, period string) error {
+	f, err := os.Open(list)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	recs, err := al.Recipients(f)
+	if err != nil {
+		return err
+	}
+	if len(recs) == 0 {
+		return errors.New("empty list")
+	}
+	_, err = p.Push(ctx, period, recs)
+	return err
+}
+
+// recentPushes lists the pushes of the last twelve months for the console.
+func recentPushes(ctx context.Context, h *Hub) ([]allowance.Push, error) {
+	rows, err := h.Store().QueryContext(ctx, `SELECT period, state, receipt, detail, records, total_fen FROM datasea_pushes ORDER BY period DESC LIMIT 12`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []allowance.Push
+	for rows.Next() {
+		var p allowance.Push
+		if err := rows.Scan(&p.Period, &p.State, &p.Receipt, &p.Detail, &p.Records, &p.TotalFen); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,169 @@
+package hub_test
+
+import (
+	"context"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/config"
+	"github.com/shanghai-mca/mzhub/connectors/bank"
+	"github.com/shanghai-mca/mzhub/connectors/datasea"
+	"github.com/shanghai-mca/mzhub/connectors/datasea/dataseasim"
+	"github.com/shanghai-mca/mzhub/hub"
+	"github.com/shanghai-mca/mzhub/hub/hubtest"
+	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/security/accounts"
+	"github.com/shanghai-mca/mzhub/services/disbursement"
+)
+
+// TestDataseaMonth runs the data sea family in the whole hub as serve
+// runs it: the daily pull (due now) takes a day of deaths and moves from
+// the simulated platform, the month's allowance batch leaves the dead and
+// moved out out of every bank file, the console page shows it all behind
+// the account guard, and once the batch is done the recipients list is
+// pushed into the sea with its receipt recorded.
+func TestDataseaMonth(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	const seed, persons, period = 7, 600, "2026-10"
+	sim := dataseasim.New()
+	if err := sim.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	recs := dataseasim.Generate(40, seed, "2026-09-20", persons/40)
+	sim.Add(recs...)
+	sim.AddRaw("death", `{"record_id":"BAD1","type":"death","id_number":"310101190001011231","event_date":"2026-09-01","district":"310101"}`)
+
+	sims := hubtest.StartBanks(t, filepath.Join(dir, "banks"), "../configs/mappings")
+	srv := hubtest.Start(t, hubtest.Options{Dir: filepath.Join(dir, "hub"), Hub: hub.Options{Banks: hubtest.BankConfigs(sims)},
+		Configure: func(c *config.Config) {
+			dc := datasea.DefaultConfig()
+			dc.URL, dc.PullAt, dc.DueBy = sim.URL(), "00:00", "23:59"
+			if err := config.SetSection(c, datasea.ConfigKey, dc); err != nil {
+				t.Fatal(err)
+			}
+		}})
+
+	// The pull's events reach the monitor store.
+	late := time.After(30 * time.Second)
+	for {
+		stored := srv.Hub.Monitor().Writer().Stored()
+		evs, err := srv.Hub.Monitor().Store().Search(ctx, monitor.Filter{Partner: datasea.Partner, Type: monitor.Fetched})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) >= 2 {
+			break
+		}
+		select {
+		case <-stored:
+		case <-late:
+			t.Fatalf("no pull reached the monitor: %d events", len(evs))
+		}
+	}
+	stopped := map[string]bool{}
+	for _, r := range recs {
+		if r.Kind != datasea.MoveIn {
+			stopped[r.IDNumber] = true
+		}
+	}
+
+	// The month: list, letter total, two confirmations.
+	svc := srv.Hub.Disbursement()
+	list := filepath.Join(dir, "list.csv")
+	f, err := os.Create(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := disbursement.WriteList(f, disbursement.GenerateOptions{Persons: persons, Seed: seed, Period: period}); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Close()
+	if _, err := svc.Submit(ctx, disbursement.Request{Period: period, ListFile: list, Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	b := waitBatch(t, srv, period, disbursement.BatchAwaitingLetter)
+	if b.Records != int64(persons-len(stopped)) {
+		t.Fatalf("%d records in the batch, want %d", b.Records, persons-len(stopped))
+	}
+	next := sim.NextPush()
+	if _, err := svc.Submit(ctx, disbursement.Request{Period: period, LetterTotal: b.SystemTotal, Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	waitBatch(t, srv, period, disbursement.BatchAwaiting)
+	if err := svc.Confirm(ctx, bank.Disbursement, period, "district", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Confirm(ctx, bank.Disbursement, period, "city", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	waitBatch(t, srv, period, disbursement.BatchDone)
+	out := filepath.Join(hub.DisbursementConfig(srv.Hub.Config()).Dir, disbursement.BatchName(bank.Disbursement, period), "out")
+	ents, err := os.ReadDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files strings.Builder
+	for _, e := range ents {
+		data, err := os.ReadFile(filepath.Join(out, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files.Write(data)
+	}
+	for _, p := range dataseasim.Persons(seed, persons) {
+		if in := strings.Contains(files.String(), p.Account); in == stopped[p.ID] {
+			t.Errorf("person (account …%s, stopped %v) in the bank files: %v", p.Account[len(p.Account)-4:], stopped[p.ID], in)
+		}
+	}
+
+	// 入海: the finished batch is pushed, masked and counted, its receipt kept.
+	select {
+	case <-next:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the recipients list was not pushed")
+	}
+	body, _ := sim.Pushed(period)
+	if body.Count != int(b.Records) || body.Signature == "" || strings.Contains(string(body.Records), dataseasim.Persons(seed, 1)[0].ID) {
+		t.Fatalf("pushed %d records (want %d), signature %q", body.Count, b.Records, body.Signature)
+	}
+
+	// The console page, behind the guard; operators act, auditors read.
+	op := srv.Console(t, "olga", accounts.RoleOperator)
+	aud := srv.Console(t, "carl", accounts.RoleAuditor)
+	code, page := op.Page("/console/datasea/")
+	if code != 200 || !strings.Contains(page, "数据海") || !strings.Contains(page, "BAD1") {
+		t.Fatalf("page: %d\n%s", code, page)
+	}
+	for _, p := range dataseasim.Persons(seed, persons) {
+		if strings.Contains(page, p.ID) {
+			t.Fatal("the page shows a whole ID number")
+		}
+	}
+	var dead datasea.Record
+	for _, r := range recs {
+		if r.Kind == datasea.Death {
+			dead = r
+			break
+		}
+	}
+	csrf := regexp.MustCompile(`name="csrf_token" value="([^"]+)"`).FindStringSubmatch(page)
+	if csrf == nil {
+		t.Fatal("no form on the operator's page")
+	}
+	if code, _, _ := aud.Form("/console/datasea/confirm-alive", url.Values{"id_number": {dead.IDNumber}, "csrf_token": {csrf[1]}}); code != 403 {
+		t.Fatalf("auditor confirmed a person: %d", code)
+	}
+	if code, _, loc := op.Form("/console/datasea/confirm-alive", url.Values{"id_number": {dead.IDNumber}, "note": {"seen"}, "csrf_token": {csrf[1]}}); code != 303 {
+		t.Fatalf("confirm alive: %d %s", code, loc)
+	}
+	if code, body := op.Page("/console/datasea/report.csv"); code != 200 || !strings.Contains(body, "backpay") {
+		t.Fatalf("report: %d\n%s", code, body)
+	}
+}
