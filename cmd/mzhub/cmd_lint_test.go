@@ -55,8 +55,16 @@ func TestLintTopologyKnowsTheServices(t *testing.T) {
 	if ps := lintTopology(files, topology.Services()); len(ps) != 0 {
 		t.Fatalf("with the services: %v", ps)
 	}
+	// Without the services every declaration of a service's topic dangles
+	// (funeral.changes, datasea.records).
 	ps := lintTopology(files, nil)
-	if len(ps) != 1 || !strings.Contains(ps[0].Message, `topic "funeral.changes" is declared external`) {
+	unused := 0
+	for _, p := range ps {
+		if strings.Contains(p.Message, `topic "funeral.changes" is declared external`) {
+			unused++
+		}
+	}
+	if unused != 1 {
 		t.Fatalf("without the services: %v", ps)
 	}
 	code, out, _ := runCLI(t, "lint", filepath.Join("testdata", "topology", "services", "routes"))
