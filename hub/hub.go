@@ -282,7 +282,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	h.addr = ln.Addr().String()
 	close(h.addrOnce)
-	srv := h.server(ctx, h.front(h.mux))
+	srv := h.server(ctx, h.front(h.unmatched(h.mux)))
 	compCtx, cancelComps := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelComps()
 	var wg, up sync.WaitGroup
@@ -414,6 +414,53 @@ func (h *Hub) front(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// unmatched answers requests no pattern of mux matches (unknown paths,
+// a method a path does not serve) with problem+json instead of the mux's
+// plain text.
+func (h *Hub) unmatched(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		c := &statusCatcher{header: http.Header{}}
+		hd.ServeHTTP(c, r)
+		switch c.status {
+		case http.StatusMethodNotAllowed:
+			w.Header().Set("Allow", c.header.Get("Allow"))
+			problem.Write(w, r, problem.MethodNotAllowed(c.header.Get("Allow")))
+		case http.StatusNotFound, 0:
+			problem.Write(w, r, problem.NotFound("no such endpoint"))
+		default: // a redirect or another answer of the mux: pass it on
+			for k, v := range c.header {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(c.status)
+		}
+	})
+}
+
+// statusCatcher keeps the status and headers an http.Handler writes and
+// drops its body.
+type statusCatcher struct {
+	header http.Header
+	status int
+}
+
+func (c *statusCatcher) Header() http.Header { return c.header }
+func (c *statusCatcher) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	return len(b), nil
+}
+func (c *statusCatcher) WriteHeader(status int) {
+	if c.status == 0 {
+		c.status = status
+	}
 }
 
 // headerBytes is the size of the request line and headers as sent.

@@ -86,6 +86,23 @@ func TestListenerLimits(t *testing.T) {
 		}
 	})
 
+	t.Run("unknown endpoint and method", func(t *testing.T) {
+		for _, c := range []struct {
+			method, path string
+			status       int
+		}{{http.MethodGet, "/nowhere", 404}, {http.MethodPost, "/healthz", 405}} {
+			req, _ := http.NewRequest(c.method, srv.URL+c.path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != c.status || resp.Header.Get("Content-Type") != "application/problem+json" {
+				t.Errorf("%s %s: %d %s, want %d problem+json", c.method, c.path, resp.StatusCode, resp.Header.Get("Content-Type"), c.status)
+			}
+		}
+	})
+
 	t.Run("console security headers", func(t *testing.T) {
 		for _, path := range []string{"/console/funeral/", "/console/", "/console/auth/login"} {
 			req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)

@@ -9,7 +9,9 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/shanghai-mca/mzhub/apispec"
 	"github.com/shanghai-mca/mzhub/problem"
@@ -280,7 +282,95 @@ func decodeJSON(b []byte) (any, error) {
 		p := problem.BadJSON("trailing data after the JSON value")
 		return nil, &p
 	}
+	// encoding/json turns invalid UTF-8 (GBK bytes sent as if UTF-8) into
+	// U+FFFD silently: refuse it, naming the field, before anything is stored.
+	if !utf8.Valid(b) {
+		p := problem.ValidationFailed(problem.FieldError{Field: invalidUTF8Field(b),
+			Reason: "not valid UTF-8 (text must be sent as UTF-8, not GBK/GB18030)"})
+		return nil, &p
+	}
 	return v, nil
+}
+
+// invalidUTF8Field returns the JSON pointer of the first string (value or
+// member name) of the valid JSON document b holding invalid UTF-8 ("" for
+// the document itself).
+func invalidUTF8Field(b []byte) string {
+	bad := 0
+	for bad < len(b) {
+		r, n := utf8.DecodeRune(b[bad:])
+		if r == utf8.RuneError && n <= 1 {
+			break
+		}
+		bad += n
+	}
+	type level struct {
+		array bool
+		index int
+		key   string
+		// wantKey: in an object, the next string token is a member name.
+		wantKey bool
+	}
+	var stack []level
+	pointer := func(extra ...string) string {
+		var sb strings.Builder
+		for _, l := range stack {
+			sb.WriteByte('/')
+			if l.array {
+				sb.WriteString(strconv.Itoa(l.index))
+			} else {
+				sb.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(l.key))
+			}
+		}
+		for _, e := range extra {
+			sb.WriteString("/" + e)
+		}
+		return sb.String()
+	}
+	// afterValue moves the enclosing level on after a complete value.
+	afterValue := func() {
+		if n := len(stack); n > 0 {
+			if stack[n-1].array {
+				stack[n-1].index++
+			} else {
+				stack[n-1].wantKey = true
+			}
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return pointer()
+		}
+		end := int(dec.InputOffset())
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{':
+				stack = append(stack, level{wantKey: true})
+			case '[':
+				stack = append(stack, level{array: true})
+			case '}', ']':
+				stack = stack[:len(stack)-1]
+				afterValue()
+			}
+		case string:
+			if n := len(stack); n > 0 && !stack[n-1].array && stack[n-1].wantKey {
+				stack[n-1].key, stack[n-1].wantKey = t, false
+				if end > bad {
+					return pointer() // the member name itself
+				}
+				continue
+			}
+			if end > bad {
+				return pointer()
+			}
+			afterValue()
+		default:
+			afterValue()
+		}
+	}
 }
 
 func toFieldErrors(fes []apispec.FieldError) []problem.FieldError {
