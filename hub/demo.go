@@ -35,10 +35,11 @@ func demoFuneral(log *slog.Logger) (*funeralhomesim.Demo, error) {
 // the calendar shows the uploads late.
 func (h *Hub) startBankSims(ctx context.Context) ([]bank.Config, error) {
 	cfg := h.Config()
-	sims, err := banksim.StartAllWith(ctx, filepath.Join(cfg.DataDir, "banks"), os.DirFS(cfg.Paths.Mappings), banksim.DefaultOptions())
+	shipped, err := banksim.ShippedConfigs()
 	if err != nil {
 		return nil, fmt.Errorf("demo: bank simulators: %w", err)
 	}
+	var sims []*banksim.Bank
 	h.OnClose(func(context.Context) error {
 		for _, s := range sims {
 			_ = s.Close()
@@ -47,11 +48,71 @@ func (h *Hub) startBankSims(ctx context.Context) ([]bank.Config, error) {
 	})
 	day := min(max(time.Now().In(clock.Shanghai).Day(), 1), 28)
 	var cfgs []bank.Config
-	for _, s := range sims {
+	for _, c := range shipped {
+		opts := banksim.DefaultOptions()
+		trouble := demoTrouble[c.Code]
+		if trouble.failureRate > 0 {
+			opts.FailureRate = trouble.failureRate
+		}
+		if trouble.returnDelay > 0 {
+			opts.ReturnDelay = trouble.returnDelay
+		}
+		s, err := banksim.Start(ctx, filepath.Join(cfg.DataDir, "banks"), c, os.DirFS(cfg.Paths.Mappings), opts)
+		if err != nil {
+			return nil, fmt.Errorf("demo: bank simulators: %w", err)
+		}
+		sims = append(sims, s)
 		s.Config.ScheduleDay = day
+		if trouble.returnDeadline > 0 {
+			s.Config.ReturnDeadline = trouble.returnDeadline
+		}
+		s.ShortNextReturn.Store(trouble.shortReturn)
+		if trouble.downFor > 0 {
+			s.Config.SFTP.BreakerOpenFor = trouble.downFor / 2 // the circuit tries again soon after the bank is back
+			h.AddComponent("demo-outage-"+c.Code, ComponentFunc(func(ctx context.Context) error { return outage(ctx, s, trouble.downFor) }))
+		}
 		cfgs = append(cfgs, s.Config)
 	}
 	return cfgs, nil
+}
+
+// demoTrouble is the realistic trouble of the demo's month, so that the
+// console shows what it is for: a bank returning many failed payments, a
+// rejected return file (its trailer does not match its details; the whole
+// file follows), a late return file, a bank down for a while.
+var demoTrouble = map[string]struct {
+	failureRate                 float64
+	shortReturn                 bool
+	returnDelay, returnDeadline time.Duration
+	downFor                     time.Duration
+}{
+	"ceb":   {failureRate: 0.22},
+	"bocom": {shortReturn: true},
+	"spdb":  {returnDelay: 12 * time.Second, returnDeadline: 6 * time.Second},
+	"cmb":   {downFor: 6 * time.Second, returnDelay: 3 * time.Second},
+}
+
+// outage refuses the bank's logins for d once it has taken the month's
+// file (the hub's return polls fail, its circuit opens, then closes).
+func outage(ctx context.Context, s *banksim.Bank, d time.Duration) error {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for s.Taken.Load() == 0 {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+	s.Server.Faults.RefuseLogin.Store(true)
+	s.Server.DropConnections()
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+	s.Server.Faults.RefuseLogin.Store(false)
+	<-ctx.Done()
+	return nil
 }
 
 // startDemoFlows runs real flows through the hub once it listens: the

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/shanghai-mca/mzhub/config"
 	"github.com/shanghai-mca/mzhub/configs"
@@ -39,6 +40,7 @@ func DemoConfig(dir, listen string, getenv func(string) string) (cfg config.Conf
 	cfg.Security.KeyDir = filepath.Join(dir, "keys")
 	cfg.HTTP.Listen = listen
 	cfg.Node = "demo"
+	cfg.Monitor.CheckInterval = 5 * time.Second // alerts and late files show within seconds
 	return cfg, shipped, nil
 }
 

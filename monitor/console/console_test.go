@@ -135,7 +135,7 @@ func TestPages(t *testing.T) {
 		{"/console/matrix", []string{"健康矩阵", `title="bank.ccb"`, "建设银行", "办件状态推送", "卡中心", `class="cell red"`, "/console/static/console.css"}},
 		{"/console/matrix?lang=en", []string{"Health matrix", "Last success", "p95 latency", "China Construction Bank"}},
 		{"/console/", []string{"总览", "信息交换流程监管", `data-partner="bank.ccb" data-op="return" data-band="red"`, "建设银行", "回盘", "开户",
-			`data-partner="bank.boc" data-op="open" data-band="grey"`, "失败率超阈值", "待处理死信", "村镇银行 02"}},
+			`data-partner="bank.boc" data-op="open" data-band="grey"`, "最近一步失败", "错误率过高", "待处理死信", "村镇银行 02"}},
 		{"/console/?lang=en", []string{"Overview", "Returns", "China Construction Bank", "Needs action"}},
 		{"/console/search?batch=allowance-2026-11", []string{"bank.boc", `data-type="uploaded"`, "上传", "BOC_DISB_202611.txt"}},
 		{"/console/search?ref=YWTB0000001005", []string{"joblib/status/5", "对方不可用(503)"}},

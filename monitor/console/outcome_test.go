@@ -1,6 +1,7 @@
 package console
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/shanghai-mca/mzhub/monitor"
@@ -60,5 +61,48 @@ func TestNiceTicks(t *testing.T) {
 				t.Errorf("tick %d of %v: %q, want %q", i, top, got, want)
 			}
 		}
+	}
+}
+
+// TestCellBands: a cell is grey without activity, red or amber only for
+// real failures (records failed at the partner, a failing last step, a
+// reconciliation mismatch, a late file, an unhealthy streaming flow),
+// green otherwise.
+func TestCellBands(t *testing.T) {
+	th := monitor.DefaultConfig().Thresholds
+	for _, tc := range []struct {
+		name string
+		cell opCell
+		want monitor.Band
+		why  string
+	}{
+		{"no activity", opCell{}, monitor.Grey, ""},
+		{"scheduled but nothing yet is not grey", opCell{scheduled: true}, monitor.Green, ""},
+		{"batch clean", opCell{batched: true, Events: 5, Records: 500, Recon: monitor.OK}, monitor.Green, ""},
+		{"2 % failed payments: amber by the reconciliation", opCell{batched: true, Events: 5, Records: 500, Failed: 10, Recon: monitor.Warning}, monitor.Amber, "reason_recon_warning"},
+		{"22 % failed payments: red", opCell{batched: true, Events: 5, Records: 500, Failed: 110, Recon: monitor.Warning}, monitor.Red, "reason_failures"},
+		{"a refused file since replaced: amber", opCell{batched: true, Events: 9, Errors: 3, Records: 474, lastStatus: monitor.OK, Recon: monitor.OK}, monitor.Amber, "reason_errors_recovered"},
+		{"last step failed: red", opCell{batched: true, Events: 3, Errors: 1, lastStatus: monitor.Error}, monitor.Red, "reason_failing"},
+		{"mismatch: red", opCell{batched: true, Events: 3, Records: 10, Recon: monitor.Error}, monitor.Red, "reason_recon_mismatch"},
+		{"late file: red", opCell{Late: 1}, monitor.Red, "reason_late"},
+		{"arrived late: amber", opCell{batched: true, Events: 3, Records: 10, LateMet: 1}, monitor.Amber, "reason_arrived_late"},
+		{"streaming with an unhealthy hour: red", opCell{Events: 20, Errors: 6, healthBand: monitor.Red, healthReasons: []string{"reason_error_rate"}}, monitor.Red, "reason_error_rate"},
+		{"streaming errors alone do not colour (the health bands do)", opCell{Events: 300, Errors: 10}, monitor.Green, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.cell
+			c.judge(th)
+			if c.Band != tc.want {
+				t.Errorf("band %s %v, want %s", c.Band, c.Reasons, tc.want)
+			}
+			if tc.why != "" && !slices.Contains(c.Reasons, tc.why) {
+				t.Errorf("reasons %v lack %s", c.Reasons, tc.why)
+			}
+			for _, r := range c.Reasons {
+				if _, ok := messages[r]; !ok {
+					t.Errorf("reason %s has no message", r)
+				}
+			}
+		})
 	}
 }

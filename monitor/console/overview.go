@@ -83,6 +83,31 @@ var flowOps = map[string]string{
 	"funeral-push": "resources", "resource-sync": "resources", "funeral-api": "resources", "burial-push": "burial", "funeral-booking": "booking",
 }
 
+// batchEventLimit bounds the events read of one batch (a batch has a few
+// events per partner file, not per record).
+const batchEventLimit = 20000
+
+// healthBand is a health cell's band without the error-rate reasons of a
+// batch flow (judged on its batch), grey as green.
+func healthBand(h monitor.FlowHealth, batched bool) (monitor.Band, []string) {
+	var why []string
+	dropped := false
+	for _, r := range h.Reasons {
+		if batched && (r == "reason_error_rate" || r == "reason_error_rate_24h") {
+			dropped = true
+			continue
+		}
+		why = append(why, r)
+	}
+	switch {
+	case len(why) == 0:
+		return monitor.Green, nil
+	case dropped && h.Band == monitor.Red:
+		return monitor.Amber, why // what is left may be the amber part
+	}
+	return h.Band, why
+}
+
 // returnStages are the stages of a bank batch that belong to 回盘.
 var returnStages = []string{"returns", "reconcile", "failures"}
 
@@ -121,8 +146,9 @@ type opCell struct {
 	// batch of a batch flow); Records and Failed count records.
 	Events, Errors  int64
 	Records, Failed int64
-	// Backlog counts open dead letters, Late missed expectations.
-	Backlog, Late int
+	// Backlog counts open dead letters, Late missed expectations still
+	// missing, LateMet those that arrived late (the last 7 days).
+	Backlog, Late, LateMet int
 	// Recon is the newest reconciliation's outcome ("" none).
 	Recon monitor.Status
 	// Batch is the newest batch seen.
@@ -136,12 +162,19 @@ type opCell struct {
 	healthReasons []string
 	scheduled     bool
 	batched       bool
+	// lastStatus is the status of the operation's newest event in its batch.
+	lastStatus monitor.Status
+	lastTyped  time.Time
+	reconAt    time.Time
+	// records per event type and channel (the largest is the cell's count:
+	// a file's records show on several steps).
+	recs map[string][2]int64
 }
 
 // Rate is the failure rate of the cell (the worse of events and records).
 func (c *opCell) Rate() float64 {
 	r := 0.0
-	if c.Events > 0 {
+	if c.Events > 0 && (!c.batched || c.Records == 0) {
 		r = float64(c.Errors) / float64(c.Events)
 	}
 	if c.Records > 0 {
@@ -171,7 +204,7 @@ func (c *opCell) Href() string {
 const minDenominator = 10
 
 func (c *opCell) judge(th monitor.Thresholds) {
-	if c.Events == 0 && c.Records == 0 && c.Backlog == 0 && c.Late == 0 && !c.scheduled && c.healthBand != monitor.Red {
+	if c.Events == 0 && c.Records == 0 && c.Backlog == 0 && c.Late == 0 && c.LateMet == 0 && !c.scheduled && c.healthBand != monitor.Red {
 		c.Band = monitor.Grey
 		return
 	}
@@ -184,30 +217,43 @@ func (c *opCell) judge(th monitor.Thresholds) {
 			c.Band = b
 		}
 	}
-	rate := c.Rate()
-	small := c.Events < minDenominator && c.Records < minDenominator
-	switch {
-	case c.Errors == 0 && c.Failed == 0:
-	case small:
-		worse(monitor.Amber, "reason_failures")
-	case th.ErrorRateRed > 0 && rate >= th.ErrorRateRed:
-		worse(monitor.Red, "reason_failures")
-	case th.ErrorRateAmber > 0 && rate >= th.ErrorRateAmber:
-		worse(monitor.Amber, "reason_failures")
-	}
-	switch c.Recon {
-	case monitor.Error:
-		worse(monitor.Red, "reason_recon_mismatch")
-	case monitor.Warning:
-		worse(monitor.Amber, "reason_recon_warning")
-	}
-	if c.Late > 0 {
-		worse(monitor.Red, "reason_late")
+	if c.batched {
+		// A batch operation: its newest batch's records and events.
+		rate := 0.0
+		if c.Records > 0 {
+			rate = float64(c.Failed) / float64(c.Records)
+		}
+		switch {
+		case c.Failed == 0:
+		case c.Records < minDenominator:
+			worse(monitor.Amber, "reason_failures")
+		case th.ErrorRateRed > 0 && rate >= th.ErrorRateRed:
+			worse(monitor.Red, "reason_failures")
+		case th.ErrorRateAmber > 0 && rate >= th.ErrorRateAmber:
+			worse(monitor.Amber, "reason_failures")
+		}
+		switch {
+		case c.lastStatus == monitor.Error:
+			worse(monitor.Red, "reason_failing")
+		case c.Errors > 0:
+			worse(monitor.Amber, "reason_errors_recovered")
+		}
+		switch c.Recon {
+		case monitor.Error:
+			worse(monitor.Red, "reason_recon_mismatch")
+		case monitor.Warning:
+			worse(monitor.Amber, "reason_recon_warning")
+		}
 	}
 	if c.healthBand == monitor.Red || c.healthBand == monitor.Amber {
 		for _, r := range c.healthReasons {
 			worse(c.healthBand, r)
 		}
+	}
+	if c.Late > 0 {
+		worse(monitor.Red, "reason_late")
+	} else if c.LateMet > 0 {
+		worse(monitor.Amber, "reason_arrived_late")
 	}
 }
 
@@ -250,50 +296,65 @@ func (c *Console) overviewCells(ctx context.Context, now time.Time) ([]familyBlo
 		}
 		return x
 	}
-	// Batch flows: the newest batch of each partner and operation.
+	// Batch flows: the events of the newest batch of each flow (the stage
+	// rollup names one partner per stage; the events name every partner).
 	stages, err := c.d.Store.Batches(ctx, monitor.BatchQuery{From: now.Add(-45 * 24 * time.Hour), Limit: 5000})
 	if err != nil {
 		return nil, nil, err
 	}
-	batched := map[[2]string]bool{}
-	newest := map[[2]string]string{}
-	newestAt := map[[2]string]time.Time{}
+	newest := map[string]monitor.BatchStage{}
 	for _, s := range stages {
-		if s.Partner == "" || s.Partner == "hub" {
-			continue
-		}
-		k := [2]string{s.Partner, opOf(s.Partner, s.Flow, s.Stage)}
-		batched[[2]string{s.Partner, s.Flow}] = true
-		if s.LastAt.After(newestAt[k]) {
-			newestAt[k], newest[k] = s.LastAt, s.BatchID
+		if n, ok := newest[s.Flow]; !ok || s.LastAt.After(n.LastAt) {
+			newest[s.Flow] = s
 		}
 	}
-	for _, s := range stages {
-		if s.Partner == "" || s.Partner == "hub" {
-			continue
+	batched := map[[2]string]bool{}
+	flows := make([]string, 0, len(newest))
+	for f := range newest {
+		flows = append(flows, f)
+	}
+	sort.Strings(flows)
+	for _, f := range flows {
+		evs, err := c.d.Store.Search(ctx, monitor.Filter{BatchID: newest[f].BatchID, Limit: batchEventLimit})
+		if err != nil {
+			return nil, nil, err
 		}
-		op := opOf(s.Partner, s.Flow, s.Stage)
-		if newest[[2]string{s.Partner, op}] != s.BatchID {
-			continue
+		for _, e := range evs {
+			if e.Partner == "" || e.Partner == "hub" || e.Type == monitor.ExpectationMissed {
+				continue // the hub's own steps show in the process view; lateness comes from expectations
+			}
+			op := opOf(e.Partner, e.Flow, e.Stage)
+			batched[[2]string{e.Partner, e.Flow}] = true
+			x := cell(e.Partner, op, e.Flow)
+			x.batched = true
+			x.Batch = e.BatchID
+			x.Events++
+			if e.Status == monitor.Error {
+				x.Errors++
+			}
+			if e.Time.After(x.lastTyped) || x.lastTyped.IsZero() {
+				x.lastTyped, x.lastStatus = e.Time, e.Status
+			}
+			if e.Time.After(x.LastAt) {
+				x.LastAt = e.Time
+			}
+			if e.Records > 0 || e.RecordsFailed > 0 {
+				if x.recs == nil {
+					x.recs = map[string][2]int64{}
+				}
+				k := string(e.Type) + "/" + e.Channel
+				v := x.recs[k]
+				x.recs[k] = [2]int64{v[0] + e.Records, v[1] + e.RecordsFailed}
+			}
+			if e.Type == monitor.Reconciled && (x.reconAt.IsZero() || !e.Time.Before(x.reconAt)) {
+				x.reconAt, x.Recon = e.Time, e.Status
+			}
 		}
-		x := cell(s.Partner, op, s.Flow)
-		x.batched = true
-		x.Batch = s.BatchID
-		x.Events += s.Events
-		x.Errors += s.Errors
-		x.Records += max(s.RecordsOut, s.RecordsIn)
-		x.Failed += s.RecordsFailed
-		if s.LastAt.After(x.LastAt) {
-			x.LastAt = s.LastAt
-		}
-		if op == "return" {
-			switch {
-			case s.Errors > 0:
-				x.Recon = monitor.Error
-			case s.RecordsFailed > 0 && x.Recon != monitor.Error:
-				x.Recon = monitor.Warning
-			case x.Recon == "":
-				x.Recon = monitor.OK
+	}
+	for _, x := range cells {
+		for _, v := range x.recs {
+			if v[0] > x.Records || (v[0] == x.Records && v[1] > x.Failed) {
+				x.Records, x.Failed = v[0], v[1]
 			}
 		}
 	}
@@ -319,12 +380,14 @@ func (c *Console) overviewCells(ctx context.Context, now time.Time) ([]familyBlo
 		if h.LastEvent.After(x.LastAt) {
 			x.LastAt = h.LastEvent
 		}
-		if h.Band == monitor.Red || (h.Band == monitor.Amber && x.healthBand != monitor.Red) {
-			x.healthBand = h.Band
-		}
+		hb, _ := healthBand(h, batched[[2]string{h.Partner, h.Flow}])
+		x.healthBand = worseBand(x.healthBand, hb)
 		for _, r := range h.Reasons {
-			// The 24-hour error rate is counted in the cell's own rate.
-			if r != "reason_error_rate_24h" && !slices.Contains(x.healthReasons, r) {
+			// A batch flow's errors are judged on its batch's events.
+			if batched[[2]string{h.Partner, h.Flow}] && (r == "reason_error_rate" || r == "reason_error_rate_24h") {
+				continue
+			}
+			if !slices.Contains(x.healthReasons, r) {
 				x.healthReasons = append(x.healthReasons, r)
 			}
 		}
@@ -343,7 +406,12 @@ func (c *Console) overviewCells(ctx context.Context, now time.Time) ([]familyBlo
 			if e.Type == monitor.Downloaded || e.Type == monitor.Fetched || e.Type == monitor.Reconciled {
 				stage = "returns"
 			}
-			cell(e.Partner, opOf(e.Partner, e.Flow, stage), e.Flow).Late++
+			x := cell(e.Partner, opOf(e.Partner, e.Flow, stage), e.Flow)
+			if e.MetAt.IsZero() {
+				x.Late++
+			} else {
+				x.LateMet++
+			}
 		}
 	}
 	down := c.partnersDown(ctx, now)
@@ -526,7 +594,7 @@ func (c *Console) actionStrip(r *http.Request, p *page, down map[string]bool) []
 		if err == nil {
 			late := 0
 			for _, e := range list {
-				if e.State == monitor.ExpectMissed {
+				if e.State == monitor.ExpectMissed && e.MetAt.IsZero() {
 					late++
 				}
 			}
