@@ -300,11 +300,12 @@ func (s *Service) takeFile(ctx context.Context, name string) error {
 			}
 			bad, perr = s.applyEligible(ctx, tx, data, m[1], m[2], &good)
 		case statusName.MatchString(name):
+			var unfit []LineError
 			bad, perr = ParseStatus(data, func(line int64, r Report) error {
 				err := s.advance(ctx, tx, r)
 				switch {
 				case errors.Is(err, ErrUnknownApplication), errors.Is(err, ErrNodeOrder), errors.Is(err, ErrBadRecord):
-					bad = append(bad, LineError{Line: line, Reason: mask.Text(err.Error())})
+					unfit = append(unfit, LineError{Line: line, Reason: mask.Text(err.Error())})
 					return nil
 				case err != nil:
 					return err
@@ -312,6 +313,8 @@ func (s *Service) takeFile(ctx context.Context, name string) error {
 				good++
 				return nil
 			})
+			bad = append(bad, unfit...)
+			sort.Slice(bad, func(i, j int) bool { return bad[i].Line < bad[j].Line })
 		default:
 			whole = fmt.Errorf("%w: %s is neither eligible-<ITEM>-<YYYY-MM>.csv nor status-<name>.csv", ErrBadRecord, name)
 		}

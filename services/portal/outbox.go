@@ -220,7 +220,7 @@ func (s *Service) sendRows(ctx context.Context, sd sender, rows []outRow) error 
 		state, class := stateInDoubt, "in-doubt"
 		switch {
 		case joblib.NotSent(err):
-			state, class = statePending, "not-sent"
+			state, class = statePending, "circuit-open"
 		case joblib.IsRefused(err):
 			state, class = statePending, "refused"
 		}
@@ -328,7 +328,7 @@ func (s *Service) recheckInDoubt(ctx context.Context, sd sender) error {
 			}
 			s.emit(monitor.Event{Partner: sd.partner, Flow: sd.flow, Direction: monitor.Outbound, Type: monitor.Failed, Status: monitor.Error,
 				ExchangeID: "recheck:" + doubt[0].ref, Records: int64(len(doubt)), RecordsFailed: int64(len(doubt)), Duration: s.now().Sub(start),
-				ErrorClass: "recheck", ErrorMessage: mask.Text(err.Error())})
+				ErrorClass: "recheck:" + errClass(err), ErrorMessage: mask.Text(err.Error())})
 			return err
 		}
 		var settled, resend int
