@@ -143,6 +143,8 @@ func newEnv(t testing.TB, simOpts joblibsim.Options, mod func(*Config)) *env {
 	return e
 }
 
+func clockAt() *clock.Fake { return clock.NewFake(t0) }
+
 // open builds a service on the env's store (a restart when called again).
 func (e *env) open() *Service {
 	e.t.Helper()

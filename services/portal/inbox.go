@@ -112,11 +112,14 @@ func ParseEligible(data []byte, fn func(line int64, r EligibleRecord) error) ([]
 		if errors.Is(err, io.EOF) {
 			return bad, nil
 		}
-		line, _ := r.FieldPos(0)
 		if err != nil {
-			bad = append(bad, LineError{Line: int64(line), Reason: clipText(err.Error(), 200)})
+			bad = append(bad, LineError{Line: errLine(err), Reason: clipText(err.Error(), 200)})
+			if !recoverable(err) {
+				return bad, nil
+			}
 			continue
 		}
+		line, _ := r.FieldPos(0)
 		e, reason := eligibleRecord(rec)
 		if reason != "" {
 			bad = append(bad, LineError{Line: int64(line), Reason: reason})
@@ -198,11 +201,14 @@ func ParseStatus(data []byte, fn func(line int64, r Report) error) ([]LineError,
 		if errors.Is(err, io.EOF) {
 			return bad, nil
 		}
-		line, _ := r.FieldPos(0)
 		if err != nil {
-			bad = append(bad, LineError{Line: int64(line), Reason: clipText(err.Error(), 200)})
+			bad = append(bad, LineError{Line: errLine(err), Reason: clipText(err.Error(), 200)})
+			if !recoverable(err) {
+				return bad, nil
+			}
 			continue
 		}
+		line, _ := r.FieldPos(0)
 		if len(rec) != 6 {
 			bad = append(bad, LineError{Line: int64(line), Reason: fmt.Sprintf("%d fields, want 6", len(rec))})
 			continue
@@ -231,6 +237,22 @@ func ParseStatus(data []byte, fn func(line int64, r Report) error) ([]LineError,
 			return bad, err
 		}
 	}
+}
+
+// errLine is the line of a CSV read error (0 when unknown).
+func errLine(err error) int64 {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		return int64(pe.Line)
+	}
+	return 0
+}
+
+// recoverable reports whether reading can go on after err (a malformed
+// record; not an I/O error).
+func recoverable(err error) bool {
+	var pe *csv.ParseError
+	return errors.As(err, &pe) && !errors.Is(pe.Err, csv.ErrQuote)
 }
 
 var eligibleName = regexp.MustCompile(`^eligible-([A-Z][A-Z0-9-]{1,31})-(20[0-9]{2}-(?:0[1-9]|1[0-2]))\.csv$`)
