@@ -410,4 +410,3 @@ func TestReviewWhenAutoApprovalIsOff(t *testing.T) {
 		t.Fatalf("operator's decision at the portal: %+v", d)
 	}
 }
-
