@@ -381,7 +381,7 @@ func (e *Engine) startLocked(r *Route) error {
 		return err
 	}
 	if old := e.runners[r.ID]; old != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.DrainTimeout)
 		err := old.stop(ctx)
 		cancel()
 		if err != nil {
@@ -493,7 +493,7 @@ func (e *Engine) stopLocked(id string) {
 	if rn == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.DrainTimeout)
 	defer cancel()
 	if err := rn.stop(ctx); err != nil {
 		e.log.Error("stop", "route", id, "err", err)

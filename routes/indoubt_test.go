@@ -346,7 +346,7 @@ func TestSlowSinkSettlesByStatus(t *testing.T) {
 	r := newDoubtRig(t, doubtRoute(16, 30, `    config:
       url: URL/pay
       status_url: URL/status/{key}
-      timeout: 200ms`))
+      timeout: 1s`))
 	r.partner.set(func(p *doubtPartner) { p.hold = func(string, int) bool { return true } })
 	run := r.start(time.Second)
 	r.publish(n)

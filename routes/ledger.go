@@ -63,6 +63,8 @@ type ledger struct {
 	now  func() time.Time
 	wg   sync.WaitGroup
 	stop chan struct{}
+	// done is closed when the loop has returned.
+	done chan struct{}
 
 	qClaim, qSelect, qDone, qRelease string
 	// prepared statements (nil until prepared; plain text is used then)
@@ -75,6 +77,7 @@ func newLedger(db *store.DB, now func() time.Time) *ledger {
 		ops:      make(chan ledgerOp, 1024),
 		now:      now,
 		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
 		qClaim:   db.Rebind(`INSERT INTO routes_deliveries (route, sink, idem, state, updated_at) VALUES (?, ?, ?, 'pending', ?) ON CONFLICT DO NOTHING`),
 		qSelect:  db.Rebind(`SELECT state FROM routes_deliveries WHERE route = ? AND sink = ? AND idem = ?`),
 		qDone:    db.Rebind(`INSERT INTO routes_deliveries (route, sink, idem, state, updated_at) VALUES (?, ?, ?, 'done', ?) ON CONFLICT (route, sink, idem) DO UPDATE SET state = 'done', updated_at = excluded.updated_at`),
@@ -136,7 +139,11 @@ func (l *ledger) post(kind ledgerOpKind, route, sink, idem string) {
 	}
 }
 
-// do queues an operation and waits for its batch to commit.
+// do queues an operation and waits for its batch to commit. Once queued,
+// it waits for the answer whatever ctx says (a batch is bounded by its own
+// timeout, and close runs what is queued): a caller cut by a shutdown
+// learns whether its claim was written, so a claim never exists without
+// its caller knowing.
 func (l *ledger) do(ctx context.Context, kind ledgerOpKind, route, sink, idem string) (string, error) {
 	op := ledgerOp{kind: kind, route: route, sink: sink, idem: idem, res: make(chan ledgerRes, 1)}
 	select {
@@ -149,8 +156,14 @@ func (l *ledger) do(ctx context.Context, kind ledgerOpKind, route, sink, idem st
 	select {
 	case r := <-op.res:
 		return r.state, r.err
-	case <-ctx.Done():
-		return "", ctx.Err()
+	case <-l.done:
+		// Queued as the ledger closed: answered, or never run.
+		select {
+		case r := <-op.res:
+			return r.state, r.err
+		default:
+			return "", ErrClosed
+		}
 	}
 }
 
@@ -161,6 +174,7 @@ const (
 
 func (l *ledger) loop() {
 	defer l.wg.Done()
+	defer close(l.done)
 	batch := make([]ledgerOp, 0, ledgerBatch)
 	for {
 		select {

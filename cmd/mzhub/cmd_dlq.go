@@ -81,7 +81,7 @@ func runDLQ(ctx context.Context, env *cliEnv, args []string) int {
 			return 0
 		}
 		tw := tabwriter.NewWriter(env.Stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tROUTE\tSINK/STEP\tATTEMPTS\tSTATE\tAT\tENDPOINT\tERROR")
+		fmt.Fprintln(tw, "ID\tROUTE\tSINK/STEP\tATTEMPTS\tSTATE\tCODE\tAT\tENDPOINT\tERROR")
 		for _, d := range list {
 			where := d.Sink
 			if where == "" {
@@ -91,7 +91,11 @@ func runDLQ(ctx context.Context, env *cliEnv, args []string) int {
 			if len(e) > 80 {
 				e = e[:80] + "…"
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", d.ID, d.Route, where, d.Attempts, d.State, d.At.UTC().Format("2006-01-02T15:04:05Z"), d.Endpoint, e)
+			code := d.Code
+			if code == "" {
+				code = "-"
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Route, where, d.Attempts, d.State, code, d.At.UTC().Format("2006-01-02T15:04:05Z"), d.Endpoint, e)
 		}
 		_ = tw.Flush()
 		return 0

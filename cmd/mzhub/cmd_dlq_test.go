@@ -43,13 +43,13 @@ func TestDLQCommand(t *testing.T) {
 	if err := routes.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`INSERT INTO routes_dead_letters (route, sink, step, endpoint, error, attempts, idem, msg, created_at, state)
-		VALUES ('village-bank-query-vb01', 'answers', '', 'POST http://vb01/deposit-query', '503', 6, 'r-1@vb01', '{"IdempotencyKey":"r-1@vb01","Body":"e30="}', 0, 'dead')`); err != nil {
+	if _, err := db.Exec(`INSERT INTO routes_dead_letters (route, sink, step, endpoint, error, attempts, idem, msg, created_at, state, code)
+		VALUES ('village-bank-query-vb01', 'answers', '', 'POST http://vb01/deposit-query', '503', 6, 'r-1@vb01', '{"IdempotencyKey":"r-1@vb01","Body":"e30="}', 0, 'dead', 'in_doubt')`); err != nil {
 		t.Fatal(err)
 	}
 
 	code, out, errOut := runCLI(t, "dlq", "list", "--config", cfgPath)
-	if code != 0 || !strings.Contains(out, "village-bank-query-vb01") || !strings.Contains(out, "POST http://vb01/deposit-query") {
+	if code != 0 || !strings.Contains(out, "village-bank-query-vb01") || !strings.Contains(out, "POST http://vb01/deposit-query") || !strings.Contains(out, " in_doubt ") {
 		t.Fatalf("list: %d %q %q", code, out, errOut)
 	}
 	if code, _, _ := runCLI(t, "dlq", "replay", "--config", cfgPath, "--id", "1"); code != 2 {
