@@ -1,14 +1,26 @@
 #!/bin/sh
 # Start a throwaway ClickHouse server for mzhub's integration tests and the
 # cluster profile's monitor store on this machine: 127.0.0.1 only, its own
-# data directory, native protocol on $CH_TCP_PORT (9000) and HTTP on
-# $CH_HTTP_PORT (8123). Installs Debian's clickhouse-server when missing.
-# Prints MZHUB_TEST_CLICKHOUSE=127.0.0.1:<port> when the server answers.
+# data directory, native protocol on $MZHUB_CH_TCP_PORT (9000) and HTTP on
+# $MZHUB_CH_HTTP_PORT (8123). Installs Debian's clickhouse-server when missing.
+#   MZHUB_CH_DIR        data directory (default $TMPDIR/mzhub-clickhouse)
+#   MZHUB_CH_TCP_PORT   native protocol port (default 9000)
+#   MZHUB_CH_HTTP_PORT  HTTP port (default 8123)
+# (CH_DIR, CH_TCP_PORT and CH_HTTP_PORT, the older names, still work.)
+# When a server already answers on the HTTP port it is left alone. The last
+# line on stdout is the native address (127.0.0.1:<port>), for
+# MZHUB_MONITOR_CLICKHOUSE_ADDR.
 set -eu
 
-DIR=${CH_DIR:-${TMPDIR:-/tmp}/mzhub-clickhouse}
-TCP=${CH_TCP_PORT:-9000}
-HTTP=${CH_HTTP_PORT:-8123}
+DIR=${MZHUB_CH_DIR:-${CH_DIR:-${TMPDIR:-/tmp}/mzhub-clickhouse}}
+TCP=${MZHUB_CH_TCP_PORT:-${CH_TCP_PORT:-9000}}
+HTTP=${MZHUB_CH_HTTP_PORT:-${CH_HTTP_PORT:-8123}}
+
+if [ "$(curl -s -m 5 "http://127.0.0.1:$HTTP/ping" 2>/dev/null)" = "Ok." ]; then
+	echo "clickhouse already answers on 127.0.0.1:$HTTP" >&2
+	echo "127.0.0.1:$TCP"
+	exit 0
+fi
 
 if ! command -v clickhouse-server >/dev/null 2>&1; then
 	if ! apt-cache policy clickhouse-server 2>/dev/null | grep -q 'Candidate: [0-9]'; then
@@ -85,4 +97,4 @@ until [ "$(curl -s "http://127.0.0.1:$HTTP/ping" 2>/dev/null)" = "Ok." ]; do
 	sleep 0.5
 done
 echo "clickhouse $(curl -s "http://127.0.0.1:$HTTP/?query=SELECT%20version()") answering in $DIR"
-echo "MZHUB_TEST_CLICKHOUSE=127.0.0.1:$TCP"
+echo "127.0.0.1:$TCP"

@@ -1,8 +1,8 @@
 #!/bin/sh
-# Stop the ClickHouse server started by start.sh (same CH_DIR). Keeps the
-# data directory unless CH_WIPE=1.
+# Stop the ClickHouse server started by start.sh (same MZHUB_CH_DIR). Keeps
+# the data directory unless MZHUB_CH_WIPE=1.
 set -eu
-DIR=${CH_DIR:-${TMPDIR:-/tmp}/mzhub-clickhouse}
+DIR=${MZHUB_CH_DIR:-${CH_DIR:-${TMPDIR:-/tmp}/mzhub-clickhouse}}
 for f in server.pid launcher.pid; do
 	if [ -f "$DIR/$f" ]; then
 		pid=$(cat "$DIR/$f")
@@ -15,5 +15,5 @@ for f in server.pid launcher.pid; do
 		rm -f "$DIR/$f"
 	fi
 done
-if [ "${CH_WIPE:-0}" = 1 ]; then rm -rf "$DIR"; fi
+if [ "${MZHUB_CH_WIPE:-${CH_WIPE:-0}}" = 1 ]; then rm -rf "$DIR"; fi
 echo "clickhouse stopped"

@@ -2,7 +2,9 @@
 # Starts a throwaway PostgreSQL server on 127.0.0.1 for integration tests and
 # prints its DSN on the last line. Installs Debian's postgresql when missing.
 #   MZHUB_PG_DIR   data/socket directory (default .ci-work/postgres)
-#   MZHUB_PG_PORT  port (default 55432)
+#   MZHUB_PG_PORT  port (default 55432: Debian's own cluster may hold 5432)
+# A server already answering on the port is used as it is (database mzhub
+# created when missing).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -28,7 +30,9 @@ if [[ ! -f "$dir/data/PG_VERSION" ]]; then
   "${as_pg[@]}" "$bindir/initdb" -D "$dir/data" -U mzhub --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
     || "${as_pg[@]}" "$bindir/initdb" -D "$dir/data" -U mzhub --auth=trust -E UTF8 --locale=C >"$dir/initdb.log" 2>&1
 fi
-if ! "${as_pg[@]}" "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+if "$bindir/pg_isready" -h 127.0.0.1 -p "$port" -q; then
+  echo "postgres: a server already answers on 127.0.0.1:$port" >&2
+elif ! "${as_pg[@]}" "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
   "${as_pg[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
     -o "-h 127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200" start >&2
 fi

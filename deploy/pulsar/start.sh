@@ -18,7 +18,9 @@
 #
 # Environment: MZHUB_PULSAR_VERSION (default 4.0.7), MZHUB_PULSAR_HEAP
 # (default 768m), JAVA_HOME (default: java on PATH, 17 or newer),
-# MZHUB_PULSAR_WAIT seconds to wait for the broker (default 240).
+# MZHUB_PULSAR_WAIT seconds to wait for the broker (default 240),
+# MZHUB_PULSAR_PORT (binary protocol, default 6650) and MZHUB_PULSAR_ADMIN_PORT
+# (admin REST, default 8080).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,8 +29,11 @@ cache=${MZHUB_CACHE:-$HOME/.cache/mzhub}/pulsar/$version
 workdir=${MZHUB_PULSAR_DIR:-${TMPDIR:-/tmp}/mzhub-pulsar}
 heap=${MZHUB_PULSAR_HEAP:-768m}
 wait_s=${MZHUB_PULSAR_WAIT:-240}
-admin=http://127.0.0.1:8080
-url=pulsar://127.0.0.1:6650
+port=${MZHUB_PULSAR_PORT:-6650}
+admin_port=${MZHUB_PULSAR_ADMIN_PORT:-8080}
+admin=http://127.0.0.1:$admin_port
+url=pulsar://127.0.0.1:$port
+export MZHUB_PULSAR_ADMIN=$admin # for setup.sh
 java=${JAVA_HOME:+$JAVA_HOME/bin/}java
 
 log() { echo "pulsar: $*" >&2; }
@@ -75,7 +80,9 @@ mkdir -p "$workdir"
 if [ -f "$workdir/pulsar.pid" ] && ours "$(cat "$workdir/pulsar.pid")"; then
 	log "a broker (pid $(cat "$workdir/pulsar.pid")) is starting already; waiting for it"
 else
-	log "starting standalone broker $version (data in $workdir, log $workdir/pulsar.log)"
+	log "starting standalone broker $version on $url (admin $admin; data in $workdir, log $workdir/pulsar.log)"
+	sed -e "s/^brokerServicePort=.*/brokerServicePort=$port/" -e "s/^webServicePort=.*/webServicePort=$admin_port/" \
+		"$here/standalone.conf" >"$workdir/standalone.conf"
 	(
 		cd "$workdir"
 		exec nohup "$java" -Xms128m -Xmx"$heap" -XX:MaxDirectMemorySize=512m -XX:+UseG1GC \
@@ -84,7 +91,7 @@ else
 			-Dpulsar.allocator.exit_on_oom=true \
 			-Dlog4j2.configurationFile="$here/log4j2.xml" \
 			-cp "$cache/lib/*" org.apache.pulsar.PulsarStandaloneStarter \
-			--config "$here/standalone.conf" --no-functions-worker --no-stream-storage \
+			--config "$workdir/standalone.conf" --no-functions-worker --no-stream-storage \
 			--advertised-address 127.0.0.1 \
 			--bookkeeper-dir "$workdir/bookkeeper" --metadata-dir "$workdir/metadata" \
 			>"$workdir/pulsar.log" 2>&1 </dev/null
