@@ -24,17 +24,19 @@ as_pg=()
 if [[ $(id -u) -eq 0 ]]; then
   as_pg=(runuser -u postgres --)
 fi
-mkdir -p "$dir"
-[[ ${#as_pg[@]} -gt 0 ]] && chown -R postgres: "$dir"
-if [[ ! -f "$dir/data/PG_VERSION" ]]; then
-  "${as_pg[@]}" "$bindir/initdb" -D "$dir/data" -U mzhub --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
-    || "${as_pg[@]}" "$bindir/initdb" -D "$dir/data" -U mzhub --auth=trust -E UTF8 --locale=C >"$dir/initdb.log" 2>&1
-fi
 if "$bindir/pg_isready" -h 127.0.0.1 -p "$port" -q; then
   echo "postgres: a server already answers on 127.0.0.1:$port" >&2
-elif ! "${as_pg[@]}" "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
-  "${as_pg[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-h 127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200" start >&2
+else
+  mkdir -p "$dir"
+  [[ ${#as_pg[@]} -gt 0 ]] && chown -R postgres: "$dir"
+  if [[ ! -f "$dir/data/PG_VERSION" ]]; then
+    "${as_pg[@]}" "$bindir/initdb" -D "$dir/data" -U mzhub --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+      || "${as_pg[@]}" "$bindir/initdb" -D "$dir/data" -U mzhub --auth=trust -E UTF8 --locale=C >"$dir/initdb.log" 2>&1
+  fi
+  if ! "${as_pg[@]}" "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    "${as_pg[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+      -o "-h 127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200" start >&2
+  fi
 fi
 for _ in $(seq 1 60); do
   if "$bindir/pg_isready" -h 127.0.0.1 -p "$port" -q; then break; fi
