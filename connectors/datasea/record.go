@@ -134,6 +134,9 @@ func (r Record) Normalize() Record {
 	r.IDNumber = strings.ToUpper(strings.TrimSpace(r.IDNumber))
 	r.Name = strings.TrimSpace(r.Name)
 	r.Date = strings.TrimSpace(r.Date)
+	if len(r.Date) > 10 && r.Date[10] == 'T' {
+		r.Date = r.Date[:10] // a DATE column read as a timestamp (front-end tables)
+	}
 	r.District = strings.TrimSpace(r.District)
 	r.Region = strings.TrimSpace(r.Region)
 	return r
