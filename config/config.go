@@ -72,6 +72,10 @@ type HTTPConfig struct {
 	// Listen is the address to listen on (host:port). Use 127.0.0.1 unless a
 	// reverse proxy or load balancer fronts the hub.
 	Listen string `yaml:"listen"`
+	// MetricsListen is where /metrics is served (Prometheus), apart from the API and the console:
+	// keep it on loopback or a management network. Empty serves /metrics on the main listener
+	// instead, only to logged-in console users.
+	MetricsListen string `yaml:"metrics_listen"`
 	// ShutdownTimeout bounds graceful shutdown: in-flight requests get this long to finish.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// ReadHeaderTimeout bounds reading request headers (slowloris protection).
@@ -125,6 +129,7 @@ func defaultCore() Config {
 		Log:     LogConfig{Level: "info", Format: "auto"},
 		HTTP: HTTPConfig{
 			Listen:            "127.0.0.1:8470",
+			MetricsListen:     "127.0.0.1:9470",
 			ShutdownTimeout:   15 * time.Second,
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       30 * time.Second,
@@ -162,6 +167,13 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("http.listen: %q: %w", c.HTTP.Listen, err))
+	}
+	if c.HTTP.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.MetricsListen); err != nil {
+			errs = append(errs, fmt.Errorf("http.metrics_listen: %q: %w", c.HTTP.MetricsListen, err))
+		} else if c.HTTP.MetricsListen == c.HTTP.Listen && !strings.HasSuffix(c.HTTP.Listen, ":0") {
+			errs = append(errs, errors.New("http.metrics_listen: must differ from http.listen (empty serves /metrics on it, behind the console login)"))
+		}
 	}
 	if c.HTTP.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("http.shutdown_timeout: must be positive"))

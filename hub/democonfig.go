@@ -2,6 +2,7 @@ package hub
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -39,6 +40,11 @@ func DemoConfig(dir, listen string, getenv func(string) string) (cfg config.Conf
 	cfg.Monitor.SQLitePath = filepath.Join(dir, "monitor.db")
 	cfg.Security.KeyDir = filepath.Join(dir, "keys")
 	cfg.HTTP.Listen = listen
+	// The demo's metrics listener takes a free port (printed in the banner):
+	// several demos and tests run side by side on one machine.
+	if host, _, err := net.SplitHostPort(listen); err == nil {
+		cfg.HTTP.MetricsListen = net.JoinHostPort(host, "0")
+	}
 	cfg.Node = "demo"
 	cfg.Monitor.CheckInterval = 5 * time.Second // alerts and late files show within seconds
 	return cfg, shipped, nil

@@ -64,6 +64,10 @@ type Hub struct {
 	running  map[string]bool
 	addr     string
 	addrOnce chan struct{}
+	// metrics serves /metrics: on http.metrics_listen, or (that empty) on
+	// the main listener behind the console login (ServeMetricsBehind).
+	metrics     http.Handler
+	metricsAddr string
 	// fatal carries an error that must stop Run (a lost node claim).
 	fatal chan error
 	// compsUp is closed once Run has started every component.
@@ -130,7 +134,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error)
 	h.AddCheck("store", func(ctx context.Context) error { return db.PingContext(ctx) })
 	h.mux.HandleFunc("GET /healthz", h.healthz)
 	h.mux.HandleFunc("GET /readyz", h.readyz)
-	h.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))
+	h.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
 	return h, nil
 }
 
@@ -186,6 +190,26 @@ func (h *Hub) OnClose(fn func(ctx context.Context) error) {
 // started". With the store reachable the hub is then ready: a test or an
 // embedding program waits on it rather than polling /readyz.
 func (h *Hub) Started() <-chan struct{} { return h.compsUp }
+
+// ServeMetricsBehind mounts /metrics on the main listener wrapped in guard
+// (the console's login) when http.metrics_listen is empty; with a metrics
+// address it does nothing (/metrics is served there only).
+func (h *Hub) ServeMetricsBehind(guard func(http.Handler) http.Handler) {
+	if h.cfg.HTTP.MetricsListen == "" {
+		h.mux.Handle("GET /metrics", guard(h.metrics))
+	}
+}
+
+// MetricsAddr returns the address of the metrics listener once Run has
+// bound it ("" when /metrics is on the main listener).
+func (h *Hub) MetricsAddr(ctx context.Context) (string, error) {
+	select {
+	case <-h.addrOnce:
+		return h.metricsAddr, nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
 
 // Addr returns the listening address once Run has bound it.
 func (h *Hub) Addr(ctx context.Context) (string, error) {
@@ -280,9 +304,29 @@ func (h *Hub) Run(ctx context.Context) error {
 		_ = h.db.Close()
 		return fmt.Errorf("hub: listen %s: %w", h.cfg.HTTP.Listen, err)
 	}
+	var mln net.Listener
+	if m := h.cfg.HTTP.MetricsListen; m != "" {
+		if mln, err = net.Listen("tcp", m); err != nil {
+			_ = ln.Close()
+			_ = h.db.Close()
+			return fmt.Errorf("hub: listen %s (http.metrics_listen): %w", m, err)
+		}
+		h.metricsAddr = mln.Addr().String()
+	}
 	h.addr = ln.Addr().String()
 	close(h.addrOnce)
 	srv := h.server(ctx, h.front(h.unmatched(h.mux)))
+	var msrv *http.Server
+	if mln != nil {
+		mmux := http.NewServeMux()
+		mmux.Handle("GET /metrics", h.metrics)
+		msrv = h.server(ctx, h.front(h.unmatched(mmux)))
+		go func() {
+			if err := msrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				h.log.Error("metrics listener stopped", "err", err)
+			}
+		}()
+	}
 	compCtx, cancelComps := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelComps()
 	var wg, up sync.WaitGroup
@@ -316,7 +360,7 @@ func (h *Hub) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("hub: serve: %w", err)
 		}
 	}()
-	h.log.Info("mzhub listening", "addr", h.addr, "profile", h.cfg.Profile, "node", h.node, "store", h.db.String())
+	h.log.Info("mzhub listening", "addr", h.addr, "metrics", h.metricsAddr, "profile", h.cfg.Profile, "node", h.node, "store", h.db.String())
 	go func() {
 		up.Wait()
 		h.log.Info("components started", "components", len(comps))
@@ -335,6 +379,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	if err := srv.Shutdown(sdCtx); err != nil {
 		h.log.Warn("http shutdown incomplete", "err", err)
 		_ = srv.Close()
+	}
+	if msrv != nil {
+		_ = msrv.Shutdown(sdCtx)
 	}
 	cancelComps()
 	done := make(chan struct{})

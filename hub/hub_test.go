@@ -24,6 +24,7 @@ func testConfig(t *testing.T) config.Config {
 	cfg.Store.Path = filepath.Join(dir, "state.db")
 	cfg.Monitor.SQLitePath = filepath.Join(dir, "monitor.db")
 	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.HTTP.MetricsListen = "127.0.0.1:0"
 	cfg.HTTP.ShutdownTimeout = 3 * time.Second
 	return cfg
 }
@@ -126,7 +127,9 @@ func (w *logWatch) WithAttrs([]slog.Attr) slog.Handler { return w }
 func (w *logWatch) WithGroup(string) slog.Handler      { return w }
 
 func TestEndpoints(t *testing.T) {
+	var hb *hub.Hub
 	base, _, _ := start(t, testConfig(t), func(h *hub.Hub) {
+		hb = h
 		h.AddComponent("idle", hub.ComponentFunc(func(ctx context.Context) error { <-ctx.Done(); return nil }))
 	})
 	code, body := get(t, base+"/healthz")
@@ -144,9 +147,17 @@ func TestEndpoints(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &r); err != nil || r.Status != "ready" || r.Checks["store"] != "ok" {
 		t.Fatalf("readyz = %s (%v)", body, err)
 	}
-	code, body = get(t, base+"/metrics")
+	// /metrics is on its own listener (http.metrics_listen), not on the API's.
+	maddr, err := hb.MetricsAddr(context.Background())
+	if err != nil || maddr == "" {
+		t.Fatalf("metrics address %q %v", maddr, err)
+	}
+	code, body = get(t, "http://"+maddr+"/metrics")
 	if code != 200 || !strings.Contains(body, "mzhub_build_info") || !strings.Contains(body, `mzhub_component_up{component="idle"} 1`) {
 		t.Fatalf("metrics = %d, missing mzhub metrics:\n%s", code, body)
+	}
+	if code, _ := get(t, base+"/metrics"); code != http.StatusNotFound {
+		t.Fatalf("/metrics on the API listener: %d, want 404", code)
 	}
 }
 

@@ -150,7 +150,7 @@ func (h *Hub) wireCore(ctx context.Context, extra []security.PartnerAccess) (sin
 	// partner access guard, console accounts.
 	sec, err := baseline.Open(ctx, baseline.Options{
 		Config: cfg.Security, DB: h.Store(), Logger: log, Registerer: h.Registerer(), Clock: h.Clock(),
-		ExtraPartners: extra, LoginPath: "/console/auth/login",
+		ExtraPartners: extra, LoginPath: "/console/auth/login", DataDir: cfg.DataDir,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("wire: security: %w", err)
@@ -164,6 +164,7 @@ func (h *Hub) wireCore(ctx context.Context, extra []security.PartnerAccess) (sin
 		return leases.Member(ctx, "replica", sec.Partners.SetReplicas)
 	}))
 	h.Handle("/console/auth/", http.StripPrefix("/console/auth", sec.Accounts.Handler()))
+	h.ServeMetricsBehind(sec.Accounts.Guard(accounts.RoleOperator, accounts.RoleAuditor, accounts.RoleSecurityAdmin))
 
 	// Bodies (payment records, burial records, ...) are sealed at rest; the
 	// engine's dead letters use the same keys.

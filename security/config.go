@@ -16,6 +16,11 @@ type Config struct {
 	KeyProvider string `yaml:"key_provider"`
 	// KeyDir holds key files for the file provider; demo keys are generated here on first run.
 	KeyDir string `yaml:"key_dir"`
+	// AuditKeyFile, when set, is a file holding the audit chain's HMAC-SM3 key (hex), read instead of
+	// the key provider's "audit" key: keep it off the host's data directory (a separate read-only
+	// mount, a systemd credential such as $CREDENTIALS_DIRECTORY/mzhub-audit), so that whoever can
+	// edit the audit log cannot also re-key it. Mode 0400 or 0600.
+	AuditKeyFile string `yaml:"audit_key_file"`
 	// GenerateKeys creates missing keys (field, blind index, audit, SM2 signing) at start.
 	// Keep it on for the embedded and demo profiles; turn it off where keys are provisioned
 	// (env provider, cipher machine) so a missing key stops the hub instead.

@@ -81,7 +81,7 @@ func TestIntegrationClusterProfile(t *testing.T) {
 	for _, node := range []string{"replica-a", "replica-b"} {
 		reps = append(reps, startReplica(t, ctx, node, env))
 	}
-	resp, err := http.Get("http://" + reps[0].addr + "/metrics")
+	resp, err := http.Get("http://" + reps[0].metrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,19 +163,19 @@ func TestIntegrationClusterProfile(t *testing.T) {
 
 // replica is one `mzhub serve` child process.
 type replica struct {
-	node, addr string
-	cmd        *exec.Cmd
-	logs       *syncBuffer
-	exited     chan error
+	node, addr, metrics string
+	cmd                 *exec.Cmd
+	logs                *syncBuffer
+	exited              chan error
 }
 
 // startReplica starts `mzhub serve` on the cluster profile as node and
 // waits until it is ready.
 func startReplica(t *testing.T, ctx context.Context, node string, env map[string]string) *replica {
 	t.Helper()
-	r := &replica{node: node, addr: freePort(t), logs: &syncBuffer{}, exited: make(chan error, 1)}
+	r := &replica{node: node, addr: freePort(t), metrics: freePort(t), logs: &syncBuffer{}, exited: make(chan error, 1)}
 	r.cmd = exec.Command(os.Args[0], "-test.run=^$")
-	r.cmd.Env = append(os.Environ(), "MZHUB_TEST_AS_MAIN=1", "MZHUB_NODE="+node,
+	r.cmd.Env = append(os.Environ(), "MZHUB_TEST_AS_MAIN=1", "MZHUB_NODE="+node, "MZHUB_HTTP_METRICS_LISTEN="+r.metrics,
 		"MZHUB_TEST_ARGS=serve --config "+filepath.Join("..", "..", "configs", "cluster.yaml")+" --listen "+r.addr)
 	for k, v := range env {
 		r.cmd.Env = append(r.cmd.Env, k+"="+v)

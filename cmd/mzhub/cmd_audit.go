@@ -15,6 +15,7 @@ import (
 
 	"github.com/shanghai-mca/mzhub/config"
 	"github.com/shanghai-mca/mzhub/security/audit"
+	"github.com/shanghai-mca/mzhub/security/baseline"
 	"github.com/shanghai-mca/mzhub/security/keys"
 	"github.com/shanghai-mca/mzhub/store"
 )
@@ -54,9 +55,9 @@ func openSecDeps(ctx context.Context, env *cliEnv, cfgPath string) (*secDeps, er
 			fmt.Fprintf(env.Stderr, "created key %s in %s\n", n, cfg.Security.KeyDir)
 		}
 	}
-	key, err := kp.Get(ctx, keys.AuditName)
+	key, err := baseline.AuditKey(ctx, cfg.Security, kp)
 	if err != nil {
-		return nil, fmt.Errorf("the audit key is needed (mzhub keys init): %w", err)
+		return nil, fmt.Errorf("the audit key is needed (mzhub keys init, or security.audit_key_file): %w", err)
 	}
 	db, err := store.Open(ctx, cfg.Store)
 	if err != nil {
@@ -168,7 +169,7 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) int {
 			fmt.Fprintln(env.Stderr, err)
 			return 1
 		}
-		key, err := kp.Get(ctx, keys.AuditName)
+		key, err := baseline.AuditKey(ctx, cfg.Security, kp)
 		if err != nil {
 			fmt.Fprintln(env.Stderr, err)
 			return 1

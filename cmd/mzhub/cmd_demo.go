@@ -78,7 +78,8 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintf(env.Stdout, "  console:  http://%s/console/   (user demo-ops, one-time password %s: choose a new one at first login)\n", addr, otp)
 		fmt.Fprintf(env.Stdout, "  API:      http://%s/partner/v1/   spec: http://%s/docs/api/partner.yaml\n", addr, addr)
 		fmt.Fprintln(env.Stdout, "  flows:    6 bank SFTP simulators run this month's allowance cycle; 3 funeral homes and 6 cemeteries push through the signed API")
-		fmt.Fprintf(env.Stdout, "  health:   http://%s/healthz   ready: http://%s/readyz   metrics: http://%s/metrics\n", addr, addr, addr)
+		maddr, _ := h.MetricsAddr(actx)
+		fmt.Fprintf(env.Stdout, "  health:   http://%s/healthz   ready: http://%s/readyz   metrics: http://%s/metrics\n", addr, addr, maddr)
 		fmt.Fprintln(env.Stdout, "Press Ctrl-C to stop.")
 	}()
 	if err := h.Run(ctx); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/shanghai-mca/mzhub/routes"
 	"github.com/shanghai-mca/mzhub/security/audit"
+	"github.com/shanghai-mca/mzhub/security/baseline"
 	"github.com/shanghai-mca/mzhub/security/keys"
 	"github.com/shanghai-mca/mzhub/store"
 )
@@ -109,7 +110,7 @@ func runDLQ(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintln(env.Stderr, err)
 		return 1
 	}
-	key, err := kp.Get(ctx, keys.AuditName)
+	key, err := baseline.AuditKey(ctx, cfg.Security, kp)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "mzhub dlq %s: the audit key is needed (an unaudited %s is refused): %v\n", sub, sub, err)
 		return 1

@@ -106,10 +106,10 @@ func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
 		t.Skip("starts a child process")
 	}
 	dir := t.TempDir()
-	addr := freePort(t)
+	addr, maddr := freePort(t), freePort(t)
 	cfg := filepath.Join(dir, "mzhub.yaml")
-	body := fmt.Sprintf("profile: embedded\ndata_dir: %s\nlog:\n  format: json\nhttp:\n  listen: %s\n  shutdown_timeout: 5s\nstore:\n  path: %s\nmonitor:\n  sqlite_path: %s\nsecurity:\n  key_dir: %s\npaths:\n  partners: %s\n  routes: %s\n  mappings: %s\n",
-		dir, addr, filepath.Join(dir, "state.db"), filepath.Join(dir, "monitor.db"), filepath.Join(dir, "keys"),
+	body := fmt.Sprintf("profile: embedded\ndata_dir: %s\nlog:\n  format: json\nhttp:\n  listen: %s\n  metrics_listen: %s\n  shutdown_timeout: 5s\nstore:\n  path: %s\nmonitor:\n  sqlite_path: %s\nsecurity:\n  key_dir: %s\npaths:\n  partners: %s\n  routes: %s\n  mappings: %s\n",
+		dir, addr, maddr, filepath.Join(dir, "state.db"), filepath.Join(dir, "monitor.db"), filepath.Join(dir, "keys"),
 		"../../configs/partners", "../../configs/routes", "../../configs/mappings")
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
@@ -137,10 +137,10 @@ func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("readyz %d once the components started: %s\n%s", resp.StatusCode, b, stderr.String())
 	}
-	for _, p := range []string{"/healthz", "/metrics"} {
-		resp, err := http.Get("http://" + addr + p)
+	for _, u := range []string{"http://" + addr + "/healthz", "http://" + maddr + "/metrics"} {
+		resp, err := http.Get(u)
 		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("GET %s: %v %v", p, resp, err)
+			t.Fatalf("GET %s: %v %v", u, resp, err)
 		}
 		resp.Body.Close()
 	}

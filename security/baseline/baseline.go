@@ -7,9 +7,13 @@ package baseline
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +50,44 @@ type Options struct {
 	LoginPath string
 	// Provider replaces the configured key provider (tests, a cipher machine).
 	Provider keys.Provider
+	// DataDir is the hub's data directory: Open warns when the audit key
+	// is kept inside it.
+	DataDir string
+}
+
+// AuditKey returns the audit chain's key: from security.audit_key_file
+// when set (hex, mode 0400/0600), else the key provider's "audit" key.
+func AuditKey(ctx context.Context, cfg security.Config, kp keys.Provider) ([]byte, error) {
+	if cfg.AuditKeyFile == "" {
+		return kp.Get(ctx, keys.AuditName)
+	}
+	st, err := os.Stat(cfg.AuditKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("audit key file: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("audit key file %s: mode %o, want 0400 or 0600 (readable by the hub's user only)", cfg.AuditKeyFile, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(cfg.AuditKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("audit key file: %w", err)
+	}
+	k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(k) < 16 {
+		return nil, fmt.Errorf("audit key file %s: want at least 32 hex characters", cfg.AuditKeyFile)
+	}
+	return k, nil
+}
+
+// within reports whether path lies inside dir.
+func within(path, dir string) bool {
+	p, err1 := filepath.Abs(path)
+	d, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(d, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // UnauthenticatedPerMinute is how many audit records one source address
@@ -111,9 +153,13 @@ func Open(ctx context.Context, o Options) (*Baseline, error) {
 			b.log.Warn("generated a missing key (demo or first run); back up the key directory", "key", n, "key_dir", o.Config.KeyDir)
 		}
 	}
-	auditKey, err := kp.Get(ctx, keys.AuditName)
+	auditKey, err := AuditKey(ctx, o.Config, kp)
 	if err != nil {
 		return nil, fmt.Errorf("security: %w", err)
+	}
+	if o.Config.KeyProvider == "file" && o.Config.AuditKeyFile == "" && o.DataDir != "" && within(o.Config.KeyDir, o.DataDir) {
+		b.log.Warn("the audit key is kept in the data directory beside the audit log it protects; set security.audit_key_file (or key_dir) to another path, or use the env provider",
+			"key_dir", o.Config.KeyDir, "data_dir", o.DataDir)
 	}
 	if b.Audit, err = audit.Open(ctx, o.DB, auditKey, audit.WithClock(b.clock)); err != nil {
 		return nil, err

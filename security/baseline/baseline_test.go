@@ -2,8 +2,11 @@ package baseline
 
 import (
 	"context"
+	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -78,5 +81,48 @@ func TestOpenWithoutKeys(t *testing.T) {
 	_, err := Open(context.Background(), Options{Config: cfg, DB: storetest.Open(t), Provider: keys.NewEnv(func() []string { return nil })})
 	if err == nil || !strings.Contains(err.Error(), "audit") {
 		t.Fatalf("missing keys: %v", err)
+	}
+}
+
+// TestAuditKeyFile: with security.audit_key_file the audit chain is keyed
+// by that file (kept off the data directory), not by the provider's key;
+// a file readable by others is refused.
+func TestAuditKeyFile(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t)
+	cfg := security.DefaultConfig()
+	cfg.KeyDir = t.TempDir()
+	cfg.AuditKeyFile = filepath.Join(t.TempDir(), "audit.key")
+	key := keys.Random(32)
+	if err := os.WriteFile(cfg.AuditKeyFile, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(ctx, Options{Config: cfg, DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Audit.Append(ctx, audit.Record{Actor: "system:test", Action: "test.keyed", Outcome: audit.OutcomeSuccess}); err != nil {
+		t.Fatal(err)
+	}
+	byFile, err := audit.Open(ctx, db, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := byFile.Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("the chain does not verify with the file's key: %+v %v", rep, err)
+	}
+	providerKey, err := b.Keys.Get(ctx, keys.AuditName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byProvider, _ := audit.Open(ctx, db, providerKey)
+	if rep, err := byProvider.Verify(ctx); err == nil && rep.OK() {
+		t.Fatal("the chain verifies with the provider's key: the file was not used")
+	}
+	if err := os.Chmod(cfg.AuditKeyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, Options{Config: cfg, DB: db}); err == nil || !strings.Contains(err.Error(), "mode") {
+		t.Fatalf("a world-readable audit key file: %v", err)
 	}
 }
