@@ -65,6 +65,7 @@ var messages = map[string][2]string{
 	"act_alerts_warning":  {"告警", "Warnings"},
 	"act_quality":         {"数据质量低于阈值", "Data quality below threshold"},
 	"act_partner_down":    {"交换方不可用", "Partner down"},
+	"act_failing":         {"故障", "Failing"},
 	"act_late_files":      {"逾期文件", "Late files"},
 	"act_dead_letters":    {"待处理死信", "Dead letters"},
 	"process_police":      {"公安数据", "Police data"},

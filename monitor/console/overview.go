@@ -543,11 +543,27 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	d.Needs = c.actionStrip(r, p, down)
+	d.Needs = append(failingCells(p, blocks), c.actionStrip(r, p, down)...)
 	d.Process = c.process(r, blocks)
 	p.Data = d
 	p.Refresh = 60
 	c.render(w, p, "overview")
+}
+
+// failingCells are the red cells, for the needs-action strip (at most 8,
+// each leading to its events).
+func failingCells(p *page, blocks []familyBlock) []actionItem {
+	var out []actionItem
+	for _, b := range blocks {
+		for _, row := range b.Rows {
+			for _, x := range row.Cells {
+				if x.Band == monitor.Red && len(out) < 8 {
+					out = append(out, actionItem{Class: "red", Key: "act_failing", Label: p.PartnerText(row.Partner) + " · " + string(p.Op(x.Op)), Href: x.Href()})
+				}
+			}
+		}
+	}
+	return out
 }
 
 // actionStrip lists what needs action now, problems first, each leading to

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"html"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -142,6 +144,14 @@ func (c *Console) screen(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(buf.Bytes())
 }
 
+// valueLabel prints a bar's value: a whole percentage or a count.
+func valueLabel(v float64, unit string) string {
+	if unit == "%" {
+		return strconv.FormatFloat(math.Floor(v*10)/10, 'f', -1, 64)
+	}
+	return formatCount(int64(math.Round(v)))
+}
+
 func containsReason(rs []string, r string) bool {
 	for _, x := range rs {
 		if x == r {
@@ -169,7 +179,7 @@ func hbarChart(title string, labels []string, vs []float64, colour string, top f
 		fmt.Fprintf(&b, `<text x="%.0f" y="%.1f" font-size="18" text-anchor="end" fill="#cfe3f5">%s</text>`, left-10, y+rowH/2+6, html.EscapeString(labels[i]))
 		fmt.Fprintf(&b, `<rect x="%.0f" y="%.1f" width="%.1f" height="%.1f" fill="#1d3b57"/>`, left, y+6, w-left-right, rowH-12)
 		fmt.Fprintf(&b, `<rect x="%.0f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`, left, y+6, bw, rowH-12, colour)
-		fmt.Fprintf(&b, `<text x="%.0f" y="%.1f" font-size="18" fill="#ffffff">%s%s</text>`, w-right+8, y+rowH/2+6, tickLabel(v, top), unit)
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.1f" font-size="18" fill="#ffffff">%s%s</text>`, w-right+8, y+rowH/2+6, valueLabel(v, unit), unit)
 	}
 	b.WriteString(`</svg>`)
 	return b.String()
