@@ -724,3 +724,41 @@ func testReplayOnOneReplica(t *testing.T) {
 		t.Errorf("state %q, %v", d.State, err)
 	}
 }
+
+// TestBusDeadLetterInDoubt: a message the bus itself dead-letters (its
+// deliveries cut or crashed until it gave up) while a sink still holds its
+// pending claim is dead-lettered as in doubt, so that a replay does not
+// resend it blindly; without a claim it is an ordinary dead letter.
+func TestBusDeadLetterInDoubt(t *testing.T) { synctest.Test(t, testBusDeadLetterInDoubt) }
+
+func testBusDeadLetterInDoubt(t *testing.T) {
+	route := baseRoute + `idempotency_key: body.id
+to:
+  - name: a
+    kind: record
+    config: {name: a}
+`
+	h := start(t, map[string]string{"r1.yaml": route})
+	waitFor(t, "route", func() bool { return len(h.eng.Routes()) == 1 })
+	if _, err := h.db.Exec(`INSERT INTO routes_deliveries (route, sink, idem, state, updated_at) VALUES ('r1', 'a', 'k1', 'pending', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"k1", "k2"} {
+		msg := bus.Message{IdempotencyKey: k, Body: []byte(`{"id":"` + k + `"}`), Headers: map[string]string{bus.HeaderDeadLetterCause: "processing deadline exceeded", bus.HeaderDeadLetterAttempts: "5"}}
+		if err := h.bus.Publish(context.Background(), "in.dlq", msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []routes.DeadLetter
+	waitFor(t, "dead letters", func() bool {
+		got, _ = h.eng.DeadLetters().List(context.Background(), routes.ListFilter{})
+		return len(got) == 2
+	})
+	codes := map[string]string{}
+	for _, d := range got {
+		codes[d.Message.IdempotencyKey] = d.Code
+	}
+	if codes["k1"] != routes.CodeInDoubt || codes["k2"] != "exhausted" {
+		t.Errorf("codes %v, want k1 in_doubt (a pending claim), k2 exhausted", codes)
+	}
+}

@@ -797,12 +797,36 @@ func (rn *runner) consumeBusDLQ(ctx context.Context, sub bus.Subscription) {
 				clean.Headers[k] = v
 			}
 		}
-		rn.deadLetter(context.WithoutCancel(ctx), clean, attempts, cause)
+		if clean.IdempotencyKey == "" {
+			_ = rn.keys(&clean)
+		}
+		rn.deadLetter(context.WithoutCancel(ctx), clean, attempts, rn.unsettled(context.WithoutCancel(ctx), clean, cause))
 		if err := d.Ack(context.WithoutCancel(ctx)); err != nil {
 			rn.log.Error("ack dead letter", "err", err)
 		}
 		rn.release()
 	}
+}
+
+// unsettled marks cause in doubt when a sink still holds a pending claim of
+// msg (a delivery cut or crashed until the bus gave up on it): its dead
+// letter is then in doubt, and a replay asks the partner before sending.
+func (rn *runner) unsettled(ctx context.Context, msg bus.Message, cause error) error {
+	for _, s := range rn.sinks {
+		if s.idempotent {
+			continue
+		}
+		st, err := rn.ledger.do(ctx, opCheck, rn.r.ID, s.name, msg.IdempotencyKey)
+		if err != nil || st != statePending {
+			continue
+		}
+		code := CodeInDoubtSend
+		if s.checker == nil {
+			code = CodeInDoubtUnchecked
+		}
+		return &sinkError{sink: s.name, endpoint: s.endpoint, err: &doubtError{code: code, final: true, err: cause}}
+	}
+	return cause
 }
 
 // event emits a monitor event about msg.
