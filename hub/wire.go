@@ -156,6 +156,7 @@ func (h *Hub) wireCore(ctx context.Context, extra []security.PartnerAccess) (sin
 		return nil, nil, fmt.Errorf("wire: security: %w", err)
 	}
 	w.sec = sec
+	h.OnClose(sec.Commits.Close)
 	h.AddComponent("security", singleton("security.maintenance", sec.Run))
 	h.AddComponent("audit-throttle", sec.Unauthenticated)
 	// The partner API's rate limits are for the whole cluster: each replica

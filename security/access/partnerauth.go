@@ -258,7 +258,7 @@ func (a *PartnerAuth) check(r *http.Request, ip netip.Addr, path string, now tim
 		call.authenticated = true
 		fresh, err := a.nonces.Use(r.Context(), res.KeyID, res.Nonce, now, now.Add(2*a.cfg.SignatureWindow))
 		if err != nil {
-			pr := problem.Internal(err)
+			pr := storeProblem(err)
 			return nil, &pr
 		}
 		if !fresh {

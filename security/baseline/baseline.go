@@ -108,6 +108,9 @@ type Baseline struct {
 	// Partners guards the partner API: mount Partners.Middleware(handler)
 	// under /partner/.
 	Partners *access.PartnerAuth
+	// Commits writes the partner guard's nonces and audit records with
+	// group commit; the hub closes it (Close) after the listener stopped.
+	Commits *access.GroupCommit
 	// Unauthenticated aggregates the audit records of callers who have not
 	// authenticated (refused partner calls, failed logins); run it on every
 	// replica (Throttle.Run).
@@ -173,14 +176,17 @@ func Open(ctx context.Context, o Options) (*Baseline, error) {
 	}
 	b.FileSigner = filesign.NewSigner(sk, nil)
 	b.Unauthenticated = audit.NewThrottle(b.Audit, UnauthenticatedPerMinute, time.Minute, b.clock)
-	nonces, err := access.NewSQLNonces(ctx, o.DB)
-	if err != nil {
+	// Nonces and audit records of partner calls share group-commit
+	// transactions (one write lock for many calls).
+	if b.Commits, err = access.NewGroupCommit(ctx, o.DB, b.Audit, access.GroupCommitOptions{
+		Clock: b.clock, Logger: b.log.With("component", "partner_commit"), Registerer: o.Registerer,
+	}); err != nil {
 		return nil, err
 	}
 	pcfg := o.Config.PartnerAPI
 	pcfg.Partners = append(append([]security.PartnerAccess(nil), pcfg.Partners...), o.ExtraPartners...)
 	if b.Partners, err = access.New(access.Options{
-		Config: pcfg, Keys: kp, Nonces: nonces, Audit: b.Audit, Unauthenticated: b.Unauthenticated,
+		Config: pcfg, Keys: kp, Nonces: b.Commits, Audit: b.Commits, Unauthenticated: b.Unauthenticated,
 		Logger: b.log.With("component", "partner_access"), Registerer: o.Registerer, Clock: b.clock,
 	}); err != nil {
 		return nil, err
