@@ -79,8 +79,9 @@ func (p *partner) stats() (distinct, posts int, dups []string) {
 
 // TestCrashEffectivelyOnce runs a route of 100,000 messages (generator
 // source → local bus → map → non-idempotent HTTP partner) in a child
-// process, SIGKILLs it at random points several times, restarts it, and
-// checks that every message reached the partner exactly once.
+// process, SIGKILLs it (and stops it with SIGTERM) at random points several
+// times, restarts it, and checks that every message reached the partner
+// exactly once.
 func TestCrashEffectivelyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test: skipped with -short")
@@ -98,7 +99,7 @@ func TestCrashEffectivelyOnce(t *testing.T) {
 	srv := httptest.NewServer(p)
 	defer srv.Close()
 	dbPath := filepath.Join(t.TempDir(), "state.db")
-	run := func(killAfter time.Duration) (killed bool) {
+	run := func(killAfter time.Duration, sig syscall.Signal) (killed bool) {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
 		cmd.Env = append(os.Environ(), envCrashChild+"=1", envCrashDB+"="+dbPath, envCrashSink+"="+srv.URL, envCrashN+"="+strconv.Itoa(n))
 		out := newChildOutput(crashDrained)
@@ -111,8 +112,14 @@ func TestCrashEffectivelyOnce(t *testing.T) {
 		if killAfter > 0 {
 			select {
 			case <-time.After(killAfter):
-				_ = cmd.Process.Signal(syscall.SIGKILL)
-				<-done
+				_ = cmd.Process.Signal(sig)
+				select {
+				case <-done:
+				case <-time.After(time.Minute):
+					t.Errorf("child did not exit within a minute of %s", sig)
+					_ = cmd.Process.Kill()
+					<-done
+				}
 				return true
 			case err := <-done:
 				t.Fatalf("child ended before the kill: %v\n%s", err, out.String())
@@ -139,14 +146,20 @@ func TestCrashEffectivelyOnce(t *testing.T) {
 		return false
 	}
 	kills := 0
-	for i := 0; i < 5; i++ {
-		// Kill points spread over start-up, steady state and catch-up.
-		run(time.Duration(300+rand.IntN(2200)) * time.Millisecond)
+	for i := 0; i < 7; i++ {
+		// Kill points spread over start-up, steady state and catch-up;
+		// SIGKILLs and graceful stops (SIGTERM: the engine drains what is
+		// in flight) alternate.
+		sig := syscall.SIGKILL
+		if i%2 == 1 {
+			sig = syscall.SIGTERM
+		}
+		run(time.Duration(300+rand.IntN(2200))*time.Millisecond, sig)
 		kills++
 		d, posts, _ := p.stats()
-		t.Logf("after kill %d: %d distinct delivered, %d posts", kills, d, posts)
+		t.Logf("after %s %d: %d distinct delivered, %d posts", sig, kills, d, posts)
 	}
-	run(0)
+	run(0, 0)
 	distinct, posts, dups := p.stats()
 	t.Logf("%d kills; partner saw %d distinct keys in %d posts", kills, distinct, posts)
 	if len(dups) > 0 {
