@@ -16,6 +16,7 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/datasea"
 	"github.com/shanghai-mca/mzhub/connectors/datasea/dataseasim"
 	"github.com/shanghai-mca/mzhub/connectors/sftp"
+	"github.com/shanghai-mca/mzhub/monitor/console"
 	"github.com/shanghai-mca/mzhub/security/accounts"
 	"github.com/shanghai-mca/mzhub/services/allowance"
 	"github.com/shanghai-mca/mzhub/services/disbursement"
@@ -105,8 +106,9 @@ func wireDatasea(ctx context.Context, h *Hub, opts Options, singleton singletonF
 	page := al.OpsHandler(allowance.OpsOptions{User: accounts.RequestUser, CanAct: canAct,
 		CSRF:   func(r *http.Request) string { return accounts.CSRFToken(r.Context()) },
 		Pushes: func(ctx context.Context) ([]allowance.Push, error) { return recentPushes(ctx, h) },
+		Framed: func(r *http.Request) bool { _, ok := console.FrameFrom(r.Context()); return ok },
 	})
-	h.Handle("/console/datasea/", h.sec.Accounts.Guard(accounts.RoleOperator, accounts.RoleAuditor)(http.StripPrefix("/console/datasea", page)))
+	h.mon.Mount("nav_datasea", "datasea/", page) // inside the console's layout, behind its guard
 	return nil
 }
 

@@ -150,7 +150,7 @@ func TestPullFaults(t *testing.T) {
 	if _, err := p.Pull(ctx); !errors.Is(err, datasea.ErrBadAnswer) {
 		t.Fatalf("wrong answer: %v", err)
 	}
-	if e := ev.Events()[0]; e.Type != monitor.Failed || e.Status != monitor.Error || e.ErrorCode != "bad_answer" {
+	if e := ev.Events()[0]; e.Type != monitor.Failed || e.Status != monitor.Error || e.ErrorCode != "format" {
 		t.Fatalf("event %+v", e)
 	}
 	// The applier fails (the database is busy): the cursor does not move.

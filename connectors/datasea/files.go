@@ -84,7 +84,7 @@ func (f *Files) Handle(ctx context.Context, in sftp.Inbound) error {
 		Records: int64(len(recs)), RecordsFailed: int64(len(bad)), Component: "datasea"}
 	if in.Done != nil && in.Done.Records != int64(len(recs)+len(bad)) {
 		err := fmt.Errorf("%w: %s: done file counts %d records, the file has %d", ErrMalformed, name, in.Done.Records, len(recs)+len(bad))
-		ev.Type, ev.Status, ev.ErrorMessage, ev.ErrorCode = monitor.Rejected, monitor.Error, err.Error(), "count_mismatch"
+		ev.Type, ev.Status, ev.ErrorMessage, ev.ErrorCode = monitor.Rejected, monitor.Error, err.Error(), "trailer_mismatch"
 		f.emit(ev)
 		return err
 	}

@@ -161,9 +161,9 @@ func (p *Puller) Pull(ctx context.Context) (Pull, error) {
 			ev.Type, ev.Status, ev.ErrorMessage = monitor.Failed, monitor.Error, err.Error()
 			ev.ErrorClass = "transient"
 			if errors.Is(err, httpx.ErrCircuitOpen) {
-				ev.ErrorCode = "circuit_open"
+				ev.ErrorCode = "breaker"
 			} else if errors.Is(err, ErrBadAnswer) {
-				ev.ErrorCode = "bad_answer"
+				ev.ErrorCode = "format"
 			}
 			errs = append(errs, fmt.Errorf("feed %s: %w", feed, err))
 		}

@@ -82,6 +82,8 @@ var flowNames = map[string][2]string{
 	"death":                  {"死亡数据", "Death records"},
 	"migration":              {"户籍迁移", "Migration records"},
 	"recipients-push":        {"入海(津贴对象)", "Recipients to the sea"},
+	"datasea-files":          {"数据海批量文件", "Data sea batch files"},
+	"datasea-frontend":       {"数据海前置机库表", "Data sea front-end tables"},
 	"case-pull":              {"办件拉取", "Case pull"},
 	"status-push":            {"办件状态推送", "Case status push"},
 	"mianshen-push":          {"免申即享推送", "Eligible persons push"},

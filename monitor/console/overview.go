@@ -76,6 +76,7 @@ var flowOps = map[string]string{
 	"loss-report": "loss", "account-cancel": "cancel", "disbursement": "disburse", "allowance": "disburse", "deduction": "deduct",
 	"card-apply": "apply", "applications": "apply", "card-status": "apply", "card-production": "produce",
 	"death": "death", "migration": "migration", "recipients-push": "push_sea",
+	"datasea-files": "death", "datasea-frontend": "death",
 	"mianshen-push": "ms_push", "mianshen-fetch": "ms_fetch", "mianshen-confirm": "ms_confirm", "mianshen-payout": "ms_payout",
 	"case-pull": "case_pull", "status-push": "status_push",
 	"verification": "household", "hrss-nursing": "household", "samr-canteen": "canteen", "samr-registration": "canteen",

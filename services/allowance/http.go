@@ -27,6 +27,9 @@ type OpsOptions struct {
 	CSRF func(*http.Request) string
 	// Pushes lists the recent 入海 pushes (nil: none shown).
 	Pushes func(ctx context.Context) ([]Push, error)
+	// Framed tells whether the console frames the answer (its layout around
+	// an HTML fragment: monitor/console's Mount); otherwise a whole page is served.
+	Framed func(*http.Request) bool
 }
 
 // OpsHandler serves the console's data sea page (mounted under
@@ -67,6 +70,10 @@ func (s *Service) OpsHandler(o OpsOptions) http.Handler {
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
+		if o.Framed != nil && o.Framed(r) {
+			_ = page.ExecuteTemplate(w, "content", d)
+			return
+		}
 		_ = page.Execute(w, d)
 	})
 	mux.HandleFunc("GET /report.csv", func(w http.ResponseWriter, r *http.Request) {
@@ -169,7 +176,9 @@ var page = template.Must(template.New("datasea").Funcs(template.FuncMap{"yuan": 
 <html lang="zh-CN"><head><meta charset="utf-8"><title>数据海 · Data sea</title>
 <style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.25em .5em;font-size:90%}
 .warn{color:#a60}.err{color:#b00}.ok{color:#070}</style></head><body>
-<h1>数据海 · Data sea</h1>
+{{template "content" .}}
+</body></html>
+{{define "content"}}<h1>数据海 · Data sea</h1>
 {{if .Flash}}<p class="ok">{{.Flash}}</p>{{end}}
 <h2>概况 · Overview</h2>
 <table><tr><th>死亡记录 · deaths</th><th>迁出 · moves out</th><th>迁入 · moves in</th><th>作废 · invalidated</th><th>停发(死亡) · stopped (deceased)</th><th>停发(迁出) · stopped (moved out)</th><th>待审核迁入 · pending reviews</th><th>追回 · claw-backs</th><th>补发 · back-payments</th><th>隔离 · quarantined</th></tr>
@@ -205,5 +214,4 @@ var page = template.Must(template.New("datasea").Funcs(template.FuncMap{"yuan": 
 <h2>入海 · Recipients pushed</h2>
 <table><tr><th>月份 · period</th><th>人数 · records</th><th>金额 · total</th><th>状态 · state</th><th>回执 · receipt</th></tr>
 {{range .Pushes}}<tr><td>{{.Period}}</td><td>{{.Records}}</td><td>{{yuan .TotalFen}}</td><td>{{.State}}</td><td>{{.Receipt}}{{if .Detail}} <span class="err">{{.Detail}}</span>{{end}}</td></tr>{{else}}<tr><td colspan="5">无 · none</td></tr>{{end}}</table>
-</body></html>
-`))
+{{end}}`))

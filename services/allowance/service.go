@@ -153,6 +153,8 @@ func (s *Service) Apply(ctx context.Context, source string, recs []datasea.Recor
 			return err
 		}
 		defer ins.Close()
+		rules := &ruleStmts{s: s, tx: tx, m: map[datasea.Kind]*sql.Stmt{}}
+		defer rules.close()
 		for _, p := range prep {
 			r := p.r
 			res, err := ins.ExecContext(ctx, r.ID, string(r.Kind), p.person, mask.IDNumber(r.IDNumber), p.sealed, r.Date, r.District, r.Region, source, now)
@@ -166,7 +168,7 @@ func (s *Service) Apply(ctx context.Context, source string, recs []datasea.Recor
 			}
 			out.New++
 			counts[[2]string{string(r.Kind), "new"}]++
-			if err := s.rule(ctx, tx, r, p.person, now); err != nil {
+			if err := rules.rule(ctx, r, p.person, now); err != nil {
 				return fmt.Errorf("record %s: %w", r.ID, err)
 			}
 		}
@@ -194,33 +196,68 @@ func (s *Service) Apply(ctx context.Context, source string, recs []datasea.Recor
 	return out, nil
 }
 
-// rule applies one new record.
-func (s *Service) rule(ctx context.Context, tx *sql.Tx, r datasea.Record, person string, now int64) error {
-	masked := mask.IDNumber(r.IDNumber)
-	switch r.Kind {
-	case datasea.Death:
-		// A death wins over a move out; the earlier stop month stays.
-		_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO allow_persons (person, id_masked, status, stop_month, record_id, updated_ms)
-			VALUES (?, ?, 'deceased', ?, ?, ?) ON CONFLICT (person) DO UPDATE SET status = 'deceased',
-			stop_month = CASE WHEN allow_persons.status <> 'active' AND allow_persons.stop_month < excluded.stop_month
-				THEN allow_persons.stop_month ELSE excluded.stop_month END,
-			record_id = excluded.record_id, updated_ms = excluded.updated_ms`), person, masked, nextMonth(r.Date), r.ID, now)
-		return err
-	case datasea.MoveOut:
-		_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO allow_persons (person, id_masked, status, stop_month, record_id, updated_ms)
-			VALUES (?, ?, 'moved_out', ?, ?, ?) ON CONFLICT (person) DO UPDATE SET
-			status = CASE WHEN allow_persons.status = 'deceased' THEN 'deceased' ELSE 'moved_out' END,
-			stop_month = CASE WHEN allow_persons.status <> 'active' AND allow_persons.stop_month < excluded.stop_month
-				THEN allow_persons.stop_month ELSE excluded.stop_month END,
-			record_id = CASE WHEN allow_persons.status = 'deceased' THEN allow_persons.record_id ELSE excluded.record_id END,
-			updated_ms = excluded.updated_ms`), person, masked, nextMonth(r.Date), r.ID, now)
-		return err
-	case datasea.MoveIn:
-		_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO allow_reviews (record_id, person, id_masked, district, region, event_date, state)
-			VALUES (?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT (record_id) DO NOTHING`), r.ID, person, masked, r.District, r.Region, r.Date)
+// Rule statements, prepared once per Apply transaction.
+const (
+	sqlDeath = `INSERT INTO allow_persons (person, id_masked, status, stop_month, record_id, updated_ms)
+		VALUES (?, ?, 'deceased', ?, ?, ?) ON CONFLICT (person) DO UPDATE SET status = 'deceased',
+		stop_month = CASE WHEN allow_persons.status <> 'active' AND allow_persons.stop_month < excluded.stop_month
+			THEN allow_persons.stop_month ELSE excluded.stop_month END,
+		record_id = excluded.record_id, updated_ms = excluded.updated_ms`
+	sqlMoveOut = `INSERT INTO allow_persons (person, id_masked, status, stop_month, record_id, updated_ms)
+		VALUES (?, ?, 'moved_out', ?, ?, ?) ON CONFLICT (person) DO UPDATE SET
+		status = CASE WHEN allow_persons.status = 'deceased' THEN 'deceased' ELSE 'moved_out' END,
+		stop_month = CASE WHEN allow_persons.status <> 'active' AND allow_persons.stop_month < excluded.stop_month
+			THEN allow_persons.stop_month ELSE excluded.stop_month END,
+		record_id = CASE WHEN allow_persons.status = 'deceased' THEN allow_persons.record_id ELSE excluded.record_id END,
+		updated_ms = excluded.updated_ms`
+	sqlMoveIn = `INSERT INTO allow_reviews (record_id, person, id_masked, district, region, event_date, state)
+		VALUES (?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT (record_id) DO NOTHING`
+)
+
+// ruleStmts prepares the rule statements of a transaction on first use.
+type ruleStmts struct {
+	s  *Service
+	tx *sql.Tx
+	m  map[datasea.Kind]*sql.Stmt
+}
+
+func (r *ruleStmts) get(ctx context.Context, k datasea.Kind) (*sql.Stmt, error) {
+	if st, ok := r.m[k]; ok {
+		return st, nil
+	}
+	q := map[datasea.Kind]string{datasea.Death: sqlDeath, datasea.MoveOut: sqlMoveOut, datasea.MoveIn: sqlMoveIn}[k]
+	if q == "" {
+		return nil, fmt.Errorf("unknown kind %q", k)
+	}
+	st, err := r.tx.PrepareContext(ctx, r.s.db.Rebind(q))
+	if err != nil {
+		return nil, err
+	}
+	r.m[k] = st
+	return st, nil
+}
+
+func (r *ruleStmts) close() {
+	for _, st := range r.m {
+		_ = st.Close()
+	}
+}
+
+// rule applies one new record: death and move out stop payment from the
+// month after the event (a death wins over a move out; the earlier stop
+// month stays), a move in opens a review.
+func (r *ruleStmts) rule(ctx context.Context, rec datasea.Record, person string, now int64) error {
+	st, err := r.get(ctx, rec.Kind)
+	if err != nil {
 		return err
 	}
-	return fmt.Errorf("unknown kind %q", r.Kind)
+	masked := mask.IDNumber(rec.IDNumber)
+	if rec.Kind == datasea.MoveIn {
+		_, err = st.ExecContext(ctx, rec.ID, person, masked, rec.District, rec.Region, rec.Date)
+	} else {
+		_, err = st.ExecContext(ctx, person, masked, nextMonth(rec.Date), rec.ID, now)
+	}
+	return err
 }
 
 // Person is what the service knows of a person.

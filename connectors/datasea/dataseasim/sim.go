@@ -33,6 +33,9 @@ type Faults struct {
 	Duplicates atomic.Bool
 	// RejectPush makes the push endpoint accept one record fewer than sent (a wrong count).
 	RejectPush atomic.Bool
+	// HoldPush makes the push endpoint record a push and then hold its
+	// answer until the caller goes away (a hub killed waiting for the receipt).
+	HoldPush atomic.Bool
 }
 
 // Sim is the simulated platform. Its zero value is not usable; use New.
@@ -49,12 +52,13 @@ type Sim struct {
 	srv      *http.Server
 	ln       net.Listener
 	pushed   chan struct{} // closed (and replaced) at each new push
+	paged    chan struct{} // closed (and replaced) at each page served
 }
 
 // New returns a platform with empty feeds.
 func New() *Sim {
 	return &Sim{feeds: map[string][]json.RawMessage{}, pushes: map[string]datasea.Receipt{},
-		bodies: map[string]datasea.PushBody{}, pushed: make(chan struct{})}
+		bodies: map[string]datasea.PushBody{}, pushed: make(chan struct{}), paged: make(chan struct{})}
 }
 
 // Add appends records to their feeds.
@@ -102,6 +106,14 @@ func (s *Sim) NextPush() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.pushed
+}
+
+// NextPage returns a channel closed when the platform has served its next
+// page of records.
+func (s *Sim) NextPage() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.paged
 }
 
 // PushCount returns the number of distinct pushes received.
@@ -197,9 +209,16 @@ func (s *Sim) page(w http.ResponseWriter, r *http.Request, feed string) {
 	if end < start {
 		end = start
 	}
-	s.pageHits.Add(1)
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(datasea.Page{Records: recs, NextCursor: "c" + strconv.Itoa(end), More: more})
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	s.pageHits.Add(1)
+	s.mu.Lock()
+	close(s.paged)
+	s.paged = make(chan struct{})
+	s.mu.Unlock()
 }
 
 func (s *Sim) push(w http.ResponseWriter, r *http.Request, period string) {
@@ -227,6 +246,10 @@ func (s *Sim) push(w http.ResponseWriter, r *http.Request, period string) {
 		s.pushed = make(chan struct{})
 	}
 	s.mu.Unlock()
+	if s.Faults.HoldPush.Load() {
+		<-r.Context().Done()
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(rc)
 }

@@ -1,0 +1,199 @@
+package allowance_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/connectors/datasea"
+	"github.com/shanghai-mca/mzhub/connectors/datasea/dataseasim"
+	"github.com/shanghai-mca/mzhub/connectors/httpx"
+	"github.com/shanghai-mca/mzhub/store"
+)
+
+const childEnv = "MZHUB_ALLOWANCE_CHILD"
+
+type childSpec struct {
+	DB, URL, Mode string
+}
+
+func openFile(t testing.TB, path string) *store.DB {
+	t.Helper()
+	cfg := store.DefaultConfig()
+	cfg.Path = path
+	db, err := store.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// TestKillChild is the hub side of TestSIGKILLPullAndPush's child
+// process: a pull of every feed, or a push of a recipients list.
+func TestKillChild(t *testing.T) {
+	p := os.Getenv(childEnv)
+	if p == "" {
+		t.Skip("runs only as the child process of TestSIGKILLPullAndPush")
+	}
+	var spec childSpec
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &spec); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	db := openFile(t, spec.DB)
+	al, _ := newService(t, db, clock.NewFake(time.Date(2026, 12, 2, 5, 0, 0, 0, clock.Shanghai)))
+	if err := datasea.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	cfg := datasea.DefaultConfig()
+	cfg.URL, cfg.PageSize = spec.URL, 200
+	cfg.Client = httpx.ClientConfig{Timeout: 30 * time.Second}
+	deps := connectors.Deps{Store: db}
+	switch spec.Mode {
+	case "pull":
+		p, err := datasea.NewPuller(cfg, deps, al)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Pull(ctx); err != nil {
+			t.Fatal(err)
+		}
+	case "push":
+		p, err := datasea.NewPusher(cfg, deps, signerFunc(func() []byte { return []byte("sig") }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var recs []datasea.Recipient
+		for _, q := range dataseasim.Persons(8, 5000) {
+			recs = append(recs, datasea.Recipient{Person: q.ID[:3] + "***", Token: al.PersonKey(q.ID), Name: "x", District: q.Division, Standard: q.Standard, AmountFen: q.AmountFen})
+		}
+		if _, err := p.Push(ctx, "2026-11", recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+type signerFunc func() []byte
+
+func (f signerFunc) Sign(io.Reader) ([]byte, error) { return f(), nil }
+
+// TestSIGKILLPullAndPush kills the hub's side (SIGKILL) in the middle of a
+// day's pull, at random pages, three times, and then lets it finish:
+// every record is applied once and nothing is lost. Then it kills the
+// hub while the platform holds the answer to a recipients push, after the
+// platform took it: the resumed push gets the first receipt, and the
+// platform holds one push.
+func TestSIGKILLPullAndPush(t *testing.T) {
+	if testing.Short() {
+		t.Skip("re-executes the test binary")
+	}
+	dir := t.TempDir()
+	sim := dataseasim.New()
+	if err := sim.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	recs := dataseasim.Generate(12000, 8, "2026-12-01", 1)
+	sim.Add(recs...)
+	sim.Faults.Duplicates.Store(true)
+	dbPath := filepath.Join(dir, "state.db")
+	run := func(mode string) *exec.Cmd {
+		spec := filepath.Join(dir, mode+".json")
+		b, _ := json.Marshal(childSpec{DB: dbPath, URL: sim.URL(), Mode: mode})
+		if err := os.WriteFile(spec, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^TestKillChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), childEnv+"="+spec)
+		out, _ := os.Create(filepath.Join(dir, "child.log"))
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill() })
+		return cmd
+	}
+	childLog := func() string { b, _ := os.ReadFile(filepath.Join(dir, "child.log")); return string(b) }
+	wait := func(what string, ch <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("timed out waiting for %s; child log:\n%s", what, childLog())
+		}
+	}
+	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	pages := int64(0)
+	for range 3 {
+		cmd := run("pull")
+		// Kill after a random number of further pages (1..15 of about 60).
+		for n := 1 + r.IntN(15); n > 0; n-- {
+			wait("a page", sim.NextPage())
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if sim.Pages() <= pages {
+			t.Fatal("the killed pull made no progress")
+		}
+		pages = sim.Pages()
+	}
+	db := openFile(t, dbPath)
+	var applied, persons, reviews int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM allow_records`).Scan(&applied); err != nil || applied == 0 || applied >= len(recs) {
+		t.Fatalf("after the kills %d of %d records applied (%v): not killed mid-pull", applied, len(recs), err)
+	}
+	if err := run("pull").Wait(); err != nil {
+		t.Fatalf("resumed pull: %v\n%s", err, childLog())
+	}
+	_ = db.QueryRow(`SELECT COUNT(*) FROM allow_records`).Scan(&applied)
+	_ = db.QueryRow(`SELECT COUNT(*) FROM allow_persons`).Scan(&persons)
+	_ = db.QueryRow(`SELECT COUNT(*) FROM allow_reviews`).Scan(&reviews)
+	wantPersons, wantReviews := map[string]bool{}, 0
+	for _, rec := range recs {
+		if rec.Kind == datasea.MoveIn {
+			wantReviews++
+		} else {
+			wantPersons[rec.IDNumber] = true
+		}
+	}
+	if applied != len(recs) || persons != len(wantPersons) || reviews != wantReviews {
+		t.Fatalf("applied %d of %d records; %d stopped persons (want %d), %d reviews (want %d)", applied, len(recs), persons, len(wantPersons), reviews, wantReviews)
+	}
+	if !strings.Contains(childLog(), "PASS") {
+		t.Fatalf("child log:\n%s", childLog())
+	}
+
+	// The push: killed while the platform holds its answer.
+	sim.Faults.HoldPush.Store(true)
+	next := sim.NextPush()
+	cmd := run("push")
+	wait("the push to reach the platform", next)
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	st, ok, err := datasea.Pushed(context.Background(), db, "2026-11")
+	if err != nil || !ok || st.State != "sending" {
+		t.Fatalf("push state after the kill: %+v %v %v", st, ok, err)
+	}
+	sim.Faults.HoldPush.Store(false)
+	if err := run("push").Wait(); err != nil {
+		t.Fatalf("resumed push: %v\n%s", err, childLog())
+	}
+	st, _, _ = datasea.Pushed(context.Background(), db, "2026-11")
+	if st.State != "received" || st.Receipt != "DS202611-0001" || sim.PushCount() != 1 || st.Records != 5000 {
+		t.Fatalf("after the resumed push: %+v, platform holds %d pushes", st, sim.PushCount())
+	}
+}
