@@ -56,6 +56,9 @@ func extractShipped(dir string) (config.PathsConfig, error) {
 	if err := os.RemoveAll(dir); err != nil {
 		return config.PathsConfig{}, fmt.Errorf("demo: shipped configuration: %w", err)
 	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil { // the data directory: owner only
+		return config.PathsConfig{}, fmt.Errorf("demo: data directory: %w", err)
+	}
 	if err := os.CopyFS(dir, configs.Shipped); err != nil {
 		return config.PathsConfig{}, fmt.Errorf("demo: shipped configuration: %w", err)
 	}

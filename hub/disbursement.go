@@ -122,6 +122,7 @@ func (h *Hub) newDisbursement(ctx context.Context, cfgs []bank.Config, keys *sft
 		return fmt.Errorf("wire: disbursement: %w", err)
 	}
 	svc.SetExpecter(h.mon)
+	svc.SetSealer(h.sec.Fields) // the list copy kept after a batch closes is sealed like bus bodies
 	h.disbursement = svc
 	return nil
 }

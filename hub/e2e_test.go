@@ -42,7 +42,8 @@ func TestServeRunsACycleFromTheConsole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := disbursement.WriteList(f, disbursement.GenerateOptions{Persons: 600, Seed: 7, Period: period, Anomalies: true}); err != nil {
+	listOpts := disbursement.GenerateOptions{Persons: 600, Seed: 7, Period: period, Anomalies: true}
+	if err := disbursement.WriteList(f, listOpts); err != nil {
 		t.Fatal(err)
 	}
 	_ = f.Close()
@@ -111,6 +112,8 @@ func TestServeRunsACycleFromTheConsole(t *testing.T) {
 		{"user:alice", "disbursement.confirm.district"},
 		{"user:bob", "disbursement.confirm.city"},
 	})
+	// No personal data of the month is left in plaintext in the data directory.
+	requireNoPersonalData(t, srv.Dir, listOpts)
 }
 
 // audited is an actor and an action the audit chain must hold.

@@ -50,9 +50,12 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 
 func openSQLite(ctx context.Context, cfg Config) (*DB, error) {
 	if dir := filepath.Dir(cfg.Path); dir != "" {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("store: create directory for %s: %w", cfg.Path, err)
 		}
+	}
+	if err := ownerOnly(cfg.Path); err != nil {
+		return nil, err
 	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(cfg.BusyTimeout.Milliseconds(), 10)+")")
@@ -155,6 +158,34 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// ownerOnly creates the SQLite file p owner-only (0600) before SQLite
+// opens it, and takes group and world access away from an existing one and
+// its WAL and shared-memory files: the state database holds audit records,
+// sessions and sealed bodies. SQLite creates the WAL and shared-memory
+// files with the database file's mode. In-memory databases are left alone.
+func ownerOnly(p string) error {
+	if p == "" || strings.HasPrefix(p, ":") || strings.HasPrefix(p, "file:") {
+		return nil
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("store: create %s: %w", p, err)
+	}
+	_ = f.Close()
+	for _, q := range []string{p, p + "-wal", p + "-shm", p + "-journal"} {
+		fi, err := os.Stat(q)
+		if err != nil {
+			continue
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(q, fi.Mode().Perm()&0o700); err != nil {
+				return fmt.Errorf("store: restrict %s to its owner: %w", q, err)
+			}
+		}
 	}
 	return nil
 }

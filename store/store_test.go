@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -129,6 +130,38 @@ func TestOpenSQLiteWAL(t *testing.T) {
 	}
 	if db.Dialect() != store.SQLite {
 		t.Fatalf("dialect = %s", db.Dialect())
+	}
+	// The database, its WAL and shared memory, and the folders made for
+	// it are the owner's only.
+	if _, err := db.Exec(`CREATE TABLE t (x INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{cfg.Path, cfg.Path + "-wal", cfg.Path + "-shm", filepath.Dir(cfg.Path)} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s: mode %v, want owner only", filepath.Base(p), perm)
+		}
+	}
+}
+
+// TestOpenSQLiteTightensMode: a database an earlier version left readable
+// by others is restricted to its owner on open.
+func TestOpenSQLiteTightensMode(t *testing.T) {
+	cfg := store.DefaultConfig()
+	cfg.Path = filepath.Join(t.TempDir(), "mzhub.db")
+	if err := os.WriteFile(cfg.Path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if fi, err := os.Stat(cfg.Path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, %v; want 0600", fi.Mode(), err)
 	}
 }
 

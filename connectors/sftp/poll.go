@@ -262,7 +262,7 @@ func (c *Client) fetchOne(ctx context.Context, opt PollOptions, name string, has
 			return c.duplicate(ctx, ev, remote, st)
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(c.localDir(), ".incoming"), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Join(c.localDir(), ".incoming"), 0o700); err != nil {
 		return "", err
 	}
 	tmp := filepath.Join(c.localDir(), ".incoming", name+".part")
@@ -398,7 +398,7 @@ func (c *Client) moveAway(ctx context.Context, ev monitor.Event, remote, local, 
 			return nil
 		}
 		d := filepath.Join(c.localDir(), dir)
-		if err := os.MkdirAll(d, 0o750); err != nil {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return err
 		}
 		return os.Rename(local, filepath.Join(d, filepath.Base(local)))
@@ -458,7 +458,7 @@ func download(cn *conn, remote, local string) (string, int64, error) {
 		return "", 0, fmt.Errorf("open %s: %w", path.Base(remote), err)
 	}
 	defer rf.Close()
-	lf, err := os.Create(local)
+	lf, err := os.OpenFile(local, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600) // partner data: owner only
 	if err != nil {
 		return "", 0, err
 	}

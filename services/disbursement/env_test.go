@@ -12,6 +12,7 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/bank/banksim"
 	"github.com/shanghai-mca/mzhub/connectors/sftp"
 	"github.com/shanghai-mca/mzhub/security/audit"
+	"github.com/shanghai-mca/mzhub/security/fieldcrypt"
 	"github.com/shanghai-mca/mzhub/store"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
@@ -27,6 +28,17 @@ func mappingsRoot(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// testSealer seals with SM4-GCM under a fixed test key, as the hub's field
+// key ring does.
+func testSealer(t testing.TB) Sealer {
+	t.Helper()
+	r, err := fieldcrypt.NewRing(map[string][]byte{"k1": []byte("0123456789abcdef")}, []byte("blind-index-key-for-tests"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // startSims starts the six simulated banks for a test.
@@ -87,6 +99,7 @@ func newServiceWith(t testing.TB, db *store.DB, dir string, cfgs []bank.Config, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	svc.SetSealer(testSealer(t))
 	return svc
 }
 

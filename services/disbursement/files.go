@@ -85,7 +85,7 @@ func (s *Service) files(ctx context.Context, b *Batch, opt RunOptions) (string, 
 		rejected[q] = true
 	}
 	rows.Close()
-	if err := os.MkdirAll(s.outDir(b), 0o750); err != nil {
+	if err := os.MkdirAll(s.outDir(b), 0o700); err != nil {
 		return "", err
 	}
 	type out struct {
@@ -112,7 +112,7 @@ func (s *Service) files(ctx context.Context, b *Batch, opt RunOptions) (string, 
 			return "", fmt.Errorf("bank %s: no %s layout", bk.Config.Code, kind)
 		}
 		name := s.outName(b, bk)
-		f, err := os.Create(filepath.Join(s.outDir(b), name+".part"))
+		f, err := os.OpenFile(filepath.Join(s.outDir(b), name+".part"), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 		if err != nil {
 			return "", err
 		}
@@ -160,7 +160,7 @@ func (s *Service) files(ctx context.Context, b *Batch, opt RunOptions) (string, 
 		}()
 	}
 	pending := make([][]mappings.PaymentRecord, len(outs))
-	err = readList(s.listPath(b), func(seq int64, r *listRecord) error {
+	err = s.readBatch(b, func(seq int64, r *listRecord) error {
 		if rejected[seq] {
 			return nil
 		}

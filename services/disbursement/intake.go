@@ -131,7 +131,12 @@ func readList(path string, fn func(seq int64, r *listRecord) error) error {
 		return err
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(bufio.NewReaderSize(f, 256<<10))
+	return readListFrom(f, fn)
+}
+
+// readListFrom is readList over a reader.
+func readListFrom(in io.Reader, fn func(seq int64, r *listRecord) error) error {
+	sc := bufio.NewScanner(bufio.NewReaderSize(in, 256<<10))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	var r listRecord
 	seq := int64(0)
@@ -188,6 +193,7 @@ func (s *Service) intake(ctx context.Context, b *Batch, opt RunOptions) (string,
 		if err := copyFile(opt.ListFile, dst); err != nil {
 			return "", fmt.Errorf("copy list: %w", err)
 		}
+		s.takeFromInbox(opt.ListFile)
 	}
 	if err := s.screenList(ctx, b, opt.ListFile != "" && mustAbs(opt.ListFile) != mustAbs(dst)); err != nil {
 		return "", err
@@ -301,7 +307,7 @@ func copyFile(src, dst string) error {
 	}
 	defer in.Close()
 	tmp := dst + ".part"
-	out, err := os.Create(tmp)
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600) // names, IDs, accounts: owner only
 	if err != nil {
 		return err
 	}
@@ -327,7 +333,7 @@ type Issue struct {
 func (s *Service) validate(ctx context.Context, b *Batch, opt RunOptions) (string, error) {
 	// Pass 1: who appears more than once, which accounts are shared.
 	var ids, accts []uint64
-	if err := readList(s.listPath(b), func(_ int64, r *listRecord) error {
+	if err := s.readBatch(b, func(_ int64, r *listRecord) error {
 		ids = append(ids, uint64(s.personKey(r.id())))
 		accts = append(accts, accountKey(r.account()))
 		return nil
@@ -364,7 +370,7 @@ func (s *Service) validate(ctx context.Context, b *Batch, opt RunOptions) (strin
 	var issues []Issue
 	seenDup := map[uint64]bool{}
 	qend := quarterEnd(b.Period)
-	err = readList(s.listPath(b), func(seq int64, r *listRecord) error {
+	err = s.readBatch(b, func(seq int64, r *listRecord) error {
 		reject := func(code, detail string) { issues = append(issues, Issue{seq, code, "reject", detail}) }
 		switch {
 		case r.n < 8:

@@ -58,7 +58,7 @@ func (s *Service) failures(ctx context.Context, b *Batch, _ RunOptions) (string,
 	w, err := newCSVFile(bw, "seq", "reference", "person_id", "name", "account", "bank", "division", "amount_fen", "status", "reason")
 	prefix := refPrefix(b)
 	if err == nil {
-		err = readList(s.listPath(b), func(seq int64, r *listRecord) error {
+		err = s.readBatch(b, func(seq int64, r *listRecord) error {
 			if x, ok := failed[seq]; ok {
 				return w.row(strconv.FormatInt(seq, 10), reference(prefix, seq), maskID(r.id()), maskName(r.name()),
 					maskAccount(r.account()), r.bank(), r.division(), strconv.FormatInt(r.amount(), 10), x[0], x[1])
@@ -159,7 +159,7 @@ func (s *Service) streamReport(ctx context.Context, b *Batch) ([]ReportRow, erro
 		bank, div, st int
 	}
 	agg := map[key]*ReportRow{}
-	err = readList(s.listPath(b), func(seq int64, r *listRecord) error {
+	err = s.readBatch(b, func(seq int64, r *listRecord) error {
 		st, ok := other[seq]
 		if !ok {
 			st = StatusPaid

@@ -89,6 +89,7 @@ func (s *Service) Submit(ctx context.Context, r Request) (*Batch, error) {
 		if err := copyFile(r.ListFile, s.listPath(b)); err != nil {
 			return b, fmt.Errorf("disbursement %s: copy list: %w", b.Name, err)
 		}
+		s.takeFromInbox(r.ListFile)
 		s.auditf(ctx, r.Actor, "list", b.Name, "list %s taken for intake", filepath.Base(r.ListFile))
 	}
 	if r.LetterTotal != 0 && r.LetterTotal != b.LetterTotal {

@@ -104,6 +104,7 @@ type Service struct {
 	cfg    Config
 	audit  audit.Appender
 	expect Expecter
+	sealer Sealer
 	keyer  *personKeyer
 	// screener is consulted by the intake (SetScreener).
 	screener Screener
@@ -269,7 +270,7 @@ func (s *Service) Run(ctx context.Context, opt RunOptions) (*Batch, error) {
 		b.LetterTotal = opt.LetterTotal
 		s.auditf(ctx, systemActor, "letter_total", b.Name, "letter total %s yuan", yuan(opt.LetterTotal))
 	}
-	if err := os.MkdirAll(s.dir(b), 0o750); err != nil {
+	if err := os.MkdirAll(s.dir(b), 0o700); err != nil {
 		return b, err
 	}
 	steps := map[string]func(context.Context, *Batch, RunOptions) (string, error){
@@ -305,6 +306,11 @@ func (s *Service) Run(ctx context.Context, opt RunOptions) (*Batch, error) {
 		}
 		s.stageEvent(b, stage, monitor.OK, "finished: "+detail, time.Since(start))
 		s.log.Info("disbursement stage done", "batch", b.Name, "stage", stage, "took", time.Since(start).Round(time.Millisecond).String(), "detail", detail)
+	}
+	// The batch is closed: what the hub keeps of its personal data is
+	// sealed or removed (docs/disbursement.md, "Retention").
+	if err := s.closeBatch(ctx, b); err != nil {
+		return b, err
 	}
 	_ = s.setBatch(ctx, b, "status = 'done'")
 	b.Status = "done"
