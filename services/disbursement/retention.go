@@ -42,6 +42,9 @@ const (
 
 func (s *Service) sealedListPath(b *Batch) string { return s.listPath(b) + ".sealed" }
 
+// submittedListPath is the list as submitted, kept beside the screened one.
+func (s *Service) submittedListPath(b *Batch) string { return filepath.Join(s.dir(b), "list.submitted.csv") }
+
 // readBatch streams the batch's list: the plain copy while the batch is
 // open, the sealed one after it closed.
 func (s *Service) readBatch(b *Batch, fn func(seq int64, r *listRecord) error) error {
@@ -74,18 +77,23 @@ func (s *Service) hasList(b *Batch) bool {
 // report.csv, masked, stay. It is idempotent: a crash in between is
 // finished by the next call.
 func (s *Service) closeBatch(ctx context.Context, b *Batch) error {
-	plain := s.listPath(b)
-	if _, err := os.Stat(plain); err == nil {
-		if s.sealer != nil {
-			if err := sealFile(s.sealer, plain, s.sealedListPath(b)); err != nil {
-				return fmt.Errorf("disbursement %s: seal the list: %w", b.Name, err)
+	// The list as paid, and the list as submitted when a screener
+	// changed it (list.submitted.csv).
+	for _, plain := range []string{s.listPath(b), s.submittedListPath(b)} {
+		if _, err := os.Stat(plain); err == nil {
+			if s.sealer != nil {
+				if err := sealFile(s.sealer, plain, plain+".sealed"); err != nil {
+					return fmt.Errorf("disbursement %s: seal %s: %w", b.Name, filepath.Base(plain), err)
+				}
+			}
+			if err := os.Remove(plain); err != nil {
+				return fmt.Errorf("disbursement %s: %w", b.Name, err)
 			}
 		}
-		if err := os.Remove(plain); err != nil {
-			return fmt.Errorf("disbursement %s: %w", b.Name, err)
+		for _, tmp := range []string{plain + ".part", plain + ".screen"} {
+			_ = os.Remove(tmp)
 		}
 	}
-	_ = os.Remove(plain + ".part")
 	if err := os.RemoveAll(s.outDir(b)); err != nil {
 		return fmt.Errorf("disbursement %s: remove the bank files: %w", b.Name, err)
 	}

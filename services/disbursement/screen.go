@@ -36,7 +36,7 @@ func (s *Service) screenList(ctx context.Context, b *Batch, fresh bool) error {
 		return nil
 	}
 	dst := s.listPath(b)
-	orig := filepath.Join(s.dir(b), "list.submitted.csv")
+	orig := s.submittedListPath(b)
 	if _, err := os.Stat(orig); fresh || err != nil {
 		if err := copyFile(dst, orig); err != nil {
 			return fmt.Errorf("screen: keep submitted list: %w", err)
@@ -47,11 +47,11 @@ func (s *Service) screenList(ctx context.Context, b *Batch, fresh bool) error {
 		return fmt.Errorf("screen: %w", err)
 	}
 	defer in.Close()
-	out, err := os.Create(dst + ".screen")
+	out, err := os.OpenFile(dst+".screen", os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("screen: %w", err)
 	}
-	rep, err := os.Create(filepath.Join(s.dir(b), "screening.csv"))
+	rep, err := os.OpenFile(filepath.Join(s.dir(b), "screening.csv"), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		_ = out.Close()
 		return fmt.Errorf("screen: %w", err)
