@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/clock"
@@ -128,7 +126,7 @@ func pushRecipients(ctx context.Context, db *store.DB, svc *disbursement.Service
 			if st, ok, err := datasea.Pushed(ctx, db, b.Period); err != nil || (ok && st.State == "received") {
 				continue
 			}
-			if err := pushOne(ctx, al, p, filepath.Join(dir, b.Name, "list.csv"), b.Period); err != nil {
+			if err := pushOne(ctx, al, p, svc, b.Period); err != nil {
 				log.Warn("datasea: push failed; retried at the next check", "period", b.Period, "err", err)
 				continue
 			}
@@ -143,8 +141,9 @@ func pushRecipients(ctx context.Context, db *store.DB, svc *disbursement.Service
 	}
 }
 
-func pushOne(ctx context.Context, al *allowance.Service, p *datasea.Pusher, list, period string) error {
-	f, err := os.Open(list)
+func pushOne(ctx context.Context, al *allowance.Service, p *datasea.Pusher, svc *disbursement.Service, period string) error {
+	// The closed batch keeps its list sealed: the service opens it.
+	f, err := svc.OpenList(ctx, bank.Disbursement, period)
 	if err != nil {
 		return err
 	}

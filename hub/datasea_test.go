@@ -104,18 +104,22 @@ func TestDataseaMonth(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitBatch(t, srv, period, disbursement.BatchDone)
-	out := filepath.Join(hub.DisbursementConfig(srv.Hub.Config()).Dir, disbursement.BatchName(bank.Disbursement, period), "out")
-	ents, err := os.ReadDir(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The bank files as the banks took them (the hub removes its copies
+	// when the batch closes).
 	var files strings.Builder
-	for _, e := range ents {
-		data, err := os.ReadFile(filepath.Join(out, e.Name()))
+	for _, s := range sims {
+		taken := filepath.Join(s.Root(), filepath.FromSlash(s.Config.SFTP.UploadDir), "taken")
+		ents, err := os.ReadDir(taken)
 		if err != nil {
 			t.Fatal(err)
 		}
-		files.Write(data)
+		for _, e := range ents {
+			data, err := os.ReadFile(filepath.Join(taken, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			files.Write(data)
+		}
 	}
 	for _, p := range dataseasim.Persons(seed, persons) {
 		if in := strings.Contains(files.String(), p.Account); in == stopped[p.ID] {

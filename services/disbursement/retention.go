@@ -43,7 +43,9 @@ const (
 func (s *Service) sealedListPath(b *Batch) string { return s.listPath(b) + ".sealed" }
 
 // submittedListPath is the list as submitted, kept beside the screened one.
-func (s *Service) submittedListPath(b *Batch) string { return filepath.Join(s.dir(b), "list.submitted.csv") }
+func (s *Service) submittedListPath(b *Batch) string {
+	return filepath.Join(s.dir(b), "list.submitted.csv")
+}
 
 // readBatch streams the batch's list: the plain copy while the batch is
 // open, the sealed one after it closed.
@@ -58,6 +60,28 @@ func (s *Service) readBatch(b *Batch, fn func(seq int64, r *listRecord) error) e
 	}
 	defer f.Close()
 	return readListFrom(&sealedReader{s: s.sealer, r: bufio.NewReaderSize(f, 64<<10)}, fn)
+}
+
+// OpenList returns the payment list of a batch (ListHeader format) as the
+// batch pays it: the plain copy while the batch runs, the sealed one opened
+// after it closed. The caller closes it; the content is personal data and
+// must not be written anywhere in plaintext.
+func (s *Service) OpenList(ctx context.Context, k Kind, period string) (io.ReadCloser, error) {
+	b, err := s.Batch(ctx, k, period)
+	if err != nil {
+		return nil, err
+	}
+	if f, err := os.Open(s.listPath(b)); err == nil || s.sealer == nil {
+		return f, err
+	}
+	f, err := os.Open(s.sealedListPath(b))
+	if err != nil {
+		return nil, fmt.Errorf("disbursement %s: list: %w", b.Name, err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{&sealedReader{s: s.sealer, r: bufio.NewReaderSize(f, 64<<10)}, f}, nil
 }
 
 // hasList tells whether the batch still has its list (plain or sealed).
