@@ -82,6 +82,10 @@ func LoadMigrations(fsys fs.FS, d Dialect) ([]Migration, error) {
 	return out, nil
 }
 
+// schemaMigrationsLock is the advisory lock key under which PostgreSQL
+// creates schema_migrations ("mzhub-migrate" in ASCII).
+const schemaMigrationsLock = int64(0x6d7a6875626d6967)
+
 // Migrate applies the component's pending migrations from fsys, each in its
 // own transaction, and records them in schema_migrations. It is safe to call
 // from several replicas at once (PostgreSQL takes an advisory lock; SQLite
@@ -91,12 +95,24 @@ func (db *DB) Migrate(ctx context.Context, component string, fsys fs.FS) error {
 	if err != nil {
 		return fmt.Errorf("store: migrate %s: %w", component, err)
 	}
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	// Replicas starting together on a new PostgreSQL database would race
+	// on CREATE TABLE IF NOT EXISTS (a unique violation in pg_type): the
+	// creation takes an advisory lock of its own.
+	err = db.InTx(ctx, func(tx *sql.Tx) error {
+		if db.dialect == Postgres {
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, schemaMigrationsLock); err != nil {
+				return fmt.Errorf("lock: %w", err)
+			}
+		}
+		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		component TEXT NOT NULL,
 		version INTEGER NOT NULL,
 		name TEXT NOT NULL,
 		applied_at TEXT NOT NULL,
-		PRIMARY KEY (component, version))`); err != nil {
+		PRIMARY KEY (component, version))`)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("store: migrate %s: create schema_migrations: %w", component, err)
 	}
 	for _, m := range ms {
