@@ -18,6 +18,7 @@ import (
 	"github.com/shanghai-mca/mzhub/services/disbursement"
 	"github.com/shanghai-mca/mzhub/services/funeral"
 	_ "github.com/shanghai-mca/mzhub/services/portal"
+	_ "github.com/shanghai-mca/mzhub/services/verification" // section verification
 )
 
 // This package imports every package that registers a config section

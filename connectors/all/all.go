@@ -7,4 +7,5 @@ import (
 	_ "github.com/shanghai-mca/mzhub/connectors/funeralhome" // kind "funeral": funeral homes' booking API
 	_ "github.com/shanghai-mca/mzhub/connectors/httpx"       // kind "http": HTTP source and sink
 	_ "github.com/shanghai-mca/mzhub/connectors/sftp"        // kind "sftp": SFTP poll source
+	_ "github.com/shanghai-mca/mzhub/connectors/soap"        // kind "soap": WebService calls
 )

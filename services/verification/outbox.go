@@ -35,14 +35,14 @@ const (
 const openStates = `('queued', 'sending', 'waiting')`
 
 type callRow struct {
-	ID                                     int64
-	RequestID, Partner, Scope, Key, State  string
-	Attempts, Asks, Lookups                int
-	NextMS, DeadlineMS, CreatedMS, SentMS  int64
-	AnsweredMS                             int64
-	PartnerRef, Quality, Reason, Reviewer  string
-	Sampled                                bool
-	Answer                                 []byte
+	ID                                    int64
+	RequestID, Partner, Scope, Key, State string
+	Attempts, Asks, Lookups               int
+	NextMS, DeadlineMS, CreatedMS, SentMS int64
+	AnsweredMS                            int64
+	PartnerRef, Quality, Reason, Reviewer string
+	Sampled                               bool
+	Answer                                []byte
 }
 
 const callCols = `id, request_id, partner, scope, idem_key, state, attempts, asks, lookups, next_ms, deadline_ms, created_ms, sent_ms, answered_ms, partner_ref, quality, reason, sampled, reviewer, answer`
@@ -64,6 +64,11 @@ func (s *Service) Run(ctx context.Context) error {
 	// This process owns the outbox now (one replica runs it, under a
 	// lease): what an earlier run left in flight is in doubt and due.
 	if _, err := db.ExecContext(ctx, db.Rebind(`UPDATE verif_calls SET next_ms = ? WHERE state = 'sending'`), ms(s.clock.Now())); err != nil {
+		return fmt.Errorf("verification: resume: %w", err)
+	}
+	// A crash between a call's last answer and its request's finalisation
+	// leaves a request open with nothing open under it.
+	if err := s.finalizeStranded(ctx); err != nil {
 		return fmt.Errorf("verification: resume: %w", err)
 	}
 	var wg sync.WaitGroup
@@ -172,7 +177,7 @@ func (s *Service) process(ctx context.Context, c callRow) {
 	case StateWaiting, StateSending:
 		// Asked before: ask the partner what it holds under the key; only
 		// a partner that never saw the call is asked again.
-		if !s.mark(ctx, c, c.State, `lookups = lookups + 1, next_ms = ?`, ms(now.Add(s.holdFor()))) {
+		if !s.mark(ctx, c, c.State, `lookups = lookups + 1`) {
 			return
 		}
 		ans, found, err = p.Lookup(ctx, q)
@@ -422,6 +427,32 @@ func (s *Service) finalize(ctx context.Context, requestID string) error {
 		s.metrics.household.Observe(now.Sub(fromMS(created)).Seconds())
 		if s.inbound != nil {
 			s.pokeReturn()
+		}
+	}
+	return nil
+}
+
+// finalizeStranded finalises open requests none of whose calls is open.
+func (s *Service) finalizeStranded(ctx context.Context) error {
+	db := s.deps.DB
+	rows, err := db.QueryContext(ctx, `SELECT r.id FROM verif_requests r WHERE r.status = 'open' AND NOT EXISTS
+		(SELECT 1 FROM verif_calls c WHERE c.request_id = r.id AND c.state IN ('queued', 'sending', 'waiting', 'review'))`)
+	if err != nil {
+		return err
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		if err := s.finalize(ctx, id); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -174,17 +174,17 @@ type Deps struct {
 
 // Service is the verification exchange. It is safe for concurrent use.
 type Service struct {
-	cfg      Config
-	deps     Deps
-	log      *slog.Logger
-	clock    clock.Clock
-	partners map[string]Partner
-	order    []string
-	inbound  Inbound
+	cfg        Config
+	deps       Deps
+	log        *slog.Logger
+	clock      clock.Clock
+	partners   map[string]Partner
+	order      []string
+	inbound    Inbound
 	returnWake chan struct{}
-	wake     map[string]chan struct{}
-	quality  *tracker
-	metrics  *metrics
+	wake       map[string]chan struct{}
+	quality    *tracker
+	metrics    *metrics
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -435,8 +435,8 @@ func (s *Service) loadRequest(ctx context.Context, id string) (Request, requestR
 }
 
 type requestRow struct {
-	ID, Origin, Reference, Household, Status                string
-	Calls                                                   int
+	ID, Origin, Reference, Household, Status               string
+	Calls                                                  int
 	CreatedMS, ReceivedMS, DeadlineMS, FinalMS, ReturnedMS int64
 }
 

@@ -111,7 +111,9 @@ func TestFaults(t *testing.T) {
 	if sm.samr.Ledger.Repeated() != 0 {
 		t.Errorf("samr asked %d times again", sm.samr.Ledger.Repeated())
 	}
-	if len(ev.find(func(e monitor.Event) bool { return e.ErrorCode == "quality_threshold" && e.Partner == "hpf" && e.Status == monitor.Error })) != 1 {
+	if len(ev.find(func(e monitor.Event) bool {
+		return e.ErrorCode == "quality_threshold" && e.Partner == "hpf" && e.Status == monitor.Error
+	})) != 1 {
 		t.Error("no quality alert for hpf")
 	}
 	qs, err := s.Report(context.Background(), time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
@@ -139,7 +141,7 @@ func TestReview(t *testing.T) {
 	sm := startSims(t)
 	cfg := testConfig()
 	cfg.SampleRate = 1
-	s := newService(t, cfg, openDB(t, t.TempDir()), sm.config(5*time.Second).partners(t)[:2], nil, nil)
+	s := newService(t, cfg, openDB(t, t.TempDir()), sm.config(5 * time.Second).partners(t)[:2], nil, nil)
 	ids := submitHouseholds(t, s, 0, 1, 0)
 	for {
 		ch := s.Changed()

@@ -24,7 +24,7 @@ const AppKey = "sim-samr-app"
 var Canteens = map[string]samr.Licence{
 	"黄浦区外滩街道社区长者食堂": {Number: "JY23101010001234", Holder: "黄浦区外滩街道社区长者食堂", Address: "上海市黄浦区福州路1号", ValidTo: "2029-06-30"},
 	"静安区临汾路街道长者食堂":  {Number: "JY23101060004321", Holder: "静安区临汾路街道长者食堂", Address: "上海市静安区临汾路380号", ValidTo: "2025-03-31"},
-	"浦东新区花木街道社区食堂":   {Number: "JY23101150007788", Holder: "浦东新区花木街道社区食堂", Address: "上海市浦东新区梅花路100号", ValidTo: "2030-12-31"},
+	"浦东新区花木街道社区食堂":  {Number: "JY23101150007788", Holder: "浦东新区花木街道社区食堂", Address: "上海市浦东新区梅花路100号", ValidTo: "2030-12-31"},
 }
 
 // Sim is a running simulator.
