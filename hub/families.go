@@ -23,6 +23,7 @@ type family struct {
 var families = []family{
 	{name: "portal", wire: wirePortal},
 	{name: "datasea", wire: wireDatasea},
+	{name: "verification", wire: wireVerification},
 }
 
 // wireFamilies wires every partner family.

@@ -31,6 +31,7 @@ import (
 	"github.com/shanghai-mca/mzhub/security/keys"
 	"github.com/shanghai-mca/mzhub/services/disbursement"
 	"github.com/shanghai-mca/mzhub/services/funeral"
+	"github.com/shanghai-mca/mzhub/services/verification"
 	"github.com/shanghai-mca/mzhub/store/lease"
 )
 
@@ -53,6 +54,7 @@ type parts struct {
 	funeral      *funeral.API
 	fregs        *funeral.Registry
 	disbursement *disbursement.Service
+	verification *verification.Service
 	leases       *lease.Elector
 	partnerStore *funeral.PartnerStore
 	partnerSync  *funeral.PartnerSync

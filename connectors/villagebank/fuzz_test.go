@@ -42,7 +42,7 @@ func TestShippedFile(t *testing.T) {
 		t.Fatalf("%v %v", cs, err)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
-	_ = os.WriteFile(bad, []byte("template: {query_path: x}\nbanks: [{code: a, url: ftp://x}, {code: a, url: http://h}]\nextra: 1\n"), 0o600)
+	_ = os.WriteFile(bad, []byte("defaults: {query_path: x}\nbanks: [{code: a, url: ftp://x}, {code: a, url: http://h}]\nextra: 1\n"), 0o600)
 	if _, err := LoadFile(bad); err == nil {
 		t.Fatal("bad file loaded")
 	}

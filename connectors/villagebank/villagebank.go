@@ -45,7 +45,7 @@ type Bank struct {
 // File is the village banks' configuration file.
 type File struct {
 	// Template is shared by all banks.
-	Template Template `yaml:"template"`
+	Template Template `yaml:"defaults"`
 	// Banks are its instances.
 	Banks []Bank `yaml:"banks"`
 }

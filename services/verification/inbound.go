@@ -142,7 +142,10 @@ func (s *Service) returnOne(ctx context.Context, id string) error {
 		return err
 	}
 	now := s.clock.Now()
-	if _, err := s.deps.DB.ExecContext(ctx, s.deps.DB.Rebind(`UPDATE verif_requests SET returned_ms = ? WHERE id = ?`), ms(now), id); err != nil {
+	if err := s.write(ctx, func() error {
+		_, err := s.deps.DB.ExecContext(ctx, s.deps.DB.Rebind(`UPDATE verif_requests SET returned_ms = ? WHERE id = ?`), ms(now), id)
+		return err
+	}); err != nil {
 		return err
 	}
 	s.emit(monitor.Event{Type: monitor.Sent, Status: monitor.OK, Partner: "ministry", Flow: "verification-inbound", Direction: monitor.Outbound,

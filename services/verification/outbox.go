@@ -252,7 +252,12 @@ func scoped(ms []household.Member, scope string) []household.Member {
 func (s *Service) mark(ctx context.Context, c callRow, from, set string, args ...any) bool {
 	db := s.deps.DB
 	args = append(args, c.ID, from)
-	res, err := db.ExecContext(ctx, db.Rebind(`UPDATE verif_calls SET `+set+` WHERE id = ? AND state = ?`), args...)
+	var res sql.Result
+	err := s.write(ctx, func() error {
+		var err error
+		res, err = db.ExecContext(ctx, db.Rebind(`UPDATE verif_calls SET `+set+` WHERE id = ? AND state = ?`), args...)
+		return err
+	})
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Error("verification outbox write failed", "call", c.Key, "err", err)
@@ -417,7 +422,12 @@ func (s *Service) finalize(ctx context.Context, requestID string) error {
 		return nil
 	}
 	now := s.clock.Now()
-	res, err := db.ExecContext(ctx, db.Rebind(`UPDATE verif_requests SET status = 'final', final_ms = ? WHERE id = ? AND status = 'open'`), ms(now), requestID)
+	var res sql.Result
+	err := s.write(ctx, func() error {
+		var err error
+		res, err = db.ExecContext(ctx, db.Rebind(`UPDATE verif_requests SET status = 'final', final_ms = ? WHERE id = ? AND status = 'open'`), ms(now), requestID)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -503,5 +513,3 @@ func (s *Service) Sweep(ctx context.Context) error {
 		}
 	}
 }
-
-var _ = sql.ErrNoRows

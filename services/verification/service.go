@@ -191,6 +191,22 @@ type Service struct {
 
 	changedMu sync.Mutex
 	changed   chan struct{}
+
+	// writes bounds the service's concurrent writes: SQLite has one
+	// writer at a time, and a hundred calls finishing at once must not
+	// crowd out the hub's other writers (leases) in its busy wait.
+	writes chan struct{}
+}
+
+// write runs fn holding a slot of the service's writes.
+func (s *Service) write(ctx context.Context, fn func() error) error {
+	select {
+	case s.writes <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.writes }()
+	return fn()
 }
 
 // New migrates the store and returns the service over partners.
@@ -225,6 +241,10 @@ func New(ctx context.Context, cfg Config, deps Deps, partners []Partner) (*Servi
 		s.wake[p.ID()] = make(chan struct{}, 1)
 	}
 	s.quality = newTracker(cfg.AlertWindow)
+	s.writes = make(chan struct{}, 1)
+	if deps.DB.Dialect() == store.Postgres {
+		s.writes = make(chan struct{}, 16)
+	}
 	m, err := newMetrics(deps.Metrics)
 	if err != nil {
 		return nil, err
@@ -330,35 +350,37 @@ func (s *Service) Submit(ctx context.Context, r Request) (id string, created boo
 		deadline = max(deadline, s.deadlineOf(c.partner))
 	}
 	db := s.deps.DB
-	err = db.InTx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, db.Rebind(`SELECT id FROM verif_requests WHERE origin = ? AND reference = ?`), r.Origin, r.Reference).Scan(&id)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		id, created = newID(now), true
-		status := "open"
-		if len(calls) == 0 {
-			status = "final"
-		}
-		if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO verif_requests (id, origin, reference, household, body, status, calls, created_ms, received_ms, deadline_ms, final_ms)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), id, r.Origin, r.Reference, r.Household, sealed, status, len(calls), ms(now), ms(received),
-			ms(now.Add(deadline)), map[bool]int64{true: ms(now), false: 0}[len(calls) == 0]); err != nil {
-			return err
-		}
-		for _, c := range calls {
-			key := id + ":" + c.partner
-			if c.scope != "" {
-				key += ":" + c.scope
+	err = s.write(ctx, func() error {
+		return db.InTx(ctx, func(tx *sql.Tx) error {
+			err := tx.QueryRowContext(ctx, db.Rebind(`SELECT id FROM verif_requests WHERE origin = ? AND reference = ?`), r.Origin, r.Reference).Scan(&id)
+			if err == nil {
+				return nil
 			}
-			if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO verif_calls (request_id, partner, scope, idem_key, state, next_ms, deadline_ms, created_ms)
-				VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)`), id, c.partner, c.scope, key, ms(now), ms(now.Add(s.deadlineOf(c.partner))), ms(now)); err != nil {
+			if !errors.Is(err, sql.ErrNoRows) {
 				return err
 			}
-		}
-		return nil
+			id, created = newID(now), true
+			status := "open"
+			if len(calls) == 0 {
+				status = "final"
+			}
+			if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO verif_requests (id, origin, reference, household, body, status, calls, created_ms, received_ms, deadline_ms, final_ms)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), id, r.Origin, r.Reference, r.Household, sealed, status, len(calls), ms(now), ms(received),
+				ms(now.Add(deadline)), map[bool]int64{true: ms(now), false: 0}[len(calls) == 0]); err != nil {
+				return err
+			}
+			for _, c := range calls {
+				key := id + ":" + c.partner
+				if c.scope != "" {
+					key += ":" + c.scope
+				}
+				if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO verif_calls (request_id, partner, scope, idem_key, state, next_ms, deadline_ms, created_ms)
+				VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)`), id, c.partner, c.scope, key, ms(now), ms(now.Add(s.deadlineOf(c.partner))), ms(now)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return "", false, fmt.Errorf("verification: submit %s: %w", mask.Text(r.Reference), err)
