@@ -71,7 +71,7 @@ func (s *Service) PullInbound(ctx context.Context) error {
 				return fmt.Errorf("verification: inbound request without origin or reference")
 			}
 			if _, _, err := s.Submit(ctx, r); err != nil {
-				s.emit(monitor.Event{Type: monitor.Rejected, Status: monitor.Error, Partner: "ministry", Flow: "verification-inbound",
+				s.emit(monitor.Event{Type: monitor.Rejected, Status: monitor.Error, Partner: "ministry", Flow: FlowMinistryAnswer,
 					Direction: monitor.Inbound, PartnerRef: r.Reference, ErrorClass: "validation", ErrorMessage: err.Error(),
 					Attrs: map[string]string{"province": r.Origin}})
 				// A request the hub cannot take is answered empty, not pulled forever.
@@ -148,7 +148,7 @@ func (s *Service) returnOne(ctx context.Context, id string) error {
 	}); err != nil {
 		return err
 	}
-	s.emit(monitor.Event{Type: monitor.Sent, Status: monitor.OK, Partner: "ministry", Flow: "verification-inbound", Direction: monitor.Outbound,
+	s.emit(monitor.Event{Type: monitor.Sent, Status: monitor.OK, Partner: "ministry", Flow: FlowMinistryAnswer, Direction: monitor.Outbound,
 		Channel: "http", ExchangeID: id, BusinessKey: id, PartnerRef: row.Reference, Records: int64(len(facts)), Duration: time.Since(start),
 		Attrs: map[string]string{"province": row.Origin, "complete": fmt.Sprint(complete)}})
 	s.signal()

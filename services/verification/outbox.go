@@ -203,7 +203,7 @@ func (s *Service) process(ctx context.Context, c callRow) {
 			return
 		}
 		c.State = StateSending
-		s.emit(monitor.Event{Type: monitor.Sent, Status: monitor.OK, Partner: c.Partner, Flow: flowOf(r.Origin), Direction: monitor.Outbound,
+		s.emit(monitor.Event{Type: monitor.Sent, Status: monitor.OK, Partner: c.Partner, Flow: callFlow(c.Partner, r.Origin), Direction: monitor.Outbound,
 			Channel: channelOf(c.Partner), ExchangeID: c.Key, BusinessKey: c.RequestID, Attempt: c.Attempts + 1, Records: int64(len(q.Members))})
 		ans, err = p.Ask(ctx, q)
 		s.metrics.calls.WithLabelValues(c.Partner, "ask").Inc()
@@ -215,7 +215,7 @@ func (s *Service) process(ctx context.Context, c callRow) {
 	if ans.Pending {
 		if s.mark(ctx, c, c.State, `state = 'waiting', partner_ref = ?, next_ms = ?`, ans.PartnerRef, ms(s.clock.Now().Add(s.cfg.PollEvery))) {
 			if c.State != StateWaiting {
-				s.emit(monitor.Event{Type: monitor.Received, Status: monitor.OK, Partner: c.Partner, Flow: flowOf(r.Origin), Direction: monitor.Inbound,
+				s.emit(monitor.Event{Type: monitor.Received, Status: monitor.OK, Partner: c.Partner, Flow: callFlow(c.Partner, r.Origin), Direction: monitor.Inbound,
 					Channel: channelOf(c.Partner), ExchangeID: c.Key, BusinessKey: c.RequestID, PartnerRef: ans.PartnerRef, Duration: time.Since(start),
 					Attrs: map[string]string{"stage": "accepted"}})
 			}
@@ -296,7 +296,7 @@ func (s *Service) retry(ctx context.Context, c callRow, to string, err error, to
 		return
 	}
 	s.metrics.outcomes.WithLabelValues(c.Partner, "retry").Inc()
-	s.emit(monitor.Event{Type: monitor.Retried, Status: monitor.Warning, Partner: c.Partner, Flow: "verification", Direction: monitor.Outbound,
+	s.emit(monitor.Event{Type: monitor.Retried, Status: monitor.Warning, Partner: c.Partner, Flow: callFlow(c.Partner, ""), Direction: monitor.Outbound,
 		Channel: channelOf(c.Partner), ExchangeID: c.Key, BusinessKey: c.RequestID, Attempt: c.Attempts + 1, Duration: took,
 		ErrorClass: "transient", ErrorMessage: mask.Text(err.Error())})
 }
@@ -373,7 +373,7 @@ func join(xs []string) string {
 // outcome records metrics, quality and the call's event.
 func (s *Service) outcome(c callRow, r Request, to string, findings []string, reason string, took time.Duration) {
 	s.metrics.outcomes.WithLabelValues(c.Partner, to).Inc()
-	ev := monitor.Event{Partner: c.Partner, Flow: flowOf(r.Origin), Direction: monitor.Inbound, Channel: channelOf(c.Partner),
+	ev := monitor.Event{Partner: c.Partner, Flow: callFlow(c.Partner, r.Origin), Direction: monitor.Inbound, Channel: channelOf(c.Partner),
 		ExchangeID: c.Key, BusinessKey: c.RequestID, PartnerRef: c.PartnerRef, Duration: took, Attempt: c.Attempts + 1}
 	if len(findings) > 0 {
 		ev.Attrs = map[string]string{"quality": join(findings)}
@@ -396,7 +396,7 @@ func (s *Service) outcome(c callRow, r Request, to string, findings []string, re
 	}
 	s.emit(ev)
 	if alert, ratio := s.quality.record(c.Partner, to == StateRejected || to == StateLate, s.cfg.AlertRatio); alert {
-		s.emit(monitor.Event{Type: monitor.Failed, Status: monitor.Error, Partner: c.Partner, Flow: "verification", Direction: monitor.Internal,
+		s.emit(monitor.Event{Type: monitor.Failed, Status: monitor.Error, Partner: c.Partner, Flow: callFlow(c.Partner, ""), Direction: monitor.Internal,
 			ErrorClass: "quality", ErrorCode: "quality_threshold",
 			ErrorMessage: fmt.Sprintf("%.0f%% of the last %d answers rejected or late (threshold %.0f%%)", ratio*100, s.cfg.AlertWindow, s.cfg.AlertRatio*100)})
 		s.log.Warn("verification partner quality below threshold", "partner", c.Partner, "bad_ratio", ratio)

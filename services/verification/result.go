@@ -269,7 +269,7 @@ func (s *Service) Review(ctx context.Context, callID int64, user string, accept 
 		s.quality.record(c.Partner, true, s.cfg.AlertRatio)
 	}
 	s.metrics.outcomes.WithLabelValues(c.Partner, "reviewed_"+to).Inc()
-	s.emit(monitor.Event{Type: monitor.Validated, Status: status, Partner: c.Partner, Flow: "verification", Direction: monitor.Internal,
+	s.emit(monitor.Event{Type: monitor.Validated, Status: status, Partner: c.Partner, Flow: callFlow(c.Partner, ""), Direction: monitor.Internal,
 		ExchangeID: c.Key, BusinessKey: c.RequestID, Stage: "review", ErrorMessage: reason, Attrs: map[string]string{"user": user, "accepted": fmt.Sprint(accept)}})
 	if err := s.finalize(ctx, c.RequestID); err != nil {
 		return fmt.Errorf("verification: review %d: %w", callID, err)

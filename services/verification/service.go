@@ -405,11 +405,29 @@ func originPartner(origin string) string {
 	return "ministry"
 }
 
+// Flows of the monitor events: the centre's households with the in-city
+// partners, the questions to other provinces, and other provinces'
+// requests answered from Shanghai's data.
+const (
+	FlowVerification    = "verification"
+	FlowMinistryRequest = "ministry-request"
+	FlowMinistryAnswer  = "ministry-answer"
+)
+
+// flowOf is the flow of a request's events.
 func flowOf(origin string) string {
 	if origin == "" {
-		return "verification"
+		return FlowVerification
 	}
-	return "verification-inbound"
+	return FlowMinistryAnswer
+}
+
+// callFlow is the flow of a call's events.
+func callFlow(partner, origin string) string {
+	if origin == "" && partner == "ministry" {
+		return FlowMinistryRequest
+	}
+	return flowOf(origin)
 }
 
 func (s *Service) poke(partner string) {
