@@ -49,7 +49,9 @@ func TestFanOutFinal(t *testing.T) {
 			t.Errorf("%s asked %d times for a key asked before", p, l.Repeated())
 		}
 	}
-	if n := len(ev.find(func(e monitor.Event) bool { return e.Type == monitor.Sent && (e.Flow == FlowVerification || e.Flow == FlowMinistryRequest) })); n != 8*17+3 {
+	if n := len(ev.find(func(e monitor.Event) bool {
+		return e.Type == monitor.Sent && (e.Flow == FlowVerification || e.Flow == FlowMinistryRequest)
+	})); n != 8*17+3 {
 		t.Errorf("%d sent events, want %d", n, 8*17+3)
 	}
 	for _, p := range []string{"hrss", "hpf", "samr", "villagebank.vb07", "ministry"} {
