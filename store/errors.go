@@ -11,4 +11,7 @@ var (
 	ErrMigrationGap = errors.New("store: migration history does not match this binary")
 	// ErrBadMigrationName is returned for a migration file not named NNN_name.sql.
 	ErrBadMigrationName = errors.New("store: bad migration file name")
+	// ErrBusy means a SQLite writer did not get its turn within the busy
+	// timeout (the process's write gate); IsTransient reports it.
+	ErrBusy = errors.New("store: busy: no turn at the write lock within the busy timeout")
 )

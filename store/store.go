@@ -30,6 +30,9 @@ type DB struct {
 	*sql.DB
 	dialect Dialect
 	where   string
+	// gate queues this process's writers of a SQLite database (nil for
+	// PostgreSQL); see Control.
+	gate *writeGate
 }
 
 // Open opens (and for SQLite creates) the state database described by cfg and
@@ -75,7 +78,7 @@ func openSQLite(ctx context.Context, cfg Config) (*DB, error) {
 	sqldb.SetMaxOpenConns(16)
 	sqldb.SetMaxIdleConns(8)
 	sqldb.SetConnMaxLifetime(0)
-	db := &DB{DB: sqldb, dialect: SQLite, where: cfg.Path}
+	db := &DB{DB: sqldb, dialect: SQLite, where: cfg.Path, gate: &writeGate{wait: cfg.BusyTimeout}}
 	if err := db.PingContext(ctx); err != nil {
 		_ = sqldb.Close()
 		return nil, fmt.Errorf("store: ping sqlite %s: %w", cfg.Path, err)
@@ -147,7 +150,17 @@ func rebindDollar(query string) string {
 
 // InTx runs fn in a transaction, committing when fn returns nil and rolling
 // back otherwise.
+//
+// On SQLite the transaction waits its turn behind this process's other
+// InTx writers and behind every Control write (see Control), instead of
+// polling the write lock.
 func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if db.gate != nil {
+		if err := db.gate.acquire(ctx, false); err != nil {
+			return fmt.Errorf("store: begin: %w", err)
+		}
+		defer db.gate.release()
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)

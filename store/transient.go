@@ -15,6 +15,9 @@ func IsTransient(err error) bool {
 	if err == nil {
 		return false
 	}
+	if errors.Is(err, ErrBusy) {
+		return true
+	}
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
 		switch pg.Code {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/connectors"
@@ -178,6 +179,10 @@ type Accepted struct {
 	IdempotencyKey string `json:"idempotency_key"`
 }
 
+// emitTimeout bounds a publish (the route's back pressure included) once
+// the request has been read, whether or not the client still waits.
+const emitTimeout = 30 * time.Second
+
 // ServeHTTP accepts one message per request.
 func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ok := false
@@ -218,7 +223,13 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		msg.IdempotencyKey = r.Header.Get(s.cfg.IdempotencyHeader)
 	}
 	msgs := []bus.Message{msg}
-	if err := (*emit)(r.Context(), msgs...); err != nil {
+	// The publish does not depend on the caller staying: a message that
+	// reaches the bus is answered 202 even if the answer can no longer
+	// reach the client (a client timeout), so the hub's records and the
+	// bus agree; the partner's resend is recognised by the idempotency key.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), emitTimeout)
+	defer cancel()
+	if err := (*emit)(ctx, msgs...); err != nil {
 		if errors.Is(err, connectors.ErrPermanent) {
 			problem.Write(w, r, problem.Problem{Status: http.StatusUnprocessableEntity, Title: "Message refused", Code: "message_refused", Detail: err.Error()})
 			return

@@ -161,6 +161,9 @@ func testSource(t *testing.T) {
 		if fail {
 			return errors.New("bus down")
 		}
+		if err := ctx.Err(); err != nil {
+			return err // as the bus does when its caller gives up
+		}
 		msgs[0].IdempotencyKey = "computed"
 		got = append(got, msgs...)
 		return nil
@@ -212,6 +215,15 @@ func testSource(t *testing.T) {
 	}
 	if len(got) != 1 || string(got[0].Body) != `{"a":1}` {
 		t.Fatalf("emitted %v", got)
+	}
+	// A client that went away while its message was published: the publish
+	// is not cut by its context, and the message is answered 202.
+	gone, stop := context.WithCancel(context.Background())
+	stop()
+	rec = httptest.NewRecorder()
+	src.ServeHTTP(rec, httptest.NewRequestWithContext(gone, "POST", "/routes/x", strings.NewReader(`{"a":3}`)))
+	if rec.Code != 202 || len(got) != 2 {
+		t.Fatalf("client gone: status %d, emitted %d, want 202 and the message on the bus", rec.Code, len(got))
 	}
 }
 

@@ -90,15 +90,21 @@ func New(ctx context.Context, db *store.DB, o Options) (*Elector, error) {
 // TryAcquire takes lease name, or renews it when this node holds it, until
 // now + TTL. It reports whether this node holds it afterwards.
 func (e *Elector) TryAcquire(ctx context.Context, name string) (bool, error) {
-	now := e.clock.Now()
-	res, err := e.db.ExecContext(ctx, e.db.Rebind(`INSERT INTO leases (name, holder, expires_ms) VALUES (?, ?, ?)
+	// A control write: ahead of the data writes queued in this process
+	// (store.DB.Control), so a saturated data path never starves it.
+	var n int64
+	err := e.db.Control(ctx, func(ctx context.Context) error {
+		now := e.clock.Now()
+		res, err := e.db.ExecContext(ctx, e.db.Rebind(`INSERT INTO leases (name, holder, expires_ms) VALUES (?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms
 		WHERE leases.holder = excluded.holder OR leases.expires_ms < ?`),
-		name, e.node, now.Add(e.ttl).UnixMilli(), now.UnixMilli())
-	if err != nil {
-		return false, fmt.Errorf("lease %s: acquire: %w", name, err)
-	}
-	n, err := res.RowsAffected()
+			name, e.node, now.Add(e.ttl).UnixMilli(), now.UnixMilli())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("lease %s: acquire: %w", name, err)
 	}
@@ -108,7 +114,10 @@ func (e *Elector) TryAcquire(ctx context.Context, name string) (bool, error) {
 // Release gives lease name up when this node holds it, so that another
 // node takes it at its next try instead of after the TTL.
 func (e *Elector) Release(ctx context.Context, name string) error {
-	_, err := e.db.ExecContext(ctx, e.db.Rebind(`DELETE FROM leases WHERE name = ? AND holder = ?`), name, e.node)
+	err := e.db.Control(ctx, func(ctx context.Context) error {
+		_, err := e.db.ExecContext(ctx, e.db.Rebind(`DELETE FROM leases WHERE name = ? AND holder = ?`), name, e.node)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("lease %s: release: %w", name, err)
 	}

@@ -1,0 +1,101 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/store"
+	"github.com/shanghai-mca/mzhub/store/lease"
+	"github.com/shanghai-mca/mzhub/store/storetest"
+)
+
+// until waits for cond (a signal polled, not a time slept).
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestLeaseRenewalAheadOfSaturatedDataPath: with the write lock held by a
+// data transaction and many more queued behind it, a lease renewal is the
+// next write to run: every queued data transaction sees the lease already
+// renewed.
+func TestLeaseRenewalAheadOfSaturatedDataPath(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t)
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	fc := clock.NewFake(t0)
+	el, err := lease.New(ctx, db, lease.Options{Node: "n1", Clock: fc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := el.TryAcquire(ctx, "job"); err != nil || !ok {
+		t.Fatalf("acquire: %v %v", ok, err)
+	}
+	fc.Advance(5 * time.Second)
+	renewedTo := fc.Now().Add(lease.DefaultTTL).UnixMilli()
+
+	held, release := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = db.InTx(ctx, func(tx *sql.Tx) error {
+			close(held)
+			<-release
+			return nil
+		})
+	}()
+	<-held
+	const queued = 20
+	var mu sync.Mutex
+	var stale int
+	for range queued {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := db.InTx(ctx, func(tx *sql.Tx) error {
+				var exp int64
+				if err := tx.QueryRowContext(ctx, `SELECT expires_ms FROM leases WHERE name = 'job'`).Scan(&exp); err != nil {
+					return err
+				}
+				if exp != renewedTo {
+					mu.Lock()
+					stale++
+					mu.Unlock()
+				}
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	until(t, "data writes queued", func() bool { _, d := store.QueuedWrites(db); return d == queued })
+	renewed := make(chan error, 1)
+	go func() {
+		ok, err := el.TryAcquire(ctx, "job")
+		if err == nil && !ok {
+			err = context.Canceled
+		}
+		renewed <- err
+	}()
+	until(t, "renewal queued", func() bool { c, _ := store.QueuedWrites(db); return c == 1 })
+	close(release)
+	if err := <-renewed; err != nil {
+		t.Fatalf("renewal: %v", err)
+	}
+	wg.Wait()
+	if stale != 0 {
+		t.Fatalf("%d of %d queued data writes ran before the lease renewal", stale, queued)
+	}
+}
