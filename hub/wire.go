@@ -332,7 +332,7 @@ func (h *Hub) wire(ctx context.Context, opts Options) error {
 	if w.fregs != nil {
 		fdeps := funeral.Deps{
 			Logger: log.With("component", "funeral"), Metrics: h.Registerer(), Store: h.Store(), Clock: h.Clock(),
-			Events: mon, Bus: w.bus, Partners: w.fregs,
+			Events: mon, Bus: w.bus, Partners: w.fregs, Sealer: sec.Fields,
 		}
 		api, err := funeral.NewAPI(ctx, funeral.ConfigFrom(cfg), fdeps)
 		if err != nil {
@@ -345,7 +345,9 @@ func (h *Hub) wire(ctx context.Context, opts Options) error {
 
 		// The sandbox: the same API on its own store, for integrators.
 		sdeps := fdeps
-		sdeps.Metrics, sdeps.Bus = nil, nil
+		// Sandbox bodies are integrators' test data, left unsealed so that
+		// `mzhub conformance --role pusher` reads them without the keys.
+		sdeps.Metrics, sdeps.Bus, sdeps.Sealer = nil, nil, nil
 		sb, sdb, err := funeral.OpenSandbox(ctx, funeral.ConfigFrom(cfg), sdeps, cfg.DataDir)
 		if err != nil {
 			return fmt.Errorf("wire: funeral sandbox: %w", err)

@@ -41,6 +41,9 @@ type Deps struct {
 	Bus Publisher
 	// Partners is the partner registry.
 	Partners *Registry
+	// Sealer seals stored record bodies (deceased persons' names, contacts)
+	// at rest (security/fieldcrypt.Ring); nil stores them as they are.
+	Sealer Sealer
 }
 
 // API is the funeral partner API served under /partner/v1/. Mount it
@@ -107,6 +110,9 @@ func NewAPI(ctx context.Context, cfg Config, deps Deps) (*API, error) {
 		return nil, err
 	}
 	st.SetGroupCommitWait(cfg.GroupCommitWait)
+	if deps.Sealer != nil {
+		st.SealWith(deps.Sealer)
+	}
 	a := &API{
 		cfg: cfg, log: deps.Logger.With("env", cfg.Environment), clock: deps.Clock, events: deps.Events, bus: deps.Bus,
 		partners: deps.Partners, spec: spec, store: st, limiters: map[string]*rate.Limiter{}, stats: newStats(),

@@ -152,6 +152,9 @@ type Store struct {
 	linger time.Duration
 	// prepared holds the write statements, prepared once on the pool.
 	prepared *stmts
+	// seal seals record bodies and remembered answers at rest (deceased
+	// persons' names, contacts); nil stores them as they are.
+	seal Sealer
 	// batches, writes and commitTime count the writer's work (WriterStats).
 	batches, writes, commitTime atomic.Int64
 }
@@ -195,6 +198,40 @@ func OpenStore(ctx context.Context, db *store.DB, now func() time.Time) (*Store,
 	s.prepared = st
 	go s.run()
 	return s, nil
+}
+
+// SealWith makes the store seal every record body and remembered answer
+// it writes (SM4-GCM under the hub's field keys: the names of deceased
+// persons and their contacts are personal data) and open them on read.
+// Bodies written before stay readable. Call it before the first write.
+func (s *Store) SealWith(seal Sealer) { s.seal = seal }
+
+// sealText is what the data and body columns hold for b.
+func (s *Store) sealText(b []byte) (string, error) {
+	if s.seal == nil || len(b) == 0 {
+		return string(b), nil
+	}
+	ct, err := s.seal.Encrypt(string(b))
+	if err != nil {
+		return "", fmt.Errorf("funeral: seal: %w", err)
+	}
+	return ct, nil
+}
+
+// openText reverses sealText; JSON written before sealing (it starts with
+// "{", "[" or is "null") is returned as it is.
+func (s *Store) openText(data string) ([]byte, error) {
+	if data == "" || data[0] == '{' || data[0] == '[' || data == "null" {
+		return []byte(data), nil
+	}
+	if s.seal == nil {
+		return nil, errors.New("funeral: a sealed record, and no keys to open it")
+	}
+	pt, err := s.seal.Decrypt(data)
+	if err != nil {
+		return nil, fmt.Errorf("funeral: open sealed record: %w", err)
+	}
+	return []byte(pt), nil
 }
 
 // SetGroupCommitWait sets how long the writer waits for more writes before
@@ -394,13 +431,15 @@ func (s *Store) apply(ctx context.Context, st *stmts, w Write, now time.Time) (R
 				return Result{}, &problem.Problem{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused", Title: "Idempotency key reused",
 					Detail: "the key was used for a different request"}
 			}
-			a.Body = []byte(body)
+			if a.Body, err = s.openText(body); err != nil {
+				return Result{}, err
+			}
 			return Result{Replayed: &a}, nil
 		case !errors.Is(err, sql.ErrNoRows):
 			return Result{}, fmt.Errorf("funeral: read idempotency key: %w", err)
 		}
 	}
-	old, found, err := scanRecord(st.recGet.QueryRowContext(ctx, w.PartnerID, w.Kind, w.ID))
+	old, found, err := s.scanRecord(st.recGet.QueryRowContext(ctx, w.PartnerID, w.Kind, w.ID))
 	if err != nil {
 		return Result{}, err
 	}
@@ -453,7 +492,11 @@ func (s *Store) apply(ctx context.Context, st *stmts, w Write, now time.Time) (R
 	if !rec.RefAt.IsZero() {
 		refAt = rec.RefAt.UnixMilli()
 	}
-	if _, err := st.recPut.ExecContext(ctx, w.PartnerID, w.Kind, w.ID, rec.Version, rec.Revision, w.Hash, string(rec.Data),
+	data, err := s.sealText(rec.Data)
+	if err != nil {
+		return Result{}, err
+	}
+	if _, err := st.recPut.ExecContext(ctx, w.PartnerID, w.Kind, w.ID, rec.Version, rec.Revision, w.Hash, data,
 		rec.Status, refAt, boolInt(rec.Deleted), now.UnixMilli(), rec.Seq); err != nil {
 		return Result{}, fmt.Errorf("funeral: store record: %w", err)
 	}
@@ -466,11 +509,15 @@ func (s *Store) remember(ctx context.Context, st *stmts, w Write, res Result, no
 	if w.IdemKey == "" || w.Delete {
 		return res, nil
 	}
-	body, err := json.Marshal(res.Record)
+	raw, err := json.Marshal(res.Record)
 	if err != nil {
 		return Result{}, err
 	}
-	if _, err := st.idemPut.ExecContext(ctx, w.PartnerID, w.IdemKey, w.ReqHash, http.StatusOK, res.Record.ETag(), string(body), now.UnixMilli()); err != nil {
+	body, err := s.sealText(raw)
+	if err != nil {
+		return Result{}, err
+	}
+	if _, err := st.idemPut.ExecContext(ctx, w.PartnerID, w.IdemKey, w.ReqHash, http.StatusOK, res.Record.ETag(), body, now.UnixMilli()); err != nil {
 		return Result{}, fmt.Errorf("funeral: store idempotency key: %w", err)
 	}
 	return res, nil
@@ -481,7 +528,7 @@ type storedRecord struct {
 	hash string
 }
 
-func scanRecord(row *sql.Row) (storedRecord, bool, error) {
+func (s *Store) scanRecord(row *sql.Row) (storedRecord, bool, error) {
 	var r storedRecord
 	var deleted int
 	var data string
@@ -494,7 +541,11 @@ func scanRecord(row *sql.Row) (storedRecord, bool, error) {
 		return storedRecord{}, false, fmt.Errorf("funeral: read record: %w", err)
 	}
 	r.Deleted = deleted != 0
-	r.Data = json.RawMessage(data)
+	b, err := s.openText(data)
+	if err != nil {
+		return storedRecord{}, false, err
+	}
+	r.Data = json.RawMessage(b)
 	r.StoredAt = time.UnixMilli(storedAt)
 	if refAt != 0 {
 		r.RefAt = time.UnixMilli(refAt)
@@ -511,7 +562,7 @@ func boolInt(b bool) int {
 
 const recordCols = `partner_id, kind, record_id, version, revision, deleted, data, stored_at, status, ref_at, change_seq`
 
-func scanRows(rows *sql.Rows) ([]Record, error) {
+func (s *Store) scanRows(rows *sql.Rows) ([]Record, error) {
 	defer rows.Close()
 	var out []Record
 	for rows.Next() {
@@ -523,7 +574,11 @@ func scanRows(rows *sql.Rows) ([]Record, error) {
 			return nil, fmt.Errorf("funeral: read records: %w", err)
 		}
 		r.Deleted = deleted != 0
-		r.Data = json.RawMessage(data)
+		b, err := s.openText(data)
+		if err != nil {
+			return nil, err
+		}
+		r.Data = json.RawMessage(b)
 		r.StoredAt = time.UnixMilli(storedAt)
 		if refAt != 0 {
 			r.RefAt = time.UnixMilli(refAt)
@@ -539,7 +594,7 @@ func (s *Store) Get(ctx context.Context, partnerID, kind, id string) (Record, bo
 	if err != nil {
 		return Record{}, false, fmt.Errorf("funeral: get: %w", err)
 	}
-	recs, err := scanRows(rows)
+	recs, err := s.scanRows(rows)
 	if err != nil || len(recs) == 0 {
 		return Record{}, false, err
 	}
@@ -585,7 +640,7 @@ func (s *Store) List(ctx context.Context, q Query) ([]Record, int64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("funeral: list: %w", err)
 	}
-	recs, err := scanRows(rows)
+	recs, err := s.scanRows(rows)
 	if err != nil {
 		return nil, 0, err
 	}
