@@ -65,7 +65,12 @@ func (s *Store) Relay(ctx context.Context, pub Publisher, limit int) (int, error
 		}
 		c.StoredAt = time.UnixMilli(storedAt).In(shanghai).Format(time.RFC3339)
 		c.Deleted = deleted != 0
-		c.Data = json.RawMessage(data)
+		opened, err := s.openText(data)
+		if err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("funeral: relay: %w", err)
+		}
+		c.Data = json.RawMessage(opened)
 		body, _ := json.Marshal(c)
 		key := c.PartnerID + "/" + c.Kind + "/" + c.ID
 		msgs = append(msgs, bus.Message{
