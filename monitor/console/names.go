@@ -46,6 +46,9 @@ var partnerNames = map[string][2]string{
 	"funeral homes, cemeteries, columbaria":  {"殡仪馆、公墓、骨灰堂", "Funeral homes, cemeteries, columbaria"},
 	"funeral homes (booking)":                {"殡仪馆(预约)", "Funeral homes (booking)"},
 	"bureau systems (/internal/funeral/v1/)": {"局内业务系统(殡葬查询与预约)", "Bureau systems (funeral read and booking)"},
+	"job library":                            {"一网通办办件库", "Job library (one-stop portal)"},
+	"no-application benefits":                {"免申即享", "No-application benefits"},
+	"business system (files)":                {"局内业务系统(文件)", "Bureau business system (files)"},
 }
 
 // partnerPrefixes name the members of a partner family by the rest of
@@ -90,6 +93,7 @@ var flowNames = map[string][2]string{
 	"mianshen-fetch":         {"免申即享获取", "Eligible persons fetch"},
 	"mianshen-confirm":       {"部门确认", "Department confirmation"},
 	"mianshen-payout":        {"兑付", "Payout"},
+	"portal-inbox":           {"一网通办业务文件", "Portal business files"},
 	"verification":           {"经济状况核对", "Household finance verification"},
 	"samr-canteen":           {"长者食堂比对", "Canteen match"},
 	"samr-abnormal":          {"经营异常名录", "Abnormal-operation list"},

@@ -63,7 +63,7 @@ func (s *Service) FetchApplications(ctx context.Context) error {
 		}
 		for _, r := range page.Refused {
 			s.emit(monitor.Event{Partner: PartnerJobLib, Flow: FlowFetch, Direction: monitor.Inbound, Type: monitor.Rejected,
-				Status: monitor.Warning, ExchangeID: "application:" + r.ID, ErrorClass: "validation", ErrorMessage: r.Reason})
+				Status: monitor.Warning, ExchangeID: "application:" + r.ID, ErrorClass: "format", ErrorMessage: r.Reason})
 		}
 		s.sent.WithLabelValues("application", "taken").Add(float64(taken))
 		s.sent.WithLabelValues("application", "duplicate").Add(float64(dup))
@@ -280,14 +280,15 @@ func (s *Service) advance(ctx context.Context, tx *sql.Tx, r Report) error {
 	return s.queueNode(ctx, tx, r.ApplicationID, r.Node, r.Result, r.Reason, r.CertificateRef, r.At)
 }
 
+// errClass names a failed call's class in the console's vocabulary.
 func errClass(err error) string {
 	switch {
 	case joblib.NotSent(err):
-		return "circuit-open"
+		return "breaker"
 	case joblib.IsRefused(err):
-		return "refused"
+		return "permanent"
 	case errors.Is(err, joblib.ErrMalformed):
-		return "malformed"
+		return "format"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
 	}

@@ -384,7 +384,7 @@ func (s *Service) takeFile(ctx context.Context, name string) error {
 		ev.ErrorMessage = fmt.Sprintf("%d lines refused; first: line %d: %s", len(bad), bad[0].Line, bad[0].Reason)
 	}
 	if whole != nil {
-		ev.Type, ev.Status, ev.ErrorClass, ev.ErrorMessage = monitor.Rejected, monitor.Error, "validation", mask.Text(whole.Error())
+		ev.Type, ev.Status, ev.ErrorClass, ev.ErrorMessage = monitor.Rejected, monitor.Error, "format", mask.Text(whole.Error())
 	}
 	s.emit(ev)
 	s.log.Info("portal: inbox file taken", "file", name, "records", good, "refused", len(bad), "refused_whole", whole != nil)

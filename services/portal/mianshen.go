@@ -207,7 +207,7 @@ func (s *Service) FetchCases(ctx context.Context) error {
 		}
 		for _, r := range page.Refused {
 			s.emit(monitor.Event{Partner: PartnerMianshen, Flow: FlowCases, Direction: monitor.Inbound, Type: monitor.Rejected,
-				Status: monitor.Warning, ExchangeID: "case:" + r.ID, ErrorClass: "validation", ErrorMessage: r.Reason})
+				Status: monitor.Warning, ExchangeID: "case:" + r.ID, ErrorClass: "format", ErrorMessage: r.Reason})
 		}
 		s.sent.WithLabelValues("case", "confirm").Add(float64(confirmed))
 		s.sent.WithLabelValues("case", "refuse").Add(float64(refused))

@@ -217,12 +217,12 @@ func (s *Service) sendRows(ctx context.Context, sd sender, rows []outRow) error 
 	results, err := sd.send(ctx, rows)
 	dur := s.now().Sub(start)
 	if err != nil {
-		state, class := stateInDoubt, "in-doubt"
+		state, class := stateInDoubt, "in_doubt"
 		switch {
 		case joblib.NotSent(err):
-			state, class = statePending, "circuit-open"
+			state, class = statePending, "breaker"
 		case joblib.IsRefused(err):
-			state, class = statePending, "refused"
+			state, class = statePending, "permanent"
 		}
 		next := s.now().Add(s.backoff(rows[0].attempts)).UnixMilli()
 		msg := mask.Text(err.Error())
@@ -269,7 +269,7 @@ func (s *Service) sendRows(ctx context.Context, sd sender, rows []outRow) error 
 	}
 	for i, r := range failed {
 		s.emit(monitor.Event{Partner: sd.partner, Flow: sd.flow, Direction: monitor.Outbound, Type: monitor.Rejected, Status: monitor.Error,
-			ExchangeID: sd.kind + ":" + r.ref, PartnerRef: r.ref, ErrorClass: "refused-by-portal", ErrorMessage: reasons[i]})
+			ExchangeID: sd.kind + ":" + r.ref, PartnerRef: r.ref, ErrorClass: "permanent", ErrorMessage: reasons[i]})
 	}
 	st := monitor.OK
 	if len(failed) > 0 {
@@ -328,7 +328,7 @@ func (s *Service) recheckInDoubt(ctx context.Context, sd sender) error {
 			}
 			s.emit(monitor.Event{Partner: sd.partner, Flow: sd.flow, Direction: monitor.Outbound, Type: monitor.Failed, Status: monitor.Error,
 				ExchangeID: "recheck:" + doubt[0].ref, Records: int64(len(doubt)), RecordsFailed: int64(len(doubt)), Duration: s.now().Sub(start),
-				ErrorClass: "recheck:" + errClass(err), ErrorMessage: mask.Text(err.Error())})
+				ErrorClass: errClass(err), ErrorMessage: mask.Text(err.Error()), Attrs: map[string]string{"step": "recheck"}})
 			return err
 		}
 		var settled, resend int

@@ -357,7 +357,7 @@ func TestOutageRetriedBreakerOpensNothingLostAcrossRestart(t *testing.T) {
 	}
 	found := false
 	for _, ev := range e.events.find(FlowStatus, monitor.Failed) {
-		found = found || strings.HasSuffix(ev.ErrorClass, "circuit-open")
+		found = found || ev.ErrorClass == "breaker"
 	}
 	if !found {
 		t.Fatal("no event says the breaker kept the sends back")

@@ -30,13 +30,13 @@ const (
 	PartnerJobLib   = "portal.joblib"
 	PartnerMianshen = "portal.mianshen"
 	// PartnerBusiness is the bureau's business system dropping registers and status files.
-	PartnerBusiness = "bureau.business"
+	PartnerBusiness = "bureau"
 
-	FlowFetch        = "application-fetch"
+	FlowFetch        = "case-pull"
 	FlowStatus       = "status-push"
-	FlowInbox        = "business-inbox"
+	FlowInbox        = "portal-inbox"
 	FlowPush         = "mianshen-push"
-	FlowCases        = "mianshen-cases"
+	FlowCases        = "mianshen-fetch"
 	FlowConfirm      = "mianshen-confirm"
 	FlowPayout       = "mianshen-payout"
 	componentName    = "portal"

@@ -12,9 +12,9 @@ var Topology = topology.Service{
 	Partners: []topology.PartnerLink{
 		{Name: "job library", Partners: []string{PartnerJobLib}, Direction: topology.In, Channel: "http", Flows: []string{FlowFetch}},
 		{Name: "job library", Partners: []string{PartnerJobLib}, Direction: topology.Out, Channel: "http", Flows: []string{FlowStatus}},
-		{Name: "免申即享", Partners: []string{PartnerMianshen}, Direction: topology.In, Channel: "http", Flows: []string{FlowCases}},
-		{Name: "business system", Partners: []string{PartnerBusiness}, Direction: topology.In, Channel: "file", Flows: []string{FlowInbox}},
-		{Name: "免申即享", Partners: []string{PartnerMianshen}, Direction: topology.Out, Channel: "http", Flows: []string{FlowPush, FlowConfirm, FlowPayout}},
+		{Name: "no-application benefits", Partners: []string{PartnerMianshen}, Direction: topology.In, Channel: "http", Flows: []string{FlowCases}},
+		{Name: "business system (files)", Partners: []string{PartnerBusiness}, Direction: topology.In, Channel: "file", Flows: []string{FlowInbox}},
+		{Name: "no-application benefits", Partners: []string{PartnerMianshen}, Direction: topology.Out, Channel: "http", Flows: []string{FlowPush, FlowConfirm, FlowPayout}},
 	},
 }
 
