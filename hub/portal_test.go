@@ -2,14 +2,18 @@ package hub_test
 
 import (
 	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/config"
+	"github.com/shanghai-mca/mzhub/connectors/joblib/joblibsim"
 	"github.com/shanghai-mca/mzhub/hub"
 	"github.com/shanghai-mca/mzhub/hub/hubtest"
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/security/accounts"
+	"github.com/shanghai-mca/mzhub/security/keys"
 	"github.com/shanghai-mca/mzhub/services/portal"
 )
 
@@ -135,4 +139,93 @@ func settled(st portal.Stats) bool {
 		}
 	}
 	return true
+}
+
+// TestPortalServe runs the portal family as serve does (no demo): the
+// configured portal (a simulator on loopback, with faults), the signing key
+// from the key provider. Wrong records are refused with their reasons and
+// never applied; a portal that answers after applying but with a 500 is
+// re-checked, not sent to again.
+func TestPortalServe(t *testing.T) {
+	ctx := context.Background()
+	secret := keys.Random(keys.MACKeySize)
+	sim, err := joblibsim.Start(joblibsim.Options{KeyID: "bureau-01", Secret: secret, Dept: "SHMZJ", ConsentPercent: 100, Seed: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	configure := func(c *config.Config) {
+		pc := portal.DefaultConfig()
+		pc.Enabled, pc.Every = true, time.Hour
+		pc.JobLib.BaseURL, pc.JobLib.KeyID = sim.URL(), "bureau-01"
+		pc.Mianshen.BaseURL, pc.Mianshen.KeyID = sim.URL(), "bureau-01"
+		if err := config.SetSection(c, portal.ConfigKey, pc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Enabled without the key: the hub does not start, and says which key.
+	dir := t.TempDir()
+	cfg, _, err := hub.DemoConfig(dir, "127.0.0.1:0", func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	configure(&cfg)
+	if _, err := hub.Build(ctx, cfg, hub.NewLogger(io.Discard, "error", "text"), hub.Options{}); err == nil || !strings.Contains(err.Error(), hub.PortalKeyName) {
+		t.Fatalf("build without the portal key: %v", err)
+	}
+
+	srv := hubtest.Start(t, hubtest.Options{Configure: func(c *config.Config) {
+		configure(c)
+		if err := keys.NewFile(c.Security.KeyDir).Put(ctx, hub.PortalKeyName, secret); err != nil {
+			t.Fatal(err)
+		}
+	}})
+	svc := srv.Hub.Portal()
+	if svc == nil || srv.Hub.PortalSim() != nil {
+		t.Fatal("serve wired no portal, or a simulator")
+	}
+	ids := sim.AddApplications(20)
+	sim.SetFaults(joblibsim.Faults{WrongRecords: 2, FailAfterApply: 1})
+	round := func() {
+		done := svc.RoundDone()
+		svc.Kick()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Fatal("no round")
+		}
+	}
+	round() // fetched; the nodes applied but answered 500: in doubt
+	round() // re-checked and settled (the back-off is 2s: a third round may be needed)
+	deadline := time.After(time.Minute)
+	for {
+		st, err := svc.Stats(ctx, portal.StatsFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if settled(st) {
+			if st.Refused != 2 {
+				t.Fatalf("%d records refused, want 2", st.Refused)
+			}
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("not settled: %+v", st.Outbox)
+		default:
+		}
+		round()
+	}
+	for _, id := range ids {
+		if len(sim.Nodes(id)) == 0 {
+			t.Fatalf("%s: no node at the portal", id)
+		}
+	}
+	if d := sim.Duplicates.Load(); d != 0 {
+		t.Fatalf("%d items sent twice", d)
+	}
+	op := srv.Console(t, "pete", accounts.RoleAuditor)
+	if code, out := op.Do("GET", "/console/portal/refused.json", nil); code != 200 || len(out["refused"].([]any)) != 2 {
+		t.Fatalf("refused.json: %d %v", code, out)
+	}
 }

@@ -241,9 +241,12 @@ func (s *Service) sendRows(ctx context.Context, sd sender, rows []outRow) error 
 	err = s.db.InTx(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
 		failed, reasons = nil, nil
 		now := s.now()
+		var delivered []any // rows without a hook, settled in one statement
 		for _, r := range rows {
 			res := results[r.ref]
 			switch {
+			case joblib.Delivered(res.Outcome) && sd.delivered == nil:
+				delivered = append(delivered, r.id)
 			case joblib.Delivered(res.Outcome):
 				if err := s.settle(ctx, tx, sd, r, now); err != nil {
 					return err
@@ -260,6 +263,12 @@ func (s *Service) sendRows(ctx context.Context, sd sender, rows []outRow) error 
 					return err
 				}
 				failed, reasons = append(failed, r), append(reasons, reason)
+			}
+		}
+		if len(delivered) > 0 {
+			args := append([]any{now.UnixMilli()}, delivered...)
+			if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE portal_outbox SET state = 'delivered', delivered_at = ?, error = '' WHERE id IN `+inList(len(delivered))), args...); err != nil {
+				return err
 			}
 		}
 		return nil
