@@ -128,4 +128,3 @@ func BenchmarkStatus50k(b *testing.B) {
 			nodes, fetched.Round(time.Millisecond), (taken - fetched).Round(time.Millisecond), (total - taken).Round(time.Millisecond), calls, portalRate, loadavg())
 	}
 }
-
