@@ -52,7 +52,7 @@ func (s *Service) planPush(ctx context.Context, it *compiledItem) (int, error) {
 	var n int
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, s.db.Rebind(`SELECT person_key, person_sealed, name_sealed, person_ref, division, month FROM portal_eligible
-			WHERE item_code = ? AND pushed_batch = '' AND status = 'normal' ORDER BY month, person_ref LIMIT ?`), it.Code, s.cfg.PushBatch)
+			WHERE item_code = ? AND pushed_batch = '' AND status = 'normal' ORDER BY month, person_key LIMIT ?`), it.Code, s.cfg.PushBatch)
 		if err != nil {
 			return err
 		}
