@@ -78,7 +78,7 @@ var flowOps = map[string]string{
 	"death": "death", "migration": "migration", "recipients-push": "push_sea",
 	"datasea-files": "death", "datasea-frontend": "death",
 	"mianshen-push": "ms_push", "mianshen-fetch": "ms_fetch", "mianshen-confirm": "ms_confirm", "mianshen-payout": "ms_payout",
-	"case-pull": "case_pull", "status-push": "status_push",
+	"case-pull": "case_pull", "application-fetch": "case_pull", "status-push": "status_push", "mianshen-cases": "ms_fetch",
 	"verification": "household", "hrss-nursing": "household", "samr-canteen": "canteen", "samr-registration": "canteen",
 	"samr-abnormal": "abnormal", "ministry-request": "crossprov", "ministry-answer": "crossprov", "ministry-authorization": "crossprov",
 	"funeral-push": "resources", "resource-sync": "resources", "funeral-api": "resources", "burial-push": "burial", "funeral-booking": "booking",

@@ -92,13 +92,13 @@ func TestIntegrationConsoleLatency(t *testing.T) {
 	}
 	clk := clock.NewFake(end)
 	c, err := console.New(console.Deps{Store: st, Clock: clk, Thresholds: monitor.DefaultConfig().Thresholds,
-		Quality: &quality.Scorer{Store: st, Clock: clk}})
+		Quality: &quality.Scorer{Store: st, Clock: clk}, Cycles: newFakeCycles()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(http.StripPrefix("/console", c))
 	defer srv.Close()
-	pages := []string{"/console/", "/console/search", "/console/search?batch=b50", "/console/search?partner=p007&flow=death",
+	pages := []string{"/console/", "/console/matrix", "/console/screen", "/console/search", "/console/search?batch=b50", "/console/search?partner=p007&flow=death",
 		"/console/exchange/x500100", "/console/batches", "/console/batches?batch=b50", "/console/failures",
 		"/console/charts?window=1h", "/console/charts?window=24h", "/console/charts?window=7d",
 		"/console/quality", "/console/quality?days=30"}
