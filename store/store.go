@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"hash/fnv"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -199,6 +200,22 @@ func ownerOnly(p string) error {
 				return fmt.Errorf("store: restrict %s to its owner: %w", q, err)
 			}
 		}
+	}
+	return nil
+}
+
+// LockTx takes a lock named name for the rest of transaction tx, so that
+// replicas serialise a read-then-write (two transactions that both find a
+// row missing and both insert it): on PostgreSQL an advisory transaction
+// lock; SQLite serialises writers already.
+func (db *DB) LockTx(ctx context.Context, tx *sql.Tx, name string) error {
+	if db.dialect != Postgres {
+		return nil
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("mzhub-lock:" + name))
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(h.Sum64())); err != nil {
+		return fmt.Errorf("store: lock %s: %w", name, err)
 	}
 	return nil
 }

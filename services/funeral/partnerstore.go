@@ -239,6 +239,10 @@ func (s *PartnerStore) Import(ctx context.Context, partners []Partner, actor str
 	var res ImportResult
 	now := s.now()
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		// Replicas import at start, often together: one at a time.
+		if err := s.db.LockTx(ctx, tx, "funeral.partners"); err != nil {
+			return err
+		}
 		for _, p := range partners {
 			if err := p.Validate(); err != nil {
 				return err
