@@ -41,7 +41,6 @@ var partnerNames = map[string][2]string{
 	"fundcontrol":     {"资金内控系统", "Fund internal-control system"},
 	"bureau":          {"局内业务系统", "Bureau systems"},
 	"bureau.business": {"局内业务系统", "Bureau business systems"},
-	"job library":     {"一网通办办件库", "Job library"},
 	// Partner groups of the topology (services declare them).
 	"banks":                                  {"六家银行", "The six banks"},
 	"funeral homes":                          {"殡仪馆", "Funeral homes"},
