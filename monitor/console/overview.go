@@ -303,24 +303,36 @@ func (c *Console) overviewCells(ctx context.Context, now time.Time) ([]familyBlo
 	if err != nil {
 		return nil, nil, err
 	}
+	// Only the bank batch operations are split by stage and partner; other
+	// flows are judged as streams by the health matrix.
 	newest := map[string]monitor.BatchStage{}
 	for _, s := range stages {
+		if op := flowOps[s.Flow]; op != "disburse" && op != "deduct" {
+			continue
+		}
 		if n, ok := newest[s.Flow]; !ok || s.LastAt.After(n.LastAt) {
 			newest[s.Flow] = s
 		}
 	}
 	batched := map[[2]string]bool{}
-	flows := make([]string, 0, len(newest))
-	for f := range newest {
-		flows = append(flows, f)
+	read := map[string]bool{}
+	var batchIDs []string
+	for _, n := range newest {
+		if !read[n.BatchID] {
+			read[n.BatchID] = true
+			batchIDs = append(batchIDs, n.BatchID)
+		}
 	}
-	sort.Strings(flows)
-	for _, f := range flows {
-		evs, err := c.d.Store.Search(ctx, monitor.Filter{BatchID: newest[f].BatchID, Limit: batchEventLimit})
+	sort.Strings(batchIDs)
+	for _, id := range batchIDs {
+		evs, err := c.d.Store.Search(ctx, monitor.Filter{BatchID: id, Limit: batchEventLimit})
 		if err != nil {
 			return nil, nil, err
 		}
 		for _, e := range evs {
+			if op := flowOps[e.Flow]; op != "disburse" && op != "deduct" {
+				continue // a stream that happens to carry a batch id
+			}
 			if e.Partner == "" || e.Partner == "hub" || e.Type == monitor.ExpectationMissed {
 				continue // the hub's own steps show in the process view; lateness comes from expectations
 			}
