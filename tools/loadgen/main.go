@@ -6,7 +6,7 @@
 // machine in the same run.
 //
 //	loadgen -setup DIR                  write DIR/mzhub.yaml, a bench route and a partner key
-//	mzhub serve --config DIR/mzhub.yaml  (in DIR, another terminal)
+//	mzhub serve --config DIR/mzhub.yaml  (another terminal)
 //	loadgen -target http://127.0.0.1:18470/routes/bench -conns 4,50,100,200 -duration 10s -pid PID
 //
 // For each connection count it runs the ceiling (unless -ceiling=false) and
@@ -98,10 +98,11 @@ func run(args []string, out io.Writer) error {
 		return fmt.Errorf("-secret: %w", err)
 	}
 	sk := newSink()
-	stopSink, _, err := serve(o.sinkAddr, sk)
+	stopSink, sinkAddr, err := serve(o.sinkAddr, sk)
 	if err != nil {
 		return err
 	}
+	o.sinkAddr = sinkAddr
 	defer stopSink()
 	fwd := newForwarder("http://" + o.sinkAddr + "/in")
 	stopFwd, fwdAddr, err := serve(o.fwdAddr, fwd)
@@ -510,6 +511,6 @@ to:
 			return err
 		}
 	}
-	fmt.Fprintf(out, "wrote %s\nstart the hub:  (cd %s && mzhub serve --config %s/mzhub.yaml)\n", abs, abs, abs)
+	fmt.Fprintf(out, "wrote %s\nstart the hub:  mzhub serve --config %s/mzhub.yaml\n", abs, abs)
 	return nil
 }
