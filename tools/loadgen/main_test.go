@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	_ "github.com/shanghai-mca/mzhub/connectors/all" // the http kind of the bench route
 	"github.com/shanghai-mca/mzhub/config"
+	_ "github.com/shanghai-mca/mzhub/connectors/all" // the http kind of the bench route
 	"github.com/shanghai-mca/mzhub/routes"
 )
 
