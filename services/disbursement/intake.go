@@ -187,7 +187,17 @@ func (s *Service) intake(ctx context.Context, b *Batch, opt RunOptions) (string,
 	dst := s.listPath(b)
 	if opt.ListFile == "" {
 		if _, err := os.Stat(dst); err != nil {
-			return "", fmt.Errorf("no list file given")
+			// Submitted on another replica: its shared copy.
+			if err := os.MkdirAll(s.dir(b), 0o700); err != nil {
+				return "", err
+			}
+			ok, err := s.fetchSharedList(ctx, b, dst)
+			if err != nil {
+				return "", fmt.Errorf("shared list: %w", err)
+			}
+			if !ok {
+				return "", fmt.Errorf("no list file given")
+			}
 		}
 	} else if abs1, _ := filepath.Abs(opt.ListFile); abs1 != mustAbs(dst) {
 		if err := copyFile(opt.ListFile, dst); err != nil {

@@ -121,13 +121,15 @@ func (s *Service) closeBatch(ctx context.Context, b *Batch) error {
 	if err := os.RemoveAll(s.outDir(b)); err != nil {
 		return fmt.Errorf("disbursement %s: remove the bank files: %w", b.Name, err)
 	}
+	if err := s.dropSharedList(ctx, b); err != nil {
+		return fmt.Errorf("disbursement %s: remove the shared list: %w", b.Name, err)
+	}
 	what := "list sealed"
 	if s.sealer == nil {
 		what = "list removed"
 	}
 	s.emit(monitor.Event{Type: monitor.StageChanged, Status: monitor.OK, BatchID: b.Name, Stage: StageDone, Flow: flowOf(b),
 		Attrs: map[string]string{"detail": "retention: " + what + ", bank files removed"}})
-	_ = ctx
 	return nil
 }
 

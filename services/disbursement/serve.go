@@ -89,6 +89,10 @@ func (s *Service) Submit(ctx context.Context, r Request) (*Batch, error) {
 		if err := copyFile(r.ListFile, s.listPath(b)); err != nil {
 			return b, fmt.Errorf("disbursement %s: copy list: %w", b.Name, err)
 		}
+		// Whichever replica holds the cycle lease runs the batch.
+		if err := s.shareList(ctx, b, s.listPath(b)); err != nil {
+			return b, fmt.Errorf("disbursement %s: share list: %w", b.Name, err)
+		}
 		s.takeFromInbox(r.ListFile)
 		s.auditf(ctx, r.Actor, "list", b.Name, "list %s taken for intake", filepath.Base(r.ListFile))
 	}
