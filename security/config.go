@@ -97,6 +97,10 @@ type ConsoleConfig struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// SessionMaxAge ends a session this long after login, active or not.
 	SessionMaxAge time.Duration `yaml:"session_max_age"`
+	// SecondFactorRoles lists the roles whose accounts must give a TOTP code (RFC 6238) at login
+	// besides the password; enroll each with `mzhub user totp-enroll`. MLPS level 3 expects two
+	// factors for administrators: list security-admin (and auditor) here once they are enrolled.
+	SecondFactorRoles []string `yaml:"second_factor_roles"`
 	// CookieSecure marks session cookies Secure (HTTPS only). Turn off only for local plain-HTTP demos.
 	CookieSecure bool `yaml:"cookie_secure"`
 }
@@ -236,6 +240,11 @@ func (c Config) Validate() error {
 	}
 	if cc.SessionMaxAge < cc.IdleTimeout || cc.SessionMaxAge > 24*time.Hour {
 		bad("security.console.session_max_age: %s: want idle_timeout to 24h", cc.SessionMaxAge)
+	}
+	for _, r := range cc.SecondFactorRoles {
+		if r != "operator" && r != "security-admin" && r != "auditor" {
+			bad("security.console.second_factor_roles: %q: want operator, security-admin or auditor", r)
+		}
 	}
 	if c.Audit.Retention < 180*24*time.Hour {
 		bad("security.audit.retention: %s: must be at least 4320h (180 days)", c.Audit.Retention)

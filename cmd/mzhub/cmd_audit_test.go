@@ -42,6 +42,10 @@ func TestSecurityCommands(t *testing.T) {
 	if out := run(0, "user", "list"); !strings.Contains(out, "secadmin") || !strings.Contains(out, "one-time") || strings.Contains(out, otp) {
 		t.Fatalf("list: %s", out)
 	}
+	if out := run(0, "user", "totp-enroll", "--name", "aud1"); !strings.Contains(out, "otpauth://totp/mzhub:aud1?") || !strings.Contains(out, "algorithm=SHA1") {
+		t.Fatalf("totp-enroll: %s", out)
+	}
+	run(1, "user", "totp-enroll", "--name", "aud1", "--algorithm", "MD5")
 	run(0, "user", "disable", "--name", "aud1")
 
 	if out := run(0, "audit", "verify"); !strings.Contains(out, "audit chain OK") {

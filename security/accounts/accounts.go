@@ -129,6 +129,7 @@ type Manager struct {
 	// unauth receives what callers who have not authenticated cause
 	// (failed logins): an aggregating audit.Throttle in the hub.
 	unauth     audit.Appender
+	seal       Sealer
 	clock      clock.Clock
 	log        *slog.Logger
 	iterations int

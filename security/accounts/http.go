@@ -83,7 +83,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 }
 
 // invalidLogin is the one answer to a failed login, whatever the cause.
-const invalidLogin = "wrong user name or password, or the account is locked after too many failures (try again later or ask the security administrator)"
+const invalidLogin = "wrong user name, password or one-time code, or the account is locked after too many failures (try again later or ask the security administrator)"
 
 func (m *Manager) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if o := r.Header.Get("Origin"); o != "" && !strings.HasSuffix(o, "://"+r.Host) {
@@ -93,6 +93,7 @@ func (m *Manager) handleLogin(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
+		OTP      string `json:"otp"`
 	}
 	if isForm(r) {
 		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
@@ -102,7 +103,7 @@ func (m *Manager) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &in) {
 		return
 	}
-	s, err := m.Login(r.Context(), strings.TrimSpace(in.Username), in.Password, sourceIP(r))
+	s, err := m.LoginWithCode(r.Context(), strings.TrimSpace(in.Username), in.Password, strings.TrimSpace(in.OTP), sourceIP(r))
 	switch {
 	case errors.Is(err, ErrInvalidCredentials):
 		// Unknown, wrong, disabled and locked answer alike (no enumeration).

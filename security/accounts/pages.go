@@ -22,6 +22,7 @@ button{margin-top:1rem;padding:.5rem 1.2rem}.err{color:#b00020}.note{color:#555;
 <form method="post" action="login" autocomplete="off">
 <label for="u">用户名 User name</label><input id="u" name="username" required autofocus value="{{.Username}}">
 <label for="p">密码 Password</label><input id="p" name="password" type="password" required>
+<label for="otp">动态口令 One-time code (if enrolled)</label><input id="otp" name="otp" inputmode="numeric" autocomplete="one-time-code" maxlength="6">
 <button type="submit">登录 Log in</button></form></body></html>{{end}}
 {{define "password"}}{{template "head" .}}
 <p class="note">{{.Note}}</p>
@@ -70,7 +71,7 @@ func (m *Manager) policyText() string {
 
 // loginForm handles a form login from the login page.
 func (m *Manager) loginForm(w http.ResponseWriter, r *http.Request, username, password string) {
-	s, err := m.Login(r.Context(), strings.TrimSpace(username), password, sourceIP(r))
+	s, err := m.LoginWithCode(r.Context(), strings.TrimSpace(username), password, strings.TrimSpace(r.PostFormValue("otp")), sourceIP(r))
 	switch {
 	case errors.Is(err, ErrThrottled):
 		m.render(w, http.StatusTooManyRequests, "login", pageData{Title: "mzhub 登录", Username: username, Error: "失败次数过多，请稍后再试 · too many failed logins, try again later"})

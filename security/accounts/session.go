@@ -66,6 +66,15 @@ func randomToken() string {
 // Before anything else, a source address with too many failures in the
 // window is refused (ErrThrottled), whatever the name, empty included.
 func (m *Manager) Login(ctx context.Context, username, password, sourceIP string) (Session, error) {
+	return m.LoginWithCode(ctx, username, password, "", sourceIP)
+}
+
+// LoginWithCode is Login with the one-time code of the second factor: an
+// account with a TOTP enrolled (and every account whose role is in
+// security.console.second_factor_roles) needs the current code besides
+// the password. A missing, wrong or reused code fails like a wrong password
+// (ErrInvalidCredentials), and counts against the source address.
+func (m *Manager) LoginWithCode(ctx context.Context, username, password, code, sourceIP string) (Session, error) {
 	actor := Actor{Name: "user:" + username, SourceIP: sourceIP}
 	now := m.clock.Now()
 	if m.throttled(sourceIP, now) {
@@ -108,6 +117,14 @@ func (m *Manager) Login(ctx context.Context, username, password, sourceIP string
 		}
 		m.logins.WithLabelValues("wrong_password").Inc()
 		return Session{}, m.fail(ctx, actor, u, now)
+	}
+	if why, err := m.checkTOTP(ctx, u, code, now); err != nil {
+		return Session{}, err
+	} else if why != "" {
+		m.failedFrom(sourceIP, now)
+		m.logins.WithLabelValues("second_factor").Inc()
+		m.recordUnauth(ctx, actor, "console.login", "user:"+username, audit.OutcomeFailure, why)
+		return Session{}, ErrInvalidCredentials
 	}
 	if iter < m.iterations {
 		if h, err := hashPassword(password, m.iterations); err == nil {

@@ -192,7 +192,7 @@ func Open(ctx context.Context, o Options) (*Baseline, error) {
 		return nil, err
 	}
 	opts := []accounts.Option{accounts.WithClock(b.clock), accounts.WithLogger(b.log.With("component", "accounts")),
-		accounts.WithUnauthenticatedAudit(b.Unauthenticated)}
+		accounts.WithUnauthenticatedAudit(b.Unauthenticated), accounts.WithSealer(b.Fields)}
 	if o.Registerer != nil {
 		opts = append(opts, accounts.WithRegisterer(o.Registerer))
 	}
