@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/shanghai-mca/mzhub/config"
+	_ "github.com/shanghai-mca/mzhub/connectors/cardcenter"
 	_ "github.com/shanghai-mca/mzhub/connectors/datasea"
 	"github.com/shanghai-mca/mzhub/services/disbursement"
 	"github.com/shanghai-mca/mzhub/services/funeral"

@@ -94,6 +94,9 @@ func wireDatasea(ctx context.Context, h *Hub, opts Options, singleton singletonF
 		}
 		h.AddComponent("datasea.files", singleton("datasea.files", files.Run))
 	}
+	if err := wireCardcenter(ctx, h, opts, singleton, al); err != nil {
+		return fmt.Errorf("cardcenter: %w", err)
+	}
 	cons := &datasea.Consumer{Bus: h.bus, Apply: al, Events: h.mon, Clock: h.Clock(), Logger: log}
 	h.AddComponent("datasea.consume", ComponentFunc(cons.Run))
 
@@ -175,4 +178,14 @@ func recentPushes(ctx context.Context, h *Hub) ([]allowance.Push, error) {
 		out = append(out, p)
 	}
 	return out, rows.Err()
+}
+
+// demoPersons returns the ID numbers of the demo list's persons.
+func demoPersons() []string {
+	ps := dataseasim.Persons(1, DemoPersons)
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.ID
+	}
+	return out
 }

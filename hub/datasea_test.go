@@ -12,12 +12,15 @@ import (
 
 	"github.com/shanghai-mca/mzhub/config"
 	"github.com/shanghai-mca/mzhub/connectors/bank"
+	"github.com/shanghai-mca/mzhub/connectors/cardcenter"
+	"github.com/shanghai-mca/mzhub/connectors/cardcenter/cardcentersim"
 	"github.com/shanghai-mca/mzhub/connectors/datasea"
 	"github.com/shanghai-mca/mzhub/connectors/datasea/dataseasim"
 	"github.com/shanghai-mca/mzhub/hub"
 	"github.com/shanghai-mca/mzhub/hub/hubtest"
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/security/accounts"
+	"github.com/shanghai-mca/mzhub/services/allowance"
 	"github.com/shanghai-mca/mzhub/services/disbursement"
 )
 
@@ -40,12 +43,38 @@ func TestDataseaMonth(t *testing.T) {
 	sim.Add(recs...)
 	sim.AddRaw("death", `{"record_id":"BAD1","type":"death","id_number":"310101190001011231","event_date":"2026-09-01","district":"310101"}`)
 
+	// The card center: applications (one after a 迁出 of the day's
+	// records), and one person's card lost.
+	cc := cardcentersim.New()
+	if err := cc.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	apps := cardcentersim.Generate(20, seed, "2026-09-25", persons/20)
+	cc.AddApplications(apps...)
+	var mover datasea.Record
+	for _, r := range recs {
+		if r.Kind == datasea.MoveOut {
+			mover = r
+			break
+		}
+	}
+	cc.AddApplications(cardcenter.Application{ID: "A-MOVER", IDNumber: mover.IDNumber, Name: mover.Name, CardType: cardcenter.SocialSecurityCard,
+		Channel: "sscard", Yikatong: true, AppliedOn: "2026-09-25", District: mover.District})
+	lostCard := dataseasim.Persons(seed, persons)[persons-1]
+	cc.SetStatus(lostCard.ID, cardcenter.StatusLost)
+
 	sims := hubtest.StartBanks(t, filepath.Join(dir, "banks"), "../configs/mappings")
 	srv := hubtest.Start(t, hubtest.Options{Dir: filepath.Join(dir, "hub"), Hub: hub.Options{Banks: hubtest.BankConfigs(sims)},
 		Configure: func(c *config.Config) {
 			dc := datasea.DefaultConfig()
 			dc.URL, dc.PullAt, dc.DueBy = sim.URL(), "00:00", "23:59"
 			if err := config.SetSection(c, datasea.ConfigKey, dc); err != nil {
+				t.Fatal(err)
+			}
+			ccfg := cardcenter.DefaultConfig()
+			ccfg.URL = cc.URL()
+			if err := config.SetSection(c, cardcenter.ConfigKey, ccfg); err != nil {
 				t.Fatal(err)
 			}
 		}})
@@ -67,7 +96,7 @@ func TestDataseaMonth(t *testing.T) {
 			t.Fatalf("no pull reached the monitor: %d events", len(evs))
 		}
 	}
-	stopped := map[string]bool{}
+	stopped := map[string]bool{lostCard.ID: true}
 	for _, r := range recs {
 		if r.Kind != datasea.MoveIn {
 			stopped[r.IDNumber] = true
@@ -142,7 +171,8 @@ func TestDataseaMonth(t *testing.T) {
 	op := srv.Console(t, "olga", accounts.RoleOperator)
 	aud := srv.Console(t, "carl", accounts.RoleAuditor)
 	code, page := op.Page("/console/datasea/")
-	if code != 200 || !strings.Contains(page, "数据海") || !strings.Contains(page, "BAD1") {
+	if code != 200 || !strings.Contains(page, "数据海") || !strings.Contains(page, "BAD1") || !strings.Contains(page, "A-MOVER") ||
+		!strings.Contains(page, allowance.WarnAppliedAfterMoveOut) {
 		t.Fatalf("page: %d\n%s", code, page)
 	}
 	for _, p := range dataseasim.Persons(seed, persons) {

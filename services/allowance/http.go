@@ -54,6 +54,10 @@ func (s *Service) OpsHandler(o OpsOptions) http.Handler {
 				return
 			}
 		}
+		if d.Apps, err = s.Applications(r.Context(), 50); err != nil {
+			problem.Write(w, r, problem.Internal(err))
+			return
+		}
 		if d.Reviews, err = s.Reviews(r.Context(), "pending", 50); err != nil {
 			problem.Write(w, r, problem.Internal(err))
 			return
@@ -142,6 +146,7 @@ type pageData struct {
 	Overview Overview
 	Lists    map[string][]Item
 	Reviews  []Review
+	Apps     []Application
 	Pushes   []Push
 	CanAct   bool
 	CSRF     string
@@ -211,6 +216,9 @@ var page = template.Must(template.New("datasea").Funcs(template.FuncMap{"yuan": 
 <h2>隔离记录 · Quarantined records</h2>
 <table><tr><th>位置 · where</th><th>记录 · record</th><th>来源 · source</th><th>原因 · reason</th></tr>
 {{range index .Lists "quarantined"}}<tr><td>{{.Person}}</td><td>{{.State}}</td><td>{{.Code}}</td><td class="err">{{.Detail}}</td></tr>{{else}}<tr><td colspan="4">无 · none</td></tr>{{end}}</table>
+<h2>卡申领与制卡 · Card applications and production</h2>
+<table><tr><th>申领 · application</th><th>身份证 · person</th><th>卡种 · card</th><th>渠道 · channel</th><th>一卡通</th><th>日期 · date</th><th>区 · district</th><th>制卡 · stage</th></tr>
+{{range .Apps}}<tr><td>{{.AppID}}</td><td>{{.IDMasked}}</td><td>{{if eq .CardType "sscard"}}社保卡 · social-security card{{else}}敬老卡 · senior card{{end}}</td><td>{{.Channel}}</td><td>{{if .Yikatong}}是 · yes{{else}}否 · no{{end}}</td><td>{{.AppliedOn}}</td><td>{{.District}}</td><td>{{.Stage}}</td></tr>{{else}}<tr><td colspan="8">无 · none</td></tr>{{end}}</table>
 <h2>入海 · Recipients pushed</h2>
 <table><tr><th>月份 · period</th><th>人数 · records</th><th>金额 · total</th><th>状态 · state</th><th>回执 · receipt</th></tr>
 {{range .Pushes}}<tr><td>{{.Period}}</td><td>{{.Records}}</td><td>{{yuan .TotalFen}}</td><td>{{.State}}</td><td>{{.Receipt}}{{if .Detail}} <span class="err">{{.Detail}}</span>{{end}}</td></tr>{{else}}<tr><td colspan="5">无 · none</td></tr>{{end}}</table>

@@ -62,11 +62,48 @@ func (s *Service) Screen(ctx context.Context, period string, in io.Reader, out, 
 	var listed []string
 	var backFen, clawFen int64
 
+	// With card statuses, kept lines wait in chunks for one status query each.
+	type waiting struct {
+		line             int
+		id, masked, body string
+		fen              int64
+	}
+	const cardChunk = 20000
+	var pending []waiting
+	var cardStops int
+	var flushCards func() error
+
 	br := bufio.NewReaderSize(in, 256<<10)
 	bw := bufio.NewWriterSize(out, 256<<10)
 	rw := bufio.NewWriter(report)
 	fmt.Fprint(rw, "\uFEFF")
 	fmt.Fprintln(rw, "line,person,action,reason,months,amount_fen")
+	flushCards = func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		ids := make([]string, len(pending))
+		for i, h := range pending {
+			ids[i] = h.id
+		}
+		st, err := s.cards.Query(ctx, ids)
+		if err != nil {
+			return err
+		}
+		for _, h := range pending {
+			switch c := st[h.id]; c {
+			case "lost", "frozen", "cancelled":
+				excluded++
+				cardStops++
+				fmt.Fprintf(rw, "%d,%s,left_out,card %s,,%d\n", h.line, h.masked, c, h.fen)
+			default:
+				fmt.Fprintln(bw, h.body)
+				kept++
+			}
+		}
+		pending = pending[:0]
+		return nil
+	}
 	line := 0
 	var f [listColumns]string
 	for {
@@ -129,8 +166,20 @@ func (s *Service) Screen(ctx context.Context, period string, in io.Reader, out, 
 			warns = append(warns, warning{person, masked, "ID number not from Shanghai (" + id[:3] + "…) and no 迁入 record"})
 			fmt.Fprintf(rw, "%d,%s,warning,%s,,\n", line, masked, WarnNoMoveIn)
 		}
-		fmt.Fprintln(bw, body)
-		kept++
+		if s.cards == nil {
+			fmt.Fprintln(bw, body)
+			kept++
+			continue
+		}
+		pending = append(pending, waiting{line, id, masked, body, amount})
+		if len(pending) == cardChunk {
+			if err := flushCards(); err != nil {
+				return 0, 0, "", err
+			}
+		}
+	}
+	if err := flushCards(); err != nil {
+		return 0, 0, "", err
 	}
 	if err := bw.Flush(); err != nil {
 		return 0, 0, "", err
@@ -168,8 +217,8 @@ func (s *Service) Screen(ctx context.Context, period string, in io.Reader, out, 
 	if err != nil {
 		return 0, 0, "", fmt.Errorf("allowance: screen %s: %w", period, err)
 	}
-	summary = fmt.Sprintf("%d kept, %d left out (dead or moved out), %d back-paid (%d fen), %d claw-back months (%d fen), %d warnings",
-		kept, excluded, len(listed), backFen, len(claws), clawFen, len(warns))
+	summary = fmt.Sprintf("%d kept, %d left out (%d dead or moved out, %d by card status), %d back-paid (%d fen), %d claw-back months (%d fen), %d warnings",
+		kept, excluded, int(excluded)-cardStops, cardStops, len(listed), backFen, len(claws), clawFen, len(warns))
 	return kept, excluded, summary, nil
 }
 

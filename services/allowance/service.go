@@ -62,6 +62,8 @@ type Service struct {
 	clock  clock.Clock
 
 	applied *prometheus.CounterVec
+	// cards, when set, gives card statuses to Screen (SetCardStatus).
+	cards CardStatuser
 }
 
 var _ datasea.Applier = (*Service)(nil)
@@ -254,10 +256,21 @@ func (r *ruleStmts) rule(ctx context.Context, rec datasea.Record, person string,
 	masked := mask.IDNumber(rec.IDNumber)
 	if rec.Kind == datasea.MoveIn {
 		_, err = st.ExecContext(ctx, rec.ID, person, masked, rec.District, rec.Region, rec.Date)
-	} else {
-		_, err = st.ExecContext(ctx, person, masked, nextMonth(rec.Date), rec.ID, now)
+		return err
 	}
-	return err
+	if _, err = st.ExecContext(ctx, person, masked, nextMonth(rec.Date), rec.ID, now); err != nil || rec.Kind != datasea.MoveOut {
+		return err
+	}
+	// A card application already received, made after this 迁出 (the
+	// application may come before the record that it follows).
+	var applied string
+	err = r.tx.QueryRowContext(ctx, r.s.db.Rebind(`SELECT MIN(applied_on) FROM allow_applications WHERE person = ? AND applied_on > ?`), person, rec.Date).
+		Scan(&sqlNullString{&applied})
+	if err != nil || applied == "" {
+		return err
+	}
+	return r.s.warn(ctx, r.tx, person, WarnAppliedAfterMoveOut, masked,
+		fmt.Sprintf("card application of %s after 迁出 of %s, no later 迁入", applied, rec.Date), "datasea "+rec.ID)
 }
 
 // Person is what the service knows of a person.

@@ -1,0 +1,327 @@
+package cardcenter
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/config"
+	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/connectors/httpx"
+	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/security/mask"
+	"github.com/shanghai-mca/mzhub/store"
+)
+
+// Partner is the card center's partner id in monitor events.
+const Partner = "cardcenter"
+
+// ConfigKey is the card center section's key in the hub's configuration file.
+const ConfigKey = "cardcenter"
+
+func init() {
+	config.RegisterSection(config.Section{
+		Key:     ConfigKey,
+		Doc:     "Cardcenter configures the exchange with the card center (卡中心): 敬老卡 and 社保卡 一卡通 applications, card production progress and card-status queries.",
+		Default: func() any { return DefaultConfig() },
+	})
+}
+
+// Config configures the card center connector.
+type Config struct {
+	// URL is the base URL of the card center's API; empty turns the connector off.
+	URL string `yaml:"url"`
+	// Client is the API transport: deadline, retries, rate limit, circuit breaker, headers.
+	Client httpx.ClientConfig `yaml:"client"`
+	// PageSize is the number of applications asked for per page.
+	PageSize int `yaml:"page_size"`
+	// PullEvery is the pause between pulls of applications and production progress.
+	PullEvery time.Duration `yaml:"pull_every"`
+	// StatusBatch is the number of ID numbers per card-status query (the card center's limit).
+	StatusBatch int `yaml:"status_batch"`
+	// StatusParallel is the number of card-status queries in flight at once.
+	StatusParallel int `yaml:"status_parallel"`
+	// CheckStatus makes the allowance screening ask every person's card status before a list is cut (lost, frozen and cancelled cards are not paid).
+	CheckStatus bool `yaml:"check_status"`
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{Client: httpx.ClientConfig{Timeout: 30 * time.Second, Retries: 2, RetryWait: 500 * time.Millisecond,
+		RetryMaxWait: 5 * time.Second, RatePerSecond: 50, BreakerFailures: 5, BreakerOpen: time.Minute, MaxConns: 16},
+		PageSize: 500, PullEvery: 15 * time.Minute, StatusBatch: 1000, StatusParallel: 8, CheckStatus: true}
+}
+
+// Validate reports every problem at once. It does no I/O.
+func (c Config) Validate() error {
+	var errs []error
+	if c.URL != "" {
+		if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("cardcenter.url: %q is not an http(s) URL", c.URL))
+		}
+	}
+	if c.PageSize < 1 || c.PageSize > 10000 {
+		errs = append(errs, fmt.Errorf("cardcenter.page_size: %d out of 1..10000", c.PageSize))
+	}
+	if c.PullEvery <= 0 {
+		errs = append(errs, errors.New("cardcenter.pull_every: must be positive"))
+	}
+	if c.StatusBatch < 1 || c.StatusBatch > 10000 {
+		errs = append(errs, fmt.Errorf("cardcenter.status_batch: %d out of 1..10000", c.StatusBatch))
+	}
+	if c.StatusParallel < 1 || c.StatusParallel > 64 {
+		errs = append(errs, fmt.Errorf("cardcenter.status_parallel: %d out of 1..64", c.StatusParallel))
+	}
+	return errors.Join(errs...)
+}
+
+// ConfigFrom returns the card center section of the hub's configuration.
+func ConfigFrom(cfg config.Config) Config {
+	c, ok := config.SectionOf[Config](cfg, ConfigKey)
+	if !ok {
+		c = DefaultConfig()
+	}
+	return c
+}
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrate applies the connector's schema (feed cursors).
+func Migrate(ctx context.Context, db *store.DB) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	return db.Migrate(ctx, "cardcenter", sub)
+}
+
+// Card types.
+const (
+	// SeniorCard is the 敬老卡.
+	SeniorCard = "senior"
+	// SocialSecurityCard is the 社保卡 (一卡通).
+	SocialSecurityCard = "sscard"
+)
+
+// Application is one card application (申领).
+type Application struct {
+	// ID is the card center's application id.
+	ID string `json:"app_id"`
+	// IDNumber and Name of the applicant.
+	IDNumber string `json:"id_number"`
+	Name     string `json:"name"`
+	// CardType is senior (敬老卡) or sscard (社保卡).
+	CardType string `json:"card_type"`
+	// Channel is where the application was made (window, online, sscard, community, …).
+	Channel string `json:"channel"`
+	// Yikatong is true when the allowance goes to the social-security card's bank account (一卡通).
+	Yikatong bool `json:"yikatong"`
+	// AppliedOn is the application date, YYYY-MM-DD.
+	AppliedOn string `json:"applied_on"`
+	// District is the division code.
+	District string `json:"district"`
+	// BankCode is the card's bank (一卡通: the allowance's bank), a connector code (boc, …) or empty.
+	BankCode string `json:"bank_code,omitempty"`
+}
+
+// Check reports why an application cannot be applied (nil when it can).
+func (a Application) Check(now time.Time) error {
+	var why []string
+	if strings.TrimSpace(a.ID) == "" || len(a.ID) > 64 {
+		why = append(why, "application id missing or longer than 64")
+	}
+	if !mask.ValidID(a.IDNumber) {
+		why = append(why, "id number "+mask.IDNumber(a.IDNumber)+" fails its check digit or format")
+	}
+	if a.CardType != SeniorCard && a.CardType != SocialSecurityCard {
+		why = append(why, fmt.Sprintf("card_type %q is not senior or sscard", a.CardType))
+	}
+	if a.Channel == "" {
+		why = append(why, "channel missing")
+	}
+	if d, err := time.ParseInLocation(time.DateOnly, a.AppliedOn, clock.Shanghai); err != nil || d.After(now) {
+		why = append(why, fmt.Sprintf("applied_on %q is not a past date", a.AppliedOn))
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrMalformed, strings.Join(why, "; "))
+}
+
+// Progress is one step of card production (制卡).
+type Progress struct {
+	// ID is the application id.
+	ID string `json:"app_id"`
+	// Stage is accepted, produced or issued.
+	Stage string `json:"stage"`
+	// At is when, RFC 3339.
+	At string `json:"at"`
+}
+
+// Bad is an application or progress record quarantined instead of applied.
+type Bad struct {
+	// Ref says where it came from; RecordID the id when known; Reason what is wrong.
+	Ref, RecordID, Reason string
+}
+
+// Applier applies applications and production progress idempotently by
+// application id (services/allowance).
+type Applier interface {
+	ApplyApplications(ctx context.Context, apps []Application, bad []Bad) (int, error)
+	ApplyProgress(ctx context.Context, steps []Progress) (int, error)
+}
+
+// Sentinel errors.
+var (
+	// ErrMalformed marks a record that cannot be applied.
+	ErrMalformed = errors.New("cardcenter: malformed record")
+	// ErrBadAnswer is an answer that is not what the API promises.
+	ErrBadAnswer = errors.New("cardcenter: bad answer")
+)
+
+// Page is one answer of a feed: GET {url}/api/v1/{applications|production}?cursor=C&limit=N.
+type Page struct {
+	// Items of the page, decoded one by one.
+	Items []json.RawMessage `json:"items"`
+	// NextCursor is stored once the page is applied; More tells that pages follow.
+	NextCursor string `json:"next_cursor"`
+	More       bool   `json:"more"`
+}
+
+// Puller pulls the application and production feeds.
+type Puller struct {
+	cfg   Config
+	c     *httpx.Client
+	db    *store.DB
+	apply Applier
+	ev    connectors.Events
+	clock clock.Clock
+}
+
+// NewPuller returns a puller of cfg.URL; deps.Store keeps the cursors.
+func NewPuller(cfg Config, deps connectors.Deps, apply Applier) (*Puller, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.URL == "" || deps.Store == nil || apply == nil {
+		return nil, errors.New("cardcenter: pull: url, state store and applier required")
+	}
+	c, err := httpx.NewClient("cardcenter", cfg.Client)
+	if err != nil {
+		return nil, err
+	}
+	if deps.Clock == nil {
+		deps.Clock = clock.Real{}
+	}
+	return &Puller{cfg: cfg, c: c, db: deps.Store, apply: apply, ev: deps.Events, clock: deps.Clock}, nil
+}
+
+// Pull pulls both feeds to their ends, applying each page before its
+// cursor is stored (a crash pulls a page again, harmlessly). It returns
+// the applications and progress steps received.
+func (p *Puller) Pull(ctx context.Context) (apps, steps int, err error) {
+	var errs []error
+	for _, feed := range []string{"applications", "production"} {
+		start := p.clock.Now()
+		n, bad, ferr := p.pullFeed(ctx, feed)
+		flow := "card-apply"
+		if feed == "production" {
+			flow = "card-production"
+			steps = n
+		} else {
+			apps = n
+		}
+		ev := monitor.Event{Time: p.clock.Now(), Partner: Partner, Flow: flow, Direction: monitor.Inbound, Channel: "http",
+			Type: monitor.Fetched, Status: monitor.OK, Records: int64(n), RecordsFailed: int64(bad), Duration: p.clock.Now().Sub(start), Component: "cardcenter"}
+		if bad > 0 {
+			ev.Status = monitor.Warning
+		}
+		if ferr != nil {
+			ev.Type, ev.Status, ev.ErrorMessage, ev.ErrorClass = monitor.Failed, monitor.Error, ferr.Error(), "transient"
+			if errors.Is(ferr, httpx.ErrCircuitOpen) {
+				ev.ErrorCode = "breaker"
+			}
+			errs = append(errs, fmt.Errorf("feed %s: %w", feed, ferr))
+		}
+		if p.ev != nil {
+			p.ev.Emit(ev)
+		}
+	}
+	return apps, steps, errors.Join(errs...)
+}
+
+func (p *Puller) pullFeed(ctx context.Context, feed string) (n, nbad int, err error) {
+	var cursor string
+	err = p.db.QueryRowContext(ctx, p.db.Rebind(`SELECT cursor FROM cardcenter_cursors WHERE feed = ?`), feed).Scan(&cursor)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, err
+	}
+	for page := 1; page <= 100000; page++ {
+		u := strings.TrimRight(p.cfg.URL, "/") + "/api/v1/" + feed + "?" + url.Values{"cursor": {cursor}, "limit": {strconv.Itoa(p.cfg.PageSize)}}.Encode()
+		resp, err := p.c.Do(ctx, httpx.Request{Method: "GET", URL: u})
+		if err != nil {
+			return n, nbad, err
+		}
+		var pg Page
+		if err := json.Unmarshal(resp.Body(), &pg); err != nil || resp.StatusCode() != 200 || (pg.More && pg.NextCursor == cursor) {
+			return n, nbad, fmt.Errorf("%w: %s page %d (status %d)", ErrBadAnswer, feed, page, resp.StatusCode())
+		}
+		now := p.clock.Now()
+		if feed == "applications" {
+			var apps []Application
+			var bad []Bad
+			for i, raw := range pg.Items {
+				var a Application
+				ref := fmt.Sprintf("api applications page %d item %d", page, i+1)
+				if err := json.Unmarshal(raw, &a); err != nil {
+					bad = append(bad, Bad{Ref: ref, Reason: fmt.Sprintf("%v: %v", ErrMalformed, err)})
+					continue
+				}
+				if err := a.Check(now); err != nil {
+					bad = append(bad, Bad{Ref: ref, RecordID: a.ID, Reason: err.Error()})
+					continue
+				}
+				apps = append(apps, a)
+			}
+			if _, err := p.apply.ApplyApplications(ctx, apps, bad); err != nil {
+				return n, nbad, err
+			}
+			n, nbad = n+len(apps), nbad+len(bad)
+		} else {
+			var steps []Progress
+			for _, raw := range pg.Items {
+				var s Progress
+				if json.Unmarshal(raw, &s) != nil || s.ID == "" || (s.Stage != "accepted" && s.Stage != "produced" && s.Stage != "issued") {
+					nbad++
+					continue
+				}
+				steps = append(steps, s)
+			}
+			if _, err := p.apply.ApplyProgress(ctx, steps); err != nil {
+				return n, nbad, err
+			}
+			n += len(steps)
+		}
+		if pg.NextCursor != "" && pg.NextCursor != cursor {
+			cursor = pg.NextCursor
+			if _, err := p.db.ExecContext(ctx, p.db.Rebind(`INSERT INTO cardcenter_cursors (feed, cursor, updated_ms) VALUES (?, ?, ?)
+				ON CONFLICT (feed) DO UPDATE SET cursor = excluded.cursor, updated_ms = excluded.updated_ms`), feed, cursor, now.UnixMilli()); err != nil {
+				return n, nbad, err
+			}
+		}
+		if !pg.More {
+			return n, nbad, nil
+		}
+	}
+	return n, nbad, nil
+}

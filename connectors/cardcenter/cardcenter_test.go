@@ -1,0 +1,159 @@
+package cardcenter_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/connectors/cardcenter"
+	"github.com/shanghai-mca/mzhub/connectors/cardcenter/cardcentersim"
+	"github.com/shanghai-mca/mzhub/connectors/httpx"
+	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/monitor/monitortest"
+	"github.com/shanghai-mca/mzhub/services/disbursement/synth"
+	"github.com/shanghai-mca/mzhub/store/storetest"
+)
+
+type mem struct {
+	mu    sync.Mutex
+	apps  map[string]int
+	bad   []cardcenter.Bad
+	steps map[string]string
+}
+
+func (m *mem) ApplyApplications(_ context.Context, apps []cardcenter.Application, bad []cardcenter.Bad) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, a := range apps {
+		if m.apps[a.ID] == 0 {
+			n++
+		}
+		m.apps[a.ID]++
+	}
+	m.bad = append(m.bad, bad...)
+	return n, nil
+}
+
+func (m *mem) ApplyProgress(_ context.Context, steps []cardcenter.Progress) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range steps {
+		m.steps[s.ID] = s.Stage
+	}
+	return len(steps), nil
+}
+
+var day = time.Date(2026, 12, 2, 9, 0, 0, 0, clock.Shanghai)
+
+func start(t *testing.T) (*cardcentersim.Sim, cardcenter.Config) {
+	t.Helper()
+	sim := cardcentersim.New()
+	if err := sim.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	cfg := cardcenter.DefaultConfig()
+	cfg.URL, cfg.PageSize = sim.URL(), 50
+	cfg.Client = httpx.ClientConfig{Timeout: 5 * time.Second, BreakerFailures: 2, BreakerOpen: time.Hour}
+	return sim, cfg
+}
+
+func TestPullApplications(t *testing.T) {
+	ctx := context.Background()
+	sim, cfg := start(t)
+	apps := cardcentersim.Generate(180, 4, "2026-12-01", 2)
+	sim.AddApplications(apps...)
+	bad := apps[0]
+	bad.ID, bad.IDNumber = "ABAD", bad.IDNumber[:17]+"Y"
+	sim.AddApplications(bad)
+	sim.AddProgress(cardcenter.Progress{ID: apps[0].ID, Stage: "produced", At: "2026-12-01T10:00:00+08:00"}, cardcenter.Progress{ID: "x", Stage: "melted"})
+	sim.Faults.Duplicates.Store(true)
+	db := storetest.Open(t)
+	if err := cardcenter.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	m := &mem{apps: map[string]int{}, steps: map[string]string{}}
+	ev := &monitortest.Recorder{}
+	p, err := cardcenter.NewPuller(cfg, connectors.Deps{Store: db, Events: ev, Clock: clock.NewFake(day)}, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.Pull(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.apps) != len(apps) || len(m.bad) != 1 || m.bad[0].RecordID != "ABAD" || m.steps[apps[0].ID] != "produced" {
+		t.Fatalf("%d applications, bad %+v, steps %v", len(m.apps), m.bad, m.steps)
+	}
+	var yk, ss int
+	for _, a := range apps {
+		if a.CardType == cardcenter.SocialSecurityCard {
+			ss++
+			if a.Yikatong {
+				yk++
+			}
+		}
+	}
+	if ss == 0 || yk == 0 {
+		t.Fatal("the generator made no 社保卡 / 一卡通 applications")
+	}
+	// Resumed from the cursors: nothing again.
+	before := len(m.apps)
+	if n, _, err := p.Pull(ctx); err != nil || n != 0 || len(m.apps) != before {
+		t.Fatalf("second pull: %d %v", n, err)
+	}
+	// Down: the breaker opens; the failure is an error event.
+	sim.Faults.Down.Store(true)
+	for range 3 {
+		_, _, err = p.Pull(ctx)
+	}
+	if !errors.Is(err, httpx.ErrCircuitOpen) {
+		t.Fatalf("down: %v", err)
+	}
+	if ev.Count(func(e monitor.Event) bool { return e.Type == monitor.Failed && e.Status == monitor.Error && e.Partner == "cardcenter" }) == 0 {
+		t.Fatal("no error event")
+	}
+}
+
+func TestStatus(t *testing.T) {
+	ctx := context.Background()
+	sim, cfg := start(t)
+	cfg.StatusBatch, cfg.StatusParallel = 100, 4
+	g := synth.New(2)
+	var ids []string
+	for range 1050 {
+		ids = append(ids, g.Next().ID)
+	}
+	sim.SetStatus(ids[3], cardcenter.StatusLost)
+	sim.SetStatus(ids[500], cardcenter.StatusFrozen)
+	sim.SetStatus(ids[1049], cardcenter.StatusCancelled)
+	ev := &monitortest.Recorder{}
+	q, err := cardcenter.NewStatusClient(cfg, connectors.Deps{Events: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := q.Query(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(ids) || got[ids[3]] != "lost" || got[ids[500]] != "frozen" || got[ids[1049]] != "cancelled" || got[ids[0]] != "normal" {
+		t.Fatalf("%d statuses: %v %v %v", len(got), got[ids[3]], got[ids[500]], got[ids[1049]])
+	}
+	// A batch larger than the card center takes, or a wrong answer: no statuses at all.
+	sim.Faults.MaxBatch.Store(50)
+	if _, err := q.Query(ctx, ids); err == nil {
+		t.Fatal("refused batches gave statuses")
+	}
+	sim.Faults.MaxBatch.Store(0)
+	sim.Faults.Wrong.Store(1)
+	if _, err := q.Query(ctx, ids); !errors.Is(err, cardcenter.ErrBadAnswer) {
+		t.Fatalf("wrong answer: %v", err)
+	}
+	if n := ev.Count(func(e monitor.Event) bool { return e.Flow == "card-status" && e.Type == monitor.Failed }); n != 2 {
+		t.Fatalf("%d failed events", n)
+	}
+}

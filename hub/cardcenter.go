@@ -1,0 +1,91 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/connectors/cardcenter"
+	"github.com/shanghai-mca/mzhub/connectors/cardcenter/cardcentersim"
+	"github.com/shanghai-mca/mzhub/services/allowance"
+)
+
+// DemoCardApplications is the number of card applications the demo's
+// simulated card center holds (persons of the demo list).
+const DemoCardApplications = 40
+
+// wireCardcenter adds the card center to the allowance rules al: the pull
+// of 敬老卡 and 社保卡 (一卡通) applications and of card production
+// progress (a singleton job every pull_every), and, with check_status, the
+// card-status query the screening of each allowance list makes (a lost,
+// frozen or cancelled card is not paid that month). opts.Demo starts the
+// simulated card center with applications and a few cards lost or frozen.
+// It is part of the data sea family's wiring (the allowance rules are one).
+func wireCardcenter(ctx context.Context, h *Hub, opts Options, singleton singletonFunc, al *allowance.Service) error {
+	cfg := cardcenter.ConfigFrom(h.Config())
+	log := h.Logger().With("component", "cardcenter")
+	deps := connectors.Deps{Logger: log, Metrics: h.Registerer(), Store: h.Store(), Clock: h.Clock(), Events: h.mon, DataDir: h.Config().DataDir}
+	if opts.Demo {
+		sim := cardcentersim.New()
+		if err := sim.Start("127.0.0.1:0"); err != nil {
+			return fmt.Errorf("cardcenter simulator: %w", err)
+		}
+		h.OnClose(func(context.Context) error { return sim.Close() })
+		day := h.Clock().Now().In(clock.Shanghai).AddDate(0, 0, -1).Format(time.DateOnly)
+		apps := cardcentersim.Generate(DemoCardApplications, 1, day, DemoPersons/DemoCardApplications+1)
+		sim.AddApplications(apps...)
+		for i, a := range apps {
+			if i%4 == 0 {
+				sim.AddProgress(cardcenter.Progress{ID: a.ID, Stage: "produced", At: h.Clock().Now().Format(time.RFC3339)})
+			}
+		}
+		for i, p := range allDemoPersons(12) {
+			sim.SetStatus(p, []string{cardcenter.StatusLost, cardcenter.StatusFrozen, cardcenter.StatusCancelled}[i%3])
+		}
+		cfg.URL = sim.URL()
+		cfg.PullEvery = time.Minute
+	}
+	if cfg.URL == "" {
+		return nil
+	}
+	if err := cardcenter.Migrate(ctx, h.Store()); err != nil {
+		return err
+	}
+	p, err := cardcenter.NewPuller(cfg, deps, al)
+	if err != nil {
+		return err
+	}
+	h.AddComponent("cardcenter.pull", singleton("cardcenter.pull", func(ctx context.Context) error {
+		for {
+			if _, _, err := p.Pull(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("cardcenter: pull failed; retried at the next pull", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-h.Clock().After(cfg.PullEvery):
+			}
+		}
+	}))
+	if cfg.CheckStatus {
+		q, err := cardcenter.NewStatusClient(cfg, deps)
+		if err != nil {
+			return err
+		}
+		al.SetCardStatus(q)
+	}
+	return nil
+}
+
+// allDemoPersons returns the ID numbers of n persons spread over the demo list.
+func allDemoPersons(n int) []string {
+	var out []string
+	for i, p := range demoPersons() {
+		if i%(DemoPersons/n) == 7 && len(out) < n {
+			out = append(out, p)
+		}
+	}
+	return out
+}
