@@ -42,14 +42,21 @@ var partnerNames = map[string][2]string{
 	"bureau":          {"局内业务系统", "Bureau systems"},
 	"bureau.business": {"局内业务系统", "Bureau business systems"},
 	// Partner groups of the topology (services declare them).
-	"banks":                                  {"六家银行", "The six banks"},
-	"funeral homes":                          {"殡仪馆", "Funeral homes"},
-	"funeral homes, cemeteries, columbaria":  {"殡仪馆、公墓、骨灰堂", "Funeral homes, cemeteries, columbaria"},
-	"funeral homes (booking)":                {"殡仪馆(预约)", "Funeral homes (booking)"},
-	"bureau systems (/internal/funeral/v1/)": {"局内业务系统(殡葬查询与预约)", "Bureau systems (funeral read and booking)"},
-	"job library":                            {"一网通办办件库", "Job library (one-stop portal)"},
-	"no-application benefits":                {"免申即享", "No-application benefits"},
-	"business system (files)":                {"局内业务系统(文件)", "Bureau business system (files)"},
+	"banks":                                             {"六家银行", "The six banks"},
+	"funeral homes":                                     {"殡仪馆", "Funeral homes"},
+	"funeral homes, cemeteries, columbaria":             {"殡仪馆、公墓、骨灰堂", "Funeral homes, cemeteries, columbaria"},
+	"funeral homes (booking)":                           {"殡仪馆(预约)", "Funeral homes (booking)"},
+	"bureau systems (/internal/funeral/v1/)":            {"局内业务系统(殡葬查询与预约)", "Bureau systems (funeral read and booking)"},
+	"job library":                                       {"一网通办办件库", "Job library (one-stop portal)"},
+	"no-application benefits":                           {"免申即享", "No-application benefits"},
+	"business system (files)":                           {"局内业务系统(文件)", "Bureau business system (files)"},
+	"verification-centre":                               {"核对中心", "Verification centre"},
+	"verification centre (/internal/verification/v1/)":  {"核对中心(核对接口)", "Verification centre (API)"},
+	"social security, housing fund":                     {"人社局、公积金中心", "Social security, housing fund"},
+	"market supervision":                                {"市场监督管理局", "Market supervision"},
+	"village banks":                                     {"村镇银行", "Village banks"},
+	"ministry platform (other provinces)":               {"部级平台(外省核对)", "Ministry platform (other provinces)"},
+	"ministry platform (requests from other provinces)": {"部级平台(外省请求)", "Ministry platform (requests from other provinces)"},
 }
 
 // partnerPrefixes name the members of a partner family by the rest of
@@ -126,6 +133,7 @@ var stageNames = map[string][2]string{
 	"report":      {"统计报表", "Report"},
 	"done":        {"完成", "Done"},
 	"police":      {"公安数据接收", "Police data"},
+	"review":      {"抽检复核", "Manual review"},
 }
 
 // errorNames are error classes and codes.
@@ -153,6 +161,13 @@ var errorNames = map[string][2]string{
 	"permanent":               {"永久错误", "permanent"},
 	"timeout":                 {"超时", "timeout"},
 	"transient":               {"临时错误", "transient"},
+	"quality":                 {"数据质量", "data quality"},
+	"quality_threshold":       {"数据质量低于阈值", "quality below threshold"},
+	"incomplete":              {"数据不完整", "incomplete answer"},
+	"stale":                   {"数据过期", "stale data"},
+	"late":                    {"逾期未答复", "no answer in time"},
+	"timeliness":              {"及时性", "timeliness"},
+	"validation":              {"校验失败", "validation"},
 	"http_400":                {"请求错误(400)", "bad request (400)"},
 	"http_401":                {"未认证(401)", "unauthenticated (401)"},
 	"http_403":                {"拒绝访问(403)", "forbidden (403)"},
