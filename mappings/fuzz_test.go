@@ -32,7 +32,10 @@ func fuzzRead(t *testing.T, l *Layout, data []byte) {
 		}
 		_ = w.Write(rec) // may fail (order, validation) but must not panic
 	}
-	_ = rd.Check()
+	check, verdict := rd.Check(), rd.Verdict()
+	if check != nil && (verdict == nil || !errors.Is(verdict, ErrRefused)) {
+		t.Errorf("trailer check failed (%v) but the verdict is %v", check, verdict)
+	}
 	_ = w.Close()
 	s := rd.Summary()
 	if s.Details > s.DetailLines {

@@ -222,6 +222,9 @@ func (sr *sealedReader) Read(p []byte) (int, error) {
 		}
 		if sr.final {
 			sr.closed = io.EOF
+			if _, err := sr.r.Peek(1); err == nil {
+				sr.closed = fmt.Errorf("%w: data after the last chunk", ErrSealedList)
+			}
 			continue
 		}
 		if err := sr.next(); err != nil {

@@ -151,6 +151,7 @@ func TestSealedFile(t *testing.T) {
 		"cut after a chunk": sealed[:first],
 		"cut in a chunk":    sealed[:len(sealed)-10],
 		"chunk dropped":     append(append([]byte(nil), sealed[:len(sealedMagic)]...), sealed[first:]...),
+		"data appended":     append(bytes.Clone(sealed), 'x'),
 	} {
 		if _, err := open(bad); !errors.Is(err, ErrSealedList) {
 			t.Errorf("%s: %v", name, err)
@@ -159,3 +160,27 @@ func TestSealedFile(t *testing.T) {
 }
 
 func bufioReader(b []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(b)) }
+
+// FuzzSealedReader feeds arbitrary bytes, and altered sealed files, to the
+// sealed-file reader: it must not panic, and anything it cannot open ends
+// with ErrSealedList, never with wrong plaintext.
+func FuzzSealedReader(f *testing.F) {
+	sl := testSealer(f)
+	plain := []byte("person_id,name\n310101194803120421,张伟\n")
+	var sealed bytes.Buffer
+	if err := writeSealed(sl, bytes.NewReader(plain), &sealed); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(sealed.Bytes())
+	f.Add([]byte(sealedMagic))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := io.ReadAll(&sealedReader{s: sl, r: bufioReader(data)})
+		if err != nil && !errors.Is(err, ErrSealedList) {
+			t.Fatalf("error %v is not ErrSealedList", err)
+		}
+		if err == nil && (!bytes.Equal(data, sealed.Bytes()) || !bytes.Equal(got, plain)) {
+			t.Fatalf("opened %q from %d bytes that are not the sealed file", got, len(data))
+		}
+	})
+}
