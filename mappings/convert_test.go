@@ -178,8 +178,11 @@ func TestConvertMemoryFlat(t *testing.T) {
 		runtime.ReadMemStats(&ms)
 		return int64(ms.HeapSys + ms.StackSys)
 	}
+	// Keeping anything per record would cost 90k × ≥100 bytes ≥ 9 MiB; the
+	// margin absorbs the GC's pacing on a loaded machine (one more heap
+	// arena of 4 MiB was seen under -count=5).
 	small, large := peak(10000), peak(100000)
-	if large > small+4<<20 {
+	if large > small+8<<20 {
 		t.Errorf("heap grew by %d KiB for 100k records, %d KiB for 10k", large>>10, small>>10)
 	}
 }
