@@ -184,3 +184,34 @@ func FuzzSealedReader(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkSealList seals and opens again a list of 200,000 persons (about
+// 17 MB): the cost a batch's close adds, per 200,000 persons.
+func BenchmarkSealList(b *testing.B) {
+	dir := b.TempDir()
+	src := filepath.Join(dir, "list.csv")
+	var buf bytes.Buffer
+	if err := WriteList(&buf, GenerateOptions{Persons: 200_000, Seed: 1, Period: "2026-11"}); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(src, buf.Bytes(), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	sl := testSealer(b)
+	b.SetBytes(int64(buf.Len()))
+	b.ResetTimer()
+	for range b.N {
+		if err := sealFile(sl, src, src+".sealed"); err != nil {
+			b.Fatal(err)
+		}
+		f, err := os.Open(src + ".sealed")
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, &sealedReader{s: sl, r: bufio.NewReaderSize(f, 64<<10)})
+		f.Close()
+		if err != nil || n != int64(buf.Len()) {
+			b.Fatalf("%d bytes, %v", n, err)
+		}
+	}
+}
