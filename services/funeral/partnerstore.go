@@ -256,11 +256,16 @@ func (s *PartnerStore) Import(ctx context.Context, partners []Partner, actor str
 			err = tx.QueryRowContext(ctx, s.db.Rebind(`SELECT spec, disabled FROM funeral_partners WHERE id = ?`), p.ID).Scan(&old, &disabled)
 			switch {
 			case errors.Is(err, sql.ErrNoRows):
-				if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO funeral_partners (id, spec, disabled, updated_at, updated_by) VALUES (?, ?, ?, ?, ?)`),
-					p.ID, sp, boolInt(p.Disabled), now.UnixMilli(), actor); err != nil {
+				// Replicas starting together import the same files: the
+				// first insert wins, the others change nothing.
+				r, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO funeral_partners (id, spec, disabled, updated_at, updated_by) VALUES (?, ?, ?, ?, ?)
+					ON CONFLICT (id) DO NOTHING`), p.ID, sp, boolInt(p.Disabled), now.UnixMilli(), actor)
+				if err != nil {
 					return err
 				}
-				res.Added++
+				if n, _ := r.RowsAffected(); n > 0 {
+					res.Added++
+				}
 			case err != nil:
 				return err
 			default:
@@ -282,10 +287,14 @@ func (s *PartnerStore) Import(ctx context.Context, partners []Partner, actor str
 				err := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT partner_id FROM funeral_partner_keys WHERE key_id = ?`), kid).Scan(&owner)
 				switch {
 				case errors.Is(err, sql.ErrNoRows):
-					if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO funeral_partner_keys (key_id, partner_id, secret, created_at) VALUES (?, ?, '', ?)`), kid, p.ID, now.UnixMilli()); err != nil {
+					r, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO funeral_partner_keys (key_id, partner_id, secret, created_at) VALUES (?, ?, '', ?)
+						ON CONFLICT (key_id) DO NOTHING`), kid, p.ID, now.UnixMilli())
+					if err != nil {
 						return err
 					}
-					res.Keys++
+					if n, _ := r.RowsAffected(); n > 0 {
+						res.Keys++
+					}
 				case err != nil:
 					return err
 				case owner != p.ID:

@@ -191,3 +191,39 @@ func TestGroupCommitWait(t *testing.T) {
 		t.Fatalf("%d writes in %d transactions; the wait should group them", ws.Writes, ws.Batches)
 	}
 }
+
+// TestPartnerImportByReplicasAtOnce: replicas starting together import
+// the same files; none fails on the others' rows.
+func TestPartnerImportByReplicasAtOnce(t *testing.T) {
+	storetest.Dialects(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		ps := []Partner{{ID: "funeral.fh16", Name: "新殡仪馆", Role: RoleFuneralHome, Environments: []string{EnvSandbox}, KeyIDs: []string{"fh16-legacy"}},
+			{ID: "cemetery.cm16", Name: "新公墓", Role: RoleCemetery, Environments: []string{EnvSandbox}}}
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for range 4 {
+			st, err := OpenPartnerStore(ctx, db, testRing(t), &audittest.Recorder{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := st.Import(ctx, ps, "system:registry-file")
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("a replica's import failed: %v", err)
+			}
+		}
+		st, _ := OpenPartnerStore(ctx, db, testRing(t), &audittest.Recorder{}, nil)
+		state, err := st.Load(ctx)
+		if err != nil || len(state.Partners) != 2 || len(state.Partners[1].KeyIDs) != 1 {
+			t.Fatalf("after concurrent imports: %+v %v", state, err)
+		}
+	})
+}
