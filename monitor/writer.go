@@ -199,19 +199,21 @@ func (w *Writer) Emit(ev Event) {
 	}
 }
 
-// DurableEmitter is an event sink that can make an event durable before
-// the caller acknowledges its exchange (Writer, hubmon.Monitor).
+// DurableEmitter is an event sink that can make events durable before
+// the caller acknowledges their exchange (Writer, hubmon.Monitor).
 type DurableEmitter interface {
-	EmitDurable(ctx context.Context, ev Event) error
+	EmitDurable(ctx context.Context, evs ...Event) error
 }
 
-// EmitDurable gives ev to e durably when e is a DurableEmitter, and emits
-// it otherwise.
-func EmitDurable(ctx context.Context, e interface{ Emit(Event) }, ev Event) error {
+// EmitDurable gives evs to e durably when e is a DurableEmitter, and emits
+// them otherwise.
+func EmitDurable(ctx context.Context, e interface{ Emit(Event) }, evs ...Event) error {
 	if d, ok := e.(DurableEmitter); ok {
-		return d.EmitDurable(ctx, ev)
+		return d.EmitDurable(ctx, evs...)
 	}
-	e.Emit(ev)
+	for i := range evs {
+		e.Emit(evs[i])
+	}
 	return nil
 }
 
@@ -220,36 +222,46 @@ type spoolReq struct {
 	done chan error
 }
 
-// EmitDurable queues ev like Emit, and returns only once ev is durable
-// (in the spool, with the other events committed at the same time), so a
+// EmitDurable queues evs like Emit, and returns only once they are
+// durable (in the spool, committed with whatever else is waiting), so a
 // caller that acknowledges an exchange after it returns never has an
 // exchange whose events a crash lost. It fails when the spool cannot take
-// the event or ctx is done first; the caller then does not acknowledge
+// the events or ctx is done first; the caller then does not acknowledge
 // (the partner resends). Without a spool it is Emit. Run must be running.
-func (w *Writer) EmitDurable(ctx context.Context, ev Event) error {
+func (w *Writer) EmitDurable(ctx context.Context, evs ...Event) error {
 	if w.opt.Spool == nil {
-		w.Emit(ev)
+		for i := range evs {
+			w.Emit(evs[i])
+		}
 		return nil
 	}
-	if ev.Time.IsZero() {
-		ev.Time = w.opt.Clock.Now()
+	reqs := make([]spoolReq, len(evs))
+	for i, ev := range evs {
+		if ev.Time.IsZero() {
+			ev.Time = w.opt.Clock.Now()
+		}
+		w.stamp(&ev)
+		ev.spooled = true
+		reqs[i] = spoolReq{ev: ev, done: make(chan error, 1)}
 	}
-	w.stamp(&ev)
-	ev.spooled = true
-	req := spoolReq{ev: ev, done: make(chan error, 1)}
 	w.spoolMu.Lock()
-	w.spoolQ = append(w.spoolQ, req)
+	w.spoolQ = append(w.spoolQ, reqs...)
 	w.spoolMu.Unlock()
 	select {
 	case w.spoolKick <- struct{}{}:
 	default:
 	}
-	select {
-	case err := <-req.done:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("monitor: spool event: %w", ctx.Err())
+	for i := range reqs {
+		select {
+		case err := <-reqs[i].done:
+			if err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("monitor: spool event: %w", ctx.Err())
+		}
 	}
+	return nil
 }
 
 // spooler commits the queued EmitDurable events to the spool, as many at

@@ -142,9 +142,18 @@ func (rn *runner) emit(ctx context.Context, msgs ...bus.Message) error {
 		}
 		return fmt.Errorf("route %s: publish: %w", rn.r.ID, err)
 	}
+	// The source acknowledges its partner once emit returns: the
+	// received events are durable by then (the monitor's spool), so a
+	// crash never leaves an accepted message without its event.
+	evs := make([]monitor.Event, len(msgs))
 	for i := range msgs {
 		rn.e.metrics.received.WithLabelValues(rn.r.ID).Inc()
-		rn.event(monitor.Received, monitor.OK, &msgs[i], func(ev *monitor.Event) { ev.Direction = monitor.Inbound; ev.Channel = rn.r.From.Kind })
+		evs[i] = rn.newEvent(monitor.Received, monitor.OK, &msgs[i], func(ev *monitor.Event) { ev.Direction = monitor.Inbound; ev.Channel = rn.r.From.Kind })
+	}
+	if err := monitor.EmitDurable(ctx, rn.e.events, evs...); err != nil {
+		// The messages are on the bus; a resend is recognised by its
+		// idempotency key and its event kept then.
+		return fmt.Errorf("route %s: received events not durable: %w", rn.r.ID, err)
 	}
 	return nil
 }
@@ -831,6 +840,11 @@ func (rn *runner) unsettled(ctx context.Context, msg bus.Message, cause error) e
 
 // event emits a monitor event about msg.
 func (rn *runner) event(t monitor.EventType, st monitor.Status, msg *bus.Message, fill func(*monitor.Event)) {
+	rn.e.events.Emit(rn.newEvent(t, st, msg, fill))
+}
+
+// newEvent is the monitor event about msg.
+func (rn *runner) newEvent(t monitor.EventType, st monitor.Status, msg *bus.Message, fill func(*monitor.Event)) monitor.Event {
 	ev := monitor.Event{
 		Time:        rn.e.clock.Now(),
 		Partner:     rn.r.Partner,
@@ -850,7 +864,7 @@ func (rn *runner) event(t monitor.EventType, st monitor.Status, msg *bus.Message
 	if fill != nil {
 		fill(&ev)
 	}
-	rn.e.events.Emit(ev)
+	return ev
 }
 
 // setError fills the error fields of an event, masked.

@@ -148,10 +148,10 @@ func OpenStore(ctx context.Context, cfg monitor.Config) (monitor.Store, error) {
 // Emit queues an event; it never blocks or fails (connectors.Events).
 func (m *Monitor) Emit(ev monitor.Event) { m.writer.Emit(ev) }
 
-// EmitDurable returns once ev is in the spool (Deps.Spool), so that the
+// EmitDurable returns once evs are in the spool (Deps.Spool), so that the
 // caller may acknowledge its exchange (monitor.Writer.EmitDurable).
-func (m *Monitor) EmitDurable(ctx context.Context, ev monitor.Event) error {
-	return m.writer.EmitDurable(ctx, ev)
+func (m *Monitor) EmitDurable(ctx context.Context, evs ...monitor.Event) error {
+	return m.writer.EmitDurable(ctx, evs...)
 }
 
 // Writer is the event writer.
