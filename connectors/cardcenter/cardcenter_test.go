@@ -114,7 +114,9 @@ func TestPullApplications(t *testing.T) {
 	if !errors.Is(err, httpx.ErrCircuitOpen) {
 		t.Fatalf("down: %v", err)
 	}
-	if ev.Count(func(e monitor.Event) bool { return e.Type == monitor.Failed && e.Status == monitor.Error && e.Partner == "cardcenter" }) == 0 {
+	if ev.Count(func(e monitor.Event) bool {
+		return e.Type == monitor.Failed && e.Status == monitor.Error && e.Partner == "cardcenter"
+	}) == 0 {
 		t.Fatal("no error event")
 	}
 }

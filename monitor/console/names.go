@@ -43,6 +43,8 @@ var partnerNames = map[string][2]string{
 	"bureau.business": {"局内业务系统", "Bureau business systems"},
 	// Partner groups of the topology (services declare them).
 	"banks":                                             {"六家银行", "The six banks"},
+	"data sea":                                          {"数据海", "Data sea"},
+	"card center":                                       {"卡中心", "Card center"},
 	"funeral homes":                                     {"殡仪馆", "Funeral homes"},
 	"funeral homes, cemeteries, columbaria":             {"殡仪馆、公墓、骨灰堂", "Funeral homes, cemeteries, columbaria"},
 	"funeral homes (booking)":                           {"殡仪馆(预约)", "Funeral homes (booking)"},
