@@ -39,9 +39,24 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	sub, err := c.Bus.Subscribe(ctx, bus.SubscribeOptions{Topic: Topic, Subscription: "allowance", MaxDeliveries: 20})
-	if err != nil {
-		return fmt.Errorf("datasea: subscribe %s: %w", Topic, err)
+	// A bus that cannot be reached (the broker restarting) is waited for:
+	// the consumer never stops the hub for it.
+	var sub bus.Subscription
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		var err error
+		sub, err = c.Bus.Subscribe(ctx, bus.SubscribeOptions{Topic: Topic, Subscription: "allowance", MaxDeliveries: 20})
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		c.Logger.Warn("datasea: subscribe; retrying", "topic", Topic, "retry_in", wait.String(), "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.Clock.After(wait):
+		}
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
