@@ -283,7 +283,16 @@ type overviewData struct {
 }
 
 // overview builds the cells of every family.
-func (c *Console) overviewCells(ctx context.Context, now time.Time) ([]familyBlock, map[string]bool, error) {
+// overviewState is what the overview and the big screen are built from.
+type overviewState struct {
+	blocks []familyBlock
+	// down are the partners whose circuit is open.
+	down map[string]bool
+	// deadLetters counts the open dead letters (from the health matrix).
+	deadLetters int
+}
+
+func (c *Console) overviewCells(ctx context.Context, now time.Time) (overviewState, error) {
 	cells := map[[2]string]*opCell{}
 	cell := func(partner, op, flow string) *opCell {
 		k := [2]string{partner, op}
@@ -301,7 +310,7 @@ func (c *Console) overviewCells(ctx context.Context, now time.Time) ([]familyBlo
 	// rollup names one partner per stage; the events name every partner).
 	stages, err := c.d.Store.Batches(ctx, monitor.BatchQuery{From: now.Add(-45 * 24 * time.Hour), Limit: 5000})
 	if err != nil {
-		return nil, nil, err
+		return overviewState{}, err
 	}
 	// Only the bank batch operations are split by stage and partner; other
 	// flows are judged as streams by the health matrix.
@@ -327,7 +336,7 @@ func (c *Console) overviewCells(ctx context.Context, now time.Time) ([]familyBlo
 	for _, id := range batchIDs {
 		evs, err := c.d.Store.Search(ctx, monitor.Filter{BatchID: id, Limit: batchEventLimit})
 		if err != nil {
-			return nil, nil, err
+			return overviewState{}, err
 		}
 		for _, e := range evs {
 			if op := flowOps[e.Flow]; op != "disburse" && op != "deduct" {
@@ -375,9 +384,11 @@ func (c *Console) overviewCells(ctx context.Context, now time.Time) ([]familyBlo
 	// rate, staleness against schedules, dead letters).
 	health, err := monitor.HealthMatrix(ctx, c.d.Store, now, c.d.Schedules, c.d.Thresholds)
 	if err != nil {
-		return nil, nil, err
+		return overviewState{}, err
 	}
+	deadLetters := 0
 	for _, h := range health {
+		deadLetters += h.Backlog
 		if h.Partner == "" || h.Partner == "hub" {
 			continue
 		}
@@ -409,7 +420,7 @@ func (c *Console) overviewCells(ctx context.Context, now time.Time) ([]familyBlo
 	if c.d.Expectations != nil {
 		list, err := c.d.Expectations.Between(ctx, now.Add(-7*24*time.Hour), now.Add(time.Millisecond))
 		if err != nil {
-			return nil, nil, err
+			return overviewState{}, err
 		}
 		for _, e := range list {
 			if e.State != monitor.ExpectMissed {
@@ -497,7 +508,7 @@ func (c *Console) overviewCells(ctx context.Context, now time.Time) ([]familyBlo
 			out = append(out, b)
 		}
 	}
-	return out, down, nil
+	return overviewState{blocks: out, down: down, deadLetters: deadLetters}, nil
 }
 
 func rank(list []string, id string) int {
@@ -543,11 +554,12 @@ func (c *Console) partnersDown(ctx context.Context, now time.Time) map[string]bo
 func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 	p := c.newPage(w, r, "nav_overview")
 	ctx := r.Context()
-	blocks, down, err := c.overviewCells(ctx, p.Now)
+	st, err := c.overviewCells(ctx, p.Now)
 	if err != nil {
 		c.fail(w, "overview", err)
 		return
 	}
+	blocks := st.blocks
 	d := overviewData{Families: blocks, Counts: map[string]int{}}
 	for _, b := range blocks {
 		for _, row := range b.Rows {
@@ -556,7 +568,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	d.Needs = append(failingCells(p, blocks), c.actionStrip(r, p, down)...)
+	d.Needs = append(failingCells(p, blocks), c.actionStrip(r, p, st)...)
 	d.Process = c.process(r, blocks)
 	p.Data = d
 	p.Refresh = 60
@@ -581,7 +593,8 @@ func failingCells(p *page, blocks []familyBlock) []actionItem {
 
 // actionStrip lists what needs action now, problems first, each leading to
 // the page where it is handled.
-func (c *Console) actionStrip(r *http.Request, p *page, down map[string]bool) []actionItem {
+func (c *Console) actionStrip(r *http.Request, p *page, st overviewState) []actionItem {
+	down := st.down
 	ctx := r.Context()
 	var out []actionItem
 	if c.d.Alerts != nil {
@@ -632,12 +645,12 @@ func (c *Console) actionStrip(r *http.Request, p *page, down map[string]bool) []
 			}
 		}
 	}
-	if dl, err := c.d.Store.DeadLetters(ctx, monitor.Filter{Limit: 10000}); err == nil && len(dl) > 0 {
+	if n := st.deadLetters; n > 0 {
 		class := "amber"
-		if c.d.Thresholds.BacklogRed > 0 && len(dl) >= c.d.Thresholds.BacklogRed {
+		if c.d.Thresholds.BacklogRed > 0 && n >= c.d.Thresholds.BacklogRed {
 			class = "red"
 		}
-		out = append(out, actionItem{Class: class, Key: "act_dead_letters", Label: strconv.Itoa(len(dl)), Href: "failures"})
+		out = append(out, actionItem{Class: class, Key: "act_dead_letters", Label: strconv.Itoa(n), Href: "failures"})
 	}
 	out = append(out, c.needsAction(r)...)
 	slices.SortStableFunc(out, func(a, b actionItem) int {

@@ -56,11 +56,12 @@ type screenData struct {
 func (c *Console) screen(w http.ResponseWriter, r *http.Request) {
 	p := c.newPage(w, r, "nav_screen")
 	ctx := r.Context()
-	blocks, down, err := c.overviewCells(ctx, p.Now)
+	st, err := c.overviewCells(ctx, p.Now)
 	if err != nil {
 		c.fail(w, "screen", err)
 		return
 	}
+	blocks := st.blocks
 	day := startOfDay(p.Now)
 	aggs, err := c.d.Store.Aggregate(ctx, monitor.AggQuery{From: day, To: p.Now.Add(time.Millisecond), SkipP95: true, Coarse: true})
 	if err != nil {
@@ -132,7 +133,7 @@ func (c *Console) screen(w http.ResponseWriter, r *http.Request) {
 	d.Hourly = barChart(p.T("screen_hourly"), events, errs, func(i int) string {
 		return day.Add(time.Duration(i) * time.Hour).In(clock.Shanghai).Format("15:04")
 	})
-	d.Needs = c.actionStrip(r, p, down)
+	d.Needs = append(failingCells(p, blocks), c.actionStrip(r, p, st)...)
 	p.Data = d
 	p.Refresh = screenRefresh
 	var buf bytes.Buffer
