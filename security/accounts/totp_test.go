@@ -11,6 +11,7 @@ import (
 	"github.com/shanghai-mca/mzhub/security"
 	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/security/fieldcrypt"
+	"github.com/shanghai-mca/mzhub/store"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
 
@@ -34,8 +35,11 @@ func TestTOTPVectors(t *testing.T) {
 // the password; a code works once; a role that requires the second
 // factor cannot log in before enrollment; the secret is sealed at rest.
 func TestSecondFactor(t *testing.T) {
+	storetest.Dialects(t, func(t *testing.T, db *store.DB) { testSecondFactor(t, db) })
+}
+
+func testSecondFactor(t *testing.T, db *store.DB) {
 	ctx := context.Background()
-	db := storetest.Open(t)
 	ring, err := fieldcrypt.NewRing(map[string][]byte{"k1": bytes.Repeat([]byte{3}, 16)}, bytes.Repeat([]byte{5}, 32))
 	if err != nil {
 		t.Fatal(err)
