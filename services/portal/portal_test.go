@@ -410,3 +410,30 @@ func TestReviewWhenAutoApprovalIsOff(t *testing.T) {
 		t.Fatalf("operator's decision at the portal: %+v", d)
 	}
 }
+
+type recExpect struct{ got []monitor.Expectation }
+
+func (r *recExpect) Expect(_ context.Context, e monitor.Expectation) error {
+	r.got = append(r.got, e)
+	return nil
+}
+
+func TestMonthlyPushIsExpected(t *testing.T) {
+	e := newEnv(t, joblibsim.Options{}, nil)
+	rec := &recExpect{}
+	e.svc.d.Expect = rec
+	for range 2 {
+		if err := e.round(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(rec.got) != 2 { // the two 免申即享 items, once a month
+		t.Fatalf("expectations: %+v", rec.got)
+	}
+	for _, x := range rec.got {
+		due := x.Due.In(t0.Location())
+		if x.Partner != PartnerMianshen || x.Flow != FlowPush || x.Type != monitor.Sent || due.Day() != 5 || due.Hour() != 18 || due.Month() != 12 {
+			t.Errorf("expectation %+v (due %s)", x, due)
+		}
+	}
+}
