@@ -23,7 +23,7 @@ func TestIntegrationPostgres(t *testing.T) {
 		for _, p := range r.Partners {
 			st[p.Partner] = p
 		}
-		if st["samr"].State != StateAnswered || st["samr"].Asks != 1 || st["hpf"].State != StateRejected || st["villagebank.vb14"].State != StateAnswered {
+		if st["samr"].State != StateAnswered || st["samr"].Lookups < 1 || st["hpf"].State != StateRejected || st["villagebank.vb14"].State != StateAnswered {
 			t.Errorf("%s: %+v", r.ID, r.Partners)
 		}
 	}

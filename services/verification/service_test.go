@@ -64,7 +64,7 @@ func TestFanOutFinal(t *testing.T) {
 func TestFaults(t *testing.T) {
 	sm := startSims(t)
 	cfg := testConfig()
-	cfg.Deadline = 3 * time.Second
+	cfg.Deadline = 6 * time.Second
 	cfg.AlertWindow = 4
 	sm.hrss.Faults.Down.Store(true)                              // down: late, partial
 	sm.hpf.Faults.SetRates(1000, 0)                              // wrong: rejected
@@ -96,8 +96,11 @@ func TestFaults(t *testing.T) {
 		if q := state["hpf"].Reason; !strings.Contains(q, "negative amount") {
 			t.Errorf("hpf reason %q", q)
 		}
-		if sr := state["samr"]; sr.Asks != 1 || sr.Lookups < 1 {
-			t.Errorf("samr timed out: asks %d lookups %d, want 1 ask then lookups", sr.Asks, sr.Lookups)
+		// Timed out: looked up by key before anything else. A second ask
+		// only when the partner never received the first (its ledger
+		// below counts a key asked twice).
+		if sr := state["samr"]; sr.Asks < 1 || sr.Lookups < 1 {
+			t.Errorf("samr timed out: asks %d lookups %d, want an ask then lookups", sr.Asks, sr.Lookups)
 		}
 		if i%2 == 0 && state["ministry"].State != StateAnswered {
 			t.Errorf("ministry %+v", state["ministry"])
