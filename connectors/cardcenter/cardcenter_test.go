@@ -151,7 +151,15 @@ func TestStatus(t *testing.T) {
 		t.Fatal("refused batches gave statuses")
 	}
 	sim.Faults.MaxBatch.Store(0)
-	sim.Faults.Wrong.Store(1)
+	// Every answer wrong (requests of the query above the server still
+	// answers after the client gave up would use up a smaller count).
+	sim.Faults.Wrong.Store(1 << 20)
+	// A fresh client: the refusals above (and the batches they cancelled)
+	// may have opened the first one's breaker.
+	q, err = cardcenter.NewStatusClient(cfg, connectors.Deps{Events: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := q.Query(ctx, ids); !errors.Is(err, cardcenter.ErrBadAnswer) {
 		t.Fatalf("wrong answer: %v", err)
 	}
