@@ -165,6 +165,23 @@ func driveDemoPortal(ctx context.Context, svc *portal.Service, sim *joblibsim.Si
 			return err
 		}
 	}
+	round := func() error {
+		done := svc.RoundDone()
+		svc.Kick()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-done:
+			return nil
+		}
+	}
+	// The registers are in before anyone applies (a round under way when
+	// they were written may have missed them: two rounds).
+	for range 2 {
+		if err := round(); err != nil {
+			return nil
+		}
+	}
 	// People apply: 救助证明 applicants, one elder who also applied for the
 	// allowance at a self-service terminal (免申即享 refuses the double), and
 	// a mix over every item and channel.
@@ -182,17 +199,7 @@ func driveDemoPortal(ctx context.Context, svc *portal.Service, sim *joblibsim.Si
 	stranger := synth.New(99).Next()
 	sim.AddCase(joblib.Case{ItemCode: "MZ-LNZHJT", IDNumber: stranger.ID, Name: stranger.Name, Division: stranger.Division, Month: month, ConsentedAt: now})
 
-	round := func() error {
-		done := svc.RoundDone()
-		svc.Kick()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-done:
-			return nil
-		}
-	}
-	// Two rounds: registers and applications in, pushes out; cases back.
+	// Two rounds: applications in, pushes out; cases back.
 	for range 2 {
 		if err := round(); err != nil {
 			return nil
@@ -207,7 +214,7 @@ func driveDemoPortal(ctx context.Context, svc *portal.Service, sim *joblibsim.Si
 	for si, st := range steps {
 		lines := [][]string{}
 		for i, id := range ids {
-			if joblibsim.Items[i%len(joblibsim.Items)].Code == "MZ-JZZM" {
+			if a, ok := sim.Application(id); !ok || a.ItemCode == "MZ-JZZM" {
 				continue // answered by the hub
 			}
 			result, reason := st.result, st.reason

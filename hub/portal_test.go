@@ -68,6 +68,23 @@ func TestPortalDemo(t *testing.T) {
 	if done == 0 {
 		t.Error("no application reached 办结")
 	}
+	// 救助证明: the registered applicants get a certificate, the others the reason.
+	var certified, notEligible int
+	for _, a := range st.Applications {
+		if a.Item == "MZ-JZZM" && a.Stage == "done" {
+			if a.Result == "approved" {
+				certified += int(a.Count)
+			} else {
+				notEligible += int(a.Count)
+			}
+		}
+	}
+	if certified == 0 || notEligible == 0 {
+		t.Errorf("救助证明: %d certified, %d not eligible", certified, notEligible)
+	}
+	if st.Refused != 0 {
+		t.Errorf("the demo's own files had %d refused lines", st.Refused)
+	}
 	// 免申即享: elderly allowance confirmed and paid; the stranger and the
 	// double applicant refused; grade 3-4 disability refused.
 	var ln portal.MianshenCount

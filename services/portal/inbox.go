@@ -62,6 +62,9 @@ type LineError struct {
 	Line int64
 	// Reason says what is wrong (masked).
 	Reason string
+	// Ref is the record's own reference when it has one (the application
+	// id of a status line), kept whole: the reason's masking may hide it.
+	Ref string
 }
 
 var divisionRE = regexp.MustCompile(`^3101[0-9]{2}$`)
@@ -327,7 +330,7 @@ func (s *Service) takeFile(ctx context.Context, name string) error {
 				err := s.advance(ctx, tx, r)
 				switch {
 				case errors.Is(err, ErrUnknownApplication), errors.Is(err, ErrNodeOrder), errors.Is(err, ErrBadRecord):
-					unfit = append(unfit, LineError{Line: line, Reason: mask.Text(err.Error())})
+					unfit = append(unfit, LineError{Line: line, Reason: mask.Text(err.Error()), Ref: r.ApplicationID})
 					return nil
 				case err != nil:
 					return err
@@ -347,7 +350,7 @@ func (s *Service) takeFile(ctx context.Context, name string) error {
 			return perr
 		}
 		for _, b := range bad {
-			if err := s.refuse(ctx, tx, "inbox:"+name, "", b.Line, b.Reason); err != nil {
+			if err := s.refuse(ctx, tx, "inbox:"+name, b.Ref, b.Line, b.Reason); err != nil {
 				return err
 			}
 		}

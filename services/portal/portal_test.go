@@ -143,6 +143,9 @@ func TestStatusFilesInOrderBadLinesRefused(t *testing.T) {
 		lines = append(lines, l)
 	}
 	rows.Close()
+	if n := e.count(`SELECT COUNT(*) FROM portal_refused WHERE source = 'inbox:status-001.csv' AND line = 4 AND ref = 'SBTEST000002'`); n != 1 {
+		t.Fatal("the out-of-order line does not name its application")
+	}
 	if want := []int64{4, 5, 6, 7, 8, 9, 10}; len(lines) != len(want) || lines[0] != 4 || lines[len(lines)-1] != 10 {
 		t.Fatalf("refused lines %v, want %v", lines, want)
 	}

@@ -543,6 +543,16 @@ func (s *Sim) queryNodes(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]any{"applications": out})
 }
 
+// Application returns an application the portal holds.
+func (s *Sim) Application(id string) (joblib.Application, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a := s.byApp[id]; a != nil {
+		return a.a, true
+	}
+	return joblib.Application{}, false
+}
+
 // Nodes returns the nodes the portal holds for an application.
 func (s *Sim) Nodes(id string) []joblib.Node {
 	s.mu.Lock()
