@@ -81,6 +81,10 @@ type Console struct {
 
 	mu       sync.RWMutex
 	sections []navItem
+
+	// memo keeps the overview's batch events between refreshes.
+	memoMu sync.Mutex
+	memo   map[string]batchMemo
 }
 
 type navItem struct{ Key, Path string }

@@ -1,8 +1,14 @@
 package console
 
 import (
+	"context"
+	"path/filepath"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/monitor/store/sqlite"
 
 	"github.com/shanghai-mca/mzhub/monitor"
 )
@@ -104,5 +110,54 @@ func TestCellBands(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOverviewRereadsAChangedBatch: the overview keeps a batch's events
+// between refreshes, and reads them again once the batch has new events.
+func TestOverviewRereadsAChangedBatch(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "m.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, clock.Shanghai)
+	c, err := New(Deps{Store: st, Clock: clock.NewFake(now), Thresholds: monitor.DefaultConfig().Thresholds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := func(id string, typ monitor.EventType, stage string, records, failed int64, at time.Duration) monitor.Event {
+		return monitor.Event{ID: id, ExchangeID: id, Time: now.Add(-at), Partner: "bank.ceb", Flow: "disbursement", Type: typ,
+			Status: monitor.OK, BatchID: "disbursement-2026-11", Stage: stage, Records: records, RecordsFailed: failed}
+	}
+	band := func() monitor.Band {
+		t.Helper()
+		s, err := c.overviewCells(ctx, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range s.blocks {
+			for _, row := range b.Rows {
+				for _, x := range row.Cells {
+					if x.Partner == "bank.ceb" && x.Op == "return" {
+						return x.Band
+					}
+				}
+			}
+		}
+		return ""
+	}
+	if err := st.Append(ctx, []monitor.Event{ev("u", monitor.Uploaded, "upload", 500, 0, time.Hour), ev("r1", monitor.Reconciled, "returns", 500, 0, 30*time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if b := band(); b != monitor.Green {
+		t.Fatalf("clean return: %s", b)
+	}
+	if err := st.Append(ctx, []monitor.Event{ev("r2", monitor.Reconciled, "returns", 500, 300, time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if b := band(); b != monitor.Red {
+		t.Fatalf("after 300 failed payments: %s", b)
 	}
 }

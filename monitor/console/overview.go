@@ -84,6 +84,63 @@ var flowOps = map[string]string{
 	"funeral-push": "resources", "resource-sync": "resources", "funeral-api": "resources", "burial-push": "burial", "funeral-booking": "booking",
 }
 
+// batchEvents returns the events of batch id that the overview judges (a
+// bank batch flow's, of a partner), read once per change of the batch: the
+// stage rollup's event count and newest time say whether it changed since
+// the last read (a finished month's batch is read once, not on every
+// refresh of every screen).
+func (c *Console) batchEvents(ctx context.Context, id string, stages []monitor.BatchStage) ([]monitor.Event, error) {
+	var n int64
+	var last time.Time
+	for _, s := range stages {
+		if s.BatchID == id {
+			n += s.Events
+			if s.LastAt.After(last) {
+				last = s.LastAt
+			}
+		}
+	}
+	fp := strconv.FormatInt(n, 10) + "/" + strconv.FormatInt(last.UnixMilli(), 10)
+	c.memoMu.Lock()
+	m, ok := c.memo[id]
+	c.memoMu.Unlock()
+	if ok && m.fp == fp {
+		return m.evs, nil
+	}
+	all, err := c.d.Store.Search(ctx, monitor.Filter{BatchID: id, Limit: batchEventLimit})
+	if err != nil {
+		return nil, err
+	}
+	var evs []monitor.Event
+	for _, e := range all {
+		if op := flowOps[e.Flow]; op != "disburse" && op != "deduct" {
+			continue // a stream that happens to carry a batch id
+		}
+		if e.Partner == "" || e.Partner == "hub" || e.Type == monitor.ExpectationMissed {
+			continue // the hub's own steps show in the process view; lateness comes from expectations
+		}
+		e.Attrs, e.ParentIDs, e.ErrorMessage = nil, nil, "" // kept small: only counts and statuses are read
+		evs = append(evs, e)
+	}
+	c.memoMu.Lock()
+	defer c.memoMu.Unlock()
+	if c.memo == nil || len(c.memo) >= batchMemoSize {
+		c.memo = map[string]batchMemo{}
+	}
+	c.memo[id] = batchMemo{fp: fp, evs: evs}
+	return evs, nil
+}
+
+// batchMemo is one batch's judged events and the rollup fingerprint they
+// were read at.
+type batchMemo struct {
+	fp  string
+	evs []monitor.Event
+}
+
+// batchMemoSize bounds the batches kept (the newest of each bank batch flow).
+const batchMemoSize = 8
+
 // batchEventLimit bounds the events read of one batch (a batch has a few
 // events per partner file, not per record).
 const batchEventLimit = 20000
@@ -334,17 +391,11 @@ func (c *Console) overviewCells(ctx context.Context, now time.Time) (overviewSta
 	}
 	sort.Strings(batchIDs)
 	for _, id := range batchIDs {
-		evs, err := c.d.Store.Search(ctx, monitor.Filter{BatchID: id, Limit: batchEventLimit})
+		evs, err := c.batchEvents(ctx, id, stages)
 		if err != nil {
 			return overviewState{}, err
 		}
 		for _, e := range evs {
-			if op := flowOps[e.Flow]; op != "disburse" && op != "deduct" {
-				continue // a stream that happens to carry a batch id
-			}
-			if e.Partner == "" || e.Partner == "hub" || e.Type == monitor.ExpectationMissed {
-				continue // the hub's own steps show in the process view; lateness comes from expectations
-			}
 			op := opOf(e.Partner, e.Flow, e.Stage)
 			batched[[2]string{e.Partner, e.Flow}] = true
 			x := cell(e.Partner, op, e.Flow)
