@@ -160,6 +160,12 @@ func driveDemoPortal(ctx context.Context, svc *portal.Service, sim *joblibsim.Si
 			assisted = append(assisted, portal.NewEligible(p.ID, p.Name, p.Division, "shanghai", 0, []string{"dibao", "tekun", "dibian"}[i%3]))
 		}
 	}
+	// One elder applied for the allowance at a self-service terminal before
+	// the month's push: 免申即享 must refuse the double.
+	now := clk.Now().Truncate(time.Second)
+	sim.AddApplication(joblib.Application{ApplicationID: "SBLN" + now.Format("060102") + "00001", ItemCode: "MZ-LNZHJT", ItemName: "老年综合津贴",
+		Channel: joblib.ChannelTerminal, TerminalID: terminalOf(joblib.ChannelTerminal, firstElder.Division, 1),
+		Applicant: joblib.Applicant{IDNumber: firstElder.ID, Name: firstElder.Name}, Division: firstElder.Division, SubmittedAt: now})
 	for item, recs := range map[string][]portal.EligibleRecord{"MZ-LNZHJT": elderly, "MZ-ZDCJHL": disabled, "MZ-JZZM": assisted} {
 		if err := writeInboxFile(cfg.Inbox, fmt.Sprintf("eligible-%s-%s.csv", item, month), func(w *os.File) error { return portal.WriteEligible(w, recs) }); err != nil {
 			return err
@@ -182,18 +188,12 @@ func driveDemoPortal(ctx context.Context, svc *portal.Service, sim *joblibsim.Si
 			return nil
 		}
 	}
-	// People apply: 救助证明 applicants, one elder who also applied for the
-	// allowance at a self-service terminal (免申即享 refuses the double), and
-	// a mix over every item and channel.
-	now := clk.Now().Truncate(time.Second)
+	// People apply: 救助证明 applicants and a mix over every item and channel.
 	for i, p := range certApplicants {
 		sim.AddApplication(joblib.Application{ApplicationID: fmt.Sprintf("SBJZ%s%05d", now.Format("060102"), i+1), ItemCode: "MZ-JZZM", ItemName: "救助证明",
 			Channel: joblib.Channels[i%len(joblib.Channels)], TerminalID: terminalOf(joblib.Channels[i%len(joblib.Channels)], p.Division, i),
 			Applicant: joblib.Applicant{IDNumber: p.ID, Name: p.Name}, Division: p.Division, SubmittedAt: now, Form: map[string]string{"purpose": "医疗救助"}})
 	}
-	sim.AddApplication(joblib.Application{ApplicationID: "SBLN" + now.Format("060102") + "00001", ItemCode: "MZ-LNZHJT", ItemName: "老年综合津贴",
-		Channel: joblib.ChannelTerminal, TerminalID: terminalOf(joblib.ChannelTerminal, firstElder.Division, 1),
-		Applicant: joblib.Applicant{IDNumber: firstElder.ID, Name: firstElder.Name}, Division: firstElder.Division, SubmittedAt: now})
 	ids := sim.AddApplications(60)
 	// A person who found the item by themselves and is not on the register.
 	stranger := synth.New(99).Next()
