@@ -55,8 +55,7 @@ func wireDatasea(ctx context.Context, h *Hub, opts Options, singleton singletonF
 			return fmt.Errorf("datasea simulator: %w", err)
 		}
 		h.OnClose(func(context.Context) error { return sim.Close() })
-		yesterday := h.Clock().Now().In(clock.Shanghai).AddDate(0, 0, -1).Format(time.DateOnly)
-		sim.Add(dataseasim.Generate(DemoDataseaRecords, 1, yesterday, DemoPersons/DemoDataseaRecords)...)
+		sim.Add(demoRecords(h.Clock().Now())...)
 		cfg.URL = sim.URL()
 	}
 
@@ -186,6 +185,35 @@ func demoPersons() []string {
 	out := make([]string, len(ps))
 	for i, p := range ps {
 		out[i] = p.ID
+	}
+	return out
+}
+
+// demoRecords are the demo platform's records about persons of the demo
+// list: half of mid last month (their payment stops this month), a sixth
+// of the month before (already paid last month after death: claw-backs),
+// the rest of yesterday (stopping next month); each person once.
+func demoRecords(now time.Time) []datasea.Record {
+	now = now.In(clock.Shanghai)
+	first := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, clock.Shanghai)
+	days := []struct {
+		day  string
+		n    int
+		step int
+	}{
+		{first.AddDate(0, -1, 14).Format(time.DateOnly), DemoDataseaRecords / 2, 97},
+		{first.AddDate(0, -2, 14).Format(time.DateOnly), DemoDataseaRecords / 6, 89},
+		{now.AddDate(0, 0, -1).Format(time.DateOnly), DemoDataseaRecords - DemoDataseaRecords/2 - DemoDataseaRecords/6, 83},
+	}
+	seen := map[string]bool{}
+	var out []datasea.Record
+	for _, d := range days {
+		for _, r := range dataseasim.Generate(d.n, 1, d.day, d.step) {
+			if !seen[r.IDNumber] {
+				seen[r.IDNumber] = true
+				out = append(out, r)
+			}
+		}
 	}
 	return out
 }
