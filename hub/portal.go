@@ -104,6 +104,7 @@ func wirePortal(ctx context.Context, h *Hub, opts Options, singleton singletonFu
 	}
 	h.Handle("/console/portal/", h.sec.Accounts.Guard(accounts.RoleOperator, accounts.RoleAuditor)(
 		http.StripPrefix("/console/portal", svc.Handler(accounts.RequestUser, canAct, func(r *http.Request) string { return accounts.CSRFToken(r.Context()) }))))
+	h.mon.Link("nav_portal", "portal/")
 	if opts.Demo {
 		h.AddComponent("demo-portal-business", ComponentFunc(func(ctx context.Context) error {
 			if err := driveDemoPortal(ctx, svc, f.sim, h.Clock(), log.With("component", "demo-portal")); err != nil && ctx.Err() == nil {

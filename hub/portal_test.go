@@ -118,6 +118,11 @@ func TestPortalDemo(t *testing.T) {
 	if code, body := op.Page("/console/portal/"); code != 200 || !strings.Contains(body, "免申即享") || !strings.Contains(body, "<svg") {
 		t.Fatalf("console page: %d %.300s", code, body)
 	}
+	// The console's navigation leads to the portal's and the verification's pages.
+	if code, body := op.Page("/console/"); code != 200 || !strings.Contains(body, `href="/console/portal/"`) || !strings.Contains(body, "一网通办") ||
+		!strings.Contains(body, `href="/console/verification/"`) || !strings.Contains(body, "经济状况核对") {
+		t.Fatalf("console navigation lacks the portal or verification page: %d", code)
+	}
 	if code, out := op.Do("GET", "/console/portal/stats.json?month=2026-13", nil); code != 422 || out["code"] != "validation_failed" {
 		t.Fatalf("bad filter: %d %v", code, out)
 	}

@@ -81,6 +81,7 @@ func wireVerification(ctx context.Context, h *Hub, opts Options, singleton singl
 	h.Handle("/console/verification/", h.sec.Accounts.Guard(accounts.RoleOperator, accounts.RoleAuditor)(
 		http.StripPrefix("/console/verification", svc.ConsoleHandler(accounts.RequestUser, canAct,
 			func(r *http.Request) string { return accounts.CSRFToken(r.Context()) }))))
+	h.mon.Link("nav_verification", "verification/")
 	log.Info("verification partners wired", "partners", len(ps.list), "inbound", ps.ministry != nil)
 	if demo != nil {
 		h.AddComponent("demo-verification-centre", ComponentFunc(func(ctx context.Context) error {

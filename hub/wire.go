@@ -190,7 +190,15 @@ func (h *Hub) wireCore(ctx context.Context, extra []security.PartnerAccess) (sin
 
 	// Monitor: event writer, stores, expectations, alerts, console.
 	mon, err := hubmon.New(ctx, cfg.Monitor, hubmon.Deps{
-		Spool:  evSpool,
+		Spool: evSpool,
+		// Funeral homes, cemeteries and columbaria by their registry names.
+		PartnerName: func(id string) (string, bool) {
+			if w.fregs == nil {
+				return "", false
+			}
+			p, ok := w.fregs.Partner(id)
+			return p.Name, ok && p.Name != ""
+		},
 		Logger: log.With("component", "monitor"), Metrics: h.Registerer(), Clock: h.Clock(), State: h.Store(),
 		Node: h.Node(), Auth: sec.Accounts.Guard(accounts.RoleOperator, accounts.RoleAuditor),
 		User: accounts.RequestUser,

@@ -13,6 +13,8 @@ var messages = map[string][2]string{
 	"nav_screen":              {"大屏", "Big screen"},
 	"nav_funeral":             {"殡葬交换", "Funeral exchange"},
 	"nav_datasea":             {"数据海", "Data sea"},
+	"nav_portal":              {"一网通办", "One-stop portal"},
+	"nav_verification":        {"经济状况核对", "Verification"},
 	"not_found":               {"页面不存在", "Page not found"},
 	"not_found_text":          {"没有这个页面。请从上方导航进入。", "There is no such page. Use the navigation above."},
 	"back_overview":           {"返回总览", "Back to the overview"},

@@ -48,6 +48,15 @@ func (f *Frame) Partner(id string) string { return f.p.PartnerText(id) }
 // navigation key).
 func (f *Frame) SetTitle(key string) { f.p.Title = key }
 
+// Link lists a page the hub serves beside the console (path under
+// /console/, e.g. "portal/", behind the console's guard there) in the
+// console's navigation under the message key navKey.
+func (c *Console) Link(navKey, path string) {
+	c.mu.Lock()
+	c.sections = append(c.sections, navItem{navKey, strings.Trim(path, "/") + "/"})
+	c.mu.Unlock()
+}
+
 // Mount serves h at path (e.g. "funeral/") inside the console: listed in
 // its navigation under the message key navKey, behind the console's auth,
 // and with h's HTML answers placed inside the console's layout. h finds

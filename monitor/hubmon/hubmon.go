@@ -61,6 +61,9 @@ type Deps struct {
 	// Topology feeds the console's topology page (topology.Running); nil
 	// hides the page.
 	Topology console.Topology
+	// PartnerName names a partner from a registry (the funeral homes'
+	// names); nil: the dictionary and the id.
+	PartnerName func(id string) (string, bool)
 	// Spool keeps the events given to EmitDurable until stored (nil:
 	// EmitDurable is Emit).
 	Spool monitor.Spool
@@ -120,6 +123,7 @@ func New(ctx context.Context, cfg monitor.Config, d Deps) (*Monitor, error) {
 		Store: m.store, Clock: d.Clock, Logger: d.Logger, Auth: d.Auth, User: d.User, CanAct: d.CanAct,
 		Schedules: cfg.Schedules, Thresholds: cfg.Thresholds, StuckAfter: cfg.StuckAfter,
 		Actions: d.Actions, Auditor: d.Auditor, Cycles: d.Cycles, CSRF: d.CSRF, Topology: d.Topology,
+		PartnerName: d.PartnerName,
 	}
 	if err := m.provision(ctx, d, &cd); err != nil {
 		m.closeStore()
@@ -167,6 +171,10 @@ func (m *Monitor) Console() http.Handler { return m.console }
 // Mount serves h at path inside the console, in its layout and navigation
 // (console.Console.Mount), e.g. the funeral service's operational view.
 func (m *Monitor) Mount(navKey, path string, h http.Handler) { m.console.Mount(navKey, path, h) }
+
+// Link lists a page the hub serves under /console/path in the console's
+// navigation (console.Console.Link).
+func (m *Monitor) Link(navKey, path string) { m.console.Link(navKey, path) }
 
 // Run runs the writer and the periodic checks until ctx is done.
 func (m *Monitor) Run(ctx context.Context) error {
