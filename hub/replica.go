@@ -19,9 +19,6 @@ var ErrNodeInUse = errors.New("node name in use by another live replica")
 // node name in time; another replica may hold it now.
 var errNodeClaimLost = errors.New("node name claim lost")
 
-// nodeClaimLease names the lease of a node name's claim.
-func nodeClaimLease(node string) string { return lease.NodeClaim(node) }
-
 // randomToken returns 16 hex digits from the system's random source.
 func randomToken() string {
 	b := make([]byte, 8)
@@ -51,7 +48,7 @@ func (h *Hub) claimNode(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node claim: %w", err)
 	}
-	name := nodeClaimLease(h.node)
+	name := lease.NodeClaim(h.node)
 	deadline := h.Clock().Now().Add(ttl + ttl/3)
 	for {
 		held, err := claimer.TryAcquire(ctx, name)

@@ -82,7 +82,7 @@ func TestNodeClaimLostStopsTheHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := h.Store().ExecContext(ctx, h.Store().Rebind(`UPDATE leases SET holder = ?, expires_ms = ? WHERE name = ?`),
-		"claim-someone-else", time.Now().Add(time.Hour).UnixMilli(), nodeClaimLease("stalled")); err != nil {
+		"claim-someone-else", time.Now().Add(time.Hour).UnixMilli(), lease.NodeClaim("stalled")); err != nil {
 		t.Fatal(err)
 	}
 	select {
