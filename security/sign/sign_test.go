@@ -28,7 +28,7 @@ var (
 const (
 	exampleKeyID = "fh-demo-01"
 	exampleNonce = "3f1c9a7e5b2d4c6f8a0b1c2d3e4f5a6b"
-	exampleBody  = `{"hall_id":"H01","status":"free"}`
+	exampleBody  = `{"version":1,"name":"长青厅","category":"large","capacity":300,"price_fen":280000,"status":"available"}`
 )
 
 func verifier(now time.Time) *Verifier {
@@ -187,9 +187,9 @@ func TestCanonicalQuery(t *testing.T) {
 // TestWorkedExample pins the example in docs/signing.md and checks it
 // against OpenSSL's SM3 when the local openssl supports it.
 func TestWorkedExample(t *testing.T) {
-	req := signed(t, "POST", "/partner/v1/funeral/halls?b=2&a=1", exampleBody)
+	req := signed(t, "PUT", "/sandbox/partner/v1/halls/H-001", exampleBody)
 	cs, err := CanonicalString(Fields{
-		Method: "POST", Path: "/partner/v1/funeral/halls", RawQuery: "b=2&a=1", KeyID: exampleKeyID,
+		Method: "PUT", Path: "/sandbox/partner/v1/halls/H-001", KeyID: exampleKeyID,
 		Timestamp: "1764273600", Nonce: exampleNonce, ContentSM3: ContentSM3([]byte(exampleBody)),
 	})
 	if err != nil {
