@@ -27,7 +27,7 @@ import (
 // can provoke (ip_not_allowed, param_not_allowed, unauthenticated,
 // internal and unavailable need another address or a failing hub).
 var documented = []string{
-	"push", "read back", "update", "idempotent resend",
+	"push", "read back", "update", "idempotent resend", "list",
 	"signature_missing", "signature_invalid", "timestamp_expired", "unknown_key", "nonce_reused",
 	"bad_path", "headers_too_large", "body_too_large", "unsupported_media_type", "bad_json",
 	"validation_failed", "not_found", "method_not_allowed", "forbidden",
@@ -49,8 +49,10 @@ var examples = []example{
 	{lang: "java", needs: []string{"java", "mvn"}, argv: []string{"mvn", "-q", "-B", "-Dstyle.color=never", "-f", "examples/java/pom.xml", "compile", "exec:java"}, prefix: "H-JAVA-"},
 }
 
-// TestIntegrationExamples starts a hub, registers one funeral home per
-// example and runs each example against it: every example must exit 0
+// TestIntegrationExamples starts a hub, registers a funeral home per
+// example and environment and runs each example against the hub's partner
+// API and against its sandbox (/sandbox/partner/v1/, the prefix signed
+// like the rest of the path): every example must exit 0
 // having reported each documented answer as "ok", the hall it pushed must
 // be stored as its last accepted version, and the same program with a
 // wrong secret must exit non-zero (so an example cannot pass by not
@@ -86,50 +88,57 @@ func TestIntegrationExamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ex := range examples {
-		t.Run(ex.lang, func(t *testing.T) {
-			for _, prog := range ex.needs {
-				if _, err := exec.LookPath(prog); err != nil {
-					t.Fatalf("%s is not installed: the %s example needs it (.ci/run installs maven; Python 3 and Java 17 come with the CI machine)", prog, ex.lang)
+		for _, env := range []struct{ name, prefix string }{{"production", ""}, {"sandbox", "/sandbox"}} {
+			t.Run(ex.lang+"/"+env.name, func(t *testing.T) {
+				for _, prog := range ex.needs {
+					if _, err := exec.LookPath(prog); err != nil {
+						t.Fatalf("%s is not installed: the %s example needs it (.ci/run installs maven; Python 3 and Java 17 come with the CI machine)", prog, ex.lang)
+					}
 				}
-			}
-			iss, err := partners.Add(ctx, funeral.Partner{ID: "funeral.example-" + ex.lang, Name: "示例殡仪馆 " + ex.lang,
-				Role: funeral.RoleFuneralHome, Environments: []string{funeral.EnvProduction}, AllowIPs: []string{"127.0.0.1"}}, "test:examples")
-			if err != nil {
-				t.Fatal(err)
-			}
-			v, err := partners.Version(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			if err := sync.WaitApplied(wctx, v); err != nil {
-				t.Fatalf("the hub did not take the partner: %v", err)
-			}
-			env := []string{"MZHUB_URL=" + srv.URL, "MZ_KEY_ID=" + iss.KeyID, "MZ_SECRET_HEX=" + iss.SecretHex,
-				"MZHUB_MAX_BODY_BYTES=" + strconv.FormatInt(limit, 10)}
-
-			out, code := runExample(t, root, ex, env)
-			t.Logf("%s example:\n%s", ex.lang, out)
-			if code != 0 {
-				t.Fatalf("the %s example exited %d, want 0", ex.lang, code)
-			}
-			for _, name := range documented {
-				if !regexp.MustCompile(`(?m)^ok +` + regexp.QuoteMeta(name) + ` `).MatchString(out) {
-					t.Errorf("the %s example did not report %q as answered as documented", ex.lang, name)
+				// A partner per run: each has its own rate limit.
+				iss, err := partners.Add(ctx, funeral.Partner{ID: "funeral.example-" + ex.lang + "-" + env.name, Name: "示例殡仪馆 " + ex.lang,
+					Role: funeral.RoleFuneralHome, Environments: []string{env.name}, AllowIPs: []string{"127.0.0.1"}}, "test:examples")
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			if strings.Contains(out, "FAIL") {
-				t.Errorf("the %s example reported a FAIL yet exited 0", ex.lang)
-			}
-			checkStored(t, srv.URL, iss.KeyID, iss.SecretHex, ex.prefix)
+				v, err := partners.Version(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				defer cancel()
+				if err := sync.WaitApplied(wctx, v); err != nil {
+					t.Fatalf("the hub did not take the partner: %v", err)
+				}
+				base := srv.URL + env.prefix
+				env := []string{"MZHUB_URL=" + base, "MZ_KEY_ID=" + iss.KeyID, "MZ_SECRET_HEX=" + iss.SecretHex,
+					"MZHUB_MAX_BODY_BYTES=" + strconv.FormatInt(limit, 10)}
 
-			wrong := strings.Repeat("0", 64)
-			out, code = runExample(t, root, ex, append(env[:2:2], "MZ_SECRET_HEX="+wrong, env[3]))
-			if code == 0 {
-				t.Errorf("the %s example exited 0 with a wrong secret; output:\n%s", ex.lang, out)
-			}
-		})
+				out, code := runExample(t, root, ex, env)
+				t.Logf("%s example against %s:\n%s", ex.lang, base, out)
+				if code != 0 {
+					t.Fatalf("the %s example exited %d, want 0", ex.lang, code)
+				}
+				for _, name := range documented {
+					if !regexp.MustCompile(`(?m)^ok +` + regexp.QuoteMeta(name) + ` `).MatchString(out) {
+						t.Errorf("the %s example did not report %q as answered as documented", ex.lang, name)
+					}
+				}
+				if strings.Contains(out, "FAIL") {
+					t.Errorf("the %s example reported a FAIL yet exited 0", ex.lang)
+				}
+				checkStored(t, base, iss.KeyID, iss.SecretHex, ex.prefix)
+
+				if base != srv.URL {
+					return
+				}
+				wrong := strings.Repeat("0", 64)
+				out, code = runExample(t, root, ex, append(env[:2:2], "MZ_SECRET_HEX="+wrong, env[3]))
+				if code == 0 {
+					t.Errorf("the %s example exited 0 with a wrong secret; output:\n%s", ex.lang, out)
+				}
+			})
+		}
 	}
 }
 

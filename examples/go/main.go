@@ -179,6 +179,12 @@ func (c *client) send(req *http.Request, body []byte) (answer, error) {
 // the request signed afresh, at most three times: a retry must never reuse
 // a nonce.
 func (c *client) call(method, path string, body []byte, header http.Header) (answer, error) {
+	_, a, err := c.signedCall(method, path, body, header)
+	return a, err
+}
+
+// signedCall is call that also returns the request last sent.
+func (c *client) signedCall(method, path string, body []byte, header http.Header) (*http.Request, answer, error) {
 	for attempt := 1; ; attempt++ {
 		req := c.request(method, path, body)
 		for k, v := range header {
@@ -187,7 +193,7 @@ func (c *client) call(method, path string, body []byte, header http.Header) (ans
 		sign(req, body, c.keyID, c.secret, time.Now(), newNonce())
 		a, err := c.send(req, body)
 		if err != nil || a.Status != http.StatusTooManyRequests || attempt == 3 {
-			return a, err
+			return req, a, err
 		}
 		wait := retryAfter(a)
 		fmt.Printf("     (rate limited, retrying in %s)\n", wait)
@@ -363,6 +369,26 @@ func pushAndRead(c *client, r *run, path, id string) error {
 		return err
 	}
 	r.report(a.Status == http.StatusOK, "idempotent resend", "PUT %s version 2 again: %d", path, a.Status)
+
+	// An incremental read: the halls stored in the last hour. The query
+	// ("+08:00" escaped) is part of what is signed.
+	since := time.Now().Add(-time.Hour).In(time.FixedZone("CST", 8*3600)).Format(time.RFC3339)
+	q := url.Values{"page_size": {"200"}, "updated_since": {since}}
+	a, err = c.call("GET", "/partner/v1/halls?"+q.Encode(), nil, nil)
+	if err != nil {
+		return err
+	}
+	var page struct {
+		Items []hallRecord `json:"items"`
+	}
+	if a.Status != http.StatusOK || json.Unmarshal(a.Body, &page) != nil {
+		return fmt.Errorf("list: %d %s", a.Status, a.Body)
+	}
+	found := false
+	for _, it := range page.Items {
+		found = found || it.ID == id && it.Version == 2
+	}
+	r.report(found, "list", "GET /partner/v1/halls?%s: %d halls, %s at version 2 among them: %t", q.Encode(), len(page.Items), id, found)
 	return nil
 }
 
@@ -391,9 +417,7 @@ func problems(c *client, r *run, path string, limit int64) {
 	a, err = c.send(req, valid)
 	r.expect("unknown_key", a, err, 401, "unknown_key", nil)
 
-	req = c.request("GET", path, nil)
-	sign(req, nil, c.keyID, c.secret, time.Now(), newNonce())
-	first, err := c.send(req, nil)
+	req, first, err := c.signedCall("GET", path, nil, nil)
 	if err == nil && first.Status != http.StatusOK {
 		err = fmt.Errorf("the first send answered %d", first.Status)
 	}

@@ -145,16 +145,20 @@ class Client:
         finally:
             conn.close()
 
-    def call(self, method, path, body=b"", headers=None, json_body=True):
+    def call(self, method, path, body=b"", headers=None):
         """Sign and send; a 429 is waited out (Retry-After) and signed afresh, at most 3 tries."""
+        return self.signed_call(method, path, body, headers)[1]
+
+    def signed_call(self, method, path, body=b"", headers=None):
+        """call, also returning the headers last sent."""
         target = self.target(path)
         for attempt in (1, 2, 3):
-            h = {"Content-Type": "application/json"} if body and json_body else {}
+            h = {"Content-Type": "application/json"} if body else {}
             h.update(headers or {})
             h.update(sign_headers(method, target, body, self.key_id, self.secret))
             a = self.send(method, target, body, h)
             if a.status != 429 or attempt == 3:
-                return a
+                return h, a
             print(f"     (rate limited, retrying in {a.retry_after()}s)")
             time.sleep(a.retry_after())
 
@@ -231,6 +235,16 @@ def push_and_read(c, run, path, hall_id):
     a = c.call("PUT", path, dumps(v2))  # the same version and content: answered as before
     run.report(a.status == 200, "idempotent resend", f"PUT {path} version 2 again: {a.status}")
 
+    # An incremental read: the halls stored in the last hour ("+08:00" escaped; the query is signed).
+    since = (datetime.now(timezone(timedelta(hours=8))) - timedelta(hours=1)).isoformat(timespec="seconds")
+    query = urllib.parse.urlencode({"page_size": 200, "updated_since": since})
+    a = c.call("GET", "/partner/v1/halls?" + query)
+    if a.status != 200:
+        raise RuntimeError(f"list: {a.status} {a.body!r}")
+    items = json.loads(a.body)["items"]
+    found = any(it["id"] == hall_id and it["version"] == 2 for it in items)
+    run.report(found, "list", f"GET /partner/v1/halls?{query}: {len(items)} halls, {hall_id} at version 2 among them: {found}")
+
 
 def provoke(c, run, path, limit):
     target = c.target(path)
@@ -250,8 +264,7 @@ def provoke(c, run, path, limit):
     h = dict(json_ct, **sign_headers("PUT", target, valid, "no-such-key-" + secrets.token_hex(4), c.secret))
     run.expect("unknown_key", c.send("PUT", target, valid, h), 401, "unknown_key")
 
-    h = sign_headers("GET", target, b"", c.key_id, c.secret)
-    first = c.send("GET", target, b"", h)
+    h, first = c.signed_call("GET", path)
     again = c.send("GET", target, b"", h) if first.status == 200 else \
         RuntimeError(f"the first send answered {first.status}")
     run.expect("nonce_reused", again, 401, "nonce_reused")

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.net.URI;
 import java.net.URLDecoder;
+import java.net.URLEncoder;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
@@ -203,6 +204,12 @@ public final class MzhubExample {
     /** Signs and sends; a 429 is waited out (Retry-After) and signed afresh, at most 3 tries. */
     Answer call(String method, String path, byte[] body, Map<String, String> extra)
             throws IOException, InterruptedException {
+        return call(method, path, body, extra, new LinkedHashMap<>());
+    }
+
+    /** call, also filling sent with the headers last sent. */
+    Answer call(String method, String path, byte[] body, Map<String, String> extra, Map<String, String> sent)
+            throws IOException, InterruptedException {
         URI u = uri(path);
         for (int attempt = 1; ; attempt++) {
             Map<String, String> h = new LinkedHashMap<>();
@@ -212,6 +219,8 @@ public final class MzhubExample {
             h.putAll(extra);
             h.putAll(sign(method, u, body));
             Answer a = send(method, u, body, h);
+            sent.clear();
+            sent.putAll(h);
             if (a.status() != 429 || attempt == 3) {
                 return a;
             }
@@ -325,6 +334,22 @@ public final class MzhubExample {
 
         a = call("PUT", path, hall(2, 300000, 300), Map.of()); // the same version and content again
         report(a.status() == 200, "idempotent resend", "PUT " + path + " version 2 again: " + a.status());
+
+        // An incremental read: the halls stored in the last hour ("+08:00" escaped; the query is signed).
+        String since = OffsetDateTime.now(ZoneOffset.ofHours(8)).minusHours(1).truncatedTo(ChronoUnit.SECONDS)
+                .format(DateTimeFormatter.ISO_OFFSET_DATE_TIME);
+        String query = "page_size=200&updated_since=" + URLEncoder.encode(since, StandardCharsets.UTF_8);
+        a = call("GET", "/partner/v1/halls?" + query);
+        if (a.status() != 200) {
+            throw new IllegalStateException("list: " + a.status() + " " + a.code());
+        }
+        JsonNode items = a.json().path("items");
+        boolean found = false;
+        for (JsonNode it : items) {
+            found |= it.path("id").asText().equals(hallId) && it.path("version").asLong() == 2;
+        }
+        report(found, "list", "GET /partner/v1/halls?" + query + ": " + items.size() + " halls, " + hallId
+                + " at version 2 among them: " + found);
     }
 
     void provoke(String path, int limit) {
@@ -353,8 +378,8 @@ public final class MzhubExample {
             return send("PUT", u, valid, h);
         });
         expect("nonce_reused", 401, "nonce_reused", () -> {
-            Map<String, String> h = sign("GET", u, new byte[0]);
-            Answer first = send("GET", u, new byte[0], h);
+            Map<String, String> h = new LinkedHashMap<>();
+            Answer first = call("GET", path, new byte[0], Map.of(), h);
             if (first.status() != 200) {
                 throw new IllegalStateException("the first send answered " + first.status());
             }
