@@ -37,6 +37,11 @@ type Layouts struct {
 	Deduction string `yaml:"deduction"`
 	// DeductionReturn is the layout of the bank's deduction return file.
 	DeductionReturn string `yaml:"deduction_return"`
+	// Account is the layout of the account-operation request files the hub
+	// sends (核查, 开户, 激活, 挂失, 解挂失, 注销); empty when the bank takes none.
+	Account string `yaml:"account"`
+	// AccountReturn is the layout of the bank's account-operation result files.
+	AccountReturn string `yaml:"account_return"`
 }
 
 // Config configures one bank.
@@ -104,6 +109,9 @@ func (c Config) Validate() error {
 	if c.Layouts.Disbursement == "" || c.Layouts.Return == "" {
 		errs = append(errs, errors.New("layouts: disbursement and return are required"))
 	}
+	if (c.Layouts.Account == "") != (c.Layouts.AccountReturn == "") {
+		errs = append(errs, errors.New("layouts: account and account_return go together"))
+	}
 	if c.ScheduleDay < 1 || c.ScheduleDay > 28 {
 		errs = append(errs, fmt.Errorf("schedule_day: %d: want 1-28", c.ScheduleDay))
 	}
@@ -121,6 +129,8 @@ func (c Config) FileNameFor(k Kind, period, ext string) string {
 	kind := "DF"
 	if k == Deduction {
 		kind = "DK"
+	} else if op, ok := opOfKind(k); ok {
+		kind = op.FileCode()
 	}
 	r := strings.NewReplacer("{bank}", strings.ToUpper(c.Code), "{kind}", kind,
 		"{period}", strings.ReplaceAll(period, "-", ""), "{ext}", ext)

@@ -11,10 +11,13 @@ import (
 	"github.com/shanghai-mca/mzhub/mappings"
 )
 
-// FileSet holds the compiled layouts of a bank's four file kinds.
+// FileSet holds the compiled layouts of a bank's file kinds.
 type FileSet struct {
 	// Disbursement, Return, Deduction and DeductionReturn are nil when not configured.
 	Disbursement, Return, Deduction, DeductionReturn *mappings.Layout
+	// Account and AccountReturn are the account-operation request and
+	// result layouts, nil when not configured.
+	Account, AccountReturn *mappings.Layout
 }
 
 // Outbound returns the layout of the files the hub sends for kind.
@@ -56,7 +59,8 @@ func LoadFileSet(fsys fs.FS, ls Layouts) (FileSet, error) {
 	for _, x := range []struct {
 		name string
 		dst  **mappings.Layout
-	}{{ls.Disbursement, &fsOut.Disbursement}, {ls.Return, &fsOut.Return}, {ls.Deduction, &fsOut.Deduction}, {ls.DeductionReturn, &fsOut.DeductionReturn}} {
+	}{{ls.Disbursement, &fsOut.Disbursement}, {ls.Return, &fsOut.Return}, {ls.Deduction, &fsOut.Deduction}, {ls.DeductionReturn, &fsOut.DeductionReturn},
+		{ls.Account, &fsOut.Account}, {ls.AccountReturn, &fsOut.AccountReturn}} {
 		if x.name == "" {
 			continue
 		}

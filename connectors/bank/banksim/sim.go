@@ -45,6 +45,9 @@ type Options struct {
 	PollEvery time.Duration
 	// Logger receives the bank's log (discarded when nil).
 	Logger *slog.Logger
+	// AccountFailureRate is the share of verifications and openings
+	// refused for a name or ID mismatch (0..1); FailPerson forces one.
+	AccountFailureRate float64
 }
 
 // DefaultOptions are the demo settings.
@@ -101,6 +104,10 @@ type Bank struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	repair map[string][]byte // truncated return name -> whole content
+	// The account book (accounts.go), under mu.
+	accounts map[string]*simAccount
+	forced   map[string]string // ID number -> outcome of every request
+	answered map[bank.AccountOp]int64
 
 	// Scan passes, for Scanned: started and finished count them; scanned
 	// is closed (and replaced) when one finishes.
@@ -269,6 +276,21 @@ func (b *Bank) take(ctx context.Context, in, name string) error {
 		}
 		_ = os.WriteFile(data+".rejected", []byte(why), 0o640)
 		return moveAll(in, "rejected", name, cfg)
+	}
+	if _, ok := bank.OpOfFileName(name); ok {
+		body, err := os.ReadFile(data)
+		if err != nil {
+			return err
+		}
+		if err := moveAll(in, "taken", name, cfg); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(b.opts.ReturnDelay):
+		}
+		return b.takeAccounts(name, body)
 	}
 	kind := bank.Disbursement
 	if strings.Contains(name, "_DK_") {
