@@ -116,9 +116,9 @@ func (r *fhRun) call(ctx context.Context, mode int, method, path, idemKey string
 func (r *fhRun) conforms(method, path string, a answer) error {
 	if a.err != nil {
 		if errors.Is(a.err, context.DeadlineExceeded) || strings.Contains(a.err.Error(), "Client.Timeout") {
-			return fmt.Errorf("no answer within %s", r.opts.Timeout)
+			return &callError{fmt.Errorf("no answer within %s", r.opts.Timeout)}
 		}
-		return a.err
+		return &callError{a.err}
 	}
 	if i := strings.IndexByte(path, '?'); i >= 0 {
 		path = path[:i]
@@ -159,9 +159,82 @@ func (r *fhRun) check(name, op string, fn func() error) {
 	err := fn()
 	res := Result{Name: name, Operation: op, Passed: err == nil, Duration: time.Since(start)}
 	if err != nil {
-		res.Message = err.Error()
+		res.Message, res.Fix = err.Error(), r.fixFor(name, err)
 	}
 	r.rep.Results = append(r.rep.Results, res)
+}
+
+// unexpected is the failure of a signed call that did not get the wanted
+// answer: a 401 means the signature check itself is wrong.
+func unexpected(want string, a answer) error {
+	if a.status == http.StatusUnauthorized {
+		return &refusedSigned{a}
+	}
+	return fmt.Errorf("want %s, got %s", want, a)
+}
+
+// callError is a call that got no HTTP answer at all.
+type callError struct{ err error }
+
+func (e *callError) Error() string { return e.err.Error() }
+func (e *callError) Unwrap() error { return e.err }
+
+// refusedSigned is a correctly signed call answered 401.
+type refusedSigned struct{ a answer }
+
+func (e *refusedSigned) Error() string {
+	return fmt.Sprintf("a correctly signed call was refused: %s", e.a)
+}
+
+// fhFixes says, per check (longest prefix of its name wins), what to change.
+var fhFixes = []struct{ prefix, fix string }{
+	{"availability/hall", "answer GET /booking/v1/availability?resource_type=hall&date=D with every hall and its free slots on D (getAvailability)"},
+	{"availability/vehicle", "answer GET /booking/v1/availability?resource_type=vehicle&date=D with every vehicle and its free slots on D (getAvailability)"},
+	{"availability/", "validate resource_type and date (YYYY-MM-DD): answer 400 or 422 problem+json naming the parameter"},
+	{"signature/", "verify X-MZ-Signature on every call as docs/signing.md says, with the booking key id; answer 401 problem+json when it is missing or wrong"},
+	{"reserve/create", "book the slot and answer 201 with the reservation: status confirmed, hub_reference and resource_id as sent (createReservation)"},
+	{"reserve/idempotent-replay", "keep each Idempotency-Key with its answer: the same key and body again gets the first reservation, never a second booking"},
+	{"reserve/slot-now-taken", "stop listing a slot as free in availability once it is booked"},
+	{"reserve/key-reused-other-body", "answer 422 problem+json with code idempotency_key_reused when a key comes back with another body"},
+	{"reserve/double-booking-refused", "answer 409 problem+json with code slot_unavailable for a slot that is already booked"},
+	{"reserve/missing-idempotency-key", "require the Idempotency-Key header on POST: answer 400 or 422 problem+json without it"},
+	{"reserve/bad-input/", "validate every field of the ReservationRequest schema: answer 400 or 422 problem+json naming the field"},
+	{"reserve/unsigned-refused", "verify the signature on POST too: answer 401 problem+json to an unsigned call"},
+	{"get/reservation", "answer GET /booking/v1/reservations/{id} with the stored reservation (getReservation)"},
+	{"get/unknown", "answer 404 problem+json with code not_found for an unknown reservation id"},
+	{"cancel/unknown", "answer 404 problem+json with code not_found for an unknown reservation id"},
+	{"cancel/slot-free-again", "list a cancelled reservation's slot as free again"},
+	{"cancel/", "cancel and answer 200 with status cancelled, also when the reservation is already cancelled (cancelReservation)"},
+}
+
+// fixFor says what to change for a failed check: the cause's kind first
+// (nothing answers, a good signature refused, too slow, an answer outside
+// the spec), else the check's own fix.
+func (r *fhRun) fixFor(name string, err error) string {
+	var ce *callError
+	var rs *refusedSigned
+	switch {
+	case errors.As(err, &ce) && strings.Contains(ce.Error(), "no answer within"):
+		return fmt.Sprintf("answer every call within %s (the spec's deadline)", r.opts.Timeout)
+	case errors.As(err, &ce):
+		return fmt.Sprintf("start the booking API at %s and make it reachable from here, or pass its address as --target", r.opts.Target)
+	case errors.As(err, &rs):
+		return fmt.Sprintf("verify the signature over the path as requested, /booking/v1/… and the query included, with key id %s and its secret (docs/signing.md)", r.opts.KeyID)
+	case strings.Contains(err.Error(), "answer breaks the spec"):
+		return "answer exactly as docs/api/booking.yaml says for this operation and status (status code, content type, fields)"
+	}
+	best := ""
+	for _, f := range fhFixes {
+		if strings.HasPrefix(name, f.prefix) && len(f.prefix) > len(best) {
+			best = f.prefix
+		}
+	}
+	for _, f := range fhFixes {
+		if f.prefix == best {
+			return f.fix
+		}
+	}
+	return "see docs/api/booking.yaml for what this operation must answer"
 }
 
 // RunFuneralHome runs the contract tests of docs/api/booking.yaml against an
@@ -206,7 +279,7 @@ func RunFuneralHome(ctx context.Context, opts FuneralHomeOptions) (Report, error
 				return err
 			}
 			if a.status != 200 {
-				return fmt.Errorf("want 200, got %s", a)
+				return unexpected("200", a)
 			}
 			var av struct {
 				Date         string `json:"date"`
@@ -268,7 +341,7 @@ func RunFuneralHome(ctx context.Context, opts FuneralHomeOptions) (Report, error
 			return err
 		}
 		if a.status != 201 {
-			return fmt.Errorf("want 201, got %s", a)
+			return unexpected("201", a)
 		}
 		var rv struct{ ReservationID, HubReference, ResourceID, Status string }
 		rv.ReservationID, rv.HubReference, rv.ResourceID, rv.Status = str(a.body, "reservation_id"), str(a.body, "hub_reference"), str(a.body, "resource_id"), str(a.body, "status")
@@ -357,7 +430,7 @@ func RunFuneralHome(ctx context.Context, opts FuneralHomeOptions) (Report, error
 			return err
 		}
 		if a.status != 200 || str(a.body, "reservation_id") != reservationID || str(a.body, "status") != "confirmed" {
-			return fmt.Errorf("want 200 with the confirmed reservation, got %s", a)
+			return unexpected("200 with the confirmed reservation", a)
 		}
 		return nil
 	})
@@ -373,7 +446,7 @@ func RunFuneralHome(ctx context.Context, opts FuneralHomeOptions) (Report, error
 				return err
 			}
 			if a.status != 200 || str(a.body, "status") != "cancelled" {
-				return fmt.Errorf("want 200 with status cancelled, got %s", a)
+				return unexpected("200 with status cancelled", a)
 			}
 			return nil
 		})

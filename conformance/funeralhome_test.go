@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -96,11 +97,64 @@ func TestBrokenSimulatorFails(t *testing.T) {
 			if c.name == "too slow" && !strings.Contains(failed["availability/hall"], "no answer within") {
 				t.Errorf("timeout finding: %q", failed["availability/hall"])
 			}
+			for _, r := range rep.Failed() {
+				if r.Message == "" || r.Fix == "" {
+					t.Errorf("%s: failure without a cause or a fix: %+v", r.Name, r)
+				}
+			}
 			var x bytes.Buffer
 			_ = rep.WriteJUnit(&x)
 			if !strings.Contains(x.String(), "<failure") {
 				t.Error("junit report has no failure")
 			}
 		})
+	}
+}
+
+// TestFuneralHomeFixes: the fix printed for a failure names what to
+// change: a home that verifies with another secret is told to verify the
+// signature over the path as requested; a target where nothing answers, to
+// start its API; a slow one, the deadline.
+func TestFuneralHomeFixes(t *testing.T) {
+	ctx := context.Background()
+	home, err := funeralhomesim.Start(ctx, funeralhomesim.Config{Index: 3, Booking: funeralhomesim.Credentials{KeyID: "hub-fh03", Secret: []byte("booking-secret-fh03")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer home.Close(ctx)
+	fixOf := func(rep Report, name string) string {
+		for _, r := range rep.Results {
+			if r.Name == name && !r.Passed {
+				return r.Fix
+			}
+		}
+		t.Fatalf("%s did not fail", name)
+		return ""
+	}
+	rep, err := RunFuneralHome(ctx, FuneralHomeOptions{Target: home.URL(), KeyID: "hub-fh03", Secret: []byte("another-secret"), Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := fixOf(rep, "availability/hall"); !strings.Contains(f, "signature over the path as requested") || !strings.Contains(f, "hub-fh03") {
+		t.Errorf("wrong secret: fix %q", f)
+	}
+	var text strings.Builder
+	_ = rep.WriteText(&text)
+	if !strings.Contains(text.String(), "cause: a correctly signed call was refused: 401") || !strings.Contains(text.String(), "fix:   verify the signature") {
+		t.Errorf("text report:\n%s", text.String())
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	rep, err = RunFuneralHome(ctx, FuneralHomeOptions{Target: dead, KeyID: "hub-fh03", Secret: []byte("booking-secret-fh03"), Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := fixOf(rep, "availability/hall"); !strings.Contains(f, "start the booking API at "+dead) {
+		t.Errorf("nothing answers: fix %q", f)
 	}
 }

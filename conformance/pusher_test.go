@@ -3,9 +3,11 @@ package conformance
 import (
 	"context"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/shanghai-mca/mzhub/apispec"
 	"github.com/shanghai-mca/mzhub/connectors/funeralhome/funeralhomesim"
 	"github.com/shanghai-mca/mzhub/security/access/accesstest"
 	"github.com/shanghai-mca/mzhub/services/funeral"
@@ -85,8 +87,84 @@ func TestPusher(t *testing.T) {
 		}
 		cm, _ := reg.Partner("cemetery.cm01")
 		rep, _ = RunPusher(ctx, PusherOptions{Store: api.Store(), Partner: cm})
-		if len(rep.Results) != 7 { // institution and burial: create, update, valid; withdraw
-			t.Errorf("cemetery checks: %d", len(rep.Results))
+		if len(rep.Results) != 8 || len(rep.Failed()) != 8 { // records in the sandbox; institution and burial: create, update, valid; withdraw: all fail, nothing was pushed
+			t.Errorf("cemetery checks: %d, %d failed", len(rep.Results), len(rep.Failed()))
 		}
 	})
+}
+
+// TestPusherNeverPassesVacuously: a partner that pushed nothing (or pushed
+// to the production API) fails every check, each with a cause and a fix;
+// before, the stored-records checks passed over zero records.
+func TestPusherNeverPassesVacuously(t *testing.T) {
+	ctx := context.Background()
+	open := func(name string) *funeral.Store {
+		cfg := store.DefaultConfig()
+		cfg.Path = filepath.Join(t.TempDir(), name)
+		db, err := store.Open(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		st, err := funeral.OpenStore(ctx, db, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close(ctx) })
+		return st
+	}
+	sandbox, prod := open("sandbox.db"), open("main.db")
+	p := funeral.Partner{ID: "cemetery.cm01", Name: "模拟公墓01", Role: funeral.RoleCemetery, Environments: []string{"sandbox"}}
+	rep, err := RunPusher(ctx, PusherOptions{Store: sandbox, StoreName: "sandbox.db", Partner: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Passed() || len(rep.Failed()) != len(rep.Results) || len(rep.Results) != 8 {
+		t.Fatalf("an empty sandbox: %d results, %d failed, passed %v", len(rep.Results), len(rep.Failed()), rep.Passed())
+	}
+	for _, r := range rep.Results {
+		if r.Message == "" || r.Fix == "" || strings.ContainsRune(r.Message+r.Fix, '\n') {
+			t.Errorf("%s: want a one-line cause and fix, got %q / %q", r.Name, r.Message, r.Fix)
+		}
+	}
+	first := rep.Results[0]
+	if first.Name != "push/records-in-sandbox" || !strings.Contains(first.Message, "0 records pushed to sandbox.db") || !strings.Contains(first.Fix, "/sandbox/partner/v1/") {
+		t.Errorf("first check: %+v", first)
+	}
+	var b strings.Builder
+	_ = rep.WriteText(&b)
+	if !strings.Contains(b.String(), "cause: 0 burial records to validate") || !strings.Contains(b.String(), "fix:   PUT /sandbox/partner/v1/burials/{id}") {
+		t.Errorf("text report:\n%s", b.String())
+	}
+
+	// Pushed to the production API: the cause says so.
+	body := []byte(`{"version":1,"name":"模拟公墓01","address":"上海市","phone":"021-12345678"}`)
+	if _, err := prod.Apply(ctx, funeral.Write{PartnerID: p.ID, Kind: funeral.KindInstitution, ID: "institution", Version: 1, Hash: "h1", Data: body}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = RunPusher(ctx, PusherOptions{Store: sandbox, StoreName: "sandbox.db", Production: prod, Partner: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := rep.Results[0].Message; !strings.Contains(m, "1 in the production store") {
+		t.Errorf("pushed to production: %q", m)
+	}
+}
+
+// TestKindPathsInSpec: every path a fix names is an operation of the spec.
+func TestKindPathsInSpec(t *testing.T) {
+	spec, err := apispec.Partner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range funeral.Kinds() {
+		p, ok := kindPaths[kind]
+		if !ok {
+			t.Errorf("kind %s has no path", kind)
+			continue
+		}
+		if _, _, ok := spec.Find("PUT", "/partner/v1/"+strings.ReplaceAll(p, "{id}", "X-1")); !ok {
+			t.Errorf("PUT /partner/v1/%s is not in the spec", p)
+		}
+	}
 }

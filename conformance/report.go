@@ -16,8 +16,11 @@ type Result struct {
 	Operation string
 	// Passed is true when the check held.
 	Passed bool
-	// Message says what was expected and what was seen (masked).
+	// Message says what was expected and what was seen (masked): the
+	// cause of a failure, on one line.
 	Message string
+	// Fix says what to change for a failed check to pass, on one line.
+	Fix string
 	// Duration of the check.
 	Duration time.Duration
 }
@@ -68,10 +71,16 @@ func (r Report) WriteText(w io.Writer) error {
 			mark = "FAIL"
 		}
 		fmt.Fprintf(&b, "%s  %-45s %6dms", mark, x.Name, x.Duration.Milliseconds())
-		if x.Message != "" && !x.Passed {
-			fmt.Fprintf(&b, "\n      %s", x.Message)
+		if !x.Passed {
+			fmt.Fprintf(&b, "\n      cause: %s", oneLine(orDefault(x.Message, "the check failed without saying why")))
+			if x.Fix != "" {
+				fmt.Fprintf(&b, "\n      fix:   %s", oneLine(x.Fix))
+			}
 		}
 		b.WriteByte('\n')
+	}
+	if len(r.Results) == 0 {
+		b.WriteString("no check ran, so nothing was shown: a run without checks never passes\n")
 	}
 	failed := len(r.Failed())
 	verdict := "PASSED"
@@ -124,7 +133,11 @@ func (r Report) WriteJUnit(w io.Writer) error {
 		total += x.Duration
 		c := junitCase{Name: x.Name, Classname: r.Suite + "." + orDefault(x.Operation, "general"), Time: fmt.Sprintf("%.3f", x.Duration.Seconds())}
 		if !x.Passed {
-			c.Failure = &junitFailure{Message: x.Message, Text: x.Message}
+			text := oneLine(x.Message)
+			if x.Fix != "" {
+				text += "\nfix: " + oneLine(x.Fix)
+			}
+			c.Failure = &junitFailure{Message: oneLine(x.Message), Text: text}
 		}
 		s.Cases = append(s.Cases, c)
 	}
@@ -139,6 +152,12 @@ func (r Report) WriteJUnit(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, "\n")
 	return err
+}
+
+// oneLine folds a message onto one line (answers quoted in causes may
+// carry newlines).
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }
 
 func orDefault(s, d string) string {

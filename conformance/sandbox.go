@@ -61,7 +61,7 @@ func StartSandbox(ctx context.Context, apiListen, proxyListen, dbPath string, lo
 	if err != nil {
 		return nil, err
 	}
-	guard, err := sandboxGuard(ctx, db, reg, keyID, secret)
+	guard, err := sandboxGuard(ctx, db, reg, keyID, secret, true)
 	if err != nil {
 		return nil, err
 	}
@@ -131,9 +131,10 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 
 // sandboxGuard is the guard the hub runs in front of the partner API, for
 // the sandbox's one test partner: its secret from memory, nonces in memory,
-// every call audited to a chain in the sandbox's own database. The rate
-// limits are raised out of a fuzzer's way (the sandbox API had none).
-func sandboxGuard(ctx context.Context, db *store.DB, reg *funeral.Registry, keyID string, secret []byte) (*access.PartnerAuth, error) {
+// every call audited to a chain in the sandbox's own database. For a fuzzer
+// (raiseLimits) the rate limits are raised out of its way; otherwise they
+// are the hub's defaults.
+func sandboxGuard(ctx context.Context, db *store.DB, reg *funeral.Registry, keyID string, secret []byte, raiseLimits bool) (*access.PartnerAuth, error) {
 	alog, err := audit.Open(ctx, db, keys.Random(32))
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: audit: %w", err)
@@ -141,8 +142,10 @@ func sandboxGuard(ctx context.Context, db *store.DB, reg *funeral.Registry, keyI
 	env := []string{keys.EnvName(keys.PartnerPrefix+keyID) + "=" + hex.EncodeToString(secret)}
 	cfg := security.DefaultConfig().PartnerAPI
 	cfg.Partners = reg.AccessRules(funeral.EnvSandbox)
-	cfg.PartnerRate, cfg.PartnerBurst = math.MaxInt32, math.MaxInt32
-	cfg.IPRate, cfg.IPBurst = math.MaxInt32, math.MaxInt32
+	if raiseLimits {
+		cfg.PartnerRate, cfg.PartnerBurst = math.MaxInt32, math.MaxInt32
+		cfg.IPRate, cfg.IPBurst = math.MaxInt32, math.MaxInt32
+	}
 	g, err := access.New(access.Options{Config: cfg, Keys: keys.NewEnv(func() []string { return env }),
 		Nonces: access.NewMemoryNonces(), Audit: alog})
 	if err != nil {

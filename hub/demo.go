@@ -225,3 +225,16 @@ func driveDemoCycle(ctx context.Context, svc *disbursement.Service, clk clock.Cl
 		}
 	}
 }
+
+// DemoBookingURLs returns the demo's simulated funeral homes' booking API
+// base URLs by partner id (nil until the simulators listen), for the demo
+// banner; the hub signs its calls to home NN with key id demo-hub-fhNN.
+func (h *Hub) DemoBookingURLs() map[string]string {
+	h.bookingMu.Lock()
+	defer h.bookingMu.Unlock()
+	out := make(map[string]string, len(h.bookingURLs))
+	for k, v := range h.bookingURLs {
+		out[k] = v
+	}
+	return out
+}

@@ -29,7 +29,8 @@ func runConformance(ctx context.Context, env *cliEnv, args []string) int {
 	secretEnv := fs.String("secret-env", "", "funeral-home: read the secret from this environment variable instead")
 	date := fs.String("date", "", "funeral-home: day to book, YYYY-MM-DD in Asia/Shanghai (default: a week ahead)")
 	timeout := fs.Duration("timeout", 5*time.Second, "funeral-home: deadline of every call")
-	partner := fs.String("partner", "", "pusher: partner id to check (e.g. funeral.fh01)")
+	partner := fs.String("partner", "", "pusher: partner id to check (e.g. funeral.fh01; with --sandbox, default: the sandbox's partner)")
+	localDir := fs.String("sandbox", "", "pusher: the directory of a local sandbox (mzhub sandbox --dir) instead of a hub's")
 	cfgPath := fs.String("config", "", "pusher: hub configuration (registry and data directory)")
 	sandboxDB := fs.String("sandbox-db", "", "pusher: the sandbox's SQLite store (default <data_dir>/funeral-sandbox.db)")
 	junit := fs.String("junit", "", "also write a JUnit XML report to this file")
@@ -40,6 +41,7 @@ func runConformance(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintln(env.Stderr, `Usage:
   mzhub conformance --role funeral-home --target URL --key-id ID --secret HEX [--date YYYY-MM-DD] [--junit FILE]
   mzhub conformance --role pusher --partner ID [--config FILE] [--sandbox-db FILE] [--junit FILE]
+  mzhub conformance --role pusher --sandbox DIR [--partner ID] [--junit FILE]
   mzhub conformance --serve-sandbox HOST:PORT [--signing-proxy HOST:PORT] [--sandbox-db FILE]
 
 Exit status: 0 when every check passed, 1 when one failed, 2 for usage errors.`)
@@ -66,8 +68,12 @@ Exit status: 0 when every check passed, 1 when one failed, 2 for usage errors.`)
 		}
 		rep, err = conformance.RunFuneralHome(ctx, conformance.FuneralHomeOptions{Target: *target, KeyID: *keyID, Secret: key, Date: *date, Timeout: *timeout})
 	case "pusher":
+		if *localDir != "" {
+			rep, err = runLocalPusher(ctx, *localDir, *partner)
+			break
+		}
 		if *partner == "" {
-			fmt.Fprintln(env.Stderr, "mzhub conformance: --partner is required")
+			fmt.Fprintln(env.Stderr, "mzhub conformance: --partner (or --sandbox DIR) is required")
 			return 2
 		}
 		rep, err = runPusher(ctx, env, *cfgPath, *sandboxDB, *partner)
@@ -118,33 +124,82 @@ func runPusher(ctx context.Context, env *cliEnv, cfgPath, dbPath, partnerID stri
 	if err != nil {
 		return conformance.Report{}, err
 	}
-	reg, err := funeral.LoadRegistry(filepath.Join(cfg.Paths.Partners, "funeral"))
+	reg, err := funeral.LoadRegistry(funeral.ConfigFrom(cfg).PartnersDir)
 	if err != nil {
 		return conformance.Report{}, err
 	}
 	p, ok := reg.Partner(partnerID)
 	if !ok {
-		return conformance.Report{}, fmt.Errorf("partner %s is not in the registry", partnerID)
+		return conformance.Report{}, fmt.Errorf("partner %s is not in the registry %s", partnerID, funeral.ConfigFrom(cfg).PartnersDir)
 	}
 	if dbPath == "" {
 		dbPath = filepath.Join(cfg.DataDir, funeral.SandboxDBFile)
 	}
+	st, closeSandbox, err := openSandboxStore(ctx, dbPath)
+	if err != nil {
+		return conformance.Report{}, err
+	}
+	defer closeSandbox()
+	opts := conformance.PusherOptions{Store: st, StoreName: "the sandbox store " + dbPath, Partner: p}
+	// The main store, when it opens, tells a partner who pushed to
+	// /partner/v1/ instead of /sandbox/partner/v1/ (only a hint: a main
+	// store that does not open changes no verdict, and none is created).
+	if _, statErr := os.Stat(cfg.Store.Path); cfg.Store.Driver != "sqlite" || statErr == nil {
+		if db, err := store.Open(ctx, cfg.Store); err == nil {
+			defer db.Close()
+			if prod, err := funeral.OpenStore(ctx, db, nil); err == nil {
+				defer prod.Close(context.Background())
+				opts.Production = prod
+			}
+		}
+	}
+	return conformance.RunPusher(ctx, opts)
+}
+
+// runLocalPusher checks the pushes into a local sandbox (mzhub sandbox).
+func runLocalPusher(ctx context.Context, dir, partnerID string) (conformance.Report, error) {
+	reg, err := funeral.LoadRegistry(filepath.Join(dir, sandboxRegistryDir))
+	if err != nil {
+		return conformance.Report{}, fmt.Errorf("%s is not a sandbox directory of mzhub sandbox: %w", dir, err)
+	}
+	if partnerID == "" {
+		ids := reg.IDs()
+		if len(ids) != 1 {
+			return conformance.Report{}, fmt.Errorf("the sandbox %s has %d partners: name one with --partner", dir, len(ids))
+		}
+		partnerID = ids[0]
+	}
+	p, ok := reg.Partner(partnerID)
+	if !ok {
+		return conformance.Report{}, fmt.Errorf("partner %s is not in the sandbox %s", partnerID, dir)
+	}
+	dbPath := filepath.Join(dir, funeral.SandboxDBFile)
+	st, closeSandbox, err := openSandboxStore(ctx, dbPath)
+	if err != nil {
+		return conformance.Report{}, err
+	}
+	defer closeSandbox()
+	return conformance.RunPusher(ctx, conformance.PusherOptions{Store: st, StoreName: "the sandbox store " + dbPath, Partner: p})
+}
+
+// openSandboxStore opens a sandbox's SQLite store, which must exist (the
+// hub or mzhub sandbox creates it).
+func openSandboxStore(ctx context.Context, dbPath string) (*funeral.Store, func(), error) {
 	if _, err := os.Stat(dbPath); err != nil {
-		return conformance.Report{}, fmt.Errorf("sandbox store: %w", err)
+		return nil, nil, fmt.Errorf("sandbox store: %w (start the sandbox first: mzhub sandbox, or a hub serving /sandbox/)", err)
 	}
 	sc := store.DefaultConfig()
 	sc.Path = dbPath
 	db, err := store.Open(ctx, sc)
 	if err != nil {
-		return conformance.Report{}, err
+		return nil, nil, err
 	}
-	defer db.Close()
 	st, err := funeral.OpenStore(ctx, db, nil)
 	if err != nil {
-		return conformance.Report{}, err
+		db.Close()
+		return nil, nil, err
 	}
-	defer st.Close(context.Background())
-	return conformance.RunPusher(ctx, conformance.PusherOptions{Store: st, Partner: p})
+	return st, func() { _ = st.Close(context.Background()); _ = db.Close() }, nil
 }
 
 func serveSandbox(ctx context.Context, env *cliEnv, listen, proxy, dbPath string) int {

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/hub"
@@ -78,6 +80,29 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintf(env.Stdout, "  console:  http://%s/console/   (user demo-ops, one-time password %s: choose a new one at first login)\n", addr, otp)
 		fmt.Fprintf(env.Stdout, "  API:      http://%s/partner/v1/   spec: http://%s/docs/api/partner.yaml\n", addr, addr)
 		fmt.Fprintln(env.Stdout, "  flows:    6 bank SFTP simulators run this month's allowance cycle; 3 funeral homes and 6 cemeteries push through the signed API")
+		// The simulated homes' booking APIs listen shortly after the hub.
+		for len(h.DemoBookingURLs()) == 0 && actx.Err() == nil {
+			select {
+			case <-actx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		urls := h.DemoBookingURLs()
+		ids := make([]string, 0, len(urls))
+		for id := range urls {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for i, id := range ids {
+			label := ""
+			if i == 0 {
+				label = "booking:"
+			}
+			fmt.Fprintf(env.Stdout, "  %-9s %s  %s/booking/v1/  (the hub signs with key id demo-hub-%s)\n", label, id, urls[id], strings.TrimPrefix(id, "funeral."))
+		}
+		if len(ids) > 0 {
+			fmt.Fprintln(env.Stdout, "            reference booking simulators (docs/api/booking.yaml); one of your own: mzhub bookingsim")
+		}
 		maddr, _ := h.MetricsAddr(actx)
 		fmt.Fprintf(env.Stdout, "  health:   http://%s/healthz   ready: http://%s/readyz   metrics: http://%s/metrics\n", addr, addr, maddr)
 		fmt.Fprintln(env.Stdout, "Press Ctrl-C to stop.")

@@ -17,7 +17,18 @@ import (
 // "```sh walkthrough", in order, joined into one script.
 func walkthroughScript(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile("../../docs/operator.md")
+	script, blocks := docWalkthrough(t, "../../docs/operator.md")
+	if blocks < 8 {
+		t.Fatalf("docs/operator.md has %d walkthrough blocks, want the eight steps of section 9", blocks)
+	}
+	return script
+}
+
+// docWalkthrough returns the blocks of a document fenced as
+// "```sh walkthrough", in order, joined into one script, and their number.
+func docWalkthrough(t *testing.T, path string) (string, int) {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,10 +47,7 @@ func walkthroughScript(t *testing.T) string {
 			out.WriteString(line + "\n")
 		}
 	}
-	if blocks < 8 {
-		t.Fatalf("docs/operator.md has %d walkthrough blocks, want the eight steps of section 9", blocks)
-	}
-	return out.String()
+	return out.String(), blocks
 }
 
 // TestWalkthroughBlocksParse: the walkthrough in docs/operator.md is a
