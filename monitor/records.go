@@ -34,8 +34,14 @@ type Alert struct {
 	Severity Severity
 	Partner  string
 	Flow     string
-	// Summary is a masked one-line description.
+	// Summary is a masked one-line description in English (logs, the API,
+	// alerts stored before message keys existed).
 	Summary string
+	// Message is the summary as a message key (one of AlertMessages) and
+	// Args its named parameters, for the console to show in the reader's
+	// language. Empty on alerts stored before keys existed.
+	Message string
+	Args    map[string]string
 	State   AlertState
 	// FirstAt and LastAt bound the raises; Count counts them.
 	FirstAt time.Time
@@ -47,7 +53,15 @@ type Alert struct {
 	ResolvedBy string
 	ResolvedAt time.Time
 	Note       string
+	// ResolveMessage and ResolveArgs say why the monitor resolved the alert
+	// by itself (ResolvedBy is then AutoResolver; Note has it in English).
+	ResolveMessage string
+	ResolveArgs    map[string]string
 }
+
+// AutoResolver is who resolved an alert that the monitor resolved by itself
+// (a partner_down alert once the partner answers again).
+const AutoResolver = "system:monitor"
 
 // ExpectationState tells whether an expected exchange came.
 type ExpectationState string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -75,14 +76,19 @@ func (in *Inbox) Raise(ctx context.Context, a monitor.Alert) (created bool, err 
 		a.Fingerprint = strings.Join([]string{a.Rule, a.Partner, a.Flow}, "/")
 	}
 	now := in.clock.Now().UnixMilli()
+	args, err := encodeArgs(a.Args)
+	if err != nil {
+		return false, fmt.Errorf("alert: raise %s: %w", a.Fingerprint, err)
+	}
 	var count int64
 	err = in.db.QueryRowContext(ctx, in.db.Rebind(`INSERT INTO monitor_alerts
-		(fingerprint, rule, severity, partner, flow, summary, state, first_ms, last_ms, count)
-		VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, 1)
+		(fingerprint, rule, severity, partner, flow, summary, msg_key, msg_args, state, first_ms, last_ms, count)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, 1)
 		ON CONFLICT (fingerprint) WHERE state <> 'resolved'
 		DO UPDATE SET last_ms = excluded.last_ms, count = monitor_alerts.count + 1,
-			summary = excluded.summary, severity = excluded.severity
-		RETURNING count`), a.Fingerprint, a.Rule, string(a.Severity), a.Partner, a.Flow, a.Summary, now, now).Scan(&count)
+			summary = excluded.summary, msg_key = excluded.msg_key, msg_args = excluded.msg_args,
+			severity = excluded.severity
+		RETURNING count`), a.Fingerprint, a.Rule, string(a.Severity), a.Partner, a.Flow, a.Summary, a.Message, args, now, now).Scan(&count)
 	if err != nil {
 		return false, fmt.Errorf("alert: raise %s: %w", a.Fingerprint, err)
 	}
@@ -102,7 +108,20 @@ func (in *Inbox) Resolve(ctx context.Context, id int64, user, note string) error
 		WHERE id = ? AND state <> 'resolved'`)
 }
 
-func (in *Inbox) act(ctx context.Context, id int64, user, note, action, q string) error {
+// AutoResolve resolves a live alert on the monitor's own evidence (the
+// partner answers again): resolved by monitor.AutoResolver at the clock's
+// now, why as a message key with parameters (Alert.ResolveMessage) and in
+// English as the note; audited as the system actor.
+func (in *Inbox) AutoResolve(ctx context.Context, id int64, key string, args map[string]string, note string) error {
+	enc, err := encodeArgs(args)
+	if err != nil {
+		return fmt.Errorf("alert: resolve %d: %w", id, err)
+	}
+	return in.act(ctx, id, monitor.AutoResolver, note, "resolve", `UPDATE monitor_alerts SET state = 'resolved', resolved_by = ?, resolved_ms = ?, note = ?,
+		resolve_key = ?, resolve_args = ? WHERE id = ? AND state <> 'resolved'`, key, enc)
+}
+
+func (in *Inbox) act(ctx context.Context, id int64, user, note, action, q string, extra ...any) error {
 	if strings.TrimSpace(user) == "" {
 		return ErrNoUser
 	}
@@ -124,7 +143,7 @@ func (in *Inbox) act(ctx context.Context, id int64, user, note, action, q string
 		Object: fmt.Sprintf("alert/%d", id), Outcome: audit.OutcomeSuccess, Detail: note}); err != nil {
 		return fmt.Errorf("alert: audit %s of %d: %w", action, id, err)
 	}
-	res, err := in.db.ExecContext(ctx, in.db.Rebind(q), user, in.clock.Now().UnixMilli(), note, id)
+	res, err := in.db.ExecContext(ctx, in.db.Rebind(q), append(append([]any{user, in.clock.Now().UnixMilli(), note}, extra...), id)...)
 	if err != nil {
 		return fmt.Errorf("alert: %s %d: %w", action, id, err)
 	}
@@ -139,12 +158,25 @@ func (in *Inbox) List(ctx context.Context, state monitor.AlertState, limit int) 
 	if limit <= 0 {
 		limit = 100
 	}
-	q := `SELECT id, fingerprint, rule, severity, partner, flow, summary, state, first_ms, last_ms, count,
-		acked_by, acked_ms, resolved_by, resolved_ms, note FROM monitor_alerts`
+	return in.list(ctx, state, "", limit)
+}
+
+// Live returns the alerts of a rule that are not resolved, newest first.
+func (in *Inbox) Live(ctx context.Context, rule string) ([]monitor.Alert, error) {
+	return in.list(ctx, "", rule, 1000)
+}
+
+func (in *Inbox) list(ctx context.Context, state monitor.AlertState, rule string, limit int) ([]monitor.Alert, error) {
+	q := `SELECT id, fingerprint, rule, severity, partner, flow, summary, msg_key, msg_args, state, first_ms, last_ms, count,
+		acked_by, acked_ms, resolved_by, resolved_ms, note, resolve_key, resolve_args FROM monitor_alerts`
 	var args []any
-	if state != "" {
+	switch {
+	case state != "":
 		q += ` WHERE state = ?`
 		args = append(args, string(state))
+	case rule != "":
+		q += ` WHERE rule = ? AND state <> 'resolved'`
+		args = append(args, rule)
 	}
 	q += ` ORDER BY CASE state WHEN 'open' THEN 0 WHEN 'acked' THEN 1 ELSE 2 END, last_ms DESC, id DESC LIMIT ?`
 	args = append(args, limit)
@@ -166,11 +198,18 @@ func (in *Inbox) List(ctx context.Context, state monitor.AlertState, limit int) 
 
 func scan(rows *sql.Rows) (monitor.Alert, error) {
 	var a monitor.Alert
-	var sev, state string
+	var sev, state, args, resolveArgs string
 	var first, last, acked, resolved int64
-	if err := rows.Scan(&a.ID, &a.Fingerprint, &a.Rule, &sev, &a.Partner, &a.Flow, &a.Summary, &state, &first, &last,
-		&a.Count, &a.AckedBy, &acked, &a.ResolvedBy, &resolved, &a.Note); err != nil {
+	if err := rows.Scan(&a.ID, &a.Fingerprint, &a.Rule, &sev, &a.Partner, &a.Flow, &a.Summary, &a.Message, &args, &state, &first, &last,
+		&a.Count, &a.AckedBy, &acked, &a.ResolvedBy, &resolved, &a.Note, &a.ResolveMessage, &resolveArgs); err != nil {
 		return a, fmt.Errorf("alert: scan: %w", err)
+	}
+	var err error
+	if a.Args, err = decodeArgs(args); err != nil {
+		return a, fmt.Errorf("alert: scan %d: %w", a.ID, err)
+	}
+	if a.ResolveArgs, err = decodeArgs(resolveArgs); err != nil {
+		return a, fmt.Errorf("alert: scan %d: %w", a.ID, err)
 	}
 	a.Severity, a.State = monitor.Severity(sev), monitor.AlertState(state)
 	a.FirstAt, a.LastAt = time.UnixMilli(first), time.UnixMilli(last)
@@ -181,6 +220,29 @@ func scan(rows *sql.Rows) (monitor.Alert, error) {
 		a.ResolvedAt = time.UnixMilli(resolved)
 	}
 	return a, nil
+}
+
+// encodeArgs stores message parameters as a JSON object ("" for none).
+func encodeArgs(args map[string]string) (string, error) {
+	if len(args) == 0 {
+		return "", nil
+	}
+	b, err := json.Marshal(args)
+	if err != nil {
+		return "", fmt.Errorf("message parameters: %w", err)
+	}
+	return string(b), nil
+}
+
+func decodeArgs(s string) (map[string]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, fmt.Errorf("message parameters: %w", err)
+	}
+	return m, nil
 }
 
 // RefreshGauge recounts live alerts for mzhub_monitor_alerts_open.

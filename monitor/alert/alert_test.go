@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/clock"
@@ -30,13 +32,14 @@ func TestInbox(t *testing.T) {
 		fc := clock.NewFake(t0)
 		aud := &audittest.Recorder{}
 		in := alert.NewInbox(db, fc, aud, nil)
-		a := monitor.Alert{Rule: "error_rate", Severity: monitor.SevWarning, Partner: "bank.ccb", Flow: "returns", Summary: "8%"}
+		a := monitor.Alert{Rule: "error_rate", Severity: monitor.SevWarning, Partner: "bank.ccb", Flow: "returns", Summary: "8%",
+			Message: monitor.MsgErrorRate, Args: map[string]string{"rate": "8.0", "errors": "8", "events": "100"}}
 		created, err := in.Raise(ctx, a)
 		if err != nil || !created {
 			t.Fatalf("first raise: created=%v err=%v", created, err)
 		}
 		fc.Advance(time.Minute)
-		a.Severity, a.Summary = monitor.SevCritical, "25%"
+		a.Severity, a.Summary, a.Args = monitor.SevCritical, "25%", map[string]string{"rate": "25.0", "errors": "25", "events": "100"}
 		if created, err = in.Raise(ctx, a); err != nil || created {
 			t.Fatalf("second raise: created=%v err=%v", created, err)
 		}
@@ -51,6 +54,9 @@ func TestInbox(t *testing.T) {
 		if got.Count != 2 || got.Severity != monitor.SevCritical || got.Summary != "25%" || !got.FirstAt.Equal(t0) ||
 			!got.LastAt.Equal(t0.Add(time.Minute)) || got.State != monitor.AlertOpen || got.Fingerprint != "error_rate/bank.ccb/returns" {
 			t.Errorf("alert %+v", got)
+		}
+		if got.Message != monitor.MsgErrorRate || fmt.Sprint(got.Args) != "map[errors:25 events:100 rate:25.0]" {
+			t.Errorf("message %q %v: the raise again must refresh the parameters", got.Message, got.Args)
 		}
 		if err := in.Ack(ctx, got.ID, "", "x"); !errors.Is(err, alert.ErrNoUser) {
 			t.Errorf("ack without user: %v", err)
@@ -269,9 +275,174 @@ func TestIncidentRules(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("alerts\n got %v\nwant %v", got, want)
 	}
+	// Each says what it is as a message key with all its parameters.
+	msgs := map[string]string{}
+	for _, a := range list {
+		params, ok := monitor.AlertMessages()[a.Message]
+		if !ok {
+			t.Errorf("%s %s: message key %q is not one of monitor.AlertMessages", a.Rule, a.Partner, a.Message)
+		}
+		for _, p := range params {
+			if _, ok := a.Args[p]; !ok {
+				t.Errorf("%s %s: parameter %s missing: %v", a.Rule, a.Partner, p, a.Args)
+			}
+		}
+		msgs[a.Partner] = fmt.Sprint(a.Args)
+	}
+	if msgs["bank.ceb"] != "map[batch:disbursement-2026-12 failed:80 rate:16.0 records:500]" {
+		t.Errorf("CEB's parameters: %s", msgs["bank.ceb"])
+	}
 	for _, rule := range []string{"failed_payments", "trailer", "late_return", "partner_down"} {
 		if !slices.Contains(alert.IncidentRules, rule) {
 			t.Errorf("%s is not an incident rule", rule)
 		}
+	}
+}
+
+// TestMigrationKeepsOldAlerts: alerts stored before message keys existed
+// are still listed after the migration, with their summary and no key.
+func TestMigrationKeepsOldAlerts(t *testing.T) {
+	storetest.Dialects(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		first, err := os.ReadFile("migrations/001_alerts.sql")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Migrate(ctx, "monitor_alert", fstest.MapFS{"001_alerts.sql": {Data: first}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO monitor_alerts (fingerprint, rule, severity, partner, flow, summary, state, first_ms, last_ms, count)
+			VALUES ('backlog/joblib/status', 'backlog', 'warning', 'joblib', 'status', '3 dead letters waiting', 'open', 1, 1, 1)`); err != nil {
+			t.Fatal(err)
+		}
+		if err := alert.Migrate(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+		in := alert.NewInbox(db, clock.NewFake(t0), &audittest.Recorder{}, nil)
+		list, err := in.List(ctx, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 1 || list[0].Summary != "3 dead letters waiting" || list[0].Message != "" || list[0].Args != nil {
+			t.Fatalf("old alert after the migration: %+v", list)
+		}
+		// Raising it again (the same fingerprint) gives it its key.
+		if created, err := in.Raise(ctx, monitor.Alert{Rule: "backlog", Severity: monitor.SevWarning, Partner: "joblib", Flow: "status",
+			Summary: "4 dead letters waiting", Message: monitor.MsgBacklog, Args: map[string]string{"count": "4"}}); err != nil || created {
+			t.Fatalf("raise: created=%v err=%v", created, err)
+		}
+		list, _ = in.List(ctx, "", 10)
+		if len(list) != 1 || list[0].Message != monitor.MsgBacklog || list[0].Args["count"] != "4" || list[0].Count != 2 {
+			t.Errorf("after raising again: %+v", list)
+		}
+	})
+}
+
+// TestPartnerDownResolvesItself: a partner_down alert is resolved by the
+// monitor once the partner's breaker closes, or once an exchange with the
+// partner succeeds after the breaker's last change (a restarted hub's
+// breaker never reports closing); an older success or the hub's own
+// internal steps do not resolve it, and a closed breaker still inside the
+// window does not raise it again.
+func TestPartnerDownResolvesItself(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t)
+	if err := alert.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "m.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fc := clock.NewFake(t0)
+	aud := &audittest.Recorder{}
+	in := alert.NewInbox(db, fc, aud, nil)
+	r := &alert.Rules{Store: st, Inbox: in, Clock: fc, Every: time.Minute}
+	n := 0
+	ev := func(at time.Time, partner string, typ monitor.EventType, status monitor.Status, code string, dir monitor.Direction) monitor.Event {
+		n++
+		e := monitor.Event{ID: fmt.Sprint("e", n), ExchangeID: fmt.Sprint("e", n), Time: at, Partner: partner, Flow: "allowance",
+			Type: typ, Status: status, Direction: dir}
+		if code != "" {
+			e.ErrorClass, e.ErrorCode = "breaker", code
+		}
+		return e
+	}
+	appendAndEvaluate := func(evs ...monitor.Event) map[string]monitor.Alert {
+		t.Helper()
+		if err := st.Append(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Evaluate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		list, err := in.List(ctx, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]monitor.Alert{}
+		for _, a := range list {
+			if a.Rule != "partner_down" {
+				continue
+			}
+			if b, dup := m[a.Partner]; !dup {
+				m[a.Partner] = a // live ones first, then the newest
+			} else if a.State != monitor.AlertResolved && b.State != monitor.AlertResolved {
+				t.Errorf("%s: more than one live partner_down alert: %+v", a.Partner, list)
+			}
+		}
+		return m
+	}
+	// Three partners go down.
+	got := appendAndEvaluate(
+		ev(t0.Add(-10*time.Minute), "bank.boc", monitor.Uploaded, monitor.OK, "", monitor.Outbound), // before: no evidence
+		ev(t0.Add(-30*time.Second), "bank.cmb", monitor.Failed, monitor.Warning, "breaker_open", monitor.Outbound),
+		ev(t0.Add(-30*time.Second), "bank.spdb", monitor.Failed, monitor.Warning, "breaker_open", monitor.Outbound),
+		ev(t0.Add(-30*time.Second), "bank.boc", monitor.Failed, monitor.Warning, "breaker_open", monitor.Outbound),
+	)
+	for _, p := range []string{"bank.cmb", "bank.spdb", "bank.boc"} {
+		if a, ok := got[p]; !ok || a.State != monitor.AlertOpen || a.Message != monitor.MsgPartnerDown || a.Args["code"] != "breaker_open" {
+			t.Fatalf("%s: partner_down alert %+v", p, a)
+		}
+	}
+	// CMB's breaker closes; SPDB's files go up again (the hub restarted:
+	// no closing reported); BOC only has internal steps.
+	fc.Advance(time.Minute)
+	got = appendAndEvaluate(
+		ev(t0.Add(20*time.Second), "bank.cmb", monitor.Failed, monitor.OK, "breaker_closed", monitor.Outbound),
+		ev(t0.Add(40*time.Second), "bank.spdb", monitor.Uploaded, monitor.OK, "", monitor.Outbound),
+		ev(t0.Add(40*time.Second), "bank.boc", monitor.Transformed, monitor.OK, "", monitor.Internal),
+	)
+	resolvedAt := t0.Add(time.Minute)
+	if a := got["bank.cmb"]; a.State != monitor.AlertResolved || a.ResolvedBy != monitor.AutoResolver || !a.ResolvedAt.Equal(resolvedAt) ||
+		a.ResolveMessage != monitor.MsgResolvedBreakerClosed || a.ResolveArgs["at"] != "2026-11-27T09:00:20+08:00" || !strings.Contains(a.Note, "closed") {
+		t.Errorf("CMB after its breaker closed: %+v", a)
+	}
+	if a := got["bank.spdb"]; a.State != monitor.AlertResolved || a.ResolvedBy != monitor.AutoResolver || !a.ResolvedAt.Equal(resolvedAt) ||
+		a.ResolveMessage != monitor.MsgResolvedRecovered || fmt.Sprint(a.ResolveArgs) != "map[at:2026-11-27T09:00:40+08:00 flow:allowance type:uploaded]" {
+		t.Errorf("SPDB after an upload succeeded: %+v", a)
+	}
+	if a := got["bank.boc"]; a.State != monitor.AlertOpen {
+		t.Errorf("BOC has no evidence it answers: %+v", a)
+	}
+	var entries []string
+	for _, rec := range aud.Records() {
+		entries = append(entries, rec.Actor+" "+rec.Action)
+	}
+	if fmt.Sprint(entries) != "[system:monitor monitor.alert.resolve system:monitor monitor.alert.resolve]" {
+		t.Errorf("audit %v: each automatic resolution is audited as the monitor", entries)
+	}
+	// The breaker's opening is still inside the next window: not raised again.
+	fc.Advance(30 * time.Second)
+	got = appendAndEvaluate()
+	if got["bank.cmb"].State != monitor.AlertResolved || got["bank.spdb"].State != monitor.AlertResolved {
+		t.Errorf("raised again after recovery: %+v", got)
+	}
+	// CMB goes down again: a new alert.
+	fc.Advance(time.Minute)
+	got = appendAndEvaluate(ev(fc.Now().Add(-10*time.Second), "bank.cmb", monitor.Failed, monitor.Warning, "breaker_open", monitor.Outbound))
+	if a := got["bank.cmb"]; a.State != monitor.AlertOpen || a.Count != 1 {
+		t.Errorf("CMB down again: %+v", a)
 	}
 }

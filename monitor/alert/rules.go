@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/clock"
@@ -60,27 +61,32 @@ func (r *Rules) Evaluate(ctx context.Context) error {
 			}
 			if sev != "" {
 				raise(monitor.Alert{Rule: "error_rate", Severity: sev, Partner: c.Partner, Flow: c.Flow,
-					Summary: fmt.Sprintf("error rate %.1f%% over the last hour (%d of %d events)", rate*100, c.H1.Errors, c.H1.Events)})
+					Summary: fmt.Sprintf("error rate %.1f%% over the last hour (%d of %d events)", rate*100, c.H1.Errors, c.H1.Events),
+					Message: monitor.MsgErrorRate, Args: map[string]string{"rate": pct(rate), "errors": num(c.H1.Errors), "events": num(c.H1.Events)}})
 			}
 		}
 		switch {
 		case th.BacklogRed > 0 && c.Backlog >= th.BacklogRed:
 			raise(monitor.Alert{Rule: "backlog", Severity: monitor.SevCritical, Partner: c.Partner, Flow: c.Flow,
-				Summary: fmt.Sprintf("%d dead letters waiting", c.Backlog)})
+				Summary: fmt.Sprintf("%d dead letters waiting", c.Backlog),
+				Message: monitor.MsgBacklog, Args: map[string]string{"count": strconv.Itoa(c.Backlog)}})
 		case th.BacklogAmber > 0 && c.Backlog >= th.BacklogAmber:
 			raise(monitor.Alert{Rule: "backlog", Severity: monitor.SevWarning, Partner: c.Partner, Flow: c.Flow,
-				Summary: fmt.Sprintf("%d dead letters waiting", c.Backlog)})
+				Summary: fmt.Sprintf("%d dead letters waiting", c.Backlog),
+				Message: monitor.MsgBacklog, Args: map[string]string{"count": strconv.Itoa(c.Backlog)}})
 		}
 		if c.Stale(now) {
 			sev, since := monitor.SevWarning, "never"
+			msg, args := monitor.MsgStalenessNever, map[string]string{"every": c.Every.String()}
 			if !c.LastOK.IsZero() {
 				since = c.LastOK.In(clock.Shanghai).Format("2006-01-02 15:04")
+				msg, args["since"] = monitor.MsgStaleness, c.LastOK.In(clock.Shanghai).Format(time.RFC3339)
 				if now.Sub(c.LastOK) > 2*c.Every {
 					sev = monitor.SevCritical
 				}
 			}
 			raise(monitor.Alert{Rule: "staleness", Severity: sev, Partner: c.Partner, Flow: c.Flow,
-				Summary: fmt.Sprintf("no success within %s (last success: %s)", c.Every, since)})
+				Summary: fmt.Sprintf("no success within %s (last success: %s)", c.Every, since), Message: msg, Args: args})
 		}
 	}
 	// Incidents of the last two evaluation intervals (the overlap makes
@@ -90,6 +96,9 @@ func (r *Rules) Evaluate(ctx context.Context) error {
 		every = time.Minute
 	}
 	if err := r.eventRules(ctx, now.Add(-2*every), now.Add(time.Millisecond), raise); err != nil {
+		errs = append(errs, err)
+	}
+	if err := r.resolvePartnersDown(ctx, now, 2*every+time.Minute); err != nil {
 		errs = append(errs, err)
 	}
 	if err := r.Inbox.RefreshGauge(ctx); err != nil {
@@ -115,3 +124,9 @@ func (r *Rules) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// pct formats a share as a percentage with one decimal ("22.0"), num a count:
+// message parameters are language neutral.
+func pct(share float64) string { return strconv.FormatFloat(share*100, 'f', 1, 64) }
+
+func num(n int64) string { return strconv.FormatInt(n, 10) }

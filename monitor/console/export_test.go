@@ -1,5 +1,7 @@
 package console
 
+import "strings"
+
 // EnglishNames returns the English side of every dictionary entry of more
 // than one word, for the test that no zh-CN page shows one.
 func EnglishNames() []string {
@@ -9,6 +11,14 @@ func EnglishNames() []string {
 		for _, v := range d {
 			if len(v[1]) > 0 && containsSpace(v[1]) {
 				out = append(out, v[1])
+			}
+		}
+	}
+	// The alert messages' English, between their parameters.
+	for _, v := range alertMessageNames {
+		for _, part := range messageParam.Split(v[1], -1) {
+			if part = strings.Trim(part, " :,.()%"); containsSpace(part) {
+				out = append(out, part)
 			}
 		}
 	}
@@ -23,3 +33,6 @@ func containsSpace(s string) bool {
 	}
 	return false
 }
+
+// AlertMessageNames returns the alert message dictionary (zh-CN, English).
+func AlertMessageNames() map[string][2]string { return alertMessageNames }

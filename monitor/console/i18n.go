@@ -150,6 +150,7 @@ var messages = map[string][2]string{
 	"rule":                  {"规则", "Rule"},
 	"severity":              {"级别", "Severity"},
 	"summary":               {"摘要", "Summary"},
+	"auto_resolved":         {"系统自动解决", "Resolved by the monitor"},
 	"state":                 {"状态", "State"},
 	"ack":                   {"确认收到", "Acknowledge"},
 	"resolve":               {"解决", "Resolve"},

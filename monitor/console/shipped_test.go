@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -97,7 +98,8 @@ func TestShippedQualityRuleRaisesTheStrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(list) != 1 || list[0].Rule != "quality" || list[0].Partner != "hrss" {
+			if len(list) != 1 || list[0].Rule != "quality" || list[0].Partner != "hrss" || list[0].Message != monitor.MsgQuality ||
+				list[0].Args["min"] != strconv.FormatFloat(min, 'f', 1, 64) {
 				t.Fatalf("quality alerts %+v, want one for hrss (score %.0f < %.0f) and none for hpf (%.0f)", list, min-5, min, min+5)
 			}
 			srv := newServer(t, console.Deps{Store: st, Clock: fc, Alerts: inbox, Quality: scorer, Thresholds: cfg.Thresholds})

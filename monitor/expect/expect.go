@@ -229,9 +229,13 @@ func (t *Tracker) missed(ctx context.Context, r row) {
 			Attrs: map[string]string{"expectation": r.Name, "due": due}})
 	}
 	if t.alerts != nil {
+		msg, args := monitor.MsgExpectation, map[string]string{"name": r.Name, "due": r.Due.In(clock.Shanghai).Format(time.RFC3339)}
+		if r.BatchID != "" {
+			msg, args["batch"] = monitor.MsgExpectationBatch, r.BatchID
+		}
 		if _, err := t.alerts.Raise(ctx, monitor.Alert{Rule: "expectation", Severity: monitor.SevCritical, Partner: r.Partner,
 			Flow: r.Flow, Fingerprint: fmt.Sprintf("expectation/%s/%d", r.Name, r.Due.UnixMilli()),
-			Summary: what + " not received by " + due}); err != nil {
+			Summary: what + " not received by " + due, Message: msg, Args: args}); err != nil {
 			t.log.Error("monitor: raise expectation alert", "expectation", r.Name, "err", err)
 		}
 	}

@@ -108,6 +108,9 @@ func TestDailyDeathFile(t *testing.T) {
 	if len(al.list) != 1 || al.list[0].Rule != "expectation" || al.list[0].Severity != monitor.SevCritical || al.list[0].Partner != "datasea" {
 		t.Fatalf("alerts %+v", al.list)
 	}
+	if a := al.list[0]; a.Message != monitor.MsgExpectation || a.Args["name"] != "death-daily" || a.Args["due"] != "2026-11-27T06:00:00+08:00" {
+		t.Errorf("alert message %q %v, want %s with the expectation's name and due time", a.Message, a.Args, monitor.MsgExpectation)
+	}
 	if len(em.evs) != 1 || em.evs[0].Type != monitor.ExpectationMissed || em.evs[0].Flow != "death" {
 		t.Fatalf("events %+v", em.evs)
 	}

@@ -195,13 +195,18 @@ func (s *Scorer) Check(ctx context.Context, period time.Duration) error {
 		if q.MinScore > 0 && q.Score < q.MinScore && s.Alerts != nil {
 			if _, err := s.Alerts.Raise(ctx, monitor.Alert{Rule: "quality", Severity: monitor.SevWarning, Partner: q.Partner, Flow: q.Flow,
 				Summary: fmt.Sprintf("data-quality score %.1f below %.1f (completeness %.1f%%, format %.1f%%, timeliness %.1f%%)",
-					q.Score, q.MinScore, q.Completeness*100, q.Format*100, q.Timeliness*100)}); err != nil {
+					q.Score, q.MinScore, q.Completeness*100, q.Format*100, q.Timeliness*100),
+				Message: monitor.MsgQuality, Args: map[string]string{"score": dec1(q.Score), "min": dec1(q.MinScore),
+					"completeness": dec1(q.Completeness * 100), "format": dec1(q.Format * 100), "timeliness": dec1(q.Timeliness * 100)}}); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
 }
+
+// dec1 formats with one decimal (a language-neutral message parameter).
+func dec1(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }
 
 // WriteCSV writes scores as CSV, UTF-8 with a byte-order mark so that
 // spreadsheet programs in zh-CN locales read it right.
