@@ -20,6 +20,7 @@ import (
 	"github.com/shanghai-mca/mzhub/services/disbursement"
 	"github.com/shanghai-mca/mzhub/services/disbursement/synth"
 	"github.com/shanghai-mca/mzhub/store"
+	"github.com/shanghai-mca/mzhub/store/storetest"
 )
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef")
@@ -114,6 +115,19 @@ func openDB(t testing.TB, dir string) *store.DB {
 	return db
 }
 
+// onPostgres marks the tests (by their testing.TB) whose env runs on the
+// PostgreSQL server of MZHUB_TEST_POSTGRES instead of SQLite.
+var onPostgres sync.Map
+
+// envDB opens the env's state store: SQLite in dir, or a fresh schema of
+// the test PostgreSQL for a test marked onPostgres.
+func envDB(t testing.TB, dir string) *store.DB {
+	if _, ok := onPostgres.Load(t); ok {
+		return storetest.OpenPostgres(t)
+	}
+	return openDB(t, dir)
+}
+
 func testConfig(dir, url string) Config {
 	cfg := DefaultConfig()
 	cfg.Enabled = true
@@ -133,7 +147,7 @@ func newEnv(t testing.TB, simOpts joblibsim.Options, mod func(*Config)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sim.Close() })
-	e := &env{t: t, dir: dir, db: openDB(t, dir), sim: sim, clk: clock.NewFake(t0), ring: testRing(t),
+	e := &env{t: t, dir: dir, db: envDB(t, dir), sim: sim, clk: clock.NewFake(t0), ring: testRing(t),
 		pay: &fakePayments{reconciled: map[string]bool{}, out: map[string]map[string]disbursement.PaymentOutcome{}}, events: &recEvents{}}
 	e.cfg = testConfig(dir, sim.URL())
 	if mod != nil {
