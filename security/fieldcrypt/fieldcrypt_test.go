@@ -242,13 +242,13 @@ func TestRotationAndReencrypt(t *testing.T) {
 		if r.ActiveKID() != "k2" {
 			t.Fatalf("active %s", r.ActiveKID())
 		}
-		cols := []Column{{"persons", "person_id", "id_number_enc"}, {"persons", "person_id", "account_enc"}}
+		cols := []Column{{Table: "persons", Key: []string{"person_id"}, Column: "id_number_enc"}, {Table: "persons", Key: []string{"person_id"}, Column: "account_enc"}}
 		for _, c := range cols {
-			n, err := ReencryptColumn(ctx, db, r, c, 40)
+			n, err := ReencryptColumn(ctx, db, r, c)
 			if err != nil || n != 250 {
 				t.Fatalf("%s: %d, %v", c, n, err)
 			}
-			if n, _ := ReencryptColumn(ctx, db, r, c, 40); n != 0 {
+			if n, _ := ReencryptColumn(ctx, db, r, c); n != 0 {
 				t.Fatalf("%s: second pass rewrote %d", c, n)
 			}
 		}

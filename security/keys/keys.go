@@ -136,6 +136,48 @@ func (f *File) Put(_ context.Context, name string, key []byte) error {
 	return nil
 }
 
+// Deleter is a provider that can remove a key (`mzhub keys retire`).
+type Deleter interface {
+	// Delete removes the key stored under name, or returns an error
+	// wrapping ErrNotFound.
+	Delete(ctx context.Context, name string) error
+}
+
+var _ Deleter = (*File)(nil)
+
+// Delete overwrites the key file of name with zeros, syncs it and removes
+// it.
+func (f *File) Delete(_ context.Context, name string) error {
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	p := f.path(name)
+	fh, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %s (file provider %s)", ErrNotFound, name, f.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("keys: delete %s: %w", name, err)
+	}
+	fi, err := fh.Stat()
+	if err == nil {
+		_, err = fh.Write(make([]byte, fi.Size()))
+	}
+	if err == nil {
+		err = fh.Sync()
+	}
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("keys: delete %s: %w", name, err)
+	}
+	if err := os.Remove(p); err != nil {
+		return fmt.Errorf("keys: delete %s: %w", name, err)
+	}
+	return nil
+}
+
 // EnvPrefix starts the environment variables of the Env provider.
 const EnvPrefix = "MZHUB_KEY_"
 

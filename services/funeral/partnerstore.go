@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/security/audit"
-	"github.com/shanghai-mca/mzhub/security/fieldcrypt"
 	"github.com/shanghai-mca/mzhub/security/keys"
 	"github.com/shanghai-mca/mzhub/store"
 )
@@ -26,11 +25,6 @@ var partnerMigrationsFS embed.FS
 // migrated (apart from the records' schema, so that the CLI can open it
 // alone).
 const PartnerComponent = "funeral_partners"
-
-func init() {
-	// `mzhub keys reencrypt` moves sealed partner secrets to the active key.
-	fieldcrypt.Register(fieldcrypt.Column{Table: "funeral_partner_keys", Key: "key_id", Column: "secret"})
-}
 
 // Sentinel errors of the partner state.
 var (
