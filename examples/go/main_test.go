@@ -46,3 +46,20 @@ func TestSignAgreesWithTheHub(t *testing.T) {
 		t.Errorf("canonicalQuery: %q", q)
 	}
 }
+
+// FuzzCanonicalQuery: for every query the hub accepts, the example
+// canonicalises it as the hub does (security/sign.CanonicalQuery).
+func FuzzCanonicalQuery(f *testing.F) {
+	for _, s := range []string{"", "b=2&a=1", "a=1&a=0&flag&=x&&", "name=%E5%A4%A7%E5%8E%85+1", "q=a%2Fb%26c~", "x=%zz"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		want, err := hubsign.CanonicalQuery(raw)
+		if err != nil {
+			return // the hub refuses it as malformed
+		}
+		if got := canonicalQuery(raw); got != want {
+			t.Fatalf("canonicalQuery(%q) = %q, hub %q", raw, got, want)
+		}
+	})
+}
