@@ -64,6 +64,11 @@ type Deps struct {
 	Events Events
 	// DataDir is a directory the connector may use for local files.
 	DataDir string
+	// Partners holds partner clients the hub built from its own
+	// configuration, for kinds whose endpoints and credentials live there
+	// rather than in the route file (the verification partners look theirs
+	// up through household.Clients); nil when the hub has none.
+	Partners any
 }
 
 // Spec describes a connector kind; each kind registers one in init with

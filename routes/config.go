@@ -43,6 +43,8 @@ type Route struct {
 	MaxBacklog int `yaml:"max_backlog"`
 	// Vars are constants available to expressions as vars.<name>.
 	Vars map[string]string `yaml:"vars"`
+	// ReplyTo is a bus topic for the answers of a request/answer partner (a query, a lookup): the route's one sink answers each message (its kind implements routes.Replier) and the engine publishes the answer there as part of settling the delivery, with the idempotency key of the request plus "/reply" (see docs/routes.md, "Request and answer"). A message dead-lettered publishes a failure answer ("/failed") there instead. Empty: the route has no answers.
+	ReplyTo string `yaml:"reply_to"`
 
 	// file and origin are set by the loader (not YAML).
 	file   string

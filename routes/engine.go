@@ -87,6 +87,9 @@ type Deps struct {
 	// Leases, when set, makes one replica at a time republish the dead
 	// letters whose replay was requested (store/lease); nil: this one does.
 	Leases Leases
+	// Partners is handed to connectors as connectors.Deps.Partners (the
+	// partner clients the hub built from its configuration; nil: none).
+	Partners any
 }
 
 // Leases runs f while this replica holds the lease name (store/lease.Elector).
@@ -622,12 +625,13 @@ func (e *Engine) build(r0 *Route) (*runner, error) {
 	log := e.log.With("route", r.ID)
 	cdeps := func(name string) connectors.Deps {
 		return connectors.Deps{
-			Logger:  log.With("connector", name),
-			Metrics: e.deps.Metrics,
-			Store:   e.deps.Store,
-			Clock:   e.clock,
-			Events:  e.events,
-			DataDir: e.deps.DataDir,
+			Logger:   log.With("connector", name),
+			Metrics:  e.deps.Metrics,
+			Store:    e.deps.Store,
+			Clock:    e.clock,
+			Events:   e.events,
+			DataDir:  e.deps.DataDir,
+			Partners: e.deps.Partners,
 		}
 	}
 	rn := &runner{
@@ -693,6 +697,19 @@ func (e *Engine) build(r0 *Route) (*runner, error) {
 		s, err := e.buildSink(t, cdeps(t.Kind))
 		if err != nil {
 			return nil, fmt.Errorf("route %s: to %s: %w", r.ID, t.Name, err)
+		}
+		if r.ReplyTo != "" {
+			rp, ok := s.sink.(Replier)
+			if !ok {
+				return nil, fmt.Errorf("route %s: reply_to: sink %s (%s) does not answer (not a routes.Replier)", r.ID, t.Name, t.Kind)
+			}
+			s.replier = rp
+			if a, ok := s.sink.(AnswerChecker); ok {
+				s.answers = a
+				s.checker = answerChecker{a}
+			} else {
+				s.checker = nil
+			}
 		}
 		rn.sinks = append(rn.sinks, s)
 	}

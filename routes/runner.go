@@ -65,6 +65,10 @@ type sinkRT struct {
 	// be asked (Endpoint.ResendInDoubt).
 	resendInDoubt bool
 	timeout       time.Duration
+	// replier answers each message (a route with reply_to); answers
+	// fetches the answer kept under a key (a delivery in doubt).
+	replier Replier
+	answers AnswerChecker
 }
 
 // canCheck reports whether the sink named can be asked whether a message
@@ -607,8 +611,26 @@ func (rn *runner) deliverOne(ctx context.Context, s *sinkRT, m *msgState) error 
 	}
 	t0 := time.Now()
 	sctx, cancel := context.WithTimeout(ctx, s.timeout)
-	err := s.sink.Send(sctx, m.msg)
+	var answer bus.Message
+	var err error
+	if s.replier != nil {
+		answer, err = s.replier.Reply(sctx, m.msg)
+	} else {
+		err = s.sink.Send(sctx, m.msg)
+	}
 	cancel()
+	if err == nil && s.replier != nil {
+		// The partner answered: the answer is published before the
+		// delivery is recorded done. A failure (or a crash) here leaves the
+		// claim pending; the next attempt fetches the answer by key
+		// (AnswerChecker) instead of asking again.
+		if perr := rn.publishReply(ctx, m.msg, answer, ReplyViaSend); perr != nil {
+			err = connectors.InDoubt(perr)
+			if s.idempotent {
+				err = perr
+			}
+		}
+	}
 	if err != nil {
 		doubt := !s.idempotent && ambiguous(err)
 		if !s.idempotent && !doubt {
@@ -681,8 +703,21 @@ func (rn *runner) resolveDoubt(ctx context.Context, s *sinkRT, m *msgState) (boo
 			err: fmt.Errorf("a previous delivery started and its outcome is unknown; %s cannot be asked (no status endpoint)", s.endpoint)}
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.timeout)
-	ok, err := s.checker.Delivered(cctx, m.msg)
+	var answer bus.Message
+	var ok bool
+	var err error
+	if s.answers != nil {
+		answer, ok, err = s.answers.Answer(cctx, m.msg)
+	} else {
+		ok, err = s.checker.Delivered(cctx, m.msg)
+	}
 	cancel()
+	if err == nil && ok && s.answers != nil {
+		// The partner has it and its answer: publish that, ask nothing.
+		if perr := rn.publishReply(ctx, m.msg, answer, ReplyViaLookup); perr != nil {
+			err = perr
+		}
+	}
 	if err != nil {
 		rn.e.metrics.inDoubt.WithLabelValues(id, s.name, "status_unknown").Inc()
 		return false, &doubtError{code: CodeInDoubtStatusUnknown, err: fmt.Errorf("status query: %w", err)}
@@ -757,6 +792,10 @@ func (rn *runner) deadLetter(ctx context.Context, msg bus.Message, attempts int,
 	var ste *stepError
 	if errors.As(cause, &ste) {
 		stepName = ste.step
+	}
+	if rn.r.ReplyTo != "" {
+		// The requester waits for an answer: tell it the request failed.
+		rn.publishFailure(ctx, msg, cause)
 	}
 	if !*rn.r.Errors.DeadLetter {
 		rn.event(monitor.Dropped, monitor.Error, &msg, func(ev *monitor.Event) { ev.Attempt = attempts; setError(ev, cause) })

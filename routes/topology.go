@@ -87,6 +87,10 @@ func Topology(rs []*Route) []topology.Route {
 			e.Topic, _ = r.To[i].BusTopic()
 			tr.To = append(tr.To, e)
 		}
+		if r.ReplyTo != "" {
+			// The answers are published on reply_to: a topic the route produces.
+			tr.To = append(tr.To, topology.End{Name: replySinkName, Kind: kindBus, Topic: r.ReplyTo, Line: r.Line("reply_to")})
+		}
 		out = append(out, tr)
 	}
 	return out

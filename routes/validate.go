@@ -58,6 +58,7 @@ func validateRoute(r *Route, reg kindChecker) []LintError {
 	c.checkSteps()
 	c.checkErrors()
 	c.checkRateLimit()
+	c.checkReplyTo()
 	return c.errs
 }
 
@@ -192,6 +193,31 @@ func (c *routeCheck) checkErrors() {
 		c.add(c.at("errors", "jitter"), "errors.jitter: %v out of 0..1", *e.Jitter)
 	}
 }
+
+// checkReplyTo checks reply_to: a topic, and one sink that is not a bus
+// endpoint (whether the sink's kind answers is known when it is built).
+func (c *routeCheck) checkReplyTo() {
+	t := c.r.ReplyTo
+	if t == "" {
+		return
+	}
+	if !replyTopic.MatchString(t) {
+		c.add(c.at("reply_to"), "reply_to: %q is not a topic (1-200 of a-z, A-Z, 0-9, '.', '_', '-')", t)
+	}
+	if len(c.r.To) != 1 {
+		c.add(c.at("reply_to"), "reply_to: a route with answers has exactly one sink, not %d", len(c.r.To))
+	} else if c.r.To[0].Kind == kindBus {
+		c.add(c.at("to", 0), "reply_to: the sink must be a partner's connector that answers, not a bus topic")
+	}
+	if t == c.r.Topic() {
+		c.add(c.at("reply_to"), "reply_to: %q is the route's own topic", t)
+	}
+	if topic, ok := c.r.From.BusTopic(); ok && topic == t {
+		c.add(c.at("reply_to"), "reply_to: %q is the topic the route consumes", t)
+	}
+}
+
+var replyTopic = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,200}$`)
 
 // checkRateLimit checks the delivery rate limit.
 func (c *routeCheck) checkRateLimit() {
