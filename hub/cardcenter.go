@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/clock"
@@ -20,7 +21,8 @@ const DemoCardApplications = 40
 // of 敬老卡 and 社保卡 (一卡通) applications and of card production
 // progress (a singleton job every pull_every), and, with check_status, the
 // card-status query the screening of each allowance list makes (a lost,
-// frozen or cancelled card is not paid that month). opts.Demo starts the
+// frozen or cancelled card is not paid that month), and the console's
+// on-demand card-status query of one person. opts.Demo starts the
 // simulated card center with applications and a few cards lost or frozen.
 // It is part of the data sea family's wiring (the allowance rules are one).
 func wireCardcenter(ctx context.Context, h *Hub, opts Options, singleton singletonFunc, al *allowance.Service) error {
@@ -53,7 +55,12 @@ func wireCardcenter(ctx context.Context, h *Hub, opts Options, singleton singlet
 	if err := cardcenter.Migrate(ctx, h.Store()); err != nil {
 		return err
 	}
-	p, err := cardcenter.NewPuller(cfg, deps, al)
+	// The bank-type dictionary of 一卡通 cards, among the mappings' code tables.
+	banks, err := cardcenter.LoadBankTypes(os.DirFS(h.Config().Paths.Mappings), cfg.BankTypes)
+	if err != nil {
+		return err
+	}
+	p, err := cardcenter.NewPuller(cfg, deps, banks, al)
 	if err != nil {
 		return err
 	}
@@ -69,11 +76,12 @@ func wireCardcenter(ctx context.Context, h *Hub, opts Options, singleton singlet
 			}
 		}
 	}))
+	q, err := cardcenter.NewStatusClient(cfg, deps)
+	if err != nil {
+		return err
+	}
+	al.SetCardQuery(q) // the console's on-demand query
 	if cfg.CheckStatus {
-		q, err := cardcenter.NewStatusClient(cfg, deps)
-		if err != nil {
-			return err
-		}
 		al.SetCardStatus(q)
 	}
 	return nil

@@ -60,7 +60,21 @@ func TestDataseaMonth(t *testing.T) {
 		}
 	}
 	cc.AddApplications(cardcenter.Application{ID: "A-MOVER", IDNumber: mover.IDNumber, Name: mover.Name, CardType: cardcenter.SocialSecurityCard,
-		Channel: "sscard", Yikatong: true, AppliedOn: "2026-09-25", District: mover.District})
+		Channel: "sscard", Yikatong: true, AppliedOn: "2026-09-25", District: mover.District, BankCode: "104", Account: "6216610000333344445"},
+		// A bank-type code the dictionary lacks: quarantined with its reason.
+		cardcenter.Application{ID: "A-NOBANK", IDNumber: mover.IDNumber, Name: mover.Name, CardType: cardcenter.SocialSecurityCard,
+			Channel: "sscard", Yikatong: true, AppliedOn: "2026-09-26", District: mover.District, BankCode: "999", Account: "6216610000333344446"})
+	// 一卡通 holders are paid to their card: its bank (by the card center's
+	// bank-type code) and account.
+	cardOf := map[string]cardcenter.Application{}
+	for _, a := range apps {
+		if a.Yikatong {
+			cardOf[a.IDNumber] = a
+		}
+	}
+	if len(cardOf) == 0 {
+		t.Fatal("the generator made no 一卡通 applications")
+	}
 	lostCard := dataseasim.Persons(seed, persons)[persons-1]
 	cc.SetStatus(lostCard.ID, cardcenter.StatusLost)
 
@@ -136,6 +150,7 @@ func TestDataseaMonth(t *testing.T) {
 	// The bank files as the banks took them (the hub removes its copies
 	// when the batch closes).
 	var files strings.Builder
+	byBank := map[string]string{}
 	for _, s := range sims {
 		taken := filepath.Join(s.Root(), filepath.FromSlash(s.Config.SFTP.UploadDir), "taken")
 		ents, err := os.ReadDir(taken)
@@ -148,12 +163,35 @@ func TestDataseaMonth(t *testing.T) {
 				t.Fatal(err)
 			}
 			files.Write(data)
+			byBank[s.Config.Code] += string(data)
 		}
 	}
+	cnaps := map[string]string{} // the card center's bank-type code → bank
+	for _, s := range sims {
+		cnaps[s.Config.BankCode] = s.Config.Code
+	}
+	routed := 0
 	for _, p := range dataseasim.Persons(seed, persons) {
-		if in := strings.Contains(files.String(), p.Account); in == stopped[p.ID] {
-			t.Errorf("person (account …%s, stopped %v) in the bank files: %v", p.Account[len(p.Account)-4:], stopped[p.ID], in)
+		card, yk := cardOf[p.ID]
+		if !yk || stopped[p.ID] {
+			if in := strings.Contains(files.String(), p.Account); in == stopped[p.ID] {
+				t.Errorf("person (account …%s, stopped %v) in the bank files: %v", p.Account[len(p.Account)-4:], stopped[p.ID], in)
+			}
+			continue
 		}
+		// Paid once, to the card, in the file of the card's bank only.
+		routed++
+		for code, data := range byBank {
+			if n := strings.Count(data, card.Account); n != map[bool]int{true: 1}[code == cnaps[card.BankCode]] {
+				t.Errorf("一卡通 card …%s of bank %s: %d times in %s's file", card.Account[15:], card.BankCode, n, code)
+			}
+		}
+		if strings.Contains(files.String(), p.Account) {
+			t.Errorf("一卡通 holder paid to the list's account …%s too", p.Account[len(p.Account)-4:])
+		}
+	}
+	if routed == 0 {
+		t.Fatal("no 一卡通 holder on the list")
 	}
 
 	// 入海: the finished batch is pushed, masked and counted, its receipt kept.
@@ -172,6 +210,7 @@ func TestDataseaMonth(t *testing.T) {
 	aud := srv.Console(t, "carl", accounts.RoleAuditor)
 	code, page := op.Page("/console/datasea/")
 	if code != 200 || !strings.Contains(page, "数据海") || !strings.Contains(page, "BAD1") || !strings.Contains(page, "A-MOVER") ||
+		!strings.Contains(page, "A-NOBANK") || !strings.Contains(page, `bank_code &#34;999&#34; is not in the card center&#39;s bank-type dictionary`) ||
 		!strings.Contains(page, allowance.WarnAppliedAfterMoveOut) {
 		t.Fatalf("page: %d\n%s", code, page)
 	}
@@ -196,6 +235,18 @@ func TestDataseaMonth(t *testing.T) {
 	}
 	if code, _, loc := op.Form("/console/datasea/confirm-alive", url.Values{"id_number": {dead.IDNumber}, "note": {"seen"}, "csrf_token": {csrf[1]}}); code != 303 {
 		t.Fatalf("confirm alive: %d %s", code, loc)
+	}
+	// The on-demand card-status query: CSRF-checked, operators only, the
+	// answer shown inside the console's layout, masked.
+	if code, _, _ := op.Form("/console/datasea/card-status", url.Values{"id_number": {lostCard.ID}}); code != 403 {
+		t.Fatalf("card status without the CSRF token: %d", code)
+	}
+	if code, _, _ := aud.Form("/console/datasea/card-status", url.Values{"id_number": {lostCard.ID}, "csrf_token": {csrf[1]}}); code != 403 {
+		t.Fatalf("auditor asked a card status: %d", code)
+	}
+	if code, body, _ := op.Form("/console/datasea/card-status", url.Values{"id_number": {lostCard.ID}, "csrf_token": {csrf[1]}}); code != 200 ||
+		!strings.Contains(body, "挂失 · lost") || !strings.Contains(body, "卡状态查询结果") || strings.Contains(body, lostCard.ID) {
+		t.Fatalf("card status: %d\n%s", code, body)
 	}
 	if code, body := op.Page("/console/datasea/report.csv"); code != 200 || !strings.Contains(body, "backpay") {
 		t.Fatalf("report: %d\n%s", code, body)

@@ -50,6 +50,8 @@ type Config struct {
 	StatusBatch int `yaml:"status_batch"`
 	// StatusParallel is the number of card-status queries in flight at once.
 	StatusParallel int `yaml:"status_parallel"`
+	// BankTypes is the card center's bank-type dictionary (a code table), relative to paths.mappings.
+	BankTypes string `yaml:"bank_types"`
 	// CheckStatus makes the allowance screening ask every person's card status before a list is cut (lost, frozen and cancelled cards are not paid).
 	CheckStatus bool `yaml:"check_status"`
 }
@@ -58,7 +60,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{Client: httpx.ClientConfig{Timeout: 30 * time.Second, Retries: 2, RetryWait: 500 * time.Millisecond,
 		RetryMaxWait: 5 * time.Second, RatePerSecond: 50, BreakerFailures: 5, BreakerOpen: time.Minute, MaxConns: 16},
-		PageSize: 500, PullEvery: 15 * time.Minute, StatusBatch: 1000, StatusParallel: 8, CheckStatus: true}
+		PageSize: 500, PullEvery: 15 * time.Minute, StatusBatch: 1000, StatusParallel: 8, CheckStatus: true, BankTypes: DefaultBankTypes}
 }
 
 // Validate reports every problem at once. It does no I/O.
@@ -77,6 +79,9 @@ func (c Config) Validate() error {
 	}
 	if c.StatusBatch < 1 || c.StatusBatch > 10000 {
 		errs = append(errs, fmt.Errorf("cardcenter.status_batch: %d out of 1..10000", c.StatusBatch))
+	}
+	if c.BankTypes == "" {
+		errs = append(errs, errors.New("cardcenter.bank_types: the bank-type dictionary is required"))
 	}
 	if c.StatusParallel < 1 || c.StatusParallel > 64 {
 		errs = append(errs, fmt.Errorf("cardcenter.status_parallel: %d out of 1..64", c.StatusParallel))
@@ -130,12 +135,39 @@ type Application struct {
 	AppliedOn string `json:"applied_on"`
 	// District is the division code.
 	District string `json:"district"`
-	// BankCode is the card's bank (一卡通: the allowance's bank), a connector code (boc, …) or empty.
+	// BankCode is the card center's bank-type code of the bank behind the
+	// card (dictionary cardcenter-bank-types, e.g. "104"); required for 一卡通.
 	BankCode string `json:"bank_code,omitempty"`
+	// Account is the card's bank account number (一卡通: where the allowance
+	// is paid); required for 一卡通. Never logged or shown whole.
+	Account string `json:"account,omitempty"`
+	// Bank is the partner bank (connector code) of BankCode, set by Check.
+	Bank string `json:"-"`
 }
 
-// Check reports why an application cannot be applied (nil when it can).
-func (a Application) Check(now time.Time) error {
+// maxAccount is the longest account number a bank file's account field holds.
+const maxAccount = 32
+
+// validAccount reports whether s looks like a bank account number: 12 to
+// 32 digits. The Luhn check is not asked: not every bank's account numbers
+// carry it (the mappings engine reports it as a warning on card fields).
+func validAccount(s string) bool {
+	if len(s) < 12 || len(s) > maxAccount {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// Check reports why an application cannot be applied (nil when it can)
+// and resolves its bank: a bank code must be in the bank-type dictionary
+// banks; a 一卡通 application must be of a social-security card and carry
+// its bank code and account.
+func (a *Application) Check(now time.Time, banks *BankTypes) error {
 	var why []string
 	if strings.TrimSpace(a.ID) == "" || len(a.ID) > 64 {
 		why = append(why, "application id missing or longer than 64")
@@ -149,6 +181,28 @@ func (a Application) Check(now time.Time) error {
 	if a.Channel == "" {
 		why = append(why, "channel missing")
 	}
+	a.Bank = ""
+	if a.BankCode != "" {
+		if bank, _, ok := banks.Bank(a.BankCode); ok {
+			a.Bank = bank
+		} else {
+			why = append(why, fmt.Sprintf("bank_code %q is not in the card center's bank-type dictionary (%s)", clip(a.BankCode), banks.Name()))
+		}
+	}
+	if a.Account != "" && !validAccount(a.Account) {
+		why = append(why, "account "+mask.Account(a.Account)+" is not 12 to 32 digits")
+	}
+	if a.Yikatong {
+		if a.CardType != SocialSecurityCard {
+			why = append(why, "一卡通 on a card that is not a social-security card")
+		}
+		if a.BankCode == "" {
+			why = append(why, "一卡通 without the card's bank_code")
+		}
+		if a.Account == "" {
+			why = append(why, "一卡通 without the card's account")
+		}
+	}
 	if d, err := time.ParseInLocation(time.DateOnly, a.AppliedOn, clock.Shanghai); err != nil || d.After(now) {
 		why = append(why, fmt.Sprintf("applied_on %q is not a past date", a.AppliedOn))
 	}
@@ -156,6 +210,14 @@ func (a Application) Check(now time.Time) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %s", ErrMalformed, strings.Join(why, "; "))
+}
+
+// clip keeps a partner's code short in a reason.
+func clip(s string) string {
+	if len(s) > 16 {
+		return s[:16] + "…"
+	}
+	return s
 }
 
 // Progress is one step of card production (制卡).
@@ -204,17 +266,19 @@ type Puller struct {
 	c     *httpx.Client
 	db    *store.DB
 	apply Applier
+	banks *BankTypes
 	ev    connectors.Events
 	clock clock.Clock
 }
 
-// NewPuller returns a puller of cfg.URL; deps.Store keeps the cursors.
-func NewPuller(cfg Config, deps connectors.Deps, apply Applier) (*Puller, error) {
+// NewPuller returns a puller of cfg.URL; deps.Store keeps the cursors and
+// banks (LoadBankTypes) checks the applications' bank codes.
+func NewPuller(cfg Config, deps connectors.Deps, banks *BankTypes, apply Applier) (*Puller, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.URL == "" || deps.Store == nil || apply == nil {
-		return nil, errors.New("cardcenter: pull: url, state store and applier required")
+	if cfg.URL == "" || deps.Store == nil || apply == nil || banks == nil {
+		return nil, errors.New("cardcenter: pull: url, state store, bank-type dictionary and applier required")
 	}
 	c, err := httpx.NewClient("cardcenter", cfg.Client)
 	if err != nil {
@@ -223,7 +287,7 @@ func NewPuller(cfg Config, deps connectors.Deps, apply Applier) (*Puller, error)
 	if deps.Clock == nil {
 		deps.Clock = clock.Real{}
 	}
-	return &Puller{cfg: cfg, c: c, db: deps.Store, apply: apply, ev: deps.Events, clock: deps.Clock}, nil
+	return &Puller{cfg: cfg, c: c, db: deps.Store, apply: apply, banks: banks, ev: deps.Events, clock: deps.Clock}, nil
 }
 
 // Pull pulls both feeds to their ends, applying each page before its
@@ -287,7 +351,7 @@ func (p *Puller) pullFeed(ctx context.Context, feed string) (n, nbad int, err er
 					bad = append(bad, Bad{Ref: ref, Reason: fmt.Sprintf("%v: %v", ErrMalformed, err)})
 					continue
 				}
-				if err := a.Check(now); err != nil {
+				if err := a.Check(now, p.banks); err != nil {
 					bad = append(bad, Bad{Ref: ref, RecordID: a.ID, Reason: err.Error()})
 					continue
 				}

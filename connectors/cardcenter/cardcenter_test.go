@@ -3,8 +3,11 @@ package cardcenter_test
 import (
 	"context"
 	"errors"
+	"os"
+	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/clock"
@@ -21,6 +24,7 @@ import (
 type mem struct {
 	mu    sync.Mutex
 	apps  map[string]int
+	banks map[string]string
 	bad   []cardcenter.Bad
 	steps map[string]string
 }
@@ -34,6 +38,9 @@ func (m *mem) ApplyApplications(_ context.Context, apps []cardcenter.Application
 			n++
 		}
 		m.apps[a.ID]++
+		if m.banks != nil {
+			m.banks[a.ID] = a.Bank
+		}
 	}
 	m.bad = append(m.bad, bad...)
 	return n, nil
@@ -46,6 +53,68 @@ func (m *mem) ApplyProgress(_ context.Context, steps []cardcenter.Progress) (int
 		m.steps[s.ID] = s.Stage
 	}
 	return len(steps), nil
+}
+
+// bankOf is the shipped dictionary's bank of each code.
+var bankOf = map[string]string{"104": "boc", "301": "bocom", "303": "ceb", "308": "cmb", "310": "spdb", "105": "ccb"}
+
+func bankTypes(t testing.TB) *cardcenter.BankTypes {
+	t.Helper()
+	bt, err := cardcenter.LoadBankTypes(os.DirFS("../../configs/mappings"), cardcenter.DefaultBankTypes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bt
+}
+
+// TestApplicationCheck checks the intake's checks of an application,
+// the 一卡通 bank-type dictionary among them.
+func TestApplicationCheck(t *testing.T) {
+	bt := bankTypes(t)
+	now := time.Date(2026, 12, 2, 9, 0, 0, 0, clock.Shanghai)
+	good := cardcenter.Application{ID: "A1", IDNumber: synth.New(1).Next().ID, CardType: cardcenter.SocialSecurityCard, Channel: "sscard",
+		Yikatong: true, AppliedOn: "2026-12-01", District: "310101", BankCode: "301", Account: "6222620000111122223"}
+	for _, tc := range []struct {
+		name   string
+		change func(a *cardcenter.Application)
+		reason string // "" accepted
+		bank   string
+	}{
+		{"一卡通 at a listed bank", func(*cardcenter.Application) {}, "", "bocom"},
+		{"every shipped code", func(a *cardcenter.Application) { a.BankCode = "105" }, "", "ccb"},
+		{"senior card without a bank", func(a *cardcenter.Application) {
+			a.CardType, a.Yikatong, a.BankCode, a.Account = cardcenter.SeniorCard, false, "", ""
+		}, "", ""},
+		{"unknown bank code", func(a *cardcenter.Application) { a.BankCode = "102" }, `bank_code "102" is not in the card center's bank-type dictionary (cardcenter-bank-types)`, ""},
+		{"a connector code is no card center code", func(a *cardcenter.Application) { a.BankCode = "boc" }, `bank_code "boc" is not in`, ""},
+		{"unknown code on a card without 一卡通", func(a *cardcenter.Application) { a.Yikatong = false; a.BankCode = "999" }, `bank_code "999"`, ""},
+		{"一卡通 without a bank", func(a *cardcenter.Application) { a.BankCode = "" }, "一卡通 without the card's bank_code", ""},
+		{"一卡通 without an account", func(a *cardcenter.Application) { a.Account = "" }, "一卡通 without the card's account", ""},
+		{"an account not of digits", func(a *cardcenter.Application) { a.Account = "62226200001111X2223" }, "account ***************2223 is not 12 to 32 digits", ""},
+		{"一卡通 on a senior card", func(a *cardcenter.Application) { a.CardType = cardcenter.SeniorCard }, "一卡通 on a card that is not a social-security card", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := good
+			tc.change(&a)
+			err := a.Check(now, bt)
+			switch {
+			case tc.reason == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.reason != "" && (err == nil || !strings.Contains(err.Error(), tc.reason) || !errors.Is(err, cardcenter.ErrMalformed)):
+				t.Fatalf("got %v, want a reason with %q", err, tc.reason)
+			case tc.reason == "" && a.Bank != tc.bank:
+				t.Fatalf("bank %q, want %q", a.Bank, tc.bank)
+			}
+			if err != nil && strings.Contains(err.Error(), a.Account) && a.Account != "" {
+				t.Fatal("the reason shows the whole account")
+			}
+		})
+	}
+	// A dictionary whose values are not banks is refused.
+	bad := fstest.MapFS{"t.yaml": {Data: []byte("kind: codetable\nname: t\ncodes:\n  - {code: \"104\", text: 中国银行}\n")}}
+	if _, err := cardcenter.LoadBankTypes(bad, "t.yaml"); err == nil {
+		t.Fatal("a dictionary without banks loaded")
+	}
 }
 
 var day = time.Date(2026, 12, 2, 9, 0, 0, 0, clock.Shanghai)
@@ -70,24 +139,31 @@ func TestPullApplications(t *testing.T) {
 	sim.AddApplications(apps...)
 	bad := apps[0]
 	bad.ID, bad.IDNumber = "ABAD", bad.IDNumber[:17]+"Y"
-	sim.AddApplications(bad)
+	unknownBank := apps[1]
+	unknownBank.ID, unknownBank.CardType, unknownBank.Channel, unknownBank.Yikatong = "ABANK", cardcenter.SocialSecurityCard, "sscard", true
+	unknownBank.BankCode, unknownBank.Account = "999", "6222000011112222333"
+	sim.AddApplications(bad, unknownBank)
 	sim.AddProgress(cardcenter.Progress{ID: apps[0].ID, Stage: "produced", At: "2026-12-01T10:00:00+08:00"}, cardcenter.Progress{ID: "x", Stage: "melted"})
 	sim.Faults.Duplicates.Store(true)
 	db := storetest.Open(t)
 	if err := cardcenter.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	m := &mem{apps: map[string]int{}, steps: map[string]string{}}
+	m := &mem{apps: map[string]int{}, steps: map[string]string{}, banks: map[string]string{}}
 	ev := &monitortest.Recorder{}
-	p, err := cardcenter.NewPuller(cfg, connectors.Deps{Store: db, Events: ev, Clock: clock.NewFake(day)}, m)
+	p, err := cardcenter.NewPuller(cfg, connectors.Deps{Store: db, Events: ev, Clock: clock.NewFake(day)}, bankTypes(t), m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := p.Pull(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if len(m.apps) != len(apps) || len(m.bad) != 1 || m.bad[0].RecordID != "ABAD" || m.steps[apps[0].ID] != "produced" {
+	if len(m.apps) != len(apps) || len(m.bad) != 2 || m.bad[0].RecordID != "ABAD" || m.steps[apps[0].ID] != "produced" {
 		t.Fatalf("%d applications, bad %+v, steps %v", len(m.apps), m.bad, m.steps)
+	}
+	if m.bad[1].RecordID != "ABANK" || !strings.Contains(m.bad[1].Reason, `bank_code "999" is not in the card center's bank-type dictionary (cardcenter-bank-types)`) ||
+		strings.Contains(m.bad[1].Reason, unknownBank.Account) {
+		t.Fatalf("unknown bank code: %+v", m.bad[1])
 	}
 	var yk, ss int
 	for _, a := range apps {
@@ -95,6 +171,9 @@ func TestPullApplications(t *testing.T) {
 			ss++
 			if a.Yikatong {
 				yk++
+			}
+			if got := m.banks[a.ID]; got == "" || got != bankOf[a.BankCode] {
+				t.Fatalf("%s: bank code %s resolved to %q", a.ID, a.BankCode, got)
 			}
 		}
 	}

@@ -5,9 +5,12 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/shanghai-mca/mzhub/connectors/cardcenter"
+	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/security/mask"
 )
 
@@ -24,17 +27,82 @@ type CardStatuser interface {
 // on a guess). Call it before the service screens.
 func (s *Service) SetCardStatus(q CardStatuser) { s.cards = q }
 
+// SetCardQuery gives the card center to the on-demand card-status query
+// of the console (QueryCardStatus), whether or not lists are screened by
+// card status.
+func (s *Service) SetCardQuery(q CardStatuser) { s.cardQuery = q }
+
+// CardAnswer is the answer of an on-demand card-status query.
+type CardAnswer struct {
+	// IDMasked is the person's masked ID number; Status the card center's
+	// answer (normal, lost, frozen, cancelled, none).
+	IDMasked, Status string
+	// Person is the person's allowance status (active, deceased, moved_out).
+	Person Person
+	// Bank and AccountMasked are where a 一卡通 holder is paid ("" otherwise).
+	Bank, AccountMasked string
+}
+
+// QueryCardStatus asks the card center the card status of one person for
+// an operator, and audits the query with its answer (or its failure).
+func (s *Service) QueryCardStatus(ctx context.Context, id, user string) (CardAnswer, error) {
+	id = strings.ToUpper(strings.TrimSpace(id))
+	if !mask.ValidID(id) {
+		return CardAnswer{}, fmt.Errorf("%w: %s", ErrBadID, mask.IDNumber(id))
+	}
+	if s.cardQuery == nil {
+		return CardAnswer{}, ErrNoCardCenter
+	}
+	a := CardAnswer{IDMasked: mask.IDNumber(id)}
+	st, err := s.cardQuery.Query(ctx, []string{id})
+	if err == nil && st[id] == "" {
+		err = errors.New("no status in the answer")
+	}
+	if err != nil {
+		if aerr := s.auditf(ctx, user, "card_status", a.IDMasked, audit.OutcomeFailure, "card center: %s", mask.Text(err.Error())); aerr != nil {
+			return CardAnswer{}, fmt.Errorf("allowance: audit: %w", aerr)
+		}
+		return CardAnswer{}, fmt.Errorf("%w: %w", ErrCardCenter, err)
+	}
+	a.Status = st[id]
+	if err := s.auditf(ctx, user, "card_status", a.IDMasked, audit.OutcomeSuccess, "card status %s", a.Status); err != nil {
+		return CardAnswer{}, fmt.Errorf("allowance: audit: %w", err)
+	}
+	if a.Person, err = s.PersonOf(ctx, id); err != nil {
+		return CardAnswer{}, err
+	}
+	err = s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT bank, account_masked FROM allow_yikatong WHERE person = ?`), s.PersonKey(id)).Scan(&a.Bank, &a.AccountMasked)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return CardAnswer{}, err
+	}
+	return a, nil
+}
+
 // ApplyApplications stores card applications idempotently by application
 // id and screens each new one: a card application later than a 迁出
-// without a later 迁入 raises applied_after_move_out. Bad ones are
-// quarantined (source cardcenter).
+// without a later 迁入 raises applied_after_move_out. A 一卡通
+// application (checked by cardcenter.Application.Check, its Bank
+// resolved) makes its card's bank and account where the person's
+// allowance is paid, unless a later 一卡通 application of theirs is
+// already known. Bad ones are quarantined (source cardcenter).
 func (s *Service) ApplyApplications(ctx context.Context, apps []cardcenter.Application, bad []cardcenter.Bad) (int, error) {
 	now := s.nowMS()
+	// Accounts are sealed outside the transaction, which stays short.
+	sealed := make(map[string]string)
+	for _, a := range apps {
+		if a.Yikatong && a.Bank != "" && a.Account != "" {
+			c, err := s.fields.Encrypt(a.Account)
+			if err != nil {
+				return 0, fmt.Errorf("allowance: applications: seal: %w", err)
+			}
+			sealed[a.ID] = c
+		}
+	}
 	var fresh []cardcenter.Application
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		fresh = fresh[:0]
 		ins, err := tx.PrepareContext(ctx, s.db.Rebind(`INSERT INTO allow_applications (app_id, person, id_masked, card_type, channel, yikatong,
-			applied_on, district, bank_code, stage, stage_at, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'applied', ?, ?)
+			applied_on, district, bank_code, bank, account_masked, stage, stage_at, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'applied', ?, ?)
 			ON CONFLICT (app_id) DO NOTHING`))
 		if err != nil {
 			return err
@@ -45,13 +113,28 @@ func (s *Service) ApplyApplications(ctx context.Context, apps []cardcenter.Appli
 			if a.Yikatong {
 				yk = 1
 			}
-			res, err := ins.ExecContext(ctx, a.ID, s.PersonKey(a.IDNumber), mask.IDNumber(a.IDNumber), a.CardType, a.Channel, yk,
-				a.AppliedOn, a.District, a.BankCode, a.AppliedOn, now)
+			person := s.PersonKey(a.IDNumber)
+			acctMasked := ""
+			if a.Account != "" {
+				acctMasked = mask.Account(a.Account)
+			}
+			res, err := ins.ExecContext(ctx, a.ID, person, mask.IDNumber(a.IDNumber), a.CardType, a.Channel, yk,
+				a.AppliedOn, a.District, a.BankCode, a.Bank, acctMasked, a.AppliedOn, now)
 			if err != nil {
 				return err
 			}
 			if n, _ := res.RowsAffected(); n == 1 {
 				fresh = append(fresh, a)
+			}
+			if c, ok := sealed[a.ID]; ok {
+				// The latest application wins (by date, then id), whatever the order they come in.
+				if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO allow_yikatong (person, app_id, applied_on, bank, account_sealed, account_masked, updated_ms)
+					VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (person) DO UPDATE SET app_id = excluded.app_id, applied_on = excluded.applied_on,
+					bank = excluded.bank, account_sealed = excluded.account_sealed, account_masked = excluded.account_masked, updated_ms = excluded.updated_ms
+					WHERE allow_yikatong.applied_on < excluded.applied_on OR (allow_yikatong.applied_on = excluded.applied_on AND allow_yikatong.app_id < excluded.app_id)`),
+					person, a.ID, a.AppliedOn, a.Bank, c, acctMasked, now); err != nil {
+					return err
+				}
 			}
 		}
 		for _, b := range bad {
@@ -115,12 +198,14 @@ func (s *Service) ApplyProgress(ctx context.Context, steps []cardcenter.Progress
 // Application is a card application as the console shows it.
 type Application struct {
 	AppID, IDMasked, CardType, Channel, AppliedOn, District, Stage string
-	Yikatong                                                       bool
+	// Bank and AccountMasked are the card's bank (connector code) and masked account, when known.
+	Bank, AccountMasked string
+	Yikatong            bool
 }
 
 // Applications lists the latest applications.
 func (s *Service) Applications(ctx context.Context, limit int) ([]Application, error) {
-	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT app_id, id_masked, card_type, channel, applied_on, district, stage, yikatong
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT app_id, id_masked, card_type, channel, applied_on, district, stage, yikatong, bank, account_masked
 		FROM allow_applications ORDER BY received_ms DESC, app_id LIMIT ?`), limit)
 	if err != nil {
 		return nil, err
@@ -130,11 +215,35 @@ func (s *Service) Applications(ctx context.Context, limit int) ([]Application, e
 	for rows.Next() {
 		var a Application
 		var yk int
-		if err := rows.Scan(&a.AppID, &a.IDMasked, &a.CardType, &a.Channel, &a.AppliedOn, &a.District, &a.Stage, &yk); err != nil {
+		if err := rows.Scan(&a.AppID, &a.IDMasked, &a.CardType, &a.Channel, &a.AppliedOn, &a.District, &a.Stage, &yk, &a.Bank, &a.AccountMasked); err != nil {
 			return nil, err
 		}
 		a.Yikatong = yk == 1
 		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// yikatongRoute is where a 一卡通 holder's allowance is paid.
+type yikatongRoute struct {
+	bank, sealed, masked string
+}
+
+// yikatongRoutes loads the card bank and account of every 一卡通 holder.
+func (s *Service) yikatongRoutes(ctx context.Context) (map[string]yikatongRoute, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT person, bank, account_sealed, account_masked FROM allow_yikatong`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]yikatongRoute{}
+	for rows.Next() {
+		var p string
+		var r yikatongRoute
+		if err := rows.Scan(&p, &r.bank, &r.sealed, &r.masked); err != nil {
+			return nil, err
+		}
+		out[p] = r
 	}
 	return out, rows.Err()
 }

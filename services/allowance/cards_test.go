@@ -3,6 +3,7 @@ package allowance_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +102,65 @@ func TestCards(t *testing.T) {
 		var o, r strings.Builder
 		if _, _, _, err := s.Screen(ctx, "2026-12", strings.NewReader(in), &o, &r); err == nil {
 			t.Fatal("screened without card statuses")
+		}
+	})
+}
+
+// TestYikatongRouting: a 一卡通 holder's list line is paid to the card's
+// bank and account (the latest 一卡通 application's, whatever order the
+// applications come in); others keep their line; the report shows it
+// masked; a redo writes the same list.
+func TestYikatongRouting(t *testing.T) {
+	storetest.Dialects(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		s, _ := newService(t, db, clock.NewFake(time.Date(2026, 12, 2, 5, 0, 0, 0, clock.Shanghai)))
+		g := synth.New(9)
+		holder, senior, plain := g.Next(), g.Next(), g.Next()
+		other := (holder.Bank + 1) % len(synth.Banks)
+		card := "6222620000111122223"
+		older := "6217000099998888777"
+		apps := []cardcenter.Application{
+			// The later application first: the older one, pulled after it, must not win.
+			{ID: "Y2", IDNumber: holder.ID, CardType: cardcenter.SocialSecurityCard, Channel: "sscard", Yikatong: true, AppliedOn: "2026-11-20",
+				District: holder.Division, BankCode: synth.Banks[other].CNAPS, Account: card, Bank: synth.Banks[other].Code},
+			{ID: "Y1", IDNumber: holder.ID, CardType: cardcenter.SocialSecurityCard, Channel: "sscard", Yikatong: true, AppliedOn: "2026-10-02",
+				District: holder.Division, BankCode: "105", Account: older, Bank: "ccb"},
+			// A 社保卡 without 一卡通, and a 敬老卡: paid as listed.
+			{ID: "S1", IDNumber: plain.ID, CardType: cardcenter.SocialSecurityCard, Channel: "sscard", AppliedOn: "2026-11-20",
+				District: plain.Division, BankCode: "104", Account: "6216610000222233334", Bank: "boc"},
+			{ID: "J1", IDNumber: senior.ID, CardType: cardcenter.SeniorCard, Channel: "window", AppliedOn: "2026-11-20", District: senior.Division},
+		}
+		if _, err := s.ApplyApplications(ctx, apps[:1], nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ApplyApplications(ctx, apps[1:], nil); err != nil {
+			t.Fatal(err)
+		}
+		lines := []string{listLine(holder, "2026-11"), listLine(senior, "2026-11"), listLine(plain, "2026-11")}
+		out, rep, kept, _ := screen(t, s, "2026-12", lines...)
+		want := strings.Join([]string{header,
+			fmt.Sprintf("%s,%s,%s,%s,%s,%d,%s,2026-11,", holder.ID, holder.Name, card, synth.Banks[other].Code, holder.Division, holder.AmountFen, holder.Standard),
+			lines[1], lines[2]}, "\n") + "\n"
+		if out != want || kept != 3 {
+			t.Fatalf("screened list:\n%s\nwant:\n%s", out, want)
+		}
+		if !strings.Contains(rep, "yikatong,paid to the card: "+synth.Banks[other].Code+" ***************2223") || strings.Contains(rep, card) ||
+			strings.Contains(rep, holder.Account) || strings.Count(rep, "yikatong") != 1 {
+			t.Fatalf("report:\n%s", rep)
+		}
+		// Redone: the same list.
+		if again, _, _, _ := screen(t, s, "2026-12", lines...); again != out {
+			t.Fatalf("redo differs:\n%s", again)
+		}
+		// The console lists the applications with the masked card account.
+		as, err := s.Applications(ctx, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range as {
+			if a.AppID == "Y2" && (a.Bank != synth.Banks[other].Code || a.AccountMasked != "***************2223") {
+				t.Fatalf("Y2 %+v", a)
+			}
 		}
 	})
 }

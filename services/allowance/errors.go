@@ -10,4 +10,8 @@ var (
 	ErrNoReview = errors.New("allowance: no pending review")
 	// ErrBadID: an ID number that fails its check.
 	ErrBadID = errors.New("allowance: bad ID number")
+	// ErrNoCardCenter: no card center is configured to ask.
+	ErrNoCardCenter = errors.New("allowance: no card center configured")
+	// ErrCardCenter: the card center did not answer a card-status query.
+	ErrCardCenter = errors.New("allowance: the card center did not answer")
 )

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/shanghai-mca/mzhub/problem"
+	"github.com/shanghai-mca/mzhub/security/mask"
 )
 
 // Push is one 入海 push shown on the console.
@@ -36,12 +37,13 @@ type OpsOptions struct {
 // /console/datasea behind the console's account guard): GET / shows the
 // overview, the warnings, claw-backs, back-payments, stopped persons,
 // pending 迁入 reviews, quarantined records and pushes; GET /report.csv
-// is the screening report; operators POST /confirm-alive (id_number, note)
-// and /reviews/{record}/{approve|reject}.
+// is the screening report; operators POST /confirm-alive (id_number, note),
+// /reviews/{record}/{approve|reject} and /card-status (id_number: the card
+// center's answer for one person, shown on the page and audited).
 func (s *Service) OpsHandler(o OpsOptions) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		d := pageData{Flash: r.URL.Query().Get("done")}
+	// render shows the page with d's flash and card answer.
+	render := func(w http.ResponseWriter, r *http.Request, d pageData) {
 		var err error
 		if d.Overview, err = s.Overview(r.Context()); err != nil {
 			problem.Write(w, r, problem.Internal(err))
@@ -79,6 +81,9 @@ func (s *Service) OpsHandler(o OpsOptions) http.Handler {
 			return
 		}
 		_ = page.Execute(w, d)
+	}
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		render(w, r, pageData{Flash: r.URL.Query().Get("done")})
 	})
 	mux.HandleFunc("GET /report.csv", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
@@ -123,6 +128,25 @@ func (s *Service) OpsHandler(o OpsOptions) http.Handler {
 			http.Redirect(w, r, "./?done=confirmed", http.StatusSeeOther)
 		}
 	}))
+	mux.HandleFunc("POST /card-status", act(func(w http.ResponseWriter, r *http.Request, user string) {
+		ans, err := s.QueryCardStatus(r.Context(), r.PostFormValue("id_number"), user)
+		switch {
+		case errors.Is(err, ErrBadID):
+			problem.Write(w, r, problem.ValidationFailed(problem.FieldError{Field: "id_number", Reason: "not a valid resident ID number"}))
+		case errors.Is(err, ErrNoCardCenter):
+			p := problem.Unavailable(0)
+			p.Detail = "no card center is configured (cardcenter.url)"
+			problem.Write(w, r, p)
+		case errors.Is(err, ErrCardCenter):
+			p := problem.Unavailable(60)
+			p.Detail = "the card center did not answer: " + mask.Text(err.Error())
+			problem.Write(w, r, p)
+		case err != nil:
+			problem.Write(w, r, problem.Internal(err))
+		default:
+			render(w, r, pageData{Card: &ans})
+		}
+	}))
 	mux.HandleFunc("POST /reviews/{record}/{decision}", act(func(w http.ResponseWriter, r *http.Request, user string) {
 		dec := r.PathValue("decision")
 		if dec != "approve" && dec != "reject" {
@@ -151,6 +175,25 @@ type pageData struct {
 	CanAct   bool
 	CSRF     string
 	Flash    string
+	// Card is the answer of an on-demand card-status query, shown on top.
+	Card *CardAnswer
+}
+
+// cardStatusText is a card status in Chinese and English.
+func cardStatusText(st string) string {
+	switch st {
+	case "normal":
+		return "正常 · normal"
+	case "lost":
+		return "挂失 · lost"
+	case "frozen":
+		return "冻结 · frozen"
+	case "cancelled":
+		return "注销 · cancelled"
+	case "none":
+		return "无卡 · no card"
+	}
+	return st
 }
 
 func yuan(fen int64) string {
@@ -177,7 +220,7 @@ func itoa(n int64) string {
 	return string(b)
 }
 
-var page = template.Must(template.New("datasea").Funcs(template.FuncMap{"yuan": yuan}).Parse(`<!doctype html>
+var page = template.Must(template.New("datasea").Funcs(template.FuncMap{"yuan": yuan, "cardStatus": cardStatusText}).Parse(`<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>数据海 · Data sea</title>
 <style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.25em .5em;font-size:90%}
 .warn{color:#a60}.err{color:#b00}.ok{color:#070}</style></head><body>
@@ -185,6 +228,9 @@ var page = template.Must(template.New("datasea").Funcs(template.FuncMap{"yuan": 
 </body></html>
 {{define "content"}}<h1>数据海 · Data sea</h1>
 {{if .Flash}}<p class="ok">{{.Flash}}</p>{{end}}
+{{with .Card}}<h2>卡状态查询结果 · Card status answer</h2>
+<table><tr><th>身份证 · person</th><th>卡状态 · card status</th><th>津贴状态 · allowance status</th><th>一卡通发放卡 · 一卡通 card paid to</th></tr>
+<tr><td>{{.IDMasked}}</td><td class="{{if eq .Status "normal"}}ok{{else}}err{{end}}">{{cardStatus .Status}}</td><td>{{.Person.Status}}{{if .Person.StopMonth}} ({{.Person.StopMonth}}){{end}}</td><td>{{if .Bank}}{{.Bank}} {{.AccountMasked}}{{else}}—{{end}}</td></tr></table>{{end}}
 <h2>概况 · Overview</h2>
 <table><tr><th>死亡记录 · deaths</th><th>迁出 · moves out</th><th>迁入 · moves in</th><th>作废 · invalidated</th><th>停发(死亡) · stopped (deceased)</th><th>停发(迁出) · stopped (moved out)</th><th>待审核迁入 · pending reviews</th><th>追回 · claw-backs</th><th>补发 · back-payments</th><th>隔离 · quarantined</th></tr>
 <tr><td>{{index .Overview.Records "death"}}</td><td>{{index .Overview.Records "move_out"}}</td><td>{{index .Overview.Records "move_in"}}</td><td>{{.Overview.Invalidated}}</td>
@@ -217,8 +263,10 @@ var page = template.Must(template.New("datasea").Funcs(template.FuncMap{"yuan": 
 <table><tr><th>位置 · where</th><th>记录 · record</th><th>来源 · source</th><th>原因 · reason</th></tr>
 {{range index .Lists "quarantined"}}<tr><td>{{.Person}}</td><td>{{.State}}</td><td>{{.Code}}</td><td class="err">{{.Detail}}</td></tr>{{else}}<tr><td colspan="4">无 · none</td></tr>{{end}}</table>
 <h2>卡申领与制卡 · Card applications and production</h2>
-<table><tr><th>申领 · application</th><th>身份证 · person</th><th>卡种 · card</th><th>渠道 · channel</th><th>一卡通</th><th>日期 · date</th><th>区 · district</th><th>制卡 · stage</th></tr>
-{{range .Apps}}<tr><td>{{.AppID}}</td><td>{{.IDMasked}}</td><td>{{if eq .CardType "sscard"}}社保卡 · social-security card{{else}}敬老卡 · senior card{{end}}</td><td>{{.Channel}}</td><td>{{if .Yikatong}}是 · yes{{else}}否 · no{{end}}</td><td>{{.AppliedOn}}</td><td>{{.District}}</td><td>{{.Stage}}</td></tr>{{else}}<tr><td colspan="8">无 · none</td></tr>{{end}}</table>
+{{if .CanAct}}<form method="post" action="card-status"><input type="hidden" name="csrf_token" value="{{.CSRF}}">
+<label>身份证号 · ID number <input name="id_number" autocomplete="off" size="20"></label><button>查询卡状态 · query card status</button></form>{{end}}
+<table><tr><th>申领 · application</th><th>身份证 · person</th><th>卡种 · card</th><th>渠道 · channel</th><th>一卡通</th><th>发放银行卡 · paid to</th><th>日期 · date</th><th>区 · district</th><th>制卡 · stage</th></tr>
+{{range .Apps}}<tr><td>{{.AppID}}</td><td>{{.IDMasked}}</td><td>{{if eq .CardType "sscard"}}社保卡 · social-security card{{else}}敬老卡 · senior card{{end}}</td><td>{{.Channel}}</td><td>{{if .Yikatong}}是 · yes{{else}}否 · no{{end}}</td><td>{{if and .Yikatong .Bank}}{{.Bank}} {{.AccountMasked}}{{end}}</td><td>{{.AppliedOn}}</td><td>{{.District}}</td><td>{{.Stage}}</td></tr>{{else}}<tr><td colspan="9">无 · none</td></tr>{{end}}</table>
 <h2>入海 · Recipients pushed</h2>
 <table><tr><th>月份 · period</th><th>人数 · records</th><th>金额 · total</th><th>状态 · state</th><th>回执 · receipt</th></tr>
 {{range .Pushes}}<tr><td>{{.Period}}</td><td>{{.Records}}</td><td>{{yuan .TotalFen}}</td><td>{{.State}}</td><td>{{.Receipt}}{{if .Detail}} <span class="err">{{.Detail}}</span>{{end}}</td></tr>{{else}}<tr><td colspan="5">无 · none</td></tr>{{end}}</table>

@@ -33,6 +33,9 @@ type backpay struct {
 //     period is left out and the month is recorded as withheld; when the
 //     list says they were already paid for months from the stop month on,
 //     each such month becomes a claw-back item;
+//   - a 一卡通 holder (a 社保卡 application with the 一卡通 flag) is paid
+//     to their card: the line's bank and account become the card's (the
+//     latest 一卡通 application's), so that bank's file carries them;
 //   - a person with back-payments due (补发) gets them added to this
 //     month's amount, and they are marked as listed in period;
 //   - an ID number not starting with 310 whose person has no 迁入 record
@@ -47,6 +50,11 @@ func (s *Service) Screen(ctx context.Context, period string, in io.Reader, out, 
 	if err != nil {
 		return 0, 0, "", err
 	}
+	routes, err := s.yikatongRoutes(ctx)
+	if err != nil {
+		return 0, 0, "", err
+	}
+	var routed int
 	type withheld struct {
 		person, month, reason, record string
 		fen                           int64
@@ -148,6 +156,18 @@ func (s *Service) Screen(ctx context.Context, period string, in io.Reader, out, 
 			}
 			continue
 		}
+		if rt, ok := routes[person]; ok {
+			acct, err := s.fields.Decrypt(rt.sealed)
+			if err != nil {
+				return 0, 0, "", fmt.Errorf("allowance: screen %s: 一卡通 account of %s: %w", period, masked, err)
+			}
+			if f[2] != acct || f[3] != rt.bank {
+				fmt.Fprintf(rw, "%d,%s,yikatong,paid to the card: %s %s (was %s %s),,%s\n", line, masked, rt.bank, rt.masked, f[3], mask.Account(f[2]), f[5])
+				f[2], f[3] = acct, rt.bank
+				body = strings.Join(f[:], ",")
+				routed++
+			}
+		}
 		if bp := backpays[person]; len(bp) > 0 {
 			var add int64
 			var ms []string
@@ -217,8 +237,8 @@ func (s *Service) Screen(ctx context.Context, period string, in io.Reader, out, 
 	if err != nil {
 		return 0, 0, "", fmt.Errorf("allowance: screen %s: %w", period, err)
 	}
-	summary = fmt.Sprintf("%d kept, %d left out (%d dead or moved out, %d by card status), %d back-paid (%d fen), %d claw-back months (%d fen), %d warnings",
-		kept, excluded, int(excluded)-cardStops, cardStops, len(listed), backFen, len(claws), clawFen, len(warns))
+	summary = fmt.Sprintf("%d kept, %d left out (%d dead or moved out, %d by card status), %d paid to their 一卡通 card, %d back-paid (%d fen), %d claw-back months (%d fen), %d warnings",
+		kept, excluded, int(excluded)-cardStops, cardStops, routed, len(listed), backFen, len(claws), clawFen, len(warns))
 	return kept, excluded, summary, nil
 }
 

@@ -30,6 +30,7 @@ var migrations embed.FS
 type Fields interface {
 	BlindIndex(value string) string
 	Encrypt(plaintext string) (string, error)
+	Decrypt(ciphertext string) (string, error)
 }
 
 // Person statuses.
@@ -64,6 +65,8 @@ type Service struct {
 	applied *prometheus.CounterVec
 	// cards, when set, gives card statuses to Screen (SetCardStatus).
 	cards CardStatuser
+	// cardQuery, when set, answers the console's card-status queries (SetCardQuery).
+	cardQuery CardStatuser
 }
 
 var _ datasea.Applier = (*Service)(nil)

@@ -182,6 +182,10 @@ func (s *Sim) status(w http.ResponseWriter, r *http.Request) {
 // Generate returns n applications of persons of the synthetic list of
 // seed (every step-th), made on day: about half 敬老卡 at a window or
 // online, half 社保卡 (一卡通 for most of them) through the sscard channel.
+// A 社保卡 carries its bank (the card center's bank-type code, which is
+// the bank's CNAPS code) and its account at that bank, which is not the
+// account of the person's list line, and for a third of them not even at
+// the same bank.
 func Generate(n int, seed uint64, day string, step int) []cardcenter.Application {
 	step = max(step, 1)
 	g := synth.New(seed)
@@ -198,9 +202,33 @@ func Generate(n int, seed uint64, day string, step int) []cardcenter.Application
 			a.CardType, a.Channel = cardcenter.SeniorCard, []string{"window", "online", "community"}[r.IntN(3)]
 		} else {
 			a.CardType, a.Channel, a.Yikatong = cardcenter.SocialSecurityCard, "sscard", r.IntN(10) < 8
-			a.BankCode = synth.Banks[p.Bank].Code
+			bank := p.Bank
+			if r.IntN(3) == 0 {
+				bank = (bank + 1 + r.IntN(len(synth.Banks)-1)) % len(synth.Banks)
+			}
+			a.BankCode, a.Account = synth.Banks[bank].CNAPS, CardAccount(r, bank)
 		}
 		out = append(out, a)
 	}
 	return out
+}
+
+// CardAccount returns a 19-digit card number of bank (an index of
+// synth.Banks): its BIN, random digits and a Luhn check digit.
+func CardAccount(r *rand.Rand, bank int) string {
+	acct := []byte(synth.Banks[bank].BIN)
+	for len(acct) < 18 {
+		acct = append(acct, byte('0'+r.IntN(10)))
+	}
+	sum := 0
+	for i := len(acct) - 1; i >= 0; i-- { // the check digit will double the last
+		d := int(acct[i] - '0')
+		if (len(acct)-i)%2 == 1 {
+			if d *= 2; d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+	}
+	return string(append(acct, byte('0'+(10-sum%10)%10)))
 }
