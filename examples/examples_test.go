@@ -111,7 +111,7 @@ func TestIntegrationExamples(t *testing.T) {
 					t.Fatalf("the hub did not take the partner: %v", err)
 				}
 				base := srv.URL + env.prefix
-				env := []string{"MZHUB_URL=" + base, "MZ_KEY_ID=" + iss.KeyID, "MZ_SECRET_HEX=" + iss.SecretHex,
+				env := []string{"MZ_BASE_URL=" + base, "MZ_KEY_ID=" + iss.KeyID, "MZ_SECRET_HEX=" + iss.SecretHex,
 					"MZHUB_MAX_BODY_BYTES=" + strconv.FormatInt(limit, 10)}
 
 				out, code := runExample(t, root, ex, env)

@@ -7,9 +7,9 @@
 //
 // It needs only the standard library and github.com/emmansun/gmsm (SM3):
 //
-//	MZHUB_URL=http://127.0.0.1:8080 MZ_KEY_ID=... MZ_SECRET_HEX=... go run ./examples/go
+//	MZ_BASE_URL=http://127.0.0.1:8080 MZ_KEY_ID=... MZ_SECRET_HEX=... go run ./examples/go
 //
-// MZHUB_URL is the hub's base URL without /partner/v1 (for the sandbox add
+// MZ_BASE_URL is the hub's base URL without /partner/v1 (for the sandbox add
 // its prefix: https://host/sandbox). MZHUB_MAX_BODY_BYTES is the body limit
 // to exceed (default 262144).
 package main
@@ -290,15 +290,15 @@ func main() {
 }
 
 func mainCode() int {
-	base, keyID, secretHex := os.Getenv("MZHUB_URL"), os.Getenv("MZ_KEY_ID"), os.Getenv("MZ_SECRET_HEX")
+	base, keyID, secretHex := os.Getenv("MZ_BASE_URL"), os.Getenv("MZ_KEY_ID"), os.Getenv("MZ_SECRET_HEX")
 	if base == "" || keyID == "" || secretHex == "" {
-		fmt.Fprintln(os.Stderr, "set MZHUB_URL, MZ_KEY_ID and MZ_SECRET_HEX (the partner's key id and its 64-hex-character secret)")
+		fmt.Fprintln(os.Stderr, "set MZ_BASE_URL, MZ_KEY_ID and MZ_SECRET_HEX (the partner's key id and its 64-hex-character secret)")
 		return 2
 	}
 	u, err := url.Parse(base)
 	secret, err2 := hex.DecodeString(secretHex)
 	if err != nil || err2 != nil {
-		fmt.Fprintln(os.Stderr, "MZHUB_URL must be a URL and MZ_SECRET_HEX hex")
+		fmt.Fprintln(os.Stderr, "MZ_BASE_URL must be a URL and MZ_SECRET_HEX hex")
 		return 2
 	}
 	limit := int64(256 << 10)

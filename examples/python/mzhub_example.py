@@ -8,9 +8,9 @@ cause and prints each answer. It exits 1 when an answer is not the documented on
 Standard library only where hashlib offers SM3 (Python linked with OpenSSL 1.1.1 or 3, as on
 Debian 12); otherwise it uses the gmssl package from PyPI (pip install gmssl).
 
-    MZHUB_URL=http://127.0.0.1:8080 MZ_KEY_ID=... MZ_SECRET_HEX=... python3 mzhub_example.py
+    MZ_BASE_URL=http://127.0.0.1:8080 MZ_KEY_ID=... MZ_SECRET_HEX=... python3 mzhub_example.py
 
-MZHUB_URL is the hub's base URL without /partner/v1 (for the sandbox add its prefix:
+MZ_BASE_URL is the hub's base URL without /partner/v1 (for the sandbox add its prefix:
 https://host/sandbox). MZHUB_MAX_BODY_BYTES is the body limit to exceed (default 262144).
 """
 
@@ -353,9 +353,9 @@ def rate_limited(c, run, path):
 
 
 def main():
-    base, key_id, secret_hex = (os.environ.get(k, "") for k in ("MZHUB_URL", "MZ_KEY_ID", "MZ_SECRET_HEX"))
+    base, key_id, secret_hex = (os.environ.get(k, "") for k in ("MZ_BASE_URL", "MZ_KEY_ID", "MZ_SECRET_HEX"))
     if not (base and key_id and secret_hex):
-        print("set MZHUB_URL, MZ_KEY_ID and MZ_SECRET_HEX (the partner's key id and its 64-hex-character secret)",
+        print("set MZ_BASE_URL, MZ_KEY_ID and MZ_SECRET_HEX (the partner's key id and its 64-hex-character secret)",
               file=sys.stderr)
         return 2
     try:

@@ -36,7 +36,7 @@ import org.bouncycastle.crypto.params.KeyParameter;
  * reads it back, updates it with If-Match, then provokes every problem the spec documents that a
  * client can cause and prints each answer. It exits 1 when an answer is not the documented one.
  *
- * <p>Settings come from the environment: MZHUB_URL (the hub's base URL without /partner/v1; for
+ * <p>Settings come from the environment: MZ_BASE_URL (the hub's base URL without /partner/v1; for
  * the sandbox add its prefix, https://host/sandbox), MZ_KEY_ID, MZ_SECRET_HEX and optionally
  * MZHUB_MAX_BODY_BYTES (the body limit to exceed, default 262144).
  */
@@ -486,11 +486,11 @@ public final class MzhubExample {
     }
 
     static int run() {
-        String url = System.getenv("MZHUB_URL");
+        String url = System.getenv("MZ_BASE_URL");
         String keyId = System.getenv("MZ_KEY_ID");
         String secretHex = System.getenv("MZ_SECRET_HEX");
         if (url == null || keyId == null || secretHex == null) {
-            System.err.println("set MZHUB_URL, MZ_KEY_ID and MZ_SECRET_HEX (the partner's key id and its 64-hex-character secret)");
+            System.err.println("set MZ_BASE_URL, MZ_KEY_ID and MZ_SECRET_HEX (the partner's key id and its 64-hex-character secret)");
             return 2;
         }
         byte[] secret;
