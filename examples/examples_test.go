@@ -134,8 +134,8 @@ func TestIntegrationExamples(t *testing.T) {
 				}
 				wrong := strings.Repeat("0", 64)
 				out, code = runExample(t, root, ex, append(env[:2:2], "MZ_SECRET_HEX="+wrong, env[3]))
-				if code == 0 {
-					t.Errorf("the %s example exited 0 with a wrong secret; output:\n%s", ex.lang, out)
+				if code != 1 || !strings.Contains(out, "FAIL push and read back") || !strings.Contains(out, "signature_invalid") {
+					t.Errorf("the %s example with a wrong secret exited %d; want 1, the push refused as signature_invalid; output:\n%s", ex.lang, code, out)
 				}
 			})
 		}
