@@ -91,7 +91,7 @@ func wirePortal(ctx context.Context, h *Hub, opts Options, singleton singletonFu
 		return err
 	}
 	svc, err := portal.New(ctx, cfg, portal.Deps{DB: h.Store(), Client: client, Fields: h.sec.Fields, Payments: h.disbursement,
-		Events: h.mon, Expect: h.mon, Logger: log, Clock: h.Clock(), Metrics: h.Registerer(), Node: h.Node()})
+		Events: h.mon, Expect: h.mon, Logger: log, Clock: h.Clock(), Metrics: h.Registerer(), Node: h.Node(), Audit: h.sec.Audit})
 	if err != nil {
 		return err
 	}
@@ -102,9 +102,8 @@ func wirePortal(ctx context.Context, h *Hub, opts Options, singleton singletonFu
 		u, ok := accounts.UserFrom(r.Context())
 		return ok && u.Role == accounts.RoleOperator
 	}
-	h.Handle("/console/portal/", h.sec.Accounts.Guard(accounts.RoleOperator, accounts.RoleAuditor)(
-		http.StripPrefix("/console/portal", svc.Handler(accounts.RequestUser, canAct, func(r *http.Request) string { return accounts.CSRFToken(r.Context()) }))))
-	h.mon.Link("nav_portal", "portal/")
+	// Inside the console's layout and navigation, behind its guard.
+	h.mon.Mount("nav_portal", "portal/", svc.Handler(accounts.RequestUser, canAct, func(r *http.Request) string { return accounts.CSRFToken(r.Context()) }))
 	if opts.Demo {
 		h.AddComponent("demo-portal-business", ComponentFunc(func(ctx context.Context) error {
 			if err := driveDemoPortal(ctx, svc, f.sim, h.Clock(), log.With("component", "demo-portal")); err != nil && ctx.Err() == nil {

@@ -3,6 +3,9 @@ package hub_test
 import (
 	"context"
 	"io"
+	"net/http"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -249,5 +252,52 @@ func TestPortalServe(t *testing.T) {
 	op := srv.Console(t, "pete", accounts.RoleAuditor)
 	if code, out := op.Do("GET", "/console/portal/refused.json", nil); code != 200 || len(out["refused"].([]any)) != 2 {
 		t.Fatalf("refused.json: %d %v", code, out)
+	}
+
+	// The portal refuses a node: it waits on the console, inside the
+	// console's layout, for an operator to retry or skip it.
+	late := sim.AddApplications(1)[0]
+	sim.SetFaults(joblibsim.Faults{RefuseNodes: 1})
+	round()
+	refused := func() []portal.RefusedRow {
+		rows, err := svc.RefusedRows(ctx, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rows
+	}
+	if rows := refused(); len(rows) != 1 || rows[0].Key != late {
+		t.Fatalf("refused rows: %+v", rows)
+	}
+	if code, body := op.Page("/console/portal/"); code != 200 || !strings.Contains(body, `href="/console/"`) || !strings.Contains(body, "被拒发送") ||
+		strings.Contains(body, `/retry"`) {
+		t.Fatalf("auditor's page (in the layout, the refused send listed, no action): %d %.300s", code, body)
+	}
+	if code, _, _ := op.Form("/console/portal/outbox/1/retry", url.Values{}); code != 403 {
+		t.Fatalf("an auditor's retry: %d", code)
+	}
+	olga := srv.Console(t, "olga", accounts.RoleOperator)
+	code, body := olga.Page("/console/portal/?lang=en")
+	action := regexp.MustCompile(`action="(outbox/\d+/retry)"[^>]*><input type="hidden" name="csrf_token" value="([^"]+)"`).FindStringSubmatch(body)
+	if code != 200 || action == nil || !strings.Contains(body, "Sends refused by the portal") {
+		t.Fatalf("operator's page in English with the retry action: %d %.300s", code, body)
+	}
+	if code, _, _ := olga.Form("/console/portal/"+action[1], url.Values{}); code != 403 {
+		t.Fatalf("a retry without the CSRF token: %d", code)
+	}
+	if code, _, loc := olga.Form("/console/portal/"+action[1], url.Values{"csrf_token": {action[2]}}); code != http.StatusSeeOther || loc == "" {
+		t.Fatalf("retry: %d %q", code, loc)
+	}
+	deadline = time.After(time.Minute)
+	for len(sim.Nodes(late)) == 0 {
+		select {
+		case <-deadline:
+			t.Fatalf("the retried node never reached the portal: %+v", refused())
+		default:
+		}
+		round()
+	}
+	if rows := refused(); len(rows) != 0 {
+		t.Fatalf("refused rows after the retry: %+v", rows)
 	}
 }

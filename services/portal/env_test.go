@@ -209,7 +209,7 @@ func (e *env) count(q string, args ...any) int64 {
 
 // settled reports whether every outbox row is delivered or failed.
 func (e *env) settled() bool {
-	return e.count(`SELECT COUNT(*) FROM portal_outbox WHERE state NOT IN ('delivered', 'failed')`) == 0
+	return e.count(`SELECT COUNT(*) FROM portal_outbox WHERE state NOT IN ('delivered', 'failed', 'skipped')`) == 0
 }
 
 // idFor makes a valid ID number of a Shanghai division, a birth date

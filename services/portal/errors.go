@@ -16,4 +16,6 @@ var (
 	ErrNoCase = errors.New("portal: no such case")
 	// ErrDecided: the case was decided already.
 	ErrDecided = errors.New("portal: case decided already")
+	// ErrNoRow: no refused outbox row by that id (it was never refused, or an operator acted on it already).
+	ErrNoRow = errors.New("portal: no such refused row")
 )

@@ -12,15 +12,19 @@ import (
 	"strings"
 
 	"github.com/shanghai-mca/mzhub/connectors/joblib"
+	"github.com/shanghai-mca/mzhub/monitor/console"
 	"github.com/shanghai-mca/mzhub/problem"
 )
 
-// Handler serves the portal's console page (GET /), its statistics as
-// JSON (GET /stats.json, filtered by ?item=&month=&division=), the refused
-// records (GET /refused.json) and an operator's decision on a case waiting
-// for review (POST /cases/{id}/decision). The hub mounts it under
-// /console/portal behind the console's account guard (which checks the CSRF
-// token of a POST); canAct says whether the user may decide.
+// Handler serves the portal's console page (GET /: inside the console's
+// layout and language when the console frames it, console.Mount), its
+// statistics as JSON (GET /stats.json, filtered by ?item=&month=&division=),
+// the refused records (GET /refused.json), an operator's decision on a case
+// waiting for review (POST /cases/{id}/decision) and an operator's retry or
+// skip of a send the portal refused (POST /outbox/{id}/retry|skip, audited).
+// The hub mounts it at /console/portal/ behind the console's account guard
+// (which checks the CSRF token of a POST); canAct says whether the user may
+// act (operators; auditors only read).
 func (s *Service) Handler(user func(*http.Request) string, canAct func(*http.Request) bool, csrf func(*http.Request) string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /stats.json", func(w http.ResponseWriter, r *http.Request) {
@@ -80,7 +84,37 @@ func (s *Service) Handler(user func(*http.Request) string, canAct func(*http.Req
 			writeJSON(w, map[string]string{"case_id": r.PathValue("id"), "decision": in.Decision})
 		}
 	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { s.page(w, r, csrf) })
+	mux.HandleFunc("POST /outbox/{id}/{action}", func(w http.ResponseWriter, r *http.Request) {
+		if canAct != nil && !canAct(r) {
+			problem.Write(w, r, problem.Forbidden("only operators retry or skip refused sends"))
+			return
+		}
+		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+		if err != nil {
+			problem.Write(w, r, problem.ValidationFailed(problem.FieldError{Field: "id", Reason: "not a row id"}))
+			return
+		}
+		u := ""
+		if user != nil {
+			u = user(r)
+		}
+		err = s.ResolveRefused(r.Context(), id, r.PathValue("action"), u)
+		switch {
+		case errors.Is(err, ErrNoRow):
+			problem.Write(w, r, problem.Conflict(err.Error()))
+		case errors.Is(err, ErrBadRecord):
+			problem.Write(w, r, problem.ValidationFailed(problem.FieldError{Field: "action", Reason: err.Error()}))
+		case err != nil:
+			problem.Write(w, r, problem.Internal(err))
+		case strings.HasPrefix(r.Header.Get("Accept"), "application/json"):
+			s.Kick()
+			writeJSON(w, map[string]any{"id": id, "action": r.PathValue("action")})
+		default:
+			s.Kick()
+			http.Redirect(w, r, "../../", http.StatusSeeOther) // back to the page
+		}
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { s.page(w, r, csrf, canAct) })
 	return mux
 }
 
@@ -116,41 +150,114 @@ var Districts = map[string]string{
 	"310117": "松江", "310118": "青浦", "310120": "奉贤", "310151": "崇明",
 }
 
-var stageNames = map[string]string{"": "待预审 received", joblib.NodePreReview: "预审 pre-review", joblib.NodeAccepted: "受理 accepted",
-	joblib.NodeProcessing: "办理 in process", joblib.NodeDone: "办结 done"}
+// labels are the page's words, zh-CN first, then English (the console's
+// language switch picks one).
+var labels = map[string][2]string{
+	"title":        {"一网通办：办件库与免申即享", "One-stop portal: job library and no-application benefits"},
+	"item":         {"事项", "Item"},
+	"all":          {"全部", "All"},
+	"month":        {"月份", "Month"},
+	"district":     {"区", "District"},
+	"filter":       {"查询", "Filter"},
+	"per_item":     {"免申即享（按事项）", "No-application benefits per item"},
+	"pushed":       {"推送", "Pushed"},
+	"cases":        {"确认件", "Cases"},
+	"confirmed":    {"确认", "Confirmed"},
+	"refused":      {"不予确认", "Refused"},
+	"review":       {"待审核", "Waiting for review"},
+	"paid":         {"兑付", "Paid"},
+	"unpaid":       {"未兑付", "Not paid"},
+	"amount":       {"兑付金额（元）", "Amount paid (yuan)"},
+	"conf_rate":    {"确认率", "Confirmation rate"},
+	"pay_rate":     {"兑付率", "Payout rate"},
+	"none":         {"暂无", "None yet"},
+	"per_district": {"按区", "Per district"},
+	"apps":         {"办件（按事项与环节）", "Applications per item and stage"},
+	"terminal":     {"自助终端机", "Self-service terminal"},
+	"total":        {"合计", "Total"},
+	"outbox":       {"发送队列", "Outbox"},
+	"kind":         {"类型", "Kind"},
+	"state":        {"状态", "State"},
+	"count":        {"数量", "Count"},
+	"refused_recs": {"拒收记录", "Refused records"},
+	"held":         {"被拒发送（待处理）", "Sends refused by the portal (need action)"},
+	"held_note": {"被拒的环节会挡住同一办件后续的环节：核实后重发，或跳过让后续环节发送。",
+		"A refused node holds back the later nodes of its application: retry it once the cause is fixed, or skip it so that the later ones go."},
+	"key":             {"办件/确认件", "Application / case"},
+	"ref":             {"编号", "Reference"},
+	"reason":          {"原因", "Reason"},
+	"blocked":         {"被挡住的后续", "Later rows held back"},
+	"action":          {"操作", "Action"},
+	"retry":           {"重发", "Retry"},
+	"skip":            {"跳过", "Skip"},
+	"rate_chart":      {"确认率与兑付率（%，按区）", "Confirmation and payout rates (%, per district)"},
+	"flow_chart":      {"推送 → 确认 → 兑付（按事项）", "Pushed → confirmed → paid (per item)"},
+	"app_chart":       {"办件（按事项与环节）", "Applications per item and stage"},
+	"st_":             {"待预审", "Received"},
+	"st_prereview":    {"预审", "Pre-review"},
+	"st_accepted":     {"受理", "Accepted"},
+	"st_processing":   {"办理", "In process"},
+	"st_done":         {"办结", "Done"},
+	"state_pending":   {"待发送", "Pending"},
+	"state_sending":   {"发送中", "Sending"},
+	"state_indoubt":   {"待核实", "In doubt"},
+	"state_delivered": {"已送达", "Delivered"},
+	"state_failed":    {"被拒", "Refused"},
+	"state_skipped":   {"已跳过", "Skipped"},
+	"kind_node":       {"办件环节", "Status node"},
+	"kind_push":       {"免申即享推送", "Push"},
+	"kind_confirm":    {"部门确认", "Confirmation"},
+	"kind_payout":     {"兑付", "Payout"},
+}
 
-var pageTmpl = template.Must(template.New("portal").Funcs(template.FuncMap{
+// words returns the page's words in language l (0 zh-CN, 1 English).
+func words(l int) map[string]string {
+	out := make(map[string]string, len(labels))
+	for k, v := range labels {
+		out[k] = v[l]
+	}
+	return out
+}
+
+var pageFuncs = template.FuncMap{
 	"pct":      func(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + "%" },
 	"yuan":     func(fen int64) string { return fmt.Sprintf("%d.%02d", fen/100, fen%100) },
 	"district": func(c string) string { return Districts[c] + " " + c },
-}).Parse(`<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>一网通办 · 办件库与免申即享 · mzhub</title>
-<link rel="stylesheet" href="/console/static/console.css"></head>
-<body><header><span class="brand">mzhub · 信息交换流程监管</span>
-<nav><a href="/console/">总览 Overview</a><a href="/console/charts">图表 Charts</a><a class="active" href="/console/portal/">一网通办 Portal</a></nav></header>
-<main id="portal"><h1>一网通办：办件库与免申即享 (one-stop portal: job library and no-application benefits)</h1>
+	"word":     func(w map[string]string, prefix, k string) string { return w[prefix+k] },
+}
+
+// pageTmpl is the page: "content" is what the console frames (Mount);
+// the whole page is for the handler served on its own.
+var pageTmpl = template.Must(template.New("portal").Funcs(pageFuncs).Parse(`{{define "content"}}{{$w := .W}}<div id="portal"><h1>{{$w.title}}</h1>
 <form method="get" class="filters">
-<label>事项 item <select name="item"><option value="">全部 all</option>{{range .Items}}<option value="{{.Code}}"{{if eq .Code $.F.Item}} selected{{end}}>{{.Name}} {{.Code}}</option>{{end}}</select></label>
-<label>月份 month <input name="month" value="{{.F.Month}}" placeholder="YYYY-MM" size="8"></label>
-<label>区 district <select name="division"><option value="">全部 all</option>{{range .Divs}}<option value="{{.}}"{{if eq . $.F.Division}} selected{{end}}>{{district .}}</option>{{end}}</select></label>
-<button>查询 filter</button> <a href="stats.json?item={{.F.Item}}&amp;month={{.F.Month}}&amp;division={{.F.Division}}">JSON</a></form>
-<section><h2>免申即享 (per item)</h2>
-<table><thead><tr><th>事项 item</th><th>推送 pushed</th><th>确认件 cases</th><th>确认 confirmed</th><th>不予确认 refused</th><th>待审核 review</th><th>兑付 paid</th><th>未兑付 unpaid</th><th>兑付金额 amount (元)</th><th>确认率 confirmation</th><th>兑付率 payout</th></tr></thead>
-<tbody>{{range .ByItem}}<tr><td>{{.Item}}</td><td>{{.Pushed}}</td><td>{{.Cases}}</td><td>{{.Confirmed}}</td><td>{{.Refused}}</td><td>{{.Review}}</td><td>{{.Paid}}</td><td>{{.Unpaid}}</td><td>{{yuan .PaidFen}}</td><td>{{pct .ConfirmationRate}}</td><td>{{pct .PayoutRate}}</td></tr>{{else}}<tr><td colspan="11">暂无 none yet</td></tr>{{end}}</tbody></table>
+<label>{{$w.item}} <select name="item"><option value="">{{$w.all}}</option>{{range .Items}}<option value="{{.Code}}"{{if eq .Code $.F.Item}} selected{{end}}>{{.Name}} {{.Code}}</option>{{end}}</select></label>
+<label>{{$w.month}} <input name="month" value="{{.F.Month}}" placeholder="YYYY-MM" size="8"></label>
+<label>{{$w.district}} <select name="division"><option value="">{{$w.all}}</option>{{range .Divs}}<option value="{{.}}"{{if eq . $.F.Division}} selected{{end}}>{{district .}}</option>{{end}}</select></label>
+<button>{{$w.filter}}</button> <a href="stats.json?item={{.F.Item}}&amp;month={{.F.Month}}&amp;division={{.F.Division}}">JSON</a></form>
+{{if .Held}}<section class="needs-action"><h2>{{$w.held}}</h2><p>{{$w.held_note}}</p>
+<table><thead><tr><th>{{$w.kind}}</th><th>{{$w.key}}</th><th>{{$w.ref}}</th><th>{{$w.reason}}</th><th>{{$w.blocked}}</th>{{if .CanAct}}<th>{{$w.action}}</th>{{end}}</tr></thead>
+<tbody>{{range .Held}}<tr class="red"><td>{{word $w "kind_" .Kind}}</td><td>{{.Key}}</td><td>{{.Ref}}</td><td>{{.Error}}</td><td>{{.Blocked}}</td>{{if $.CanAct}}<td>
+<form method="post" action="outbox/{{.ID}}/retry" style="display:inline"><input type="hidden" name="csrf_token" value="{{$.CSRF}}"><button>{{$w.retry}}</button></form>
+<form method="post" action="outbox/{{.ID}}/skip" style="display:inline"><input type="hidden" name="csrf_token" value="{{$.CSRF}}"><button>{{$w.skip}}</button></form></td>{{end}}</tr>{{end}}</tbody></table></section>{{end}}
+<section><h2>{{$w.per_item}}</h2>
+<table><thead><tr><th>{{$w.item}}</th><th>{{$w.pushed}}</th><th>{{$w.cases}}</th><th>{{$w.confirmed}}</th><th>{{$w.refused}}</th><th>{{$w.review}}</th><th>{{$w.paid}}</th><th>{{$w.unpaid}}</th><th>{{$w.amount}}</th><th>{{$w.conf_rate}}</th><th>{{$w.pay_rate}}</th></tr></thead>
+<tbody>{{range .ByItem}}<tr><td>{{.Item}}</td><td>{{.Pushed}}</td><td>{{.Cases}}</td><td>{{.Confirmed}}</td><td>{{.Refused}}</td><td>{{.Review}}</td><td>{{.Paid}}</td><td>{{.Unpaid}}</td><td>{{yuan .PaidFen}}</td><td>{{pct .ConfirmationRate}}</td><td>{{pct .PayoutRate}}</td></tr>{{else}}<tr><td colspan="11">{{$w.none}}</td></tr>{{end}}</tbody></table>
 {{.RateChart}}
 {{.FlowChart}}</section>
-<section><h2>按区 per district</h2>
-<table><thead><tr><th>区 district</th><th>推送 pushed</th><th>确认件 cases</th><th>确认 confirmed</th><th>兑付 paid</th><th>确认率</th><th>兑付率</th></tr></thead>
+<section><h2>{{$w.per_district}}</h2>
+<table><thead><tr><th>{{$w.district}}</th><th>{{$w.pushed}}</th><th>{{$w.cases}}</th><th>{{$w.confirmed}}</th><th>{{$w.paid}}</th><th>{{$w.conf_rate}}</th><th>{{$w.pay_rate}}</th></tr></thead>
 <tbody>{{range .ByDiv}}<tr><td>{{district .Division}}</td><td>{{.Pushed}}</td><td>{{.Cases}}</td><td>{{.Confirmed}}</td><td>{{.Paid}}</td><td>{{pct .ConfirmationRate}}</td><td>{{pct .PayoutRate}}</td></tr>{{end}}</tbody></table></section>
-<section><h2>办件 applications (per item and stage)</h2>
-<table><thead><tr><th>事项 item</th>{{range .Stages}}<th>{{.}}</th>{{end}}<th>自助终端机 terminal</th><th>合计 total</th></tr></thead>
-<tbody>{{range .AppRows}}<tr><td>{{.Item}}</td>{{range .Counts}}<td>{{.}}</td>{{end}}<td>{{.Terminal}}</td><td>{{.Total}}</td></tr>{{else}}<tr><td colspan="8">暂无 none yet</td></tr>{{end}}</tbody></table>
+<section><h2>{{$w.apps}}</h2>
+<table><thead><tr><th>{{$w.item}}</th>{{range .Stages}}<th>{{.}}</th>{{end}}<th>{{$w.terminal}}</th><th>{{$w.total}}</th></tr></thead>
+<tbody>{{range .AppRows}}<tr><td>{{.Item}}</td>{{range .Counts}}<td>{{.}}</td>{{end}}<td>{{.Terminal}}</td><td>{{.Total}}</td></tr>{{else}}<tr><td colspan="8">{{$w.none}}</td></tr>{{end}}</tbody></table>
 {{.StageChart}}</section>
-<section><h2>发送队列 outbox</h2><table><thead><tr><th>类型 kind</th><th>状态 state</th><th>数量 count</th></tr></thead>
-<tbody>{{range .S.Outbox}}<tr class="{{.State}}"><td>{{.Kind}}</td><td>{{.State}}</td><td>{{.Count}}</td></tr>{{end}}</tbody></table>
-<p>拒收记录 refused records: {{.S.Refused}} · <a href="refused.json">refused.json</a></p></section>
-</main></body></html>`))
+<section><h2>{{$w.outbox}}</h2><table><thead><tr><th>{{$w.kind}}</th><th>{{$w.state}}</th><th>{{$w.count}}</th></tr></thead>
+<tbody>{{range .S.Outbox}}<tr class="{{.State}}"><td>{{word $w "kind_" .Kind}}</td><td>{{word $w "state_" .State}}</td><td>{{.Count}}</td></tr>{{end}}</tbody></table>
+<p>{{$w.refused_recs}}: {{.S.Refused}} · <a href="refused.json">refused.json</a></p></section></div>{{end}}<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.W.title}} · mzhub</title>
+<link rel="stylesheet" href="/console/static/console.css"></head>
+<body><main>{{template "content" .}}</main></body></html>`))
 
 type appRow struct {
 	Item     string
@@ -159,7 +266,13 @@ type appRow struct {
 	Total    int64
 }
 
-func (s *Service) page(w http.ResponseWriter, r *http.Request, _ func(*http.Request) string) {
+func (s *Service) page(w http.ResponseWriter, r *http.Request, csrf func(*http.Request) string, canAct func(*http.Request) bool) {
+	frame, framed := console.FrameFrom(r.Context())
+	l := 0
+	if framed && frame.Lang() == "en" {
+		l = 1
+	}
+	wd := words(l)
 	f, p := filterOf(r)
 	if p != nil {
 		problem.Write(w, r, *p)
@@ -248,7 +361,7 @@ func (s *Service) page(w http.ResponseWriter, r *http.Request, _ func(*http.Requ
 		for j, row := range appRows {
 			v[j] = float64(row.Counts[i])
 		}
-		stageSeries = append(stageSeries, series{stageNames[sname], colors[i], v})
+		stageSeries = append(stageSeries, series{wd["st_"+sname], colors[i], v})
 	}
 	var appLabels []string
 	for _, row := range appRows {
@@ -261,17 +374,33 @@ func (s *Service) page(w http.ResponseWriter, r *http.Request, _ func(*http.Requ
 	sort.Strings(divs)
 	var stages []string
 	for _, sname := range stageOrder {
-		stages = append(stages, stageNames[sname])
+		stages = append(stages, wd["st_"+sname])
+	}
+	held, err := s.RefusedRows(r.Context(), 100)
+	if err != nil {
+		problem.Write(w, r, problem.Internal(err))
+		return
 	}
 	data := map[string]any{
-		"F": f, "S": st, "Items": s.cfg.Items, "Divs": divs, "ByItem": byItem, "ByDiv": byDiv, "AppRows": appRows, "Stages": stages,
-		"RateChart": template.HTML(groupedBars("确认率与兑付率 (%) per district", divLabels, []series{{"确认率 confirmation", "#3e7cb1", conf}, {"兑付率 payout", "#2e7d32", pay}}, 100)),
-		"FlowChart": template.HTML(groupedBars("推送 → 确认 → 兑付 per item", itemLabels, []series{{"推送 pushed", "#9e9e9e", pushed},
-			{"确认件 cases", "#3e7cb1", cases}, {"确认 confirmed", "#6a9f3c", confirmed}, {"兑付 paid", "#2e7d32", paid}}, 0)),
-		"StageChart": template.HTML(groupedBars("办件 per item and stage", appLabels, stageSeries, 0)),
+		"W": wd, "F": f, "S": st, "Items": s.cfg.Items, "Divs": divs, "ByItem": byItem, "ByDiv": byDiv, "AppRows": appRows, "Stages": stages,
+		"Held": held, "CanAct": canAct == nil || canAct(r), "CSRF": "",
+		"RateChart": template.HTML(groupedBars(wd["rate_chart"], divLabels, []series{{wd["conf_rate"], "#3e7cb1", conf}, {wd["pay_rate"], "#2e7d32", pay}}, 100)),
+		"FlowChart": template.HTML(groupedBars(wd["flow_chart"], itemLabels, []series{{wd["pushed"], "#9e9e9e", pushed},
+			{wd["cases"], "#3e7cb1", cases}, {wd["confirmed"], "#6a9f3c", confirmed}, {wd["paid"], "#2e7d32", paid}}, 0)),
+		"StageChart": template.HTML(groupedBars(wd["app_chart"], appLabels, stageSeries, 0)),
+	}
+	if csrf != nil {
+		data["CSRF"] = csrf(r)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := pageTmpl.Execute(w, data); err != nil {
+	w.Header().Set("Cache-Control", "no-store")
+	if framed {
+		frame.SetTitle("nav_portal")
+		err = pageTmpl.ExecuteTemplate(w, "content", data)
+	} else {
+		err = pageTmpl.Execute(w, data)
+	}
+	if err != nil {
 		s.log.Warn("portal: console page", "err", err)
 	}
 }

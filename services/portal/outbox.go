@@ -12,6 +12,7 @@ import (
 
 	"github.com/shanghai-mca/mzhub/connectors/joblib"
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/security/mask"
 )
 
@@ -145,7 +146,7 @@ func (s *Service) due(ctx context.Context, sd sender) ([]outRow, error) {
 			args = append(args, r.okey)
 		}
 	}
-	q := `SELECT okey, id FROM portal_outbox WHERE kind = ? AND state <> 'delivered' AND okey IN (?` + strings.Repeat(",?", len(keys)-1) + `) ORDER BY id`
+	q := `SELECT okey, id FROM portal_outbox WHERE kind = ? AND state NOT IN ('delivered', 'skipped') AND okey IN (?` + strings.Repeat(",?", len(keys)-1) + `) ORDER BY id`
 	urows, err := s.db.QueryContext(ctx, s.db.Rebind(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("portal: outbox order: %w", err)
@@ -574,4 +575,119 @@ func dedupe(ids []string) []string {
 		}
 	}
 	return out
+}
+
+// stateSkipped: an operator skipped a refused row; it is never sent, and
+// the later rows of its key go as if it were delivered.
+const stateSkipped = "skipped"
+
+// Operator actions on a refused (failed) outbox row.
+const (
+	// ActionRetry sends the row again (after the cause was fixed at the portal or in the business system).
+	ActionRetry = "retry"
+	// ActionSkip gives the row up, so that the later nodes of its application go.
+	ActionSkip = "skip"
+)
+
+// RefusedRow is an outbox row the portal refused (or that could not be
+// delivered), waiting for an operator.
+type RefusedRow struct {
+	// ID is the row's id (for ResolveRefused).
+	ID int64 `json:"id"`
+	// Kind is node, push, confirm or payout.
+	Kind string `json:"kind"`
+	// Key is the application or case the row belongs to.
+	Key string `json:"key"`
+	// Ref is the row's key at the portal.
+	Ref string `json:"ref"`
+	// Error is the portal's reason (masked).
+	Error string `json:"error"`
+	// Blocked counts the later rows of the same key held back by it.
+	Blocked int64 `json:"blocked"`
+}
+
+// RefusedRows lists the refused outbox rows, oldest first.
+func (s *Service) RefusedRows(ctx context.Context, limit int) ([]RefusedRow, error) {
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT o.id, o.kind, o.okey, o.ref, o.error,
+		(SELECT COUNT(*) FROM portal_outbox l WHERE l.kind = o.kind AND l.okey = o.okey AND l.id > o.id AND l.state = 'pending')
+		FROM portal_outbox o WHERE o.state = 'failed' ORDER BY o.id LIMIT ?`), limit)
+	if err != nil {
+		return nil, fmt.Errorf("portal: refused rows: %w", err)
+	}
+	defer rows.Close()
+	var out []RefusedRow
+	for rows.Next() {
+		var r RefusedRow
+		if err := rows.Scan(&r.ID, &r.Kind, &r.Key, &r.Ref, &r.Error, &r.Blocked); err != nil {
+			return nil, err
+		}
+		r.Error = mask.Text(r.Error)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// ResolveRefused carries out an operator's action on a refused row:
+// retry puts it back in the queue (sent at the next round, in its place
+// before the later rows of its key), skip gives it up so the later rows
+// go. Only a refused row can be acted on (ErrNoRow otherwise); the action
+// is audited, refused attempts too.
+func (s *Service) ResolveRefused(ctx context.Context, id int64, action, user string) error {
+	if action != ActionRetry && action != ActionSkip {
+		return fmt.Errorf("%w: action %q: want retry or skip", ErrBadRecord, action)
+	}
+	object := fmt.Sprintf("outbox/%d", id)
+	var kind, ref string
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT kind, ref FROM portal_outbox WHERE id = ? AND state = 'failed'`), id).Scan(&kind, &ref); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("%w: outbox row %d is not refused", ErrNoRow, id)
+			}
+			return err
+		}
+		if action == ActionRetry {
+			_, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE portal_outbox SET state = 'pending', next_at = ?, attempts = 0, error = '' WHERE id = ?`), s.now().UnixMilli(), id)
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE portal_outbox SET state = 'skipped' WHERE id = ?`), id)
+		return err
+	})
+	outcome := audit.OutcomeSuccess
+	if err != nil {
+		outcome = audit.OutcomeFailure
+	}
+	if aerr := s.auditf(ctx, user, "outbox."+action, object, outcome, "%s %s", kind, ref); aerr != nil && err == nil {
+		return fmt.Errorf("portal: audit: %w", aerr)
+	}
+	if err != nil {
+		return err
+	}
+	s.emit(monitor.Event{Partner: partnerOf(kind), Flow: flowOf(kind), Direction: monitor.Outbound, Type: monitor.Replayed, Status: monitor.OK,
+		ExchangeID: kind + ":" + ref, PartnerRef: ref, Attrs: map[string]string{"action": action, "by": user}})
+	return nil
+}
+
+func (s *Service) auditf(ctx context.Context, actor, action, object, outcome, f string, a ...any) error {
+	if s.d.Audit == nil {
+		return nil
+	}
+	_, err := s.d.Audit.Append(ctx, audit.Record{Time: s.now(), Actor: audit.UserActor(actor), Action: "portal." + action,
+		Object: object, Outcome: outcome, Detail: fmt.Sprintf(f, a...)})
+	return err
+}
+
+func partnerOf(kind string) string {
+	if kind == kindNode {
+		return PartnerJobLib
+	}
+	return PartnerMianshen
+}
+
+func flowOf(kind string) string {
+	for _, sd := range []struct{ k, f string }{{kindNode, FlowStatus}, {kindPush, FlowPush}, {kindConfirm, FlowConfirm}, {kindPayout, FlowPayout}} {
+		if sd.k == kind {
+			return sd.f
+		}
+	}
+	return FlowStatus
 }

@@ -25,6 +25,7 @@ func TestIntegrationPortalPostgres(t *testing.T) {
 		{"in doubt", TestInDoubtSendsAreRecheckedNotResent},
 		{"review", TestReviewWhenAutoApprovalIsOff},
 		{"console", TestConsoleHandler},
+		{"refused rows", TestRefusedRowRetriedOrSkippedByAnOperator},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			onPostgres.Store(t, true)

@@ -17,6 +17,7 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/joblib"
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/security/fieldcrypt"
 	"github.com/shanghai-mca/mzhub/services/disbursement"
 	"github.com/shanghai-mca/mzhub/store"
@@ -77,6 +78,8 @@ type Deps struct {
 	Metrics prometheus.Registerer
 	// Node names the replica in events.
 	Node string
+	// Audit records operators' actions (nil: not audited).
+	Audit audit.Appender
 }
 
 // Service runs the portal exchanges.

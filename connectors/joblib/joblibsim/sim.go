@@ -83,6 +83,10 @@ type Faults struct {
 	WrongRecords int
 	// DropResult leaves one item out of the next n answers to pushing calls.
 	DropResult int
+	// RefuseNodes refuses the next n status nodes that the portal would
+	// otherwise take (outcome invalid: the portal's own review holds the
+	// application), without taking them.
+	RefuseNodes int
 	// HoldAfterApply applies the next n pushing calls, announces each on
 	// Sim.Held and never answers it (the caller times out or dies).
 	HoldAfterApply int
@@ -510,6 +514,9 @@ func (s *Sim) takeNode(n joblib.Node) joblib.Result {
 		res.Outcome, res.Reason = joblib.OutcomeClosed, "the application is closed"
 	case n.Seq != len(a.nodes)+1:
 		res.Outcome, res.Reason = joblib.OutcomeOutOfOrder, fmt.Sprintf("node %d before node %d", n.Seq, len(a.nodes)+1)
+	case s.faults.RefuseNodes > 0:
+		s.faults.RefuseNodes--
+		res.Outcome, res.Reason = joblib.OutcomeInvalid, "办件信息与办件库不符，待核实 (held by the portal's review)"
 	default:
 		a.nodes = append(a.nodes, n)
 		a.closed = joblib.Final(n.Node, n.Result)
