@@ -106,6 +106,31 @@ func (p *page) param(name, v string) template.HTML {
 	return template.HTML(template.HTMLEscapeString(mask(v)))
 }
 
+// Span says a duration in the page's language ("5 分钟", "5 min").
+func (p *page) Span(d time.Duration) string { return spanText(p.L, d.Round(time.Second)) }
+
+// Ago says how long before the page's time t was, in whole units of the
+// largest that fits ("9 小时前", "9 h ago").
+func (p *page) Ago(t time.Time) string {
+	d := p.Now.Sub(t)
+	var unit time.Duration
+	switch {
+	case d < time.Minute:
+		unit = time.Second
+	case d < time.Hour:
+		unit = time.Minute
+	case d < 48*time.Hour:
+		unit = time.Hour
+	default:
+		unit = 24 * time.Hour
+	}
+	s := spanText(p.L, d.Truncate(unit))
+	if p.L == 1 {
+		return s + " ago"
+	}
+	return s + "前"
+}
+
 // spanText says a duration in whole days, hours, minutes or seconds.
 func spanText(l int, d time.Duration) string {
 	units := []struct {
@@ -124,7 +149,10 @@ func spanText(l int, d time.Duration) string {
 		}
 	}
 	if len(parts) == 0 {
-		return d.String()
+		if l == 1 {
+			return "0 s"
+		}
+		return "0 秒"
 	}
 	return strings.Join(parts, " ")
 }

@@ -254,14 +254,13 @@ func (c *Console) newPage(w http.ResponseWriter, r *http.Request, title string) 
 // basePath is the console's mount point as the browser sees it, so links
 // work under any prefix: the part of the original path before the route.
 func basePath(r *http.Request) string {
-	full := r.URL.Path
-	if r.URL.RawPath != "" {
-		full = r.URL.RawPath
-	}
+	// Compare escaped with escaped: an id with an encoded slash
+	// (exchange/a%2Fb) must not lose the prefix (the page went unstyled).
+	full := r.URL.EscapedPath()
 	orig := full
 	if r.RequestURI != "" {
 		if u, err := url.ParseRequestURI(r.RequestURI); err == nil {
-			orig = u.Path
+			orig = u.EscapedPath()
 		}
 	}
 	if strings.HasSuffix(orig, full) {

@@ -132,7 +132,8 @@ func TestPages(t *testing.T) {
 		Schedules:  []monitor.FlowSchedule{{Partner: "datasea", Flow: "death", Every: 24 * time.Hour}, {Partner: "cardcenter", Flow: "applications", Every: time.Hour}},
 		Thresholds: monitor.DefaultConfig().Thresholds})
 	cases := []pageWant{
-		{"/console/matrix", []string{"健康矩阵", `title="bank.ccb"`, "建设银行", "办件状态推送", "卡中心", `class="cell red"`, "/console/static/console.css"}},
+		{"/console/matrix", []string{"健康矩阵", `title="bank.ccb"`, "建设银行", "办件状态推送", "卡中心", `class="cell red"`, "/console/static/console.css",
+			"从未 / 1 小时", "1 天", "小时前"}},
 		{"/console/matrix?lang=en", []string{"Health matrix", "Last success", "p95 latency", "China Construction Bank"}},
 		{"/console/", []string{"总览", "信息交换流程监管", `data-partner="bank.ccb" data-op="return" data-band="red"`, "建设银行", "回盘", "开户",
 			`data-partner="bank.boc" data-op="open" data-band="grey"`, "最近一步失败", "错误率过高", "待处理死信", "村镇银行 02"}},

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -410,4 +411,20 @@ func (c *Console) needsAction(r *http.Request) []actionItem {
 // actionItem is one entry of the overview's "needs action" strip.
 type actionItem struct {
 	Class, Key, Kind, Label, Href string
+}
+
+// CycleError says why a cycle failed: in the page's language where the
+// cycle itself shows it (a letter total that differs from the system
+// total), then the service's own text, masked and marked English.
+func (p *page) CycleError(cy monitor.Cycle) template.HTML {
+	if cy.Error == "" {
+		return ""
+	}
+	var lead string
+	if cy.Stage == "total_check" && cy.LetterTotalFen > 0 && cy.LetterTotalFen != cy.SystemTotalFen {
+		lead = strings.NewReplacer("{letter}", formatYuan(cy.LetterTotalFen), "{system}", formatYuan(cy.SystemTotalFen)).
+			Replace(p.T("cycle_err_total_mismatch"))
+		lead = template.HTMLEscapeString(lead) + "<br>"
+	}
+	return template.HTML(lead + `<span class="muted" lang="en">` + template.HTMLEscapeString(mask(cy.Error)) + `</span>`)
 }

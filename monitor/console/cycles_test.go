@@ -186,6 +186,7 @@ func TestCyclesOnTheBatchesPage(t *testing.T) {
 			"发放与扣款周期", `data-cycle="disbursement-2026-11" data-status="awaiting_confirmation"`, "待市级确认", "alice",
 			"2,639,850.05", "29,988 / 30,012", "1,234,567.89", "待录入发函总额",
 			`<tr class="red" data-cycle="deduction-2026-10"`, "310***********1234", "恢复运行", "季度扣款",
+			`发函总额 1.00 元与系统总额 4,400.00 元不符<br><span class="muted" lang="en">letter total 1.00 yuan`,
 			`action="/console/batches/disbursement/2026-11/confirm-city"`, `action="/console/batches/disbursement/2026-10/letter-total"`,
 			`action="/console/batches/deduction/2026-10/letter-total"`, `action="/console/batches/deduction/2026-10/resume"`,
 			`action="/console/batches/start"`, "<option>list-2026-12.csv</option>", `value="2026-11"`,

@@ -252,6 +252,7 @@ var messages = map[string][2]string{
 	"cycle_err_kind":                     {"类型须为低保发放或季度扣款", "Kind must be disbursement or deduction"},
 	"cycle_err_amount":                   {"金额格式不对:请输入元,最多两位小数,如 2639850.00", "Not an amount: yuan with at most two decimals, e.g. 2639850.00"},
 	"cycle_err_no_cycle":                 {"没有该批次", "No such batch"},
+	"cycle_err_total_mismatch":           {"发函总额 {letter} 元与系统总额 {system} 元不符", "The letter total {letter} yuan does not equal the system total {system} yuan"},
 	"cycle_err_unavailable":              {"发放周期暂时无法读取", "The allowance cycles cannot be read now"},
 	"payment_listed":                     {"待发送", "listed"},
 	"payment_rejected":                   {"校验拒绝", "rejected"},

@@ -73,7 +73,7 @@ func TestTopologyPage(t *testing.T) {
 	srv := newServer(t, console.Deps{Store: seeded(t), Clock: clock.NewFake(now), Topology: topologyFixture(t)})
 	checkPages(t, srv, []pageWant{
 		{"/console/topology", []string{
-			"拓扑", `href="/console/topology" class="active"`, "近 5m0s",
+			"拓扑", `href="/console/topology" class="active"`, "近 5 分钟",
 			// The dangling topic, at its route.
 			"悬空主题", "configs/routes/notices.yaml:9", `topic &#34;district.notices&#34; is produced by route district-notices but nothing consumes it`,
 			// The diagram: every kind of node, edges coloured by traffic and errors.

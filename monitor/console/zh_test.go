@@ -80,6 +80,9 @@ func TestEveryPageIsChinese(t *testing.T) {
 				t.Fatalf("status %d: %.300s", code, body)
 			}
 			checkChinese(t, body, english)
+			if !strings.Contains(body, `href="/console/static/console.css"`) {
+				t.Errorf("the page does not link the console's style sheet under /console/: %.400s", body)
+			}
 			if dir := os.Getenv("MZHUB_CONSOLE_DUMP"); dir != "" {
 				name := strings.NewReplacer("/", "_", "?", "_", "%", "_", "&", "_", "=", "_").Replace(path)
 				_ = os.WriteFile(filepath.Join(dir, name+".html"), []byte(body), 0o644)
