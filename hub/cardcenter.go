@@ -3,14 +3,17 @@ package hub
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/connectors/bank"
 	"github.com/shanghai-mca/mzhub/connectors/cardcenter"
 	"github.com/shanghai-mca/mzhub/connectors/cardcenter/cardcentersim"
 	"github.com/shanghai-mca/mzhub/services/allowance"
+	"github.com/shanghai-mca/mzhub/services/disbursement"
 )
 
 // DemoCardApplications is the number of card applications the demo's
@@ -96,4 +99,48 @@ func allDemoPersons(n int) []string {
 		}
 	}
 	return out
+}
+
+// settleClawbacks settles the claw-back items of every finished deduction
+// batch by its reconciled results (deducted, or open again with the
+// bank's reason for the next quarter), checking again whenever a batch
+// changes and every hour. Settling is idempotent.
+func settleClawbacks(ctx context.Context, svc *disbursement.Service, al *allowance.Service, clk clock.Clock, log *slog.Logger) error {
+	outcomes := func(ctx context.Context, period string, ids []string) (map[string]allowance.DeductionOutcome, bool, error) {
+		res, ok, err := svc.Outcomes(ctx, bank.Deduction, period, ids)
+		if err != nil || !ok {
+			return nil, ok, err
+		}
+		out := make(map[string]allowance.DeductionOutcome, len(res))
+		for id, o := range res {
+			out[id] = allowance.DeductionOutcome{Deducted: o.Paid(), Reason: o.Reason}
+		}
+		return out, true, nil
+	}
+	for {
+		changed := svc.Changed()
+		bs, err := svc.Batches(ctx, 24)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("allowance: claw-backs: batches", "err", err)
+		}
+		for _, b := range bs {
+			if b.Kind != string(bank.Deduction) || b.Status != disbursement.BatchDone {
+				continue
+			}
+			st, err := al.SettleDeductions(ctx, b.Period, outcomes)
+			if err != nil {
+				log.Warn("allowance: claw-backs: settle failed; retried at the next check", "period", b.Period, "err", err)
+				continue
+			}
+			if st != (allowance.Settled{}) {
+				log.Info("allowance: claw-backs settled", "period", b.Period, "deducted", st.Deducted, "failed", st.Failed, "refund_due", st.RefundDue)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		case <-clk.After(time.Hour):
+		}
+	}
 }

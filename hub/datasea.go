@@ -47,6 +47,12 @@ func wireDatasea(ctx context.Context, h *Hub, opts Options, singleton singletonF
 	}
 	if h.disbursement != nil {
 		h.disbursement.SetScreener(al)
+		// Claw-backs join the quarterly deduction and are settled by its returns.
+		h.disbursement.SetDeductionScreener(al.Deductions())
+		svc := h.disbursement
+		h.AddComponent("allowance.clawbacks", singleton("allowance.clawbacks", func(ctx context.Context) error {
+			return settleClawbacks(ctx, svc, al, h.Clock(), log)
+		}))
 	}
 	var sim *dataseasim.Sim
 	if opts.Demo {

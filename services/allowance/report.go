@@ -57,8 +57,8 @@ func (s *Service) Overview(ctx context.Context) (Overview, error) {
 	q(&o.Deceased, `SELECT COUNT(*) FROM allow_persons WHERE status = 'deceased'`)
 	q(&o.MovedOut, `SELECT COUNT(*) FROM allow_persons WHERE status = 'moved_out'`)
 	q(&o.PendingReviews, `SELECT COUNT(*) FROM allow_reviews WHERE state = 'pending'`)
-	q(&o.Clawbacks, `SELECT COUNT(*) FROM allow_clawbacks WHERE state = 'open'`)
-	q(&o.ClawbackFen, `SELECT COALESCE(SUM(amount_fen), 0) FROM allow_clawbacks WHERE state = 'open'`)
+	q(&o.Clawbacks, `SELECT COUNT(*) FROM allow_clawbacks WHERE state IN ('open', 'listed')`)
+	q(&o.ClawbackFen, `SELECT COALESCE(SUM(amount_fen), 0) FROM allow_clawbacks WHERE state IN ('open', 'listed')`)
 	q(&o.Backpays, `SELECT COUNT(*) FROM allow_backpays`)
 	q(&o.BackpayFen, `SELECT COALESCE(SUM(amount_fen), 0) FROM allow_backpays`)
 	q(&o.Quarantined, `SELECT COUNT(*) FROM allow_quarantine`)
@@ -99,7 +99,9 @@ func (s *Service) Items(ctx context.Context, kind string, limit int) ([]Item, er
 	case "warning":
 		q = `SELECT id_masked, code, detail, found_in, '', 0 FROM allow_warnings ORDER BY created_ms DESC LIMIT ?`
 	case "clawback":
-		q = `SELECT id_masked, record_id, 'paid after death, found in list ' || found_in, month, state, amount_fen FROM allow_clawbacks ORDER BY month DESC LIMIT ?`
+		q = `SELECT id_masked, record_id, 'paid after death, found in list ' || found_in ||
+			CASE WHEN deduct_period <> '' THEN '; deduction ' || deduct_period ELSE '' END || CASE WHEN detail <> '' THEN '; ' || detail ELSE '' END,
+			month, state, amount_fen FROM allow_clawbacks ORDER BY month DESC LIMIT ?`
 	case "backpay":
 		q = `SELECT id_masked, '', CASE WHEN period = '' THEN 'due in the next list' ELSE 'in list ' || period END, month, state, amount_fen FROM allow_backpays ORDER BY month DESC LIMIT ?`
 	case "stopped":

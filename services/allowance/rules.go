@@ -56,7 +56,7 @@ func (s *Service) ConfirmAlive(ctx context.Context, id, user, note string) (back
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE allow_clawbacks SET state = 'cancelled' WHERE person = ? AND state = 'open'`), person); err != nil {
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE allow_clawbacks SET state = 'cancelled' WHERE person = ? AND state IN ('open', 'listed')`), person); err != nil {
 			return err
 		}
 		// 补发: every month withheld because of the death. Months also

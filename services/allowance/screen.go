@@ -60,8 +60,8 @@ func (s *Service) Screen(ctx context.Context, period string, in io.Reader, out, 
 		fen                           int64
 	}
 	type claw struct {
-		person, month, masked, record string
-		fen                           int64
+		person, month, masked, record, sealed string
+		fen                                   int64
 	}
 	type warning struct{ person, masked, detail string }
 	var held []withheld
@@ -144,8 +144,21 @@ func (s *Service) Screen(ctx context.Context, period string, in io.Reader, out, 
 			held = append(held, withheld{person, period, st.status, st.record, amount})
 			months := ""
 			if last := f[7]; last != "" && last >= st.month && st.status == StatusDeceased {
+				// The quarterly deduction takes it back from the account
+				// the months were paid to: the 一卡通 card's when so routed.
+				g := f
+				if rt, ok := routes[person]; ok {
+					if g[2], err = s.fields.Decrypt(rt.sealed); err != nil {
+						return 0, 0, "", fmt.Errorf("allowance: screen %s: 一卡通 account of %s: %w", period, masked, err)
+					}
+					g[3] = rt.bank
+				}
+				sealed, err := s.fields.Encrypt(strings.Join(g[:], ","))
+				if err != nil {
+					return 0, 0, "", fmt.Errorf("allowance: screen %s: seal: %w", period, err)
+				}
 				for m := st.month; m <= last; m = addMonth(m) {
-					claws = append(claws, claw{person, m, masked, st.record, amount})
+					claws = append(claws, claw{person, m, masked, st.record, sealed, amount})
 					clawFen += amount
 					months += m + " "
 				}
@@ -216,8 +229,8 @@ func (s *Service) Screen(ctx context.Context, period string, in io.Reader, out, 
 			}
 		}
 		for _, c := range claws {
-			if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO allow_clawbacks (person, month, id_masked, amount_fen, record_id, found_in, state)
-				VALUES (?, ?, ?, ?, ?, ?, 'open') ON CONFLICT (person, month) DO NOTHING`), c.person, c.month, c.masked, c.fen, c.record, period); err != nil {
+			if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO allow_clawbacks (person, month, id_masked, amount_fen, record_id, found_in, state, line_sealed)
+				VALUES (?, ?, ?, ?, ?, ?, 'open', ?) ON CONFLICT (person, month) DO NOTHING`), c.person, c.month, c.masked, c.fen, c.record, period, c.sealed); err != nil {
 				return err
 			}
 		}

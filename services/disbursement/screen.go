@@ -27,12 +27,21 @@ type Screener interface {
 // each list through sc first; call it before Run.
 func (s *Service) SetScreener(sc Screener) { s.screener = sc }
 
+// SetDeductionScreener makes the intake of quarterly deduction lists pass
+// each list through sc first (services/allowance adds the claw-backs of
+// payments made after death); call it before Run.
+func (s *Service) SetDeductionScreener(sc Screener) { s.dedScreener = sc }
+
 // screenList passes the batch's list through the screener: the list as
 // submitted is kept as list.submitted.csv (the input of every redo), the
 // screened list replaces list.csv and screening.csv reports what was done.
 // fresh tells that list.csv was just copied from the submitted file.
 func (s *Service) screenList(ctx context.Context, b *Batch, fresh bool) error {
-	if s.screener == nil || b.Kind != string(bank.Disbursement) {
+	sc := s.screener
+	if b.Kind == string(bank.Deduction) {
+		sc = s.dedScreener
+	}
+	if sc == nil {
 		return nil
 	}
 	dst := s.listPath(b)
@@ -56,7 +65,7 @@ func (s *Service) screenList(ctx context.Context, b *Batch, fresh bool) error {
 		_ = out.Close()
 		return fmt.Errorf("screen: %w", err)
 	}
-	kept, excluded, summary, err := s.screener.Screen(ctx, b.Period, in, out, rep)
+	kept, excluded, summary, err := sc.Screen(ctx, b.Period, in, out, rep)
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}

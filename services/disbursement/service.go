@@ -108,6 +108,8 @@ type Service struct {
 	keyer  *personKeyer
 	// screener is consulted by the intake (SetScreener).
 	screener Screener
+	// dedScreener is consulted by the intake of deductions (SetDeductionScreener).
+	dedScreener Screener
 
 	wakeup chan struct{} // a batch was queued (Submit, Confirm)
 
