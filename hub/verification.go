@@ -34,7 +34,7 @@ const VerificationLease = "verification.outbox"
 // verificationPartners are the connectors the service fans out to, and the
 // ministry client when it is wired (inbound requests).
 type verificationPartners struct {
-	list     []verification.Partner
+	list     []household.Partner
 	ministry *ministry.Client
 }
 
@@ -62,8 +62,15 @@ func wireVerification(ctx context.Context, h *Hub, opts Options, singleton singl
 	if err != nil {
 		return err
 	}
+	// The routes of configs/routes/verification*.yaml deliver the calls
+	// through these clients; the service plans calls for them only.
+	h.partnerClients.Add(ps.list...)
+	planned := make([]verification.Partner, len(ps.list))
+	for i, p := range ps.list {
+		planned[i] = p
+	}
 	svc, err := verification.New(ctx, vc, verification.Deps{DB: h.Store(), Logger: log, Metrics: h.Registerer(), Clock: h.Clock(),
-		Events: h.mon, Sealer: h.sec.Fields, Node: h.Node(), DataDir: cfg.DataDir}, ps.list)
+		Events: h.mon, Sealer: h.sec.Fields, Node: h.Node(), DataDir: cfg.DataDir, Bus: h.Bus()}, planned)
 	if err != nil {
 		return fmt.Errorf("wire: verification: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/bank"
 	"github.com/shanghai-mca/mzhub/connectors/funeralhome/funeralhomesim"
+	"github.com/shanghai-mca/mzhub/connectors/household"
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/monitor/hubmon"
 	"github.com/shanghai-mca/mzhub/monitor/spool"
@@ -59,6 +60,9 @@ type parts struct {
 	partnerStore *funeral.PartnerStore
 	partnerSync  *funeral.PartnerSync
 	portal       *portalFamily // hub/portal.go
+	// partnerClients are the verification partners' clients for the
+	// routes' connector kinds (hub/verification.go fills it).
+	partnerClients *household.Directory
 
 	// bookingURLs overrides the registry's booking URLs (the demo's
 	// simulated homes listen on ports chosen at start).
@@ -313,10 +317,11 @@ func (h *Hub) wire(ctx context.Context, opts Options) error {
 	}
 
 	// Route engine (its dead letters are acted on from the console).
+	w.partnerClients = household.NewDirectory()
 	engine, err := routes.NewEngine(routes.EngineConfig{Dir: cfg.Paths.Routes, Node: h.Node(), DrainTimeout: cfg.HTTP.ShutdownTimeout * 2 / 3}, routes.Deps{
 		Bus: w.bus, Store: h.Store(), Connectors: connectors.Builtin(), Logger: log,
 		Metrics: h.Registerer(), Clock: h.Clock(), Mapper: routes.NewMappingsMapper(cfg.Paths.Mappings),
-		DataDir: cfg.DataDir, Events: mon, Sealer: sealer, Leases: w.leases,
+		DataDir: cfg.DataDir, Events: mon, Sealer: sealer, Leases: w.leases, Partners: w.partnerClients,
 	})
 	if err != nil {
 		return fmt.Errorf("wire: routes: %w", err)

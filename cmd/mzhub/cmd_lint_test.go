@@ -22,7 +22,7 @@ func TestLintTopology(t *testing.T) {
 	}{
 		{name: "closed", dir: filepath.Join("testdata", "topology", "ok"), code: 0},
 		{name: "dangling", dir: filepath.Join("testdata", "topology", "dangling"), code: 1, want: []string{
-			filepath.Join(dangling, "answers.yaml") + `:8: topic "verification.answers" is consumed by route verification-answers but nothing produces it: no route or service publishes it (if a system outside the hub does, declare it in topics.yaml with external: producer)`,
+			filepath.Join(dangling, "answers.yaml") + `:8: topic "verification.results" is consumed by route verification-answers but nothing produces it: no route or service publishes it (if a system outside the hub does, declare it in topics.yaml with external: producer)`,
 			filepath.Join(dangling, "requests.yaml") + `:11: topic "verification.requests" is produced by route verification-requests but nothing consumes it: no route or service reads it (if a system outside the hub does, declare it in topics.yaml with external: consumer)`,
 			filepath.Join(dangling, "topics.yaml") + `:6: topic "ministry.requests" is declared external (producer, ministry platform) but no route or service of the hub uses it`,
 		}},

@@ -2,11 +2,15 @@ package verification
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/bus"
+	"github.com/shanghai-mca/mzhub/bus/local"
+	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/household"
 	"github.com/shanghai-mca/mzhub/connectors/household/householdsim"
 	"github.com/shanghai-mca/mzhub/connectors/hpf"
@@ -20,6 +24,7 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/villagebank"
 	"github.com/shanghai-mca/mzhub/connectors/villagebank/villagebanksim"
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/routes"
 	"github.com/shanghai-mca/mzhub/store"
 )
 
@@ -77,7 +82,7 @@ func (s *sims) config(timeout time.Duration) simConfig {
 	return c
 }
 
-func (c simConfig) partners(t testing.TB) []Partner {
+func (c simConfig) partners(t testing.TB) []household.Partner {
 	t.Helper()
 	h, err := hrss.New(c.HRSS)
 	if err != nil {
@@ -95,7 +100,7 @@ func (c simConfig) partners(t testing.TB) []Partner {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := []Partner{h, f, m}
+	out := []household.Partner{h, f, m}
 	vbs, err := villagebank.Clients(c.Banks)
 	if err != nil {
 		t.Fatal(err)
@@ -167,21 +172,69 @@ func testConfig() Config {
 	return c
 }
 
-// newService starts a service over the partners and runs it until the test ends.
-func newService(t testing.TB, cfg Config, db *store.DB, partners []Partner, ev Events, inbound Inbound) *Service {
+// newService starts a service over the partners, with the shipped
+// verification routes (configs/routes/verification*.yaml) on a local bus
+// in the same store delivering its calls, and runs both until the test ends.
+func newService(t testing.TB, cfg Config, db *store.DB, partners []household.Partner, ev Events, inbound Inbound) *Service {
 	t.Helper()
-	s, err := New(context.Background(), cfg, Deps{DB: db, Events: ev, DataDir: t.TempDir()}, partners)
+	ctx, cancel := context.WithCancel(context.Background())
+	b, err := local.Open(ctx, db, bus.DefaultConfig().Local, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := make([]Partner, len(partners))
+	for i, p := range partners {
+		ps[i] = p
+	}
+	s, err := New(ctx, cfg, Deps{DB: db, Events: ev, DataDir: t.TempDir(), Bus: b}, ps)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if inbound != nil {
 		s.SetInbound(inbound)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	eng := startRoutes(t, db, b, household.NewDirectory(partners...))
 	done := make(chan struct{})
+	engDone := make(chan struct{})
+	go func() { defer close(engDone); _ = eng.Run(ctx) }()
 	go func() { defer close(done); _ = s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); <-done; <-engDone; _ = b.Close(context.Background()) })
 	return s
+}
+
+// startRoutes returns an engine loaded with the shipped verification
+// routes (copied from configs/routes: the other families' routes are not
+// this package's), with the verification connector kinds over dir.
+func startRoutes(t testing.TB, db *store.DB, b bus.Bus, dir *household.Directory) *routes.Engine {
+	t.Helper()
+	reg := connectors.NewRegistry()
+	for _, sp := range []connectors.Spec{hrss.Spec(), hpf.Spec(), samr.Spec(), villagebank.Spec(), ministry.Spec()} {
+		if err := reg.Register(sp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rdir := t.TempDir()
+	files, _ := filepath.Glob(filepath.Join("..", "..", "configs", "routes", "verification*.yaml"))
+	if len(files) < 2 {
+		t.Fatalf("shipped verification routes: %v", files)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(rdir, filepath.Base(f)), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eng, err := routes.NewEngine(routes.EngineConfig{ReloadInterval: -1, DrainTimeout: time.Second}, routes.Deps{Bus: b, Store: db, Connectors: reg, Partners: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Load(rdir); err != nil {
+		t.Fatal(err)
+	}
+	return eng
 }
 
 // waitFinal waits (on the service's signal) until every id is final.

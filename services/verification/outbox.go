@@ -9,10 +9,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/connectors/household"
-	"github.com/shanghai-mca/mzhub/connectors/httpx"
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/routes"
 	"github.com/shanghai-mca/mzhub/security/mask"
 )
 
@@ -56,13 +56,17 @@ func scanCall(sc interface{ Scan(...any) error }) (callRow, error) {
 	return c, err
 }
 
-// Run works the outbox until ctx is done: a dispatcher per partner, the
-// deadline sweep, the inbound requests of other provinces and the quality
-// reports. Calls left in doubt by an earlier run are looked up first.
+// Run works the outbox until ctx is done: a dispatcher per partner
+// publishing the calls onto the partners' ask topics (the routes of
+// configs/routes/verification*.yaml deliver them), the consumer of the
+// answers, the deadline sweep, the inbound requests of other provinces and
+// the quality reports. Calls an earlier run left published are published
+// again under the same keys: a route delivers a key once, settles one in
+// doubt by the partner's lookup, and a call takes one answer.
 func (s *Service) Run(ctx context.Context) error {
 	db := s.deps.DB
 	// This process owns the outbox now (one replica runs it, under a
-	// lease): what an earlier run left in flight is in doubt and due.
+	// lease): what an earlier run left published is due again.
 	if _, err := db.ExecContext(ctx, db.Rebind(`UPDATE verif_calls SET next_ms = ? WHERE state = 'sending'`), ms(s.clock.Now())); err != nil {
 		return fmt.Errorf("verification: resume: %w", err)
 	}
@@ -71,7 +75,20 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := s.finalizeStranded(ctx); err != nil {
 		return fmt.Errorf("verification: resume: %w", err)
 	}
+	sub, err := s.deps.Bus.Subscribe(ctx, bus.SubscribeOptions{Topic: TopicAnswers, Subscription: "verification.answers",
+		ProcessingDeadline: time.Minute, Prefetch: 8 * answerWorkers})
+	if err != nil {
+		return fmt.Errorf("verification: subscribe %s: %w", TopicAnswers, err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = sub.Close(cctx)
+	}()
 	var wg sync.WaitGroup
+	for range answerWorkers {
+		wg.Go(func() { s.consumeAnswers(ctx, sub) })
+	}
 	for _, id := range s.order {
 		wg.Go(func() { s.dispatch(ctx, id) })
 	}
@@ -86,47 +103,20 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// dispatch works one partner's due calls with bounded concurrency.
+// answerWorkers is how many answers are applied at once.
+const answerWorkers = 4
+
+// dispatch publishes one partner's due calls.
 func (s *Service) dispatch(ctx context.Context, partner string) {
-	sem := make(chan struct{}, s.cfg.Concurrency)
-	var mu sync.Mutex
-	inflight := map[int64]bool{}
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	for ctx.Err() == nil {
 		rows, err := s.due(ctx, partner, 4*s.cfg.Concurrency)
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("verification outbox read failed", "partner", partner, "err", err)
 		}
-		started := 0
 		for _, c := range rows {
-			mu.Lock()
-			busy := inflight[c.ID]
-			if !busy {
-				inflight[c.ID] = true
-			}
-			mu.Unlock()
-			if busy {
-				continue
-			}
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			started++
-			wg.Go(func() {
-				defer func() {
-					<-sem
-					mu.Lock()
-					delete(inflight, c.ID)
-					mu.Unlock()
-					s.poke(partner)
-				}()
-				s.process(ctx, c)
-			})
+			s.process(ctx, c)
 		}
-		if started > 0 {
+		if len(rows) > 0 {
 			continue
 		}
 		select {
@@ -156,13 +146,20 @@ func (s *Service) due(ctx context.Context, partner string, limit int) ([]callRow
 	return out, rows.Err()
 }
 
-// holdFor is how long a call being asked stays out of the due list: past
-// it (a crash), it is due again and looked up by key.
-func (s *Service) holdFor() time.Duration { return 2*time.Minute + s.cfg.RetryWait }
+// askKey is the bus idempotency key of a call's ask: the call's key, and a
+// new one for each ask after the first (a partner that lost an accepted
+// query is asked again; the route must not take that for a redelivery).
+func askKey(c callRow, attempts int) string {
+	if attempts <= 1 {
+		return c.Key
+	}
+	return fmt.Sprintf("%s:ask%d", c.Key, attempts)
+}
 
-// process moves one call forward.
+// process publishes what a due call needs: its ask (queued; or, after a
+// restart or a failed publish, again under the same key), or a poll of an
+// asynchronous partner's answer (waiting).
 func (s *Service) process(ctx context.Context, c callRow) {
-	p := s.partners[c.Partner]
 	r, _, err := s.loadRequest(ctx, c.RequestID)
 	if err != nil {
 		s.log.Error("verification call without its request", "call", c.Key, "err", err)
@@ -170,60 +167,161 @@ func (s *Service) process(ctx context.Context, c callRow) {
 	}
 	q := household.Query{Key: c.Key, RequestID: c.RequestID, Scope: c.Scope, Authorization: r.Authorization, Members: scoped(r.Members, c.Scope), PartnerRef: c.PartnerRef}
 	now := s.clock.Now()
-	start := time.Now()
-	var ans household.Answer
-	var found bool
+	op, key, attempt := household.OpAsk, askKey(c, c.Attempts), c.Attempts
 	switch c.State {
-	case StateWaiting, StateSending:
-		// Asked before: ask the partner what it holds under the key; only
-		// a partner that never saw the call is asked again.
-		if !s.mark(ctx, c, c.State, `lookups = lookups + 1`) {
-			return
-		}
-		ans, found, err = p.Lookup(ctx, q)
-		s.metrics.calls.WithLabelValues(c.Partner, "lookup").Inc()
-		if err != nil {
-			s.retry(ctx, c, c.State, err, time.Since(start))
-			return
-		}
-		if !found && c.State == StateWaiting {
-			err = fmt.Errorf("%s lost the accepted query %s", c.Partner, c.PartnerRef)
-			s.retry(ctx, c, StateSending, err, time.Since(start))
-			return
-		}
-		if found {
-			break
-		}
-		fallthrough
 	case StateQueued:
-		if c.State == StateQueued && !s.mark(ctx, c, StateQueued, `state = 'sending', attempts = attempts + 1, asks = asks + 1, sent_ms = ?, next_ms = ?`, ms(now), ms(now.Add(s.holdFor()))) {
+		// The next ask: a new key after the first.
+		attempt = c.Attempts + 1
+		key = askKey(c, attempt)
+		if !s.mark(ctx, c, StateQueued, `state = 'sending', attempts = attempts + 1, asks = asks + 1, sent_ms = ?, next_ms = ?`, ms(now), c.DeadlineMS) {
 			return
 		}
-		if c.State == StateSending && !s.mark(ctx, c, StateSending, `attempts = attempts + 1, asks = asks + 1, sent_ms = ?, next_ms = ?`, ms(now), ms(now.Add(s.holdFor()))) {
-			return
-		}
-		c.State = StateSending
 		s.emit(monitor.Event{Type: monitor.Sent, Status: monitor.OK, Partner: c.Partner, Flow: callFlow(c.Partner, r.Origin), Direction: monitor.Outbound,
-			Channel: channelOf(c.Partner), ExchangeID: c.Key, BusinessKey: c.RequestID, Attempt: c.Attempts + 1, Records: int64(len(q.Members))})
-		ans, err = p.Ask(ctx, q)
+			Channel: channelOf(c.Partner), ExchangeID: c.Key, BusinessKey: c.RequestID, Attempt: attempt, Records: int64(len(q.Members))})
 		s.metrics.calls.WithLabelValues(c.Partner, "ask").Inc()
-		if err != nil {
-			s.fail(ctx, c, r, err, time.Since(start))
+	case StateSending:
+		// Published before (a restart, a failed publish): the same key.
+		if !s.mark(ctx, c, StateSending, `next_ms = ?`, c.DeadlineMS) {
 			return
 		}
-	}
-	if ans.Pending {
-		if s.mark(ctx, c, c.State, `state = 'waiting', partner_ref = ?, next_ms = ?`, ans.PartnerRef, ms(s.clock.Now().Add(s.cfg.PollEvery))) {
-			if c.State != StateWaiting {
-				s.emit(monitor.Event{Type: monitor.Received, Status: monitor.OK, Partner: c.Partner, Flow: callFlow(c.Partner, r.Origin), Direction: monitor.Inbound,
-					Channel: channelOf(c.Partner), ExchangeID: c.Key, BusinessKey: c.RequestID, PartnerRef: ans.PartnerRef, Duration: time.Since(start),
-					Attrs: map[string]string{"stage": "accepted"}})
-			}
-			s.signal()
+	case StateWaiting:
+		op, key = household.OpLookup, fmt.Sprintf("%s:poll%d", c.Key, c.Lookups+1)
+		if !s.mark(ctx, c, StateWaiting, `lookups = lookups + 1, next_ms = ?`, ms(now.Add(s.cfg.PollEvery))) {
+			return
 		}
+		s.metrics.calls.WithLabelValues(c.Partner, "lookup").Inc()
+	default:
 		return
 	}
-	s.settle(ctx, c, r, q, ans, time.Since(start))
+	body, err := json.Marshal(q)
+	if err != nil {
+		s.log.Error("verification query", "call", c.Key, "err", err)
+		return
+	}
+	msg := bus.Message{Key: c.RequestID, IdempotencyKey: key, Body: body, Headers: map[string]string{
+		household.HeaderPartner: c.Partner, household.HeaderOp: op, household.HeaderCall: c.Key}}
+	if err := s.pub.Publish(ctx, AskTopic(c.Partner), msg); err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		// Published again after a wait, under the same key.
+		s.log.Warn("verification ask not published", "call", c.Key, "err", err)
+		st := StateSending
+		if c.State == StateWaiting {
+			st = StateWaiting
+		}
+		s.mark(ctx, callRow{ID: c.ID}, st, `next_ms = ?`, ms(s.clock.Now().Add(s.cfg.RetryWait)))
+	}
+}
+
+// consumeAnswers applies the partners' answers the routes publish.
+func (s *Service) consumeAnswers(ctx context.Context, sub bus.Subscription) {
+	for {
+		d, err := sub.Receive(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, bus.ErrClosed) {
+				return
+			}
+			s.log.Error("verification answers: receive", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.clock.After(time.Second):
+			}
+			continue
+		}
+		settle := context.WithoutCancel(ctx)
+		if err := s.applyAnswer(ctx, d.Message()); err != nil {
+			if ctx.Err() != nil {
+				return // redelivered to the next run
+			}
+			s.log.Error("verification answer not applied; retried", "err", err)
+			_ = d.Nack(settle, s.cfg.RetryWait, err)
+			continue
+		}
+		if err := d.Ack(settle); err != nil {
+			s.log.Error("verification answers: ack", "err", err)
+		}
+	}
+}
+
+// applyAnswer applies one answer to its call, when the call is still open.
+// An answer to a closed call (late, already answered: a redelivery) is
+// ignored, so each call takes one answer.
+func (s *Service) applyAnswer(ctx context.Context, msg bus.Message) error {
+	key := msg.Headers[household.HeaderCall]
+	db := s.deps.DB
+	c, err := scanCall(db.QueryRowContext(ctx, db.Rebind(`SELECT `+callCols+` FROM verif_calls WHERE idem_key = ?`), key))
+	if errors.Is(err, sql.ErrNoRows) {
+		s.log.Warn("verification answer to no call (dropped)", "call", mask.Text(key))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if c.State != StateSending && c.State != StateWaiting {
+		return nil
+	}
+	r, _, err := s.loadRequest(ctx, c.RequestID)
+	if err != nil {
+		return err
+	}
+	q := household.Query{Key: c.Key, RequestID: c.RequestID, Scope: c.Scope, Authorization: r.Authorization, Members: scoped(r.Members, c.Scope), PartnerRef: c.PartnerRef}
+	took := s.clock.Now().Sub(fromMS(c.SentMS))
+	if msg.Headers[routes.HeaderReplyVia] == routes.ReplyViaLookup {
+		// A delivery in doubt settled by the partner's answer under the key.
+		if !s.mark(ctx, c, c.State, `lookups = lookups + 1`) {
+			return nil
+		}
+		c.Lookups++
+	}
+	if msg.Headers[routes.HeaderReplyStatus] == routes.ReplyFailed {
+		class, reason := msg.Headers[routes.HeaderReplyClass], msg.Headers[routes.HeaderReplyError]
+		if class == "transient" && s.clock.Now().Before(fromMS(c.DeadlineMS)) {
+			// The route gave up on failures before anything reached the
+			// partner (or answers it refused): asked again under a new bus
+			// key; the partner keeps one answer per call key.
+			if s.mark(ctx, c, c.State, `state = 'queued', next_ms = ?, reason = ?`, ms(s.clock.Now().Add(s.cfg.RetryWait)), mask.Text(reason)) {
+				s.metrics.outcomes.WithLabelValues(c.Partner, "retry").Inc()
+				s.emit(monitor.Event{Type: monitor.Retried, Status: monitor.Warning, Partner: c.Partner, Flow: callFlow(c.Partner, r.Origin), Direction: monitor.Outbound,
+					Channel: channelOf(c.Partner), ExchangeID: c.Key, BusinessKey: c.RequestID, Attempt: c.Attempts + 1, ErrorClass: class, ErrorMessage: mask.Text(reason)})
+			}
+			return nil
+		}
+		s.finish(ctx, c, r, c.State, StateFailed, nil, nil, mask.Text(fmt.Sprintf("%s (%s)", reason, class)), took)
+		return nil
+	}
+	var rep household.Reply
+	if err := json.Unmarshal(msg.Body, &rep); err != nil {
+		s.finish(ctx, c, r, c.State, StateRejected, nil, []string{"format"}, "the answer on the bus is not readable: "+mask.Text(err.Error()), took)
+		return nil
+	}
+	switch {
+	case rep.BadAnswer != "":
+		s.finish(ctx, c, r, c.State, StateRejected, nil, []string{"format"}, rep.BadAnswer, took)
+	case !rep.Found || rep.Answer == nil:
+		// The partner lost a query it had accepted: asked again, anew.
+		err := fmt.Errorf("%s lost the accepted query %s", c.Partner, c.PartnerRef)
+		if s.mark(ctx, c, c.State, `state = 'queued', next_ms = ?, reason = ?`, ms(s.clock.Now().Add(s.cfg.RetryWait)), err.Error()) {
+			s.metrics.outcomes.WithLabelValues(c.Partner, "retry").Inc()
+			s.emit(monitor.Event{Type: monitor.Retried, Status: monitor.Warning, Partner: c.Partner, Flow: callFlow(c.Partner, r.Origin), Direction: monitor.Outbound,
+				Channel: channelOf(c.Partner), ExchangeID: c.Key, BusinessKey: c.RequestID, Attempt: c.Attempts + 1, ErrorClass: "transient", ErrorMessage: mask.Text(err.Error())})
+			s.poke(c.Partner)
+		}
+	case rep.Answer.Pending:
+		if c.State == StateWaiting {
+			return nil // still waiting: the next poll is due already
+		}
+		if s.mark(ctx, c, c.State, `state = 'waiting', partner_ref = ?, next_ms = ?`, rep.Answer.PartnerRef, ms(s.clock.Now().Add(s.cfg.PollEvery))) {
+			s.emit(monitor.Event{Type: monitor.Received, Status: monitor.OK, Partner: c.Partner, Flow: callFlow(c.Partner, r.Origin), Direction: monitor.Inbound,
+				Channel: channelOf(c.Partner), ExchangeID: c.Key, BusinessKey: c.RequestID, PartnerRef: rep.Answer.PartnerRef, Duration: took,
+				Attrs: map[string]string{"stage": "accepted"}})
+			s.signal()
+		}
+	default:
+		s.settle(ctx, c, r, q, *rep.Answer, took)
+	}
+	return nil
 }
 
 func channelOf(partner string) string {
@@ -266,39 +364,6 @@ func (s *Service) mark(ctx context.Context, c callRow, from, set string, args ..
 	}
 	n, _ := res.RowsAffected()
 	return n == 1
-}
-
-// fail handles an error of Ask: a bad answer is rejected, a permanent
-// error fails the call, anything else leaves it in doubt and retried by
-// lookup after a backoff (a circuit that refused the call: asked anew).
-func (s *Service) fail(ctx context.Context, c callRow, r Request, err error, took time.Duration) {
-	switch {
-	case errors.Is(err, household.ErrBadAnswer):
-		s.finish(ctx, c, r, StateSending, StateRejected, nil, []string{"format"}, mask.Text(err.Error()), took)
-	case errors.Is(err, connectors.ErrPermanent):
-		s.finish(ctx, c, r, StateSending, StateFailed, nil, nil, mask.Text(err.Error()), took)
-	case errors.Is(err, httpx.ErrCircuitOpen):
-		s.retry(ctx, c, StateQueued, err, took)
-	default:
-		s.retry(ctx, c, StateSending, err, took)
-	}
-}
-
-// retry schedules the call again in state to, after a backoff.
-func (s *Service) retry(ctx context.Context, c callRow, to string, err error, took time.Duration) {
-	wait := s.cfg.RetryWait
-	for i := 1; i < c.Attempts+c.Lookups && wait < time.Minute; i++ {
-		wait *= 2
-	}
-	wait = min(wait, time.Minute)
-	if !s.mark(ctx, c, StateSending, `state = ?, next_ms = ?, reason = ?`, to, ms(s.clock.Now().Add(wait)), mask.Text(err.Error())) &&
-		!s.mark(ctx, c, StateWaiting, `state = ?, next_ms = ?, reason = ?`, to, ms(s.clock.Now().Add(wait)), mask.Text(err.Error())) {
-		return
-	}
-	s.metrics.outcomes.WithLabelValues(c.Partner, "retry").Inc()
-	s.emit(monitor.Event{Type: monitor.Retried, Status: monitor.Warning, Partner: c.Partner, Flow: callFlow(c.Partner, ""), Direction: monitor.Outbound,
-		Channel: channelOf(c.Partner), ExchangeID: c.Key, BusinessKey: c.RequestID, Attempt: c.Attempts + 1, Duration: took,
-		ErrorClass: "transient", ErrorMessage: mask.Text(err.Error())})
 }
 
 // settle checks an answer and stores its outcome.

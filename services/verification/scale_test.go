@@ -157,7 +157,7 @@ func TestScaleWaiting(t *testing.T) {
 	cfg.CrossProvinceDeadline = time.Hour
 	db := openDB(t, t.TempDir())
 	p := &slowProvinces{}
-	s := newService(t, cfg, db, []Partner{p}, nil, nil)
+	s := newService(t, cfg, db, []household.Partner{p}, nil, nil)
 	heap := func() uint64 {
 		runtime.GC()
 		var m runtime.MemStats

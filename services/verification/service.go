@@ -19,18 +19,23 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/connectors/household"
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/security/mask"
 	"github.com/shanghai-mca/mzhub/store"
+	"github.com/shanghai-mca/mzhub/topology"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Partner is one unit the household is checked with; the connectors of
-// connectors/hrss, hpf, samr, villagebank and ministry implement it.
+// Partner is one unit the household is checked with: the service plans
+// its calls; the routes of configs/routes/verification*.yaml deliver them
+// through the partner's connector kind (household.Partner, which the
+// connectors of connectors/hrss, hpf, samr, villagebank and ministry
+// implement).
 type Partner interface {
 	// ID is the partner id ("hrss", "villagebank.vb01", ...).
 	ID() string
@@ -38,13 +43,29 @@ type Partner interface {
 	// partners, one province code per province for the ministry, none when
 	// the partner has nothing to be asked.
 	Scopes(members []household.Member) []string
-	// Ask runs the check under q.Key. The partner keeps its answer under
-	// the key, so asking twice never checks twice. A Pending answer is
-	// completed later through Lookup.
-	Ask(ctx context.Context, q household.Query) (household.Answer, error)
-	// Lookup returns what the partner holds under q.Key: found false when
-	// it never received the call.
-	Lookup(ctx context.Context, q household.Query) (household.Answer, bool, error)
+}
+
+// Bus topics of the exchange: the service publishes each call on its
+// partner's ask topic and consumes the answers the routes publish.
+const (
+	TopicAskHRSS        = "verification.ask.hrss"
+	TopicAskHPF         = "verification.ask.hpf"
+	TopicAskSAMR        = "verification.ask.samr"
+	TopicAskVillageBank = "verification.ask.villagebank"
+	TopicAskMinistry    = "verification.ask.ministry"
+	TopicAnswers        = "verification.answers"
+)
+
+// AskTopic is the topic a partner's calls are published on; the 14 village
+// banks share one (their route's sink picks the bank by the
+// household-partner header).
+func AskTopic(partnerID string) string {
+	switch {
+	case strings.HasPrefix(partnerID, "villagebank."):
+		return TopicAskVillageBank
+	default:
+		return "verification.ask." + partnerID
+	}
 }
 
 // Items a request may ask to check, and the partners that answer them.
@@ -170,6 +191,8 @@ type Deps struct {
 	Node string
 	// DataDir is where reports go when ReportDir is empty.
 	DataDir string
+	// Bus carries the calls to the partners' routes and their answers back.
+	Bus bus.Bus
 }
 
 // Service is the verification exchange. It is safe for concurrent use.
@@ -185,6 +208,8 @@ type Service struct {
 	wake       map[string]chan struct{}
 	quality    *tracker
 	metrics    *metrics
+	// pub publishes the calls, only on the topics Topology declares.
+	pub topology.Publisher
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -217,6 +242,9 @@ func New(ctx context.Context, cfg Config, deps Deps, partners []Partner) (*Servi
 	if deps.DB == nil {
 		return nil, errors.New("verification: no state store")
 	}
+	if deps.Bus == nil {
+		return nil, errors.New("verification: no bus")
+	}
 	sub, _ := fs.Sub(migrations, "migrations")
 	if err := deps.DB.Migrate(ctx, "verification", sub); err != nil {
 		return nil, fmt.Errorf("verification: %w", err)
@@ -240,6 +268,7 @@ func New(ctx context.Context, cfg Config, deps Deps, partners []Partner) (*Servi
 		s.order = append(s.order, p.ID())
 		s.wake[p.ID()] = make(chan struct{}, 1)
 	}
+	s.pub = Topology.Guard(deps.Bus)
 	s.quality = newTracker(cfg.AlertWindow)
 	s.writes = make(chan struct{}, 1)
 	if deps.DB.Dialect() == store.Postgres {

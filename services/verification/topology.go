@@ -4,18 +4,18 @@ import "github.com/shanghai-mca/mzhub/topology"
 
 // Topology declares what the verification service exchanges: the bureau's
 // verification centre submits households and reads results; the service
-// calls social security and the housing fund (SOAP), market supervision,
-// the 14 village banks and the ministry platform itself (no route and no
-// bus topic), and answers other provinces' requests through the platform.
+// publishes each call on its partner's ask topic, where the routes of
+// configs/routes/verification*.yaml deliver it to social security and the
+// housing fund (SOAP), market supervision, the 14 village banks and the
+// ministry platform, and publish the answers back; other provinces'
+// requests arrive through the platform and are answered directly.
 var Topology = topology.Service{
-	Name:    "verification",
-	Summary: "household economic-status verification (居民经济状况核对): fan-out to in-city partners, village banks and other provinces, data quality",
+	Name:     "verification",
+	Summary:  "household economic-status verification (居民经济状况核对): fan-out to in-city partners, village banks and other provinces through routes, data quality",
+	Produces: []string{TopicAskHRSS, TopicAskHPF, TopicAskSAMR, TopicAskVillageBank, TopicAskMinistry},
+	Consumes: []string{TopicAnswers},
 	Partners: []topology.PartnerLink{
 		{Name: "verification centre (/internal/verification/v1/)", Partners: []string{"verification-centre"}, Direction: topology.In, Channel: "http", Flows: []string{FlowVerification}},
-		{Name: "social security, housing fund", Partners: []string{"hrss", "hpf"}, Direction: topology.Out, Channel: "soap", Flows: []string{FlowVerification}},
-		{Name: "market supervision", Partners: []string{"samr"}, Direction: topology.Out, Channel: "http", Flows: []string{FlowVerification}},
-		{Name: "village banks", Partners: []string{"villagebank.*"}, Direction: topology.Out, Channel: "http", Flows: []string{FlowVerification, FlowMinistryAnswer}},
-		{Name: "ministry platform (other provinces)", Partners: []string{"ministry"}, Direction: topology.Out, Channel: "http", Flows: []string{FlowMinistryRequest}},
 		{Name: "ministry platform (requests from other provinces)", Partners: []string{"ministry"}, Direction: topology.In, Channel: "http", Flows: []string{FlowMinistryAnswer}},
 	},
 }
