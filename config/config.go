@@ -90,8 +90,6 @@ type HTTPConfig struct {
 	// MaxHeaderBytes is the largest request line plus headers answered normally; larger ones get
 	// 431 problem+json, and beyond four times this size the connection is refused outright.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
-	// MaxBodyBytes is the largest request body accepted by the partner API.
-	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// TLSCertFile and TLSKeyFile enable HTTPS when both are set.
 	TLSCertFile string `yaml:"tls_cert_file"`
 	// TLSKeyFile is the private key of TLSCertFile.
@@ -136,7 +134,6 @@ func defaultCore() Config {
 			WriteTimeout:      60 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    32 << 10,
-			MaxBodyBytes:      1 << 20,
 		},
 		Replica:  ReplicaConfig{LeaseTTL: 15 * time.Second},
 		Store:    store.DefaultConfig(),
@@ -192,9 +189,6 @@ func (c Config) Validate() error {
 	}
 	if c.HTTP.MaxHeaderBytes < 4096 || c.HTTP.MaxHeaderBytes > 1<<20 {
 		errs = append(errs, fmt.Errorf("http.max_header_bytes: %d: want 4096 to 1048576", c.HTTP.MaxHeaderBytes))
-	}
-	if c.HTTP.MaxBodyBytes < 1024 {
-		errs = append(errs, fmt.Errorf("http.max_body_bytes: %d: must be at least 1024", c.HTTP.MaxBodyBytes))
 	}
 	if (c.HTTP.TLSCertFile == "") != (c.HTTP.TLSKeyFile == "") {
 		errs = append(errs, errors.New("http.tls_cert_file and http.tls_key_file: set both or neither"))
@@ -253,6 +247,9 @@ func load(def Config, path string, getenv func(string) string) (Config, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
+	if err := checkRetiredEnv(getenv); err != nil {
+		return Config{}, fmt.Errorf("config: %s: %w", name, err)
+	}
 	if err := ApplyEnv(&cfg, getenv); err != nil {
 		return Config{}, fmt.Errorf("config: %s: %w", name, err)
 	}
@@ -267,8 +264,15 @@ func load(def Config, path string, getenv func(string) string) (Config, error) {
 func Decode(name string, r io.Reader) (Config, error) { return decode(Default(), name, r) }
 
 func decode(def Config, name string, r io.Reader) (Config, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %s: %w", name, err)
+	}
+	if err := checkRetired(data); err != nil {
+		return Config{}, fmt.Errorf("config: %s: %w", name, err)
+	}
 	doc := def.document()
-	dec := yaml.NewDecoder(r)
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(doc.v.Addr().Interface()); err != nil {
 		if errors.Is(err, io.EOF) {

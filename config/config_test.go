@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,6 +20,8 @@ func TestLoadBadFiles(t *testing.T) {
 		{"invalid_values.bad.yml", []string{`profile: "galaxy"`, `log.level: "loud"`, `http.listen: "nowhere"`, `store.driver: "oracle"`}},
 		{"cluster_sqlite.bad.yml", []string{"cluster profile needs postgres", "cluster profile needs pulsar"}},
 		{"two_docs.bad.yml", []string{"more than one YAML document"}},
+		{"retired_key.bad.yml", []string{"line 4: http.max_body_bytes: key removed: the partner API has one body limit: set security.partner_api.max_body_bytes",
+			"line 6: funeral.max_body_bytes: key removed"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -56,7 +59,7 @@ func TestEnvOverrides(t *testing.T) {
 		"MZHUB_STORE_DRIVER":                "postgres",
 		"MZHUB_STORE_DSN":                   "postgres://u:secret@db:5432/mzhub",
 		"MZHUB_HTTP_SHUTDOWN_TIMEOUT":       "3s",
-		"MZHUB_HTTP_MAX_BODY_BYTES":         "4096",
+		"MZHUB_HTTP_MAX_HEADER_BYTES":       "8192",
 		"MZHUB_MONITOR_CLICKHOUSE_PASSWORD": "pw",
 	}
 	cfg, err := Load("", func(k string) string { return env[k] })
@@ -64,7 +67,7 @@ func TestEnvOverrides(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Store.Driver != "postgres" || cfg.Store.DSN != env["MZHUB_STORE_DSN"] || cfg.HTTP.ShutdownTimeout != 3*time.Second ||
-		cfg.HTTP.MaxBodyBytes != 4096 || cfg.Monitor.ClickHouse.Password != "pw" {
+		cfg.HTTP.MaxHeaderBytes != 8192 || cfg.Monitor.ClickHouse.Password != "pw" {
 		t.Fatalf("overrides not applied: %+v", cfg)
 	}
 	_, err = Load("", func(k string) string {
@@ -75,5 +78,19 @@ func TestEnvOverrides(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "MZHUB_HTTP_SHUTDOWN_TIMEOUT") {
 		t.Fatalf("bad override error = %v, want one naming the variable", err)
+	}
+}
+
+// TestRetiredKeyFromEnv: a variable setting a removed key is refused with
+// the migration, not ignored.
+func TestRetiredKeyFromEnv(t *testing.T) {
+	_, err := Load("", func(k string) string {
+		if k == "MZHUB_HTTP_MAX_BODY_BYTES" {
+			return "4096"
+		}
+		return ""
+	})
+	if !errors.Is(err, ErrRetiredKey) || !strings.Contains(err.Error(), "security.partner_api.max_body_bytes") {
+		t.Fatalf("err = %v", err)
 	}
 }

@@ -34,7 +34,7 @@ type Section struct {
 
 // Validator is what every section's struct implements: Validate reports
 // every problem at once (errors.Join), naming each key by its full path
-// ("funeral.max_body_bytes"), and does no I/O.
+// ("funeral.rate_per_second"), and does no I/O.
 type Validator interface {
 	Validate() error
 }

@@ -346,6 +346,7 @@ func (h *Hub) wire(ctx context.Context, opts Options) error {
 		fdeps := funeral.Deps{
 			Logger: log.With("component", "funeral"), Metrics: h.Registerer(), Store: h.Store(), Clock: h.Clock(),
 			Events: mon, Bus: w.bus, Partners: w.fregs, Sealer: sec.Fields,
+			MaxBodyBytes: cfg.Security.PartnerAPI.MaxBodyBytes, // the one body limit, also the guard's
 		}
 		api, err := funeral.NewAPI(ctx, funeral.ConfigFrom(cfg), fdeps)
 		if err != nil {

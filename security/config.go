@@ -38,7 +38,10 @@ type PartnerAPIConfig struct {
 	// SignatureWindow is how far a signed request's timestamp may be from the hub's clock,
 	// either way; older requests are refused and nonces are remembered this long.
 	SignatureWindow time.Duration `yaml:"signature_window"`
-	// MaxBodyBytes is the largest request body the partner API reads (bytes).
+	// MaxBodyBytes is the partner API's one body limit, in bytes: a signed call
+	// (/partner/v1/, /sandbox/partner/v1/, /routes/, /internal/) with a larger
+	// body is refused with 413 problem+json, code body_too_large, and the funeral
+	// API reads no more. It replaces http.max_body_bytes and funeral.max_body_bytes.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// PartnerRate is the default sustained request rate per partner (requests per second), for the
 	// whole cluster: each of N live replicas allows rate/N and burst/N (at least 1).
@@ -119,7 +122,7 @@ func DefaultConfig() Config {
 		GenerateKeys: true,
 		PartnerAPI: PartnerAPIConfig{
 			SignatureWindow: 5 * time.Minute,
-			MaxBodyBytes:    4 << 20,
+			MaxBodyBytes:    1 << 20,
 			PartnerRate:     50,
 			PartnerBurst:    100,
 			IPRate:          100,

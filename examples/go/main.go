@@ -11,7 +11,7 @@
 //
 // MZ_BASE_URL is the hub's base URL without /partner/v1 (for the sandbox add
 // its prefix: https://host/sandbox). MZHUB_MAX_BODY_BYTES is the body limit
-// to exceed (default 262144).
+// to exceed (default 1048576).
 package main
 
 import (
@@ -301,7 +301,7 @@ func mainCode() int {
 		fmt.Fprintln(os.Stderr, "MZ_BASE_URL must be a URL and MZ_SECRET_HEX hex")
 		return 2
 	}
-	limit := int64(256 << 10)
+	limit := int64(1 << 20)
 	if s := os.Getenv("MZHUB_MAX_BODY_BYTES"); s != "" {
 		if limit, err = strconv.ParseInt(s, 10, 64); err != nil || limit < 1 {
 			fmt.Fprintln(os.Stderr, "MZHUB_MAX_BODY_BYTES must be a positive number of bytes")

@@ -11,7 +11,7 @@ Debian 12); otherwise it uses the gmssl package from PyPI (pip install gmssl).
     MZ_BASE_URL=http://127.0.0.1:8080 MZ_KEY_ID=... MZ_SECRET_HEX=... python3 mzhub_example.py
 
 MZ_BASE_URL is the hub's base URL without /partner/v1 (for the sandbox add its prefix:
-https://host/sandbox). MZHUB_MAX_BODY_BYTES is the body limit to exceed (default 262144).
+https://host/sandbox). MZHUB_MAX_BODY_BYTES is the body limit to exceed (default 1048576).
 """
 
 import hashlib
@@ -360,7 +360,7 @@ def main():
         return 2
     try:
         secret = bytes.fromhex(secret_hex)
-        limit = int(os.environ.get("MZHUB_MAX_BODY_BYTES", str(256 << 10)))
+        limit = int(os.environ.get("MZHUB_MAX_BODY_BYTES", str(1 << 20)))
     except ValueError:
         print("MZ_SECRET_HEX must be hex and MZHUB_MAX_BODY_BYTES a number", file=sys.stderr)
         return 2

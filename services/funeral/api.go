@@ -44,7 +44,16 @@ type Deps struct {
 	// Sealer seals stored record bodies (deceased persons' names, contacts)
 	// at rest (security/fieldcrypt.Ring); nil stores them as they are.
 	Sealer Sealer
+	// MaxBodyBytes is the largest request body read; a larger one is
+	// answered 413 problem+json, code body_too_large. The hub passes the
+	// partner API's one body limit, security.partner_api.max_body_bytes,
+	// which its guard enforces first; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
 }
+
+// DefaultMaxBodyBytes is the body limit of an API built without
+// Deps.MaxBodyBytes: the default of security.partner_api.max_body_bytes.
+const DefaultMaxBodyBytes = 1 << 20
 
 // API is the funeral partner API served under /partner/v1/. Mount it
 // without stripping the prefix: it routes on the full path.
@@ -55,6 +64,7 @@ type Deps struct {
 // in the request context, read with security.PartnerFrom. A request without
 // one is answered 401 unauthenticated.
 type API struct {
+	maxBody  int64
 	cfg      Config
 	log      *slog.Logger
 	clock    clock.Clock
@@ -113,8 +123,11 @@ func NewAPI(ctx context.Context, cfg Config, deps Deps) (*API, error) {
 	if deps.Sealer != nil {
 		st.SealWith(deps.Sealer)
 	}
+	if deps.MaxBodyBytes <= 0 {
+		deps.MaxBodyBytes = DefaultMaxBodyBytes
+	}
 	a := &API{
-		cfg: cfg, log: deps.Logger.With("env", cfg.Environment), clock: deps.Clock, events: deps.Events, bus: deps.Bus,
+		maxBody: deps.MaxBodyBytes, cfg: cfg, log: deps.Logger.With("env", cfg.Environment), clock: deps.Clock, events: deps.Events, bus: deps.Bus,
 		partners: deps.Partners, spec: spec, store: st, limiters: map[string]*rate.Limiter{}, stats: newStats(),
 	}
 	if deps.Bus != nil {

@@ -79,7 +79,9 @@ func TestPartnerAPI(t *testing.T) {
 			{name: "malformed json", rq: req{method: "PUT", path: "/partner/v1/halls/H-002", body: `{"version":`}, wantStatus: 400, wantCode: "bad_json"},
 			{name: "array body", rq: req{method: "PUT", path: "/partner/v1/halls/H-002", body: `[1,2]`}, wantStatus: 422, wantCode: "validation_failed"},
 			{name: "wrong content type", rq: req{method: "PUT", path: "/partner/v1/halls/H-002", body: `{}`, contentType: "text/plain"}, wantStatus: 415, wantCode: "unsupported_media_type"},
-			{name: "body too large", rq: req{method: "PUT", path: "/partner/v1/halls/H-002", body: `{"name":"` + strings.Repeat("x", 300<<10) + `"}`}, wantStatus: 413, wantCode: "body_too_large"},
+			{name: "body too large", rq: req{method: "PUT", path: "/partner/v1/halls/H-002", body: `{"name":"` + strings.Repeat("x", DefaultMaxBodyBytes) + `"}`}, wantStatus: 413, wantCode: "body_too_large"},
+			// Under the one limit (over the 256 KiB this API once had): read, then refused for its content.
+			{name: "large body under the limit", rq: req{method: "PUT", path: "/partner/v1/halls/H-002", body: `{"name":"` + strings.Repeat("x", 300<<10) + `"}`}, wantStatus: 422, wantCode: "validation_failed"},
 			{name: "GBK bytes in a field", rq: req{method: "PUT", path: "/partner/v1/halls/H-002", body: "{\"version\":1,\"name\":\"\xb3\xa4\xc7\xe0\",\"category\":\"large\",\"capacity\":1,\"price_fen\":1,\"status\":\"available\"}"}, wantStatus: 422, wantCode: "validation_failed", wantField: "/name"},
 			{name: "invalid UTF-8 in a nested field", rq: req{method: "PUT", path: "/partner/v1/deceased/D-9", body: "{\"version\":1,\"name\":\"李某某\",\"gender\":\"female\",\"id_number\":\"310101194501010024\",\"body_status\":\"received\",\"status_at\":\"2026-11-20T10:00:00+08:00\",\"received_at\":\"2026-11-20T10:00:00+08:00\",\"contact\":{\"name\":\"\xff\xfe\",\"relation\":\"女\",\"phone\":\"13900001111\"}}"}, wantStatus: 422, wantField: "/contact/name"},
 			{name: "bad path id", rq: req{method: "PUT", path: "/partner/v1/halls/-bad", body: hall(1, 1)}, wantStatus: 422, wantField: "id (path)"},
@@ -189,7 +191,7 @@ func TestPartnerAPI(t *testing.T) {
 		// nonce): it audits them, and the API never sees them. Every other
 		// call is a monitor event of the API.
 		t.Run("every call is audited, every call that reaches the API is an event", func(t *testing.T) {
-			const refusedByGuard = 4 // unsigned, unknown key, ip not allowed, nonce reused
+			const refusedByGuard = 5 // body too large (the guard enforces the one body limit first), unsigned, unknown key, ip not allowed, nonce reused
 			if n := len(h.audit.Records()); n < len(cases)+2 {
 				t.Fatalf("%d audit records for %d+ calls", n, len(cases)+2)
 			}

@@ -52,8 +52,6 @@ type Config struct {
 	// the funeral directory under paths.partners, so that every path
 	// derives from one base.
 	PartnersDir string `yaml:"partners_dir"`
-	// MaxBodyBytes refuses larger request bodies with 413.
-	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// RatePerSecond is each partner's sustained request rate (0 turns the limit off).
 	RatePerSecond float64 `yaml:"rate_per_second"`
 	// RateBurst is each partner's burst.
@@ -82,7 +80,6 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Environment:       EnvProduction,
-		MaxBodyBytes:      256 << 10,
 		RatePerSecond:     50,
 		RateBurst:         100,
 		CremationWarnDays: 7,
@@ -97,9 +94,6 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Environment != EnvProduction && c.Environment != EnvSandbox {
 		errs = append(errs, fmt.Errorf("funeral.environment: %q: want production or sandbox", c.Environment))
-	}
-	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 16<<20 {
-		errs = append(errs, fmt.Errorf("funeral.max_body_bytes: %d: want 1 KiB to 16 MiB", c.MaxBodyBytes))
 	}
 	if c.RatePerSecond < 0 {
 		errs = append(errs, errors.New("funeral.rate_per_second: must not be negative"))

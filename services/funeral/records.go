@@ -249,15 +249,15 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if p := problem.RequireContentType(r, "application/json"); p != nil {
 		return nil, p
 	}
-	if r.ContentLength > a.cfg.MaxBodyBytes {
-		p := problem.BodyTooLarge(a.cfg.MaxBodyBytes)
+	if r.ContentLength > a.maxBody {
+		p := problem.BodyTooLarge(a.maxBody)
 		return nil, &p
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			p := problem.BodyTooLarge(a.cfg.MaxBodyBytes)
+			p := problem.BodyTooLarge(a.maxBody)
 			return nil, &p
 		}
 		p := problem.BadJSON("the body could not be read")

@@ -38,7 +38,7 @@ import org.bouncycastle.crypto.params.KeyParameter;
  *
  * <p>Settings come from the environment: MZ_BASE_URL (the hub's base URL without /partner/v1; for
  * the sandbox add its prefix, https://host/sandbox), MZ_KEY_ID, MZ_SECRET_HEX and optionally
- * MZHUB_MAX_BODY_BYTES (the body limit to exceed, default 262144).
+ * MZHUB_MAX_BODY_BYTES (the body limit to exceed, default 1048576).
  */
 public final class MzhubExample {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -497,7 +497,7 @@ public final class MzhubExample {
         int limit;
         try {
             secret = HEX.parseHex(secretHex);
-            limit = Integer.parseInt(System.getenv().getOrDefault("MZHUB_MAX_BODY_BYTES", "262144"));
+            limit = Integer.parseInt(System.getenv().getOrDefault("MZHUB_MAX_BODY_BYTES", "1048576"));
         } catch (IllegalArgumentException e) {
             System.err.println("MZ_SECRET_HEX must be hex and MZHUB_MAX_BODY_BYTES a number: " + e.getMessage());
             return 2;
