@@ -23,6 +23,15 @@ type Screener interface {
 	Screen(ctx context.Context, period string, in io.Reader, out, report io.Writer) (kept, excluded int64, summary string, err error)
 }
 
+type batchKey struct{}
+
+// ScreenedBatch returns the name of the batch whose list a Screener is
+// screening (from the context Screen is called with), "" outside one.
+func ScreenedBatch(ctx context.Context) string {
+	n, _ := ctx.Value(batchKey{}).(string)
+	return n
+}
+
 // SetScreener makes the intake of allowance lists (not deductions) pass
 // each list through sc first; call it before Run.
 func (s *Service) SetScreener(sc Screener) { s.screener = sc }
@@ -65,7 +74,7 @@ func (s *Service) screenList(ctx context.Context, b *Batch, fresh bool) error {
 		_ = out.Close()
 		return fmt.Errorf("screen: %w", err)
 	}
-	kept, excluded, summary, err := sc.Screen(ctx, b.Period, in, out, rep)
+	kept, excluded, summary, err := sc.Screen(context.WithValue(ctx, batchKey{}, b.Name), b.Period, in, out, rep)
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}

@@ -218,6 +218,8 @@ func (b *Bank) decideAccount(q *bank.AccountRequest, now time.Time) bank.Account
 		}
 	case bank.OpActivate:
 		switch a.state {
+		case simLost:
+			return fail(bank.OutcomeLost)
 		case simFrozen:
 			return fail(bank.OutcomeFrozen)
 		case simClosed:

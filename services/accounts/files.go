@@ -1,0 +1,263 @@
+package accounts
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/connectors/bank"
+	"github.com/shanghai-mca/mzhub/connectors/sftp"
+	"github.com/shanghai-mca/mzhub/mappings"
+	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/security/mask"
+)
+
+// MaxPerFile is the most requests one file carries.
+const MaxPerFile = 5000
+
+// Stages of the account files in the monitor's batch view (the batch is
+// the day's account operations, "accounts-YYYYMMDD").
+const (
+	StageFiles   = "account_files"
+	StageUpload  = "account_upload"
+	StageResults = "account_results"
+	// StageFailures is the 开户失败 stage of an allowance month: the
+	// persons its list left out because their account failed.
+	StageFailures = "account_failures"
+)
+
+func batchOf(day string) string { return "accounts-" + day }
+
+// sendBank delivers the bank's files: first those filed but not sent
+// (a crash between filing and upload), then new files of queued requests.
+func (s *Service) sendBank(ctx context.Context, bf *bankFlows) error {
+	code := bf.b.Config.Code
+	var pending []string
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT name FROM acct_files WHERE bank = ? AND status = 'filed' ORDER BY name`), code)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return err
+		}
+		pending = append(pending, n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, op := range bank.AccountOps {
+		for {
+			name, err := s.fileQueued(ctx, bf, op)
+			if err != nil {
+				return err
+			}
+			if name == "" {
+				break
+			}
+			pending = append(pending, name)
+		}
+	}
+	var errs []error
+	for _, n := range pending {
+		if err := s.deliver(ctx, bf, n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// fileQueued assigns up to MaxPerFile queued requests of op to a new file
+// and returns its name ("" when none wait). The file itself is written by
+// deliver, from the requests assigned to it: filing is one transaction.
+func (s *Service) fileQueued(ctx context.Context, bf *bankFlows, op bank.AccountOp) (string, error) {
+	code := bf.b.Config.Code
+	day := s.clock.Now().In(clock.Shanghai).Format("20060102")
+	now := s.nowMS()
+	var name string
+	var n int64
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		name, n = "", 0
+		var refs []string
+		// A request waits while an earlier one about the same person at the
+		// bank is open: the bank carries them out in the order asked (an
+		// activation before the loss report that follows it).
+		rows, err := tx.QueryContext(ctx, s.db.Rebind(`SELECT q.ref FROM acct_requests q WHERE q.status = 'queued' AND q.bank = ? AND q.op = ?
+			AND NOT EXISTS (SELECT 1 FROM acct_requests p WHERE p.person = q.person AND p.bank = q.bank AND p.ref < q.ref
+				AND p.status IN ('queued', 'filed', 'sent'))
+			ORDER BY q.ref LIMIT ?`), code, string(op), MaxPerFile)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var r string
+			if err := rows.Scan(&r); err != nil {
+				rows.Close()
+				return err
+			}
+			refs = append(refs, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || len(refs) == 0 {
+			return err
+		}
+		var k int
+		if err := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(*) FROM acct_files WHERE bank = ? AND op = ? AND day = ?`), code, string(op), day).Scan(&k); err != nil {
+			return err
+		}
+		name = bf.b.Config.FileNameFor(op.Kind(), fmt.Sprintf("%s-%02d", day, k+1), bank.Ext(bf.b.Files.Account))
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO acct_files (name, bank, op, day, records, status, created_ms, updated_ms)
+			VALUES (?, ?, ?, ?, ?, 'filed', ?, ?)`), name, code, string(op), day, len(refs), now, now); err != nil {
+			return err
+		}
+		up, err := tx.PrepareContext(ctx, s.db.Rebind(`UPDATE acct_requests SET status = 'filed', file = ?, updated_ms = ? WHERE ref = ? AND status = 'queued'`))
+		if err != nil {
+			return err
+		}
+		defer up.Close()
+		for _, r := range refs {
+			if _, err := up.ExecContext(ctx, name, now, r); err != nil {
+				return err
+			}
+		}
+		n = int64(len(refs))
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("file %s: %w", op, err)
+	}
+	if name != "" {
+		s.emit(monitor.Event{Type: monitor.Transformed, Status: monitor.OK, Partner: bf.b.Config.Partner(), Flow: op.Flow(),
+			Direction: monitor.Outbound, BatchID: batchOf(day), Stage: StageFiles, FileName: name, Records: n})
+	}
+	return name, nil
+}
+
+// deliver writes a filed file from its requests (the same bytes however
+// often it is rewritten) and uploads it; the SFTP ledger finishes a
+// delivery a crash interrupted without the bank seeing the file twice.
+func (s *Service) deliver(ctx context.Context, bf *bankFlows, name string) error {
+	var opText, day string
+	if err := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT op, day FROM acct_files WHERE name = ?`), name).Scan(&opText, &day); err != nil {
+		return fmt.Errorf("file %s: %w", name, err)
+	}
+	op := bank.AccountOp(opText)
+	c := bf.clients[op]
+	local, n, err := s.writeFile(ctx, bf, name, op, day)
+	if err != nil {
+		s.emit(monitor.Event{Type: monitor.Failed, Status: monitor.Error, Partner: bf.b.Config.Partner(), Flow: op.Flow(), Direction: monitor.Outbound,
+			BatchID: batchOf(day), Stage: StageFiles, FileName: name, ErrorClass: "file", ErrorMessage: mask.Text(err.Error())})
+		return fmt.Errorf("file %s: %w", name, err)
+	}
+	if _, err := c.Upload(ctx, sftp.Outbound{LocalPath: local, Name: name, Records: n, BatchID: batchOf(day), Stage: StageUpload}); err != nil {
+		return fmt.Errorf("upload %s: %w", name, err)
+	}
+	now := s.nowMS()
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE acct_files SET status = 'sent', updated_ms = ? WHERE name = ? AND status = 'filed'`), now, name); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE acct_requests SET status = 'sent', updated_ms = ? WHERE file = ? AND status = 'filed'`), now, name)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("file %s: mark sent: %w", name, err)
+	}
+	_ = os.Remove(local)
+	s.log.Info("accounts: file sent", "bank", bf.b.Config.Code, "op", string(op), "file", name, "records", n)
+	s.notify()
+	return nil
+}
+
+// writeFile writes the requests filed under name in the bank's layout.
+func (s *Service) writeFile(ctx context.Context, bf *bankFlows, name string, op bank.AccountOp, day string) (string, int64, error) {
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT ref, id_sealed, name_sealed, account_sealed, division FROM acct_requests WHERE file = ? ORDER BY ref`), name)
+	if err != nil {
+		return "", 0, err
+	}
+	var qs []bank.AccountRequest
+	for rows.Next() {
+		var q bank.AccountRequest
+		var idS, nameS, acctS string
+		if err := rows.Scan(&q.Reference, &idS, &nameS, &acctS, &q.Division); err != nil {
+			rows.Close()
+			return "", 0, err
+		}
+		if q.PersonID, err = s.fields.Decrypt(idS); err == nil {
+			if q.Name, err = s.fields.Decrypt(nameS); err == nil && acctS != "" {
+				q.Account, err = s.fields.Decrypt(acctS)
+			}
+		}
+		if err != nil {
+			rows.Close()
+			return "", 0, fmt.Errorf("open sealed fields of %s: %w", q.Reference, err)
+		}
+		q.Op = op
+		qs = append(qs, q)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return "", 0, err
+	}
+	dir := filepath.Join(s.dir, bf.b.Config.Code)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", 0, err
+	}
+	p := filepath.Join(dir, name)
+	f, err := os.OpenFile(p+".part", os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", 0, err
+	}
+	fileDate, _ := time.ParseInLocation("20060102", day, clock.Shanghai)
+	w, err := bank.NewAccountWriter(bf.b.Files.Account, f, bank.AccountHeader{BatchNo: batchNo(name), FileDate: fileDate, Op: op,
+		PayerName: bf.b.Config.PayerName, Count: int64(len(qs))})
+	if err == nil {
+		for i := range qs {
+			if err = w.Write(&qs[i]); err != nil {
+				var fe *mappings.FieldError
+				if errors.As(err, &fe) {
+					err = fmt.Errorf("request %s: %w", qs[i].Reference, err)
+				}
+				break
+			}
+		}
+	}
+	if err == nil {
+		err = w.Close()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(p+".part", p)
+	}
+	if err != nil {
+		_ = os.Remove(p + ".part")
+		return "", 0, err
+	}
+	return p, int64(len(qs)), nil
+}
+
+// batchNo is the file's batch number for the bank: its digits and capitals.
+func batchNo(name string) string {
+	var sb strings.Builder
+	for _, r := range strings.ToUpper(strings.TrimSuffix(name, filepath.Ext(name))) {
+		if (r >= '0' && r <= '9') || (r >= 'A' && r <= 'Z') {
+			sb.WriteRune(r)
+		}
+	}
+	out := sb.String()
+	if len(out) > 18 {
+		out = out[len(out)-18:]
+	}
+	return out
+}
