@@ -62,6 +62,7 @@ func (h *Hub) startBankSims(ctx context.Context) ([]bank.Config, error) {
 			return nil, fmt.Errorf("demo: bank simulators: %w", err)
 		}
 		sims = append(sims, s)
+		h.bankSims = append(h.bankSims, s)
 		s.Config.ScheduleDay = day
 		if trouble.returnDeadline > 0 {
 			s.Config.ReturnDeadline = trouble.returnDeadline

@@ -23,6 +23,7 @@ type family struct {
 var families = []family{
 	{name: "portal", wire: wirePortal},
 	{name: "datasea", wire: wireDatasea},
+	{name: "accounts", wire: wireAccounts}, // after datasea: chains its screening after the allowance rules'
 	{name: "verification", wire: wireVerification},
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/shanghai-mca/mzhub/config"
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/bank"
+	"github.com/shanghai-mca/mzhub/connectors/bank/banksim"
 	"github.com/shanghai-mca/mzhub/connectors/funeralhome/funeralhomesim"
 	"github.com/shanghai-mca/mzhub/connectors/household"
 	"github.com/shanghai-mca/mzhub/monitor"
@@ -30,6 +31,7 @@ import (
 	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/security/baseline"
 	"github.com/shanghai-mca/mzhub/security/keys"
+	acctsvc "github.com/shanghai-mca/mzhub/services/accounts"
 	"github.com/shanghai-mca/mzhub/services/disbursement"
 	"github.com/shanghai-mca/mzhub/services/funeral"
 	"github.com/shanghai-mca/mzhub/services/verification"
@@ -56,6 +58,11 @@ type parts struct {
 	fregs        *funeral.Registry
 	disbursement *disbursement.Service
 	verification *verification.Service
+	// bankCfgs are the banks the disbursement service pays through and
+	// bankSims their simulators in the demo (the account lifecycle uses both).
+	bankCfgs     []bank.Config
+	bankSims     []*banksim.Bank
+	accounts     *acctsvc.Service
 	leases       *lease.Elector
 	partnerStore *funeral.PartnerStore
 	partnerSync  *funeral.PartnerSync
@@ -410,6 +417,7 @@ func (h *Hub) wire(ctx context.Context, opts Options) error {
 	if err := h.wireDisbursement(ctx, bankCfgs, dc, singleton); err != nil {
 		return err
 	}
+	h.bankCfgs = bankCfgs
 	if err := h.wireFamilies(ctx, opts, singleton); err != nil {
 		return err
 	}

@@ -87,7 +87,7 @@ var flowNames = map[string][2]string{
 	"account-activate":       {"账户激活", "Account activation"},
 	"loss-report":            {"挂失", "Loss report"},
 	"loss-unfreeze":          {"解挂失", "Loss unfreeze"},
-	"account-cancel":         {"销户", "Account cancellation"},
+	"account-cancel":         {"注销", "Account cancellation"},
 	"card-apply":             {"敬老卡申领", "Card applications"},
 	"card-production":        {"制卡数据", "Card production"},
 	"card-status":            {"卡状态查询", "Card status query"},
@@ -136,6 +136,11 @@ var stageNames = map[string][2]string{
 	"done":        {"完成", "Done"},
 	"police":      {"公安数据接收", "Police data"},
 	"review":      {"抽检复核", "Manual review"},
+	// The banks' account lifecycle (services/accounts).
+	"account_files":    {"生成账户业务文件", "Account files"},
+	"account_upload":   {"发送账户业务文件", "Account files sent"},
+	"account_results":  {"账户业务结果处理", "Account results"},
+	"account_failures": {"开户失败", "Failed account openings"},
 }
 
 // errorNames are error classes and codes.

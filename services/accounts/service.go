@@ -380,3 +380,10 @@ func (s *Service) Pass(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Open counts the requests not settled yet (queued, filed or sent).
+func (s *Service) Open(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM acct_requests WHERE status IN ('queued', 'filed', 'sent')`).Scan(&n)
+	return n, err
+}

@@ -32,6 +32,10 @@ func ScreenedBatch(ctx context.Context) string {
 	return n
 }
 
+// Screener returns the screener set by SetScreener (nil when none), so
+// that another can be chained after it.
+func (s *Service) Screener() Screener { return s.screener }
+
 // SetScreener makes the intake of allowance lists (not deductions) pass
 // each list through sc first; call it before Run.
 func (s *Service) SetScreener(sc Screener) { s.screener = sc }

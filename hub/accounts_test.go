@@ -1,0 +1,77 @@
+package hub_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/hub"
+	"github.com/shanghai-mca/mzhub/hub/hubtest"
+	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/services/accounts"
+)
+
+// TestAccountsDemoMonth: the demo hub asks the simulated banks for the
+// month's openings, verifications, loss reports and a closure through the
+// same service serve runs; every request is answered, some openings are
+// refused, the monitor has each operation's events under the banks, and
+// the month's list is screened with the results: the 开户失败 stage names
+// the persons left out in the month's batch.
+func TestAccountsDemoMonth(t *testing.T) {
+	srv := hubtest.Start(t, hubtest.Options{Hub: hub.Options{Demo: true}})
+	ctx := context.Background()
+	svc := srv.Hub.Accounts()
+	if svc == nil || len(svc.Banks()) != 6 {
+		t.Fatalf("account service wired: %v", svc)
+	}
+	if n, err := svc.Open(ctx); err != nil || n != 0 {
+		t.Fatalf("%d demo account requests unanswered (%v)", n, err)
+	}
+	store := srv.Hub.Monitor().Store()
+	bound := time.After(3 * time.Minute)
+	for {
+		stored := srv.Hub.Monitor().Writer().Stored()
+		flows := map[string]bool{}
+		var refused int64
+		evs, err := store.Search(ctx, monitor.Filter{Type: monitor.Reconciled, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			if e.Stage == accounts.StageResults && strings.HasPrefix(e.Partner, "bank.") {
+				flows[e.Flow] = true
+				if e.Flow == "account-open" {
+					refused += e.RecordsFailed
+				}
+			}
+		}
+		fails, err := store.Search(ctx, monitor.Filter{Type: monitor.Validated, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var left int64
+		batch := ""
+		for _, e := range fails {
+			if e.Stage == accounts.StageFailures {
+				left, batch = e.RecordsFailed, e.BatchID
+			}
+		}
+		all := true
+		for _, f := range []string{"account-open", "account-verify", "account-activate", "loss-report", "loss-unfreeze", "account-cancel"} {
+			all = all && flows[f]
+		}
+		if all && refused == 3 && left > 0 {
+			if left > hub.DemoAccountFailures || batch == "" {
+				t.Fatalf("开户失败 stage: %d left out of batch %q", left, batch)
+			}
+			return
+		}
+		select {
+		case <-stored:
+		case <-time.After(time.Second):
+		case <-bound:
+			t.Fatalf("flows %v, %d openings refused, %d left out of batch %q", flows, refused, left, batch)
+		}
+	}
+}
