@@ -123,7 +123,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := o.DB.Migrate(ctx, "accounts", sub); err != nil {
+	if err := o.DB.Migrate(ctx, "bankaccounts", sub); err != nil {
 		return nil, err
 	}
 	if err := sftp.Migrate(ctx, o.DB); err != nil {
