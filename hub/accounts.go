@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/bank/banksim"
 	"github.com/shanghai-mca/mzhub/connectors/datasea/dataseasim"
 	"github.com/shanghai-mca/mzhub/connectors/sftp"
+	"github.com/shanghai-mca/mzhub/problem"
 	"github.com/shanghai-mca/mzhub/services/accounts"
 	"github.com/shanghai-mca/mzhub/services/disbursement"
 	"github.com/shanghai-mca/mzhub/services/disbursement/synth"
@@ -67,6 +69,8 @@ func wireAccounts(ctx context.Context, h *Hub, opts Options, singleton singleton
 			log.Warn("accounts: demo operations", "err", err)
 		}
 	}
+	guard := func(next http.Handler) http.Handler { return problem.Recover(log, h.sec.Partners.Middleware(next)) }
+	h.Handle("/internal/accounts/", guard(http.StripPrefix("/internal/accounts", svc.APIHandler())))
 	h.AddComponent(AccountsLease, singleton(AccountsLease, func(ctx context.Context) error { return svc.Run(ctx, every) }))
 	h.accounts = svc
 	return nil
