@@ -2,6 +2,8 @@ package hub_test
 
 import (
 	"context"
+	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/shanghai-mca/mzhub/hub"
 	"github.com/shanghai-mca/mzhub/hub/hubtest"
 	"github.com/shanghai-mca/mzhub/monitor"
+	users "github.com/shanghai-mca/mzhub/security/accounts"
 	"github.com/shanghai-mca/mzhub/services/accounts"
 )
 
@@ -64,6 +67,20 @@ func TestAccountsDemoMonth(t *testing.T) {
 		if all && refused == 3 && left > 0 {
 			if left > hub.DemoAccountFailures || batch == "" {
 				t.Fatalf("开户失败 stage: %d left out of batch %q", left, batch)
+			}
+			// The overview's bank cells of the six operations are lit.
+			code, page := srv.Console(t, "olga", users.RoleOperator).Page("/console/")
+			if code != http.StatusOK {
+				t.Fatalf("overview: %d", code)
+			}
+			for _, op := range []string{"verify", "open", "activate", "loss", "unfreeze", "cancel"} {
+				lit := false
+				for _, m := range regexp.MustCompile(`data-partner="bank\.[a-z]+" data-op="`+op+`" data-band="(\w+)"`).FindAllStringSubmatch(page, -1) {
+					lit = lit || m[1] != "grey"
+				}
+				if !lit {
+					t.Errorf("no bank's %s cell is lit on the overview", op)
+				}
 			}
 			return
 		}
