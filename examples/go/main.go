@@ -437,7 +437,8 @@ func problems(c *client, r *run, path string, limit int64) {
 
 	big := append([]byte(`{"version":3,"description":"`), bytes.Repeat([]byte("x"), int(limit))...)
 	big = append(big, `"}`...)
-	a, err = c.call("PUT", path, big, nil)
+	// Expect: 100-continue lets the hub refuse by Content-Length before the body is sent.
+	a, err = c.call("PUT", path, big, http.Header{"Expect": {"100-continue"}})
 	r.expect("body_too_large", a, err, 413, "body_too_large", nil)
 
 	a, err = c.call("PUT", path, valid, http.Header{"Content-Type": {"text/plain"}})
