@@ -58,6 +58,12 @@ type Config struct {
 	PasswordEnv string `yaml:"password_env"`
 	// PasswordDigest sends the password as PasswordDigest instead of PasswordText.
 	PasswordDigest bool `yaml:"password_digest"`
+	// StatusAction is the SOAPAction of the partner's status or lookup-by-key operation; the route engine calls it (through a client and breaker of its own) when a delivery is in doubt: an answer without fault means the partner has the message, a fault named in not_found_faults that it has not, anything else that it cannot tell. Empty: a delivery in doubt is dead-lettered as in doubt, never sent again blindly (see resend_in_doubt).
+	StatusAction string `yaml:"status_action"`
+	// StatusTemplate renders the Body content of the status request (Go text/template; .Key, .Body, .Headers as in template).
+	StatusTemplate string `yaml:"status_template"`
+	// NotFoundFaults are the fault codes, subcodes or reason texts with which the status operation says it never received the key (e.g. UnknownKey).
+	NotFoundFaults []string `yaml:"not_found_faults"`
 }
 
 // DefaultConfig returns a configuration with defaults.
@@ -77,6 +83,16 @@ func (c *Config) Validate() error {
 	if _, err := template.New("t").Option("missingkey=error").Parse(c.Template); err != nil {
 		errs = append(errs, fmt.Errorf("template: %w", err))
 	}
+	if c.StatusAction != "" {
+		if c.StatusTemplate == "" || len(c.NotFoundFaults) == 0 {
+			errs = append(errs, errors.New("status_action: needs status_template and not_found_faults"))
+		}
+		if _, err := template.New("t").Option("missingkey=error").Parse(c.StatusTemplate); err != nil {
+			errs = append(errs, fmt.Errorf("status_template: %w", err))
+		}
+	} else if c.StatusTemplate != "" || len(c.NotFoundFaults) > 0 {
+		errs = append(errs, errors.New("status_template, not_found_faults: need status_action"))
+	}
 	if c.Username == "" && (c.PasswordEnv != "" || c.PasswordDigest) {
 		errs = append(errs, errors.New("password_env, password_digest: need username"))
 	}
@@ -93,10 +109,19 @@ type Client struct {
 	http  *httpx.Client
 	token *UsernameToken
 	now   func() time.Time
+	// status calls the status operation: a client of its own, so that a
+	// breaker tripped by sends that time out does not keep the engine from
+	// asking.
+	status     *httpx.Client
+	statusTmpl *template.Template
 }
 
 var (
 	_ connectors.Sink = (*Client)(nil)
+	_ interface {
+		Delivered(context.Context, bus.Message) (bool, error)
+		CanCheckDelivery() bool
+	} = (*Client)(nil)
 )
 
 // New returns a client (and sink) for cfg.
@@ -110,6 +135,12 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, http: hc, now: time.Now}
 	c.tmpl = template.Must(template.New("soap").Option("missingkey=error").Parse(cfg.Template))
+	if cfg.StatusAction != "" {
+		if c.status, err = httpx.NewClient("soap-status:"+cfg.URL, cfg.ClientConfig); err != nil {
+			return nil, err
+		}
+		c.statusTmpl = template.Must(template.New("status").Option("missingkey=error").Parse(cfg.StatusTemplate))
+	}
 	if cfg.Username != "" {
 		c.token = &UsernameToken{Username: cfg.Username, Password: os.Getenv(cfg.PasswordEnv), Digest: cfg.PasswordDigest}
 	}
@@ -125,6 +156,10 @@ func (c *Client) WithToken(t UsernameToken) *Client { c.token = &t; return c }
 // is returned as *Fault, wrapped with connectors.ErrPermanent unless it is
 // retryable; transport failures are httpx's.
 func (c *Client) Call(ctx context.Context, action string, body []byte) ([]byte, error) {
+	return c.call(ctx, c.http, action, body)
+}
+
+func (c *Client) call(ctx context.Context, hc *httpx.Client, action string, body []byte) ([]byte, error) {
 	if action == "" {
 		action = c.cfg.Action
 	}
@@ -140,7 +175,7 @@ func (c *Client) Call(ctx context.Context, action string, body []byte) ([]byte, 
 	if c.cfg.Version == V11 {
 		hdrs["SOAPAction"] = `"` + action + `"`
 	}
-	resp, err := c.http.Do(ctx, httpx.Request{Method: "POST", URL: c.cfg.URL, Headers: hdrs, Body: Envelope(c.cfg.Version, header, body)})
+	resp, err := hc.Do(ctx, httpx.Request{Method: "POST", URL: c.cfg.URL, Headers: hdrs, Body: Envelope(c.cfg.Version, header, body)})
 	if resp != nil && len(resp.Body()) > 0 {
 		inner, fault, perr := Parse(resp.Body())
 		switch {
@@ -186,3 +221,37 @@ func (c *Client) Request(ctx context.Context, msg bus.Message) (bus.Message, err
 
 // Endpoint describes the sink for dead letters and events.
 func (c *Client) Endpoint() string { return "SOAP " + c.cfg.URL + " " + c.cfg.Action }
+
+// ErrNoStatusAction is returned by Delivered without a status_action.
+var ErrNoStatusAction = errors.New("soap: no status_action configured")
+
+// Delivered calls the status operation for msg: an answer without fault
+// means the partner has it, a fault named in not_found_faults that it has
+// not; any other fault or failure is an error (still in doubt).
+func (c *Client) Delivered(ctx context.Context, msg bus.Message) (bool, error) {
+	if c.status == nil {
+		return false, ErrNoStatusAction
+	}
+	var b bytes.Buffer
+	if err := c.statusTmpl.Execute(&b, map[string]any{"Body": string(msg.Body), "Key": msg.IdempotencyKey, "Headers": msg.Headers}); err != nil {
+		return false, fmt.Errorf("soap %s: status template: %w", c.cfg.URL, err)
+	}
+	_, err := c.call(ctx, c.status, c.cfg.StatusAction, b.Bytes())
+	if err == nil {
+		return true, nil
+	}
+	var f *Fault
+	if errors.As(err, &f) {
+		for _, nf := range c.cfg.NotFoundFaults {
+			if nf != "" && (f.Code == nf || f.Subcode == nf || f.Reason == nf) {
+				return false, nil
+			}
+		}
+	}
+	return false, err
+}
+
+// CanCheckDelivery reports whether Delivered can answer (a status_action
+// is configured); the route engine treats a sink without one as a sink that
+// cannot be asked.
+func (c *Client) CanCheckDelivery() bool { return c.status != nil }

@@ -2,11 +2,13 @@ package soap
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -147,4 +149,108 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("fault without code")
 		}
 	})
+}
+
+// statusPartner is a WebService that keeps every Pay it receives by key,
+// may hold a Pay past the client's deadline (the partner has it, the
+// client gave up), and answers Status: the key's receipt, the fault
+// UnknownKey when it never received it, a Server fault while down.
+type statusPartner struct {
+	mu     sync.Mutex
+	counts map[string]int
+	hold   func(key string, n int) bool
+	down   bool
+}
+
+func (p *statusPartner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	req, err := ReadRequest(r)
+	if err != nil {
+		WriteFault(w, V12, Fault{Code: "Sender", Reason: err.Error()})
+		return
+	}
+	var q struct {
+		Key string `xml:"Key"`
+	}
+	_ = xml.Unmarshal(req.Body, &q)
+	p.mu.Lock()
+	switch req.Operation {
+	case "Pay":
+		p.counts[q.Key]++
+		hold := p.hold != nil && p.hold(q.Key, p.counts[q.Key])
+		p.mu.Unlock()
+		if hold {
+			<-r.Context().Done()
+			return
+		}
+		WriteBody(w, V12, []byte(`<PayResult><Key>`+q.Key+`</Key></PayResult>`))
+	case "Status":
+		n, down := p.counts[q.Key], p.down
+		p.mu.Unlock()
+		switch {
+		case down:
+			WriteFault(w, V12, Fault{Code: "Receiver", Reason: "maintenance"})
+		case n == 0:
+			WriteFault(w, V12, Fault{Code: "Sender", Subcode: "UnknownKey", Reason: "no such payment"})
+		default:
+			WriteBody(w, V12, []byte(`<StatusResult><Key>`+q.Key+`</Key></StatusResult>`))
+		}
+	default:
+		p.mu.Unlock()
+		WriteFault(w, V12, Fault{Code: "Sender", Reason: "unknown operation"})
+	}
+}
+
+func statusConfig(url string) *Config {
+	cfg := DefaultConfig()
+	cfg.URL, cfg.Version, cfg.Action = url, V12, "urn:pay#Pay"
+	cfg.Template = `<Pay><Key>{{.Key}}</Key>{{.Body}}</Pay>`
+	cfg.StatusAction, cfg.StatusTemplate, cfg.NotFoundFaults = "urn:pay#Status", `<Status><Key>{{.Key}}</Key></Status>`, []string{"UnknownKey"}
+	cfg.Timeout = 5 * time.Second
+	return cfg
+}
+
+// TestDelivered: the status operation tells received (an answer), not
+// received (the not-found fault) and unknown (any other fault: still in
+// doubt); without status_action the sink cannot be asked.
+func TestDelivered(t *testing.T) {
+	p := &statusPartner{counts: map[string]int{}}
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	c, err := New(*statusConfig(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := c.Send(ctx, bus.Message{IdempotencyKey: "k1", Body: []byte(`<Amount>100</Amount>`)}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := c.Delivered(ctx, bus.Message{IdempotencyKey: "k1"}); !ok || err != nil {
+		t.Errorf("k1 delivered: %v %v, want true", ok, err)
+	}
+	if ok, err := c.Delivered(ctx, bus.Message{IdempotencyKey: "k2"}); ok || err != nil {
+		t.Errorf("k2 delivered: %v %v, want false without error", ok, err)
+	}
+	p.mu.Lock()
+	p.down = true
+	p.mu.Unlock()
+	if ok, err := c.Delivered(ctx, bus.Message{IdempotencyKey: "k1"}); ok || err == nil {
+		t.Errorf("status down: %v %v, want an error", ok, err)
+	}
+	if !c.CanCheckDelivery() {
+		t.Error("CanCheckDelivery false with status_action")
+	}
+	plain := statusConfig(srv.URL)
+	plain.StatusAction, plain.StatusTemplate, plain.NotFoundFaults = "", "", nil
+	c2, err := New(*plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c2.Delivered(ctx, bus.Message{IdempotencyKey: "k1"}); !errors.Is(err, ErrNoStatusAction) || c2.CanCheckDelivery() {
+		t.Errorf("without status_action: %v, can check %v", err, c2.CanCheckDelivery())
+	}
+	bad := statusConfig(srv.URL)
+	bad.NotFoundFaults = nil
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "not_found_faults") {
+		t.Errorf("status_action without not_found_faults: %v", err)
+	}
 }
