@@ -10,6 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/shanghai-mca/mzhub/connectors/bank/banksim"
+	"github.com/shanghai-mca/mzhub/security/ownerfile"
 )
 
 func init() {
@@ -60,7 +61,7 @@ func runBankSim(ctx context.Context, env *cliEnv, args []string) int {
 		b, err := yaml.Marshal(s.Config)
 		if err == nil {
 			b = append([]byte(fmt.Sprintf("# %s: simulated by `mzhub banksim` (SFTP root %s); not a real bank.\n", s.Config.Name, s.Root())), b...)
-			err = writeSecretFile(filepath.Join(banksDir, s.Config.Code+".yaml"), b)
+			err = ownerfile.Write(filepath.Join(banksDir, s.Config.Code+".yaml"), b)
 		}
 		if err != nil {
 			fmt.Fprintln(env.Stderr, "mzhub banksim:", err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shanghai-mca/mzhub/connectors/funeralhome/funeralhomesim"
 	"github.com/shanghai-mca/mzhub/security/keys"
+	"github.com/shanghai-mca/mzhub/security/ownerfile"
 )
 
 func init() {
@@ -81,7 +82,7 @@ the caller signs with and keeps it in DIR/booking.env (0600); the secret is neve
 	b.WriteString("# Written by `mzhub bookingsim`: the reference booking API and the key its callers sign with.\n")
 	fmt.Fprintf(&b, "MZ_BOOKING_URL=%s\nMZ_BOOKING_KEY_ID=%s\nMZ_BOOKING_SECRET_HEX=%s\n", home.URL(), keyID, hex.EncodeToString(secret))
 	b.WriteString("export MZ_BOOKING_URL\nexport MZ_BOOKING_KEY_ID\nexport MZ_BOOKING_SECRET_HEX\n")
-	if err := writeSecretFile(envPath, []byte(b.String())); err != nil {
+	if err := ownerfile.Write(envPath, []byte(b.String())); err != nil {
 		return fail(err)
 	}
 	out := env.Stdout

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/security/keys"
+	"github.com/shanghai-mca/mzhub/security/ownerfile"
 )
 
 // runKeysGenerate makes or extends a cluster's key set in the environment
@@ -71,7 +71,7 @@ func runKeysGenerate(env *cliEnv, args []string) int {
 		err = set.WriteEnvFile(&b)
 	}
 	if err == nil {
-		err = writeSecretFile(*out, b.Bytes())
+		err = ownerfile.Write(*out, b.Bytes())
 	}
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "mzhub keys generate: %v\n", err)
@@ -88,30 +88,4 @@ func runKeysGenerate(env *cliEnv, args []string) int {
 		fmt.Fprintln(env.Stdout, "after every replica runs with the new set: mzhub keys reencrypt --config FILE (with the same environment)")
 	}
 	return 0
-}
-
-// writeSecretFile writes data to path with mode 0600 through a temporary
-// file in the same directory, so that a reader never sees half a key set.
-func writeSecretFile(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		_ = tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		_ = tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/shanghai-mca/mzhub/conformance"
 	"github.com/shanghai-mca/mzhub/security/keys"
+	"github.com/shanghai-mca/mzhub/security/ownerfile"
 	"github.com/shanghai-mca/mzhub/services/funeral"
 )
 
@@ -186,7 +187,7 @@ func writeSandboxEnv(path string, c sandboxCred, origin string) error {
 	for _, v := range []string{"MZ_HUB_URL", "MZ_BASE_URL", "MZ_PARTNER", "MZ_KEY_ID", "MZ_SECRET_HEX"} {
 		b.WriteString("export " + v + "\n")
 	}
-	return writeSecretFile(path, []byte(b.String()))
+	return ownerfile.Write(path, []byte(b.String()))
 }
 
 // writeSandboxRegistry writes the partner's registry entry, the file a

@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/mappings"
+	"github.com/shanghai-mca/mzhub/security/ownerfile"
 )
 
 // maxShownRejects bounds the reject messages printed to stderr.
@@ -120,19 +120,13 @@ func convert(ctx context.Context, m *mappings.Mapping, inPaths []string, outPath
 		srcs = append(srcs, f)
 	}
 	var dst io.Writer = stdout
-	var tmp *os.File
+	var tmp *ownerfile.File
 	if outPath != "-" {
 		var err error
-		tmp, err = os.CreateTemp(filepath.Dir(outPath), "."+filepath.Base(outPath)+".*.tmp")
-		if err != nil {
+		if tmp, err = ownerfile.Create(outPath); err != nil {
 			return 1, err
 		}
-		defer func() {
-			if tmp != nil {
-				tmp.Close()
-				os.Remove(tmp.Name())
-			}
-		}()
+		defer tmp.Abort()
 		dst = tmp
 	}
 	var rej *os.File
@@ -193,13 +187,9 @@ func convert(ctx context.Context, m *mappings.Mapping, inPaths []string, outPath
 		return 1, fmt.Errorf("source file not accepted, no output written: %w", res.Refused)
 	}
 	if tmp != nil {
-		if err := tmp.Close(); err != nil {
+		if err := tmp.Commit(); err != nil {
 			return 1, err
 		}
-		if err := os.Rename(tmp.Name(), outPath); err != nil {
-			return 1, err
-		}
-		tmp = nil
 	}
 	if res.Rejected > 0 && !pol.allowRejects {
 		return 1, fmt.Errorf("%d source records rejected and left out of the output (see the messages above and --rejects); --allow-rejects accepts that", res.Rejected)

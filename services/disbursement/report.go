@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/security/ownerfile"
 )
 
 // failures lists the failed and missing payments for follow-up and carries
@@ -227,7 +228,7 @@ func (s *Service) report(ctx context.Context, b *Batch, _ RunOptions) (string, e
 	if err := w.close(); err != nil {
 		return "", err
 	}
-	if err := writeFileAtomic(p, buf.Bytes()); err != nil {
+	if err := ownerfile.Write(p, buf.Bytes()); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("%d paid, %s yuan; report.csv", paid, yuan(paidFen)), nil
@@ -406,13 +407,4 @@ func (s *Service) Stats(ctx context.Context, k Kind, year int) (months, quarters
 	sort.Slice(months, func(i, j int) bool { return months[i].Period < months[j].Period })
 	sort.Slice(quarters, func(i, j int) bool { return quarters[i].Period < quarters[j].Period })
 	return months, quarters, total, rows.Err()
-}
-
-// writeFileAtomic writes data to p (mode 0600) under a temporary name and
-// renames it into place.
-func writeFileAtomic(p string, data []byte) error {
-	if err := os.WriteFile(p+".part", data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(p+".part", p)
 }

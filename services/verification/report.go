@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/security/ownerfile"
 )
 
 // PartnerQuality is one partner's data quality over a period (the
@@ -149,10 +150,11 @@ func (s *Service) WriteReport(ctx context.Context, dir string, from, to time.Tim
 	}
 	name := fmt.Sprintf("quality-%s-%s.csv", from.In(clock.Shanghai).Format("20060102T1504"), to.In(clock.Shanghai).Format("20060102T1504"))
 	path := filepath.Join(dir, name)
-	f, err := os.CreateTemp(dir, name+".*.part")
+	f, err := ownerfile.Create(path)
 	if err != nil {
 		return "", fmt.Errorf("verification: report: %w", err)
 	}
+	defer f.Abort()
 	w := csv.NewWriter(f)
 	_ = w.Write(ReportHeader)
 	for _, q := range qs {
@@ -162,15 +164,9 @@ func (s *Service) WriteReport(ctx context.Context, dir string, from, to time.Tim
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
-		_ = f.Close()
-		_ = os.Remove(f.Name())
 		return "", fmt.Errorf("verification: report: %w", err)
 	}
-	if err := f.Close(); err != nil {
-		_ = os.Remove(f.Name())
-		return "", fmt.Errorf("verification: report: %w", err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
+	if err := f.Commit(); err != nil {
 		return "", fmt.Errorf("verification: report: %w", err)
 	}
 	return path, nil
