@@ -75,6 +75,7 @@ func TestDataseaMonth(t *testing.T) {
 	if len(cardOf) == 0 {
 		t.Fatal("the generator made no 一卡通 applications")
 	}
+	cc.AddProgress(cardcenter.Progress{ID: apps[0].ID, Stage: "produced", At: "2026-09-28T10:00:00+08:00"})
 	lostCard := dataseasim.Persons(seed, persons)[persons-1]
 	cc.SetStatus(lostCard.ID, cardcenter.StatusLost)
 
@@ -207,6 +208,31 @@ func TestDataseaMonth(t *testing.T) {
 
 	// The console page, behind the guard; operators act, auditors read.
 	op := srv.Console(t, "olga", accounts.RoleOperator)
+
+	// The overview's card-center cells (申领, 制卡) light from the pull's
+	// events.
+	late = time.After(30 * time.Second)
+	for {
+		stored := srv.Hub.Monitor().Writer().Stored()
+		evs, err := srv.Hub.Monitor().Store().Search(ctx, monitor.Filter{Partner: cardcenter.Partner, Flow: "card-production"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) > 0 {
+			break
+		}
+		select {
+		case <-stored:
+		case <-late:
+			t.Fatal("no card production event reached the monitor")
+		}
+	}
+	_, overview := op.Page("/console/")
+	for _, cell := range []string{`data-partner="cardcenter" data-op="apply" data-band="green"`, `data-partner="cardcenter" data-op="produce" data-band="green"`} {
+		if !strings.Contains(overview, cell) {
+			t.Errorf("overview: no %s", cell)
+		}
+	}
 	aud := srv.Console(t, "carl", accounts.RoleAuditor)
 	code, page := op.Page("/console/datasea/")
 	if code != 200 || !strings.Contains(page, "数据海") || !strings.Contains(page, "BAD1") || !strings.Contains(page, "A-MOVER") ||
