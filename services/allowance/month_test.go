@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +21,9 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/sftp"
 	"github.com/shanghai-mca/mzhub/monitor/monitortest"
 	"github.com/shanghai-mca/mzhub/security/audit/audittest"
+	"github.com/shanghai-mca/mzhub/services/allowance"
 	"github.com/shanghai-mca/mzhub/services/disbursement"
+	"github.com/shanghai-mca/mzhub/services/disbursement/synth"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
 
@@ -191,5 +194,66 @@ func TestMonthWithDeathsAndMoves(t *testing.T) {
 	}
 	if rep, err := os.ReadFile(filepath.Join(dc.Dir, b.Name, "screening.csv")); err != nil || strings.Count(string(rep), "left_out") != len(stopped) {
 		t.Fatalf("screening.csv: %v\n%s", err, rep)
+	}
+
+	// The quarter's deduction: the claw-back of the early death joins the
+	// submitted list (one other person), goes to the bank of the account
+	// the month was paid to, and the bank's return settles it.
+	svc.SetDeductionScreener(al.Deductions())
+	other := dataseasim.Persons(seed, persons+1)[persons]
+	dlist := filepath.Join(dir, "deduction.csv")
+	if err := os.WriteFile(dlist, []byte(header+"\n"+fmt.Sprintf("%s,%s,%s,%s,%s,300,%s,,\n", other.ID, other.Name, other.Account,
+		synth.Banks[other.Bank].Code, other.Division, other.Standard)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Run(ctx, disbursement.RunOptions{Kind: bank.Deduction, Period: period, ListFile: dlist, LetterTotal: 300 + early.AmountFen,
+		ConfirmDistrict: "alice", ConfirmCity: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	// (The letter total above already holds the claw-back's amount.) The
+	// early death was stopped this month: their account is only in the
+	// deduction file of their bank.
+	for _, s := range sims {
+		out := filepath.Join(s.Root(), filepath.FromSlash(s.Config.SFTP.UploadDir), "taken")
+		ents, err := os.ReadDir(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range ents {
+			data, err := os.ReadFile(filepath.Join(out, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += strings.Count(string(data), early.Account)
+		}
+		if want := map[bool]int{true: 1}[s.Config.Code == synth.Banks[early.Bank].Code]; n != want {
+			t.Fatalf("the claw-back's account %d times in %s's files, want %d", n, s.Config.Code, want)
+		}
+	}
+	outcomes := func(ctx context.Context, period string, ids []string) (map[string]allowance.DeductionOutcome, bool, error) {
+		res, ok, err := svc.Outcomes(ctx, bank.Deduction, period, ids)
+		out := map[string]allowance.DeductionOutcome{}
+		for id, o := range res {
+			out[id] = allowance.DeductionOutcome{Deducted: o.Paid(), Reason: o.Reason}
+		}
+		return out, ok, err
+	}
+	res, _, err := svc.Outcomes(ctx, bank.Deduction, period, []string{early.ID})
+	if err != nil || len(res) != 1 {
+		t.Fatalf("outcomes %v %v", res, err)
+	}
+	want := allowance.Settled{Deducted: 1}
+	if !res[early.ID].Paid() {
+		want = allowance.Settled{Failed: 1}
+	}
+	if st, err := al.SettleDeductions(ctx, period, outcomes); err != nil || st != want {
+		t.Fatalf("settled %+v, want %+v (%v)", st, want, err)
+	}
+	if st, err := al.SettleDeductions(ctx, period, outcomes); err != nil || st != (allowance.Settled{}) {
+		t.Fatalf("settled twice: %+v %v", st, err)
+	}
+	if ov, _ := al.Overview(ctx); (ov.Clawbacks == 0) != res[early.ID].Paid() {
+		t.Fatalf("after the deduction: %+v (deducted %v)", ov, res[early.ID].Paid())
 	}
 }
