@@ -103,6 +103,10 @@ func TestCLIDoesNotShareTheReplicaLeases(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	cfg := replicaConfig(t, dir, "host-a")
+	// The test holds the lease without renewing it: a TTL longer than the
+	// CLI's start on a loaded machine (a 1 s lease expired while BuildCycles
+	// ran at load 30, and the CLI then rightly took it).
+	cfg.Replica.LeaseTTL = time.Minute
 	// The serving replica, as wireCore sets it up: its node claimed, its
 	// job leases held under its node name.
 	serving := newReplica(t, cfg)
