@@ -231,7 +231,24 @@ func driveDemoPortal(ctx context.Context, svc *portal.Service, sim *joblibsim.Si
 			return nil
 		}
 	}
-	log.Info("demo portal: registers dropped, applications answered; payouts follow the month's reconciled bank returns",
+	// The severe-disability subsidy is paid by its own system: its paid
+	// file of the month (one payment failed) gives those cases their payouts.
+	var paid [][]string
+	for i, r := range disabled {
+		switch {
+		case i == 0:
+			paid = append(paid, []string{r.IDNumber, "28000", "failed", "银行账户已销户"})
+		default:
+			paid = append(paid, []string{r.IDNumber, "28000", "paid", ""})
+		}
+	}
+	if err := writeInboxFile(cfg.Inbox, fmt.Sprintf("paid-MZ-ZDCJHL-%s.csv", month), func(w *os.File) error { return portal.WritePaid(w, paid) }); err != nil {
+		return err
+	}
+	if err := round(); err != nil {
+		return nil
+	}
+	log.Info("demo portal: registers dropped, applications answered; payouts follow the month's reconciled bank returns and the disability subsidy's paid file",
 		"month", month, "elderly", len(elderly), "applications", len(ids)+len(certApplicants)+1)
 	return nil
 }

@@ -30,6 +30,8 @@ const (
 	PayoutNone = ""
 	// PayoutDisbursement: payouts come from the allowance disbursement's reconciled returns.
 	PayoutDisbursement = "disbursement"
+	// PayoutPaidFile: payouts come from the business system's paid-<ITEM>-<YYYY-MM>.csv files (items paid outside the allowance disbursement, e.g. 重度残疾人护理补贴).
+	PayoutPaidFile = "paid_file"
 )
 
 // Answers an item's applications can get from the hub itself.
@@ -52,7 +54,7 @@ type Item struct {
 	Rule string `yaml:"rule"`
 	// RefuseReason is the reason given when Rule fails (shown to the person by the portal).
 	RefuseReason string `yaml:"refuse_reason"`
-	// Payout is where payouts come from: "" (none) or "disbursement" (the allowance cycle's reconciled returns).
+	// Payout is where payouts come from: "" (none), "disbursement" (the allowance cycle's reconciled returns) or "paid_file" (the business system's paid-<ITEM>-<YYYY-MM>.csv files in the inbox).
 	Payout string `yaml:"payout"`
 	// Answer is "" (the business system reports the nodes) or "register" (the hub answers from the item's register, with a certificate reference).
 	Answer string `yaml:"answer"`
@@ -101,7 +103,7 @@ func DefaultItems() []Item {
 		{Code: "MZ-LNZHJT", Name: "老年综合津贴", Mianshen: true, Rule: `age >= 65 && hukou == "shanghai"`,
 			RefuseReason: "未满65周岁或非本市户籍，不符合老年综合津贴条件", Payout: PayoutDisbursement},
 		{Code: "MZ-ZDCJHL", Name: "重度残疾人护理补贴", Mianshen: true, Rule: `disability_grade in [1, 2] && hukou == "shanghai"`,
-			RefuseReason: "非一、二级重度残疾人或非本市户籍"},
+			RefuseReason: "非一、二级重度残疾人或非本市户籍", Payout: PayoutPaidFile},
 		{Code: "MZ-GZFSQ", Name: "公共租赁住房申请"},
 		{Code: "MZ-ZFBT", Name: "廉租住房租金补贴", Rule: `monthly_income_fen <= 420000 * household_size`,
 			RefuseReason: "家庭人均月收入超过廉租住房标准"},
@@ -174,8 +176,8 @@ func (c Config) Validate() error {
 				add("%s.refuse_reason: required with a rule", p)
 			}
 		}
-		if it.Payout != PayoutNone && it.Payout != PayoutDisbursement {
-			add("%s.payout: %q: want \"\" or disbursement", p, it.Payout)
+		if it.Payout != PayoutNone && it.Payout != PayoutDisbursement && it.Payout != PayoutPaidFile {
+			add("%s.payout: %q: want \"\", disbursement or paid_file", p, it.Payout)
 		}
 		if it.Payout != PayoutNone && !it.Mianshen {
 			add("%s.payout: only a mianshen item reports payouts", p)

@@ -324,6 +324,13 @@ func (s *Service) takeFile(ctx context.Context, name string) error {
 				break
 			}
 			bad, perr = s.applyEligible(ctx, tx, data, m[1], m[2], &good)
+		case paidName.MatchString(name):
+			m := paidName.FindStringSubmatch(name)
+			if it, ok := s.items[m[1]]; !ok || it.Payout != PayoutPaidFile {
+				whole = fmt.Errorf("%w: %s is not an item paid by paid files (payout paid_file)", ErrUnknownItem, m[1])
+				break
+			}
+			bad, perr = s.applyPaid(ctx, tx, name, data, m[1], m[2], &good)
 		case statusName.MatchString(name):
 			var unfit []LineError
 			bad, perr = ParseStatus(data, func(line int64, r Report) error {
@@ -341,7 +348,7 @@ func (s *Service) takeFile(ctx context.Context, name string) error {
 			bad = append(bad, unfit...)
 			sort.Slice(bad, func(i, j int) bool { return bad[i].Line < bad[j].Line })
 		default:
-			whole = fmt.Errorf("%w: %s is neither eligible-<ITEM>-<YYYY-MM>.csv nor status-<name>.csv", ErrBadRecord, name)
+			whole = fmt.Errorf("%w: %s is none of eligible-<ITEM>-<YYYY-MM>.csv, paid-<ITEM>-<YYYY-MM>.csv and status-<name>.csv", ErrBadRecord, name)
 		}
 		if errors.Is(perr, ErrBadRecord) {
 			whole, perr = perr, nil

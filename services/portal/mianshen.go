@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/clock"
@@ -345,13 +346,10 @@ func (s *Service) confirmCheck(ctx context.Context, tx *sql.Tx, c *joblib.Case, 
 // failed or missing payment none (the next month is looked at, up to
 // payout_months after the case's month, then the case closes without one).
 func (s *Service) planPayouts(ctx context.Context) error {
-	if s.d.Payments == nil {
-		return nil
-	}
 	type pc struct {
-		id, item, sealed, month, next string
+		id, item, key, sealed, month, next string
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT case_id, item_code, person_sealed, month, payout_next FROM portal_cases
+	rows, err := s.db.QueryContext(ctx, `SELECT case_id, item_code, person_key, person_sealed, month, payout_next FROM portal_cases
 		WHERE decision = 'confirm' AND confirmed_at > 0 AND payout_state = '' ORDER BY case_id`)
 	if err != nil {
 		return err
@@ -359,14 +357,19 @@ func (s *Service) planPayouts(ctx context.Context) error {
 	byPeriod := map[string][]pc{}
 	for rows.Next() {
 		var c pc
-		if err := rows.Scan(&c.id, &c.item, &c.sealed, &c.month, &c.next); err != nil {
+		if err := rows.Scan(&c.id, &c.item, &c.key, &c.sealed, &c.month, &c.next); err != nil {
 			rows.Close()
 			return err
 		}
-		if it := s.items[c.item]; it == nil || it.Payout != PayoutDisbursement {
-			continue
+		it := s.items[c.item]
+		switch {
+		case it == nil:
+		case it.Payout == PayoutDisbursement && s.d.Payments != nil:
+			// One lookup of the month's allowance for every such item.
+			byPeriod[c.next] = append(byPeriod[c.next], c)
+		case it.Payout == PayoutPaidFile:
+			byPeriod[c.next+"\x00"+c.item] = append(byPeriod[c.next+"\x00"+c.item], c)
 		}
-		byPeriod[c.next] = append(byPeriod[c.next], c)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -377,17 +380,30 @@ func (s *Service) planPayouts(ctx context.Context) error {
 		periods = append(periods, p)
 	}
 	sort.Strings(periods)
-	for _, period := range periods {
-		cs := byPeriod[period]
+	for _, group := range periods {
+		cs := byPeriod[group]
+		period, paidItem, fromFile := strings.Cut(group, "\x00")
 		ids := make([]string, len(cs))
-		for i, c := range cs {
-			if ids[i], err = s.d.Fields.Decrypt(c.sealed); err != nil {
-				return fmt.Errorf("portal: open case %s: %w", c.id, err)
+		var out map[string]disbursement.PaymentOutcome
+		var reconciled bool
+		source := "the reconciled allowance"
+		if fromFile {
+			// Paid outside the disbursement: the item's paid file of the month, by blind index.
+			for i, c := range cs {
+				ids[i] = c.key
 			}
+			out, reconciled, err = s.paidFileOutcomes(ctx, paidItem, period, ids)
+			source = "paid file " + paidItem
+		} else {
+			for i, c := range cs {
+				if ids[i], err = s.d.Fields.Decrypt(c.sealed); err != nil {
+					return fmt.Errorf("portal: open case %s: %w", c.id, err)
+				}
+			}
+			out, reconciled, err = s.d.Payments.Outcomes(ctx, bank.Disbursement, period, ids)
 		}
-		out, reconciled, err := s.d.Payments.Outcomes(ctx, bank.Disbursement, period, ids)
 		if errors.Is(err, disbursement.ErrNoBatch) || (err == nil && !reconciled) {
-			continue // the month's cycle has not run or is not reconciled yet
+			continue // the month's cycle has not run or is not reconciled yet, or its paid file has not come
 		}
 		if err != nil {
 			return fmt.Errorf("portal: payments of %s: %w", period, err)
@@ -416,6 +432,9 @@ func (s *Service) planPayouts(ctx context.Context) error {
 					continue
 				}
 				note := "not in the allowance list of " + period
+				if fromFile {
+					note = "not in the paid file of " + period
+				}
 				if listed {
 					note = "payment " + disbursement.StatusName(o.Status) + " in " + period + ": " + o.Reason
 				}
@@ -435,7 +454,7 @@ func (s *Service) planPayouts(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("portal: plan payouts of %s: %w", period, err)
 		}
-		s.log.Info("portal: payouts planned from the reconciled allowance", "period", period, "queued", queued, "closed_without_payout", none, "cases", len(cs))
+		s.log.Info("portal: payouts planned", "from", source, "period", period, "queued", queued, "closed_without_payout", none, "cases", len(cs))
 	}
 	return nil
 }
