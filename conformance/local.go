@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/apispec"
+	"github.com/shanghai-mca/mzhub/config"
 	"github.com/shanghai-mca/mzhub/problem"
 	"github.com/shanghai-mca/mzhub/services/funeral"
 )
@@ -30,6 +31,10 @@ type LocalOptions struct {
 	Secret []byte
 	// Logger receives the server's logs (discarded when nil).
 	Logger *slog.Logger
+	// MaxHeaderBytes is the hub's http.max_header_bytes: a larger request
+	// line plus headers gets 431 headers_too_large, as from the hub (0:
+	// the hub's default).
+	MaxHeaderBytes int
 }
 
 // LocalSandbox is the partner API's sandbox served as the hosted hub
@@ -92,8 +97,15 @@ func StartLocal(ctx context.Context, opts LocalOptions) (*LocalSandbox, error) {
 	}))
 	mux.Handle("/docs/api/", http.StripPrefix("/docs/api", apispec.Handler()))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	limit := opts.MaxHeaderBytes
+	if limit <= 0 {
+		limit = config.Default().HTTP.MaxHeaderBytes
+	}
+	// The hub's front: oversized headers and non-canonical paths refused
+	// with problem+json, unknown paths and methods answered as problems.
+	handler := problem.Front(limit, problem.Unmatched(mux))
 	s := &LocalSandbox{Addr: ln.Addr().String(), DBPath: filepath.Join(opts.DataDir, funeral.SandboxDBFile), done: make(chan struct{}),
-		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}}
+		srv: &http.Server{Handler: handler, MaxHeaderBytes: 4 * limit, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}}
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -315,12 +315,12 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	h.addr = ln.Addr().String()
 	close(h.addrOnce)
-	srv := h.server(ctx, h.front(h.unmatched(h.mux)))
+	srv := h.server(ctx, h.front(problem.Unmatched(h.mux)))
 	var msrv *http.Server
 	if mln != nil {
 		mmux := http.NewServeMux()
 		mmux.Handle("GET /metrics", h.metrics)
-		msrv = h.server(ctx, h.front(h.unmatched(mmux)))
+		msrv = h.server(ctx, h.front(problem.Unmatched(mmux)))
 		go func() {
 			if err := msrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				h.log.Error("metrics listener stopped", "err", err)
@@ -434,23 +434,12 @@ func (h *Hub) server(ctx context.Context, handler http.Handler) *http.Server {
 	}
 }
 
-// front is what every request passes first: a request line plus headers
-// over http.max_header_bytes gets 431 problem+json, a path with dot or
-// empty segments ("/partner/v1/../x", "//") 400 problem+json (never the
-// mux's plain-text redirect), and every answer under /console/ the
-// console's security headers (pages may set stricter ones).
+// front is what every request passes first: problem.Front's refusals
+// (headers over http.max_header_bytes, dot or empty path segments) and
+// every answer under /console/ the console's security headers (pages may
+// set stricter ones).
 func (h *Hub) front(next http.Handler) http.Handler {
-	limit := h.cfg.HTTP.MaxHeaderBytes
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if headerBytes(r) > limit {
-			w.Header().Set("Connection", "close")
-			problem.Write(w, r, problem.HeadersTooLarge(limit))
-			return
-		}
-		if !canonicalPath(r.URL.Path) {
-			problem.Write(w, r, problem.BadPath())
-			return
-		}
+	return problem.Front(h.cfg.HTTP.MaxHeaderBytes, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/console/") {
 			hd := w.Header()
 			hd.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'")
@@ -460,80 +449,7 @@ func (h *Hub) front(next http.Handler) http.Handler {
 			hd.Set("Cache-Control", "no-store")
 		}
 		next.ServeHTTP(w, r)
-	})
-}
-
-// unmatched answers requests no pattern of mux matches (unknown paths,
-// a method a path does not serve) with problem+json instead of the mux's
-// plain text.
-func (h *Hub) unmatched(mux *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hd, pattern := mux.Handler(r)
-		if pattern != "" {
-			mux.ServeHTTP(w, r)
-			return
-		}
-		c := &statusCatcher{header: http.Header{}}
-		hd.ServeHTTP(c, r)
-		switch c.status {
-		case http.StatusMethodNotAllowed:
-			w.Header().Set("Allow", c.header.Get("Allow"))
-			problem.Write(w, r, problem.MethodNotAllowed(c.header.Get("Allow")))
-		case http.StatusNotFound, 0:
-			problem.Write(w, r, problem.NotFound("no such endpoint"))
-		default: // a redirect or another answer of the mux: pass it on
-			for k, v := range c.header {
-				w.Header()[k] = v
-			}
-			w.WriteHeader(c.status)
-		}
-	})
-}
-
-// statusCatcher keeps the status and headers an http.Handler writes and
-// drops its body.
-type statusCatcher struct {
-	header http.Header
-	status int
-}
-
-func (c *statusCatcher) Header() http.Header { return c.header }
-func (c *statusCatcher) Write(b []byte) (int, error) {
-	if c.status == 0 {
-		c.status = http.StatusOK
-	}
-	return len(b), nil
-}
-func (c *statusCatcher) WriteHeader(status int) {
-	if c.status == 0 {
-		c.status = status
-	}
-}
-
-// headerBytes is the size of the request line and headers as sent.
-func headerBytes(r *http.Request) int {
-	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2 + len("Host: ") + len(r.Host) + 2
-	for k, vs := range r.Header {
-		for _, v := range vs {
-			n += len(k) + 2 + len(v) + 2
-		}
-	}
-	return n
-}
-
-// canonicalPath reports whether p (decoded) is absolute and has no ".",
-// ".." or empty segments (a trailing slash is fine).
-func canonicalPath(p string) bool {
-	if !strings.HasPrefix(p, "/") {
-		return false
-	}
-	segs := strings.Split(p[1:], "/")
-	for i, s := range segs {
-		if s == "." || s == ".." || (s == "" && i != len(segs)-1) {
-			return false
-		}
-	}
-	return true
+	}))
 }
 
 func (h *Hub) setRunning(name string, v bool) {
