@@ -95,6 +95,8 @@ func init() {
 
 // PortalConfig is the portal interface a route endpoint talks to.
 type PortalConfig struct {
+	// Partner, when set (to "portal"), takes the client the hub built from its own portal configuration (address, signing key, rate limit and breaker: one per portal, shared with the portal service); base_url, key_id, key and the client settings are then not given here.
+	Partner string `yaml:"partner"`
 	// Dept is the bureau's department code on the portal (部门编码).
 	Dept string `yaml:"dept"`
 	// BaseURL is the interface's base URL (without the /joblib/v1 or /mianshen/v1 path).
@@ -124,6 +126,15 @@ func defaultPortal() PortalConfig {
 
 func (c PortalConfig) validate() []error {
 	var errs []error
+	if c.Partner != "" {
+		if c.Partner != PartnerPortal {
+			errs = append(errs, fmt.Errorf("partner: %q: want %s (the hub's portal client) or none", clip(c.Partner), PartnerPortal))
+		}
+		if c.BaseURL != "" || c.KeyID != "" {
+			errs = append(errs, errors.New("partner: base_url and key_id come from the hub's portal configuration; leave them out"))
+		}
+		return errs
+	}
 	if c.Dept == "" {
 		errs = append(errs, errors.New("dept: required"))
 	}
@@ -228,13 +239,37 @@ func (c *SinkConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
+// PartnerPortal is the partner id under which the hub hands the kind its
+// portal client (connectors.Deps.Partners).
+const PartnerPortal = "portal"
+
+// Clients finds the partner clients the hub built from its configuration
+// (connectors.Deps.Partners); the joblib kind asks it for PartnerPortal,
+// which must be a *Client.
+type Clients interface {
+	PartnerClient(id string) (any, error)
+}
+
 // lazyClient builds the client on first use (the key is read then, so a
-// route loads and lints without it).
+// route loads and lints without it), or takes the hub's.
 type lazyClient struct {
 	cfg  PortalConfig
+	hub  Clients
 	mu   sync.Mutex
 	c    *Client
 	last error
+}
+
+func newLazyClient(cfg PortalConfig, deps connectors.Deps) (*lazyClient, error) {
+	l := &lazyClient{cfg: cfg}
+	if cfg.Partner != "" {
+		cl, ok := deps.Partners.(Clients)
+		if !ok || cl == nil {
+			return nil, errors.New("joblib: partner portal: the hub holds no partner clients")
+		}
+		l.hub = cl
+	}
+	return l, nil
 }
 
 func (l *lazyClient) get(ctx context.Context) (*Client, error) {
@@ -242,6 +277,18 @@ func (l *lazyClient) get(ctx context.Context) (*Client, error) {
 	defer l.mu.Unlock()
 	if l.c != nil {
 		return l.c, nil
+	}
+	if l.hub != nil {
+		x, err := l.hub.PartnerClient(l.cfg.Partner)
+		if err != nil {
+			return nil, fmt.Errorf("joblib: partner %s: %w", l.cfg.Partner, err)
+		}
+		c, ok := x.(*Client)
+		if !ok || c == nil {
+			return nil, fmt.Errorf("joblib: partner %s: the hub's client is %T, want *joblib.Client", l.cfg.Partner, x)
+		}
+		l.c = c
+		return c, nil
 	}
 	c, err := l.cfg.client(ctx)
 	if err != nil {
@@ -272,11 +319,22 @@ func NewSource(cfg SourceConfig, deps connectors.Deps) (*Source, error) {
 	if name == "" {
 		name = cfg.Dept + "/" + cfg.Feed
 	}
-	return &Source{cfg: cfg, deps: deps, client: &lazyClient{cfg: cfg.PortalConfig}, cursor: name}, nil
+	lc, err := newLazyClient(cfg.PortalConfig, deps)
+	if err != nil {
+		return nil, err
+	}
+	return &Source{cfg: cfg, deps: deps, client: lc, cursor: name}, nil
 }
 
 // Endpoint describes the source for events and dead letters.
-func (s *Source) Endpoint() string { return s.cfg.BaseURL + " " + s.cfg.Feed }
+func (s *Source) Endpoint() string { return s.cfg.endpoint() + " " + s.cfg.Feed }
+
+func (c PortalConfig) endpoint() string {
+	if c.Partner != "" {
+		return "partner " + c.Partner
+	}
+	return c.BaseURL
+}
 
 func (s *Source) partnerFlow() (string, string) {
 	if s.cfg.Feed == FeedCases {
@@ -548,11 +606,15 @@ func NewSink(cfg SinkConfig, deps connectors.Deps) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Sink{cfg: cfg, deps: deps, client: &lazyClient{cfg: cfg.PortalConfig}}, nil
+	lc, err := newLazyClient(cfg.PortalConfig, deps)
+	if err != nil {
+		return nil, err
+	}
+	return &Sink{cfg: cfg, deps: deps, client: lc}, nil
 }
 
 // Endpoint describes the sink for events and dead letters.
-func (s *Sink) Endpoint() string { return s.cfg.BaseURL + " " + s.cfg.Op }
+func (s *Sink) Endpoint() string { return s.cfg.endpoint() + " " + s.cfg.Op }
 
 // RejectedError is a delivery the portal took but refused records of: it
 // is permanent (sending the same records again cannot help), and lists
@@ -668,6 +730,19 @@ func (s *Sink) Delivered(ctx context.Context, msg connectors.Message) (bool, err
 	if err != nil {
 		return false, err
 	}
+	if b.Op == OpPush {
+		_, err := c.PushStatus(ctx, b.Push.BatchID, len(b.Push.Persons))
+		if errors.Is(err, ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	return s.held(ctx, c, b)
+}
+
+// held asks the portal's query whether it holds every record of a nodes,
+// confirm or payout batch.
+func (s *Sink) held(ctx context.Context, c *Client, b Batch) (bool, error) {
 	switch b.Op {
 	case OpNodes:
 		var ids []string
@@ -688,12 +763,6 @@ func (s *Sink) Delivered(ctx context.Context, msg connectors.Message) (bool, err
 			}
 		}
 		return true, nil
-	case OpPush:
-		_, err := c.PushStatus(ctx, b.Push.BatchID, len(b.Push.Persons))
-		if errors.Is(err, ErrNotFound) {
-			return false, nil
-		}
-		return err == nil, err
 	case OpConfirm:
 		ids := make([]string, len(b.Confirmations))
 		for i, x := range b.Confirmations {
@@ -709,7 +778,7 @@ func (s *Sink) Delivered(ctx context.Context, msg connectors.Message) (bool, err
 			}
 		}
 		return true, nil
-	default:
+	case OpPayout:
 		ids := make([]string, len(b.Payouts))
 		for i, x := range b.Payouts {
 			ids[i] = x.CaseID
@@ -729,6 +798,7 @@ func (s *Sink) Delivered(ctx context.Context, msg connectors.Message) (bool, err
 		}
 		return true, nil
 	}
+	return false, fmt.Errorf("joblib: op %q", clip(b.Op))
 }
 
 func uniq(ids []string) []string {

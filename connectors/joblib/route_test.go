@@ -39,6 +39,8 @@ type routeEnv struct {
 	events *monitortest.Recorder
 	cancel context.CancelFunc
 	done   chan error
+	// partners is handed to the engine as connectors.Deps.Partners.
+	partners any
 }
 
 func newRouteEnv(t *testing.T, opts joblibsim.Options) *routeEnv {
@@ -79,7 +81,7 @@ func (e *routeEnv) start(files map[string]string) {
 		e.t.Fatal(err)
 	}
 	eng, err := routes.NewEngine(routes.EngineConfig{ReloadInterval: -1}, routes.Deps{Bus: e.bus, Store: e.db, Connectors: reg,
-		Events: e.events, Metrics: prometheus.NewRegistry()})
+		Events: e.events, Metrics: prometheus.NewRegistry(), Partners: e.partners})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -266,6 +268,170 @@ func TestRouteSinkRefusedRecordsDeadLettered(t *testing.T) {
 		if ev.Type == monitor.DeadLettered && (ev.ErrorClass != "permanent" || !strings.Contains(ev.ErrorMessage, "refused")) {
 			t.Fatalf("dead letter %+v", ev)
 		}
+	}
+}
+
+var (
+	_ routes.Replier       = (*joblib.Sink)(nil)
+	_ routes.AnswerChecker = (*joblib.Sink)(nil)
+)
+
+// hubClients stands for the hub's partner directory: the portal client
+// the hub built from its configuration.
+type hubClients struct{ c *joblib.Client }
+
+func (h hubClients) PartnerClient(id string) (any, error) {
+	if id != joblib.PartnerPortal {
+		return nil, fmt.Errorf("partner %s is not configured", id)
+	}
+	return h.c, nil
+}
+
+func (e *routeEnv) hubClient() {
+	e.t.Helper()
+	ep := joblib.Endpoint{BaseURL: e.sim.URL(), KeyID: "k1"}
+	ep.Timeout, ep.BreakerFailures, ep.BreakerOpen = 2*time.Second, 5, 200*time.Millisecond
+	c, err := joblib.NewClient("SHMZJ", ep, ep, routeSecret, routeSecret)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.partners = hubClients{c}
+}
+
+const replyRoute = `id: portal-nodes
+description: status nodes to the job library, answered per record
+partner: portal.joblib
+flow: status-push
+from:
+  kind: bus
+  config: {topic: portal.out.nodes}
+reply_to: portal.answers
+to:
+  - kind: joblib
+    config:
+      partner: portal
+      op: nodes
+errors:
+  max_attempts: 20
+  backoff: 50ms
+  max_backoff: 200ms
+`
+
+// answers decodes the answers published so far, by the request's key.
+func (e *routeEnv) answers() map[string][]joblib.Answer {
+	out := map[string][]joblib.Answer{}
+	for _, m := range e.bus.Published("portal.answers") {
+		if m.Headers[routes.HeaderReplyStatus] != "ok" {
+			out[m.Headers[routes.HeaderReplyOf]] = append(out[m.Headers[routes.HeaderReplyOf]], joblib.Answer{Op: "failed"})
+			continue
+		}
+		a, err := joblib.DecodeAnswer(m.Body)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		out[m.Headers[routes.HeaderReplyOf]] = append(out[m.Headers[routes.HeaderReplyOf]], a)
+	}
+	return out
+}
+
+// TestRouteReplyAnswersEveryRecord: through the hub's portal client
+// (partner: portal), a batch is answered on reply_to with every record's
+// outcome — delivered, out of order, refused with the portal's reason —
+// once per request.
+func TestRouteReplyAnswersEveryRecord(t *testing.T) {
+	e := newRouteEnv(t, joblibsim.Options{})
+	ids := e.sim.AddApplications(3)
+	e.hubClient()
+	e.start(map[string]string{"portal-nodes.yaml": replyRoute})
+	ctx := context.Background()
+	var b joblib.Batch
+	for _, body := range [][]byte{nodesBatch(t, ids[:2], 1), nodesBatch(t, ids[2:], 2), nodesBatch(t, []string{"SBZZ26120299999"}, 1)} {
+		var x joblib.Batch
+		if err := json.Unmarshal(body, &x); err != nil {
+			t.Fatal(err)
+		}
+		b.Op = x.Op
+		b.Nodes = append(b.Nodes, x.Nodes...)
+	}
+	body, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.bus.Publish(ctx, "portal.out.nodes", bus.Message{Key: "b1", IdempotencyKey: "out/1", Body: body}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the answer", func() bool { return len(e.answers()["out/1"]) == 1 })
+	a := e.answers()["out/1"][0]
+	want := map[string]string{ids[0] + "#1": joblib.OutcomeOK, ids[1] + "#1": joblib.OutcomeOK, ids[2] + "#2": joblib.OutcomeOutOfOrder,
+		"SBZZ26120299999#1": joblib.OutcomeUnknown}
+	if len(a.Results) != len(want) || a.Checked {
+		t.Fatalf("answer %+v", a)
+	}
+	for i, r := range a.Results {
+		if r.ID != b.Nodes[i].Key() || r.Outcome != want[r.ID] {
+			t.Fatalf("result %d: %+v, want %s %s", i, r, b.Nodes[i].Key(), want[b.Nodes[i].Key()])
+		}
+		if r.Outcome == joblib.OutcomeUnknown && r.Reason == "" {
+			t.Fatal("a refused record without the portal's reason")
+		}
+	}
+	if n := len(e.sim.Nodes(ids[0])); n != 1 {
+		t.Fatalf("%d nodes at the portal", n)
+	}
+}
+
+// TestRouteReplyInDoubtAnsweredByQuery: a call the portal applied but
+// answered 500 (or without an item) is answered from the portal's query
+// (mzhub-reply-via lookup), never sent again.
+func TestRouteReplyInDoubtAnsweredByQuery(t *testing.T) {
+	for _, f := range []joblibsim.Faults{{FailAfterApply: 1}, {DropResult: 1}} {
+		t.Run(fmt.Sprintf("%+v", f), func(t *testing.T) {
+			e := newRouteEnv(t, joblibsim.Options{})
+			ids := e.sim.AddApplications(4)
+			e.sim.SetFaults(f)
+			e.hubClient()
+			e.start(map[string]string{"portal-nodes.yaml": replyRoute})
+			if err := e.bus.Publish(context.Background(), "portal.out.nodes", bus.Message{Key: "b1", IdempotencyKey: "out/1", Body: nodesBatch(t, ids, 1)}); err != nil {
+				t.Fatal(err)
+			}
+			e.waitFor("the answer", func() bool { return len(e.answers()["out/1"]) == 1 })
+			var via string
+			for _, m := range e.bus.Published("portal.answers") {
+				via = m.Headers[routes.HeaderReplyVia]
+			}
+			a := e.answers()["out/1"][0]
+			if via != "lookup" || !a.Checked || len(a.Results) != 4 {
+				t.Fatalf("via %q, answer %+v", via, a)
+			}
+			for _, r := range a.Results {
+				if r.Outcome != joblib.OutcomeDuplicate {
+					t.Fatalf("result %+v", r)
+				}
+			}
+			if d := e.sim.Duplicates.Load(); d != 0 {
+				t.Fatalf("%d nodes sent again that the portal had", d)
+			}
+		})
+	}
+}
+
+func TestPartnerConfigRules(t *testing.T) {
+	c := joblib.DefaultSinkConfig()
+	c.Op, c.Partner = joblib.OpNodes, "portal"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c.BaseURL = "https://portal.example/"
+	if err := c.Validate(); err == nil {
+		t.Fatal("partner with base_url accepted")
+	}
+	c.BaseURL, c.Partner = "", "bank"
+	if err := c.Validate(); err == nil {
+		t.Fatal("partner bank accepted")
+	}
+	c.Partner = "portal"
+	if _, err := joblib.NewSink(c, connectors.Deps{}); err == nil {
+		t.Fatal("partner portal without the hub's clients accepted")
 	}
 }
 
