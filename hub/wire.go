@@ -362,7 +362,17 @@ func (h *Hub) wire(ctx context.Context, opts Options) error {
 		w.funeral = api
 		h.AddComponent("funeral", singleton("funeral.relay", api.Run))
 		h.OnClose(api.Close)
-		partnerMux.Handle("/partner/v1/", api)
+		if funeral.ConfigFrom(cfg).Environment == funeral.EnvSandbox {
+			// A hub run as the hosted sandbox takes partners' calls only
+			// under /sandbox/, on the sandbox's own store: production's
+			// path would put integrators' test data into the main store
+			// (where `mzhub conformance` does not look for it).
+			partnerMux.Handle("/partner/v1/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				problem.Write(w, r, problem.NotFound("this hub is the sandbox (funeral.environment: sandbox): call /sandbox/partner/v1/… and sign that whole path"))
+			}))
+		} else {
+			partnerMux.Handle("/partner/v1/", api)
+		}
 
 		// The sandbox: the same API on its own store, for integrators.
 		sdeps := fdeps

@@ -45,8 +45,10 @@ func (c *Config) ResolvePaths(base string) {
 // Config tunes the funeral partner API.
 type Config struct {
 	// Environment is production or sandbox; a partner is served only in the
-	// environments its registry entry lists. The sandbox runs against its
-	// own, isolated store.
+	// environments its registry entry lists. Every hub serves the sandbox
+	// under /sandbox/partner/v1/ on its own, isolated store; a hub set to
+	// sandbox (the hosted sandbox) answers /partner/v1/ with 404 pointing
+	// there, so integrators' test data never reaches the main store.
 	Environment string `yaml:"environment"`
 	// PartnersDir holds the partner registry files (*.yaml); empty means
 	// the funeral directory under paths.partners, so that every path
