@@ -14,7 +14,7 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/datasea/dataseasim"
 	"github.com/shanghai-mca/mzhub/connectors/sftp"
 	"github.com/shanghai-mca/mzhub/problem"
-	"github.com/shanghai-mca/mzhub/services/accounts"
+	"github.com/shanghai-mca/mzhub/services/bankaccounts"
 	"github.com/shanghai-mca/mzhub/services/disbursement"
 	"github.com/shanghai-mca/mzhub/services/disbursement/synth"
 )
@@ -22,7 +22,7 @@ import (
 // AccountsLease is the lease of the one runner of the account files.
 const AccountsLease = "accounts.files"
 
-// wireAccounts adds the banks' account lifecycle (services/accounts): the
+// wireAccounts adds the banks' account lifecycle (services/bankaccounts): the
 // account request files (核查, 开户, 激活, 挂失, 解挂失, 注销) to every bank
 // with account layouts and their result files, run by one replica, and the
 // screening of allowance lists by account state, chained after the
@@ -47,7 +47,7 @@ func wireAccounts(ctx context.Context, h *Hub, opts Options, singleton singleton
 			h.OnClose(b.SFTP.Close)
 		}
 	}
-	svc, err := accounts.New(ctx, accounts.Options{DB: h.Store(), Fields: h.sec.Fields, Banks: banks, Deps: deps,
+	svc, err := bankaccounts.New(ctx, bankaccounts.Options{DB: h.Store(), Fields: h.sec.Fields, Banks: banks, Deps: deps,
 		Dir: filepath.Join(cfg.DataDir, "accounts"), Keys: sftp.Keys{Signer: h.sec.FileSigner}, Logger: log, Clock: h.Clock(), Node: h.Node()})
 	if err != nil {
 		return err
@@ -58,7 +58,7 @@ func wireAccounts(ctx context.Context, h *Hub, opts Options, singleton singleton
 	h.OnClose(svc.Close)
 	svc.SetBatchOf(disbursement.ScreenedBatch)
 	if prev := h.disbursement.Screener(); prev != nil {
-		h.disbursement.SetScreener(accounts.Chain(prev, svc))
+		h.disbursement.SetScreener(bankaccounts.Chain(prev, svc))
 	} else {
 		h.disbursement.SetScreener(svc)
 	}
@@ -78,7 +78,7 @@ func wireAccounts(ctx context.Context, h *Hub, opts Options, singleton singleton
 
 // Accounts returns the account lifecycle service (nil when no bank takes
 // account files).
-func (h *Hub) Accounts() *accounts.Service { return h.accounts }
+func (h *Hub) Accounts() *bankaccounts.Service { return h.accounts }
 
 // demoAccountBanks are the banks the demo's account operations go to (the
 // others' simulators are slow or down on purpose: demoTrouble).
@@ -96,7 +96,7 @@ const DemoAccountFailures = 7
 // 开户 (three refused: name mismatch, failed ID check), 核查 (one name
 // mismatch, one frozen account), 激活, 挂失 (one released again by 解挂失)
 // and one 注销.
-func demoAccounts(ctx context.Context, h *Hub, svc *accounts.Service) error {
+func demoAccounts(ctx context.Context, h *Hub, svc *bankaccounts.Service) error {
 	sims := map[string]*banksim.Bank{}
 	for _, s := range h.bankSims {
 		sims[s.Config.Code] = s
@@ -114,8 +114,8 @@ func demoAccounts(ctx context.Context, h *Hub, svc *accounts.Service) error {
 		return errors.New("too few demo persons at the demo's banks")
 	}
 	code := func(p synth.Person) string { return synth.Banks[p.Bank].Code }
-	req := func(ext string, op bank.AccountOp, p synth.Person, acct string) accounts.Request {
-		return accounts.Request{ExtID: "demo-" + ext, Bank: code(p), Op: op, PersonID: p.ID, Name: p.Name, Account: acct, Division: p.Division}
+	req := func(ext string, op bank.AccountOp, p synth.Person, acct string) bankaccounts.Request {
+		return bankaccounts.Request{ExtID: "demo-" + ext, Bank: code(p), Op: op, PersonID: p.ID, Name: p.Name, Account: acct, Division: p.Division}
 	}
 	// The banks' records: two refusals of an opening, one of a
 	// verification, a judicially frozen account.
@@ -124,7 +124,7 @@ func demoAccounts(ctx context.Context, h *Hub, svc *accounts.Service) error {
 	sims[code(ps[2])].FailPerson(ps[2].ID, bank.OutcomeMismatch)
 	sims[code(ps[8])].FailPerson(ps[8].ID, bank.OutcomeMismatch)
 	sims[code(ps[9])].Freeze(ps[9].Account, ps[9].ID, ps[9].Name)
-	var rs []accounts.Request
+	var rs []bankaccounts.Request
 	for i := range 6 { // 开户 for six new recipients, three refused
 		rs = append(rs, req(fmt.Sprint("open-", i), bank.OpOpen, ps[i], ""))
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/shanghai-mca/mzhub/hub/hubtest"
 	"github.com/shanghai-mca/mzhub/monitor"
 	users "github.com/shanghai-mca/mzhub/security/accounts"
-	"github.com/shanghai-mca/mzhub/services/accounts"
+	"github.com/shanghai-mca/mzhub/services/bankaccounts"
 )
 
 // TestAccountsDemoMonth: the demo hub asks the simulated banks for the
@@ -42,7 +42,7 @@ func TestAccountsDemoMonth(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, e := range evs {
-			if e.Stage == accounts.StageResults && strings.HasPrefix(e.Partner, "bank.") {
+			if e.Stage == bankaccounts.StageResults && strings.HasPrefix(e.Partner, "bank.") {
 				flows[e.Flow] = true
 				if e.Flow == "account-open" {
 					refused += e.RecordsFailed
@@ -56,7 +56,7 @@ func TestAccountsDemoMonth(t *testing.T) {
 		var left int64
 		batch := ""
 		for _, e := range fails {
-			if e.Stage == accounts.StageFailures {
+			if e.Stage == bankaccounts.StageFailures {
 				left, batch = e.RecordsFailed, e.BatchID
 			}
 		}

@@ -31,7 +31,7 @@ import (
 	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/security/baseline"
 	"github.com/shanghai-mca/mzhub/security/keys"
-	acctsvc "github.com/shanghai-mca/mzhub/services/accounts"
+	acctsvc "github.com/shanghai-mca/mzhub/services/bankaccounts"
 	"github.com/shanghai-mca/mzhub/services/disbursement"
 	"github.com/shanghai-mca/mzhub/services/funeral"
 	"github.com/shanghai-mca/mzhub/services/verification"

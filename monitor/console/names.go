@@ -136,7 +136,7 @@ var stageNames = map[string][2]string{
 	"done":        {"完成", "Done"},
 	"police":      {"公安数据接收", "Police data"},
 	"review":      {"抽检复核", "Manual review"},
-	// The banks' account lifecycle (services/accounts).
+	// The banks' account lifecycle (services/bankaccounts).
 	"account_files":    {"生成账户业务文件", "Account files"},
 	"account_upload":   {"发送账户业务文件", "Account files sent"},
 	"account_results":  {"账户业务结果处理", "Account results"},

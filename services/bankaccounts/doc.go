@@ -1,4 +1,4 @@
-// Package accounts is the banks' account lifecycle: account verification
+// Package bankaccounts is the banks' account lifecycle: account verification
 // (核查), opening (开户), activation (激活), loss report (挂失) and its
 // release (解挂失), and closure (注销), asked of the six banks by file over
 // SFTP in each bank's layout (connectors/bank, configs/mappings/banks/
@@ -12,4 +12,4 @@
 // (开户失败, a stage of the month) and the accounts lost, frozen or closed.
 // ID numbers, names and accounts are sealed at rest and masked in logs and
 // events.
-package accounts
+package bankaccounts

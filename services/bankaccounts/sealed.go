@@ -1,4 +1,4 @@
-package accounts
+package bankaccounts
 
 import "github.com/shanghai-mca/mzhub/security/fieldcrypt"
 
