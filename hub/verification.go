@@ -1,15 +1,22 @@
 package hub
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/config"
 	"github.com/shanghai-mca/mzhub/connectors/household"
 	"github.com/shanghai-mca/mzhub/connectors/household/householdsim"
 	"github.com/shanghai-mca/mzhub/connectors/hpf"
@@ -23,7 +30,10 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/villagebank"
 	"github.com/shanghai-mca/mzhub/connectors/villagebank/villagebanksim"
 	"github.com/shanghai-mca/mzhub/problem"
+	"github.com/shanghai-mca/mzhub/security"
 	"github.com/shanghai-mca/mzhub/security/accounts"
+	"github.com/shanghai-mca/mzhub/security/keys"
+	"github.com/shanghai-mca/mzhub/security/sign"
 	"github.com/shanghai-mca/mzhub/services/verification"
 )
 
@@ -91,8 +101,12 @@ func wireVerification(ctx context.Context, h *Hub, opts Options, singleton singl
 	h.mon.Link("nav_verification", "verification/")
 	log.Info("verification partners wired", "partners", len(ps.list), "inbound", ps.ministry != nil)
 	if demo != nil {
+		centre, err := demoCentreClient(ctx, h)
+		if err != nil {
+			return err
+		}
 		h.AddComponent("demo-verification-centre", ComponentFunc(func(ctx context.Context) error {
-			if err := demo.drive(ctx, svc, log.With("component", "demo")); err != nil && ctx.Err() == nil {
+			if err := demo.drive(ctx, svc, centre, log.With("component", "demo")); err != nil && ctx.Err() == nil {
 				log.Error("demo verification stopped", "err", err)
 			}
 			<-ctx.Done()
@@ -309,17 +323,24 @@ func (d *verificationDemo) partners() (verificationPartners, error) {
 const DemoHouseholds = 5
 
 // drive plays the bureau's verification centre and two other provinces:
-// five households are submitted (two with a member registered elsewhere,
-// asked through the ministry platform), Jiangsu sends two requests about
-// Shanghai residents, and the results are logged as they become final.
-func (d *verificationDemo) drive(ctx context.Context, svc *verification.Service, log *slog.Logger) error {
+// the centre, the shipped partner verification.centre, submits five
+// households through its API, signed with its key (two with a member
+// registered elsewhere, asked through the ministry platform), Jiangsu
+// sends two requests about Shanghai residents, and the centre reads the
+// results through its API and logs them as they become final.
+func (d *verificationDemo) drive(ctx context.Context, svc *verification.Service, centreAt func(context.Context) (*centreClient, error), log *slog.Logger) error {
+	centre, err := centreAt(ctx)
+	if err != nil {
+		return err
+	}
 	var ids []string
 	for i := range DemoHouseholds {
-		id, _, err := svc.Submit(ctx, verification.Request{Reference: fmt.Sprintf("DEMO-%s-%d", time.Now().Format("20060102"), i+1),
+		b := verification.SubmitBody{Reference: fmt.Sprintf("DEMO-%s-%d", time.Now().Format("20060102"), i+1),
 			Household: fmt.Sprintf("HH%06d", 1000+i), Division: "310104", Authorization: fmt.Sprintf("EAUTH-DEMO-%d", i+1),
-			Members: householdsim.Household(1000+i, i%2 == 0 && i < 4)})
+			Members: householdsim.Household(1000+i, i%2 == 0 && i < 4)}
+		id, err := centre.submit(ctx, b)
 		if err != nil {
-			return err
+			return fmt.Errorf("demo: the verification centre's submission %s: %w", b.Reference, err)
 		}
 		ids = append(ids, id)
 	}
@@ -340,9 +361,9 @@ func (d *verificationDemo) drive(ctx context.Context, svc *verification.Service,
 			if reported[id] {
 				continue
 			}
-			r, err := svc.Result(ctx, id)
+			r, err := centre.result(ctx, id)
 			if err != nil {
-				return err
+				return fmt.Errorf("demo: the verification centre's result %s: %w", id, err)
 			}
 			if r.Status == "final" {
 				reported[id] = true
@@ -357,4 +378,139 @@ func (d *verificationDemo) drive(ctx context.Context, svc *verification.Service,
 		}
 	}
 	return nil
+}
+
+// verificationCentreAccess returns the partner guard's rule for the
+// verification centre shipped in paths.partners/verification-centre.yaml
+// (none when the file is absent). Its secret is partner/<key id> in the key
+// provider: until an operator provisions it, the centre's calls are refused
+// (docs/verification.md). In the demo the centre is the demo's own driver,
+// calling from this host: its rule admits the loopback addresses and the
+// listener's address instead of the file's.
+func verificationCentreAccess(cfg config.Config, demo bool) ([]security.PartnerAccess, error) {
+	path := filepath.Join(cfg.Paths.Partners, verification.CentreFile)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	c, err := verification.LoadCentre(path)
+	if err != nil {
+		return nil, fmt.Errorf("wire: %w", err)
+	}
+	if demo {
+		c.AllowIPs = []string{"127.0.0.0/8", "::1"}
+		if host, _, err := net.SplitHostPort(cfg.HTTP.Listen); err == nil {
+			if a, err := netip.ParseAddr(host); err == nil && !a.IsUnspecified() && !a.IsLoopback() {
+				c.AllowIPs = append(c.AllowIPs, a.String())
+			}
+		}
+	}
+	return []security.PartnerAccess{c.Access()}, nil
+}
+
+// centreClient is the verification centre's side of its API: signed calls
+// to /internal/verification/v1/households (the demo's centre, and a model
+// for the centre's integrators).
+type centreClient struct {
+	base   string // http://host:port
+	keyID  string
+	secret []byte
+	hc     *http.Client
+}
+
+// call signs and sends one request and decodes a 2xx JSON answer into out;
+// any other answer is an error carrying the problem's code and detail.
+func (c *centreClient) call(ctx context.Context, method, path string, body, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if err := sign.Sign(req, c.keyID, c.secret); err != nil {
+		return 0, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.StatusCode/100 != 2 {
+		var p problem.Problem
+		_ = json.Unmarshal(data, &p)
+		return resp.StatusCode, fmt.Errorf("%s %s: %d %s: %s", method, path, resp.StatusCode, p.Code, p.Detail)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return resp.StatusCode, fmt.Errorf("%s %s: answer: %w", method, path, err)
+	}
+	return resp.StatusCode, nil
+}
+
+// submit posts a household and returns its request id.
+func (c *centreClient) submit(ctx context.Context, b verification.SubmitBody) (string, error) {
+	var out struct {
+		ID string `json:"id"`
+	}
+	if _, err := c.call(ctx, http.MethodPost, "/internal/verification/v1/households", b, &out); err != nil {
+		return "", err
+	}
+	if out.ID == "" {
+		return "", errors.New("submit: the answer has no id")
+	}
+	return out.ID, nil
+}
+
+// result reads a request's result, partial or final.
+func (c *centreClient) result(ctx context.Context, id string) (verification.Result, error) {
+	var r verification.Result
+	_, err := c.call(ctx, http.MethodGet, "/internal/verification/v1/households/"+url.PathEscape(id), nil, &r)
+	return r, err
+}
+
+// demoCentreClient provisions the demo centre's key in the demo's key
+// provider (generated on the first run, kept in the demo's key directory)
+// and returns its client; the hub's address is known once it listens.
+func demoCentreClient(ctx context.Context, h *Hub) (func(context.Context) (*centreClient, error), error) {
+	rules, err := verificationCentreAccess(h.Config(), true)
+	if err != nil {
+		return nil, err
+	}
+	if len(rules) == 0 {
+		return nil, fmt.Errorf("wire: verification: the demo needs the centre's file %s", filepath.Join(h.Config().Paths.Partners, verification.CentreFile))
+	}
+	kid := rules[0].KeyIDs[len(rules[0].KeyIDs)-1]
+	if _, err := keys.Ensure(ctx, h.sec.Keys, keys.PartnerPrefix+kid, 32); err != nil {
+		return nil, fmt.Errorf("wire: verification: demo centre key: %w", err)
+	}
+	return func(ctx context.Context) (*centreClient, error) {
+		secret, err := h.sec.Keys.Get(ctx, keys.PartnerPrefix+kid)
+		if err != nil {
+			return nil, err
+		}
+		addr, err := h.Addr(ctx)
+		if err != nil {
+			return nil, err
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		if a, err := netip.ParseAddr(host); err == nil && a.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		return &centreClient{base: "http://" + net.JoinHostPort(host, port), keyID: kid, secret: secret,
+			hc: &http.Client{Timeout: 30 * time.Second}}, nil
+	}, nil
 }

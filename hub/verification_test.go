@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -10,13 +11,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/connectors/household/householdsim"
 	"github.com/shanghai-mca/mzhub/hub"
 	"github.com/shanghai-mca/mzhub/hub/hubtest"
 	"github.com/shanghai-mca/mzhub/security/accounts"
+	"github.com/shanghai-mca/mzhub/security/keys"
+	"github.com/shanghai-mca/mzhub/security/sign"
+	"github.com/shanghai-mca/mzhub/services/verification"
 )
 
 // TestVerificationDemo runs the demo hub's household verification: the
-// demo's verification centre submits five households (two asked about in
+// shipped verification centre partner (its demo key in the key provider)
+// submits five households through its signed API (two asked about in
 // other provinces too) and Jiangsu sends two requests; all become final
 // against the simulated partners, Jiangsu gets its answers, the console
 // shows quality, reviews and the results with the banks' attachment links,
@@ -29,6 +35,48 @@ func TestVerificationDemo(t *testing.T) {
 	}
 	ctx := context.Background()
 	op := srv.Console(t, "vera", accounts.RoleOperator)
+	// Besides the demo's driver, this test is the shipped centre too: its
+	// key (generated in the demo's key provider) signs a submission.
+	secret, err := srv.Hub.Security().Keys.Get(ctx, keys.PartnerPrefix+"vcentre-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	centreCall := func(method, path, keyID string, body any) (int, map[string]any, string) {
+		t.Helper()
+		var rd *strings.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = strings.NewReader(string(b))
+		} else {
+			rd = strings.NewReader("")
+		}
+		req, err := http.NewRequest(method, srv.URL+path, rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if err := sign.Sign(req, keyID, secret); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out := map[string]any{}
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out, resp.Header.Get("Content-Type")
+	}
+	code, sub, _ := centreCall(http.MethodPost, "/internal/verification/v1/households", "vcentre-1", verification.SubmitBody{
+		Reference: "TEST-CENTRE-1", Household: "HH003000", Division: "310104", Authorization: "EAUTH-TEST-1",
+		Members: householdsim.Household(3000, false)})
+	mine, _ := sub["id"].(string)
+	if code != http.StatusCreated || mine == "" {
+		t.Fatalf("the centre's signed submission: %d %v", code, sub)
+	}
+	if code, p, ct := centreCall(http.MethodPost, "/internal/verification/v1/households", "vcentre-9", verification.SubmitBody{Reference: "TEST-X"}); code != http.StatusUnauthorized || p["code"] != "unknown_key" || ct != "application/problem+json" {
+		t.Fatalf("a key id of no partner: %d %v %s", code, p, ct)
+	}
 	bound := time.After(3 * time.Minute)
 	for {
 		changed := svc.Changed()
@@ -66,7 +114,7 @@ func TestVerificationDemo(t *testing.T) {
 				returned = st.Returned
 			}
 		}
-		if len(recent) == hub.DemoHouseholds+2 && final == len(recent) && inbound == 2 && returned == 2 {
+		if len(recent) == hub.DemoHouseholds+3 && final == len(recent) && inbound == 2 && returned == 2 {
 			break
 		}
 		select {
@@ -74,6 +122,11 @@ func TestVerificationDemo(t *testing.T) {
 		case <-bound:
 			t.Fatalf("demo verification: %d requests, %d final, %d inbound, %d returned", len(recent), final, inbound, returned)
 		}
+	}
+	// The centre reads its final result through its API.
+	if code, res, _ := centreCall(http.MethodGet, "/internal/verification/v1/households/"+mine, "vcentre-1", nil); code != http.StatusOK ||
+		res["status"] != "final" || res["reference"] != "TEST-CENTRE-1" {
+		t.Fatalf("the centre's result: %d %v", code, res)
 	}
 	recent, _ := svc.Recent(ctx, 50)
 	var withLink string

@@ -282,7 +282,13 @@ func (h *Hub) wire(ctx context.Context, opts Options) error {
 		w.fregs, fpartners = reg, reg.Partners()
 	}
 
-	singleton, sealer, err := h.wireCore(ctx, nil)
+	// The verification centre's rule is a configured one (its file in
+	// paths.partners, its key in the key provider), not funeral state.
+	centre, err := verificationCentreAccess(cfg, opts.Demo)
+	if err != nil {
+		return err
+	}
+	singleton, sealer, err := h.wireCore(ctx, centre)
 	if err != nil {
 		return err
 	}
