@@ -76,6 +76,10 @@ type HTTPConfig struct {
 	// keep it on loopback or a management network. Empty serves /metrics on the main listener
 	// instead, only to logged-in console users.
 	MetricsListen string `yaml:"metrics_listen"`
+	// Pprof serves Go's runtime profiles (/debug/pprof/: heap, goroutines, CPU) on
+	// http.metrics_listen, for measuring memory and CPU in place; off by default, and
+	// refused without a metrics_listen (never on the API's or the console's listener).
+	Pprof bool `yaml:"pprof"`
 	// ShutdownTimeout bounds graceful shutdown: in-flight requests get this long to finish.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// ReadHeaderTimeout bounds reading request headers (slowloris protection).
@@ -171,6 +175,9 @@ func (c Config) Validate() error {
 		} else if c.HTTP.MetricsListen == c.HTTP.Listen && !strings.HasSuffix(c.HTTP.Listen, ":0") {
 			errs = append(errs, errors.New("http.metrics_listen: must differ from http.listen (empty serves /metrics on it, behind the console login)"))
 		}
+	}
+	if c.HTTP.Pprof && c.HTTP.MetricsListen == "" {
+		errs = append(errs, errors.New("http.pprof: needs http.metrics_listen (profiles are served only there, never on the main listener)"))
 	}
 	if c.HTTP.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("http.shutdown_timeout: must be positive"))

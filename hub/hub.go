@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sort"
 	"strings"
@@ -320,6 +321,13 @@ func (h *Hub) Run(ctx context.Context) error {
 	if mln != nil {
 		mmux := http.NewServeMux()
 		mmux.Handle("GET /metrics", h.metrics)
+		if h.cfg.HTTP.Pprof {
+			mmux.HandleFunc("GET /debug/pprof/", pprof.Index)
+			mmux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+			mmux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+			mmux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+			mmux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		}
 		msrv = h.server(ctx, h.front(problem.Unmatched(mmux)))
 		go func() {
 			if err := msrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -118,4 +119,42 @@ func TestListenerLimits(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestPprofOnlyOnTheMetricsListener: http.pprof serves the runtime's
+// profiles on the metrics listener and nowhere else; off (the default),
+// the path is an unknown endpoint there too.
+func TestPprofOnlyOnTheMetricsListener(t *testing.T) {
+	get := func(url string) int {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, on := range []bool{false, true} {
+		srv := hubtest.Start(t, hubtest.Options{Configure: func(c *config.Config) { c.HTTP.Pprof = on }})
+		maddr, err := srv.Hub.MetricsAddr(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := http.StatusNotFound
+		if on {
+			want = http.StatusOK
+		}
+		if got := get("http://" + maddr + "/debug/pprof/heap?debug=1"); got != want {
+			t.Errorf("pprof %v: heap profile on the metrics listener: %d, want %d", on, got, want)
+		}
+		if got := get(srv.URL + "/debug/pprof/heap?debug=1"); got != http.StatusNotFound {
+			t.Errorf("pprof %v: heap profile on the main listener: %d, want 404", on, got)
+		}
+	}
+	cfg := config.Default()
+	cfg.HTTP.Pprof, cfg.HTTP.MetricsListen = true, ""
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "http.pprof") {
+		t.Errorf("pprof without a metrics listener: %v, want refused", err)
+	}
 }
