@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/connectors/household"
 	"github.com/shanghai-mca/mzhub/connectors/joblib"
 	"github.com/shanghai-mca/mzhub/connectors/joblib/joblibsim"
 	"github.com/shanghai-mca/mzhub/security/accounts"
@@ -29,6 +31,42 @@ const PortalKeyName = "portal/signing"
 
 // portalDemoKeyID is the key id of the demo's simulated portal.
 const portalDemoKeyID = "mzhub-demo"
+
+// portalClient holds the client of the one-stop portal the hub built from
+// its portal configuration (nil until wirePortal, and when the portal is
+// off).
+type portalClient struct {
+	mu sync.RWMutex
+	c  *joblib.Client
+}
+
+func (p *portalClient) set(c *joblib.Client) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.c = c
+}
+
+// hubPartners is the routes' connectors.Deps.Partners: the verification
+// partners' clients (household.Clients) and the portal's, under
+// joblib.PartnerPortal (joblib.Clients), so a route's `partner: portal`
+// shares the service's address, signing key, rate limit and breaker.
+type hubPartners struct {
+	*household.Directory
+	portal *portalClient
+}
+
+// PartnerClient returns the client of partner id.
+func (p hubPartners) PartnerClient(id string) (any, error) {
+	if id != joblib.PartnerPortal {
+		return p.Directory.PartnerClient(id)
+	}
+	p.portal.mu.RLock()
+	defer p.portal.mu.RUnlock()
+	if p.portal.c == nil {
+		return nil, fmt.Errorf("%w: the portal is not enabled (portal.enabled, docs/portal.md)", household.ErrNotConfigured)
+	}
+	return p.portal.c, nil
+}
 
 // portalFamily is the wired portal exchange.
 type portalFamily struct {
@@ -90,6 +128,7 @@ func wirePortal(ctx context.Context, h *Hub, opts Options, singleton singletonFu
 	if err != nil {
 		return err
 	}
+	h.portalClient.set(client)
 	svc, err := portal.New(ctx, cfg, portal.Deps{DB: h.Store(), Client: client, Fields: h.sec.Fields, Payments: h.disbursement,
 		Events: h.mon, Expect: h.mon, Logger: log, Clock: h.Clock(), Metrics: h.Registerer(), Node: h.Node(), Audit: h.sec.Audit})
 	if err != nil {

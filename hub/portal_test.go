@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -304,5 +306,66 @@ func TestPortalServe(t *testing.T) {
 	}
 	if rows := refused(); len(rows) != 0 {
 		t.Fatalf("refused rows after the retry: %+v", rows)
+	}
+}
+
+// TestPortalRoutesUseTheHubClient: a route naming `partner: portal` takes
+// the client the hub built from its portal configuration (the address and
+// the signing key from the key provider; no base_url or key in the route
+// file) and pulls the portal's applications with it.
+func TestPortalRoutesUseTheHubClient(t *testing.T) {
+	ctx := context.Background()
+	secret := keys.Random(keys.MACKeySize)
+	sim, err := joblibsim.Start(joblibsim.Options{KeyID: "bureau-02", Secret: secret, Dept: "SHMZJ", Seed: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	sim.AddApplications(7)
+	route := `id: portal-probe
+description: applications pulled with the hub's portal client
+partner: portal.joblib
+flow: case-pull
+from:
+  kind: joblib
+  config:
+    partner: portal
+    feed: applications
+    cursor: probe
+    page_size: 3
+    every: 100ms
+to:
+  - kind: bus
+    config: {topic: portal.probe}
+`
+	srv := hubtest.Start(t, hubtest.Options{Configure: func(c *config.Config) {
+		pc := portal.DefaultConfig()
+		pc.Enabled, pc.Every = true, time.Hour
+		pc.JobLib.BaseURL, pc.JobLib.KeyID = sim.URL(), "bureau-02"
+		pc.Mianshen.BaseURL, pc.Mianshen.KeyID = sim.URL(), "bureau-02"
+		if err := config.SetSection(c, portal.ConfigKey, pc); err != nil {
+			t.Fatal(err)
+		}
+		if err := keys.NewFile(c.Security.KeyDir).Put(ctx, hub.PortalKeyName, secret); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(c.Paths.Routes, "portal-probe.yaml"), []byte(route), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}})
+	db := srv.Hub.Store()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var cursor string
+		err := db.QueryRowContext(ctx, db.Rebind(`SELECT value FROM joblib_cursors WHERE name = ?`), "probe").Scan(&cursor)
+		if err == nil && cursor != "" {
+			// The cursor moves only after a page the portal answered (a
+			// signed call with the hub's key) is on the bus.
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the route pulled nothing with the hub's client (cursor %q, %v)", cursor, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -70,6 +70,9 @@ type parts struct {
 	// partnerClients are the verification partners' clients for the
 	// routes' connector kinds (hub/verification.go fills it).
 	partnerClients *household.Directory
+	// portalClient is the portal's client for the joblib kind's
+	// `partner: portal` (hub/portal.go fills it).
+	portalClient *portalClient
 
 	// bookingURLs overrides the registry's booking URLs (the demo's
 	// simulated homes listen on ports chosen at start).
@@ -331,10 +334,11 @@ func (h *Hub) wire(ctx context.Context, opts Options) error {
 
 	// Route engine (its dead letters are acted on from the console).
 	w.partnerClients = household.NewDirectory()
+	w.portalClient = &portalClient{}
 	engine, err := routes.NewEngine(routes.EngineConfig{Dir: cfg.Paths.Routes, Node: h.Node(), DrainTimeout: cfg.HTTP.ShutdownTimeout * 2 / 3}, routes.Deps{
 		Bus: w.bus, Store: h.Store(), Connectors: connectors.Builtin(), Logger: log,
 		Metrics: h.Registerer(), Clock: h.Clock(), Mapper: routes.NewMappingsMapper(cfg.Paths.Mappings),
-		DataDir: cfg.DataDir, Events: mon, Sealer: sealer, Leases: w.leases, Partners: w.partnerClients,
+		DataDir: cfg.DataDir, Events: mon, Sealer: sealer, Leases: w.leases, Partners: hubPartners{w.partnerClients, w.portalClient},
 	})
 	if err != nil {
 		return fmt.Errorf("wire: routes: %w", err)
