@@ -464,3 +464,45 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 	})
 }
+
+// TestRouteReplyStopBetweenSendAndAnswer: the engine stops while the
+// portal holds a call it has applied (the hub killed mid-call). The next
+// run asks the portal's query instead of sending again, and publishes the
+// batch's answer once.
+func TestRouteReplyStopBetweenSendAndAnswer(t *testing.T) {
+	e := newRouteEnv(t, joblibsim.Options{})
+	ids := e.sim.AddApplications(5)
+	e.sim.SetFaults(joblibsim.Faults{HoldAfterApply: 1})
+	e.hubClient()
+	e.start(map[string]string{"portal-nodes.yaml": replyRoute})
+	if err := e.bus.Publish(context.Background(), "portal.out.nodes", bus.Message{Key: "b1", IdempotencyKey: "out/1", Body: nodesBatch(t, ids, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-e.sim.Held:
+	case <-time.After(time.Minute):
+		t.Fatal("nothing reached the portal")
+	}
+	e.stop()
+	if n := len(e.answers()["out/1"]); n != 0 {
+		t.Fatalf("%d answers before the restart", n)
+	}
+	if err := e.bus.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.bus = e.bus.Reopen()
+	e.start(map[string]string{"portal-nodes.yaml": replyRoute})
+	e.waitFor("the answer", func() bool { return len(e.answers()["out/1"]) == 1 })
+	a := e.answers()["out/1"][0]
+	if !a.Checked || len(a.Results) != len(ids) {
+		t.Fatalf("answer %+v", a)
+	}
+	if d := e.sim.Duplicates.Load(); d != 0 {
+		t.Fatalf("%d nodes sent again that the portal had", d)
+	}
+	for _, id := range ids {
+		if n := len(e.sim.Nodes(id)); n != 1 {
+			t.Fatalf("%s: %d nodes", id, n)
+		}
+	}
+}
