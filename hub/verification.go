@@ -84,9 +84,6 @@ func wireVerification(ctx context.Context, h *Hub, opts Options, singleton singl
 	if err != nil {
 		return fmt.Errorf("wire: verification: %w", err)
 	}
-	if ps.ministry != nil {
-		svc.SetInbound(ministryInbound{ps.ministry})
-	}
 	h.verification = svc
 	h.AddComponent("verification", singleton(VerificationLease, svc.Run))
 	guard := func(next http.Handler) http.Handler { return problem.Recover(log, h.sec.Partners.Middleware(next)) }
@@ -192,32 +189,6 @@ func verificationPartnersFrom(ctx context.Context, h *Hub, vc verification.Confi
 		ps.ministry = c
 	}
 	return ps, nil
-}
-
-// ministryInbound adapts the ministry connector's inbound queue to the service.
-type ministryInbound struct{ c *ministry.Client }
-
-func (a ministryInbound) Pull(ctx context.Context, limit int) ([]verification.Request, error) {
-	ins, err := a.c.Pull(ctx, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]verification.Request, 0, len(ins))
-	for _, in := range ins {
-		at, _ := time.Parse(time.RFC3339, in.ReceivedAt) // checked by the parser
-		r := verification.Request{Reference: in.Ref, Household: in.Ref, Authorization: in.AuthNo, Origin: in.FromProvince, ReceivedAt: at}
-		for _, p := range in.Persons {
-			r.Members = append(r.Members, household.Member{Name: p.Name, IDNumber: p.ID})
-		}
-		out = append(out, r)
-	}
-	return out, nil
-}
-
-func (a ministryInbound) Ack(ctx context.Context, ref string) error { return a.c.Ack(ctx, ref) }
-
-func (a ministryInbound) Return(ctx context.Context, ref string, facts []household.Fact, complete bool) error {
-	return a.c.Return(ctx, ref, facts, complete)
 }
 
 // verificationDemo holds the simulated verification partners of the demo.

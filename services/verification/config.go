@@ -90,7 +90,7 @@ type Config struct {
 	ReportEvery time.Duration `yaml:"report_every"`
 	// ReportDir receives the report files; empty means verification/reports under data_dir.
 	ReportDir string `yaml:"report_dir"`
-	// InboundEvery is how often requests from other provinces are pulled from the ministry platform.
+	// InboundEvery is how often answers due to other provinces are looked for and published for their return (the route verification-ministry-inbound pulls the requests at its own pace).
 	InboundEvery time.Duration `yaml:"inbound_every"`
 }
 

@@ -175,7 +175,7 @@ func testConfig() Config {
 // newService starts a service over the partners, with the shipped
 // verification routes (configs/routes/verification*.yaml) on a local bus
 // in the same store delivering its calls, and runs both until the test ends.
-func newService(t testing.TB, cfg Config, db *store.DB, partners []household.Partner, ev Events, inbound Inbound) *Service {
+func newService(t testing.TB, cfg Config, db *store.DB, partners []household.Partner, ev Events) *Service {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	b, err := local.Open(ctx, db, bus.DefaultConfig().Local, nil)
@@ -189,9 +189,6 @@ func newService(t testing.TB, cfg Config, db *store.DB, partners []household.Par
 	s, err := New(ctx, cfg, Deps{DB: db, Events: ev, DataDir: t.TempDir(), Bus: b}, ps)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if inbound != nil {
-		s.SetInbound(inbound)
 	}
 	eng := startRoutes(t, db, b, household.NewDirectory(partners...))
 	done := make(chan struct{})
@@ -208,7 +205,8 @@ func newService(t testing.TB, cfg Config, db *store.DB, partners []household.Par
 func startRoutes(t testing.TB, db *store.DB, b bus.Bus, dir *household.Directory) *routes.Engine {
 	t.Helper()
 	reg := connectors.NewRegistry()
-	for _, sp := range []connectors.Spec{hrss.Spec(), hpf.Spec(), samr.Spec(), villagebank.Spec(), ministry.Spec()} {
+	for _, sp := range []connectors.Spec{hrss.Spec(), hpf.Spec(), samr.Spec(), villagebank.Spec(), ministry.Spec(),
+		ministry.InboundSpec(), ministry.ReturnSpec()} {
 		if err := reg.Register(sp); err != nil {
 			t.Fatal(err)
 		}

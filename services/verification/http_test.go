@@ -14,7 +14,7 @@ import (
 
 func TestAPI(t *testing.T) {
 	sm := startSims(t)
-	s := newService(t, testConfig(), openDB(t, t.TempDir()), sm.config(5*time.Second).partners(t), nil, nil)
+	s := newService(t, testConfig(), openDB(t, t.TempDir()), sm.config(5*time.Second).partners(t), nil)
 	h := s.APIHandler()
 	do := func(method, path, ctype, body string) (int, map[string]any) {
 		req := httptest.NewRequest(method, path, strings.NewReader(body))

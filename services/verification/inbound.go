@@ -2,33 +2,32 @@ package verification
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/connectors/household"
+	"github.com/shanghai-mca/mzhub/connectors/ministry"
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/routes"
+	"github.com/shanghai-mca/mzhub/security/mask"
 )
 
-// Inbound is the queue of other provinces' requests on the ministry
-// platform; the hub adapts connectors/ministry to it.
-type Inbound interface {
-	// Pull returns up to limit requests not yet acknowledged, each with
-	// Origin (the asking province), Reference (the platform's reference)
-	// and ReceivedAt set.
-	Pull(ctx context.Context, limit int) ([]Request, error)
-	// Ack tells the platform a request is durably stored.
-	Ack(ctx context.Context, ref string) error
-	// Return sends the answer of a request; complete is false when some
-	// unit did not answer. Returning twice is harmless.
-	Return(ctx context.Context, ref string, facts []household.Fact, complete bool) error
-}
+// Topics of the other provinces' requests (the routes of
+// configs/routes/verification-ministry-*.yaml): the platform's queue is
+// pulled onto TopicInbound; the service publishes each final answer on
+// TopicReturn and reads the outcome of its return on TopicReturned.
+const (
+	TopicInbound  = "verification.inbound"
+	TopicReturn   = "verification.return.ministry"
+	TopicReturned = "verification.returned"
+)
 
-// SetInbound turns on answering other provinces' requests (before Run).
-func (s *Service) SetInbound(in Inbound) {
-	s.inbound = in
-	s.returnWake = make(chan struct{}, 1)
-}
+// HeaderRequest names the service's request an answer to return belongs to.
+const HeaderRequest = "verification-request"
 
 func (s *Service) pokeReturn() {
 	select {
@@ -37,13 +36,12 @@ func (s *Service) pokeReturn() {
 	}
 }
 
-func (s *Service) inboundLoop(ctx context.Context) {
+// returnLoop publishes the answers due to other provinces, at once when a
+// request becomes final and every InboundEvery for what is still due.
+func (s *Service) returnLoop(ctx context.Context) {
 	for {
-		if err := s.PullInbound(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("verification: pulling other provinces' requests failed", "err", err)
-		}
 		if err := s.ReturnAnswers(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("verification: returning answers to other provinces failed", "err", err)
+			s.log.Warn("verification: publishing answers to other provinces failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -54,65 +52,138 @@ func (s *Service) inboundLoop(ctx context.Context) {
 	}
 }
 
-// PullInbound stores the requests waiting on the platform and
-// acknowledges each once stored (a crash in between: pulled again, and
-// the stored request is found by its reference).
-func (s *Service) PullInbound(ctx context.Context) error {
+// consume applies the messages of one subscription with apply; an error
+// nacks the message (redelivered after RetryWait).
+func (s *Service) consume(ctx context.Context, sub bus.Subscription, what string, apply func(context.Context, bus.Message) error) {
 	for {
-		reqs, err := s.inbound.Pull(ctx, 50)
+		d, err := sub.Receive(ctx)
 		if err != nil {
-			return err
+			if ctx.Err() != nil || errors.Is(err, bus.ErrClosed) {
+				return
+			}
+			s.log.Error("verification: receive", "topic", what, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.clock.After(time.Second):
+			}
+			continue
 		}
-		if len(reqs) == 0 {
-			return nil
+		settle := context.WithoutCancel(ctx)
+		if err := apply(ctx, d.Message()); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Error("verification: message not applied; retried", "topic", what, "err", err)
+			_ = d.Nack(settle, s.cfg.RetryWait, err)
+			continue
 		}
-		for _, r := range reqs {
-			if r.Origin == "" || r.Reference == "" {
-				return fmt.Errorf("verification: inbound request without origin or reference")
-			}
-			if _, _, err := s.Submit(ctx, r); err != nil {
-				s.emit(monitor.Event{Type: monitor.Rejected, Status: monitor.Error, Partner: "ministry", Flow: FlowMinistryAnswer,
-					Direction: monitor.Inbound, PartnerRef: r.Reference, ErrorClass: "validation", ErrorMessage: err.Error(),
-					Attrs: map[string]string{"province": r.Origin}})
-				// A request the hub cannot take is answered empty, not pulled forever.
-				if rerr := s.inbound.Return(ctx, r.Reference, nil, false); rerr != nil {
-					return rerr
-				}
-			}
-			if err := s.inbound.Ack(ctx, r.Reference); err != nil {
-				return err
-			}
+		if err := d.Ack(settle); err != nil {
+			s.log.Error("verification: ack", "topic", what, "err", err)
 		}
 	}
 }
 
-// ReturnAnswers returns the final results of other provinces' requests.
-func (s *Service) ReturnAnswers(ctx context.Context) error {
-	db := s.deps.DB
-	for {
-		rows, err := db.QueryContext(ctx, db.Rebind(`SELECT id FROM verif_requests WHERE status = 'final' AND origin <> '' AND returned_ms = 0 LIMIT 50`))
-		if err != nil {
-			return err
-		}
-		var ids []string
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if len(ids) == 0 {
+// applyInbound stores one request of another province (pulled by the route
+// verification-ministry-inbound, which acknowledged it to the platform
+// once it was on the bus). A redelivery finds the stored request by its
+// reference. A request the hub cannot take is answered empty, not dropped.
+func (s *Service) applyInbound(ctx context.Context, msg bus.Message) error {
+	var in ministry.Inbound
+	if err := json.Unmarshal(msg.Body, &in); err != nil || in.Ref == "" {
+		ref := msg.Headers[ministry.HeaderRef]
+		s.emit(monitor.Event{Type: monitor.Rejected, Status: monitor.Error, Partner: "ministry", Flow: FlowMinistryAnswer,
+			Direction: monitor.Inbound, PartnerRef: ref, ErrorClass: "validation", ErrorMessage: "unreadable inbound request",
+			Attrs: map[string]string{"province": msg.Headers[ministry.HeaderProvince]}})
+		if ref == "" {
+			s.log.Error("verification: an inbound request without a reference dropped", "key", mask.Text(msg.Key))
 			return nil
 		}
-		for _, id := range ids {
-			if err := s.returnOne(ctx, id); err != nil {
-				return err
-			}
+		return s.publishReturn(ctx, "", ministry.ReturnBody{Ref: ref})
+	}
+	if in.FromProvince == "" {
+		s.emit(monitor.Event{Type: monitor.Rejected, Status: monitor.Error, Partner: "ministry", Flow: FlowMinistryAnswer,
+			Direction: monitor.Inbound, PartnerRef: in.Ref, ErrorClass: "validation", ErrorMessage: "inbound request without the asking province"})
+		return s.publishReturn(ctx, "", ministry.ReturnBody{Ref: in.Ref})
+	}
+	at, _ := time.Parse(time.RFC3339, in.ReceivedAt) // checked by the connector's parser
+	r := Request{Reference: in.Ref, Household: in.Ref, Authorization: in.AuthNo, Origin: in.FromProvince, ReceivedAt: at}
+	for _, p := range in.Persons {
+		r.Members = append(r.Members, household.Member{Name: p.Name, IDNumber: p.ID})
+	}
+	_, _, err := s.Submit(ctx, r)
+	var ie *InvalidError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ie):
+		s.emit(monitor.Event{Type: monitor.Rejected, Status: monitor.Error, Partner: "ministry", Flow: FlowMinistryAnswer,
+			Direction: monitor.Inbound, PartnerRef: r.Reference, ErrorClass: "validation", ErrorMessage: mask.Text(err.Error()),
+			Attrs: map[string]string{"province": r.Origin}})
+		// A request the hub cannot take is answered empty, not pulled forever.
+		return s.publishReturn(ctx, "", ministry.ReturnBody{Ref: r.Reference})
+	default:
+		return err
+	}
+}
+
+// publishReturn puts an answer on TopicReturn. The key is the request's
+// (or, for a request never stored, the reference's) plus this run's
+// attempt, so that a return that failed is published anew.
+func (s *Service) publishReturn(ctx context.Context, id string, b ministry.ReturnBody) error {
+	body, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	corr := id
+	if corr == "" {
+		corr = "ref:" + b.Ref
+	}
+	s.returnMu.Lock()
+	stamp, ok := s.returning[corr]
+	if !ok {
+		stamp = s.clock.Now().UnixMilli()
+		s.returning[corr] = stamp
+	}
+	s.returnMu.Unlock()
+	key := fmt.Sprintf("return:%s:%d", corr, stamp)
+	return s.pub.Publish(ctx, TopicReturn, bus.Message{Key: corr, IdempotencyKey: key, Body: body,
+		Headers: map[string]string{"Content-Type": "application/json", HeaderRequest: id, ministry.HeaderRef: b.Ref}})
+}
+
+// ReturnAnswers publishes the final results of other provinces' requests
+// not yet returned, once per run (again when a return failed).
+func (s *Service) ReturnAnswers(ctx context.Context) error {
+	db := s.deps.DB
+	rows, err := db.QueryContext(ctx, db.Rebind(`SELECT id FROM verif_requests WHERE status = 'final' AND origin <> '' AND returned_ms = 0`))
+	if err != nil {
+		return err
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		s.returnMu.Lock()
+		_, published := s.returning[id]
+		s.returnMu.Unlock()
+		if published {
+			continue
+		}
+		if err := s.returnOne(ctx, id); err != nil {
+			return err
 		}
 	}
+	return nil
 }
 
 func (s *Service) returnOne(ctx context.Context, id string) error {
@@ -137,20 +208,54 @@ func (s *Service) returnOne(ctx context.Context, id string) error {
 		}
 		facts = append(facts, a.Facts...)
 	}
-	start := time.Now()
-	if err := s.inbound.Return(ctx, row.Reference, facts, complete); err != nil {
+	return s.publishReturn(ctx, id, ministry.ReturnBody{Ref: row.Reference, Facts: facts, Complete: complete})
+}
+
+// applyReturned records the outcome of a return the route
+// verification-ministry-return settled: the return time, or, for a
+// failure, a new attempt at the next round.
+func (s *Service) applyReturned(ctx context.Context, msg bus.Message) error {
+	id, ref := msg.Headers[HeaderRequest], msg.Headers[ministry.HeaderRef]
+	corr := id
+	if corr == "" {
+		corr = "ref:" + ref
+	}
+	if msg.Headers[routes.HeaderReplyStatus] == routes.ReplyFailed {
+		s.returnMu.Lock()
+		delete(s.returning, corr)
+		s.returnMu.Unlock()
+		s.emit(monitor.Event{Type: monitor.Failed, Status: monitor.Error, Partner: "ministry", Flow: FlowMinistryAnswer, Direction: monitor.Outbound,
+			Channel: "http", ExchangeID: id, BusinessKey: id, PartnerRef: ref, ErrorClass: msg.Headers[routes.HeaderReplyClass],
+			ErrorMessage: msg.Headers[routes.HeaderReplyError]})
+		return nil
+	}
+	if id == "" {
+		return nil // an empty answer to a request never stored
+	}
+	_, row, err := s.loadRequest(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
 		return err
 	}
 	now := s.clock.Now()
+	var n int64
 	if err := s.write(ctx, func() error {
-		_, err := s.deps.DB.ExecContext(ctx, s.deps.DB.Rebind(`UPDATE verif_requests SET returned_ms = ? WHERE id = ?`), ms(now), id)
+		res, err := s.deps.DB.ExecContext(ctx, s.deps.DB.Rebind(`UPDATE verif_requests SET returned_ms = ? WHERE id = ? AND returned_ms = 0`), ms(now), id)
+		if err == nil {
+			n, _ = res.RowsAffected()
+		}
 		return err
 	}); err != nil {
 		return err
 	}
+	if n == 0 {
+		return nil // a redelivery: recorded already
+	}
 	s.emit(monitor.Event{Type: monitor.Sent, Status: monitor.OK, Partner: "ministry", Flow: FlowMinistryAnswer, Direction: monitor.Outbound,
-		Channel: "http", ExchangeID: id, BusinessKey: id, PartnerRef: row.Reference, Records: int64(len(facts)), Duration: time.Since(start),
-		Attrs: map[string]string{"province": row.Origin, "complete": fmt.Sprint(complete)}})
+		Channel: "http", ExchangeID: id, BusinessKey: id, PartnerRef: row.Reference,
+		Attrs: map[string]string{"province": row.Origin, "via": msg.Headers[routes.HeaderReplyVia]}})
 	s.signal()
 	return nil
 }

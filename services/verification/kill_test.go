@@ -37,7 +37,7 @@ func TestChildProcess(t *testing.T) {
 	}
 	cfg := testConfig()
 	cfg.Concurrency = 4
-	s := newService(t, cfg, openDB(t, spec.Dir), spec.Sims.partners(t), nil, nil)
+	s := newService(t, cfg, openDB(t, spec.Dir), spec.Sims.partners(t), nil)
 	ids := submitHouseholds(t, s, 0, spec.Households, 4)
 	waitFinal(t, s, ids, 2*time.Minute)
 }

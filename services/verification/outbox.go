@@ -93,9 +93,23 @@ func (s *Service) Run(ctx context.Context) error {
 		wg.Go(func() { s.dispatch(ctx, id) })
 	}
 	wg.Go(func() { s.sweepLoop(ctx) })
-	if s.inbound != nil {
-		wg.Go(func() { s.inboundLoop(ctx) })
+	// Other provinces' requests and the outcomes of the answers returned.
+	for _, t := range []struct {
+		topic string
+		apply func(context.Context, bus.Message) error
+	}{{TopicInbound, s.applyInbound}, {TopicReturned, s.applyReturned}} {
+		tsub, err := s.deps.Bus.Subscribe(ctx, bus.SubscribeOptions{Topic: t.topic, Subscription: t.topic, ProcessingDeadline: time.Minute, Prefetch: 8})
+		if err != nil {
+			return fmt.Errorf("verification: subscribe %s: %w", t.topic, err)
+		}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			_ = tsub.Close(cctx)
+		}()
+		wg.Go(func() { s.consume(ctx, tsub, t.topic, t.apply) })
 	}
+	wg.Go(func() { s.returnLoop(ctx) })
 	if s.cfg.ReportEvery > 0 {
 		wg.Go(func() { s.reportLoop(ctx) })
 	}
@@ -500,9 +514,7 @@ func (s *Service) finalize(ctx context.Context, requestID string) error {
 		var created int64
 		_ = db.QueryRowContext(ctx, db.Rebind(`SELECT created_ms FROM verif_requests WHERE id = ?`), requestID).Scan(&created)
 		s.metrics.household.Observe(now.Sub(fromMS(created)).Seconds())
-		if s.inbound != nil {
-			s.pokeReturn()
-		}
+		s.pokeReturn()
 	}
 	return nil
 }

@@ -16,7 +16,7 @@ func TestIntegrationPostgres(t *testing.T) {
 	sm := startSims(t)
 	sm.samr.Faults.Delay.Store(int64(900 * time.Millisecond))
 	sm.hpf.Faults.SetRates(1000, 0)
-	s := newService(t, testConfig(), db, sm.config(400*time.Millisecond).partners(t), nil, nil)
+	s := newService(t, testConfig(), db, sm.config(400*time.Millisecond).partners(t), nil)
 	ids := submitHouseholds(t, s, 0, 4, 2)
 	for _, r := range waitFinal(t, s, ids, 2*time.Minute) {
 		st := map[string]PartnerResult{}

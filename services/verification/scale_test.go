@@ -69,7 +69,7 @@ func TestScaleFanOut(t *testing.T) {
 	cfg.Deadline, cfg.CrossProvinceDeadline = 10*time.Minute, 10*time.Minute
 	cfg.PollEvery = time.Second
 	db := openDB(t, t.TempDir())
-	s := newService(t, cfg, db, cfgs.partners(t), nil, nil)
+	s := newService(t, cfg, db, cfgs.partners(t), nil)
 	cpu0, t0 := cpuTime(), time.Now()
 	ids := make([]string, 0, n)
 	for i := range n {
@@ -157,7 +157,7 @@ func TestScaleWaiting(t *testing.T) {
 	cfg.CrossProvinceDeadline = time.Hour
 	db := openDB(t, t.TempDir())
 	p := &slowProvinces{}
-	s := newService(t, cfg, db, []household.Partner{p}, nil, nil)
+	s := newService(t, cfg, db, []household.Partner{p}, nil)
 	heap := func() uint64 {
 		runtime.GC()
 		var m runtime.MemStats

@@ -197,14 +197,17 @@ type Deps struct {
 
 // Service is the verification exchange. It is safe for concurrent use.
 type Service struct {
-	cfg        Config
-	deps       Deps
-	log        *slog.Logger
-	clock      clock.Clock
-	partners   map[string]Partner
-	order      []string
-	inbound    Inbound
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	clock    clock.Clock
+	partners map[string]Partner
+	order    []string
+	// returnWake wakes the return loop; returning holds this run's
+	// publication stamp of each answer on TopicReturn (by request id).
 	returnWake chan struct{}
+	returnMu   sync.Mutex
+	returning  map[string]int64
 	wake       map[string]chan struct{}
 	quality    *tracker
 	metrics    *metrics
@@ -256,7 +259,8 @@ func New(ctx context.Context, cfg Config, deps Deps, partners []Partner) (*Servi
 		deps.Clock = clock.Real{}
 	}
 	s := &Service{cfg: cfg, deps: deps, log: deps.Logger, clock: deps.Clock, partners: map[string]Partner{}, wake: map[string]chan struct{}{},
-		rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)), changed: make(chan struct{})}
+		rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)), changed: make(chan struct{}),
+		returnWake: make(chan struct{}, 1), returning: map[string]int64{}}
 	for _, p := range partners {
 		if _, dup := s.partners[p.ID()]; dup {
 			return nil, fmt.Errorf("verification: partner %s twice", p.ID())
