@@ -214,7 +214,7 @@ func (s *Service) returnOne(ctx context.Context, id string) error {
 // applyReturned records the outcome of a return the route
 // verification-ministry-return settled: the return time, or, for a
 // failure, a new attempt at the next round.
-func (s *Service) applyReturned(ctx context.Context, msg bus.Message) error {
+func (s *Service) applyReturned(ctx context.Context, msg bus.Message) (err error) {
 	id, ref := msg.Headers[HeaderRequest], msg.Headers[ministry.HeaderRef]
 	corr := id
 	if corr == "" {
@@ -229,6 +229,14 @@ func (s *Service) applyReturned(ctx context.Context, msg bus.Message) error {
 			ErrorMessage: msg.Headers[routes.HeaderReplyError]})
 		return nil
 	}
+	// Settled: once recorded (below, for a request) this run forgets the return.
+	defer func() {
+		if err == nil {
+			s.returnMu.Lock()
+			delete(s.returning, corr)
+			s.returnMu.Unlock()
+		}
+	}()
 	if id == "" {
 		return nil // an empty answer to a request never stored
 	}
