@@ -318,6 +318,10 @@ func (c *Config) Resolve(base string) {
 	abs(&c.Paths.Mappings)
 	abs(&c.HTTP.TLSCertFile)
 	abs(&c.HTTP.TLSKeyFile)
+	for _, f := range []*string{&c.Security.Console.TLCP.SignCertFile, &c.Security.Console.TLCP.SignKeyFile,
+		&c.Security.Console.TLCP.EncCertFile, &c.Security.Console.TLCP.EncKeyFile, &c.Security.Console.TLCP.ClientCAFile} {
+		abs(f)
+	}
 	for _, k := range c.sectionKeys() {
 		p := reflect.New(reflect.TypeOf(c.sections[k].v))
 		if r, ok := p.Interface().(PathResolver); ok {

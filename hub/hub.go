@@ -23,6 +23,7 @@ import (
 	"github.com/shanghai-mca/mzhub/config"
 	"github.com/shanghai-mca/mzhub/problem"
 	"github.com/shanghai-mca/mzhub/security"
+	"github.com/shanghai-mca/mzhub/security/tlcp"
 	"github.com/shanghai-mca/mzhub/store"
 )
 
@@ -314,9 +315,33 @@ func (h *Hub) Run(ctx context.Context) error {
 		}
 		h.metricsAddr = mln.Addr().String()
 	}
+	var tln net.Listener
+	if t := h.cfg.Security.Console.TLCP; t.Listen != "" {
+		if tln, err = tlcp.Listen(t); err != nil {
+			_ = ln.Close()
+			if mln != nil {
+				_ = mln.Close()
+			}
+			_ = h.db.Close()
+			return fmt.Errorf("hub: security.console.tlcp: %w", err)
+		}
+	}
 	h.addr = ln.Addr().String()
 	close(h.addrOnce)
 	srv := h.server(ctx, h.front(problem.Unmatched(h.mux)))
+	var tsrv *http.Server
+	if tln != nil {
+		// The console over TLCP with a required SM2 client certificate (the
+		// administrators' cryptographic second factor).
+		tsrv = h.server(ctx, h.front(tlcp.Handler(problem.Unmatched(h.mux))))
+		tsrv.ConnContext = tlcp.ConnContext
+		go func() {
+			if err := tsrv.Serve(tln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				h.log.Error("TLCP console listener stopped", "err", err)
+			}
+		}()
+		h.log.Info("console TLCP listener", "addr", tln.Addr().String())
+	}
 	var msrv *http.Server
 	if mln != nil {
 		mmux := http.NewServeMux()
@@ -390,6 +415,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	if msrv != nil {
 		_ = msrv.Shutdown(sdCtx)
+	}
+	if tsrv != nil {
+		_ = tsrv.Shutdown(sdCtx)
 	}
 	cancelComps()
 	done := make(chan struct{})

@@ -106,6 +106,30 @@ type ConsoleConfig struct {
 	SecondFactorRoles []string `yaml:"second_factor_roles"`
 	// CookieSecure marks session cookies Secure (HTTPS only). Turn off only for local plain-HTTP demos.
 	CookieSecure bool `yaml:"cookie_secure"`
+	// TLCP configures an optional second console listener speaking TLCP (GB/T 38636, SM2/SM3/SM4)
+	// that requires an SM2 client certificate: a login over it needs a certificate mapped to the
+	// account (`mzhub user cert-add`), which replaces TOTP as the second factor. Off by default.
+	TLCP TLCPConfig `yaml:"tlcp"`
+}
+
+// TLCPConfig configures the console's TLCP listener. TLCP uses two server
+// certificates: one to sign the handshake and one whose key the client
+// encrypts the pre-master secret to. Every file is PEM.
+type TLCPConfig struct {
+	// Listen is the address of the TLCP listener (host:port); empty turns it off. It serves the
+	// console (/console/) only.
+	Listen string `yaml:"listen"`
+	// SignCertFile is the server's SM2 signing certificate.
+	SignCertFile string `yaml:"sign_cert_file"`
+	// SignKeyFile is the private key of SignCertFile (unencrypted PEM, mode 0400 or 0600).
+	SignKeyFile string `yaml:"sign_key_file"`
+	// EncCertFile is the server's SM2 encryption certificate.
+	EncCertFile string `yaml:"enc_cert_file"`
+	// EncKeyFile is the private key of EncCertFile.
+	EncKeyFile string `yaml:"enc_key_file"`
+	// ClientCAFile holds the CA certificates (PEM, one or more) that client certificates must
+	// chain to; a client without a certificate from one of them is refused in the handshake.
+	ClientCAFile string `yaml:"client_ca_file"`
 }
 
 // AuditConfig configures the audit log.
@@ -247,6 +271,14 @@ func (c Config) Validate() error {
 	for _, r := range cc.SecondFactorRoles {
 		if r != "operator" && r != "security-admin" && r != "auditor" {
 			bad("security.console.second_factor_roles: %q: want operator, security-admin or auditor", r)
+		}
+	}
+	if t := cc.TLCP; t.Listen != "" {
+		for _, f := range []struct{ name, v string }{{"sign_cert_file", t.SignCertFile}, {"sign_key_file", t.SignKeyFile},
+			{"enc_cert_file", t.EncCertFile}, {"enc_key_file", t.EncKeyFile}, {"client_ca_file", t.ClientCAFile}} {
+			if f.v == "" {
+				bad("security.console.tlcp.%s: required when security.console.tlcp.listen is set", f.name)
+			}
 		}
 	}
 	if c.Audit.Retention < 180*24*time.Hour {

@@ -19,6 +19,8 @@ func TestValidate(t *testing.T) {
 		{"short password", func(c *Config) { c.Console.PasswordMinLength = 6 }, []string{"password_min_length"}},
 		{"retention", func(c *Config) { c.Audit.Retention = 90 * 24 * time.Hour }, []string{"retention"}},
 		{"idle", func(c *Config) { c.Console.IdleTimeout = time.Hour }, []string{"idle_timeout"}},
+		{"tlcp without its files", func(c *Config) { c.Console.TLCP = TLCPConfig{Listen: ":8443", SignCertFile: "s.crt"} },
+			[]string{"tlcp.sign_key_file: required", "tlcp.enc_cert_file: required", "tlcp.enc_key_file: required", "tlcp.client_ca_file: required"}},
 		{"partners", func(c *Config) {
 			c.PartnerAPI.Partners = []PartnerAccess{
 				{ID: "fh-01", KeyIDs: []string{"fh-01-a"}, AllowCIDRs: []string{"10.0.0.0/8"}},

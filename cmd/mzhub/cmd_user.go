@@ -5,16 +5,18 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/security/accounts"
 	"github.com/shanghai-mca/mzhub/security/fieldcrypt"
+	"github.com/shanghai-mca/mzhub/security/tlcp"
 )
 
 func init() {
-	register(command{name: "user", summary: "console accounts: create-admin, add, disable, enable, unlock, reset-password, list", run: runUser})
+	register(command{name: "user", summary: "console accounts: create-admin, add, disable, enable, unlock, reset-password, list, totp-enroll, cert-add, cert-remove, cert-list", run: runUser})
 }
 
 func userUsage(env *cliEnv) {
@@ -24,10 +26,18 @@ func userUsage(env *cliEnv) {
   mzhub user disable|enable|unlock|reset-password [--config FILE] --name NAME
   mzhub user list         [--config FILE] [--json]
   mzhub user totp-enroll  [--config FILE] --name NAME [--algorithm SHA1|SM3]
+  mzhub user cert-add     [--config FILE] --name NAME --cert FILE
+  mzhub user cert-remove  [--config FILE] --name NAME (--cert FILE | --fingerprint HEX)
+  mzhub user cert-list    [--config FILE] [--name NAME] [--json]
 
 There is no default password. create-admin (first run) and add print a one-time password:
 hand it over through a separate channel; it must be changed at first login. Every change is
-audited with the operating-system user as actor.`)
+audited with the operating-system user as actor.
+
+cert-add maps an SM2 client certificate (PEM, e.g. exported from the user's USB key) to the
+account: a login over the console's TLCP listener (security.console.tlcp) presenting it, with
+the password, satisfies the second factor instead of TOTP. When security.console.tlcp.client_ca_file
+is set the certificate must chain to it. A certificate maps to one account only.`)
 }
 
 func runUser(ctx context.Context, env *cliEnv, args []string) int {
@@ -43,12 +53,14 @@ func runUser(ctx context.Context, env *cliEnv, args []string) int {
 	display := fs.String("display", "", "display name")
 	asJSON := fs.Bool("json", false, "print JSON (list)")
 	alg := fs.String("algorithm", accounts.TOTPSHA1, "totp-enroll: SHA1 (every authenticator app) or SM3 (HMAC-SM3 tokens)")
+	certFile := fs.String("cert", "", "cert-add, cert-remove: the client certificate (PEM)")
+	fp := fs.String("fingerprint", "", "cert-remove: the certificate's SM3 fingerprint (hex, as cert-list shows)")
 	fs.Usage = func() { userUsage(env); fs.PrintDefaults() }
 	if code, ok := parseFlags(fs, args[1:]); !ok {
 		return code
 	}
 	switch sub {
-	case "create-admin", "add", "disable", "enable", "unlock", "reset-password", "list", "totp-enroll":
+	case "create-admin", "add", "disable", "enable", "unlock", "reset-password", "list", "totp-enroll", "cert-add", "cert-remove", "cert-list":
 	default:
 		userUsage(env)
 		return 2
@@ -64,7 +76,11 @@ func runUser(ctx context.Context, env *cliEnv, args []string) int {
 			*name = map[accounts.Role]string{accounts.RoleSecurityAdmin: "secadmin", accounts.RoleAuditor: "auditor", accounts.RoleOperator: "operator"}[r]
 		}
 	}
-	if sub != "list" && *name == "" {
+	if sub == "cert-add" && *certFile == "" || sub == "cert-remove" && (*certFile == "") == (*fp == "") {
+		fmt.Fprintf(env.Stderr, "mzhub user %s: give the certificate with --cert FILE%s\n", sub, map[bool]string{true: " or --fingerprint HEX (one of them)"}[sub == "cert-remove"])
+		return 2
+	}
+	if sub != "list" && sub != "cert-list" && *name == "" {
 		fmt.Fprintf(env.Stderr, "mzhub user %s: --name is required\n", sub)
 		return 2
 	}
@@ -104,6 +120,62 @@ func runUser(ctx context.Context, env *cliEnv, args []string) int {
 		}
 		fmt.Fprintf(env.Stdout, "user %s: TOTP (%s, 6 digits, 30 s) enrolled; shown once, hand it over in person:\nsecret: %s\nuri:    %s\n",
 			*name, en.Algorithm, en.Secret, en.URI)
+		return 0
+	case "cert-add", "cert-remove":
+		var c accounts.ClientCert
+		if *certFile != "" {
+			b, err := os.ReadFile(*certFile)
+			if err == nil {
+				ca := ""
+				if sub == "cert-add" {
+					ca = d.cfg.Security.Console.TLCP.ClientCAFile
+				}
+				c, err = tlcp.ReadCert(b, ca)
+			}
+			if err != nil {
+				fmt.Fprintf(env.Stderr, "mzhub user %s: --cert: %v\n", sub, err)
+				return 1
+			}
+		} else {
+			c.Fingerprint = strings.ToLower(strings.TrimSpace(*fp))
+		}
+		if sub == "cert-add" {
+			err = m.AddCert(ctx, actor, *name, c)
+		} else {
+			err = m.RemoveCert(ctx, actor, *name, c.Fingerprint)
+		}
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "mzhub user %s: %v\n", sub, err)
+			return 1
+		}
+		if sub == "cert-add" {
+			fmt.Fprintf(env.Stdout, "user %s: certificate mapped (audited)\nsubject:     %s\nfingerprint: %s (SM3)\nnot after:   %s\n",
+				*name, c.Subject, c.Fingerprint, c.NotAfter.Format(time.RFC3339))
+		} else {
+			fmt.Fprintf(env.Stdout, "user %s: certificate %s no longer maps (audited)\n", *name, c.Short())
+		}
+		return 0
+	case "cert-list":
+		cs, err := m.Certs(ctx, *name)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "mzhub user cert-list: %v\n", err)
+			return 1
+		}
+		if *asJSON {
+			if cs == nil {
+				cs = []accounts.CertMapping{}
+			}
+			enc := json.NewEncoder(env.Stdout)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(cs)
+			return 0
+		}
+		tw := tabwriter.NewWriter(env.Stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "USER\tFINGERPRINT (SM3)\tNOT AFTER\tSUBJECT")
+		for _, c := range cs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Username, c.Fingerprint, c.NotAfter.Format(time.RFC3339), c.Subject)
+		}
+		_ = tw.Flush()
 		return 0
 	case "list":
 		us, err := m.List(ctx)

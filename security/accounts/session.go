@@ -118,12 +118,27 @@ func (m *Manager) LoginWithCode(ctx context.Context, username, password, code, s
 		m.logins.WithLabelValues("wrong_password").Inc()
 		return Session{}, m.fail(ctx, actor, u, now)
 	}
-	if why, err := m.checkTOTP(ctx, u, code, now); err != nil {
+	// The second factor: over the TLCP listener the client certificate
+	// (cryptographic, and it must be this account's), elsewhere TOTP.
+	factor := ""
+	cert, withCert := ClientCertFrom(ctx)
+	var why string
+	if withCert {
+		factor = " factor=cert:" + cert.Short()
+		why, err = m.checkCert(ctx, u, cert, now)
+	} else {
+		why, err = m.checkTOTP(ctx, u, code, now)
+	}
+	if err != nil {
 		return Session{}, err
 	} else if why != "" {
 		m.failedFrom(sourceIP, now)
 		m.logins.WithLabelValues("second_factor").Inc()
-		m.recordUnauth(ctx, actor, "console.login", "user:"+username, audit.OutcomeFailure, why)
+		outcome := audit.OutcomeFailure
+		if withCert {
+			outcome = audit.OutcomeDenied
+		}
+		m.recordUnauth(ctx, actor, "console.login", "user:"+username, outcome, why)
 		return Session{}, ErrInvalidCredentials
 	}
 	if iter < m.iterations {
@@ -143,7 +158,7 @@ func (m *Manager) LoginWithCode(ctx context.Context, username, password, code, s
 	if err != nil {
 		return Session{}, fmt.Errorf("accounts: login: %w", err)
 	}
-	detail := "role=" + string(u.Role)
+	detail := "role=" + string(u.Role) + factor
 	if u.MustChange || u.PasswordExpired {
 		detail += " password_change_required"
 	}
