@@ -3,120 +3,30 @@ package tlcp
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tjfoc/gmsm/gmtls"
-	"github.com/tjfoc/gmsm/sm2"
-	"github.com/tjfoc/gmsm/x509"
 
 	"github.com/shanghai-mca/mzhub/security"
 	"github.com/shanghai-mca/mzhub/security/accounts"
 	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/security/audit/audittest"
+	"github.com/shanghai-mca/mzhub/security/tlcp/tlcptest"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
 
-// pki is a throw-away SM2 CA with the listener's two certificates and
-// client certificates, written as PEM files.
-type pki struct {
-	dir    string
-	ca     *x509.Certificate
-	caKey  *sm2.PrivateKey
-	serial int64
-}
-
-func newPKI(t *testing.T) *pki {
-	t.Helper()
-	p := &pki{dir: t.TempDir()}
-	p.ca, p.caKey = p.issue(t, "ca", &x509.Certificate{Subject: pkixName("mzhub test CA"), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature})
-	return p
-}
-
-func (p *pki) issue(t *testing.T, name string, tmpl *x509.Certificate) (*x509.Certificate, *sm2.PrivateKey) {
-	t.Helper()
-	key, err := sm2.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.serial++
-	tmpl.SerialNumber = big.NewInt(p.serial)
-	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
-	tmpl.SignatureAlgorithm = x509.SM2WithSM3
-	parent, signer := p.ca, p.caKey
-	if parent == nil { // self-signed CA
-		parent, signer = tmpl, key
-	}
-	der, err := x509.CreateCertificate(tmpl, parent, &key.PublicKey, signer)
-	if err != nil {
-		t.Fatalf("issue %s: %v", name, err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, err := x509.WritePrivateKeyToPem(key, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write(t, filepath.Join(p.dir, name+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	write(t, filepath.Join(p.dir, name+".key"), kp)
-	return c, key
-}
-
-func (p *pki) file(name string) string { return filepath.Join(p.dir, name) }
-
-func write(t *testing.T, path string, b []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (p *pki) server(t *testing.T) {
-	t.Helper()
-	p.issue(t, "sign", &x509.Certificate{Subject: pkixName("console.test"), DNSNames: []string{"console.test"}, KeyUsage: x509.KeyUsageDigitalSignature})
-	p.issue(t, "enc", &x509.Certificate{Subject: pkixName("console.test"), DNSNames: []string{"console.test"},
-		KeyUsage: x509.KeyUsageKeyEncipherment | x509.KeyUsageDataEncipherment | x509.KeyUsageKeyAgreement})
-}
-
-func (p *pki) client(t *testing.T, name string) (gmtls.Certificate, accounts.ClientCert) {
-	t.Helper()
-	p.issue(t, name, &x509.Certificate{Subject: pkixName(name), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-	kp, err := gmtls.LoadX509KeyPair(p.file(name+".crt"), p.file(name+".key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := os.ReadFile(p.file(name + ".crt"))
-	cc, err := ReadCert(b, p.file("ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kp, cc
-}
-
 // listener runs the console's account handler behind Handler on a TLCP
 // listener, as the hub does, and returns its address.
-func listener(t *testing.T, p *pki, m *accounts.Manager) string {
+func listener(t *testing.T, p *tlcptest.PKI, m *accounts.Manager) string {
 	t.Helper()
-	p.server(t)
-	cfg := security.TLCPConfig{Listen: "127.0.0.1:0", SignCertFile: p.file("sign.crt"), SignKeyFile: p.file("sign.key"),
-		EncCertFile: p.file("enc.crt"), EncKeyFile: p.file("enc.key"), ClientCAFile: p.file("ca.crt")}
-	ln, err := Listen(cfg)
+	ln, err := Listen(p.Config("127.0.0.1:0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,27 +38,19 @@ func listener(t *testing.T, p *pki, m *accounts.Manager) string {
 	return ln.Addr().String()
 }
 
-// client is an HTTP client over TLCP presenting certs (none for nil).
-func client(p *pki, certs []gmtls.Certificate) *http.Client {
-	b, _ := os.ReadFile(p.file("ca.crt"))
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(b)
-	cfg := &gmtls.Config{GMSupport: gmtls.NewGMSupport(), RootCAs: roots, ServerName: "console.test", Certificates: certs}
-	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{
-		DisableKeepAlives: true,
-		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			raw, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			c := gmtls.Client(raw, cfg)
-			if err := c.Handshake(); err != nil {
-				_ = raw.Close()
-				return nil, err
-			}
-			return c, nil
-		},
-	}}
+// mapped issues a client certificate for cn and reads it as cert-add does.
+func mapped(t *testing.T, p *tlcptest.PKI, cn string) (gmtls.Certificate, accounts.ClientCert) {
+	t.Helper()
+	kp := p.Client(t, cn)
+	b, err := os.ReadFile(p.File(cn + ".crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := ReadCert(b, p.File("ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp, cc
 }
 
 func login(c *http.Client, addr, user, pw string) (int, map[string]any, error) {
@@ -183,11 +85,11 @@ func TestConsoleLoginWithClientCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newPKI(t)
+	p := tlcptest.New(t)
 	addr := listener(t, p, m)
-	adminKey, adminCert := p.client(t, "secadmin-ukey")
-	opsKey, opsCert := p.client(t, "ops1-ukey")
-	strayKey, _ := p.client(t, "stray")
+	adminKey, adminCert := mapped(t, p, "secadmin-ukey")
+	opsKey, opsCert := mapped(t, p, "ops1-ukey")
+	strayKey := p.Client(t, "stray")
 	if err := m.AddCert(ctx, cli, "secadmin", adminCert); err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +101,7 @@ func TestConsoleLoginWithClientCertificate(t *testing.T) {
 	}
 
 	t.Run("no client certificate: handshake refused", func(t *testing.T) {
-		if _, _, err := login(client(p, nil), addr, "secadmin", adminPW); err == nil {
+		if _, _, err := login(p.HTTPClient(t), addr, "secadmin", adminPW); err == nil {
 			t.Fatal("login over TLCP without a client certificate got through")
 		} else {
 			t.Logf("refused: %v", err)
@@ -211,7 +113,7 @@ func TestConsoleLoginWithClientCertificate(t *testing.T) {
 		}
 	})
 	t.Run("mapped certificate and password: admin without TOTP", func(t *testing.T) {
-		code, out, err := login(client(p, []gmtls.Certificate{adminKey}), addr, "secadmin", adminPW)
+		code, out, err := login(p.HTTPClient(t, adminKey), addr, "secadmin", adminPW)
 		if err != nil || code != http.StatusOK || out["role"] != "security-admin" {
 			t.Fatalf("login = %d %v %v, want 200 as security-admin", code, out, err)
 		}
@@ -220,12 +122,12 @@ func TestConsoleLoginWithClientCertificate(t *testing.T) {
 		}
 	})
 	t.Run("right certificate, wrong password", func(t *testing.T) {
-		if code, _, err := login(client(p, []gmtls.Certificate{adminKey}), addr, "secadmin", adminPW+"x"); err != nil || code != http.StatusUnauthorized {
+		if code, _, err := login(p.HTTPClient(t, adminKey), addr, "secadmin", adminPW+"x"); err != nil || code != http.StatusUnauthorized {
 			t.Fatalf("login = %d %v, want 401", code, err)
 		}
 	})
 	t.Run("another user's certificate refused", func(t *testing.T) {
-		if code, _, err := login(client(p, []gmtls.Certificate{opsKey}), addr, "secadmin", adminPW); err != nil || code != http.StatusUnauthorized {
+		if code, _, err := login(p.HTTPClient(t, opsKey), addr, "secadmin", adminPW); err != nil || code != http.StatusUnauthorized {
 			t.Fatalf("login = %d %v, want 401", code, err)
 		}
 		if !rec.Has("console.login", audit.OutcomeDenied, "mapped to another user") {
@@ -233,7 +135,7 @@ func TestConsoleLoginWithClientCertificate(t *testing.T) {
 		}
 	})
 	t.Run("unmapped certificate refused", func(t *testing.T) {
-		if code, _, err := login(client(p, []gmtls.Certificate{strayKey}), addr, "secadmin", adminPW); err != nil || code != http.StatusUnauthorized {
+		if code, _, err := login(p.HTTPClient(t, strayKey), addr, "secadmin", adminPW); err != nil || code != http.StatusUnauthorized {
 			t.Fatalf("login = %d %v, want 401", code, err)
 		}
 		if !rec.Has("console.login", audit.OutcomeDenied, "not mapped to any user") {
@@ -250,12 +152,12 @@ func TestConsoleLoginWithClientCertificate(t *testing.T) {
 		if err := m.RemoveCert(ctx, cli, "ops1", opsCert.Fingerprint); !errors.Is(err, accounts.ErrCertNotMapped) {
 			t.Fatalf("removing twice: %v", err)
 		}
-		if code, _, err := login(client(p, []gmtls.Certificate{opsKey}), addr, "ops1", opsPW); err != nil || code != http.StatusUnauthorized {
+		if code, _, err := login(p.HTTPClient(t, opsKey), addr, "ops1", opsPW); err != nil || code != http.StatusUnauthorized {
 			t.Fatalf("login = %d %v, want 401", code, err)
 		}
 	})
 	t.Run("only the console", func(t *testing.T) {
-		resp, err := client(p, []gmtls.Certificate{adminKey}).Get("https://" + addr + "/partner/v1/ping")
+		resp, err := p.HTTPClient(t, adminKey).Get("https://" + addr + "/partner/v1/ping")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -271,14 +173,14 @@ func TestConsoleLoginWithClientCertificate(t *testing.T) {
 }
 
 func TestReadCert(t *testing.T) {
-	p := newPKI(t)
-	_, cc := p.client(t, "alice")
-	b, _ := os.ReadFile(p.file("alice.crt"))
+	p := tlcptest.New(t)
+	_, cc := mapped(t, p, "alice")
+	b, _ := os.ReadFile(p.File("alice.crt"))
 	if got, err := ReadCert(b, ""); err != nil || got != cc || len(got.Fingerprint) != 64 || !strings.Contains(got.Subject, "alice") {
 		t.Fatalf("ReadCert = %+v, %v", got, err)
 	}
-	other := newPKI(t)
-	if _, err := ReadCert(b, other.file("ca.crt")); err == nil {
+	other := tlcptest.New(t)
+	if _, err := ReadCert(b, other.File("ca.crt")); err == nil {
 		t.Fatal("a certificate from another CA was accepted")
 	}
 	if _, err := ReadCert([]byte("not pem"), ""); !errors.Is(err, ErrNoCertificate) {
@@ -295,8 +197,4 @@ func FuzzReadCert(f *testing.F) {
 			t.Fatalf("accepted with fingerprint %q", c.Fingerprint)
 		}
 	})
-}
-
-func pkixName(cn string) pkix.Name {
-	return pkix.Name{CommonName: cn, Organization: []string{"mzhub test"}}
 }
