@@ -73,6 +73,12 @@ type Writer struct {
 	opt   WriterOptions
 	log   *slog.Logger
 
+	// flushMu serialises flushes: the Run loop's, Flush's and Close's
+	// (pending, pendingFrom, backoff and retryAt are theirs). Two at once
+	// once sliced pending under each other (a panic seen in TestPortalDemo
+	// under -race, a test's Flush beside the loop's).
+	flushMu sync.Mutex
+
 	mu       sync.Mutex
 	incoming []Event
 	spares   [][]Event // stored batches' backing arrays, reused by Emit
@@ -473,7 +479,9 @@ func (w *Writer) Close(ctx context.Context) error {
 	w.mu.Lock()
 	w.closed = true
 	w.mu.Unlock()
+	w.flushMu.Lock()
 	w.backoff, w.retryAt = 0, time.Time{}
+	w.flushMu.Unlock()
 	for {
 		w.flush(ctx)
 		if w.held.Load() == 0 {
@@ -493,11 +501,20 @@ func (w *Writer) Close(ctx context.Context) error {
 // Flush stores what is held now (for tests and Close); it returns the error
 // of the last store attempt.
 func (w *Writer) Flush(ctx context.Context) error {
+	w.flushMu.Lock()
+	defer w.flushMu.Unlock()
 	w.backoff, w.retryAt = 0, time.Time{}
-	return w.flush(ctx)
+	return w.flushLocked(ctx)
 }
 
 func (w *Writer) flush(ctx context.Context) error {
+	w.flushMu.Lock()
+	defer w.flushMu.Unlock()
+	return w.flushLocked(ctx)
+}
+
+// flushLocked stores what is held; the caller holds flushMu.
+func (w *Writer) flushLocked(ctx context.Context) error {
 	w.mu.Lock()
 	in := w.incoming
 	from := w.oldest

@@ -234,3 +234,40 @@ func TestWriterAssignsUniqueIDs(t *testing.T) {
 		t.Errorf("%d distinct ids, want 300", len(seen))
 	}
 }
+
+// TestFlushBesideTheRunLoop: Flush (tests, Close) and the Run loop's own
+// flushes may run at once; each event is stored exactly once and nothing
+// panics. Two flushes once sliced the pending batch under each other
+// ("slice bounds out of range" in TestPortalDemo under -race).
+func TestFlushBesideTheRunLoop(t *testing.T) {
+	st := &memStore{}
+	w := monitor.NewWriter(st, monitor.WriterOptions{FlushSize: 8, FlushInterval: time.Millisecond, BufferSize: 1 << 20})
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { defer close(ran); _ = w.Run(ctx) }()
+	const emitters, each = 4, 2000
+	var wg sync.WaitGroup
+	for e := 0; e < emitters; e++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				w.Emit(monitor.Event{Flow: "f", Stage: "s", Partner: "p"})
+				if i%50 == 0 {
+					if err := w.Flush(ctx); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	cancel()
+	<-ran
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := st.count(); n != emitters*each {
+		t.Fatalf("%d events stored, want %d", n, emitters*each)
+	}
+}
