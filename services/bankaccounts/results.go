@@ -133,7 +133,7 @@ func (s *Service) ApplyResults(ctx context.Context, code, name, digest string, d
 			}
 			if rq.status == StatusQueued {
 				a.Rejected++
-				rejects = append(rejects, "reference "+r.Reference+": request not sent yet")
+				rejects = append(rejects, "reference "+mask.Text(r.Reference)+": request not sent yet")
 				continue
 			}
 			files[rq.file] = true
