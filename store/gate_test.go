@@ -99,3 +99,57 @@ func TestLeaseRenewalAheadOfSaturatedDataPath(t *testing.T) {
 		t.Fatalf("%d of %d queued data writes ran before the lease renewal", stale, queued)
 	}
 }
+
+// TestBeginWriteHoldsTheGate: a transaction begun with BeginWrite queues
+// the process's other writers at the gate until it commits, and a
+// rollback releases the gate too (the next writer runs). Without the gate
+// a second writer would poll SQLite's lock and could lose its turn
+// repeatedly behind a long apply committed in slices.
+func TestBeginWriteHoldsTheGate(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t)
+	if db.Dialect() != store.SQLite {
+		t.Skip("the write gate is SQLite's")
+	}
+	if _, err := db.ExecContext(ctx, `CREATE TABLE bw (n INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, end := range []string{"commit", "rollback"} {
+		tx, err := db.BeginWrite(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO bw VALUES (1)`); err != nil {
+			t.Fatal(err)
+		}
+		ran := make(chan error, 1)
+		go func() {
+			ran <- db.InTx(ctx, func(tx *sql.Tx) error {
+				_, err := tx.ExecContext(ctx, `INSERT INTO bw VALUES (2)`)
+				return err
+			})
+		}()
+		until(t, "the second writer to queue at the gate", func() bool { _, d := store.QueuedWrites(db); return d == 1 })
+		if end == "commit" {
+			err = tx.Commit()
+		} else {
+			err = tx.Rollback()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := <-ran; err != nil {
+			t.Fatalf("after %s: %v", end, err)
+		}
+		if err := tx.Rollback(); err == nil {
+			t.Fatalf("after %s: a second end succeeded", end)
+		}
+		if c, d := store.QueuedWrites(db); c != 0 || d != 0 {
+			t.Fatalf("after %s: %d/%d queued", end, c, d)
+		}
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM bw`).Scan(&n); err != nil || n != 3 {
+		t.Fatalf("rows %d %v, want 3 (1 committed + 2 by the queued writers)", n, err)
+	}
+}

@@ -219,3 +219,51 @@ func (db *DB) LockTx(ctx context.Context, tx *sql.Tx, name string) error {
 	}
 	return nil
 }
+
+// WriteTx is a write transaction begun with BeginWrite. On SQLite it holds
+// this process's write gate (see InTx) from Begin until Commit or
+// Rollback, so a long transaction that commits in slices queues with the
+// other writers of the process instead of racing them for SQLite's lock.
+type WriteTx struct {
+	*sql.Tx
+	release func()
+}
+
+// BeginWrite begins a write transaction for a caller that cannot run its
+// work inside InTx's callback (a long apply committed in slices, each its
+// own transaction). The caller must end it with Commit or Rollback; both
+// release the gate once.
+func (db *DB) BeginWrite(ctx context.Context) (*WriteTx, error) {
+	release := func() {}
+	if db.gate != nil {
+		if err := db.gate.acquire(ctx, false); err != nil {
+			return nil, fmt.Errorf("store: begin: %w", err)
+		}
+		release = db.gate.release
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		release()
+		return nil, fmt.Errorf("store: begin: %w", err)
+	}
+	return &WriteTx{Tx: tx, release: release}, nil
+}
+
+// Commit commits the transaction and releases the write gate.
+func (t *WriteTx) Commit() error {
+	defer t.done()
+	return t.Tx.Commit()
+}
+
+// Rollback rolls the transaction back and releases the write gate.
+func (t *WriteTx) Rollback() error {
+	defer t.done()
+	return t.Tx.Rollback()
+}
+
+func (t *WriteTx) done() {
+	if t.release != nil {
+		t.release()
+		t.release = nil
+	}
+}

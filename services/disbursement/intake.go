@@ -16,6 +16,7 @@ import (
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/services/disbursement/synth"
+	"github.com/shanghai-mca/mzhub/store"
 )
 
 // ListHeader is the first line of a payment list file (UTF-8 CSV). bank is
@@ -217,10 +218,10 @@ func (s *Service) intake(ctx context.Context, b *Batch, opt RunOptions) (string,
 		return "", err
 	}
 	const rowsPerStmt = 200
-	const rowsPerTx = 100_000
+	const rowsPerTx = 20_000
 	stmtSQL := "INSERT INTO disb_payments (batch_id, seq, bank, division, amount_fen, status, person_key) VALUES " +
 		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, 0, ?),", rowsPerStmt), ",")
-	var tx *sql.Tx
+	var tx *store.WriteTx
 	var stmt *sql.Stmt
 	args := make([]any, 0, rowsPerStmt*6)
 	var n, inTx, sum, read int64
@@ -253,7 +254,7 @@ func (s *Service) intake(ctx context.Context, b *Batch, opt RunOptions) (string,
 	}
 	begin := func() error {
 		var err error
-		if tx, err = s.db.BeginTx(ctx, nil); err != nil {
+		if tx, err = s.db.BeginWrite(ctx); err != nil {
 			return err
 		}
 		stmt, err = tx.PrepareContext(ctx, s.db.Rebind(stmtSQL))

@@ -322,7 +322,7 @@ func (s *Service) loadReturn(ctx context.Context, b *Batch, bi int, name, local 
 // (SQLite) and per transaction.
 const (
 	perStmt = 200
-	perTx   = 50_000
+	perTx   = 5_000
 )
 
 // applyReturn settles the batch's payments from the outcomes of p and
@@ -404,7 +404,7 @@ type returnApply struct {
 	p  *parsedReturn
 	t  returnTally
 
-	tx    *sql.Tx
+	tx    *store.WriteTx
 	upd   *sql.Stmt // one record
 	multi *sql.Stmt // perStmt records at once (SQLite only)
 }
@@ -413,7 +413,7 @@ type returnApply struct {
 func (a *returnApply) begin(ctx context.Context) error {
 	s := a.s
 	var err error
-	if a.tx, err = s.db.BeginTx(ctx, nil); err != nil {
+	if a.tx, err = s.db.BeginWrite(ctx); err != nil {
 		return err
 	}
 	if a.upd, err = a.tx.PrepareContext(ctx, s.db.Rebind(`UPDATE disb_payments SET status = ?, reason = ?
