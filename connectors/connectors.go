@@ -69,6 +69,10 @@ type Deps struct {
 	// rather than in the route file (the verification partners look theirs
 	// up through household.Clients); nil when the hub has none.
 	Partners any
+	// Partner is the partner id of the route the connector serves (the
+	// route's partner:, empty when it names none): clients report their
+	// circuit breaker's changes as this partner's events.
+	Partner string
 }
 
 // Spec describes a connector kind; each kind registers one in init with

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/config"
+	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/household"
 	"github.com/shanghai-mca/mzhub/connectors/household/householdsim"
 	"github.com/shanghai-mca/mzhub/connectors/hpf"
@@ -75,6 +76,13 @@ func wireVerification(ctx context.Context, h *Hub, opts Options, singleton singl
 	// The routes of configs/routes/verification*.yaml deliver the calls
 	// through these clients; the service plans calls for them only.
 	h.partnerClients.Add(ps.list...)
+	for _, p := range ps.list {
+		// A partner whose breaker opens raises partner_down and turns its
+		// console cells red, as a bank's SFTP breaker does.
+		if o, ok := p.(breakerObserved); ok {
+			o.ObserveBreaker(h.mon)
+		}
+	}
 	planned := make([]verification.Partner, len(ps.list))
 	for i, p := range ps.list {
 		planned[i] = p
@@ -190,6 +198,17 @@ func verificationPartnersFrom(ctx context.Context, h *Hub, vc verification.Confi
 	}
 	return ps, nil
 }
+
+// Every verification partner's client reports its breaker (wireVerification).
+var (
+	_ breakerObserved = (*hrss.Client)(nil)
+	_ breakerObserved = (*hpf.Client)(nil)
+	_ breakerObserved = (*samr.Client)(nil)
+	_ breakerObserved = (*villagebank.Client)(nil)
+	_ breakerObserved = (*ministry.Client)(nil)
+)
+
+type breakerObserved interface{ ObserveBreaker(connectors.Events) }
 
 // verificationDemo holds the simulated verification partners of the demo.
 type verificationDemo struct {

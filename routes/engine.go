@@ -632,6 +632,7 @@ func (e *Engine) build(r0 *Route) (*runner, error) {
 			Events:   e.events,
 			DataDir:  e.deps.DataDir,
 			Partners: e.deps.Partners,
+			Partner:  r.Partner,
 		}
 	}
 	rn := &runner{

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/household"
 	"github.com/shanghai-mca/mzhub/connectors/httpx"
 	"github.com/shanghai-mca/mzhub/connectors/soap"
@@ -53,6 +54,10 @@ func New(cfg Config) (*Client, error) {
 	}
 	return &Client{c: c}, nil
 }
+
+// ObserveBreaker reports the client's circuit breaker changes as the
+// partner's events (the monitor's partner_down alert).
+func (c *Client) ObserveBreaker(events connectors.Events) { c.c.Observe(events, PartnerID) }
 
 // ID is the partner id.
 func (*Client) ID() string { return PartnerID }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/household"
 	"github.com/shanghai-mca/mzhub/connectors/httpx"
 	"github.com/shanghai-mca/mzhub/connectors/soap"
@@ -56,6 +57,10 @@ func New(cfg Config) (*Client, error) {
 
 // ID is the partner id in events and results.
 func (*Client) ID() string { return PartnerID }
+
+// ObserveBreaker reports the client's circuit breaker changes as the
+// partner's events (the monitor's partner_down alert).
+func (c *Client) ObserveBreaker(events connectors.Events) { c.c.Observe(events, PartnerID) }
 
 // Scopes: one call per household.
 func (*Client) Scopes([]household.Member) []string { return []string{""} }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/monitor"
 )
 
 // Client is the shared HTTP transport: deadline, circuit breaker, rate
@@ -24,6 +25,7 @@ type Client struct {
 	rc      *resty.Client
 	breaker *gobreaker.CircuitBreaker[*resty.Response]
 	limit   *rate.Limiter
+	obs     atomic.Pointer[breakerObserver]
 }
 
 // StatusError is a non-2xx answer.
@@ -64,9 +66,10 @@ func NewClient(name string, cfg ClientConfig) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, rc: rc}
 	c.breaker = gobreaker.NewCircuitBreaker[*resty.Response](gobreaker.Settings{
-		Name:        "httpx:" + name,
-		Timeout:     cfg.BreakerOpen,
-		ReadyToTrip: func(n gobreaker.Counts) bool { return n.ConsecutiveFailures >= cfg.BreakerFailures },
+		Name:          "httpx:" + name,
+		Timeout:       cfg.BreakerOpen,
+		ReadyToTrip:   func(n gobreaker.Counts) bool { return n.ConsecutiveFailures >= cfg.BreakerFailures },
+		OnStateChange: func(_ string, _, to gobreaker.State) { c.breakerChanged(to) },
 	})
 	if cfg.RatePerSecond > 0 {
 		b := cfg.RateBurst
@@ -76,6 +79,40 @@ func NewClient(name string, cfg ClientConfig) (*Client, error) {
 		c.limit = rate.NewLimiter(rate.Limit(cfg.RatePerSecond), b)
 	}
 	return c, nil
+}
+
+// breakerObserver is where a client reports its breaker's changes.
+type breakerObserver struct {
+	events  connectors.Events
+	partner string
+}
+
+// Observe makes the client report each change of its circuit breaker to
+// events as a failed event of partner with error class "breaker" and code
+// breaker_open, breaker_half-open or breaker_closed (status warning, or ok
+// once closed), the events the monitor's partner_down alert and the
+// console's partner cells are made from (the SFTP client reports the
+// same). A client nobody observes (or observed with an empty partner)
+// reports nothing.
+func (c *Client) Observe(events connectors.Events, partner string) {
+	if events == nil || partner == "" {
+		c.obs.Store(nil)
+		return
+	}
+	c.obs.Store(&breakerObserver{events: events, partner: partner})
+}
+
+func (c *Client) breakerChanged(to gobreaker.State) {
+	o := c.obs.Load()
+	if o == nil {
+		return
+	}
+	st := monitor.Warning
+	if to == gobreaker.StateClosed {
+		st = monitor.OK
+	}
+	o.events.Emit(monitor.Event{Type: monitor.Failed, Status: st, Partner: o.partner, Channel: "http", Direction: monitor.Outbound,
+		ErrorClass: "breaker", ErrorCode: "breaker_" + to.String()})
 }
 
 // Request describes one call.

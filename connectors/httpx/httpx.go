@@ -44,7 +44,7 @@ func Spec() connectors.Spec {
 		},
 		Sink: &connectors.SinkSpec{
 			NewConfig: func() any { return DefaultSinkConfig() },
-			New: func(cfg any, _ connectors.Deps) (connectors.Sink, error) {
+			New: func(cfg any, deps connectors.Deps) (connectors.Sink, error) {
 				c, ok := cfg.(*SinkConfig)
 				if !ok {
 					return nil, fmt.Errorf("http sink: config is %T, want *httpx.SinkConfig", cfg)
@@ -52,7 +52,12 @@ func Spec() connectors.Spec {
 				if err := c.Validate(); err != nil {
 					return nil, err
 				}
-				return NewSink(*c)
+				s, err := NewSink(*c)
+				if err != nil {
+					return nil, err
+				}
+				s.Observe(deps.Events, deps.Partner)
+				return s, nil
 			},
 		},
 	}
@@ -82,6 +87,10 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 	}
 	return s, nil
 }
+
+// Observe reports the breaker changes of the sink's calls (not of its
+// status queries) as partner's events; see Client.Observe.
+func (s *Sink) Observe(events connectors.Events, partner string) { s.c.Observe(events, partner) }
 
 func (s *Sink) headers(msg bus.Message) map[string]string {
 	h := map[string]string{"Content-Type": s.cfg.ContentType}

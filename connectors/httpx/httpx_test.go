@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/connectors"
+	"github.com/shanghai-mca/mzhub/monitor"
 )
 
 func TestSinkSend(t *testing.T) {
@@ -366,5 +368,83 @@ func TestStatusHasItsOwnBreaker(t *testing.T) {
 	cfg.StatusURL = ""
 	if s2, _ := NewSink(*cfg); s2.CanCheckDelivery() {
 		t.Error("CanCheckDelivery true without a status_url")
+	}
+}
+
+// eventLog records monitor events.
+type eventLog struct {
+	mu  sync.Mutex
+	evs []monitor.Event
+}
+
+func (l *eventLog) Emit(e monitor.Event) { l.mu.Lock(); l.evs = append(l.evs, e); l.mu.Unlock() }
+
+func (l *eventLog) codes() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, e := range l.evs {
+		out = append(out, e.ErrorCode+"/"+string(e.Status)+"/"+e.Partner+"/"+e.ErrorClass)
+	}
+	return out
+}
+
+// TestBreakerChangesReachTheMonitor: a sink built for a route with a
+// partner reports its breaker opening (warning) and closing again (ok) as
+// that partner's failed events of class "breaker", from which the monitor
+// raises and resolves partner_down; a client nobody observes reports
+// nothing.
+func TestBreakerChangesReachTheMonitor(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	cfg := DefaultSinkConfig()
+	cfg.URL = srv.URL
+	cfg.Retries = 0
+	cfg.BreakerFailures = 2
+	cfg.BreakerOpen = 20 * time.Millisecond
+	log := &eventLog{}
+	sk, err := Spec().Sink.New(cfg, connectors.Deps{Events: log, Partner: "samr"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := sk.Send(context.Background(), bus.Message{Body: []byte("x")}); err == nil {
+			t.Fatal("a 503 was taken for delivered")
+		}
+	}
+	if got := log.codes(); len(got) != 1 || got[0] != "breaker_open/warning/samr/breaker" {
+		t.Fatalf("after the breaker opened: %v", got)
+	}
+	down.Store(false)
+	deadline := time.Now().Add(time.Minute)
+	for sk.Send(context.Background(), bus.Message{Body: []byte("x")}) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the breaker never let a call through again")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	want := []string{"breaker_open/warning/samr/breaker", "breaker_half-open/warning/samr/breaker", "breaker_closed/ok/samr/breaker"}
+	if got := log.codes(); !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+
+	// Unobserved: the same trip reports nothing.
+	down.Store(true)
+	quiet, err := NewSink(*cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(log.codes())
+	for range 3 {
+		_ = quiet.Send(context.Background(), bus.Message{Body: []byte("x")})
+	}
+	if len(log.codes()) != n {
+		t.Fatalf("an unobserved client reported: %v", log.codes()[n:])
 	}
 }

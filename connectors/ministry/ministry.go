@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/household"
 	"github.com/shanghai-mca/mzhub/connectors/httpx"
 )
@@ -47,6 +48,10 @@ func New(cfg Config) (*Client, error) {
 
 // ID is the partner id.
 func (*Client) ID() string { return PartnerID }
+
+// ObserveBreaker reports the client's circuit breaker changes as the
+// partner's events (the monitor's partner_down alert).
+func (c *Client) ObserveBreaker(events connectors.Events) { c.c.Observe(events, PartnerID) }
 
 // Scopes are the provinces of the members not registered in Shanghai: one
 // call per province.

@@ -27,12 +27,17 @@ func Spec() connectors.Spec {
 		Summary: "SOAP 1.1/1.2 WebService calls (sink, lookups) from request templates, optional WS-Security UsernameToken, faults mapped to retryable or permanent; same deadline, circuit breaker, rate limit and retries as http",
 		Sink: &connectors.SinkSpec{
 			NewConfig: func() any { return DefaultConfig() },
-			New: func(cfg any, _ connectors.Deps) (connectors.Sink, error) {
+			New: func(cfg any, deps connectors.Deps) (connectors.Sink, error) {
 				c, ok := cfg.(*Config)
 				if !ok {
 					return nil, fmt.Errorf("soap sink: config is %T, want *soap.Config", cfg)
 				}
-				return New(*c)
+				s, err := New(*c)
+				if err != nil {
+					return nil, err
+				}
+				s.Observe(deps.Events, deps.Partner)
+				return s, nil
 			},
 		},
 	}
@@ -146,6 +151,10 @@ func New(cfg Config) (*Client, error) {
 	}
 	return c, nil
 }
+
+// Observe reports the breaker changes of the client's calls (not of its
+// status queries) as partner's events (httpx.Client.Observe).
+func (c *Client) Observe(events connectors.Events, partner string) { c.http.Observe(events, partner) }
 
 // WithToken sets the UsernameToken (a password from the key provider
 // instead of the environment).

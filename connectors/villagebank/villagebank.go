@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/household"
 	"github.com/shanghai-mca/mzhub/connectors/httpx"
 	"github.com/shanghai-mca/mzhub/security/mask"
@@ -123,6 +124,10 @@ func Clients(f File) ([]*Client, error) {
 
 // ID is the partner id, villagebank.<code>.
 func (c *Client) ID() string { return PartnerPrefix + c.bank.Code }
+
+// ObserveBreaker reports the client's circuit breaker changes as the
+// bank's events (the monitor's partner_down alert).
+func (c *Client) ObserveBreaker(events connectors.Events) { c.c.Observe(events, c.ID()) }
 
 // Bank returns the instance's bank.
 func (c *Client) Bank() Bank { return c.bank }
