@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/clock"
@@ -26,13 +27,14 @@ import (
 const DemoDataseaRecords = 60
 
 // wireDatasea adds to h the data sea family: the allowance rules (and the
-// disbursement intake's screening through them), the daily pull (a
-// singleton job expected in the monitor by due_by), the SFTP batch files,
-// the consumer of the front-end tables' records from the bus, the monthly
-// push of the recipients list (入海) and the console page under
-// /console/datasea/. opts.Demo starts the simulated platform with a day of
-// records about the demo list's persons and pulls them before the demo's
-// cycle starts.
+// disbursement intake's screening through them), the endpoint the datasea
+// routes pull the API through (their schedule expected in the monitor by
+// due_by), the SFTP batch files, the consumer of the records topic (the
+// routes' records and the front-end tables'), the monthly push of the
+// recipients list (入海) and the console page under /console/datasea/.
+// opts.Demo starts the simulated platform with a day of records about the
+// demo list's persons; the routes pull them at once, and the demo's cycle
+// waits for them before it cuts its list.
 func wireDatasea(ctx context.Context, h *Hub, opts Options, singleton singletonFunc) error {
 	cfg := datasea.ConfigFrom(h.Config())
 	log := h.Logger().With("component", "datasea")
@@ -65,22 +67,20 @@ func wireDatasea(ctx context.Context, h *Hub, opts Options, singleton singletonF
 		cfg.URL = sim.URL()
 	}
 
-	var puller *datasea.Puller
-	var pusher *datasea.Pusher
+	// The API's feeds are pulled by the datasea routes of configs/routes
+	// (connectors/datasea/route.go) through this endpoint, on the records
+	// topic the consumer below applies; the demo's simulator reaches them
+	// the same way a configured URL does. Without datasea.url there is no
+	// endpoint and those routes are not started (logged once).
 	if cfg.URL != "" {
-		if puller, err = datasea.NewPuller(cfg, deps, al); err != nil {
+		puller, err := datasea.NewPuller(cfg, deps)
+		if err != nil {
 			return err
 		}
-		if opts.Demo {
-			// Before the demo's cycle cuts its list.
-			if _, err := puller.Pull(ctx); err != nil {
-				log.Warn("datasea: demo pull", "err", err)
-			}
-		}
-		job := &datasea.Job{Puller: puller, Config: cfg, Expect: h.mon, Clock: h.Clock(), Logger: log}
-		h.AddComponent("datasea.pull", singleton("datasea.pull", job.Run))
+		h.parts.otherClients.add(datasea.Partner, &datasea.Endpoint{Puller: puller, Expect: h.mon, Leases: h.parts.leases, Immediate: opts.Demo})
 		if cfg.Push && h.disbursement != nil {
-			if pusher, err = datasea.NewPusher(cfg, deps, h.sec.FileSigner); err != nil {
+			pusher, err := datasea.NewPusher(cfg, deps, h.sec.FileSigner)
+			if err != nil {
 				return err
 			}
 			svc, dir := h.disbursement, DisbursementConfig(h.Config()).Dir
@@ -88,6 +88,8 @@ func wireDatasea(ctx context.Context, h *Hub, opts Options, singleton singletonF
 				return pushRecipients(ctx, h.Store(), svc, al, pusher, dir, h.Clock(), log)
 			}))
 		}
+	} else {
+		log.Info("datasea: datasea.url is unset: the API pull routes (configs/routes/datasea-*.yaml) are not started and nothing is pushed")
 	}
 	if cfg.SFTP != nil {
 		if err := sftp.Migrate(ctx, h.Store()); err != nil {
@@ -103,6 +105,11 @@ func wireDatasea(ctx context.Context, h *Hub, opts Options, singleton singletonF
 		return fmt.Errorf("cardcenter: %w", err)
 	}
 	cons := &datasea.Consumer{Bus: h.bus, Apply: al, Events: h.mon, Clock: h.Clock(), Logger: log}
+	if sim != nil {
+		// The demo's cycle cuts its list once the routes brought the
+		// simulated day in (startDemoFlows waits on h.dataseaPulled).
+		cons.Applied = demoPulled(h, sim.Len("death")+sim.Len("migration"))
+	}
 	h.AddComponent("datasea.consume", ComponentFunc(cons.Run))
 
 	canAct := func(r *http.Request) bool {
@@ -116,6 +123,42 @@ func wireDatasea(ctx context.Context, h *Hub, opts Options, singleton singletonF
 	})
 	h.mon.Mount("nav_datasea", "datasea/", page) // inside the console's layout, behind its guard
 	return nil
+}
+
+// demoPulled returns the consumer's hook that closes h's dataseaPulled
+// once n records (the simulated day) were applied or quarantined.
+func demoPulled(h *Hub, n int) func(datasea.Applied) {
+	ch := make(chan struct{})
+	h.parts.dataseaPulled = ch
+	var mu sync.Mutex
+	seen := 0
+	return func(a datasea.Applied) {
+		mu.Lock()
+		defer mu.Unlock()
+		before := seen
+		seen += a.New + a.Seen + a.Quarantined
+		if before < n && seen >= n {
+			close(ch)
+		}
+	}
+}
+
+// waitDemoDatasea waits, in the demo, until the datasea routes brought the
+// simulated day in (the list is cut after the deaths and moves are known),
+// at most a minute: a demo whose routes are broken still runs its cycle,
+// and says so.
+func (h *Hub) waitDemoDatasea(ctx context.Context, log *slog.Logger) {
+	ch := h.parts.dataseaPulled
+	if ch == nil {
+		return
+	}
+	select {
+	case <-ch:
+		log.Info("demo: the data sea's records are applied; the cycle starts")
+	case <-ctx.Done():
+	case <-h.Clock().After(time.Minute):
+		log.Warn("demo: the data sea's records did not arrive within a minute (routes datasea-*); the cycle starts without them")
+	}
 }
 
 // pushRecipients pushes the list of every finished allowance batch not yet

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,8 +26,10 @@ import (
 )
 
 // TestDataseaMonth runs the data sea family in the whole hub as serve
-// runs it: the daily pull (due now) takes a day of deaths and moves from
-// the simulated platform, the month's allowance batch leaves the dead and
+// runs it: the shipped routes datasea-death and datasea-migration (their
+// daily pull due now, expected in the monitor by due_by) take a day of
+// deaths and moves from the simulated platform onto datasea.records, where
+// the allowance service applies them, the month's allowance batch leaves the dead and
 // moved out out of every bank file, the console page shows it all behind
 // the account guard, and once the batch is done the recipients list is
 // pushed into the sea with its receipt recorded.
@@ -84,6 +87,7 @@ func TestDataseaMonth(t *testing.T) {
 		Configure: func(c *config.Config) {
 			dc := datasea.DefaultConfig()
 			dc.URL, dc.PullAt, dc.DueBy = sim.URL(), "00:00", "23:59"
+			c.Monitor.CheckInterval = 100 * time.Millisecond
 			if err := config.SetSection(c, datasea.ConfigKey, dc); err != nil {
 				t.Fatal(err)
 			}
@@ -110,6 +114,15 @@ func TestDataseaMonth(t *testing.T) {
 		case <-late:
 			t.Fatalf("no pull reached the monitor: %d events", len(evs))
 		}
+	}
+	// The routes pulled, and their pulls met the day's expectations.
+	for _, id := range []string{"datasea-death", "datasea-migration"} {
+		if !slices.Contains(srv.Hub.Routes().Routes(), id) {
+			t.Fatalf("route %s not running: %v", id, srv.Hub.Routes().Routes())
+		}
+	}
+	for _, name := range []string{datasea.ExpectationName, datasea.ExpectationFor("migration")} {
+		waitExpectation(t, srv, name, monitor.ExpectMet)
 	}
 	stopped := map[string]bool{lostCard.ID: true}
 	for _, r := range recs {
@@ -276,5 +289,23 @@ func TestDataseaMonth(t *testing.T) {
 	}
 	if code, body := op.Page("/console/datasea/report.csv"); code != 200 || !strings.Contains(body, "backpay") {
 		t.Fatalf("report: %d\n%s", code, body)
+	}
+}
+
+// waitExpectation waits until the first expectation name (today's; a
+// successful pull registers tomorrow's) is in state.
+func waitExpectation(t *testing.T, srv *hubtest.Server, name string, state monitor.ExpectationState) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var got string
+		err := srv.Hub.Store().QueryRow(srv.Hub.Store().Rebind(`SELECT state FROM monitor_expectations WHERE name = ? ORDER BY due_ms LIMIT 1`), name).Scan(&got)
+		if err == nil && got == string(state) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("expectation %s: %q (%v), want %s", name, got, err, state)
+		}
+		time.Sleep(50 * time.Millisecond) // the tracker checks every 100ms and signals nothing
 	}
 }

@@ -153,6 +153,7 @@ func (h *Hub) startDemoFlows(ctx context.Context, fd *funeralhomesim.Demo) error
 		}))
 	}
 	h.AddComponent("demo-allowance-office", ComponentFunc(func(ctx context.Context) error {
+		h.waitDemoDatasea(ctx, log)
 		err := driveDemoCycle(ctx, h.disbursement, h.Clock(), log)
 		if err != nil && ctx.Err() == nil {
 			log.Error("demo allowance cycle stopped", "err", err)

@@ -49,14 +49,42 @@ func (p *portalClient) set(c *joblib.Client) {
 // hubPartners is the routes' connectors.Deps.Partners: the verification
 // partners' clients (household.Clients) and the portal's, under
 // joblib.PartnerPortal (joblib.Clients), so a route's `partner: portal`
-// shares the service's address, signing key, rate limit and breaker.
+// shares the service's address, signing key, rate limit and breaker; and
+// the other families' clients by partner id (others: the data sea's).
 type hubPartners struct {
 	*household.Directory
 	portal *portalClient
+	others *partnerSet
+}
+
+// partnerSet holds the clients families add as they are wired (before the
+// routes start), by partner id.
+type partnerSet struct {
+	mu sync.RWMutex
+	m  map[string]any
+}
+
+func (s *partnerSet) add(id string, c any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]any{}
+	}
+	s.m[id] = c
+}
+
+func (s *partnerSet) get(id string) (any, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c, ok := s.m[id]
+	return c, ok
 }
 
 // PartnerClient returns the client of partner id.
 func (p hubPartners) PartnerClient(id string) (any, error) {
+	if c, ok := p.others.get(id); ok {
+		return c, nil
+	}
 	if id != joblib.PartnerPortal {
 		return p.Directory.PartnerClient(id)
 	}

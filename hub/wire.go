@@ -73,6 +73,12 @@ type parts struct {
 	// portalClient is the portal's client for the joblib kind's
 	// `partner: portal` (hub/portal.go fills it).
 	portalClient *portalClient
+	// otherClients are the other families' clients for their kinds'
+	// `partner:` (the data sea's datasea.Endpoint).
+	otherClients *partnerSet
+	// dataseaPulled is closed once the demo's data sea records are applied
+	// (hub/datasea.go; nil outside the demo).
+	dataseaPulled chan struct{}
 
 	// bookingURLs overrides the registry's booking URLs (the demo's
 	// simulated homes listen on ports chosen at start).
@@ -335,10 +341,11 @@ func (h *Hub) wire(ctx context.Context, opts Options) error {
 	// Route engine (its dead letters are acted on from the console).
 	w.partnerClients = household.NewDirectory()
 	w.portalClient = &portalClient{}
+	w.otherClients = &partnerSet{}
 	engine, err := routes.NewEngine(routes.EngineConfig{Dir: cfg.Paths.Routes, Node: h.Node(), DrainTimeout: cfg.HTTP.ShutdownTimeout * 2 / 3}, routes.Deps{
 		Bus: w.bus, Store: h.Store(), Connectors: connectors.Builtin(), Logger: log,
 		Metrics: h.Registerer(), Clock: h.Clock(), Mapper: routes.NewMappingsMapper(cfg.Paths.Mappings),
-		DataDir: cfg.DataDir, Events: mon, Sealer: sealer, Leases: w.leases, Partners: hubPartners{w.partnerClients, w.portalClient},
+		DataDir: cfg.DataDir, Events: mon, Sealer: sealer, Leases: w.leases, Partners: hubPartners{w.partnerClients, w.portalClient, w.otherClients},
 	})
 	if err != nil {
 		return fmt.Errorf("wire: routes: %w", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/bus"
@@ -15,8 +16,10 @@ import (
 )
 
 // Topic is the bus topic of data-sea records that reach the hub through a
-// route: the front-end processor tables (a dbtable route, docs/datasea.md)
-// publish each row there as one JSON Record.
+// route: the API's feeds (the datasea routes of configs/routes) and the
+// front-end processor tables (a dbtable route, docs/datasea.md) publish
+// each record there as one JSON Record; the API's malformed records arrive
+// as quarantined messages (HeaderReason).
 const Topic = "datasea.records"
 
 // Consumer applies the records of Topic.
@@ -27,6 +30,9 @@ type Consumer struct {
 	Events connectors.Events
 	Clock  clock.Clock
 	Logger *slog.Logger
+	// Applied, when set, is told what each message's apply did (the demo
+	// waits on it before its cycle cuts the list).
+	Applied func(Applied)
 }
 
 // Run consumes until ctx is done. A record is acked once applied (or
@@ -81,7 +87,14 @@ func (c *Consumer) handle(ctx context.Context, d bus.Delivery) {
 	var good []Record
 	var bad []Bad
 	ref := "bus " + Topic + " " + m.IdempotencyKey
-	if err := json.Unmarshal(m.Body, &rec); err != nil {
+	if why := m.Headers[HeaderReason]; why != "" {
+		// Quarantined at the source, with its place; the body is masked.
+		if r := m.Headers[HeaderRef]; r != "" {
+			ref = r
+		}
+		bad = append(bad, Bad{Ref: ref, RecordID: m.Headers[HeaderRecordID], Reason: why, Raw: string(m.Body)})
+		rec.Kind = kindOfRef(ref)
+	} else if err := json.Unmarshal(m.Body, &rec); err != nil {
 		bad = append(bad, Bad{Ref: ref, Reason: fmt.Sprintf("%v: not a record: %v", ErrMalformed, err), Raw: maskRaw(string(m.Body))})
 	} else if rec = rec.Normalize(); rec.Check(c.Clock.Now()) != nil {
 		bad = append(bad, Bad{Ref: ref, RecordID: rec.ID, Reason: rec.Check(c.Clock.Now()).Error(), Raw: maskRaw(string(m.Body))})
@@ -89,7 +102,7 @@ func (c *Consumer) handle(ctx context.Context, d bus.Delivery) {
 		good = append(good, rec)
 	}
 	source := "bus"
-	if s := m.Headers["mzhub-source"]; s != "" {
+	if s := m.Headers[HeaderSource]; s != "" {
 		source = s
 	}
 	a, err := c.Apply.Apply(ctx, source, good, bad)
@@ -107,5 +120,17 @@ func (c *Consumer) handle(ctx context.Context, d bus.Delivery) {
 	if c.Events != nil {
 		c.Events.Emit(ev)
 	}
+	if c.Applied != nil {
+		c.Applied(a)
+	}
 	_ = d.Ack(ctx)
+}
+
+// kindOfRef gives a quarantined record of the migration feed a kind of
+// that feed, so its event names the right flow.
+func kindOfRef(ref string) Kind {
+	if strings.HasPrefix(ref, "api migration ") {
+		return MoveIn
+	}
+	return Death
 }

@@ -76,13 +76,29 @@ func setup(t *testing.T) (*dataseasim.Sim, *store.DB, *monitortest.Recorder, dat
 	return sim, db, &monitortest.Recorder{}, cfg
 }
 
-func puller(t *testing.T, cfg datasea.Config, db *store.DB, ev connectors.Events, a datasea.Applier) *datasea.Puller {
+func puller(t *testing.T, cfg datasea.Config, db *store.DB, ev connectors.Events) *datasea.Puller {
 	t.Helper()
-	p, err := datasea.NewPuller(cfg, connectors.Deps{Store: db, Events: ev, Clock: clock.NewFake(day)}, a)
+	p, err := datasea.NewPuller(cfg, connectors.Deps{Store: db, Events: ev, Clock: clock.NewFake(day)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// pull pulls both feeds, handing each page to a, as the route and the
+// consumer do; it sums what a did.
+func pull(ctx context.Context, p *datasea.Puller, a datasea.Applier) (datasea.Applied, error) {
+	var sum datasea.Applied
+	var errs []error
+	for _, feed := range []string{"death", "migration"} {
+		_, err := p.PullFeed(ctx, feed, func(ctx context.Context, _, _ string, good []datasea.Record, bad []datasea.Bad) error {
+			got, err := a.Apply(ctx, "api", good, bad)
+			sum = sum.Add(got)
+			return err
+		})
+		errs = append(errs, err)
+	}
+	return sum, errors.Join(errs...)
 }
 
 func TestPull(t *testing.T) {
@@ -95,16 +111,16 @@ func TestPull(t *testing.T) {
 	sim.AddRaw("migration", `"not a record"`)
 	sim.Faults.Duplicates.Store(true)
 	mem := newMem()
-	p := puller(t, cfg, db, ev, mem)
-	res, err := p.Pull(ctx)
+	p := puller(t, cfg, db, ev)
+	res, err := pull(ctx, p, mem)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(mem.applied) != len(recs) {
 		t.Fatalf("applied %d of %d", len(mem.applied), len(recs))
 	}
-	if res.Applied.New != len(recs) || res.Applied.Seen == 0 || res.Applied.Quarantined != 3 {
-		t.Fatalf("result %+v", res.Applied)
+	if res.New != len(recs) || res.Seen == 0 || res.Quarantined != 3 {
+		t.Fatalf("result %+v", res)
 	}
 	for _, b := range mem.bad {
 		if strings.Contains(b.Raw, "310101199001011235") || b.Reason == "" || b.Ref == "" {
@@ -113,19 +129,19 @@ func TestPull(t *testing.T) {
 	}
 	// A second pull starts at the stored cursors: nothing new, one page each.
 	pages := sim.Pages()
-	res, err = p.Pull(ctx)
+	res, err = pull(ctx, p, mem)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Applied.New != 0 || sim.Pages()-pages != 2 {
-		t.Fatalf("second pull: %+v, %d pages", res.Applied, sim.Pages()-pages)
+	if res.New != 0 || sim.Pages()-pages != 2 {
+		t.Fatalf("second pull: %+v, %d pages", res, sim.Pages()-pages)
 	}
 	// New records arrive; a fresh puller (a restarted hub) resumes.
 	more := dataseasim.Generate(30, 4, "2026-12-02", 3)
 	sim.Add(more...)
-	res, err = puller(t, cfg, db, ev, mem).Pull(ctx)
-	if err != nil || res.Applied.New != len(more) {
-		t.Fatalf("resumed pull: %+v %v", res.Applied, err)
+	res, err = pull(ctx, puller(t, cfg, db, ev), mem)
+	if err != nil || res.New != len(more) {
+		t.Fatalf("resumed pull: %+v %v", res, err)
 	}
 	var fetched int
 	for _, e := range ev.Events() {
@@ -143,19 +159,20 @@ func TestPullFaults(t *testing.T) {
 	sim, db, ev, cfg := setup(t)
 	sim.Add(dataseasim.Generate(250, 5, "2026-12-01", 1)...)
 	mem := newMem()
-	p := puller(t, cfg, db, ev, mem)
+	p := puller(t, cfg, db, ev)
 
 	// A wrong answer: nothing applied past it, cursor kept, error event.
 	sim.Faults.Wrong.Store(1)
-	if _, err := p.Pull(ctx); !errors.Is(err, datasea.ErrBadAnswer) {
+	if _, err := pull(ctx, p, mem); !errors.Is(err, datasea.ErrBadAnswer) {
 		t.Fatalf("wrong answer: %v", err)
 	}
 	if e := ev.Events()[0]; e.Type != monitor.Failed || e.Status != monitor.Error || e.ErrorCode != "format" {
 		t.Fatalf("event %+v", e)
 	}
-	// The applier fails (the database is busy): the cursor does not move.
+	// The page cannot be handed on (the bus is down, the applier busy):
+	// the cursor does not move.
 	mem.fail = errors.New("database is locked")
-	if _, err := p.Pull(ctx); err == nil {
+	if _, err := pull(ctx, p, mem); err == nil {
 		t.Fatal("pull with a failing applier succeeded")
 	}
 	if c, _ := datasea.Cursor(ctx, db, "death"); c != "" {
@@ -167,12 +184,12 @@ func TestPullFaults(t *testing.T) {
 	// later calls fail fast, without reaching the platform.
 	sim.Faults.Down.Store(true)
 	for range 2 {
-		if _, err := p.Pull(ctx); err == nil {
+		if _, err := pull(ctx, p, mem); err == nil {
 			t.Fatal("pull from a platform that is down succeeded")
 		}
 	}
 	calls := sim.Calls()
-	if _, err := p.Pull(ctx); !errors.Is(err, httpx.ErrCircuitOpen) {
+	if _, err := pull(ctx, p, mem); !errors.Is(err, httpx.ErrCircuitOpen) {
 		t.Fatalf("open breaker: %v", err)
 	}
 	if sim.Calls() != calls {
@@ -180,7 +197,7 @@ func TestPullFaults(t *testing.T) {
 	}
 	// A new puller (the breaker closed again, as after its open time) gets everything once.
 	sim.Faults.Down.Store(false)
-	if _, err := puller(t, cfg, db, ev, mem).Pull(ctx); err != nil {
+	if _, err := pull(ctx, puller(t, cfg, db, ev), mem); err != nil {
 		t.Fatal(err)
 	}
 	for id, n := range mem.times {
@@ -195,7 +212,7 @@ func TestPullFaults(t *testing.T) {
 	// Slow answers hit the deadline.
 	sim.Faults.Slow.Store(int64(3 * time.Second))
 	cfg.Client.Timeout = 50 * time.Millisecond
-	if _, err := puller(t, cfg, db, ev, mem).Pull(ctx); err == nil {
+	if _, err := pull(ctx, puller(t, cfg, db, ev), mem); err == nil {
 		t.Fatal("slow platform: no deadline")
 	}
 }

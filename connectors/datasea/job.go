@@ -17,13 +17,27 @@ type Expecter interface {
 // ExpectationName names the daily pull's expectation in the monitor.
 const ExpectationName = "datasea-daily-pull"
 
-// Job runs the daily pull: at PullAt (Asia/Shanghai) every day, again
-// every RetryEvery until it succeeds, and it expects each day's pull in
-// the monitor by DueBy (a missed one raises an alert). Run it as a
-// singleton job (one replica at a time).
+// ExpectationFor names a feed's daily expectation: ExpectationName for
+// the death feed, ExpectationName-<feed> for the others.
+func ExpectationFor(feed string) string {
+	if feed == "death" {
+		return ExpectationName
+	}
+	return ExpectationName + "-" + feed
+}
+
+// Job keeps the daily pull's schedule: Pull at PullAt (Asia/Shanghai)
+// every day, at once when today's PullAt has passed (a restarted hub
+// catches up; pulls are idempotent), again every RetryEvery until it
+// succeeds, and it expects each day's pull of Feed in the monitor by DueBy
+// (a missed one raises an alert). The datasea route kind runs one per
+// route (route.go); the route engine runs it as a singleton (one replica
+// at a time).
 type Job struct {
-	// Puller pulls the feeds.
-	Puller *Puller
+	// Pull pulls once; an error is retried after RetryEvery.
+	Pull func(ctx context.Context) error
+	// Feed names the expectation's flow (ExpectationFor).
+	Feed string
 	// Config gives PullAt, DueBy and RetryEvery.
 	Config Config
 	// Expect, when set, receives the daily expectations.
@@ -33,8 +47,6 @@ type Job struct {
 	Logger *slog.Logger
 	// Immediate pulls once at start whatever the time (the demo).
 	Immediate bool
-	// Pulled, when set, is told about each successful pull (tests, the demo).
-	Pulled func(Pull)
 }
 
 // at returns the time h:m of the day of t, Asia/Shanghai.
@@ -70,18 +82,14 @@ func (j *Job) Run(ctx context.Context) error {
 			case <-c.After(d):
 			}
 		}
-		res, err := j.Puller.Pull(ctx)
+		err := j.Pull(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
-			log.Warn("datasea: pull failed; retrying", "err", err, "retry_in", j.Config.RetryEvery)
+			log.Warn("datasea: pull failed; retrying", "feed", j.Feed, "err", err, "retry_in", j.Config.RetryEvery)
 			next = c.Now().Add(j.Config.RetryEvery)
 			continue
-		}
-		log.Info("datasea: pulled", "records", res.Records, "new", res.Applied.New, "seen", res.Applied.Seen, "quarantined", res.Applied.Quarantined)
-		if j.Pulled != nil {
-			j.Pulled(res)
 		}
 		// Tomorrow's pull, and its expectation.
 		now = c.Now()
@@ -94,7 +102,7 @@ func (j *Job) expect(ctx context.Context, log *slog.Logger, due, now time.Time) 
 	if j.Expect == nil || !now.Before(due) {
 		return
 	}
-	if err := j.Expect.Expect(ctx, monitor.Expectation{Name: ExpectationName, Partner: Partner, Flow: "death",
+	if err := j.Expect.Expect(ctx, monitor.Expectation{Name: ExpectationFor(j.Feed), Partner: Partner, Flow: j.Feed,
 		Type: monitor.Fetched, Due: due}); err != nil {
 		log.Warn("datasea: expectation", "err", err)
 	}

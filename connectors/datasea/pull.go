@@ -68,29 +68,37 @@ type Page struct {
 	More bool `json:"more"`
 }
 
-// Puller pulls the platform's feeds through its API and applies them.
+// Puller pulls the platform's feeds through its API, page by page from
+// the cursor kept in the state store. It hands each page to a Deliver (the
+// datasea route kind emits it onto the route, route.go) and stores the
+// cursor only once the page was delivered.
 type Puller struct {
 	cfg   Config
 	c     *httpx.Client
 	db    *store.DB
-	apply Applier
 	ev    connectors.Events
 	clock clock.Clock
 	log   *slog.Logger
-	node  string
 }
+
+// Deliver hands one page's records on: good are the records to apply, bad
+// those quarantined with their place and reason. cursor is where the page
+// started (stable when the same page is pulled again). It returns nil only
+// once the page is safe (durably on the bus); only then is the cursor
+// stored.
+type Deliver func(ctx context.Context, feed, cursor string, good []Record, bad []Bad) error
 
 // NewPuller returns a puller of the API at cfg.URL; deps.Store keeps the
 // cursors (migrated with Migrate).
-func NewPuller(cfg Config, deps connectors.Deps, apply Applier) (*Puller, error) {
+func NewPuller(cfg Config, deps connectors.Deps) (*Puller, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.URL == "" {
 		return nil, errors.New("datasea: pull: no url")
 	}
-	if deps.Store == nil || apply == nil {
-		return nil, errors.New("datasea: pull: state store and applier required")
+	if deps.Store == nil {
+		return nil, errors.New("datasea: pull: state store required")
 	}
 	c, err := httpx.NewClient("datasea", cfg.Client)
 	if err != nil {
@@ -102,9 +110,13 @@ func NewPuller(cfg Config, deps connectors.Deps, apply Applier) (*Puller, error)
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Puller{cfg: cfg, c: c, db: deps.Store, apply: apply, ev: deps.Events, clock: deps.Clock,
+	return &Puller{cfg: cfg, c: c, db: deps.Store, ev: deps.Events, clock: deps.Clock,
 		log: deps.Logger.With("partner", Partner)}, nil
 }
+
+// Config returns the configuration the puller was built from (its
+// schedule: pull_at, due_by, retry_every).
+func (p *Puller) Config() Config { return p.cfg }
 
 // Cursor returns the stored cursor of a feed ("" before the first page).
 func Cursor(ctx context.Context, db *store.DB, feed string) (string, error) {
@@ -129,85 +141,74 @@ func (p *Puller) saveCursor(ctx context.Context, feed, cursor string) error {
 	return nil
 }
 
-// Pull is the outcome of one pull of all feeds.
-type Pull struct {
-	// Pages fetched and records received, by feed.
-	Pages, Records map[string]int
-	// Applied sums what the applier did.
-	Applied Applied
+// FeedPull is the outcome of one pull of a feed.
+type FeedPull struct {
+	// Pages fetched, Records received, of which Quarantined were malformed.
+	Pages, Records, Quarantined int
 }
 
-// Pull pulls every feed from its stored cursor to the end and applies
-// what arrives, page by page: a page is applied first and its cursor
-// stored after, so a crash in between pulls the page again, which the
-// applier's idempotency makes harmless. One monitor event per feed: fetched
-// (ok, or warning with quarantined records) or failed.
-func (p *Puller) Pull(ctx context.Context) (Pull, error) {
-	out := Pull{Pages: map[string]int{}, Records: map[string]int{}}
-	var errs []error
-	for _, feed := range []string{"death", "migration"} {
-		start := p.clock.Now()
-		pages, recs, applied, err := p.pullFeed(ctx, feed)
-		out.Pages[feed], out.Records[feed] = pages, recs
-		out.Applied = out.Applied.Add(applied)
-		ev := monitor.Event{Time: p.clock.Now(), Partner: Partner, Flow: feed, Direction: monitor.Inbound, Channel: "http",
-			Type: monitor.Fetched, Status: monitor.OK, Records: int64(recs), RecordsFailed: int64(applied.Quarantined),
-			Duration: p.clock.Now().Sub(start), Component: "datasea",
-			Attrs: map[string]string{"pages": strconv.Itoa(pages), "new": strconv.Itoa(applied.New), "seen": strconv.Itoa(applied.Seen)}}
-		if applied.Quarantined > 0 {
-			ev.Status = monitor.Warning
-		}
-		if err != nil {
-			ev.Type, ev.Status, ev.ErrorMessage = monitor.Failed, monitor.Error, err.Error()
-			ev.ErrorClass = "transient"
-			if errors.Is(err, httpx.ErrCircuitOpen) {
-				ev.ErrorCode = "breaker"
-			} else if errors.Is(err, ErrBadAnswer) {
-				ev.ErrorCode = "format"
-			}
-			errs = append(errs, fmt.Errorf("feed %s: %w", feed, err))
-		}
-		p.emit(ev)
+// PullFeed pulls a feed ("death" or "migration") from its stored cursor to
+// the end, page by page: a page is delivered first and its cursor stored
+// after, so a crash in between pulls the page again, which the records'
+// idempotency (their record ids) makes harmless. It emits one monitor
+// event: fetched (ok, counting the quarantined records as failed records:
+// the pull succeeded, the consumer raises each as rejected) or failed. The
+// feed's daily expectation is met by the fetched event.
+func (p *Puller) PullFeed(ctx context.Context, feed string, deliver Deliver) (FeedPull, error) {
+	if _, ok := Feeds[feed]; !ok {
+		return FeedPull{}, fmt.Errorf("datasea: unknown feed %q", feed)
 	}
-	return out, errors.Join(errs...)
-}
-
-func (p *Puller) emit(ev monitor.Event) {
-	if p.ev != nil {
+	start := p.clock.Now()
+	res, err := p.pullFeed(ctx, feed, deliver)
+	ev := monitor.Event{Time: p.clock.Now(), Partner: Partner, Flow: feed, Direction: monitor.Inbound, Channel: "http",
+		Type: monitor.Fetched, Status: monitor.OK, Records: int64(res.Records - res.Quarantined), RecordsFailed: int64(res.Quarantined),
+		Duration: p.clock.Now().Sub(start), Component: "datasea", Attrs: map[string]string{"pages": strconv.Itoa(res.Pages)}}
+	if err != nil {
+		ev.Type, ev.Status, ev.ErrorMessage = monitor.Failed, monitor.Error, err.Error()
+		ev.ErrorClass = "transient"
+		if errors.Is(err, httpx.ErrCircuitOpen) {
+			ev.ErrorCode = "breaker"
+		} else if errors.Is(err, ErrBadAnswer) {
+			ev.ErrorCode = "format"
+		}
+		err = fmt.Errorf("feed %s: %w", feed, err)
+	}
+	if p.ev != nil && ctx.Err() == nil {
 		p.ev.Emit(ev)
 	}
+	return res, err
 }
 
-func (p *Puller) pullFeed(ctx context.Context, feed string) (pages, recs int, applied Applied, err error) {
+func (p *Puller) pullFeed(ctx context.Context, feed string, deliver Deliver) (FeedPull, error) {
+	var res FeedPull
 	cursor, err := Cursor(ctx, p.db, feed)
 	if err != nil {
-		return 0, 0, applied, err
+		return res, err
 	}
-	for pages < p.cfg.MaxPages {
+	for res.Pages < p.cfg.MaxPages {
 		page, err := p.fetch(ctx, feed, cursor)
 		if err != nil {
-			return pages, recs, applied, err
+			return res, err
 		}
-		pages++
-		good, bad := decodePage(feed, pages, page.Records, p.clock.Now())
-		recs += len(page.Records)
-		a, err := p.apply.Apply(ctx, "api", good, bad)
-		if err != nil {
-			return pages, recs, applied, fmt.Errorf("apply page %d: %w", pages, err)
+		res.Pages++
+		good, bad := decodePage(feed, cursor, page.Records, p.clock.Now())
+		res.Records += len(page.Records)
+		res.Quarantined += len(bad)
+		if err := deliver(ctx, feed, cursor, good, bad); err != nil {
+			return res, fmt.Errorf("deliver page %d: %w", res.Pages, err)
 		}
-		applied = applied.Add(a)
 		if page.NextCursor != cursor {
 			if err := p.saveCursor(ctx, feed, page.NextCursor); err != nil {
-				return pages, recs, applied, err
+				return res, err
 			}
 			cursor = page.NextCursor
 		}
 		if !page.More {
-			return pages, recs, applied, nil
+			return res, nil
 		}
 	}
-	p.log.Warn("datasea: max_pages reached; the rest follows in the next pull", "feed", feed, "pages", pages)
-	return pages, recs, applied, nil
+	p.log.Warn("datasea: max_pages reached; the rest follows in the next pull", "feed", feed, "pages", res.Pages)
+	return res, nil
 }
 
 func (p *Puller) fetch(ctx context.Context, feed, cursor string) (Page, error) {
@@ -234,12 +235,13 @@ func (p *Puller) fetch(ctx context.Context, feed, cursor string) (Page, error) {
 }
 
 // decodePage decodes each record on its own; those that cannot be applied
-// become Bad with their place in the page.
-func decodePage(feed string, page int, raw []json.RawMessage, now time.Time) ([]Record, []Bad) {
+// become Bad with their place: the feed, the cursor the page started at and
+// the item's number in the page.
+func decodePage(feed, cursor string, raw []json.RawMessage, now time.Time) ([]Record, []Bad) {
 	var good []Record
 	var bad []Bad
 	for i, r := range raw {
-		ref := fmt.Sprintf("api %s page %d item %d", feed, page, i+1)
+		ref := fmt.Sprintf("api %s page at cursor %q item %d", feed, cursor, i+1)
 		var rec Record
 		if err := json.Unmarshal(r, &rec); err != nil {
 			bad = append(bad, Bad{Ref: ref, Reason: fmt.Sprintf("%v: not a record: %v", ErrMalformed, err), Raw: maskRaw(string(r))})

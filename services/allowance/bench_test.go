@@ -49,17 +49,17 @@ func BenchmarkDayPull(b *testing.B) {
 		cfg := datasea.DefaultConfig()
 		cfg.URL = sim.URL()
 		cfg.Client = httpx.ClientConfig{Timeout: time.Minute}
-		p, err := datasea.NewPuller(cfg, connectors.Deps{Store: db}, al)
+		p, err := datasea.NewPuller(cfg, connectors.Deps{Store: db})
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
 		start, c0 := time.Now(), cpuNow()
-		res, err := p.Pull(ctx)
+		res, err := pullInto(ctx, p, al)
 		wall += time.Since(start)
 		cpu += cpuNow() - c0
-		if err != nil || res.Applied.New != n {
-			b.Fatalf("pull: %+v %v", res.Applied, err)
+		if err != nil || res.New != n {
+			b.Fatalf("pull: %+v %v", res, err)
 		}
 	}
 	b.ReportMetric(wall.Seconds()/float64(b.N), "wall-s/pull")

@@ -65,11 +65,11 @@ func TestKillChild(t *testing.T) {
 	deps := connectors.Deps{Store: db}
 	switch spec.Mode {
 	case "pull":
-		p, err := datasea.NewPuller(cfg, deps, al)
+		p, err := datasea.NewPuller(cfg, deps)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := p.Pull(ctx); err != nil {
+		if _, err := pullInto(ctx, p, al); err != nil {
 			t.Fatal(err)
 		}
 	case "push":

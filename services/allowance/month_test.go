@@ -56,11 +56,11 @@ func TestMonthWithDeathsAndMoves(t *testing.T) {
 	cfg := datasea.DefaultConfig()
 	cfg.URL, cfg.PageSize = sim.URL(), 25
 	cfg.Client = httpx.ClientConfig{Timeout: 5 * time.Second}
-	p, err := datasea.NewPuller(cfg, connectors.Deps{Store: db, Clock: fc}, al)
+	p, err := datasea.NewPuller(cfg, connectors.Deps{Store: db, Clock: fc})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Pull(ctx); err != nil {
+	if _, err := pullInto(ctx, p, al); err != nil {
 		t.Fatal(err)
 	}
 	stopped := map[string]bool{early.Account: true}
@@ -256,4 +256,20 @@ func TestMonthWithDeathsAndMoves(t *testing.T) {
 	if ov, _ := al.Overview(ctx); (ov.Clawbacks == 0) != res[early.ID].Paid() {
 		t.Fatalf("after the deduction: %+v (deducted %v)", ov, res[early.ID].Paid())
 	}
+}
+
+// pullInto pulls both feeds and applies each page to al as the records
+// topic's consumer does (the datasea routes carry them in the hub).
+func pullInto(ctx context.Context, p *datasea.Puller, al datasea.Applier) (datasea.Applied, error) {
+	var sum datasea.Applied
+	for _, feed := range []string{"death", "migration"} {
+		if _, err := p.PullFeed(ctx, feed, func(ctx context.Context, _, _ string, good []datasea.Record, bad []datasea.Bad) error {
+			a, err := al.Apply(ctx, "api", good, bad)
+			sum = sum.Add(a)
+			return err
+		}); err != nil {
+			return sum, err
+		}
+	}
+	return sum, nil
 }
