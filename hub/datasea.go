@@ -23,7 +23,8 @@ import (
 )
 
 // DemoDataseaRecords is the number of death and move records the demo's
-// simulated data sea holds for yesterday (persons of the demo list).
+// simulated data sea is given about persons of the demo list (a person
+// drawn twice is kept once, so it holds at most this many).
 const DemoDataseaRecords = 60
 
 // wireDatasea adds to h the data sea family: the allowance rules (and the
@@ -65,6 +66,7 @@ func wireDatasea(ctx context.Context, h *Hub, opts Options, singleton singletonF
 		h.OnClose(func(context.Context) error { return sim.Close() })
 		sim.Add(demoRecords(h.Clock().Now())...)
 		cfg.URL = sim.URL()
+		h.parts.dataseaSim = sim
 	}
 
 	// The API's feeds are pulled by the datasea routes of configs/routes
@@ -124,6 +126,9 @@ func wireDatasea(ctx context.Context, h *Hub, opts Options, singleton singletonF
 	h.mon.Mount("nav_datasea", "datasea/", page) // inside the console's layout, behind its guard
 	return nil
 }
+
+// DataseaSim returns the demo's simulated data sea (nil outside the demo).
+func (h *Hub) DataseaSim() *dataseasim.Sim { return h.parts.dataseaSim }
 
 // demoPulled returns the consumer's hook that closes h's dataseaPulled
 // once n records (the simulated day) were applied or quarantined.

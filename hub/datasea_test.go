@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -307,5 +308,87 @@ func waitExpectation(t *testing.T, srv *hubtest.Server, name string, state monit
 			t.Fatalf("expectation %s: %q (%v), want %s", name, got, err, state)
 		}
 		time.Sleep(50 * time.Millisecond) // the tracker checks every 100ms and signals nothing
+	}
+}
+
+// lockedBuffer is a log sink safe for the hub's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestDataseaRoutesWithoutURL: a hub served without datasea.url (the
+// shipped profile) does not start the datasea routes, says why once in its
+// log, and retries nothing; the other routes and the hub run.
+func TestDataseaRoutesWithoutURL(t *testing.T) {
+	var log lockedBuffer
+	srv := hubtest.Start(t, hubtest.Options{Log: &log})
+	// The engine starts its routes once it runs: wait for the others.
+	running := srv.Hub.Routes().Routes()
+	for deadline := time.Now().Add(30 * time.Second); !slices.Contains(running, "verification-ministry-inbound") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond) // the engine signals nothing when its routes are up
+		running = srv.Hub.Routes().Routes()
+	}
+	if slices.Contains(running, "datasea-death") || slices.Contains(running, "datasea-migration") {
+		t.Fatalf("datasea routes running without datasea.url: %v", running)
+	}
+	if !slices.Contains(running, "verification-ministry-inbound") {
+		t.Fatalf("the other shipped routes are not running: %v", running)
+	}
+	for _, id := range []string{"datasea-death", "datasea-migration"} {
+		var lines []string
+		for _, l := range strings.Split(log.String(), "\n") {
+			if strings.Contains(l, "route not started") && strings.Contains(l, "route "+id+":") {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) != 1 || !strings.Contains(lines[0], "datasea.url is unset") {
+			t.Fatalf("route %s: want one log line saying datasea.url is unset, got %q", id, lines)
+		}
+	}
+}
+
+// TestDataseaDemo: the demo runs the same shipped routes against its
+// simulated platform (the simulator's URL reaches them as datasea.url
+// does); the day's records are applied before the demo's cycle cuts its
+// list, and that cycle's batch leaves the persons stopped out.
+func TestDataseaDemo(t *testing.T) {
+	srv := hubtest.Start(t, hubtest.Options{Hub: hub.Options{Demo: true}})
+	ctx := context.Background()
+	period := time.Now().In(time.FixedZone("CST", 8*3600)).Format("2006-01")
+	late := time.After(2 * time.Minute)
+	for {
+		changed := srv.Hub.Disbursement().Changed()
+		b, err := srv.Hub.Disbursement().Batch(ctx, bank.Disbursement, period)
+		if err == nil && b.Records > 0 {
+			break
+		}
+		select {
+		case <-changed:
+		case <-late:
+			t.Fatalf("the demo's batch was not cut: %+v %v", b, err)
+		}
+	}
+	var applied int
+	sim := srv.Hub.DataseaSim()
+	want := sim.Len("death") + sim.Len("migration")
+	if err := srv.Hub.Store().QueryRow(`SELECT COUNT(*) FROM allow_records`).Scan(&applied); err != nil || applied != want || want == 0 {
+		t.Fatalf("%d of the demo's %d data sea records applied when its list was cut (%v)", applied, want, err)
+	}
+	running := srv.Hub.Routes().Routes()
+	if !slices.Contains(running, "datasea-death") || !slices.Contains(running, "datasea-migration") {
+		t.Fatalf("the demo does not run the datasea routes: %v", running)
 	}
 }

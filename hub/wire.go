@@ -19,6 +19,7 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/bank"
 	"github.com/shanghai-mca/mzhub/connectors/bank/banksim"
+	"github.com/shanghai-mca/mzhub/connectors/datasea/dataseasim"
 	"github.com/shanghai-mca/mzhub/connectors/funeralhome/funeralhomesim"
 	"github.com/shanghai-mca/mzhub/connectors/household"
 	"github.com/shanghai-mca/mzhub/monitor"
@@ -79,6 +80,8 @@ type parts struct {
 	// dataseaPulled is closed once the demo's data sea records are applied
 	// (hub/datasea.go; nil outside the demo).
 	dataseaPulled chan struct{}
+	// dataseaSim is the demo's simulated data sea (nil outside the demo).
+	dataseaSim *dataseasim.Sim
 
 	// bookingURLs overrides the registry's booking URLs (the demo's
 	// simulated homes listen on ports chosen at start).

@@ -122,7 +122,7 @@ func NewSource(cfg SourceConfig, deps connectors.Deps) (*Source, error) {
 	}
 	x, err := cl.PartnerClient(cfg.Partner)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNotConfigured, err)
+		return nil, ErrNotConfigured // the hub adds the client only with datasea.url
 	}
 	ep, ok := x.(*Endpoint)
 	if !ok || ep == nil || ep.Puller == nil {

@@ -36,6 +36,9 @@ type Options struct {
 	Configure func(*config.Config)
 	// Dir is the data directory (default t.TempDir()).
 	Dir string
+	// Log, when set, also receives the hub's log lines (warn and above);
+	// it must be safe for concurrent writes.
+	Log io.Writer
 }
 
 // Server is one running hub.
@@ -69,7 +72,11 @@ func Start(t testing.TB, o Options) *Server {
 		o.Configure(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h, err := hub.Build(ctx, cfg, hub.NewLogger(testWriter{t}, cfg.Log.Level, "text"), o.Hub)
+	var logw io.Writer = testWriter{t}
+	if o.Log != nil {
+		logw = io.MultiWriter(logw, o.Log)
+	}
+	h, err := hub.Build(ctx, cfg, hub.NewLogger(logw, cfg.Log.Level, "text"), o.Hub)
 	if err != nil {
 		cancel()
 		t.Fatalf("hubtest: build: %v", err)
