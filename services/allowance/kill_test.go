@@ -3,6 +3,7 @@ package allowance_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -12,11 +13,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shanghai-mca/mzhub/bus"
+	"github.com/shanghai-mca/mzhub/bus/local"
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/datasea"
 	"github.com/shanghai-mca/mzhub/connectors/datasea/dataseasim"
 	"github.com/shanghai-mca/mzhub/connectors/httpx"
+	"github.com/shanghai-mca/mzhub/routes"
+	"github.com/shanghai-mca/mzhub/services/allowance"
 	"github.com/shanghai-mca/mzhub/store"
 )
 
@@ -24,6 +31,8 @@ const childEnv = "MZHUB_ALLOWANCE_CHILD"
 
 type childSpec struct {
 	DB, URL, Mode string
+	// Want is the number of records a pull ends with applied.
+	Want int
 }
 
 func openFile(t testing.TB, path string) *store.DB {
@@ -39,7 +48,9 @@ func openFile(t testing.TB, path string) *store.DB {
 }
 
 // TestKillChild is the hub side of TestSIGKILLPullAndPush's child
-// process: a pull of every feed, or a push of a recipients list.
+// process: the shipped datasea routes pulling every feed onto the durable
+// local bus, whose records the consumer applies, until Want records are
+// applied; or a push of a recipients list.
 func TestKillChild(t *testing.T) {
 	p := os.Getenv(childEnv)
 	if p == "" {
@@ -65,13 +76,7 @@ func TestKillChild(t *testing.T) {
 	deps := connectors.Deps{Store: db}
 	switch spec.Mode {
 	case "pull":
-		p, err := datasea.NewPuller(cfg, deps)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := pullInto(ctx, p, al); err != nil {
-			t.Fatal(err)
-		}
+		runRoutes(t, db, cfg, al, spec.Want)
 	case "push":
 		p, err := datasea.NewPusher(cfg, deps, signerFunc(func() []byte { return []byte("sig") }))
 		if err != nil {
@@ -87,13 +92,99 @@ func TestKillChild(t *testing.T) {
 	}
 }
 
+// runRoutes runs configs/routes/datasea-*.yaml in the route engine on the
+// state database's local bus, and the consumer applying into al, until want
+// records are applied (as the hub runs them).
+func runRoutes(t *testing.T, db *store.DB, cfg datasea.Config, al *allowance.Service, want int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b, err := local.Open(ctx, db, bus.LocalConfig{CommitInterval: 5 * time.Millisecond, MaxBatch: 500, CacheBytes: 1 << 20}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = b.Close(context.Background()) }()
+	dir := t.TempDir()
+	files, _ := filepath.Glob("../../configs/routes/datasea-*.yaml")
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := datasea.NewPuller(cfg, connectors.Deps{Store: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := connectors.NewRegistry()
+	spec, err := connectors.Builtin().Lookup(datasea.ConnectorKind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Register(spec); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := routes.NewEngine(routes.EngineConfig{ReloadInterval: -1}, routes.Deps{Bus: b, Store: db, Connectors: reg,
+		Metrics: prometheus.NewRegistry(), Partners: endpoint{&datasea.Endpoint{Puller: p, Immediate: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Load(dir); err != nil {
+		t.Fatal(err)
+	}
+	applied := make(chan struct{}, 1)
+	cons := &datasea.Consumer{Bus: b, Apply: al, Applied: func(datasea.Applied) {
+		select {
+		case applied <- struct{}{}:
+		default:
+		}
+	}}
+	done := make(chan error, 2)
+	go func() { done <- eng.Run(ctx) }()
+	go func() { done <- cons.Run(ctx) }()
+	late := time.After(2 * time.Minute)
+	for {
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM allow_records`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n >= want {
+			break
+		}
+		select {
+		case <-applied:
+		case <-late:
+			t.Fatalf("%d of %d records applied", n, want)
+		}
+	}
+	cancel()
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// endpoint hands the routes the data sea endpoint as the hub does.
+type endpoint struct{ ep *datasea.Endpoint }
+
+func (e endpoint) PartnerClient(id string) (any, error) {
+	if id != datasea.Partner {
+		return nil, errors.New("partner " + id + " is not configured")
+	}
+	return e.ep, nil
+}
+
 type signerFunc func() []byte
 
 func (f signerFunc) Sign(io.Reader) ([]byte, error) { return f(), nil }
 
 // TestSIGKILLPullAndPush kills the hub's side (SIGKILL) in the middle of a
-// day's pull, at random pages, three times, and then lets it finish:
-// every record is applied once and nothing is lost. Then it kills the
+// day's pull by the shipped datasea routes, at random pages, three times,
+// and then lets it finish: every record is applied once and nothing is
+// lost (the cursor moves only past pages durably on the bus). Then it kills the
 // hub while the platform holds the answer to a recipients push, after the
 // platform took it: the resumed push gets the first receipt, and the
 // platform holds one push.
@@ -113,7 +204,7 @@ func TestSIGKILLPullAndPush(t *testing.T) {
 	dbPath := filepath.Join(dir, "state.db")
 	run := func(mode string) *exec.Cmd {
 		spec := filepath.Join(dir, mode+".json")
-		b, _ := json.Marshal(childSpec{DB: dbPath, URL: sim.URL(), Mode: mode})
+		b, _ := json.Marshal(childSpec{DB: dbPath, URL: sim.URL(), Mode: mode, Want: len(recs)})
 		if err := os.WriteFile(spec, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
