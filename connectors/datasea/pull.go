@@ -104,6 +104,8 @@ func NewPuller(cfg Config, deps connectors.Deps) (*Puller, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Its breaker's changes are the data sea's events (partner_down).
+	c.Observe(deps.Events, Partner)
 	if deps.Clock == nil {
 		deps.Clock = clock.Real{}
 	}

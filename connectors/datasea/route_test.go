@@ -268,6 +268,9 @@ func TestRoute(t *testing.T) {
 	e.waitEvent("breaker", func(ev monitor.Event) bool {
 		return ev.Partner == datasea.Partner && ev.Type == monitor.Failed && ev.ErrorCode == "breaker"
 	})
+	e.waitEvent("breaker_open", func(ev monitor.Event) bool {
+		return ev.Partner == datasea.Partner && ev.ErrorClass == "breaker" && ev.ErrorCode == "breaker_open"
+	})
 	e.sim.Faults.Down.Store(false)
 	e.waitApplied(len(recs)+len(more)+len(last), bad)
 	// Every record as the platform sent it: those seen twice changed nothing.
