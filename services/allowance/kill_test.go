@@ -33,6 +33,8 @@ type childSpec struct {
 	DB, URL, Mode string
 	// Want is the number of records a pull ends with applied.
 	Want int
+	// PageSize is the pull's page size.
+	PageSize int
 }
 
 func openFile(t testing.TB, path string) *store.DB {
@@ -71,7 +73,7 @@ func TestKillChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := datasea.DefaultConfig()
-	cfg.URL, cfg.PageSize = spec.URL, 200
+	cfg.URL, cfg.PageSize = spec.URL, spec.PageSize
 	cfg.Client = httpx.ClientConfig{Timeout: 30 * time.Second}
 	deps := connectors.Deps{Store: db}
 	switch spec.Mode {
@@ -144,7 +146,7 @@ func runRoutes(t *testing.T, db *store.DB, cfg datasea.Config, al *allowance.Ser
 	done := make(chan error, 2)
 	go func() { done <- eng.Run(ctx) }()
 	go func() { done <- cons.Run(ctx) }()
-	late := time.After(2 * time.Minute)
+	late := time.After(5 * time.Minute)
 	for {
 		var n int
 		if err := db.QueryRow(`SELECT COUNT(*) FROM allow_records`).Scan(&n); err != nil {
@@ -198,13 +200,19 @@ func TestSIGKILLPullAndPush(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sim.Close() })
-	recs := dataseasim.Generate(12000, 8, "2026-12-01", 1)
+	// About 60 pages either way; under -race each record's apply through
+	// the bus is some ten times slower, so the day is smaller.
+	n, pageSize := 12000, 200
+	if raceEnabled {
+		n, pageSize = 2000, 33
+	}
+	recs := dataseasim.Generate(n, 8, "2026-12-01", 1)
 	sim.Add(recs...)
 	sim.Faults.Duplicates.Store(true)
 	dbPath := filepath.Join(dir, "state.db")
 	run := func(mode string) *exec.Cmd {
 		spec := filepath.Join(dir, mode+".json")
-		b, _ := json.Marshal(childSpec{DB: dbPath, URL: sim.URL(), Mode: mode, Want: len(recs)})
+		b, _ := json.Marshal(childSpec{DB: dbPath, URL: sim.URL(), Mode: mode, Want: len(recs), PageSize: pageSize})
 		if err := os.WriteFile(spec, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
