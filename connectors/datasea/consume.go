@@ -35,9 +35,19 @@ type Consumer struct {
 	Applied func(Applied)
 }
 
-// Run consumes until ctx is done. A record is acked once applied (or
-// quarantined); an apply that fails is nacked and redelivered, up to 20
-// times before the bus dead-letters it.
+// batchMax bounds the records one Apply takes (one transaction), and
+// batchWait how long the consumer waits for the next delivery before it
+// applies what it holds.
+const (
+	batchMax  = 500
+	batchWait = 5 * time.Millisecond
+)
+
+// Run consumes until ctx is done. The deliveries at hand (up to batchMax,
+// each waited for at most batchWait after the first) are applied together,
+// one transaction; each is acked once applied (or quarantined); an apply
+// that fails nacks them all, redelivered up to 20 times before the bus
+// dead-letters each.
 func (c *Consumer) Run(ctx context.Context) error {
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
@@ -50,7 +60,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	var sub bus.Subscription
 	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
 		var err error
-		sub, err = c.Bus.Subscribe(ctx, bus.SubscribeOptions{Topic: Topic, Subscription: "allowance", MaxDeliveries: 20})
+		sub, err = c.Bus.Subscribe(ctx, bus.SubscribeOptions{Topic: Topic, Subscription: "allowance", MaxDeliveries: 20, Prefetch: batchMax})
 		if err == nil {
 			break
 		}
@@ -77,53 +87,116 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("datasea: receive: %w", err)
 		}
-		c.handle(ctx, d)
+		batch := []bus.Delivery{d}
+		for len(batch) < batchMax {
+			wctx, cancel := context.WithTimeout(ctx, batchWait)
+			d, err := sub.Receive(wctx)
+			cancel()
+			if err != nil {
+				break // none at hand (or closing: the next Receive says so)
+			}
+			batch = append(batch, d)
+		}
+		c.handle(ctx, batch)
 	}
 }
 
-func (c *Consumer) handle(ctx context.Context, d bus.Delivery) {
-	m := d.Message()
-	var rec Record
+// decoded is one delivery's record, or its quarantine.
+type decoded struct {
+	d    bus.Delivery
+	rec  *Record
+	bad  *Bad
+	kind Kind
+}
+
+func (c *Consumer) handle(ctx context.Context, batch []bus.Delivery) {
+	now := c.Clock.Now()
+	// Applied by way in (the source header), in the order received.
+	var sources []string
+	bySource := map[string][]decoded{}
+	for _, d := range batch {
+		m := d.Message()
+		x := decoded{d: d}
+		ref := "bus " + Topic + " " + m.IdempotencyKey
+		var rec Record
+		if why := m.Headers[HeaderReason]; why != "" {
+			// Quarantined at the source, with its place; the body is masked.
+			if r := m.Headers[HeaderRef]; r != "" {
+				ref = r
+			}
+			x.bad = &Bad{Ref: ref, RecordID: m.Headers[HeaderRecordID], Reason: why, Raw: string(m.Body)}
+			x.kind = kindOfRef(ref)
+		} else if err := json.Unmarshal(m.Body, &rec); err != nil {
+			x.bad = &Bad{Ref: ref, Reason: fmt.Sprintf("%v: not a record: %v", ErrMalformed, err), Raw: maskRaw(string(m.Body))}
+		} else if rec = rec.Normalize(); rec.Check(now) != nil {
+			x.bad = &Bad{Ref: ref, RecordID: rec.ID, Reason: rec.Check(now).Error(), Raw: maskRaw(string(m.Body))}
+			x.kind = rec.Kind
+		} else {
+			x.rec, x.kind = &rec, rec.Kind
+		}
+		source := "bus"
+		if s := m.Headers[HeaderSource]; s != "" {
+			source = s
+		}
+		if _, ok := bySource[source]; !ok {
+			sources = append(sources, source)
+		}
+		bySource[source] = append(bySource[source], x)
+	}
+	for _, source := range sources {
+		c.apply(ctx, source, bySource[source])
+	}
+}
+
+// apply applies one source's deliveries together and settles them.
+func (c *Consumer) apply(ctx context.Context, source string, xs []decoded) {
 	var good []Record
 	var bad []Bad
-	ref := "bus " + Topic + " " + m.IdempotencyKey
-	if why := m.Headers[HeaderReason]; why != "" {
-		// Quarantined at the source, with its place; the body is masked.
-		if r := m.Headers[HeaderRef]; r != "" {
-			ref = r
+	for _, x := range xs {
+		if x.bad != nil {
+			bad = append(bad, *x.bad)
+		} else {
+			good = append(good, *x.rec)
 		}
-		bad = append(bad, Bad{Ref: ref, RecordID: m.Headers[HeaderRecordID], Reason: why, Raw: string(m.Body)})
-		rec.Kind = kindOfRef(ref)
-	} else if err := json.Unmarshal(m.Body, &rec); err != nil {
-		bad = append(bad, Bad{Ref: ref, Reason: fmt.Sprintf("%v: not a record: %v", ErrMalformed, err), Raw: maskRaw(string(m.Body))})
-	} else if rec = rec.Normalize(); rec.Check(c.Clock.Now()) != nil {
-		bad = append(bad, Bad{Ref: ref, RecordID: rec.ID, Reason: rec.Check(c.Clock.Now()).Error(), Raw: maskRaw(string(m.Body))})
-	} else {
-		good = append(good, rec)
-	}
-	source := "bus"
-	if s := m.Headers[HeaderSource]; s != "" {
-		source = s
 	}
 	a, err := c.Apply.Apply(ctx, source, good, bad)
 	if err != nil {
-		c.Logger.Warn("datasea: apply from the bus failed; redelivering", "err", err, "attempt", d.Attempt())
-		_ = d.Nack(ctx, time.Duration(d.Attempt())*time.Second, err)
+		c.Logger.Warn("datasea: apply from the bus failed; redelivering", "records", len(xs), "err", err, "attempt", xs[0].d.Attempt())
+		for _, x := range xs {
+			_ = x.d.Nack(ctx, time.Duration(x.d.Attempt())*time.Second, err)
+		}
 		return
 	}
-	ev := monitor.Event{Time: c.Clock.Now(), Partner: Partner, Flow: FeedOf(rec.Kind), Direction: monitor.Inbound, Channel: "bus",
-		Type: monitor.Received, Status: monitor.OK, ExchangeID: m.IdempotencyKey, Records: int64(a.New + a.Seen),
-		RecordsFailed: int64(a.Quarantined), Component: "datasea"}
-	if a.Quarantined > 0 {
-		ev.Type, ev.Status, ev.ErrorMessage = monitor.Rejected, monitor.Warning, bad[0].Reason
+	// One received event per feed of the batch, one rejected per quarantined record.
+	perFeed := map[string]int64{}
+	var feeds []string
+	for _, x := range xs {
+		f := FeedOf(x.kind)
+		if x.bad != nil {
+			if c.Events != nil {
+				c.Events.Emit(monitor.Event{Time: c.Clock.Now(), Partner: Partner, Flow: f, Direction: monitor.Inbound, Channel: "bus",
+					Type: monitor.Rejected, Status: monitor.Warning, ExchangeID: x.d.Message().IdempotencyKey, RecordsFailed: 1,
+					ErrorMessage: x.bad.Reason, Component: "datasea", Attrs: map[string]string{"source": source}})
+			}
+			continue
+		}
+		if _, ok := perFeed[f]; !ok {
+			feeds = append(feeds, f)
+		}
+		perFeed[f]++
 	}
-	if c.Events != nil {
-		c.Events.Emit(ev)
+	for _, f := range feeds {
+		if c.Events != nil {
+			c.Events.Emit(monitor.Event{Time: c.Clock.Now(), Partner: Partner, Flow: f, Direction: monitor.Inbound, Channel: "bus",
+				Type: monitor.Received, Status: monitor.OK, Records: perFeed[f], Component: "datasea", Attrs: map[string]string{"source": source}})
+		}
 	}
 	if c.Applied != nil {
 		c.Applied(a)
 	}
-	_ = d.Ack(ctx)
+	for _, x := range xs {
+		_ = x.d.Ack(ctx)
+	}
 }
 
 // kindOfRef gives a quarantined record of the migration feed a kind of

@@ -97,7 +97,7 @@ func TestKillChild(t *testing.T) {
 // runRoutes runs configs/routes/datasea-*.yaml in the route engine on the
 // state database's local bus, and the consumer applying into al, until want
 // records are applied (as the hub runs them).
-func runRoutes(t *testing.T, db *store.DB, cfg datasea.Config, al *allowance.Service, want int) {
+func runRoutes(t testing.TB, db *store.DB, cfg datasea.Config, al *allowance.Service, want int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	b, err := local.Open(ctx, db, bus.LocalConfig{CommitInterval: 5 * time.Millisecond, MaxBatch: 500, CacheBytes: 1 << 20}, nil)
