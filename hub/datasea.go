@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/clock"
@@ -79,7 +78,11 @@ func wireDatasea(ctx context.Context, h *Hub, opts Options, singleton singletonF
 		if err != nil {
 			return err
 		}
-		h.parts.otherClients.add(datasea.Partner, &datasea.Endpoint{Puller: puller, Expect: h.mon, Leases: h.parts.leases, Immediate: opts.Demo})
+		ep := &datasea.Endpoint{Puller: puller, Expect: h.mon, Immediate: opts.Demo}
+		if h.parts.leases != nil {
+			ep.Leases = h.parts.leases // one replica at a time pulls a feed
+		}
+		h.parts.otherClients.add(datasea.Partner, ep)
 		if cfg.Push && h.disbursement != nil {
 			pusher, err := datasea.NewPusher(cfg, deps, h.sec.FileSigner)
 			if err != nil {
@@ -109,8 +112,8 @@ func wireDatasea(ctx context.Context, h *Hub, opts Options, singleton singletonF
 	cons := &datasea.Consumer{Bus: h.bus, Apply: al, Events: h.mon, Clock: h.Clock(), Logger: log}
 	if sim != nil {
 		// The demo's cycle cuts its list once the routes brought the
-		// simulated day in (startDemoFlows waits on h.dataseaPulled).
-		cons.Applied = demoPulled(h, sim.Len("death")+sim.Len("migration"))
+		// simulated day in (startDemoFlows: waitDemoDatasea).
+		cons.Applied = demoPulled(h)
 	}
 	h.AddComponent("datasea.consume", ComponentFunc(cons.Run))
 
@@ -130,39 +133,45 @@ func wireDatasea(ctx context.Context, h *Hub, opts Options, singleton singletonF
 // DataseaSim returns the demo's simulated data sea (nil outside the demo).
 func (h *Hub) DataseaSim() *dataseasim.Sim { return h.parts.dataseaSim }
 
-// demoPulled returns the consumer's hook that closes h's dataseaPulled
-// once n records (the simulated day) were applied or quarantined.
-func demoPulled(h *Hub, n int) func(datasea.Applied) {
-	ch := make(chan struct{})
+// demoPulled returns the consumer's hook that tells h's dataseaPulled
+// whenever records were applied (waitDemoDatasea counts them then).
+func demoPulled(h *Hub) func(datasea.Applied) {
+	ch := make(chan struct{}, 1)
 	h.parts.dataseaPulled = ch
-	var mu sync.Mutex
-	seen := 0
-	return func(a datasea.Applied) {
-		mu.Lock()
-		defer mu.Unlock()
-		before := seen
-		seen += a.New + a.Seen + a.Quarantined
-		if before < n && seen >= n {
-			close(ch)
+	return func(datasea.Applied) {
+		select {
+		case ch <- struct{}{}:
+		default:
 		}
 	}
 }
 
-// waitDemoDatasea waits, in the demo, until the datasea routes brought the
-// simulated day in (the list is cut after the deaths and moves are known),
-// at most a minute: a demo whose routes are broken still runs its cycle,
-// and says so.
+// waitDemoDatasea waits, in the demo, until the allowance holds every
+// record of the simulated day (the datasea routes brought them in, now or
+// in an earlier run on the same data directory), so the list is cut after
+// the deaths and moves are known; at most a minute: a demo whose routes
+// are broken still runs its cycle, and says so.
 func (h *Hub) waitDemoDatasea(ctx context.Context, log *slog.Logger) {
-	ch := h.parts.dataseaPulled
-	if ch == nil {
+	ch, sim := h.parts.dataseaPulled, h.parts.dataseaSim
+	if ch == nil || sim == nil {
 		return
 	}
-	select {
-	case <-ch:
-		log.Info("demo: the data sea's records are applied; the cycle starts")
-	case <-ctx.Done():
-	case <-h.Clock().After(time.Minute):
-		log.Warn("demo: the data sea's records did not arrive within a minute (routes datasea-*); the cycle starts without them")
+	want := sim.Len("death") + sim.Len("migration")
+	late := h.Clock().After(time.Minute)
+	for {
+		var n int
+		if err := h.Store().QueryRowContext(ctx, `SELECT COUNT(*) FROM allow_records`).Scan(&n); err == nil && n >= want {
+			log.Info("demo: the data sea's records are applied; the cycle starts", "records", n)
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		case <-late:
+			log.Warn("demo: the data sea's records did not all arrive within a minute (routes datasea-*); the cycle starts without them", "records", n, "want", want)
+			return
+		}
 	}
 }
 

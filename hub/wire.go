@@ -77,8 +77,8 @@ type parts struct {
 	// otherClients are the other families' clients for their kinds'
 	// `partner:` (the data sea's datasea.Endpoint).
 	otherClients *partnerSet
-	// dataseaPulled is closed once the demo's data sea records are applied
-	// (hub/datasea.go; nil outside the demo).
+	// dataseaPulled is told whenever the demo's consumer applied data sea
+	// records (hub/datasea.go; nil outside the demo).
 	dataseaPulled chan struct{}
 	// dataseaSim is the demo's simulated data sea (nil outside the demo).
 	dataseaSim *dataseasim.Sim
