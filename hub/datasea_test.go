@@ -335,12 +335,21 @@ func (l *lockedBuffer) String() string {
 func TestDataseaRoutesWithoutURL(t *testing.T) {
 	var log lockedBuffer
 	srv := hubtest.Start(t, hubtest.Options{Log: &log})
-	// The engine starts its routes once it runs: wait for the others.
-	running := srv.Hub.Routes().Routes()
-	for deadline := time.Now().Add(30 * time.Second); !slices.Contains(running, "verification-ministry-inbound") && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond) // the engine signals nothing when its routes are up
-		running = srv.Hub.Routes().Routes()
+	// The engine starts its routes once it runs, and logs those it could
+	// not start after: wait for both lines.
+	notStarted := func(id string) []string {
+		var lines []string
+		for _, l := range strings.Split(log.String(), "\n") {
+			if strings.Contains(l, "route not started") && strings.Contains(l, "route "+id+":") {
+				lines = append(lines, l)
+			}
+		}
+		return lines
 	}
+	for deadline := time.Now().Add(30 * time.Second); len(notStarted("datasea-migration")) == 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond) // the engine signals nothing when its routes are up
+	}
+	running := srv.Hub.Routes().Routes()
 	if slices.Contains(running, "datasea-death") || slices.Contains(running, "datasea-migration") {
 		t.Fatalf("datasea routes running without datasea.url: %v", running)
 	}
@@ -348,13 +357,7 @@ func TestDataseaRoutesWithoutURL(t *testing.T) {
 		t.Fatalf("the other shipped routes are not running: %v", running)
 	}
 	for _, id := range []string{"datasea-death", "datasea-migration"} {
-		var lines []string
-		for _, l := range strings.Split(log.String(), "\n") {
-			if strings.Contains(l, "route not started") && strings.Contains(l, "route "+id+":") {
-				lines = append(lines, l)
-			}
-		}
-		if len(lines) != 1 || !strings.Contains(lines[0], "datasea.url is unset") {
+		if lines := notStarted(id); len(lines) != 1 || !strings.Contains(lines[0], "datasea.url is unset") {
 			t.Fatalf("route %s: want one log line saying datasea.url is unset, got %q", id, lines)
 		}
 	}
