@@ -20,15 +20,20 @@ import (
 // simulated card center holds (persons of the demo list).
 const DemoCardApplications = 40
 
-// wireCardcenter adds the card center to the allowance rules al: the pull
-// of 敬老卡 and 社保卡 (一卡通) applications and of card production
-// progress (a singleton job every pull_every), and, with check_status, the
-// card-status query the screening of each allowance list makes (a lost,
-// frozen or cancelled card is not paid that month), and the console's
-// on-demand card-status query of one person. opts.Demo starts the
-// simulated card center with applications and a few cards lost or frozen.
-// It is part of the data sea family's wiring (the allowance rules are one).
+// wireCardcenter adds the card center to the allowance rules al: the
+// client the cardcenter routes (configs/routes/cardcenter-*.yaml) pull the
+// 敬老卡 and 社保卡 (一卡通) applications and the card production progress
+// with, the consumer applying what they put on the bus, and, with
+// check_status, the card-status query the screening of each allowance list
+// makes (a lost, frozen or cancelled card is not paid that month), and the
+// console's on-demand card-status query of one person (both direct calls:
+// a lookup answered at once, not a feed). opts.Demo starts the simulated
+// card center with applications and a few cards lost or frozen. Without
+// cardcenter.url the routes stay idle (each says so once) and no card
+// status is asked. It is part of the data sea family's wiring (the
+// allowance rules are one).
 func wireCardcenter(ctx context.Context, h *Hub, opts Options, singleton singletonFunc, al *allowance.Service) error {
+	_ = singleton // the pulls are routes now; the consumer runs on every replica
 	cfg := cardcenter.ConfigFrom(h.Config())
 	log := h.Logger().With("component", "cardcenter")
 	deps := connectors.Deps{Logger: log, Metrics: h.Registerer(), Store: h.Store(), Clock: h.Clock(), Events: h.mon, DataDir: h.Config().DataDir}
@@ -50,9 +55,9 @@ func wireCardcenter(ctx context.Context, h *Hub, opts Options, singleton singlet
 			sim.SetStatus(p, []string{cardcenter.StatusLost, cardcenter.StatusFrozen, cardcenter.StatusCancelled}[i%3])
 		}
 		cfg.URL = sim.URL()
-		cfg.PullEvery = time.Minute
 	}
 	if cfg.URL == "" {
+		log.Info("cardcenter: not configured (cardcenter.url is not set): the cardcenter routes stay idle and no card status is asked")
 		return nil
 	}
 	if err := cardcenter.Migrate(ctx, h.Store()); err != nil {
@@ -63,22 +68,13 @@ func wireCardcenter(ctx context.Context, h *Hub, opts Options, singleton singlet
 	if err != nil {
 		return err
 	}
-	p, err := cardcenter.NewPuller(cfg, deps, banks, al)
+	client, err := cardcenter.NewClient(cfg)
 	if err != nil {
 		return err
 	}
-	h.AddComponent("cardcenter.pull", singleton("cardcenter.pull", func(ctx context.Context) error {
-		for {
-			if _, _, err := p.Pull(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("cardcenter: pull failed; retried at the next pull", "err", err)
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-h.Clock().After(cfg.PullEvery):
-			}
-		}
-	}))
+	h.parts.otherClients.add(cardcenter.Partner, client)
+	cons := &cardcenter.Consumer{Bus: h.bus, Apply: al, Banks: banks, Events: h.mon, Clock: h.Clock(), Logger: log}
+	h.AddComponent("cardcenter.consume", ComponentFunc(cons.Run))
 	q, err := cardcenter.NewStatusClient(cfg, deps)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@
 package all
 
 import (
+	_ "github.com/shanghai-mca/mzhub/connectors/cardcenter"  // kind "cardcenter": card center feeds (申领, 制卡)
 	_ "github.com/shanghai-mca/mzhub/connectors/datasea"     // kind "datasea": the data sea's API feeds (数据海)
 	_ "github.com/shanghai-mca/mzhub/connectors/dbtable"     // kind "dbtable": front-end processor tables (前置机库表交换)
 	_ "github.com/shanghai-mca/mzhub/connectors/funeralhome" // kind "funeral": funeral homes' booking API

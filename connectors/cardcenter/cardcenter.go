@@ -2,22 +2,17 @@ package cardcenter
 
 import (
 	"context"
-	"database/sql"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/config"
-	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/httpx"
-	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/security/mask"
 	"github.com/shanghai-mca/mzhub/store"
 )
@@ -38,14 +33,10 @@ func init() {
 
 // Config configures the card center connector.
 type Config struct {
-	// URL is the base URL of the card center's API; empty turns the connector off.
+	// URL is the base URL of the card center's API; empty turns the connector off (the cardcenter routes stay idle, card status is not asked).
 	URL string `yaml:"url"`
 	// Client is the API transport: deadline, retries, rate limit, circuit breaker, headers.
 	Client httpx.ClientConfig `yaml:"client"`
-	// PageSize is the number of applications asked for per page.
-	PageSize int `yaml:"page_size"`
-	// PullEvery is the pause between pulls of applications and production progress.
-	PullEvery time.Duration `yaml:"pull_every"`
 	// StatusBatch is the number of ID numbers per card-status query (the card center's limit).
 	StatusBatch int `yaml:"status_batch"`
 	// StatusParallel is the number of card-status queries in flight at once.
@@ -60,7 +51,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{Client: httpx.ClientConfig{Timeout: 30 * time.Second, Retries: 2, RetryWait: 500 * time.Millisecond,
 		RetryMaxWait: 5 * time.Second, RatePerSecond: 50, BreakerFailures: 5, BreakerOpen: time.Minute, MaxConns: 16},
-		PageSize: 500, PullEvery: 15 * time.Minute, StatusBatch: 1000, StatusParallel: 8, CheckStatus: true, BankTypes: DefaultBankTypes}
+		StatusBatch: 1000, StatusParallel: 8, CheckStatus: true, BankTypes: DefaultBankTypes}
 }
 
 // Validate reports every problem at once. It does no I/O.
@@ -70,12 +61,6 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("cardcenter.url: %q is not an http(s) URL", c.URL))
 		}
-	}
-	if c.PageSize < 1 || c.PageSize > 10000 {
-		errs = append(errs, fmt.Errorf("cardcenter.page_size: %d out of 1..10000", c.PageSize))
-	}
-	if c.PullEvery <= 0 {
-		errs = append(errs, errors.New("cardcenter.pull_every: must be positive"))
 	}
 	if c.StatusBatch < 1 || c.StatusBatch > 10000 {
 		errs = append(errs, fmt.Errorf("cardcenter.status_batch: %d out of 1..10000", c.StatusBatch))
@@ -239,8 +224,14 @@ type Bad struct {
 // Applier applies applications and production progress idempotently by
 // application id (services/allowance).
 type Applier interface {
+	// ApplyApplications stores the applications (a known id changes
+	// nothing) and quarantines bad with their reasons.
 	ApplyApplications(ctx context.Context, apps []Application, bad []Bad) (int, error)
+	// ApplyProgress moves known applications forward; a step of an
+	// application not stored yet is skipped (ask KnownApplication first).
 	ApplyProgress(ctx context.Context, steps []Progress) (int, error)
+	// KnownApplication reports whether the application id is stored.
+	KnownApplication(ctx context.Context, id string) (bool, error)
 }
 
 // Sentinel errors.
@@ -249,143 +240,7 @@ var (
 	ErrMalformed = errors.New("cardcenter: malformed record")
 	// ErrBadAnswer is an answer that is not what the API promises.
 	ErrBadAnswer = errors.New("cardcenter: bad answer")
+	// ErrNotConfigured is the hub's answer for the card center's client
+	// when cardcenter.url is not set.
+	ErrNotConfigured = errors.New("cardcenter: not configured (cardcenter.url is not set)")
 )
-
-// Page is one answer of a feed: GET {url}/api/v1/{applications|production}?cursor=C&limit=N.
-type Page struct {
-	// Items of the page, decoded one by one.
-	Items []json.RawMessage `json:"items"`
-	// NextCursor is stored once the page is applied; More tells that pages follow.
-	NextCursor string `json:"next_cursor"`
-	More       bool   `json:"more"`
-}
-
-// Puller pulls the application and production feeds.
-type Puller struct {
-	cfg   Config
-	c     *httpx.Client
-	db    *store.DB
-	apply Applier
-	banks *BankTypes
-	ev    connectors.Events
-	clock clock.Clock
-}
-
-// NewPuller returns a puller of cfg.URL; deps.Store keeps the cursors and
-// banks (LoadBankTypes) checks the applications' bank codes.
-func NewPuller(cfg Config, deps connectors.Deps, banks *BankTypes, apply Applier) (*Puller, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if cfg.URL == "" || deps.Store == nil || apply == nil || banks == nil {
-		return nil, errors.New("cardcenter: pull: url, state store, bank-type dictionary and applier required")
-	}
-	c, err := httpx.NewClient("cardcenter", cfg.Client)
-	if err != nil {
-		return nil, err
-	}
-	if deps.Clock == nil {
-		deps.Clock = clock.Real{}
-	}
-	return &Puller{cfg: cfg, c: c, db: deps.Store, apply: apply, banks: banks, ev: deps.Events, clock: deps.Clock}, nil
-}
-
-// Pull pulls both feeds to their ends, applying each page before its
-// cursor is stored (a crash pulls a page again, harmlessly). It returns
-// the applications and progress steps received.
-func (p *Puller) Pull(ctx context.Context) (apps, steps int, err error) {
-	var errs []error
-	for _, feed := range []string{"applications", "production"} {
-		start := p.clock.Now()
-		n, bad, ferr := p.pullFeed(ctx, feed)
-		flow := "card-apply"
-		if feed == "production" {
-			flow = "card-production"
-			steps = n
-		} else {
-			apps = n
-		}
-		ev := monitor.Event{Time: p.clock.Now(), Partner: Partner, Flow: flow, Direction: monitor.Inbound, Channel: "http",
-			Type: monitor.Fetched, Status: monitor.OK, Records: int64(n), RecordsFailed: int64(bad), Duration: p.clock.Now().Sub(start), Component: "cardcenter"}
-		if bad > 0 {
-			ev.Status = monitor.Warning
-		}
-		if ferr != nil {
-			ev.Type, ev.Status, ev.ErrorMessage, ev.ErrorClass = monitor.Failed, monitor.Error, ferr.Error(), "transient"
-			if errors.Is(ferr, httpx.ErrCircuitOpen) {
-				ev.ErrorCode = "breaker"
-			}
-			errs = append(errs, fmt.Errorf("feed %s: %w", feed, ferr))
-		}
-		if p.ev != nil {
-			p.ev.Emit(ev)
-		}
-	}
-	return apps, steps, errors.Join(errs...)
-}
-
-func (p *Puller) pullFeed(ctx context.Context, feed string) (n, nbad int, err error) {
-	var cursor string
-	err = p.db.QueryRowContext(ctx, p.db.Rebind(`SELECT cursor FROM cardcenter_cursors WHERE feed = ?`), feed).Scan(&cursor)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return 0, 0, err
-	}
-	for page := 1; page <= 100000; page++ {
-		u := strings.TrimRight(p.cfg.URL, "/") + "/api/v1/" + feed + "?" + url.Values{"cursor": {cursor}, "limit": {strconv.Itoa(p.cfg.PageSize)}}.Encode()
-		resp, err := p.c.Do(ctx, httpx.Request{Method: "GET", URL: u})
-		if err != nil {
-			return n, nbad, err
-		}
-		var pg Page
-		if err := json.Unmarshal(resp.Body(), &pg); err != nil || resp.StatusCode() != 200 || (pg.More && pg.NextCursor == cursor) {
-			return n, nbad, fmt.Errorf("%w: %s page %d (status %d)", ErrBadAnswer, feed, page, resp.StatusCode())
-		}
-		now := p.clock.Now()
-		if feed == "applications" {
-			var apps []Application
-			var bad []Bad
-			for i, raw := range pg.Items {
-				var a Application
-				ref := fmt.Sprintf("api applications page %d item %d", page, i+1)
-				if err := json.Unmarshal(raw, &a); err != nil {
-					bad = append(bad, Bad{Ref: ref, Reason: fmt.Sprintf("%v: %v", ErrMalformed, err)})
-					continue
-				}
-				if err := a.Check(now, p.banks); err != nil {
-					bad = append(bad, Bad{Ref: ref, RecordID: a.ID, Reason: err.Error()})
-					continue
-				}
-				apps = append(apps, a)
-			}
-			if _, err := p.apply.ApplyApplications(ctx, apps, bad); err != nil {
-				return n, nbad, err
-			}
-			n, nbad = n+len(apps), nbad+len(bad)
-		} else {
-			var steps []Progress
-			for _, raw := range pg.Items {
-				var s Progress
-				if json.Unmarshal(raw, &s) != nil || s.ID == "" || (s.Stage != "accepted" && s.Stage != "produced" && s.Stage != "issued") {
-					nbad++
-					continue
-				}
-				steps = append(steps, s)
-			}
-			if _, err := p.apply.ApplyProgress(ctx, steps); err != nil {
-				return n, nbad, err
-			}
-			n += len(steps)
-		}
-		if pg.NextCursor != "" && pg.NextCursor != cursor {
-			cursor = pg.NextCursor
-			if _, err := p.db.ExecContext(ctx, p.db.Rebind(`INSERT INTO cardcenter_cursors (feed, cursor, updated_ms) VALUES (?, ?, ?)
-				ON CONFLICT (feed) DO UPDATE SET cursor = excluded.cursor, updated_ms = excluded.updated_ms`), feed, cursor, now.UnixMilli()); err != nil {
-				return n, nbad, err
-			}
-		}
-		if !pg.More {
-			return n, nbad, nil
-		}
-	}
-	return n, nbad, nil
-}

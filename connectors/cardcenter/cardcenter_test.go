@@ -3,7 +3,9 @@ package cardcenter_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -44,6 +46,12 @@ func (m *mem) ApplyApplications(_ context.Context, apps []cardcenter.Application
 	}
 	m.bad = append(m.bad, bad...)
 	return n, nil
+}
+
+func (m *mem) KnownApplication(_ context.Context, id string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.apps[id] > 0, nil
 }
 
 func (m *mem) ApplyProgress(_ context.Context, steps []cardcenter.Progress) (int, error) {
@@ -127,43 +135,147 @@ func start(t *testing.T) (*cardcentersim.Sim, cardcenter.Config) {
 	}
 	t.Cleanup(func() { _ = sim.Close() })
 	cfg := cardcenter.DefaultConfig()
-	cfg.URL, cfg.PageSize = sim.URL(), 50
+	cfg.URL = sim.URL()
 	cfg.Client = httpx.ClientConfig{Timeout: 5 * time.Second, BreakerFailures: 2, BreakerOpen: time.Hour}
 	return sim, cfg
 }
 
-func TestPullApplications(t *testing.T) {
+// partners is the hub's connectors.Deps.Partners as the kind sees it.
+type partners struct {
+	c   *cardcenter.Client
+	err error
+}
+
+func (p partners) PartnerClient(id string) (any, error) {
+	if id != cardcenter.Partner || p.err != nil {
+		return nil, p.err
+	}
+	return p.c, nil
+}
+
+// delivery is one bus delivery handed to the consumer.
+type delivery struct {
+	m     connectors.Message
+	acked bool
+	nack  error
+}
+
+func (d *delivery) Message() connectors.Message                            { return d.m }
+func (d *delivery) Attempt() int                                           { return 1 }
+func (d *delivery) Ack(context.Context) error                              { d.acked = true; return nil }
+func (d *delivery) Nack(_ context.Context, _ time.Duration, c error) error { d.nack = c; return nil }
+
+// source builds the kind's source for feed as a route file would.
+func source(t *testing.T, feed string, deps connectors.Deps) *cardcenter.Source {
+	t.Helper()
+	c := cardcenter.DefaultSourceConfig()
+	c.Feed, c.PageSize = feed, 50
+	s, err := cardcenter.NewSource(c, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// drain polls a feed to its end, collecting what is emitted.
+func drain(t *testing.T, s *cardcenter.Source, c *cardcenter.Client, out *[]connectors.Message) {
+	t.Helper()
+	for more := true; more; {
+		var err error
+		more, err = s.Poll(context.Background(), c, func(_ context.Context, msgs ...connectors.Message) error {
+			*out = append(*out, msgs...)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestRouteFeeds pulls both feeds through the route kind and applies what
+// it emits through the consumer: every application once by its id (the
+// simulator's duplicates carry the same idempotency keys), the malformed
+// ones quarantined with their reasons, the cursor stored only after the
+// emit succeeded, a production step before its application redelivered,
+// the breaker's failures as error events.
+func TestRouteFeeds(t *testing.T) {
 	ctx := context.Background()
 	sim, cfg := start(t)
 	apps := cardcentersim.Generate(180, 4, "2026-12-01", 2)
-	sim.AddApplications(apps...)
 	bad := apps[0]
 	bad.ID, bad.IDNumber = "ABAD", bad.IDNumber[:17]+"Y"
 	unknownBank := apps[1]
 	unknownBank.ID, unknownBank.CardType, unknownBank.Channel, unknownBank.Yikatong = "ABANK", cardcenter.SocialSecurityCard, "sscard", true
 	unknownBank.BankCode, unknownBank.Account = "999", "6222000011112222333"
+	sim.AddApplications(apps...)
 	sim.AddApplications(bad, unknownBank)
-	sim.AddProgress(cardcenter.Progress{ID: apps[0].ID, Stage: "produced", At: "2026-12-01T10:00:00+08:00"}, cardcenter.Progress{ID: "x", Stage: "melted"})
+	sim.AddProgress(cardcenter.Progress{ID: apps[0].ID, Stage: "produced", At: "2026-12-01T10:00:00+08:00"},
+		cardcenter.Progress{ID: "x", Stage: "melted"}, cardcenter.Progress{ID: "LATER", Stage: "issued", At: "2026-12-01T11:00:00+08:00"})
 	sim.Faults.Duplicates.Store(true)
 	db := storetest.Open(t)
-	if err := cardcenter.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	m := &mem{apps: map[string]int{}, steps: map[string]string{}, banks: map[string]string{}}
 	ev := &monitortest.Recorder{}
-	p, err := cardcenter.NewPuller(cfg, connectors.Deps{Store: db, Events: ev, Clock: clock.NewFake(day)}, bankTypes(t), m)
+	client, err := cardcenter.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := p.Pull(ctx); err != nil {
+	deps := connectors.Deps{Store: db, Events: ev, Clock: clock.NewFake(day), Partners: partners{c: client}}
+	if err := cardcenter.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	if len(m.apps) != len(apps) || len(m.bad) != 2 || m.bad[0].RecordID != "ABAD" || m.steps[apps[0].ID] != "produced" {
-		t.Fatalf("%d applications, bad %+v, steps %v", len(m.apps), m.bad, m.steps)
+	as, ps := source(t, cardcenter.FeedApplications, deps), source(t, cardcenter.FeedProgress, deps)
+
+	// An emit that fails (the bus down): the cursor stays, the page is pulled again.
+	if _, err := as.Poll(ctx, client, func(context.Context, ...connectors.Message) error { return errors.New("bus down") }); err == nil {
+		t.Fatal("a failed emit was not reported")
 	}
-	if m.bad[1].RecordID != "ABANK" || !strings.Contains(m.bad[1].Reason, `bank_code "999" is not in the card center's bank-type dictionary (cardcenter-bank-types)`) ||
-		strings.Contains(m.bad[1].Reason, unknownBank.Account) {
-		t.Fatalf("unknown bank code: %+v", m.bad[1])
+	var msgs []connectors.Message
+	drain(t, ps, client, &msgs) // production first: its step waits for its application
+	drain(t, as, client, &msgs)
+	keys := map[string]int{}
+	for _, m := range msgs {
+		keys[m.IdempotencyKey]++
+	}
+	if keys["cardcenter/applications/"+apps[0].ID] != 1 || keys["cardcenter/progress/"+apps[0].ID+"/produced"] != 1 {
+		t.Fatalf("keys: %d messages, first application %d", len(msgs), keys["cardcenter/applications/"+apps[0].ID])
+	}
+	// The duplicates the simulator repeats across pages keep their keys.
+	if len(keys) != len(apps)+2+3 {
+		t.Fatalf("%d distinct keys of %d messages", len(keys), len(msgs))
+	}
+	m := &mem{apps: map[string]int{}, steps: map[string]string{}, banks: map[string]string{}}
+	cons := &cardcenter.Consumer{Apply: m, Banks: bankTypes(t), Events: ev, Clock: clock.NewFake(day)}
+	var waiting []*delivery
+	for _, msg := range msgs {
+		d := &delivery{m: msg}
+		cons.Handle(ctx, d)
+		switch {
+		case d.nack != nil:
+			waiting = append(waiting, d)
+		case !d.acked:
+			t.Fatalf("%s neither acked nor nacked", msg.IdempotencyKey)
+		}
+	}
+	if len(waiting) != 2 {
+		t.Fatalf("%d deliveries waiting, want the two production steps", len(waiting))
+	}
+	for _, d := range waiting { // redelivered once the application is stored
+		d.nack = nil
+		cons.Handle(ctx, d)
+	}
+	if len(m.apps) != len(apps) || m.steps[apps[0].ID] != "produced" || waiting[0].nack != nil || waiting[1].nack == nil {
+		t.Fatalf("%d applications, steps %v, waiting %v %v", len(m.apps), m.steps, waiting[0].nack, waiting[1].nack)
+	}
+	reasons := map[string]string{}
+	for _, b := range m.bad {
+		reasons[b.RecordID] = b.Reason
+		if strings.Contains(b.Reason, unknownBank.Account) || b.Ref == "" {
+			t.Fatalf("quarantined: %+v", b)
+		}
+	}
+	if len(m.bad) != 3 || !strings.Contains(reasons["ABAD"], "fails its check digit") ||
+		!strings.Contains(reasons["ABANK"], `bank_code "999" is not in the card center's bank-type dictionary (cardcenter-bank-types)`) ||
+		!strings.Contains(reasons["x/melted"], `stage "melted" is not accepted, produced or issued`) {
+		t.Fatalf("quarantined: %+v", m.bad)
 	}
 	var yk, ss int
 	for _, a := range apps {
@@ -180,24 +292,95 @@ func TestPullApplications(t *testing.T) {
 	if ss == 0 || yk == 0 {
 		t.Fatal("the generator made no 社保卡 / 一卡通 applications")
 	}
-	// Resumed from the cursors: nothing again.
-	before := len(m.apps)
-	if n, _, err := p.Pull(ctx); err != nil || n != 0 || len(m.apps) != before {
-		t.Fatalf("second pull: %d %v", n, err)
+	if ev.Count(func(e monitor.Event) bool { return e.Type == monitor.Rejected && e.Flow == "card-apply" }) != 2 {
+		t.Fatal("no rejected events for the quarantined applications")
 	}
-	// Down: the breaker opens; the failure is an error event.
+	// Resumed from the cursors (a new source, as after a restart): nothing
+	// new, only the simulator's repeated last item under its known key.
+	msgs = msgs[:0]
+	drain(t, source(t, cardcenter.FeedApplications, deps), client, &msgs)
+	for _, msg := range msgs {
+		if keys[msg.IdempotencyKey] == 0 {
+			t.Fatalf("%s again after the feed's end", msg.IdempotencyKey)
+		}
+	}
+	if len(msgs) > 1 {
+		t.Fatalf("%d messages after the feed's end", len(msgs))
+	}
+	// Down: the breaker opens; the failure is an error event of the feed's flow.
 	sim.Faults.Down.Store(true)
+	emit := func(context.Context, ...connectors.Message) error { return nil }
 	for range 3 {
-		_, _, err = p.Pull(ctx)
+		_, err = as.Poll(ctx, client, emit)
 	}
 	if !errors.Is(err, httpx.ErrCircuitOpen) {
 		t.Fatalf("down: %v", err)
 	}
 	if ev.Count(func(e monitor.Event) bool {
-		return e.Type == monitor.Failed && e.Status == monitor.Error && e.Partner == "cardcenter"
+		return e.Type == monitor.Failed && e.Status == monitor.Error && e.Partner == "cardcenter" && e.Flow == "card-apply"
 	}) == 0 {
 		t.Fatal("no error event")
 	}
+}
+
+// TestRouteIdleWithoutCardCenter: a route of the kind in a hub without
+// cardcenter.url says so once, asks nobody and waits for its end without
+// an error (the route engine would restart a source that returned one,
+// every 5 s, forever).
+func TestRouteIdleWithoutCardCenter(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		partners any
+	}{
+		{"the hub's answer", partners{err: cardcenter.ErrNotConfigured}},
+		{"no partner clients at all", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs strings.Builder
+			var mu sync.Mutex
+			log := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))
+			s := source(t, cardcenter.FeedApplications, connectors.Deps{Store: storetest.Open(t), Logger: log, Partners: tc.partners})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			emitted := false
+			go func() {
+				done <- s.Run(ctx, func(context.Context, ...connectors.Message) error { emitted = true; return nil })
+			}()
+			// The line is written before the source waits.
+			for {
+				mu.Lock()
+				n := strings.Count(logs.String(), "route idle: the card center is not configured (cardcenter.url is not set)")
+				mu.Unlock()
+				if n == 1 {
+					break
+				}
+				select {
+				case err := <-done:
+					t.Fatalf("the source returned before its end: %v", err)
+				default:
+					runtime.Gosched()
+				}
+			}
+			cancel()
+			if err := <-done; err != nil || emitted {
+				t.Fatalf("idle source: %v, emitted %v", err, emitted)
+			}
+			if n := strings.Count(logs.String(), "route idle"); n != 1 {
+				t.Fatalf("said %d times", n)
+			}
+		})
+	}
+}
+
+type lockedWriter struct {
+	w  *strings.Builder
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func TestStatus(t *testing.T) {

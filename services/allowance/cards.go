@@ -247,3 +247,16 @@ func (s *Service) yikatongRoutes(ctx context.Context) (map[string]yikatongRoute,
 	}
 	return out, rows.Err()
 }
+
+// KnownApplication reports whether the card application id is stored.
+func (s *Service) KnownApplication(ctx context.Context, id string) (bool, error) {
+	var one int
+	err := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT 1 FROM allow_applications WHERE app_id = ?`), id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("allowance: application %s: %w", id, err)
+	}
+	return true, nil
+}

@@ -1,0 +1,88 @@
+package hub_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shanghai-mca/mzhub/hub"
+)
+
+// syncBuffer is a log the hub writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+	ch chan struct{}
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case s.ch <- struct{}{}:
+	default:
+	}
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestCardcenterRoutesIdleWithoutURL runs the shipped routes as serve
+// does with cardcenter.url unset: the hub starts and is ready, each
+// cardcenter route says once that it is idle, and no route source fails
+// and is restarted (which the engine would do every 5 s, forever).
+func TestCardcenterRoutesIdleWithoutURL(t *testing.T) {
+	dir := t.TempDir()
+	cfg, _, err := hub.DemoConfig(filepath.Join(dir, "hub"), "127.0.0.1:0", func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Node = "hubtest"
+	logs := &syncBuffer{ch: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h, err := hub.Build(ctx, cfg, hub.NewLogger(logs, "info", "text"), hub.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	const idle = "cardcenter: route idle: the card center is not configured (cardcenter.url is not set)"
+	late := time.After(30 * time.Second)
+	for strings.Count(logs.String(), idle) < 2 {
+		select {
+		case <-logs.ch:
+		case err := <-done:
+			t.Fatalf("the hub stopped: %v", err)
+		case <-late:
+			t.Fatalf("the cardcenter routes did not say they are idle:\n%s", logs.String())
+		}
+	}
+	out := logs.String()
+	for _, want := range []string{"route=cardcenter-applications", "route=cardcenter-progress",
+		"cardcenter: not configured (cardcenter.url is not set): the cardcenter routes stay idle and no card status is asked"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	out = logs.String()
+	if n := strings.Count(out, idle); n != 2 {
+		t.Errorf("idle said %d times", n)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "route=cardcenter-") && (strings.Contains(line, "source stopped") || strings.Contains(line, "level=ERROR")) {
+			t.Errorf("a cardcenter route failed: %s", line)
+		}
+	}
+}
