@@ -13,6 +13,7 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/bank/banksim"
 	"github.com/shanghai-mca/mzhub/connectors/datasea/dataseasim"
 	"github.com/shanghai-mca/mzhub/connectors/sftp"
+	"github.com/shanghai-mca/mzhub/monitor/console"
 	"github.com/shanghai-mca/mzhub/problem"
 	"github.com/shanghai-mca/mzhub/services/bankaccounts"
 	"github.com/shanghai-mca/mzhub/services/disbursement"
@@ -48,7 +49,7 @@ func wireAccounts(ctx context.Context, h *Hub, opts Options, singleton singleton
 		}
 	}
 	svc, err := bankaccounts.New(ctx, bankaccounts.Options{DB: h.Store(), Fields: h.sec.Fields, Banks: banks, Deps: deps,
-		Dir: filepath.Join(cfg.DataDir, "accounts"), Keys: sftp.Keys{Signer: h.sec.FileSigner}, Logger: log, Clock: h.Clock(), Node: h.Node()})
+		Dir: filepath.Join(cfg.DataDir, "accounts"), Keys: sftp.Keys{Signer: h.sec.FileSigner}, Logger: log, Clock: h.Clock(), Node: h.Node(), Audit: h.sec.Audit})
 	if err != nil {
 		return err
 	}
@@ -153,4 +154,48 @@ func demoAccounts(ctx context.Context, h *Hub, svc *bankaccounts.Service) error 
 			}
 		}
 	}
+}
+
+// consoleAccounts lets the console's 开户失败 page list and retry the failed
+// openings of the account lifecycle service, looked up on each call (the
+// console is built before the service; without banks taking account
+// files the list is empty). The service audits every retry.
+type consoleAccounts struct{ h *Hub }
+
+var _ console.AccountFailures = consoleAccounts{}
+
+func (c consoleAccounts) FailedOpenings(ctx context.Context, limit int) ([]console.FailedOpening, error) {
+	svc := c.h.accounts
+	if svc == nil {
+		return nil, nil
+	}
+	fs, err := svc.FailedOpenings(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]console.FailedOpening, len(fs))
+	for i, f := range fs {
+		out[i] = console.FailedOpening{Ref: f.Ref, Bank: f.Bank, IDMasked: f.IDMasked, NameMasked: f.NameMasked, Division: f.Division,
+			Outcome: f.Outcome, Code: f.Code, Reason: f.Reason, Failed: f.Failed, Blocking: f.Blocking, Retry: f.Retry, RetryStatus: f.RetryStatus}
+	}
+	return out, nil
+}
+
+func (c consoleAccounts) RetryOpening(ctx context.Context, ref string, fix console.OpeningFix, user string) (string, error) {
+	svc := c.h.accounts
+	if svc == nil {
+		return "", fmt.Errorf("%w: no bank takes account files", console.ErrNotRetryable)
+	}
+	retry, err := svc.RetryOpening(ctx, ref, bankaccounts.OpeningFix{Name: fix.Name, Division: fix.Division, Fixed: fix.Fixed, Note: fix.Note}, user)
+	for _, m := range []struct{ from, to error }{
+		{bankaccounts.ErrNotRetryable, console.ErrNotRetryable},
+		{bankaccounts.ErrAlreadyRetried, console.ErrAlreadyRetried},
+		{bankaccounts.ErrNoCorrection, console.ErrNoCorrection},
+		{bankaccounts.ErrBadCorrection, console.ErrBadCorrection},
+	} {
+		if errors.Is(err, m.from) {
+			return "", fmt.Errorf("%w: %w", m.to, err)
+		}
+	}
+	return retry, err
 }

@@ -233,7 +233,7 @@ func (h *Hub) wireCore(ctx context.Context, extra []security.PartnerAccess) (sin
 		Actions: deadLetterActions{routes.NewDeadLetters(h.Store()).SealWith(sealer), sec.Audit},
 		Auditor: sec.Audit, Leases: leases, Topology: h.wireTopology(),
 		// The batches page drives the allowance cycles; forms carry the session's CSRF token.
-		Cycles: consoleCycles{h}, CSRF: func(r *http.Request) string { return accounts.CSRFToken(r.Context()) },
+		Cycles: consoleCycles{h}, Accounts: consoleAccounts{h}, CSRF: func(r *http.Request) string { return accounts.CSRFToken(r.Context()) },
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("wire: monitor: %w", err)

@@ -64,6 +64,9 @@ type Deps struct {
 	// form carries in the field csrf_token (security/accounts checks it);
 	// nil when no login is configured (then forms carry none).
 	CSRF func(*http.Request) string
+	// Accounts are the failed account openings operators correct and
+	// retry (开户失败); nil hides the page.
+	Accounts AccountFailures
 	// Topology draws the running hub's topology with live numbers; nil
 	// hides the page.
 	Topology Topology
@@ -105,7 +108,7 @@ func New(d Deps) (*Console, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	for _, p := range []string{"overview", "health", "search", "exchange", "batches", "failures", "confirm", "alerts", "calendar", "charts", "quality", "topology", "notfound", "section", "screen"} {
+	for _, p := range []string{"overview", "health", "search", "exchange", "batches", "failures", "confirm", "alerts", "calendar", "charts", "quality", "topology", "notfound", "section", "screen", "accounts"} {
 		t, err := template.New(p).Funcs(funcs).ParseFS(assets, "assets/layout.tmpl", "assets/events.tmpl", "assets/"+p+".tmpl")
 		if err != nil {
 			return nil, fmt.Errorf("console: parse %s: %w", p, err)
@@ -134,6 +137,8 @@ func New(d Deps) (*Console, error) {
 	if d.Topology != nil {
 		mux.HandleFunc("GET /topology", c.topology)
 	}
+	mux.HandleFunc("GET /accounts", c.accountFailures)
+	mux.HandleFunc("POST /accounts/{ref}/retry", c.accountRetry)
 	c.mux = mux
 	return c, nil
 }
@@ -226,7 +231,11 @@ func (c *Console) newPage(w http.ResponseWriter, r *http.Request, title string) 
 	if c.d.Expectations != nil {
 		nav = append(nav, navItem{"nav_calendar", "calendar"})
 	}
-	nav = append(nav, navItem{"nav_batches", "batches"}, navItem{"nav_search", "search"}, navItem{"nav_failures", "failures"})
+	nav = append(nav, navItem{"nav_batches", "batches"})
+	if c.d.Accounts != nil {
+		nav = append(nav, navItem{"nav_accounts", "accounts"})
+	}
+	nav = append(nav, navItem{"nav_search", "search"}, navItem{"nav_failures", "failures"})
 	if c.d.Alerts != nil {
 		nav = append(nav, navItem{"nav_alerts", "alerts"})
 	}

@@ -7,7 +7,7 @@ import "strings"
 func EnglishNames() []string {
 	var out []string
 	for _, d := range []map[string][2]string{messages, partnerNames, flowNames, stageNames, errorNames, alertRuleNames,
-		opNames, familyNames} {
+		opNames, familyNames, accountOutcomeNames} {
 		for _, v := range d {
 			if len(v[1]) > 0 && containsSpace(v[1]) {
 				out = append(out, v[1])

@@ -186,6 +186,21 @@ var errorNames = map[string][2]string{
 	"http_504":                {"网关超时(504)", "gateway timeout (504)"},
 }
 
+// accountOutcomeNames name the hub's classes of a bank's answer to an
+// account operation (services/bankaccounts, the banks' status code tables).
+var accountOutcomeNames = map[string][2]string{
+	"ok":         {"成功", "ok"},
+	"mismatch":   {"户名与证件不符", "name and ID do not match"},
+	"id_invalid": {"证件号码无效", "ID number invalid"},
+	"not_found":  {"账户不存在", "account not found"},
+	"frozen":     {"账户冻结", "account frozen"},
+	"closed":     {"账户已注销", "account closed"},
+	"lost":       {"账户已挂失", "account reported lost"},
+	"not_lost":   {"账户未挂失", "account not reported lost"},
+	"duplicate":  {"重复申请", "duplicate request"},
+	"other":      {"其他原因", "other reason"},
+}
+
 // alertRuleNames name the alert rules.
 var alertRuleNames = map[string][2]string{
 	"error_rate":      {"错误率", "error rate"},
@@ -306,6 +321,12 @@ func (p *page) Severity(s any) template.HTML {
 	k := fmt.Sprint(s)
 	n, ok := lookup(severityNames, p.L, k)
 	return p.name(n, ok, "severity:"+k)
+}
+
+// AccountOutcome names the class of a bank's answer to an account operation.
+func (p *page) AccountOutcome(o string) template.HTML {
+	n, ok := lookup(accountOutcomeNames, p.L, o)
+	return p.name(n, ok, "outcome:"+o)
 }
 
 // Op names an overview operation.

@@ -51,6 +51,9 @@ type Deps struct {
 	// Cycles are the allowance cycles the console's batches page drives
 	// (the hub adapts the disbursement service); nil hides them.
 	Cycles console.Cycles
+	// Accounts are the failed account openings the console lists and
+	// retries (the hub adapts services/bankaccounts); nil hides the page.
+	Accounts console.AccountFailures
 	// CSRF returns the request's session CSRF token for the console's
 	// action forms (security/accounts); nil when no login is configured.
 	CSRF func(*http.Request) string
@@ -123,7 +126,7 @@ func New(ctx context.Context, cfg monitor.Config, d Deps) (*Monitor, error) {
 		Store: m.store, Clock: d.Clock, Logger: d.Logger, Auth: d.Auth, User: d.User, CanAct: d.CanAct,
 		Schedules: cfg.Schedules, Thresholds: cfg.Thresholds, StuckAfter: cfg.StuckAfter,
 		Actions: d.Actions, Auditor: d.Auditor, Cycles: d.Cycles, CSRF: d.CSRF, Topology: d.Topology,
-		PartnerName: d.PartnerName,
+		Accounts: d.Accounts, PartnerName: d.PartnerName,
 	}
 	if err := m.provision(ctx, d, &cd); err != nil {
 		m.closeStore()

@@ -17,6 +17,7 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/bank"
 	"github.com/shanghai-mca/mzhub/connectors/sftp"
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/security/mask"
 	"github.com/shanghai-mca/mzhub/store"
 )
@@ -80,6 +81,9 @@ type Options struct {
 	Clock  clock.Clock
 	// Node names the replica in events.
 	Node string
+	// Audit records the operators' retries of failed openings; nil
+	// refuses them (they must be audited).
+	Audit audit.Appender
 }
 
 // Service asks the banks for account operations by file and keeps the
@@ -98,6 +102,7 @@ type Service struct {
 	mu      sync.Mutex
 	changed chan struct{}
 	batchOf BatchOf
+	audit   audit.Appender
 }
 
 // bankFlows are one bank's account layouts and its SFTP client per operation.
@@ -130,7 +135,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{db: o.DB, fields: o.Fields, log: o.Logger.With("service", "accounts"), clock: o.Clock, events: o.Deps.Events,
-		dir: o.Dir, node: o.Node, banks: map[string]*bankFlows{}, changed: make(chan struct{})}
+		dir: o.Dir, node: o.Node, audit: o.Audit, banks: map[string]*bankFlows{}, changed: make(chan struct{})}
 	for _, b := range o.Banks {
 		if b.Files.Account == nil || b.Files.AccountReturn == nil {
 			continue
@@ -221,6 +226,9 @@ type Request struct {
 	Op bank.AccountOp
 	// PersonID, Name, Account (empty for an opening) and Division.
 	PersonID, Name, Account, Division string
+	// RetryOf is the ref of the failed request this one retries (set by
+	// RetryOpening; "" otherwise).
+	RetryOf string
 }
 
 // ErrBadRequest: a request that cannot be sent (unknown bank or operation,
@@ -292,8 +300,8 @@ func (s *Service) Submit(ctx context.Context, rs []Request) (int, error) {
 			return err
 		}
 		ins, err := tx.PrepareContext(ctx, s.db.Rebind(`INSERT INTO acct_requests (ref, ext_id, bank, op, person, id_masked, id_sealed, name_sealed,
-			account_index, account_masked, account_sealed, division, status, created_ms, updated_ms)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?) ON CONFLICT (ext_id) DO NOTHING`))
+			account_index, account_masked, account_sealed, division, retry_of, status, created_ms, updated_ms)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?) ON CONFLICT (ext_id) DO NOTHING`))
 		if err != nil {
 			return err
 		}
@@ -305,7 +313,7 @@ func (s *Service) Submit(ctx context.Context, rs []Request) (int, error) {
 				acctMasked = mask.Account(r.Account)
 			}
 			res, err := ins.ExecContext(ctx, ref, r.ExtID, r.Bank, string(r.Op), s.PersonKey(r.PersonID), mask.IDNumber(r.PersonID),
-				seals[i].id, seals[i].name, s.accountKey(r.Account), acctMasked, seals[i].acct, r.Division, now, now)
+				seals[i].id, seals[i].name, s.accountKey(r.Account), acctMasked, seals[i].acct, r.Division, r.RetryOf, now, now)
 			if err != nil {
 				return err
 			}
