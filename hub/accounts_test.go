@@ -3,6 +3,7 @@ package hub_test
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/shanghai-mca/mzhub/hub/hubtest"
 	"github.com/shanghai-mca/mzhub/monitor"
 	users "github.com/shanghai-mca/mzhub/security/accounts"
+	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/services/bankaccounts"
 )
 
@@ -82,6 +84,7 @@ func TestAccountsDemoMonth(t *testing.T) {
 					t.Errorf("no bank's %s cell is lit on the overview", op)
 				}
 			}
+			retryFromConsole(t, srv)
 			return
 		}
 		select {
@@ -90,5 +93,40 @@ func TestAccountsDemoMonth(t *testing.T) {
 		case <-bound:
 			t.Fatalf("flows %v, %d openings refused, %d left out of batch %q", flows, refused, left, batch)
 		}
+	}
+}
+
+// retryFromConsole: the console's 开户失败 page lists the demo's three
+// refused openings with the banks' reasons; an auditor cannot retry; an
+// operator corrects one and retries it with the session's CSRF token, the
+// retry is queued into the bank's next opening file and audited.
+func retryFromConsole(t *testing.T, srv *hubtest.Server) {
+	t.Helper()
+	ctx := context.Background()
+	op := srv.Console(t, "omar", users.RoleOperator)
+	code, page := op.Page("/console/accounts")
+	refs := regexp.MustCompile(`action="/console/accounts/(ZH\d+)/retry"`).FindAllStringSubmatch(page, -1)
+	if code != http.StatusOK || len(refs) != 3 || !strings.Contains(page, "户名与证件不符") || !strings.Contains(page, "证件号码无效") {
+		t.Fatalf("开户失败 page: %d, %d retry forms\n%s", code, len(refs), page)
+	}
+	csrf := regexp.MustCompile(`name="csrf_token" value="([^"]+)"`).FindStringSubmatch(page)
+	ref := refs[0][1]
+	aud := srv.Console(t, "ada", users.RoleAuditor)
+	if code, _, _ := aud.Form("/console/accounts/"+ref+"/retry", url.Values{"name": {"王五"}, "csrf_token": {csrf[1]}}); code != http.StatusForbidden {
+		t.Fatalf("auditor retried: %d", code)
+	}
+	if code, _, _ := op.Form("/console/accounts/"+ref+"/retry", url.Values{"name": {"王五"}}); code != http.StatusForbidden {
+		t.Fatalf("retry without the CSRF token: %d", code)
+	}
+	code, _, loc := op.Form("/console/accounts/"+ref+"/retry", url.Values{"name": {"王五"}, "note": {"户籍核实"}, "csrf_token": {csrf[1]}})
+	if code != http.StatusSeeOther || !strings.Contains(loc, "flash=") {
+		t.Fatalf("retry: %d %q", code, loc)
+	}
+	es, err := srv.Hub.Security().Audit.List(ctx, audit.Filter{Action: "accounts.retry_opening", Outcome: audit.OutcomeSuccess})
+	if err != nil || len(es) != 1 || !strings.HasSuffix(es[0].Object, ref[len(ref)-4:]) || es[0].Actor != "user:omar" {
+		t.Fatalf("audit of the retry: %+v %v", es, err)
+	}
+	if _, page = op.Page("/console/accounts"); !strings.Contains(page, "已重试 ZH") {
+		t.Fatalf("after the retry:\n%s", page)
 	}
 }

@@ -48,6 +48,8 @@ func TestIntegrationConsoleBrowser(t *testing.T) {
 		{"charts", "/console/charts?window=24h", []string{"吞吐与时延", "<svg", "polyline"}},
 		{"quality", "/console/quality", []string{"数据质量", "村镇银行 02"}},
 		{"topology", "/console/topology", []string{"拓扑", "悬空主题", "district.notices", "殡葬管理平台", `class="node service"`, "120/分"}},
+		{"accounts", "/console/accounts", []string{"开户失败", "户名与证件不符", "310***********1234", "更正并重试", "已重试 ZH202612020000000011: 已发送银行"}},
+		{"accounts-en", "/console/accounts?lang=en", []string{"Failed openings", "name and ID do not match", "Correct and retry"}},
 		{"topology-en", "/console/topology?lang=en", []string{"Topology", "Dangling topics", "external system"}},
 	}
 	// Every other page: rendered in zh-CN without an untranslated key.

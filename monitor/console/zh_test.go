@@ -20,7 +20,7 @@ var consolePages = []string{
 	"/console/batches?batch=deduction-2026-10", "/console/batches?batch=allowance-2026-11",
 	"/console/search", "/console/search?batch=allowance-2026-11", "/console/search?ref=YWTB0000001005",
 	"/console/exchange/allowance-2026-11%2Fbank.boc%2Fsend", "/console/failures", "/console/alerts",
-	"/console/charts?window=24h", "/console/charts?window=7d", "/console/quality", "/console/topology",
+	"/console/charts?window=24h", "/console/charts?window=7d", "/console/quality", "/console/topology", "/console/accounts",
 	"/console/funeral/", "/console/no-such-page",
 }
 
@@ -49,6 +49,7 @@ func fullServer(t *testing.T) *httptest.Server {
 	t.Helper()
 	d := full(t, &recorder{})
 	d.Cycles = newFakeCycles()
+	d.Accounts = newFakeAccounts()
 	c, err := console.New(d)
 	if err != nil {
 		t.Fatal(err)
