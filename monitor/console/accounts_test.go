@@ -104,9 +104,9 @@ func TestAccountFailuresPage(t *testing.T) {
 
 	for _, tc := range []struct {
 		name, user, ref string
-		form           url.Values
-		code           int
-		want           string
+		form            url.Values
+		code            int
+		want            string
 	}{
 		{"without the CSRF token", "bob", "ZH202612010000000003", url.Values{"name": {"王五"}}, 403, "CSRF"},
 		{"auditor", "auditor1", "ZH202612010000000003", url.Values{"name": {"王五"}, "csrf_token": {testCSRF}}, 403, "may not act"},
