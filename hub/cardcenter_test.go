@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/connectors/cardcenter"
 	"github.com/shanghai-mca/mzhub/hub"
+	"github.com/shanghai-mca/mzhub/hub/hubtest"
+	"github.com/shanghai-mca/mzhub/monitor"
 )
 
 // syncBuffer is a log the hub writes while the test reads it.
@@ -83,6 +86,35 @@ func TestCardcenterRoutesIdleWithoutURL(t *testing.T) {
 	for _, line := range strings.Split(out, "\n") {
 		if strings.Contains(line, "route=cardcenter-") && (strings.Contains(line, "source stopped") || strings.Contains(line, "level=ERROR")) {
 			t.Errorf("a cardcenter route failed: %s", line)
+		}
+	}
+}
+
+// waitCardApplications waits until the allowance service has applied n
+// card applications and quarantined bad ones from the cardcenter routes
+// (the consumer's events reach the monitor), so that a list screened
+// afterwards sees them.
+func waitCardApplications(t *testing.T, srv *hubtest.Server, n, bad int) {
+	t.Helper()
+	ctx := context.Background()
+	late := time.After(60 * time.Second)
+	for {
+		stored := srv.Hub.Monitor().Writer().Stored()
+		got, err := srv.Hub.Monitor().Store().Search(ctx, monitor.Filter{Partner: cardcenter.Partner, Flow: "card-apply", Type: monitor.Received, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rej, err := srv.Hub.Monitor().Store().Search(ctx, monitor.Filter{Partner: cardcenter.Partner, Flow: "card-apply", Type: monitor.Rejected, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) >= n && len(rej) >= bad {
+			return
+		}
+		select {
+		case <-stored:
+		case <-late:
+			t.Fatalf("%d of %d card applications applied, %d of %d quarantined", len(got), n, len(rej), bad)
 		}
 	}
 }

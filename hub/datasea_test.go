@@ -125,6 +125,7 @@ func TestDataseaMonth(t *testing.T) {
 	for _, name := range []string{datasea.ExpectationName, datasea.ExpectationFor("migration")} {
 		waitExpectation(t, srv, name, monitor.ExpectMet)
 	}
+	waitCardApplications(t, srv, len(apps)+1, 1) // applied through the cardcenter routes before the month's list
 	stopped := map[string]bool{lostCard.ID: true}
 	for _, r := range recs {
 		if r.Kind != datasea.MoveIn {

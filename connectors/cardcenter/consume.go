@@ -28,7 +28,8 @@ var errAwaitingApplication = errors.New("cardcenter: production step before its 
 // Consumer applies the records the cardcenter routes put on Topic: each
 // is decoded and checked (applications against the bank-type dictionary
 // Banks), applied idempotently by application id, or quarantined with its
-// reason. A record is acked once applied or quarantined; an apply that
+// reason, each with its monitor event (received, or rejected with the
+// reason). A record is acked once applied or quarantined; an apply that
 // fails, and a production step whose application is not stored yet, are
 // nacked and redelivered, up to MaxDeliveries times before the bus
 // dead-letters them (replayable from the console).
@@ -110,10 +111,13 @@ func (c *Consumer) Handle(ctx context.Context, d bus.Delivery) {
 		_ = d.Nack(ctx, min(time.Duration(d.Attempt())*2*time.Second, 30*time.Second), err)
 		return
 	}
-	if bad != nil && c.Events != nil {
-		c.Events.Emit(monitor.Event{Time: c.Clock.Now(), Partner: Partner, Flow: FlowOf(feed), Direction: monitor.Inbound, Channel: "bus",
-			Type: monitor.Rejected, Status: monitor.Warning, ExchangeID: m.IdempotencyKey, RecordsFailed: 1, ErrorClass: "format",
-			ErrorMessage: bad.Reason, Component: "cardcenter"})
+	if c.Events != nil {
+		ev := monitor.Event{Time: c.Clock.Now(), Partner: Partner, Flow: FlowOf(feed), Direction: monitor.Inbound, Channel: "bus",
+			Type: monitor.Received, Status: monitor.OK, ExchangeID: m.IdempotencyKey, Records: 1, Component: "cardcenter"}
+		if bad != nil {
+			ev.Type, ev.Status, ev.Records, ev.RecordsFailed, ev.ErrorClass, ev.ErrorMessage = monitor.Rejected, monitor.Warning, 0, 1, "format", bad.Reason
+		}
+		c.Events.Emit(ev)
 	}
 	_ = d.Ack(ctx)
 }
