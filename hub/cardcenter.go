@@ -72,6 +72,7 @@ func wireCardcenter(ctx context.Context, h *Hub, opts Options, singleton singlet
 	if err != nil {
 		return err
 	}
+	client.ObserveBreaker(h.mon)
 	h.parts.otherClients.add(cardcenter.Partner, client)
 	cons := &cardcenter.Consumer{Bus: h.bus, Apply: al, Banks: banks, Events: h.mon, Clock: h.Clock(), Logger: log}
 	h.AddComponent("cardcenter.consume", ComponentFunc(cons.Run))
@@ -79,6 +80,7 @@ func wireCardcenter(ctx context.Context, h *Hub, opts Options, singleton singlet
 	if err != nil {
 		return err
 	}
+	q.ObserveBreaker(h.mon)
 	al.SetCardQuery(q) // the console's on-demand query
 	if cfg.CheckStatus {
 		al.SetCardStatus(q)

@@ -307,7 +307,9 @@ func TestRouteFeeds(t *testing.T) {
 	if len(msgs) > 1 {
 		t.Fatalf("%d messages after the feed's end", len(msgs))
 	}
-	// Down: the breaker opens; the failure is an error event of the feed's flow.
+	// Down: the breaker opens (reported as the card center's event, the
+	// monitor's partner_down); the failure is an error event of the feed's flow.
+	client.ObserveBreaker(ev)
 	sim.Faults.Down.Store(true)
 	emit := func(context.Context, ...connectors.Message) error { return nil }
 	for range 3 {
@@ -320,6 +322,9 @@ func TestRouteFeeds(t *testing.T) {
 		return e.Type == monitor.Failed && e.Status == monitor.Error && e.Partner == "cardcenter" && e.Flow == "card-apply"
 	}) == 0 {
 		t.Fatal("no error event")
+	}
+	if ev.Count(func(e monitor.Event) bool { return e.Partner == "cardcenter" && e.ErrorCode == "breaker_open" }) != 1 {
+		t.Fatal("the breaker's opening was not reported")
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/httpx"
 )
 
@@ -69,6 +70,10 @@ func NewClient(cfg Config) (*Client, error) {
 	}
 	return &Client{url: strings.TrimRight(cfg.URL, "/"), c: c}, nil
 }
+
+// ObserveBreaker reports the feeds' circuit breaker changes as the card
+// center's events (the monitor's partner_down alert).
+func (c *Client) ObserveBreaker(events connectors.Events) { c.c.Observe(events, Partner) }
 
 // Fetch returns the page of feed after cursor ("" from the start).
 func (c *Client) Fetch(ctx context.Context, feed, cursor string, limit int) (Page, error) {

@@ -69,6 +69,10 @@ func NewStatusClient(cfg Config, deps connectors.Deps) (*StatusClient, error) {
 	return &StatusClient{cfg: cfg, c: c, ev: deps.Events, clock: deps.Clock}, nil
 }
 
+// ObserveBreaker reports the status queries' circuit breaker changes as
+// the card center's events (the monitor's partner_down alert).
+func (s *StatusClient) ObserveBreaker(events connectors.Events) { s.c.Observe(events, Partner) }
+
 // Query returns the card status of each ID number, asking in batches of
 // status_batch with status_parallel batches in flight, within the
 // client's rate limit. Any batch failing fails the query (no status is
