@@ -11,6 +11,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -492,5 +493,63 @@ func TestNoUserEnumeration(t *testing.T) {
 	}
 	if !fa.Has("console.login", audit.OutcomeDenied, "account locked") {
 		t.Fatal("the lockout is not in the audit log")
+	}
+}
+
+// TestLoginWhileTheStoreIsBusy: when the login cannot get its turn at the
+// state store (another writer holds SQLite's write lock past the busy
+// timeout), the login is refused with 503 and Retry-After — problem+json
+// on the API, the login page with a "busy" message on the form — never a
+// 500; once the store is free the same login succeeds.
+func TestLoginWhileTheStoreIsBusy(t *testing.T) {
+	cfg := store.DefaultConfig()
+	cfg.Path = filepath.Join(t.TempDir(), "state.db")
+	cfg.BusyTimeout = 200 * time.Millisecond
+	db, err := store.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	m, _, _ := newManager(t, db)
+	pw, err := m.CreateUser(ctx, cli, "op1", "", RoleOperator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.StripPrefix("/console/auth", m.Handler()))
+	defer srv.Close()
+	apiLogin := func() (*http.Response, map[string]any) {
+		b, _ := json.Marshal(map[string]string{"username": "op1", "password": pw})
+		resp, err := http.Post(srv.URL+"/console/auth/login", "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp, out
+	}
+	held, err := db.BeginWrite(ctx) // another writer holds the store
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, out := apiLogin()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || out["code"] != "unavailable" {
+		t.Fatalf("API login answered %d %v (Retry-After %q), want 503 unavailable", resp.StatusCode, out, resp.Header.Get("Retry-After"))
+	}
+	form, err := http.PostForm(srv.URL+"/console/auth/login", url.Values{"username": {"op1"}, "password": {pw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(form.Body)
+	form.Body.Close()
+	if form.StatusCode != http.StatusServiceUnavailable || form.Header.Get("Retry-After") == "" || !strings.Contains(string(page), "系统繁忙") {
+		t.Fatalf("form login answered %d (Retry-After %q)", form.StatusCode, form.Header.Get("Retry-After"))
+	}
+	if err := held.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if resp, out := apiLogin(); resp.StatusCode != http.StatusOK {
+		t.Fatalf("with the store free: %d %v", resp.StatusCode, out)
 	}
 }

@@ -112,6 +112,10 @@ func (m *Manager) handleLogin(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrThrottled):
 		problem.Write(w, r, problem.RateLimited(int(ipWindowLen/time.Second)))
 		return
+	case busy(err):
+		m.log.Warn("console login refused: the state store is busy", "err", err)
+		problem.Write(w, r, busyProblem(err))
+		return
 	case err != nil:
 		m.log.Error("console login failed", "err", err)
 		problem.Write(w, r, problem.Internal(err))

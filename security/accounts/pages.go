@@ -79,6 +79,11 @@ func (m *Manager) loginForm(w http.ResponseWriter, r *http.Request, username, pa
 	case errors.Is(err, ErrInvalidCredentials):
 		m.render(w, http.StatusUnauthorized, "login", pageData{Title: "mzhub 登录", Username: username, Error: "用户名或密码错误，或账户因多次失败已锁定 · " + invalidLogin})
 		return
+	case busy(err):
+		m.log.Warn("console login refused: the state store is busy", "err", err)
+		w.Header().Set("Retry-After", "1")
+		m.render(w, http.StatusServiceUnavailable, "login", pageData{Title: "mzhub 登录", Username: username, Error: busyText})
+		return
 	case err != nil:
 		m.log.Error("console login failed", "err", err)
 		m.render(w, http.StatusInternalServerError, "login", pageData{Title: "mzhub 登录", Error: "内部错误 · internal error"})

@@ -366,6 +366,11 @@ func (m *Manager) sessionOf(w http.ResponseWriter, r *http.Request) (Session, bo
 	}
 	s, err := m.Authenticate(r.Context(), token)
 	if err != nil {
+		if busy(err) {
+			m.log.Warn("console session lookup refused: the state store is busy", "err", err)
+			problem.Write(w, r, busyProblem(err))
+			return s, false
+		}
 		if !errors.Is(err, ErrSession) {
 			m.log.Error("console session lookup failed", "err", err)
 			problem.Write(w, r, problem.Internal(err))
