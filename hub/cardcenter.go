@@ -73,6 +73,9 @@ func wireCardcenter(ctx context.Context, h *Hub, opts Options, singleton singlet
 		return err
 	}
 	client.ObserveBreaker(h.mon)
+	if h.parts.leases != nil {
+		client.SetLeases(h.parts.leases) // one replica at a time pulls a feed
+	}
 	h.parts.otherClients.add(cardcenter.Partner, client)
 	cons := &cardcenter.Consumer{Bus: h.bus, Apply: al, Banks: banks, Events: h.mon, Clock: h.Clock(), Logger: log}
 	h.AddComponent("cardcenter.consume", ComponentFunc(cons.Run))

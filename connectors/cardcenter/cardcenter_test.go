@@ -434,3 +434,81 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("%d failed events", n)
 	}
 }
+
+// feedLease is a fake store/lease.Elector: held by another replica until
+// free is closed, then this replica's.
+type feedLease struct {
+	mu    sync.Mutex
+	names []string
+	free  chan struct{}
+}
+
+func (l *feedLease) Run(ctx context.Context, name string, f func(context.Context) error) error {
+	l.mu.Lock()
+	l.names = append(l.names, name)
+	l.mu.Unlock()
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-l.free:
+	}
+	return f(ctx)
+}
+
+// TestRoutePullsUnderTheFeedLease: with the hub's leases set on the
+// client, a replica pulls a feed only while it holds the feed's lease
+// (cardcenter.pull.<feed>): nothing is asked or emitted while another
+// replica holds it, and the pull starts once this one gets it.
+func TestRoutePullsUnderTheFeedLease(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sim, cfg := start(t)
+	sim.AddApplications(cardcentersim.Generate(20, 1, "2026-12-01", 2)...)
+	client, err := cardcenter.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &feedLease{free: make(chan struct{})}
+	client.SetLeases(l)
+	db := storetest.Open(t)
+	s := source(t, cardcenter.FeedApplications, connectors.Deps{Store: db, Clock: clock.NewFake(day), Partners: partners{c: client}})
+	got := make(chan int, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Run(ctx, func(_ context.Context, msgs ...connectors.Message) error { got <- len(msgs); return nil })
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		l.mu.Lock()
+		n := len(l.names)
+		l.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		select {
+		case n := <-got:
+			t.Fatalf("%d records emitted without asking for the lease", n)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the source never asked for the feed's lease")
+		}
+		runtime.Gosched()
+	}
+	if l.names[0] != "cardcenter.pull.applications" {
+		t.Fatalf("lease %q", l.names[0])
+	}
+	select {
+	case n := <-got:
+		t.Fatalf("%d records emitted without the lease", n)
+	default:
+	}
+	close(l.free)
+	if n := <-got; n == 0 {
+		t.Fatal("an empty page emitted")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

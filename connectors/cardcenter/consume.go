@@ -56,7 +56,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	var sub bus.Subscription
 	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
 		var err error
-		sub, err = c.Bus.Subscribe(ctx, bus.SubscribeOptions{Topic: Topic, Subscription: Subscription, MaxDeliveries: MaxDeliveries})
+		sub, err = c.Bus.Subscribe(ctx, bus.SubscribeOptions{Topic: Topic, Subscription: Subscription, MaxDeliveries: MaxDeliveries, Prefetch: batchMax})
 		if err == nil {
 			break
 		}
@@ -83,75 +83,147 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("cardcenter: receive: %w", err)
 		}
-		c.Handle(ctx, d)
+		batch := []bus.Delivery{d}
+		for len(batch) < batchMax {
+			wctx, cancel := context.WithTimeout(ctx, batchWait)
+			d, err := sub.Receive(wctx)
+			cancel()
+			if err != nil {
+				break // none at hand (or closing: the next Receive says so)
+			}
+			batch = append(batch, d)
+		}
+		c.HandleBatch(ctx, batch)
 	}
 }
 
+// batchMax bounds the records one apply takes (one transaction per feed),
+// and batchWait how long the consumer waits for the next delivery before
+// it applies what it has: a page of a route arrives as one burst.
+const (
+	batchMax  = 500
+	batchWait = 5 * time.Millisecond
+)
+
 // Handle applies one delivery and acks or nacks it.
-func (c *Consumer) Handle(ctx context.Context, d bus.Delivery) {
+func (c *Consumer) Handle(ctx context.Context, d bus.Delivery) { c.HandleBatch(ctx, []bus.Delivery{d}) }
+
+// pending is one delivery of a batch, decoded.
+type pending struct {
+	d    bus.Delivery
+	feed string
+	app  Application
+	step Progress
+	bad  *Bad
+}
+
+// HandleBatch applies the deliveries together — the applications (and the
+// quarantined records) in one call, the production steps of known
+// applications in another — and acks each applied or quarantined one;
+// a call that fails nacks its deliveries, and a production step whose
+// application is not stored yet is nacked alone (redelivered later).
+func (c *Consumer) HandleBatch(ctx context.Context, batch []bus.Delivery) {
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	m := d.Message()
-	feed := m.Headers[HeaderFeed]
-	ref := m.Headers[HeaderRef]
-	if ref == "" {
-		ref = "bus " + Topic + " " + m.IdempotencyKey
-	}
-	bad, err := c.apply(ctx, feed, m.Body, ref)
-	if err != nil {
-		if errors.Is(err, errAwaitingApplication) {
-			c.Logger.Debug("cardcenter: production step before its application; redelivering", "attempt", d.Attempt())
-		} else {
-			c.Logger.Warn("cardcenter: apply failed; redelivering", "feed", feed, "attempt", d.Attempt(), "err", err)
+	var apps, steps []pending
+	for _, d := range batch {
+		m := d.Message()
+		p := pending{d: d, feed: m.Headers[HeaderFeed]}
+		ref := m.Headers[HeaderRef]
+		if ref == "" {
+			ref = "bus " + Topic + " " + m.IdempotencyKey
 		}
-		_ = d.Nack(ctx, min(time.Duration(d.Attempt())*2*time.Second, 30*time.Second), err)
+		switch p.feed {
+		case FeedApplications:
+			a, bad := DecodeApplication(m.Body, ref, c.Clock.Now(), c.Banks)
+			p.app, p.bad = a, bad
+			apps = append(apps, p)
+		case FeedProgress:
+			st, bad := DecodeProgress(m.Body, ref)
+			p.step, p.bad = st, bad
+			if bad != nil {
+				apps = append(apps, p) // quarantined with the applications
+				continue
+			}
+			steps = append(steps, p)
+		default:
+			p.bad = &Bad{Ref: ref, Reason: fmt.Sprintf("%v: feed %q is not applications or progress", ErrMalformed, clip(p.feed))}
+			apps = append(apps, p)
+		}
+	}
+	if len(apps) > 0 {
+		var good []Application
+		var bad []Bad
+		for _, p := range apps {
+			if p.bad != nil {
+				bad = append(bad, *p.bad)
+			} else {
+				good = append(good, p.app)
+			}
+		}
+		_, err := c.Apply.ApplyApplications(ctx, good, bad)
+		c.settle(ctx, apps, err)
+	}
+	if len(steps) > 0 {
+		var known []pending
+		var prog []Progress
+		for _, p := range steps {
+			ok, err := c.Apply.KnownApplication(ctx, p.step.ID)
+			switch {
+			case err != nil:
+				c.settle(ctx, []pending{p}, err)
+			case !ok:
+				c.settle(ctx, []pending{p}, errAwaitingApplication)
+			default:
+				known = append(known, p)
+				prog = append(prog, p.step)
+			}
+		}
+		if len(known) > 0 {
+			_, err := c.Apply.ApplyProgress(ctx, prog)
+			c.settle(ctx, known, err)
+		}
+	}
+}
+
+// settle acks ps with their events when err is nil, else nacks them for
+// redelivery.
+func (c *Consumer) settle(ctx context.Context, ps []pending, err error) {
+	if err != nil {
+		for _, p := range ps {
+			if errors.Is(err, errAwaitingApplication) {
+				c.Logger.Debug("cardcenter: production step before its application; redelivering", "attempt", p.d.Attempt())
+			} else {
+				c.Logger.Warn("cardcenter: apply failed; redelivering", "feed", p.feed, "attempt", p.d.Attempt(), "err", err)
+			}
+			_ = p.d.Nack(ctx, min(time.Duration(p.d.Attempt())*2*time.Second, 30*time.Second), err)
+		}
 		return
 	}
 	if c.Events != nil {
-		ev := monitor.Event{Time: c.Clock.Now(), Partner: Partner, Flow: FlowOf(feed), Direction: monitor.Inbound, Channel: "bus",
-			Type: monitor.Received, Status: monitor.OK, ExchangeID: m.IdempotencyKey, Records: 1, Component: "cardcenter"}
-		if bad != nil {
-			ev.Type, ev.Status, ev.Records, ev.RecordsFailed, ev.ErrorClass, ev.ErrorMessage = monitor.Rejected, monitor.Warning, 0, 1, "format", bad.Reason
+		// One received event per feed, one rejected event per quarantined record.
+		per := map[string]int64{}
+		for _, p := range ps {
+			if p.bad != nil {
+				c.Events.Emit(monitor.Event{Time: c.Clock.Now(), Partner: Partner, Flow: FlowOf(p.feed), Direction: monitor.Inbound, Channel: "bus",
+					Type: monitor.Rejected, Status: monitor.Warning, ExchangeID: p.d.Message().IdempotencyKey, RecordsFailed: 1,
+					ErrorClass: "format", ErrorMessage: p.bad.Reason, Component: "cardcenter"})
+				continue
+			}
+			per[p.feed]++
 		}
-		c.Events.Emit(ev)
+		for _, f := range []string{FeedApplications, FeedProgress} {
+			if per[f] > 0 {
+				c.Events.Emit(monitor.Event{Time: c.Clock.Now(), Partner: Partner, Flow: FlowOf(f), Direction: monitor.Inbound, Channel: "bus",
+					Type: monitor.Received, Status: monitor.OK, Records: per[f], Component: "cardcenter"})
+			}
+		}
 	}
-	_ = d.Ack(ctx)
-}
-
-// apply applies one record; it returns the record's quarantine entry when
-// it was quarantined.
-func (c *Consumer) apply(ctx context.Context, feed string, body []byte, ref string) (*Bad, error) {
-	switch feed {
-	case FeedApplications:
-		a, bad := DecodeApplication(body, ref, c.Clock.Now(), c.Banks)
-		if bad != nil {
-			_, err := c.Apply.ApplyApplications(ctx, nil, []Bad{*bad})
-			return bad, err
-		}
-		_, err := c.Apply.ApplyApplications(ctx, []Application{a}, nil)
-		return nil, err
-	case FeedProgress:
-		st, bad := DecodeProgress(body, ref)
-		if bad != nil {
-			_, err := c.Apply.ApplyApplications(ctx, nil, []Bad{*bad})
-			return bad, err
-		}
-		known, err := c.Apply.KnownApplication(ctx, st.ID)
-		if err != nil {
-			return nil, err
-		}
-		if !known {
-			return nil, errAwaitingApplication
-		}
-		_, err = c.Apply.ApplyProgress(ctx, []Progress{st})
-		return nil, err
-	default:
-		bad := &Bad{Ref: ref, Reason: fmt.Sprintf("%v: feed %q is not applications or progress", ErrMalformed, clip(feed))}
-		_, err := c.Apply.ApplyApplications(ctx, nil, []Bad{*bad})
-		return bad, err
+	for _, p := range ps {
+		_ = p.d.Ack(ctx)
 	}
 }

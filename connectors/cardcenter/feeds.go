@@ -52,9 +52,20 @@ type Page struct {
 // breaker for the feeds): the cardcenter routes take it through
 // connectors.Deps.Partners under Partner.
 type Client struct {
-	url string
-	c   *httpx.Client
+	url    string
+	c      *httpx.Client
+	leases Leases
 }
+
+// Leases runs f while this replica holds the lease name (store/lease.Elector).
+type Leases interface {
+	Run(ctx context.Context, name string, f func(context.Context) error) error
+}
+
+// SetLeases makes the routes pulling through c pull each feed on one
+// replica at a time (lease cardcenter.pull.<feed>); without it every
+// replica pulls (harmless: the records are keyed, only redundant).
+func (c *Client) SetLeases(l Leases) { c.leases = l }
 
 // NewClient returns a client of cfg.URL.
 func NewClient(cfg Config) (*Client, error) {

@@ -159,6 +159,15 @@ func (s *Source) Run(ctx context.Context, emit connectors.Emit) error {
 	if err != nil {
 		return err
 	}
+	if c.leases != nil {
+		return c.leases.Run(ctx, "cardcenter.pull."+s.cfg.Feed, func(ctx context.Context) error { return s.loop(ctx, c, emit) })
+	}
+	return s.loop(ctx, c, emit)
+}
+
+// loop polls until ctx is done: page after page while the card center has
+// more, then every cfg.Every.
+func (s *Source) loop(ctx context.Context, c *Client, emit connectors.Emit) error {
 	for {
 		more, err := s.Poll(ctx, c, emit)
 		if ctx.Err() != nil {
