@@ -76,6 +76,7 @@ func wireCardcenter(ctx context.Context, h *Hub, opts Options, singleton singlet
 	if h.parts.leases != nil {
 		client.SetLeases(h.parts.leases) // one replica at a time pulls a feed
 	}
+	client.SetExpect(h.mon) // each feed pulled at least once a day, by 09:00
 	h.parts.otherClients.add(cardcenter.Partner, client)
 	cons := &cardcenter.Consumer{Bus: h.bus, Apply: al, Banks: banks, Events: h.mon, Clock: h.Clock(), Logger: log}
 	h.AddComponent("cardcenter.consume", ComponentFunc(cons.Run))

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -506,6 +507,85 @@ func TestRoutePullsUnderTheFeedLease(t *testing.T) {
 	close(l.free)
 	if n := <-got; n == 0 {
 		t.Fatal("an empty page emitted")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// expecter records the expectations registered.
+type expecter struct {
+	mu  sync.Mutex
+	got []monitor.Expectation
+}
+
+func (e *expecter) Expect(_ context.Context, x monitor.Expectation) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.got = append(e.got, x)
+	return nil
+}
+
+func (e *expecter) all() []monitor.Expectation {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.got)
+}
+
+// TestRouteRegistersTheDailyExpectation: a feed's first successful pull of
+// a day registers the next day's expectation (a fetched event of the
+// feed's flow by 09:00 Asia/Shanghai), once a day however often it pulls;
+// an empty page still reports a fetched event, which meets it.
+func TestRouteRegistersTheDailyExpectation(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, cfg := start(t)
+	client, err := cardcenter.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := &expecter{}
+	client.SetExpect(ex)
+	fc := clock.NewFake(day) // 2026-12-02 09:00 Shanghai
+	ev := &monitortest.Recorder{}
+	s := source(t, cardcenter.FeedProgress, connectors.Deps{Store: storetest.Open(t), Clock: fc, Events: ev, Partners: partners{c: client}})
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, func(context.Context, ...connectors.Message) error { return nil }) }()
+	waitFor := func(what string, n int) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for len(ex.all()) < n || fc.BlockUntil(ctx, 1) != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s: %+v", what, ex.all())
+			}
+			runtime.Gosched()
+		}
+	}
+	waitFor("the first expectation", 1)
+	fc.Advance(15 * time.Minute) // the next pull, the same day
+	waitFor("the second pull", 1)
+	fc.Advance(24 * time.Hour) // the next day's pull
+	waitFor("the next day's expectation", 2)
+	got := ex.all()
+	want := []time.Time{time.Date(2026, 12, 3, 9, 0, 0, 0, clock.Shanghai), time.Date(2026, 12, 4, 9, 0, 0, 0, clock.Shanghai)}
+	if len(got) != 2 {
+		t.Fatalf("expectations %+v, want one a day", got)
+	}
+	for i, x := range got {
+		if x.Name != "cardcenter-daily-progress" || x.Partner != cardcenter.Partner || x.Flow != cardcenter.FlowOf(cardcenter.FeedProgress) ||
+			x.Type != monitor.Fetched || !x.Due.Equal(want[i]) {
+			t.Errorf("expectation %d: %+v, want due %s", i, x, want[i])
+		}
+	}
+	fetched := 0
+	for _, e := range ev.Events() {
+		if e.Type == monitor.Fetched && e.Status == monitor.OK && e.Flow == cardcenter.FlowOf(cardcenter.FeedProgress) {
+			fetched++
+		}
+	}
+	if fetched < 2 {
+		t.Fatalf("%d fetched events for empty pulls, want one per pull", fetched)
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/httpx"
+	"github.com/shanghai-mca/mzhub/monitor"
 )
 
 // Feeds the card center offers, as route files name them.
@@ -55,12 +56,32 @@ type Client struct {
 	url    string
 	c      *httpx.Client
 	leases Leases
+	expect Expecter
 }
 
 // Leases runs f while this replica holds the lease name (store/lease.Elector).
 type Leases interface {
 	Run(ctx context.Context, name string, f func(context.Context) error) error
 }
+
+// Expecter registers expected exchanges in the monitor (hubmon.Monitor).
+type Expecter interface {
+	Expect(ctx context.Context, e monitor.Expectation) error
+}
+
+// ExpectBy is the time of day (Asia/Shanghai) by which each feed is
+// expected to have been pulled successfully at least once: a day whose
+// pulls all failed shows as missed on the console's calendar and raises an
+// alert.
+const ExpectBy = 9 * time.Hour
+
+// ExpectationFor names a feed's daily expectation in the monitor.
+func ExpectationFor(feed string) string { return "cardcenter-daily-" + feed }
+
+// SetExpect makes the routes pulling through c register, after each
+// day's first successful pull of a feed, the next day's expectation of
+// one (ExpectationFor, due at ExpectBy).
+func (c *Client) SetExpect(e Expecter) { c.expect = e }
 
 // SetLeases makes the routes pulling through c pull each feed on one
 // replica at a time (lease cardcenter.pull.<feed>); without it every

@@ -168,8 +168,22 @@ func (s *Source) Run(ctx context.Context, emit connectors.Emit) error {
 // loop polls until ctx is done: page after page while the card center has
 // more, then every cfg.Every.
 func (s *Source) loop(ctx context.Context, c *Client, emit connectors.Emit) error {
+	var expected time.Time // the last expectation registered
 	for {
 		more, err := s.Poll(ctx, c, emit)
+		if err == nil && c.expect != nil {
+			now := s.clock.Now().In(clock.Shanghai)
+			y, m, d := now.AddDate(0, 0, 1).Date()
+			due := time.Date(y, m, d, 0, 0, 0, 0, clock.Shanghai).Add(ExpectBy)
+			if !due.Equal(expected) {
+				if err := c.expect.Expect(ctx, monitor.Expectation{Name: ExpectationFor(s.cfg.Feed), Partner: Partner,
+					Flow: FlowOf(s.cfg.Feed), Type: monitor.Fetched, Due: due}); err != nil {
+					s.log.Warn("cardcenter: expectation", "feed", s.cfg.Feed, "err", err)
+				} else {
+					expected = due
+				}
+			}
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -219,10 +233,10 @@ func (s *Source) Poll(ctx context.Context, c *Client, emit connectors.Emit) (boo
 			return false, err
 		}
 	}
-	if len(msgs) > 0 {
-		s.event(monitor.Event{Type: monitor.Fetched, Status: monitor.OK, ExchangeID: s.cfg.Feed + ":" + pg.NextCursor,
-			Records: int64(len(msgs)), Duration: s.clock.Now().Sub(start), Attrs: map[string]string{"cursor": pg.NextCursor}})
-	}
+	// Also an empty page: a pull that found nothing new still meets the
+	// day's expectation.
+	s.event(monitor.Event{Type: monitor.Fetched, Status: monitor.OK, ExchangeID: s.cfg.Feed + ":" + pg.NextCursor,
+		Records: int64(len(msgs)), Duration: s.clock.Now().Sub(start), Attrs: map[string]string{"cursor": pg.NextCursor}})
 	return pg.More, nil
 }
 
