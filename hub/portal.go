@@ -15,6 +15,7 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/household"
 	"github.com/shanghai-mca/mzhub/connectors/joblib"
 	"github.com/shanghai-mca/mzhub/connectors/joblib/joblibsim"
+	"github.com/shanghai-mca/mzhub/routes"
 	"github.com/shanghai-mca/mzhub/security/accounts"
 	"github.com/shanghai-mca/mzhub/security/keys"
 	"github.com/shanghai-mca/mzhub/services/disbursement/synth"
@@ -96,6 +97,39 @@ func (p hubPartners) PartnerClient(id string) (any, error) {
 	return p.portal.c, nil
 }
 
+func (p *portalClient) enabled() bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.c != nil
+}
+
+// portalRouteOff is the route engine's Skip: with the portal section off
+// a route whose endpoint is the hub's portal client (joblib, partner:
+// portal) is not started — it would only fail against nothing, retrying
+// forever — and the log and the console's routes say why.
+func portalRouteOff(p *portalClient) func(*routes.Route) string {
+	return func(r *routes.Route) string {
+		if p.enabled() {
+			return ""
+		}
+		for _, ep := range append([]routes.Endpoint{r.From}, r.To...) {
+			if ep.Kind != joblib.Kind {
+				continue
+			}
+			var c struct {
+				Partner string `yaml:"partner"`
+			}
+			if err := ep.Config.Decode(&c); err == nil && c.Partner == joblib.PartnerPortal {
+				return PortalOffReason
+			}
+		}
+		return ""
+	}
+}
+
+// PortalOffReason is why the portal routes do not run with the portal off.
+const PortalOffReason = "the one-stop portal is not enabled (portal.enabled: false; docs/portal.md): its routes (partner: portal) are not started"
+
 // portalFamily is the wired portal exchange.
 type portalFamily struct {
 	svc *portal.Service
@@ -146,6 +180,21 @@ func wirePortal(ctx context.Context, h *Hub, opts Options, singleton singletonFu
 		cfg.Every, cfg.RetryWait = 2*time.Second, 500*time.Millisecond
 	}
 	if !cfg.Enabled {
+		// The portal routes are not started (portalRouteOff); the
+		// console's portal page says so and names them.
+		log.Info("one-stop portal not enabled: its routes are not started (portal.enabled; docs/portal.md)")
+		h.mon.Mount("nav_portal", "portal/", portal.OffHandler(func() map[string]string {
+			out := map[string]string{}
+			if h.engine == nil {
+				return out
+			}
+			for id, why := range h.engine.Skipped() {
+				if why == PortalOffReason {
+					out[id] = why
+				}
+			}
+			return out
+		}))
 		return nil
 	}
 	secret, err := h.sec.Keys.Get(ctx, PortalKeyName)
@@ -157,7 +206,9 @@ func wirePortal(ctx context.Context, h *Hub, opts Options, singleton singletonFu
 		return err
 	}
 	h.portalClient.set(client)
-	svc, err := portal.New(ctx, cfg, portal.Deps{DB: h.Store(), Client: client, Fields: h.sec.Fields, Payments: h.disbursement,
+	// The service reaches the portal only through the routes of
+	// configs/routes/portal*.yaml (partner: portal: this client).
+	svc, err := portal.New(ctx, cfg, portal.Deps{DB: h.Store(), Bus: h.parts.bus, Fields: h.sec.Fields, Payments: h.disbursement,
 		Events: h.mon, Expect: h.mon, Logger: log, Clock: h.Clock(), Metrics: h.Registerer(), Node: h.Node(), Audit: h.sec.Audit})
 	if err != nil {
 		return err
@@ -266,10 +317,28 @@ func driveDemoPortal(ctx context.Context, svc *portal.Service, sim *joblibsim.Si
 	stranger := synth.New(99).Next()
 	sim.AddCase(joblib.Case{ItemCode: "MZ-LNZHJT", IDNumber: stranger.ID, Name: stranger.Name, Division: stranger.Division, Month: month, ConsentedAt: now})
 
-	// Two rounds: applications in, pushes out; cases back.
-	for range 2 {
+	// The portal route pulls the applications onto the bus and the
+	// service takes them (the business system knows an application once
+	// the job library handed it over): wait for them, pushing meanwhile.
+	all := append([]string{}, ids...)
+	for i := range certApplicants {
+		all = append(all, fmt.Sprintf("SBJZ%s%05d", now.Format("060102"), i+1))
+	}
+	for {
 		if err := round(); err != nil {
 			return nil
+		}
+		n, err := svc.KnownApplications(ctx, all)
+		if err != nil {
+			return err
+		}
+		if n == len(all) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-clk.After(time.Second):
 		}
 	}
 	// The business system reports the nodes of its items' applications.

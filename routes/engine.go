@@ -90,6 +90,12 @@ type Deps struct {
 	// Partners is handed to connectors as connectors.Deps.Partners (the
 	// partner clients the hub built from its configuration; nil: none).
 	Partners any
+	// Skip, when set, is asked before a route starts: a non-empty answer
+	// is why the route is not started (e.g. its partner is not configured,
+	// so it would only fail against nothing). The route is logged, kept in
+	// Skipped and in Definitions (the topology still draws it); Skip is
+	// asked again when its file changes. nil: every route starts.
+	Skip func(r *Route) string
 }
 
 // Leases runs f while this replica holds the lease name (store/lease.Elector).
@@ -112,7 +118,8 @@ type Engine struct {
 	loaded  []*Route          // validated, not yet started
 	files   map[string]string // file -> content digest of the running set
 	runners map[string]*runner
-	byFile  map[string][]string // file -> route ids
+	skipped map[string]skippedRoute // route id -> why it was not started (Deps.Skip)
+	byFile  map[string][]string     // file -> route ids
 	ledger  *ledger
 	ctx     context.Context
 	closed  bool
@@ -377,8 +384,41 @@ func (e *Engine) Routes() []string {
 	return out
 }
 
-// startLocked builds and starts a route, replacing a running one of the same id.
+// skippedRoute is a route Deps.Skip kept from starting.
+type skippedRoute struct {
+	r   *Route
+	why string
+}
+
+// Skipped returns the routes not started because Deps.Skip said so, by id,
+// with the reason.
+func (e *Engine) Skipped() map[string]string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]string, len(e.skipped))
+	for id, s := range e.skipped {
+		out[id] = s.why
+	}
+	return out
+}
+
+// startLocked builds and starts a route, replacing a running one of the
+// same id; a route Deps.Skip holds back is recorded, not started.
 func (e *Engine) startLocked(r *Route) error {
+	if e.deps.Skip != nil {
+		if why := e.deps.Skip(r); why != "" {
+			e.stopLocked(r.ID)
+			if e.skipped == nil {
+				e.skipped = map[string]skippedRoute{}
+			}
+			if _, known := e.skipped[r.ID]; !known {
+				e.log.Warn("route not started", "route", r.ID, "file", r.file, "reason", why)
+			}
+			e.skipped[r.ID] = skippedRoute{r: r, why: why}
+			return nil
+		}
+		delete(e.skipped, r.ID)
+	}
 	rn, err := e.build(r)
 	if err != nil {
 		return err
@@ -492,6 +532,7 @@ func (e *Engine) checkUniqueLocked(file string, routes []*Route) []LintError {
 }
 
 func (e *Engine) stopLocked(id string) {
+	delete(e.skipped, id)
 	rn := e.runners[id]
 	if rn == nil {
 		return

@@ -52,6 +52,9 @@ func (e *Engine) Definitions() []*Route {
 	for id, rn := range e.runners {
 		byID[id] = rn.r
 	}
+	for id, sk := range e.skipped {
+		byID[id] = sk.r
+	}
 	out := make([]*Route, 0, len(byID))
 	for _, r := range byID {
 		out = append(out, r)

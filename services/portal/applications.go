@@ -10,79 +10,7 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/connectors/joblib"
-	"github.com/shanghai-mca/mzhub/monitor"
-	"github.com/shanghai-mca/mzhub/security/mask"
 )
-
-// maxPagesPerRound bounds one round's fetch so the other exchanges get
-// their turn; the cursor carries on next round.
-const maxPagesPerRound = 50
-
-// FetchApplications takes the job library's new applications page by page
-// from the stored cursor. Each page's applications, their 预审 nodes and
-// the advanced cursor are committed together: a restart resumes at the
-// first page not committed, and an application seen twice (a page fetched
-// again, a duplicate in a page) is taken once, by its id.
-func (s *Service) FetchApplications(ctx context.Context) error {
-	for range maxPagesPerRound {
-		cursor, err := s.mark(ctx, s.db, markApplications)
-		if err != nil {
-			return fmt.Errorf("portal: read cursor: %w", err)
-		}
-		start := s.now()
-		page, err := s.d.Client.FetchApplications(ctx, cursor, s.cfg.PageSize)
-		if err != nil {
-			s.emit(monitor.Event{Partner: PartnerJobLib, Flow: FlowFetch, Direction: monitor.Inbound, Type: monitor.Failed,
-				Status: monitor.Error, Duration: s.now().Sub(start), ErrorMessage: mask.Text(err.Error()), ErrorClass: errClass(err)})
-			s.sent.WithLabelValues("application", "error").Inc()
-			return err
-		}
-		var taken, dup int
-		err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-			taken, dup = 0, 0
-			for _, r := range page.Refused {
-				if err := s.refuse(ctx, tx, "applications", r.ID, int64(r.Index), r.Reason); err != nil {
-					return err
-				}
-			}
-			for i := range page.Applications {
-				ok, err := s.takeApplication(ctx, tx, &page.Applications[i])
-				if err != nil {
-					return err
-				}
-				if ok {
-					taken++
-				} else {
-					dup++
-				}
-			}
-			return s.setMark(ctx, tx, markApplications, page.Next)
-		})
-		if err != nil {
-			return fmt.Errorf("portal: take applications: %w", err)
-		}
-		for _, r := range page.Refused {
-			s.emit(monitor.Event{Partner: PartnerJobLib, Flow: FlowFetch, Direction: monitor.Inbound, Type: monitor.Rejected,
-				Status: monitor.Warning, ExchangeID: "application:" + r.ID, ErrorClass: "format", ErrorMessage: r.Reason})
-		}
-		s.sent.WithLabelValues("application", "taken").Add(float64(taken))
-		s.sent.WithLabelValues("application", "duplicate").Add(float64(dup))
-		s.sent.WithLabelValues("application", "refused").Add(float64(len(page.Refused)))
-		if n := len(page.Applications) + len(page.Refused); n > 0 {
-			st := monitor.OK
-			if len(page.Refused) > 0 {
-				st = monitor.Warning
-			}
-			s.emit(monitor.Event{Partner: PartnerJobLib, Flow: FlowFetch, Direction: monitor.Inbound, Type: monitor.Fetched, Status: st,
-				ExchangeID: "applications:" + page.Next, Records: int64(taken), RecordsFailed: int64(len(page.Refused)),
-				Duration: s.now().Sub(start), Attrs: map[string]string{"duplicates": fmt.Sprint(dup), "cursor": page.Next}})
-		}
-		if !page.More {
-			return nil
-		}
-	}
-	return nil
-}
 
 // takeApplication records a new application with its channel and queues
 // its 预审; false when the hub had it already.
@@ -280,17 +208,16 @@ func (s *Service) advance(ctx context.Context, tx *sql.Tx, r Report) error {
 	return s.queueNode(ctx, tx, r.ApplicationID, r.Node, r.Result, r.Reason, r.CertificateRef, r.At)
 }
 
-// errClass names a failed call's class in the console's vocabulary.
-func errClass(err error) string {
-	switch {
-	case joblib.NotSent(err):
-		return "breaker"
-	case joblib.IsRefused(err):
-		return "permanent"
-	case errors.Is(err, joblib.ErrMalformed):
-		return "format"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
+// KnownApplications counts the applications of ids the service has taken
+// (the demo's business system reports nodes only for those).
+func (s *Service) KnownApplications(ctx context.Context, ids []string) (int, error) {
+	n := 0
+	for _, id := range ids {
+		var c int
+		if err := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(*) FROM portal_applications WHERE application_id = ?`), id).Scan(&c); err != nil {
+			return n, fmt.Errorf("portal: applications: %w", err)
+		}
+		n += c
 	}
-	return "transport"
+	return n, nil
 }

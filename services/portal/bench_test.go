@@ -67,6 +67,8 @@ func BenchmarkMonthPush200k(b *testing.B) {
 		if err := e.svc.drainKind(ctx, e.svc.senders()[1]); err != nil {
 			b.Fatal(err)
 		}
+		// The route delivers the batches and answers each.
+		e.waitFor("the push delivered", func() bool { return e.sim.Pushed("MZ-LNZHJT") == persons && e.settled() })
 		total := time.Since(start)
 		b.StopTimer()
 		calls, limited, _ := e.sim.Stats()
@@ -95,9 +97,8 @@ func BenchmarkStatus50k(b *testing.B) {
 		ctx := context.Background()
 		b.StartTimer()
 		start, cpu0 := time.Now(), cpuNow()
-		if err := e.svc.FetchApplications(ctx); err != nil {
-			b.Fatal(err)
-		}
+		// The route pulls the applications; the service takes them.
+		e.waitFor("the applications taken", func() bool { return e.count(`SELECT COUNT(*) FROM portal_applications`) == apps })
 		fetched := time.Since(start)
 		var lines [][]string
 		for i, id := range ids {
@@ -116,6 +117,7 @@ func BenchmarkStatus50k(b *testing.B) {
 		if err := e.svc.drainKind(ctx, e.svc.senders()[0]); err != nil {
 			b.Fatal(err)
 		}
+		e.waitFor("the nodes delivered", func() bool { return e.sim.NodeCount() == 4*apps && e.settled() })
 		total := time.Since(start)
 		b.StopTimer()
 		calls, limited, _ := e.sim.Stats()

@@ -7,15 +7,24 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/shanghai-mca/mzhub/bus"
+	"github.com/shanghai-mca/mzhub/bus/local"
 	"github.com/shanghai-mca/mzhub/clock"
+	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/httpx"
 	"github.com/shanghai-mca/mzhub/connectors/joblib"
 	"github.com/shanghai-mca/mzhub/connectors/joblib/joblibsim"
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/routes"
+	"github.com/shanghai-mca/mzhub/routes/routetest"
 	"github.com/shanghai-mca/mzhub/security/fieldcrypt"
 	"github.com/shanghai-mca/mzhub/services/disbursement"
 	"github.com/shanghai-mca/mzhub/services/disbursement/synth"
@@ -87,6 +96,7 @@ type env struct {
 	t      testing.TB
 	dir    string
 	db     *store.DB
+	bus    *countBus
 	sim    *joblibsim.Sim
 	clk    *clock.Fake
 	ring   *fieldcrypt.Ring
@@ -94,6 +104,44 @@ type env struct {
 	events *recEvents
 	cfg    Config
 	svc    *Service
+	// every is the feeds' poll pause in the test's copy of the shipped routes.
+	every string
+	stopFn func()
+}
+
+// countBus counts what is published per topic (the env waits until the
+// service applied as many messages as the routes published).
+type countBus struct {
+	bus.Bus
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (b *countBus) Publish(ctx context.Context, topic string, msgs ...bus.Message) error {
+	err := b.Bus.Publish(ctx, topic, msgs...)
+	if err == nil {
+		b.mu.Lock()
+		b.n[topic] += len(msgs)
+		b.mu.Unlock()
+	}
+	return err
+}
+
+func (b *countBus) published(topic string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.n[topic]
+}
+
+// hubClient hands the routes' `partner: portal` the env's client, as the
+// hub hands its own (hub/portal.go).
+type hubClient struct{ c *joblib.Client }
+
+func (h hubClient) PartnerClient(id string) (any, error) {
+	if id != joblib.PartnerPortal {
+		return nil, fmt.Errorf("no partner %s", id)
+	}
+	return h.c, nil
 }
 
 func testRing(t testing.TB) *fieldcrypt.Ring {
@@ -119,19 +167,30 @@ func openDB(t testing.TB, dir string) *store.DB {
 // PostgreSQL server of MZHUB_TEST_POSTGRES instead of SQLite.
 var onPostgres sync.Map
 
-// envDB opens the env's state store: SQLite in dir, or a fresh schema of
-// the test PostgreSQL for a test marked onPostgres.
-func envDB(t testing.TB, dir string) *store.DB {
+// envDB opens the env's state store and bus: SQLite in dir with the
+// embedded durable bus in it, or a fresh schema of the test PostgreSQL for
+// a test marked onPostgres, with an in-memory bus.
+func envDB(t testing.TB, dir string) (*store.DB, bus.Bus) {
 	if _, ok := onPostgres.Load(t); ok {
-		return storetest.OpenPostgres(t)
+		return storetest.OpenPostgres(t), routetest.NewBus()
 	}
-	return openDB(t, dir)
+	db := openDB(t, dir)
+	return db, openBus(t, db)
+}
+
+func openBus(t testing.TB, db *store.DB) bus.Bus {
+	b, err := local.Open(context.Background(), db, bus.DefaultConfig().Local, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	return b
 }
 
 func testConfig(dir, url string) Config {
 	cfg := DefaultConfig()
 	cfg.Enabled = true
-	ep := joblib.Endpoint{ClientConfig: httpx.ClientConfig{Timeout: 5 * time.Second, BreakerFailures: 3, BreakerOpen: time.Hour}, BaseURL: url, KeyID: "k1"}
+	ep := joblib.Endpoint{ClientConfig: httpx.ClientConfig{Timeout: 5 * time.Second, BreakerFailures: 3, BreakerOpen: 300 * time.Millisecond}, BaseURL: url, KeyID: "k1"}
 	cfg.JobLib, cfg.Mianshen = ep, ep
 	cfg.Inbox = filepath.Join(dir, "inbox")
 	cfg.RetryWait, cfg.RetryMaxWait = time.Second, time.Minute
@@ -147,38 +206,189 @@ func newEnv(t testing.TB, simOpts joblibsim.Options, mod func(*Config)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sim.Close() })
-	e := &env{t: t, dir: dir, db: envDB(t, dir), sim: sim, clk: clock.NewFake(t0), ring: testRing(t),
+	db, b := envDB(t, dir)
+	e := &env{t: t, dir: dir, db: db, bus: &countBus{Bus: b, n: map[string]int{}}, sim: sim, clk: clock.NewFake(t0), ring: testRing(t),
 		pay: &fakePayments{reconciled: map[string]bool{}, out: map[string]map[string]disbursement.PaymentOutcome{}}, events: &recEvents{}}
 	e.cfg = testConfig(dir, sim.URL())
 	if mod != nil {
 		mod(&e.cfg)
 	}
-	e.svc = e.open()
+	e.start()
 	return e
 }
 
 func clockAt() *clock.Fake { return clock.NewFake(t0) }
 
-// open builds a service on the env's store (a restart when called again).
+// open builds a service on the env's store and bus.
 func (e *env) open() *Service {
 	e.t.Helper()
-	c, err := joblib.NewClient(e.cfg.Dept, e.cfg.JobLib, e.cfg.Mianshen, testSecret, testSecret)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	svc, err := New(context.Background(), e.cfg, Deps{DB: e.db, Client: c, Fields: e.ring, Payments: e.pay, Events: e.events,
-		Logger: slog.New(slog.DiscardHandler), Clock: e.clk})
+	svc, err := New(context.Background(), e.cfg, Deps{DB: e.db, Bus: e.bus, Fields: e.ring, Payments: e.pay, Events: e.events,
+		Logger: testLogger(), Clock: e.clk})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	return svc
 }
 
-// round runs a round and moves the clock past any back-off.
+// routeFiles copies the shipped portal routes (configs/routes/portal*.yaml)
+// into a directory of the test, the feeds polling every e.every.
+func (e *env) routeFiles() string {
+	e.t.Helper()
+	src, err := filepath.Glob(filepath.Join("..", "..", "configs", "routes", "portal*.yaml"))
+	if err != nil || len(src) < 4 {
+		e.t.Fatalf("the shipped portal routes: %v %v", src, err)
+	}
+	dir := e.t.TempDir()
+	every := e.every
+	if every == "" {
+		every = "20ms"
+	}
+	for _, f := range src {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if strings.HasSuffix(f, "portal-feed.template.yaml") {
+			b = []byte(strings.Replace(string(b), "    default: 10s\n", "    default: "+every+"\n", 1))
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o600); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// start runs the service and the route engine on the shipped portal
+// routes (the one path, as in the hub), against the env's simulator.
+func (e *env) start() {
+	e.t.Helper()
+	e.svc = e.open()
+	// The new service counts what it applies from zero.
+	e.bus.mu.Lock()
+	clear(e.bus.n)
+	e.bus.mu.Unlock()
+	c, err := joblib.NewClient(e.cfg.Dept, e.cfg.JobLib, e.cfg.Mianshen, testSecret, testSecret)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	reg := connectors.NewRegistry()
+	spec, err := connectors.Builtin().Lookup(joblib.Kind)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := reg.Register(spec); err != nil {
+		e.t.Fatal(err)
+	}
+	eng, err := routes.NewEngine(routes.EngineConfig{ReloadInterval: -1}, routes.Deps{Bus: e.bus, Store: e.db, Connectors: reg,
+		Events: e.events, Metrics: prometheus.NewRegistry(), Partners: hubClient{c}, Logger: testLogger()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := eng.Load(e.routeFiles()); err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = eng.Run(ctx) })
+	wg.Go(func() { _ = e.svc.Run(ctx) })
+	e.stopFn = func() {
+		cancel()
+		wg.Wait()
+	}
+	e.t.Cleanup(e.stop)
+}
+
+func (e *env) stop() {
+	if e.stopFn != nil {
+		e.stopFn()
+		e.stopFn = nil
+	}
+}
+
+// restart stops the service and the routes and starts them again on the
+// same store and bus.
+func (e *env) restart() {
+	e.t.Helper()
+	e.stop()
+	e.start()
+}
+
+// round runs a round, waits until the routes and the service are quiet
+// (quiesce), and moves the clock past any back-off.
 func (e *env) round() error {
 	err := e.svc.Round(context.Background())
+	e.quiesce()
 	e.clk.Advance(2 * e.cfg.RetryMaxWait)
 	return err
+}
+
+// quiesce waits until the exchanges rest: each feed polled to its end
+// twice since (so the pages before are on the bus), every message the
+// routes published applied by the service, no batch waiting for its
+// answer, nothing due unpublished — and nothing changed over a pass.
+func (e *env) quiesce() {
+	e.t.Helper()
+	prev := ""
+	for {
+		a0, c0 := e.sim.Drained(joblib.FeedApplications), e.sim.Drained(joblib.FeedCases)
+		e.waitFor("the feeds polled", func() bool {
+			return e.sim.Drained(joblib.FeedApplications) >= a0+2 && e.sim.Drained(joblib.FeedCases) >= c0+2
+		})
+		e.waitFor("the service applied what the routes published, and every batch answered", func() bool {
+			for _, topic := range []string{TopicApplications, TopicCases, TopicAnswers} {
+				if int(testutil.ToFloat64(e.svc.consumed.WithLabelValues(topic))) < e.bus.published(topic) {
+					return false
+				}
+			}
+			if e.count(`SELECT COUNT(*) FROM portal_outbox WHERE state = 'sending'`) > 0 {
+				return false
+			}
+			for _, sd := range e.svc.senders() {
+				if due, err := e.svc.due(context.Background(), sd); err != nil || len(due) > 0 {
+					e.svc.Kick() // published by the next round
+					return false
+				}
+			}
+			return true
+		})
+		fp := fmt.Sprint(e.bus.published(TopicApplications), e.bus.published(TopicCases), e.bus.published(TopicAnswers),
+			e.count(`SELECT COUNT(*) FROM portal_outbox`), e.count(`SELECT COUNT(*) FROM portal_outbox WHERE state = 'delivered'`))
+		if fp == prev {
+			return
+		}
+		prev = fp
+	}
+}
+
+// state describes the exchanges for a failure message.
+func (e *env) state() string {
+	var b strings.Builder
+	for _, topic := range []string{TopicApplications, TopicCases, TopicAnswers, TopicOutNodes, TopicOutPush, TopicOutConfirm, TopicOutPayout} {
+		fmt.Fprintf(&b, "%s published %d applied %v; ", topic, e.bus.published(topic), testutil.ToFloat64(e.svc.consumed.WithLabelValues(topic)))
+	}
+	rows, err := e.db.Query(`SELECT kind, state, COUNT(*) FROM portal_outbox GROUP BY kind, state`)
+	if err == nil {
+		for rows.Next() {
+			var k, st string
+			var n int
+			_ = rows.Scan(&k, &st, &n)
+			fmt.Fprintf(&b, "outbox %s %s: %d; ", k, st, n)
+		}
+		rows.Close()
+	}
+	return b.String()
+}
+
+// waitFor polls cond until it holds or two minutes pass.
+func (e *env) waitFor(what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out waiting for %s: %s", what, e.state())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func (e *env) drop(name string, write func(io.Writer) error) {
@@ -217,4 +427,11 @@ func (e *env) settled() bool {
 func idFor(division, birth string, seq int) string {
 	id17 := fmt.Sprintf("%s%s%03d", division, birth, seq%1000)
 	return id17 + string(synth.CheckDigit([]byte(id17)))
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("MZHUB_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.DiscardHandler)
 }

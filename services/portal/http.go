@@ -200,7 +200,6 @@ var labels = map[string][2]string{
 	"st_done":         {"办结", "Done"},
 	"state_pending":   {"待发送", "Pending"},
 	"state_sending":   {"发送中", "Sending"},
-	"state_indoubt":   {"待核实", "In doubt"},
 	"state_delivered": {"已送达", "Delivered"},
 	"state_failed":    {"被拒", "Refused"},
 	"state_skipped":   {"已跳过", "Skipped"},
@@ -470,3 +469,38 @@ func groupedBars(title string, labels []string, ss []series, top float64) string
 	b.WriteString(`</svg>`)
 	return b.String()
 }
+
+// OffHandler is the console page while the portal section is off: it says
+// so, and lists the portal routes the route engine did not start (by id,
+// with the reason; routes gives them). Its JSON answers are 503
+// problem+json with the same words.
+func OffHandler(routes func() map[string]string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		skipped := routes()
+		ids := sortedKeys(skipped)
+		if strings.HasSuffix(r.URL.Path, ".json") {
+			problem.Write(w, r, problem.Problem{Status: http.StatusServiceUnavailable, Code: "portal_disabled", Title: "The one-stop portal is not enabled",
+				Detail: fmt.Sprintf("portal.enabled is false; %d portal routes not started: %s", len(ids), strings.Join(ids, ", "))})
+			return
+		}
+		frame, framed := console.FrameFrom(r.Context())
+		en := framed && frame.Lang() == "en"
+		if framed {
+			frame.SetTitle("nav_portal")
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		data := map[string]any{"EN": en, "IDs": ids, "Why": skipped}
+		if err := offTmpl.Execute(w, data); err != nil {
+			return
+		}
+	})
+}
+
+var offTmpl = template.Must(template.New("off").Parse(`<section class="portal-off">
+{{if .EN}}<h2>One-stop portal: not enabled</h2>
+<p>The portal section is off (<code>portal.enabled: false</code>): nothing is fetched from or sent to the portal. The portal routes are loaded but not started, so they do not retry against nothing:</p>
+{{else}}<h2>一网通办：未启用</h2>
+<p>配置中一网通办未启用（<code>portal.enabled: false</code>）：不从一网通办获取、也不向其发送。一网通办路由已加载但未启动，不会对空地址反复重试：</p>
+{{end}}<ul>{{range .IDs}}<li><code>{{.}}</code></li>{{else}}<li>—</li>{{end}}</ul>
+</section>`))

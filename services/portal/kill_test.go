@@ -17,11 +17,15 @@ const childEnv = "MZHUB_PORTAL_CHILD"
 type childSpec struct {
 	Dir string
 	URL string
+	// Applications and Cases are what the child waits for before it ends.
+	Applications, Cases int64
 }
 
 // TestChildProcess is the hub side of TestSIGKILLNothingLostOrSentTwice:
-// it runs rounds on the store in Dir against the portal at URL until the
-// outbox is settled. It skips in a normal test run.
+// the portal service and the route engine on the shipped portal routes,
+// with the embedded durable bus in the state file in Dir, against the
+// portal at URL, until every application and case is taken and the outbox
+// is settled. It skips in a normal test run.
 func TestChildProcess(t *testing.T) {
 	p := os.Getenv(childEnv)
 	if p == "" {
@@ -35,28 +39,35 @@ func TestChildProcess(t *testing.T) {
 	if err := json.Unmarshal(b, &spec); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, dir: spec.Dir, db: openDB(t, spec.Dir), clk: nil, ring: testRing(t), events: &recEvents{}, pay: &fakePayments{reconciled: map[string]bool{}}}
-	e.clk = clockAt()
+	db := openDB(t, spec.Dir)
+	e := &env{t: t, dir: spec.Dir, db: db, bus: &countBus{Bus: openBus(t, db), n: map[string]int{}}, clk: clockAt(), ring: testRing(t),
+		events: &recEvents{}, pay: &fakePayments{reconciled: map[string]bool{}}}
 	e.cfg = testConfig(spec.Dir, spec.URL)
 	e.cfg.JobLib.Timeout, e.cfg.Mianshen.Timeout = time.Minute, time.Minute // the held call waits for the kill
-	e.svc = e.open()
-	// Pushes are answered with cases on the next round: a few rounds at least.
-	for i := 0; i < 20; i++ {
-		_ = e.round()
-		if i >= 3 && e.settled() {
+	e.start()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		e.svc.Kick()
+		if e.count(`SELECT COUNT(*) FROM portal_applications`) == spec.Applications && e.count(`SELECT COUNT(*) FROM portal_cases`) == spec.Cases &&
+			e.count(`SELECT COUNT(*) FROM portal_outbox`) > 0 && e.settled() {
 			break
 		}
-	}
-	if !e.settled() {
-		t.Fatal("not settled")
+		if time.Now().After(deadline) {
+			t.Fatalf("not settled: %s", e.state())
+		}
+		time.Sleep(50 * time.Millisecond)
+		e.clk.Advance(2 * e.cfg.RetryMaxWait) // past any back-off
 	}
 }
 
-// TestSIGKILLNothingLostOrSentTwice kills the hub (a child process) while
-// the portal holds a send it has applied but not answered: the send is in
-// doubt. The restarted hub re-checks it with the portal before sending
-// anything again: every application's nodes arrive once, the push batch
-// once, and nothing is lost.
+// TestSIGKILLNothingLostOrSentTwice kills the hub (a child process running
+// the portal service and the route engine on a durable bus) while the
+// portal holds a call it has applied but not answered: the batch is on the
+// bus, its delivery claimed and in doubt. The restarted hub publishes the
+// batches left waiting again under their keys; the route settles the one
+// in doubt by the portal's query and answers from it, without sending it
+// again: every application's nodes arrive once, the push batch once, each
+// case is confirmed once, and nothing is lost.
 func TestSIGKILLNothingLostOrSentTwice(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
@@ -74,25 +85,26 @@ func TestSIGKILLNothingLostOrSentTwice(t *testing.T) {
 		recs = append(recs, NewEligible(idFor("310115", "19500101", i), "王伟", "310115", "shanghai", 0, ""))
 	}
 	e.register("MZ-LNZHJT", "2026-12", recs)
-	spec, _ := json.Marshal(childSpec{Dir: dir, URL: sim.URL()})
+	spec, _ := json.Marshal(childSpec{Dir: dir, URL: sim.URL(), Applications: 40, Cases: 30})
 	specFile := dir + "/child.json"
 	if err := os.WriteFile(specFile, spec, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	child := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestChildProcess$", "-test.count=1")
+		cmd := exec.Command(os.Args[0], "-test.run=^TestChildProcess$", "-test.count=1", "-test.v")
 		cmd.Env = append(os.Environ(), childEnv+"="+specFile)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		return cmd
 	}
-	// The first pushing call (the 预审 nodes) is applied and held.
+	// The first pushing call (the 预审 nodes, or the push) is applied and held.
 	sim.SetFaults(joblibsim.Faults{HoldAfterApply: 1})
 	first := child()
 	if err := first.Start(); err != nil {
 		t.Fatal(err)
 	}
+	var held string
 	select {
-	case <-sim.Held:
+	case held = <-sim.Held:
 	case <-time.After(2 * time.Minute):
 		_ = first.Process.Kill()
 		t.Fatal("the child sent nothing")
@@ -101,15 +113,18 @@ func TestSIGKILLNothingLostOrSentTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = first.Wait()
-	applied := sim.NodeCount()
-	if applied == 0 {
+	if sim.NodeCount() == 0 && sim.PushBatches() == 0 {
 		t.Fatal("the held call applied nothing")
 	}
 	db := openDB(t, dir)
-	var sending int
+	var sending, onBus int
 	if err := db.QueryRow(`SELECT COUNT(*) FROM portal_outbox WHERE state = 'sending'`).Scan(&sending); err != nil || sending == 0 {
-		t.Fatalf("no send in doubt after the kill (%d, %v)", sending, err)
+		t.Fatalf("no batch waiting for its answer after the kill (%d, %v)", sending, err)
 	}
+	if err := db.QueryRow(`SELECT COUNT(*) FROM bus_messages WHERE topic LIKE 'portal.out.%'`).Scan(&onBus); err != nil || onBus == 0 {
+		t.Fatalf("no batch on the durable bus after the kill (%d, %v)", onBus, err)
+	}
+	t.Logf("killed while the portal held a %s call; %d rows waiting for their answer", held, sending)
 	second := child()
 	if err := second.Run(); err != nil {
 		t.Fatalf("the restarted hub: %v", err)

@@ -162,68 +162,6 @@ func (s *Service) expectPush(ctx context.Context) error {
 	return s.db.InTx(ctx, func(tx *sql.Tx) error { return s.setMark(ctx, tx, name, due.Format(time.RFC3339)) })
 }
 
-// FetchCases takes the cases the portal hands back, page by page from the
-// stored cursor, and decides each in the same transaction: the decision is
-// queued for the confirmation interface.
-func (s *Service) FetchCases(ctx context.Context) error {
-	for range maxPagesPerRound {
-		cursor, err := s.mark(ctx, s.db, markCases)
-		if err != nil {
-			return err
-		}
-		start := s.now()
-		page, err := s.d.Client.FetchCases(ctx, cursor, s.cfg.PageSize)
-		if err != nil {
-			s.emit(monitor.Event{Partner: PartnerMianshen, Flow: FlowCases, Direction: monitor.Inbound, Type: monitor.Failed,
-				Status: monitor.Error, Duration: s.now().Sub(start), ErrorMessage: mask.Text(err.Error()), ErrorClass: errClass(err)})
-			s.sent.WithLabelValues("case", "error").Inc()
-			return err
-		}
-		var confirmed, refused, dup int
-		err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-			confirmed, refused, dup = 0, 0, 0
-			for _, r := range page.Refused {
-				if err := s.refuse(ctx, tx, "cases", r.ID, int64(r.Index), r.Reason); err != nil {
-					return err
-				}
-			}
-			for i := range page.Cases {
-				d, err := s.takeCase(ctx, tx, &page.Cases[i])
-				if err != nil {
-					return err
-				}
-				switch d {
-				case "":
-					dup++
-				case joblib.DecisionConfirm:
-					confirmed++
-				default:
-					refused++
-				}
-			}
-			return s.setMark(ctx, tx, markCases, page.Next)
-		})
-		if err != nil {
-			return fmt.Errorf("portal: take cases: %w", err)
-		}
-		for _, r := range page.Refused {
-			s.emit(monitor.Event{Partner: PartnerMianshen, Flow: FlowCases, Direction: monitor.Inbound, Type: monitor.Rejected,
-				Status: monitor.Warning, ExchangeID: "case:" + r.ID, ErrorClass: "format", ErrorMessage: r.Reason})
-		}
-		s.sent.WithLabelValues("case", "confirm").Add(float64(confirmed))
-		s.sent.WithLabelValues("case", "refuse").Add(float64(refused))
-		if n := len(page.Cases) + len(page.Refused); n > 0 {
-			s.emit(monitor.Event{Partner: PartnerMianshen, Flow: FlowCases, Direction: monitor.Inbound, Type: monitor.Fetched,
-				ExchangeID: "cases:" + page.Next, Records: int64(confirmed + refused), RecordsFailed: int64(len(page.Refused)), Duration: s.now().Sub(start),
-				Attrs: map[string]string{"confirmed": fmt.Sprint(confirmed), "refused": fmt.Sprint(refused), "duplicates": fmt.Sprint(dup)}})
-		}
-		if !page.More {
-			return nil
-		}
-	}
-	return nil
-}
-
 // takeCase records a new case and decides it; "" when the hub had it.
 func (s *Service) takeCase(ctx context.Context, tx *sql.Tx, c *joblib.Case) (string, error) {
 	var n int

@@ -10,8 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/connectors/joblib"
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/routes"
 	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/security/mask"
 )
@@ -24,14 +26,21 @@ const (
 	kindPayout  = "payout"
 )
 
-// Outbox states.
+// Outbox states. pending: waiting for its turn; sending: published on
+// portal.out.<op> under the batch key bkey, waiting for the route's answer
+// on portal.answers; delivered, failed (refused, waiting for an operator)
+// and skipped are settled.
 const (
 	statePending   = "pending"
 	stateSending   = "sending"
-	stateInDoubt   = "indoubt"
 	stateDelivered = "delivered"
 	stateFailed    = "failed"
 )
+
+// waitAnswer is the next_at of a published batch: it waits for its
+// answer, and is published again (under its key) only after a restart or
+// a publish that failed.
+const waitAnswer = int64(1) << 62
 
 type outRow struct {
 	id       int64
@@ -39,26 +48,16 @@ type outRow struct {
 	ref      string
 	body     []byte
 	attempts int
+	sentAt   int64
 }
 
-// check outcomes of a re-check.
-const (
-	checkDelivered = "delivered"
-	checkAbsent    = "absent"
-)
-
-// sender sends one kind of outbox row.
+// sender publishes one kind of outbox row.
 type sender struct {
-	kind, partner, flow string
+	kind, op, partner, flow string
 	// ordered: a row goes only once every earlier row of its okey is delivered.
 	ordered bool
 	// batch is how many rows one call carries.
 	batch int
-	// send calls the portal; the results are keyed by ref.
-	send func(ctx context.Context, rows []outRow) (map[string]joblib.Result, error)
-	// recheck asks the portal what it holds; the answer per ref is
-	// checkDelivered, checkAbsent or a reason the row cannot be delivered.
-	recheck func(ctx context.Context, rows []outRow) (map[string]string, error)
 	// delivered updates the service's tables once a row is delivered.
 	delivered func(ctx context.Context, tx *sql.Tx, r outRow) error
 }
@@ -72,16 +71,26 @@ func (s *Service) enqueue(ctx context.Context, tx *sql.Tx, kind, okey, ref strin
 
 func (s *Service) senders() []sender {
 	return []sender{
-		{kind: kindNode, partner: PartnerJobLib, flow: FlowStatus, ordered: true, batch: s.cfg.SendBatch, send: s.sendNodes, recheck: s.recheckNodes},
-		{kind: kindPush, partner: PartnerMianshen, flow: FlowPush, batch: 1, send: s.sendPush, recheck: s.recheckPush},
-		{kind: kindConfirm, partner: PartnerMianshen, flow: FlowConfirm, batch: s.cfg.SendBatch, send: s.sendConfirms, recheck: s.recheckConfirms, delivered: s.confirmDelivered},
-		{kind: kindPayout, partner: PartnerMianshen, flow: FlowPayout, batch: s.cfg.SendBatch, send: s.sendPayouts, recheck: s.recheckPayouts, delivered: s.payoutDelivered},
+		{kind: kindNode, op: joblib.OpNodes, partner: PartnerJobLib, flow: FlowStatus, ordered: true, batch: s.cfg.SendBatch},
+		{kind: kindPush, op: joblib.OpPush, partner: PartnerMianshen, flow: FlowPush, batch: 1},
+		{kind: kindConfirm, op: joblib.OpConfirm, partner: PartnerMianshen, flow: FlowConfirm, batch: s.cfg.SendBatch, delivered: s.confirmDelivered},
+		{kind: kindPayout, op: joblib.OpPayout, partner: PartnerMianshen, flow: FlowPayout, batch: s.cfg.SendBatch, delivered: s.payoutDelivered},
 	}
 }
 
-// Drain re-checks the sends in doubt, then sends what is due, kind by
-// kind, until nothing is due or a call fails (the rest waits for its
-// back-off). One kind's failure does not hold up the others.
+func (s *Service) senderOf(kind string) (sender, bool) {
+	for _, sd := range s.senders() {
+		if sd.kind == kind {
+			return sd, true
+		}
+	}
+	return sender{}, false
+}
+
+// Drain publishes, kind by kind, the batches an earlier run or a failed
+// publish left unpublished (under their keys), then what is due, until
+// nothing is due. The routes deliver them and answer on portal.answers.
+// One kind's failure does not hold up the others.
 func (s *Service) Drain(ctx context.Context) error {
 	var errs []error
 	for _, sd := range s.senders() {
@@ -93,7 +102,7 @@ func (s *Service) Drain(ctx context.Context) error {
 }
 
 func (s *Service) drainKind(ctx context.Context, sd sender) error {
-	if err := s.recheckInDoubt(ctx, sd); err != nil {
+	if err := s.republish(ctx, sd); err != nil {
 		return err
 	}
 	for ctx.Err() == nil {
@@ -119,22 +128,13 @@ func (s *Service) due(ctx context.Context, sd sender) ([]outRow, error) {
 	if sd.ordered {
 		limit = sd.batch * 2
 	}
-	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT id, okey, ref, body, attempts FROM portal_outbox
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT id, okey, ref, body, attempts, sent_at FROM portal_outbox
 		WHERE kind = ? AND state = 'pending' AND next_at <= ? ORDER BY id LIMIT ?`), sd.kind, s.now().UnixMilli(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("portal: outbox: %w", err)
 	}
-	var cand []outRow
-	for rows.Next() {
-		var r outRow
-		if err := rows.Scan(&r.id, &r.okey, &r.ref, &r.body, &r.attempts); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		cand = append(cand, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil || !sd.ordered || len(cand) == 0 {
+	cand, err := scanRows(rows)
+	if err != nil || !sd.ordered || len(cand) == 0 {
 		return cand[:min(len(cand), sd.batch)], err
 	}
 	// Every undelivered row of the candidates' keys, in order.
@@ -185,6 +185,19 @@ func (s *Service) due(ctx context.Context, sd sender) ([]outRow, error) {
 	return out, nil
 }
 
+func scanRows(rows *sql.Rows) ([]outRow, error) {
+	defer rows.Close()
+	var out []outRow
+	for rows.Next() {
+		var r outRow
+		if err := rows.Scan(&r.id, &r.okey, &r.ref, &r.body, &r.attempts, &r.sentAt); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
 func (s *Service) backoff(attempts int) time.Duration {
 	d := s.cfg.RetryWait
 	for i := 1; i < attempts && d < s.cfg.RetryMaxWait; i++ {
@@ -204,91 +217,285 @@ func idsOf(rows []outRow) []any {
 
 func inList(n int) string { return "(?" + strings.Repeat(",?", n-1) + ")" }
 
-// sendRows sends one batch: marked sending (durably) before the call, so a
-// crash during the call leaves them to be re-checked.
+// batchKey is the bus key of a batch: new for every publication of rows
+// taken from pending (a row sent again after an out-of-order answer or an
+// operator's retry goes under a new key), kept on the rows so that the
+// same batch is published again under the same key.
+func (s *Service) batchKey(ctx context.Context, tx *sql.Tx, kind string) (string, error) {
+	v, err := s.mark(ctx, tx, markBatchSeq)
+	if err != nil {
+		return "", err
+	}
+	var seq int64
+	_, _ = fmt.Sscan(v, &seq)
+	seq++
+	if err := s.setMark(ctx, tx, markBatchSeq, fmt.Sprint(seq)); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("portal/%s/%d", kind, seq), nil
+}
+
+// sendRows takes one batch from pending: its rows are marked sending under
+// a new batch key in one transaction, then the batch is published. A crash
+// or a failed publish in between leaves them sending; they are published
+// again under the same key (republish).
 func (s *Service) sendRows(ctx context.Context, sd sender, rows []outRow) error {
-	args := append([]any{}, idsOf(rows)...)
-	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE portal_outbox SET state = 'sending', attempts = attempts + 1 WHERE id IN `+inList(len(rows))), args...); err != nil {
+	var key string
+	now := s.now().UnixMilli()
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if key, err = s.batchKey(ctx, tx, sd.kind); err != nil {
+			return err
+		}
+		args := append([]any{key, waitAnswer, now}, idsOf(rows)...)
+		res, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE portal_outbox SET state = 'sending', bkey = ?, next_at = ?, sent_at = ?, attempts = attempts + 1
+			WHERE state = 'pending' AND id IN `+inList(len(rows))), args...)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != int64(len(rows)) {
+			return fmt.Errorf("portal: outbox: %d of %d rows no longer pending", len(rows)-int(n), len(rows))
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("portal: outbox mark sending: %w", err)
 	}
 	for i := range rows {
 		rows[i].attempts++
+		rows[i].sentAt = now
 	}
-	start := s.now()
-	results, err := sd.send(ctx, rows)
-	dur := s.now().Sub(start)
+	return s.publish(ctx, sd, key, rows)
+}
+
+// republish publishes again, under their keys, the batches left sending
+// whose publication is due (after a restart, or a publish that failed).
+func (s *Service) republish(ctx context.Context, sd sender) error {
+	for ctx.Err() == nil {
+		var key string
+		err := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT bkey FROM portal_outbox WHERE kind = ? AND state = 'sending' AND next_at <= ? ORDER BY id LIMIT 1`),
+			sd.kind, s.now().UnixMilli()).Scan(&key)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("portal: outbox republish: %w", err)
+		}
+		rows, err := s.batchRows(ctx, key)
+		if err != nil {
+			return err
+		}
+		if err := s.publish(ctx, sd, key, rows); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+func (s *Service) batchRows(ctx context.Context, key string) ([]outRow, error) {
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT id, okey, ref, body, attempts, sent_at FROM portal_outbox
+		WHERE bkey = ? AND state = 'sending' ORDER BY id`), key)
 	if err != nil {
-		state, class := stateInDoubt, "in_doubt"
-		switch {
-		case joblib.NotSent(err):
-			state, class = statePending, "breaker"
-		case joblib.IsRefused(err):
-			state, class = statePending, "permanent"
-		}
-		next := s.now().Add(s.backoff(rows[0].attempts)).UnixMilli()
-		msg := mask.Text(err.Error())
-		uargs := append([]any{state, next, msg}, idsOf(rows)...)
-		if _, uerr := s.db.ExecContext(context.WithoutCancel(ctx), s.db.Rebind(`UPDATE portal_outbox SET state = ?, next_at = ?, error = ? WHERE id IN `+inList(len(rows))), uargs...); uerr != nil {
-			return errors.Join(err, fmt.Errorf("portal: outbox after a failed send: %w", uerr))
-		}
-		s.emit(monitor.Event{Partner: sd.partner, Flow: sd.flow, Direction: monitor.Outbound, Type: monitor.Failed, Status: monitor.Error,
-			ExchangeID: sd.kind + ":" + rows[0].ref, Records: int64(len(rows)), RecordsFailed: int64(len(rows)), Duration: dur,
-			Attempt: rows[0].attempts, ErrorClass: class, ErrorMessage: msg})
-		s.sent.WithLabelValues(sd.kind, class).Add(float64(len(rows)))
-		return err
+		return nil, fmt.Errorf("portal: outbox batch %s: %w", key, err)
 	}
-	var failed []outRow
-	var reasons []string
-	err = s.db.InTx(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
-		failed, reasons = nil, nil
-		now := s.now()
-		var delivered []any // rows without a hook, settled in one statement
-		for _, r := range rows {
-			res := results[r.ref]
-			switch {
-			case joblib.Delivered(res.Outcome) && sd.delivered == nil:
-				delivered = append(delivered, r.id)
-			case joblib.Delivered(res.Outcome):
-				if err := s.settle(ctx, tx, sd, r, now); err != nil {
-					return err
-				}
-			case res.Outcome == joblib.OutcomeOutOfOrder:
-				// An earlier node is missing at the portal: re-check it first.
-				if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE portal_outbox SET state = 'pending', next_at = ?, error = ? WHERE id = ?`),
-					now.Add(s.backoff(r.attempts)).UnixMilli(), res.Reason, r.id); err != nil {
-					return err
-				}
-			default:
-				reason := res.Outcome + ": " + res.Reason
-				if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE portal_outbox SET state = 'failed', error = ? WHERE id = ?`), reason, r.id); err != nil {
-					return err
-				}
-				failed, reasons = append(failed, r), append(reasons, reason)
-			}
+	return scanRows(rows)
+}
+
+// Headers of the batches the service publishes (the routes' answers keep
+// them).
+const (
+	// HeaderBatch is the batch's key.
+	HeaderBatch = "portal-batch"
+	// HeaderKind is the outbox kind of the batch (node, push, confirm, payout).
+	HeaderKind = "portal-kind"
+)
+
+// publish puts one batch on portal.out.<op>; the rows wait for the answer.
+// A publish that fails leaves them sending, published again after a
+// back-off.
+func (s *Service) publish(ctx context.Context, sd sender, key string, rows []outRow) error {
+	b, err := s.batchOf(sd, rows)
+	if err == nil {
+		var body []byte
+		if body, err = json.Marshal(b); err == nil {
+			err = s.d.Bus.Publish(ctx, OutTopic(sd.op), bus.Message{Key: key, IdempotencyKey: key, Body: body,
+				Headers: map[string]string{HeaderBatch: key, HeaderKind: sd.kind, "Content-Type": "application/json"}})
 		}
-		if len(delivered) > 0 {
-			args := append([]any{now.UnixMilli()}, delivered...)
-			if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE portal_outbox SET state = 'delivered', delivered_at = ?, error = '' WHERE id IN `+inList(len(delivered))), args...); err != nil {
+	}
+	next := waitAnswer
+	if err != nil {
+		next = s.now().Add(s.backoff(rows[0].attempts)).UnixMilli()
+	}
+	if _, uerr := s.db.ExecContext(context.WithoutCancel(ctx), s.db.Rebind(`UPDATE portal_outbox SET next_at = ? WHERE bkey = ? AND state = 'sending'`), next, key); uerr != nil {
+		return errors.Join(err, fmt.Errorf("portal: outbox after publishing: %w", uerr))
+	}
+	if err != nil {
+		s.emit(monitor.Event{Partner: sd.partner, Flow: sd.flow, Direction: monitor.Outbound, Type: monitor.Failed, Status: monitor.Error,
+			ExchangeID: key, Records: int64(len(rows)), RecordsFailed: int64(len(rows)), Attempt: rows[0].attempts,
+			ErrorClass: "bus", ErrorMessage: mask.Text(err.Error())})
+		return fmt.Errorf("portal: publish %s: %w", key, err)
+	}
+	return nil
+}
+
+// batchOf builds the joblib.Batch of rows.
+func (s *Service) batchOf(sd sender, rows []outRow) (joblib.Batch, error) {
+	b := joblib.Batch{Op: sd.op}
+	var err error
+	switch sd.kind {
+	case kindNode:
+		b.Nodes, err = decodeRows[joblib.Node](rows)
+	case kindPush:
+		if len(rows) != 1 {
+			return b, fmt.Errorf("portal: a push batch carries one push, not %d", len(rows))
+		}
+		var p joblib.Push
+		p, err = s.openPush(rows[0])
+		b.Push = &p
+	case kindConfirm:
+		b.Confirmations, err = decodeRows[joblib.Confirmation](rows)
+	case kindPayout:
+		b.Payouts, err = decodeRows[joblib.Payout](rows)
+	}
+	return b, err
+}
+
+// applyAnswer settles the rows of the batch a route answered: delivered
+// (ok, duplicate; a push acknowledged), out of order (pending again after
+// a back-off: its application's earlier node goes first), refused (failed
+// with the portal's reason, for the operators). A failure answer (the
+// route dead-lettered the batch) puts the rows back to pending after a
+// back-off, or, when permanent (the portal refused the call whole, or the
+// batch broke its rules), fails them with the reason. An answer to a batch
+// no longer sending (a redelivery) changes nothing.
+func (s *Service) applyAnswer(ctx context.Context, msg bus.Message) error {
+	key := msg.Headers[HeaderBatch]
+	sd, ok := s.senderOf(msg.Headers[HeaderKind])
+	if key == "" || !ok {
+		s.log.Warn("portal: an answer without its batch (dropped)", "of", mask.Text(msg.Headers[routes.HeaderReplyOf]))
+		return nil
+	}
+	failed := msg.Headers[routes.HeaderReplyStatus] == routes.ReplyFailed
+	var a joblib.Answer
+	var bad error
+	if !failed {
+		if a, bad = joblib.DecodeAnswer(msg.Body); bad == nil && a.Op != sd.op {
+			bad = fmt.Errorf("an answer of op %s to a %s batch", a.Op, sd.op)
+		}
+	}
+	results := map[string]joblib.Result{}
+	for _, r := range a.Results {
+		results[r.ID] = r
+	}
+	type refusal struct {
+		r      outRow
+		reason string
+	}
+	var refused []refusal
+	var rows []outRow
+	var delivered, again int
+	err := s.db.InTx(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
+		refused, delivered, again = nil, 0, 0
+		q, err := tx.QueryContext(ctx, s.db.Rebind(`SELECT id, okey, ref, body, attempts, sent_at FROM portal_outbox
+			WHERE bkey = ? AND state = 'sending' ORDER BY id`), key)
+		if err != nil {
+			return err
+		}
+		if rows, err = scanRows(q); err != nil {
+			return err
+		}
+		now := s.now()
+		pending := func(r outRow, reason string) error {
+			again++
+			_, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE portal_outbox SET state = 'pending', next_at = ?, error = ? WHERE id = ?`),
+				now.Add(s.backoff(r.attempts)).UnixMilli(), mask.Text(reason), r.id)
+			return err
+		}
+		fail := func(r outRow, reason string) error {
+			refused = append(refused, refusal{r, reason})
+			_, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE portal_outbox SET state = 'failed', error = ? WHERE id = ?`), mask.Text(reason), r.id)
+			return err
+		}
+		for _, r := range rows {
+			var err error
+			switch {
+			case failed:
+				reason := msg.Headers[routes.HeaderReplyError]
+				if class := msg.Headers[routes.HeaderReplyClass]; class == "permanent" {
+					err = fail(r, "permanent: "+reason)
+				} else {
+					err = pending(r, class+": "+reason)
+				}
+			case bad != nil:
+				err = pending(r, "the answer is not readable: "+bad.Error())
+			case sd.kind == kindPush:
+				delivered++
+				err = s.settle(ctx, tx, sd, r, now)
+			default:
+				res, ok := results[r.ref]
+				switch {
+				case !ok:
+					err = pending(r, "the answer has no result for "+r.ref)
+				case joblib.Delivered(res.Outcome):
+					delivered++
+					err = s.settle(ctx, tx, sd, r, now)
+				case res.Outcome == joblib.OutcomeOutOfOrder:
+					err = pending(r, res.Outcome+": "+res.Reason)
+				default:
+					err = fail(r, res.Outcome+": "+res.Reason)
+				}
+			}
+			if err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("portal: outbox settle: %w", err)
+		return fmt.Errorf("portal: apply the answer to %s: %w", key, err)
 	}
-	for i, r := range failed {
+	if len(rows) == 0 {
+		return nil // answered before: a redelivery
+	}
+	dur := s.now().Sub(time.UnixMilli(rows[0].sentAt))
+	for _, f := range refused {
 		s.emit(monitor.Event{Partner: sd.partner, Flow: sd.flow, Direction: monitor.Outbound, Type: monitor.Rejected, Status: monitor.Error,
-			ExchangeID: sd.kind + ":" + r.ref, PartnerRef: r.ref, ErrorClass: "permanent", ErrorMessage: reasons[i]})
+			ExchangeID: sd.kind + ":" + f.r.ref, PartnerRef: f.r.ref, ErrorClass: "permanent", ErrorMessage: mask.Text(f.reason)})
 	}
-	st := monitor.OK
-	if len(failed) > 0 {
-		st = monitor.Warning
+	attrs := map[string]string{"batch": key}
+	if v := msg.Headers[routes.HeaderReplyVia]; v != "" {
+		attrs["via"] = v
 	}
-	s.emit(monitor.Event{Partner: sd.partner, Flow: sd.flow, Direction: monitor.Outbound, Type: monitor.Sent, Status: st,
-		ExchangeID: sd.kind + ":" + rows[0].ref, Records: int64(len(rows) - len(failed)), RecordsFailed: int64(len(failed)), Duration: dur, Attempt: rows[0].attempts})
-	s.sent.WithLabelValues(sd.kind, "delivered").Add(float64(len(rows) - len(failed)))
-	s.sent.WithLabelValues(sd.kind, "failed").Add(float64(len(failed)))
+	switch {
+	case failed || bad != nil:
+		class, reason := msg.Headers[routes.HeaderReplyClass], msg.Headers[routes.HeaderReplyError]
+		if bad != nil {
+			class, reason = "format", bad.Error()
+		}
+		s.emit(monitor.Event{Partner: sd.partner, Flow: sd.flow, Direction: monitor.Outbound, Type: monitor.Failed, Status: monitor.Error,
+			ExchangeID: sd.kind + ":" + rows[0].ref, Records: int64(len(rows)), RecordsFailed: int64(len(rows)), Duration: dur,
+			Attempt: rows[0].attempts, ErrorClass: class, ErrorMessage: mask.Text(reason), Attrs: attrs})
+		outcome := "retry"
+		if len(refused) > 0 {
+			outcome = "failed"
+		}
+		s.sent.WithLabelValues(sd.kind, outcome).Add(float64(len(rows)))
+	default:
+		st := monitor.OK
+		if len(refused) > 0 || again > 0 {
+			st = monitor.Warning
+		}
+		if again > 0 {
+			attrs["out_of_order"] = fmt.Sprint(again)
+		}
+		s.emit(monitor.Event{Partner: sd.partner, Flow: sd.flow, Direction: monitor.Outbound, Type: monitor.Sent, Status: st,
+			ExchangeID: sd.kind + ":" + rows[0].ref, Records: int64(delivered), RecordsFailed: int64(len(refused)), Duration: dur,
+			Attempt: rows[0].attempts, Attrs: attrs})
+		s.sent.WithLabelValues(sd.kind, "delivered").Add(float64(delivered))
+		s.sent.WithLabelValues(sd.kind, "failed").Add(float64(len(refused)))
+		s.sent.WithLabelValues(sd.kind, "out_of_order").Add(float64(again))
+	}
+	s.Kick()
 	return nil
 }
 
@@ -302,81 +509,6 @@ func (s *Service) settle(ctx context.Context, tx *sql.Tx, sd sender, r outRow, n
 	return nil
 }
 
-// recheckInDoubt asks the portal about every row in doubt (and every row
-// left sending by a stop): delivered rows are settled, absent ones go back
-// to pending, and only then is anything sent again.
-func (s *Service) recheckInDoubt(ctx context.Context, sd sender) error {
-	for ctx.Err() == nil {
-		rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT id, okey, ref, body, attempts FROM portal_outbox
-			WHERE kind = ? AND (state = 'sending' OR (state = 'indoubt' AND next_at <= ?)) ORDER BY id LIMIT ?`), sd.kind, s.now().UnixMilli(), max(sd.batch, 100))
-		if err != nil {
-			return fmt.Errorf("portal: outbox in doubt: %w", err)
-		}
-		var doubt []outRow
-		for rows.Next() {
-			var r outRow
-			if err := rows.Scan(&r.id, &r.okey, &r.ref, &r.body, &r.attempts); err != nil {
-				rows.Close()
-				return err
-			}
-			doubt = append(doubt, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if len(doubt) == 0 {
-			return nil
-		}
-		start := s.now()
-		answer, err := sd.recheck(ctx, doubt)
-		if err != nil {
-			next := s.now().Add(s.backoff(doubt[0].attempts)).UnixMilli()
-			uargs := append([]any{next}, idsOf(doubt)...)
-			if _, uerr := s.db.ExecContext(context.WithoutCancel(ctx), s.db.Rebind(`UPDATE portal_outbox SET state = 'indoubt', next_at = ? WHERE id IN `+inList(len(doubt))), uargs...); uerr != nil {
-				return errors.Join(err, uerr)
-			}
-			s.emit(monitor.Event{Partner: sd.partner, Flow: sd.flow, Direction: monitor.Outbound, Type: monitor.Failed, Status: monitor.Error,
-				ExchangeID: "recheck:" + doubt[0].ref, Records: int64(len(doubt)), RecordsFailed: int64(len(doubt)), Duration: s.now().Sub(start),
-				ErrorClass: errClass(err), ErrorMessage: mask.Text(err.Error()), Attrs: map[string]string{"step": "recheck"}})
-			return err
-		}
-		var settled, resend int
-		err = s.db.InTx(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
-			settled, resend = 0, 0
-			now := s.now()
-			for _, r := range doubt {
-				switch a := answer[r.ref]; a {
-				case checkDelivered:
-					settled++
-					if err := s.settle(ctx, tx, sd, r, now); err != nil {
-						return err
-					}
-				case checkAbsent, "":
-					resend++
-					if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE portal_outbox SET state = 'pending', next_at = ? WHERE id = ?`), now.UnixMilli(), r.id); err != nil {
-						return err
-					}
-				default:
-					if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE portal_outbox SET state = 'failed', error = ? WHERE id = ?`), a, r.id); err != nil {
-						return err
-					}
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("portal: outbox re-check: %w", err)
-		}
-		s.emit(monitor.Event{Partner: sd.partner, Flow: sd.flow, Direction: monitor.Outbound, Type: monitor.Reconciled, Status: monitor.OK,
-			ExchangeID: "recheck:" + doubt[0].ref, Records: int64(len(doubt)), Duration: s.now().Sub(start),
-			Attrs: map[string]string{"delivered": fmt.Sprint(settled), "resend": fmt.Sprint(resend)}})
-	}
-	return ctx.Err()
-}
-
-// --- nodes ---
-
 func decodeRows[T any](rows []outRow) ([]T, error) {
 	out := make([]T, len(rows))
 	for i, r := range rows {
@@ -386,48 +518,6 @@ func decodeRows[T any](rows []outRow) ([]T, error) {
 	}
 	return out, nil
 }
-
-func (s *Service) sendNodes(ctx context.Context, rows []outRow) (map[string]joblib.Result, error) {
-	nodes, err := decodeRows[joblib.Node](rows)
-	if err != nil {
-		return nil, err
-	}
-	return s.d.Client.PushNodes(ctx, nodes)
-}
-
-func (s *Service) recheckNodes(ctx context.Context, rows []outRow) (map[string]string, error) {
-	nodes, err := decodeRows[joblib.Node](rows)
-	if err != nil {
-		return nil, err
-	}
-	var ids []string
-	seen := map[string]bool{}
-	for _, n := range nodes {
-		if !seen[n.ApplicationID] {
-			seen[n.ApplicationID] = true
-			ids = append(ids, n.ApplicationID)
-		}
-	}
-	st, err := s.d.Client.NodeStatus(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]string, len(rows))
-	for i, n := range nodes {
-		x := st[n.ApplicationID]
-		switch {
-		case !x.Known:
-			out[rows[i].ref] = "unknown: the job library does not know the application"
-		case x.LastSeq >= n.Seq:
-			out[rows[i].ref] = checkDelivered
-		default:
-			out[rows[i].ref] = checkAbsent
-		}
-	}
-	return out, nil
-}
-
-// --- pushes ---
 
 func (s *Service) openPush(r outRow) (joblib.Push, error) {
 	var p joblib.Push
@@ -441,140 +531,14 @@ func (s *Service) openPush(r outRow) (joblib.Push, error) {
 	return p, nil
 }
 
-func (s *Service) sendPush(ctx context.Context, rows []outRow) (map[string]joblib.Result, error) {
-	out := map[string]joblib.Result{}
-	for _, r := range rows {
-		p, err := s.openPush(r)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := s.d.Client.PushPersons(ctx, p); err != nil {
-			return nil, err
-		}
-		out[r.ref] = joblib.Result{ID: r.ref, Outcome: joblib.OutcomeOK}
-	}
-	return out, nil
-}
-
-func (s *Service) recheckPush(ctx context.Context, rows []outRow) (map[string]string, error) {
-	out := map[string]string{}
-	for _, r := range rows {
-		p, err := s.openPush(r)
-		if err != nil {
-			return nil, err
-		}
-		_, err = s.d.Client.PushStatus(ctx, r.ref, len(p.Persons))
-		switch {
-		case errors.Is(err, joblib.ErrNotFound):
-			out[r.ref] = checkAbsent
-		case err != nil:
-			return nil, err
-		default:
-			out[r.ref] = checkDelivered
-		}
-	}
-	return out, nil
-}
-
-// --- confirmations ---
-
-func (s *Service) sendConfirms(ctx context.Context, rows []outRow) (map[string]joblib.Result, error) {
-	cs, err := decodeRows[joblib.Confirmation](rows)
-	if err != nil {
-		return nil, err
-	}
-	return s.d.Client.Confirm(ctx, cs)
-}
-
-func (s *Service) recheckConfirms(ctx context.Context, rows []outRow) (map[string]string, error) {
-	cs, err := decodeRows[joblib.Confirmation](rows)
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]string, len(cs))
-	for i, c := range cs {
-		ids[i] = c.CaseID
-	}
-	st, err := s.d.Client.CaseStatus(ctx, dedupe(ids))
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for i, c := range cs {
-		x := st[c.CaseID]
-		switch {
-		case !x.Known:
-			out[rows[i].ref] = "unknown: the portal does not know the case"
-		case x.Decision == c.Decision:
-			out[rows[i].ref] = checkDelivered
-		case x.Decision == "":
-			out[rows[i].ref] = checkAbsent
-		default:
-			out[rows[i].ref] = "conflict: the portal holds decision " + x.Decision
-		}
-	}
-	return out, nil
-}
-
 func (s *Service) confirmDelivered(ctx context.Context, tx *sql.Tx, r outRow) error {
 	_, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE portal_cases SET confirmed_at = ? WHERE case_id = ? AND decision = 'confirm'`), s.now().UnixMilli(), r.okey)
 	return err
 }
 
-// --- payouts ---
-
-func (s *Service) sendPayouts(ctx context.Context, rows []outRow) (map[string]joblib.Result, error) {
-	ps, err := decodeRows[joblib.Payout](rows)
-	if err != nil {
-		return nil, err
-	}
-	return s.d.Client.Payouts(ctx, ps)
-}
-
-func (s *Service) recheckPayouts(ctx context.Context, rows []outRow) (map[string]string, error) {
-	ps, err := decodeRows[joblib.Payout](rows)
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]string, len(ps))
-	for i, p := range ps {
-		ids[i] = p.CaseID
-	}
-	st, err := s.d.Client.CaseStatus(ctx, dedupe(ids))
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for i, p := range ps {
-		x := st[p.CaseID]
-		out[rows[i].ref] = checkAbsent
-		if !x.Known {
-			out[rows[i].ref] = "unknown: the portal does not know the case"
-		}
-		for _, id := range x.PayoutIDs {
-			if id == p.PayoutID {
-				out[rows[i].ref] = checkDelivered
-			}
-		}
-	}
-	return out, nil
-}
-
 func (s *Service) payoutDelivered(ctx context.Context, tx *sql.Tx, r outRow) error {
 	_, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE portal_cases SET payout_state = 'reported' WHERE case_id = ?`), r.okey)
 	return err
-}
-
-func dedupe(ids []string) []string {
-	seen := map[string]bool{}
-	out := ids[:0:0]
-	for _, id := range ids {
-		if !seen[id] {
-			seen[id] = true
-			out = append(out, id)
-		}
-	}
-	return out
 }
 
 // stateSkipped: an operator skipped a refused row; it is never sent, and

@@ -13,9 +13,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/connectors"
-	"github.com/shanghai-mca/mzhub/connectors/joblib"
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/security/fieldcrypt"
@@ -33,16 +33,14 @@ const (
 	// PartnerBusiness is the bureau's business system dropping registers and status files.
 	PartnerBusiness = "bureau"
 
-	FlowFetch        = "case-pull"
-	FlowStatus       = "status-push"
-	FlowInbox        = "portal-inbox"
-	FlowPush         = "mianshen-push"
-	FlowCases        = "mianshen-fetch"
-	FlowConfirm      = "mianshen-confirm"
-	FlowPayout       = "mianshen-payout"
-	componentName    = "portal"
-	markApplications = "cursor.applications"
-	markCases        = "cursor.cases"
+	FlowFetch     = "case-pull"
+	FlowStatus    = "status-push"
+	FlowInbox     = "portal-inbox"
+	FlowPush      = "mianshen-push"
+	FlowCases     = "mianshen-fetch"
+	FlowConfirm   = "mianshen-confirm"
+	FlowPayout    = "mianshen-payout"
+	componentName = "portal"
 )
 
 // Payments reads the allowance disbursement's reconciled outcomes
@@ -60,8 +58,10 @@ type Expecter interface {
 type Deps struct {
 	// DB is the hub's state store.
 	DB *store.DB
-	// Client calls the portal.
-	Client *joblib.Client
+	// Bus carries the exchanges with the portal: the service consumes the
+	// applications, cases and answers the routes publish, and publishes its
+	// outbox's batches for the routes to deliver.
+	Bus bus.Bus
 	// Fields seals ID numbers and computes their blind index.
 	Fields *fieldcrypt.Ring
 	// Payments reads paid allowances (nil: no payouts are reported).
@@ -90,6 +90,8 @@ type Service struct {
 	log   *slog.Logger
 	items map[string]*compiledItem
 	sent  *prometheus.CounterVec
+	// consumed counts the messages applied per topic.
+	consumed *prometheus.CounterVec
 
 	roundMu sync.Mutex // one round at a time
 	kick    chan struct{}
@@ -102,8 +104,8 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if d.DB == nil || d.Client == nil || d.Fields == nil {
-		return nil, errors.New("portal: store, client and field keys are required")
+	if d.DB == nil || d.Bus == nil || d.Fields == nil {
+		return nil, errors.New("portal: store, bus and field keys are required")
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
@@ -128,13 +130,17 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	s := &Service{cfg: cfg, d: d, db: d.DB, log: d.Logger, items: items, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	s.sent = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mzhub_portal_items_total",
 		Help: "Items exchanged with the one-stop portal by kind (application, case, node, push, confirm, payout) and outcome."}, []string{"kind", "outcome"})
+	s.consumed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mzhub_portal_consumed_total",
+		Help: "Messages the portal service applied per bus topic (applications, cases, answers)."}, []string{"topic"})
 	if d.Metrics != nil {
-		if err := d.Metrics.Register(s.sent); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, fmt.Errorf("portal: metrics: %w", err)
+		for _, c := range []**prometheus.CounterVec{&s.sent, &s.consumed} {
+			if err := d.Metrics.Register(*c); err != nil {
+				var are prometheus.AlreadyRegisteredError
+				if !errors.As(err, &are) {
+					return nil, fmt.Errorf("portal: metrics: %w", err)
+				}
+				*c = are.ExistingCollector.(*prometheus.CounterVec)
 			}
-			s.sent = are.ExistingCollector.(*prometheus.CounterVec)
 		}
 	}
 	return s, nil
@@ -146,21 +152,6 @@ func (discardEvents) Emit(monitor.Event) {}
 
 // Config returns the service's configuration.
 func (s *Service) Config() Config { return s.cfg }
-
-// Run does a round every cfg.Every (or at once when kicked) until ctx ends.
-func (s *Service) Run(ctx context.Context) error {
-	for {
-		if err := s.Round(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("portal round", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-s.kick:
-		case <-s.d.Clock.After(s.cfg.Every):
-		}
-	}
-}
 
 // Kick asks Run for a round now.
 func (s *Service) Kick() {
@@ -178,9 +169,11 @@ func (s *Service) RoundDone() <-chan struct{} {
 	return s.done
 }
 
-// Round does one pass of every exchange: the business system's files, new
-// applications, the month's pushes, cases and their confirmation, payouts,
-// and the outbox. Each step's failure is reported and the others go on.
+// Round does one pass of the exchanges the service starts: the business
+// system's files, the month's pushes, payouts, and the outbox's batches
+// published for the routes. (Applications, cases and the routes' answers
+// are consumed as they arrive, by Run.) Each step's failure is reported and
+// the others go on.
 func (s *Service) Round(ctx context.Context) error {
 	s.roundMu.Lock()
 	defer func() {
@@ -200,10 +193,8 @@ func (s *Service) Round(ctx context.Context) error {
 		}
 	}
 	step("inbox", s.scanInbox)
-	step("applications", s.FetchApplications)
 	step("push plan", s.planPushes)
 	step("expect", s.expectPush)
-	step("cases", s.FetchCases)
 	step("payouts", s.planPayouts)
 	step("outbox", s.Drain)
 	return errors.Join(errs...)

@@ -131,6 +131,8 @@ type Sim struct {
 	nextCase int
 
 	calls, limited, faulted atomic.Int64
+	// drained counts the pages answered with nothing more, per feed.
+	appsDrained, casesDrained atomic.Int64
 
 	// Held receives the kind of each call held by HoldAfterApply.
 	Held chan string
@@ -138,6 +140,16 @@ type Sim struct {
 	// node, push batch, confirmation or payout): the hub's exactly-once
 	// promise keeps it at 0 across in-doubt sends and restarts.
 	Duplicates atomic.Int64
+}
+
+// Drained counts the pages of a feed ("applications" or "cases") answered
+// with nothing more after them: a poll that finds it has everything the
+// simulator held when the page was answered (tests wait on it).
+func (s *Sim) Drained(feed string) int64 {
+	if feed == joblib.FeedCases {
+		return s.casesDrained.Load()
+	}
+	return s.appsDrained.Load()
 }
 
 // Start listens on 127.0.0.1 and serves until Close.
@@ -449,6 +461,9 @@ func (s *Sim) fetchApplications(w http.ResponseWriter, r *http.Request) {
 	if items == nil {
 		items = []json.RawMessage{}
 	}
+	if to >= len(s.apps) {
+		s.appsDrained.Add(1)
+	}
 	writeJSON(w, map[string]any{"applications": items, "next": "c" + strconv.Itoa(to), "more": to < len(s.apps)})
 }
 
@@ -689,6 +704,9 @@ func (s *Sim) fetchCases(w http.ResponseWriter, r *http.Request) {
 	items := make([]joblib.Case, 0, to-from)
 	for _, c := range s.cases[from:to] {
 		items = append(items, c.c)
+	}
+	if to >= len(s.cases) {
+		s.casesDrained.Add(1)
 	}
 	writeJSON(w, map[string]any{"cases": items, "next": "c" + strconv.Itoa(to), "more": to < len(s.cases)})
 }
