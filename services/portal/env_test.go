@@ -105,7 +105,7 @@ type env struct {
 	cfg    Config
 	svc    *Service
 	// every is the feeds' poll pause in the test's copy of the shipped routes.
-	every string
+	every  string
 	stopFn func()
 }
 
