@@ -227,27 +227,34 @@ func TestPortalServe(t *testing.T) {
 			t.Fatal("no round")
 		}
 	}
-	round() // fetched; the nodes applied but answered 500: in doubt
-	round() // re-checked and settled (the back-off is 2s: a third round may be needed)
-	deadline := time.After(time.Minute)
-	for {
+	// The portal route pulls the applications (every 10s, configs/routes);
+	// the first nodes call is applied but answered 500: in doubt at the
+	// route, settled by the portal's query, not sent again.
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.After(time.Minute)
+		for !cond() {
+			select {
+			case <-deadline:
+				t.Fatalf("timed out waiting for %s", what)
+			default:
+			}
+			round()
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitUntil("the applications taken and their nodes delivered", func() bool {
 		st, err := svc.Stats(ctx, portal.StatsFilter{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if settled(st) {
-			if st.Refused != 2 {
-				t.Fatalf("%d records refused, want 2", st.Refused)
+		for _, id := range ids {
+			if len(sim.Nodes(id)) == 0 {
+				return false
 			}
-			break
 		}
-		select {
-		case <-deadline:
-			t.Fatalf("not settled: %+v", st.Outbox)
-		default:
-		}
-		round()
-	}
+		return settled(st) && st.Refused == 2
+	})
 	for _, id := range ids {
 		if len(sim.Nodes(id)) == 0 {
 			t.Fatalf("%s: no node at the portal", id)
@@ -265,7 +272,6 @@ func TestPortalServe(t *testing.T) {
 	// console's layout, for an operator to retry or skip it.
 	late := sim.AddApplications(1)[0]
 	sim.SetFaults(joblibsim.Faults{RefuseNodes: 1})
-	round()
 	refused := func() []portal.RefusedRow {
 		rows, err := svc.RefusedRows(ctx, 10)
 		if err != nil {
@@ -273,6 +279,7 @@ func TestPortalServe(t *testing.T) {
 		}
 		return rows
 	}
+	waitUntil("the refused node", func() bool { return len(refused()) > 0 })
 	if rows := refused(); len(rows) != 1 || rows[0].Key != late {
 		t.Fatalf("refused rows: %+v", rows)
 	}
@@ -295,15 +302,7 @@ func TestPortalServe(t *testing.T) {
 	if code, _, loc := olga.Form("/console/portal/"+action[1], url.Values{"csrf_token": {action[2]}}); code != http.StatusSeeOther || loc == "" {
 		t.Fatalf("retry: %d %q", code, loc)
 	}
-	deadline = time.After(time.Minute)
-	for len(sim.Nodes(late)) == 0 {
-		select {
-		case <-deadline:
-			t.Fatalf("the retried node never reached the portal: %+v", refused())
-		default:
-		}
-		round()
-	}
+	waitUntil("the retried node at the portal", func() bool { return len(sim.Nodes(late)) > 0 })
 	if rows := refused(); len(rows) != 0 {
 		t.Fatalf("refused rows after the retry: %+v", rows)
 	}
@@ -367,5 +366,39 @@ to:
 			t.Fatalf("the route pulled nothing with the hub's client (cursor %q, %v)", cursor, err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestPortalOffRoutesNotStarted: with the portal section off (serve's
+// default), the shipped portal routes (partner: portal) are loaded but not
+// started — they would only fail against nothing, retrying forever — and
+// the console's portal page says so and names them; the other routes run.
+func TestPortalOffRoutesNotStarted(t *testing.T) {
+	srv := hubtest.Start(t, hubtest.Options{})
+	if srv.Hub.Portal() != nil {
+		t.Fatal("the portal service runs with the portal off")
+	}
+	eng := srv.Hub.Routes()
+	skipped := eng.Skipped()
+	want := []string{"portal-applications", "portal-cases", "portal-nodes", "portal-push", "portal-confirm", "portal-payout"}
+	for _, id := range want {
+		if skipped[id] != hub.PortalOffReason {
+			t.Errorf("route %s: skipped %q", id, skipped[id])
+		}
+	}
+	if len(skipped) != len(want) {
+		t.Errorf("skipped routes: %v", skipped)
+	}
+	running := strings.Join(eng.Routes(), " ")
+	if strings.Contains(running, "portal-") || !strings.Contains(running, "verification-hrss") {
+		t.Errorf("running routes: %s", running)
+	}
+	op := srv.Console(t, "pete", accounts.RoleAuditor)
+	code, body := op.Page("/console/portal/")
+	if code != 200 || !strings.Contains(body, "一网通办：未启用") || !strings.Contains(body, "portal-nodes") || !strings.Contains(body, `href="/console/"`) {
+		t.Fatalf("the console's portal page with the portal off: %d %.400s", code, body)
+	}
+	if code, _ := op.Page("/console/portal/stats.json"); code != http.StatusServiceUnavailable {
+		t.Fatalf("stats.json with the portal off: %d", code)
 	}
 }

@@ -762,3 +762,41 @@ to:
 		t.Errorf("codes %v, want k1 in_doubt (a pending claim), k2 exhausted", codes)
 	}
 }
+
+func TestSkipKeepsRoutesFromStarting(t *testing.T) { synctest.Test(t, testSkipKeepsRoutesFromStarting) }
+
+// testSkipKeepsRoutesFromStarting: a route Deps.Skip holds back is not
+// started (its messages wait on the bus), is listed with the reason and
+// still drawn (Definitions); the others run.
+func testSkipKeepsRoutesFromStarting(t *testing.T) {
+	off := strings.Replace(baseRoute, "id: r1", "id: off", 1) + "to:\n  - kind: record\n    config: {name: off}\n"
+	off = strings.Replace(off, "topic: in", "topic: in-off", 1)
+	on := baseRoute + "to:\n  - kind: record\n    config: {name: on}\n"
+	h := startDeps(t, map[string]string{"off.yaml": off, "on.yaml": on}, func(d *routes.Deps) {
+		d.Skip = func(r *routes.Route) string {
+			if r.ID == "off" {
+				return "its partner is not configured"
+			}
+			return ""
+		}
+	})
+	h.publish("in", `{"a":1}`)
+	h.publish("in-off", `{"a":2}`)
+	waitFor(t, "the running route's delivery", func() bool { return len(h.sinks.Recorder("on").Got()) == 1 })
+	if got := h.sinks.Recorder("off").Got(); len(got) != 0 {
+		t.Fatalf("the skipped route delivered %d", len(got))
+	}
+	if s := h.eng.Skipped(); len(s) != 1 || s["off"] != "its partner is not configured" {
+		t.Fatalf("skipped: %v", s)
+	}
+	if r := h.eng.Routes(); len(r) != 1 || r[0] != "r1" {
+		t.Fatalf("running: %v", r)
+	}
+	var ids []string
+	for _, r := range h.eng.Definitions() {
+		ids = append(ids, r.ID)
+	}
+	if strings.Join(ids, ",") != "off,r1" {
+		t.Fatalf("definitions: %v", ids)
+	}
+}
