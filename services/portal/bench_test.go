@@ -30,7 +30,7 @@ func benchEnv(b *testing.B, consent int) *env {
 	e := newEnv(b, joblibsim.Options{RatePerSecond: portalRate, ConsentPercent: consent}, func(c *Config) {
 		c.JobLib.RatePerSecond, c.JobLib.RateBurst = portalRate, 1
 		c.Mianshen.RatePerSecond, c.Mianshen.RateBurst = portalRate, 1
-		c.PageSize, c.SendBatch, c.PushBatch = 1000, 500, 1000
+		c.SendBatch, c.PushBatch = 500, 1000
 	})
 	return e
 }

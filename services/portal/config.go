@@ -73,10 +73,8 @@ type Config struct {
 	JobLib joblib.Endpoint `yaml:"joblib"`
 	// Mianshen is the 免申即享 interface.
 	Mianshen joblib.Endpoint `yaml:"mianshen"`
-	// Every is the pause between rounds of fetching, pushing and confirming.
+	// Every is the pause between rounds: the business system's files taken, pushes and payouts planned, the outbox's batches published for the portal routes (applications, cases and the routes' answers are taken as they arrive; the routes' polling is in configs/routes/portal-feed.template.yaml).
 	Every time.Duration `yaml:"every"`
-	// PageSize is how many applications or cases one fetch asks for (1..1000).
-	PageSize int `yaml:"page_size"`
 	// SendBatch is how many status nodes, confirmations or payouts one call carries (1..1000).
 	SendBatch int `yaml:"send_batch"`
 	// PushBatch is how many persons one 免申即享 push carries (1..1000).
@@ -116,7 +114,7 @@ func DefaultItems() []Item {
 func DefaultConfig() Config {
 	ep := joblib.Endpoint{ClientConfig: httpx.ClientConfig{Timeout: 10 * time.Second, RatePerSecond: 20, BreakerFailures: 5, BreakerOpen: 30 * time.Second}}
 	return Config{
-		Dept: "SHMZJ", JobLib: ep, Mianshen: ep, Every: 30 * time.Second, PageSize: 200, SendBatch: 500, PushBatch: 1000,
+		Dept: "SHMZJ", JobLib: ep, Mianshen: ep, Every: 30 * time.Second, SendBatch: 500, PushBatch: 1000,
 		RetryWait: 2 * time.Second, RetryMaxWait: 5 * time.Minute, PushDueDay: 5, AutoApprove: true, PayoutMonths: 2,
 		Items: DefaultItems(),
 	}
@@ -141,7 +139,7 @@ func (c Config) Validate() error {
 	if c.Every <= 0 {
 		add("portal.every: %s: must be positive", c.Every)
 	}
-	for k, v := range map[string]int{"page_size": c.PageSize, "send_batch": c.SendBatch, "push_batch": c.PushBatch} {
+	for k, v := range map[string]int{"send_batch": c.SendBatch, "push_batch": c.PushBatch} {
 		if v < 1 || v > 1000 {
 			add("portal.%s: %d out of 1..1000", k, v)
 		}
