@@ -379,6 +379,11 @@ func TestPortalOffRoutesNotStarted(t *testing.T) {
 		t.Fatal("the portal service runs with the portal off")
 	}
 	eng := srv.Hub.Routes()
+	// The engine starts (or holds back) the routes once it runs.
+	deadline := time.Now().Add(30 * time.Second)
+	for len(eng.Routes()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	skipped := eng.Skipped()
 	want := []string{"portal-applications", "portal-cases", "portal-nodes", "portal-push", "portal-confirm", "portal-payout"}
 	for _, id := range want {
