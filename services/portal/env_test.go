@@ -396,7 +396,10 @@ func (e *env) drop(name string, write func(io.Writer) error) {
 	if err := os.MkdirAll(e.cfg.Inbox, 0o700); err != nil {
 		e.t.Fatal(err)
 	}
-	f, err := os.Create(filepath.Join(e.cfg.Inbox, name))
+	// Written under a temporary name and renamed, as the business system
+	// must: the service's rounds run meanwhile.
+	tmp := filepath.Join(e.cfg.Inbox, "."+name+".tmp")
+	f, err := os.Create(tmp)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -404,6 +407,9 @@ func (e *env) drop(name string, write func(io.Writer) error) {
 		e.t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(e.cfg.Inbox, name)); err != nil {
 		e.t.Fatal(err)
 	}
 }
