@@ -314,6 +314,9 @@ const (
 // A publish that fails leaves them sending, published again after a
 // back-off.
 func (s *Service) publish(ctx context.Context, sd sender, key string, rows []outRow) error {
+	if len(rows) == 0 {
+		return nil // answered meanwhile
+	}
 	b, err := s.batchOf(sd, rows)
 	if err == nil {
 		var body []byte
