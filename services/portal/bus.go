@@ -68,6 +68,23 @@ func (s *Service) Run(ctx context.Context) error {
 		}()
 		wg.Go(func() { s.consume(ctx, sub, c.topic, c.apply) })
 	}
+	// What an applied message queued (a 预审 node, a confirmation, the
+	// next node after an answer) is published at once, without a round.
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.pokes:
+			}
+			s.roundMu.Lock()
+			err := s.Drain(ctx)
+			s.roundMu.Unlock()
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("portal outbox", "err", err)
+			}
+		}
+	})
 	for {
 		if err := s.Round(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("portal round", "err", err)
@@ -78,6 +95,14 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-s.kick:
 		case <-s.d.Clock.After(s.cfg.Every):
 		}
+	}
+}
+
+// poke asks Run to publish what is due (without a whole round).
+func (s *Service) poke() {
+	select {
+	case s.pokes <- struct{}{}:
+	default:
 	}
 }
 
@@ -172,7 +197,7 @@ func (s *Service) applyApplication(ctx context.Context, msg bus.Message) error {
 	}
 	if taken {
 		s.sent.WithLabelValues("application", "taken").Inc()
-		s.Kick()
+		s.poke()
 	} else {
 		s.sent.WithLabelValues("application", "duplicate").Inc()
 	}
@@ -207,7 +232,7 @@ func (s *Service) applyCase(ctx context.Context, msg bus.Message) error {
 		s.sent.WithLabelValues("case", "duplicate").Inc()
 	case joblib.DecisionConfirm, joblib.DecisionRefuse:
 		s.sent.WithLabelValues("case", d).Inc()
-		s.Kick()
+		s.poke()
 	default:
 		s.sent.WithLabelValues("case", d).Inc()
 	}

@@ -345,7 +345,7 @@ func (e *env) quiesce() {
 			}
 			for _, sd := range e.svc.senders() {
 				if due, err := e.svc.due(context.Background(), sd); err != nil || len(due) > 0 {
-					e.svc.Kick() // published by the next round
+					e.svc.poke() // published at once
 					return false
 				}
 			}

@@ -498,7 +498,7 @@ func (s *Service) applyAnswer(ctx context.Context, msg bus.Message) error {
 		s.sent.WithLabelValues(sd.kind, "failed").Add(float64(len(refused)))
 		s.sent.WithLabelValues(sd.kind, "out_of_order").Add(float64(again))
 	}
-	s.Kick()
+	s.poke()
 	return nil
 }
 

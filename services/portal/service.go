@@ -95,6 +95,7 @@ type Service struct {
 
 	roundMu sync.Mutex // one round at a time
 	kick    chan struct{}
+	pokes   chan struct{} // publish what is due (Run)
 	doneMu  sync.Mutex
 	done    chan struct{} // closed and replaced after each round
 }
@@ -127,7 +128,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, d: d, db: d.DB, log: d.Logger, items: items, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &Service{cfg: cfg, d: d, db: d.DB, log: d.Logger, items: items, kick: make(chan struct{}, 1), pokes: make(chan struct{}, 1), done: make(chan struct{})}
 	s.sent = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mzhub_portal_items_total",
 		Help: "Items exchanged with the one-stop portal by kind (application, case, node, push, confirm, payout) and outcome."}, []string{"kind", "outcome"})
 	s.consumed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mzhub_portal_consumed_total",
