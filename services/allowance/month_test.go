@@ -117,7 +117,7 @@ func TestMonthWithDeathsAndMoves(t *testing.T) {
 		banks = append(banks, bk)
 	}
 	dc := disbursement.DefaultConfig()
-	dc.Dir, dc.PollEvery, dc.ReturnWait = filepath.Join(dir, "batches"), 30*time.Millisecond, 30*time.Second
+	dc.Dir, dc.PollEvery, dc.ReturnWait = filepath.Join(dir, "batches"), 30*time.Millisecond, 10*time.Minute
 	svc, err := disbursement.New(ctx, dc, banks, deps, &audittest.Recorder{}, []byte("month test person key"))
 	if err != nil {
 		t.Fatal(err)
