@@ -57,7 +57,7 @@ func wireCardcenter(ctx context.Context, h *Hub, opts Options, singleton singlet
 		cfg.URL = sim.URL()
 	}
 	if cfg.URL == "" {
-		log.Info("cardcenter: not configured (cardcenter.url is not set): the cardcenter routes stay idle and no card status is asked")
+		log.Info("cardcenter: not configured (cardcenter.url is not set): the cardcenter routes are not started and no card status is asked")
 		return nil
 	}
 	if err := cardcenter.Migrate(ctx, h.Store()); err != nil {

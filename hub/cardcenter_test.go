@@ -38,9 +38,10 @@ func (s *syncBuffer) String() string {
 }
 
 // TestCardcenterRoutesIdleWithoutURL runs the shipped routes as serve
-// does with cardcenter.url unset: the hub starts and is ready, each
-// cardcenter route says once that it is idle, and no route source fails
-// and is restarted (which the engine would do every 5 s, forever).
+// does with cardcenter.url unset: the hub starts and is ready, the engine
+// holds each cardcenter route back once with the reason (Deps.Skip), and
+// no route source runs, fails or is restarted (which the engine would do
+// every 5 s, forever).
 func TestCardcenterRoutesIdleWithoutURL(t *testing.T) {
 	dir := t.TempDir()
 	cfg, _, err := hub.DemoConfig(filepath.Join(dir, "hub"), "127.0.0.1:0", func(string) string { return "" })
@@ -57,33 +58,46 @@ func TestCardcenterRoutesIdleWithoutURL(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()
-	const idle = "cardcenter: route idle: the card center is not configured (cardcenter.url is not set)"
+	notStarted := func() int {
+		n := 0
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, `msg="route not started"`) && strings.Contains(line, "route=cardcenter-") &&
+				strings.Contains(line, "cardcenter.url is unset") {
+				n++
+			}
+		}
+		return n
+	}
 	late := time.After(30 * time.Second)
-	for strings.Count(logs.String(), idle) < 2 {
+	for notStarted() < 2 {
 		select {
 		case <-logs.ch:
 		case err := <-done:
 			t.Fatalf("the hub stopped: %v", err)
 		case <-late:
-			t.Fatalf("the cardcenter routes did not say they are idle:\n%s", logs.String())
+			t.Fatalf("the cardcenter routes were not held back:\n%s", logs.String())
 		}
 	}
 	out := logs.String()
 	for _, want := range []string{"route=cardcenter-applications", "route=cardcenter-progress",
-		"cardcenter: not configured (cardcenter.url is not set): the cardcenter routes stay idle and no card status is asked"} {
+		"cardcenter: not configured (cardcenter.url is not set): the cardcenter routes are not started and no card status is asked"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q", want)
+		}
+	}
+	for _, id := range []string{"cardcenter-applications", "cardcenter-progress"} {
+		if why := h.Routes().Skipped()[id]; why != hub.CardcenterOffReason {
+			t.Errorf("route %s: skipped %q", id, why)
 		}
 	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	out = logs.String()
-	if n := strings.Count(out, idle); n != 2 {
-		t.Errorf("idle said %d times", n)
+	if n := notStarted(); n != 2 {
+		t.Errorf("held back %d times, want once per route", n)
 	}
-	for _, line := range strings.Split(out, "\n") {
+	for _, line := range strings.Split(logs.String(), "\n") {
 		if strings.Contains(line, "route=cardcenter-") && (strings.Contains(line, "source stopped") || strings.Contains(line, "level=ERROR")) {
 			t.Errorf("a cardcenter route failed: %s", line)
 		}

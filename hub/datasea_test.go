@@ -341,7 +341,7 @@ func TestDataseaRoutesWithoutURL(t *testing.T) {
 	notStarted := func(id string) []string {
 		var lines []string
 		for _, l := range strings.Split(log.String(), "\n") {
-			if strings.Contains(l, "route not started") && strings.Contains(l, "route "+id+":") {
+			if strings.Contains(l, "route not started") && strings.Contains(l, "route="+id+" ") {
 				lines = append(lines, l)
 			}
 		}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/connectors/household"
+	"github.com/shanghai-mca/mzhub/connectors/cardcenter"
+	"github.com/shanghai-mca/mzhub/connectors/datasea"
 	"github.com/shanghai-mca/mzhub/connectors/joblib"
 	"github.com/shanghai-mca/mzhub/connectors/joblib/joblibsim"
 	"github.com/shanghai-mca/mzhub/routes"
@@ -103,29 +105,45 @@ func (p *portalClient) enabled() bool {
 	return p.c != nil
 }
 
-// portalRouteOff is the route engine's Skip: with the portal section off
-// a route whose endpoint is the hub's portal client (joblib, partner:
-// portal) is not started — it would only fail against nothing, retrying
-// forever — and the log and the console's routes say why.
-func portalRouteOff(p *portalClient) func(*routes.Route) string {
+// partnerRouteOff is the route engine's Skip: a route whose endpoint is
+// one of the hub's own partner clients that this hub does not have — the
+// portal with its section off (joblib, partner: portal), the data sea
+// without datasea.url, the card center without cardcenter.url — is not
+// started: it would only fail or idle against nothing. The log (one line,
+// info) and the console's routes say why.
+func partnerRouteOff(p *portalClient, others *partnerSet) func(*routes.Route) string {
 	return func(r *routes.Route) string {
-		if p.enabled() {
-			return ""
-		}
 		for _, ep := range append([]routes.Endpoint{r.From}, r.To...) {
-			if ep.Kind != joblib.Kind {
-				continue
-			}
-			var c struct {
-				Partner string `yaml:"partner"`
-			}
-			if err := ep.Config.Decode(&c); err == nil && c.Partner == joblib.PartnerPortal {
-				return PortalOffReason
+			switch ep.Kind {
+			case joblib.Kind:
+				if p.enabled() {
+					continue
+				}
+				var c struct {
+					Partner string `yaml:"partner"`
+				}
+				if err := ep.Config.Decode(&c); err == nil && c.Partner == joblib.PartnerPortal {
+					return PortalOffReason
+				}
+			case datasea.ConnectorKind:
+				if _, ok := others.get(datasea.Partner); !ok {
+					return DataseaOffReason
+				}
+			case cardcenter.Kind:
+				if _, ok := others.get(cardcenter.Partner); !ok {
+					return CardcenterOffReason
+				}
 			}
 		}
 		return ""
 	}
 }
+
+// DataseaOffReason is why the data sea's routes do not run without its API.
+const DataseaOffReason = "the data sea's API is not configured (datasea.url is unset; docs/datasea.md): its routes (kind datasea) are not started"
+
+// CardcenterOffReason is why the card center's routes do not run without it.
+const CardcenterOffReason = "the card center is not configured (cardcenter.url is unset; docs/datasea.md): its routes (kind cardcenter) are not started"
 
 // PortalOffReason is why the portal routes do not run with the portal off.
 const PortalOffReason = "the one-stop portal is not enabled (portal.enabled: false; docs/portal.md): its routes (partner: portal) are not started"

@@ -389,10 +389,21 @@ func TestPortalOffRoutesNotStarted(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	skipped := eng.Skipped()
-	want := []string{"portal-applications", "portal-cases", "portal-nodes", "portal-push", "portal-confirm", "portal-payout"}
-	for _, id := range want {
-		if skipped[id] != hub.PortalOffReason {
-			t.Errorf("route %s: skipped %q", id, skipped[id])
+	// The shipped configuration has no portal, data sea API or card
+	// center: their routes are held back, each with its reason.
+	want := map[string]string{}
+	for _, id := range []string{"portal-applications", "portal-cases", "portal-nodes", "portal-push", "portal-confirm", "portal-payout"} {
+		want[id] = hub.PortalOffReason
+	}
+	for _, id := range []string{"datasea-death", "datasea-migration"} {
+		want[id] = hub.DataseaOffReason
+	}
+	for _, id := range []string{"cardcenter-applications", "cardcenter-progress"} {
+		want[id] = hub.CardcenterOffReason
+	}
+	for id, why := range want {
+		if skipped[id] != why {
+			t.Errorf("route %s: skipped %q, want %q", id, skipped[id], why)
 		}
 	}
 	if len(skipped) != len(want) {
