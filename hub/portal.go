@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/clock"
-	"github.com/shanghai-mca/mzhub/connectors/household"
 	"github.com/shanghai-mca/mzhub/connectors/cardcenter"
 	"github.com/shanghai-mca/mzhub/connectors/datasea"
+	"github.com/shanghai-mca/mzhub/connectors/household"
 	"github.com/shanghai-mca/mzhub/connectors/joblib"
 	"github.com/shanghai-mca/mzhub/connectors/joblib/joblibsim"
 	"github.com/shanghai-mca/mzhub/routes"
