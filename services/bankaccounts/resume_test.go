@@ -46,7 +46,15 @@ func TestResumeAfterCrash(t *testing.T) {
 	if err != nil || name == "" {
 		t.Fatalf("file: %q %v", name, err)
 	}
-	local, n, err := e.svc.writeFile(ctx, bf, name, bank.OpOpen, e.svc.clock.Now().Format("20060102"))
+	// The file's business day as filed (Asia/Shanghai): the hub writes the
+	// file from it, so the restarted hub writes the same bytes. (The clock's
+	// own zone is UTC: between 16:00 and 24:00 UTC its date is the day
+	// before, the header differed and the test failed in those hours.)
+	var day string
+	if err := db.QueryRowContext(ctx, db.Rebind(`SELECT day FROM acct_files WHERE name = ?`), name).Scan(&day); err != nil {
+		t.Fatal(err)
+	}
+	local, n, err := e.svc.writeFile(ctx, bf, name, bank.OpOpen, day)
 	if err != nil {
 		t.Fatal(err)
 	}
