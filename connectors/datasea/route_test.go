@@ -231,12 +231,23 @@ func TestRoute(t *testing.T) {
 	if seenTwice == 0 {
 		t.Fatal("the platform's duplicates did not reach the applier: the test proves nothing about them")
 	}
-	if got := e.expect.names(); !got["datasea-daily-pull/death"] || !got["datasea-daily-pull-migration/migration"] {
-		t.Fatalf("expectations %v", got)
-	}
-	if n := e.ev.Count(func(ev monitor.Event) bool {
+	// The consumer may apply a pull's last records before the pull has
+	// reported itself (its fetched event) and registered tomorrow's
+	// expectation: wait for those, then count.
+	fetched := func(ev monitor.Event) bool {
 		return ev.Partner == datasea.Partner && ev.Type == monitor.Fetched && ev.Status == monitor.OK
-	}); n != 2 {
+	}
+	for deadline := time.Now().Add(time.Minute); ; {
+		got := e.expect.names()
+		if got["datasea-daily-pull/death"] && got["datasea-daily-pull-migration/migration"] && e.ev.Count(fetched) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("expectations %v, %d fetched events", got, e.ev.Count(fetched))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := e.ev.Count(fetched); n != 2 {
 		t.Fatalf("%d fetched events, want one per feed", n)
 	}
 
