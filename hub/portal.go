@@ -223,6 +223,7 @@ func wirePortal(ctx context.Context, h *Hub, opts Options, singleton singletonFu
 	if err != nil {
 		return err
 	}
+	client.ObserveBreaker(h.mon)
 	h.portalClient.set(client)
 	// The service reaches the portal only through the routes of
 	// configs/routes/portal*.yaml (partner: portal: this client).

@@ -24,6 +24,7 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/hpf/hpfsim"
 	"github.com/shanghai-mca/mzhub/connectors/hrss"
 	"github.com/shanghai-mca/mzhub/connectors/hrss/hrsssim"
+	"github.com/shanghai-mca/mzhub/connectors/joblib"
 	"github.com/shanghai-mca/mzhub/connectors/ministry"
 	"github.com/shanghai-mca/mzhub/connectors/ministry/ministrysim"
 	"github.com/shanghai-mca/mzhub/connectors/samr"
@@ -206,6 +207,7 @@ var (
 	_ breakerObserved = (*samr.Client)(nil)
 	_ breakerObserved = (*villagebank.Client)(nil)
 	_ breakerObserved = (*ministry.Client)(nil)
+	_ breakerObserved = (*joblib.Client)(nil) // the portal's (hub/portal.go)
 )
 
 type breakerObserved interface{ ObserveBreaker(connectors.Events) }

@@ -82,6 +82,14 @@ func NewClient(dept string, jl, ms Endpoint, jlSecret, msSecret []byte) (*Client
 		jlKey: jl.KeyID, msKey: ms.KeyID, jlSecret: jlSecret, msSecret: msSecret}, nil
 }
 
+// ObserveBreaker reports the circuit breaker changes of the two
+// interfaces as events of their partners (portal.joblib, portal.mianshen):
+// a portal that stops answering raises partner_down and turns red.
+func (c *Client) ObserveBreaker(events connectors.Events) {
+	c.jl.Observe(events, "portal.joblib")
+	c.ms.Observe(events, "portal.mianshen")
+}
+
 // Dept is the bureau's department code the client speaks for.
 func (c *Client) Dept() string { return c.dept }
 
