@@ -279,6 +279,7 @@ func (s *Service) Run(ctx context.Context, opt RunOptions) (*Batch, error) {
 		StageIntake: s.intake, StageValidate: s.validate, StageTotalCheck: s.totalCheck, StageConfirm: s.confirmStage,
 		StageFiles: s.files, StageUpload: s.upload, StageReturns: s.returns, StageFailures: s.failures, StageReport: s.report,
 	}
+	busyTries := 0
 	for b.Stage != StageDone {
 		if err := ctx.Err(); err != nil {
 			return b, err
@@ -289,6 +290,22 @@ func (s *Service) Run(ctx context.Context, opt RunOptions) (*Batch, error) {
 		_, _ = s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO disb_stages (batch_id, stage, started_at) VALUES (?, ?, ?)
 			ON CONFLICT (batch_id, stage) DO UPDATE SET started_at = excluded.started_at`), b.ID, stage, start.UnixMilli())
 		detail, err := steps[stage](ctx, b, opt)
+		if err != nil && ctx.Err() == nil && transient(err) && busyTries < maxBusyTries {
+			// Contention at the state store is not the batch's failure: every
+			// stage is resumable (a crash re-runs it), so it runs again.
+			busyTries++
+			wait := min(time.Duration(busyTries)*time.Second, 10*time.Second)
+			s.log.Warn("disbursement: the state store was busy; the stage runs again", "batch", b.Name, "stage", stage,
+				"attempt", busyTries, "in", wait.String(), "err", err)
+			s.stageEvent(b, stage, monitor.Warning, "state store busy; the stage runs again: "+err.Error(), time.Since(start))
+			select {
+			case <-ctx.Done():
+				return b, fmt.Errorf("disbursement %s: stage %s: %w", b.Name, stage, ctx.Err())
+			case <-time.After(wait):
+			}
+			continue
+		}
+		busyTries = 0
 		if err != nil {
 			if ctx.Err() == nil && !Waiting(err) {
 				_ = s.setBatch(context.WithoutCancel(ctx), b, "status = 'failed', error = ?", err.Error())
@@ -566,4 +583,24 @@ func (s *Service) confirmStage(ctx context.Context, b *Batch, opt RunOptions) (s
 		return "", ErrAwaitingConfirmation
 	}
 	return fmt.Sprintf("district %s, city %s", conf["district"], conf["city"]), nil
+}
+
+// maxBusyTries bounds how often Run runs a stage again after the state
+// store answered busy (SQLITE_BUSY, a serialization failure) before the
+// batch fails.
+const maxBusyTries = 10
+
+// transient reports whether err, and every error joined in it (returns
+// joins one per bank), is contention at the state store.
+func transient(err error) bool {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs := j.Unwrap()
+		for _, e := range errs {
+			if !transient(e) {
+				return false
+			}
+		}
+		return len(errs) > 0
+	}
+	return store.IsTransient(err)
 }

@@ -107,6 +107,18 @@ type env struct {
 	// every is the feeds' poll pause in the test's copy of the shipped routes.
 	every  string
 	stopFn func()
+	// patience bounds a wait (waitFor): 20 s for tests, longer for the
+	// benchmarks' months.
+	patience time.Duration
+}
+
+// exclusive runs f as a round would: alone with the service's rounds and
+// its publishing of what an applied message made due (a benchmark drives
+// the steps itself while Run is live).
+func (e *env) exclusive(f func() error) error {
+	e.svc.roundMu.Lock()
+	defer e.svc.roundMu.Unlock()
+	return f()
 }
 
 // countBus counts what is published per topic (the env waits until the
@@ -382,7 +394,11 @@ func (e *env) state() string {
 // waitFor polls cond until it holds or two minutes pass.
 func (e *env) waitFor(what string, cond func() bool) {
 	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	wait := e.patience
+	if wait == 0 {
+		wait = 20 * time.Second
+	}
+	deadline := time.Now().Add(wait)
 	for !cond() {
 		if time.Now().After(deadline) {
 			e.t.Fatalf("timed out waiting for %s: %s", what, e.state())
