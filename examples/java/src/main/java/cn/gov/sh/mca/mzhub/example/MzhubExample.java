@@ -401,10 +401,11 @@ public final class MzhubExample {
                 () -> call("GET", path, new byte[0], Map.of("X-Padding", "a".repeat(64 << 10))));
         expect("body_too_large", 413, "body_too_large", () -> {
             String big = "{\"version\":3,\"description\":\"" + "x".repeat(limit) + "\"}";
-            // Sent whole, as the Go and Python examples do: the hub refuses by
+            // Sent whole, as the Python example does: the hub refuses by
             // Content-Length without reading it. (With Expect: 100-continue,
-            // OpenJDK 17.0.15's HttpClient waited forever for a 100 that the
-            // hub, answering 413 at once, never sends.)
+            // which Go's client handles, OpenJDK 17.0.15's HttpClient waited
+            // forever for a 100 that the hub, answering 413 at once, never
+            // sends.)
             return call("PUT", path, big.getBytes(StandardCharsets.UTF_8), Map.of());
         });
         expect("unsupported_media_type", 415, "unsupported_media_type",
