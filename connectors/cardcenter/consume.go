@@ -53,48 +53,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	var sub bus.Subscription
-	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
-		var err error
-		sub, err = c.Bus.Subscribe(ctx, bus.SubscribeOptions{Topic: Topic, Subscription: Subscription, MaxDeliveries: MaxDeliveries, Prefetch: batchMax})
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		c.Logger.Warn("cardcenter: subscribe; retrying", "topic", Topic, "retry_in", wait.String(), "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-c.Clock.After(wait):
-		}
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = sub.Close(cctx)
-	}()
-	for {
-		d, err := sub.Receive(ctx)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, bus.ErrClosed) {
-				return nil
-			}
-			return fmt.Errorf("cardcenter: receive: %w", err)
-		}
-		batch := []bus.Delivery{d}
-		for len(batch) < batchMax {
-			wctx, cancel := context.WithTimeout(ctx, batchWait)
-			d, err := sub.Receive(wctx)
-			cancel()
-			if err != nil {
-				break // none at hand (or closing: the next Receive says so)
-			}
-			batch = append(batch, d)
-		}
-		c.HandleBatch(ctx, batch)
-	}
+	return bus.BatchConsumer{Bus: c.Bus, Max: batchMax, Wait: batchWait, Clock: c.Clock, Logger: c.Logger,
+		Options: bus.SubscribeOptions{Topic: Topic, Subscription: Subscription, MaxDeliveries: MaxDeliveries, Prefetch: batchMax}}.Run(ctx, c.HandleBatch)
 }
 
 // batchMax bounds the records one apply takes (one transaction per feed),
