@@ -11,6 +11,7 @@ import (
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/security/mask"
 )
 
 // Subscription is the allowance service's subscription to Topic.
@@ -171,7 +172,7 @@ func (c *Consumer) settle(ctx context.Context, ps []pending, err error) {
 			if p.bad != nil {
 				c.Events.Emit(monitor.Event{Time: c.Clock.Now(), Partner: Partner, Flow: FlowOf(p.feed), Direction: monitor.Inbound, Channel: "bus",
 					Type: monitor.Rejected, Status: monitor.Warning, ExchangeID: p.d.Message().IdempotencyKey, RecordsFailed: 1,
-					ErrorClass: "format", ErrorMessage: p.bad.Reason, Component: "cardcenter"})
+					ErrorClass: "format", ErrorMessage: mask.Text(p.bad.Reason), Component: "cardcenter"})
 				continue
 			}
 			per[p.feed]++

@@ -39,13 +39,29 @@ func (c hubClients) PartnerClient(id string) (any, error) {
 type expectations struct {
 	mu  sync.Mutex
 	got []monitor.Expectation
+	// added is closed and replaced at each Expect (changed).
+	added chan struct{}
 }
 
 func (e *expectations) Expect(_ context.Context, x monitor.Expectation) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.got = append(e.got, x)
+	if e.added != nil {
+		close(e.added)
+	}
+	e.added = make(chan struct{})
 	return nil
+}
+
+// changed returns a channel closed at the next Expect.
+func (e *expectations) changed() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.added == nil {
+		e.added = make(chan struct{})
+	}
+	return e.added
 }
 
 func (e *expectations) names() map[string]bool {
@@ -237,15 +253,19 @@ func TestRoute(t *testing.T) {
 	fetched := func(ev monitor.Event) bool {
 		return ev.Partner == datasea.Partner && ev.Type == monitor.Fetched && ev.Status == monitor.OK
 	}
-	for deadline := time.Now().Add(time.Minute); ; {
+	late := time.After(time.Minute)
+	for {
+		added, next := e.expect.changed(), e.ev.Next(fetched)
 		got := e.expect.names()
 		if got["datasea-daily-pull/death"] && got["datasea-daily-pull-migration/migration"] && e.ev.Count(fetched) >= 2 {
 			break
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-added:
+		case <-next:
+		case <-late:
 			t.Fatalf("expectations %v, %d fetched events", got, e.ev.Count(fetched))
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 	if n := e.ev.Count(fetched); n != 2 {
 		t.Fatalf("%d fetched events, want one per feed", n)
