@@ -442,12 +442,14 @@ type feedLease struct {
 	mu    sync.Mutex
 	names []string
 	free  chan struct{}
+	asked chan string // each lease asked for
 }
 
 func (l *feedLease) Run(ctx context.Context, name string, f func(context.Context) error) error {
 	l.mu.Lock()
 	l.names = append(l.names, name)
 	l.mu.Unlock()
+	l.asked <- name
 	select {
 	case <-ctx.Done():
 		return nil
@@ -469,7 +471,7 @@ func TestRoutePullsUnderTheFeedLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &feedLease{free: make(chan struct{})}
+	l := &feedLease{free: make(chan struct{}), asked: make(chan string, 1)}
 	client.SetLeases(l)
 	db := storetest.Open(t)
 	s := source(t, cardcenter.FeedApplications, connectors.Deps{Store: db, Clock: clock.NewFake(day), Partners: partners{c: client}})
@@ -478,26 +480,15 @@ func TestRoutePullsUnderTheFeedLease(t *testing.T) {
 	go func() {
 		done <- s.Run(ctx, func(_ context.Context, msgs ...connectors.Message) error { got <- len(msgs); return nil })
 	}()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		l.mu.Lock()
-		n := len(l.names)
-		l.mu.Unlock()
-		if n == 1 {
-			break
+	select {
+	case name := <-l.asked:
+		if name != "cardcenter.pull.applications" {
+			t.Fatalf("lease %q", name)
 		}
-		select {
-		case n := <-got:
-			t.Fatalf("%d records emitted without asking for the lease", n)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the source never asked for the feed's lease")
-		}
-		runtime.Gosched()
-	}
-	if l.names[0] != "cardcenter.pull.applications" {
-		t.Fatalf("lease %q", l.names[0])
+	case n := <-got:
+		t.Fatalf("%d records emitted without asking for the lease", n)
+	case <-time.After(time.Minute):
+		t.Fatal("the source never asked for the feed's lease")
 	}
 	select {
 	case n := <-got:
@@ -516,14 +507,16 @@ func TestRoutePullsUnderTheFeedLease(t *testing.T) {
 
 // expecter records the expectations registered.
 type expecter struct {
-	mu  sync.Mutex
-	got []monitor.Expectation
+	mu    sync.Mutex
+	got   []monitor.Expectation
+	added chan struct{} // one per Expect
 }
 
 func (e *expecter) Expect(_ context.Context, x monitor.Expectation) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	e.got = append(e.got, x)
+	e.mu.Unlock()
+	e.added <- struct{}{}
 	return nil
 }
 
@@ -545,21 +538,26 @@ func TestRouteRegistersTheDailyExpectation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ex := &expecter{}
+	ex := &expecter{added: make(chan struct{}, 10)}
 	client.SetExpect(ex)
 	fc := clock.NewFake(day) // 2026-12-02 09:00 Shanghai
 	ev := &monitortest.Recorder{}
 	s := source(t, cardcenter.FeedProgress, connectors.Deps{Store: storetest.Open(t), Clock: fc, Events: ev, Partners: partners{c: client}})
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, func(context.Context, ...connectors.Message) error { return nil }) }()
+	// waitFor waits for n expectations in all and for the source to wait
+	// on the clock again (its pull done).
 	waitFor := func(what string, n int) {
 		t.Helper()
-		deadline := time.Now().Add(time.Minute)
-		for len(ex.all()) < n || fc.BlockUntil(ctx, 1) != nil {
-			if time.Now().After(deadline) {
+		for len(ex.all()) < n {
+			select {
+			case <-ex.added:
+			case <-time.After(time.Minute):
 				t.Fatalf("timed out waiting for %s: %+v", what, ex.all())
 			}
-			runtime.Gosched()
+		}
+		if err := fc.BlockUntil(ctx, 1); err != nil {
+			t.Fatal(err)
 		}
 	}
 	waitFor("the first expectation", 1)
