@@ -203,7 +203,7 @@ func New(ctx context.Context, db *store.DB, cfg security.ConsoleConfig, a audit.
 	}
 	m.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mzhub_console_logins_total",
-		Help: "Console login attempts by outcome (success, wrong_password, unknown_user, locked, disabled, throttled).",
+		Help: "Console login attempts by outcome (success, wrong_password, unknown_user, locked, disabled, throttled, second_factor, audit_unavailable).",
 	}, []string{"outcome"})
 	if m.reg != nil {
 		if err := m.reg.Register(m.logins); err != nil {
@@ -229,14 +229,20 @@ func (m *Manager) recordUnauth(ctx context.Context, actor Actor, action, object,
 }
 
 func (m *Manager) recordTo(ctx context.Context, to audit.Appender, actor Actor, action, object, outcome, detail string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if _, err := to.Append(ctx, audit.Record{
-		Actor: actor.Name, SourceIP: actor.SourceIP, Action: action, Object: object,
-		Outcome: outcome, RequestID: actor.RequestID, Detail: detail,
-	}); err != nil {
+	if err := m.appendTo(ctx, to, actor, action, object, outcome, detail); err != nil {
 		m.log.Error("audit append failed", "action", action, "err", err)
 	}
+}
+
+// appendTo writes one audit record and reports whether it is durable.
+func (m *Manager) appendTo(ctx context.Context, to audit.Appender, actor Actor, action, object, outcome, detail string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, err := to.Append(ctx, audit.Record{
+		Actor: actor.Name, SourceIP: actor.SourceIP, Action: action, Object: object,
+		Outcome: outcome, RequestID: actor.RequestID, Detail: detail,
+	})
+	return err
 }
 
 const userCols = `id, username, display_name, role, password_hash, password_changed_ms, must_change, failed_count, locked_until_ms, disabled, created_ms, last_login_ms`

@@ -553,3 +553,60 @@ func TestLoginWhileTheStoreIsBusy(t *testing.T) {
 		t.Fatalf("with the store free: %d %v", resp.StatusCode, out)
 	}
 }
+
+// TestLoginFailsClosedWithoutAudit: a login whose audit record cannot be
+// written is refused (503 with Retry-After, problem+json), its session is
+// withdrawn so no token is usable, and nothing says success; once the
+// audit log takes records again the same login succeeds and is recorded.
+func TestLoginFailsClosedWithoutAudit(t *testing.T) {
+	db := storetest.Open(t)
+	ctx := context.Background()
+	m, _, fa := newManager(t, db)
+	pw, err := m.CreateUser(ctx, cli, "op1", "", RoleOperator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.StripPrefix("/console/auth", m.Handler()))
+	defer srv.Close()
+	login := func() (*http.Response, map[string]any) {
+		b, _ := json.Marshal(map[string]string{"username": "op1", "password": pw})
+		resp, err := http.Post(srv.URL+"/console/auth/login", "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp, out
+	}
+	sessions := func() int {
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM console_sessions`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	fa.Fail(errors.New("audit disk full"))
+	resp, out := login()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || out["code"] != "unavailable" {
+		t.Fatalf("login without an audit trail answered %d %v, want 503 unavailable", resp.StatusCode, out)
+	}
+	for _, c := range resp.Cookies() {
+		if c.Value != "" {
+			t.Fatalf("a refused login set cookie %s", c.Name)
+		}
+	}
+	if n := sessions(); n != 0 {
+		t.Fatalf("%d sessions left behind by a refused login", n)
+	}
+	if _, err := m.Login(ctx, "op1", pw, "127.0.0.1"); !errors.Is(err, ErrAuditUnavailable) {
+		t.Fatalf("Login without an audit trail: %v, want ErrAuditUnavailable", err)
+	}
+	fa.Fail(nil)
+	if resp, out := login(); resp.StatusCode != http.StatusOK {
+		t.Fatalf("with the audit trail back: %d %v", resp.StatusCode, out)
+	}
+	if !fa.Has("console.login", audit.OutcomeSuccess, "role=operator") || sessions() != 1 {
+		t.Fatalf("after the login: %d sessions, records %+v", sessions(), fa.Records())
+	}
+}

@@ -162,8 +162,22 @@ func (m *Manager) LoginWithCode(ctx context.Context, username, password, code, s
 	if u.MustChange || u.PasswordExpired {
 		detail += " password_change_required"
 	}
+	// Fail closed: no console session the audit trail does not show. The
+	// session is written first (a record of a login that then failed would
+	// be false) and withdrawn again when its record cannot be written.
+	if err := m.appendTo(ctx, m.audit, actor, "console.login", "user:"+username, audit.OutcomeSuccess, detail); err != nil {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, derr := m.db.ExecContext(dctx, m.db.Rebind(`DELETE FROM console_sessions WHERE token_hash = ?`), tokenHash(s.Token)); derr != nil {
+			// The token never left the hub: the row is unusable and
+			// pruned with the expired sessions.
+			m.log.Error("console login: withdrawing the unaudited session failed", "user", username, "err", derr)
+		}
+		m.logins.WithLabelValues("audit_unavailable").Inc()
+		m.log.Error("console login refused: its audit record could not be written", "user", username, "err", err)
+		return Session{}, fmt.Errorf("%w: %w", ErrAuditUnavailable, err)
+	}
 	m.logins.WithLabelValues("success").Inc()
-	m.record(ctx, actor, "console.login", "user:"+username, audit.OutcomeSuccess, detail)
 	return s, nil
 }
 
