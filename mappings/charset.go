@@ -1,11 +1,13 @@
 package mappings
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
+	"unsafe"
 
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/simplifiedchinese"
@@ -95,6 +97,10 @@ type gbkCodec struct {
 	enc     encoding.Encoding
 	// dec2 maps (lead-0x81)*191 + (trail-0x40) to a rune (0 if invalid).
 	dec2 []rune
+	// dec2u maps the same index to the character's UTF-8 bytes, packed as
+	// length<<24 | b0<<16 | b1<<8 | b2 (0 if invalid or longer than three
+	// bytes), so that the decoder copies bytes instead of encoding runes.
+	dec2u []uint32
 	// enc2 maps a BMP rune to its two-byte code (0 if none).
 	enc2 []uint16
 }
@@ -119,6 +125,7 @@ func buildGBK(gb18030 bool) *gbkCodec {
 		c.enc = simplifiedchinese.GB18030
 	}
 	c.dec2 = make([]rune, 126*191)
+	c.dec2u = make([]uint32, 126*191)
 	c.enc2 = make([]uint16, 65536)
 	dec := c.enc.NewDecoder()
 	var src [2]byte
@@ -139,6 +146,11 @@ func buildGBK(gb18030 bool) *gbkCodec {
 				continue
 			}
 			c.dec2[(lead-0x81)*191+trail-0x40] = r
+			if n <= 3 {
+				var u [3]byte
+				copy(u[:], dst[:n])
+				c.dec2u[(lead-0x81)*191+trail-0x40] = uint32(n)<<24 | uint32(u[0])<<16 | uint32(u[1])<<8 | uint32(u[2])
+			}
 		}
 	}
 	// The encode table is taken from the x/text encoder itself, so that the
@@ -189,16 +201,36 @@ func (c *gbkCodec) charLen(src []byte) int {
 }
 
 func (c *gbkCodec) decode(dst, src []byte) ([]byte, error) {
+	if asciiLen(src) == len(src) {
+		// Most fields of a bank file (numbers, IDs, codes) are ASCII.
+		return append(dst, src...), nil
+	}
 	for i := 0; i < len(src); {
 		b := src[i]
 		if b < 0x80 {
-			j := i + 1
-			for j < len(src) && src[j] < 0x80 {
-				j++
-			}
+			j := i + 1 + asciiLen(src[i+1:])
 			dst = append(dst, src[i:j]...)
 			i = j
 			continue
+		}
+		if i+1 < len(src) && b != 0x80 && b != 0xFF {
+			t := src[i+1]
+			if t >= 0x40 && t != 0x7F && t != 0xFF {
+				// The common case: a two-byte character, copied as UTF-8
+				// from the table.
+				if u := c.dec2u[int(b-0x81)*191+int(t-0x40)]; u != 0 {
+					switch u >> 24 {
+					case 3:
+						dst = append(dst, byte(u>>16), byte(u>>8), byte(u))
+					case 2:
+						dst = append(dst, byte(u>>16), byte(u>>8))
+					default:
+						dst = append(dst, byte(u>>16))
+					}
+					i += 2
+					continue
+				}
+			}
 		}
 		n := c.charLen(src[i:])
 		if n < 0 {
@@ -229,15 +261,36 @@ func (c *gbkCodec) decode(dst, src []byte) ([]byte, error) {
 	return dst, nil
 }
 
+// asciiLen returns the length of the run of ASCII bytes at the start of b,
+// testing eight bytes at a time.
+func asciiLen(b []byte) int {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		if binary.LittleEndian.Uint64(b[i:])&0x8080808080808080 != 0 {
+			break
+		}
+	}
+	for i < len(b) && b[i] < 0x80 {
+		i++
+	}
+	return i
+}
+
+// asciiLenString is asciiLen of a string, read through a read-only view of
+// its bytes (nothing writes to it).
+func asciiLenString(s string) int {
+	return asciiLen(unsafe.Slice(unsafe.StringData(s), len(s)))
+}
+
 func (c *gbkCodec) encode(dst []byte, s string) ([]byte, error) {
+	if asciiLenString(s) == len(s) {
+		return append(dst, s...), nil
+	}
 	dst = slices.Grow(dst, len(s))
 	for i := 0; i < len(s); {
 		b := s[i]
 		if b < utf8.RuneSelf {
-			j := i + 1
-			for j < len(s) && s[j] < utf8.RuneSelf {
-				j++
-			}
+			j := i + 1 + asciiLenString(s[i+1:])
 			dst = append(dst, s[i:j]...)
 			i = j
 			continue

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // Reject reports a record that was not accepted (or, with Warning set, a
@@ -381,6 +382,10 @@ type lineSource struct {
 	toks    []string
 	spans   []int
 	dbuf    []byte // decoded delimited line
+	// text is the arena fixed-width text fields are decoded into: bytes
+	// below len are referenced by strings handed out and never written
+	// again.
+	text []byte
 }
 
 func newLineSource(l *Layout, in io.Reader, max int) *lineSource {
@@ -546,11 +551,20 @@ func (s *lineSource) classifyFixed(line []byte, first, last bool) *Schema {
 }
 
 // parseFixed decodes every field of a fixed-width line. Text fields are
-// decoded into one buffer converted to a single string, so a record costs
-// one allocation whatever its number of fields.
+// decoded into the source's text arena and handed out as views of it, so
+// that records share one allocation per arena chunk instead of costing one
+// each.
 func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseError {
 	codec := s.l.codec
-	buf := rec.buf[:0]
+	// A character decodes to at most three UTF-8 bytes per byte of input
+	// (GB18030's single 0x80 is U+20AC); with that room, appending never
+	// moves the chunk. (Were it moved, the strings already handed out would
+	// keep the old chunk, which is no longer written: still safe.)
+	if need := 3 * len(line); cap(s.text)-len(s.text) < need {
+		s.text = make([]byte, 0, max(textChunk, need))
+	}
+	buf := s.text
+	base := len(buf)
 	if cap(s.spans) < 2*len(sch.Fields) {
 		s.spans = make([]int, 2*len(sch.Fields))
 	}
@@ -584,10 +598,16 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 			fail(f, err.Error(), "")
 			perr.charset = perr.charset || isCharsetErr(err)
 		}
-		spans[2*i], spans[2*i+1] = start, len(buf)
+		spans[2*i], spans[2*i+1] = start-base, len(buf)-base
 	}
-	rec.buf = buf
-	str := string(buf)
+	var str string
+	if len(buf) > base {
+		// The bytes from base on are never written again: the next record
+		// appends after them, and a new chunk is allocated when this one
+		// is full.
+		str = unsafe.String(&buf[base], len(buf)-base)
+	}
+	s.text = buf
 	for i := range sch.Fields {
 		if st := spans[2*i]; st >= 0 {
 			end := spans[2*i+1]
@@ -596,6 +616,10 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 	}
 	return perr
 }
+
+// textChunk is the size of a text arena chunk: the decoded text of about a
+// hundred bank records. A string kept from a record keeps its chunk.
+const textChunk = 8 << 10
 
 // isCharsetErr tells whether a decode error is about the bytes themselves
 // (invalid for the charset, or a character cut by the end of a field).

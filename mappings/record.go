@@ -22,7 +22,6 @@ type Record struct {
 	Values []Value
 
 	schema *Schema
-	buf    []byte // scratch for decoding; not referenced by Values
 }
 
 // NewRecord returns an empty record of schema s. Constant fields are

@@ -72,17 +72,20 @@ func CheckResidentID(s string) string {
 	if len(s) != 18 {
 		return "resident ID must have 18 characters"
 	}
+	s = s[:18]
+	var dg [17]int
 	sum := 0
-	for i := 0; i < 17; i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
+	for i := range dg {
+		c := s[i] - '0'
+		if c > 9 {
 			return "resident ID must be 17 digits and a check character"
 		}
-		sum += int(c-'0') * gb11643Weights[i]
+		dg[i] = int(c)
+		sum += int(c) * gb11643Weights[i]
 	}
-	y, _ := digits(s[6:10])
-	m, _ := digits(s[10:12])
-	d, _ := digits(s[12:14])
+	y := dg[6]*1000 + dg[7]*100 + dg[8]*10 + dg[9]
+	m := dg[10]*10 + dg[11]
+	d := dg[12]*10 + dg[13]
 	if y < 1900 || m < 1 || m > 12 || d < 1 || d > daysIn(y, m) {
 		return "resident ID has an invalid birth date"
 	}
