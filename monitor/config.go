@@ -17,7 +17,7 @@ type Config struct {
 	ClickHouse ClickHouseConfig `yaml:"clickhouse"`
 	// FlushInterval is the longest an event waits in the writer before it is stored.
 	FlushInterval time.Duration `yaml:"flush_interval"`
-	// FlushSize is the batch size that triggers a flush.
+	// FlushSize is the batch size that triggers a flush; 0 takes the store's: 1,000 events for sqlite (larger batches gain SQLite little and cost the embedded hub memory), 10,000 for clickhouse (each insert writes a part).
 	FlushSize int `yaml:"flush_size"`
 	// BufferSize caps events held in memory while the store is down; beyond it events are dropped and counted.
 	BufferSize int `yaml:"buffer_size"`
@@ -83,13 +83,33 @@ func DefaultConfig() Config {
 		SQLitePath:    "data/monitor.db",
 		ClickHouse:    ClickHouseConfig{Database: "mzhub", Username: "default"},
 		FlushInterval: time.Second,
-		FlushSize:     10000,
+		FlushSize:     0, // by store: FlushSizeFor
 		BufferSize:    200000,
 		Thresholds:    Thresholds{ErrorRateAmber: 0.05, ErrorRateRed: 0.2, BacklogAmber: 1, BacklogRed: 100},
 		StuckAfter:    2 * time.Hour,
 		CheckInterval: time.Minute,
 		Quality:       QualityConfig{ReportEvery: 24 * time.Hour, SampleSize: 5},
 	}
+}
+
+// Default batch sizes of the event writer by store (monitor.flush_size 0).
+// A batch array of 10,000 events is about 3 MiB and the writer keeps up to
+// three (one filling, two spares): the embedded profile's SQLite store
+// takes small batches as fast, ClickHouse wants large ones.
+const (
+	SQLiteFlushSize     = 1000
+	ClickHouseFlushSize = 10000
+)
+
+// EffectiveFlushSize returns FlushSize, or the store's default when it is 0.
+func (c Config) EffectiveFlushSize() int {
+	if c.FlushSize > 0 {
+		return c.FlushSize
+	}
+	if c.Store == "clickhouse" {
+		return ClickHouseFlushSize
+	}
+	return SQLiteFlushSize
 }
 
 // Validate reports every problem at once. It does no I/O.
@@ -107,11 +127,11 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("monitor.store: %q: want sqlite or clickhouse", c.Store))
 	}
-	if c.FlushSize < 1 {
-		errs = append(errs, fmt.Errorf("monitor.flush_size: %d: must be at least 1", c.FlushSize))
+	if c.FlushSize < 0 {
+		errs = append(errs, fmt.Errorf("monitor.flush_size: %d: must not be negative (0: the store's default)", c.FlushSize))
 	}
-	if c.BufferSize < c.FlushSize {
-		errs = append(errs, fmt.Errorf("monitor.buffer_size: %d: must be at least flush_size (%d)", c.BufferSize, c.FlushSize))
+	if fs := c.EffectiveFlushSize(); c.BufferSize < fs {
+		errs = append(errs, fmt.Errorf("monitor.buffer_size: %d: must be at least flush_size (%d)", c.BufferSize, fs))
 	}
 	if c.FlushInterval <= 0 {
 		errs = append(errs, errors.New("monitor.flush_interval: must be positive"))

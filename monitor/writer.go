@@ -115,7 +115,7 @@ type Writer struct {
 func NewWriter(store Appender, opt WriterOptions) *Writer {
 	def := DefaultConfig()
 	if opt.FlushSize <= 0 {
-		opt.FlushSize = def.FlushSize
+		opt.FlushSize = def.EffectiveFlushSize()
 	}
 	if opt.FlushInterval <= 0 {
 		opt.FlushInterval = def.FlushInterval
@@ -519,6 +519,12 @@ func (w *Writer) flushLocked(ctx context.Context) error {
 	in := w.incoming
 	from := w.oldest
 	w.incoming = nil
+	if len(in) == 0 && len(w.pending) == 0 {
+		// Idle (nothing came in since the last flush, nothing waits for
+		// the store): the spare batch arrays go back to the heap, to be
+		// made again when events come.
+		w.spares = nil
+	}
 	w.mu.Unlock()
 	if len(in) > 0 {
 		w.assignIDs(in)

@@ -271,3 +271,81 @@ func TestFlushBesideTheRunLoop(t *testing.T) {
 		t.Fatalf("%d events stored, want %d", n, emitters*each)
 	}
 }
+
+// TestWriterReleasesSparesWhenIdle: a stored batch's array is kept for
+// reuse while events keep coming, and let go by a flush that finds
+// nothing to store; events emitted after that are stored as before.
+func TestWriterReleasesSparesWhenIdle(t *testing.T) {
+	st := &memStore{}
+	w := monitor.NewWriter(st, monitor.WriterOptions{FlushSize: 10, FlushInterval: time.Hour, BufferSize: 100})
+	ctx := context.Background()
+	emit := func(n int) {
+		for range n {
+			w.Emit(monitor.Event{Partner: "bank.boc", Flow: "disbursement", Type: monitor.Sent})
+		}
+	}
+	emit(10)
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Spares(); got != 1 {
+		t.Fatalf("after storing a full batch: %d spares, want 1 kept for reuse", got)
+	}
+	emit(3) // takes the spare
+	if got := w.Spares(); got != 0 {
+		t.Fatalf("after emitting into the spare: %d spares, want 0", got)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Spares(); got != 1 {
+		t.Fatalf("after storing the spare's batch: %d spares, want 1", got)
+	}
+	if err := w.Flush(ctx); err != nil { // nothing came in: idle
+		t.Fatal(err)
+	}
+	if got := w.Spares(); got != 0 {
+		t.Fatalf("after an idle flush: %d spares, want 0", got)
+	}
+	emit(4)
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := st.count(); n != 17 {
+		t.Errorf("stored %d events, want 17", n)
+	}
+}
+
+// TestFlushSizeByStore: flush_size 0 takes the store's batch size.
+func TestFlushSizeByStore(t *testing.T) {
+	for _, tc := range []struct {
+		store string
+		set   int
+		want  int
+	}{
+		{"sqlite", 0, monitor.SQLiteFlushSize},
+		{"clickhouse", 0, monitor.ClickHouseFlushSize},
+		{"clickhouse", 50000, 50000},
+		{"sqlite", 7, 7},
+	} {
+		c := monitor.DefaultConfig()
+		c.Store, c.FlushSize = tc.store, tc.set
+		c.ClickHouse.Addr = "127.0.0.1:9000"
+		if got := c.EffectiveFlushSize(); got != tc.want {
+			t.Errorf("%s flush_size %d: %d, want %d", tc.store, tc.set, got, tc.want)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s flush_size %d: %v", tc.store, tc.set, err)
+		}
+	}
+	c := monitor.DefaultConfig()
+	c.FlushSize = -1
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "monitor.flush_size") {
+		t.Errorf("flush_size -1: %v, want a flush_size error", err)
+	}
+	c = monitor.DefaultConfig()
+	c.Store, c.ClickHouse.Addr, c.BufferSize = "clickhouse", "127.0.0.1:9000", 5000
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "monitor.buffer_size") {
+		t.Errorf("clickhouse with buffer_size 5000 < 10000: %v, want a buffer_size error", err)
+	}
+}

@@ -119,7 +119,7 @@ func New(ctx context.Context, cfg monitor.Config, d Deps) (*Monitor, error) {
 	}
 	m.metrics = monitor.NewMetrics(d.Metrics)
 	m.writer = monitor.NewWriter(m.store, monitor.WriterOptions{
-		FlushSize: cfg.FlushSize, FlushInterval: cfg.FlushInterval, BufferSize: cfg.BufferSize,
+		FlushSize: cfg.EffectiveFlushSize(), FlushInterval: cfg.FlushInterval, BufferSize: cfg.BufferSize,
 		Node: d.Node, Clock: d.Clock, Logger: d.Logger, Metrics: m.metrics, Spool: d.Spool,
 	})
 	cd := console.Deps{
