@@ -21,15 +21,18 @@ type Config struct {
 	MaxOpenConns int `yaml:"max_open_conns"`
 	// BusyTimeout is how long a SQLite writer waits for the write lock.
 	BusyTimeout time.Duration `yaml:"busy_timeout"`
+	// SQLiteCacheKiB is the page cache of each SQLite connection in KiB; 0 keeps SQLite's own (2,000). The caches live outside the Go heap, one per pooled connection, so they weigh on the embedded hub's resident memory; pages not cached are read from the operating system's file cache.
+	SQLiteCacheKiB int `yaml:"sqlite_cache_kib"`
 }
 
 // DefaultConfig returns the embedded-profile defaults.
 func DefaultConfig() Config {
 	return Config{
-		Driver:       "sqlite",
-		Path:         "data/mzhub.db",
-		MaxOpenConns: 16,
-		BusyTimeout:  10 * time.Second,
+		Driver:         "sqlite",
+		Path:           "data/mzhub.db",
+		MaxOpenConns:   16,
+		BusyTimeout:    10 * time.Second,
+		SQLiteCacheKiB: 512,
 	}
 }
 
@@ -50,6 +53,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxOpenConns < 1 {
 		errs = append(errs, fmt.Errorf("store.max_open_conns: %d: must be at least 1", c.MaxOpenConns))
+	}
+	if c.SQLiteCacheKiB < 0 {
+		errs = append(errs, fmt.Errorf("store.sqlite_cache_kib: %d: must not be negative (0: SQLite's default)", c.SQLiteCacheKiB))
 	}
 	if c.BusyTimeout < 0 {
 		errs = append(errs, fmt.Errorf("store.busy_timeout: %s: must not be negative", c.BusyTimeout))

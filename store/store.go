@@ -52,6 +52,11 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	return nil, fmt.Errorf("store: open %q: %w", cfg.Driver, ErrUnknownDriver)
 }
 
+// sqliteIdleConns is how many SQLite connections the pool keeps open when
+// idle: enough for a writer and the readers beside it, few enough that
+// their page caches stay small.
+const sqliteIdleConns = 4
+
 func openSQLite(ctx context.Context, cfg Config) (*DB, error) {
 	if dir := filepath.Dir(cfg.Path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -66,6 +71,10 @@ func openSQLite(ctx context.Context, cfg Config) (*DB, error) {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(1)")
+	if cfg.SQLiteCacheKiB > 0 {
+		// Negative: a size in KiB rather than in pages.
+		q.Add("_pragma", "cache_size(-"+strconv.Itoa(cfg.SQLiteCacheKiB)+")")
+	}
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + cfg.Path + "?" + q.Encode()
 	sqldb, err := sql.Open("sqlite", dsn)
@@ -75,9 +84,11 @@ func openSQLite(ctx context.Context, cfg Config) (*DB, error) {
 	// One writer at a time is SQLite's model (BEGIN IMMEDIATE, busy_timeout);
 	// readers proceed beside it in WAL mode. The pool is wide enough that
 	// goroutines waiting for the write lock never take the last connection
-	// from a transaction that needs one more to finish.
+	// from a transaction that needs one more to finish. Each connection
+	// keeps its own page cache (outside the Go heap): only a few are kept
+	// idle.
 	sqldb.SetMaxOpenConns(16)
-	sqldb.SetMaxIdleConns(8)
+	sqldb.SetMaxIdleConns(sqliteIdleConns)
 	sqldb.SetConnMaxLifetime(0)
 	db := &DB{DB: sqldb, dialect: SQLite, where: cfg.Path, gate: &writeGate{wait: cfg.BusyTimeout}}
 	if err := db.PingContext(ctx); err != nil {

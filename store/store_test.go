@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -131,6 +132,24 @@ func TestOpenSQLiteWAL(t *testing.T) {
 	if db.Dialect() != store.SQLite {
 		t.Fatalf("dialect = %s", db.Dialect())
 	}
+	// Every connection of the pool has the configured page cache (a
+	// negative cache_size is in KiB).
+	conns := make([]*sql.Conn, 3)
+	for i := range conns {
+		c, err := db.Conn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+		var kib int
+		if err := c.QueryRowContext(context.Background(), `PRAGMA cache_size`).Scan(&kib); err != nil {
+			t.Fatal(err)
+		}
+		if kib != -cfg.SQLiteCacheKiB || kib == 0 {
+			t.Errorf("connection %d: cache_size = %d, want %d", i, kib, -cfg.SQLiteCacheKiB)
+		}
+	}
 	// The database, its WAL and shared memory, and the folders made for
 	// it are the owner's only.
 	if _, err := db.Exec(`CREATE TABLE t (x INTEGER)`); err != nil {
@@ -178,12 +197,12 @@ func TestRebind(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	cfg := store.Config{Driver: "oracle", MaxOpenConns: 0, BusyTimeout: -1}
+	cfg := store.Config{Driver: "oracle", MaxOpenConns: 0, BusyTimeout: -1, SQLiteCacheKiB: -1}
 	err := cfg.Validate()
 	if !errors.Is(err, store.ErrUnknownDriver) {
 		t.Fatalf("err = %v", err)
 	}
-	for _, w := range []string{"store.driver", "store.max_open_conns", "store.busy_timeout"} {
+	for _, w := range []string{"store.driver", "store.max_open_conns", "store.busy_timeout", "store.sqlite_cache_kib"} {
 		if err == nil || !contains(err.Error(), w) {
 			t.Errorf("error lacks %s: %v", w, err)
 		}
