@@ -6,14 +6,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/bank"
 	"github.com/shanghai-mca/mzhub/connectors/datasea"
 	"github.com/shanghai-mca/mzhub/connectors/datasea/dataseasim"
-	"github.com/shanghai-mca/mzhub/connectors/sftp"
 	"github.com/shanghai-mca/mzhub/monitor/console"
 	"github.com/shanghai-mca/mzhub/security/accounts"
 	"github.com/shanghai-mca/mzhub/services/allowance"
@@ -26,15 +28,22 @@ import (
 // drawn twice is kept once, so it holds at most this many).
 const DemoDataseaRecords = 60
 
+// DemoDataseaFileRecords is the number of records the demo's simulated
+// data sea drops as batch files on its SFTP drop (fewer when a person is
+// already named by the API's records), beside one malformed line.
+const DemoDataseaFileRecords = 12
+
 // wireDatasea adds to h the data sea family: the allowance rules (and the
 // disbursement intake's screening through them), the endpoint the datasea
 // routes pull the API through (their schedule expected in the monitor by
-// due_by), the SFTP batch files, the consumer of the records topic (the
-// routes' records and the front-end tables'), the monthly push of the
-// recipients list (入海) and the console page under /console/datasea/.
-// opts.Demo starts the simulated platform with a day of records about the
-// demo list's persons; the routes pull them at once, and the demo's cycle
-// waits for them before it cuts its list.
+// due_by) and poll the SFTP drop of batch files through (route
+// datasea-files), the consumer of the records topic (the routes' records
+// and the front-end tables'), the monthly push of the recipients list
+// (入海) and the console page under /console/datasea/. opts.Demo starts
+// the simulated platform with a day of records about the demo list's
+// persons, on its API and, as batch files with a malformed line, on its
+// SFTP drop; the routes take them at once, and the demo's cycle waits for
+// them before it cuts its list.
 func wireDatasea(ctx context.Context, h *Hub, opts Options, singleton singletonFunc) error {
 	cfg := datasea.ConfigFrom(h.Config())
 	log := h.Logger().With("component", "datasea")
@@ -63,26 +72,43 @@ func wireDatasea(ctx context.Context, h *Hub, opts Options, singleton singletonF
 			return fmt.Errorf("datasea simulator: %w", err)
 		}
 		h.OnClose(func(context.Context) error { return sim.Close() })
-		sim.Add(demoRecords(h.Clock().Now())...)
+		api := demoRecords(h.Clock().Now())
+		sim.Add(api...)
 		cfg.URL = sim.URL()
+		if err := sim.StartDrop(filepath.Join(h.Config().DataDir, "demo", "datasea-drop")); err != nil {
+			return fmt.Errorf("datasea simulator: %w", err)
+		}
+		day, files, bad := demoFiles(h.Clock().Now(), api)
+		if err := sim.DropDay(day, files, bad...); err != nil {
+			return fmt.Errorf("datasea simulator: %w", err)
+		}
+		sc := sim.DropConfig()
+		cfg.SFTP = &sc
 		h.parts.dataseaSim = sim
 	}
 
-	// The API's feeds are pulled by the datasea routes of configs/routes
-	// (connectors/datasea/route.go) through this endpoint, on the records
-	// topic the consumer below applies; the demo's simulator reaches them
-	// the same way a configured URL does. Without datasea.url there is no
-	// endpoint and those routes are not started (logged once).
+	// The API's feeds are pulled, and the SFTP drop's batch files polled,
+	// by the datasea routes of configs/routes (connectors/datasea/route.go,
+	// files.go) through this endpoint, onto the records topic the consumer
+	// below applies; the demo's simulator reaches them the same way a
+	// configured URL and drop do. Without datasea.url the API routes are
+	// not started, without datasea.sftp the files route (partnerRouteOff,
+	// logged once).
+	ep := &datasea.Endpoint{Expect: h.mon, Immediate: opts.Demo}
+	if h.parts.leases != nil {
+		ep.Leases = h.parts.leases // one replica at a time pulls a feed or polls the drop
+	}
+	if cfg.SFTP != nil {
+		ep.Drop = &datasea.Drop{SFTP: *cfg.SFTP, Every: cfg.SFTPEvery}
+	} else {
+		log.Info("datasea: datasea.sftp is unset: the files route (configs/routes/datasea-files.yaml) is not started")
+	}
 	if cfg.URL != "" {
 		puller, err := datasea.NewPuller(cfg, deps)
 		if err != nil {
 			return err
 		}
-		ep := &datasea.Endpoint{Puller: puller, Expect: h.mon, Immediate: opts.Demo}
-		if h.parts.leases != nil {
-			ep.Leases = h.parts.leases // one replica at a time pulls a feed
-		}
-		h.parts.otherClients.add(datasea.Partner, ep)
+		ep.Puller = puller
 		if cfg.Push && h.disbursement != nil {
 			pusher, err := datasea.NewPusher(cfg, deps, h.sec.FileSigner)
 			if err != nil {
@@ -94,17 +120,10 @@ func wireDatasea(ctx context.Context, h *Hub, opts Options, singleton singletonF
 			}))
 		}
 	} else {
-		log.Info("datasea: datasea.url is unset: the API pull routes (configs/routes/datasea-*.yaml) are not started and nothing is pushed")
+		log.Info("datasea: datasea.url is unset: the API pull routes (configs/routes/datasea-death.yaml, datasea-migration.yaml) are not started and nothing is pushed")
 	}
-	if cfg.SFTP != nil {
-		if err := sftp.Migrate(ctx, h.Store()); err != nil {
-			return err
-		}
-		files, err := datasea.NewFiles(cfg, deps, al)
-		if err != nil {
-			return err
-		}
-		h.AddComponent("datasea.files", singleton("datasea.files", files.Run))
+	if ep.Puller != nil || ep.Drop != nil {
+		h.parts.otherClients.add(datasea.Partner, ep)
 	}
 	if err := wireCardcenter(ctx, h, opts, singleton, al); err != nil {
 		return fmt.Errorf("cardcenter: %w", err)
@@ -147,8 +166,9 @@ func demoPulled(h *Hub) func(datasea.Applied) {
 }
 
 // waitDemoDatasea waits, in the demo, until the allowance holds every
-// record of the simulated day (the datasea routes brought them in, now or
-// in an earlier run on the same data directory), so the list is cut after
+// record of the simulated day and keeps aside the drop's malformed lines
+// (the datasea routes brought them in, now or in an earlier run on the
+// same data directory), so the list is cut after
 // the deaths and moves are known; at most a minute: a demo whose routes
 // are broken still runs its cycle, and says so.
 func (h *Hub) waitDemoDatasea(ctx context.Context, log *slog.Logger) {
@@ -156,12 +176,16 @@ func (h *Hub) waitDemoDatasea(ctx context.Context, log *slog.Logger) {
 	if ch == nil || sim == nil {
 		return
 	}
-	want := sim.Len("death") + sim.Len("migration")
+	want, wantBad := sim.Len("death")+sim.Len("migration")+sim.Dropped(), sim.DroppedBad()
 	late := h.Clock().After(time.Minute)
 	for {
-		var n int
-		if err := h.Store().QueryRowContext(ctx, `SELECT COUNT(*) FROM allow_records`).Scan(&n); err == nil && n >= want {
-			log.Info("demo: the data sea's records are applied; the cycle starts", "records", n)
+		var n, bad int
+		err := h.Store().QueryRowContext(ctx, `SELECT COUNT(*) FROM allow_records`).Scan(&n)
+		if err == nil {
+			err = h.Store().QueryRowContext(ctx, `SELECT COUNT(*) FROM allow_quarantine WHERE source = 'sftp'`).Scan(&bad)
+		}
+		if err == nil && n >= want && bad >= wantBad {
+			log.Info("demo: the data sea's records are applied; the cycle starts", "records", n, "quarantined", bad)
 			return
 		}
 		select {
@@ -173,6 +197,54 @@ func (h *Hub) waitDemoDatasea(ctx context.Context, log *slog.Logger) {
 			return
 		}
 	}
+}
+
+// dataseaRouteOff tells why a datasea route cannot run on this hub ("" when
+// it can): the files feed needs datasea.sftp (Endpoint.Drop), the API feeds
+// datasea.url (Endpoint.Puller).
+func dataseaRouteOff(others *partnerSet, config *yaml.Node) string {
+	var c struct {
+		Feed string `yaml:"feed"`
+	}
+	_ = config.Decode(&c)
+	x, _ := others.get(datasea.Partner)
+	ep, _ := x.(*datasea.Endpoint)
+	if c.Feed == datasea.FeedFiles {
+		if ep == nil || ep.Drop == nil {
+			return DataseaFilesOffReason
+		}
+		return ""
+	}
+	if ep == nil || ep.Puller == nil {
+		return DataseaOffReason
+	}
+	return ""
+}
+
+// DataseaFilesOffReason is why the data sea's files route does not run
+// without its SFTP drop.
+const DataseaFilesOffReason = "the data sea's SFTP drop is not configured (datasea.sftp is unset; docs/datasea.md): its files route (kind datasea, feed files) is not started"
+
+// demoFiles are the demo drop's batch files: the day before yesterday's
+// records about persons of the demo list the API's records do not name
+// (ids prefixed F), and one malformed line (a wrong check digit) the
+// files route quarantines with its line number.
+func demoFiles(now time.Time, api []datasea.Record) (string, []datasea.Record, []string) {
+	day := now.In(clock.Shanghai).AddDate(0, 0, -2).Format(time.DateOnly)
+	seen := map[string]bool{}
+	for _, r := range api {
+		seen[r.IDNumber] = true
+	}
+	var out []datasea.Record
+	for _, r := range dataseasim.Generate(DemoDataseaFileRecords, 1, day, 71) {
+		if !seen[r.IDNumber] {
+			seen[r.IDNumber] = true
+			r.ID = "F" + r.ID
+			out = append(out, r)
+		}
+	}
+	bad := "F-BAD-1|death|310101190001011231|王某|" + day + "|310101|"
+	return day, out, []string{bad}
 }
 
 // pushRecipients pushes the list of every finished allowance batch not yet

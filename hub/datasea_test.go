@@ -350,11 +350,11 @@ func TestDataseaRoutesWithoutURL(t *testing.T) {
 		}
 		return lines
 	}
-	for deadline := time.Now().Add(30 * time.Second); len(notStarted("datasea-migration")) == 0 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(30 * time.Second); (len(notStarted("datasea-migration")) == 0 || len(notStarted("datasea-files")) == 0) && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond) // the engine signals nothing when its routes are up
 	}
 	running := srv.Hub.Routes().Routes()
-	if slices.Contains(running, "datasea-death") || slices.Contains(running, "datasea-migration") {
+	if slices.Contains(running, "datasea-death") || slices.Contains(running, "datasea-migration") || slices.Contains(running, "datasea-files") {
 		t.Fatalf("datasea routes running without datasea.url: %v", running)
 	}
 	if !slices.Contains(running, "verification-ministry-inbound") {
@@ -364,6 +364,9 @@ func TestDataseaRoutesWithoutURL(t *testing.T) {
 		if lines := notStarted(id); len(lines) != 1 || !strings.Contains(lines[0], "datasea.url is unset") {
 			t.Fatalf("route %s: want one log line saying datasea.url is unset, got %q", id, lines)
 		}
+	}
+	if lines := notStarted("datasea-files"); len(lines) != 1 || !strings.Contains(lines[0], "datasea.sftp is unset") {
+		t.Fatalf("route datasea-files: want one log line saying datasea.sftp is unset, got %q", lines)
 	}
 }
 
@@ -390,12 +393,22 @@ func TestDataseaDemo(t *testing.T) {
 	}
 	var applied int
 	sim := srv.Hub.DataseaSim()
-	want := sim.Len("death") + sim.Len("migration")
-	if err := srv.Hub.Store().QueryRow(`SELECT COUNT(*) FROM allow_records`).Scan(&applied); err != nil || applied != want || want == 0 {
-		t.Fatalf("%d of the demo's %d data sea records applied when its list was cut (%v)", applied, want, err)
+	want := sim.Len("death") + sim.Len("migration") + sim.Dropped()
+	if err := srv.Hub.Store().QueryRow(`SELECT COUNT(*) FROM allow_records`).Scan(&applied); err != nil || applied != want || sim.Dropped() == 0 {
+		t.Fatalf("%d of the demo's %d data sea records (%d of them in batch files) applied when its list was cut (%v)", applied, want, sim.Dropped(), err)
+	}
+	var fromFiles int
+	if err := srv.Hub.Store().QueryRow(`SELECT COUNT(*) FROM allow_records WHERE source = 'sftp'`).Scan(&fromFiles); err != nil || fromFiles != sim.Dropped() {
+		t.Fatalf("%d records applied from the demo's batch files, want %d (%v)", fromFiles, sim.Dropped(), err)
+	}
+	// The demo's malformed line is quarantined with its file and line, never applied.
+	var ref string
+	if err := srv.Hub.Store().QueryRow(`SELECT ref FROM allow_quarantine WHERE source = 'sftp'`).Scan(&ref); err != nil ||
+		!strings.HasPrefix(ref, "DEATH_") || !strings.Contains(ref, ".txt line ") {
+		t.Fatalf("the demo's malformed line: quarantined as %q (%v)", ref, err)
 	}
 	running := srv.Hub.Routes().Routes()
-	if !slices.Contains(running, "datasea-death") || !slices.Contains(running, "datasea-migration") {
+	if !slices.Contains(running, "datasea-death") || !slices.Contains(running, "datasea-migration") || !slices.Contains(running, "datasea-files") {
 		t.Fatalf("the demo does not run the datasea routes: %v", running)
 	}
 }

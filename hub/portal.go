@@ -108,7 +108,7 @@ func (p *portalClient) enabled() bool {
 // partnerRouteOff is the route engine's Skip: a route whose endpoint is
 // one of the hub's own partner clients that this hub does not have — the
 // portal with its section off (joblib, partner: portal), the data sea
-// without datasea.url, the card center without cardcenter.url — is not
+// without datasea.url (its API feeds) or datasea.sftp (its files feed), the card center without cardcenter.url — is not
 // started: it would only fail or idle against nothing. The log (one line,
 // info) and the console's routes say why.
 func partnerRouteOff(p *portalClient, others *partnerSet) func(*routes.Route) string {
@@ -126,8 +126,8 @@ func partnerRouteOff(p *portalClient, others *partnerSet) func(*routes.Route) st
 					return PortalOffReason
 				}
 			case datasea.ConnectorKind:
-				if _, ok := others.get(datasea.Partner); !ok {
-					return DataseaOffReason
+				if why := dataseaRouteOff(others, &ep.Config); why != "" {
+					return why
 				}
 			case cardcenter.Kind:
 				if _, ok := others.get(cardcenter.Partner); !ok {

@@ -398,6 +398,7 @@ func TestPortalOffRoutesNotStarted(t *testing.T) {
 	for _, id := range []string{"datasea-death", "datasea-migration"} {
 		want[id] = hub.DataseaOffReason
 	}
+	want["datasea-files"] = hub.DataseaFilesOffReason
 	for _, id := range []string{"cardcenter-applications", "cardcenter-progress"} {
 		want[id] = hub.CardcenterOffReason
 	}

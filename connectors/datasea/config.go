@@ -24,7 +24,7 @@ func init() {
 
 // Config configures the data sea connector.
 type Config struct {
-	// URL is the base URL of the exchange-sharing platform's API; empty turns the API pull and the push off.
+	// URL is the base URL of the exchange-sharing platform's API; empty turns the API pull routes (datasea-death, datasea-migration) and the push off.
 	URL string `yaml:"url"`
 	// Client is the API transport: deadline, retries, rate limit, circuit breaker, headers (the platform's app key).
 	Client httpx.ClientConfig `yaml:"client"`
@@ -38,9 +38,9 @@ type Config struct {
 	DueBy string `yaml:"due_by"`
 	// RetryEvery is the pause before a failed pull is tried again.
 	RetryEvery time.Duration `yaml:"retry_every"`
-	// SFTP, when set, is the platform's SFTP drop of batch files (DEATH_*.txt, MIGRATION_*.txt with done files).
+	// SFTP, when set, is the platform's SFTP drop of batch files (DEATH_*.txt, MIGRATION_*.txt with done files), polled by the route datasea-files (configs/routes/datasea-files.yaml); unset, that route is not started.
 	SFTP *sftp.Config `yaml:"sftp"`
-	// SFTPEvery is the pause between polls of the SFTP drop.
+	// SFTPEvery is the pause between polls of the SFTP drop (route datasea-files).
 	SFTPEvery time.Duration `yaml:"sftp_every"`
 	// Push turns the monthly push of the recipients list (入海) on: each allowance batch, once done, is pushed.
 	Push bool `yaml:"push"`

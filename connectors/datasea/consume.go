@@ -15,10 +15,11 @@ import (
 )
 
 // Topic is the bus topic of data-sea records that reach the hub through a
-// route: the API's feeds (the datasea routes of configs/routes) and the
-// front-end processor tables (a dbtable route, docs/datasea.md) publish
-// each record there as one JSON Record; the API's malformed records arrive
-// as quarantined messages (HeaderReason).
+// route: the API's feeds and the SFTP drop's batch files (the datasea
+// routes of configs/routes) and the front-end processor tables (a dbtable
+// route, docs/datasea.md) publish each record there as one JSON Record;
+// the API's malformed records and the files' bad lines arrive as
+// quarantined messages (HeaderReason, HeaderRef).
 const Topic = "datasea.records"
 
 // Consumer applies the records of Topic.
@@ -156,10 +157,11 @@ func (c *Consumer) apply(ctx context.Context, source string, xs []decoded) {
 	}
 }
 
-// kindOfRef gives a quarantined record of the migration feed a kind of
-// that feed, so its event names the right flow.
+// kindOfRef gives a quarantined record of the migration feed (the API's
+// or a MIGRATION_ batch file's) a kind of that feed, so its event names
+// the right flow.
 func kindOfRef(ref string) Kind {
-	if strings.HasPrefix(ref, "api migration ") {
+	if strings.HasPrefix(ref, "api migration ") || strings.HasPrefix(ref, "MIGRATION") {
 		return MoveIn
 	}
 	return Death

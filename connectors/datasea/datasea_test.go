@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -296,10 +297,22 @@ func FuzzParseFile(f *testing.F) {
 				t.Fatalf("accepted a record that fails its check: %v", err)
 			}
 		}
+		// Each bad line names its line, in order, within the file; no line
+		// counts twice.
+		lines := bytes.Count(data, []byte("\n")) + 1
+		if len(recs)+len(bad) > lines {
+			t.Fatalf("%d records and %d bad lines from %d lines", len(recs), len(bad), lines)
+		}
+		last := 0
 		for _, x := range bad {
 			if x.Reason == "" {
 				t.Fatal("quarantined without a reason")
 			}
+			n, err := strconv.Atoi(strings.TrimPrefix(x.Ref, "F.txt line "))
+			if err != nil || n <= last || n > lines {
+				t.Fatalf("bad line's place %q (after line %d of %d)", x.Ref, last, lines)
+			}
+			last = n
 		}
 	})
 }

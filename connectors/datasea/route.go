@@ -19,16 +19,17 @@ import (
 // breaker, deadline, rate limit and schedule are the hub's datasea section:
 // the hub hands the kind its Endpoint as the partner client "datasea"
 // (connectors.Deps.Partners), so the demo's simulator reaches the route the
-// same way a configured URL does.
+// same way a configured URL does. The feed "files" polls the platform's
+// SFTP drop instead (files.go: FileSource).
 
 // ConnectorKind is the connector kind's name in route files.
 const ConnectorKind = "datasea"
 
 // Headers of the messages the source emits.
 const (
-	// HeaderSource names the way in ("api"); the consumer passes it to the applier.
+	// HeaderSource names the way in ("api", "sftp"); the consumer passes it to the applier.
 	HeaderSource = "mzhub-source"
-	// HeaderRef is the place of a quarantined record (feed, page cursor, item).
+	// HeaderRef is the place of a quarantined record (feed, page cursor, item; or file and line).
 	HeaderRef = "datasea-ref"
 	// HeaderReason is why a record is quarantined; its body is the masked raw record.
 	HeaderReason = "datasea-reason"
@@ -39,13 +40,16 @@ const (
 func init() {
 	connectors.Register(connectors.Spec{
 		Name:    ConnectorKind,
-		Summary: "the data sea (数据海): one feed (death or migration) of the exchange-sharing platform's API pulled daily at datasea.pull_at from the stored cursor, page by page; each record emitted under its record id, the cursor stored once the page is on the bus; malformed records emitted as quarantined with their place and reason; endpoint, breaker, deadline, rate limit and schedule from the hub's datasea section",
+		Summary: "the data sea (数据海): one feed (death or migration) of the exchange-sharing platform's API pulled daily at datasea.pull_at from the stored cursor, page by page; each record emitted under its record id, the cursor stored once the page is on the bus; malformed records emitted as quarantined with their place and reason; endpoint, breaker, deadline, rate limit and schedule from the hub's datasea section. Feed files polls the platform's SFTP drop (datasea.sftp, every datasea.sftp_every): each claimed batch file's records emitted the same way, its bad lines quarantined with their line numbers, the file moved to processed/ once emitted; a done file miscounting the lines fails the file whole",
 		Source: &connectors.SourceSpec{
 			NewConfig: func() any { return &SourceConfig{Partner: Partner} },
 			New: func(cfg any, deps connectors.Deps) (connectors.Source, error) {
 				c, ok := cfg.(*SourceConfig)
 				if !ok {
 					return nil, fmt.Errorf("datasea: source config is %T, want *datasea.SourceConfig", cfg)
+				}
+				if c.Feed == FeedFiles {
+					return NewFileSource(*c, deps)
 				}
 				return NewSource(*c, deps)
 			},
@@ -57,7 +61,7 @@ func init() {
 type SourceConfig struct {
 	// Partner is the hub's data sea client the source pulls through (datasea: the hub's datasea section, url to schedule).
 	Partner string `yaml:"partner"`
-	// Feed is the feed pulled: death (police death records) or migration (迁入 and 迁出).
+	// Feed is the feed pulled: death (police death records) or migration (迁入 and 迁出) from the API, or files (the batch files of the SFTP drop, datasea.sftp).
 	Feed string `yaml:"feed"`
 }
 
@@ -67,8 +71,8 @@ func (c *SourceConfig) Validate() error {
 	if c.Partner != Partner {
 		errs = append(errs, fmt.Errorf("partner: %q: want %s (the hub's data sea client)", c.Partner, Partner))
 	}
-	if _, ok := Feeds[c.Feed]; !ok {
-		errs = append(errs, fmt.Errorf("feed: %q: want death or migration", c.Feed))
+	if _, ok := Feeds[c.Feed]; !ok && c.Feed != FeedFiles {
+		errs = append(errs, fmt.Errorf("feed: %q: want death, migration or files", c.Feed))
 	}
 	return errors.Join(errs...)
 }
@@ -80,10 +84,12 @@ type Leases interface {
 
 // Endpoint is what the hub hands the kind as its partner client Partner:
 // the puller built from the hub's datasea section and what its schedule
-// needs.
+// needs, and the SFTP drop of the files feed.
 type Endpoint struct {
-	// Puller pulls the API (its Config gives the schedule).
+	// Puller pulls the API (its Config gives the schedule); nil without datasea.url.
 	Puller *Puller
+	// Drop is the SFTP drop the files feed polls; nil without datasea.sftp.
+	Drop *Drop
 	// Expect, when set, receives each feed's daily expectation.
 	Expect Expecter
 	// Leases, when set, makes one replica at a time pull a feed.
@@ -92,9 +98,10 @@ type Endpoint struct {
 	Immediate bool
 }
 
-// ErrNotConfigured is a datasea route on a hub whose datasea.url is unset:
+// ErrNotConfigured is a datasea route on a hub without the way in it
+// needs — datasea.url for the API feeds, datasea.sftp for the files feed:
 // the route is not started (the engine logs it once; nothing is retried).
-var ErrNotConfigured = errors.New("datasea: the hub's data sea API is not configured (datasea.url is unset); the route is not started")
+var ErrNotConfigured = errors.New("datasea: the hub's data sea way in of this route is not configured (datasea.url for the API feeds, datasea.sftp for the files); the route is not started")
 
 // Clients finds the partner clients the hub built (connectors.Deps.Partners).
 type Clients interface {
@@ -116,17 +123,12 @@ func NewSource(cfg SourceConfig, deps connectors.Deps) (*Source, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cl, ok := deps.Partners.(Clients)
-	if !ok || cl == nil {
-		return nil, ErrNotConfigured
-	}
-	x, err := cl.PartnerClient(cfg.Partner)
+	ep, err := endpointOf(cfg, deps)
 	if err != nil {
-		return nil, ErrNotConfigured // the hub adds the client only with datasea.url
+		return nil, err
 	}
-	ep, ok := x.(*Endpoint)
-	if !ok || ep == nil || ep.Puller == nil {
-		return nil, fmt.Errorf("datasea: partner %s: the hub's client is %T, want *datasea.Endpoint", cfg.Partner, x)
+	if ep.Puller == nil {
+		return nil, fmt.Errorf("%w: datasea.url is unset", ErrNotConfigured)
 	}
 	s := &Source{cfg: cfg, ep: ep, clk: deps.Clock, log: deps.Logger}
 	if s.clk == nil {
@@ -136,6 +138,23 @@ func NewSource(cfg SourceConfig, deps connectors.Deps) (*Source, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	return s, nil
+}
+
+// endpointOf returns the hub's Endpoint among deps.Partners.
+func endpointOf(cfg SourceConfig, deps connectors.Deps) (*Endpoint, error) {
+	cl, ok := deps.Partners.(Clients)
+	if !ok || cl == nil {
+		return nil, ErrNotConfigured
+	}
+	x, err := cl.PartnerClient(cfg.Partner)
+	if err != nil {
+		return nil, ErrNotConfigured // the hub adds the client only with datasea.url or datasea.sftp
+	}
+	ep, ok := x.(*Endpoint)
+	if !ok || ep == nil {
+		return nil, fmt.Errorf("datasea: partner %s: the hub's client is %T, want *datasea.Endpoint", cfg.Partner, x)
+	}
+	return ep, nil
 }
 
 // Endpoint describes the source for events and dead letters.

@@ -94,7 +94,8 @@ func TestKillChild(t *testing.T) {
 	}
 }
 
-// runRoutes runs configs/routes/datasea-*.yaml in the route engine on the
+// runRoutes runs the API routes (configs/routes/datasea-death.yaml,
+// datasea-migration.yaml) in the route engine on the
 // state database's local bus, and the consumer applying into al, until want
 // records are applied (as the hub runs them).
 func runRoutes(t testing.TB, db *store.DB, cfg datasea.Config, al *allowance.Service, want int) {
@@ -106,8 +107,7 @@ func runRoutes(t testing.TB, db *store.DB, cfg datasea.Config, al *allowance.Ser
 	}
 	defer func() { _ = b.Close(context.Background()) }()
 	dir := t.TempDir()
-	files, _ := filepath.Glob("../../configs/routes/datasea-*.yaml")
-	for _, f := range files {
+	for _, f := range []string{"../../configs/routes/datasea-death.yaml", "../../configs/routes/datasea-migration.yaml"} {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)

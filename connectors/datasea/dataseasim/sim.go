@@ -7,6 +7,7 @@ package dataseasim
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/connectors/datasea"
+	"github.com/shanghai-mca/mzhub/connectors/sftp/sftptest"
 	"github.com/shanghai-mca/mzhub/services/disbursement/synth"
 )
 
@@ -51,8 +53,13 @@ type Sim struct {
 	pageHits atomic.Int64
 	srv      *http.Server
 	ln       net.Listener
-	pushed   chan struct{} // closed (and replaced) at each new push
-	paged    chan struct{} // closed (and replaced) at each page served
+	drop     *sftptest.Server // the SFTP drop (StartDrop)
+	// dropPassword is the hub's password on drop; dropped and droppedBad
+	// count the good records and the malformed lines DropDay wrote.
+	dropPassword        string
+	dropped, droppedBad int
+	pushed              chan struct{} // closed (and replaced) at each new push
+	paged               chan struct{} // closed (and replaced) at each page served
 }
 
 // New returns a platform with empty feeds.
@@ -138,12 +145,19 @@ func (s *Sim) Start(addr string) error {
 // URL is the base URL of the started API.
 func (s *Sim) URL() string { return "http://" + s.ln.Addr().String() }
 
-// Close stops the API.
+// Close stops the API and the SFTP drop.
 func (s *Sim) Close() error {
-	if s.srv == nil {
-		return nil
+	var errs []error
+	s.mu.Lock()
+	drop := s.drop
+	s.mu.Unlock()
+	if drop != nil {
+		errs = append(errs, drop.Close())
 	}
-	return s.srv.Close()
+	if s.srv != nil {
+		errs = append(errs, s.srv.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // ServeHTTP answers the platform's API.
