@@ -7,7 +7,9 @@
 // The runner moves a message source → bus → steps → sinks:
 //
 //   - the source's emit publishes the message durably on the route's topic
-//     (route.<id>); only then does the source acknowledge its partner;
+//     (route.<id>); only then does the source acknowledge its partner (a
+//     route with no steps whose one sink is a bus topic publishes straight
+//     to that topic instead: one hop, the same durability and events);
 //   - a consumer on that topic runs the steps and delivers to each sink;
 //   - a delivery ledger in the state store, keyed by route + sink +
 //     idempotency key, records what each sink received, so a crash and a

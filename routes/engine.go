@@ -755,6 +755,11 @@ func (e *Engine) build(r0 *Route) (*runner, error) {
 		}
 		rn.sinks = append(rn.sinks, s)
 	}
+	if len(r.Steps) == 0 && len(rn.sinks) == 1 && rn.sinks[0].kind == kindBus && r.ReplyTo == "" && rn.lim == nil {
+		// Nothing to do between the source and the sink's topic: the
+		// source's messages go straight there (emitDirect).
+		rn.direct = rn.sinks[0]
+	}
 	// Steps.
 	for i := range r.Steps {
 		st, err := e.buildStep(rn, i, &r.Steps[i], cdeps)
@@ -813,6 +818,12 @@ type busSink struct {
 }
 
 func (s busSink) Send(ctx context.Context, msg bus.Message) error {
+	return s.b.Publish(ctx, s.topic, sinkMessage(msg))
+}
+
+// sinkMessage is msg as a bus sink publishes it: a new message (no id,
+// topic or time of its own) without the engine's resume header.
+func sinkMessage(msg bus.Message) bus.Message {
 	msg.ID, msg.Topic, msg.PublishedAt = "", "", time.Time{}
 	h := make(map[string]string, len(msg.Headers))
 	for k, v := range msg.Headers {
@@ -821,7 +832,7 @@ func (s busSink) Send(ctx context.Context, msg bus.Message) error {
 		}
 	}
 	msg.Headers = h
-	return s.b.Publish(ctx, s.topic, msg)
+	return msg
 }
 
 // buildStep builds step i of a route through its kind's config.

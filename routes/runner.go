@@ -122,7 +122,11 @@ type runner struct {
 	done   chan struct{}
 	// running is closed once the consumer is attached.
 	running chan struct{}
-	emitOK  bool
+	// direct is the route's one sink when the route has no steps and that
+	// sink is a bus topic (kind: bus, no reply_to, no rate limit): emit
+	// publishes the source's messages straight to its topic (one bus hop,
+	// not two); see emitDirect.
+	direct *sinkRT
 }
 
 // emit is the Emit handed to the route's source: it computes the keys,
@@ -132,6 +136,9 @@ func (rn *runner) emit(ctx context.Context, msgs ...bus.Message) error {
 		if err := rn.keys(&msgs[i]); err != nil {
 			return err
 		}
+	}
+	if rn.direct != nil {
+		return rn.emitDirect(ctx, msgs)
 	}
 	for range msgs {
 		select {
@@ -158,6 +165,63 @@ func (rn *runner) emit(ctx context.Context, msgs ...bus.Message) error {
 		// The messages are on the bus; a resend is recognised by its
 		// idempotency key and its event kept then.
 		return fmt.Errorf("route %s: received events not durable: %w", rn.r.ID, err)
+	}
+	return nil
+}
+
+// emitDirect publishes msgs (their keys set) straight to the topic of the
+// route's one bus sink, as the route's consumer would have after taking
+// each from the route's topic: the same message (busSink), the same
+// durability (it returns once the publish is committed), the received and
+// sent events and metrics the two hops record. Nothing is left to the
+// route's consumer, so nothing takes a backlog token, and no done record
+// goes to the delivery ledger: that record only lets a redelivery from the
+// route's topic skip a sink, and these messages are never on that topic.
+// A failed publish returns the error to the source, which keeps its
+// partner unacknowledged (the page is pulled again, the file not moved)
+// and tries again later with the same idempotency keys.
+func (rn *runner) emitDirect(ctx context.Context, msgs []bus.Message) error {
+	s := rn.direct
+	start := time.Now()
+	out := make([]bus.Message, len(msgs))
+	for i := range msgs {
+		out[i] = sinkMessage(msgs[i])
+	}
+	if err := rn.e.deps.Bus.Publish(ctx, s.sink.(busSink).topic, out...); err != nil {
+		rn.e.metrics.deliveries.WithLabelValues(rn.r.ID, s.name, "failed").Add(float64(len(msgs)))
+		return fmt.Errorf("route %s: publish to %s: %w", rn.r.ID, s.endpoint, err)
+	}
+	took := time.Since(start)
+	id := rn.r.ID
+	// As emit's: the received events are durable before the source
+	// acknowledges its partner.
+	evs := make([]monitor.Event, len(msgs))
+	for i := range msgs {
+		evs[i] = rn.newEvent(monitor.Received, monitor.OK, &msgs[i], func(ev *monitor.Event) { ev.Direction = monitor.Inbound; ev.Channel = rn.r.From.Kind })
+	}
+	derr := monitor.EmitDurable(ctx, rn.e.events, evs...)
+	// The messages are on the sink's topic whatever became of the events.
+	n := float64(len(msgs))
+	rn.e.metrics.received.WithLabelValues(id).Add(n)
+	rn.e.metrics.deliveries.WithLabelValues(id, s.name, "sent").Add(n)
+	rn.e.metrics.handled.WithLabelValues(id, "ok").Add(n)
+	h := rn.e.metrics.duration.WithLabelValues(id)
+	for i := range msgs {
+		m := &msgs[i]
+		h.Observe(took.Seconds())
+		rn.event(monitor.Sent, monitor.OK, m, func(ev *monitor.Event) {
+			ev.Direction = monitor.Outbound
+			ev.Channel = s.kind
+			ev.Attempt = 1
+			ev.Duration = took
+			ev.Bytes = int64(len(m.Body))
+			ev.Attrs = map[string]string{"sink": s.name}
+		})
+	}
+	if derr != nil {
+		// A resend is recognised by its idempotency key downstream and
+		// its events kept then.
+		return fmt.Errorf("route %s: received events not durable: %w", id, derr)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,7 +138,10 @@ func runRoutes(t testing.TB, db *store.DB, cfg datasea.Config, al *allowance.Ser
 		t.Fatal(err)
 	}
 	applied := make(chan struct{}, 1)
+	var applies atomic.Int64
+	defer func() { t.Logf("%d applies (transactions)", applies.Load()) }()
 	cons := &datasea.Consumer{Bus: b, Apply: al, Applied: func(datasea.Applied) {
+		applies.Add(1)
 		select {
 		case applied <- struct{}{}:
 		default:
