@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/datasea"
@@ -72,9 +73,11 @@ func BenchmarkDayPull(b *testing.B) {
 }
 
 // BenchmarkDayPullRoutes is BenchmarkDayPull the way the hub runs it: the
-// shipped datasea routes pull onto the durable local bus (route topic, then
-// datasea.records) and the consumer applies each record. One op is the
-// whole day applied.
+// shipped datasea routes pull onto the durable local bus with its shipped
+// configuration (bus.DefaultConfig), straight onto datasea.records (a
+// route with no steps and a bus sink), and the consumer applies the
+// deliveries at hand together. One op is the whole day applied;
+// MZHUB_BENCH_DATASEA_RECORDS sets the day's size (default 50,000).
 func BenchmarkDayPullRoutes(b *testing.B) {
 	n := 50_000
 	if s := os.Getenv("MZHUB_BENCH_DATASEA_RECORDS"); s != "" {
@@ -100,7 +103,7 @@ func BenchmarkDayPullRoutes(b *testing.B) {
 		cfg.Client = httpx.ClientConfig{Timeout: time.Minute}
 		b.StartTimer()
 		start, c0 := time.Now(), cpuNow()
-		runRoutes(b, db, cfg, al, n)
+		runRoutes(b, db, cfg, bus.DefaultConfig().Local, al, n)
 		wall += time.Since(start)
 		cpu += cpuNow() - c0
 	}

@@ -79,7 +79,9 @@ func TestKillChild(t *testing.T) {
 	deps := connectors.Deps{Store: db}
 	switch spec.Mode {
 	case "pull":
-		runRoutes(t, db, cfg, al, spec.Want)
+		// A small cache: the backlog's bodies are read back from the
+		// database, as after a restart.
+		runRoutes(t, db, cfg, bus.LocalConfig{CommitInterval: 5 * time.Millisecond, MaxBatch: 500, CacheBytes: 1 << 20}, al, spec.Want)
 	case "push":
 		p, err := datasea.NewPusher(cfg, deps, signerFunc(func() []byte { return []byte("sig") }))
 		if err != nil {
@@ -96,13 +98,13 @@ func TestKillChild(t *testing.T) {
 }
 
 // runRoutes runs the API routes (configs/routes/datasea-death.yaml,
-// datasea-migration.yaml) in the route engine on the
-// state database's local bus, and the consumer applying into al, until want
+// datasea-migration.yaml) in the route engine on the state database's
+// local bus (configured lc), and the consumer applying into al, until want
 // records are applied (as the hub runs them).
-func runRoutes(t testing.TB, db *store.DB, cfg datasea.Config, al *allowance.Service, want int) {
+func runRoutes(t testing.TB, db *store.DB, cfg datasea.Config, lc bus.LocalConfig, al *allowance.Service, want int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	b, err := local.Open(ctx, db, bus.LocalConfig{CommitInterval: 5 * time.Millisecond, MaxBatch: 500, CacheBytes: 1 << 20}, nil)
+	b, err := local.Open(ctx, db, lc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
