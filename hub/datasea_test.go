@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -411,4 +412,77 @@ func TestDataseaDemo(t *testing.T) {
 	if !slices.Contains(running, "datasea-death") || !slices.Contains(running, "datasea-migration") || !slices.Contains(running, "datasea-files") {
 		t.Fatalf("the demo does not run the datasea routes: %v", running)
 	}
+}
+
+// TestDataseaFilesWithoutURL: a hub served with datasea.sftp and no
+// datasea.url runs the shipped files route against the drop and holds the
+// API's routes back: the day's good lines are applied from sftp, the bad
+// line quarantined with its file and line, and the routes' list says why
+// the others do not run.
+func TestDataseaFilesWithoutURL(t *testing.T) {
+	sim := dataseasim.New()
+	if err := sim.StartDrop(filepath.Join(t.TempDir(), "drop")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	recs := dataseasim.Generate(20, 1, "2025-06-01", 13)
+	if err := sim.DropDay("2025-06-01", recs, "X1|death|310101190001011231|王某|2025-06-01|310101|"); err != nil {
+		t.Fatal(err)
+	}
+	srv := hubtest.Start(t, hubtest.Options{Configure: func(c *config.Config) {
+		dc := datasea.DefaultConfig()
+		sc := sim.DropConfig()
+		dc.SFTP = &sc
+		if err := config.SetSection(c, datasea.ConfigKey, dc); err != nil {
+			t.Fatal(err)
+		}
+	}})
+	ctx := context.Background()
+	// Each apply of the consumer is followed by its events: wait on the
+	// monitor's writer, then look in the state store.
+	late := time.After(time.Minute)
+	for {
+		stored := srv.Hub.Monitor().Writer().Stored()
+		var applied, bad int
+		if err := srv.Hub.Store().QueryRowContext(ctx, `SELECT COUNT(*) FROM allow_records WHERE source = 'sftp'`).Scan(&applied); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Hub.Store().QueryRowContext(ctx, `SELECT COUNT(*) FROM allow_quarantine WHERE source = 'sftp'`).Scan(&bad); err != nil {
+			t.Fatal(err)
+		}
+		if applied == len(recs) && bad == 1 {
+			break
+		}
+		select {
+		case <-stored:
+		case <-late:
+			t.Fatalf("%d of %d records applied from the drop, %d of 1 bad lines quarantined", applied, len(recs), bad)
+		}
+	}
+	var ref string
+	if err := srv.Hub.Store().QueryRowContext(ctx, `SELECT ref FROM allow_quarantine WHERE source = 'sftp'`).Scan(&ref); err != nil || ref != "DEATH_20250601.txt line "+strconv.Itoa(len(deathsOf(recs))+1) {
+		t.Fatalf("the bad line quarantined as %q (%v)", ref, err)
+	}
+	if !slices.Contains(srv.Hub.Routes().Routes(), "datasea-files") {
+		t.Fatalf("the files route is not running: %v", srv.Hub.Routes().Routes())
+	}
+	skipped := srv.Hub.Routes().Skipped()
+	for _, id := range []string{"datasea-death", "datasea-migration"} {
+		if skipped[id] != hub.DataseaOffReason {
+			t.Errorf("route %s: skipped %q, want %q", id, skipped[id], hub.DataseaOffReason)
+		}
+	}
+	if _, ok := skipped["datasea-files"]; ok {
+		t.Errorf("the files route is listed as not started: %v", skipped)
+	}
+}
+
+func deathsOf(recs []datasea.Record) []datasea.Record {
+	var out []datasea.Record
+	for _, r := range recs {
+		if r.Kind == datasea.Death {
+			out = append(out, r)
+		}
+	}
+	return out
 }
