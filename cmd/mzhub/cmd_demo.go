@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -64,7 +65,21 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) int {
 	}
 	// A console operator for the demo. There is no default password: the
 	// one-time password below must be changed at first login, as in production.
-	otp, err := h.Security().Accounts.CreateUser(ctx, accounts.Actor{Name: "system:demo"}, "demo-ops", "演示值班员", accounts.RoleOperator)
+	// A data directory of an earlier run keeps its operator: the password
+	// chosen then stays; one never changed is replaced by a new one-time
+	// password (the earlier one was printed only once).
+	acc, demoActor := h.Security().Accounts, accounts.Actor{Name: "system:demo"}
+	otp, err := acc.CreateUser(ctx, demoActor, "demo-ops", "演示值班员", accounts.RoleOperator)
+	password := "one-time password " + otp + ": choose a new one at first login"
+	if errors.Is(err, accounts.ErrExists) {
+		var u accounts.User
+		if u, err = acc.Get(ctx, "demo-ops"); err == nil && !u.MustChange && !u.PasswordExpired {
+			password = "the password chosen in an earlier run on this data directory"
+		} else if err == nil {
+			otp, err = acc.ResetPassword(ctx, demoActor, "demo-ops")
+			password = "one-time password " + otp + ": choose a new one at first login"
+		}
+	}
 	if err != nil {
 		log.Error("demo: create console operator", "err", err)
 		return 1
@@ -77,7 +92,7 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) int {
 			return
 		}
 		fmt.Fprintf(env.Stdout, "\nmzhub demo is running (embedded profile, data in %s)\n", dir)
-		fmt.Fprintf(env.Stdout, "  console:  http://%s/console/   (user demo-ops, one-time password %s: choose a new one at first login)\n", addr, otp)
+		fmt.Fprintf(env.Stdout, "  console:  http://%s/console/   (user demo-ops, %s)\n", addr, password)
 		fmt.Fprintf(env.Stdout, "  API:      http://%s/partner/v1/   spec: http://%s/docs/api/partner.yaml\n", addr, addr)
 		fmt.Fprintln(env.Stdout, "  flows:    6 bank SFTP simulators run this month's allowance cycle; 3 funeral homes and 6 cemeteries push through the signed API")
 		// The simulated homes' booking APIs listen shortly after the hub.

@@ -277,6 +277,36 @@ func testDemo(t *testing.T, wd string) {
 	}
 	if wd == "../.." { // once: the whole state a demo leaves through a key rotation
 		demoKeysRetire(t, dir)
+	} else { // once: a second demo on the same data directory starts
+		demoAgain(t, wd, dir)
+	}
+}
+
+// demoAgain runs `mzhub demo` again on the data directory of an earlier
+// run: it starts (the operator of the earlier run is kept; its one-time
+// password, never used, is replaced and printed) and stops cleanly.
+func demoAgain(t *testing.T, wd, dir string) {
+	addr := freePort(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Dir = wd
+	cmd.Env = append(os.Environ(), "MZHUB_TEST_AS_MAIN=1", "MZHUB_TEST_ARGS=demo --for 240s --listen "+addr+" --data "+dir)
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	awaitLog(t, &stdout, "(user demo-ops, one-time password ", 120*time.Second, done)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the second demo on %s exited with %v:\n%s", dir, err, tail(stderr.String(), 40))
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the second demo did not stop after SIGTERM")
 	}
 }
 
