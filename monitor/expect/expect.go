@@ -176,10 +176,18 @@ func (t *Tracker) check(ctx context.Context, r row, now time.Time) error {
 			}
 		}
 		// One event meets one instance of a rule: a late file does not
-		// also count for the next deadline.
+		// also count for the next deadline. Nor does an event still open to
+		// an earlier instance whose window holds it: stored between that
+		// instance's search and this one's (the monitor's writer is
+		// asynchronous), it would otherwise meet tomorrow's instance and
+		// leave today's pending (a daily pull registers tomorrow's
+		// expectation the moment it is done, in the same millisecond).
 		var used int
+		ms := evs[i].Time.UnixMilli()
 		err := t.db.QueryRowContext(ctx, t.db.Rebind(`SELECT count(*) FROM monitor_expectations
-			WHERE name = ? AND met_event_id = ? AND id <> ?`), r.Name, evs[i].ID, r.ID).Scan(&used)
+			WHERE name = ? AND id <> ? AND (met_event_id = ?
+				OR (state = 'pending' AND due_ms < ? AND from_ms <= ? AND due_ms >= ?))`),
+			r.Name, r.ID, evs[i].ID, r.Due.UnixMilli(), ms, ms).Scan(&used)
 		if err != nil {
 			return fmt.Errorf("expect: %s: %w", r.Name, err)
 		}

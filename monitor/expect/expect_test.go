@@ -209,3 +209,67 @@ func TestSchedules(t *testing.T) {
 		}
 	}
 }
+
+// lateStore hides its events from the first search: the monitor's writer
+// storing an event in the middle of a Check.
+type lateStore struct {
+	monitor.Store
+	mu       sync.Mutex
+	searched bool
+}
+
+func (s *lateStore) Search(ctx context.Context, f monitor.Filter) ([]monitor.Event, error) {
+	s.mu.Lock()
+	first := !s.searched
+	s.searched = true
+	s.mu.Unlock()
+	if first {
+		return nil, nil
+	}
+	return s.Store.Search(ctx, f)
+}
+
+// TestEventStoredDuringCheckMeetsTheEarlierInstance: a daily pull's event
+// stored between the search of today's expectation and the search of
+// tomorrow's (registered as the pull ended, its window starting at the
+// event's own millisecond) meets today's, not tomorrow's.
+func TestEventStoredDuringCheckMeetsTheEarlierInstance(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t)
+	if err := expect.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "m.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	fc := clock.NewFake(sh(2026, 12, 3, 5, 0))
+	tr, err := expect.New(db, &lateStore{Store: st}, expect.Options{Clock: fc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	today, tomorrow := sh(2026, 12, 3, 23, 59), sh(2026, 12, 4, 23, 59)
+	if err := tr.Expect(ctx, monitor.Expectation{Name: "pull", Partner: "datasea", Flow: "death", Type: monitor.Fetched, Due: today}); err != nil {
+		t.Fatal(err)
+	}
+	fc.Set(sh(2026, 12, 3, 5, 1))
+	if err := st.Append(ctx, []monitor.Event{{ID: "e1", Time: fc.Now(), Partner: "datasea", Flow: "death", Type: monitor.Fetched, Status: monitor.OK, ExchangeID: "e1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Expect(ctx, monitor.Expectation{Name: "pull", Partner: "datasea", Flow: "death", Type: monitor.Fetched, Due: tomorrow}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := tr.Check(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := states(t, tr, sh(2026, 12, 1, 0, 0), sh(2026, 12, 31, 0, 0))
+	if e := s["pull 12-03 23:59"]; e.State != monitor.ExpectMet {
+		t.Errorf("today's: %+v, want met", e)
+	}
+	if e := s["pull 12-04 23:59"]; e.State != monitor.ExpectPending {
+		t.Errorf("tomorrow's: %+v, want pending (today's event is not tomorrow's)", e)
+	}
+}
