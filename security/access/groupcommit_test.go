@@ -1,10 +1,12 @@
 package access
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -185,6 +187,12 @@ func TestGroupCommitReplayWithinBatch(t *testing.T) {
 // counts the calls it let through.
 func guardWith(t *testing.T, g *GroupCommit) (http.Handler, *atomic.Int64) {
 	t.Helper()
+	return guardLogged(t, g, nil)
+}
+
+// guardLogged is guardWith with the guard's log going to logger.
+func guardLogged(t *testing.T, g *GroupCommit, logger *slog.Logger) (http.Handler, *atomic.Int64) {
+	t.Helper()
 	ctx := context.Background()
 	kp := keys.NewFile(t.TempDir())
 	if err := kp.Put(ctx, keys.PartnerPrefix+"fh-01-a", secret1); err != nil {
@@ -192,7 +200,7 @@ func guardWith(t *testing.T, g *GroupCommit) (http.Handler, *atomic.Int64) {
 	}
 	cfg := security.DefaultConfig().PartnerAPI
 	cfg.Partners = []security.PartnerAccess{{ID: "funeral-home-01", KeyIDs: []string{"fh-01-a"}, AllowCIDRs: []string{"0.0.0.0/0"}}}
-	a, err := New(Options{Config: cfg, Keys: kp, Nonces: g, Audit: g})
+	a, err := New(Options{Config: cfg, Keys: kp, Nonces: g, Audit: g, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,11 +278,13 @@ func TestGroupCommitFailureFailsTheBatch(t *testing.T) {
 }
 
 // TestGroupCommitBackPressure: with the commit queue full, a call is
-// answered 503 with Retry-After at once, not after a busy wait.
+// answered 503 with Retry-After at once, not after a busy wait, and logged
+// as a warning (back pressure), not as an error an operator must chase.
 func TestGroupCommitBackPressure(t *testing.T) {
 	db := storetest.Open(t)
 	g, _ := openGroupCommit(t, db, GroupCommitOptions{QueueSize: 2})
-	h, served := guardWith(t, g)
+	var logged syncBuffer
+	h, served := guardLogged(t, g, slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	gt := hold(g)
 	done := make(chan *httptest.ResponseRecorder, 3)
 	go func() { done <- signedCall(t, h) }()
@@ -293,4 +303,26 @@ func TestGroupCommitBackPressure(t *testing.T) {
 	if served.Load() != 3 {
 		t.Fatalf("served %d, want 3", served.Load())
 	}
+	out := logged.String()
+	if !strings.Contains(out, "level=WARN msg=\"partner API call held back: hub busy\"") || strings.Contains(out, "level=ERROR") {
+		t.Fatalf("a busy answer is logged as a warning, never an error:\n%s", out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the guard's concurrent log writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -363,10 +363,16 @@ func (a *PartnerAuth) refuse(w http.ResponseWriter, r *http.Request, call callIn
 		actor = "key:" + call.keyID
 	}
 	outcome := audit.OutcomeDenied
-	if p.Status >= 500 {
+	switch {
+	case p.Status == http.StatusServiceUnavailable:
+		// Back pressure: the partner is told to retry after Retry-After;
+		// nothing is wrong with the hub that an operator must fix.
+		outcome = audit.OutcomeFailure
+		a.log.Warn("partner API call held back: hub busy", "actor", actor, "endpoint", mask.Text(call.object), "request_id", call.reqID, "err", p.Internal)
+	case p.Status >= 500:
 		outcome = audit.OutcomeFailure
 		a.log.Error("partner API guard failed", "request_id", call.reqID, "err", p.Internal)
-	} else {
+	default:
 		a.log.Warn("partner API call refused", "actor", actor, "source_ip", call.ip, "endpoint", mask.Text(call.object), "code", p.Code, "request_id", call.reqID)
 	}
 	a.calls.WithLabelValues(label, outcome, p.Code).Inc()
@@ -375,7 +381,18 @@ func (a *PartnerAuth) refuse(w http.ResponseWriter, r *http.Request, call callIn
 	if !call.authenticated && a.unauth != nil {
 		to = a.unauth
 	}
-	a.recordTo(r.Context(), to, call, actor, outcome, fmt.Sprintf("code=%s status=%d", p.Code, p.Status))
+	detail := fmt.Sprintf("code=%s status=%d", p.Code, p.Status)
+	if p.Status != http.StatusServiceUnavailable {
+		a.recordTo(r.Context(), to, call, actor, outcome, detail)
+		return
+	}
+	// A busy answer's own record goes to the store that just said it is
+	// busy: try, but its loss is the same back pressure (counted above in
+	// mzhub_partner_api_requests_total, code unavailable), not an audit
+	// failure to page someone for.
+	if err := a.appendTo(r.Context(), to, call, actor, outcome, detail); err != nil {
+		a.log.Warn("audit record of a busy answer not written", "request_id", call.reqID, "err", err)
+	}
 }
 
 func (a *PartnerAuth) record(ctx context.Context, call callInfo, actor, outcome, detail string) {
@@ -383,16 +400,21 @@ func (a *PartnerAuth) record(ctx context.Context, call callInfo, actor, outcome,
 }
 
 func (a *PartnerAuth) recordTo(ctx context.Context, to audit.Appender, call callInfo, actor, outcome, detail string) {
+	if err := a.appendTo(ctx, to, call, actor, outcome, detail); err != nil {
+		a.log.Error("audit append failed", "request_id", call.reqID, "err", err)
+	}
+}
+
+func (a *PartnerAuth) appendTo(ctx context.Context, to audit.Appender, call callInfo, actor, outcome, detail string) error {
 	// The answer is already on its way: the record must not be lost because
 	// the client went away.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if _, err := to.Append(ctx, audit.Record{
+	_, err := to.Append(ctx, audit.Record{
 		Actor: actor, SourceIP: call.ip, Action: "partner_api.call", Object: call.object,
 		Outcome: outcome, RequestID: call.reqID, Detail: detail,
-	}); err != nil {
-		a.log.Error("audit append failed", "request_id", call.reqID, "err", err)
-	}
+	})
+	return err
 }
 
 // sourceIP is the peer address, or for a trusted proxy the last address in
