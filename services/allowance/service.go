@@ -217,6 +217,8 @@ const (
 		updated_ms = excluded.updated_ms`
 	sqlMoveIn = `INSERT INTO allow_reviews (record_id, person, id_masked, district, region, event_date, state)
 		VALUES (?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT (record_id) DO NOTHING`
+	// sqlAppliedAfter finds a card application made after a 迁出.
+	sqlAppliedAfter = `SELECT MIN(applied_on) FROM allow_applications WHERE person = ? AND applied_on > ?`
 )
 
 // ruleStmts prepares the rule statements of a transaction on first use.
@@ -224,6 +226,8 @@ type ruleStmts struct {
 	s  *Service
 	tx *sql.Tx
 	m  map[datasea.Kind]*sql.Stmt
+	// after is sqlAppliedAfter, prepared on the first 迁出.
+	after *sql.Stmt
 }
 
 func (r *ruleStmts) get(ctx context.Context, k datasea.Kind) (*sql.Stmt, error) {
@@ -246,6 +250,9 @@ func (r *ruleStmts) close() {
 	for _, st := range r.m {
 		_ = st.Close()
 	}
+	if r.after != nil {
+		_ = r.after.Close()
+	}
 }
 
 // rule applies one new record: death and move out stop payment from the
@@ -266,9 +273,13 @@ func (r *ruleStmts) rule(ctx context.Context, rec datasea.Record, person string,
 	}
 	// A card application already received, made after this 迁出 (the
 	// application may come before the record that it follows).
+	if r.after == nil {
+		if r.after, err = r.tx.PrepareContext(ctx, r.s.db.Rebind(sqlAppliedAfter)); err != nil {
+			return err
+		}
+	}
 	var applied string
-	err = r.tx.QueryRowContext(ctx, r.s.db.Rebind(`SELECT MIN(applied_on) FROM allow_applications WHERE person = ? AND applied_on > ?`), person, rec.Date).
-		Scan(&sqlNullString{&applied})
+	err = r.after.QueryRowContext(ctx, person, rec.Date).Scan(&sqlNullString{&applied})
 	if err != nil || applied == "" {
 		return err
 	}

@@ -168,6 +168,9 @@ type result struct {
 	p50, p99, max                       time.Duration
 	delivered, lost, duplicates, extra  int
 	loadBefore, loadAfter, rss, rssPeak string
+	// rssAnon and rssFile split rss: the process's own memory, and the
+	// executable's (and other files') pages mapped from the page cache.
+	rssAnon, rssFile string
 }
 
 func (r result) print(w io.Writer, what string) {
@@ -175,7 +178,7 @@ func (r result) print(w io.Writer, what string) {
 		what, r.conns, float64(r.ok)/r.elapsed.Seconds(), r.p50.Round(100*time.Microsecond), r.p99.Round(100*time.Microsecond), r.max.Round(time.Millisecond),
 		r.sent, r.ok, r.byStatus, r.delivered, r.lost, r.duplicates, r.extra, r.loadBefore, r.loadAfter)
 	if r.rss != "" {
-		fmt.Fprintf(w, " rss=%s rss_peak=%s", r.rss, r.rssPeak)
+		fmt.Fprintf(w, " rss=%s rss_peak=%s rss_anon=%s rss_file=%s", r.rss, r.rssPeak, r.rssAnon, r.rssFile)
 	}
 	fmt.Fprintln(w)
 }
@@ -247,7 +250,7 @@ func load(o options, url, prefix string, n int, secret []byte, sk *sink, pid int
 	res.elapsed = time.Since(start)
 	res.sent, res.ok = len(lat), len(accepted)
 	if pid > 0 {
-		res.rss, res.rssPeak = procMem(pid)
+		res.rss, res.rssPeak, res.rssAnon, res.rssFile = procMem(pid)
 	}
 	slices.Sort(lat)
 	if len(lat) > 0 {
@@ -403,12 +406,18 @@ func loadavg() string {
 	return strings.Join(f[:3], " ")
 }
 
-func procMem(pid int) (rss, peak string) {
+func procMem(pid int) (rss, peak, anon, file string) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return "?", "?"
+		return "?", "?", "?", "?"
 	}
 	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "RssAnon:"); ok {
+			anon = strings.Join(strings.Fields(v), "")
+		}
+		if v, ok := strings.CutPrefix(l, "RssFile:"); ok {
+			file = strings.Join(strings.Fields(v), "")
+		}
 		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
 			rss = strings.Join(strings.Fields(v), "")
 		}
@@ -416,7 +425,7 @@ func procMem(pid int) (rss, peak string) {
 			peak = strings.Join(strings.Fields(v), "")
 		}
 	}
-	return rss, peak
+	return rss, peak, anon, file
 }
 
 func machine() string {
