@@ -16,6 +16,7 @@ import (
 	"github.com/shanghai-mca/mzhub/config"
 	_ "github.com/shanghai-mca/mzhub/connectors/cardcenter"
 	_ "github.com/shanghai-mca/mzhub/connectors/datasea"
+	_ "github.com/shanghai-mca/mzhub/services/bankaccounts" // section accounts
 	"github.com/shanghai-mca/mzhub/services/disbursement"
 	"github.com/shanghai-mca/mzhub/services/funeral"
 	_ "github.com/shanghai-mca/mzhub/services/portal"

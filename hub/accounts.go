@@ -49,7 +49,8 @@ func wireAccounts(ctx context.Context, h *Hub, opts Options, singleton singleton
 		}
 	}
 	svc, err := bankaccounts.New(ctx, bankaccounts.Options{DB: h.Store(), Fields: h.sec.Fields, Banks: banks, Deps: deps,
-		Dir: filepath.Join(cfg.DataDir, "accounts"), Keys: sftp.Keys{Signer: h.sec.FileSigner}, Logger: log, Clock: h.Clock(), Node: h.Node(), Audit: h.sec.Audit})
+		Dir: filepath.Join(cfg.DataDir, "accounts"), Keys: sftp.Keys{Signer: h.sec.FileSigner}, Logger: log, Clock: h.Clock(), Node: h.Node(), Audit: h.sec.Audit,
+		Expect: h.mon, ResultDeadline: bankaccounts.ConfigFrom(cfg).ResultDeadline}) // each sent file's result expected (accounts.result_deadline)
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,8 @@ import (
 // same service serve runs; every request is answered, some openings are
 // refused, the monitor has each operation's events under the banks, and
 // the month's list is screened with the results: the 开户失败 stage names
-// the persons left out in the month's batch.
+// the persons left out in the month's batch. Each request file's result
+// is expected by the monitor and none is missed.
 func TestAccountsDemoMonth(t *testing.T) {
 	srv := hubtest.Start(t, hubtest.Options{Hub: hub.Options{Demo: true}})
 	ctx := context.Background()
@@ -83,6 +84,19 @@ func TestAccountsDemoMonth(t *testing.T) {
 				if !lit {
 					t.Errorf("no bank's %s cell is lit on the overview", op)
 				}
+			}
+			// Each request file sent is expected back (accounts.result_deadline); the demo's banks answered every one in time.
+			var expected, missed int
+			if err := srv.Hub.Store().QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN state = 'missed' THEN 1 ELSE 0 END), 0)
+				FROM monitor_expectations WHERE name LIKE 'result %'`).Scan(&expected, &missed); err != nil {
+				t.Fatal(err)
+			}
+			var files int
+			if err := srv.Hub.Store().QueryRowContext(ctx, `SELECT COUNT(*) FROM acct_files WHERE status IN ('sent', 'answered')`).Scan(&files); err != nil {
+				t.Fatal(err)
+			}
+			if expected != files || files == 0 || missed != 0 {
+				t.Fatalf("%d account result expectations (%d missed) for %d files sent", expected, missed, files)
 			}
 			retryFromConsole(t, srv)
 			return

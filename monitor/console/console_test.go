@@ -118,6 +118,11 @@ func full(t *testing.T, rec *recorder) console.Deps {
 		Type: monitor.Downloaded, BatchID: "allowance-2026-11", Due: now.Add(-time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
+	// A bank's account result file (services/bankaccounts) not in by its due time.
+	if err := tr.Expect(ctx, monitor.Expectation{Name: "result cmb CMB_HC_2026112901", Partner: "bank.cmb", Flow: "account-verify",
+		Type: monitor.Downloaded, FilePattern: "CMB_HC_2026112901_RET*", Due: now.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
 	if err := tr.Check(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -158,6 +163,8 @@ func TestPagesWithAlertsExpectationsQuality(t *testing.T) {
 	cases := []pageWant{
 		{"/console/alerts", []string{"告警", `data-rule="staleness"`, "超时未成功", "卡中心", "预期文件未到", "ccb-return-allowance-2026-11", `name="operator"`}},
 		{"/console/alerts?state=open&lang=en", []string{"Alerts", "Acknowledge"}},
+		// A missed account result is late in the bank's operation cell, not in 回盘.
+		{"/console/", []string{`data-partner="bank.cmb" data-op="verify" data-band="red"`, `data-partner="bank.ccb" data-op="return" data-band="red"`}},
 		{"/console/calendar", []string{"datasea-death-daily", "ccb-return-allowance-2026-11", `data-state="missed"`, `data-state="met"`}},
 		{"/console/quality", []string{"村镇银行 02", "数据质量", "report/csv"}},
 		{"/console/quality/report/csv", []string{"partner,flow,events", "villagebank.02,verification"}},

@@ -166,6 +166,17 @@ func healthBand(h monitor.FlowHealth, batched bool) (monitor.Band, []string) {
 	return h.Band, why
 }
 
+// accountFlow reports whether flow is one of the banks' account
+// operations (核查 … 注销), whose result files show in the operation's
+// own cell, not in 回盘.
+func accountFlow(flow string) bool {
+	switch flowOps[flow] {
+	case "verify", "open", "activate", "unfreeze", "loss", "cancel":
+		return true
+	}
+	return false
+}
+
 // returnStages are the stages of a bank batch that belong to 回盘.
 var returnStages = []string{"returns", "reconcile", "failures"}
 
@@ -478,7 +489,7 @@ func (c *Console) overviewCells(ctx context.Context, now time.Time) (overviewSta
 				continue
 			}
 			stage := ""
-			if e.Type == monitor.Downloaded || e.Type == monitor.Fetched || e.Type == monitor.Reconciled {
+			if (e.Type == monitor.Downloaded || e.Type == monitor.Fetched || e.Type == monitor.Reconciled) && !accountFlow(e.Flow) {
 				stage = "returns"
 			}
 			x := cell(e.Partner, opOf(e.Partner, e.Flow, stage), e.Flow)

@@ -162,8 +162,10 @@ func (s *Service) deliver(ctx context.Context, bf *bankFlows, name string) error
 		return fmt.Errorf("upload %s: %w", name, err)
 	}
 	now := s.nowMS()
+	due := now + s.due.Milliseconds()
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE acct_files SET status = 'sent', updated_ms = ? WHERE name = ? AND status = 'filed'`), now, name); err != nil {
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE acct_files SET status = 'sent', result_due_ms = ?, updated_ms = ? WHERE name = ? AND status = 'filed'`),
+			due, now, name); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE acct_requests SET status = 'sent', updated_ms = ? WHERE file = ? AND status = 'filed'`), now, name)
@@ -173,6 +175,10 @@ func (s *Service) deliver(ctx context.Context, bf *bankFlows, name string) error
 		return fmt.Errorf("file %s: mark sent: %w", name, err)
 	}
 	_ = os.Remove(local)
+	// Before any poll: the result file's events must come after the expectation.
+	if err := s.expectResults(ctx, name); err != nil {
+		s.log.Warn("accounts: result expectation; registered at the next pass", "file", name, "err", err)
+	}
 	s.log.Info("accounts: file sent", "bank", bf.b.Config.Code, "op", string(op), "file", name, "records", n)
 	s.notify()
 	return nil
@@ -260,4 +266,71 @@ func batchNo(name string) string {
 		out = out[len(out)-18:]
 	}
 	return out
+}
+
+// ExpectationFor names the monitor expectation of the result file of the
+// request file name sent to bank code.
+func ExpectationFor(code, name string) string {
+	return "result " + code + " " + strings.TrimSuffix(name, filepath.Ext(name))
+}
+
+// expectResults tells the monitor, for each sent request file (name, or
+// every one when name is ""), that its result file is due by the deadline
+// stored when it was sent: an expectation met when the bank's result file
+// ({name}_RET…) is fetched through the operation's flow; a missed one
+// shows the bank's operation late on the console and raises an alert.
+// Each file is registered once (its due time is stored, so registering
+// again after a crash changes nothing); a file answered before its
+// registration (a crash in between) needs none.
+func (s *Service) expectResults(ctx context.Context, name string) error {
+	if s.expect == nil {
+		return nil
+	}
+	q := `SELECT name, bank, op, result_due_ms FROM acct_files WHERE status = 'sent' AND result_expected = 0 AND result_due_ms > 0`
+	args := []any{}
+	if name != "" {
+		q += ` AND name = ?`
+		args = append(args, name)
+	}
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(q+` ORDER BY name`), args...)
+	if err != nil {
+		return fmt.Errorf("accounts: result expectations: %w", err)
+	}
+	type file struct {
+		name, code string
+		op         bank.AccountOp
+		due        int64
+	}
+	var fs []file
+	for rows.Next() {
+		var f file
+		var op string
+		if err := rows.Scan(&f.name, &f.code, &op, &f.due); err != nil {
+			rows.Close()
+			return fmt.Errorf("accounts: result expectations: %w", err)
+		}
+		f.op = bank.AccountOp(op)
+		fs = append(fs, f)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("accounts: result expectations: %w", err)
+	}
+	var errs []error
+	for _, f := range fs {
+		bf, ok := s.banks[f.code]
+		if !ok {
+			continue
+		}
+		base := strings.TrimSuffix(f.name, filepath.Ext(f.name))
+		if err := s.expect.Expect(ctx, monitor.Expectation{Name: ExpectationFor(f.code, f.name), Partner: bf.b.Config.Partner(), Flow: f.op.Flow(),
+			Type: monitor.Downloaded, FilePattern: base + "_RET*", Due: time.UnixMilli(f.due)}); err != nil {
+			errs = append(errs, fmt.Errorf("accounts: expect the result of %s: %w", f.name, err))
+			continue
+		}
+		if _, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE acct_files SET result_expected = 1 WHERE name = ?`), f.name); err != nil {
+			errs = append(errs, fmt.Errorf("accounts: expect the result of %s: %w", f.name, err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -84,6 +84,18 @@ type Options struct {
 	// Audit records the operators' retries of failed openings; nil
 	// refuses them (they must be audited).
 	Audit audit.Appender
+	// Expect registers each sent request file's result file as a monitor
+	// expectation (monitor/hubmon's *Monitor implements it); nil
+	// registers none.
+	Expect Expecter
+	// ResultDeadline is how long after its upload a request file's result
+	// file is due (0: DefaultResultDeadline).
+	ResultDeadline time.Duration
+}
+
+// Expecter registers expected exchanges in the monitor.
+type Expecter interface {
+	Expect(ctx context.Context, e monitor.Expectation) error
 }
 
 // Service asks the banks for account operations by file and keeps the
@@ -103,6 +115,8 @@ type Service struct {
 	changed chan struct{}
 	batchOf BatchOf
 	audit   audit.Appender
+	expect  Expecter
+	due     time.Duration // a result file's deadline after the upload
 }
 
 // bankFlows are one bank's account layouts and its SFTP client per operation.
@@ -124,6 +138,9 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if o.Clock == nil {
 		o.Clock = clock.Real{}
 	}
+	if o.ResultDeadline <= 0 {
+		o.ResultDeadline = DefaultResultDeadline
+	}
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return nil, err
@@ -135,7 +152,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{db: o.DB, fields: o.Fields, log: o.Logger.With("service", "accounts"), clock: o.Clock, events: o.Deps.Events,
-		dir: o.Dir, node: o.Node, audit: o.Audit, banks: map[string]*bankFlows{}, changed: make(chan struct{})}
+		dir: o.Dir, node: o.Node, audit: o.Audit, expect: o.Expect, due: o.ResultDeadline, banks: map[string]*bankFlows{}, changed: make(chan struct{})}
 	for _, b := range o.Banks {
 		if b.Files.Account == nil || b.Files.AccountReturn == nil {
 			continue
@@ -371,9 +388,13 @@ func (s *Service) Run(ctx context.Context, every time.Duration) error {
 
 // Pass makes one round: for each bank, files and sends the queued requests
 // (one file per operation) and applies the result files waiting. One
-// bank's fault does not stop the others; the errors are joined.
+// bank's fault does not stop the others; the errors are joined. It starts
+// with the result expectations a crash after an upload left unregistered.
 func (s *Service) Pass(ctx context.Context) error {
 	var errs []error
+	if err := s.expectResults(ctx, ""); err != nil {
+		errs = append(errs, err)
+	}
 	for _, code := range s.codes {
 		bf := s.banks[code]
 		if bf.err != nil {
