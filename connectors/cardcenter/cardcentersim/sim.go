@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +42,9 @@ type Sim struct {
 	mu       sync.Mutex
 	feeds    map[string][]json.RawMessage
 	statuses map[string]string
+	cursors  map[string][]string // the cursors asked of each feed, in order
+	paged    chan struct{}       // closed at the next page served
+	pages    atomic.Int64
 	asked    atomic.Int64
 	srv      *http.Server
 	ln       net.Listener
@@ -48,7 +52,26 @@ type Sim struct {
 
 // New returns an empty card center.
 func New() *Sim {
-	return &Sim{feeds: map[string][]json.RawMessage{}, statuses: map[string]string{}}
+	return &Sim{feeds: map[string][]json.RawMessage{}, statuses: map[string]string{}, cursors: map[string][]string{}, paged: make(chan struct{})}
+}
+
+// Pages counts the pages of the feeds served.
+func (s *Sim) Pages() int64 { return s.pages.Load() }
+
+// NextPage returns a channel closed when the card center has served its
+// next page of a feed.
+func (s *Sim) NextPage() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.paged
+}
+
+// Cursors returns the cursors asked of a feed ("applications" or
+// "production", the API's paths), in the order the pages were asked.
+func (s *Sim) Cursors(feed string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.cursors[feed]...)
 }
 
 // AddApplications appends applications to the feed.
@@ -132,12 +155,14 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) page(w http.ResponseWriter, r *http.Request, feed string) {
-	start, _ := strconv.Atoi(r.URL.Query().Get("cursor"))
+	cursor := r.URL.Query().Get("cursor")
+	start, _ := strconv.Atoi(cursor)
 	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
 	if limit <= 0 || limit > 10000 {
 		limit = 500
 	}
 	s.mu.Lock()
+	s.cursors[feed] = append(s.cursors[feed], cursor)
 	all := s.feeds[feed]
 	start = min(max(start, 0), len(all))
 	end := min(start+limit, len(all))
@@ -148,6 +173,11 @@ func (s *Sim) page(w http.ResponseWriter, r *http.Request, feed string) {
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(cardcenter.Page{Items: items, NextCursor: strconv.Itoa(end), More: end < len(all)})
+	s.pages.Add(1)
+	s.mu.Lock()
+	close(s.paged)
+	s.paged = make(chan struct{})
+	s.mu.Unlock()
 }
 
 func (s *Sim) status(w http.ResponseWriter, r *http.Request) {
@@ -231,4 +261,40 @@ func CardAccount(r *rand.Rand, bank int) string {
 		sum += d
 	}
 	return string(append(acct, byte('0'+(10-sum%10)%10)))
+}
+
+// Production returns the production steps (制卡) of apps as the card
+// center reports them, in the order of their times, and the stage each
+// application ends at: about a quarter each stay applied, or end
+// accepted, produced or issued, each step after the one before it (a step
+// comes some applications after its own); one issued card in ten is
+// reported before its produced step, as a partner's late batch does.
+func Production(apps []cardcenter.Application, seed uint64, day string) ([]cardcenter.Progress, map[string]string) {
+	r := rand.New(rand.NewPCG(seed, 0x57e9))
+	base, _ := time.ParseInLocation("2006-01-02", day, time.FixedZone("CST", 8*3600))
+	type timed struct {
+		at int
+		p  cardcenter.Progress
+	}
+	var all []timed
+	final := make(map[string]string, len(apps))
+	stages := []string{"applied", "accepted", "produced", "issued"}
+	lag := []int{0, 5, 40, 120} // how many applications later each step comes
+	for i, a := range apps {
+		end := r.IntN(len(stages))
+		final[a.ID] = stages[end]
+		for k := 1; k <= end; k++ {
+			at := i + lag[k]
+			if k == 3 && i%10 == 3 {
+				at = i + lag[2] - 1 // issued reported before produced
+			}
+			all = append(all, timed{at, cardcenter.Progress{ID: a.ID, Stage: stages[k], At: base.Add(time.Duration(at) * time.Minute).Format(time.RFC3339)}})
+		}
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].at < all[j].at })
+	out := make([]cardcenter.Progress, len(all))
+	for i, t := range all {
+		out[i] = t.p
+	}
+	return out, final
 }
