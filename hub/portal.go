@@ -15,6 +15,7 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/cardcenter"
 	"github.com/shanghai-mca/mzhub/connectors/datasea"
 	"github.com/shanghai-mca/mzhub/connectors/household"
+	"github.com/shanghai-mca/mzhub/connectors/hrss"
 	"github.com/shanghai-mca/mzhub/connectors/joblib"
 	"github.com/shanghai-mca/mzhub/connectors/joblib/joblibsim"
 	"github.com/shanghai-mca/mzhub/routes"
@@ -111,10 +112,16 @@ func (p *portalClient) enabled() bool {
 // without datasea.url (its API feeds) or datasea.sftp (its files feed), the card center without cardcenter.url — is not
 // started: it would only fail or idle against nothing. The log (one line,
 // info) and the console's routes say why.
-func partnerRouteOff(p *portalClient, others *partnerSet) func(*routes.Route) string {
+func partnerRouteOff(p *portalClient, others *partnerSet, verif *household.Directory) func(*routes.Route) string {
 	return func(r *routes.Route) string {
 		for _, ep := range append([]routes.Endpoint{r.From}, r.To...) {
 			switch ep.Kind {
+			case hrss.PartnerID:
+				if c, err := verif.PartnerClient(hrss.PartnerID); err == nil {
+					if _, ok := c.(hrss.Planner); ok {
+						return HRSSFrontEndReason
+					}
+				}
 			case joblib.Kind:
 				if p.enabled() {
 					continue
@@ -138,6 +145,10 @@ func partnerRouteOff(p *portalClient, others *partnerSet) func(*routes.Route) st
 		return ""
 	}
 }
+
+// HRSSFrontEndReason is why the SOAP route to social security does not run
+// when it is reached through the front-end tables.
+const HRSSFrontEndReason = "social security is reached through the front-end tables (verification.hrss_via: frontend; docs/verification.md): its SOAP route (kind hrss) is not started"
 
 // DataseaOffReason is why the data sea's routes do not run without its API.
 const DataseaOffReason = "the data sea's API is not configured (datasea.url is unset; docs/datasea.md): its routes (kind datasea) are not started"

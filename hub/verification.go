@@ -140,7 +140,11 @@ func verificationPartnersFrom(ctx context.Context, h *Hub, vc verification.Confi
 		}
 		return string(k), nil
 	}
-	if e := vc.HRSS; e.URL != "" {
+	if vc.HRSSVia == verification.HRSSViaFrontEnd {
+		// Asked through the front-end tables: the service plans its calls,
+		// the front-end routes deliver them (the SOAP route is held back).
+		ps.list = append(ps.list, hrss.Planner{})
+	} else if e := vc.HRSS; e.URL != "" {
 		pw, err := secret(e.PasswordKey)
 		if err != nil {
 			return ps, err

@@ -349,7 +349,7 @@ func (h *Hub) wire(ctx context.Context, opts Options) error {
 		Bus: w.bus, Store: h.Store(), Connectors: connectors.Builtin(), Logger: log,
 		Metrics: h.Registerer(), Clock: h.Clock(), Mapper: routes.NewMappingsMapper(cfg.Paths.Mappings),
 		DataDir: cfg.DataDir, Events: mon, Sealer: sealer, Leases: w.leases, Partners: hubPartners{w.partnerClients, w.portalClient, w.otherClients},
-		Skip: partnerRouteOff(w.portalClient, w.otherClients),
+		Skip: partnerRouteOff(w.portalClient, w.otherClients, w.partnerClients),
 	})
 	if err != nil {
 		return fmt.Errorf("wire: routes: %w", err)

@@ -8,7 +8,7 @@ import (
 	_ "github.com/shanghai-mca/mzhub/connectors/dbtable"     // kind "dbtable": front-end processor tables (前置机库表交换)
 	_ "github.com/shanghai-mca/mzhub/connectors/funeralhome" // kind "funeral": funeral homes' booking API
 	_ "github.com/shanghai-mca/mzhub/connectors/hpf"         // kind "hpf": housing fund (verification)
-	_ "github.com/shanghai-mca/mzhub/connectors/hrss"        // kind "hrss": social security (verification)
+	_ "github.com/shanghai-mca/mzhub/connectors/hrss"        // kinds "hrss" and "hrss-frontend": social security (verification)
 	_ "github.com/shanghai-mca/mzhub/connectors/httpx"       // kind "http": HTTP source and sink
 	_ "github.com/shanghai-mca/mzhub/connectors/joblib"      // kind "joblib": one-stop portal job library and 免申即享
 	_ "github.com/shanghai-mca/mzhub/connectors/ministry"    // kind "ministry": ministry platform (verification)

@@ -79,9 +79,9 @@ type Request struct {
 // Person is one person in a request.
 type Person struct {
 	// Zjhm is the ID number (证件号码).
-	Zjhm string `xml:"Zjhm"`
+	Zjhm string `xml:"Zjhm" json:"zjhm"`
 	// Xm is the name (姓名).
-	Xm string `xml:"Xm"`
+	Xm string `xml:"Xm" json:"xm"`
 }
 
 // Ask runs the check for q.
@@ -136,33 +136,33 @@ type Response struct {
 // PersonAnswer is what social security holds about one person.
 type PersonAnswer struct {
 	// Zjhm is the ID number.
-	Zjhm string `xml:"Zjhm"`
+	Zjhm string `xml:"Zjhm" json:"zjhm"`
 	// Employment records (employer, wage base, month).
-	Employment []Employment `xml:"Employment"`
+	Employment []Employment `xml:"Employment" json:"employment,omitempty"`
 	// Pension payments.
-	Pension []Payment `xml:"Pension"`
+	Pension []Payment `xml:"Pension" json:"pension,omitempty"`
 	// NursingFee is the work-injury nursing fee.
-	NursingFee []Payment `xml:"NursingFee"`
+	NursingFee []Payment `xml:"NursingFee" json:"nursing_fee,omitempty"`
 	// Contribution is the person's monthly social-insurance contribution.
-	Contribution []Payment `xml:"Contribution"`
+	Contribution []Payment `xml:"Contribution" json:"contribution,omitempty"`
 }
 
 // Employment is one employer's record.
 type Employment struct {
 	// Dwmc is the employer (单位名称).
-	Dwmc string `xml:"Dwmc"`
+	Dwmc string `xml:"Dwmc" json:"dwmc"`
 	// Jfjs is the contribution wage base in yuan (缴费基数).
-	Jfjs string `xml:"Jfjs"`
+	Jfjs string `xml:"Jfjs" json:"jfjs"`
 	// Ny is the month (年月, YYYYMM).
-	Ny string `xml:"Ny"`
+	Ny string `xml:"Ny" json:"ny"`
 }
 
 // Payment is a monthly amount.
 type Payment struct {
 	// Je is the amount in yuan (金额).
-	Je string `xml:"Je"`
+	Je string `xml:"Je" json:"je"`
 	// Ny is the month (YYYYMM).
-	Ny string `xml:"Ny"`
+	Ny string `xml:"Ny" json:"ny"`
 }
 
 // ParseAnswer reads the content of a QueryPersonsResponse Body into an
@@ -172,6 +172,15 @@ func ParseAnswer(data []byte) (household.Answer, error) {
 	if err := xml.Unmarshal(data, &r); err != nil {
 		return household.Answer{}, fmt.Errorf("hrss: %w: %w", household.ErrBadAnswer, err)
 	}
+	return r.Answer()
+}
+
+// Answer checks and normalises the response (amounts in fen, months,
+// every person named): the one reading of social security's answer,
+// whether it came as the WebService's document (ParseAnswer) or as a row
+// of the exchange platform's front-end answer table (ParseRow). Any
+// malformed part is ErrBadAnswer with the reason.
+func (r Response) Answer() (household.Answer, error) {
 	asOf, err := time.Parse("2006-01-02", strings.TrimSpace(r.AsOf))
 	if err != nil {
 		return household.Answer{}, fmt.Errorf("hrss: %w: AsOf %q", household.ErrBadAnswer, r.AsOf)

@@ -5,7 +5,10 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/household"
 )
 
-func init() { connectors.Register(Spec()) }
+func init() {
+	connectors.Register(Spec())
+	connectors.Register(FrontEndSpec())
+}
 
 // Spec is the "hrss" connector kind: a sink that answers (routes.Replier,
 // routes.AnswerChecker) for the verification routes, with the client the

@@ -56,6 +56,8 @@ type Endpoint struct {
 type Config struct {
 	// HRSS is social security (人社), a SOAP 1.1 WebService.
 	HRSS Endpoint `yaml:"hrss"`
+	// HRSSVia is how social security is reached: soap (the WebService at hrss.url, route verification-hrss) or frontend (the exchange-sharing platform's front-end tables through the routes of docs/examples/routes/verification-hrss-frontend-*.yaml; hrss.url is not used and the SOAP route is held back).
+	HRSSVia string `yaml:"hrss_via"`
 	// HPF is the housing provident fund (公积金), a SOAP 1.2 WebService.
 	HPF Endpoint `yaml:"hpf"`
 	// SAMR is market supervision (市场监管), REST.
@@ -94,9 +96,16 @@ type Config struct {
 	InboundEvery time.Duration `yaml:"inbound_every"`
 }
 
+// Ways of reaching social security (Config.HRSSVia).
+const (
+	HRSSViaSOAP     = "soap"
+	HRSSViaFrontEnd = "frontend"
+)
+
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
+		HRSSVia:               HRSSViaSOAP,
 		Deadline:              10 * time.Minute,
 		CrossProvinceDeadline: 72 * time.Hour,
 		PollEvery:             5 * time.Minute,
@@ -132,6 +141,9 @@ func (c Config) Validate() error {
 		if v < 0 || v > 1 {
 			errs = append(errs, fmt.Errorf("%s: %v out of 0..1", name, v))
 		}
+	}
+	if c.HRSSVia != "" && c.HRSSVia != HRSSViaSOAP && c.HRSSVia != HRSSViaFrontEnd {
+		errs = append(errs, fmt.Errorf("hrss_via: %q is neither %s nor %s", c.HRSSVia, HRSSViaSOAP, HRSSViaFrontEnd))
 	}
 	if c.AlertWindow < 1 {
 		errs = append(errs, errors.New("alert_window: must be at least 1"))

@@ -98,8 +98,17 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Sim) answer(q hrss.Request) []byte {
 	wrong, dup := s.Faults.Draw()
-	month := s.AsOf.AddDate(0, -1, 0).Format("200601")
-	resp := hrss.Response{Ref: "HRSS" + fmt.Sprint(s.Ledger.Total()), AsOf: s.AsOf.Format("2006-01-02")}
+	b, _ := xml.Marshal(Respond(q, s.AsOf, "HRSS"+fmt.Sprint(s.Ledger.Total()), wrong, dup))
+	return b
+}
+
+// Respond is social security's answer to q from the synthetic population
+// (householdsim.Profile), for the month before asOf: the WebService's and
+// the front-end platform's (Platform) alike. dup repeats each person's
+// records; wrong answers the first person under someone else's number.
+func Respond(q hrss.Request, asOf time.Time, ref string, wrong, dup bool) hrss.Response {
+	month := asOf.AddDate(0, -1, 0).Format("200601")
+	resp := hrss.Response{Ref: ref, AsOf: asOf.Format("2006-01-02")}
 	for i, p := range q.Persons {
 		prof := householdsim.Profile(p.Zjhm)
 		pa := hrss.PersonAnswer{Zjhm: p.Zjhm}
@@ -124,6 +133,5 @@ func (s *Sim) answer(q hrss.Request) []byte {
 		}
 		resp.Persons = append(resp.Persons, pa)
 	}
-	b, _ := xml.Marshal(resp)
-	return b
+	return resp
 }
