@@ -20,6 +20,7 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/hrss/hrsssim"
 	"github.com/shanghai-mca/mzhub/hub"
 	"github.com/shanghai-mca/mzhub/hub/hubtest"
+	"github.com/shanghai-mca/mzhub/routes"
 	"github.com/shanghai-mca/mzhub/services/verification"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
@@ -75,8 +76,8 @@ func TestIntegrationVerificationHRSSFrontEnd(t *testing.T) {
 	t.Setenv("MZHUB_HRSS_FRONTEND_DSN", feDSN)
 
 	// The shipped verification routes and the two front-end routes, as they are.
-	routes := filepath.Join(t.TempDir(), "routes")
-	if err := os.MkdirAll(routes, 0o755); err != nil {
+	routeDir := filepath.Join(t.TempDir(), "routes")
+	if err := os.MkdirAll(routeDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	shipped, _ := filepath.Glob(filepath.Join("..", "configs", "routes", "verification*.yaml"))
@@ -89,12 +90,12 @@ func TestIntegrationVerificationHRSSFrontEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(routes, filepath.Base(f)), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(routeDir, filepath.Base(f)), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	srv := hubtest.Start(t, hubtest.Options{Configure: func(c *config.Config) {
-		c.Paths.Routes = routes
+		c.Paths.Routes = routeDir
 		// Social security alone, through the front-end tables.
 		_ = os.Remove(filepath.Join(c.Paths.Partners, "villagebanks.yaml"))
 		vc := verification.ConfigFrom(*c)
@@ -227,6 +228,21 @@ func waitResults(t *testing.T, svc *verification.Service, ids []string) {
 		case <-ch:
 		case <-late:
 			t.Fatalf("%d of %d requests final", final, len(ids))
+		}
+	}
+}
+
+// TestVerificationHRSSFrontEndRoutesLint checks the documented front-end
+// routes as shipped, without a database: each file lints clean (connector
+// configs, steps, expressions).
+func TestVerificationHRSSFrontEndRoutesLint(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("..", "docs", "examples", "routes", "verification-hrss-frontend-*.yaml"))
+	if len(files) != 2 {
+		t.Fatalf("front-end routes: %v", files)
+	}
+	for _, f := range files {
+		if errs := routes.LintFile(f); len(errs) > 0 {
+			t.Errorf("%s: %v", f, errs)
 		}
 	}
 }
