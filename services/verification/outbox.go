@@ -191,7 +191,7 @@ func (s *Service) process(ctx context.Context, c callRow) {
 			return
 		}
 		s.emit(monitor.Event{Type: monitor.Sent, Status: monitor.OK, Partner: c.Partner, Flow: callFlow(c.Partner, r.Origin), Direction: monitor.Outbound,
-			Channel: channelOf(c.Partner), ExchangeID: c.Key, BusinessKey: c.RequestID, Attempt: attempt, Records: int64(len(q.Members))})
+			Channel: s.channelOf(c.Partner), ExchangeID: c.Key, BusinessKey: c.RequestID, Attempt: attempt, Records: int64(len(q.Members))})
 		s.metrics.calls.WithLabelValues(c.Partner, "ask").Inc()
 	case StateSending:
 		// Published before (a restart, a failed publish): the same key.
@@ -298,7 +298,7 @@ func (s *Service) applyAnswer(ctx context.Context, msg bus.Message) error {
 			if s.mark(ctx, c, c.State, `state = 'queued', next_ms = ?, reason = ?`, ms(s.clock.Now().Add(s.cfg.RetryWait)), mask.Text(reason)) {
 				s.metrics.outcomes.WithLabelValues(c.Partner, "retry").Inc()
 				s.emit(monitor.Event{Type: monitor.Retried, Status: monitor.Warning, Partner: c.Partner, Flow: callFlow(c.Partner, r.Origin), Direction: monitor.Outbound,
-					Channel: channelOf(c.Partner), ExchangeID: c.Key, BusinessKey: c.RequestID, Attempt: c.Attempts + 1, ErrorClass: class, ErrorMessage: mask.Text(reason)})
+					Channel: s.channelOf(c.Partner), ExchangeID: c.Key, BusinessKey: c.RequestID, Attempt: c.Attempts + 1, ErrorClass: class, ErrorMessage: mask.Text(reason)})
 			}
 			return nil
 		}
@@ -319,7 +319,7 @@ func (s *Service) applyAnswer(ctx context.Context, msg bus.Message) error {
 		if s.mark(ctx, c, c.State, `state = 'queued', next_ms = ?, reason = ?`, ms(s.clock.Now().Add(s.cfg.RetryWait)), err.Error()) {
 			s.metrics.outcomes.WithLabelValues(c.Partner, "retry").Inc()
 			s.emit(monitor.Event{Type: monitor.Retried, Status: monitor.Warning, Partner: c.Partner, Flow: callFlow(c.Partner, r.Origin), Direction: monitor.Outbound,
-				Channel: channelOf(c.Partner), ExchangeID: c.Key, BusinessKey: c.RequestID, Attempt: c.Attempts + 1, ErrorClass: "transient", ErrorMessage: mask.Text(err.Error())})
+				Channel: s.channelOf(c.Partner), ExchangeID: c.Key, BusinessKey: c.RequestID, Attempt: c.Attempts + 1, ErrorClass: "transient", ErrorMessage: mask.Text(err.Error())})
 			s.poke(c.Partner)
 		}
 	case rep.Answer.Pending:
@@ -328,7 +328,7 @@ func (s *Service) applyAnswer(ctx context.Context, msg bus.Message) error {
 		}
 		if s.mark(ctx, c, c.State, `state = 'waiting', partner_ref = ?, next_ms = ?`, rep.Answer.PartnerRef, ms(s.clock.Now().Add(s.cfg.PollEvery))) {
 			s.emit(monitor.Event{Type: monitor.Received, Status: monitor.OK, Partner: c.Partner, Flow: callFlow(c.Partner, r.Origin), Direction: monitor.Inbound,
-				Channel: channelOf(c.Partner), ExchangeID: c.Key, BusinessKey: c.RequestID, PartnerRef: rep.Answer.PartnerRef, Duration: took,
+				Channel: s.channelOf(c.Partner), ExchangeID: c.Key, BusinessKey: c.RequestID, PartnerRef: rep.Answer.PartnerRef, Duration: took,
 				Attrs: map[string]string{"stage": "accepted"}})
 			s.signal()
 		}
@@ -338,7 +338,12 @@ func (s *Service) applyAnswer(ctx context.Context, msg bus.Message) error {
 	return nil
 }
 
-func channelOf(partner string) string {
+// channelOf is the channel of a partner's calls in events: social
+// security's is dbtable when it is reached through the front-end tables.
+func (s *Service) channelOf(partner string) string {
+	if partner == "hrss" && s.cfg.HRSSVia == HRSSViaFrontEnd {
+		return "dbtable"
+	}
 	if partner == "hrss" || partner == "hpf" {
 		return "soap"
 	}
@@ -452,7 +457,7 @@ func join(xs []string) string {
 // outcome records metrics, quality and the call's event.
 func (s *Service) outcome(c callRow, r Request, to string, findings []string, reason string, took time.Duration) {
 	s.metrics.outcomes.WithLabelValues(c.Partner, to).Inc()
-	ev := monitor.Event{Partner: c.Partner, Flow: callFlow(c.Partner, r.Origin), Direction: monitor.Inbound, Channel: channelOf(c.Partner),
+	ev := monitor.Event{Partner: c.Partner, Flow: callFlow(c.Partner, r.Origin), Direction: monitor.Inbound, Channel: s.channelOf(c.Partner),
 		ExchangeID: c.Key, BusinessKey: c.RequestID, PartnerRef: c.PartnerRef, Duration: took, Attempt: c.Attempts + 1}
 	if len(findings) > 0 {
 		ev.Attrs = map[string]string{"quality": join(findings)}
