@@ -6,7 +6,9 @@
 # Each binary is built with
 #   CGO_ENABLED=0 go build -trimpath -buildvcs=true
 #     -ldflags "-s -w -X .../hub.Version=$VERSION -X .../hub.Commit=$COMMIT"
-# into DIR (default dist/) as mzhub-GOOS-GOARCH[.exe], then DIR/SHA256SUMS and DIR/SM3SUMS are
+# into DIR (default dist/) as mzhub-GOOS-GOARCH[.exe], and once more with -tags mzhub_embedded as
+# mzhub-embedded-GOOS-GOARCH[.exe]: the embedded profile only, without the Pulsar and ClickHouse
+# clients (a third smaller, ~25 MiB less resident); then DIR/SHA256SUMS and DIR/SM3SUMS are
 # written over every mzhub-* file in DIR (check with `sha256sum -c SHA256SUMS`; SM3 with
 # `openssl dgst -sm3 FILE` or gmssl).
 #
@@ -47,11 +49,15 @@ echo "mzhub $version ($commit) with $(go version | cut -d' ' -f3) into $out/"
 for target in "${targets[@]}"; do
   goos=${target%/*} goarch=${target#*/}
   [[ $goos/$goarch == "$target" && -n $goos && -n $goarch ]] || { echo "build.sh: target $target is not GOOS/GOARCH" >&2; exit 2; }
-  bin=mzhub-$goos-$goarch
-  [[ $goos == windows ]] && bin+=.exe
-  CGO_ENABLED=0 GOOS=$goos GOARCH=$goarch \
-    go build -trimpath -buildvcs=true -ldflags "$ldflags" -o "$out/$bin" ./cmd/mzhub
-  echo "  $bin"
+  ext=
+  [[ $goos == windows ]] && ext=.exe
+  for flavour in full embedded; do
+    bin=mzhub-$goos-$goarch$ext tags=
+    if [[ $flavour == embedded ]]; then bin=mzhub-embedded-$goos-$goarch$ext tags=mzhub_embedded; fi
+    CGO_ENABLED=0 GOOS=$goos GOARCH=$goarch \
+      go build -trimpath -buildvcs=true -tags "$tags" -ldflags "$ldflags" -o "$out/$bin" ./cmd/mzhub
+    echo "  $bin"
+  done
 done
 
 cd "$out"

@@ -14,7 +14,6 @@ import (
 	"github.com/shanghai-mca/mzhub/apispec"
 	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/bus/local"
-	"github.com/shanghai-mca/mzhub/bus/pulsar"
 	"github.com/shanghai-mca/mzhub/config"
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/bank"
@@ -321,7 +320,7 @@ func (h *Hub) wire(ctx context.Context, opts Options) error {
 		if pc.ProducerName == "" {
 			pc.ProducerName = h.Node()
 		}
-		b, err := pulsar.Open(ctx, pc, log.With("component", "bus"))
+		b, err := openPulsar(ctx, pc, log.With("component", "bus"))
 		if err != nil {
 			return fmt.Errorf("wire: bus: %w", err)
 		}

@@ -59,7 +59,7 @@ func TestHelpOnEveryCommand(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	code, out, _ := runCLI(t, "version")
-	if code != 0 || !strings.Contains(out, "go:") || !strings.Contains(out, "platform:") || !strings.Contains(out, "commit:") {
+	if code != 0 || !strings.Contains(out, "go:") || !strings.Contains(out, "platform:") || !strings.Contains(out, "commit:") || !strings.Contains(out, "build:    "+hub.Flavour+" (") {
 		t.Fatalf("version = %d %q", code, out)
 	}
 }

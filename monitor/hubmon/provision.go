@@ -11,7 +11,6 @@ import (
 	"github.com/shanghai-mca/mzhub/monitor/console"
 	"github.com/shanghai-mca/mzhub/monitor/expect"
 	"github.com/shanghai-mca/mzhub/monitor/quality"
-	"github.com/shanghai-mca/mzhub/monitor/store/clickhouse"
 )
 
 // provision wires alerts, expectations and quality scoring (alerts and
@@ -79,11 +78,6 @@ func retain(ctx context.Context, r retainer, d Deps, months int) error {
 		case <-d.Clock.After(6 * time.Hour):
 		}
 	}
-}
-
-func openClickHouse(ctx context.Context, cfg monitor.Config) (monitor.Store, error) {
-	c := cfg.ClickHouse
-	return clickhouse.Open(ctx, clickhouse.Options{Addr: c.Addr, Database: c.Database, Username: c.Username, Password: c.Password})
 }
 
 // Expect registers a one-off expected exchange (e.g. a bank's return file
