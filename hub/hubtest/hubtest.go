@@ -15,6 +15,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -156,23 +157,46 @@ type Client struct {
 	csrf string
 }
 
+// busyBudget bounds how long Do keeps retrying busy answers.
+const busyBudget = 4 * time.Minute
+
 // Do sends a JSON request (body nil for none) with the session cookie and
-// the CSRF token, and returns the status and the decoded JSON answer.
+// the CSRF token, and returns the status and the decoded JSON answer. A busy
+// answer (503, problem code unavailable, with Retry-After: the console's
+// back pressure when the state store's write lock is saturated, e.g. by a
+// demo month under the race detector) is retried after Retry-After, as a
+// user would, for up to busyBudget; the action was not done.
 func (c *Client) Do(method, path string, body any) (int, map[string]any) {
 	c.t.Helper()
-	var rd io.Reader
+	var b []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			c.t.Fatal(err)
 		}
+	}
+	deadline := time.Now().Add(busyBudget)
+	for {
+		code, out, retry := c.do(method, path, body != nil, b)
+		if code != http.StatusServiceUnavailable || out["code"] != "unavailable" || retry <= 0 || time.Now().Add(retry).After(deadline) {
+			return code, out
+		}
+		time.Sleep(retry)
+	}
+}
+
+// do sends one request; retry is the answer's Retry-After (0 without).
+func (c *Client) do(method, path string, hasBody bool, b []byte) (int, map[string]any, time.Duration) {
+	c.t.Helper()
+	var rd io.Reader
+	if hasBody {
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequest(method, c.base+path, rd)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	if body != nil {
+	if hasBody {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set(accounts.CSRFHeader, c.csrf)
@@ -194,7 +218,11 @@ func (c *Client) Do(method, path string, body any) (int, map[string]any) {
 	if tok, ok := out["csrf_token"].(string); ok {
 		c.csrf = tok
 	}
-	return resp.StatusCode, out
+	var retry time.Duration
+	if sec, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && sec > 0 {
+		retry = time.Duration(sec) * time.Second
+	}
+	return resp.StatusCode, out, retry
 }
 
 // Page gets an HTML page of the console as a browser does and returns the
