@@ -197,6 +197,11 @@ func TestMianshenConfirmationAndPayout(t *testing.T) {
 		NewEligible(p6, "杨洋", "310106", "shanghai", 0, ""), // payment fails
 	})
 	e.sim.AddApplication(application("SBLN00000001", "MZ-LNZHJT", joblib.ChannelTerminal, p5, "310106"))
+	// The application was made before the month's push: the hub holds it
+	// before the case comes back. (Without this wait the cases feed could
+	// bring the case before the applications feed brought the application,
+	// and the case would be confirmed: the feeds are independent routes.)
+	e.quiesce()
 	stranger := idFor("310107", "19450101", 7)
 	e.sim.AddCase(joblib.Case{ItemCode: "MZ-LNZHJT", IDNumber: stranger, Name: "吴敏", Division: "310107", Month: "2026-12", ConsentedAt: t0})
 	for range 2 {
