@@ -70,9 +70,27 @@ echo "sandbox reachable through the signing proxy at $proxy" >&2
 cd "$work"
 # The proxy signs requests that carry X-MZ-Signature (the spec's security
 # scheme); requests where schemathesis drops it reach the hub unsigned.
+# st exits non-zero on a failed check and also on an error inside the tool.
+# One such error is known: CPython 3.11's "AST constructor recursion depth
+# mismatch", raised inside hypothesis while it describes a lambda of
+# schemathesis's coverage phase (seen in CI at hypothesis 6.170.17); it says
+# nothing about the hub. A run whose only errors are that one passes, with
+# a warning; any failed check, or any other error, fails.
+set +e
 "$venv/bin/st" run "$root/docs/api/partner.yaml" --url "$proxy" -H "X-MZ-Signature: sign-me" \
 	--checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection \
-	--phases examples,coverage,fuzzing --max-time "$max_time" --workers 2 --no-color ${ST_EXTRA:-}
+	--phases examples,coverage,fuzzing --max-time "$max_time" --workers 2 --no-color ${ST_EXTRA:-} 2>&1 | tee "$work/st1.out"
+rc=${PIPESTATUS[0]}
+set -e
+if [ "$rc" -ne 0 ]; then
+	runtime=$(grep -c '^Runtime Error$' "$work/st1.out" || true)
+	known=$(grep -c '^AST constructor recursion depth mismatch' "$work/st1.out" || true)
+	if grep -q '^Failures:' "$work/st1.out" || grep -q '=== FAILURES ===\|^ *Failures:' "$work/st1.out" || [ "$runtime" -eq 0 ] || [ "$runtime" -ne "$known" ]; then
+		echo "schemathesis: failed (exit $rc)" >&2
+		exit "$rc"
+	fi
+	echo "schemathesis: warning: $runtime runtime error(s) inside hypothesis (AST constructor recursion depth mismatch), no failed check: passing" >&2
+fi
 "$venv/bin/st" run "$root/docs/api/partner.yaml" --url "$proxy" -H "X-MZ-Signature: sign-me" \
 	--checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
 	--phases stateful --max-time "$stateful_time" --workers 2 --no-color ${ST_EXTRA:-}
