@@ -1,6 +1,9 @@
 package monitor
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Severity of an alert.
 type Severity string
@@ -72,6 +75,13 @@ const (
 	ExpectMet     ExpectationState = "met"
 	ExpectMissed  ExpectationState = "missed"
 )
+
+// Expecter registers expected exchanges (monitor/hubmon's *Monitor,
+// monitor/expect's *Tracker). The services and connectors that expect a
+// partner's answer by a time take one.
+type Expecter interface {
+	Expect(ctx context.Context, e Expectation) error
+}
 
 // Expectation is one expected exchange: "BOC's return file for batch
 // 2026-11 by the 5th 18:00" (monitor/expect keeps them).

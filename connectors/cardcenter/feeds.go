@@ -65,9 +65,7 @@ type Leases interface {
 }
 
 // Expecter registers expected exchanges in the monitor (hubmon.Monitor).
-type Expecter interface {
-	Expect(ctx context.Context, e monitor.Expectation) error
-}
+type Expecter = monitor.Expecter
 
 // ExpectBy is the time of day (Asia/Shanghai) by which each feed is
 // expected to have been pulled successfully at least once: a day whose

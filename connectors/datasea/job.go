@@ -10,9 +10,7 @@ import (
 )
 
 // Expecter registers expected exchanges in the monitor (hubmon.Monitor).
-type Expecter interface {
-	Expect(ctx context.Context, e monitor.Expectation) error
-}
+type Expecter = monitor.Expecter
 
 // ExpectationName names the daily pull's expectation in the monitor.
 const ExpectationName = "datasea-daily-pull"

@@ -177,7 +177,7 @@ func (c *Client) Do(method, path string, body any) (int, map[string]any) {
 	}
 	deadline := time.Now().Add(busyBudget)
 	for {
-		code, out, retry := c.do(method, path, body != nil, b)
+		code, out, retry := c.do(method, path, b)
 		if code != http.StatusServiceUnavailable || out["code"] != "unavailable" || retry <= 0 || time.Now().Add(retry).After(deadline) {
 			return code, out
 		}
@@ -185,18 +185,19 @@ func (c *Client) Do(method, path string, body any) (int, map[string]any) {
 	}
 }
 
-// do sends one request; retry is the answer's Retry-After (0 without).
-func (c *Client) do(method, path string, hasBody bool, b []byte) (int, map[string]any, time.Duration) {
+// do sends one request (body b, nil for none); retry is the answer's
+// Retry-After (0 without).
+func (c *Client) do(method, path string, b []byte) (int, map[string]any, time.Duration) {
 	c.t.Helper()
 	var rd io.Reader
-	if hasBody {
+	if b != nil {
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequest(method, c.base+path, rd)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	if hasBody {
+	if b != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set(accounts.CSRFHeader, c.csrf)

@@ -94,9 +94,7 @@ type Options struct {
 }
 
 // Expecter registers expected exchanges in the monitor.
-type Expecter interface {
-	Expect(ctx context.Context, e monitor.Expectation) error
-}
+type Expecter = monitor.Expecter
 
 // Service asks the banks for account operations by file and keeps the
 // state their results leave.

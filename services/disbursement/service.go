@@ -89,9 +89,7 @@ var (
 // Expecter registers expected exchanges in the monitor (monitor/hubmon's
 // *Monitor implements it); the service expects each bank's return file by
 // the bank's return deadline.
-type Expecter interface {
-	Expect(ctx context.Context, e monitor.Expectation) error
-}
+type Expecter = monitor.Expecter
 
 // Service runs disbursement and deduction cycles.
 type Service struct {

@@ -50,9 +50,7 @@ type Payments interface {
 }
 
 // Expecter registers expected exchanges in the monitor.
-type Expecter interface {
-	Expect(ctx context.Context, e monitor.Expectation) error
-}
+type Expecter = monitor.Expecter
 
 // Deps are what the service is built on.
 type Deps struct {

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/connectors/cardcenter"
 	"github.com/shanghai-mca/mzhub/services/disbursement/synth"
 )
@@ -44,7 +45,7 @@ type Sim struct {
 	statuses map[string]string
 	cursors  map[string][]string // the cursors asked of each feed, in order
 	paged    chan struct{}       // closed at the next page served
-	pages    atomic.Int64
+	pages    int64               // pages served (under mu, with paged)
 	asked    atomic.Int64
 	srv      *http.Server
 	ln       net.Listener
@@ -56,7 +57,11 @@ func New() *Sim {
 }
 
 // Pages counts the pages of the feeds served.
-func (s *Sim) Pages() int64 { return s.pages.Load() }
+func (s *Sim) Pages() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pages
+}
 
 // NextPage returns a channel closed when the card center has served its
 // next page of a feed.
@@ -173,8 +178,8 @@ func (s *Sim) page(w http.ResponseWriter, r *http.Request, feed string) {
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(cardcenter.Page{Items: items, NextCursor: strconv.Itoa(end), More: end < len(all)})
-	s.pages.Add(1)
 	s.mu.Lock()
+	s.pages++
 	close(s.paged)
 	s.paged = make(chan struct{})
 	s.mu.Unlock()
@@ -271,7 +276,7 @@ func CardAccount(r *rand.Rand, bank int) string {
 // reported before its produced step, as a partner's late batch does.
 func Production(apps []cardcenter.Application, seed uint64, day string) ([]cardcenter.Progress, map[string]string) {
 	r := rand.New(rand.NewPCG(seed, 0x57e9))
-	base, _ := time.ParseInLocation("2006-01-02", day, time.FixedZone("CST", 8*3600))
+	base, _ := time.ParseInLocation("2006-01-02", day, clock.Shanghai)
 	type timed struct {
 		at int
 		p  cardcenter.Progress
