@@ -270,7 +270,7 @@ func BenchmarkIntegrationClickHouseIngestParallel(b *testing.B) {
 func TestSlowBoundsInSchema(t *testing.T) {
 	var list string
 	for _, stmt := range clickhouse.Schema() {
-		if i := strings.Index(stmt, "toUInt64(duration_us > b),"); i >= 0 {
+		if i := strings.Index(stmt, "toInt64(duration_us > b),"); i >= 0 {
 			rest := stmt[i:]
 			list = rest[strings.Index(rest, "[")+1 : strings.Index(rest, "]")]
 		}

@@ -54,8 +54,9 @@ func (s *Store) Aggregate(ctx context.Context, q monitor.AggQuery) ([]monitor.Ag
 
 // LastSeen reads the flow_last rollup.
 func (s *Store) LastSeen(ctx context.Context) ([]monitor.Last, error) {
-	rows, err := s.conn.Query(ctx, `SELECT partner, flow, maxMerge(last_ms), maxMerge(last_ok_ms)
-		FROM monitor_flow_last GROUP BY partner, flow ORDER BY partner, flow`)
+	rows, err := s.conn.Query(ctx, `SELECT partner, flow, l[1], l[2]
+		FROM (SELECT partner, flow, maxForEachMerge(last) AS l FROM monitor_flow_last GROUP BY partner, flow)
+		ORDER BY partner, flow`)
 	if err != nil {
 		return nil, fmt.Errorf("monitor clickhouse: last seen: %w", err)
 	}
@@ -92,11 +93,12 @@ func (s *Store) Batches(ctx context.Context, q monitor.BatchQuery) ([]monitor.Ba
 	if limit <= 0 {
 		limit = 500
 	}
-	rows, err := s.conn.Query(ctx, fmt.Sprintf(`SELECT batch_id, stage, argMaxMerge(last_partner), argMaxMerge(last_flow),
-		minMerge(first_ms), maxMerge(last_ms) AS last, argMaxMerge(last_type), argMaxMerge(last_status),
-		toInt64(countMerge(events)), toInt64(sumMerge(errors)), sumMerge(records_in), sumMerge(records_out), sumMerge(records_failed)
-		FROM monitor_batch_stages%s
-		GROUP BY batch_id, stage%s ORDER BY last DESC, batch_id LIMIT %d`, where, having, limit), args...)
+	rows, err := s.conn.Query(ctx, fmt.Sprintf(`SELECT batch_id, stage, n, first, last, s[1], s[2], s[3], s[4], s[5]
+		FROM (SELECT batch_id, stage, argMaxMerge(newest) AS n, minMerge(first_ms) AS first,
+			maxMerge(last_ms) AS last, sumForEachMerge(sums) AS s
+			FROM monitor_batch_stages%s
+			GROUP BY batch_id, stage%s ORDER BY last DESC, batch_id LIMIT %d)
+		ORDER BY last DESC, batch_id`, where, having, limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("monitor clickhouse: batches: %w", err)
 	}
@@ -104,14 +106,17 @@ func (s *Store) Batches(ctx context.Context, q monitor.BatchQuery) ([]monitor.Ba
 	var out []monitor.BatchStage
 	for rows.Next() {
 		var b monitor.BatchStage
+		var newest string
 		var first, last int64
-		var typ, status string
-		if err := rows.Scan(&b.BatchID, &b.Stage, &b.Partner, &b.Flow, &first, &last, &typ, &status, &b.Events,
+		if err := rows.Scan(&b.BatchID, &b.Stage, &newest, &first, &last, &b.Events,
 			&b.Errors, &b.RecordsIn, &b.RecordsOut, &b.RecordsFailed); err != nil {
 			return nil, fmt.Errorf("monitor clickhouse: batches: %w", err)
 		}
+		// partner, flow, type and status of the stage's newest event
+		f := strings.SplitN(newest, "\t", 4)
+		f = append(f, make([]string, 4-len(f))...)
+		b.Partner, b.Flow, b.LastType, b.LastStatus = f[0], f[1], monitor.EventType(f[2]), monitor.Status(f[3])
 		b.FirstAt, b.LastAt = time.UnixMilli(first), time.UnixMilli(last)
-		b.LastType, b.LastStatus = monitor.EventType(typ), monitor.Status(status)
 		out = append(out, b)
 	}
 	return out, rows.Err()
@@ -181,10 +186,12 @@ func (s *Store) Series(ctx context.Context, q monitor.SeriesQuery) ([]monitor.Po
 		if extra != "" {
 			table = "monitor_flow_hourly"
 		}
-		query = fmt.Sprintf(`SELECT intDiv(toInt64(toUInt32(hour)) * 1000 - %d, %d) * %d AS b,
-			toInt64(countMerge(events)), toInt64(sumMerge(errors)), sumMerge(bytes), toFloat64(quantileTDigestMerge(0.95)(duration))
+		// sums starts with events, errors, bytes in both rollups.
+		query = fmt.Sprintf(`SELECT b, s[1], s[2], s[3], p95 FROM (
+			SELECT intDiv(toInt64(toUInt32(hour)) * 1000 - %d, %d) * %d AS b,
+			sumForEachMerge(sums) AS s, toFloat64(quantileTDigestMerge(0.95)(duration)) AS p95
 			FROM %s PREWHERE hour >= toDateTime(%d) AND hour < toDateTime(%d)%s
-			GROUP BY b ORDER BY b`, from, step, step, table, from/1000, (to+999)/1000, extra)
+			GROUP BY b) ORDER BY b`, from, step, step, table, from/1000, (to+999)/1000, extra)
 	default:
 		query = fmt.Sprintf(`SELECT intDiv(ts_ms - %d, %d) * %d AS b,
 			toInt64(count()), toInt64(countIf(status = 'error')), sum(bytes),
@@ -247,6 +254,10 @@ func (s *Store) DropMonthsBefore(ctx context.Context, t time.Time) ([]string, er
 	return dropped, nil
 }
 
+// hourlySums is how many counters precede the slow-event counts in
+// monitor_flow_hourly's sums.
+const hourlySums = 6
+
 // aggregateHourly answers a coarse Aggregate from monitor_flow_hourly.
 func (s *Store) aggregateHourly(ctx context.Context, q monitor.AggQuery) ([]monitor.Agg, error) {
 	slow := monitor.SlowBound(q.SlowerThan)
@@ -256,10 +267,12 @@ func (s *Store) aggregateHourly(ctx context.Context, q monitor.AggQuery) ([]moni
 	}
 	from := q.From.Unix()
 	from -= ((from % 3600) + 3600) % 3600
-	rows, err := s.conn.Query(ctx, fmt.Sprintf(`SELECT partner, flow, toInt64(countMerge(events)), toInt64(sumMerge(errors)),
-		sumMerge(bytes), sumMerge(records), sumMerge(records_failed), toInt64(sumMerge(format_errors)), sumForEachMerge(slow)
-		FROM monitor_flow_hourly WHERE hour >= toDateTime(%d) AND hour < toDateTime(%d)
-		GROUP BY partner, flow ORDER BY partner, flow`, from, (q.To.UnixMilli()+999)/1000))
+	// sums: events, errors, bytes, records, records_failed, format
+	// errors, then one count per monitor.SlowBounds.
+	rows, err := s.conn.Query(ctx, fmt.Sprintf(`SELECT partner, flow, s
+		FROM (SELECT partner, flow, sumForEachMerge(sums) AS s
+			FROM monitor_flow_hourly WHERE hour >= toDateTime(%d) AND hour < toDateTime(%d)
+			GROUP BY partner, flow) ORDER BY partner, flow`, from, (q.To.UnixMilli()+999)/1000))
 	if err != nil {
 		return nil, fmt.Errorf("monitor clickhouse: aggregate: %w", err)
 	}
@@ -267,13 +280,16 @@ func (s *Store) aggregateHourly(ctx context.Context, q monitor.AggQuery) ([]moni
 	var out []monitor.Agg
 	for rows.Next() {
 		var a monitor.Agg
-		var slows []uint64
-		if err := rows.Scan(&a.Partner, &a.Flow, &a.Events, &a.Errors, &a.Bytes, &a.Records, &a.RecordsFailed,
-			&a.FormatErrors, &slows); err != nil {
+		var sums []int64
+		if err := rows.Scan(&a.Partner, &a.Flow, &sums); err != nil {
 			return nil, fmt.Errorf("monitor clickhouse: aggregate: %w", err)
 		}
-		if slow >= 0 && slow < len(slows) {
-			a.Slow = int64(slows[slow])
+		if len(sums) < hourlySums {
+			return nil, fmt.Errorf("monitor clickhouse: aggregate: %d hourly sums, want at least %d", len(sums), hourlySums)
+		}
+		a.Events, a.Errors, a.Bytes, a.Records, a.RecordsFailed, a.FormatErrors = sums[0], sums[1], sums[2], sums[3], sums[4], sums[5]
+		if slow >= 0 && hourlySums+slow < len(sums) {
+			a.Slow = sums[hourlySums+slow]
 		}
 		out = append(out, a)
 	}

@@ -8,7 +8,15 @@
 -- target's columns in the target's order: the store backfills a new target
 -- from existing events with that SELECT. A view whose SELECT changes gets a
 -- new name, and the old name goes to the store's legacy list, which drops
--- it on open.
+-- it on open. A rollup whose columns change is dropped with its view and
+-- rebuilt from the events on open.
+--
+-- Every insert writes one part per table it reaches (the events and each
+-- view's target), and each part is a directory of files: 4 (6 when
+-- partitioned) plus 2 per column. Where the server's disk creates files
+-- slowly, those files are the cost of an insert, so rollups keep few
+-- columns: counters that merge alike share one sumForEach array, and
+-- strings read together share one argMax.
 
 CREATE TABLE IF NOT EXISTS monitor_events (
     event_date     Date,
@@ -64,19 +72,18 @@ FROM monitor_events
 ARRAY JOIN parent_ids AS parent
 WHERE exchange_id != ''
 ;
--- Newest event and newest ok event per partner flow (over all time).
+-- Newest event and newest ok event per partner flow (over all time):
+-- last = [newest ts_ms, newest ok ts_ms].
 CREATE TABLE IF NOT EXISTS monitor_flow_last (
-    partner    String,
-    flow       String,
-    last_ms    AggregateFunction(max, Int64),
-    last_ok_ms AggregateFunction(max, Int64)
+    partner String,
+    flow    String,
+    last    AggregateFunction(maxForEach, Array(Int64))
 ) ENGINE = AggregatingMergeTree()
 ORDER BY (partner, flow)
 ;
 CREATE MATERIALIZED VIEW IF NOT EXISTS monitor_flow_last_mv TO monitor_flow_last AS
 SELECT partner, flow,
-    maxState(toInt64(ts_ms)) AS last_ms,
-    maxState(toInt64(if(status = 'ok', ts_ms, 0))) AS last_ok_ms
+    maxForEachState([toInt64(ts_ms), toInt64(if(status = 'ok', ts_ms, 0))]) AS last
 FROM monitor_events
 GROUP BY partner, flow
 ;
@@ -86,19 +93,15 @@ GROUP BY partner, flow
 -- fast, within about 1 % at p95. The per-flow rollup also feeds the
 -- data-quality score: failed records, format errors, and how many events
 -- were slower than each of monitor.SlowBounds (1 s ... 1 h, in microseconds
--- below; a test keeps the two lists equal).
+-- below; a test keeps the two lists equal). sums = [events, errors, bytes,
+-- records, records_failed, format_errors, slower than each bound...]; the
+-- first three are monitor_total_hourly's.
 CREATE TABLE IF NOT EXISTS monitor_flow_hourly (
-    hour           DateTime,
-    partner        String,
-    flow           String,
-    events         AggregateFunction(count),
-    errors         AggregateFunction(sum, UInt64),
-    bytes          AggregateFunction(sum, Int64),
-    records        AggregateFunction(sum, Int64),
-    duration       AggregateFunction(quantileTDigest(0.95), Int64),
-    records_failed AggregateFunction(sum, Int64),
-    format_errors  AggregateFunction(sum, UInt64),
-    slow           AggregateFunction(sumForEach, Array(UInt64))
+    hour     DateTime,
+    partner  String,
+    flow     String,
+    sums     AggregateFunction(sumForEach, Array(Int64)),
+    duration AggregateFunction(quantileTDigest(0.95), Int64)
 ) ENGINE = AggregatingMergeTree()
 PARTITION BY toYYYYMM(hour)
 ORDER BY (partner, flow, hour)
@@ -107,23 +110,19 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS monitor_flow_hourly_mv TO monitor_flow_ho
 SELECT
     toStartOfHour(toDateTime(toUInt32(intDiv(ts_ms, 1000)))) AS hour,
     partner, flow,
-    countState() AS events,
-    sumState(toUInt64(status = 'error')) AS errors,
-    sumState(toInt64(bytes)) AS bytes,
-    sumState(toInt64(records)) AS records,
-    quantileTDigestStateIf(0.95)(toInt64(duration_us), duration_us > 0) AS duration,
-    sumState(toInt64(records_failed)) AS records_failed,
-    sumState(toUInt64((type IN ('validated', 'rejected') AND status = 'error') OR error_class = 'format')) AS format_errors,
-    sumForEachState(arrayMap(b -> toUInt64(duration_us > b),
-        [1000000, 2000000, 5000000, 10000000, 15000000, 30000000, 60000000, 120000000, 300000000, 600000000, 1800000000, 3600000000])) AS slow
+    sumForEachState(arrayConcat(
+        [toInt64(1), toInt64(status = 'error'), toInt64(bytes), toInt64(records), toInt64(records_failed),
+         toInt64((type IN ('validated', 'rejected') AND status = 'error') OR error_class = 'format')],
+        arrayMap(b -> toInt64(duration_us > b),
+            [1000000, 2000000, 5000000, 10000000, 15000000, 30000000, 60000000, 120000000, 300000000, 600000000, 1800000000, 3600000000]))) AS sums,
+    quantileTDigestStateIf(0.95)(toInt64(duration_us), duration_us > 0) AS duration
 FROM monitor_events
 GROUP BY hour, partner, flow
 ;
+-- sums = [events, errors, bytes].
 CREATE TABLE IF NOT EXISTS monitor_total_hourly (
     hour     DateTime,
-    events   AggregateFunction(count),
-    errors   AggregateFunction(sum, UInt64),
-    bytes    AggregateFunction(sum, Int64),
+    sums     AggregateFunction(sumForEach, Array(Int64)),
     duration AggregateFunction(quantileTDigest(0.95), Int64)
 ) ENGINE = AggregatingMergeTree()
 PARTITION BY toYYYYMM(hour)
@@ -132,9 +131,7 @@ ORDER BY hour
 CREATE MATERIALIZED VIEW IF NOT EXISTS monitor_total_hourly_mv TO monitor_total_hourly AS
 SELECT
     toStartOfHour(toDateTime(toUInt32(intDiv(ts_ms, 1000)))) AS hour,
-    countState() AS events,
-    sumState(toUInt64(status = 'error')) AS errors,
-    sumState(toInt64(bytes)) AS bytes,
+    sumForEachState([toInt64(1), toInt64(status = 'error'), toInt64(bytes)]) AS sums,
     quantileTDigestStateIf(0.95)(toInt64(duration_us), duration_us > 0) AS duration
 FROM monitor_events
 GROUP BY hour
@@ -142,41 +139,32 @@ GROUP BY hour
 -- One row per batch stage for the pipeline view (not partitioned: small).
 -- It also narrows a search by batch: the stages' time range, and their
 -- partner and flow when pair_min = pair_max ("partner<TAB>flow"), so batch
--- ids need no row per event in monitor_lookup.
+-- ids need no row per event in monitor_lookup. newest is the newest event's
+-- "partner<TAB>flow<TAB>type<TAB>status"; sums = [events, errors,
+-- records_in, records_out, records_failed].
 CREATE TABLE IF NOT EXISTS monitor_batch_stages (
-    batch_id       String,
-    stage          String,
-    last_partner   AggregateFunction(argMax, String, Int64),
-    last_flow      AggregateFunction(argMax, String, Int64),
-    pair_min       AggregateFunction(min, String),
-    pair_max       AggregateFunction(max, String),
-    first_ms       AggregateFunction(min, Int64),
-    last_ms        AggregateFunction(max, Int64),
-    last_type      AggregateFunction(argMax, String, Int64),
-    last_status    AggregateFunction(argMax, String, Int64),
-    events         AggregateFunction(count),
-    errors         AggregateFunction(sum, UInt64),
-    records_in     AggregateFunction(sum, Int64),
-    records_out    AggregateFunction(sum, Int64),
-    records_failed AggregateFunction(sum, Int64)
+    batch_id String,
+    stage    String,
+    newest   AggregateFunction(argMax, String, Int64),
+    pair_min AggregateFunction(min, String),
+    pair_max AggregateFunction(max, String),
+    first_ms AggregateFunction(min, Int64),
+    last_ms  AggregateFunction(max, Int64),
+    sums     AggregateFunction(sumForEach, Array(Int64))
 ) ENGINE = AggregatingMergeTree()
 ORDER BY (batch_id, stage)
 ;
 CREATE MATERIALIZED VIEW IF NOT EXISTS monitor_batch_stages_mv TO monitor_batch_stages AS
 SELECT batch_id, stage,
-    argMaxState(partner, toInt64(ts_ms)) AS last_partner,
-    argMaxState(flow, toInt64(ts_ms)) AS last_flow,
+    argMaxState(concat(partner, '\t', flow, '\t', type, '\t', status), toInt64(ts_ms)) AS newest,
     minState(concat(partner, '\t', flow)) AS pair_min,
     maxState(concat(partner, '\t', flow)) AS pair_max,
     minState(toInt64(ts_ms)) AS first_ms,
     maxState(toInt64(ts_ms)) AS last_ms,
-    argMaxState(type, toInt64(ts_ms)) AS last_type,
-    argMaxState(status, toInt64(ts_ms)) AS last_status,
-    countState() AS events,
-    sumState(toUInt64(status = 'error')) AS errors,
-    sumState(toInt64(if(type IN ('received', 'fetched', 'downloaded', 'claimed'), records, 0))) AS records_in,
-    sumState(toInt64(if(type IN ('sent', 'uploaded', 'transformed', 'validated', 'reconciled'), records, 0))) AS records_out,
-    sumState(toInt64(records_failed)) AS records_failed
+    sumForEachState([toInt64(1), toInt64(status = 'error'),
+        toInt64(if(type IN ('received', 'fetched', 'downloaded', 'claimed'), records, 0)),
+        toInt64(if(type IN ('sent', 'uploaded', 'transformed', 'validated', 'reconciled'), records, 0)),
+        toInt64(records_failed)]) AS sums
 FROM monitor_events
 WHERE batch_id != ''
 GROUP BY batch_id, stage
