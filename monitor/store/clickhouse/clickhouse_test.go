@@ -235,7 +235,7 @@ func BenchmarkIntegrationClickHouseIngest(b *testing.B) {
 // BenchmarkIntegrationClickHouseIngestParallel is BenchmarkIntegrationClickHouseIngest
 // with two concurrent writers (e.g. two hub replicas), at the writer's
 // default batch (flush_size 10000) and at 50,000: every insert writes a part
-// of about 190 files (the events table and each rollup), so where the
+// to the events table and to each rollup, about 160 files, so where the
 // server's disk is slow to create files, larger batches are the lever.
 func BenchmarkIntegrationClickHouseIngestParallel(b *testing.B) {
 	for _, size := range []int{10000, 50000} {
