@@ -468,7 +468,7 @@ func (w *Writer) writeUTF8(b []byte) error {
 		return &FieldError{Field: "(record)", Err: err}
 	}
 	w.line = out
-	_, err = w.bw.Write(out)
+	_, err = w.ob.Write(out)
 	return err
 }
 

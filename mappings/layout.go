@@ -94,6 +94,10 @@ type Schema struct {
 	aggs     []int
 	computed []int // fields with expr or when
 	envIdx   []int // fields their expressions read
+	// checks are the positions of the fields that have a validator.
+	checks []int
+	// ops is the fixed-width plan: one entry per field (see plan.go).
+	ops []fixedOp
 }
 
 // Field is a compiled field.
@@ -372,6 +376,14 @@ func compileSchema(l *Layout, rs *RecordSpec, tables func(string) (*CodeTable, e
 		if s.selField < 0 {
 			bad(at("select", "field"), "select field %q is not a field of the %s record", sel.Field, rs.Kind)
 		}
+	}
+	for i := range s.Fields {
+		if s.Fields[i].checked {
+			s.checks = append(s.checks, i)
+		}
+	}
+	if l.Format == FormatFixed {
+		s.ops = planFixed(s)
 	}
 	if (l.Format == FormatXML || (l.Format == FormatJSON && s.Kind != KindDetail)) && s.Element == "" && l.Format == FormatXML {
 		bad(at("element"), "xml %s record needs an element", rs.Kind)

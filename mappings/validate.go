@@ -73,19 +73,18 @@ func CheckResidentID(s string) string {
 		return "resident ID must have 18 characters"
 	}
 	s = s[:18]
-	var dg [17]int
 	sum := 0
-	for i := range dg {
+	for i, w := range gb11643Weights {
 		c := s[i] - '0'
 		if c > 9 {
 			return "resident ID must be 17 digits and a check character"
 		}
-		dg[i] = int(c)
-		sum += int(c) * gb11643Weights[i]
+		sum += int(c) * w
 	}
-	y := dg[6]*1000 + dg[7]*100 + dg[8]*10 + dg[9]
-	m := dg[10]*10 + dg[11]
-	d := dg[12]*10 + dg[13]
+	// The birth date, from digits checked above.
+	y := int(s[6]-'0')*1000 + int(s[7]-'0')*100 + int(s[8]-'0')*10 + int(s[9]-'0')
+	m := int(s[10]-'0')*10 + int(s[11]-'0')
+	d := int(s[12]-'0')*10 + int(s[13]-'0')
 	if y < 1900 || m < 1 || m > 12 || d < 1 || d > daysIn(y, m) {
 		return "resident ID has an invalid birth date"
 	}
@@ -100,8 +99,9 @@ func CheckResidentID(s string) string {
 	return ""
 }
 
-// luhnTable[1][d] is the Luhn value of a doubled digit d.
-var luhnTable = [2][10]uint8{{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {0, 2, 4, 6, 8, 1, 3, 5, 7, 9}}
+// luhnDouble[d] is the Luhn value of a doubled digit d (indexed by d&15,
+// which lets the compiler drop the bounds check).
+var luhnDouble = [16]uint8{0, 2, 4, 6, 8, 1, 3, 5, 7, 9}
 
 // Luhn reports whether s is a digit string passing the Luhn check.
 func Luhn(s string) bool {
@@ -109,12 +109,22 @@ func Luhn(s string) bool {
 		return false
 	}
 	sum := 0
-	for i, k := len(s)-1, 0; i >= 0; i, k = i-1, k^1 {
-		d := s[i] - '0'
-		if d > 9 {
+	// From the right, two digits at a time: the last one as it is, the
+	// one before it doubled.
+	i := len(s) - 1
+	for ; i >= 1; i -= 2 {
+		a, b := s[i]-'0', s[i-1]-'0'
+		if a > 9 || b > 9 {
 			return false
 		}
-		sum += int(luhnTable[k][d])
+		sum += int(a) + int(luhnDouble[b&15])
+	}
+	if i == 0 {
+		a := s[0] - '0'
+		if a > 9 {
+			return false
+		}
+		sum += int(a)
 	}
 	return sum%10 == 0
 }

@@ -3,6 +3,7 @@ package mappings
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -104,6 +105,12 @@ type dateLayout struct {
 	ft    FieldType
 	parts []datePart // nil when the slow path is used
 	size  int
+	// mask has the layout's literal bytes in place and 0 where a digit
+	// goes; pos is the offset of the year, month, day, hour, minute and
+	// second digits (-1 if absent). Set with parts unless a token
+	// repeats.
+	mask string
+	pos  [6]int
 }
 
 type datePart struct {
@@ -142,6 +149,25 @@ func compileDateLayout(ft FieldType, layout string) *dateLayout {
 	}
 	dl.parts = parts
 	dl.size = len(layout)
+	dl.pos = [6]int{-1, -1, -1, -1, -1, -1}
+	mask := make([]byte, 0, len(layout))
+	for _, p := range parts {
+		if p.tok == 0 {
+			mask = append(mask, p.lit)
+			continue
+		}
+		k := strings.IndexByte("YMDhms", p.tok)
+		if dl.pos[k] >= 0 {
+			// A token given twice: the part loops handle it.
+			return dl
+		}
+		dl.pos[k] = len(mask)
+		mask = append(mask, 0, 0)
+		if p.tok == 'Y' {
+			mask = append(mask, 0, 0)
+		}
+	}
+	dl.mask = string(mask)
 	return dl
 }
 
@@ -183,6 +209,9 @@ func parseDate[T string | []byte](dl *dateLayout, b T) (int64, error) {
 	}
 	if len(b) != dl.size {
 		return 0, fmt.Errorf("%w: %q does not match layout %q", ErrField, b, dl.src)
+	}
+	if dl.mask != "" {
+		return parseFast(dl, b)
 	}
 	pos := 0
 	for _, p := range dl.parts {
@@ -231,10 +260,51 @@ func parseDate[T string | []byte](dl *dateLayout, b T) (int64, error) {
 	return dv*1000000 + cv, nil
 }
 
+// parseFast is parseDate by the digits' positions (mask and pos), for
+// input of the layout's size.
+func parseFast[T string | []byte](dl *dateLayout, b T) (int64, error) {
+	mask := dl.mask
+	if len(b) != len(mask) {
+		return 0, fmt.Errorf("%w: %q does not match layout %q", ErrField, b, dl.src)
+	}
+	for i := 0; i < len(mask); i++ {
+		if m := mask[i]; (m == 0 && b[i]-'0' > 9) || (m != 0 && b[i] != m) {
+			return 0, fmt.Errorf("%w: %q does not match layout %q", ErrField, b, dl.src)
+		}
+	}
+	two := func(k, def int) int {
+		p := dl.pos[k]
+		if p < 0 {
+			return def
+		}
+		return int(b[p]-'0')*10 + int(b[p+1]-'0')
+	}
+	y := 0
+	if p := dl.pos[0]; p >= 0 {
+		y = int(b[p]-'0')*1000 + int(b[p+1]-'0')*100 + int(b[p+2]-'0')*10 + int(b[p+3]-'0')
+	}
+	mo, d, h, mi, s := two(1, 1), two(2, 1), two(3, 0), two(4, 0), two(5, 0)
+	if mo < 1 || mo > 12 || d < 1 || d > daysIn(y, mo) || h > 23 || mi > 59 || s > 59 {
+		return 0, fmt.Errorf("%w: %q is not a valid date/time", ErrField, b)
+	}
+	dv := int64(y)*10000 + int64(mo)*100 + int64(d)
+	cv := int64(h)*10000 + int64(mi)*100 + int64(s)
+	switch dl.ft {
+	case TypeDate:
+		return dv, nil
+	case TypeTime:
+		return cv, nil
+	}
+	return dv*1000000 + cv, nil
+}
+
 // format appends the text of a packed civil value.
 func (dl *dateLayout) format(dst []byte, v int64) []byte {
 	if dl.parts == nil {
 		return TimeOf(dl.ft, v).AppendFormat(dst, dl.src)
+	}
+	if dl.mask != "" {
+		return dl.formatFast(dst, v)
 	}
 	var y, mo, d, h, mi, s int64
 	switch dl.ft {
@@ -353,3 +423,29 @@ func appendYuan(dst []byte, fen int64) []byte {
 // FormatFen renders an amount in fen as yuan text ("1234.50") for
 // summaries and messages.
 func FormatFen(fen int64) string { return string(appendYuan(nil, fen)) }
+
+// formatFast is format by the digits' positions (mask and pos).
+func (dl *dateLayout) formatFast(dst []byte, v int64) []byte {
+	var y, mo, d, h, mi, s int64
+	switch dl.ft {
+	case TypeDate:
+		y, mo, d = v/10000, v/100%100, v%100
+	case TypeTime:
+		h, mi, s = v/10000, v/100%100, v%100
+	default:
+		dv, cv := v/1000000, v%1000000
+		y, mo, d, h, mi, s = dv/10000, dv/100%100, dv%100, cv/10000, cv/100%100, cv%100
+	}
+	k := len(dst)
+	dst = append(dst, dl.mask...)
+	out := dst[k:]
+	if p := dl.pos[0]; p >= 0 {
+		out[p], out[p+1], out[p+2], out[p+3] = byte('0'+y/1000%10), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10)
+	}
+	for j, n := range [5]int64{mo, d, h, mi, s} {
+		if p := dl.pos[j+1]; p >= 0 {
+			out[p], out[p+1] = byte('0'+n/10), byte('0'+n%10)
+		}
+	}
+	return dst
+}

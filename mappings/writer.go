@@ -1,7 +1,6 @@
 package mappings
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -46,7 +45,7 @@ type WriterOptions struct {
 type Writer struct {
 	l       *Layout
 	opts    WriterOptions
-	bw      *bufio.Writer
+	ob      outBuf
 	line    []byte
 	scratch []byte
 	count   int64
@@ -70,7 +69,7 @@ type recordSink interface {
 
 // NewWriter returns a writer of layout l to out.
 func NewWriter(l *Layout, out io.Writer, opts WriterOptions) *Writer {
-	w := &Writer{l: l, opts: opts, bw: bufio.NewWriterSize(out, 64<<10), sums: make([]int64, len(l.Detail.Fields))}
+	w := &Writer{l: l, opts: opts, ob: outBuf{w: out}, sums: make([]int64, len(l.Detail.Fields))}
 	w.sumIdx = l.sumFields
 	if i := l.Detail.CanonicalIndex(CanonAmount); i >= 0 && !slices.Contains(w.sumIdx, i) {
 		w.sumIdx = append(slices.Clip(w.sumIdx), i)
@@ -133,14 +132,12 @@ func (w *Writer) Write(rec *Record) error {
 			return err
 		}
 	}
-	for i := range s.Fields {
-		if w.opts.SkipValidation && rec.Kind == KindDetail {
-			break
-		}
+	checks := s.checks
+	if w.opts.SkipValidation && rec.Kind == KindDetail {
+		checks = nil
+	}
+	for _, i := range checks {
 		f := &s.Fields[i]
-		if !f.checked {
-			continue
-		}
 		p, warn := validateField(f, &rec.Values[i])
 		if p == "" {
 			continue
@@ -234,7 +231,7 @@ func (w *Writer) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	if err := w.bw.Flush(); err != nil {
+	if err := w.ob.flush(); err != nil {
 		errs = append(errs, fmt.Errorf("mappings: flush: %w", err))
 	}
 	if w.header != nil {
@@ -267,7 +264,7 @@ func SetHeaderAggregates(rec *Record, count, sum int64) {
 
 func (w *Writer) emit(line []byte) error {
 	line = append(line, w.l.eol...)
-	_, err := w.bw.Write(line)
+	_, err := w.ob.Write(line)
 	return err
 }
 
@@ -303,76 +300,136 @@ func padRun(dst []byte, c byte, n int) []byte {
 	return dst
 }
 
+// encodeFixed writes a fixed-width record, building the line straight in
+// the output buffer. Each field goes through the plan's fast path when it
+// has one (ASCII left-aligned text that fits, non-negative integers that
+// fit, blanks) and through encodeField otherwise.
 func (w *Writer) encodeFixed(rec *Record) error {
 	s := rec.schema
-	codec := w.l.codec
-	// Build the line straight in the bufio buffer when it fits: Write then
-	// copies it onto itself, and no line buffer is needed.
-	line := w.line[:0]
-	direct := false
-	if w.bw.Available() >= s.Length+len(w.l.eol) {
-		line, direct = w.bw.AvailableBuffer(), true
+	need := s.Length + len(w.l.eol)
+	if err := w.ob.reserve(need); err != nil {
+		return err
 	}
-	for i := range s.Fields {
-		f := &s.Fields[i]
+	line := w.ob.buf
+	for i := range s.ops {
+		op := &s.ops[i]
 		v := &rec.Values[i]
 		if !v.Set {
-			// A blank field is all pad (all spaces for numbers).
-			c := f.pad
-			if f.num {
-				c = ' '
-			}
-			line = padRun(line, c, f.Width)
+			line = padRun(line, op.blank, op.width)
 			continue
 		}
-		if !f.num && !f.right {
-			// Left-aligned text is encoded straight into the line.
-			start := len(line)
-			var err error
-			line, err = codec.encode(line, v.Str)
-			if err != nil {
-				return &FieldError{Kind: rec.Kind, Field: f.Name, Excerpt: Mask(f.Sensitive, v.Str), Err: err}
+		switch op.kind {
+		case opText:
+			if op.right {
+				break
 			}
-			if n := len(line) - start; n > f.Width {
-				cut, err := w.truncate(rec, f, i, line[start:])
-				if err != nil {
-					return err
+			if len(v.Str) <= op.width && asciiLenString(v.Str) == len(v.Str) {
+				// ASCII is the same bytes in every supported charset.
+				line = append(line, v.Str...)
+				line = padRun(line, op.pad, op.width-len(v.Str))
+				continue
+			}
+			// Other text is encoded in place; if it fails or does not
+			// fit, encodeField does it again and reports or truncates.
+			k := len(line)
+			if enc, err := w.l.codec.encode(line, v.Str); err == nil && len(enc)-k <= op.width {
+				line = padRun(enc, op.pad, op.width-(len(enc)-k))
+				continue
+			}
+			line = line[:k]
+		case opInt:
+			if x := v.Int; x >= 0 && (op.limit == 0 || x < op.limit) {
+				k := len(line)
+				line = padRun(line, op.pad, op.width)
+				out := line[k : k+op.width]
+				for j := op.width - 1; ; j-- {
+					out[j] = byte('0' + x%10)
+					x /= 10
+					if x == 0 {
+						break
+					}
 				}
-				line = line[:start+cut]
+				continue
 			}
-			line = padRun(line, f.pad, f.Width-(len(line)-start))
-			continue
+		case opDate:
+			if f := &s.Fields[i]; f.date.mask != "" && len(f.date.mask) <= op.width {
+				k := len(line)
+				padN := op.width - len(f.date.mask)
+				line = padRun(line, op.pad, padN)
+				line = f.date.formatFast(line, v.Int)
+				if padN == 0 || op.pad != '0' || line[k+padN] != '-' {
+					continue
+				}
+				// A leading minus goes before zero padding: the
+				// general path's rule.
+				line = line[:k]
+			}
 		}
-		text := w.scratch[:0]
+		var err error
+		if line, err = w.encodeField(line, rec, i); err != nil {
+			return err
+		}
+	}
+	w.ob.buf = append(line, w.l.eol...)
+	return w.ob.flushFull()
+}
+
+// encodeField appends field i of rec, padded to its width: the general
+// path of encodeFixed.
+func (w *Writer) encodeField(line []byte, rec *Record, i int) ([]byte, error) {
+	f := &rec.schema.Fields[i]
+	v := &rec.Values[i]
+	codec := w.l.codec
+	if !v.Set {
+		// A blank field is all pad (all spaces for numbers).
+		c := f.pad
 		if f.num {
-			text = appendNumeric(text, f, v.Int)
-		} else {
-			var err error
-			text, err = codec.encode(text, v.Str)
-			if err != nil {
-				return &FieldError{Kind: rec.Kind, Field: f.Name, Excerpt: Mask(f.Sensitive, v.Str), Err: err}
-			}
+			c = ' '
 		}
-		w.scratch = text
-		if len(text) > f.Width {
-			cut, err := w.truncate(rec, f, i, text)
-			if err != nil {
-				return err
-			}
-			text = text[:cut]
-		}
-		padN := f.Width - len(text)
-		if f.pad == '0' && len(text) > 0 && text[0] == '-' {
-			line = append(line, '-')
-			text = text[1:]
-		}
-		line = padRun(line, f.pad, padN)
-		line = append(line, text...)
+		return padRun(line, c, f.Width), nil
 	}
-	if !direct {
-		w.line = line
+	if !f.num && !f.right {
+		// Left-aligned text is encoded straight into the line.
+		start := len(line)
+		var err error
+		line, err = codec.encode(line, v.Str)
+		if err != nil {
+			return line, &FieldError{Kind: rec.Kind, Field: f.Name, Excerpt: Mask(f.Sensitive, v.Str), Err: err}
+		}
+		if n := len(line) - start; n > f.Width {
+			cut, err := w.truncate(rec, f, i, line[start:])
+			if err != nil {
+				return line, err
+			}
+			line = line[:start+cut]
+		}
+		return padRun(line, f.pad, f.Width-(len(line)-start)), nil
 	}
-	return w.emit(line)
+	text := w.scratch[:0]
+	if f.num {
+		text = appendNumeric(text, f, v.Int)
+	} else {
+		var err error
+		text, err = codec.encode(text, v.Str)
+		if err != nil {
+			return line, &FieldError{Kind: rec.Kind, Field: f.Name, Excerpt: Mask(f.Sensitive, v.Str), Err: err}
+		}
+	}
+	w.scratch = text
+	if len(text) > f.Width {
+		cut, err := w.truncate(rec, f, i, text)
+		if err != nil {
+			return line, err
+		}
+		text = text[:cut]
+	}
+	padN := f.Width - len(text)
+	if f.pad == '0' && len(text) > 0 && text[0] == '-' {
+		line = append(line, '-')
+		text = text[1:]
+	}
+	line = padRun(line, f.pad, padN)
+	return append(line, text...), nil
 }
 
 // truncate returns how many bytes of the encoded text fit field f without
@@ -428,4 +485,71 @@ func (w *Writer) encodeDelimited(rec *Record) error {
 	}
 	w.line = line
 	return w.emit(line)
+}
+
+// outBufSize is the size of a Writer's output buffer.
+const outBufSize = 64 << 10
+
+// outBuf buffers a Writer's output. Fixed-width lines are built in place in
+// it (see encodeFixed), which bufio.Writer cannot do without copying each
+// line once more. A write error is kept and returned by every later call.
+type outBuf struct {
+	w   io.Writer
+	buf []byte
+	err error
+}
+
+// reserve makes room for n more bytes, writing the buffer out first if
+// they do not fit.
+func (b *outBuf) reserve(n int) error {
+	if b.err != nil {
+		return b.err
+	}
+	if b.buf == nil {
+		b.buf = make([]byte, 0, max(outBufSize, n))
+	}
+	if cap(b.buf)-len(b.buf) < n && len(b.buf) > 0 {
+		return b.flush()
+	}
+	return nil
+}
+
+// flushFull writes the buffer out once it holds outBufSize bytes.
+func (b *outBuf) flushFull() error {
+	if len(b.buf) >= outBufSize {
+		return b.flush()
+	}
+	return nil
+}
+
+// Write appends p (and writes the buffer out when full).
+func (b *outBuf) Write(p []byte) (int, error) {
+	if err := b.reserve(len(p)); err != nil {
+		return 0, err
+	}
+	b.buf = append(b.buf, p...)
+	if err := b.flushFull(); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// flush writes out what is buffered.
+func (b *outBuf) flush() error {
+	if b.err != nil {
+		return b.err
+	}
+	if len(b.buf) == 0 {
+		return nil
+	}
+	n, err := b.w.Write(b.buf)
+	if err == nil && n < len(b.buf) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		b.err = err
+		return err
+	}
+	b.buf = b.buf[:0]
+	return nil
 }

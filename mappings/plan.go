@@ -1,0 +1,151 @@
+package mappings
+
+import "unsafe"
+
+// fixedOp is one field of a fixed-width schema as the hot paths need it:
+// where it is, what kind of value it holds and how it is padded, resolved
+// once when the layout is compiled. Fields the plan has no fast path for
+// (yuan amounts, dates through package time, right-aligned text, negative
+// numbers, non-ASCII text) go through the general per-field code, which the
+// fast paths must agree with byte for byte (see plan_test.go).
+type fixedOp struct {
+	off, end int
+	width    int
+	kind     uint8
+	pad      byte // pad of a set value
+	blank    byte // pad of a blank value (spaces for numbers)
+	right    bool
+	trim     bool
+	// limit is 10^width for an opInt field narrower than 19 digits: a
+	// value below it fits; 0 when every int64 fits.
+	limit int64
+}
+
+// Kinds of fixedOp.
+const (
+	opText uint8 = iota // string, enum, constant: through the codec
+	opInt               // integer, or amount in fen
+	opDate              // date, time or datetime
+	opNum               // other numeric (amount in yuan)
+)
+
+func planFixed(s *Schema) []fixedOp {
+	ops := make([]fixedOp, len(s.Fields))
+	for i := range s.Fields {
+		f := &s.Fields[i]
+		op := fixedOp{off: f.Offset, end: f.Offset + f.Width, width: f.Width, pad: f.pad, blank: f.pad,
+			right: f.right, trim: f.trim}
+		switch {
+		case !f.num:
+			op.kind = opText
+		case f.date != nil:
+			op.kind = opDate
+		case f.yuan:
+			op.kind = opNum
+		default:
+			op.kind = opInt
+		}
+		if f.num {
+			op.blank = ' '
+			if f.Width < 19 {
+				op.limit = 1
+				for j := 0; j < f.Width; j++ {
+					op.limit *= 10
+				}
+			}
+		}
+		ops[i] = op
+	}
+	return ops
+}
+
+// parseDigits parses 1 to 18 ASCII digits (no sign, no spaces); ok is false
+// for anything else, which the general parser then handles (or rejects).
+func parseDigits(b []byte) (n int64, ok bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	for _, c := range b {
+		d := c - '0'
+		if d > 9 {
+			return 0, false
+		}
+		n = n*10 + int64(d)
+	}
+	return n, true
+}
+
+// parseFixed decodes every field of a fixed-width line. The line is first
+// copied into the source's text arena: ASCII text fields (most of a bank
+// record: references, accounts, IDs, codes) are handed out as views of that
+// copy, and the other text fields are decoded into the arena after it. The
+// strings share one allocation per arena chunk instead of costing one each.
+func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseError {
+	// The copy of the line, then at most three UTF-8 bytes per byte of
+	// input (GB18030's single 0x80 is U+20AC): with that room reserved,
+	// appending never moves the chunk, so the strings made along the way
+	// stay views of bytes that are never written again (the next record
+	// appends after them; a new chunk is allocated when this one is full).
+	if need := 3 * len(line); cap(s.text)-len(s.text) < need {
+		s.text = make([]byte, 0, max(textChunk, need))
+	}
+	buf := s.text
+	base := len(buf)
+	cp := line
+	_ = base
+	var perr *parseError
+	for i := range sch.ops {
+		op := &sch.ops[i]
+		raw := cp[op.off:op.end]
+		if op.kind != opText {
+			raw = trimSpaces(raw)
+			if op.kind == opInt {
+				if n, ok := parseDigits(raw); ok {
+					rec.Values[i] = Value{Int: n, Set: true}
+					continue
+				}
+			}
+			f := &sch.Fields[i]
+			v, err := parseNumeric(f, raw)
+			if err != nil && perr == nil {
+				perr = &parseError{kind: sch.Kind, field: f.Name, problem: fieldProblem(f, err),
+					excerpt: Mask(f.Sensitive, maskExcerpt(string(cp[op.off:op.end])))}
+			}
+			rec.Values[i] = v
+			continue
+		}
+		if op.trim {
+			raw = trimPad(raw, op.pad, op.right)
+		}
+		if len(raw) == 0 {
+			rec.Values[i] = Value{}
+			continue
+		}
+		if asciiLen(raw) == len(raw) {
+			// ASCII is the same bytes in every supported charset.
+			start := len(buf)
+			buf = append(buf, raw...)
+			rec.Values[i] = Value{Str: unsafe.String(&buf[start], len(raw)), Set: true}
+			continue
+		}
+		start := len(buf)
+		var err error
+		buf, err = s.l.codec.decode(buf, raw)
+		if err != nil {
+			buf = buf[:start]
+			if perr == nil {
+				perr = &parseError{kind: sch.Kind, field: sch.Fields[i].Name, problem: err.Error()}
+			}
+			perr.charset = perr.charset || isCharsetErr(err)
+			rec.Values[i] = Value{}
+			continue
+		}
+		if len(buf) == start {
+			rec.Values[i] = Value{}
+			continue
+		}
+		rec.Values[i] = Value{Str: unsafe.String(&buf[start], len(buf)-start), Set: true}
+	}
+	s.text = buf
+	return perr
+}
