@@ -201,7 +201,7 @@ func (c *gbkCodec) charLen(src []byte) int {
 }
 
 func (c *gbkCodec) decode(dst, src []byte) ([]byte, error) {
-	if asciiLen(src) == len(src) {
+	if isASCII(src) {
 		// Most fields of a bank file (numbers, IDs, codes) are ASCII.
 		return append(dst, src...), nil
 	}
@@ -276,6 +276,33 @@ func asciiLen(b []byte) int {
 	return i
 }
 
+// isASCII reports whether every byte of b is ASCII, reading whole words:
+// the last word overlaps the one before it instead of a byte loop.
+func isASCII(b []byte) bool {
+	const hi8, hi4 = 0x8080808080808080, 0x80808080
+	n := len(b)
+	switch {
+	case n >= 8:
+		for i := 0; i+8 <= n; i += 8 {
+			if binary.LittleEndian.Uint64(b[i:])&hi8 != 0 {
+				return false
+			}
+		}
+		return binary.LittleEndian.Uint64(b[n-8:])&hi8 == 0
+	case n >= 4:
+		return (binary.LittleEndian.Uint32(b)|binary.LittleEndian.Uint32(b[n-4:]))&hi4 == 0
+	case n > 0:
+		return (b[0]|b[n/2]|b[n-1])&0x80 == 0
+	}
+	return true
+}
+
+// isASCIIString is isASCII of a string, read through a read-only view of
+// its bytes (nothing writes to it).
+func isASCIIString(s string) bool {
+	return isASCII(unsafe.Slice(unsafe.StringData(s), len(s)))
+}
+
 // asciiLenString is asciiLen of a string, read through a read-only view of
 // its bytes (nothing writes to it).
 func asciiLenString(s string) int {
@@ -283,7 +310,7 @@ func asciiLenString(s string) int {
 }
 
 func (c *gbkCodec) encode(dst []byte, s string) ([]byte, error) {
-	if asciiLenString(s) == len(s) {
+	if isASCIIString(s) {
 		return append(dst, s...), nil
 	}
 	dst = slices.Grow(dst, len(s))

@@ -143,3 +143,23 @@ func TestASCIILen(t *testing.T) {
 		}
 	}
 }
+
+// TestIsASCII compares the word-at-a-time test with a byte loop, for every
+// length up to 40 and a high byte at every place.
+func TestIsASCII(t *testing.T) {
+	for n := 0; n <= 40; n++ {
+		b := bytes.Repeat([]byte{'a'}, n)
+		if !isASCII(b) || !isASCIIString(string(b)) {
+			t.Fatalf("isASCII(%d ASCII bytes) = false", n)
+		}
+		for i := 0; i < n; i++ {
+			for _, c := range []byte{0x80, 0xD5, 0xFF} {
+				b[i] = c
+				if isASCII(b) || isASCIIString(string(b)) {
+					t.Fatalf("isASCII(%q) = true", b)
+				}
+			}
+			b[i] = 'a'
+		}
+	}
+}

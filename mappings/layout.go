@@ -138,9 +138,12 @@ type Field struct {
 	ofIdx     int
 	truncate  bool
 	checked   bool // has at least one validator
-	num       bool // Type.numeric(), precomputed for the hot paths
-	expr      *vm.Program
-	when      *vm.Program
+	// setOK: every set value passes validateField (only required, if
+	// anything, is checked); resolved in compileSchema.
+	setOK bool
+	num   bool // Type.numeric(), precomputed for the hot paths
+	expr  *vm.Program
+	when  *vm.Program
 }
 
 // Index returns the position of the named field, or -1.
@@ -378,7 +381,10 @@ func compileSchema(l *Layout, rs *RecordSpec, tables func(string) (*CodeTable, e
 		}
 	}
 	for i := range s.Fields {
-		if s.Fields[i].checked {
+		f := &s.Fields[i]
+		f.setOK = !(f.num && (f.min != nil || f.max != nil)) && f.minLen <= 0 && f.maxLen <= 0 &&
+			!(f.Type == TypeEnum && f.Codes != nil) && f.Type != TypeConstant && f.pattern == nil && f.checkKind == checkNone
+		if f.checked {
 			s.checks = append(s.checks, i)
 		}
 	}

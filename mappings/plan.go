@@ -1,6 +1,9 @@
 package mappings
 
-import "unsafe"
+import (
+	"encoding/binary"
+	"unsafe"
+)
 
 // fixedOp is one field of a fixed-width schema as the hot paths need it:
 // where it is, what kind of value it holds and how it is padded, resolved
@@ -94,6 +97,7 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 	cp := line
 	_ = base
 	var perr *parseError
+	var last []lastText
 	for i := range sch.ops {
 		op := &sch.ops[i]
 		raw := cp[op.off:op.end]
@@ -115,17 +119,32 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 			continue
 		}
 		if op.trim {
-			raw = trimPad(raw, op.pad, op.right)
+			raw = trimPadWords(raw, op.pad, op.right)
 		}
 		if len(raw) == 0 {
 			rec.Values[i] = Value{}
 			continue
 		}
-		if asciiLen(raw) == len(raw) {
+		// Codes, dates, remarks are often the same as in the record
+		// before: its string (never written again) is handed out again.
+		if last == nil {
+			if s.last[sch.Kind] == nil {
+				s.last[sch.Kind] = make([]lastText, len(sch.ops))
+			}
+			last = s.last[sch.Kind]
+		}
+		m := &last[i]
+		if m.ok && string(raw) == m.raw() {
+			rec.Values[i] = Value{Str: m.str, Set: true}
+			continue
+		}
+		if isASCII(raw) {
 			// ASCII is the same bytes in every supported charset.
 			start := len(buf)
 			buf = append(buf, raw...)
-			rec.Values[i] = Value{Str: unsafe.String(&buf[start], len(raw)), Set: true}
+			str := unsafe.String(&buf[start], len(raw))
+			rec.Values[i] = Value{Str: str, Set: true}
+			m.str, m.ascii, m.ok = str, true, true
 			continue
 		}
 		start := len(buf)
@@ -144,8 +163,49 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 			rec.Values[i] = Value{}
 			continue
 		}
-		rec.Values[i] = Value{Str: unsafe.String(&buf[start], len(buf)-start), Set: true}
+		str := unsafe.String(&buf[start], len(buf)-start)
+		rec.Values[i] = Value{Str: str, Set: true}
+		m.str, m.ascii, m.ok = str, false, true
+		m.src = append(m.src[:0], raw...)
 	}
 	s.text = buf
 	return perr
+}
+
+// lastText is a text field's value in the record before, for parseFixed.
+type lastText struct {
+	str   string // the value handed out
+	ascii bool   // str is also the field's bytes (trimmed)
+	src   []byte // else the field's bytes
+	ok    bool
+}
+
+// raw returns the field bytes str was read from.
+func (m *lastText) raw() string {
+	if m.ascii {
+		return m.str
+	}
+	return unsafe.String(unsafe.SliceData(m.src), len(m.src))
+}
+
+// trimPadWords is trimPad eight bytes at a time: a field is often mostly
+// padding (a short name in a wide field).
+func trimPadWords(b []byte, pad byte, right bool) []byte {
+	word := uint64(pad) * 0x0101010101010101
+	if right {
+		for len(b) >= 8 && binary.LittleEndian.Uint64(b) == word {
+			b = b[8:]
+		}
+		for len(b) > 0 && b[0] == pad {
+			b = b[1:]
+		}
+		return b
+	}
+	for len(b) >= 8 && binary.LittleEndian.Uint64(b[len(b)-8:]) == word {
+		b = b[:len(b)-8]
+	}
+	for len(b) > 0 && b[len(b)-1] == pad {
+		b = b[:len(b)-1]
+	}
+	return b
 }

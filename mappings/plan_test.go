@@ -232,11 +232,19 @@ func TestPlanParseMatchesReference(t *testing.T) {
 			fast := &lineSource{l: l}
 			ref := &lineSource{l: l}
 			a, b := NewRecord(s), NewRecord(s)
+			var prev []byte
 			for range 1000 {
 				var line []byte
 				for i := range s.Fields {
-					line = append(line, fieldBytes(rng, l, &s.Fields[i])...)
+					f := &s.Fields[i]
+					if prev != nil && rng.IntN(3) == 0 {
+						// The same bytes as in the line before.
+						line = append(line, prev[f.Offset:f.Offset+f.Width]...)
+						continue
+					}
+					line = append(line, fieldBytes(rng, l, f)...)
 				}
+				prev = line
 				pa := fast.parseFixed(s, line, a)
 				pb := ref.parseFixedRef(s, line, b)
 				if !reflect.DeepEqual(a.Values, b.Values) || !reflect.DeepEqual(pa, pb) {
@@ -265,6 +273,9 @@ func TestPlanEncodeMatchesReference(t *testing.T) {
 			for range 1000 {
 				clean := rng.IntN(2) == 0
 				for i := range s.Fields {
+					if rng.IntN(3) == 0 && encodes(l, rec, i) {
+						continue // the value of the record before
+					}
 					rec.Values[i] = randomValue(rng, &s.Fields[i])
 					// Half the records have only values that
 					// encode, so that whole lines are compared.
@@ -437,4 +448,61 @@ func encodes(l *Layout, rec *Record, i int) bool {
 	probe := Writer{l: l}
 	_, err := probe.encodeField(nil, rec, i)
 	return err == nil
+}
+
+// TestTrimPadWords compares the word-at-a-time trim with trimPad for every
+// length up to 40 and every run of padding at either end.
+func TestTrimPadWords(t *testing.T) {
+	for n := 0; n <= 40; n++ {
+		for k := 0; k <= n; k++ {
+			for _, right := range []bool{false, true} {
+				for _, pad := range []byte{' ', '0', '*'} {
+					b := bytes.Repeat([]byte{'a'}, n)
+					for i := 0; i < k; i++ {
+						if right {
+							b[i] = pad
+						} else {
+							b[n-1-i] = pad
+						}
+					}
+					if got, want := trimPadWords(b, pad, right), trimPad(b, pad, right); !bytes.Equal(got, want) {
+						t.Fatalf("trimPadWords(%q, %q, %v) = %q, want %q", b, pad, right, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestSetOKMatchesValidateField checks that the fields validation skips
+// when set (setOK) are those whose set values validateField always passes.
+func TestSetOKMatchesValidateField(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	skipped := 0
+	for _, l := range planLayouts(t) {
+		for _, s := range schemas(l) {
+			for i := range s.Fields {
+				f := &s.Fields[i]
+				fails := false
+				for range 300 {
+					v := randomValue(rng, f)
+					v.Set = true
+					if p, _ := validateField(f, &v); p != "" {
+						fails = true
+						if f.setOK {
+							t.Fatalf("%s %s field %s is setOK but %+v fails: %s", l.Name, s.Kind, f.Name, v, p)
+						}
+					}
+				}
+				if f.setOK {
+					skipped++
+				} else if !fails && f.checked {
+					t.Logf("%s %s field %s: no failing value generated", l.Name, s.Kind, f.Name)
+				}
+			}
+		}
+	}
+	if skipped == 0 {
+		t.Fatal("no setOK field")
+	}
 }

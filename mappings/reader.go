@@ -210,6 +210,9 @@ func (rd *Reader) validate(rec *Record, raw []byte) bool {
 	}
 	for _, i := range s.checks {
 		f := &s.Fields[i]
+		if f.setOK && rec.Values[i].Set {
+			continue
+		}
 		p, warn := validateField(f, &rec.Values[i])
 		if p == "" {
 			continue
@@ -382,6 +385,9 @@ type lineSource struct {
 	// below len are referenced by strings handed out and never written
 	// again.
 	text []byte
+	// last is, per record kind and field, the text field's value in the
+	// record before (see parseFixed).
+	last [3][]lastText
 }
 
 func newLineSource(l *Layout, in io.Reader, max int) *lineSource {

@@ -58,6 +58,9 @@ type Writer struct {
 	written int64
 	sumIdx  []int
 	env     map[string]any // computed fields
+	// last is, per record kind and field, the non-ASCII text written
+	// last and its encoding (see encodeFixed).
+	last [3][]lastEncoded
 }
 
 // recordSink writes JSON and XML records.
@@ -138,6 +141,9 @@ func (w *Writer) Write(rec *Record) error {
 	}
 	for _, i := range checks {
 		f := &s.Fields[i]
+		if f.setOK && rec.Values[i].Set {
+			continue
+		}
 		p, warn := validateField(f, &rec.Values[i])
 		if p == "" {
 			continue
@@ -311,6 +317,7 @@ func (w *Writer) encodeFixed(rec *Record) error {
 		return err
 	}
 	line := w.ob.buf
+	var last []lastEncoded
 	for i := range s.ops {
 		op := &s.ops[i]
 		v := &rec.Values[i]
@@ -323,16 +330,31 @@ func (w *Writer) encodeFixed(rec *Record) error {
 			if op.right {
 				break
 			}
-			if len(v.Str) <= op.width && asciiLenString(v.Str) == len(v.Str) {
+			if len(v.Str) <= op.width && isASCIIString(v.Str) {
 				// ASCII is the same bytes in every supported charset.
 				line = append(line, v.Str...)
 				line = padRun(line, op.pad, op.width-len(v.Str))
 				continue
 			}
-			// Other text is encoded in place; if it fails or does not
+			// Other text (names, remarks) is often the same as in the
+			// record before: its encoding is kept.
+			if last == nil {
+				if w.last[s.Kind] == nil {
+					w.last[s.Kind] = make([]lastEncoded, len(s.ops))
+				}
+				last = w.last[s.Kind]
+			}
+			if m := &last[i]; m.ok && v.Str == m.str {
+				line = append(line, m.enc...)
+				line = padRun(line, op.pad, op.width-len(m.enc))
+				continue
+			}
+			// Else it is encoded in place; if that fails or does not
 			// fit, encodeField does it again and reports or truncates.
 			k := len(line)
 			if enc, err := w.l.codec.encode(line, v.Str); err == nil && len(enc)-k <= op.width {
+				m := &last[i]
+				m.str, m.enc, m.ok = v.Str, append(m.enc[:0], enc[k:]...), true
 				line = padRun(enc, op.pad, op.width-(len(enc)-k))
 				continue
 			}
@@ -552,4 +574,11 @@ func (b *outBuf) flush() error {
 	}
 	b.buf = b.buf[:0]
 	return nil
+}
+
+// lastEncoded is a text value a Writer encoded, with its encoding.
+type lastEncoded struct {
+	str string
+	enc []byte
+	ok  bool
 }
