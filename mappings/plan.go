@@ -78,29 +78,27 @@ func parseDigits(b []byte) (n int64, ok bool) {
 	return n, true
 }
 
-// parseFixed decodes every field of a fixed-width line. The line is first
-// copied into the source's text arena: ASCII text fields (most of a bank
-// record: references, accounts, IDs, codes) are handed out as views of that
-// copy, and the other text fields are decoded into the arena after it. The
-// strings share one allocation per arena chunk instead of costing one each.
+// parseFixed decodes every field of a fixed-width line. Text fields are
+// copied (ASCII, most of a bank record: references, accounts, IDs, codes)
+// or decoded into the source's text arena and handed out as views of it, so
+// that records share one allocation per arena chunk instead of costing one
+// each.
 func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseError {
-	// The copy of the line, then at most three UTF-8 bytes per byte of
-	// input (GB18030's single 0x80 is U+20AC): with that room reserved,
-	// appending never moves the chunk, so the strings made along the way
-	// stay views of bytes that are never written again (the next record
-	// appends after them; a new chunk is allocated when this one is full).
-	if need := 3 * len(line); cap(s.text)-len(s.text) < need {
+	// At most three UTF-8 bytes per byte of input (GB18030's single 0x80
+	// is U+20AC), and eight more for appendASCII's last word: with that
+	// room reserved, appending never moves the chunk, so the strings made
+	// along the way stay views of bytes that are never written again (the
+	// next record appends after them; a new chunk is allocated when this
+	// one is full).
+	if need := 3*len(line) + 8; cap(s.text)-len(s.text) < need {
 		s.text = make([]byte, 0, max(textChunk, need))
 	}
 	buf := s.text
-	base := len(buf)
-	cp := line
-	_ = base
 	var perr *parseError
 	var last []lastText
 	for i := range sch.ops {
 		op := &sch.ops[i]
-		raw := cp[op.off:op.end]
+		raw := line[op.off:op.end]
 		if op.kind != opText {
 			raw = trimSpaces(raw)
 			if op.kind == opInt {
@@ -113,7 +111,7 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 			v, err := parseNumeric(f, raw)
 			if err != nil && perr == nil {
 				perr = &parseError{kind: sch.Kind, field: f.Name, problem: fieldProblem(f, err),
-					excerpt: Mask(f.Sensitive, maskExcerpt(string(cp[op.off:op.end])))}
+					excerpt: Mask(f.Sensitive, maskExcerpt(string(line[op.off:op.end])))}
 			}
 			rec.Values[i] = v
 			continue
@@ -134,20 +132,18 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 			last = s.last[sch.Kind]
 		}
 		m := &last[i]
-		if m.ok && string(raw) == m.raw() {
+		if key := m.raw(); m.ok && len(raw) == len(key) && sameTail(raw, key) && string(raw) == key {
 			rec.Values[i] = Value{Str: m.str, Set: true}
 			continue
 		}
-		if isASCII(raw) {
-			// ASCII is the same bytes in every supported charset.
-			start := len(buf)
-			buf = append(buf, raw...)
+		start := len(buf)
+		if b, ok := appendASCII(buf, unsafe.String(&raw[0], len(raw))); ok {
+			buf = b
 			str := unsafe.String(&buf[start], len(raw))
 			rec.Values[i] = Value{Str: str, Set: true}
 			m.str, m.ascii, m.ok = str, true, true
 			continue
 		}
-		start := len(buf)
 		var err error
 		buf, err = s.l.codec.decode(buf, raw)
 		if err != nil {
@@ -208,4 +204,70 @@ func trimPadWords(b []byte, pad byte, right bool) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
+}
+
+// appendASCII appends s to dst if s is all ASCII, testing and copying eight
+// bytes at a time (ASCII is the same bytes in every supported charset); it
+// reports false, with dst unchanged, otherwise. It writes up to len(s)+7
+// bytes past len(dst) when the capacity allows, which the caller's later
+// appends overwrite.
+func appendASCII(dst []byte, s string) ([]byte, bool) {
+	const hi8 = 0x8080808080808080
+	n, k := len(s), len(dst)
+	if n < 8 || cap(dst)-k < n+8 {
+		if !isASCIIString(s) {
+			return dst, false
+		}
+		return append(dst, s...), true
+	}
+	src := unsafe.Slice(unsafe.StringData(s), n)
+	out := dst[k : k+n+8]
+	var acc uint64
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		w := binary.LittleEndian.Uint64(src[i:])
+		acc |= w
+		binary.LittleEndian.PutUint64(out[i:], w)
+	}
+	if i < n {
+		// The last word overlaps the one before it.
+		w := binary.LittleEndian.Uint64(src[n-8:])
+		acc |= w
+		binary.LittleEndian.PutUint64(out[n-8:], w)
+	}
+	if acc&hi8 != 0 {
+		return dst, false
+	}
+	return dst[:k+n], true
+}
+
+// padWords appends n copies of pad eight bytes at a time when the capacity
+// allows (writing up to seven bytes more, which later appends overwrite),
+// else as padRun does.
+func padWords(dst []byte, pad byte, n int) []byte {
+	k := len(dst)
+	if n <= 0 {
+		return dst
+	}
+	if cap(dst)-k < n+8 {
+		return padRun(dst, pad, n)
+	}
+	word := uint64(pad) * 0x0101010101010101
+	out := dst[k : k+n+8]
+	for j := 0; j < n; j += 8 {
+		binary.LittleEndian.PutUint64(out[j:], word)
+	}
+	return dst[:k+n]
+}
+
+// sameTail reports whether the last eight bytes of a and b (of equal
+// length) are equal, or true when they are shorter: a cheap first test
+// before comparing whole fields, since values that differ (references,
+// accounts, IDs) mostly differ at the end.
+func sameTail(a []byte, b string) bool {
+	n := len(a)
+	if n < 8 || len(b) != n {
+		return true
+	}
+	return binary.LittleEndian.Uint64(a[n-8:]) == binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(b), n)[n-8:])
 }
