@@ -85,12 +85,11 @@ func parseDigits(b []byte) (n int64, ok bool) {
 // each.
 func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseError {
 	// At most three UTF-8 bytes per byte of input (GB18030's single 0x80
-	// is U+20AC), and eight more for appendASCII's last word: with that
-	// room reserved, appending never moves the chunk, so the strings made
-	// along the way stay views of bytes that are never written again (the
-	// next record appends after them; a new chunk is allocated when this
-	// one is full).
-	if need := 3*len(line) + 8; cap(s.text)-len(s.text) < need {
+	// is U+20AC): with that room reserved, appending never moves the
+	// chunk, so the strings made along the way stay views of bytes that
+	// are never written again (the next record appends after them; a new
+	// chunk is allocated when this one is full).
+	if need := 3 * len(line); cap(s.text)-len(s.text) < need {
 		s.text = make([]byte, 0, max(textChunk, need))
 	}
 	buf := s.text
@@ -137,8 +136,9 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 			continue
 		}
 		start := len(buf)
-		if b, ok := appendASCII(buf, unsafe.String(&raw[0], len(raw))); ok {
-			buf = b
+		if isASCII(raw) {
+			// ASCII is the same bytes in every supported charset.
+			buf = append(buf, raw...)
 			str := unsafe.String(&buf[start], len(raw))
 			rec.Values[i] = Value{Str: str, Set: true}
 			m.str, m.ascii, m.ok = str, true, true
@@ -204,60 +204,6 @@ func trimPadWords(b []byte, pad byte, right bool) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
-}
-
-// appendASCII appends s to dst if s is all ASCII, testing and copying eight
-// bytes at a time (ASCII is the same bytes in every supported charset); it
-// reports false, with dst unchanged, otherwise. It writes up to len(s)+7
-// bytes past len(dst) when the capacity allows, which the caller's later
-// appends overwrite.
-func appendASCII(dst []byte, s string) ([]byte, bool) {
-	const hi8 = 0x8080808080808080
-	n, k := len(s), len(dst)
-	if n < 8 || cap(dst)-k < n+8 {
-		if !isASCIIString(s) {
-			return dst, false
-		}
-		return append(dst, s...), true
-	}
-	src := unsafe.Slice(unsafe.StringData(s), n)
-	out := dst[k : k+n+8]
-	var acc uint64
-	i := 0
-	for ; i+8 <= n; i += 8 {
-		w := binary.LittleEndian.Uint64(src[i:])
-		acc |= w
-		binary.LittleEndian.PutUint64(out[i:], w)
-	}
-	if i < n {
-		// The last word overlaps the one before it.
-		w := binary.LittleEndian.Uint64(src[n-8:])
-		acc |= w
-		binary.LittleEndian.PutUint64(out[n-8:], w)
-	}
-	if acc&hi8 != 0 {
-		return dst, false
-	}
-	return dst[:k+n], true
-}
-
-// padWords appends n copies of pad eight bytes at a time when the capacity
-// allows (writing up to seven bytes more, which later appends overwrite),
-// else as padRun does.
-func padWords(dst []byte, pad byte, n int) []byte {
-	k := len(dst)
-	if n <= 0 {
-		return dst
-	}
-	if cap(dst)-k < n+8 {
-		return padRun(dst, pad, n)
-	}
-	word := uint64(pad) * 0x0101010101010101
-	out := dst[k : k+n+8]
-	for j := 0; j < n; j += 8 {
-		binary.LittleEndian.PutUint64(out[j:], word)
-	}
-	return dst[:k+n]
 }
 
 // sameTail reports whether the last eight bytes of a and b (of equal

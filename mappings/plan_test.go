@@ -507,46 +507,11 @@ func TestSetOKMatchesValidateField(t *testing.T) {
 	}
 }
 
-// TestAppendASCIIAndPadWords compares the word-at-a-time copy and padding
-// with a byte loop, for every length up to 40, a high byte at every place
-// and every spare capacity up to 16 bytes.
-func TestAppendASCIIAndPadWords(t *testing.T) {
-	for n := 0; n <= 40; n++ {
-		for spare := 0; spare <= 16; spare++ {
-			for hi := -1; hi < n; hi++ {
-				src := make([]byte, n)
-				for i := range src {
-					src[i] = byte('A' + i%26)
-				}
-				if hi >= 0 {
-					src[hi] = 0xC5
-				}
-				dst := append(make([]byte, 0, 3+n+spare), "xyz"...)
-				got, ok := appendASCII(dst, string(src))
-				if ok != (hi < 0) {
-					t.Fatalf("appendASCII(%q) ok = %v", src, ok)
-				}
-				want := "xyz"
-				if ok {
-					want += string(src)
-				}
-				if string(got) != want {
-					t.Fatalf("appendASCII(%q, spare %d) = %q, want %q", src, spare, got, want)
-				}
-			}
-			dst := append(make([]byte, 0, 3+n+spare), "xyz"...)
-			if got, want := padWords(dst, '*', n), "xyz"+strings.Repeat("*", n); string(got) != want {
-				t.Fatalf("padWords(%d, spare %d) = %q, want %q", n, spare, got, want)
-			}
-		}
-	}
-}
-
 // TestKeptStringsStayIntact keeps the strings of every record read (the
 // Record documents that they are never overwritten) and compares them at
 // the end with copies taken when each record was returned: the arena's
-// word-at-a-time writes and the reuse of repeated values must not touch
-// bytes already handed out.
+// writes and the reuse of repeated values must not touch bytes already
+// handed out.
 func TestKeptStringsStayIntact(t *testing.T) {
 	for _, name := range []string{"banks/boc-disbursement.yaml"} {
 		l, err := testLoader().Layout(name)

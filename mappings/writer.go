@@ -312,9 +312,7 @@ func padRun(dst []byte, c byte, n int) []byte {
 // fit, blanks) and through encodeField otherwise.
 func (w *Writer) encodeFixed(rec *Record) error {
 	s := rec.schema
-	// Eight bytes more than the line: room for the word-at-a-time
-	// writes of appendASCII and padWords.
-	need := s.Length + len(w.l.eol) + 8
+	need := s.Length + len(w.l.eol)
 	if err := w.ob.reserve(need); err != nil {
 		return err
 	}
@@ -324,7 +322,7 @@ func (w *Writer) encodeFixed(rec *Record) error {
 		op := &s.ops[i]
 		v := &rec.Values[i]
 		if !v.Set {
-			line = padWords(line, op.blank, op.width)
+			line = padRun(line, op.blank, op.width)
 			continue
 		}
 		switch op.kind {
@@ -332,12 +330,11 @@ func (w *Writer) encodeFixed(rec *Record) error {
 			if op.right {
 				break
 			}
-			if len(v.Str) <= op.width {
-				var ok bool
-				if line, ok = appendASCII(line, v.Str); ok {
-					line = padWords(line, op.pad, op.width-len(v.Str))
-					continue
-				}
+			if len(v.Str) <= op.width && isASCIIString(v.Str) {
+				// ASCII is the same bytes in every supported charset.
+				line = append(line, v.Str...)
+				line = padRun(line, op.pad, op.width-len(v.Str))
+				continue
 			}
 			// Other text (names, remarks) is often the same as in the
 			// record before: its encoding is kept.
@@ -349,7 +346,7 @@ func (w *Writer) encodeFixed(rec *Record) error {
 			}
 			if m := &last[i]; m.ok && v.Str == m.str {
 				line = append(line, m.enc...)
-				line = padWords(line, op.pad, op.width-len(m.enc))
+				line = padRun(line, op.pad, op.width-len(m.enc))
 				continue
 			}
 			// Else it is encoded in place; if that fails or does not
@@ -358,14 +355,14 @@ func (w *Writer) encodeFixed(rec *Record) error {
 			if enc, err := w.l.codec.encode(line, v.Str); err == nil && len(enc)-k <= op.width {
 				m := &last[i]
 				m.str, m.enc, m.ok = v.Str, append(m.enc[:0], enc[k:]...), true
-				line = padWords(enc, op.pad, op.width-(len(enc)-k))
+				line = padRun(enc, op.pad, op.width-(len(enc)-k))
 				continue
 			}
 			line = line[:k]
 		case opInt:
 			if x := v.Int; x >= 0 && (op.limit == 0 || x < op.limit) {
 				k := len(line)
-				line = padWords(line, op.pad, op.width)
+				line = padRun(line, op.pad, op.width)
 				out := line[k : k+op.width]
 				for j := op.width - 1; ; j-- {
 					out[j] = byte('0' + x%10)
