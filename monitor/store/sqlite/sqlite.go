@@ -49,9 +49,6 @@ const columns = `ts_ms, event_id, partner, flow, direction, channel, type, statu
 	batch_id, stage, business_key, partner_ref, file_name, digest, bytes, records, records_failed,
 	amount_fen, duration_us, attempt, error_class, error_code, error_message, component, node, attrs`
 
-const insertEvent = `INSERT INTO monitor_events (` + columns + `)
-	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (event_id) DO NOTHING`
-
 // rowsPerInsert rows go in one INSERT statement (28 parameters each, well
 // under SQLite's limit of 32766).
 const rowsPerInsert = 64
@@ -115,10 +112,16 @@ func (s *Store) Append(ctx context.Context, evs []monitor.Event) error {
 	return nil
 }
 
+// insertRows is the INSERT of n events. An event stored already (a spooled
+// event stored again after a crash) is skipped by OR IGNORE rather than by
+// ON CONFLICT (event_id) DO NOTHING: the same outcome here, since every
+// column is NOT NULL and bound from Go values and event_id's uniqueness is
+// the only constraint that can fail, but SQLite then needs no statement
+// journal for the multi-row INSERT, which with ON CONFLICT it wrote page by
+// page to a temporary file (14 % of the CPU of BenchmarkAppend).
 func insertRows(n int) string {
 	row := "(" + strings.TrimSuffix(strings.Repeat("?,", 28), ",") + "),"
-	return `INSERT INTO monitor_events (` + columns + `) VALUES ` + strings.TrimSuffix(strings.Repeat(row, n), ",") +
-		` ON CONFLICT (event_id) DO NOTHING`
+	return `INSERT OR IGNORE INTO monitor_events (` + columns + `) VALUES ` + strings.TrimSuffix(strings.Repeat(row, n), ",")
 }
 
 func appendEventArgs(args []any, ev *monitor.Event) []any {
