@@ -76,8 +76,8 @@ func (b failingBus) Publish(ctx context.Context, topic string, msgs ...bus.Messa
 // the sink's topic with their keys, idempotency keys and headers, nothing
 // went through the route's own topic, and the received and sent events and
 // metrics are those of the two hops. A route with a step still goes
-// through its topic; a refused publish is the source's error, with no
-// event.
+// through its topic; a refused publish is the source's error, and each
+// received event is followed by a rejected one.
 func TestDirectToBusSink(t *testing.T) {
 	msgs := []bus.Message{
 		{Key: "p1", IdempotencyKey: "rec-1", Body: []byte(`{"n":1}`), Headers: map[string]string{"mzhub-source": "api", "mzhub-parent-id": "page-7"}},
@@ -134,8 +134,17 @@ func TestDirectToBusSink(t *testing.T) {
 				if !errors.Is(emitErr, errRefused) {
 					t.Fatalf("emit: %v, want the bus's refusal", emitErr)
 				}
-				if n := len(evs.of(monitor.Received)) + len(evs.of(monitor.Sent)); n != 0 {
-					t.Fatalf("%d events of messages that are nowhere", n)
+				// The received events were committed beside the refused
+				// publish: each is followed by a rejected event, so no
+				// exchange looks received and then lost.
+				rec, rej := evs.of(monitor.Received), evs.of(monitor.Rejected)
+				if len(rec) != len(msgs) || len(rej) != len(msgs) || len(evs.of(monitor.Sent)) != 0 {
+					t.Fatalf("events: %d received, %d rejected, %d sent; want %d, %d, 0", len(rec), len(rej), len(evs.of(monitor.Sent)), len(msgs), len(msgs))
+				}
+				for i := range rej {
+					if rej[i].ExchangeID != rec[i].ExchangeID || rej[i].Status != monitor.Error || rej[i].ErrorMessage == "" {
+						t.Errorf("rejected event %d: %+v, want the exchange %q with the error", i, rej[i], rec[i].ExchangeID)
+					}
 				}
 				return
 			}

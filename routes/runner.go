@@ -147,26 +147,49 @@ func (rn *runner) emit(ctx context.Context, msgs ...bus.Message) error {
 			return ctx.Err()
 		}
 	}
-	if err := rn.e.deps.Bus.Publish(ctx, rn.topic, msgs...); err != nil {
+	// The source acknowledges its partner once emit returns: by then the
+	// messages are on the bus and their received events durable (the
+	// monitor's spool), so a crash never leaves an accepted message
+	// without its event. The two commits run side by side: the partner
+	// waits for the slower, not for both in turn.
+	evs := make([]monitor.Event, len(msgs))
+	for i := range msgs {
+		evs[i] = rn.newEvent(monitor.Received, monitor.OK, &msgs[i], func(ev *monitor.Event) { ev.Direction = monitor.Inbound; ev.Channel = rn.r.From.Kind })
+	}
+	err, derr := rn.publishAndSpool(ctx, rn.topic, msgs, evs)
+	if err != nil {
 		for range msgs {
 			rn.release()
 		}
 		return fmt.Errorf("route %s: publish: %w", rn.r.ID, err)
 	}
-	// The source acknowledges its partner once emit returns: the
-	// received events are durable by then (the monitor's spool), so a
-	// crash never leaves an accepted message without its event.
-	evs := make([]monitor.Event, len(msgs))
-	for i := range msgs {
-		rn.e.metrics.received.WithLabelValues(rn.r.ID).Inc()
-		evs[i] = rn.newEvent(monitor.Received, monitor.OK, &msgs[i], func(ev *monitor.Event) { ev.Direction = monitor.Inbound; ev.Channel = rn.r.From.Kind })
-	}
-	if err := monitor.EmitDurable(ctx, rn.e.events, evs...); err != nil {
+	rn.e.metrics.received.WithLabelValues(rn.r.ID).Add(float64(len(msgs)))
+	if derr != nil {
 		// The messages are on the bus; a resend is recognised by its
 		// idempotency key and its event kept then.
-		return fmt.Errorf("route %s: received events not durable: %w", rn.r.ID, err)
+		return fmt.Errorf("route %s: received events not durable: %w", rn.r.ID, derr)
 	}
 	return nil
+}
+
+// publishAndSpool publishes msgs on topic and makes their received events
+// evs durable at the same time. When the publish fails, the events already
+// spooled are followed by a rejected event each, so the monitor shows the
+// exchange as refused (the source answered its partner with an error) and
+// not as received and then lost.
+func (rn *runner) publishAndSpool(ctx context.Context, topic string, msgs []bus.Message, evs []monitor.Event) (perr, derr error) {
+	spooled := make(chan error, 1)
+	go func() { spooled <- monitor.EmitDurable(ctx, rn.e.events, evs...) }()
+	perr = rn.e.deps.Bus.Publish(ctx, topic, msgs...)
+	derr = <-spooled
+	if perr != nil && derr == nil {
+		for i := range msgs {
+			ev := rn.newEvent(monitor.Rejected, monitor.Error, &msgs[i], func(ev *monitor.Event) { ev.Direction = monitor.Inbound; ev.Channel = rn.r.From.Kind })
+			setError(&ev, perr)
+			rn.e.events.Emit(ev)
+		}
+	}
+	return perr, derr
 }
 
 // emitDirect publishes msgs (their keys set) straight to the topic of the
@@ -187,19 +210,19 @@ func (rn *runner) emitDirect(ctx context.Context, msgs []bus.Message) error {
 	for i := range msgs {
 		out[i] = sinkMessage(msgs[i])
 	}
-	if err := rn.e.deps.Bus.Publish(ctx, s.sink.(busSink).topic, out...); err != nil {
+	// As emit's: the received events are durable before the source
+	// acknowledges its partner, committed beside the publish.
+	evs := make([]monitor.Event, len(msgs))
+	for i := range msgs {
+		evs[i] = rn.newEvent(monitor.Received, monitor.OK, &msgs[i], func(ev *monitor.Event) { ev.Direction = monitor.Inbound; ev.Channel = rn.r.From.Kind })
+	}
+	err, derr := rn.publishAndSpool(ctx, s.sink.(busSink).topic, out, evs)
+	if err != nil {
 		rn.e.metrics.deliveries.WithLabelValues(rn.r.ID, s.name, "failed").Add(float64(len(msgs)))
 		return fmt.Errorf("route %s: publish to %s: %w", rn.r.ID, s.endpoint, err)
 	}
 	took := time.Since(start)
 	id := rn.r.ID
-	// As emit's: the received events are durable before the source
-	// acknowledges its partner.
-	evs := make([]monitor.Event, len(msgs))
-	for i := range msgs {
-		evs[i] = rn.newEvent(monitor.Received, monitor.OK, &msgs[i], func(ev *monitor.Event) { ev.Direction = monitor.Inbound; ev.Channel = rn.r.From.Kind })
-	}
-	derr := monitor.EmitDurable(ctx, rn.e.events, evs...)
 	// The messages are on the sink's topic whatever became of the events.
 	n := float64(len(msgs))
 	rn.e.metrics.received.WithLabelValues(id).Add(n)
