@@ -223,8 +223,10 @@ func EmitDurable(ctx context.Context, e interface{ Emit(Event) }, evs ...Event) 
 	return nil
 }
 
+// spoolReq is one EmitDurable call: its events, committed together, and
+// where the spooler answers.
 type spoolReq struct {
-	ev   Event
+	evs  []Event
 	done chan error
 }
 
@@ -241,33 +243,31 @@ func (w *Writer) EmitDurable(ctx context.Context, evs ...Event) error {
 		}
 		return nil
 	}
-	reqs := make([]spoolReq, len(evs))
+	if len(evs) == 0 {
+		return nil
+	}
+	req := spoolReq{evs: make([]Event, len(evs)), done: make(chan error, 1)}
 	for i, ev := range evs {
 		if ev.Time.IsZero() {
 			ev.Time = w.opt.Clock.Now()
 		}
 		w.stamp(&ev)
 		ev.spooled = true
-		reqs[i] = spoolReq{ev: ev, done: make(chan error, 1)}
+		req.evs[i] = ev
 	}
 	w.spoolMu.Lock()
-	w.spoolQ = append(w.spoolQ, reqs...)
+	w.spoolQ = append(w.spoolQ, req)
 	w.spoolMu.Unlock()
 	select {
 	case w.spoolKick <- struct{}{}:
 	default:
 	}
-	for i := range reqs {
-		select {
-		case err := <-reqs[i].done:
-			if err != nil {
-				return err
-			}
-		case <-ctx.Done():
-			return fmt.Errorf("monitor: spool event: %w", ctx.Err())
-		}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("monitor: spool event: %w", ctx.Err())
 	}
-	return nil
 }
 
 // spooler commits the queued EmitDurable events to the spool, as many at
@@ -288,9 +288,16 @@ func (w *Writer) spooler(ctx context.Context) {
 			if len(q) == 0 {
 				break
 			}
-			evs := make([]Event, len(q))
-			for i := range q {
-				evs[i] = q[i].ev
+			evs := q[0].evs
+			if len(q) > 1 {
+				n := 0
+				for i := range q {
+					n += len(q[i].evs)
+				}
+				evs = make([]Event, 0, n)
+				for i := range q {
+					evs = append(evs, q[i].evs...)
+				}
 			}
 			err := w.opt.Spool.Put(ctx, evs)
 			if err != nil {
