@@ -92,13 +92,20 @@ func TestDirectToBusSink(t *testing.T) {
 		{name: "no steps", direct: true},
 		{name: "a step", steps: "steps:\n  - map: {fields: {n: body.n}}\n"},
 		{name: "publish refused", refuse: true},
+		{name: "a step, publish refused", steps: "steps:\n  - map: {fields: {n: body.n}}\n", refuse: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := routetest.NewBus()
 			var b bus.Bus = mem
 			if tc.refuse {
-				b = failingBus{Bus: mem, topic: "out"}
+				// The topic the source's messages go to first: the sink's
+				// without steps, the route's own with a step.
+				topic := "out"
+				if tc.steps != "" {
+					topic = "route.feed"
+				}
+				b = failingBus{Bus: mem, topic: topic}
 			}
 			reg := routetest.NewSinks().Registry()
 			res := make(chan error, 1)
