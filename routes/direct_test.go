@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -228,4 +229,83 @@ func gatherSum(g prometheus.Gatherer, name string) (float64, error) {
 		}
 	}
 	return sum, nil
+}
+
+// signalLog is an eventLog that closes got at the first received event.
+type signalLog struct {
+	eventLog
+	once sync.Once
+	got  chan struct{}
+}
+
+func (l *signalLog) Emit(ev monitor.Event) {
+	l.eventLog.Emit(ev)
+	if ev.Type == monitor.Received {
+		l.once.Do(func() { close(l.got) })
+	}
+}
+
+// waitBus holds a publish to topic until the received event is out.
+type waitBus struct {
+	bus.Bus
+	topic string
+	got   <-chan struct{}
+}
+
+func (b waitBus) Publish(ctx context.Context, topic string, msgs ...bus.Message) error {
+	if topic == b.topic {
+		select {
+		case <-b.got:
+		case <-time.After(10 * time.Second):
+			return errors.New("no received event while the publish was in flight: the two commits ran one after the other")
+		}
+	}
+	return b.Bus.Publish(ctx, topic, msgs...)
+}
+
+// TestPublishAndReceivedEventSideBySide: a source's publish and the
+// durable spool of its received events are committed side by side, so a
+// partner waits for one commit, not two in turn: here the publish does not
+// finish until the received event is out, and emit still succeeds.
+func TestPublishAndReceivedEventSideBySide(t *testing.T) {
+	for _, steps := range []string{"", "steps:\n  - map: {fields: {n: body.n}}\n"} {
+		mem := routetest.NewBus()
+		evs := &signalLog{got: make(chan struct{})}
+		topic := "out"
+		if steps != "" {
+			topic = "route.feed"
+		}
+		b := waitBus{Bus: mem, topic: topic, got: evs.got}
+		reg := routetest.NewSinks().Registry()
+		res := make(chan error, 1)
+		_ = reg.Register(connectors.Spec{
+			Name: "once",
+			Source: &connectors.SourceSpec{
+				NewConfig: func() any { return &struct{}{} },
+				New: func(any, connectors.Deps) (connectors.Source, error) {
+					return onceSource{msgs: []bus.Message{{IdempotencyKey: "rec-1", Body: []byte(`{"n":1}`)}}, res: res}, nil
+				},
+			},
+		})
+		dir := t.TempDir()
+		route := "id: feed\npartner: p\nflow: f\nfrom: {kind: once}\n" + steps + "to:\n  - kind: bus\n    config: {topic: out}\n"
+		if err := os.WriteFile(filepath.Join(dir, "feed.yaml"), []byte(route), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		eng, err := routes.NewEngine(routes.EngineConfig{ReloadInterval: -1}, routes.Deps{Bus: b, Store: storetest.Open(t), Connectors: reg, Metrics: prometheus.NewRegistry(), Events: evs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := eng.Load(dir); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- eng.Run(ctx) }()
+		if err := <-res; err != nil {
+			t.Errorf("steps %q: emit: %v", steps, err)
+		}
+		cancel()
+		<-done
+	}
 }
