@@ -35,6 +35,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/security/sign"
@@ -171,6 +172,9 @@ type result struct {
 	// rssAnon and rssFile split rss: the process's own memory, and the
 	// executable's (and other files') pages mapped from the page cache.
 	rssAnon, rssFile string
+	// hubCPU and selfCPU are the CPU time (user + system) the hub and the
+	// load generator itself used while sending (not while settling).
+	hubCPU, selfCPU time.Duration
 }
 
 func (r result) print(w io.Writer, what string) {
@@ -179,6 +183,12 @@ func (r result) print(w io.Writer, what string) {
 		r.sent, r.ok, r.byStatus, r.delivered, r.lost, r.duplicates, r.extra, r.loadBefore, r.loadAfter)
 	if r.rss != "" {
 		fmt.Fprintf(w, " rss=%s rss_peak=%s rss_anon=%s rss_file=%s", r.rss, r.rssPeak, r.rssAnon, r.rssFile)
+	}
+	if r.ok > 0 {
+		if r.hubCPU > 0 {
+			fmt.Fprintf(w, " hub_cpu_per_req=%.0fµs", float64(r.hubCPU.Microseconds())/float64(r.ok))
+		}
+		fmt.Fprintf(w, " loadgen_cpu_per_req=%.0fµs", float64(r.selfCPU.Microseconds())/float64(r.ok))
 	}
 	fmt.Fprintln(w)
 }
@@ -194,6 +204,7 @@ func load(o options, url, prefix string, n int, secret []byte, sk *sink, pid int
 	var lat []time.Duration
 	accepted := map[string]bool{}
 	var seq atomic.Int64
+	hub0, self0 := procCPU(pid), selfCPU()
 	deadline := time.Now().Add(o.duration)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -248,6 +259,10 @@ func load(o options, url, prefix string, n int, secret []byte, sk *sink, pid int
 	}
 	wg.Wait()
 	res.elapsed = time.Since(start)
+	res.selfCPU = selfCPU() - self0
+	if pid > 0 {
+		res.hubCPU = procCPU(pid) - hub0
+	}
 	res.sent, res.ok = len(lat), len(accepted)
 	if pid > 0 {
 		res.rss, res.rssPeak, res.rssAnon, res.rssFile = procMem(pid)
@@ -404,6 +419,43 @@ func loadavg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// procCPU is the user and system CPU time of process pid from
+// /proc/PID/stat (0 when unreadable). The fields count in USER_HZ ticks,
+// 100 a second on Linux.
+func procCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: count after its ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(ut+st) * (time.Second / 100)
+}
+
+// selfCPU is the load generator's own user and system CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func procMem(pid int) (rss, peak, anon, file string) {

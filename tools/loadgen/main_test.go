@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shanghai-mca/mzhub/config"
 	_ "github.com/shanghai-mca/mzhub/connectors/all" // the http kind of the bench route
@@ -44,7 +45,8 @@ func TestCeilingRun(t *testing.T) {
 	}
 	s := out.String()
 	if !strings.Contains(s, "ceiling (bare forwarder)") || !strings.Contains(s, "errors=map[] ") ||
-		!strings.Contains(s, "lost=0 duplicates=0 extra=0") || strings.Contains(s, " 2xx=0 ") {
+		!strings.Contains(s, "lost=0 duplicates=0 extra=0") || strings.Contains(s, " 2xx=0 ") ||
+		!strings.Contains(s, " loadgen_cpu_per_req=") {
 		t.Fatalf("output:\n%s", s)
 	}
 }
@@ -53,5 +55,27 @@ func TestCeilingRun(t *testing.T) {
 func TestOnlyLoopback(t *testing.T) {
 	if err := run([]string{"-target", "http://192.0.2.1:80/routes/x", "-sink", "127.0.0.1:0"}, &bytes.Buffer{}); err == nil {
 		t.Fatal("a non-loopback target was accepted")
+	}
+}
+
+// TestProcCPU: the CPU time read from /proc/PID/stat grows as the process
+// works, and agrees with getrusage within the ticks' resolution.
+func TestProcCPU(t *testing.T) {
+	pid := os.Getpid()
+	c0 := procCPU(pid)
+	x := uint64(1)
+	for procCPU(pid) < c0+100*time.Millisecond {
+		for i := 0; i < 1_000_000; i++ {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+		if selfCPU() > 30*time.Second {
+			t.Fatalf("procCPU stays at %v after 30 s of CPU (x=%d)", procCPU(pid), x)
+		}
+	}
+	if d := selfCPU() - procCPU(pid); d < -50*time.Millisecond || d > 500*time.Millisecond {
+		t.Errorf("getrusage %v, /proc %v: they should agree", selfCPU(), procCPU(pid))
+	}
+	if procCPU(0) != 0 || procCPU(-1) != 0 {
+		t.Error("no process, no CPU")
 	}
 }
