@@ -68,3 +68,20 @@ func TestFakeBlockUntil(t *testing.T) {
 		t.Fatalf("BlockUntil with nobody waiting: %v", err)
 	}
 }
+
+// TestProcessCPU: the process's CPU time grows as it works.
+func TestProcessCPU(t *testing.T) {
+	c0 := clock.ProcessCPU()
+	x := uint64(1)
+	for n := 0; clock.ProcessCPU() <= c0; n++ {
+		if clock.ProcessCPU() == 0 {
+			t.Skip("no CPU time on this platform")
+		}
+		if n == 10_000 {
+			t.Fatalf("CPU time stays at %v after 10^10 multiplications (x=%d)", c0, x)
+		}
+		for i := 0; i < 1_000_000; i++ {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"testing"
+
+	"github.com/shanghai-mca/mzhub/clock"
 )
 
 // benchFile returns n detail lines of the BOC disbursement layout (12
@@ -60,7 +62,7 @@ func benchFixed(b *testing.B, skip bool) {
 	b.SetBytes(int64(len(data) / n))
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuNanos()
+	cpu0 := clock.ProcessCPU().Nanoseconds()
 	done := 0
 	for done < b.N {
 		rd := NewReader(l, bytes.NewReader(data), ReaderOptions{})
@@ -114,7 +116,7 @@ func BenchmarkConvertCanonicalToBOC(b *testing.B) {
 	b.SetBytes(int64(buf.Len() / b.N))
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuNanos()
+	cpu0 := clock.ProcessCPU().Nanoseconds()
 	res, err := m.Convert(context.Background(), bytes.NewReader(buf.Bytes()), io.Discard, ConvertOptions{Params: params})
 	if err != nil || res.Written != int64(b.N) {
 		b.Fatalf("%v %+v", err, res)
@@ -126,7 +128,7 @@ func BenchmarkConvertCanonicalToBOC(b *testing.B) {
 // threads, GC included) with the records/s one core sustains at that cost.
 func reportCPU(b *testing.B, cpu0 int64) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
-	if cpu := cpuNanos() - cpu0; cpu > 0 {
+	if cpu := clock.ProcessCPU().Nanoseconds() - cpu0; cpu > 0 {
 		b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
 		b.ReportMetric(float64(b.N)/(float64(cpu)/1e9), "records/cpu-s")
 	}

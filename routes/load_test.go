@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 
 	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/bus/local"
+	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/httpx"
 	"github.com/shanghai-mca/mzhub/monitor"
@@ -66,12 +66,6 @@ type loadResult struct {
 	// cpuPerMsg is the process CPU time (user+system: hub, load generator
 	// and partner together) per delivered message.
 	cpuPerMsg time.Duration
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func (r loadResult) String() string {
@@ -263,7 +257,7 @@ to:
 	)
 	stop := time.Now().Add(d)
 	start := time.Now()
-	cpu0 := cpuTime()
+	cpu0 := clock.ProcessCPU()
 	for c := 0; c < clients; c++ {
 		wg.Add(1)
 		go func(c int) {
@@ -303,7 +297,7 @@ drained:
 		}
 	}
 	drained := time.Since(start)
-	cpu := cpuTime() - cpu0
+	cpu := clock.ProcessCPU() - cpu0
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	var evs int64

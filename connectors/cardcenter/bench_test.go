@@ -4,21 +4,15 @@ import (
 	"context"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/connectors"
 	"github.com/shanghai-mca/mzhub/connectors/cardcenter"
 	"github.com/shanghai-mca/mzhub/connectors/cardcenter/cardcentersim"
 	"github.com/shanghai-mca/mzhub/services/disbursement/synth"
 )
-
-func cpuNow() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkStatus4M asks the card status of 4,400,000 persons (a payment
 // month's list) from the simulated card center over loopback HTTP, as the
@@ -53,10 +47,10 @@ func BenchmarkStatus4M(b *testing.B) {
 	b.ResetTimer()
 	var wall, cpu time.Duration
 	for i := 0; i < b.N; i++ {
-		start, c0 := time.Now(), cpuNow()
+		start, c0 := time.Now(), clock.ProcessCPU()
 		got, err := q.Query(context.Background(), ids)
 		wall += time.Since(start)
-		cpu += cpuNow() - c0
+		cpu += clock.ProcessCPU() - c0
 		if err != nil || len(got) != len(ids) {
 			b.Fatalf("%d statuses: %v", len(got), err)
 		}

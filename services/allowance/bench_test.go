@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,12 +16,6 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/datasea/dataseasim"
 	"github.com/shanghai-mca/mzhub/connectors/httpx"
 )
-
-func cpuNow() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkDayPull is a day's pull of 50,000 death and move records (the
 // target: applied in ≤ 10 s): the platform simulator serves them over
@@ -56,10 +49,10 @@ func BenchmarkDayPull(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		start, c0 := time.Now(), cpuNow()
+		start, c0 := time.Now(), clock.ProcessCPU()
 		res, err := pullInto(ctx, p, al)
 		wall += time.Since(start)
-		cpu += cpuNow() - c0
+		cpu += clock.ProcessCPU() - c0
 		if err != nil || res.New != n {
 			b.Fatalf("pull: %+v %v", res, err)
 		}
@@ -102,10 +95,10 @@ func BenchmarkDayPullRoutes(b *testing.B) {
 		cfg.URL = sim.URL()
 		cfg.Client = httpx.ClientConfig{Timeout: time.Minute}
 		b.StartTimer()
-		start, c0 := time.Now(), cpuNow()
+		start, c0 := time.Now(), clock.ProcessCPU()
 		runRoutes(b, db, cfg, bus.DefaultConfig().Local, al, n)
 		wall += time.Since(start)
-		cpu += cpuNow() - c0
+		cpu += clock.ProcessCPU() - c0
 	}
 	b.ReportMetric(wall.Seconds()/float64(b.N), "wall-s/pull")
 	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/pull")

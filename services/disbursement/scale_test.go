@@ -7,10 +7,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/connectors/bank"
 	"github.com/shanghai-mca/mzhub/connectors/bank/banksim"
 )
@@ -56,9 +56,7 @@ func TestIntegrationFullScale(t *testing.T) {
 	for _, s := range st.Stages {
 		fmt.Fprintf(&sb, "  %-12s %8.2fs  %s\n", s.Stage, float64(s.EndedMs-s.StartedMs)/1000, s.Detail)
 	}
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	cpu := clock.ProcessCPU()
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Fprintf(&sb, "full cycle %.1fs wall, %.1fs CPU (process, list generation included), peak RSS %s, load average %s, counts %v\n",
 		total.Seconds(), cpu.Seconds(), peakRSS(), strings.Join(strings.Fields(string(load))[:3], " "), st.Counts)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/security/sign"
 	"github.com/shanghai-mca/mzhub/store"
 )
@@ -141,11 +142,11 @@ func runLoad(t testing.TB, partners, each int, ratePerPartner float64) loadResul
 		}(p)
 	}
 	ready.Wait()
-	cpu0 := processCPU()
+	cpu0 := clock.ProcessCPU()
 	start = time.Now()
 	close(gun)
 	wg.Wait()
-	res := loadResult{elapsed: time.Since(start), cpu: processCPU() - cpu0}
+	res := loadResult{elapsed: time.Since(start), cpu: clock.ProcessCPU() - cpu0}
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/connectors/household"
 	"github.com/shanghai-mca/mzhub/connectors/household/householdsim"
 	"github.com/shanghai-mca/mzhub/connectors/ministry"
@@ -27,20 +28,6 @@ func loadAvg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
-}
-
-func cpuTime() time.Duration {
-	b, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 15 {
-		return 0
-	}
-	u, _ := strconv.ParseInt(f[13], 10, 64)
-	s, _ := strconv.ParseInt(f[14], 10, 64)
-	return time.Duration(u+s) * 10 * time.Millisecond // USER_HZ 100
 }
 
 // TestScaleFanOut submits 1,000 households at once to every partner
@@ -70,7 +57,7 @@ func TestScaleFanOut(t *testing.T) {
 	cfg.PollEvery = time.Second
 	db := openDB(t, t.TempDir())
 	s := newService(t, cfg, db, cfgs.partners(t), nil)
-	cpu0, t0 := cpuTime(), time.Now()
+	cpu0, t0 := clock.ProcessCPU(), time.Now()
 	ids := make([]string, 0, n)
 	for i := range n {
 		id, _, err := s.Submit(context.Background(), Request{Reference: fmt.Sprintf("S-%d", i), Household: fmt.Sprintf("H%d", i),
@@ -82,7 +69,7 @@ func TestScaleFanOut(t *testing.T) {
 	}
 	submitted := time.Since(t0)
 	waitFinal(t, s, ids, 30*time.Minute)
-	wall, cpu := time.Since(t0), cpuTime()-cpu0
+	wall, cpu := time.Since(t0), clock.ProcessCPU()-cpu0
 	rows, err := db.Query(`SELECT final_ms - created_ms FROM verif_requests`)
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +151,7 @@ func TestScaleWaiting(t *testing.T) {
 		runtime.ReadMemStats(&m)
 		return m.HeapAlloc
 	}
-	t0, cpu0 := time.Now(), cpuTime()
+	t0, cpu0 := time.Now(), clock.ProcessCPU()
 	t.Logf("heap before: %.1f MiB", float64(heap())/(1<<20))
 	step := n / 5
 	for i := 0; i < n; i++ {
@@ -183,7 +170,7 @@ func TestScaleWaiting(t *testing.T) {
 				<-ch
 			}
 			t.Logf("%6d requests waiting: heap %.1f MiB (after GC), goroutines %d, %s elapsed, CPU %s, load %s",
-				i+1, float64(heap())/(1<<20), runtime.NumGoroutine(), time.Since(t0).Round(time.Second), cpuTime()-cpu0, loadAvg())
+				i+1, float64(heap())/(1<<20), runtime.NumGoroutine(), time.Since(t0).Round(time.Second), clock.ProcessCPU()-cpu0, loadAvg())
 		}
 	}
 	var waiting int

@@ -35,9 +35,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/security/sign"
 )
 
@@ -204,7 +204,7 @@ func load(o options, url, prefix string, n int, secret []byte, sk *sink, pid int
 	var lat []time.Duration
 	accepted := map[string]bool{}
 	var seq atomic.Int64
-	hub0, self0 := procCPU(pid), selfCPU()
+	hub0, self0 := procCPU(pid), clock.ProcessCPU()
 	deadline := time.Now().Add(o.duration)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -259,7 +259,7 @@ func load(o options, url, prefix string, n int, secret []byte, sk *sink, pid int
 	}
 	wg.Wait()
 	res.elapsed = time.Since(start)
-	res.selfCPU = selfCPU() - self0
+	res.selfCPU = clock.ProcessCPU() - self0
 	if pid > 0 {
 		res.hubCPU = procCPU(pid) - hub0
 	}
@@ -447,15 +447,6 @@ func procCPU(pid int) time.Duration {
 		return 0
 	}
 	return time.Duration(ut+st) * (time.Second / 100)
-}
-
-// selfCPU is the load generator's own user and system CPU time.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func procMem(pid int) (rss, peak, anon, file string) {

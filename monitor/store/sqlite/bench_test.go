@@ -8,10 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/shanghai-mca/mzhub/clock"
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/monitor/store/sqlite"
 )
@@ -78,22 +78,13 @@ func BenchmarkAppend(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		evs := benchEvents(batchN, (next+i*batchN)/3, t0)
-		c0 := cpuTime()
+		c0 := clock.ProcessCPU()
 		b.StartTimer()
 		if err := s.Append(ctx, evs); err != nil {
 			b.Fatal(err)
 		}
-		cpu += cpuTime() - c0
+		cpu += clock.ProcessCPU() - c0
 	}
 	b.ReportMetric(float64(b.N*batchN)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*batchN), "cpu-ns/event")
-}
-
-// cpuTime is the process's user and system CPU time (all threads).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
