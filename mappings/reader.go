@@ -572,19 +572,6 @@ func trimSpaces(b []byte) []byte {
 	return b
 }
 
-func trimPad(b []byte, pad byte, right bool) []byte {
-	if right {
-		for len(b) > 0 && b[0] == pad {
-			b = b[1:]
-		}
-		return b
-	}
-	for len(b) > 0 && b[len(b)-1] == pad {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
 // parseNumeric parses the trimmed text of a numeric field.
 func parseNumeric[T string | []byte](f *Field, b T) (Value, error) {
 	if len(b) == 0 {

@@ -77,68 +77,31 @@ func (s *lineSource) parseFixedRef(sch *Schema, line []byte, rec *Record) *parse
 	return perr
 }
 
-// encodeFixedRef is the general encoder the plan's fast paths replaced,
-// kept as the reference they are compared with. It returns the line
-// (with its ending) instead of writing it.
+// encodeFixedRef encodes every field of rec through encodeField, the
+// general path that encodeFixed's fast paths fall back to and must agree
+// with. It returns the line (with its ending) instead of writing it.
 func (w *Writer) encodeFixedRef(rec *Record) ([]byte, error) {
-	s := rec.schema
-	codec := w.l.codec
 	var line []byte
-	for i := range s.Fields {
-		f := &s.Fields[i]
-		v := &rec.Values[i]
-		if !v.Set {
-			// A blank field is all pad (all spaces for numbers).
-			c := f.pad
-			if f.num {
-				c = ' '
-			}
-			line = padRun(line, c, f.Width)
-			continue
+	for i := range rec.schema.Fields {
+		var err error
+		if line, err = w.encodeField(line, rec, i); err != nil {
+			return nil, err
 		}
-		if !f.num && !f.right {
-			// Left-aligned text is encoded straight into the line.
-			start := len(line)
-			var err error
-			line, err = codec.encode(line, v.Str)
-			if err != nil {
-				return nil, &FieldError{Kind: rec.Kind, Field: f.Name, Excerpt: Mask(f.Sensitive, v.Str), Err: err}
-			}
-			if n := len(line) - start; n > f.Width {
-				cut, err := w.truncate(rec, f, i, line[start:])
-				if err != nil {
-					return nil, err
-				}
-				line = line[:start+cut]
-			}
-			line = padRun(line, f.pad, f.Width-(len(line)-start))
-			continue
-		}
-		text := w.scratch[:0]
-		if f.num {
-			text = appendNumeric(text, f, v.Int)
-		} else {
-			var err error
-			text, err = codec.encode(text, v.Str)
-			if err != nil {
-				return nil, &FieldError{Kind: rec.Kind, Field: f.Name, Excerpt: Mask(f.Sensitive, v.Str), Err: err}
-			}
-		}
-		w.scratch = text
-		if len(text) > f.Width {
-			cut, err := w.truncate(rec, f, i, text)
-			if err != nil {
-				return nil, err
-			}
-			text = text[:cut]
-		}
-		padN := f.Width - len(text)
-		if f.pad == '0' && len(text) > 0 && text[0] == '-' {
-			line = append(line, '-')
-			text = text[1:]
-		}
-		line = padRun(line, f.pad, padN)
-		line = append(line, text...)
 	}
 	return append(line, w.l.eol...), nil
+}
+
+// trimPad is the byte-at-a-time trim that trimPadWords replaced, kept as
+// its reference.
+func trimPad(b []byte, pad byte, right bool) []byte {
+	if right {
+		for len(b) > 0 && b[0] == pad {
+			b = b[1:]
+		}
+		return b
+	}
+	for len(b) > 0 && b[len(b)-1] == pad {
+		b = b[:len(b)-1]
+	}
+	return b
 }

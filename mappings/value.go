@@ -246,18 +246,7 @@ func parseDate[T string | []byte](dl *dateLayout, b T) (int64, error) {
 			s = n
 		}
 	}
-	if mo < 1 || mo > 12 || d < 1 || d > daysIn(y, mo) || h > 23 || mi > 59 || s > 59 {
-		return 0, fmt.Errorf("%w: %q is not a valid date/time", ErrField, b)
-	}
-	dv := int64(y)*10000 + int64(mo)*100 + int64(d)
-	cv := int64(h)*10000 + int64(mi)*100 + int64(s)
-	switch dl.ft {
-	case TypeDate:
-		return dv, nil
-	case TypeTime:
-		return cv, nil
-	}
-	return dv*1000000 + cv, nil
+	return packDate(dl, b, y, mo, d, h, mi, s)
 }
 
 // parseFast is parseDate by the digits' positions (mask and pos), for
@@ -284,6 +273,12 @@ func parseFast[T string | []byte](dl *dateLayout, b T) (int64, error) {
 		y = int(b[p]-'0')*1000 + int(b[p+1]-'0')*100 + int(b[p+2]-'0')*10 + int(b[p+3]-'0')
 	}
 	mo, d, h, mi, s := two(1, 1), two(2, 1), two(3, 0), two(4, 0), two(5, 0)
+	return packDate(dl, b, y, mo, d, h, mi, s)
+}
+
+// packDate checks a civil date and time read from b and packs it as dl's type
+// holds it (the date, the time of day, or both).
+func packDate[T string | []byte](dl *dateLayout, b T, y, mo, d, h, mi, s int) (int64, error) {
 	if mo < 1 || mo > 12 || d < 1 || d > daysIn(y, mo) || h > 23 || mi > 59 || s > 59 {
 		return 0, fmt.Errorf("%w: %q is not a valid date/time", ErrField, b)
 	}

@@ -3,8 +3,6 @@ package routes_test
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -17,7 +15,6 @@ import (
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/routes"
 	"github.com/shanghai-mca/mzhub/routes/routetest"
-	"github.com/shanghai-mca/mzhub/store/storetest"
 )
 
 // onceSource emits one batch and reports what emit returned.
@@ -30,6 +27,26 @@ func (s onceSource) Run(ctx context.Context, emit connectors.Emit) error {
 	s.res <- emit(ctx, s.msgs...)
 	<-ctx.Done()
 	return nil
+}
+
+// runFeed runs the route feed (the once source emitting msgs, then steps,
+// to the bus topic out) on b, its events going to evs, and returns what
+// emit returned; the engine runs until the test ends.
+func runFeed(t *testing.T, b bus.Bus, evs connectors.Events, metrics *prometheus.Registry, steps string, msgs []bus.Message) error {
+	t.Helper()
+	res := make(chan error, 1)
+	once := connectors.Spec{
+		Name: "once",
+		Source: &connectors.SourceSpec{
+			NewConfig: func() any { return &struct{}{} },
+			New: func(any, connectors.Deps) (connectors.Source, error) {
+				return onceSource{msgs: append([]bus.Message(nil), msgs...), res: res}, nil
+			},
+		},
+	}
+	route := "id: feed\npartner: p\nflow: f\nfrom: {kind: once}\n" + steps + "to:\n  - kind: bus\n    config: {topic: out}\n"
+	startDeps(t, map[string]string{"feed.yaml": route}, func(d *routes.Deps) { d.Bus, d.Events, d.Metrics = b, evs, metrics }, once)
+	return <-res
 }
 
 // eventLog keeps the events the engine emits.
@@ -108,36 +125,9 @@ func TestDirectToBusSink(t *testing.T) {
 				}
 				b = failingBus{Bus: mem, topic: topic}
 			}
-			reg := routetest.NewSinks().Registry()
-			res := make(chan error, 1)
-			_ = reg.Register(connectors.Spec{
-				Name: "once",
-				Source: &connectors.SourceSpec{
-					NewConfig: func() any { return &struct{}{} },
-					New: func(any, connectors.Deps) (connectors.Source, error) {
-						return onceSource{msgs: append([]bus.Message(nil), msgs...), res: res}, nil
-					},
-				},
-			})
-			dir := t.TempDir()
-			route := "id: feed\npartner: p\nflow: f\nfrom: {kind: once}\n" + tc.steps + "to:\n  - kind: bus\n    config: {topic: out}\n"
-			if err := os.WriteFile(filepath.Join(dir, "feed.yaml"), []byte(route), 0o600); err != nil {
-				t.Fatal(err)
-			}
 			evs := &eventLog{}
 			metrics := prometheus.NewRegistry()
-			eng, err := routes.NewEngine(routes.EngineConfig{ReloadInterval: -1}, routes.Deps{Bus: b, Store: storetest.Open(t), Connectors: reg, Metrics: metrics, Events: evs})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := eng.Load(dir); err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- eng.Run(ctx) }()
-			defer func() { cancel(); <-done }()
-			emitErr := <-res
+			emitErr := runFeed(t, b, evs, metrics, tc.steps, msgs)
 			if tc.refuse {
 				if !errors.Is(emitErr, errRefused) {
 					t.Fatalf("emit: %v, want the bus's refusal", emitErr)
@@ -200,6 +190,7 @@ func TestDirectToBusSink(t *testing.T) {
 				"mzhub_routes_handle_duration_seconds": 1, // one series
 			} {
 				var got float64
+				var err error
 				if name == "mzhub_routes_handle_duration_seconds" {
 					got = float64(testutil.CollectAndCount(metrics, name))
 				} else if got, err = gatherSum(metrics, name); err != nil {
@@ -276,36 +267,8 @@ func TestPublishAndReceivedEventSideBySide(t *testing.T) {
 			topic = "route.feed"
 		}
 		b := waitBus{Bus: mem, topic: topic, got: evs.got}
-		reg := routetest.NewSinks().Registry()
-		res := make(chan error, 1)
-		_ = reg.Register(connectors.Spec{
-			Name: "once",
-			Source: &connectors.SourceSpec{
-				NewConfig: func() any { return &struct{}{} },
-				New: func(any, connectors.Deps) (connectors.Source, error) {
-					return onceSource{msgs: []bus.Message{{IdempotencyKey: "rec-1", Body: []byte(`{"n":1}`)}}, res: res}, nil
-				},
-			},
-		})
-		dir := t.TempDir()
-		route := "id: feed\npartner: p\nflow: f\nfrom: {kind: once}\n" + steps + "to:\n  - kind: bus\n    config: {topic: out}\n"
-		if err := os.WriteFile(filepath.Join(dir, "feed.yaml"), []byte(route), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		eng, err := routes.NewEngine(routes.EngineConfig{ReloadInterval: -1}, routes.Deps{Bus: b, Store: storetest.Open(t), Connectors: reg, Metrics: prometheus.NewRegistry(), Events: evs})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := eng.Load(dir); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- eng.Run(ctx) }()
-		if err := <-res; err != nil {
+		if err := runFeed(t, b, evs, prometheus.NewRegistry(), steps, []bus.Message{{IdempotencyKey: "rec-1", Body: []byte(`{"n":1}`)}}); err != nil {
 			t.Errorf("steps %q: emit: %v", steps, err)
 		}
-		cancel()
-		<-done
 	}
 }
