@@ -313,11 +313,15 @@ func TestResultFileTwice(t *testing.T) {
 	if _, err := e.svc.Submit(ctx, rs); err != nil {
 		t.Fatal(err)
 	}
-	// Send, and take the bank's result file ourselves.
+	// Send, and take the bank's result file ourselves. The bank holds its
+	// answer until the pass is over: the pass also polls for results, and
+	// on a loaded machine it would find and apply the file first.
+	sim := e.sims["boc"]
+	sim.HoldTaking.Store(true)
 	if err := e.svc.Pass(ctx); err != nil {
 		t.Fatal(err)
 	}
-	sim := e.sims["boc"]
+	sim.HoldTaking.Store(false)
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var data []byte

@@ -94,6 +94,10 @@ type Bank struct {
 	// HoldRepairs keeps the whole files that replace truncated, cut or
 	// empty returns back while set (a bank that has not answered yet).
 	HoldRepairs atomic.Bool
+	// HoldTaking keeps the bank from taking (and so answering) new files
+	// while set: a bank that has not looked yet. Its passes still run and
+	// count for Scanned.
+	HoldTaking atomic.Bool
 
 	files bank.FileSet
 	opts  Options
@@ -167,8 +171,9 @@ func Start(ctx context.Context, dir string, cfg bank.Config, mappingsFS fs.FS, o
 // Scanned returns once the bank has finished a whole pass over its upload
 // folder that began after the call, or with ctx's error. A file complete
 // (data and done file) before the call has then been taken and answered
-// (its return files and their done files written) or refused: tests wait on
-// this instead of sleeping for a while and hoping the bank looked.
+// (its return files and their done files written) or refused, unless
+// HoldTaking is set: tests wait on this instead of sleeping for a while and
+// hoping the bank looked.
 func (b *Bank) Scanned(ctx context.Context) error {
 	b.scanMu.Lock()
 	target := b.started + 1 // the next pass to start
@@ -231,6 +236,9 @@ func (b *Bank) loop(ctx context.Context) {
 
 func (b *Bank) scan(ctx context.Context) error {
 	b.repairReturns()
+	if b.HoldTaking.Load() {
+		return nil
+	}
 	in := filepath.Join(b.Root(), filepath.FromSlash(b.Config.SFTP.UploadDir))
 	es, err := os.ReadDir(in)
 	if err != nil {

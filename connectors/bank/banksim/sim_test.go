@@ -229,3 +229,48 @@ func TestRefusesWrongDigestAndIncompleteFiles(t *testing.T) {
 		t.Fatalf("no refusal report: %v", err)
 	}
 }
+
+// TestHoldTaking: a held bank leaves a complete file where it is through
+// whole passes, and takes it on its first pass after the hold is lifted.
+func TestHoldTaking(t *testing.T) {
+	ctx := context.Background()
+	cfgs, err := ShippedConfigs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := DefaultOptions()
+	opts.ReturnDelay = 0
+	b, err := Start(ctx, t.TempDir(), cfgs[0], os.DirFS(mustMappings(t)), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.HoldTaking.Store(true)
+	p, _ := writeFile(t, b, t.TempDir(), 5)
+	data, _ := os.ReadFile(p)
+	up := filepath.Join(b.Root(), "upload")
+	name := filepath.Base(p)
+	digest, size := sum(data)
+	_ = os.WriteFile(filepath.Join(up, name), data, 0o640)
+	_ = os.WriteFile(filepath.Join(up, name+".done"), sftp.DoneInfo{File: name, Bytes: size, SM3: digest}.Marshal(), 0o640)
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for range 2 {
+		if err := b.Scanned(wctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b.Taken.Load() != 0 {
+		t.Fatalf("a held bank took %d files", b.Taken.Load())
+	}
+	if _, err := os.Stat(filepath.Join(up, name)); err != nil {
+		t.Fatalf("the held file moved: %v", err)
+	}
+	b.HoldTaking.Store(false)
+	if err := b.Scanned(wctx); err != nil {
+		t.Fatal(err)
+	}
+	if b.Taken.Load() != 1 || b.Paid.Total() != 5 {
+		t.Fatalf("after the hold: taken %d paid %d", b.Taken.Load(), b.Paid.Total())
+	}
+}
