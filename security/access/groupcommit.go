@@ -1,11 +1,14 @@
 package access
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,7 +54,6 @@ type GroupCommit struct {
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
-	ins     *sql.Stmt
 	upd     *sql.Stmt
 	swept   time.Time
 	metrics gcMetrics
@@ -100,7 +102,7 @@ type gcItem struct {
 	done  chan struct{}
 }
 
-// NewGroupCommit migrates the nonce table, prepares the nonce statements
+// NewGroupCommit migrates the nonce table, prepares the nonce reclaim
 // and starts the committer. Close stops it.
 func NewGroupCommit(ctx context.Context, db *store.DB, log *audit.Log, o GroupCommitOptions) (*GroupCommit, error) {
 	if log == nil {
@@ -153,11 +155,7 @@ func NewGroupCommit(ctx context.Context, db *store.DB, log *audit.Log, o GroupCo
 		}
 	}
 	var err error
-	if g.ins, err = db.PrepareContext(ctx, db.Rebind(`INSERT INTO partner_nonces (key_id, nonce, expires_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`)); err != nil {
-		return nil, fmt.Errorf("access: prepare nonce insert: %w", err)
-	}
 	if g.upd, err = db.PrepareContext(ctx, db.Rebind(`UPDATE partner_nonces SET expires_ms = ? WHERE key_id = ? AND nonce = ? AND expires_ms < ?`)); err != nil {
-		_ = g.ins.Close()
 		return nil, fmt.Errorf("access: prepare nonce update: %w", err)
 	}
 	g.swept = g.clock.Now()
@@ -225,7 +223,6 @@ func (g *GroupCommit) Close(ctx context.Context) error {
 	g.once.Do(func() { close(g.stop) })
 	select {
 	case <-g.done:
-		_ = g.ins.Close()
 		_ = g.upd.Close()
 		return nil
 	case <-ctx.Done():
@@ -314,10 +311,13 @@ func (g *GroupCommit) commit(batch []*gcItem) {
 }
 
 // nonces records the batch's nonces: the first of a repeated nonce is
-// judged by the database, its repeats in the batch are replays.
+// judged by the database, its repeats in the batch are replays. The
+// first ones are inserted many to a statement; the database returns those
+// it inserted (fresh), and each one it kept out, seen before, is fresh again
+// only if the old row has expired (a statement each: rare).
 func (g *GroupCommit) nonces(ctx context.Context, tx *sql.Tx, batch []*gcItem) error {
-	ins, upd := tx.StmtContext(ctx, g.ins), tx.StmtContext(ctx, g.upd)
 	seen := map[string]bool{}
+	var firsts []*gcItem
 	for _, it := range batch {
 		if it.rec != nil {
 			continue
@@ -328,21 +328,41 @@ func (g *GroupCommit) nonces(ctx context.Context, tx *sql.Tx, batch []*gcItem) e
 			continue
 		}
 		seen[k] = true
-		res, err := ins.ExecContext(ctx, it.keyID, it.nonce, it.expires.UnixMilli())
+		firsts = append(firsts, it)
+	}
+	// In key order: two replicas' batches holding the same nonces lock
+	// them in the same order (PostgreSQL), so neither waits on the other
+	// in a cycle.
+	slices.SortFunc(firsts, func(a, b *gcItem) int {
+		return cmp.Or(strings.Compare(a.keyID, b.keyID), strings.Compare(a.nonce, b.nonce))
+	})
+	var upd *sql.Stmt
+	args := make([]any, 0, 3*min(len(firsts), nonceRowsPerInsert))
+	for off := 0; off < len(firsts); off += nonceRowsPerInsert {
+		chunk := firsts[off:min(off+nonceRowsPerInsert, len(firsts))]
+		args = args[:0]
+		for _, it := range chunk {
+			args = append(args, it.keyID, it.nonce, it.expires.UnixMilli())
+		}
+		inserted, err := g.insertNonces(ctx, tx, len(chunk), args)
 		if err != nil {
-			return fmt.Errorf("insert nonce: %w", err)
+			return err
 		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			it.fresh = true
-			continue
+		for _, it := range chunk {
+			if inserted[it.keyID+"\x00"+it.nonce] {
+				it.fresh = true
+				continue
+			}
+			if upd == nil {
+				upd = tx.StmtContext(ctx, g.upd)
+			}
+			res, err := upd.ExecContext(ctx, it.expires.UnixMilli(), it.keyID, it.nonce, it.now.UnixMilli())
+			if err != nil {
+				return fmt.Errorf("reclaim nonce: %w", err)
+			}
+			n, _ := res.RowsAffected()
+			it.fresh = n == 1
 		}
-		// Seen before: fresh again only if the old row has expired.
-		res, err = upd.ExecContext(ctx, it.expires.UnixMilli(), it.keyID, it.nonce, it.now.UnixMilli())
-		if err != nil {
-			return fmt.Errorf("reclaim nonce: %w", err)
-		}
-		n, _ := res.RowsAffected()
-		it.fresh = n == 1
 	}
 	if now := g.clock.Now(); now.Sub(g.swept) >= time.Minute {
 		if _, err := tx.ExecContext(ctx, g.db.Rebind(`DELETE FROM partner_nonces WHERE expires_ms < ?`), now.UnixMilli()); err != nil {
@@ -351,4 +371,41 @@ func (g *GroupCommit) nonces(ctx context.Context, tx *sql.Tx, batch []*gcItem) e
 		g.swept = now
 	}
 	return nil
+}
+
+// nonceRowsPerInsert is how many nonces one INSERT writes (three
+// parameters a row).
+const nonceRowsPerInsert = 128
+
+// insertNonces inserts n nonces (args: key, nonce, expiry for each) and
+// returns the keys (key ID NUL nonce) of those inserted: the others were
+// there already. On SQLite the statement is INSERT OR IGNORE, which needs
+// no statement journal for many rows (ON CONFLICT DO NOTHING does); the
+// primary key is the only constraint that can fail, since every column is
+// bound from a Go value.
+func (g *GroupCommit) insertNonces(ctx context.Context, tx *sql.Tx, n int, args []any) (map[string]bool, error) {
+	q := `INSERT INTO partner_nonces (key_id, nonce, expires_ms) VALUES ` +
+		strings.TrimSuffix(strings.Repeat("(?, ?, ?),", n), ",")
+	if g.db.Dialect() == store.SQLite {
+		q = "INSERT OR IGNORE" + strings.TrimPrefix(q, "INSERT") + ` RETURNING key_id, nonce`
+	} else {
+		q = g.db.Rebind(q) + ` ON CONFLICT DO NOTHING RETURNING key_id, nonce`
+	}
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("insert nonces: %w", err)
+	}
+	defer rows.Close()
+	inserted := make(map[string]bool, n)
+	for rows.Next() {
+		var key, nonce string
+		if err := rows.Scan(&key, &nonce); err != nil {
+			return nil, fmt.Errorf("insert nonces: %w", err)
+		}
+		inserted[key+"\x00"+nonce] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("insert nonces: %w", err)
+	}
+	return inserted, nil
 }

@@ -326,3 +326,76 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestGroupCommitManyNonces: a batch of more nonces than one INSERT holds
+// judges each exactly: new ones fresh, a repeat within the batch (across
+// the statements' boundary) a replay, one recorded before and still valid
+// a replay, one recorded before and expired fresh again.
+func TestGroupCommitManyNonces(t *testing.T) {
+	storetest.Dialects(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		g, _ := openGroupCommit(t, db, GroupCommitOptions{})
+		exp := t0.Add(10 * time.Minute)
+		for _, n := range []string{"old-valid", "old-expired"} {
+			e := exp
+			if n == "old-expired" {
+				e = t0.Add(-time.Second)
+			}
+			if ok, err := g.Use(ctx, "k1", n, t0.Add(-time.Hour), e); err != nil || !ok {
+				t.Fatalf("recording %s: fresh=%v err=%v", n, ok, err)
+			}
+		}
+		gt := hold(g)
+		type answer struct {
+			nonce string
+			fresh bool
+		}
+		answers := make(chan answer, 400)
+		use := func(key, nonce string) {
+			fresh, err := g.Use(ctx, key, nonce, t0, exp)
+			if err != nil {
+				t.Error(err)
+			}
+			answers <- answer{key + "/" + nonce, fresh}
+		}
+		go use("k0", "first")
+		<-gt.taken
+		// Two keys, 2×nonceRowsPerInsert+5 distinct nonces, each of the
+		// keys' last nonce sent twice, and the two recorded before.
+		var calls []func()
+		want := map[string]int{"k0/first": 1}
+		for i := range nonceRowsPerInsert + 2 {
+			for _, k := range []string{"k1", "k2"} {
+				n := fmt.Sprintf("n%03d", i)
+				calls = append(calls, func() { use(k, n) })
+				want[k+"/"+n]++
+			}
+		}
+		calls = append(calls, func() { use("k1", fmt.Sprintf("n%03d", nonceRowsPerInsert+1)) }, func() { use("k2", "n000") },
+			func() { use("k1", "old-valid") }, func() { use("k1", "old-expired") })
+		want[fmt.Sprintf("k1/n%03d", nonceRowsPerInsert+1)]++
+		want["k2/n000"]++
+		for _, c := range calls {
+			go c()
+		}
+		queued(t, g, len(calls))
+		close(gt.release)
+		fresh := map[string]int{}
+		got := map[string]int{}
+		for range len(calls) + 1 {
+			a := <-answers
+			got[a.nonce]++
+			if a.fresh {
+				fresh[a.nonce]++
+			}
+		}
+		if fresh["k1/old-valid"] != 0 || fresh["k1/old-expired"] != 1 {
+			t.Fatalf("recorded before: valid fresh %d (want 0), expired fresh %d (want 1)", fresh["k1/old-valid"], fresh["k1/old-expired"])
+		}
+		for n, c := range want {
+			if got[n] != c || fresh[n] != 1 {
+				t.Fatalf("%s: %d answers, %d fresh; want %d answers, one fresh", n, got[n], fresh[n], c)
+			}
+		}
+	})
+}

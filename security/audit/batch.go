@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/store"
@@ -33,37 +34,64 @@ func (l *Log) AppendTx(ctx context.Context, tx *sql.Tx, rs []Record) ([]int64, e
 	if err := tx.QueryRowContext(ctx, q).Scan(&headSeq, &headMAC); err != nil {
 		return nil, fmt.Errorf("audit: append batch: read head: %w", err)
 	}
-	ins, err := tx.PrepareContext(ctx, l.db.Rebind(`INSERT INTO audit_log
-		(seq, at_ms, actor, source_ip, action, object, outcome, request_id, detail, prev_mac, mac)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
-	if err != nil {
-		return nil, fmt.Errorf("audit: append batch: prepare: %w", err)
-	}
-	defer ins.Close()
 	seqs := make([]int64, len(rs))
 	now := l.clock.Now()
-	for i, r := range rs {
-		if r.Time.IsZero() {
-			r.Time = now
+	args := make([]any, 0, 11*min(len(rs), rowsPerInsert))
+	var full *sql.Stmt
+	defer func() {
+		if full != nil {
+			_ = full.Close()
 		}
-		r.Time = time.UnixMilli(r.Time.UnixMilli())
-		r.Actor = clean(r.Actor, true)
-		r.SourceIP = clean(r.SourceIP, false)
-		r.Action = clean(r.Action, false)
-		r.Object = clean(r.Object, true)
-		r.Outcome = clean(r.Outcome, false)
-		r.RequestID = clean(r.RequestID, false)
-		r.Detail = clean(r.Detail, true)
-		e := Entry{Seq: headSeq + 1, Record: r, PrevMAC: headMAC}
-		e.MAC = macOf(l.key, &e)
-		if _, err := ins.ExecContext(ctx, e.Seq, e.Time.UnixMilli(), e.Actor, e.SourceIP, e.Action, e.Object, e.Outcome, e.RequestID, e.Detail, e.PrevMAC, e.MAC); err != nil {
-			return nil, fmt.Errorf("audit: append batch: insert %d: %w", e.Seq, err)
+	}()
+	for off := 0; off < len(rs); off += rowsPerInsert {
+		chunk := rs[off:min(off+rowsPerInsert, len(rs))]
+		args = args[:0]
+		for i, r := range chunk {
+			if r.Time.IsZero() {
+				r.Time = now
+			}
+			r.Time = time.UnixMilli(r.Time.UnixMilli())
+			r.Actor = clean(r.Actor, true)
+			r.SourceIP = clean(r.SourceIP, false)
+			r.Action = clean(r.Action, false)
+			r.Object = clean(r.Object, true)
+			r.Outcome = clean(r.Outcome, false)
+			r.RequestID = clean(r.RequestID, false)
+			r.Detail = clean(r.Detail, true)
+			e := Entry{Seq: headSeq + 1, Record: r, PrevMAC: headMAC}
+			e.MAC = macOf(l.key, &e)
+			args = append(args, e.Seq, e.Time.UnixMilli(), e.Actor, e.SourceIP, e.Action, e.Object, e.Outcome, e.RequestID, e.Detail, e.PrevMAC, e.MAC)
+			headSeq, headMAC, seqs[off+i] = e.Seq, e.MAC, e.Seq
 		}
-		headSeq, headMAC, seqs[i] = e.Seq, e.MAC, e.Seq
+		var err error
+		if len(chunk) == rowsPerInsert {
+			if full == nil {
+				if full, err = tx.PrepareContext(ctx, l.db.Rebind(insertRows(rowsPerInsert))); err != nil {
+					return nil, fmt.Errorf("audit: append batch: prepare: %w", err)
+				}
+			}
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, l.db.Rebind(insertRows(len(chunk))), args...)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("audit: append batch: insert %d-%d: %w", seqs[off], seqs[off+len(chunk)-1], err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, l.db.Rebind(`UPDATE audit_state SET head_seq = ?, head_mac = ?, head_tag = ? WHERE id = 1`),
 		headSeq, headMAC, tag(l.key, "head", headSeq, headMAC)); err != nil {
 		return nil, fmt.Errorf("audit: append batch: update head: %w", err)
 	}
 	return seqs, nil
+}
+
+// rowsPerInsert is how many audit records one INSERT of a batch writes:
+// one statement for many rows instead of one each (11 parameters a row,
+// well inside SQLite's and PostgreSQL's limits).
+const rowsPerInsert = 64
+
+// insertRows is the INSERT of n audit records.
+func insertRows(n int) string {
+	return `INSERT INTO audit_log (seq, at_ms, actor, source_ip, action, object, outcome, request_id, detail, prev_mac, mac) VALUES ` +
+		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?),", n), ",")
 }
