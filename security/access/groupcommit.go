@@ -55,6 +55,7 @@ type GroupCommit struct {
 	done    chan struct{}
 	once    sync.Once
 	upd     *sql.Stmt
+	insN    *store.MultiRow
 	swept   time.Time
 	metrics gcMetrics
 
@@ -158,6 +159,7 @@ func NewGroupCommit(ctx context.Context, db *store.DB, log *audit.Log, o GroupCo
 	if g.upd, err = db.PrepareContext(ctx, db.Rebind(`UPDATE partner_nonces SET expires_ms = ? WHERE key_id = ? AND nonce = ? AND expires_ms < ?`)); err != nil {
 		return nil, fmt.Errorf("access: prepare nonce update: %w", err)
 	}
+	g.insN = store.NewMultiRow(db, nonceRowsPerInsert, insertNonces(db.Dialect()))
 	g.swept = g.clock.Now()
 	go g.run()
 	return g, nil
@@ -224,6 +226,7 @@ func (g *GroupCommit) Close(ctx context.Context) error {
 	select {
 	case <-g.done:
 		_ = g.upd.Close()
+		_ = g.insN.Close()
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -336,33 +339,40 @@ func (g *GroupCommit) nonces(ctx context.Context, tx *sql.Tx, batch []*gcItem) e
 	slices.SortFunc(firsts, func(a, b *gcItem) int {
 		return cmp.Or(strings.Compare(a.keyID, b.keyID), strings.Compare(a.nonce, b.nonce))
 	})
-	var upd *sql.Stmt
+	inserted := make(map[string]bool, len(firsts))
 	args := make([]any, 0, 3*min(len(firsts), nonceRowsPerInsert))
-	for off := 0; off < len(firsts); off += nonceRowsPerInsert {
-		chunk := firsts[off:min(off+nonceRowsPerInsert, len(firsts))]
+	err := g.insN.Query(ctx, tx, len(firsts), func(off, size int) []any {
 		args = args[:0]
-		for _, it := range chunk {
+		for _, it := range firsts[off : off+size] {
 			args = append(args, it.keyID, it.nonce, it.expires.UnixMilli())
 		}
-		inserted, err := g.insertNonces(ctx, tx, len(chunk), args)
-		if err != nil {
+		return args
+	}, func(rows *sql.Rows) error {
+		var key, nonce string
+		if err := rows.Scan(&key, &nonce); err != nil {
 			return err
 		}
-		for _, it := range chunk {
-			if inserted[it.keyID+"\x00"+it.nonce] {
-				it.fresh = true
-				continue
-			}
-			if upd == nil {
-				upd = tx.StmtContext(ctx, g.upd)
-			}
-			res, err := upd.ExecContext(ctx, it.expires.UnixMilli(), it.keyID, it.nonce, it.now.UnixMilli())
-			if err != nil {
-				return fmt.Errorf("reclaim nonce: %w", err)
-			}
-			n, _ := res.RowsAffected()
-			it.fresh = n == 1
+		inserted[key+"\x00"+nonce] = true
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("insert nonces: %w", err)
+	}
+	var upd *sql.Stmt
+	for _, it := range firsts {
+		if inserted[it.keyID+"\x00"+it.nonce] {
+			it.fresh = true
+			continue
 		}
+		if upd == nil {
+			upd = tx.StmtContext(ctx, g.upd)
+		}
+		res, err := upd.ExecContext(ctx, it.expires.UnixMilli(), it.keyID, it.nonce, it.now.UnixMilli())
+		if err != nil {
+			return fmt.Errorf("reclaim nonce: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		it.fresh = n == 1
 	}
 	if now := g.clock.Now(); now.Sub(g.swept) >= time.Minute {
 		if _, err := tx.ExecContext(ctx, g.db.Rebind(`DELETE FROM partner_nonces WHERE expires_ms < ?`), now.UnixMilli()); err != nil {
@@ -373,39 +383,21 @@ func (g *GroupCommit) nonces(ctx context.Context, tx *sql.Tx, batch []*gcItem) e
 	return nil
 }
 
-// nonceRowsPerInsert is how many nonces one INSERT writes (three
+// nonceRowsPerInsert is the most nonces one INSERT writes (three
 // parameters a row).
 const nonceRowsPerInsert = 128
 
-// insertNonces inserts n nonces (args: key, nonce, expiry for each) and
-// returns the keys (key ID NUL nonce) of those inserted: the others were
-// there already. On SQLite the statement is INSERT OR IGNORE, which needs
-// no statement journal for many rows (ON CONFLICT DO NOTHING does); the
-// primary key is the only constraint that can fail, since every column is
-// bound from a Go value.
-func (g *GroupCommit) insertNonces(ctx context.Context, tx *sql.Tx, n int, args []any) (map[string]bool, error) {
-	q := `INSERT INTO partner_nonces (key_id, nonce, expires_ms) VALUES ` +
-		strings.TrimSuffix(strings.Repeat("(?, ?, ?),", n), ",")
-	if g.db.Dialect() == store.SQLite {
-		q = "INSERT OR IGNORE" + strings.TrimPrefix(q, "INSERT") + ` RETURNING key_id, nonce`
-	} else {
-		q = g.db.Rebind(q) + ` ON CONFLICT DO NOTHING RETURNING key_id, nonce`
-	}
-	rows, err := tx.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("insert nonces: %w", err)
-	}
-	defer rows.Close()
-	inserted := make(map[string]bool, n)
-	for rows.Next() {
-		var key, nonce string
-		if err := rows.Scan(&key, &nonce); err != nil {
-			return nil, fmt.Errorf("insert nonces: %w", err)
+// insertNonces is the INSERT of n nonces that returns those it inserted:
+// the others were there already. On SQLite it is INSERT OR IGNORE, which
+// needs no statement journal for many rows (ON CONFLICT DO NOTHING does);
+// the primary key is the only constraint that can fail there, since every
+// column is bound from a Go value.
+func insertNonces(d store.Dialect) func(n int) string {
+	return func(n int) string {
+		rows := strings.TrimSuffix(strings.Repeat("(?, ?, ?),", n), ",")
+		if d == store.SQLite {
+			return `INSERT OR IGNORE INTO partner_nonces (key_id, nonce, expires_ms) VALUES ` + rows + ` RETURNING key_id, nonce`
 		}
-		inserted[key+"\x00"+nonce] = true
+		return `INSERT INTO partner_nonces (key_id, nonce, expires_ms) VALUES ` + rows + ` ON CONFLICT DO NOTHING RETURNING key_id, nonce`
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("insert nonces: %w", err)
-	}
-	return inserted, nil
 }

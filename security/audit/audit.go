@@ -83,6 +83,8 @@ type Log struct {
 	key   []byte
 	clock clock.Clock
 	mu    sync.Mutex
+	// rows inserts a batch's records (AppendTx), many to a statement.
+	rows *store.MultiRow
 }
 
 // Option configures a Log.
@@ -103,7 +105,7 @@ func Open(ctx context.Context, db *store.DB, key []byte, opts ...Option) (*Log, 
 	if err := db.Migrate(ctx, Component, Migrations()); err != nil {
 		return nil, err
 	}
-	l := &Log{db: db, key: append([]byte(nil), key...), clock: clock.Real{}}
+	l := &Log{db: db, key: append([]byte(nil), key...), clock: clock.Real{}, rows: store.NewMultiRow(db, rowsPerInsert, insertRows)}
 	for _, o := range opts {
 		o(l)
 	}

@@ -37,16 +37,9 @@ func (l *Log) AppendTx(ctx context.Context, tx *sql.Tx, rs []Record) ([]int64, e
 	seqs := make([]int64, len(rs))
 	now := l.clock.Now()
 	args := make([]any, 0, 11*min(len(rs), rowsPerInsert))
-	var full *sql.Stmt
-	defer func() {
-		if full != nil {
-			_ = full.Close()
-		}
-	}()
-	for off := 0; off < len(rs); off += rowsPerInsert {
-		chunk := rs[off:min(off+rowsPerInsert, len(rs))]
+	err := l.rows.Run(ctx, tx, len(rs), func(off, size int) []any {
 		args = args[:0]
-		for i, r := range chunk {
+		for i, r := range rs[off : off+size] {
 			if r.Time.IsZero() {
 				r.Time = now
 			}
@@ -63,20 +56,10 @@ func (l *Log) AppendTx(ctx context.Context, tx *sql.Tx, rs []Record) ([]int64, e
 			args = append(args, e.Seq, e.Time.UnixMilli(), e.Actor, e.SourceIP, e.Action, e.Object, e.Outcome, e.RequestID, e.Detail, e.PrevMAC, e.MAC)
 			headSeq, headMAC, seqs[off+i] = e.Seq, e.MAC, e.Seq
 		}
-		var err error
-		if len(chunk) == rowsPerInsert {
-			if full == nil {
-				if full, err = tx.PrepareContext(ctx, l.db.Rebind(insertRows(rowsPerInsert))); err != nil {
-					return nil, fmt.Errorf("audit: append batch: prepare: %w", err)
-				}
-			}
-			_, err = full.ExecContext(ctx, args...)
-		} else {
-			_, err = tx.ExecContext(ctx, l.db.Rebind(insertRows(len(chunk))), args...)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("audit: append batch: insert %d-%d: %w", seqs[off], seqs[off+len(chunk)-1], err)
-		}
+		return args
+	}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("audit: append batch: insert: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, l.db.Rebind(`UPDATE audit_state SET head_seq = ?, head_mac = ?, head_tag = ? WHERE id = 1`),
 		headSeq, headMAC, tag(l.key, "head", headSeq, headMAC)); err != nil {
@@ -85,9 +68,9 @@ func (l *Log) AppendTx(ctx context.Context, tx *sql.Tx, rs []Record) ([]int64, e
 	return seqs, nil
 }
 
-// rowsPerInsert is how many audit records one INSERT of a batch writes:
-// one statement for many rows instead of one each (11 parameters a row,
-// well inside SQLite's and PostgreSQL's limits).
+// rowsPerInsert is the most audit records one INSERT of a batch writes
+// (store.MultiRow: one statement for many rows instead of one each; 11
+// parameters a row, well inside SQLite's and PostgreSQL's limits).
 const rowsPerInsert = 64
 
 // insertRows is the INSERT of n audit records.
