@@ -130,3 +130,52 @@ func (m *MultiRow) Close() error {
 	}
 	return nil
 }
+
+// Stmts prepares statements once, by their text, for use inside
+// transactions: a statement run for every batch is then parsed once per
+// connection rather than once per batch. Texts are used as given (Rebind
+// them first for PostgreSQL). Stmts is safe for concurrent use.
+type Stmts struct {
+	db *DB
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+// NewStmts returns an empty statement cache over db.
+func NewStmts(db *DB) *Stmts { return &Stmts{db: db, m: map[string]*sql.Stmt{}} }
+
+// In returns the statement q, prepared once, bound to tx.
+func (c *Stmts) In(ctx context.Context, tx *sql.Tx, q string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	st := c.m[q]
+	if st == nil {
+		var err error
+		if st, err = c.db.PrepareContext(ctx, q); err != nil {
+			c.mu.Unlock()
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+		c.m[q] = st
+	}
+	c.mu.Unlock()
+	return tx.StmtContext(ctx, st), nil
+}
+
+// Exec runs the statement q inside tx.
+func (c *Stmts) Exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	st, err := c.In(ctx, tx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// Close closes the prepared statements.
+func (c *Stmts) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for q, st := range c.m {
+		_ = st.Close()
+		delete(c.m, q)
+	}
+	return nil
+}

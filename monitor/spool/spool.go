@@ -24,14 +24,17 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// maxRows bounds the rows of one INSERT or DELETE statement.
-const maxRows = 200
+// maxRows bounds the rows of one INSERT or DELETE statement (a power of
+// two: store.MultiRow's largest piece).
+const maxRows = 128
 
 // Spool is a monitor.Spool in the state database. Safe for concurrent use.
 type Spool struct {
 	db    *store.DB
 	node  string
 	clock clock.Clock
+	// put and remove run many rows to a statement, each size prepared once.
+	put, remove *store.MultiRow
 }
 
 var _ monitor.Spool = (*Spool)(nil)
@@ -53,46 +56,76 @@ func Open(ctx context.Context, db *store.DB, node string, clk clock.Clock) (*Spo
 	if err := db.Migrate(ctx, "monitor-spool", sub); err != nil {
 		return nil, err
 	}
-	return &Spool{db: db, node: node, clock: clk}, nil
+	return &Spool{db: db, node: node, clock: clk,
+		put: store.NewMultiRow(db, maxRows, putRows(db.Dialect())), remove: store.NewMultiRow(db, maxRows, removeRows)}, nil
 }
 
 // Put stores evs in one transaction.
 func (s *Spool) Put(ctx context.Context, evs []monitor.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		for len(evs) > 0 {
-			n := min(len(evs), maxRows)
-			args := make([]any, 0, 4*n)
-			for i := range evs[:n] {
-				body, err := json.Marshal(&evs[i])
-				if err != nil {
-					return fmt.Errorf("monitor spool: encode: %w", err)
+		var encErr error
+		args := make([]any, 0, 4*min(len(evs), maxRows))
+		err := s.put.Run(ctx, tx, len(evs), func(off, size int) []any {
+			args = args[:0]
+			for i := range evs[off : off+size] {
+				ev := &evs[off+i]
+				body, err := json.Marshal(ev)
+				if err != nil && encErr == nil {
+					encErr = err
 				}
-				args = append(args, evs[i].ID, s.node, evs[i].Time.UnixMilli(), string(body))
+				args = append(args, ev.ID, s.node, ev.Time.UnixMilli(), string(body))
 			}
-			q := `INSERT INTO monitor_spool (event_id, node, at_ms, body) VALUES ` +
-				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?),", n), ",") + ` ON CONFLICT (event_id) DO NOTHING`
-			if _, err := tx.ExecContext(ctx, s.db.Rebind(q), args...); err != nil {
-				return fmt.Errorf("monitor spool: put: %w", err)
-			}
-			evs = evs[n:]
+			return args
+		}, nil)
+		if encErr != nil {
+			return fmt.Errorf("monitor spool: encode: %w", encErr)
+		}
+		if err != nil {
+			return fmt.Errorf("monitor spool: put: %w", err)
 		}
 		return nil
 	})
 }
 
+// putRows is the INSERT of n spooled events; an event spooled already is
+// kept as it is. On SQLite it is INSERT OR IGNORE, which needs no
+// statement journal for many rows (ON CONFLICT DO NOTHING does); the
+// primary key is the only constraint that can fail there, since every
+// column is bound from a Go value or has a default.
+func putRows(d store.Dialect) func(n int) string {
+	return func(n int) string {
+		rows := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?),", n), ",")
+		if d == store.SQLite {
+			return `INSERT OR IGNORE INTO monitor_spool (event_id, node, at_ms, body) VALUES ` + rows
+		}
+		return `INSERT INTO monitor_spool (event_id, node, at_ms, body) VALUES ` + rows + ` ON CONFLICT (event_id) DO NOTHING`
+	}
+}
+
+func removeRows(n int) string {
+	return `DELETE FROM monitor_spool WHERE event_id IN (` + strings.TrimSuffix(strings.Repeat("?,", n), ",") + `)`
+}
+
 // Remove deletes the events with ids.
 func (s *Spool) Remove(ctx context.Context, ids []string) error {
-	for len(ids) > 0 {
-		n := min(len(ids), maxRows)
-		args := make([]any, n)
-		for i, id := range ids[:n] {
-			args[i] = id
-		}
-		q := `DELETE FROM monitor_spool WHERE event_id IN (` + strings.TrimSuffix(strings.Repeat("?,", n), ",") + `)`
-		if _, err := s.db.ExecContext(ctx, s.db.Rebind(q), args...); err != nil {
-			return fmt.Errorf("monitor spool: remove: %w", err)
-		}
-		ids = ids[n:]
+	if len(ids) == 0 {
+		return nil
+	}
+	args := make([]any, 0, min(len(ids), maxRows))
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		return s.remove.Run(ctx, tx, len(ids), func(off, size int) []any {
+			args = args[:0]
+			for _, id := range ids[off : off+size] {
+				args = append(args, id)
+			}
+			return args
+		}, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("monitor spool: remove: %w", err)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/monitor"
+	"github.com/shanghai-mca/mzhub/store"
 )
 
 // allFlows names the rollup row that sums every partner flow of an hour.
@@ -82,7 +83,7 @@ var hourlyUpsert = func() string {
 }()
 
 // hourly adds a batch to the hourly rollup.
-func hourly(ctx context.Context, tx *sql.Tx, evs []monitor.Event) error {
+func hourly(ctx context.Context, tx *sql.Tx, c *store.Stmts, evs []monitor.Event) error {
 	type key struct {
 		hour          int64
 		partner, flow string
@@ -128,7 +129,7 @@ func hourly(ctx context.Context, tx *sql.Tx, evs []monitor.Event) error {
 		for _, n := range a.slow {
 			args = append(args, n)
 		}
-		if _, err := tx.ExecContext(ctx, hourlyUpsert, args...); err != nil {
+		if _, err := c.Exec(ctx, tx, hourlyUpsert, args...); err != nil {
 			return fmt.Errorf("update hourly rollup: %w", err)
 		}
 	}
@@ -160,7 +161,7 @@ func hourly(ctx context.Context, tx *sql.Tx, evs []monitor.Event) error {
 		for _, n := range d.slow {
 			args = append(args, n)
 		}
-		if _, err := tx.ExecContext(ctx, dailyUpsert, args...); err != nil {
+		if _, err := c.Exec(ctx, tx, dailyUpsert, args...); err != nil {
 			return fmt.Errorf("update daily rollup: %w", err)
 		}
 	}

@@ -21,6 +21,10 @@ var migrations embed.FS
 // Store is the SQLite event store.
 type Store struct {
 	db *store.DB
+	// events inserts a batch many rows to a statement; stmts holds the
+	// rollups' statements. Both are prepared once, not for every batch.
+	events *store.MultiRow
+	stmts  *store.Stmts
 }
 
 var _ monitor.Store = (*Store)(nil)
@@ -39,11 +43,15 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("monitor sqlite: %w", err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, events: store.NewMultiRow(db, rowsPerInsert, insertRows), stmts: store.NewStmts(db)}, nil
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	_ = s.events.Close()
+	_ = s.stmts.Close()
+	return s.db.Close()
+}
 
 const columns = `ts_ms, event_id, partner, flow, direction, channel, type, status, exchange_id, parent_ids,
 	batch_id, stage, business_key, partner_ref, file_name, digest, bytes, records, records_failed,
@@ -60,39 +68,23 @@ func (s *Store) Append(ctx context.Context, evs []monitor.Event) error {
 		return nil
 	}
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		var full *sql.Stmt
-		defer func() {
-			if full != nil {
-				_ = full.Close()
-			}
-		}()
-		args := make([]any, 0, rowsPerInsert*28)
+		args := make([]any, 0, min(len(evs), rowsPerInsert)*28)
 		var links []any
-		for off := 0; off < len(evs); off += rowsPerInsert {
-			chunk := evs[off:min(off+rowsPerInsert, len(evs))]
+		err := s.events.Run(ctx, tx, len(evs), func(off, size int) []any {
 			args = args[:0]
-			for i := range chunk {
-				args = appendEventArgs(args, &chunk[i])
-				for _, p := range chunk[i].ParentIDs {
-					if chunk[i].ExchangeID != "" {
-						links = append(links, p, chunk[i].ExchangeID)
+			for i := range evs[off : off+size] {
+				ev := &evs[off+i]
+				args = appendEventArgs(args, ev)
+				for _, p := range ev.ParentIDs {
+					if ev.ExchangeID != "" {
+						links = append(links, p, ev.ExchangeID)
 					}
 				}
 			}
-			var err error
-			if len(chunk) == rowsPerInsert {
-				if full == nil {
-					if full, err = tx.PrepareContext(ctx, insertRows(rowsPerInsert)); err != nil {
-						return err
-					}
-				}
-				_, err = full.ExecContext(ctx, args...)
-			} else {
-				_, err = tx.ExecContext(ctx, insertRows(len(chunk)), args...)
-			}
-			if err != nil {
-				return fmt.Errorf("insert events: %w", err)
-			}
+			return args
+		}, nil)
+		if err != nil {
+			return fmt.Errorf("insert events: %w", err)
 		}
 		for off := 0; off < len(links); off += 2 * 400 {
 			part := links[off:min(off+800, len(links))]
@@ -101,10 +93,10 @@ func (s *Store) Append(ctx context.Context, evs []monitor.Event) error {
 				return fmt.Errorf("insert lineage: %w", err)
 			}
 		}
-		if err := hourly(ctx, tx, evs); err != nil {
+		if err := hourly(ctx, tx, s.stmts, evs); err != nil {
 			return err
 		}
-		return rollups(ctx, tx, evs)
+		return rollups(ctx, tx, s.stmts, evs)
 	})
 	if err != nil {
 		return fmt.Errorf("monitor sqlite: append %d events: %w", len(evs), err)
@@ -152,7 +144,7 @@ type stageAgg struct {
 // A retried batch whose events were already stored would count twice in the
 // stage rollup; the writer retries only batches whose transaction failed,
 // which rolled back, so that does not happen.
-func rollups(ctx context.Context, tx *sql.Tx, evs []monitor.Event) error {
+func rollups(ctx context.Context, tx *sql.Tx, c *store.Stmts, evs []monitor.Event) error {
 	type last struct{ last, ok int64 }
 	lasts := map[[2]string]last{}
 	stages := map[[2]string]*stageAgg{}
@@ -192,14 +184,14 @@ func rollups(ctx context.Context, tx *sql.Tx, evs []monitor.Event) error {
 		a.f += ev.RecordsFailed
 	}
 	for k, l := range lasts {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO monitor_flow_last (partner, flow, last_ms, last_ok_ms) VALUES (?, ?, ?, ?)
+		if _, err := c.Exec(ctx, tx, `INSERT INTO monitor_flow_last (partner, flow, last_ms, last_ok_ms) VALUES (?, ?, ?, ?)
 			ON CONFLICT (partner, flow) DO UPDATE SET last_ms = max(last_ms, excluded.last_ms), last_ok_ms = max(last_ok_ms, excluded.last_ok_ms)`,
 			k[0], k[1], l.last, l.ok); err != nil {
 			return fmt.Errorf("update flow last: %w", err)
 		}
 	}
 	for k, a := range stages {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO monitor_batch_stages (batch_id, stage, partner, flow, first_ms, last_ms,
+		if _, err := c.Exec(ctx, tx, `INSERT INTO monitor_batch_stages (batch_id, stage, partner, flow, first_ms, last_ms,
 			last_type, last_status, events, errors, records_in, records_out, records_failed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
 			ON CONFLICT (batch_id, stage) DO UPDATE SET
 				partner = CASE WHEN excluded.last_ms >= last_ms THEN excluded.partner ELSE partner END,
