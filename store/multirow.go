@@ -17,11 +17,11 @@ import (
 //
 // MultiRow is safe for concurrent use.
 type MultiRow struct {
-	db    *DB
 	max   int
 	build func(n int) string
+	stmts *Stmts
 	mu    sync.Mutex
-	stmts map[int]*sql.Stmt
+	texts map[int]string // statement text by row count
 }
 
 // NewMultiRow returns a MultiRow over db whose statement for n rows is
@@ -31,7 +31,7 @@ func NewMultiRow(db *DB, max int, build func(n int) string) *MultiRow {
 	if max < 1 {
 		max = 1
 	}
-	return &MultiRow{db: db, max: 1 << (bits.Len(uint(max)) - 1), build: build, stmts: map[int]*sql.Stmt{}}
+	return &MultiRow{max: 1 << (bits.Len(uint(max)) - 1), build: build, stmts: NewStmts(db), texts: map[int]string{}}
 }
 
 // Pieces splits n rows into the sizes Run uses, in order: pieces of max,
@@ -51,85 +51,69 @@ func (m *MultiRow) Pieces(n int) []int {
 
 // Run runs the statement inside tx over n rows, piece by piece: args(off,
 // size) returns the arguments of rows off to off+size-1, and each piece's
-// result goes to done (nil: ignored). A statement that returns rows (an
-// INSERT … RETURNING) is run with Query and its rows go to scan instead.
+// result goes to done (nil: ignored).
 func (m *MultiRow) Run(ctx context.Context, tx *sql.Tx, n int, args func(off, size int) []any, done func(off, size int, r sql.Result) error) error {
-	off := 0
-	for _, size := range m.Pieces(n) {
-		st, err := m.stmt(ctx, size)
+	return m.each(ctx, tx, n, func(st *sql.Stmt, off, size int) error {
+		r, err := st.ExecContext(ctx, args(off, size)...)
+		if err != nil || done == nil {
+			return err
+		}
+		return done(off, size, r)
+	})
+}
+
+// Query is Run for a statement that returns rows (an INSERT … RETURNING):
+// scan is called for each row of each piece, in order.
+func (m *MultiRow) Query(ctx context.Context, tx *sql.Tx, n int, args func(off, size int) []any, scan func(rows *sql.Rows) error) error {
+	return m.each(ctx, tx, n, func(st *sql.Stmt, off, size int) error {
+		rows, err := st.QueryContext(ctx, args(off, size)...)
 		if err != nil {
 			return err
 		}
-		r, err := tx.StmtContext(ctx, st).ExecContext(ctx, args(off, size)...)
-		if err != nil {
-			return err
-		}
-		if done != nil {
-			if err := done(off, size, r); err != nil {
+		defer rows.Close()
+		for rows.Next() {
+			if err := scan(rows); err != nil {
 				return err
 			}
 		}
-		off += size
-	}
-	return nil
+		return rows.Err()
+	})
 }
 
-// Query is Run for a statement that returns rows: scan is called for each
-// row of each piece (with the piece's rows still open), in order.
-func (m *MultiRow) Query(ctx context.Context, tx *sql.Tx, n int, args func(off, size int) []any, scan func(rows *sql.Rows) error) error {
+// each calls fn for each piece of n rows with its statement bound to tx.
+func (m *MultiRow) each(ctx context.Context, tx *sql.Tx, n int, fn func(st *sql.Stmt, off, size int) error) error {
 	off := 0
 	for _, size := range m.Pieces(n) {
 		st, err := m.stmt(ctx, size)
 		if err != nil {
 			return err
 		}
-		if err := queryPiece(ctx, tx.StmtContext(ctx, st), args(off, size), scan); err != nil {
+		if err := fn(tx.StmtContext(ctx, st), off, size); err != nil {
 			return err
 		}
 		off += size
 	}
 	return nil
-}
-
-func queryPiece(ctx context.Context, st *sql.Stmt, args []any, scan func(rows *sql.Rows) error) error {
-	rows, err := st.QueryContext(ctx, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
 }
 
 // stmt returns the prepared statement of size rows, preparing it once.
 func (m *MultiRow) stmt(ctx context.Context, size int) (*sql.Stmt, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if st := m.stmts[size]; st != nil {
-		return st, nil
+	q, ok := m.texts[size]
+	if !ok {
+		q = m.stmts.db.Rebind(m.build(size))
+		m.texts[size] = q
 	}
-	st, err := m.db.PrepareContext(ctx, m.db.Rebind(m.build(size)))
+	m.mu.Unlock()
+	st, err := m.stmts.prepared(ctx, q)
 	if err != nil {
-		return nil, fmt.Errorf("prepare %d-row statement: %w", size, err)
+		return nil, fmt.Errorf("%d-row statement: %w", size, err)
 	}
-	m.stmts[size] = st
 	return st, nil
 }
 
 // Close closes the prepared statements.
-func (m *MultiRow) Close() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for n, st := range m.stmts {
-		_ = st.Close()
-		delete(m.stmts, n)
-	}
-	return nil
-}
+func (m *MultiRow) Close() error { return m.stmts.Close() }
 
 // Stmts prepares statements once, by their text, for use inside
 // transactions: a statement run for every batch is then parsed once per
@@ -146,18 +130,26 @@ func NewStmts(db *DB) *Stmts { return &Stmts{db: db, m: map[string]*sql.Stmt{}} 
 
 // In returns the statement q, prepared once, bound to tx.
 func (c *Stmts) In(ctx context.Context, tx *sql.Tx, q string) (*sql.Stmt, error) {
-	c.mu.Lock()
-	st := c.m[q]
-	if st == nil {
-		var err error
-		if st, err = c.db.PrepareContext(ctx, q); err != nil {
-			c.mu.Unlock()
-			return nil, fmt.Errorf("prepare: %w", err)
-		}
-		c.m[q] = st
+	st, err := c.prepared(ctx, q)
+	if err != nil {
+		return nil, err
 	}
-	c.mu.Unlock()
 	return tx.StmtContext(ctx, st), nil
+}
+
+// prepared returns the statement q, preparing it once.
+func (c *Stmts) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.m[q]; st != nil {
+		return st, nil
+	}
+	st, err := c.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	c.m[q] = st
+	return st, nil
 }
 
 // Exec runs the statement q inside tx.

@@ -115,3 +115,33 @@ func TestMultiRow(t *testing.T) {
 		}
 	})
 }
+
+// TestStmts: a cached statement runs in one transaction after another,
+// and again after Close (prepared anew).
+func TestStmts(t *testing.T) {
+	storetest.Dialects(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		table := storetest.Name("stmts")
+		if _, err := db.ExecContext(ctx, `CREATE TABLE `+table+` (k BIGINT PRIMARY KEY)`); err != nil {
+			t.Fatal(err)
+		}
+		c := store.NewStmts(db)
+		q := db.Rebind(`INSERT INTO ` + table + ` (k) VALUES (?)`)
+		for i := range 3 {
+			if i == 2 {
+				_ = c.Close()
+			}
+			if err := db.InTx(ctx, func(tx *sql.Tx) error {
+				_, err := c.Exec(ctx, tx, q, int64(i))
+				return err
+			}); err != nil {
+				t.Fatalf("transaction %d: %v", i, err)
+			}
+		}
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+table).Scan(&n); err != nil || n != 3 {
+			t.Fatalf("%d rows %v, want 3", n, err)
+		}
+		_ = c.Close()
+	})
+}

@@ -112,6 +112,23 @@ func Open(ctx context.Context, db *store.DB, key []byte, opts ...Option) (*Log, 
 	return l, nil
 }
 
+// cleaned is r as it is stored: its time now when unset, in whole
+// milliseconds, its text storable and masked.
+func (r Record) cleaned(now time.Time) Record {
+	if r.Time.IsZero() {
+		r.Time = now
+	}
+	r.Time = time.UnixMilli(r.Time.UnixMilli())
+	r.Actor = clean(r.Actor, true)
+	r.SourceIP = clean(r.SourceIP, false)
+	r.Action = clean(r.Action, false)
+	r.Object = clean(r.Object, true)
+	r.Outcome = clean(r.Outcome, false)
+	r.RequestID = clean(r.RequestID, false)
+	r.Detail = clean(r.Detail, true)
+	return r
+}
+
 // clean keeps text storable (no NUL for PostgreSQL) and masked.
 func clean(s string, maskText bool) string {
 	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
@@ -141,17 +158,7 @@ func tag(key []byte, kind string, seq int64, mac string) string {
 // Append adds r to the chain and returns its sequence number. Object and
 // Detail are masked.
 func (l *Log) Append(ctx context.Context, r Record) (int64, error) {
-	if r.Time.IsZero() {
-		r.Time = l.clock.Now()
-	}
-	r.Time = time.UnixMilli(r.Time.UnixMilli())
-	r.Actor = clean(r.Actor, true)
-	r.SourceIP = clean(r.SourceIP, false)
-	r.Action = clean(r.Action, false)
-	r.Object = clean(r.Object, true)
-	r.Outcome = clean(r.Outcome, false)
-	r.RequestID = clean(r.RequestID, false)
-	r.Detail = clean(r.Detail, true)
+	r = r.cleaned(l.clock.Now())
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var seq int64

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/shanghai-mca/mzhub/store"
 )
@@ -40,18 +39,7 @@ func (l *Log) AppendTx(ctx context.Context, tx *sql.Tx, rs []Record) ([]int64, e
 	err := l.rows.Run(ctx, tx, len(rs), func(off, size int) []any {
 		args = args[:0]
 		for i, r := range rs[off : off+size] {
-			if r.Time.IsZero() {
-				r.Time = now
-			}
-			r.Time = time.UnixMilli(r.Time.UnixMilli())
-			r.Actor = clean(r.Actor, true)
-			r.SourceIP = clean(r.SourceIP, false)
-			r.Action = clean(r.Action, false)
-			r.Object = clean(r.Object, true)
-			r.Outcome = clean(r.Outcome, false)
-			r.RequestID = clean(r.RequestID, false)
-			r.Detail = clean(r.Detail, true)
-			e := Entry{Seq: headSeq + 1, Record: r, PrevMAC: headMAC}
+			e := Entry{Seq: headSeq + 1, Record: r.cleaned(now), PrevMAC: headMAC}
 			e.MAC = macOf(l.key, &e)
 			args = append(args, e.Seq, e.Time.UnixMilli(), e.Actor, e.SourceIP, e.Action, e.Object, e.Outcome, e.RequestID, e.Detail, e.PrevMAC, e.MAC)
 			headSeq, headMAC, seqs[off+i] = e.Seq, e.MAC, e.Seq
