@@ -25,8 +25,9 @@ import (
 var migrations embed.FS
 
 // maxRows bounds the rows of one INSERT or DELETE statement (a power of
-// two: store.MultiRow's largest piece).
-const maxRows = 128
+// two: store.MultiRow's largest piece; small, since every size up to it
+// stays prepared on each connection that ran it).
+const maxRows = 32
 
 // Spool is a monitor.Spool in the state database. Safe for concurrent use.
 type Spool struct {

@@ -384,8 +384,9 @@ func (g *GroupCommit) nonces(ctx context.Context, tx *sql.Tx, batch []*gcItem) e
 }
 
 // nonceRowsPerInsert is the most nonces one INSERT writes (three
-// parameters a row).
-const nonceRowsPerInsert = 128
+// parameters a row; small, since every size up to it stays prepared on
+// each connection that ran it).
+const nonceRowsPerInsert = 32
 
 // insertNonces is the INSERT of n nonces that returns those it inserted:
 // the others were there already. On SQLite it is INSERT OR IGNORE, which

@@ -58,8 +58,9 @@ func (l *Log) AppendTx(ctx context.Context, tx *sql.Tx, rs []Record) ([]int64, e
 
 // rowsPerInsert is the most audit records one INSERT of a batch writes
 // (store.MultiRow: one statement for many rows instead of one each; 11
-// parameters a row, well inside SQLite's and PostgreSQL's limits).
-const rowsPerInsert = 64
+// parameters a row; small, since every size up to it stays prepared on
+// each connection that ran it).
+const rowsPerInsert = 16
 
 // insertRows is the INSERT of n audit records.
 func insertRows(n int) string {
