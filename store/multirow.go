@@ -174,4 +174,3 @@ func (c *Stmts) Close() error {
 	}
 	return nil
 }
-
