@@ -13,19 +13,60 @@ import (
 // sleeps and the luckiest poller wins, so under a steady load of data
 // writes a lease renewal can wait out the whole busy timeout and the lease
 // is lost. Behind the gate, writers of this process queue in order, a
-// control write (lease, membership) ahead of every queued data write, and
-// the lock passes from one to the next without polling.
+// control write (lease, membership) ahead of every queued write, then an
+// urgent write (one a partner's call waits for: see Urgent) ahead of the
+// queued data writes, and the lock passes from one to the next without
+// polling. Urgent writes take at most urgentBurst turns in a row while a
+// data write waits, so a monthly batch still moves under a steady stream
+// of partner calls.
 type writeGate struct {
-	mu        sync.Mutex
-	busy      bool
-	ctl, data []chan struct{}
+	mu                sync.Mutex
+	busy              bool
+	ctl, urgent, data []chan struct{}
+	// urgentRun counts the urgent writes let in since a data write last
+	// had its turn, while data writes waited.
+	urgentRun int
 	// wait bounds a wait for the gate (the busy timeout): past it the
 	// writer gets ErrBusy, as it would have got SQLITE_BUSY.
 	wait time.Duration
 }
 
-// acquire waits for the gate; control writes go before queued data writes.
-func (g *writeGate) acquire(ctx context.Context, control bool) error {
+// writeClass orders writes at the gate.
+type writeClass uint8
+
+const (
+	classData writeClass = iota
+	classUrgent
+	classControl
+)
+
+// urgentBurst is how many urgent writes go in a row ahead of a waiting
+// data write.
+const urgentBurst = 4
+
+type urgentKey struct{}
+
+// Urgent marks the writes made with ctx as urgent: a caller is waiting for
+// them (a partner's call, the spool or bus commit that answers it). At a
+// SQLite database's write gate they go ahead of queued data writes, after
+// control writes, and at most urgentBurst in a row while a data write
+// waits. On PostgreSQL it changes nothing.
+func Urgent(ctx context.Context) context.Context {
+	return context.WithValue(ctx, urgentKey{}, true)
+}
+
+// IsUrgent reports whether ctx was marked by Urgent.
+func IsUrgent(ctx context.Context) bool { return classOf(ctx) == classUrgent }
+
+func classOf(ctx context.Context) writeClass {
+	if u, _ := ctx.Value(urgentKey{}).(bool); u {
+		return classUrgent
+	}
+	return classData
+}
+
+// acquire waits for the gate in its class's queue.
+func (g *writeGate) acquire(ctx context.Context, class writeClass) error {
 	if g.wait > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, g.wait)
@@ -38,9 +79,12 @@ func (g *writeGate) acquire(ctx context.Context, control bool) error {
 		return nil
 	}
 	ch := make(chan struct{})
-	if control {
+	switch class {
+	case classControl:
 		g.ctl = append(g.ctl, ch)
-	} else {
+	case classUrgent:
+		g.urgent = append(g.urgent, ch)
+	default:
 		g.data = append(g.data, ch)
 	}
 	g.mu.Unlock()
@@ -49,7 +93,7 @@ func (g *writeGate) acquire(ctx context.Context, control bool) error {
 		return nil
 	case <-ctx.Done():
 		g.mu.Lock()
-		if remove(&g.ctl, ch) || remove(&g.data, ch) {
+		if remove(&g.ctl, ch) || remove(&g.urgent, ch) || remove(&g.data, ch) {
 			g.mu.Unlock()
 			return fmt.Errorf("%w: %w", ErrBusy, ctx.Err())
 		}
@@ -70,8 +114,9 @@ func remove(q *[]chan struct{}, ch chan struct{}) bool {
 	return false
 }
 
-// release hands the gate to the next control write, else the next data
-// write, else frees it.
+// release hands the gate to the next control write, else the next urgent
+// write (unless urgentBurst of them went in a row while a data write
+// waited), else the next data write, else frees it.
 func (g *writeGate) release() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -79,8 +124,14 @@ func (g *writeGate) release() {
 	switch {
 	case len(g.ctl) > 0:
 		next, g.ctl = g.ctl[0], g.ctl[1:]
+	case len(g.urgent) > 0 && (len(g.data) == 0 || g.urgentRun < urgentBurst):
+		next, g.urgent = g.urgent[0], g.urgent[1:]
+		if len(g.data) > 0 {
+			g.urgentRun++
+		}
 	case len(g.data) > 0:
 		next, g.data = g.data[0], g.data[1:]
+		g.urgentRun = 0
 	default:
 		g.busy = false
 		return
@@ -88,11 +139,20 @@ func (g *writeGate) release() {
 	close(next)
 }
 
-// queued returns the control and data writes waiting (tests).
-func (g *writeGate) queued() (control, data int) {
+// queued returns the control, urgent and data writes waiting (tests).
+func (g *writeGate) queued() (control, urgent, data int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.ctl), len(g.data)
+	return len(g.ctl), len(g.urgent), len(g.data)
+}
+
+// WritesWaiting returns how many control, urgent and data writes of this
+// process wait at a SQLite database's write gate (all 0 on PostgreSQL).
+func (db *DB) WritesWaiting() (control, urgent, data int) {
+	if db.gate == nil {
+		return 0, 0, 0
+	}
+	return db.gate.queued()
 }
 
 // Control runs fn, a short control write (a lease taken or renewed, a
@@ -103,7 +163,7 @@ func (db *DB) Control(ctx context.Context, fn func(ctx context.Context) error) e
 	if db.gate == nil {
 		return fn(ctx)
 	}
-	if err := db.gate.acquire(ctx, true); err != nil {
+	if err := db.gate.acquire(ctx, classControl); err != nil {
 		return err
 	}
 	defer db.gate.release()

@@ -80,7 +80,7 @@ func TestLeaseRenewalAheadOfSaturatedDataPath(t *testing.T) {
 			}
 		}()
 	}
-	until(t, "data writes queued", func() bool { _, d := store.QueuedWrites(db); return d == queued })
+	until(t, "data writes queued", func() bool { _, _, d := db.WritesWaiting(); return d == queued })
 	renewed := make(chan error, 1)
 	go func() {
 		ok, err := el.TryAcquire(ctx, "job")
@@ -89,7 +89,7 @@ func TestLeaseRenewalAheadOfSaturatedDataPath(t *testing.T) {
 		}
 		renewed <- err
 	}()
-	until(t, "renewal queued", func() bool { c, _ := store.QueuedWrites(db); return c == 1 })
+	until(t, "renewal queued", func() bool { c, _, _ := db.WritesWaiting(); return c == 1 })
 	close(release)
 	if err := <-renewed; err != nil {
 		t.Fatalf("renewal: %v", err)
@@ -129,7 +129,7 @@ func TestBeginWriteHoldsTheGate(t *testing.T) {
 				return err
 			})
 		}()
-		until(t, "the second writer to queue at the gate", func() bool { _, d := store.QueuedWrites(db); return d == 1 })
+		until(t, "the second writer to queue at the gate", func() bool { _, _, d := db.WritesWaiting(); return d == 1 })
 		if end == "commit" {
 			err = tx.Commit()
 		} else {
@@ -144,7 +144,7 @@ func TestBeginWriteHoldsTheGate(t *testing.T) {
 		if err := tx.Rollback(); err == nil {
 			t.Fatalf("after %s: a second end succeeded", end)
 		}
-		if c, d := store.QueuedWrites(db); c != 0 || d != 0 {
+		if c, u, d := db.WritesWaiting(); c != 0 || u != 0 || d != 0 {
 			t.Fatalf("after %s: %d/%d queued", end, c, d)
 		}
 	}

@@ -165,10 +165,11 @@ func rebindDollar(query string) string {
 //
 // On SQLite the transaction waits its turn behind this process's other
 // InTx writers and behind every Control write (see Control), instead of
-// polling the write lock.
+// polling the write lock; a ctx marked Urgent also goes ahead of queued
+// data writes (see Urgent).
 func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if db.gate != nil {
-		if err := db.gate.acquire(ctx, false); err != nil {
+		if err := db.gate.acquire(ctx, classOf(ctx)); err != nil {
 			return fmt.Errorf("store: begin: %w", err)
 		}
 		defer db.gate.release()
@@ -247,7 +248,7 @@ type WriteTx struct {
 func (db *DB) BeginWrite(ctx context.Context) (*WriteTx, error) {
 	release := func() {}
 	if db.gate != nil {
-		if err := db.gate.acquire(ctx, false); err != nil {
+		if err := db.gate.acquire(ctx, classOf(ctx)); err != nil {
 			return nil, fmt.Errorf("store: begin: %w", err)
 		}
 		release = db.gate.release

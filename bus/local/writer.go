@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/shanghai-mca/mzhub/store"
 )
 
 // pubReq is one Publish call (done != nil) or one dead letter (done == nil).
@@ -181,7 +183,9 @@ func (w *writer) commit(batch, dead []*pubReq, acks []ackItem) {
 	b.mu.RLock()
 	topics := b.topics // only the writer replaces entries; safe to read below
 	b.mu.RUnlock()
-	ctx := context.Background()
+	// Publishers wait for this commit (a partner's call is answered once
+	// its message is on the bus): urgent at the write gate.
+	ctx := store.Urgent(context.Background())
 	started := time.Now()
 	err := b.db.InTx(ctx, func(tx *sql.Tx) error {
 		if len(all) > 0 {

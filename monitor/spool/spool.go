@@ -61,12 +61,13 @@ func Open(ctx context.Context, db *store.DB, node string, clk clock.Clock) (*Spo
 		put: store.NewMultiRow(db, maxRows, putRows(db.Dialect())), remove: store.NewMultiRow(db, maxRows, removeRows)}, nil
 }
 
-// Put stores evs in one transaction.
+// Put stores evs in one transaction. The exchanges whose events they are
+// wait for it: the transaction is urgent at the write gate (store.Urgent).
 func (s *Spool) Put(ctx context.Context, evs []monitor.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+	return s.db.InTx(store.Urgent(ctx), func(tx *sql.Tx) error {
 		var encErr error
 		args := make([]any, 0, 4*min(len(evs), maxRows))
 		err := s.put.Run(ctx, tx, len(evs), func(off, size int) []any {

@@ -271,7 +271,9 @@ func (g *GroupCommit) run() {
 // commit writes one batch in one transaction and answers its calls.
 func (g *GroupCommit) commit(batch []*gcItem) {
 	t0 := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*g.wait)
+	// Every call of the batch waits for this commit: urgent at the write
+	// gate (store.Urgent), behind lease writes only.
+	ctx, cancel := context.WithTimeout(store.Urgent(context.Background()), 2*g.wait)
 	defer cancel()
 	err := g.db.InTx(ctx, func(tx *sql.Tx) error {
 		if err := g.nonces(ctx, tx, batch); err != nil {

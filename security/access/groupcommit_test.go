@@ -3,6 +3,7 @@ package access
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -193,6 +194,21 @@ func guardWith(t *testing.T, g *GroupCommit) (http.Handler, *atomic.Int64) {
 // guardLogged is guardWith with the guard's log going to logger.
 func guardLogged(t *testing.T, g *GroupCommit, logger *slog.Logger) (http.Handler, *atomic.Int64) {
 	t.Helper()
+	var served atomic.Int64
+	return guardOf(t, g, logger, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		w.WriteHeader(http.StatusAccepted)
+	})), &served
+}
+
+// guardHandler is a partner guard recording into g in front of next.
+func guardHandler(t *testing.T, g *GroupCommit, next http.Handler) http.Handler {
+	t.Helper()
+	return guardOf(t, g, nil, next)
+}
+
+func guardOf(t *testing.T, g *GroupCommit, logger *slog.Logger, next http.Handler) http.Handler {
+	t.Helper()
 	ctx := context.Background()
 	kp := keys.NewFile(t.TempDir())
 	if err := kp.Put(ctx, keys.PartnerPrefix+"fh-01-a", secret1); err != nil {
@@ -204,11 +220,19 @@ func guardLogged(t *testing.T, g *GroupCommit, logger *slog.Logger) (http.Handle
 	if err != nil {
 		t.Fatal(err)
 	}
-	var served atomic.Int64
-	return a.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		served.Add(1)
-		w.WriteHeader(http.StatusAccepted)
-	})), &served
+	return a.Middleware(next)
+}
+
+// until waits for cond (a signal polled, not a time slept).
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func signedCall(t *testing.T, h http.Handler) *httptest.ResponseRecorder {
@@ -398,4 +422,65 @@ func TestGroupCommitManyNonces(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestPartnerWritesAreUrgent: the handler behind the guard runs with an
+// urgent context, and the guard's own commit goes ahead of the data
+// writes queued at the state store's write gate: every one of them,
+// queued before the call, finds its nonce already committed.
+func TestPartnerWritesAreUrgent(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t)
+	g, _ := openGroupCommit(t, db, GroupCommitOptions{})
+	var urgent atomic.Bool
+	h := guardHandler(t, g, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		urgent.Store(store.IsUrgent(r.Context()))
+		w.WriteHeader(http.StatusAccepted)
+	}))
+
+	held, release := make(chan struct{}), make(chan struct{})
+	go func() {
+		_ = db.InTx(ctx, func(tx *sql.Tx) error {
+			close(held)
+			<-release
+			return nil
+		})
+	}()
+	<-held
+	const queued = 3 // fewer than the urgent burst
+	var wg sync.WaitGroup
+	seen := make(chan int, queued)
+	for i := range queued {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := db.InTx(ctx, func(tx *sql.Tx) error {
+				var n int
+				err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM partner_nonces`).Scan(&n)
+				seen <- n
+				return err
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+		until(t, fmt.Sprintf("data write %d queued", i), func() bool { _, _, d := db.WritesWaiting(); return d == i+1 })
+	}
+	answer := make(chan *httptest.ResponseRecorder, 1)
+	go func() { answer <- signedCall(t, h) }()
+	until(t, "the guard's commit queued", func() bool { _, u, d := db.WritesWaiting(); return u+d == queued+1 })
+	close(release)
+	if w := <-answer; w.Code != http.StatusAccepted {
+		t.Fatalf("signed call: %d %s", w.Code, w.Body)
+	}
+	wg.Wait()
+	close(seen)
+	for n := range seen {
+		if n != 1 {
+			t.Fatalf("a data write queued before the call ran before its nonce was committed (saw %d nonces)", n)
+		}
+	}
+	if !urgent.Load() {
+		t.Fatal("the handler's context is not urgent")
+	}
 }

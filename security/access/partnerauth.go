@@ -27,6 +27,7 @@ import (
 	"github.com/shanghai-mca/mzhub/security/keys"
 	"github.com/shanghai-mca/mzhub/security/mask"
 	"github.com/shanghai-mca/mzhub/security/sign"
+	"github.com/shanghai-mca/mzhub/store"
 )
 
 // Options are PartnerAuth's dependencies.
@@ -203,7 +204,9 @@ func (a *PartnerAuth) Middleware(next http.Handler) http.Handler {
 			r.Body = http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes)
 		}
 		sw := problem.NewRecorder(w)
-		next.ServeHTTP(sw, r.WithContext(security.WithPartner(r.Context(), id)))
+		// The partner waits for what the handler writes: urgent at the
+		// state store's write gate (store.Urgent).
+		next.ServeHTTP(sw, r.WithContext(store.Urgent(security.WithPartner(r.Context(), id))))
 		outcome := audit.OutcomeSuccess
 		if sw.Status() >= 400 {
 			outcome = audit.OutcomeFailure
