@@ -53,9 +53,62 @@ func (s *Service) takeApplication(ctx context.Context, tx *sql.Tx, a *joblib.App
 		return false, err
 	}
 	if item.Answer == AnswerRegister {
-		return true, s.answerFromRegister(ctx, tx, item, a, key, now)
+		// Answered from the register once the hub has one for the item:
+		// an application that arrives before the business system's first
+		// register waits (预审 passed) and is answered when the register is
+		// taken (answerHeld), never refused for a list the hub has not
+		// seen yet.
+		has, err := s.hasRegister(ctx, tx, item.Code)
+		if err != nil || !has {
+			return true, err
+		}
+		return true, s.answerFromRegister(ctx, tx, item, a.ApplicationID, a.Applicant.IDNumber, key, now)
 	}
 	return true, nil
+}
+
+// hasRegister reports whether a register of the item has been taken (any
+// person recorded for it).
+func (s *Service) hasRegister(ctx context.Context, tx *sql.Tx, item string) (bool, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(*) FROM (SELECT 1 FROM portal_eligible WHERE item_code = ? LIMIT 1) r`), item).Scan(&n)
+	return n > 0, err
+}
+
+// answerHeld answers the applications of a register-answered item that
+// waited for its register (预审 passed, nothing more), in the order they
+// arrived, now that a register was taken in tx.
+func (s *Service) answerHeld(ctx context.Context, tx *sql.Tx, item *compiledItem) error {
+	rows, err := tx.QueryContext(ctx, s.db.Rebind(`SELECT application_id, person_key, person_sealed FROM portal_applications
+		WHERE item_code = ? AND closed = 0 AND stage = ? ORDER BY received_at, application_id`), item.Code, joblib.NodePreReview)
+	if err != nil {
+		return err
+	}
+	type held struct{ id, key, sealed string }
+	var hs []held
+	for rows.Next() {
+		var h held
+		if err := rows.Scan(&h.id, &h.key, &h.sealed); err != nil {
+			rows.Close()
+			return err
+		}
+		hs = append(hs, h)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	now := s.now()
+	for _, h := range hs {
+		id, err := s.d.Fields.Decrypt(h.sealed)
+		if err != nil {
+			return fmt.Errorf("portal: held application %s: %w", h.id, err)
+		}
+		if err := s.answerFromRegister(ctx, tx, item, h.id, id, h.key, now); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // prereview returns why the application fails 预审, "" when it passes: the
@@ -85,22 +138,22 @@ func (s *Service) prereview(ctx context.Context, tx *sql.Tx, a *joblib.Applicati
 // 受理, 办理 and 办结 with the certificate reference when the applicant is
 // in the item's register and passes its rule, refused with the reason
 // otherwise.
-func (s *Service) answerFromRegister(ctx context.Context, tx *sql.Tx, item *compiledItem, a *joblib.Application, key string, now time.Time) error {
-	if err := s.queueNode(ctx, tx, a.ApplicationID, joblib.NodeAccepted, joblib.ResultAccepted, "", "", now); err != nil {
+func (s *Service) answerFromRegister(ctx context.Context, tx *sql.Tx, item *compiledItem, appID, idNumber, key string, now time.Time) error {
+	if err := s.queueNode(ctx, tx, appID, joblib.NodeAccepted, joblib.ResultAccepted, "", "", now); err != nil {
 		return err
 	}
-	if err := s.queueNode(ctx, tx, a.ApplicationID, joblib.NodeProcessing, "", "", "", now); err != nil {
+	if err := s.queueNode(ctx, tx, appID, joblib.NodeProcessing, "", "", "", now); err != nil {
 		return err
 	}
-	reason, err := s.check(ctx, tx, item, a.Applicant.IDNumber, key, now)
+	reason, err := s.check(ctx, tx, item, idNumber, key, now)
 	if err != nil {
 		return err
 	}
 	if reason != "" {
-		return s.queueNode(ctx, tx, a.ApplicationID, joblib.NodeDone, joblib.ResultRefused, reason, "", now)
+		return s.queueNode(ctx, tx, appID, joblib.NodeDone, joblib.ResultRefused, reason, "", now)
 	}
-	ref := item.CertificatePrefix + "-" + a.ApplicationID
-	return s.queueNode(ctx, tx, a.ApplicationID, joblib.NodeDone, joblib.ResultApproved, "经核对，申请人为本市社会救助对象", ref, now)
+	ref := item.CertificatePrefix + "-" + appID
+	return s.queueNode(ctx, tx, appID, joblib.NodeDone, joblib.ResultApproved, "经核对，申请人为本市社会救助对象", ref, now)
 }
 
 // check compares a person with the item's register and rule: "" when the

@@ -324,6 +324,9 @@ func (s *Service) takeFile(ctx context.Context, name string) error {
 				break
 			}
 			bad, perr = s.applyEligible(ctx, tx, data, m[1], m[2], &good)
+			if it := s.items[m[1]]; perr == nil && it.Answer == AnswerRegister {
+				perr = s.answerHeld(ctx, tx, it)
+			}
 		case paidName.MatchString(name):
 			m := paidName.FindStringSubmatch(name)
 			if it, ok := s.items[m[1]]; !ok || it.Payout != PayoutPaidFile {

@@ -22,6 +22,7 @@ func TestIntegrationPortalPostgres(t *testing.T) {
 		{"status files", TestStatusFilesInOrderBadLinesRefused},
 		{"mianshen", TestMianshenConfirmationAndPayout},
 		{"certificates", TestAssistanceCertificateAnsweredFromTheRegister},
+		{"certificate before the register", TestCertificateWaitsForTheRegister},
 		{"in doubt", TestInDoubtSendsAreRecheckedNotResent},
 		{"review", TestReviewWhenAutoApprovalIsOff},
 		{"console", TestConsoleHandler},
