@@ -220,7 +220,10 @@ func (l *ledger) loop() {
 }
 
 func (l *ledger) run(batch []ledgerOp) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Urgent at the write gate like the bus and the spool: a route's
+	// delivery keeps pace with its intake instead of queueing behind a
+	// monthly batch's transactions (store.Urgent).
+	ctx, cancel := context.WithTimeout(store.Urgent(context.Background()), 30*time.Second)
 	defer cancel()
 	res := make([]ledgerRes, len(batch))
 	now := l.now().UnixMilli()
