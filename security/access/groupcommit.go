@@ -190,6 +190,15 @@ func (g *GroupCommit) Append(ctx context.Context, r audit.Record) (int64, error)
 	return it.seq, nil
 }
 
+// failFastKey marks an Append that must not wait for room in the commit
+// queue: the record of a busy answer, whose loss is that back pressure
+// itself (see PartnerAuth).
+type failFastKey struct{}
+
+func failFast(ctx context.Context) context.Context {
+	return context.WithValue(ctx, failFastKey{}, true)
+}
+
 func (g *GroupCommit) submit(ctx context.Context, it *gcItem) error {
 	it.done = make(chan struct{})
 	select {
@@ -197,14 +206,30 @@ func (g *GroupCommit) submit(ctx context.Context, it *gcItem) error {
 		return ErrClosed
 	default:
 	}
+	t := time.NewTimer(g.wait)
+	defer t.Stop()
 	select {
 	case g.q <- it:
 	default:
-		g.metrics.refused.WithLabelValues("overloaded").Inc()
-		return ErrOverloaded
+		if it.rec == nil || ctx.Value(failFastKey{}) != nil {
+			g.metrics.refused.WithLabelValues("overloaded").Inc()
+			return ErrOverloaded
+		}
+		// An audit record of a call already decided waits for room (up
+		// to MaxWait) instead of being lost to a moment's full queue: a
+		// nonce refused at once is back pressure, a lost audit record is
+		// a gap in the trail.
+		select {
+		case g.q <- it:
+		case <-t.C:
+			g.metrics.refused.WithLabelValues("busy").Inc()
+			return ErrBusy
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-g.stop:
+			return ErrClosed
+		}
 	}
-	t := time.NewTimer(g.wait)
-	defer t.Stop()
 	select {
 	case <-it.done:
 		if it.err != nil {

@@ -484,3 +484,46 @@ func TestPartnerWritesAreUrgent(t *testing.T) {
 		t.Fatal("the handler's context is not urgent")
 	}
 }
+
+// TestAuditAppendWaitsForRoom: with the commit queue full, a nonce is
+// refused at once (back pressure) but an audit record of a call already
+// decided waits for room and is written; the record of a busy answer
+// (failFast) is refused at once.
+func TestAuditAppendWaitsForRoom(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t)
+	g, log := openGroupCommit(t, db, GroupCommitOptions{QueueSize: 1})
+	gt := hold(g)
+	first := make(chan error, 1)
+	go func() { _, err := g.Use(ctx, "k1", "first", t0, t0.Add(time.Minute)); first <- err }()
+	<-gt.taken
+	queuedNonce := make(chan error, 1)
+	go func() { _, err := g.Use(ctx, "k1", "second", t0, t0.Add(time.Minute)); queuedNonce <- err }()
+	queued(t, g, 1)
+	if _, err := g.Use(ctx, "k1", "third", t0, t0.Add(time.Minute)); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("nonce with the queue full: %v, want ErrOverloaded", err)
+	}
+	if _, err := g.Append(failFast(ctx), audit.Record{Actor: "partner:p", Action: "partner_api.call", Outcome: audit.OutcomeFailure}); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("busy answer's record with the queue full: %v, want ErrOverloaded", err)
+	}
+	appended := make(chan error, 1)
+	go func() {
+		_, err := g.Append(ctx, audit.Record{Actor: "partner:p", Action: "partner_api.call", Outcome: audit.OutcomeSuccess, RequestID: "waited"})
+		appended <- err
+	}()
+	select {
+	case err := <-appended:
+		t.Fatalf("the audit record did not wait for room: %v", err)
+	case <-time.After(50 * time.Millisecond): // it waits; the release below lets it in
+	}
+	close(gt.release)
+	for _, ch := range []chan error{first, queuedNonce, appended} {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	es, err := log.List(ctx, audit.Filter{Limit: 10})
+	if err != nil || len(es) != 1 || es[0].RequestID != "waited" {
+		t.Fatalf("audit entries %+v %v, want the one that waited", es, err)
+	}
+}

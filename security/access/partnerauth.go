@@ -393,7 +393,7 @@ func (a *PartnerAuth) refuse(w http.ResponseWriter, r *http.Request, call callIn
 	// busy: try, but its loss is the same back pressure (counted above in
 	// mzhub_partner_api_requests_total, code unavailable), not an audit
 	// failure to page someone for.
-	if err := a.appendTo(r.Context(), to, call, actor, outcome, detail); err != nil {
+	if err := a.appendTo(failFast(r.Context()), to, call, actor, outcome, detail); err != nil {
 		a.log.Warn("audit record of a busy answer not written", "request_id", call.reqID, "err", err)
 	}
 }
