@@ -494,6 +494,12 @@ func TestAuditAppendWaitsForRoom(t *testing.T) {
 	db := storetest.Open(t)
 	g, log := openGroupCommit(t, db, GroupCommitOptions{QueueSize: 1})
 	gt := hold(g)
+	released := false
+	t.Cleanup(func() { // before Close: a failed check must not leave the committer held
+		if !released {
+			close(gt.release)
+		}
+	})
 	first := make(chan error, 1)
 	go func() { _, err := g.Use(ctx, "k1", "first", t0, t0.Add(time.Minute)); first <- err }()
 	<-gt.taken
@@ -517,6 +523,7 @@ func TestAuditAppendWaitsForRoom(t *testing.T) {
 	case <-time.After(50 * time.Millisecond): // it waits; the release below lets it in
 	}
 	close(gt.release)
+	released = true
 	for _, ch := range []chan error{first, queuedNonce, appended} {
 		if err := <-ch; err != nil {
 			t.Fatal(err)
