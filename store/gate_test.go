@@ -13,18 +13,6 @@ import (
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
 
-// until waits for cond (a signal polled, not a time slept).
-func until(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // TestLeaseRenewalAheadOfSaturatedDataPath: with the write lock held by a
 // data transaction and many more queued behind it, a lease renewal is the
 // next write to run: every queued data transaction sees the lease already
@@ -80,7 +68,7 @@ func TestLeaseRenewalAheadOfSaturatedDataPath(t *testing.T) {
 			}
 		}()
 	}
-	until(t, "data writes queued", func() bool { _, _, d := db.WritesWaiting(); return d == queued })
+	storetest.Until(t, "data writes queued", func() bool { _, _, d := db.WritesWaiting(); return d == queued })
 	renewed := make(chan error, 1)
 	go func() {
 		ok, err := el.TryAcquire(ctx, "job")
@@ -89,7 +77,7 @@ func TestLeaseRenewalAheadOfSaturatedDataPath(t *testing.T) {
 		}
 		renewed <- err
 	}()
-	until(t, "renewal queued", func() bool { c, _, _ := db.WritesWaiting(); return c == 1 })
+	storetest.Until(t, "renewal queued", func() bool { c, _, _ := db.WritesWaiting(); return c == 1 })
 	close(release)
 	if err := <-renewed; err != nil {
 		t.Fatalf("renewal: %v", err)
@@ -129,7 +117,7 @@ func TestBeginWriteHoldsTheGate(t *testing.T) {
 				return err
 			})
 		}()
-		until(t, "the second writer to queue at the gate", func() bool { _, _, d := db.WritesWaiting(); return d == 1 })
+		storetest.Until(t, "the second writer to queue at the gate", func() bool { _, _, d := db.WritesWaiting(); return d == 1 })
 		if end == "commit" {
 			err = tx.Commit()
 		} else {

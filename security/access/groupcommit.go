@@ -64,6 +64,9 @@ type GroupCommit struct {
 	// inside the transaction before it commits (an error rolls it back).
 	beforeBatch func()
 	inTx        func(n int) error
+	// waitsForRoom runs when an audit record starts waiting for room in
+	// the full queue.
+	waitsForRoom func()
 }
 
 type gcMetrics struct {
@@ -219,6 +222,9 @@ func (g *GroupCommit) submit(ctx context.Context, it *gcItem) error {
 		// to MaxWait) instead of being lost to a moment's full queue: a
 		// nonce refused at once is back pressure, a lost audit record is
 		// a gap in the trail.
+		if g.waitsForRoom != nil {
+			g.waitsForRoom()
+		}
 		select {
 		case g.q <- it:
 		case <-t.C:

@@ -223,18 +223,6 @@ func guardOf(t *testing.T, g *GroupCommit, logger *slog.Logger, next http.Handle
 	return a.Middleware(next)
 }
 
-// until waits for cond (a signal polled, not a time slept).
-func until(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func signedCall(t *testing.T, h http.Handler) *httptest.ResponseRecorder {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodPost, "/routes/x", strings.NewReader(`{"id":"1"}`))
@@ -464,11 +452,11 @@ func TestPartnerWritesAreUrgent(t *testing.T) {
 				t.Error(err)
 			}
 		}()
-		until(t, fmt.Sprintf("data write %d queued", i), func() bool { _, _, d := db.WritesWaiting(); return d == i+1 })
+		storetest.Until(t, fmt.Sprintf("data write %d queued", i), func() bool { _, _, d := db.WritesWaiting(); return d == i+1 })
 	}
 	answer := make(chan *httptest.ResponseRecorder, 1)
 	go func() { answer <- signedCall(t, h) }()
-	until(t, "the guard's commit queued", func() bool { _, u, d := db.WritesWaiting(); return u+d == queued+1 })
+	storetest.Until(t, "the guard's commit queued", func() bool { _, u, d := db.WritesWaiting(); return u+d == queued+1 })
 	close(release)
 	if w := <-answer; w.Code != http.StatusAccepted {
 		t.Fatalf("signed call: %d %s", w.Code, w.Body)
@@ -512,6 +500,8 @@ func TestAuditAppendWaitsForRoom(t *testing.T) {
 	if _, err := g.Append(failFast(ctx), audit.Record{Actor: "partner:p", Action: "partner_api.call", Outcome: audit.OutcomeFailure}); !errors.Is(err, ErrOverloaded) {
 		t.Fatalf("busy answer's record with the queue full: %v, want ErrOverloaded", err)
 	}
+	waiting := make(chan struct{})
+	g.waitsForRoom = func() { close(waiting) }
 	appended := make(chan error, 1)
 	go func() {
 		_, err := g.Append(ctx, audit.Record{Actor: "partner:p", Action: "partner_api.call", Outcome: audit.OutcomeSuccess, RequestID: "waited"})
@@ -520,7 +510,7 @@ func TestAuditAppendWaitsForRoom(t *testing.T) {
 	select {
 	case err := <-appended:
 		t.Fatalf("the audit record did not wait for room: %v", err)
-	case <-time.After(50 * time.Millisecond): // it waits; the release below lets it in
+	case <-waiting: // it waits; the release below lets it in
 	}
 	close(gt.release)
 	released = true

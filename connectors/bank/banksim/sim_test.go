@@ -195,19 +195,27 @@ func listDir(dir string) []string {
 	return out
 }
 
-func TestRefusesWrongDigestAndIncompleteFiles(t *testing.T) {
-	ctx := context.Background()
+// startFirstBank runs the first shipped bank with no return delay, closed
+// when the test ends.
+func startFirstBank(t *testing.T) *Bank {
+	t.Helper()
 	cfgs, err := ShippedConfigs()
 	if err != nil {
 		t.Fatal(err)
 	}
 	opts := DefaultOptions()
 	opts.ReturnDelay = 0
-	b, err := Start(ctx, t.TempDir(), cfgs[0], os.DirFS(mustMappings(t)), opts)
+	b, err := Start(context.Background(), t.TempDir(), cfgs[0], os.DirFS(mustMappings(t)), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+func TestRefusesWrongDigestAndIncompleteFiles(t *testing.T) {
+	ctx := context.Background()
+	b := startFirstBank(t)
 	p, _ := writeFile(t, b, t.TempDir(), 5)
 	data, _ := os.ReadFile(p)
 	up := filepath.Join(b.Root(), "upload")
@@ -234,17 +242,7 @@ func TestRefusesWrongDigestAndIncompleteFiles(t *testing.T) {
 // whole passes, and takes it on its first pass after the hold is lifted.
 func TestHoldTaking(t *testing.T) {
 	ctx := context.Background()
-	cfgs, err := ShippedConfigs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := DefaultOptions()
-	opts.ReturnDelay = 0
-	b, err := Start(ctx, t.TempDir(), cfgs[0], os.DirFS(mustMappings(t)), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := startFirstBank(t)
 	b.HoldTaking.Store(true)
 	p, _ := writeFile(t, b, t.TempDir(), 5)
 	data, _ := os.ReadFile(p)
