@@ -98,7 +98,12 @@ type Expectation struct {
 	// FilePattern, when set, is a path.Match pattern on the event's file name.
 	FilePattern string
 	// Due is the deadline.
-	Due   time.Time
+	Due time.Time
+	// From, when set, is when events start to count (Expect: zero means
+	// the time of registering). A service that registers after the fact
+	// (after its own commit) sets it so an event between the two is not
+	// missed.
+	From  time.Time
 	State ExpectationState
 	// MetAt and MetEventID tell which event met it.
 	MetAt      time.Time

@@ -83,7 +83,8 @@ func New(db *store.DB, events monitor.Store, o Options) (*Tracker, error) {
 }
 
 // Expect registers a one-off expectation, due at e.Due, met by events from
-// now on. Registering the same name and due time again is a no-op.
+// e.From on (from now when e.From is zero). Registering the same name and
+// due time again is a no-op.
 func (t *Tracker) Expect(ctx context.Context, e monitor.Expectation) error {
 	if e.Name == "" || e.Partner == "" || e.Due.IsZero() {
 		return errors.New("expect: name, partner and due are required")
@@ -93,7 +94,14 @@ func (t *Tracker) Expect(ctx context.Context, e monitor.Expectation) error {
 			return fmt.Errorf("expect: %s: file pattern: %w", e.Name, err)
 		}
 	}
-	return t.insert(ctx, e, t.clock.Now())
+	from := t.clock.Now()
+	if !e.From.IsZero() {
+		if e.From.After(e.Due) {
+			return fmt.Errorf("expect: %s: from %s is after due %s", e.Name, e.From.Format(time.RFC3339), e.Due.Format(time.RFC3339))
+		}
+		from = e.From
+	}
+	return t.insert(ctx, e, from)
 }
 
 func (t *Tracker) insert(ctx context.Context, e monitor.Expectation, from time.Time) error {
@@ -251,7 +259,7 @@ func (t *Tracker) missed(ctx context.Context, r row) {
 
 // Between returns expectations due in [from, to), by due time.
 func (t *Tracker) Between(ctx context.Context, from, to time.Time) ([]monitor.Expectation, error) {
-	rows, err := t.db.QueryContext(ctx, t.db.Rebind(`SELECT id, name, partner, flow, type, batch_id, file_pattern, due_ms, state, met_ms, met_event_id
+	rows, err := t.db.QueryContext(ctx, t.db.Rebind(`SELECT id, name, partner, flow, type, batch_id, file_pattern, from_ms, due_ms, state, met_ms, met_event_id
 		FROM monitor_expectations WHERE due_ms >= ? AND due_ms < ? ORDER BY due_ms, name`), from.UnixMilli(), to.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("expect: list: %w", err)
@@ -261,11 +269,11 @@ func (t *Tracker) Between(ctx context.Context, from, to time.Time) ([]monitor.Ex
 	for rows.Next() {
 		var e monitor.Expectation
 		var typ, state string
-		var due, met int64
-		if err := rows.Scan(&e.ID, &e.Name, &e.Partner, &e.Flow, &typ, &e.BatchID, &e.FilePattern, &due, &state, &met, &e.MetEventID); err != nil {
+		var from, due, met int64
+		if err := rows.Scan(&e.ID, &e.Name, &e.Partner, &e.Flow, &typ, &e.BatchID, &e.FilePattern, &from, &due, &state, &met, &e.MetEventID); err != nil {
 			return nil, fmt.Errorf("expect: scan: %w", err)
 		}
-		e.Type, e.State, e.Due = monitor.EventType(typ), monitor.ExpectationState(state), time.UnixMilli(due)
+		e.Type, e.State, e.From, e.Due = monitor.EventType(typ), monitor.ExpectationState(state), time.UnixMilli(from), time.UnixMilli(due)
 		if met > 0 {
 			e.MetAt = time.UnixMilli(met)
 		}

@@ -273,3 +273,48 @@ func TestEventStoredDuringCheckMeetsTheEarlierInstance(t *testing.T) {
 		t.Errorf("tomorrow's: %+v, want pending (today's event is not tomorrow's)", e)
 	}
 }
+
+// TestExpectFrom: an expectation registered after the fact with From
+// counts the events since From (the service registered it after its own
+// commit, and the awaited event came in between); one without From counts
+// only those after it was registered.
+func TestExpectFrom(t *testing.T) {
+	ctx := context.Background()
+	tr, st, fc, al, _ := setup(t, sh(2026, 12, 1, 9, 0))
+	if err := st.Append(ctx, []monitor.Event{{ID: "r", Time: sh(2026, 12, 1, 9, 0).Add(-time.Second), Partner: "bureau",
+		Flow: "portal-inbox", Type: monitor.Reconciled, Status: monitor.OK, FileName: "eligible-MZ-JZZM-2026-12.csv", ExchangeID: "r"}}); err != nil {
+		t.Fatal(err)
+	}
+	due := sh(2026, 12, 1, 11, 0)
+	base := monitor.Expectation{Partner: "bureau", Flow: "portal-inbox", Type: monitor.Reconciled, FilePattern: "eligible-MZ-JZZM-*.csv", Due: due}
+	with, without := base, base
+	with.Name, with.From = "with-from", sh(2026, 12, 1, 8, 0)
+	without.Name = "without-from"
+	for _, e := range []monitor.Expectation{with, without} {
+		if err := tr.Expect(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	late := base
+	late.Name, late.From = "from-after-due", due.Add(time.Minute)
+	if err := tr.Expect(ctx, late); err == nil {
+		t.Error("a From after Due was accepted")
+	}
+	fc.Set(due.Add(time.Second))
+	if err := tr.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := states(t, tr, sh(2026, 12, 1, 0, 0), sh(2026, 12, 2, 0, 0))
+	if e := s["with-from 12-01 11:00"]; e.State != monitor.ExpectMet || e.MetEventID != "r" || !e.From.Equal(with.From) {
+		t.Errorf("with From: %+v", e)
+	}
+	if e := s["without-from 12-01 11:00"]; e.State != monitor.ExpectMissed {
+		t.Errorf("without From: %+v", e)
+	}
+	if len(al.list) != 1 || al.list[0].Summary == "" {
+		t.Errorf("alerts %+v", al.list)
+	}
+	if len(s) != 2 {
+		t.Errorf("expectations %v", s)
+	}
+}

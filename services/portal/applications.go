@@ -10,25 +10,27 @@ import (
 	"time"
 
 	"github.com/shanghai-mca/mzhub/connectors/joblib"
+	"github.com/shanghai-mca/mzhub/monitor"
 )
 
 // takeApplication records a new application with its channel and queues
-// its 预审; false when the hub had it already.
-func (s *Service) takeApplication(ctx context.Context, tx *sql.Tx, a *joblib.Application) (bool, error) {
+// its 预审; taken is false when the hub had it already, held is true when
+// it waits for its item's first register.
+func (s *Service) takeApplication(ctx context.Context, tx *sql.Tx, a *joblib.Application) (taken, held bool, err error) {
 	item, ok := s.items[a.ItemCode]
 	if !ok {
 		var n int
 		if err := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(*) FROM portal_refused WHERE source = 'applications' AND ref = ?`), a.ApplicationID).Scan(&n); err != nil {
-			return false, err
+			return false, false, err
 		}
 		if n > 0 {
-			return false, nil
+			return false, false, nil
 		}
-		return false, s.refuse(ctx, tx, "applications", a.ApplicationID, 0, fmt.Sprintf("%v: %s", ErrUnknownItem, a.ItemCode))
+		return false, false, s.refuse(ctx, tx, "applications", a.ApplicationID, 0, fmt.Sprintf("%v: %s", ErrUnknownItem, a.ItemCode))
 	}
 	key, sealed, err := s.person(a.Applicant.IDNumber)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	now := s.now()
 	res, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO portal_applications (application_id, item_code, channel, terminal_id, division,
@@ -36,35 +38,35 @@ func (s *Service) takeApplication(ctx context.Context, tx *sql.Tx, a *joblib.App
 		ON CONFLICT (application_id) DO NOTHING`),
 		a.ApplicationID, a.ItemCode, a.Channel, a.TerminalID, a.Division, key, sealed, monthOf(a.SubmittedAt), a.SubmittedAt.UnixMilli(), now.UnixMilli(), now.UnixMilli())
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return false, nil
+		return false, false, nil
 	}
 	// 预审: the hub checks what it can see.
 	reason, err := s.prereview(ctx, tx, a, key)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	if reason != "" {
-		return true, s.queueNode(ctx, tx, a.ApplicationID, joblib.NodePreReview, joblib.ResultReject, reason, "", now)
+		return true, false, s.queueNode(ctx, tx, a.ApplicationID, joblib.NodePreReview, joblib.ResultReject, reason, "", now)
 	}
 	if err := s.queueNode(ctx, tx, a.ApplicationID, joblib.NodePreReview, joblib.ResultPass, "", "", now); err != nil {
-		return false, err
+		return false, false, err
 	}
 	if item.Answer == AnswerRegister {
 		// Answered from the register once the hub has one for the item:
 		// an application that arrives before the business system's first
 		// register waits (预审 passed) and is answered when the register is
 		// taken (answerHeld), never refused for a list the hub has not
-		// seen yet.
+		// seen yet; the monitor expects the register (expectRegister).
 		has, err := s.hasRegister(ctx, tx, item.Code)
 		if err != nil || !has {
-			return true, err
+			return true, err == nil, err
 		}
-		return true, s.answerFromRegister(ctx, tx, item, a.ApplicationID, a.Applicant.IDNumber, key, now)
+		return true, false, s.answerFromRegister(ctx, tx, item, a.ApplicationID, a.Applicant.IDNumber, key, now)
 	}
-	return true, nil
+	return true, false, nil
 }
 
 // hasRegister reports whether a register of the item has been taken (any
@@ -77,12 +79,12 @@ func (s *Service) hasRegister(ctx context.Context, tx *sql.Tx, item string) (boo
 
 // answerHeld answers the applications of a register-answered item that
 // waited for its register (预审 passed, nothing more), in the order they
-// arrived, now that a register was taken in tx.
-func (s *Service) answerHeld(ctx context.Context, tx *sql.Tx, item *compiledItem) error {
+// arrived, now that a register was taken in tx; it returns how many.
+func (s *Service) answerHeld(ctx context.Context, tx *sql.Tx, item *compiledItem) (int, error) {
 	rows, err := tx.QueryContext(ctx, s.db.Rebind(`SELECT application_id, person_key, person_sealed FROM portal_applications
 		WHERE item_code = ? AND closed = 0 AND stage = ? ORDER BY received_at, application_id`), item.Code, joblib.NodePreReview)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	type held struct{ id, key, sealed string }
 	var hs []held
@@ -90,25 +92,53 @@ func (s *Service) answerHeld(ctx context.Context, tx *sql.Tx, item *compiledItem
 		var h held
 		if err := rows.Scan(&h.id, &h.key, &h.sealed); err != nil {
 			rows.Close()
-			return err
+			return 0, err
 		}
 		hs = append(hs, h)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return err
+		return 0, err
 	}
 	now := s.now()
 	for _, h := range hs {
 		id, err := s.d.Fields.Decrypt(h.sealed)
 		if err != nil {
-			return fmt.Errorf("portal: held application %s: %w", h.id, err)
+			return 0, fmt.Errorf("portal: held application %s: %w", h.id, err)
 		}
 		if err := s.answerFromRegister(ctx, tx, item, h.id, id, h.key, now); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	return len(hs), nil
+}
+
+// RegisterExpectation names the monitor's expectation of an item's first
+// register while applications wait for it.
+func RegisterExpectation(item string) string { return "register " + item + " for waiting applications" }
+
+// expectRegister tells the monitor that applications of item wait for its
+// first register: due RegisterWait after the oldest of them arrived, met
+// by the event that says they were answered (reconciled, from an
+// eligible-<ITEM>-*.csv file). Missed, it is red on the console and raises
+// an alert, so citizens are not left waiting unseen. Called after the
+// application's commit; counting events from the oldest arrival keeps a
+// register taken in between from being missed.
+func (s *Service) expectRegister(ctx context.Context, item string) error {
+	if s.d.Expect == nil {
+		return nil
+	}
+	var oldest sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT MIN(received_at) FROM portal_applications
+		WHERE item_code = ? AND closed = 0 AND stage = ?`), item, joblib.NodePreReview).Scan(&oldest); err != nil {
+		return err
+	}
+	if !oldest.Valid {
+		return nil // answered meanwhile
+	}
+	from := time.UnixMilli(oldest.Int64)
+	return s.d.Expect.Expect(ctx, monitor.Expectation{Name: RegisterExpectation(item), Partner: PartnerBusiness, Flow: FlowInbox,
+		Type: monitor.Reconciled, FilePattern: "eligible-" + item + "-*.csv", From: from, Due: from.Add(s.cfg.RegisterWait)})
 }
 
 // prereview returns why the application fails 预审, "" when it passes: the

@@ -187,13 +187,20 @@ func (s *Service) applyApplication(ctx context.Context, msg bus.Message) error {
 	if err != nil {
 		return s.takeRefused(ctx, "applications", msg, "not an application: "+mask.Text(err.Error()), PartnerJobLib, FlowFetch)
 	}
-	var taken bool
+	var taken, held bool
 	if err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		taken, err = s.takeApplication(ctx, tx, &a)
+		taken, held, err = s.takeApplication(ctx, tx, &a)
 		return err
 	}); err != nil {
 		return fmt.Errorf("portal: take application: %w", err)
+	}
+	if held {
+		// The application is taken; a failure here must not nack it (a
+		// redelivery finds it taken and would not come back here).
+		if err := s.expectRegister(ctx, a.ItemCode); err != nil {
+			s.log.Error("portal: expect the register for a waiting application", "item", a.ItemCode, "application", a.ApplicationID, "err", err)
+		}
 	}
 	if taken {
 		s.sent.WithLabelValues("application", "taken").Inc()

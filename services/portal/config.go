@@ -85,6 +85,8 @@ type Config struct {
 	RetryMaxWait time.Duration `yaml:"retry_max_wait"`
 	// PushDueDay is the day of the month by which the month's 免申即享 push is due (18:00 Shanghai time); the monitor shows it late after.
 	PushDueDay int `yaml:"push_due_day"`
+	// RegisterWait is how long an application of an item answered from its register (救助证明) may wait for the item's first register, after which the monitor shows the register missing (red) and raises an alert.
+	RegisterWait time.Duration `yaml:"register_wait"`
 	// AutoApprove confirms the cases that pass every check without a person (the tender's auto-approval); when off they wait for an operator.
 	AutoApprove bool `yaml:"auto_approve"`
 	// PayoutMonths is how many allowance months after the case's month are searched for the first payment before the case is closed without a payout.
@@ -115,7 +117,7 @@ func DefaultConfig() Config {
 	ep := joblib.Endpoint{ClientConfig: httpx.ClientConfig{Timeout: 10 * time.Second, RatePerSecond: 20, BreakerFailures: 5, BreakerOpen: 30 * time.Second}}
 	return Config{
 		Dept: "SHMZJ", JobLib: ep, Mianshen: ep, Every: 30 * time.Second, SendBatch: 500, PushBatch: 1000,
-		RetryWait: 2 * time.Second, RetryMaxWait: 5 * time.Minute, PushDueDay: 5, AutoApprove: true, PayoutMonths: 2,
+		RetryWait: 2 * time.Second, RetryMaxWait: 5 * time.Minute, PushDueDay: 5, RegisterWait: 2 * time.Hour, AutoApprove: true, PayoutMonths: 2,
 		Items: DefaultItems(),
 	}
 }
@@ -149,6 +151,9 @@ func (c Config) Validate() error {
 	}
 	if c.PushDueDay < 1 || c.PushDueDay > 28 {
 		add("portal.push_due_day: %d out of 1..28", c.PushDueDay)
+	}
+	if c.RegisterWait <= 0 {
+		add("portal.register_wait: %s: must be positive", c.RegisterWait)
 	}
 	if c.PayoutMonths < 0 || c.PayoutMonths > 12 {
 		add("portal.payout_months: %d out of 0..12", c.PayoutMonths)

@@ -307,8 +307,9 @@ func (s *Service) takeFile(ctx context.Context, name string) error {
 	var good int64
 	var bad []LineError
 	var whole error
+	var answered int // applications that waited for this register
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-		good, bad, whole = 0, nil, nil
+		good, bad, whole, answered = 0, nil, nil, 0
 		var n int
 		if err := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(*) FROM portal_inbox WHERE name = ? AND digest = ?`), name, digest).Scan(&n); err != nil {
 			return err
@@ -325,7 +326,7 @@ func (s *Service) takeFile(ctx context.Context, name string) error {
 			}
 			bad, perr = s.applyEligible(ctx, tx, data, m[1], m[2], &good)
 			if it := s.items[m[1]]; perr == nil && it.Answer == AnswerRegister {
-				perr = s.answerHeld(ctx, tx, it)
+				answered, perr = s.answerHeld(ctx, tx, it)
 			}
 		case paidName.MatchString(name):
 			m := paidName.FindStringSubmatch(name)
@@ -400,6 +401,12 @@ func (s *Service) takeFile(ctx context.Context, name string) error {
 		ev.Type, ev.Status, ev.ErrorClass, ev.ErrorMessage = monitor.Rejected, monitor.Error, "format", mask.Text(whole.Error())
 	}
 	s.emit(ev)
+	if answered > 0 {
+		// Meets the monitor's expectation of the register (expectRegister).
+		s.emit(monitor.Event{Partner: PartnerBusiness, Flow: FlowInbox, Direction: monitor.Internal, Type: monitor.Reconciled, Status: monitor.OK,
+			ExchangeID: ev.ExchangeID + ":waiting", FileName: name, Digest: digest, Records: int64(answered),
+			Attrs: map[string]string{"answered": "applications that waited for the register"}})
+	}
 	s.log.Info("portal: inbox file taken", "file", name, "records", good, "refused", len(bad), "refused_whole", whole != nil)
 	return nil
 }
