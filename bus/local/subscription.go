@@ -3,7 +3,6 @@ package local
 import (
 	"container/heap"
 	"context"
-	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -67,15 +66,15 @@ func newSubscription(b *Bus, id int64, topic, name string) *subscription {
 }
 
 // addBatch indexes freshly committed messages. copyData gives this
-// subscription its own copy of body and headers (when another subscription
-// of the topic already shares the originals).
+// subscription its own copy of the body (when another subscription of the
+// topic already shares the original; each accounts for its body in the
+// cache); headers are shared, never written (see writer.shareHeaders).
 func (s *subscription) addBatch(msgs []*stored, copyData bool) {
 	s.mu.Lock()
 	for _, m := range msgs {
 		if copyData {
 			c := *m
 			c.body = slices.Clone(m.body)
-			c.headers = maps.Clone(m.headers)
 			m = &c
 		}
 		s.b.cache(m)
