@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/shanghai-mca/mzhub/bus"
 	"github.com/shanghai-mca/mzhub/bus/bustest"
@@ -56,4 +58,53 @@ func BenchmarkPublishConsumeAck(b *testing.B) {
 			bustest.Throughput(b, under, "bench", bustest.Load{Publishers: c.publishers, Batch: c.batch, Consumers: c.consumers, Keyed: c.keyed, Prefetch: 512})
 		})
 	}
+}
+
+// BenchmarkBacklogMemory measures the live heap a waiting message costs: a
+// backlog of 10,000 sealed messages published one per call, as a route's
+// HTTP source publishes them (each with its own headers map: content type
+// and the sealed mark, the partner benchmark's message), none consumed yet.
+// B/waiting is the heap in use after a GC, less the heap before, per
+// message.
+func BenchmarkBacklogMemory(b *testing.B) {
+	const n = 10000
+	ctx := context.Background()
+	body := make([]byte, 96)
+	for i := range body {
+		body[i] = 'a' + byte(i%26)
+	}
+	var perMsg float64
+	for range b.N {
+		b.StopTimer()
+		db := openDB(b, filepath.Join(b.TempDir(), "state.db"))
+		bb, err := local.Open(ctx, db, testConfig(), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sb := bus.Sealed(bb, sealer(b, "k1"))
+		sub, err := sb.Subscribe(ctx, bus.SubscribeOptions{Topic: "route.bench", Subscription: "route.bench", ProcessingDeadline: time.Minute})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		b.StartTimer()
+		for i := range n {
+			m := bus.Message{IdempotencyKey: fmt.Sprintf("h1-%019d-%d", 1796319466858495555, i), Body: body,
+				Headers: map[string]string{"content-type": "application/json"}}
+			if err := sb.Publish(ctx, "route.bench", m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perMsg += float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+		runtime.KeepAlive(sub)
+		_ = sub.Close(ctx)
+		_ = bb.Close(ctx)
+		_ = db.Close()
+	}
+	b.ReportMetric(perMsg/float64(b.N), "B/waiting")
 }
