@@ -98,6 +98,9 @@ type Schema struct {
 	checks []int
 	// ops is the fixed-width plan: one entry per field (see plan.go).
 	ops []fixedOp
+	// packed: the fixed-width fields follow each other from the start of
+	// the line, in order, without gaps.
+	packed bool
 }
 
 // Field is a compiled field.
@@ -390,6 +393,7 @@ func compileSchema(l *Layout, rs *RecordSpec, tables func(string) (*CodeTable, e
 	}
 	if l.Format == FormatFixed {
 		s.ops = planFixed(s)
+		s.packed = packedOps(s.ops)
 	}
 	if (l.Format == FormatXML || (l.Format == FormatJSON && s.Kind != KindDetail)) && s.Element == "" && l.Format == FormatXML {
 		bad(at("element"), "xml %s record needs an element", rs.Kind)

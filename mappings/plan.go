@@ -19,6 +19,10 @@ type fixedOp struct {
 	blank    byte // pad of a blank value (spaces for numbers)
 	right    bool
 	trim     bool
+	// dateSame: an opDate field whose layout fills it and holds nothing
+	// its type drops, so that a date parsed from it is written back as
+	// the same bytes.
+	dateSame bool
 	// limit is 10^width for an opInt field narrower than 19 digits: a
 	// value below it fits; 0 when every int64 fits.
 	limit int64
@@ -43,6 +47,7 @@ func planFixed(s *Schema) []fixedOp {
 			op.kind = opText
 		case f.date != nil:
 			op.kind = opDate
+			op.dateSame = dateWrittenBack(f.date, f.Width)
 		case f.yuan:
 			op.kind = opNum
 		default:
@@ -62,6 +67,34 @@ func planFixed(s *Schema) []fixedOp {
 	return ops
 }
 
+// packedOps reports whether the fields of ops follow each other from
+// offset 0, in order, without gaps.
+func packedOps(ops []fixedOp) bool {
+	end := 0
+	for i := range ops {
+		if ops[i].off != end {
+			return false
+		}
+		end = ops[i].end
+	}
+	return len(ops) > 0
+}
+
+// dateWrittenBack reports whether a value parsed from a field of width
+// bytes by dl's positional parser is formatted again as the same bytes.
+func dateWrittenBack(dl *dateLayout, width int) bool {
+	if dl.mask == "" || len(dl.mask) != width {
+		return false
+	}
+	switch dl.ft {
+	case TypeDate: // no time of day
+		return dl.pos[3] < 0 && dl.pos[4] < 0 && dl.pos[5] < 0
+	case TypeTime: // no date
+		return dl.pos[0] < 0 && dl.pos[1] < 0 && dl.pos[2] < 0
+	}
+	return true
+}
+
 // parseDigits parses 1 to 18 ASCII digits (no sign, no spaces); ok is false
 // for anything else, which the general parser then handles (or rejects).
 func parseDigits(b []byte) (n int64, ok bool) {
@@ -78,23 +111,31 @@ func parseDigits(b []byte) (n int64, ok bool) {
 	return n, true
 }
 
-// parseFixed decodes every field of a fixed-width line. Text fields are
-// copied (ASCII, most of a bank record: references, accounts, IDs, codes)
-// or decoded into the source's text arena and handed out as views of it, so
-// that records share one allocation per arena chunk instead of costing one
-// each.
+// parseFixed decodes every field of a fixed-width line. The line is first
+// copied into the source's text arena: ASCII text fields (most of a bank
+// record: references, accounts, IDs, codes) are handed out as views of the
+// copy, other text is decoded into the arena after it, so that records
+// share one allocation per arena chunk instead of costing one each. The
+// copy is also kept, with the values, for a Writer of the same layout (see
+// parsedLine).
 func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseError {
-	// At most three UTF-8 bytes per byte of input (GB18030's single 0x80
-	// is U+20AC): with that room reserved, appending never moves the
-	// chunk, so the strings made along the way stay views of bytes that
-	// are never written again (the next record appends after them; a new
-	// chunk is allocated when this one is full).
-	if need := 3 * len(line); cap(s.text)-len(s.text) < need {
+	// The copy, then at most three UTF-8 bytes per byte of input
+	// (GB18030's single 0x80 is U+20AC): with that room reserved,
+	// appending never moves the chunk, so the strings made along the way
+	// stay views of bytes that are never written again (the next record
+	// appends after them; a new chunk is allocated when this one is full).
+	if need := 4 * len(line); cap(s.text)-len(s.text) < need {
 		s.text = make([]byte, 0, max(textChunk, need))
 	}
 	buf := s.text
+	k := len(buf)
+	buf = append(buf, line...)
+	line = buf[k:len(buf):len(buf)]
 	var perr *parseError
 	var last []lastText
+	// canon has bit i set when field i's bytes are what encodeFixed
+	// writes for the value parsed from them.
+	var canon uint64
 	for i := range sch.ops {
 		op := &sch.ops[i]
 		raw := line[op.off:op.end]
@@ -103,14 +144,26 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 			if op.kind == opInt {
 				if n, ok := parseDigits(raw); ok {
 					rec.Values[i] = Value{Int: n, Set: true}
+					// Written back as op.pad then the digits without
+					// leading zeros.
+					if (op.pad == ' ' && line[op.end-1] != ' ' && (raw[0] != '0' || len(raw) == 1)) ||
+						(op.pad == '0' && len(raw) == op.width) {
+						canon |= 1 << uint(i)
+					}
 					continue
 				}
 			}
 			f := &sch.Fields[i]
 			v, err := parseNumeric(f, raw)
-			if err != nil && perr == nil {
-				perr = &parseError{kind: sch.Kind, field: f.Name, problem: fieldProblem(f, err),
-					excerpt: Mask(f.Sensitive, maskExcerpt(string(line[op.off:op.end])))}
+			if err != nil {
+				if perr == nil {
+					perr = &parseError{kind: sch.Kind, field: f.Name, problem: fieldProblem(f, err),
+						excerpt: Mask(f.Sensitive, maskExcerpt(string(line[op.off:op.end])))}
+				}
+			} else if len(raw) == 0 || (op.dateSame && len(raw) == op.width) {
+				// A blank is written back as spaces; a date whose
+				// layout fills the field, digit by digit.
+				canon |= 1 << uint(i)
 			}
 			rec.Values[i] = v
 			continue
@@ -120,10 +173,21 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 		}
 		if len(raw) == 0 {
 			rec.Values[i] = Value{}
+			canon |= 1 << uint(i)
 			continue
 		}
-		// Codes, dates, remarks are often the same as in the record
-		// before: its string (never written again) is handed out again.
+		if isASCII(raw) {
+			// ASCII is the same bytes in every supported charset.
+			rec.Values[i] = Value{Str: unsafe.String(&raw[0], len(raw)), Set: true}
+			// Written back padded, except that encodeField puts a
+			// minus before zero padding.
+			if !op.right || op.pad != '0' || raw[0] != '-' {
+				canon |= 1 << uint(i)
+			}
+			continue
+		}
+		// Names and remarks are often the same as in the record before:
+		// its string (never written again) is handed out again.
 		if last == nil {
 			if s.last[sch.Kind] == nil {
 				s.last[sch.Kind] = make([]lastText, len(sch.ops))
@@ -131,19 +195,11 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 			last = s.last[sch.Kind]
 		}
 		m := &last[i]
-		if key := m.raw(); m.ok && len(raw) == len(key) && sameTail(raw, key) && string(raw) == key {
+		if m.ok && len(raw) == len(m.src) && sameTail(raw, m.src) && string(raw) == string(m.src) {
 			rec.Values[i] = Value{Str: m.str, Set: true}
 			continue
 		}
 		start := len(buf)
-		if isASCII(raw) {
-			// ASCII is the same bytes in every supported charset.
-			buf = append(buf, raw...)
-			str := unsafe.String(&buf[start], len(raw))
-			rec.Values[i] = Value{Str: str, Set: true}
-			m.str, m.ascii, m.ok = str, true, true
-			continue
-		}
 		var err error
 		buf, err = s.l.codec.decode(buf, raw)
 		if err != nil {
@@ -161,27 +217,63 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 		}
 		str := unsafe.String(&buf[start], len(buf)-start)
 		rec.Values[i] = Value{Str: str, Set: true}
-		m.str, m.ascii, m.ok = str, false, true
+		m.str, m.ok = str, true
 		m.src = append(m.src[:0], raw...)
 	}
 	s.text = buf
-	return perr
-}
-
-// lastText is a text field's value in the record before, for parseFixed.
-type lastText struct {
-	str   string // the value handed out
-	ascii bool   // str is also the field's bytes (trimmed)
-	src   []byte // else the field's bytes
-	ok    bool
-}
-
-// raw returns the field bytes str was read from.
-func (m *lastText) raw() string {
-	if m.ascii {
-		return m.str
+	if perr != nil {
+		rec.from = nil
+		return perr
 	}
-	return unsafe.String(unsafe.SliceData(m.src), len(m.src))
+	p := &s.parsed[sch.Kind]
+	p.l, p.schema, p.line, p.canon = s.l, sch, line, canon
+	p.vals = append(p.vals[:0], rec.Values...)
+	rec.from = p
+	return nil
+}
+
+// parsedLine is a fixed-width line as a lineSource parsed it, kept for a
+// Writer of the same layout: a field whose value is still the one parsed,
+// and whose bytes are what the Writer would write for it (canon), is copied
+// from the line instead of being encoded again. It is owned by the source
+// and overwritten by the next line of the same kind, as is the Record that
+// points to it.
+type parsedLine struct {
+	l      *Layout
+	schema *Schema
+	line   []byte  // in the text arena: never written again
+	vals   []Value // the values parsed from line
+	canon  uint64  // bit i: field i is written back as it was read
+}
+
+// unchanged returns the fields of vals that encodeFixed may copy from the
+// line: those whose bytes are written back as they were read (canon) and
+// whose value is still the one parsed, with the same string (not only equal
+// text: the strings parsed are views of the line or of text decoded from
+// it). It returns 0 unless the schema's fields follow each other from the
+// start of the line, so that the bytes between two fields encoded anew are
+// those of the fields copied.
+func (p *parsedLine) unchanged(vals []Value) uint64 {
+	if !p.schema.packed || len(vals) != len(p.vals) {
+		return 0
+	}
+	var keep uint64
+	for i := range vals {
+		a, b := &vals[i], &p.vals[i]
+		if a.Int == b.Int && a.Set == b.Set && len(a.Str) == len(b.Str) &&
+			unsafe.StringData(a.Str) == unsafe.StringData(b.Str) {
+			keep |= 1 << uint(i)
+		}
+	}
+	return keep & p.canon
+}
+
+// lastText is a non-ASCII text field's value in the record before, for
+// parseFixed.
+type lastText struct {
+	str string // the value handed out
+	src []byte // the field's bytes (trimmed)
+	ok  bool
 }
 
 // trimPadWords is trimPad eight bytes at a time: a field is often mostly
@@ -210,10 +302,10 @@ func trimPadWords(b []byte, pad byte, right bool) []byte {
 // length) are equal, or true when they are shorter: a cheap first test
 // before comparing whole fields, since values that differ (references,
 // accounts, IDs) mostly differ at the end.
-func sameTail(a []byte, b string) bool {
+func sameTail(a, b []byte) bool {
 	n := len(a)
 	if n < 8 || len(b) != n {
 		return true
 	}
-	return binary.LittleEndian.Uint64(a[n-8:]) == binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(b), n)[n-8:])
+	return binary.LittleEndian.Uint64(a[n-8:]) == binary.LittleEndian.Uint64(b[n-8:])
 }

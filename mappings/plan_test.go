@@ -310,6 +310,117 @@ func TestPlanEncodeMatchesReference(t *testing.T) {
 	t.Logf("%d records, %d encoded whole", n, whole)
 }
 
+// TestCopiedFieldsMatchReference parses random lines of every fixed-width
+// layout, changes some of the values (a new value, or the same text in
+// another string), and writes the records: the fields the Writer copies
+// from the line read must give the bytes, errors and warnings of the
+// general encoder.
+func TestCopiedFieldsMatchReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	n, copied, fields := 0, 0, 0
+	for _, l := range planLayouts(t) {
+		for _, s := range schemas(l) {
+			src := &lineSource{l: l}
+			rec := NewRecord(s)
+			var warnA, warnB []Reject
+			var out bytes.Buffer
+			fast := NewWriter(l, &out, WriterOptions{OnWarning: func(r Reject) { warnA = append(warnA, r) }})
+			ref := NewWriter(l, nil, WriterOptions{OnWarning: func(r Reject) { warnB = append(warnB, r) }})
+			var prev []byte
+			for range 2000 {
+				var line []byte
+				for i := range s.Fields {
+					f := &s.Fields[i]
+					if prev != nil && rng.IntN(3) == 0 {
+						line = append(line, prev[f.Offset:f.Offset+f.Width]...)
+						continue
+					}
+					line = append(line, copyFieldBytes(rng, l, f)...)
+				}
+				prev = line
+				// Most lines have a field that does not parse: it is
+				// made again until the line parses.
+				perr := src.parseFixed(s, line, rec)
+				for try := 0; perr != nil && try < 30; try++ {
+					if rec.from != nil {
+						t.Fatalf("%s %s %q: rejected line kept for the writer", l.Name, s.Kind, line)
+					}
+					f := &s.Fields[max(0, s.Index(perr.field))]
+					copy(line[f.Offset:], copyFieldBytes(rng, l, f))
+					perr = src.parseFixed(s, line, rec)
+				}
+				if perr != nil {
+					continue
+				}
+				if rec.from == nil {
+					t.Fatalf("%s %s %q: line not kept for the writer", l.Name, s.Kind, line)
+				}
+				for i := range rec.Values {
+					switch rng.IntN(8) {
+					case 0:
+						rec.Values[i] = randomValue(rng, &s.Fields[i])
+					case 1:
+						rec.Values[i].Str = strings.Clone(rec.Values[i].Str)
+					}
+				}
+				keep := rec.from.unchanged(rec.Values)
+				for k := keep; k != 0; k &= k - 1 {
+					copied++
+				}
+				fields += len(s.Fields)
+				warnA, warnB = warnA[:0], warnB[:0]
+				out.Reset()
+				errA := fast.encodeFixed(rec)
+				if err := fast.ob.flush(); err != nil {
+					t.Fatal(err)
+				}
+				lineB, errB := ref.encodeFixedRef(rec)
+				if errA != nil || errB != nil {
+					if fmt.Sprint(errA) != fmt.Sprint(errB) || out.Len() != 0 {
+						t.Fatalf("%s %s %q %+v:\ncopied    %v %q\nreference %v", l.Name, s.Kind, line, rec.Values, errA, out.Bytes(), errB)
+					}
+				} else if !bytes.Equal(out.Bytes(), lineB) {
+					t.Fatalf("%s %s %q %+v (copied %b):\ncopied    %q\nreference %q", l.Name, s.Kind, line, rec.Values, keep, out.Bytes(), lineB)
+				}
+				if !reflect.DeepEqual(warnA, warnB) {
+					t.Fatalf("%s %s %+v: warnings\ncopied    %v\nreference %v", l.Name, s.Kind, rec.Values, warnA, warnB)
+				}
+				n++
+			}
+		}
+	}
+	if copied < fields/4 {
+		t.Fatalf("only %d of %d fields copied", copied, fields)
+	}
+	t.Logf("%d records, %d of %d fields copied", n, copied, fields)
+}
+
+// copyFieldBytes is fieldBytes, or often a value as the Writer puts it with
+// one byte changed: a digit for another (a second year that differs from
+// the first, a leading zero), a pad for a space or a space for a pad.
+func copyFieldBytes(rng *rand.Rand, l *Layout, f *Field) []byte {
+	if rng.IntN(2) == 0 {
+		return fieldBytes(rng, l, f)
+	}
+	r := NewRecord(&Schema{Fields: []Field{*f}})
+	r.Values[0] = randomValue(rng, f)
+	probe := Writer{l: l}
+	b, err := probe.encodeField(nil, r, 0)
+	if err != nil || len(b) != f.Width {
+		return fieldBytes(rng, l, f)
+	}
+	i := rng.IntN(len(b))
+	switch c := b[i]; {
+	case c >= '0' && c <= '9':
+		b[i] = byte('0' + rng.IntN(10))
+	case c == ' ':
+		b[i] = f.pad
+	case c == f.pad:
+		b[i] = ' '
+	}
+	return b
+}
+
 // TestPlanDatesMatchPartLoop compares the positional date parser and
 // formatter with the part loops over random input.
 func TestPlanDatesMatchPartLoop(t *testing.T) {

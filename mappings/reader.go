@@ -385,9 +385,11 @@ type lineSource struct {
 	// below len are referenced by strings handed out and never written
 	// again.
 	text []byte
-	// last is, per record kind and field, the text field's value in the
-	// record before (see parseFixed).
+	// last is, per record kind and field, the non-ASCII text field's
+	// value in the record before (see parseFixed).
 	last [3][]lastText
+	// parsed is, per record kind, the line last parsed (see parsedLine).
+	parsed [3]parsedLine
 }
 
 func newLineSource(l *Layout, in io.Reader, max int) *lineSource {

@@ -22,6 +22,9 @@ type Record struct {
 	Values []Value
 
 	schema *Schema
+	// from is the line the record was read from, if a lineSource parsed
+	// it (see parsedLine); a copy of the record does not keep it.
+	from *parsedLine
 }
 
 // NewRecord returns an empty record of schema s. Constant fields are

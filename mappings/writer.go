@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"slices"
 	"strconv"
 )
@@ -318,7 +319,27 @@ func (w *Writer) encodeFixed(rec *Record) error {
 	}
 	line := w.ob.buf
 	var last []lastEncoded
-	for i := range s.ops {
+	// A field still holding the value a Reader of this layout parsed from
+	// bytes that encode it (parsedLine.canon) is copied from the line it
+	// was read from: keep marks those fields; the bytes from pos on are
+	// still to be copied.
+	from := rec.from
+	var keep uint64
+	if from != nil && from.l == w.l && from.schema == s {
+		keep = from.unchanged(rec.Values)
+	}
+	pos := 0
+	for i := 0; i < len(s.ops); i++ {
+		if keep != 0 {
+			// Skip the run of fields copied, then copy their bytes.
+			if k := keep >> uint(i); k&1 != 0 {
+				if i += bits.TrailingZeros64(^k); i >= len(s.ops) {
+					break
+				}
+			}
+			line = append(line, from.line[pos:s.ops[i].off]...)
+			pos = s.ops[i].end
+		}
 		op := &s.ops[i]
 		v := &rec.Values[i]
 		if !v.Set {
@@ -391,6 +412,9 @@ func (w *Writer) encodeFixed(rec *Record) error {
 		if line, err = w.encodeField(line, rec, i); err != nil {
 			return err
 		}
+	}
+	if keep != 0 {
+		line = append(line, from.line[pos:s.ops[len(s.ops)-1].end]...)
 	}
 	w.ob.buf = append(line, w.l.eol...)
 	return w.ob.flushFull()
