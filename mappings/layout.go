@@ -94,8 +94,9 @@ type Schema struct {
 	aggs     []int
 	computed []int // fields with expr or when
 	envIdx   []int // fields their expressions read
-	// checks are the positions of the fields that have a validator.
-	checks []int
+	// checks are the fields that have a validator, in order, each with a
+	// quick test that a value passes (see valCheck).
+	checks []valCheck
 	// ops is the fixed-width plan: one entry per field (see plan.go).
 	ops []fixedOp
 	// packed: the fixed-width fields follow each other from the start of
@@ -141,12 +142,9 @@ type Field struct {
 	ofIdx     int
 	truncate  bool
 	checked   bool // has at least one validator
-	// setOK: every set value passes validateField (only required, if
-	// anything, is checked); resolved in compileSchema.
-	setOK bool
-	num   bool // Type.numeric(), precomputed for the hot paths
-	expr  *vm.Program
-	when  *vm.Program
+	num       bool // Type.numeric(), precomputed for the hot paths
+	expr      *vm.Program
+	when      *vm.Program
 }
 
 // Index returns the position of the named field, or -1.
@@ -385,10 +383,8 @@ func compileSchema(l *Layout, rs *RecordSpec, tables func(string) (*CodeTable, e
 	}
 	for i := range s.Fields {
 		f := &s.Fields[i]
-		f.setOK = !(f.num && (f.min != nil || f.max != nil)) && f.minLen <= 0 && f.maxLen <= 0 &&
-			!(f.Type == TypeEnum && f.Codes != nil) && f.Type != TypeConstant && f.pattern == nil && f.checkKind == checkNone
 		if f.checked {
-			s.checks = append(s.checks, i)
+			s.checks = append(s.checks, quickCheck(f, i))
 		}
 	}
 	if l.Format == FormatFixed {

@@ -534,6 +534,9 @@ func TestChecksMatchReference(t *testing.T) {
 		if got, want := CheckResidentID(s), idRef(s); got != want {
 			t.Fatalf("CheckResidentID(%q) = %q, want %q", s, got, want)
 		}
+		if got, want := validResidentID(s), idRef(s) == ""; got != want {
+			t.Fatalf("validResidentID(%q) = %v, want %v", s, got, want)
+		}
 		if n == 18 && idRef(s) == "" {
 			valid++
 		}
@@ -585,37 +588,87 @@ func TestTrimPadWords(t *testing.T) {
 	}
 }
 
-// TestSetOKMatchesValidateField checks that the fields validation skips
-// when set (setOK) are those whose set values validateField always passes.
-func TestSetOKMatchesValidateField(t *testing.T) {
+// TestQuickChecksMatchValidateField checks that the quick test of each
+// field with validators (valCheck.passes) passes exactly the values
+// validateField finds no problem with (none of a field it does not reduce).
+func TestQuickChecksMatchValidateField(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
-	skipped := 0
+	quick := map[uint8]int{}
 	for _, l := range planLayouts(t) {
 		for _, s := range schemas(l) {
-			for i := range s.Fields {
-				f := &s.Fields[i]
-				fails := false
-				for range 300 {
-					v := randomValue(rng, f)
-					v.Set = true
-					if p, _ := validateField(f, &v); p != "" {
-						fails = true
-						if f.setOK {
-							t.Fatalf("%s %s field %s is setOK but %+v fails: %s", l.Name, s.Kind, f.Name, v, p)
-						}
+			for k := range s.checks {
+				c := &s.checks[k]
+				f := &s.Fields[c.i]
+				for range 3000 {
+					v := checkedValue(rng, f)
+					p, _ := validateField(f, &v)
+					got := c.passes(&v)
+					if got && p != "" || !got && p == "" && c.kind != vGeneral {
+						t.Fatalf("%s %s field %s (kind %d) %+v: passes %v, validateField %q", l.Name, s.Kind, f.Name, c.kind, v, got, p)
 					}
-				}
-				if f.setOK {
-					skipped++
-				} else if !fails && f.checked {
-					t.Logf("%s %s field %s: no failing value generated", l.Name, s.Kind, f.Name)
+					if got && v.Set {
+						quick[c.kind]++
+					}
 				}
 			}
 		}
 	}
-	if skipped == 0 {
-		t.Fatal("no setOK field")
+	for _, k := range []uint8{vAny, vRange, vCode, vConst, vID, vLuhn, vDivision} {
+		if quick[k] < 100 {
+			t.Errorf("kind %d: only %d values passed quickly", k, quick[k])
+		}
 	}
+}
+
+// checkedValue returns a value for f, often one that passes its
+// validators: a code of its table, its constant, a valid resident ID, a
+// number passing the Luhn check, a Shanghai division, a number at a bound; sometimes with one
+// character changed.
+func checkedValue(rng *rand.Rand, f *Field) Value {
+	var s string
+	switch {
+	case f.num && (f.min != nil || f.max != nil) && rng.IntN(2) == 0:
+		// At and around the bounds.
+		b := f.min
+		if b == nil || (f.max != nil && rng.IntN(2) == 0) {
+			b = f.max
+		}
+		return Value{Int: *b + int64(rng.IntN(3)) - 1, Set: true}
+	case f.num || rng.IntN(4) == 0:
+		return randomValue(rng, f)
+	case f.Codes != nil:
+		s = f.Codes.Entries[rng.IntN(len(f.Codes.Entries))].Code
+	case f.Type == TypeConstant:
+		s = f.constant
+	case f.checkKind == checkGB11643:
+		b := fmt.Appendf(nil, "310101%04d%02d%02d%03d", 1890+rng.IntN(140), 1+rng.IntN(12), 1+rng.IntN(31), rng.IntN(1000))
+		w := []int{7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2}
+		sum := 0
+		for i, c := range b {
+			sum += int(c-'0') * w[i]
+		}
+		s = string(append(b, "10X98765432"[sum%11]))
+		if s[17] == 'X' && rng.IntN(2) == 0 {
+			s = s[:17] + "x"
+		}
+	case f.checkKind == checkLuhn:
+		b := fmt.Appendf(nil, "62%014d", rng.Int64N(1e14))
+		for d := byte('0'); d <= '9'; d++ {
+			if Luhn(string(append(b, d))) {
+				s = string(append(b, d))
+			}
+		}
+	case f.checkKind == checkDivision:
+		s = fmt.Sprintf("3101%02d", rng.IntN(60))
+	default:
+		return randomValue(rng, f)
+	}
+	if rng.IntN(3) == 0 && len(s) > 0 {
+		b := []byte(s)
+		b[rng.IntN(len(b))] = "0123456789Xx -"[rng.IntN(14)]
+		s = string(b)
+	}
+	return Value{Str: s, Set: true}
 }
 
 // TestKeptStringsStayIntact keeps the strings of every record read (the

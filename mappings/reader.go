@@ -208,11 +208,13 @@ func (rd *Reader) validate(rec *Record, raw []byte) bool {
 			return true
 		}
 	}
-	for _, i := range s.checks {
-		f := &s.Fields[i]
-		if f.setOK && rec.Values[i].Set {
+	for k := range s.checks {
+		c := &s.checks[k]
+		i := c.i
+		if c.passes(&rec.Values[i]) {
 			continue
 		}
+		f := &s.Fields[i]
 		p, warn := validateField(f, &rec.Values[i])
 		if p == "" {
 			continue

@@ -1,8 +1,11 @@
 package mappings
 
 import (
+	"encoding/binary"
+	"math"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // validateField checks v against f's validators. It returns the problem
@@ -61,6 +64,128 @@ func validateField(f *Field, v *Value) (problem string, warning bool) {
 		}
 	}
 	return "", false
+}
+
+// valCheck is a field's validators reduced to one test that a value
+// certainly passes, for the hot paths: a value that fails it goes through
+// validateField, which gives the problem (or passes it after all).
+type valCheck struct {
+	i        int
+	kind     uint8
+	required bool
+	min, max int64      // vRange
+	codes    *CodeTable // vCode
+	str      string     // vConst
+}
+
+// Kinds of valCheck.
+const (
+	vAny      uint8 = iota // set values pass (only required, if anything)
+	vGeneral               // always through validateField
+	vRange                 // min and max of a number
+	vCode                  // code table
+	vConst                 // constant
+	vID                    // GB 11643
+	vLuhn                  // Luhn
+	vDivision              // Shanghai division
+)
+
+// quickCheck returns the valCheck of field i, f.
+func quickCheck(f *Field, i int) valCheck {
+	c := valCheck{i: i, kind: vGeneral, required: f.required, min: math.MinInt64, max: math.MaxInt64}
+	if f.pattern != nil || f.minLen > 0 || f.maxLen > 0 {
+		return c
+	}
+	if f.num {
+		if f.checkKind == checkNone {
+			c.kind = vRange
+			if f.min != nil {
+				c.min = *f.min
+			}
+			if f.max != nil {
+				c.max = *f.max
+			}
+		}
+		return c
+	}
+	enum := f.Type == TypeEnum && f.Codes != nil
+	constant := f.Type == TypeConstant
+	switch {
+	case enum && f.checkKind == checkNone:
+		c.kind, c.codes = vCode, f.Codes
+	case constant && f.checkKind == checkNone:
+		c.kind, c.str = vConst, f.constant
+	case enum || constant:
+	case f.checkKind == checkNone:
+		c.kind = vAny
+	case f.checkKind == checkGB11643:
+		c.kind = vID
+	case f.checkKind == checkLuhn:
+		c.kind = vLuhn
+	case f.checkKind == checkDivision:
+		c.kind = vDivision
+	}
+	return c
+}
+
+// passes reports whether v certainly passes the validators of c's field:
+// when it does, validateField returns no problem.
+func (c *valCheck) passes(v *Value) bool {
+	if !v.Set {
+		return !c.required
+	}
+	switch c.kind {
+	case vAny:
+		return true
+	case vRange:
+		return v.Int >= c.min && v.Int <= c.max
+	case vCode:
+		return c.codes.has(v.Str)
+	case vConst:
+		return v.Str == c.str
+	case vID:
+		return validResidentID(v.Str)
+	case vLuhn:
+		return Luhn(v.Str)
+	case vDivision:
+		return ShanghaiDivision(v.Str)
+	}
+	return false
+}
+
+// validResidentID is CheckResidentID(s) == "" with the digits tested
+// eight at a time and the weighted sum unrolled.
+func validResidentID(s string) bool {
+	if len(s) != 18 {
+		return false
+	}
+	b := unsafe.Slice(unsafe.StringData(s), 18)
+	if !digits8(binary.LittleEndian.Uint64(b[0:8])) || !digits8(binary.LittleEndian.Uint64(b[8:16])) || b[16]-'0' > 9 {
+		return false
+	}
+	y := int(b[6]-'0')*1000 + int(b[7]-'0')*100 + int(b[8]-'0')*10 + int(b[9]-'0')
+	m := int(b[10]-'0')*10 + int(b[11]-'0')
+	d := int(b[12]-'0')*10 + int(b[13]-'0')
+	if y < 1900 || m < 1 || m > 12 || d < 1 || d > daysIn(y, m) {
+		return false
+	}
+	sum := int(b[0]-'0')*7 + int(b[1]-'0')*9 + int(b[2]-'0')*10 + int(b[3]-'0')*5 +
+		int(b[4]-'0')*8 + int(b[5]-'0')*4 + int(b[6]-'0')*2 + int(b[7]-'0')*1 +
+		int(b[8]-'0')*6 + int(b[9]-'0')*3 + int(b[10]-'0')*7 + int(b[11]-'0')*9 +
+		int(b[12]-'0')*10 + int(b[13]-'0')*5 + int(b[14]-'0')*8 + int(b[15]-'0')*4 +
+		int(b[16]-'0')*2
+	got := b[17]
+	if got == 'x' {
+		got = 'X'
+	}
+	return got == "10X98765432"[sum%11]
+}
+
+// digits8 reports whether the eight bytes of x are all ASCII digits: each
+// high nibble is 3, and adding 6 to the low nibble does not carry into it.
+func digits8(x uint64) bool {
+	const threes, sixes, high = 0x3030303030303030, 0x0606060606060606, 0xF0F0F0F0F0F0F0F0
+	return x&high == threes && (x+sixes)&high == threes
 }
 
 var gb11643Weights = [17]int{7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2}

@@ -140,11 +140,13 @@ func (w *Writer) Write(rec *Record) error {
 	if w.opts.SkipValidation && rec.Kind == KindDetail {
 		checks = nil
 	}
-	for _, i := range checks {
-		f := &s.Fields[i]
-		if f.setOK && rec.Values[i].Set {
+	for k := range checks {
+		c := &checks[k]
+		i := c.i
+		if c.passes(&rec.Values[i]) {
 			continue
 		}
+		f := &s.Fields[i]
 		p, warn := validateField(f, &rec.Values[i])
 		if p == "" {
 			continue
