@@ -26,6 +26,9 @@ type codec interface {
 	// decode appends the UTF-8 form of src to dst. It fails with
 	// ErrSplitMultibyte when src ends inside a multibyte character.
 	decode(dst, src []byte) ([]byte, error)
+	// decodeSame is decode that also reports whether encode gives src
+	// back from what was appended (false when it cannot tell).
+	decodeSame(dst, src []byte) ([]byte, bool, error)
 	// encode appends the charset form of s to dst.
 	encode(dst []byte, s string) ([]byte, error)
 	// charLen returns the byte length of the character starting at src[0]
@@ -50,6 +53,12 @@ func codecFor(name string) (codec, error) {
 type utf8Codec struct{}
 
 func (utf8Codec) name() string { return CharsetUTF8 }
+
+// decodeSame is decode: encode copies the text back.
+func (c utf8Codec) decodeSame(dst, src []byte) ([]byte, bool, error) {
+	out, err := c.decode(dst, src)
+	return out, err == nil, err
+}
 
 func (utf8Codec) decode(dst, src []byte) ([]byte, error) {
 	if utf8.Valid(src) {
@@ -98,8 +107,10 @@ type gbkCodec struct {
 	// dec2 maps (lead-0x81)*191 + (trail-0x40) to a rune (0 if invalid).
 	dec2 []rune
 	// dec2u maps the same index to the character's UTF-8 bytes, packed as
-	// length<<24 | b0<<16 | b1<<8 | b2 (0 if invalid or longer than three
-	// bytes), so that the decoder copies bytes instead of encoding runes.
+	// length<<24 | b0<<16 | b1<<8 | b2, so that the decoder copies bytes
+	// instead of encoding runes; 0 if invalid, longer than three bytes, or
+	// if the character is not encoded back as the same two bytes (GBK A2E3
+	// and A3A0), which then go through dec2.
 	dec2u []uint32
 	// enc2 maps a BMP rune to its two-byte code (0 if none).
 	enc2 []uint16
@@ -170,6 +181,11 @@ func buildGBK(gb18030 bool) *gbkCodec {
 		}
 		c.enc2[r] = uint16(out[0])<<8 | uint16(out[1])
 	}
+	for i, r := range c.dec2 {
+		if r != 0 && (r > 0xFFFF || int(c.enc2[r]) != (i/191+0x81)<<8|(i%191+0x40)) {
+			c.dec2u[i] = 0
+		}
+	}
 	return c
 }
 
@@ -201,10 +217,18 @@ func (c *gbkCodec) charLen(src []byte) int {
 }
 
 func (c *gbkCodec) decode(dst, src []byte) ([]byte, error) {
+	out, _, err := c.decodeSame(dst, src)
+	return out, err
+}
+
+// decodeSame is decode; the text encodes back to src when every character
+// went through dec2u (or is ASCII).
+func (c *gbkCodec) decodeSame(dst, src []byte) ([]byte, bool, error) {
 	if isASCII(src) {
 		// Most fields of a bank file (numbers, IDs, codes) are ASCII.
-		return append(dst, src...), nil
+		return append(dst, src...), true, nil
 	}
+	same := true
 	for i := 0; i < len(src); {
 		b := src[i]
 		if b < 0x80 {
@@ -232,9 +256,10 @@ func (c *gbkCodec) decode(dst, src []byte) ([]byte, error) {
 				}
 			}
 		}
+		same = false
 		n := c.charLen(src[i:])
 		if n < 0 {
-			return dst, ErrSplitMultibyte
+			return dst, false, ErrSplitMultibyte
 		}
 		if n == 2 {
 			t := src[i+1]
@@ -248,17 +273,17 @@ func (c *gbkCodec) decode(dst, src []byte) ([]byte, error) {
 			// The table holds every valid double byte: x/text would
 			// decode this pair (81 7F, say) as U+FFFD followed by the
 			// second byte, silently.
-			return dst, fmt.Errorf("%w: %w: %s bytes %02X %02X at byte %d", ErrField, ErrCharset, c.name(), b, t, i)
+			return dst, false, fmt.Errorf("%w: %w: %s bytes %02X %02X at byte %d", ErrField, ErrCharset, c.name(), b, t, i)
 		}
 		// Slow path: 0x80, four-byte GB18030, or an invalid sequence.
 		s, err := c.enc.NewDecoder().Bytes(src[i : i+n])
 		if err != nil || (len(s) == 3 && string(s) == "\uFFFD") || (n == 1 && strings.ContainsRune(string(s), utf8.RuneError)) {
-			return dst, fmt.Errorf("%w: %w: %s byte sequence % X at byte %d", ErrField, ErrCharset, c.name(), src[i:i+n], i)
+			return dst, false, fmt.Errorf("%w: %w: %s byte sequence % X at byte %d", ErrField, ErrCharset, c.name(), src[i:i+n], i)
 		}
 		dst = append(dst, s...)
 		i += n
 	}
-	return dst, nil
+	return dst, same, nil
 }
 
 // asciiLen returns the length of the run of ASCII bytes at the start of b,

@@ -163,3 +163,41 @@ func TestIsASCII(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeSameEncodesBack decodes every two-byte sequence of GBK and
+// GB18030 (alone and between ASCII), single bytes and four-byte GB18030
+// samples: whenever decodeSame says the text encodes back to the same
+// bytes, encode must give them.
+func TestDecodeSameEncodesBack(t *testing.T) {
+	for _, name := range []string{CharsetGBK, CharsetGB18030, CharsetUTF8} {
+		c, err := codecFor(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var srcs [][]byte
+		for lead := 0x80; lead <= 0xFF; lead++ {
+			srcs = append(srcs, []byte{byte(lead)})
+			for trail := 0x30; trail <= 0xFF; trail++ {
+				srcs = append(srcs, []byte{byte(lead), byte(trail)}, []byte{'a', byte(lead), byte(trail), 'b'})
+			}
+		}
+		for _, s := range []string{"\x81\x30\x81\x30", "\x84\x31\xa4\x39", "\x90\x30\x81\x30", "张伟", "😀", "\xe2\x82\xac"} {
+			srcs = append(srcs, []byte(s))
+		}
+		same := 0
+		for _, src := range srcs {
+			dec, ok, err := c.decodeSame(nil, src)
+			if err != nil || !ok {
+				continue
+			}
+			same++
+			if enc, err := c.encode(nil, string(dec)); err != nil || !bytes.Equal(enc, src) {
+				t.Fatalf("%s: % X decodes to %q, which encodes to % X (%v)", name, src, dec, enc, err)
+			}
+		}
+		if same < 40000 && name != CharsetUTF8 {
+			t.Fatalf("%s: only %d of %d sequences encode back", name, same, len(srcs))
+		}
+		t.Logf("%s: %d of %d sequences encode back", name, same, len(srcs))
+	}
+}

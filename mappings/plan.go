@@ -19,6 +19,12 @@ type fixedOp struct {
 	blank    byte // pad of a blank value (spaces for numbers)
 	right    bool
 	trim     bool
+	// edge is the index in the field of the byte padding would be in
+	// (the last, or the first when right-aligned).
+	edge int
+	// words has bit w set for each eight bytes of the line (8w to 8w+7)
+	// the field overlaps; all bits for a field beyond 512 bytes.
+	words uint64
 	// dateSame: an opDate field whose layout fills it and holds nothing
 	// its type drops, so that a date parsed from it is written back as
 	// the same bytes.
@@ -41,7 +47,16 @@ func planFixed(s *Schema) []fixedOp {
 	for i := range s.Fields {
 		f := &s.Fields[i]
 		op := fixedOp{off: f.Offset, end: f.Offset + f.Width, width: f.Width, pad: f.pad, blank: f.pad,
-			right: f.right, trim: f.trim}
+			right: f.right, trim: f.trim, edge: f.Width - 1, words: ^uint64(0)}
+		if f.right {
+			op.edge = 0
+		}
+		if op.end <= 64*8 {
+			op.words = 0
+			for w := op.off / 8; w <= (op.end-1)/8; w++ {
+				op.words |= 1 << uint(w)
+			}
+		}
 		switch {
 		case !f.num:
 			op.kind = opText
@@ -97,18 +112,37 @@ func dateWrittenBack(dl *dateLayout, width int) bool {
 
 // parseDigits parses 1 to 18 ASCII digits (no sign, no spaces); ok is false
 // for anything else, which the general parser then handles (or rejects).
+// Runs of eight digits are tested and converted a word at a time.
 func parseDigits(b []byte) (n int64, ok bool) {
 	if len(b) == 0 || len(b) > 18 {
 		return 0, false
 	}
-	for _, c := range b {
+	k := len(b) % 8
+	for _, c := range b[:k] {
 		d := c - '0'
 		if d > 9 {
 			return 0, false
 		}
 		n = n*10 + int64(d)
 	}
+	for b = b[k:]; len(b) >= 8; b = b[8:] {
+		x := binary.LittleEndian.Uint64(b)
+		if !digits8(x) {
+			return 0, false
+		}
+		n = n*100_000_000 + int64(eightDigits(x))
+	}
 	return n, true
+}
+
+// eightDigits converts eight ASCII digits, read as a little-endian word
+// (the first digit in the lowest byte), to their value: pairs of digits,
+// then pairs of pairs, then the two halves, each step one multiplication.
+func eightDigits(x uint64) uint64 {
+	x &= 0x0F0F0F0F0F0F0F0F
+	x = (x * (10<<8 + 1)) >> 8 & 0x00FF00FF00FF00FF
+	x = (x * (100<<16 + 1)) >> 16 & 0x0000FFFF0000FFFF
+	return (x * (10000<<32 + 1)) >> 32
 }
 
 // parseFixed decodes every field of a fixed-width line. The line is first
@@ -136,14 +170,32 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 	// canon has bit i set when field i's bytes are what encodeFixed
 	// writes for the value parsed from them.
 	var canon uint64
-	for i := range sch.ops {
-		op := &sch.ops[i]
+	// hi has bit w set when bytes 8w to 8w+7 of the line may hold a
+	// non-ASCII byte: a text field none of whose words is marked is ASCII
+	// without a closer look.
+	hi := ^uint64(0)
+	if len(line) <= 64*8 && len(line) >= 8 {
+		hi = 0
+		w := 0
+		for ; w+8 <= len(line); w += 8 {
+			if binary.LittleEndian.Uint64(line[w:])&0x8080808080808080 != 0 {
+				hi |= 1 << uint(w/8)
+			}
+		}
+		if w < len(line) && binary.LittleEndian.Uint64(line[len(line)-8:])&0x8080808080808080 != 0 {
+			hi |= 1 << uint(w/8)
+		}
+	}
+	ops := sch.ops
+	vals := rec.Values[:len(ops)]
+	for i := range ops {
+		op := &ops[i]
 		raw := line[op.off:op.end]
 		if op.kind != opText {
 			raw = trimSpaces(raw)
 			if op.kind == opInt {
 				if n, ok := parseDigits(raw); ok {
-					rec.Values[i] = Value{Int: n, Set: true}
+					vals[i] = Value{Int: n, Set: true}
 					// Written back as op.pad then the digits without
 					// leading zeros.
 					if (op.pad == ' ' && line[op.end-1] != ' ' && (raw[0] != '0' || len(raw) == 1)) ||
@@ -165,20 +217,20 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 				// layout fills the field, digit by digit.
 				canon |= 1 << uint(i)
 			}
-			rec.Values[i] = v
+			vals[i] = v
 			continue
 		}
-		if op.trim {
+		if op.trim && raw[op.edge] == op.pad {
 			raw = trimPadWords(raw, op.pad, op.right)
 		}
 		if len(raw) == 0 {
-			rec.Values[i] = Value{}
+			vals[i] = Value{}
 			canon |= 1 << uint(i)
 			continue
 		}
-		if isASCII(raw) {
+		if hi&op.words == 0 || isASCII(raw) {
 			// ASCII is the same bytes in every supported charset.
-			rec.Values[i] = Value{Str: unsafe.String(&raw[0], len(raw)), Set: true}
+			vals[i] = Value{Str: unsafe.String(&raw[0], len(raw)), Set: true}
 			// Written back padded, except that encodeField puts a
 			// minus before zero padding.
 			if !op.right || op.pad != '0' || raw[0] != '-' {
@@ -194,31 +246,42 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 			}
 			last = s.last[sch.Kind]
 		}
+		// Written back as it is when the codec encodes the text back to
+		// the same bytes, except that encodeField puts a minus before
+		// zero padding.
+		keep := !op.right || op.pad != '0' || raw[0] != '-'
 		m := &last[i]
 		if m.ok && len(raw) == len(m.src) && sameTail(raw, m.src) && string(raw) == string(m.src) {
-			rec.Values[i] = Value{Str: m.str, Set: true}
+			vals[i] = Value{Str: m.str, Set: true}
+			if keep && m.same {
+				canon |= 1 << uint(i)
+			}
 			continue
 		}
 		start := len(buf)
 		var err error
-		buf, err = s.l.codec.decode(buf, raw)
+		var same bool
+		buf, same, err = s.l.codec.decodeSame(buf, raw)
 		if err != nil {
 			buf = buf[:start]
 			if perr == nil {
 				perr = &parseError{kind: sch.Kind, field: sch.Fields[i].Name, problem: err.Error()}
 			}
 			perr.charset = perr.charset || isCharsetErr(err)
-			rec.Values[i] = Value{}
+			vals[i] = Value{}
 			continue
 		}
 		if len(buf) == start {
-			rec.Values[i] = Value{}
+			vals[i] = Value{}
 			continue
 		}
 		str := unsafe.String(&buf[start], len(buf)-start)
-		rec.Values[i] = Value{Str: str, Set: true}
-		m.str, m.ok = str, true
+		vals[i] = Value{Str: str, Set: true}
+		m.str, m.same, m.ok = str, same, true
 		m.src = append(m.src[:0], raw...)
+		if keep && same {
+			canon |= 1 << uint(i)
+		}
 	}
 	s.text = buf
 	if perr != nil {
@@ -271,9 +334,10 @@ func (p *parsedLine) unchanged(vals []Value) uint64 {
 // lastText is a non-ASCII text field's value in the record before, for
 // parseFixed.
 type lastText struct {
-	str string // the value handed out
-	src []byte // the field's bytes (trimmed)
-	ok  bool
+	str  string // the value handed out
+	src  []byte // the field's bytes (trimmed)
+	same bool   // the codec encodes str back to src
+	ok   bool
 }
 
 // trimPadWords is trimPad eight bytes at a time: a field is often mostly

@@ -397,10 +397,18 @@ func TestCopiedFieldsMatchReference(t *testing.T) {
 
 // copyFieldBytes is fieldBytes, or often a value as the Writer puts it with
 // one byte changed: a digit for another (a second year that differs from
-// the first, a leading zero), a pad for a space or a space for a pad.
+// the first, a leading zero), a pad for a space or a space for a pad; or
+// GBK characters that do not encode back to the same bytes.
 func copyFieldBytes(rng *rand.Rand, l *Layout, f *Field) []byte {
 	if rng.IntN(2) == 0 {
 		return fieldBytes(rng, l, f)
+	}
+	if !f.num && f.Width >= 4 && rng.IntN(8) == 0 {
+		// GBK characters that x/text encodes as other bytes (A3A0
+		// is U+3000, written A1A1; A2E3 is U+20AC, written 80).
+		b := bytes.Repeat([]byte{f.pad}, f.Width)
+		copy(b, []string{"\xa3\xa0", "\xa2\xe3", "\xa1\xa1", "\x80"}[rng.IntN(4)])
+		return b
 	}
 	r := NewRecord(&Schema{Fields: []Field{*f}})
 	r.Values[0] = randomValue(rng, f)
