@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -710,6 +711,28 @@ func TestKeptStringsStayIntact(t *testing.T) {
 			if kept[i] != copies[i] {
 				t.Fatalf("%s: value %d changed from %q to %q", name, i, copies[i], kept[i])
 			}
+		}
+	}
+}
+
+// TestParseDigits compares parseDigits with strconv.ParseUint over random
+// strings of every length up to 20, of digits and the bytes around them
+// ('/' is '0'-1, ':' is '9'+1).
+func TestParseDigits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	for range 200000 {
+		b := make([]byte, rng.IntN(21))
+		for i := range b {
+			b[i] = byte('0' + rng.IntN(10))
+			if rng.IntN(30) == 0 {
+				b[i] = "/: +-\x00\xb0\x7f"[rng.IntN(8)]
+			}
+		}
+		got, ok := parseDigits(b)
+		want, err := strconv.ParseUint(string(b), 10, 64)
+		wantOK := err == nil && len(b) <= 18 && bytes.IndexAny(b, "+-") < 0
+		if ok != wantOK || (ok && uint64(got) != want) {
+			t.Fatalf("parseDigits(%q) = %d, %v; want %d, %v", b, got, ok, want, wantOK)
 		}
 	}
 }
