@@ -161,12 +161,10 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 	if need := 4 * len(line); cap(s.text)-len(s.text) < need {
 		s.text = make([]byte, 0, max(textChunk, need))
 	}
-	buf := s.text
-	k := len(buf)
-	buf = append(buf, line...)
-	line = buf[k:len(buf):len(buf)]
+	k := len(s.text)
+	s.text = append(s.text, line...)
+	line = s.text[k:len(s.text):len(s.text)]
 	var perr *parseError
-	var last []lastText
 	// canon has bit i set when field i's bytes are what encodeFixed
 	// writes for the value parsed from them.
 	var canon uint64
@@ -176,14 +174,14 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 	hi := ^uint64(0)
 	if len(line) <= 64*8 && len(line) >= 8 {
 		hi = 0
-		w := 0
-		for ; w+8 <= len(line); w += 8 {
-			if binary.LittleEndian.Uint64(line[w:])&0x8080808080808080 != 0 {
-				hi |= 1 << uint(w/8)
+		b, w := line, uint(0)
+		for ; len(b) >= 8; b, w = b[8:], w+1 {
+			if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+				hi |= 1 << (w & 63)
 			}
 		}
-		if w < len(line) && binary.LittleEndian.Uint64(line[len(line)-8:])&0x8080808080808080 != 0 {
-			hi |= 1 << uint(w/8)
+		if len(b) > 0 && binary.LittleEndian.Uint64(line[len(line)-8:])&0x8080808080808080 != 0 {
+			hi |= 1 << (w & 63)
 		}
 	}
 	ops := sch.ops
@@ -200,7 +198,7 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 					// leading zeros.
 					if (op.pad == ' ' && line[op.end-1] != ' ' && (raw[0] != '0' || len(raw) == 1)) ||
 						(op.pad == '0' && len(raw) == op.width) {
-						canon |= 1 << uint(i)
+						canon |= 1 << (uint(i) & 63)
 					}
 					continue
 				}
@@ -215,7 +213,7 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 			} else if len(raw) == 0 || (op.dateSame && len(raw) == op.width) {
 				// A blank is written back as spaces; a date whose
 				// layout fills the field, digit by digit.
-				canon |= 1 << uint(i)
+				canon |= 1 << (uint(i) & 63)
 			}
 			vals[i] = v
 			continue
@@ -225,7 +223,7 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 		}
 		if len(raw) == 0 {
 			vals[i] = Value{}
-			canon |= 1 << uint(i)
+			canon |= 1 << (uint(i) & 63)
 			continue
 		}
 		if hi&op.words == 0 || isASCII(raw) {
@@ -234,56 +232,29 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 			// Written back padded, except that encodeField puts a
 			// minus before zero padding.
 			if !op.right || op.pad != '0' || raw[0] != '-' {
-				canon |= 1 << uint(i)
+				canon |= 1 << (uint(i) & 63)
 			}
 			continue
 		}
-		// Names and remarks are often the same as in the record before:
-		// its string (never written again) is handed out again.
-		if last == nil {
-			if s.last[sch.Kind] == nil {
-				s.last[sch.Kind] = make([]lastText, len(sch.ops))
-			}
-			last = s.last[sch.Kind]
-		}
-		// Written back as it is when the codec encodes the text back to
-		// the same bytes, except that encodeField puts a minus before
-		// zero padding.
-		keep := !op.right || op.pad != '0' || raw[0] != '-'
-		m := &last[i]
-		if m.ok && len(raw) == len(m.src) && sameTail(raw, m.src) && string(raw) == string(m.src) {
-			vals[i] = Value{Str: m.str, Set: true}
-			if keep && m.same {
-				canon |= 1 << uint(i)
-			}
-			continue
-		}
-		start := len(buf)
-		var err error
-		var same bool
-		buf, same, err = s.l.codec.decodeSame(buf, raw)
+		v, same, err := s.decodeText(sch, i, raw)
+		vals[i] = v
 		if err != nil {
-			buf = buf[:start]
 			if perr == nil {
 				perr = &parseError{kind: sch.Kind, field: sch.Fields[i].Name, problem: err.Error()}
 			}
 			perr.charset = perr.charset || isCharsetErr(err)
-			vals[i] = Value{}
 			continue
 		}
-		if len(buf) == start {
-			vals[i] = Value{}
-			continue
-		}
-		str := unsafe.String(&buf[start], len(buf)-start)
-		vals[i] = Value{Str: str, Set: true}
-		m.str, m.same, m.ok = str, same, true
-		m.src = append(m.src[:0], raw...)
-		if keep && same {
-			canon |= 1 << uint(i)
+		// Written back as it is when the codec encodes the text back to
+		// the same bytes, except that encodeField puts a minus before
+		// zero padding.
+		if same && (!op.right || op.pad != '0' || raw[0] != '-') {
+			canon |= 1 << (uint(i) & 63)
 		}
 	}
-	s.text = buf
+	if len(ops) > 64 {
+		canon = 0
+	}
 	if perr != nil {
 		rec.from = nil
 		return perr
@@ -293,6 +264,36 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 	p.vals = append(p.vals[:0], rec.Values...)
 	rec.from = p
 	return nil
+}
+
+// decodeText returns the value of the non-ASCII text raw of field i of
+// sch, decoded into the text arena, and whether the codec
+// encodes it back to raw. Names and remarks are often the same as in the
+// record before: its string (never written again) is handed out again.
+func (s *lineSource) decodeText(sch *Schema, i int, raw []byte) (Value, bool, error) {
+	last := s.last[sch.Kind]
+	if last == nil {
+		last = make([]lastText, len(sch.ops))
+		s.last[sch.Kind] = last
+	}
+	m := &last[i]
+	if m.ok && len(raw) == len(m.src) && sameTail(raw, m.src) && string(raw) == string(m.src) {
+		return Value{Str: m.str, Set: true}, m.same, nil
+	}
+	start := len(s.text)
+	buf, same, err := s.l.codec.decodeSame(s.text, raw)
+	if err != nil {
+		s.text = buf[:start]
+		return Value{}, false, err
+	}
+	s.text = buf
+	if len(buf) == start {
+		return Value{}, false, nil
+	}
+	str := unsafe.String(&buf[start], len(buf)-start)
+	m.str, m.same, m.ok = str, same, true
+	m.src = append(m.src[:0], raw...)
+	return Value{Str: str, Set: true}, same, nil
 }
 
 // parsedLine is a fixed-width line as a lineSource parsed it, kept for a
@@ -325,7 +326,7 @@ func (p *parsedLine) unchanged(vals []Value) uint64 {
 		a, b := &vals[i], &p.vals[i]
 		if a.Int == b.Int && a.Set == b.Set && len(a.Str) == len(b.Str) &&
 			unsafe.StringData(a.Str) == unsafe.StringData(b.Str) {
-			keep |= 1 << uint(i)
+			keep |= 1 << (uint(i) & 63)
 		}
 	}
 	return keep & p.canon
