@@ -598,7 +598,7 @@ func TestTrimPadWords(t *testing.T) {
 }
 
 // TestQuickChecksMatchValidateField checks that the quick test of each
-// field with validators (valCheck.passes) passes exactly the values
+// field with validators (Schema.failing) passes exactly the values
 // validateField finds no problem with (none of a field it does not reduce).
 func TestQuickChecksMatchValidateField(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
@@ -611,7 +611,9 @@ func TestQuickChecksMatchValidateField(t *testing.T) {
 				for range 3000 {
 					v := checkedValue(rng, f)
 					p, _ := validateField(f, &v)
-					got := c.passes(&v)
+					vals := make([]Value, len(s.Fields))
+					vals[c.i] = v
+					got := s.failing(vals, k) != k
 					if got && p != "" || !got && p == "" && c.kind != vGeneral {
 						t.Fatalf("%s %s field %s (kind %d) %+v: passes %v, validateField %q", l.Name, s.Kind, f.Name, c.kind, v, got, p)
 					}

@@ -208,12 +208,8 @@ func (rd *Reader) validate(rec *Record, raw []byte) bool {
 			return true
 		}
 	}
-	for k := range s.checks {
-		c := &s.checks[k]
-		i := c.i
-		if c.passes(&rec.Values[i]) {
-			continue
-		}
+	for k := s.failing(rec.Values, 0); k < len(s.checks); k = s.failing(rec.Values, k+1) {
+		i := s.checks[k].i
 		f := &s.Fields[i]
 		p, warn := validateField(f, &rec.Values[i])
 		if p == "" {

@@ -67,8 +67,9 @@ func validateField(f *Field, v *Value) (problem string, warning bool) {
 }
 
 // valCheck is a field's validators reduced to one test that a value
-// certainly passes, for the hot paths: a value that fails it goes through
-// validateField, which gives the problem (or passes it after all).
+// certainly passes, for the hot paths (see Schema.failing): a value that
+// fails it goes through validateField, which gives the problem (or passes
+// it after all).
 type valCheck struct {
 	i        int
 	kind     uint8
@@ -128,29 +129,44 @@ func quickCheck(f *Field, i int) valCheck {
 	return c
 }
 
-// passes reports whether v certainly passes the validators of c's field:
-// when it does, validateField returns no problem.
-func (c *valCheck) passes(v *Value) bool {
-	if !v.Set {
-		return !c.required
+// failing returns the position in s.checks, from k on, of the first field
+// whose value in vals does not pass its quick test (len(s.checks) if none
+// fails): the values of the fields before it certainly pass their
+// validators, the one at it goes through validateField. The tests are made
+// in one loop, without a call per field.
+func (s *Schema) failing(vals []Value, k int) int {
+	checks := s.checks
+	for ; k < len(checks); k++ {
+		c := &checks[k]
+		v := &vals[c.i]
+		if !v.Set {
+			if c.required {
+				return k
+			}
+			continue
+		}
+		ok := false
+		switch c.kind {
+		case vAny:
+			ok = true
+		case vRange:
+			ok = v.Int >= c.min && v.Int <= c.max
+		case vCode:
+			ok = c.codes.has(v.Str)
+		case vConst:
+			ok = v.Str == c.str
+		case vID:
+			ok = validResidentID(v.Str)
+		case vLuhn:
+			ok = Luhn(v.Str)
+		case vDivision:
+			ok = ShanghaiDivision(v.Str)
+		}
+		if !ok {
+			return k
+		}
 	}
-	switch c.kind {
-	case vAny:
-		return true
-	case vRange:
-		return v.Int >= c.min && v.Int <= c.max
-	case vCode:
-		return c.codes.has(v.Str)
-	case vConst:
-		return v.Str == c.str
-	case vID:
-		return validResidentID(v.Str)
-	case vLuhn:
-		return Luhn(v.Str)
-	case vDivision:
-		return ShanghaiDivision(v.Str)
-	}
-	return false
+	return k
 }
 
 // validResidentID is CheckResidentID(s) == "" with the digits tested

@@ -136,16 +136,12 @@ func (w *Writer) Write(rec *Record) error {
 			return err
 		}
 	}
-	checks := s.checks
+	k := 0
 	if w.opts.SkipValidation && rec.Kind == KindDetail {
-		checks = nil
+		k = len(s.checks)
 	}
-	for k := range checks {
-		c := &checks[k]
-		i := c.i
-		if c.passes(&rec.Values[i]) {
-			continue
-		}
+	for k = s.failing(rec.Values, k); k < len(s.checks); k = s.failing(rec.Values, k+1) {
+		i := s.checks[k].i
 		f := &s.Fields[i]
 		p, warn := validateField(f, &rec.Values[i])
 		if p == "" {
