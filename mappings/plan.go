@@ -203,6 +203,14 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 					continue
 				}
 			}
+			if op.dateSame {
+				// parseDate's positional path, straight.
+				if n, err := parseFast(sch.Fields[i].date, raw); err == nil {
+					vals[i] = Value{Int: n, Set: true}
+					canon |= 1 << (uint(i) & 63)
+					continue
+				}
+			}
 			f := &sch.Fields[i]
 			v, err := parseNumeric(f, raw)
 			if err != nil {
