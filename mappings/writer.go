@@ -43,6 +43,11 @@ type WriterOptions struct {
 // are written; a record that fails is not written and Write returns a
 // *FieldError. Close computes and writes the trailer. Not safe for
 // concurrent use.
+//
+// A fixed-width record just returned by a Reader of the same layout has
+// the fields it still holds as read copied from the line read, when those
+// bytes are what the Writer would write for them (a record read and
+// written again costs little more than the changed fields).
 type Writer struct {
 	l       *Layout
 	opts    WriterOptions
