@@ -174,14 +174,14 @@ func (s *lineSource) parseFixed(sch *Schema, line []byte, rec *Record) *parseErr
 	hi := ^uint64(0)
 	if len(line) <= 64*8 && len(line) >= 8 {
 		hi = 0
-		b, w := line, uint(0)
-		for ; len(b) >= 8; b, w = b[8:], w+1 {
-			if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
-				hi |= 1 << (w & 63)
+		w := 0
+		for ; w <= len(line)-8; w += 8 {
+			if binary.LittleEndian.Uint64(line[w:w+8])&0x8080808080808080 != 0 {
+				hi |= 1 << (uint(w/8) & 63)
 			}
 		}
-		if len(b) > 0 && binary.LittleEndian.Uint64(line[len(line)-8:])&0x8080808080808080 != 0 {
-			hi |= 1 << (w & 63)
+		if w < len(line) && binary.LittleEndian.Uint64(line[len(line)-8:])&0x8080808080808080 != 0 {
+			hi |= 1 << (uint(w/8) & 63)
 		}
 	}
 	ops := sch.ops
@@ -328,6 +328,18 @@ type parsedLine struct {
 func (p *parsedLine) unchanged(vals []Value) uint64 {
 	if !p.schema.packed || len(vals) != len(p.vals) {
 		return 0
+	}
+	// A record untouched since it was read is the same bytes as the copy
+	// of its values (same strings, numbers and flags): one comparison.
+	// Otherwise, field by field (values of equal fields whose padding
+	// bytes differ are compared there).
+	if len(vals) > 0 {
+		size := len(vals) * int(unsafe.Sizeof(vals[0]))
+		a := unsafe.String((*byte)(unsafe.Pointer(&vals[0])), size)
+		b := unsafe.String((*byte)(unsafe.Pointer(&p.vals[0])), size)
+		if a == b {
+			return p.canon
+		}
 	}
 	var keep uint64
 	for i := range vals {

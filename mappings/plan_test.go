@@ -357,6 +357,9 @@ func TestCopiedFieldsMatchReference(t *testing.T) {
 					t.Fatalf("%s %s %q: line not kept for the writer", l.Name, s.Kind, line)
 				}
 				for i := range rec.Values {
+					if n%4 == 0 {
+						break // one record in four as read
+					}
 					switch rng.IntN(8) {
 					case 0:
 						rec.Values[i] = randomValue(rng, &s.Fields[i])
