@@ -107,6 +107,21 @@ func schemas(l *Layout) []*Schema {
 
 // fieldBytes returns width bytes for a field of a fixed-width line: often
 // well-formed, often not.
+// randomLine makes a line of s with each field's bytes from gen or, one
+// time in three when there is a line before, the same bytes as in prev.
+func randomLine(rng *rand.Rand, l *Layout, s *Schema, prev []byte, gen func(*rand.Rand, *Layout, *Field) []byte) []byte {
+	var line []byte
+	for i := range s.Fields {
+		f := &s.Fields[i]
+		if prev != nil && rng.IntN(3) == 0 {
+			line = append(line, prev[f.Offset:f.Offset+f.Width]...)
+			continue
+		}
+		line = append(line, gen(rng, l, f)...)
+	}
+	return line
+}
+
 func fieldBytes(rng *rand.Rand, l *Layout, f *Field) []byte {
 	w := f.Width
 	var text string
@@ -235,16 +250,7 @@ func TestPlanParseMatchesReference(t *testing.T) {
 			a, b := NewRecord(s), NewRecord(s)
 			var prev []byte
 			for range 1000 {
-				var line []byte
-				for i := range s.Fields {
-					f := &s.Fields[i]
-					if prev != nil && rng.IntN(3) == 0 {
-						// The same bytes as in the line before.
-						line = append(line, prev[f.Offset:f.Offset+f.Width]...)
-						continue
-					}
-					line = append(line, fieldBytes(rng, l, f)...)
-				}
+				line := randomLine(rng, l, s, prev, fieldBytes)
 				prev = line
 				pa := fast.parseFixed(s, line, a)
 				pb := ref.parseFixedRef(s, line, b)
@@ -329,15 +335,7 @@ func TestCopiedFieldsMatchReference(t *testing.T) {
 			ref := NewWriter(l, nil, WriterOptions{OnWarning: func(r Reject) { warnB = append(warnB, r) }})
 			var prev []byte
 			for range 2000 {
-				var line []byte
-				for i := range s.Fields {
-					f := &s.Fields[i]
-					if prev != nil && rng.IntN(3) == 0 {
-						line = append(line, prev[f.Offset:f.Offset+f.Width]...)
-						continue
-					}
-					line = append(line, copyFieldBytes(rng, l, f)...)
-				}
+				line := randomLine(rng, l, s, prev, copyFieldBytes)
 				prev = line
 				// Most lines have a field that does not parse: it is
 				// made again until the line parses.

@@ -2,13 +2,11 @@ package local
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/bus"
-	"github.com/shanghai-mca/mzhub/store"
 )
 
 // TestFlightsStayBounded checks that one long-running delivery does not make
@@ -18,18 +16,7 @@ func TestFlightsStayBounded(t *testing.T) { synctest.Test(t, testFlightsStayBoun
 
 func testFlightsStayBounded(t *testing.T) {
 	ctx := context.Background()
-	cfg := store.DefaultConfig()
-	cfg.Path = filepath.Join(t.TempDir(), "state.db")
-	db, err := store.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	b, err := Open(ctx, db, bus.DefaultConfig().Local, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close(ctx)
+	b := openBus(t, bus.DefaultConfig().Local)
 	sub, err := b.Subscribe(ctx, bus.SubscribeOptions{Topic: "t", Subscription: "s", ProcessingDeadline: time.Hour})
 	if err != nil {
 		t.Fatal(err)

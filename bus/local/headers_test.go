@@ -17,18 +17,7 @@ import (
 // publisher's map is not kept (changing it after Publish changes nothing).
 func TestWaitingMessagesShareHeaders(t *testing.T) {
 	ctx := context.Background()
-	cfg := store.DefaultConfig()
-	cfg.Path = filepath.Join(t.TempDir(), "state.db")
-	db, err := store.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	b, err := Open(ctx, db, bus.LocalConfig{MaxBatch: 64, CommitInterval: time.Millisecond, CacheBytes: 1 << 20}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close(ctx)
+	b := openBus(t, bus.LocalConfig{MaxBatch: 64, CommitInterval: time.Millisecond, CacheBytes: 1 << 20})
 	topicSubs := []string{"s1", "s2"} // two subscriptions of one topic
 	var subs []bus.Subscription
 	for _, name := range topicSubs {
@@ -100,4 +89,23 @@ func TestWaitingMessagesShareHeaders(t *testing.T) {
 			}
 		}
 	}
+}
+
+// openBus opens a bus on a fresh state file, closed when the test ends.
+func openBus(t testing.TB, cfg bus.LocalConfig) *Bus {
+	t.Helper()
+	ctx := context.Background()
+	scfg := store.DefaultConfig()
+	scfg.Path = filepath.Join(t.TempDir(), "state.db")
+	db, err := store.Open(ctx, scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	b, err := Open(ctx, db, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close(ctx) })
+	return b
 }
