@@ -290,22 +290,8 @@ func TestPlanEncodeMatchesReference(t *testing.T) {
 						rec.Values[i] = randomValue(rng, &s.Fields[i])
 					}
 				}
-				warnA, warnB = warnA[:0], warnB[:0]
-				out.Reset()
-				errA := fast.encodeFixed(rec)
-				if err := fast.ob.flush(); err != nil {
-					t.Fatal(err)
-				}
-				lineB, errB := ref.encodeFixedRef(rec)
-				if errA != nil || errB != nil {
-					if fmt.Sprint(errA) != fmt.Sprint(errB) || out.Len() != 0 {
-						t.Fatalf("%s %s %+v:\nplan      %v %q\nreference %v", l.Name, s.Kind, rec.Values, errA, out.Bytes(), errB)
-					}
-				} else if whole++; !bytes.Equal(out.Bytes(), lineB) {
-					t.Fatalf("%s %s %+v:\nplan      %q\nreference %q", l.Name, s.Kind, rec.Values, out.Bytes(), lineB)
-				}
-				if !reflect.DeepEqual(warnA, warnB) {
-					t.Fatalf("%s %s %+v: warnings\nplan      %v\nreference %v", l.Name, s.Kind, rec.Values, warnA, warnB)
+				if encodeBoth(t, fast, ref, &out, &warnA, &warnB, rec, fmt.Sprintf("%s %s plan", l.Name, s.Kind)) {
+					whole++
 				}
 				n++
 			}
@@ -315,6 +301,31 @@ func TestPlanEncodeMatchesReference(t *testing.T) {
 		t.Fatalf("only %d of %d records encoded whole", whole, n)
 	}
 	t.Logf("%d records, %d encoded whole", n, whole)
+}
+
+// encodeBoth writes rec with fast (into out) and with the reference
+// encoder of ref, and fails unless bytes, errors and warnings agree; what
+// names the case. It reports whether rec was encoded whole (no error).
+func encodeBoth(t *testing.T, fast, ref *Writer, out *bytes.Buffer, warnA, warnB *[]Reject, rec *Record, what string) bool {
+	t.Helper()
+	*warnA, *warnB = (*warnA)[:0], (*warnB)[:0]
+	out.Reset()
+	errA := fast.encodeFixed(rec)
+	if err := fast.ob.flush(); err != nil {
+		t.Fatal(err)
+	}
+	lineB, errB := ref.encodeFixedRef(rec)
+	if errA != nil || errB != nil {
+		if fmt.Sprint(errA) != fmt.Sprint(errB) || out.Len() != 0 {
+			t.Fatalf("%s %+v:\nfast      %v %q\nreference %v", what, rec.Values, errA, out.Bytes(), errB)
+		}
+	} else if !bytes.Equal(out.Bytes(), lineB) {
+		t.Fatalf("%s %+v:\nfast      %q\nreference %q", what, rec.Values, out.Bytes(), lineB)
+	}
+	if !reflect.DeepEqual(*warnA, *warnB) {
+		t.Fatalf("%s %+v: warnings\nfast      %v\nreference %v", what, rec.Values, *warnA, *warnB)
+	}
+	return errA == nil && errB == nil
 }
 
 // TestCopiedFieldsMatchReference parses random lines of every fixed-width
@@ -370,23 +381,7 @@ func TestCopiedFieldsMatchReference(t *testing.T) {
 					copied++
 				}
 				fields += len(s.Fields)
-				warnA, warnB = warnA[:0], warnB[:0]
-				out.Reset()
-				errA := fast.encodeFixed(rec)
-				if err := fast.ob.flush(); err != nil {
-					t.Fatal(err)
-				}
-				lineB, errB := ref.encodeFixedRef(rec)
-				if errA != nil || errB != nil {
-					if fmt.Sprint(errA) != fmt.Sprint(errB) || out.Len() != 0 {
-						t.Fatalf("%s %s %q %+v:\ncopied    %v %q\nreference %v", l.Name, s.Kind, line, rec.Values, errA, out.Bytes(), errB)
-					}
-				} else if !bytes.Equal(out.Bytes(), lineB) {
-					t.Fatalf("%s %s %q %+v (copied %b):\ncopied    %q\nreference %q", l.Name, s.Kind, line, rec.Values, keep, out.Bytes(), lineB)
-				}
-				if !reflect.DeepEqual(warnA, warnB) {
-					t.Fatalf("%s %s %+v: warnings\ncopied    %v\nreference %v", l.Name, s.Kind, rec.Values, warnA, warnB)
-				}
+				encodeBoth(t, fast, ref, &out, &warnA, &warnB, rec, fmt.Sprintf("%s %s %q (copied %b) copied", l.Name, s.Kind, line, keep))
 				n++
 			}
 		}
