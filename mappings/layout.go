@@ -102,6 +102,10 @@ type Schema struct {
 	// packed: the fixed-width fields follow each other from the start of
 	// the line, in order, without gaps.
 	packed bool
+	// padLine is a fixed-width line with every field all its pad (the
+	// pad of a set value): encodeFixed starts from it and writes each
+	// field's text over it (see padLine).
+	padLine []byte
 }
 
 // Field is a compiled field.
@@ -390,6 +394,7 @@ func compileSchema(l *Layout, rs *RecordSpec, tables func(string) (*CodeTable, e
 	if l.Format == FormatFixed {
 		s.ops = planFixed(s)
 		s.packed = packedOps(s.ops)
+		s.padLine = padLine(s.ops)
 	}
 	if (l.Format == FormatXML || (l.Format == FormatJSON && s.Kind != KindDetail)) && s.Element == "" && l.Format == FormatXML {
 		bad(at("element"), "xml %s record needs an element", rs.Kind)

@@ -394,3 +394,91 @@ func sameTail(a, b []byte) bool {
 	}
 	return binary.LittleEndian.Uint64(a[n-8:]) == binary.LittleEndian.Uint64(b[n-8:])
 }
+
+// padLine returns a line of the fields of ops with each field all its pad:
+// encodeFixed copies it and writes each value over its field, so that
+// padding costs nothing per field.
+func padLine(ops []fixedOp) []byte {
+	if len(ops) == 0 {
+		return nil
+	}
+	line := make([]byte, ops[len(ops)-1].end)
+	for i := range ops {
+		fillRun(line[ops[i].off:ops[i].end], ops[i].pad)
+	}
+	return line
+}
+
+// fillRun sets every byte of b to c.
+func fillRun(b []byte, c byte) {
+	for i := range b {
+		b[i] = c
+	}
+}
+
+// digitPairs holds "00" to "99" in turn.
+const digitPairs = "00010203040506070809" +
+	"10111213141516171819" +
+	"20212223242526272829" +
+	"30313233343536373839" +
+	"40414243444546474849" +
+	"50515253545556575859" +
+	"60616263646566676869" +
+	"70717273747576777879" +
+	"80818283848586878889" +
+	"90919293949596979899"
+
+// putDigits writes the decimal digits of x ≥ 0 at the end of out, two at a
+// time, and leaves the bytes before them as they are; out must be long
+// enough.
+func putDigits(out []byte, x int64) {
+	j := len(out)
+	for x >= 100 {
+		q := x / 100
+		r := 2 * (x - 100*q)
+		j -= 2
+		out[j], out[j+1] = digitPairs[r], digitPairs[r+1]
+		x = q
+	}
+	if x >= 10 {
+		out[j-2], out[j-1] = digitPairs[2*x], digitPairs[2*x+1]
+		return
+	}
+	out[j-1] = byte('0' + x)
+}
+
+// putASCII copies s to the start of out (at least as long) and reports
+// whether s is ASCII; when it is not, out has been written over anyway.
+// It moves the bytes in words (the last one overlapping the one before),
+// testing their high bits on the way.
+func putASCII(out []byte, s string) bool {
+	n := len(s)
+	b := unsafe.Slice(unsafe.StringData(s), n)
+	out = out[:n]
+	switch {
+	case n >= 8:
+		var acc uint64
+		for i := 0; i+8 <= n; i += 8 {
+			x := binary.LittleEndian.Uint64(b[i:])
+			acc |= x
+			binary.LittleEndian.PutUint64(out[i:], x)
+		}
+		x := binary.LittleEndian.Uint64(b[n-8:])
+		binary.LittleEndian.PutUint64(out[n-8:], x)
+		return (acc|x)&0x8080808080808080 == 0
+	case n >= 4:
+		x, y := binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint32(b[n-4:])
+		binary.LittleEndian.PutUint32(out, x)
+		binary.LittleEndian.PutUint32(out[n-4:], y)
+		return (x|y)&0x80808080 == 0
+	case n >= 2:
+		x, y := binary.LittleEndian.Uint16(b), binary.LittleEndian.Uint16(b[n-2:])
+		binary.LittleEndian.PutUint16(out, x)
+		binary.LittleEndian.PutUint16(out[n-2:], y)
+		return (x|y)&0x8080 == 0
+	case n == 1:
+		out[0] = b[0]
+		return b[0] < 0x80
+	}
+	return true
+}

@@ -421,6 +421,15 @@ func FormatFen(fen int64) string { return string(appendYuan(nil, fen)) }
 
 // formatFast is format by the digits' positions (mask and pos).
 func (dl *dateLayout) formatFast(dst []byte, v int64) []byte {
+	k := len(dst)
+	dst = append(dst, dl.mask...)
+	dl.putDigits(dst[k:], v)
+	return dst
+}
+
+// putDigits writes the digits of v over a copy of dl.mask in out, at the
+// positions of pos.
+func (dl *dateLayout) putDigits(out []byte, v int64) {
 	var y, mo, d, h, mi, s int64
 	switch dl.ft {
 	case TypeDate:
@@ -431,16 +440,19 @@ func (dl *dateLayout) formatFast(dst []byte, v int64) []byte {
 		dv, cv := v/1000000, v%1000000
 		y, mo, d, h, mi, s = dv/10000, dv/100%100, dv%100, cv/10000, cv/100%100, cv%100
 	}
-	k := len(dst)
-	dst = append(dst, dl.mask...)
-	out := dst[k:]
 	if p := dl.pos[0]; p >= 0 {
 		out[p], out[p+1], out[p+2], out[p+3] = byte('0'+y/1000%10), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10)
 	}
-	for j, n := range [5]int64{mo, d, h, mi, s} {
-		if p := dl.pos[j+1]; p >= 0 {
-			out[p], out[p+1] = byte('0'+n/10), byte('0'+n%10)
-		}
+	putPair(out, dl.pos[1], mo)
+	putPair(out, dl.pos[2], d)
+	putPair(out, dl.pos[3], h)
+	putPair(out, dl.pos[4], mi)
+	putPair(out, dl.pos[5], s)
+}
+
+// putPair writes the two digits of n (0 to 99) at out[p:], unless p < 0.
+func putPair(out []byte, p int, n int64) {
+	if p >= 0 {
+		out[p], out[p+1] = byte('0'+n/10), byte('0'+n%10)
 	}
-	return dst
 }

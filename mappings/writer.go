@@ -54,6 +54,7 @@ type Writer struct {
 	ob      outBuf
 	line    []byte
 	scratch []byte
+	field   []byte // a field encoded apart (encodeFixed)
 	count   int64
 	sums    []int64
 	header  *Record
@@ -311,42 +312,54 @@ func padRun(dst []byte, c byte, n int) []byte {
 }
 
 // encodeFixed writes a fixed-width record, building the line straight in
-// the output buffer. Each field goes through the plan's fast path when it
-// has one (ASCII left-aligned text that fits, non-negative integers that
-// fit, blanks) and through encodeField otherwise.
+// the output buffer: a copy of the schema's padLine (or of the line read,
+// see below), each value then written over its field. Each field goes
+// through the plan's fast path when it has one (ASCII left-aligned text
+// that fits, non-negative integers that fit, blanks, dates by position)
+// and through encodeField otherwise.
 func (w *Writer) encodeFixed(rec *Record) error {
 	s := rec.schema
 	need := s.Length + len(w.l.eol)
 	if err := w.ob.reserve(need); err != nil {
 		return err
 	}
-	line := w.ob.buf
 	var last []lastEncoded
 	// A field still holding the value a Reader of this layout parsed from
 	// bytes that encode it (parsedLine.canon) is copied from the line it
-	// was read from: keep marks those fields; the bytes from pos on are
-	// still to be copied.
+	// was read from: keep marks those fields. The line starts as a copy of
+	// the line read, and each other field is set to its pad first.
 	from := rec.from
 	var keep uint64
 	if from != nil && from.l == w.l && from.schema == s {
 		keep = from.unchanged(rec.Values)
 	}
-	pos := 0
+	base := len(w.ob.buf)
+	var line []byte
+	if keep != 0 {
+		line = append(w.ob.buf, from.line[:s.Length]...)
+	} else {
+		line = append(w.ob.buf, s.padLine...)
+	}
+	rl := line[base:len(line):len(line)]
 	for i := 0; i < len(s.ops); i++ {
 		if keep != 0 {
-			// Skip the run of fields copied, then copy their bytes.
+			// Skip the run of fields copied.
 			if k := keep >> uint(i); k&1 != 0 {
 				if i += bits.TrailingZeros64(^k); i >= len(s.ops) {
 					break
 				}
 			}
-			line = append(line, from.line[pos:s.ops[i].off]...)
-			pos = s.ops[i].end
 		}
 		op := &s.ops[i]
+		out := rl[op.off:op.end]
+		if keep != 0 {
+			copy(out, s.padLine[op.off:op.end])
+		}
 		v := &rec.Values[i]
 		if !v.Set {
-			line = padRun(line, op.blank, op.width)
+			if op.blank != op.pad {
+				fillRun(out, op.blank)
+			}
 			continue
 		}
 		switch op.kind {
@@ -354,11 +367,12 @@ func (w *Writer) encodeFixed(rec *Record) error {
 			if op.right {
 				break
 			}
-			if len(v.Str) <= op.width && isASCIIString(v.Str) {
-				// ASCII is the same bytes in every supported charset.
-				line = append(line, v.Str...)
-				line = padRun(line, op.pad, op.width-len(v.Str))
-				continue
+			if len(v.Str) <= op.width {
+				if putASCII(out, v.Str) {
+					// ASCII is the same bytes in every supported charset.
+					continue
+				}
+				copy(out, s.padLine[op.off:op.end])
 			}
 			// Other text (names, remarks) is often the same as in the
 			// record before: its encoding is kept.
@@ -369,55 +383,42 @@ func (w *Writer) encodeFixed(rec *Record) error {
 				last = w.last[s.Kind]
 			}
 			if m := &last[i]; m.ok && v.Str == m.str {
-				line = append(line, m.enc...)
-				line = padRun(line, op.pad, op.width-len(m.enc))
+				copy(out, m.enc)
 				continue
 			}
-			// Else it is encoded in place; if that fails or does not
-			// fit, encodeField does it again and reports or truncates.
-			k := len(line)
-			if enc, err := w.l.codec.encode(line, v.Str); err == nil && len(enc)-k <= op.width {
+			// Else it is encoded; if that fails or does not fit,
+			// encodeField does it again and reports or truncates.
+			if enc, err := w.l.codec.encode(w.field[:0], v.Str); err == nil && len(enc) <= op.width {
+				w.field = enc
 				m := &last[i]
-				m.str, m.enc, m.ok = v.Str, append(m.enc[:0], enc[k:]...), true
-				line = padRun(enc, op.pad, op.width-(len(enc)-k))
+				m.str, m.enc, m.ok = v.Str, append(m.enc[:0], enc...), true
+				copy(out, enc)
 				continue
 			}
-			line = line[:k]
 		case opInt:
 			if x := v.Int; x >= 0 && (op.limit == 0 || x < op.limit) {
-				k := len(line)
-				line = padRun(line, op.pad, op.width)
-				out := line[k : k+op.width]
-				for j := op.width - 1; ; j-- {
-					out[j] = byte('0' + x%10)
-					x /= 10
-					if x == 0 {
-						break
-					}
-				}
+				putDigits(out, x)
 				continue
 			}
 		case opDate:
 			if f := &s.Fields[i]; f.date.mask != "" && len(f.date.mask) <= op.width {
-				k := len(line)
 				padN := op.width - len(f.date.mask)
-				line = padRun(line, op.pad, padN)
-				line = f.date.formatFast(line, v.Int)
-				if padN == 0 || op.pad != '0' || line[k+padN] != '-' {
+				copy(out[padN:], f.date.mask)
+				f.date.putDigits(out[padN:], v.Int)
+				if padN == 0 || op.pad != '0' || out[padN] != '-' {
 					continue
 				}
 				// A leading minus goes before zero padding: the
 				// general path's rule.
-				line = line[:k]
 			}
 		}
-		var err error
-		if line, err = w.encodeField(line, rec, i); err != nil {
+		// The general path writes the whole field.
+		enc, err := w.encodeField(w.field[:0], rec, i)
+		if err != nil {
 			return err
 		}
-	}
-	if keep != 0 {
-		line = append(line, from.line[pos:s.ops[len(s.ops)-1].end]...)
+		w.field = enc
+		copy(out, enc)
 	}
 	w.ob.buf = append(line, w.l.eol...)
 	return w.ob.flushFull()
