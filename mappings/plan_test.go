@@ -215,7 +215,9 @@ func randomValue(rng *rand.Rand, f *Field) Value {
 		return Value{Int: n, Set: true}
 	}
 	var s string
-	switch rng.IntN(8) {
+	switch rng.IntN(9) {
+	case 8: // short, ending in a character outside ASCII or a bad byte
+		s = strings.Repeat("a", rng.IntN(7)) + [...]string{"é", "\xff"}[rng.IntN(2)]
 	case 0:
 		s = "张伟"
 	case 1:
