@@ -351,14 +351,13 @@ func (w *Writer) encodeFixed(rec *Record) error {
 			}
 		}
 		op := &s.ops[i]
-		out := rl[op.off:op.end]
 		if keep != 0 {
-			copy(out, s.padLine[op.off:op.end])
+			copy(rl[op.off:op.end], s.padLine[op.off:op.end])
 		}
 		v := &rec.Values[i]
 		if !v.Set {
 			if op.blank != op.pad {
-				fillRun(out, op.blank)
+				fillRun(rl[op.off:op.end], op.blank)
 			}
 			continue
 		}
@@ -368,11 +367,11 @@ func (w *Writer) encodeFixed(rec *Record) error {
 				break
 			}
 			if len(v.Str) <= op.width {
-				if putASCII(out, v.Str) {
+				if putASCII(rl[op.off:], v.Str) {
 					// ASCII is the same bytes in every supported charset.
 					continue
 				}
-				copy(out, s.padLine[op.off:op.end])
+				copy(rl[op.off:op.end], s.padLine[op.off:op.end])
 			}
 			// Other text (names, remarks) is often the same as in the
 			// record before: its encoding is kept.
@@ -383,7 +382,7 @@ func (w *Writer) encodeFixed(rec *Record) error {
 				last = w.last[s.Kind]
 			}
 			if m := &last[i]; m.ok && v.Str == m.str {
-				copy(out, m.enc)
+				copy(rl[op.off:], m.enc)
 				continue
 			}
 			// Else it is encoded; if that fails or does not fit,
@@ -392,20 +391,21 @@ func (w *Writer) encodeFixed(rec *Record) error {
 				w.field = enc
 				m := &last[i]
 				m.str, m.enc, m.ok = v.Str, append(m.enc[:0], enc...), true
-				copy(out, enc)
+				copy(rl[op.off:], enc)
 				continue
 			}
 		case opInt:
 			if x := v.Int; x >= 0 && (op.limit == 0 || x < op.limit) {
-				putDigits(out, x)
+				putDigits(rl[:op.end], x)
 				continue
 			}
 		case opDate:
 			if f := &s.Fields[i]; f.date.mask != "" && len(f.date.mask) <= op.width {
 				padN := op.width - len(f.date.mask)
-				copy(out[padN:], f.date.mask)
-				f.date.putDigits(out[padN:], v.Int)
-				if padN == 0 || op.pad != '0' || out[padN] != '-' {
+				out := rl[op.off+padN : op.end]
+				copy(out, f.date.mask)
+				f.date.putDigits(out, v.Int)
+				if padN == 0 || op.pad != '0' || out[0] != '-' {
 					continue
 				}
 				// A leading minus goes before zero padding: the
@@ -418,7 +418,7 @@ func (w *Writer) encodeFixed(rec *Record) error {
 			return err
 		}
 		w.field = enc
-		copy(out, enc)
+		copy(rl[op.off:op.end], enc)
 	}
 	w.ob.buf = append(line, w.l.eol...)
 	return w.ob.flushFull()
