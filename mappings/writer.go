@@ -341,20 +341,22 @@ func (w *Writer) encodeFixed(rec *Record) error {
 		line = append(w.ob.buf, s.padLine...)
 	}
 	rl := line[base:len(line):len(line)]
-	for i := 0; i < len(s.ops); i++ {
+	ops := s.ops
+	vals := rec.Values[:len(ops)]
+	for i := 0; i < len(ops); i++ {
 		if keep != 0 {
 			// Skip the run of fields copied.
 			if k := keep >> uint(i); k&1 != 0 {
-				if i += bits.TrailingZeros64(^k); i >= len(s.ops) {
+				if i += bits.TrailingZeros64(^k); i >= len(ops) {
 					break
 				}
 			}
 		}
-		op := &s.ops[i]
+		op := &ops[i]
 		if keep != 0 {
 			copy(rl[op.off:op.end], s.padLine[op.off:op.end])
 		}
-		v := &rec.Values[i]
+		v := &vals[i]
 		if !v.Set {
 			if op.blank != op.pad {
 				fillRun(rl[op.off:op.end], op.blank)
