@@ -1,5 +1,6 @@
-// Package monitortest has a recorder of monitor events for tests of the
-// packages that emit them.
+// Package monitortest has recorders of monitor events and alerts, and the
+// real expectation tracker over a throwaway event store, for tests of the
+// packages that emit events and register expectations.
 package monitortest
 
 import (

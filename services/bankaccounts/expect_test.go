@@ -3,9 +3,6 @@ package bankaccounts
 import (
 	"context"
 	"errors"
-	"fmt"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,34 +10,9 @@ import (
 	"github.com/shanghai-mca/mzhub/connectors/bank"
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/monitor/expect"
-	"github.com/shanghai-mca/mzhub/monitor/store/sqlite"
+	"github.com/shanghai-mca/mzhub/monitor/monitortest"
 	"github.com/shanghai-mca/mzhub/services/disbursement/synth"
 )
-
-// raised records the tracker's alerts.
-type raised struct {
-	mu   sync.Mutex
-	list []monitor.Alert
-}
-
-func (r *raised) Raise(_ context.Context, a monitor.Alert) (bool, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.list = append(r.list, a)
-	return true, nil
-}
-
-// missedEvents records the tracker's events.
-type missedEvents struct {
-	mu  sync.Mutex
-	evs []monitor.Event
-}
-
-func (m *missedEvents) Emit(ev monitor.Event) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.evs = append(m.evs, ev)
-}
 
 // failOnce fails its first registration (a crash after the upload).
 type failOnce struct {
@@ -66,42 +38,26 @@ func (f *failOnce) Expect(ctx context.Context, e monitor.Expectation) error {
 func TestResultExpectations(t *testing.T) {
 	ctx := context.Background()
 	e := start(t, nil, t.TempDir())
-	mon, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "monitor.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = mon.Close() })
-	if err := expect.Migrate(ctx, e.db); err != nil {
-		t.Fatal(err)
-	}
 	// The tracker's clock starts before the service's first event and is
 	// set to the real time before each check (the service runs on it).
 	fc := clock.NewFake(time.Now().Add(-time.Second))
-	al, em := &raised{}, &missedEvents{}
-	tr, err := expect.New(e.db, mon, expect.Options{Clock: fc, Alerts: al, Emit: em})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mon := monitortest.NewExpectations(t, e.db, fc)
+	tr := mon.Tracker
 	e.svc.expect, e.svc.due = tr, 6*time.Hour
 	// store moves the service's events into the monitor store, as the hub's writer does.
-	var seq int
 	store := func() {
 		t.Helper()
 		var evs []monitor.Event
 		for {
 			select {
 			case ev := <-e.ev.ch:
-				seq++
-				ev.ID = fmt.Sprintf("ev-%d", seq)
 				evs = append(evs, ev)
 				continue
 			default:
 			}
 			break
 		}
-		if err := mon.Append(ctx, evs); err != nil {
-			t.Fatal(err)
-		}
+		mon.Store(t, evs...)
 	}
 	g := synth.New(11)
 	p, q := g.Next(), g.Next()
@@ -169,16 +125,12 @@ func TestResultExpectations(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("%d expectations, want 2: %v", len(got), got)
 	}
-	em.mu.Lock()
-	defer em.mu.Unlock()
-	if len(em.evs) != 1 || em.evs[0].Type != monitor.ExpectationMissed || em.evs[0].Partner != "bank.ccb" || em.evs[0].Flow != "account-open" ||
-		em.evs[0].Attrs["expectation"] != ExpectationFor("ccb", name) {
-		t.Fatalf("missed events: %+v", em.evs)
+	if evs := mon.Missed.Events(); len(evs) != 1 || evs[0].Type != monitor.ExpectationMissed || evs[0].Partner != "bank.ccb" || evs[0].Flow != "account-open" ||
+		evs[0].Attrs["expectation"] != ExpectationFor("ccb", name) {
+		t.Fatalf("missed events: %+v", evs)
 	}
-	al.mu.Lock()
-	defer al.mu.Unlock()
-	if len(al.list) != 1 || al.list[0].Rule != "expectation" || al.list[0].Partner != "bank.ccb" || al.list[0].Severity != monitor.SevCritical {
-		t.Fatalf("alerts: %+v", al.list)
+	if al := mon.Alerts.List(); len(al) != 1 || al[0].Rule != "expectation" || al[0].Partner != "bank.ccb" || al[0].Severity != monitor.SevCritical {
+		t.Fatalf("alerts: %+v", al)
 	}
 }
 

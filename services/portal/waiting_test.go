@@ -3,24 +3,15 @@ package portal
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/shanghai-mca/mzhub/connectors/joblib"
 	"github.com/shanghai-mca/mzhub/connectors/joblib/joblibsim"
 	"github.com/shanghai-mca/mzhub/monitor"
-	"github.com/shanghai-mca/mzhub/monitor/expect"
-	"github.com/shanghai-mca/mzhub/monitor/store/sqlite"
+	"github.com/shanghai-mca/mzhub/monitor/monitortest"
 	"github.com/shanghai-mca/mzhub/store/storetest"
 )
-
-type recAlerts struct{ list []monitor.Alert }
-
-func (r *recAlerts) Raise(_ context.Context, a monitor.Alert) (bool, error) {
-	r.list = append(r.list, a)
-	return true, nil
-}
 
 // TestWaitingApplicationsAreExpected: an application that waits for its
 // item's first register is not left waiting unseen. The monitor's
@@ -33,20 +24,8 @@ func TestWaitingApplicationsAreExpected(t *testing.T) {
 		t.Run(fmt.Sprintf("register=%v", registerComes), func(t *testing.T) {
 			ctx := context.Background()
 			e := newEnv(t, joblibsim.Options{}, nil)
-			tdb := storetest.Open(t)
-			if err := expect.Migrate(ctx, tdb); err != nil {
-				t.Fatal(err)
-			}
-			st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "monitor.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = st.Close() })
-			al := &recAlerts{}
-			tr, err := expect.New(tdb, st, expect.Options{Clock: e.clk, Alerts: al})
-			if err != nil {
-				t.Fatal(err)
-			}
+			mon := monitortest.NewExpectations(t, storetest.Open(t), e.clk)
+			tr, al := mon.Tracker, mon.Alerts
 			e.svc.d.Expect = tr
 
 			arrived := e.clk.Now()
@@ -83,12 +62,7 @@ func TestWaitingApplicationsAreExpected(t *testing.T) {
 			e.events.mu.Lock()
 			evs := append([]monitor.Event(nil), e.events.evs...)
 			e.events.mu.Unlock()
-			for i := range evs {
-				evs[i].ID = fmt.Sprintf("ev-%d", i)
-			}
-			if err := st.Append(ctx, evs); err != nil {
-				t.Fatal(err)
-			}
+			mon.Store(t, evs...)
 			e.clk.Set(x.Due.Add(time.Second))
 			if err := tr.Check(ctx); err != nil {
 				t.Fatal(err)
@@ -104,11 +78,11 @@ func TestWaitingApplicationsAreExpected(t *testing.T) {
 			if list[0].State != want {
 				t.Fatalf("expectation %s, want %s", list[0].State, want)
 			}
-			if registerComes != (len(al.list) == 0) {
-				t.Fatalf("alerts %+v", al.list)
+			if registerComes != (len(al.List()) == 0) {
+				t.Fatalf("alerts %+v", al.List())
 			}
-			if !registerComes && (al.list[0].Partner != PartnerBusiness || al.list[0].Severity != monitor.SevCritical) {
-				t.Fatalf("alert %+v", al.list[0])
+			if !registerComes && (al.List()[0].Partner != PartnerBusiness || al.List()[0].Severity != monitor.SevCritical) {
+				t.Fatalf("alert %+v", al.List()[0])
 			}
 		})
 	}
