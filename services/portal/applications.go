@@ -77,12 +77,16 @@ func (s *Service) hasRegister(ctx context.Context, tx *sql.Tx, item string) (boo
 	return n > 0, err
 }
 
+// waitingForRegister selects the applications of an item (first argument)
+// that wait for its register: 预审 passed (second argument), nothing more.
+const waitingForRegister = `item_code = ? AND closed = 0 AND stage = ?`
+
 // answerHeld answers the applications of a register-answered item that
 // waited for its register (预审 passed, nothing more), in the order they
 // arrived, now that a register was taken in tx; it returns how many.
 func (s *Service) answerHeld(ctx context.Context, tx *sql.Tx, item *compiledItem) (int, error) {
 	rows, err := tx.QueryContext(ctx, s.db.Rebind(`SELECT application_id, person_key, person_sealed FROM portal_applications
-		WHERE item_code = ? AND closed = 0 AND stage = ? ORDER BY received_at, application_id`), item.Code, joblib.NodePreReview)
+		WHERE `+waitingForRegister+` ORDER BY received_at, application_id`), item.Code, joblib.NodePreReview)
 	if err != nil {
 		return 0, err
 	}
@@ -117,6 +121,20 @@ func (s *Service) answerHeld(ctx context.Context, tx *sql.Tx, item *compiledItem
 // register while applications wait for it.
 func RegisterExpectation(item string) string { return "register " + item + " for waiting applications" }
 
+// expectRegisters registers, again, the expectation of each register that
+// applications wait for (a round's step): a registration that failed after
+// an application's commit is made at the next round. Registering again is a
+// no-op (same name, same due time).
+func (s *Service) expectRegisters(ctx context.Context) error {
+	var errs []error
+	for _, code := range s.itemCodes() {
+		if s.items[code].Answer == AnswerRegister {
+			errs = append(errs, s.expectRegister(ctx, code))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // expectRegister tells the monitor that applications of item wait for its
 // first register: due RegisterWait after the oldest of them arrived, met
 // by the event that says they were answered (reconciled, from an
@@ -130,7 +148,7 @@ func (s *Service) expectRegister(ctx context.Context, item string) error {
 	}
 	var oldest sql.NullInt64
 	if err := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT MIN(received_at) FROM portal_applications
-		WHERE item_code = ? AND closed = 0 AND stage = ?`), item, joblib.NodePreReview).Scan(&oldest); err != nil {
+		WHERE `+waitingForRegister), item, joblib.NodePreReview).Scan(&oldest); err != nil {
 		return err
 	}
 	if !oldest.Valid {

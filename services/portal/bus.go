@@ -197,7 +197,8 @@ func (s *Service) applyApplication(ctx context.Context, msg bus.Message) error {
 	}
 	if held {
 		// The application is taken; a failure here must not nack it (a
-		// redelivery finds it taken and would not come back here).
+		// redelivery finds it taken and would not come back here): the
+		// next round registers it again (expectRegisters).
 		if err := s.expectRegister(ctx, a.ItemCode); err != nil {
 			s.log.Error("portal: expect the register for a waiting application", "item", a.ItemCode, "application", a.ApplicationID, "err", err)
 		}

@@ -404,8 +404,7 @@ func (s *Service) takeFile(ctx context.Context, name string) error {
 	if answered > 0 {
 		// Meets the monitor's expectation of the register (expectRegister).
 		s.emit(monitor.Event{Partner: PartnerBusiness, Flow: FlowInbox, Direction: monitor.Internal, Type: monitor.Reconciled, Status: monitor.OK,
-			ExchangeID: ev.ExchangeID + ":waiting", FileName: name, Digest: digest, Records: int64(answered),
-			Attrs: map[string]string{"answered": "applications that waited for the register"}})
+			ExchangeID: ev.ExchangeID + ":waiting", FileName: name, Digest: digest, Records: int64(answered)})
 	}
 	s.log.Info("portal: inbox file taken", "file", name, "records", good, "refused", len(bad), "refused_whole", whole != nil)
 	return nil

@@ -194,6 +194,7 @@ func (s *Service) Round(ctx context.Context) error {
 	step("inbox", s.scanInbox)
 	step("push plan", s.planPushes)
 	step("expect", s.expectPush)
+	step("expect registers", s.expectRegisters)
 	step("payouts", s.planPayouts)
 	step("outbox", s.Drain)
 	return errors.Join(errs...)

@@ -2,7 +2,10 @@ package portal
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,5 +88,54 @@ func TestWaitingApplicationsAreExpected(t *testing.T) {
 				t.Fatalf("alert %+v", al.List()[0])
 			}
 		})
+	}
+}
+
+// downExpecter refuses registrations while down (the monitor's database
+// unreachable for a moment), counting them.
+type downExpecter struct {
+	Expecter
+	down    atomic.Bool
+	refused atomic.Int32
+}
+
+func (d *downExpecter) Expect(ctx context.Context, e monitor.Expectation) error {
+	if d.down.Load() {
+		d.refused.Add(1)
+		return errors.New("monitor store down")
+	}
+	return d.Expecter.Expect(ctx, e)
+}
+
+// TestFailedRegisterExpectationIsMadeNextRound: when the expectation
+// cannot be registered right after the application's commit, the next
+// round registers it, counting from the application's arrival.
+func TestFailedRegisterExpectationIsMadeNextRound(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, joblibsim.Options{}, nil)
+	mon := monitortest.NewExpectations(t, storetest.Open(t), e.clk)
+	dx := &downExpecter{Expecter: mon.Tracker}
+	dx.down.Store(true)
+	e.svc.d.Expect = dx
+	arrived := e.clk.Now()
+	e.sim.AddApplication(application("SBJZ00000021", "MZ-JZZM", joblib.ChannelWeb, idFor("310110", "19800101", 3), "310110"))
+	// The refusal comes after the application's commit, or in the
+	// round's own step when the feed delivered it before that step.
+	if err := e.round(); err != nil && !strings.Contains(err.Error(), "monitor store down") {
+		t.Fatal(err)
+	}
+	if dx.refused.Load() == 0 {
+		t.Fatal("the waiting application did not try to register the expectation")
+	}
+	if list, err := mon.Between(ctx, arrived, arrived.Add(24*time.Hour)); err != nil || len(list) != 0 {
+		t.Fatalf("expectations while the monitor was down: %+v, %v", list, err)
+	}
+	dx.down.Store(false)
+	if err := e.round(); err != nil {
+		t.Fatal(err)
+	}
+	list, err := mon.Between(ctx, arrived, arrived.Add(24*time.Hour))
+	if err != nil || len(list) != 1 || list[0].Name != RegisterExpectation("MZ-JZZM") || list[0].From.Before(arrived) || list[0].From.After(arrived.Add(time.Minute)) {
+		t.Fatalf("expectations after the next round: %+v, %v", list, err)
 	}
 }
