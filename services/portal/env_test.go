@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -127,9 +129,15 @@ type countBus struct {
 	bus.Bus
 	mu sync.Mutex
 	n  map[string]int
+	// outDown refuses what the service publishes for the routes (the
+	// topics but the three the routes publish to it).
+	outDown atomic.Bool
 }
 
 func (b *countBus) Publish(ctx context.Context, topic string, msgs ...bus.Message) error {
+	if b.outDown.Load() && topic != TopicApplications && topic != TopicCases && topic != TopicAnswers {
+		return errors.New("bus down")
+	}
 	err := b.Bus.Publish(ctx, topic, msgs...)
 	if err == nil {
 		b.mu.Lock()

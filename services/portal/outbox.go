@@ -95,6 +95,7 @@ func (s *Service) Drain(ctx context.Context) error {
 	var errs []error
 	for _, sd := range s.senders() {
 		if err := s.drainKind(ctx, sd); err != nil {
+			s.stepFailed(ctx, sd.partner, sd.flow, "outbox "+sd.kind, err)
 			errs = append(errs, fmt.Errorf("%s: %w", sd.kind, err))
 		}
 	}
@@ -336,7 +337,7 @@ func (s *Service) publish(ctx context.Context, sd sender, key string, rows []out
 		s.emit(monitor.Event{Partner: sd.partner, Flow: sd.flow, Direction: monitor.Outbound, Type: monitor.Failed, Status: monitor.Error,
 			ExchangeID: key, Records: int64(len(rows)), RecordsFailed: int64(len(rows)), Attempt: rows[0].attempts,
 			ErrorClass: "bus", ErrorMessage: mask.Text(err.Error())})
-		return fmt.Errorf("portal: publish %s: %w", key, err)
+		return reportedError{fmt.Errorf("portal: publish %s: %w", key, err)}
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/security/fieldcrypt"
+	"github.com/shanghai-mca/mzhub/security/mask"
 	"github.com/shanghai-mca/mzhub/services/disbursement"
 	"github.com/shanghai-mca/mzhub/store"
 )
@@ -41,6 +42,11 @@ const (
 	FlowConfirm   = "mianshen-confirm"
 	FlowPayout    = "mianshen-payout"
 	componentName = "portal"
+
+	// ErrCodeStepFailed is the error code of the failed event a round's
+	// step emits when it could not finish (the store, the inbox folder);
+	// the step is tried again at the next round.
+	ErrCodeStepFailed = "step_failed"
 )
 
 // Payments reads the allowance disbursement's reconciled outcomes
@@ -183,21 +189,44 @@ func (s *Service) Round(ctx context.Context) error {
 		s.doneMu.Unlock()
 	}()
 	var errs []error
-	step := func(name string, f func(context.Context) error) {
+	// step runs one step; its failure is reported as a failed event of
+	// the step's partner flow (the outbox reports its own, kind by kind).
+	step := func(name, partner, flow string, f func(context.Context) error) {
 		if ctx.Err() != nil {
 			return
 		}
 		if err := f(ctx); err != nil {
+			if partner != "" {
+				s.stepFailed(ctx, partner, flow, name, err)
+			}
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
 	}
-	step("inbox", s.scanInbox)
-	step("push plan", s.planPushes)
-	step("expect", s.expectPush)
-	step("expect registers", s.expectRegisters)
-	step("payouts", s.planPayouts)
-	step("outbox", s.Drain)
+	step("inbox", PartnerBusiness, FlowInbox, s.scanInbox)
+	step("push plan", PartnerMianshen, FlowPush, s.planPushes)
+	step("expect", PartnerMianshen, FlowPush, s.expectPush)
+	step("expect registers", PartnerBusiness, FlowInbox, s.expectRegisters)
+	step("payouts", PartnerMianshen, FlowPayout, s.planPayouts)
+	step("outbox", "", "", s.Drain)
 	return errors.Join(errs...)
+}
+
+// reportedError is a step's error whose failed event was emitted already.
+type reportedError struct{ error }
+
+func (e reportedError) Unwrap() error { return e.error }
+
+// stepFailed reports a failed step (a store or file-system error: what is
+// left is retried at the next round) as a failed event of partner's flow,
+// so that the flow turns red and the error-rate rule alerts, unless the
+// step emitted its own event or the service is stopping.
+func (s *Service) stepFailed(ctx context.Context, partner, flow, step string, err error) {
+	var r reportedError
+	if ctx.Err() != nil || errors.As(err, &r) {
+		return
+	}
+	s.emit(monitor.Event{Partner: partner, Flow: flow, Direction: monitor.Internal, Type: monitor.Failed, Status: monitor.Error,
+		ErrorClass: "internal", ErrorCode: ErrCodeStepFailed, ErrorMessage: mask.Text(step + ": " + err.Error())})
 }
 
 func (s *Service) now() time.Time { return s.d.Clock.Now() }
