@@ -12,6 +12,13 @@ import (
 	"github.com/shanghai-mca/mzhub/monitor"
 )
 
+// quiet waits for the service's round or drain under way, if any (both
+// hold roundMu).
+func (e *env) quiet() {
+	e.svc.roundMu.Lock()
+	e.svc.roundMu.Unlock() // an empty section: it waits for the holder
+}
+
 // stepFailures returns the failed events of flow that a round's step
 // emitted because it could not finish.
 func (r *recEvents) stepFailures(flow string) []monitor.Event {
@@ -67,6 +74,7 @@ func TestFailedStepIsReported(t *testing.T) {
 	if err := os.MkdirAll(e.cfg.Inbox, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	e.quiet() // a background round that listed the file has reported
 	n := len(e.events.stepFailures(FlowInbox))
 	if err := e.round(); err != nil {
 		t.Fatal(err)
@@ -118,13 +126,8 @@ func TestOutboxPublishFailureReportedOnce(t *testing.T) {
 		}
 		return n
 	}
-	// quiet waits for the Drain or round under way (they hold roundMu).
-	quiet := func() {
-		e.svc.roundMu.Lock()
-		e.svc.roundMu.Unlock() //nolint:staticcheck // an empty section: waits for the holder
-	}
 	e.waitFor("the node batch refused by the bus", func() bool { return busFailures() > 0 })
-	quiet()
+	e.quiet()
 	if got := e.events.stepFailures(FlowStatus); len(got) != 0 {
 		t.Fatalf("the publish failure was reported twice: %+v", got)
 	}
@@ -132,7 +135,7 @@ func TestOutboxPublishFailureReportedOnce(t *testing.T) {
 	n := busFailures()
 	e.clk.Advance(2 * e.cfg.RetryMaxWait)
 	_ = e.svc.Round(context.Background())
-	quiet()
+	e.quiet()
 	if busFailures() <= n {
 		t.Fatal("the retry in the round was not refused by the bus")
 	}
