@@ -34,46 +34,64 @@ const (
 
 func batchOf(day string) string { return "accounts-" + day }
 
-// sendBank delivers the bank's files: first those filed but not sent
-// (a crash between filing and upload), then new files of queued requests.
+// sendBank delivers the bank's files, operation by operation: first those
+// filed but not sent (a crash between filing and upload), then new files
+// of queued requests. A failure is reported on the operation's flow and
+// the other operations go on.
 func (s *Service) sendBank(ctx context.Context, bf *bankFlows) error {
-	code := bf.b.Config.Code
-	var pending []string
-	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT name FROM acct_files WHERE bank = ? AND status = 'filed' ORDER BY name`), code)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			rows.Close()
-			return err
-		}
-		pending = append(pending, n)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for _, op := range bank.AccountOps {
-		for {
-			name, err := s.fileQueued(ctx, bf, op)
-			if err != nil {
-				return err
-			}
-			if name == "" {
-				break
-			}
-			pending = append(pending, name)
-		}
-	}
 	var errs []error
-	for _, n := range pending {
-		if err := s.deliver(ctx, bf, n); err != nil {
+	for _, op := range bank.AccountOps {
+		if err := s.sendOp(ctx, bf, op); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (s *Service) sendOp(ctx context.Context, bf *bankFlows, op bank.AccountOp) error {
+	fail := func(err error) error {
+		s.stepFailed(ctx, bf.b.Config.Partner(), op.Flow(), "send", err)
+		return err
+	}
+	pending, err := s.filedNotSent(ctx, bf.b.Config.Code, op)
+	if err != nil {
+		return fail(fmt.Errorf("files of %s not sent: %w", op, err))
+	}
+	for {
+		name, err := s.fileQueued(ctx, bf, op)
+		if err != nil {
+			return fail(err)
+		}
+		if name == "" {
+			break
+		}
+		pending = append(pending, name)
+	}
+	var errs []error
+	for _, n := range pending {
+		if err := s.deliver(ctx, bf, n); err != nil {
+			errs = append(errs, fail(err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// filedNotSent lists the bank's files of op filed but not sent.
+func (s *Service) filedNotSent(ctx context.Context, code string, op bank.AccountOp) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT name FROM acct_files WHERE bank = ? AND op = ? AND status = 'filed' ORDER BY name`), code, string(op))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		names = append(names, n)
+	}
+	return names, rows.Err()
 }
 
 // fileQueued assigns up to MaxPerFile queued requests of op to a new file
@@ -156,10 +174,11 @@ func (s *Service) deliver(ctx context.Context, bf *bankFlows, name string) error
 	if err != nil {
 		s.emit(monitor.Event{Type: monitor.Failed, Status: monitor.Error, Partner: bf.b.Config.Partner(), Flow: op.Flow(), Direction: monitor.Outbound,
 			BatchID: batchOf(day), Stage: StageFiles, FileName: name, ErrorClass: "file", ErrorMessage: mask.Text(err.Error())})
-		return fmt.Errorf("file %s: %w", name, err)
+		return reportedError{fmt.Errorf("file %s: %w", name, err)}
 	}
 	if _, err := c.Upload(ctx, sftp.Outbound{LocalPath: local, Name: name, Records: n, BatchID: batchOf(day), Stage: StageUpload}); err != nil {
-		return fmt.Errorf("upload %s: %w", name, err)
+		// The SFTP connector reports a failed upload with its file.
+		return reportedError{fmt.Errorf("upload %s: %w", name, err)}
 	}
 	now := s.nowMS()
 	due := now + s.due.Milliseconds()
@@ -323,13 +342,17 @@ func (s *Service) expectResults(ctx context.Context, name string) error {
 			continue
 		}
 		base := strings.TrimSuffix(f.name, filepath.Ext(f.name))
-		if err := s.expect.Expect(ctx, monitor.Expectation{Name: ExpectationFor(f.code, f.name), Partner: bf.b.Config.Partner(), Flow: f.op.Flow(),
-			Type: monitor.Downloaded, FilePattern: base + "_RET*", Due: time.UnixMilli(f.due)}); err != nil {
-			errs = append(errs, fmt.Errorf("accounts: expect the result of %s: %w", f.name, err))
-			continue
+		err := s.expect.Expect(ctx, monitor.Expectation{Name: ExpectationFor(f.code, f.name), Partner: bf.b.Config.Partner(), Flow: f.op.Flow(),
+			Type: monitor.Downloaded, FilePattern: base + "_RET*", Due: time.UnixMilli(f.due)})
+		if err == nil {
+			_, err = s.db.ExecContext(ctx, s.db.Rebind(`UPDATE acct_files SET result_expected = 1 WHERE name = ?`), f.name)
 		}
-		if _, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE acct_files SET result_expected = 1 WHERE name = ?`), f.name); err != nil {
-			errs = append(errs, fmt.Errorf("accounts: expect the result of %s: %w", f.name, err))
+		if err != nil {
+			err = fmt.Errorf("accounts: expect the result of %s: %w", f.name, err)
+			if name == "" { // at the pass (after an upload, the next pass retries and reports it)
+				s.stepFailed(ctx, bf.b.Config.Partner(), f.op.Flow(), "result expectation", err)
+			}
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -33,6 +33,9 @@ func (s *Service) pollBank(ctx context.Context, bf *bankFlows) error {
 			return err
 		})
 		if err != nil {
+			// The pass stopped (the listing failed): a file's own fault is
+			// reported by the SFTP connector and not returned.
+			s.stepFailed(ctx, bf.b.Config.Partner(), op.Flow(), "results", err)
 			errs = append(errs, err)
 		}
 	}

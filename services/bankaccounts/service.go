@@ -48,6 +48,31 @@ const (
 	StatusFailed = "failed"
 )
 
+// ErrCodeStepFailed is the error code of the failed event a pass emits
+// when one of its steps could not finish (the state store, the listing of
+// the bank's folder, the monitor's expectations); the step is tried again
+// at the next pass.
+const ErrCodeStepFailed = "step_failed"
+
+// reportedError is an error whose failed event was emitted already (a file
+// that could not be written, an upload the SFTP connector reported).
+type reportedError struct{ error }
+
+func (e reportedError) Unwrap() error { return e.error }
+
+// stepFailed reports a step of a pass that could not finish as a failed
+// event of partner's flow, so that the flow turns red and the error-rate
+// rule alerts, unless its failure was reported already or the service is
+// stopping.
+func (s *Service) stepFailed(ctx context.Context, partner, flow, step string, err error) {
+	var r reportedError
+	if ctx.Err() != nil || errors.As(err, &r) {
+		return
+	}
+	s.emit(monitor.Event{Type: monitor.Failed, Status: monitor.Error, Partner: partner, Flow: flow, Direction: monitor.Internal,
+		ErrorClass: "internal", ErrorCode: ErrCodeStepFailed, ErrorMessage: mask.Text(step + ": " + err.Error())})
+}
+
 // Account states (acct_state.state).
 const (
 	StateVerified     = "verified"
@@ -386,8 +411,10 @@ func (s *Service) Run(ctx context.Context, every time.Duration) error {
 
 // Pass makes one round: for each bank, files and sends the queued requests
 // (one file per operation) and applies the result files waiting. One
-// bank's fault does not stop the others; the errors are joined. It starts
-// with the result expectations a crash after an upload left unregistered.
+// bank's or operation's fault does not stop the others; each is reported
+// as a failed event of the bank's operation flow (stepFailed) and the
+// errors are joined. It starts with the result expectations a crash after
+// an upload left unregistered.
 func (s *Service) Pass(ctx context.Context) error {
 	var errs []error
 	if err := s.expectResults(ctx, ""); err != nil {
