@@ -174,11 +174,11 @@ func (s *Service) deliver(ctx context.Context, bf *bankFlows, name string) error
 	if err != nil {
 		s.emit(monitor.Event{Type: monitor.Failed, Status: monitor.Error, Partner: bf.b.Config.Partner(), Flow: op.Flow(), Direction: monitor.Outbound,
 			BatchID: batchOf(day), Stage: StageFiles, FileName: name, ErrorClass: "file", ErrorMessage: mask.Text(err.Error())})
-		return reportedError{fmt.Errorf("file %s: %w", name, err)}
+		return monitor.Reported(fmt.Errorf("file %s: %w", name, err))
 	}
 	if _, err := c.Upload(ctx, sftp.Outbound{LocalPath: local, Name: name, Records: n, BatchID: batchOf(day), Stage: StageUpload}); err != nil {
 		// The SFTP connector reports a failed upload with its file.
-		return reportedError{fmt.Errorf("upload %s: %w", name, err)}
+		return monitor.Reported(fmt.Errorf("upload %s: %w", name, err))
 	}
 	now := s.nowMS()
 	due := now + s.due.Milliseconds()

@@ -48,29 +48,14 @@ const (
 	StatusFailed = "failed"
 )
 
-// ErrCodeStepFailed is the error code of the failed event a pass emits
-// when one of its steps could not finish (the state store, the listing of
-// the bank's folder, the monitor's expectations); the step is tried again
-// at the next pass.
-const ErrCodeStepFailed = "step_failed"
-
-// reportedError is an error whose failed event was emitted already (a file
-// that could not be written, an upload the SFTP connector reported).
-type reportedError struct{ error }
-
-func (e reportedError) Unwrap() error { return e.error }
-
 // stepFailed reports a step of a pass that could not finish as a failed
-// event of partner's flow, so that the flow turns red and the error-rate
-// rule alerts, unless its failure was reported already or the service is
+// event of partner's flow (monitor.StepFailed), unless its failure was
+// reported already with its file (monitor.Reported) or the service is
 // stopping.
 func (s *Service) stepFailed(ctx context.Context, partner, flow, step string, err error) {
-	var r reportedError
-	if ctx.Err() != nil || errors.As(err, &r) {
-		return
+	if ev, ok := monitor.StepFailed(partner, flow, step, err); ok && ctx.Err() == nil {
+		s.emit(ev)
 	}
-	s.emit(monitor.Event{Type: monitor.Failed, Status: monitor.Error, Partner: partner, Flow: flow, Direction: monitor.Internal,
-		ErrorClass: "internal", ErrorCode: ErrCodeStepFailed, ErrorMessage: mask.Text(step + ": " + err.Error())})
 }
 
 // Account states (acct_state.state).

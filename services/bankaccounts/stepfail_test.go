@@ -27,7 +27,7 @@ func (e *env) stepFailures() map[string][]monitor.Event {
 	for {
 		select {
 		case ev := <-e.ev.ch:
-			if ev.Type == monitor.Failed && ev.ErrorCode == ErrCodeStepFailed {
+			if ev.Type == monitor.Failed && ev.ErrorCode == monitor.ErrCodeStepFailed {
 				out[ev.Partner+" "+ev.Flow] = append(out[ev.Partner+" "+ev.Flow], ev)
 			}
 			continue

@@ -337,7 +337,7 @@ func (s *Service) publish(ctx context.Context, sd sender, key string, rows []out
 		s.emit(monitor.Event{Partner: sd.partner, Flow: sd.flow, Direction: monitor.Outbound, Type: monitor.Failed, Status: monitor.Error,
 			ExchangeID: key, Records: int64(len(rows)), RecordsFailed: int64(len(rows)), Attempt: rows[0].attempts,
 			ErrorClass: "bus", ErrorMessage: mask.Text(err.Error())})
-		return reportedError{fmt.Errorf("portal: publish %s: %w", key, err)}
+		return monitor.Reported(fmt.Errorf("portal: publish %s: %w", key, err))
 	}
 	return nil
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/shanghai-mca/mzhub/monitor"
 	"github.com/shanghai-mca/mzhub/security/audit"
 	"github.com/shanghai-mca/mzhub/security/fieldcrypt"
-	"github.com/shanghai-mca/mzhub/security/mask"
 	"github.com/shanghai-mca/mzhub/services/disbursement"
 	"github.com/shanghai-mca/mzhub/store"
 )
@@ -42,11 +41,6 @@ const (
 	FlowConfirm   = "mianshen-confirm"
 	FlowPayout    = "mianshen-payout"
 	componentName = "portal"
-
-	// ErrCodeStepFailed is the error code of the failed event a round's
-	// step emits when it could not finish (the store, the inbox folder);
-	// the step is tried again at the next round.
-	ErrCodeStepFailed = "step_failed"
 )
 
 // Payments reads the allowance disbursement's reconciled outcomes
@@ -211,22 +205,14 @@ func (s *Service) Round(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// reportedError is a step's error whose failed event was emitted already.
-type reportedError struct{ error }
-
-func (e reportedError) Unwrap() error { return e.error }
-
 // stepFailed reports a failed step (a store or file-system error: what is
-// left is retried at the next round) as a failed event of partner's flow,
-// so that the flow turns red and the error-rate rule alerts, unless the
-// step emitted its own event or the service is stopping.
+// left is retried at the next round) as a failed event of partner's flow
+// (monitor.StepFailed), unless the step emitted its own event
+// (monitor.Reported) or the service is stopping.
 func (s *Service) stepFailed(ctx context.Context, partner, flow, step string, err error) {
-	var r reportedError
-	if ctx.Err() != nil || errors.As(err, &r) {
-		return
+	if ev, ok := monitor.StepFailed(partner, flow, step, err); ok && ctx.Err() == nil {
+		s.emit(ev)
 	}
-	s.emit(monitor.Event{Partner: partner, Flow: flow, Direction: monitor.Internal, Type: monitor.Failed, Status: monitor.Error,
-		ErrorClass: "internal", ErrorCode: ErrCodeStepFailed, ErrorMessage: mask.Text(step + ": " + err.Error())})
 }
 
 func (s *Service) now() time.Time { return s.d.Clock.Now() }

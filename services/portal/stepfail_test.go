@@ -24,7 +24,7 @@ func (e *env) quiet() {
 func (r *recEvents) stepFailures(flow string) []monitor.Event {
 	var out []monitor.Event
 	for _, e := range r.find(flow, monitor.Failed) {
-		if e.ErrorCode == ErrCodeStepFailed {
+		if e.ErrorCode == monitor.ErrCodeStepFailed {
 			out = append(out, e)
 		}
 	}
@@ -91,7 +91,7 @@ func TestReportedStepFailureIsNotRepeated(t *testing.T) {
 	e := newEnv(t, joblibsim.Options{}, nil)
 	e.stop()
 	ctx := context.Background()
-	e.svc.stepFailed(ctx, PartnerJobLib, FlowStatus, "outbox status", reportedError{errors.New("portal: publish b1: bus down")})
+	e.svc.stepFailed(ctx, PartnerJobLib, FlowStatus, "outbox status", monitor.Reported(errors.New("portal: publish b1: bus down")))
 	if got := e.events.stepFailures(FlowStatus); len(got) != 0 {
 		t.Fatalf("a reported failure was reported again: %+v", got)
 	}
